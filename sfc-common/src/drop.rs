@@ -1,0 +1,52 @@
+//! Why the datapath dropped a packet. Grow-only: values are never reused or renumbered, a retired
+//! reason keeps its number and its name gets a `Retired` prefix.
+
+/// A named drop reason; the value is the index into `SFC_DROPS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum DropReason {
+    /// A flow points at a chain that is no longer installed and cannot be reclassified.
+    NoChain = 1,
+    /// The group of the next hop has no usable member (fail-closed).
+    NoMember = 2,
+    /// The port pair picked for a hop is not installed.
+    NoPortPair = 3,
+    /// `bpf_redirect`/`bpf_redirect_peer` refused the target interface.
+    RedirectFailed = 4,
+    /// The flow table refused a new entry.
+    FlowTableFull = 5,
+    /// The packet came back from a service function more times than the chain has hops (loop guard).
+    HopLimit = 6,
+    /// Rewriting the Ethernet header failed.
+    RewriteFailed = 7,
+    /// The per-CPU scratch map was missing (cannot happen once loaded; counted, not assumed).
+    NoScratch = 8,
+}
+
+impl DropReason {
+    /// Every reason, in numeric order, for decoding the counters.
+    pub const ALL: [DropReason; 8] = [
+        DropReason::NoChain,
+        DropReason::NoMember,
+        DropReason::NoPortPair,
+        DropReason::RedirectFailed,
+        DropReason::FlowTableFull,
+        DropReason::HopLimit,
+        DropReason::RewriteFailed,
+        DropReason::NoScratch,
+    ];
+
+    /// The stable name used by `sfc stats`, JSON output and metrics labels.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::NoChain => "no_chain",
+            DropReason::NoMember => "no_member",
+            DropReason::NoPortPair => "no_port_pair",
+            DropReason::RedirectFailed => "redirect_failed",
+            DropReason::FlowTableFull => "flow_table_full",
+            DropReason::HopLimit => "hop_limit",
+            DropReason::RewriteFailed => "rewrite_failed",
+            DropReason::NoScratch => "no_scratch",
+        }
+    }
+}

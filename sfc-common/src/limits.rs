@@ -1,0 +1,32 @@
+//! Bounds shared by the verifier-facing loops and the validator. Defined once, here.
+
+/// 802.1Q / 802.1ad tags walked before giving up on a frame.
+pub const MAX_VLAN_DEPTH: usize = 2;
+/// IPv6 extension headers walked before giving up on finding the transport header.
+pub const MAX_IPV6_EXT_HEADERS: usize = 6;
+/// Port pair groups in one chain (= hops). A flow records one member per hop.
+pub const MAX_HOPS: usize = 16;
+/// Highest `chain_id` (networking-sfc allows 1..=65535; the SPI would allow 24 bits).
+pub const MAX_CHAIN_ID: u32 = 65_535;
+/// Port pair ids are `u16` inside a flow entry; `PORT_PAIR_NONE` marks an empty hop slot.
+pub const MAX_PORT_PAIRS: u32 = 4_096;
+pub const PORT_PAIR_NONE: u16 = u16::MAX;
+/// Port pair groups across all chains.
+pub const MAX_GROUPS: u32 = 1_024;
+/// Members in one port pair group.
+pub const MAX_GROUP_MEMBERS: u32 = 64;
+/// Buckets in a group's consistent-hash (Maglev) table. Prime, and >= 15x `MAX_GROUP_MEMBERS`
+/// so each member's share is within one bucket (~0.1%) of its weight.
+pub const LB_TABLE_SIZE: u32 = 1_021;
+/// Chains installed at once.
+pub const MAX_CHAINS: u32 = 4_096;
+/// Classifier trie entries (all stages together); the trie allocates on demand.
+pub const MAX_CLS_ENTRIES: u32 = 1 << 20;
+/// Distinct classifier results (one per final class).
+pub const MAX_CLS_RESULTS: u32 = 1 << 18;
+/// Interfaces sfc attaches to.
+pub const MAX_IFACES: u32 = 4_096;
+/// Default flow table size; `sfc apply --flow-table-size` overrides it at load time.
+pub const DEFAULT_FLOW_TABLE_SIZE: u32 = 65_536;
+/// Drop reason slots (see `DropReason`); grow-only.
+pub const MAX_DROP_REASONS: u32 = 32;

@@ -1,0 +1,294 @@
+//! Map names, keys and values. The kernel side declares the maps (`sfc-ebpf/src/maps.rs`), the
+//! loader writes configuration maps and reads counters; names here are the pinned file names.
+
+use core::mem::size_of;
+
+use crate::limits::MAX_HOPS;
+
+// ---- names (BPF object names: at most 15 bytes) -------------------------------------------
+
+pub const MAP_IFACES: &str = "SFC_IFACES";
+pub const MAP_CLS: &str = "SFC_CLS";
+pub const MAP_CLS_RES: &str = "SFC_CLS_RES";
+pub const MAP_CHAINS: &str = "SFC_CHAINS";
+pub const MAP_GROUPS: &str = "SFC_GROUPS";
+pub const MAP_LB: &str = "SFC_LB";
+pub const MAP_PORT_PAIRS: &str = "SFC_PORT_PAIRS";
+pub const MAP_FLOWS: &str = "SFC_FLOWS";
+pub const MAP_HOP_STATS: &str = "SFC_HOP_STATS";
+pub const MAP_IF_STATS: &str = "SFC_IF_STATS";
+pub const MAP_DROPS: &str = "SFC_DROPS";
+
+/// Every map the loader pins, in a stable order.
+pub const ALL_MAPS: [&str; 11] = [
+    MAP_IFACES,
+    MAP_CLS,
+    MAP_CLS_RES,
+    MAP_CHAINS,
+    MAP_GROUPS,
+    MAP_LB,
+    MAP_PORT_PAIRS,
+    MAP_FLOWS,
+    MAP_HOP_STATS,
+    MAP_IF_STATS,
+    MAP_DROPS,
+];
+
+/// Program names (the function names of the entry points).
+pub const PROG_TC_INGRESS: &str = "sfc_tc_ingress";
+
+// ---- interfaces ----------------------------------------------------------------------------
+
+/// The interface is a flow classifier's `logical_source_port`: classify new flows here.
+pub const ROLE_SOURCE: u32 = 1 << 0;
+/// The interface is a port pair's `egress`: packets here come back from a service function.
+pub const ROLE_SF_EGRESS: u32 = 1 << 1;
+/// The interface is a port pair's `ingress` (informational: nothing arrives there from sfc).
+pub const ROLE_SF_INGRESS: u32 = 1 << 2;
+/// The interface is a classifier's `logical_destination_port`.
+pub const ROLE_DEST: u32 = 1 << 3;
+
+/// `SFC_IFACES`: ifindex -> what the interface is to sfc.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfaceEntry {
+    /// `ROLE_*` bits.
+    pub roles: u32,
+    /// With `ROLE_SF_EGRESS`: the port pair whose egress this is.
+    pub port_pair: u32,
+    /// `IF_F_*` bits.
+    pub flags: u32,
+}
+const _: () = assert!(size_of::<IfaceEntry>() == 12);
+
+/// `IfaceEntry::flags`: a veth whose peer is in another namespace; packets for it are handed to
+/// the peer's ingress with `bpf_redirect_peer` instead of being transmitted.
+pub const IF_F_PEER: u32 = 1 << 0;
+
+/// `SFC_IF_STATS` (per-CPU): ifindex -> what the program saw there.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfStats {
+    /// New flows classified into a chain at this logical source port, and their later packets.
+    pub classified: u64,
+    /// Packets left untouched (no classifier matched, not IP, not a chain flow).
+    pub unclassified: u64,
+    /// Packets that came back from a service function and were steered on.
+    pub from_sf: u64,
+    /// Packets the parser could not read (truncated, bogus lengths); passed untouched.
+    pub malformed: u64,
+}
+const _: () = assert!(size_of::<IfStats>() == 32);
+
+// ---- classification -------------------------------------------------------------------------
+//
+// Classification is a fixed pipeline of longest-prefix-match lookups in one LPM trie,
+// one lookup per field (see sfc-ebpf/src/classify.rs for the scheme and why):
+//   stage 1  class = ingress ifindex,  data = ethertype (2) + destination address (16)
+//   stage 2  class = from stage 1,      data = source address (16)
+//   stage 3  class = from stage 2,      data = IP protocol (1)
+//   stage 4  class = from stage 3,      data = destination port (2, big endian)
+//   stage 5  class = from stage 4,      data = source port (2, big endian)
+// The class after stage 5 indexes `SFC_CLS_RES`. Classes after stage 1 are allocated by the
+// compiler from `CLASS_BASE` so they never collide with an ifindex.
+
+/// First class id the compiler hands out; ids below it are ifindexes (stage 1).
+pub const CLASS_BASE: u32 = 0x8000_0000;
+/// Number of lookup stages.
+pub const CLS_STAGES: usize = 5;
+/// Bits of `ClsKey::class` (always matched in full).
+pub const CLS_CLASS_BITS: u32 = 32;
+/// Bytes of `ClsKey::data`.
+pub const CLS_DATA_LEN: usize = 20;
+
+/// `SFC_CLS` LPM key data (the trie prepends the 32-bit prefix length).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClsKey {
+    /// Previous stage's class (stage 1: the ingress ifindex), matched in full. Big endian so the
+    /// trie's bit order and the value agree.
+    pub class: [u8; 4],
+    pub data: [u8; CLS_DATA_LEN],
+}
+const _: () = assert!(size_of::<ClsKey>() == 24);
+
+/// `SFC_CLS_RES`: final class -> which chain a packet enters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClsResult {
+    pub chain_id: u32,
+    /// Index of the flow classifier in the compiled state (for counters and `explain`).
+    pub classifier: u32,
+    /// `logical_destination_port` ifindex, 0 = hand back to the host after the last hop.
+    pub dst_ifindex: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<ClsResult>() == 16);
+
+// ---- chains, groups, port pairs -------------------------------------------------------------
+
+/// `ChainEntry::flags`: install the reverse flow so replies cross the same members backwards.
+pub const CHAIN_F_SYMMETRIC: u32 = 1 << 0;
+
+/// `SFC_CHAINS`: chain_id -> ordered groups.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChainEntry {
+    pub n_hops: u32,
+    pub flags: u32,
+    /// Group id per hop; entries past `n_hops` are 0 and never read.
+    pub groups: [u32; MAX_HOPS],
+}
+const _: () = assert!(size_of::<ChainEntry>() == 8 + 4 * MAX_HOPS);
+
+/// Fields hashed to pick a group member (`lb_fields`).
+pub const LB_IP_SRC: u32 = 1 << 0;
+pub const LB_IP_DST: u32 = 1 << 1;
+pub const LB_IP_PROTO: u32 = 1 << 2;
+pub const LB_L4_SRC: u32 = 1 << 3;
+pub const LB_L4_DST: u32 = 1 << 4;
+pub const LB_DEFAULT: u32 = LB_IP_SRC | LB_IP_DST | LB_IP_PROTO | LB_L4_SRC | LB_L4_DST;
+
+/// `GroupEntry::failure_policy`.
+pub const FAIL_CLOSED: u32 = 0;
+pub const FAIL_OPEN: u32 = 1;
+
+/// `SFC_GROUPS`: group id -> how to pick a member.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupEntry {
+    /// Members currently usable; 0 means the group is down (apply `failure_policy`).
+    pub n_members: u32,
+    /// `LB_*` bits.
+    pub lb_fields: u32,
+    /// `FAIL_CLOSED` or `FAIL_OPEN`.
+    pub failure_policy: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<GroupEntry>() == 16);
+
+/// `SFC_LB` key: one bucket of a group's consistent-hash table; the value is a port pair id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LbKey {
+    pub group: u32,
+    pub bucket: u32,
+}
+const _: () = assert!(size_of::<LbKey>() == 8);
+
+/// `PortPairEntry::flags`: the ingress is a veth whose peer is in another namespace, so the
+/// packet can be handed straight to the peer's ingress with `bpf_redirect_peer`.
+pub const PP_F_PEER: u32 = 1 << 0;
+
+/// `SFC_PORT_PAIRS`: port pair id -> where to send packets into the service function.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortPairEntry {
+    pub ingress_ifindex: u32,
+    pub egress_ifindex: u32,
+    /// MAC address of the service function's interface behind `ingress`.
+    pub ingress_mac: [u8; 6],
+    pub _pad: [u8; 2],
+    pub flags: u32,
+}
+const _: () = assert!(size_of::<PortPairEntry>() == 20);
+
+// ---- flows ------------------------------------------------------------------------------------
+
+pub const FAMILY_V4: u8 = 4;
+pub const FAMILY_V6: u8 = 6;
+
+/// `SFC_FLOWS` key: the 5-tuple as it appears in the packet. IPv4 addresses take the first four
+/// bytes of the 16; ports are in network byte order (0 for protocols without ports).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub sport: [u8; 2],
+    pub dport: [u8; 2],
+    pub proto: u8,
+    /// `FAMILY_V4` or `FAMILY_V6`.
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+const _: () = assert!(size_of::<FlowKey>() == 40);
+
+/// `FlowEntry::flags`: this entry was installed for the reverse direction of a symmetric chain.
+pub const FLOW_F_REVERSE: u8 = 1 << 0;
+
+/// `SFC_FLOWS` value: the path a flow is pinned to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowEntry {
+    pub chain_id: u32,
+    /// Where to deliver after the last hop (0 = back to the host).
+    pub dst_ifindex: u32,
+    pub n_hops: u8,
+    pub flags: u8,
+    /// Service index of the last hop this flow was sent to (RFC 8300: 255 at entry, -1 per hop).
+    pub si: u8,
+    pub _pad: u8,
+    pub _pad2: u32,
+    /// Port pair id picked at each hop; `PORT_PAIR_NONE` past `n_hops` (or a skipped hop).
+    pub members: [u16; MAX_HOPS],
+}
+const _: () = assert!(size_of::<FlowEntry>() == 16 + 2 * MAX_HOPS);
+
+impl Default for FlowEntry {
+    fn default() -> Self {
+        Self {
+            chain_id: 0,
+            dst_ifindex: 0,
+            n_hops: 0,
+            flags: 0,
+            si: 0,
+            _pad: 0,
+            _pad2: 0,
+            members: [crate::limits::PORT_PAIR_NONE; MAX_HOPS],
+        }
+    }
+}
+
+// ---- counters ---------------------------------------------------------------------------------
+
+/// `SFC_HOP_STATS` key (per-CPU): packets sent into a member at a hop of a chain.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HopStatsKey {
+    pub chain_id: u32,
+    /// 0-based hop index (SI = 255 - hop).
+    pub hop: u32,
+    pub port_pair: u32,
+}
+const _: () = assert!(size_of::<HopStatsKey>() == 12);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+const _: () = assert!(size_of::<Counter>() == 16);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::{
+        ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, GroupEntry, HopStatsKey,
+        IfStats, IfaceEntry, LbKey, PortPairEntry,
+    };
+    // SAFETY: all of these are #[repr(C)], contain only integers and byte arrays, and have no
+    // implicit padding (explicit `_pad` fields and size assertions above).
+    unsafe impl aya::Pod for IfaceEntry {}
+    unsafe impl aya::Pod for IfStats {}
+    unsafe impl aya::Pod for ClsKey {}
+    unsafe impl aya::Pod for ClsResult {}
+    unsafe impl aya::Pod for ChainEntry {}
+    unsafe impl aya::Pod for GroupEntry {}
+    unsafe impl aya::Pod for LbKey {}
+    unsafe impl aya::Pod for PortPairEntry {}
+    unsafe impl aya::Pod for FlowKey {}
+    unsafe impl aya::Pod for FlowEntry {}
+    unsafe impl aya::Pod for HopStatsKey {}
+    unsafe impl aya::Pod for Counter {}
+}

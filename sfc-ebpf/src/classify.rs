@@ -1,0 +1,58 @@
+//! Flow classification: which chain (if any) a new flow enters.
+//!
+//! Scheme: a fixed pipeline of five longest-prefix-match lookups in one LPM trie (`SFC_CLS`), one
+//! per field: (ingress port, ethertype, destination prefix) -> source prefix -> protocol ->
+//! destination port -> source port. Each lookup maps "the set of classifiers still possible" (a
+//! class id) plus the next field to a narrower class; port ranges are compiled into the few
+//! prefixes that cover them. The per-packet cost is five trie walks bounded by the key length,
+//! whatever the number of classifiers (so 100,000 cost the same as 1), and the compiler, not the
+//! datapath, resolves overlaps (ambiguous ones are rejected at validation). A bit-vector scheme
+//! would grow with the rule count, tuple-space search with the number of distinct prefix-length
+//! and range shapes; this one only with the key width.
+
+use aya_ebpf::maps::lpm_trie::Key;
+use sfc_common::maps::{CLS_CLASS_BITS, CLS_DATA_LEN, ClsKey, ClsResult, FlowKey};
+
+use crate::maps::{SFC_CLS, SFC_CLS_RES};
+
+/// Every lookup asks for the longest match over the whole key.
+const LOOKUP_BITS: u32 = CLS_CLASS_BITS + (CLS_DATA_LEN as u32) * 8;
+
+/// One lookup: the key's `class` is replaced by the result. The key is reused across stages to
+/// keep the BPF stack small.
+#[inline(always)]
+fn stage(key: &mut Key<ClsKey>) -> Option<()> {
+    let next = *SFC_CLS.get(&*key)?;
+    key.data = ClsKey { class: next.to_be_bytes(), data: [0; CLS_DATA_LEN] };
+    Some(())
+}
+
+/// The chain a packet arriving on `ifindex` with `key` enters, if a classifier matches.
+#[inline(always)]
+pub fn classify(ifindex: u32, ethertype: u16, flow: &FlowKey) -> Option<&'static ClsResult> {
+    let class = final_class(ifindex, ethertype, flow)?;
+    unsafe { SFC_CLS_RES.get(&class) }
+}
+
+/// The trie walk, as a BPF subprogram (not inlined) so its key buffer lives in its own frame.
+#[inline(never)]
+fn final_class(ifindex: u32, ethertype: u16, flow: &FlowKey) -> Option<u32> {
+    let mut data = [0u8; CLS_DATA_LEN];
+    let et = ethertype.to_be_bytes();
+    data[0] = et[0];
+    data[1] = et[1];
+    data[2..18].copy_from_slice(&flow.dst);
+    let mut key = Key::new(LOOKUP_BITS, ClsKey { class: ifindex.to_be_bytes(), data });
+    stage(&mut key)?;
+    key.data.data[..16].copy_from_slice(&flow.src);
+    stage(&mut key)?;
+    key.data.data[0] = flow.proto;
+    stage(&mut key)?;
+    key.data.data[0] = flow.dport[0];
+    key.data.data[1] = flow.dport[1];
+    stage(&mut key)?;
+    key.data.data[0] = flow.sport[0];
+    key.data.data[1] = flow.sport[1];
+    stage(&mut key)?;
+    Some(u32::from_be_bytes(key.data.class))
+}

@@ -1,0 +1,64 @@
+//! Counters: per chain/hop/member, per interface, and drops by reason. All per-CPU, so the hot
+//! path never contends; the loader sums across CPUs.
+
+use sfc_common::{
+    DropReason,
+    maps::{Counter, HopStatsKey, IfStats},
+};
+
+use crate::maps::{SFC_DROPS, SFC_HOP_STATS, SFC_IF_STATS};
+
+const BPF_NOEXIST: u64 = 1;
+
+/// Not inlined: called from several places, and each inlined copy would get its own stack slots.
+#[inline(never)]
+pub fn hop(chain_id: u32, hop: u32, port_pair: u32, bytes: u32) {
+    let key = HopStatsKey { chain_id, hop, port_pair };
+    if SFC_HOP_STATS.get_ptr_mut(&key).is_none() {
+        // First packet of this member anywhere: create the slot (zero on every CPU). Losing the
+        // race to another CPU is fine, the entry then exists.
+        let _ = SFC_HOP_STATS.insert(&key, &Counter::default(), BPF_NOEXIST);
+    }
+    if let Some(c) = SFC_HOP_STATS.get_ptr_mut(&key) {
+        unsafe {
+            (*c).packets += 1;
+            (*c).bytes += u64::from(bytes);
+        }
+    }
+}
+
+/// Which per-interface counter to bump.
+#[derive(Clone, Copy)]
+pub enum If {
+    Classified,
+    Unclassified,
+    FromSf,
+    Malformed,
+}
+
+#[inline(never)]
+pub fn iface(ifindex: u32, what: If) {
+    if SFC_IF_STATS.get_ptr_mut(&ifindex).is_none() {
+        let _ = SFC_IF_STATS.insert(&ifindex, &IfStats::default(), BPF_NOEXIST);
+    }
+    if let Some(s) = SFC_IF_STATS.get_ptr_mut(&ifindex) {
+        bump(unsafe { &mut *s }, what);
+    }
+}
+
+#[inline(always)]
+fn bump(s: &mut IfStats, what: If) {
+    match what {
+        If::Classified => s.classified += 1,
+        If::Unclassified => s.unclassified += 1,
+        If::FromSf => s.from_sf += 1,
+        If::Malformed => s.malformed += 1,
+    }
+}
+
+#[inline(always)]
+pub fn drop(reason: DropReason) {
+    if let Some(c) = SFC_DROPS.get_ptr_mut(reason as u32) {
+        unsafe { *c += 1 };
+    }
+}

@@ -1,0 +1,83 @@
+//! Every map the kernel programs use. All are pinned by name under the loader's pin directory, so
+//! a restarted loader (or a second `sfc apply`) finds the same state.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap},
+};
+use sfc_common::{
+    limits::{
+        DEFAULT_FLOW_TABLE_SIZE, LB_TABLE_SIZE, MAX_CHAINS, MAX_CLS_ENTRIES, MAX_CLS_RESULTS,
+        MAX_DROP_REASONS, MAX_GROUPS, MAX_HOPS, MAX_IFACES, MAX_PORT_PAIRS,
+    },
+    maps::{
+        ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, GroupEntry, HopStatsKey,
+        IfStats, IfaceEntry, LbKey, PortPairEntry,
+    },
+};
+
+/// ifindex -> role of the interface (source port, SF egress, ...). Written by the loader, read per
+/// packet to decide what to do.
+#[map]
+pub static SFC_IFACES: HashMap<u32, IfaceEntry> = HashMap::pinned(MAX_IFACES, 0);
+
+/// Classifier trie: (class, field bits) -> next class. Written by the loader (compiled from the
+/// flow classifiers), read by `classify` with one lookup per field.
+#[map]
+pub static SFC_CLS: LpmTrie<ClsKey, u32> = LpmTrie::pinned(MAX_CLS_ENTRIES, 0);
+
+/// Final class -> chain the packet enters. Written by the loader, read by `classify`.
+#[map]
+pub static SFC_CLS_RES: HashMap<u32, ClsResult> = HashMap::pinned(MAX_CLS_RESULTS, 0);
+
+/// chain_id -> ordered port pair groups. Written by the loader, read when a flow is created.
+#[map]
+pub static SFC_CHAINS: HashMap<u32, ChainEntry> = HashMap::pinned(MAX_CHAINS, 0);
+
+/// group id -> member count, hashed fields and failure policy. Written by the loader, read by `lb`.
+#[map]
+pub static SFC_GROUPS: HashMap<u32, GroupEntry> = HashMap::pinned(MAX_GROUPS, 0);
+
+/// (group, bucket) -> port pair id: each group's consistent-hash table. Written by the loader
+/// (Maglev tables), read by `lb`.
+#[map]
+pub static SFC_LB: HashMap<LbKey, u32> =
+    HashMap::pinned(MAX_GROUPS * LB_TABLE_SIZE, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
+
+/// port pair id -> ingress interface and the SF's MAC behind it. Written by the loader, read by
+/// `steer` at every hop.
+#[map]
+pub static SFC_PORT_PAIRS: HashMap<u32, PortPairEntry> = HashMap::pinned(MAX_PORT_PAIRS, 0);
+
+/// 5-tuple -> chain and member per hop. Written by the datapath when a flow is classified (and
+/// pruned by LRU), read at every hop; the loader reads it for `sfc flows`. Size is set at load.
+#[map]
+pub static SFC_FLOWS: LruHashMap<FlowKey, FlowEntry> =
+    LruHashMap::pinned(DEFAULT_FLOW_TABLE_SIZE, 0);
+
+/// (chain, hop, port pair) -> packets/bytes sent into that member (per CPU). Written by the
+/// datapath, read by `sfc stats`.
+#[map]
+pub static SFC_HOP_STATS: PerCpuHashMap<HopStatsKey, Counter> =
+    PerCpuHashMap::pinned(MAX_CHAINS * MAX_HOPS as u32, 0);
+
+/// ifindex -> classified/unclassified/from-SF/malformed packets (per CPU). Written by the
+/// datapath, read by `sfc stats`.
+#[map]
+pub static SFC_IF_STATS: PerCpuHashMap<u32, IfStats> = PerCpuHashMap::pinned(MAX_IFACES, 0);
+
+/// drop reason -> packets (per CPU). Written by the datapath, read by `sfc stats`.
+#[map]
+pub static SFC_DROPS: PerCpuArray<u64> = PerCpuArray::pinned(MAX_DROP_REASONS, 0);
+
+/// Per-packet working memory: the parsed flow key and a flow entry under construction. In a map,
+/// not on the 512-byte stack, where LLVM would split the address arrays into per-byte spills.
+/// Private to the program (not pinned); index 0 only.
+#[repr(C)]
+pub struct Scratch {
+    pub key: FlowKey,
+    pub flow: FlowEntry,
+}
+
+#[map]
+pub static SFC_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);

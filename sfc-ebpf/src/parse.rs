@@ -1,0 +1,182 @@
+//! The one packet parser: a bounds-checked cursor over Ethernet, VLAN tags, IPv4 (with options),
+//! IPv6 (with a bounded walk of extension headers) and the transport ports. Every read goes
+//! through `Cursor::take`, so no other file does pointer arithmetic on packet data.
+
+use core::mem::size_of;
+
+use network_types::{
+    eth::EthHdr,
+    ip::{Ipv4Hdr, Ipv6Hdr},
+    vlan::VlanHdr,
+};
+use sfc_common::{
+    limits::{MAX_IPV6_EXT_HEADERS, MAX_VLAN_DEPTH},
+    maps::{FAMILY_V4, FAMILY_V6, FlowKey},
+};
+
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86DD;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88A8;
+
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+const IPPROTO_SCTP: u8 = 132;
+const IPPROTO_UDPLITE: u8 = 136;
+// IPv6 extension headers walked to find the transport header.
+const IPV6_HOPOPTS: u8 = 0;
+const IPV6_ROUTING: u8 = 43;
+const IPV6_FRAGMENT: u8 = 44;
+const IPV6_AH: u8 = 51;
+const IPV6_DSTOPTS: u8 = 60;
+
+/// Why a packet was not parsed into a flow key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not IPv4/IPv6 (ARP, LLDP, ...): none of sfc's business.
+    NotIp,
+    /// Shorter than its headers claim, bogus lengths, or deeper than the walk bounds.
+    Malformed,
+}
+
+/// A bounds-checked read position in the packet.
+pub struct Cursor {
+    pos: usize,
+    end: usize,
+}
+
+impl Cursor {
+    #[inline(always)]
+    pub fn new(start: usize, end: usize) -> Self {
+        Self { pos: start, end }
+    }
+
+    /// Returns a pointer to a `T` at the cursor and moves past it, if the packet holds one.
+    #[inline(always)]
+    pub fn take<T>(&mut self) -> Result<*const T, ParseError> {
+        let p = self.pos;
+        if p + size_of::<T>() > self.end {
+            return Err(ParseError::Malformed);
+        }
+        self.pos = p + size_of::<T>();
+        Ok(p as *const T)
+    }
+
+    /// Moves past `n` bytes; `n` must already be bounded by the caller (verifier).
+    #[inline(always)]
+    pub fn skip(&mut self, n: usize) -> Result<(), ParseError> {
+        if self.pos + n > self.end {
+            return Err(ParseError::Malformed);
+        }
+        self.pos += n;
+        Ok(())
+    }
+}
+
+/// What steering needs to know about a packet besides its flow key.
+pub struct Parsed {
+    /// Ethertype of the IP header (after any VLAN tags), host order.
+    pub ethertype: u16,
+    /// The Ethernet header, for rewriting addresses before a redirect.
+    pub eth: *mut EthHdr,
+}
+
+/// Parses the frame between `start` and `end`, filling `key` (which the caller has zeroed).
+#[inline(always)]
+pub fn parse(start: usize, end: usize, key: &mut FlowKey) -> Result<Parsed, ParseError> {
+    let mut c = Cursor::new(start, end);
+    let eth = c.take::<EthHdr>()?;
+    let mut ethertype = u16::from_be(unsafe { (*eth).ether_type });
+    for _ in 0..MAX_VLAN_DEPTH {
+        if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
+            break;
+        }
+        let vlan = c.take::<VlanHdr>()?;
+        ethertype = u16::from_be(unsafe { (*vlan).ether_type });
+    }
+    let proto = match ethertype {
+        ETH_P_IP => parse_ipv4(&mut c, key)?,
+        ETH_P_IPV6 => parse_ipv6(&mut c, key)?,
+        ETH_P_8021Q | ETH_P_8021AD => return Err(ParseError::Malformed), // deeper than the bound
+        _ => return Err(ParseError::NotIp),
+    };
+    key.proto = proto.proto;
+    if proto.has_ports {
+        let ports = c.take::<[u8; 4]>()?;
+        let ports = unsafe { *ports };
+        key.sport = [ports[0], ports[1]];
+        key.dport = [ports[2], ports[3]];
+    }
+    Ok(Parsed { ethertype, eth: eth.cast_mut() })
+}
+
+struct L4 {
+    proto: u8,
+    /// The transport header follows (first fragment, port-carrying protocol).
+    has_ports: bool,
+}
+
+#[inline(always)]
+fn carries_ports(proto: u8) -> bool {
+    matches!(proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP | IPPROTO_UDPLITE)
+}
+
+#[inline(always)]
+fn parse_ipv4(c: &mut Cursor, key: &mut FlowKey) -> Result<L4, ParseError> {
+    let ip = c.take::<Ipv4Hdr>()?;
+    let ip = unsafe { &*ip };
+    let ihl = usize::from(ip.vihl & 0x0f) * 4;
+    if ip.vihl >> 4 != 4 || ihl < Ipv4Hdr::LEN {
+        return Err(ParseError::Malformed);
+    }
+    // IP options: skip them (bounded: ihl <= 60).
+    c.skip(ihl - Ipv4Hdr::LEN)?;
+    key.family = FAMILY_V4;
+    key.src[..4].copy_from_slice(&ip.src_addr);
+    key.dst[..4].copy_from_slice(&ip.dst_addr);
+    // Later fragments carry no transport header: they are keyed with ports 0.
+    let frag_off = u16::from_be_bytes(ip.frags) & 0x1fff;
+    Ok(L4 { proto: ip.proto, has_ports: frag_off == 0 && carries_ports(ip.proto) })
+}
+
+#[inline(always)]
+fn parse_ipv6(c: &mut Cursor, key: &mut FlowKey) -> Result<L4, ParseError> {
+    let ip = c.take::<Ipv6Hdr>()?;
+    let ip = unsafe { &*ip };
+    if ip.vcf[0] >> 4 != 6 {
+        return Err(ParseError::Malformed);
+    }
+    key.family = FAMILY_V6;
+    // Addresses are copied after the walk: held across it they would be spilled byte by byte.
+    let mut next = ip.next_hdr;
+    let mut first_fragment = true;
+    for _ in 0..MAX_IPV6_EXT_HEADERS {
+        match next {
+            IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS => {
+                let h = unsafe { *c.take::<[u8; 2]>()? };
+                next = h[0];
+                // (hdr_ext_len + 1) * 8 bytes in all, 2 already read.
+                c.skip(usize::from(h[1]) * 8 + 6)?;
+            }
+            IPV6_AH => {
+                let h = unsafe { *c.take::<[u8; 2]>()? };
+                next = h[0];
+                // (payload_len + 2) * 4 bytes in all, 2 already read.
+                c.skip(usize::from(h[1]) * 4 + 6)?;
+            }
+            IPV6_FRAGMENT => {
+                let h = unsafe { *c.take::<[u8; 8]>()? };
+                next = h[0];
+                first_fragment = u16::from_be_bytes([h[2], h[3]]) & 0xfff8 == 0;
+            }
+            _ => break,
+        }
+    }
+    // Still an extension header after the bound: we cannot find the transport header.
+    if matches!(next, IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS | IPV6_AH | IPV6_FRAGMENT) {
+        return Err(ParseError::Malformed);
+    }
+    key.src = ip.src_addr;
+    key.dst = ip.dst_addr;
+    Ok(L4 { proto: next, has_ports: first_fragment && carries_ports(next) })
+}
