@@ -1,1 +1,11 @@
+//! sfc: networking-sfc port chains compiled into BPF maps and steered by tc programs.
+//!
+//! Layers (shared/DESIGN.md section 2): `config` (serde) -> `model` (validated, pure) ->
+//! `compile` (map entries, pure) -> `datapath` (aya: load, attach, pin, write, read).
 
+pub mod cli;
+pub mod compile;
+pub mod config;
+pub mod datapath;
+pub mod maglev;
+pub mod model;

@@ -1,0 +1,22 @@
+use std::process::ExitCode;
+
+use crate::datapath::{self, DatapathError, Location};
+
+pub fn run(loc: &Location) -> anyhow::Result<ExitCode> {
+    match datapath::down(loc) {
+        Ok(r) => {
+            println!(
+                "removed: {} tc links detached, {} pinned objects removed from {}",
+                r.detached,
+                r.unpinned,
+                loc.pin_dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(DatapathError::NotInstalled(p)) => {
+            println!("nothing installed at {}", p.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,83 @@
+//! The `sfc` command line (DESIGN.md section 4). One module per subcommand, dispatched here.
+
+mod apply;
+mod down;
+mod stats;
+mod validate;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::datapath::{Location, netns};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sfc",
+    version,
+    about = "Service function chaining on eBPF: networking-sfc port chains, steered by tc programs",
+    after_help = "Chain file schema: port_pairs, port_pair_groups, flow_classifiers, port_chains (YAML or JSON)."
+)]
+pub struct Cli {
+    /// Operate on interfaces inside this network namespace (as named by `ip netns`).
+    #[arg(long, global = true, value_name = "NAME")]
+    netns: Option<String>,
+    /// Where the programs, links and maps are pinned [default: /sys/fs/bpf/sfc/<netns or host>].
+    #[arg(long, global = true, value_name = "DIR")]
+    pin_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse and validate a chain file; print every problem with its line.
+    Validate(validate::Args),
+    /// Install a chain file, or update the running datapath to it.
+    Apply(apply::Args),
+    /// Detach everything, unpin, and leave the interfaces as they were.
+    Down,
+    /// Per chain / hop / member packets and bytes, and drops by reason.
+    Stats(stats::Args),
+}
+
+impl Cli {
+    fn location(&self) -> Location {
+        Location::new(self.netns.clone(), self.pin_dir.clone())
+    }
+
+    fn enter_netns(&self) -> anyhow::Result<()> {
+        if let Some(ns) = &self.netns {
+            netns::enter(ns)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the command line; errors are printed as `error: ...`, never as a panic or a Debug dump.
+pub fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Validate(a) => validate::run(a),
+        Command::Apply(a) => cli.enter_netns().and_then(|()| apply::run(&cli.location(), a)),
+        Command::Down => cli.enter_netns().and_then(|()| down::run(&cli.location())),
+        Command::Stats(a) => stats::run(&cli.location(), a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads, parses and validates a chain file; every problem is in the error, one per line.
+pub(crate) fn load_model(path: &str) -> anyhow::Result<crate::model::Model> {
+    let cfg = crate::config::load(path)?;
+    crate::model::validate(&cfg).map_err(|errs| {
+        let n = errs.0.len();
+        anyhow::anyhow!("{path}: {n} problem{}:\n{errs}", if n == 1 { "" } else { "s" })
+    })
+}

@@ -1,0 +1,199 @@
+//! Model -> map entries. Pure: interface facts (ifindex, MACs) come in as data, so everything
+//! here is tested without a kernel.
+
+pub mod cls;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sfc_common::{
+    limits::LB_TABLE_SIZE,
+    maps::{
+        CHAIN_F_SYMMETRIC, ChainEntry, ClsKey, ClsResult, FAIL_CLOSED, FAIL_OPEN, GroupEntry,
+        IF_F_PEER, IfaceEntry, LbKey, PP_F_PEER, PortPairEntry, ROLE_DEST, ROLE_SF_EGRESS,
+        ROLE_SF_INGRESS, ROLE_SOURCE,
+    },
+};
+
+use crate::{
+    maglev,
+    model::{FailurePolicy, Model},
+};
+
+/// What the loader found out about an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IfaceFacts {
+    pub ifindex: u32,
+    /// The MAC address of whatever receives frames sent out of this interface: the veth peer's
+    /// address (found through the peer's namespace), `None` when it cannot be known.
+    pub peer_mac: Option<[u8; 6]>,
+    /// A veth whose peer lives in another network namespace (`bpf_redirect_peer` applies).
+    pub peer_in_other_netns: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CompileError {
+    #[error("{resource}: interface '{iface}' does not exist{where_}")]
+    NoInterface { resource: String, iface: String, where_: String },
+    #[error(
+        "port_pairs[{port_pair}].ingress: cannot tell the MAC address of the service function behind '{iface}' (only veth interfaces are supported so far)"
+    )]
+    NoPeerMac { port_pair: String, iface: String },
+}
+
+/// Names for decoding counters and flows, saved beside the pinned maps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Names {
+    /// ifindex -> interface name.
+    pub ifaces: BTreeMap<u32, String>,
+}
+
+/// Every map entry the model needs, keyed as in the maps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Compiled {
+    pub ifaces: BTreeMap<u32, IfaceEntry>,
+    pub cls: BTreeMap<(u32, ClsKey), u32>,
+    pub cls_res: BTreeMap<u32, ClsResult>,
+    pub chains: BTreeMap<u32, ChainEntry>,
+    pub groups: BTreeMap<u32, GroupEntry>,
+    pub lb: BTreeMap<LbKey, u32>,
+    pub port_pairs: BTreeMap<u32, PortPairEntry>,
+    pub names: Names,
+}
+
+impl Compiled {
+    /// Interfaces that need the tc program attached (where packets must be looked at).
+    pub fn attach_ifindexes(&self) -> Vec<u32> {
+        self.ifaces
+            .iter()
+            .filter(|(_, e)| e.roles & (ROLE_SOURCE | ROLE_SF_EGRESS) != 0)
+            .map(|(i, _)| *i)
+            .collect()
+    }
+}
+
+/// Ids: a port pair's id is its index in the model, a group's id its index.
+pub fn port_pair_id(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(u32::MAX)
+}
+
+pub fn group_id(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(u32::MAX)
+}
+
+/// Compiles the parts of `model` that chains use. `facts` maps interface names to what the
+/// loader found; `netns` is only used in error messages.
+pub fn compile(model: &Model, facts: &BTreeMap<String, IfaceFacts>, netns: Option<&str>) -> Result<Compiled, Vec<CompileError>> {
+    let mut out = Compiled::default();
+    let mut errors = Vec::new();
+    let where_ = netns.map_or_else(|| " in the host namespace".to_owned(), |n| format!(" in network namespace '{n}'"));
+    let fact = |resource: String, iface: &str, errors: &mut Vec<CompileError>| -> Option<IfaceFacts> {
+        let f = facts.get(iface).copied();
+        if f.is_none() {
+            errors.push(CompileError::NoInterface { resource, iface: iface.to_owned(), where_: where_.clone() });
+        }
+        f
+    };
+    let role = |out: &mut Compiled, f: IfaceFacts, name: &str, roles: u32, pp: Option<u32>| {
+        let e = out.ifaces.entry(f.ifindex).or_default();
+        e.roles |= roles;
+        if let Some(pp) = pp {
+            e.port_pair = pp;
+        }
+        if f.peer_in_other_netns {
+            e.flags |= IF_F_PEER;
+        }
+        out.names.ifaces.insert(f.ifindex, name.to_owned());
+    };
+
+    let mut used_groups = Vec::new();
+    for chain in &model.port_chains {
+        let mut entry = ChainEntry {
+            n_hops: u32::try_from(chain.port_pair_groups.len()).unwrap_or(0),
+            flags: if chain.symmetric { CHAIN_F_SYMMETRIC } else { 0 },
+            ..ChainEntry::default()
+        };
+        for (h, &g) in chain.port_pair_groups.iter().enumerate() {
+            entry.groups[h] = group_id(g);
+            used_groups.push(g);
+        }
+        out.chains.insert(chain.chain_id, entry);
+    }
+
+    for &g in &used_groups {
+        let group = &model.port_pair_groups[g];
+        let mut members = Vec::new();
+        for &p in &group.port_pairs {
+            let pp = &model.port_pairs[p];
+            let id = port_pair_id(p);
+            let res = format!("port_pairs[{}]", pp.name);
+            let ingress = fact(format!("{res}.ingress"), &pp.ingress, &mut errors);
+            let egress = fact(format!("{res}.egress"), &pp.egress, &mut errors);
+            let (Some(ingress), Some(egress)) = (ingress, egress) else { continue };
+            let Some(mac) = ingress.peer_mac else {
+                errors.push(CompileError::NoPeerMac { port_pair: pp.name.clone(), iface: pp.ingress.clone() });
+                continue;
+            };
+            out.port_pairs.insert(id, PortPairEntry {
+                ingress_ifindex: ingress.ifindex,
+                egress_ifindex: egress.ifindex,
+                ingress_mac: mac,
+                _pad: [0; 2],
+                flags: if ingress.peer_in_other_netns { PP_F_PEER } else { 0 },
+            });
+            role(&mut out, ingress, &pp.ingress, ROLE_SF_INGRESS, None);
+            role(&mut out, egress, &pp.egress, ROLE_SF_EGRESS, Some(id));
+            members.push(maglev::Member { id, name: &pp.name, weight: pp.weight });
+        }
+        let gid = group_id(g);
+        for (bucket, pp) in maglev::table(&members, LB_TABLE_SIZE).into_iter().enumerate() {
+            out.lb.insert(LbKey { group: gid, bucket: u32::try_from(bucket).unwrap_or(0) }, pp);
+        }
+        out.groups.insert(gid, GroupEntry {
+            n_members: u32::try_from(members.len()).unwrap_or(0),
+            lb_fields: group.lb_fields,
+            failure_policy: match group.failure_policy {
+                FailurePolicy::FailClosed => FAIL_CLOSED,
+                FailurePolicy::FailOpen => FAIL_OPEN,
+            },
+            _pad: 0,
+        });
+    }
+
+    // Classifiers in use, with the ifindex of their logical source port.
+    let mut in_use = Vec::new();
+    let mut chain_of = BTreeMap::new();
+    for chain in &model.port_chains {
+        for &i in &chain.flow_classifiers {
+            let fc = &model.flow_classifiers[i];
+            let res = format!("flow_classifiers[{}]", fc.name);
+            let Some(src) = fact(format!("{res}.logical_source_port"), &fc.logical_source_port, &mut errors) else { continue };
+            role(&mut out, src, &fc.logical_source_port, ROLE_SOURCE, None);
+            if let Some(d) = &fc.logical_destination_port {
+                if let Some(df) = fact(format!("{res}.logical_destination_port"), d, &mut errors) {
+                    role(&mut out, df, d, ROLE_DEST, None);
+                }
+            }
+            in_use.push((i, fc, src.ifindex));
+            chain_of.insert(i, chain.chain_id);
+        }
+    }
+    let tables = cls::compile(&in_use);
+    out.cls = tables.entries;
+    for (class, set) in &tables.finals {
+        let Some(i) = cls::most_specific(set, &model.flow_classifiers) else { continue };
+        let fc = &model.flow_classifiers[i];
+        let dst_ifindex = fc
+            .logical_destination_port
+            .as_ref()
+            .and_then(|d| facts.get(d))
+            .map_or(0, |f| f.ifindex);
+        out.cls_res.insert(*class, ClsResult {
+            chain_id: chain_of[&i],
+            classifier: u32::try_from(i).unwrap_or(u32::MAX),
+            dst_ifindex,
+            _pad: 0,
+        });
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}

@@ -1,0 +1,341 @@
+//! The kernel side of the loader: bpffs, pins, loading the object, writing the compiled maps,
+//! attaching the tc program, reading counters back, and removing everything.
+//!
+//! Layout of a pin directory (default `/sys/fs/bpf/sfc/<netns or host>`):
+//! `SFC_*` maps (pinned by name by the loader), `prog_tc_ingress` (the program), and
+//! `link_tc_<ifindex>` (one tcx link per attached interface). bpffs holds only BPF objects, so the
+//! applied model (for names and diffs) lives in `/run/sfc/<pin dir>/state.json`, beside a lock.
+
+pub mod maps;
+pub mod netlink;
+pub mod netns;
+pub mod state;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    io,
+    os::unix::fs::{DirBuilderExt as _, PermissionsExt as _},
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    EbpfLoader,
+    programs::{
+        SchedClassifier, TcAttachType,
+        links::{FdLink, PinnedLink},
+    },
+};
+use sfc_common::maps::{MAP_FLOWS, PROG_TC_INGRESS};
+
+use crate::{
+    compile::{self, Compiled, IfaceFacts},
+    model::Model,
+};
+pub use state::{Lock, State};
+
+/// The kernel programs, built by `build.rs` from `sfc-ebpf`.
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sfc"));
+
+const BPFFS: &str = "/sys/fs/bpf";
+const PROG_PIN: &str = "prog_tc_ingress";
+const LINK_PREFIX: &str = "link_tc_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error("{0}")]
+    Netlink(#[from] netlink::NetlinkError),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Compile(Vec<compile::CompileError>),
+    #[error("loading the BPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("{what}: {source}")]
+    Program { what: String, source: aya::programs::ProgramError },
+    #[error("{what}: {source}")]
+    Map { what: String, source: aya::maps::MapError },
+    #[error("{what}: {source}")]
+    Pin { what: String, source: aya::pin::PinError },
+    #[error("{what}: {source}")]
+    Link { what: String, source: aya::programs::links::LinkError },
+    #[error("nothing is installed at {0} (run `sfc apply` first)")]
+    NotInstalled(PathBuf),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T> = std::result::Result<T, DatapathError>;
+
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> DatapathError {
+    let what = what.into();
+    move |source| DatapathError::Io { what, source }
+}
+
+/// Where a datapath instance lives.
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub netns: Option<String>,
+    pub pin_dir: PathBuf,
+}
+
+impl Location {
+    pub fn new(netns: Option<String>, pin_dir: Option<PathBuf>) -> Self {
+        let pin_dir = pin_dir.unwrap_or_else(|| {
+            Path::new(BPFFS).join("sfc").join(netns.as_deref().unwrap_or("host"))
+        });
+        Self { netns, pin_dir }
+    }
+
+    /// `/run/sfc/<pin dir>`: the saved model and the lock.
+    pub fn state_dir(&self) -> PathBuf {
+        let rel = self.pin_dir.strip_prefix("/").unwrap_or(&self.pin_dir);
+        Path::new("/run/sfc").join(rel)
+    }
+
+    pub fn map_pin(&self, name: &str) -> PathBuf {
+        self.pin_dir.join(name)
+    }
+
+    pub fn is_installed(&self) -> bool {
+        self.pin_dir.join(PROG_PIN).exists()
+    }
+}
+
+/// Mounts bpffs at /sys/fs/bpf when it is not mounted (a fresh machine has none).
+pub fn ensure_bpffs() -> Result<()> {
+    let mounts = fs::read_to_string("/proc/mounts").map_err(io_err("reading /proc/mounts"))?;
+    if mounts.lines().any(|l| {
+        let mut f = l.split_whitespace();
+        let (_, dir, ty) = (f.next(), f.next(), f.next());
+        dir == Some(BPFFS) && ty == Some("bpf")
+    }) {
+        return Ok(());
+    }
+    fs::create_dir_all(BPFFS).map_err(io_err(format!("creating {BPFFS}")))?;
+    let rc = unsafe {
+        libc::mount(c"bpf".as_ptr(), c"/sys/fs/bpf".as_ptr(), c"bpf".as_ptr(), 0, std::ptr::null())
+    };
+    if rc != 0 {
+        return Err(DatapathError::Io { what: format!("mounting bpffs at {BPFFS}"), source: io::Error::last_os_error() });
+    }
+    Ok(())
+}
+
+fn private_dir(p: &Path) -> Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(p).map_err(io_err(format!("creating {}", p.display())))?;
+    fs::set_permissions(p, fs::Permissions::from_mode(0o700)).map_err(io_err(format!("chmod 700 {}", p.display())))
+}
+
+/// Looks up every interface the model names (in the current network namespace).
+pub fn gather_facts(model: &Model) -> Result<BTreeMap<String, IfaceFacts>> {
+    let mut names = BTreeSet::new();
+    for pp in &model.port_pairs {
+        names.insert(pp.ingress.clone());
+        names.insert(pp.egress.clone());
+    }
+    for fc in &model.flow_classifiers {
+        names.insert(fc.logical_source_port.clone());
+        if let Some(d) = &fc.logical_destination_port {
+            names.insert(d.clone());
+        }
+    }
+    let mut facts = BTreeMap::new();
+    for name in names {
+        match netlink::link_and_peer(&name) {
+            Ok((link, peer)) => {
+                facts.insert(name, IfaceFacts {
+                    ifindex: link.ifindex,
+                    peer_mac: peer.as_ref().and_then(|p| p.mac),
+                    peer_in_other_netns: peer.is_some() && link.link_netnsid.is_some(),
+                });
+            }
+            // Missing interfaces are reported by `compile`, with the resource that names them.
+            Err(netlink::NetlinkError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(facts)
+}
+
+/// Options for loading the object the first time.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    pub flow_table_size: u32,
+}
+
+/// What `apply` changed.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub first_load: bool,
+    pub attached: Vec<String>,
+    pub detached: Vec<String>,
+    pub map_changes: maps::Changes,
+    pub flushed_flows: usize,
+}
+
+/// Installs `model`, or updates an installed datapath to it.
+pub fn apply(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyReport> {
+    ensure_bpffs()?;
+    private_dir(&loc.pin_dir)?;
+    let state_dir = loc.state_dir();
+    private_dir(&state_dir)?;
+    let _lock = Lock::acquire(&state_dir)?;
+    let old = State::load(&state_dir)?;
+
+    let facts = gather_facts(model)?;
+    let compiled = compile::compile(model, &facts, loc.netns.as_deref()).map_err(DatapathError::Compile)?;
+
+    let mut report = ApplyReport::default();
+    let prog_pin = loc.pin_dir.join(PROG_PIN);
+    // Loading the object creates (or reuses, when pinned) every map; the program itself is loaded
+    // into the kernel only the first time and reused from its pin afterwards.
+    let mut ebpf = EbpfLoader::new()
+        .default_map_pin_directory(&loc.pin_dir)
+        .map_max_entries(MAP_FLOWS, opts.flow_table_size)
+        .load(EBPF_OBJECT)?;
+    let mut prog = if prog_pin.exists() {
+        SchedClassifier::from_pin(&prog_pin)
+            .map_err(|source| DatapathError::Program { what: format!("opening {}", prog_pin.display()), source })?
+    } else {
+        report.first_load = true;
+        let p: &mut SchedClassifier = ebpf
+            .program_mut(PROG_TC_INGRESS)
+            .ok_or_else(|| DatapathError::Other(format!("program {PROG_TC_INGRESS} missing from the object")))?
+            .try_into()
+            .map_err(|source| DatapathError::Program { what: PROG_TC_INGRESS.to_owned(), source })?;
+        p.load().map_err(|source| DatapathError::Program { what: format!("loading {PROG_TC_INGRESS} (verifier)"), source })?;
+        p.pin(&prog_pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", prog_pin.display()), source })?;
+        SchedClassifier::from_pin(&prog_pin)
+            .map_err(|source| DatapathError::Program { what: format!("opening {}", prog_pin.display()), source })?
+    };
+    drop(ebpf);
+
+    // Configuration first (so an attached program never sees half of it), then attach.
+    let mut m = maps::Maps::open(loc)?;
+    report.map_changes = m.write(&compiled)?;
+    let want: BTreeSet<u32> = compiled.attach_ifindexes().into_iter().collect();
+    for &ifindex in &want {
+        let pin = loc.pin_dir.join(format!("{LINK_PREFIX}{ifindex}"));
+        if pin.exists() {
+            continue;
+        }
+        let name = compiled.names.ifaces.get(&ifindex).cloned().unwrap_or_default();
+        let id = prog
+            .attach(&name, TcAttachType::Ingress)
+            .map_err(|source| DatapathError::Program { what: format!("attaching to {name} (tc ingress)"), source })?;
+        let link = prog.take_link(id).map_err(|source| DatapathError::Program { what: format!("link on {name}"), source })?;
+        let fd: FdLink = link.try_into().map_err(|source| DatapathError::Link { what: format!("tcx link on {name}"), source })?;
+        fd.pin(&pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", pin.display()), source })?;
+        report.attached.push(name);
+    }
+    for (ifindex, pin) in link_pins(&loc.pin_dir)? {
+        if !want.contains(&ifindex) {
+            unpin_link(&pin)?;
+            let name = old.as_ref().and_then(|o| o.ifname(ifindex)).unwrap_or_else(|| format!("ifindex {ifindex}"));
+            report.detached.push(name);
+        }
+    }
+    // Flows of chains whose path changed start over (reclassified on their next packet).
+    if let Some(old) = &old {
+        let changed = changed_chains(old, model, &compiled, &facts);
+        if !changed.is_empty() {
+            report.flushed_flows = m.flush_flows(&changed)?;
+        }
+    }
+    State { model: model.clone(), facts, flow_table_size: opts.flow_table_size, netns: loc.netns.clone() }
+        .save(&state_dir)?;
+    Ok(report)
+}
+
+/// Chains that are gone, or whose classifiers, groups or members differ.
+fn changed_chains(old: &State, model: &Model, new: &Compiled, facts: &BTreeMap<String, IfaceFacts>) -> BTreeSet<u32> {
+    let sig = |m: &Model, f: &BTreeMap<String, IfaceFacts>, c: Option<&Compiled>| -> BTreeMap<u32, String> {
+        let compiled = match c {
+            Some(c) => c.clone(),
+            None => compile::compile(m, f, None).unwrap_or_default(),
+        };
+        m.port_chains
+            .iter()
+            .map(|ch| {
+                let fcs: Vec<_> = ch.flow_classifiers.iter().map(|&i| &m.flow_classifiers[i]).collect();
+                let groups: Vec<_> = ch
+                    .port_pair_groups
+                    .iter()
+                    .map(|&g| {
+                        let gid = compile::group_id(g);
+                        let members: Vec<_> = m.port_pair_groups[g]
+                            .port_pairs
+                            .iter()
+                            .map(|&p| (&m.port_pairs[p], compiled.port_pairs.get(&compile::port_pair_id(p))))
+                            .collect();
+                        (&m.port_pair_groups[g], compiled.groups.get(&gid), members)
+                    })
+                    .collect();
+                (ch.chain_id, format!("{ch:?}{fcs:?}{groups:?}"))
+            })
+            .collect()
+    };
+    let before = sig(&old.model, &old.facts, None);
+    let after = sig(model, facts, Some(new));
+    before.into_iter().filter(|(id, s)| after.get(id) != Some(s)).map(|(id, _)| id).collect()
+}
+
+fn link_pins(dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(DatapathError::Io { what: format!("reading {}", dir.display()), source: e }),
+    };
+    for e in rd {
+        let e = e.map_err(io_err(format!("reading {}", dir.display())))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(ifindex) = name.strip_prefix(LINK_PREFIX).and_then(|s| s.parse().ok()) {
+            out.push((ifindex, e.path()));
+        }
+    }
+    Ok(out)
+}
+
+fn unpin_link(pin: &Path) -> Result<()> {
+    let link = PinnedLink::from_pin(pin).map_err(|source| DatapathError::Link { what: format!("opening {}", pin.display()), source })?;
+    // Unpinning and dropping the last fd detaches the program from the interface.
+    let fd = link.unpin().map_err(|source| DatapathError::Io { what: format!("unpinning {}", pin.display()), source })?;
+    drop(fd);
+    Ok(())
+}
+
+/// What `down` removed.
+#[derive(Debug, Default)]
+pub struct DownReport {
+    pub detached: usize,
+    pub unpinned: usize,
+}
+
+/// Detaches everything and removes every pin and the saved state.
+pub fn down(loc: &Location) -> Result<DownReport> {
+    let state_dir = loc.state_dir();
+    if !loc.pin_dir.exists() && !state_dir.exists() {
+        return Err(DatapathError::NotInstalled(loc.pin_dir.clone()));
+    }
+    private_dir(&state_dir)?;
+    let lock = Lock::acquire(&state_dir)?;
+    let mut report = DownReport::default();
+    for (_, pin) in link_pins(&loc.pin_dir)? {
+        unpin_link(&pin)?;
+        report.detached += 1;
+    }
+    if let Ok(rd) = fs::read_dir(&loc.pin_dir) {
+        for e in rd.flatten() {
+            fs::remove_file(e.path()).map_err(io_err(format!("removing {}", e.path().display())))?;
+            report.unpinned += 1;
+        }
+    }
+    if loc.pin_dir.exists() {
+        fs::remove_dir(&loc.pin_dir).map_err(io_err(format!("removing {}", loc.pin_dir.display())))?;
+    }
+    drop(lock);
+    fs::remove_dir_all(&state_dir).map_err(io_err(format!("removing {}", state_dir.display())))?;
+    Ok(report)
+}

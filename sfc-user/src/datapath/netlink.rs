@@ -1,0 +1,190 @@
+//! A minimal rtnetlink client: just RTM_GETLINK, which is all the loader needs to learn an
+//! interface's index, kind and veth peer, and the peer's MAC address inside its own namespace
+//! (`IFLA_TARGET_NETNSID`, Linux >= 4.20), without entering that namespace.
+
+use std::{io, mem::size_of};
+
+const NETLINK_ROUTE: i32 = 0;
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const NLMSG_ERROR: u16 = 2;
+const NLM_F_REQUEST: u16 = 1;
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_LINK: u16 = 5;
+const IFLA_OPERSTATE: u16 = 16;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_LINK_NETNSID: u16 = 37;
+const IFLA_TARGET_NETNSID: u16 = 46;
+const NLA_F_MASK: u16 = 0x3fff;
+const IF_OPER_UP: u8 = 6;
+
+/// What RTM_GETLINK said about one interface.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Link {
+    pub ifindex: u32,
+    pub name: String,
+    pub mac: Option<[u8; 6]>,
+    /// `veth`, `bridge`, `tun`, ...; `None` for plain devices.
+    pub kind: Option<String>,
+    /// The peer's ifindex (veth), in the namespace `link_netnsid` names when that is set.
+    pub link: Option<u32>,
+    pub link_netnsid: Option<i32>,
+    pub oper_up: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("netlink socket: {0}")]
+    Socket(io::Error),
+    #[error("netlink: no interface {0}")]
+    NotFound(String),
+    #[error("netlink: {what}: {source}")]
+    Kernel { what: String, source: io::Error },
+    #[error("netlink: malformed reply to {0}")]
+    Malformed(String),
+}
+
+struct Socket(i32);
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn push_attr(buf: &mut Vec<u8>, ty: u16, payload: &[u8]) {
+    let len = u16::try_from(4 + payload.len()).unwrap_or(u16::MAX);
+    buf.extend_from_slice(&len.to_ne_bytes());
+    buf.extend_from_slice(&ty.to_ne_bytes());
+    buf.extend_from_slice(payload);
+    while buf.len() % 4 != 0 {
+        buf.push(0);
+    }
+}
+
+/// Walks netlink attributes: (type, payload).
+fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        if b.len() < 4 {
+            return None;
+        }
+        let len = usize::from(u16::from_ne_bytes([b[0], b[1]]));
+        let ty = u16::from_ne_bytes([b[2], b[3]]) & NLA_F_MASK;
+        if len < 4 || len > b.len() {
+            return None;
+        }
+        let payload = &b[4..len];
+        b = &b[(len + 3) & !3usize..];
+        if b.len() > usize::MAX / 2 {
+            b = &[];
+        }
+        Some((ty, payload))
+    })
+}
+
+fn get_link(ifindex: u32, name: Option<&str>, target_nsid: Option<i32>, what: &str) -> Result<Link, NetlinkError> {
+    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_ROUTE) };
+    if fd < 0 {
+        return Err(NetlinkError::Socket(io::Error::last_os_error()));
+    }
+    let sock = Socket(fd);
+    // nlmsghdr (16) + ifinfomsg (16) + attributes.
+    let mut msg = vec![0u8; 32];
+    msg[16] = libc::AF_UNSPEC as u8;
+    msg[20..24].copy_from_slice(&i32::try_from(ifindex).unwrap_or(0).to_ne_bytes());
+    if let Some(n) = name {
+        let mut z = n.as_bytes().to_vec();
+        z.push(0);
+        push_attr(&mut msg, IFLA_IFNAME, &z);
+    }
+    if let Some(nsid) = target_nsid {
+        push_attr(&mut msg, IFLA_TARGET_NETNSID, &nsid.to_ne_bytes());
+    }
+    let total = u32::try_from(msg.len()).unwrap_or(0);
+    msg[0..4].copy_from_slice(&total.to_ne_bytes());
+    msg[4..6].copy_from_slice(&RTM_GETLINK.to_ne_bytes());
+    msg[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    msg[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as u16;
+    let sent = unsafe {
+        libc::sendto(
+            sock.0,
+            msg.as_ptr().cast(),
+            msg.len(),
+            0,
+            (&raw const addr).cast(),
+            u32::try_from(size_of::<libc::sockaddr_nl>()).unwrap_or(0),
+        )
+    };
+    if sent < 0 {
+        return Err(NetlinkError::Socket(io::Error::last_os_error()));
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = unsafe { libc::recv(sock.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    let n = usize::try_from(n).map_err(|_| NetlinkError::Socket(io::Error::last_os_error()))?;
+    let buf = &buf[..n];
+    if buf.len() < 16 {
+        return Err(NetlinkError::Malformed(what.to_owned()));
+    }
+    let ty = u16::from_ne_bytes([buf[4], buf[5]]);
+    if ty == NLMSG_ERROR {
+        let code = if buf.len() >= 20 { i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]) } else { 0 };
+        if code == -libc::ENODEV {
+            return Err(NetlinkError::NotFound(what.to_owned()));
+        }
+        return Err(NetlinkError::Kernel { what: what.to_owned(), source: io::Error::from_raw_os_error(-code) });
+    }
+    if ty != RTM_NEWLINK || buf.len() < 32 {
+        return Err(NetlinkError::Malformed(what.to_owned()));
+    }
+    let len = usize::try_from(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]])).unwrap_or(0).min(buf.len());
+    let mut link = Link {
+        ifindex: u32::from_ne_bytes([buf[20], buf[21], buf[22], buf[23]]),
+        ..Link::default()
+    };
+    for (t, p) in attrs(&buf[32..len]) {
+        match t {
+            IFLA_ADDRESS if p.len() == 6 => link.mac = Some([p[0], p[1], p[2], p[3], p[4], p[5]]),
+            IFLA_IFNAME => link.name = String::from_utf8_lossy(p.split(|b| *b == 0).next().unwrap_or(&[])).into_owned(),
+            IFLA_LINK if p.len() == 4 => link.link = Some(u32::from_ne_bytes([p[0], p[1], p[2], p[3]])),
+            IFLA_LINK_NETNSID if p.len() == 4 => link.link_netnsid = Some(i32::from_ne_bytes([p[0], p[1], p[2], p[3]])),
+            IFLA_OPERSTATE if !p.is_empty() => link.oper_up = p[0] == IF_OPER_UP,
+            IFLA_LINKINFO => {
+                for (it, ip) in attrs(p) {
+                    if it == IFLA_INFO_KIND {
+                        link.kind = Some(String::from_utf8_lossy(ip.split(|b| *b == 0).next().unwrap_or(&[])).into_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(link)
+}
+
+/// The interface called `name` in the current network namespace.
+pub fn link_by_name(name: &str) -> Result<Link, NetlinkError> {
+    get_link(0, Some(name), None, &format!("'{name}'"))
+}
+
+/// Interface `ifindex` in the namespace known here as `nsid` (or the current one).
+pub fn link_by_index(ifindex: u32, nsid: Option<i32>) -> Result<Link, NetlinkError> {
+    let what = match nsid {
+        Some(n) => format!("ifindex {ifindex} in netnsid {n}"),
+        None => format!("ifindex {ifindex}"),
+    };
+    get_link(ifindex, None, nsid, &what)
+}
+
+/// The interface and, for a veth, its peer (looked up in the peer's namespace).
+pub fn link_and_peer(name: &str) -> Result<(Link, Option<Link>), NetlinkError> {
+    let link = link_by_name(name)?;
+    let peer = match (link.kind.as_deref(), link.link) {
+        (Some("veth"), Some(peer)) if peer != 0 => Some(link_by_index(peer, link.link_netnsid)?),
+        _ => None,
+    };
+    Ok((link, peer))
+}

@@ -1,0 +1,97 @@
+//! The applied model, saved beside the pins so later commands can name things and compute diffs,
+//! and the lock that keeps two loaders off one pin directory.
+
+use std::{
+    collections::BTreeMap,
+    fs::{self, File, OpenOptions},
+    io,
+    os::{fd::AsRawFd as _, unix::fs::OpenOptionsExt as _},
+    path::Path,
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::{DatapathError, Result, io_err};
+use crate::{compile::IfaceFacts, model::Model};
+
+const STATE_FILE: &str = "state.json";
+const LOCK_FILE: &str = "lock";
+/// Bumped when the file's meaning changes; an unknown version is refused, not guessed at.
+const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub model: Model,
+    pub facts: BTreeMap<String, IfaceFacts>,
+    pub flow_table_size: u32,
+    pub netns: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OnDisk {
+    version: u32,
+    #[serde(flatten)]
+    state: State,
+}
+
+impl State {
+    pub fn load(dir: &Path) -> Result<Option<State>> {
+        let path = dir.join(STATE_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(DatapathError::Io { what: format!("reading {}", path.display()), source: e }),
+        };
+        let disk: OnDisk = serde_json::from_str(&text)
+            .map_err(|e| DatapathError::Other(format!("{}: unreadable state ({e}); `sfc down` resets it", path.display())))?;
+        if disk.version != STATE_VERSION {
+            return Err(DatapathError::Other(format!(
+                "{}: state version {} is not {STATE_VERSION} (written by another sfc version); `sfc down` resets it",
+                path.display(),
+                disk.version
+            )));
+        }
+        Ok(Some(disk.state))
+    }
+
+    /// Written to a temporary file and renamed, so a crash never leaves half a state.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(STATE_FILE);
+        let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+        let text = serde_json::to_string_pretty(&OnDisk { version: STATE_VERSION, state: self.clone() })
+            .map_err(|e| DatapathError::Other(format!("encoding state: {e}")))?;
+        fs::write(&tmp, text).map_err(io_err(format!("writing {}", tmp.display())))?;
+        fs::rename(&tmp, &path).map_err(io_err(format!("renaming {} to {}", tmp.display(), path.display())))
+    }
+
+    /// The interface name the model used for `ifindex`.
+    pub fn ifname(&self, ifindex: u32) -> Option<String> {
+        self.facts.iter().find(|(_, f)| f.ifindex == ifindex).map(|(n, _)| n.clone())
+    }
+}
+
+/// An exclusive `flock` on the state directory's lock file, held while changing the datapath
+/// (released when the file is closed).
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    pub fn acquire(dir: &Path) -> Result<Lock> {
+        let path = dir.join(LOCK_FILE);
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(format!("opening {}", path.display())))?;
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(DatapathError::Other(format!(
+                "another sfc is changing this datapath ({} is locked); try again when it is done",
+                path.display()
+            )));
+        }
+        Ok(Lock { _file: f })
+    }
+}
