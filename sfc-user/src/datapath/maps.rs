@@ -19,7 +19,8 @@ use sfc_common::{
 use super::{DatapathError, Location, Result};
 use crate::compile::Compiled;
 
-fn open(loc: &Location, name: &str) -> Result<Map> {
+/// Opens the pinned map `name` of the datapath at `loc`.
+pub(crate) fn open(loc: &Location, name: &str) -> Result<Map> {
     let path = loc.map_pin(name);
     if !path.exists() {
         return Err(DatapathError::NotInstalled(loc.pin_dir.clone()));
@@ -28,12 +29,13 @@ fn open(loc: &Location, name: &str) -> Result<Map> {
     Map::from_map_data(data).map_err(|source| DatapathError::Map { what: format!("opening {}", path.display()), source })
 }
 
-fn map_err(name: &str, action: &str) -> impl FnOnce(MapError) -> DatapathError {
+pub(crate) fn map_err(name: &str, action: &str) -> impl FnOnce(MapError) -> DatapathError {
     let what = format!("{name}: {action}");
     move |source| DatapathError::Map { what, source }
 }
 
-fn typed<T: TryFrom<Map, Error = MapError>>(loc: &Location, name: &str) -> Result<T> {
+/// Opens the pinned map `name` as a typed aya map.
+pub(crate) fn typed<T: TryFrom<Map, Error = MapError>>(loc: &Location, name: &str) -> Result<T> {
     T::try_from(open(loc, name)?).map_err(map_err(name, "unexpected map type"))
 }
 
