@@ -6,6 +6,8 @@ pub const MAX_VLAN_DEPTH: usize = 2;
 pub const MAX_IPV6_EXT_HEADERS: usize = 6;
 /// Port pair groups in one chain (= hops). A flow records one member per hop.
 pub const MAX_HOPS: usize = 16;
+// Hop indexes are masked with MAX_HOPS - 1 for the verifier.
+const _: () = assert!(MAX_HOPS.is_power_of_two());
 /// Highest `chain_id` (networking-sfc allows 1..=65535; the SPI would allow 24 bits).
 pub const MAX_CHAIN_ID: u32 = 65_535;
 /// Port pair ids are `u16` inside a flow entry; `PORT_PAIR_NONE` marks an empty hop slot.
@@ -30,3 +32,5 @@ pub const MAX_IFACES: u32 = 4_096;
 pub const DEFAULT_FLOW_TABLE_SIZE: u32 = 65_536;
 /// Drop reason slots (see `DropReason`); grow-only.
 pub const MAX_DROP_REASONS: u32 = 32;
+/// Fragmented packets in flight whose later fragments are still expected.
+pub const MAX_FRAGS: u32 = 8_192;

@@ -18,9 +18,10 @@ pub const MAP_FLOWS: &str = "SFC_FLOWS";
 pub const MAP_HOP_STATS: &str = "SFC_HOP_STATS";
 pub const MAP_IF_STATS: &str = "SFC_IF_STATS";
 pub const MAP_DROPS: &str = "SFC_DROPS";
+pub const MAP_FRAGS: &str = "SFC_FRAGS";
 
 /// Every map the loader pins, in a stable order.
-pub const ALL_MAPS: [&str; 11] = [
+pub const ALL_MAPS: [&str; 12] = [
     MAP_IFACES,
     MAP_CLS,
     MAP_CLS_RES,
@@ -32,6 +33,7 @@ pub const ALL_MAPS: [&str; 11] = [
     MAP_HOP_STATS,
     MAP_IF_STATS,
     MAP_DROPS,
+    MAP_FRAGS,
 ];
 
 /// Program names (the function names of the entry points).
@@ -43,9 +45,10 @@ pub const PROG_TC_INGRESS: &str = "sfc_tc_ingress";
 pub const ROLE_SOURCE: u32 = 1 << 0;
 /// The interface is a port pair's `egress`: packets here come back from a service function.
 pub const ROLE_SF_EGRESS: u32 = 1 << 1;
-/// The interface is a port pair's `ingress` (informational: nothing arrives there from sfc).
+/// The interface is a port pair's `ingress`: reverse traffic of symmetric chains comes back here.
 pub const ROLE_SF_INGRESS: u32 = 1 << 2;
-/// The interface is a classifier's `logical_destination_port`.
+/// The interface is a classifier's `logical_destination_port`: reverse traffic of symmetric
+/// chains starts here.
 pub const ROLE_DEST: u32 = 1 << 3;
 
 /// `SFC_IFACES`: ifindex -> what the interface is to sfc.
@@ -54,7 +57,7 @@ pub const ROLE_DEST: u32 = 1 << 3;
 pub struct IfaceEntry {
     /// `ROLE_*` bits.
     pub roles: u32,
-    /// With `ROLE_SF_EGRESS`: the port pair whose egress this is.
+    /// With `ROLE_SF_EGRESS` / `ROLE_SF_INGRESS`: the port pair the interface belongs to.
     pub port_pair: u32,
     /// `IF_F_*` bits.
     pub flags: u32,
@@ -178,9 +181,13 @@ const _: () = assert!(size_of::<LbKey>() == 8);
 
 /// `PortPairEntry::flags`: the ingress is a veth whose peer is in another namespace, so the
 /// packet can be handed straight to the peer's ingress with `bpf_redirect_peer`.
-pub const PP_F_PEER: u32 = 1 << 0;
+pub const PP_F_INGRESS_PEER: u32 = 1 << 0;
+/// `PortPairEntry::flags`: the same for the egress (reverse direction of symmetric chains).
+pub const PP_F_EGRESS_PEER: u32 = 1 << 1;
 
-/// `SFC_PORT_PAIRS`: port pair id -> where to send packets into the service function.
+/// `SFC_PORT_PAIRS`: port pair id -> where to send packets into the service function. Forward
+/// traffic enters through `ingress` and comes back on `egress`; the reverse direction of a
+/// symmetric chain enters through `egress` and comes back on `ingress`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PortPairEntry {
@@ -188,10 +195,13 @@ pub struct PortPairEntry {
     pub egress_ifindex: u32,
     /// MAC address of the service function's interface behind `ingress`.
     pub ingress_mac: [u8; 6],
-    pub _pad: [u8; 2],
+    /// MAC address of the service function's interface behind `egress` (zero when unknown and
+    /// not needed: no symmetric chain uses this port pair).
+    pub egress_mac: [u8; 6],
+    /// `PP_F_*` bits.
     pub flags: u32,
 }
-const _: () = assert!(size_of::<PortPairEntry>() == 20);
+const _: () = assert!(size_of::<PortPairEntry>() == 24);
 
 // ---- flows ------------------------------------------------------------------------------------
 
@@ -252,16 +262,38 @@ impl Default for FlowEntry {
 
 // ---- counters ---------------------------------------------------------------------------------
 
+/// `HopStatsKey::dir`.
+pub const DIR_FORWARD: u32 = 0;
+pub const DIR_REVERSE: u32 = 1;
+
 /// `SFC_HOP_STATS` key (per-CPU): packets sent into a member at a hop of a chain.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HopStatsKey {
     pub chain_id: u32,
-    /// 0-based hop index (SI = 255 - hop).
+    /// 0-based position of the group in the chain (SI = 255 - hop), in both directions.
     pub hop: u32,
     pub port_pair: u32,
+    /// `DIR_FORWARD`, or `DIR_REVERSE` for the reverse path of a symmetric chain.
+    pub dir: u32,
 }
-const _: () = assert!(size_of::<HopStatsKey>() == 12);
+const _: () = assert!(size_of::<HopStatsKey>() == 16);
+
+/// `SFC_FRAGS` key: one fragmented IP packet (its fragments share addresses, protocol and id).
+/// The value is the `FlowKey` its first fragment was steered with, so later fragments, which
+/// carry no ports, follow the same path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    /// IPv4 identification (zero-extended) or IPv6 fragment identification.
+    pub id: u32,
+    pub proto: u8,
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+const _: () = assert!(size_of::<FragKey>() == 40);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -274,8 +306,8 @@ const _: () = assert!(size_of::<Counter>() == 16);
 #[cfg(feature = "user")]
 mod pod {
     use super::{
-        ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, GroupEntry, HopStatsKey,
-        IfStats, IfaceEntry, LbKey, PortPairEntry,
+        ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, FragKey, GroupEntry,
+        HopStatsKey, IfStats, IfaceEntry, LbKey, PortPairEntry,
     };
     // SAFETY: all of these are #[repr(C)], contain only integers and byte arrays, and have no
     // implicit padding (explicit `_pad` fields and size assertions above).
@@ -291,4 +323,5 @@ mod pod {
     unsafe impl aya::Pod for FlowEntry {}
     unsafe impl aya::Pod for HopStatsKey {}
     unsafe impl aya::Pod for Counter {}
+    unsafe impl aya::Pod for FragKey {}
 }

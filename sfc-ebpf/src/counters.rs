@@ -12,8 +12,8 @@ const BPF_NOEXIST: u64 = 1;
 
 /// Not inlined: called from several places, and each inlined copy would get its own stack slots.
 #[inline(never)]
-pub fn hop(chain_id: u32, hop: u32, port_pair: u32, bytes: u32) {
-    let key = HopStatsKey { chain_id, hop, port_pair };
+pub fn hop(chain_id: u32, hop: u32, port_pair: u32, dir: u32, bytes: u32) {
+    let key = HopStatsKey { chain_id, hop, port_pair, dir };
     if SFC_HOP_STATS.get_ptr_mut(&key).is_none() {
         // First packet of this member anywhere: create the slot (zero on every CPU). Losing the
         // race to another CPU is fine, the entry then exists.

@@ -8,11 +8,11 @@ use aya_ebpf::{
 use sfc_common::{
     limits::{
         DEFAULT_FLOW_TABLE_SIZE, LB_TABLE_SIZE, MAX_CHAINS, MAX_CLS_ENTRIES, MAX_CLS_RESULTS,
-        MAX_DROP_REASONS, MAX_GROUPS, MAX_HOPS, MAX_IFACES, MAX_PORT_PAIRS,
+        MAX_DROP_REASONS, MAX_FRAGS, MAX_GROUPS, MAX_HOPS, MAX_IFACES, MAX_PORT_PAIRS,
     },
     maps::{
-        ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, GroupEntry, HopStatsKey,
-        IfStats, IfaceEntry, LbKey, PortPairEntry,
+        ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, FragKey, GroupEntry,
+        HopStatsKey, IfStats, IfaceEntry, LbKey, PortPairEntry,
     },
 };
 
@@ -55,11 +55,16 @@ pub static SFC_PORT_PAIRS: HashMap<u32, PortPairEntry> = HashMap::pinned(MAX_POR
 pub static SFC_FLOWS: LruHashMap<FlowKey, FlowEntry> =
     LruHashMap::pinned(DEFAULT_FLOW_TABLE_SIZE, 0);
 
-/// (chain, hop, port pair) -> packets/bytes sent into that member (per CPU). Written by the
-/// datapath, read by `sfc stats`.
+/// (chain, hop, port pair, direction) -> packets/bytes sent into that member (per CPU). Written
+/// by the datapath, read by `sfc stats`.
 #[map]
 pub static SFC_HOP_STATS: PerCpuHashMap<HopStatsKey, Counter> =
-    PerCpuHashMap::pinned(MAX_CHAINS * MAX_HOPS as u32, 0);
+    PerCpuHashMap::pinned(MAX_CHAINS * MAX_HOPS as u32 * 2, 0);
+
+/// Fragmented packet -> the flow key its first fragment was steered with. Written by the
+/// datapath on a first fragment, read for later fragments (which carry no ports); LRU-pruned.
+#[map]
+pub static SFC_FRAGS: LruHashMap<FragKey, FlowKey> = LruHashMap::pinned(MAX_FRAGS, 0);
 
 /// ifindex -> classified/unclassified/from-SF/malformed packets (per CPU). Written by the
 /// datapath, read by `sfc stats`.
@@ -77,6 +82,10 @@ pub static SFC_DROPS: PerCpuArray<u64> = PerCpuArray::pinned(MAX_DROP_REASONS, 0
 pub struct Scratch {
     pub key: FlowKey,
     pub flow: FlowEntry,
+    /// The reverse direction of a symmetric chain's new flow.
+    pub rkey: FlowKey,
+    pub rflow: FlowEntry,
+    pub frag: FragKey,
 }
 
 #[map]

@@ -73,12 +73,23 @@ impl Cursor {
     }
 }
 
+/// `Parsed::frag`: not a fragment.
+pub const FRAG_NONE: u8 = 0;
+/// The first fragment (offset 0, more to come): carries the ports.
+pub const FRAG_FIRST: u8 = 1;
+/// A later fragment: no transport header.
+pub const FRAG_LATER: u8 = 2;
+
 /// What steering needs to know about a packet besides its flow key.
 pub struct Parsed {
     /// Ethertype of the IP header (after any VLAN tags), host order.
     pub ethertype: u16,
     /// The Ethernet header, for rewriting addresses before a redirect.
     pub eth: *mut EthHdr,
+    /// `FRAG_*`.
+    pub frag: u8,
+    /// IP identification of a fragment (IPv4 16 bits, IPv6 32 bits).
+    pub frag_id: u32,
 }
 
 /// Parses the frame between `start` and `end`, filling `key` (which the caller has zeroed).
@@ -101,19 +112,21 @@ pub fn parse(start: usize, end: usize, key: &mut FlowKey) -> Result<Parsed, Pars
         _ => return Err(ParseError::NotIp),
     };
     key.proto = proto.proto;
-    if proto.has_ports {
+    if proto.has_ports && proto.frag != FRAG_LATER {
         let ports = c.take::<[u8; 4]>()?;
         let ports = unsafe { *ports };
         key.sport = [ports[0], ports[1]];
         key.dport = [ports[2], ports[3]];
     }
-    Ok(Parsed { ethertype, eth: eth.cast_mut() })
+    Ok(Parsed { ethertype, eth: eth.cast_mut(), frag: proto.frag, frag_id: proto.frag_id })
 }
 
 struct L4 {
     proto: u8,
-    /// The transport header follows (first fragment, port-carrying protocol).
+    /// The protocol carries ports (read unless this is a later fragment).
     has_ports: bool,
+    frag: u8,
+    frag_id: u32,
 }
 
 #[inline(always)]
@@ -134,9 +147,11 @@ fn parse_ipv4(c: &mut Cursor, key: &mut FlowKey) -> Result<L4, ParseError> {
     key.family = FAMILY_V4;
     key.src[..4].copy_from_slice(&ip.src_addr);
     key.dst[..4].copy_from_slice(&ip.dst_addr);
-    // Later fragments carry no transport header: they are keyed with ports 0.
-    let frag_off = u16::from_be_bytes(ip.frags) & 0x1fff;
-    Ok(L4 { proto: ip.proto, has_ports: frag_off == 0 && carries_ports(ip.proto) })
+    // Later fragments carry no transport header; steering maps them to their first fragment.
+    let frags = u16::from_be_bytes(ip.frags);
+    let (offset, more) = (frags & 0x1fff, frags & 0x2000 != 0);
+    let frag = if offset != 0 { FRAG_LATER } else if more { FRAG_FIRST } else { FRAG_NONE };
+    Ok(L4 { proto: ip.proto, has_ports: carries_ports(ip.proto), frag, frag_id: u32::from(u16::from_be_bytes(ip.id)) })
 }
 
 #[inline(always)]
@@ -149,7 +164,8 @@ fn parse_ipv6(c: &mut Cursor, key: &mut FlowKey) -> Result<L4, ParseError> {
     key.family = FAMILY_V6;
     // Addresses are copied after the walk: held across it they would be spilled byte by byte.
     let mut next = ip.next_hdr;
-    let mut first_fragment = true;
+    let mut frag = FRAG_NONE;
+    let mut frag_id = 0;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         match next {
             IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS => {
@@ -167,16 +183,30 @@ fn parse_ipv6(c: &mut Cursor, key: &mut FlowKey) -> Result<L4, ParseError> {
             IPV6_FRAGMENT => {
                 let h = unsafe { *c.take::<[u8; 8]>()? };
                 next = h[0];
-                first_fragment = u16::from_be_bytes([h[2], h[3]]) & 0xfff8 == 0;
+                let off = u16::from_be_bytes([h[2], h[3]]);
+                frag = if off & 0xfff8 != 0 {
+                    FRAG_LATER
+                } else if off & 1 != 0 {
+                    FRAG_FIRST
+                } else {
+                    FRAG_NONE
+                };
+                frag_id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+                if frag == FRAG_LATER {
+                    // The rest is payload of the fragmented packet, not headers.
+                    break;
+                }
             }
             _ => break,
         }
     }
     // Still an extension header after the bound: we cannot find the transport header.
-    if matches!(next, IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS | IPV6_AH | IPV6_FRAGMENT) {
+    if frag != FRAG_LATER
+        && matches!(next, IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS | IPV6_AH | IPV6_FRAGMENT)
+    {
         return Err(ParseError::Malformed);
     }
     key.src = ip.src_addr;
     key.dst = ip.dst_addr;
-    Ok(L4 { proto: next, has_ports: first_fragment && carries_ports(next) })
+    Ok(L4 { proto: next, has_ports: carries_ports(next), frag, frag_id })
 }

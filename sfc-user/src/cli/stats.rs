@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, process::ExitCode, time::Duration};
 
 use serde::Serialize;
-use sfc_common::maps::{Counter, HopStatsKey};
+use sfc_common::maps::{Counter, DIR_FORWARD, DIR_REVERSE, HopStatsKey};
 
 use crate::{
     compile,
@@ -45,6 +45,9 @@ pub struct MemberStats {
     pub port_pair: String,
     pub packets: u64,
     pub bytes: u64,
+    /// The reverse direction of a symmetric chain (0 otherwise).
+    pub reverse_packets: u64,
+    pub reverse_bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,13 +82,23 @@ pub fn collect(loc: &Location) -> anyhow::Result<Stats> {
                         .port_pairs
                         .iter()
                         .map(|&p| {
-                            let key = HopStatsKey {
-                                chain_id: ch.chain_id,
-                                hop: u32::try_from(h).unwrap_or(u32::MAX),
-                                port_pair: compile::port_pair_id(p),
+                            let get = |dir| {
+                                let key = HopStatsKey {
+                                    chain_id: ch.chain_id,
+                                    hop: u32::try_from(h).unwrap_or(u32::MAX),
+                                    port_pair: compile::port_pair_id(p),
+                                    dir,
+                                };
+                                hop.get(&key).copied().unwrap_or(Counter::default())
                             };
-                            let c = hop.get(&key).copied().unwrap_or(Counter::default());
-                            MemberStats { port_pair: m.port_pairs[p].name.clone(), packets: c.packets, bytes: c.bytes }
+                            let (f, r) = (get(DIR_FORWARD), get(DIR_REVERSE));
+                            MemberStats {
+                                port_pair: m.port_pairs[p].name.clone(),
+                                packets: f.packets,
+                                bytes: f.bytes,
+                                reverse_packets: r.packets,
+                                reverse_bytes: r.bytes,
+                            }
                         })
                         .collect(),
                 })
@@ -121,6 +134,9 @@ fn print_table(s: &Stats, prev: Option<&Stats>, secs: f64) {
             for (mi, mb) in hop.members.iter().enumerate() {
                 let before = prev.and_then(|p| p.chains.get(ci)).and_then(|c| c.hops.get(h)).and_then(|x| x.members.get(mi)).map(|x| x.packets);
                 println!("    {:<16} {:>12} pkts {:>14} bytes {}", mb.port_pair, mb.packets, mb.bytes, rate(mb.packets, before));
+                if mb.reverse_packets > 0 {
+                    println!("    {:<16} {:>12} pkts {:>14} bytes (reverse)", "", mb.reverse_packets, mb.reverse_bytes);
+                }
             }
         }
     }

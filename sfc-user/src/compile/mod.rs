@@ -10,8 +10,8 @@ use sfc_common::{
     limits::LB_TABLE_SIZE,
     maps::{
         CHAIN_F_SYMMETRIC, ChainEntry, ClsKey, ClsResult, FAIL_CLOSED, FAIL_OPEN, GroupEntry,
-        IF_F_PEER, IfaceEntry, LbKey, PP_F_PEER, PortPairEntry, ROLE_DEST, ROLE_SF_EGRESS,
-        ROLE_SF_INGRESS, ROLE_SOURCE,
+        IF_F_PEER, IfaceEntry, LbKey, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry,
+        ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
 };
 
@@ -36,9 +36,9 @@ pub enum CompileError {
     #[error("{resource}: interface '{iface}' does not exist{where_}")]
     NoInterface { resource: String, iface: String, where_: String },
     #[error(
-        "port_pairs[{port_pair}].ingress: cannot tell the MAC address of the service function behind '{iface}' (only veth interfaces are supported so far)"
+        "port_pairs[{port_pair}].{field}: cannot tell the MAC address of the service function behind '{iface}' (only veth interfaces are supported so far)"
     )]
-    NoPeerMac { port_pair: String, iface: String },
+    NoPeerMac { port_pair: String, field: &'static str, iface: String },
 }
 
 /// Names for decoding counters and flows, saved beside the pinned maps.
@@ -58,17 +58,17 @@ pub struct Compiled {
     pub groups: BTreeMap<u32, GroupEntry>,
     pub lb: BTreeMap<LbKey, u32>,
     pub port_pairs: BTreeMap<u32, PortPairEntry>,
+    /// Interfaces that need the tc program attached: logical source ports and SF egresses, and
+    /// for symmetric chains also SF ingresses and logical destination ports (where their reverse
+    /// traffic arrives). Elsewhere nothing needs looking at, so nothing pays for a program.
+    pub attach: std::collections::BTreeSet<u32>,
     pub names: Names,
 }
 
 impl Compiled {
-    /// Interfaces that need the tc program attached (where packets must be looked at).
+    /// Interfaces that need the tc program attached.
     pub fn attach_ifindexes(&self) -> Vec<u32> {
-        self.ifaces
-            .iter()
-            .filter(|(_, e)| e.roles & (ROLE_SOURCE | ROLE_SF_EGRESS) != 0)
-            .map(|(i, _)| *i)
-            .collect()
+        self.attach.iter().copied().collect()
     }
 }
 
@@ -107,7 +107,11 @@ pub fn compile(model: &Model, facts: &BTreeMap<String, IfaceFacts>, netns: Optio
     };
 
     let mut used_groups = Vec::new();
+    let mut symmetric_groups = std::collections::BTreeSet::new();
     for chain in &model.port_chains {
+        if chain.symmetric {
+            symmetric_groups.extend(chain.port_pair_groups.iter().copied());
+        }
         let mut entry = ChainEntry {
             n_hops: u32::try_from(chain.port_pair_groups.len()).unwrap_or(0),
             flags: if chain.symmetric { CHAIN_F_SYMMETRIC } else { 0 },
@@ -130,19 +134,40 @@ pub fn compile(model: &Model, facts: &BTreeMap<String, IfaceFacts>, netns: Optio
             let ingress = fact(format!("{res}.ingress"), &pp.ingress, &mut errors);
             let egress = fact(format!("{res}.egress"), &pp.egress, &mut errors);
             let (Some(ingress), Some(egress)) = (ingress, egress) else { continue };
-            let Some(mac) = ingress.peer_mac else {
-                errors.push(CompileError::NoPeerMac { port_pair: pp.name.clone(), iface: pp.ingress.clone() });
+            let symmetric = symmetric_groups.contains(&g);
+            let Some(ingress_mac) = ingress.peer_mac else {
+                errors.push(CompileError::NoPeerMac { port_pair: pp.name.clone(), field: "ingress", iface: pp.ingress.clone() });
                 continue;
             };
+            // The egress MAC is only needed when reverse traffic is sent into the egress.
+            let egress_mac = match (egress.peer_mac, symmetric) {
+                (Some(m), _) => m,
+                (None, false) => [0; 6],
+                (None, true) => {
+                    errors.push(CompileError::NoPeerMac { port_pair: pp.name.clone(), field: "egress", iface: pp.egress.clone() });
+                    continue;
+                }
+            };
+            let mut flags = 0;
+            if ingress.peer_in_other_netns {
+                flags |= PP_F_INGRESS_PEER;
+            }
+            if egress.peer_in_other_netns {
+                flags |= PP_F_EGRESS_PEER;
+            }
             out.port_pairs.insert(id, PortPairEntry {
                 ingress_ifindex: ingress.ifindex,
                 egress_ifindex: egress.ifindex,
-                ingress_mac: mac,
-                _pad: [0; 2],
-                flags: if ingress.peer_in_other_netns { PP_F_PEER } else { 0 },
+                ingress_mac,
+                egress_mac,
+                flags,
             });
-            role(&mut out, ingress, &pp.ingress, ROLE_SF_INGRESS, None);
+            role(&mut out, ingress, &pp.ingress, ROLE_SF_INGRESS, Some(id));
             role(&mut out, egress, &pp.egress, ROLE_SF_EGRESS, Some(id));
+            out.attach.insert(egress.ifindex);
+            if symmetric {
+                out.attach.insert(ingress.ifindex);
+            }
             members.push(maglev::Member { id, name: &pp.name, weight: pp.weight });
         }
         let gid = group_id(g);
@@ -169,9 +194,13 @@ pub fn compile(model: &Model, facts: &BTreeMap<String, IfaceFacts>, netns: Optio
             let res = format!("flow_classifiers[{}]", fc.name);
             let Some(src) = fact(format!("{res}.logical_source_port"), &fc.logical_source_port, &mut errors) else { continue };
             role(&mut out, src, &fc.logical_source_port, ROLE_SOURCE, None);
+            out.attach.insert(src.ifindex);
             if let Some(d) = &fc.logical_destination_port {
                 if let Some(df) = fact(format!("{res}.logical_destination_port"), d, &mut errors) {
                     role(&mut out, df, d, ROLE_DEST, None);
+                    if chain.symmetric {
+                        out.attach.insert(df.ifindex);
+                    }
                 }
             }
             in_use.push((i, fc, src.ifindex));
