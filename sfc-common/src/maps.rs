@@ -19,9 +19,11 @@ pub const MAP_HOP_STATS: &str = "SFC_HOP_STATS";
 pub const MAP_IF_STATS: &str = "SFC_IF_STATS";
 pub const MAP_DROPS: &str = "SFC_DROPS";
 pub const MAP_FRAGS: &str = "SFC_FRAGS";
+pub const MAP_META: &str = "SFC_META";
 
 /// Every map the loader pins, in a stable order.
-pub const ALL_MAPS: [&str; 12] = [
+pub const ALL_MAPS: [&str; 13] = [
+    MAP_META,
     MAP_IFACES,
     MAP_CLS,
     MAP_CLS_RES,
@@ -39,6 +41,40 @@ pub const ALL_MAPS: [&str; 12] = [
 /// Program names (the function names of the entry points).
 pub const PROG_TC_INGRESS: &str = "sfc_tc_ingress";
 
+// ---- generations ------------------------------------------------------------------------------
+//
+// Configuration maps are double-banked: every key of SFC_IFACES, SFC_CLS, SFC_CLS_RES,
+// SFC_CHAINS, SFC_GROUPS and SFC_LB carries a bank bit. The loader writes the inactive bank in
+// full, then flips `Meta` (one 8-byte array element) so the next packet sees the whole new
+// configuration and no packet ever sees half of it. Port pairs are not banked: their ids are
+// stable by name, and a removed one stays (draining) until its flows are done.
+
+/// `SFC_META[0]`: which bank is live, and a generation bumped at every flip.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub bank: u32,
+    pub generation: u32,
+}
+const _: () = assert!(size_of::<Meta>() == 8);
+
+/// Bank bit of chain, group and interface keys.
+pub const BANK_BIT_ID: u32 = 31;
+/// Bank bit of classifier classes (stage-1 classes are ifindexes, below 2^30).
+pub const BANK_BIT_CLASS: u32 = 30;
+
+/// A chain id, group id or ifindex as keyed in `bank`.
+#[inline(always)]
+pub const fn banked_id(bank: u32, id: u32) -> u32 {
+    id | ((bank & 1) << BANK_BIT_ID)
+}
+
+/// A classifier class as keyed in `bank`.
+#[inline(always)]
+pub const fn banked_class(bank: u32, class: u32) -> u32 {
+    class | ((bank & 1) << BANK_BIT_CLASS)
+}
+
 // ---- interfaces ----------------------------------------------------------------------------
 
 /// The interface is a flow classifier's `logical_source_port`: classify new flows here.
@@ -51,7 +87,7 @@ pub const ROLE_SF_INGRESS: u32 = 1 << 2;
 /// chains starts here.
 pub const ROLE_DEST: u32 = 1 << 3;
 
-/// `SFC_IFACES`: ifindex -> what the interface is to sfc.
+/// `SFC_IFACES`: banked ifindex -> what the interface is to sfc.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IfaceEntry {
@@ -95,7 +131,8 @@ const _: () = assert!(size_of::<IfStats>() == 32);
 // The class after stage 5 indexes `SFC_CLS_RES`. Classes after stage 1 are allocated by the
 // compiler from `CLASS_BASE` so they never collide with an ifindex.
 
-/// First class id the compiler hands out; ids below it are ifindexes (stage 1).
+/// First class id the compiler hands out; ids below it are ifindexes (stage 1). Bit 30 is the
+/// bank bit, so a bank holds up to 2^30 classes.
 pub const CLASS_BASE: u32 = 0x8000_0000;
 /// Number of lookup stages.
 pub const CLS_STAGES: usize = 5;
@@ -133,7 +170,7 @@ const _: () = assert!(size_of::<ClsResult>() == 16);
 /// `ChainEntry::flags`: install the reverse flow so replies cross the same members backwards.
 pub const CHAIN_F_SYMMETRIC: u32 = 1 << 0;
 
-/// `SFC_CHAINS`: chain_id -> ordered groups.
+/// `SFC_CHAINS`: banked chain_id -> ordered groups (group ids are not banked here).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ChainEntry {
@@ -156,7 +193,7 @@ pub const LB_DEFAULT: u32 = LB_IP_SRC | LB_IP_DST | LB_IP_PROTO | LB_L4_SRC | LB
 pub const FAIL_CLOSED: u32 = 0;
 pub const FAIL_OPEN: u32 = 1;
 
-/// `SFC_GROUPS`: group id -> how to pick a member.
+/// `SFC_GROUPS`: banked group id -> how to pick a member.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GroupEntry {
@@ -170,7 +207,8 @@ pub struct GroupEntry {
 }
 const _: () = assert!(size_of::<GroupEntry>() == 16);
 
-/// `SFC_LB` key: one bucket of a group's consistent-hash table; the value is a port pair id.
+/// `SFC_LB` key: one bucket of a group's consistent-hash table (`group` banked); the value is a
+/// port pair id.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LbKey {
@@ -184,6 +222,10 @@ const _: () = assert!(size_of::<LbKey>() == 8);
 pub const PP_F_INGRESS_PEER: u32 = 1 << 0;
 /// `PortPairEntry::flags`: the same for the egress (reverse direction of symmetric chains).
 pub const PP_F_EGRESS_PEER: u32 = 1 << 1;
+/// `PortPairEntry::flags`: removed from its group; existing flows keep it, new flows do not get it.
+pub const PP_F_DRAINING: u32 = 1 << 2;
+/// `PortPairEntry::flags`: an interface is down; flows move off it at their next packet.
+pub const PP_F_DOWN: u32 = 1 << 3;
 
 /// `SFC_PORT_PAIRS`: port pair id -> where to send packets into the service function. Forward
 /// traffic enters through `ingress` and comes back on `egress`; the reverse direction of a
@@ -200,8 +242,10 @@ pub struct PortPairEntry {
     pub egress_mac: [u8; 6],
     /// `PP_F_*` bits.
     pub flags: u32,
+    /// The group the port pair belongs to (a port pair is in one group at most).
+    pub group: u32,
 }
-const _: () = assert!(size_of::<PortPairEntry>() == 24);
+const _: () = assert!(size_of::<PortPairEntry>() == 28);
 
 // ---- flows ------------------------------------------------------------------------------------
 
@@ -228,6 +272,12 @@ const _: () = assert!(size_of::<FlowKey>() == 40);
 pub const FLOW_F_REVERSE: u8 = 1 << 0;
 
 /// `SFC_FLOWS` value: the path a flow is pinned to.
+///
+/// A flow picked under an older generation is re-resolved at its entry port: members still in
+/// the same group are kept, so its path changes only where the chain changed, and the old path
+/// stays in `prev_members` so packets already inside the chain finish where they started.
+/// `chain_id` 0 with no hops marks a flow no classifier matches any more (its old path is still
+/// in `prev_members` for packets in flight).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowEntry {
@@ -236,14 +286,24 @@ pub struct FlowEntry {
     pub dst_ifindex: u32,
     pub n_hops: u8,
     pub flags: u8,
-    /// Service index of the last hop this flow was sent to (RFC 8300: 255 at entry, -1 per hop).
-    pub si: u8,
-    pub _pad: u8,
-    pub _pad2: u32,
+    /// Loop guard: the IP TTL / hop limit of the flow's packets at its entry port (0: unknown).
+    /// A packet of the flow that comes back to the entry port with less has been routed around.
+    pub ttl: u8,
+    pub prev_n_hops: u8,
+    /// `Meta::generation` the members were picked under.
+    pub generation: u32,
+    /// Bit h set: `members[h]` is a port pair (not skipped). Lets the datapath count the SFs on
+    /// a path prefix without a loop.
+    pub present: u16,
+    pub prev_present: u16,
     /// Port pair id picked at each hop; `PORT_PAIR_NONE` past `n_hops` (or a skipped hop).
     pub members: [u16; MAX_HOPS],
+    /// The path before the last re-resolution.
+    pub prev_members: [u16; MAX_HOPS],
 }
-const _: () = assert!(size_of::<FlowEntry>() == 16 + 2 * MAX_HOPS);
+const _: () = assert!(size_of::<FlowEntry>() == 20 + 4 * MAX_HOPS);
+// `present` has a bit per hop.
+const _: () = assert!(MAX_HOPS <= 16);
 
 impl Default for FlowEntry {
     fn default() -> Self {
@@ -252,10 +312,13 @@ impl Default for FlowEntry {
             dst_ifindex: 0,
             n_hops: 0,
             flags: 0,
-            si: 0,
-            _pad: 0,
-            _pad2: 0,
+            ttl: 0,
+            prev_n_hops: 0,
+            generation: 0,
+            present: 0,
+            prev_present: 0,
             members: [crate::limits::PORT_PAIR_NONE; MAX_HOPS],
+            prev_members: [crate::limits::PORT_PAIR_NONE; MAX_HOPS],
         }
     }
 }
@@ -307,7 +370,7 @@ const _: () = assert!(size_of::<Counter>() == 16);
 mod pod {
     use super::{
         ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, FragKey, GroupEntry,
-        HopStatsKey, IfStats, IfaceEntry, LbKey, PortPairEntry,
+        HopStatsKey, IfStats, IfaceEntry, LbKey, Meta, PortPairEntry,
     };
     // SAFETY: all of these are #[repr(C)], contain only integers and byte arrays, and have no
     // implicit padding (explicit `_pad` fields and size assertions above).
@@ -324,4 +387,5 @@ mod pod {
     unsafe impl aya::Pod for HopStatsKey {}
     unsafe impl aya::Pod for Counter {}
     unsafe impl aya::Pod for FragKey {}
+    unsafe impl aya::Pod for Meta {}
 }

@@ -11,7 +11,7 @@
 //! and range shapes; this one only with the key width.
 
 use aya_ebpf::maps::lpm_trie::Key;
-use sfc_common::maps::{CLS_CLASS_BITS, CLS_DATA_LEN, ClsKey, ClsResult, FlowKey};
+use sfc_common::maps::{CLS_CLASS_BITS, CLS_DATA_LEN, ClsKey, ClsResult, FlowKey, banked_class};
 
 use crate::maps::{SFC_CLS, SFC_CLS_RES};
 
@@ -29,20 +29,22 @@ fn stage(key: &mut Key<ClsKey>) -> Option<()> {
 
 /// The chain a packet arriving on `ifindex` with `key` enters, if a classifier matches.
 #[inline(always)]
-pub fn classify(ifindex: u32, ethertype: u16, flow: &FlowKey) -> Option<&'static ClsResult> {
-    let class = final_class(ifindex, ethertype, flow)?;
+pub fn classify(bank: u32, ifindex: u32, ethertype: u16, flow: &FlowKey) -> Option<&'static ClsResult> {
+    let class = final_class(banked_class(bank, ifindex), ethertype, flow)?;
     unsafe { SFC_CLS_RES.get(&class) }
 }
 
 /// The trie walk, as a BPF subprogram (not inlined) so its key buffer lives in its own frame.
+/// `first` is the banked stage-1 class (the ingress ifindex); later classes come banked from the
+/// trie itself.
 #[inline(never)]
-fn final_class(ifindex: u32, ethertype: u16, flow: &FlowKey) -> Option<u32> {
+fn final_class(first: u32, ethertype: u16, flow: &FlowKey) -> Option<u32> {
     let mut data = [0u8; CLS_DATA_LEN];
     let et = ethertype.to_be_bytes();
     data[0] = et[0];
     data[1] = et[1];
     data[2..18].copy_from_slice(&flow.dst);
-    let mut key = Key::new(LOOKUP_BITS, ClsKey { class: ifindex.to_be_bytes(), data });
+    let mut key = Key::new(LOOKUP_BITS, ClsKey { class: first.to_be_bytes(), data });
     stage(&mut key)?;
     key.data.data[..16].copy_from_slice(&flow.src);
     stage(&mut key)?;

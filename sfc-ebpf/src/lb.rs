@@ -3,11 +3,11 @@
 
 use sfc_common::{
     hash::flow_hash,
-    limits::LB_TABLE_SIZE,
-    maps::{FlowKey, GroupEntry, LbKey},
+    limits::{LB_TABLE_SIZE, PORT_PAIR_NONE},
+    maps::{FlowKey, GroupEntry, LbKey, PP_F_DOWN, banked_id},
 };
 
-use crate::maps::{SFC_GROUPS, SFC_LB};
+use crate::maps::{SFC_GROUPS, SFC_LB, SFC_PORT_PAIRS};
 
 /// What the group says for this flow.
 pub enum Pick {
@@ -35,18 +35,29 @@ impl From<u32> for Pick {
     }
 }
 
-/// A BPF subprogram (not inlined): called once per hop when a flow is created, so its stack is
-/// shared instead of being unrolled into the caller. Returns a port pair id or `PICK_*`.
+/// A BPF subprogram (not inlined): called once per hop when a flow is (re)resolved, so its stack
+/// is shared instead of being unrolled into the caller. Returns a port pair id or `PICK_*`.
+///
+/// `old` is the member the flow had at this hop before (or `PORT_PAIR_NONE`): it is kept while it
+/// still belongs to `group` and is not down, also when it is draining. So a flow's path changes
+/// only where its chain changed, and removed members drain instead of cutting their flows.
 #[inline(never)]
-pub fn pick(group: u32, key: &FlowKey) -> u32 {
-    let Some(g) = (unsafe { SFC_GROUPS.get(&group) }) else {
+pub fn pick(bank: u32, group: u32, key: &FlowKey, old: u32) -> u32 {
+    if old != u32::from(PORT_PAIR_NONE) {
+        if let Some(pp) = unsafe { SFC_PORT_PAIRS.get(&old) } {
+            if pp.group == group && pp.flags & PP_F_DOWN == 0 {
+                return old;
+            }
+        }
+    }
+    let Some(g) = (unsafe { SFC_GROUPS.get(&banked_id(bank, group)) }) else {
         return PICK_DOWN;
     };
     if g.n_members == 0 {
         return down(g);
     }
     let bucket = flow_hash(key, g.lb_fields) % LB_TABLE_SIZE;
-    match unsafe { SFC_LB.get(&LbKey { group, bucket }) } {
+    match unsafe { SFC_LB.get(&LbKey { group: banked_id(bank, group), bucket }) } {
         Some(pp) => *pp,
         None => down(g),
     }

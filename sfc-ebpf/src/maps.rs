@@ -3,7 +3,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use sfc_common::{
     limits::{
@@ -12,37 +12,42 @@ use sfc_common::{
     },
     maps::{
         ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, FragKey, GroupEntry,
-        HopStatsKey, IfStats, IfaceEntry, LbKey, PortPairEntry,
+        HopStatsKey, IfStats, IfaceEntry, LbKey, Meta, PortPairEntry,
     },
 };
 
-/// ifindex -> role of the interface (source port, SF egress, ...). Written by the loader, read per
+/// [0] -> the live configuration bank and generation. Written by the loader (one element: the
+/// atomic switch point of an update), read first for every packet.
+#[map]
+pub static SFC_META: Array<Meta> = Array::pinned(1, 0);
+
+/// banked ifindex -> role of the interface (source port, SF egress, ...). Written by the loader, read per
 /// packet to decide what to do.
 #[map]
-pub static SFC_IFACES: HashMap<u32, IfaceEntry> = HashMap::pinned(MAX_IFACES, 0);
+pub static SFC_IFACES: HashMap<u32, IfaceEntry> = HashMap::pinned(MAX_IFACES * 2, 0);
 
 /// Classifier trie: (class, field bits) -> next class. Written by the loader (compiled from the
 /// flow classifiers), read by `classify` with one lookup per field.
 #[map]
-pub static SFC_CLS: LpmTrie<ClsKey, u32> = LpmTrie::pinned(MAX_CLS_ENTRIES, 0);
+pub static SFC_CLS: LpmTrie<ClsKey, u32> = LpmTrie::pinned(MAX_CLS_ENTRIES * 2, 0);
 
 /// Final class -> chain the packet enters. Written by the loader, read by `classify`.
 #[map]
-pub static SFC_CLS_RES: HashMap<u32, ClsResult> = HashMap::pinned(MAX_CLS_RESULTS, 0);
+pub static SFC_CLS_RES: HashMap<u32, ClsResult> = HashMap::pinned(MAX_CLS_RESULTS * 2, 0);
 
 /// chain_id -> ordered port pair groups. Written by the loader, read when a flow is created.
 #[map]
-pub static SFC_CHAINS: HashMap<u32, ChainEntry> = HashMap::pinned(MAX_CHAINS, 0);
+pub static SFC_CHAINS: HashMap<u32, ChainEntry> = HashMap::pinned(MAX_CHAINS * 2, 0);
 
 /// group id -> member count, hashed fields and failure policy. Written by the loader, read by `lb`.
 #[map]
-pub static SFC_GROUPS: HashMap<u32, GroupEntry> = HashMap::pinned(MAX_GROUPS, 0);
+pub static SFC_GROUPS: HashMap<u32, GroupEntry> = HashMap::pinned(MAX_GROUPS * 2, 0);
 
 /// (group, bucket) -> port pair id: each group's consistent-hash table. Written by the loader
 /// (Maglev tables), read by `lb`.
 #[map]
 pub static SFC_LB: HashMap<LbKey, u32> =
-    HashMap::pinned(MAX_GROUPS * LB_TABLE_SIZE, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
+    HashMap::pinned(MAX_GROUPS * LB_TABLE_SIZE * 2, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
 
 /// port pair id -> ingress interface and the SF's MAC behind it. Written by the loader, read by
 /// `steer` at every hop.

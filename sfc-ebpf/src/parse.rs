@@ -90,6 +90,8 @@ pub struct Parsed {
     pub frag: u8,
     /// IP identification of a fragment (IPv4 16 bits, IPv6 32 bits).
     pub frag_id: u32,
+    /// IPv4 TTL or IPv6 hop limit (loop guard).
+    pub ttl: u8,
 }
 
 /// Parses the frame between `start` and `end`, filling `key` (which the caller has zeroed).
@@ -118,7 +120,7 @@ pub fn parse(start: usize, end: usize, key: &mut FlowKey) -> Result<Parsed, Pars
         key.sport = [ports[0], ports[1]];
         key.dport = [ports[2], ports[3]];
     }
-    Ok(Parsed { ethertype, eth: eth.cast_mut(), frag: proto.frag, frag_id: proto.frag_id })
+    Ok(Parsed { ethertype, eth: eth.cast_mut(), frag: proto.frag, frag_id: proto.frag_id, ttl: proto.ttl })
 }
 
 struct L4 {
@@ -127,6 +129,7 @@ struct L4 {
     has_ports: bool,
     frag: u8,
     frag_id: u32,
+    ttl: u8,
 }
 
 #[inline(always)]
@@ -151,7 +154,13 @@ fn parse_ipv4(c: &mut Cursor, key: &mut FlowKey) -> Result<L4, ParseError> {
     let frags = u16::from_be_bytes(ip.frags);
     let (offset, more) = (frags & 0x1fff, frags & 0x2000 != 0);
     let frag = if offset != 0 { FRAG_LATER } else if more { FRAG_FIRST } else { FRAG_NONE };
-    Ok(L4 { proto: ip.proto, has_ports: carries_ports(ip.proto), frag, frag_id: u32::from(u16::from_be_bytes(ip.id)) })
+    Ok(L4 {
+        proto: ip.proto,
+        has_ports: carries_ports(ip.proto),
+        frag,
+        frag_id: u32::from(u16::from_be_bytes(ip.id)),
+        ttl: ip.ttl,
+    })
 }
 
 #[inline(always)]
@@ -208,5 +217,5 @@ fn parse_ipv6(c: &mut Cursor, key: &mut FlowKey) -> Result<L4, ParseError> {
     }
     key.src = ip.src_addr;
     key.dst = ip.dst_addr;
-    Ok(L4 { proto: next, has_ports: carries_ports(next), frag, frag_id })
+    Ok(L4 { proto: next, has_ports: carries_ports(next), frag, frag_id, ttl: ip.hop_limit })
 }

@@ -5,14 +5,19 @@
 //! function's port the flow's next hop is looked up; on a logical destination port the reverse
 //! flow of a symmetric chain starts. Everything else passes untouched, as if sfc were not there.
 //! Later IP fragments carry no ports: they follow the flow their first fragment was steered with.
+//!
+//! Updates (see `sfc_common::maps` "generations"): a flow picked under an older generation is
+//! re-resolved at its entry port against the live bank, keeping every member that is still in
+//! the same group; its old path is kept so that packets already inside the chain finish on the
+//! path they started on. No packet ever follows half of an old and half of a new chain.
 
 use sfc_common::{
     DropReason,
     limits::{MAX_HOPS, PORT_PAIR_NONE},
     maps::{
         CHAIN_F_SYMMETRIC, ClsResult, DIR_FORWARD, DIR_REVERSE, FLOW_F_REVERSE, FlowEntry,
-        FlowKey, FragKey, IF_F_PEER, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, ROLE_DEST,
-        ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
+        FlowKey, IF_F_PEER, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, ROLE_DEST,
+        ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id,
     },
 };
 
@@ -21,7 +26,10 @@ use crate::{
     counters::{self, If},
     ctx::PacketCtx,
     lb::{Pick, pick},
-    maps::{SFC_CHAINS, SFC_FLOWS, SFC_FRAGS, SFC_IFACES, SFC_PORT_PAIRS, SFC_SCRATCH, Scratch},
+    maps::{
+        SFC_CHAINS, SFC_FLOWS, SFC_FRAGS, SFC_IFACES, SFC_META, SFC_PORT_PAIRS, SFC_SCRATCH,
+        Scratch,
+    },
     parse::{FRAG_FIRST, FRAG_LATER, ParseError, Parsed, parse},
 };
 
@@ -35,11 +43,26 @@ pub enum Action {
 
 const BPF_ANY: u64 = 0;
 
+/// Where a packet goes next: the flow, the first hop to consider, and which of its two paths.
+struct Path {
+    flow: &'static FlowEntry,
+    from: usize,
+    /// Follow `prev_members` (the packet entered the chain before the flow was re-resolved).
+    prev: bool,
+}
+
 #[inline(always)]
 pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     let ifindex = ctx.ifindex();
-    let Some(iface) = (unsafe { SFC_IFACES.get(&ifindex) }) else {
-        return Ok(Action::Pass);
+    let meta = SFC_META.get(0).copied().unwrap_or_default();
+    // An interface the live generation does not use may still have packets of the previous one
+    // coming back from its SF: they finish their path under the previous generation's role.
+    let iface = match unsafe { SFC_IFACES.get(&banked_id(meta.bank, ifindex)) } {
+        Some(i) => i,
+        None => match unsafe { SFC_IFACES.get(&banked_id(meta.bank ^ 1, ifindex)) } {
+            Some(i) => i,
+            None => return Ok(Action::Pass),
+        },
     };
     let (roles, port_pair) = (iface.roles, iface.port_pair);
     let scratch = SFC_SCRATCH.get_ptr_mut(0).ok_or(DropReason::NoScratch)?;
@@ -69,7 +92,7 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
             }
         }
     }
-    let Some((flow, from)) = lookup_flow(ifindex, roles, port_pair, &p, scratch)? else {
+    let Some(path) = lookup_flow(ifindex, roles, port_pair, &p, scratch, meta)? else {
         counters::iface(ifindex, If::Unclassified);
         return Ok(Action::Pass);
     };
@@ -77,7 +100,7 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
         // Later fragments of this packet will look this up. A full table only costs them steering.
         let _ = SFC_FRAGS.insert(&scratch.frag, &scratch.key, BPF_ANY);
     }
-    forward(ctx, &p, flow, from)
+    forward(ctx, &p, &path, meta.bank)
 }
 
 #[inline(always)]
@@ -89,8 +112,8 @@ fn frag_key(s: &mut Scratch, id: u32) {
     s.frag.family = s.key.family;
 }
 
-/// The flow this packet belongs to and the hop to send it to next, creating the flow when a
-/// classifier on this source port matches. `None`: not sfc's packet.
+/// The flow this packet belongs to and the hop to send it to next, creating (or re-resolving)
+/// the flow when a classifier on this source port matches. `None`: not sfc's packet.
 #[inline(always)]
 fn lookup_flow(
     ifindex: u32,
@@ -98,13 +121,22 @@ fn lookup_flow(
     port_pair: u32,
     p: &Parsed,
     scratch: &mut Scratch,
-) -> Result<Option<(&'static FlowEntry, usize)>, DropReason> {
+    meta: Meta,
+) -> Result<Option<Path>, DropReason> {
     let key = &scratch.key;
     if roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) != 0 {
         if let Some(flow) = unsafe { SFC_FLOWS.get(key) } {
-            if let Some(hop) = hop_of(flow, port_pair) {
+            let cur = hop_of(&flow.members, flow.n_hops, port_pair);
+            let prev = hop_of(&flow.prev_members, flow.prev_n_hops, port_pair);
+            let path = match (cur, prev) {
+                (Some(c), Some(q)) if came_by_prev(flow, p.ttl, c, q) => Some(Path { flow, from: q + 1, prev: true }),
+                (Some(c), _) => Some(Path { flow, from: c + 1, prev: false }),
+                (None, Some(q)) => Some(Path { flow, from: q + 1, prev: true }),
+                (None, None) => None,
+            };
+            if path.is_some() {
                 counters::iface(ifindex, If::FromSf);
-                return Ok(Some((flow, hop + 1)));
+                return Ok(path);
             }
         }
     }
@@ -113,68 +145,158 @@ fn lookup_flow(
         if let Some(flow) = unsafe { SFC_FLOWS.get(key) } {
             if flow.flags & FLOW_F_REVERSE != 0 {
                 counters::iface(ifindex, If::Classified);
-                return Ok(Some((flow, 0)));
+                return Ok(Some(Path { flow, from: 0, prev: false }));
             }
         }
     }
     if roles & ROLE_SOURCE == 0 {
         return Ok(None);
     }
-    if unsafe { SFC_FLOWS.get(key) }.is_none() {
-        let Some(res) = classify(ifindex, p.ethertype, key) else {
-            return Ok(None);
-        };
-        scratch.flow = FlowEntry::default();
-        let symmetric = new_flow(res, &scratch.key, &mut scratch.flow)?;
-        if symmetric {
-            reverse_of(scratch, ifindex);
-            SFC_FLOWS
-                .insert(&scratch.rkey, &scratch.rflow, BPF_ANY)
-                .map_err(|_| DropReason::FlowTableFull)?;
+    let old = unsafe { SFC_FLOWS.get(key) };
+    if let Some(flow) = old {
+        if flow.ttl != 0 && p.ttl < flow.ttl {
+            return Err(DropReason::HopLimit);
         }
-        SFC_FLOWS
-            .insert(&scratch.key, &scratch.flow, BPF_ANY)
-            .map_err(|_| DropReason::FlowTableFull)?;
+    }
+    match old {
+        Some(flow) if flow.generation == meta.generation => {}
+        _ => {
+            if !resolve(ifindex, p, scratch, meta, old)? {
+                return Ok(None);
+            }
+        }
     }
     // Read back from the map, so there is one path (and one stack frame) for new and known flows.
     let flow = unsafe { SFC_FLOWS.get(&scratch.key) }.ok_or(DropReason::FlowTableFull)?;
-    counters::iface(ifindex, If::Classified);
-    Ok(Some((flow, 0)))
-}
-
-/// The hop at which `flow` was sent into port pair `pp`.
-#[inline(always)]
-fn hop_of(flow: &FlowEntry, pp: u32) -> Option<usize> {
-    for h in 0..MAX_HOPS {
-        if h >= usize::from(flow.n_hops) {
-            break;
-        }
-        if u32::from(flow.members[h]) == pp {
-            return Some(h);
-        }
+    if flow.chain_id == 0 {
+        return Ok(None);
     }
-    None
+    counters::iface(ifindex, If::Classified);
+    Ok(Some(Path { flow, from: 0, prev: false }))
 }
 
-/// Pins a newly classified flow to one member of every group of its chain. Returns whether the
-/// chain is symmetric.
+/// Classifies a new flow, or re-resolves one picked under an older generation, and stores it.
+/// Returns whether a flow entry now exists for the packet.
 #[inline(always)]
-fn new_flow(res: &ClsResult, key: &FlowKey, flow: &mut FlowEntry) -> Result<bool, DropReason> {
-    let chain = unsafe { SFC_CHAINS.get(&res.chain_id) }.ok_or(DropReason::NoChain)?;
+fn resolve(
+    ifindex: u32,
+    p: &Parsed,
+    scratch: &mut Scratch,
+    meta: Meta,
+    old: Option<&FlowEntry>,
+) -> Result<bool, DropReason> {
+    scratch.flow = FlowEntry::default();
+    scratch.flow.generation = meta.generation;
+    scratch.flow.ttl = p.ttl;
+    if let Some(old) = old {
+        scratch.flow.prev_members = old.members;
+        scratch.flow.prev_n_hops = old.n_hops;
+        scratch.flow.prev_present = old.present;
+        scratch.flow.dst_ifindex = old.dst_ifindex;
+    }
+    let res = classify(meta.bank, ifindex, p.ethertype, &scratch.key);
+    let Some(res) = res else {
+        if old.is_none() {
+            return Ok(false);
+        }
+        // No classifier matches any more: remember that (chain 0), keeping the old path for
+        // packets still inside it.
+        SFC_FLOWS
+            .insert(&scratch.key, &scratch.flow, BPF_ANY)
+            .map_err(|_| DropReason::FlowTableFull)?;
+        return Ok(true);
+    };
+    let symmetric = new_flow(res, scratch, meta.bank, old.is_some())?;
+    if symmetric {
+        reverse_of(scratch, ifindex);
+        SFC_FLOWS
+            .insert(&scratch.rkey, &scratch.rflow, BPF_ANY)
+            .map_err(|_| DropReason::FlowTableFull)?;
+    }
+    SFC_FLOWS
+        .insert(&scratch.key, &scratch.flow, BPF_ANY)
+        .map_err(|_| DropReason::FlowTableFull)?;
+    Ok(true)
+}
+
+/// Whether a packet coming back from the SF at hop `c` of the current path and hop `q` of the
+/// previous one entered the chain before the flow was re-resolved. Packets carry no chain
+/// metadata through SFC-unaware SFs, but routing SFs decrement the TTL: the packet has crossed
+/// `flow.ttl - ttl` of them, which tells the two paths apart when their prefixes differ in length.
+/// Otherwise the current path wins (with equal prefixes both lead to a whole path anyway).
+#[inline(always)]
+fn came_by_prev(flow: &FlowEntry, ttl: u8, c: usize, q: usize) -> bool {
+    if flow.ttl == 0 || ttl > flow.ttl {
+        return false;
+    }
+    let crossed = u32::from(flow.ttl - ttl);
+    let upto = |h: usize| -> u16 { ((2u32 << (h & (MAX_HOPS - 1))) - 1) as u16 };
+    let via_cur = (flow.present & upto(c)).count_ones();
+    let via_prev = (flow.prev_present & upto(q)).count_ones();
+    crossed == via_prev && crossed != via_cur
+}
+
+/// The hop of `members` at which the flow was sent into port pair `pp`.
+///
+/// Branch-free (a port pair is on a path at most once, validated): a scan that returns at the
+/// first match would hand the verifier one path per position, and two such scans in a row,
+/// then `forward`'s, multiply into more states than it accepts.
+#[inline(always)]
+fn hop_of(members: &[u16; MAX_HOPS], n_hops: u8, pp: u32) -> Option<usize> {
+    let (mut found, mut pos) = (0u32, 0u32);
+    for (h, m) in members.iter().enumerate() {
+        let x = u32::from(*m) ^ pp; // 0 only on a match
+        let hit = ((x | x.wrapping_neg()) >> 31) ^ 1;
+        found |= hit;
+        pos += hit * h as u32;
+    }
+    let pos = (pos as usize) & (MAX_HOPS - 1);
+    (found != 0 && pos < usize::from(n_hops)).then_some(pos)
+}
+
+/// Bits `from..n` of a hop bitmap.
+#[inline(always)]
+fn hops_from(present: u16, from: usize, n: u8) -> u32 {
+    let below_n = (1u32 << (u32::from(n) & 31)).wrapping_sub(1);
+    let below_from = (1u32 << (from as u32 & 31)).wrapping_sub(1);
+    u32::from(present) & below_n & !below_from
+}
+
+/// Pins a classified flow (`scratch.flow`, key `scratch.key`) to one member of every group of its
+/// chain, keeping the members of its previous path (`prev_members`) where they still apply.
+/// Returns whether the chain is symmetric.
+#[inline(always)]
+fn new_flow(res: &ClsResult, s: &mut Scratch, bank: u32, had_old: bool) -> Result<bool, DropReason> {
+    let chain = unsafe { SFC_CHAINS.get(&banked_id(bank, res.chain_id)) }.ok_or(DropReason::NoChain)?;
+    let flow = &mut s.flow;
     flow.chain_id = res.chain_id;
     flow.dst_ifindex = res.dst_ifindex;
     for h in 0..MAX_HOPS {
         if h as u32 >= chain.n_hops {
             break;
         }
-        flow.members[h] = match Pick::from(pick(chain.groups[h], key)) {
+        let old = if had_old { u32::from(flow.prev_members[h]) } else { u32::from(PORT_PAIR_NONE) };
+        flow.members[h] = match Pick::from(pick(bank, chain.groups[h], &s.key, old)) {
             Pick::Member(pp) => pp,
             Pick::Skip => PORT_PAIR_NONE,
             Pick::Down => return Err(DropReason::NoMember),
         };
         flow.n_hops = (h + 1) as u8;
     }
+    flow.present = presence(&flow.members);
     Ok(chain.flags & CHAIN_F_SYMMETRIC != 0)
+}
+
+/// Bit h set when `members[h]` is a port pair. Branch-free on purpose: an accumulator that
+/// differs per branch would keep the verifier from pruning and multiply its states per hop.
+#[inline(always)]
+fn presence(members: &[u16; MAX_HOPS]) -> u16 {
+    let mut bits = 0u32;
+    for (h, m) in members.iter().enumerate() {
+        let x = u32::from(*m ^ PORT_PAIR_NONE); // 0 only for NONE
+        bits |= ((x | x.wrapping_neg()) >> 31) << h;
+    }
+    bits as u16
 }
 
 /// Fills `rkey`/`rflow`: the reply direction, through the same members in reverse order, then
@@ -195,6 +317,7 @@ fn reverse_of(s: &mut Scratch, source_ifindex: u32) {
         dst_ifindex: source_ifindex,
         n_hops: s.flow.n_hops,
         flags: FLOW_F_REVERSE,
+        generation: s.flow.generation,
         ..FlowEntry::default()
     };
     let n = usize::from(s.flow.n_hops);
@@ -204,35 +327,34 @@ fn reverse_of(s: &mut Scratch, source_ifindex: u32) {
         }
         s.rflow.members[h] = s.flow.members[(n - 1 - h) & (MAX_HOPS - 1)];
     }
+    s.rflow.present = presence(&s.rflow.members);
 }
 
-/// Sends the packet into the first member at or after hop `from`, or delivers it after the last.
+/// Sends the packet into the first member at or after hop `path.from`, or delivers it after the
+/// last.
 #[inline(always)]
-fn forward<C: PacketCtx>(
-    ctx: &C,
-    p: &Parsed,
-    flow: &FlowEntry,
-    from: usize,
-) -> Result<Action, DropReason> {
-    // A pure scan (hops skipped by fail-open groups are NONE); the lookups stay out of the loop
-    // so its unrolled copies do not each get stack slots.
-    let mut next = MAX_HOPS;
-    for h in 0..MAX_HOPS {
-        if h >= usize::from(flow.n_hops) {
-            break;
-        }
-        if h >= from && flow.members[h] != PORT_PAIR_NONE {
-            next = h;
-            break;
-        }
-    }
+fn forward<C: PacketCtx>(ctx: &C, p: &Parsed, path: &Path, bank: u32) -> Result<Action, DropReason> {
+    let flow = path.flow;
+    let (members, n_hops, present) = if path.prev {
+        (&flow.prev_members, flow.prev_n_hops, flow.prev_present)
+    } else {
+        (&flow.members, flow.n_hops, flow.present)
+    };
+    // The next hop with a member (fail-open groups leave holes): the lowest set bit from `from`
+    // on, computed without a scan for the same reason as in `hop_of`.
+    let bits = hops_from(present, path.from, n_hops);
+    let next = if bits == 0 { MAX_HOPS } else { ((bits & bits.wrapping_neg()) - 1).count_ones() as usize };
+    // LLVM knows `next` < 16 and would drop the bound check below; the verifier does not know
+    // it (the count becomes a byte table lookup). A volatile read keeps the check (as the
+    // kernel's barrier_var() does).
+    let next = unsafe { core::ptr::read_volatile(&raw const next) };
     if next < MAX_HOPS {
-        let pp_id = u32::from(flow.members[next]);
+        let pp_id = u32::from(members[next & (MAX_HOPS - 1)]);
         let pp = unsafe { SFC_PORT_PAIRS.get(&pp_id) }.ok_or(DropReason::NoPortPair)?;
         let reverse = flow.flags & FLOW_F_REVERSE != 0;
         // Counters are kept by the group's position in the chain, in both directions.
         let (ifindex, mac, peer, dir, position) = if reverse {
-            let pos = usize::from(flow.n_hops).wrapping_sub(1).wrapping_sub(next);
+            let pos = usize::from(n_hops).wrapping_sub(1).wrapping_sub(next);
             (pp.egress_ifindex, pp.egress_mac, pp.flags & PP_F_EGRESS_PEER != 0, DIR_REVERSE, pos)
         } else {
             (pp.ingress_ifindex, pp.ingress_mac, pp.flags & PP_F_INGRESS_PEER != 0, DIR_FORWARD, next)
@@ -244,7 +366,7 @@ fn forward<C: PacketCtx>(
     if flow.dst_ifindex == 0 {
         return Ok(Action::Pass);
     }
-    let peer = unsafe { SFC_IFACES.get(&flow.dst_ifindex) }
+    let peer = unsafe { SFC_IFACES.get(&banked_id(bank, flow.dst_ifindex)) }
         .is_some_and(|i| i.flags & IF_F_PEER != 0);
     Ok(Action::Redirect { ifindex: flow.dst_ifindex, peer })
 }

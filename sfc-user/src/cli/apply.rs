@@ -25,6 +25,10 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_FLOW_TABLE_SIZE,
           value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
     flow_table_size: u32,
+    /// Seconds a port pair removed from its group keeps serving the flows it already has (0:
+    /// move them at once).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    drain_timeout: u64,
 }
 
 pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
@@ -32,7 +36,11 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--mode xdp is not available yet; use --mode tc (the default)");
     }
     let model = super::load_model(&a.file)?;
-    let r = datapath::apply(loc, &model, LoadOptions { flow_table_size: a.flow_table_size })?;
+    let opts = LoadOptions {
+        flow_table_size: a.flow_table_size,
+        drain_timeout: std::time::Duration::from_secs(a.drain_timeout),
+    };
+    let r = datapath::apply(loc, &model, opts)?;
     let c = r.map_changes;
     println!(
         "{} {} to {}: {} port chains, {} port pair groups, {} port pairs, {} flow classifiers",
@@ -44,15 +52,25 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         model.port_pairs.len(),
         model.flow_classifiers.len(),
     );
-    println!("  map entries: {} added, {} changed, {} removed", c.added, c.changed, c.removed);
+    if r.flipped {
+        println!(
+            "  generation {}: map entries {} added, {} changed, {} removed",
+            r.generation, c.added, c.changed, c.removed
+        );
+    } else {
+        println!("  no change (generation {} stays live)", r.generation);
+    }
+    if !r.draining.is_empty() {
+        println!("  draining (existing flows stay for {} s): {}", a.drain_timeout, r.draining.join(", "));
+    }
+    if !r.drained.is_empty() {
+        println!("  drained and removed: {}", r.drained.join(", "));
+    }
     if !r.attached.is_empty() {
         println!("  attached tc ingress: {}", r.attached.join(", "));
     }
     if !r.detached.is_empty() {
         println!("  detached: {}", r.detached.join(", "));
-    }
-    if r.flushed_flows > 0 {
-        println!("  {} flows of changed chains will be reclassified", r.flushed_flows);
     }
     println!("  pinned under {}", loc.pin_dir.display());
     Ok(ExitCode::SUCCESS)

@@ -5,10 +5,7 @@ use std::{collections::BTreeMap, process::ExitCode, time::Duration};
 use serde::Serialize;
 use sfc_common::maps::{Counter, DIR_FORWARD, DIR_REVERSE, HopStatsKey};
 
-use crate::{
-    compile,
-    datapath::{DatapathError, Location, State, maps::Maps},
-};
+use crate::datapath::{DatapathError, Location, State, maps::Maps};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -86,7 +83,7 @@ pub fn collect(loc: &Location) -> anyhow::Result<Stats> {
                                 let key = HopStatsKey {
                                     chain_id: ch.chain_id,
                                     hop: u32::try_from(h).unwrap_or(u32::MAX),
-                                    port_pair: compile::port_pair_id(p),
+                                    port_pair: state.ids.port_pair(&m.port_pairs[p].name),
                                     dir,
                                 };
                                 hop.get(&key).copied().unwrap_or(Counter::default())

@@ -72,18 +72,81 @@ impl Compiled {
     }
 }
 
-/// Ids: a port pair's id is its index in the model, a group's id its index.
+/// The id of the port pair at `index` when ids are positional (`Ids::by_index`).
 pub fn port_pair_id(index: usize) -> u32 {
     u32::try_from(index).unwrap_or(u32::MAX)
 }
 
+/// The id of the group at `index` when ids are positional (`Ids::by_index`).
 pub fn group_id(index: usize) -> u32 {
     u32::try_from(index).unwrap_or(u32::MAX)
 }
 
-/// Compiles the parts of `model` that chains use. `facts` maps interface names to what the
-/// loader found; `netns` is only used in error messages.
+/// Port pair and group ids by name. The loader keeps them stable across applies (counters,
+/// flows and draining members refer to them); a pure compile can use positions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ids {
+    pub port_pairs: BTreeMap<String, u32>,
+    pub groups: BTreeMap<String, u32>,
+}
+
+impl Ids {
+    /// Ids equal to positions in the model.
+    pub fn by_index(model: &Model) -> Ids {
+        Ids {
+            port_pairs: model.port_pairs.iter().enumerate().map(|(i, p)| (p.name.clone(), port_pair_id(i))).collect(),
+            groups: model.port_pair_groups.iter().enumerate().map(|(i, g)| (g.name.clone(), group_id(i))).collect(),
+        }
+    }
+
+    /// Ids for `model` that keep every id `previous` gave a name, and give new names the lowest
+    /// ids not in use and not `reserved` (port pairs still draining).
+    pub fn assign(model: &Model, previous: &Ids, reserved: &std::collections::BTreeSet<u32>) -> Ids {
+        fn pick<'a>(names: impl Iterator<Item = &'a String>, prev: &BTreeMap<String, u32>, reserved: &std::collections::BTreeSet<u32>) -> BTreeMap<String, u32> {
+            let names: Vec<&String> = names.collect();
+            let mut out: BTreeMap<String, u32> = names.iter().filter_map(|n| prev.get(*n).map(|id| ((*n).clone(), *id))).collect();
+            let mut used: std::collections::BTreeSet<u32> = out.values().copied().chain(reserved.iter().copied()).collect();
+            let mut next = 0u32;
+            for n in names {
+                if out.contains_key(n) {
+                    continue;
+                }
+                while used.contains(&next) {
+                    next += 1;
+                }
+                used.insert(next);
+                out.insert(n.clone(), next);
+            }
+            out
+        }
+        Ids {
+            port_pairs: pick(model.port_pairs.iter().map(|p| &p.name), &previous.port_pairs, reserved),
+            groups: pick(model.port_pair_groups.iter().map(|g| &g.name), &previous.groups, &std::collections::BTreeSet::new()),
+        }
+    }
+
+    pub fn port_pair(&self, name: &str) -> u32 {
+        self.port_pairs.get(name).copied().unwrap_or(u32::MAX)
+    }
+
+    pub fn group(&self, name: &str) -> u32 {
+        self.groups.get(name).copied().unwrap_or(u32::MAX)
+    }
+}
+
+/// Compiles the parts of `model` that chains use, with positional ids. `facts` maps interface
+/// names to what the loader found; `netns` is only used in error messages.
 pub fn compile(model: &Model, facts: &BTreeMap<String, IfaceFacts>, netns: Option<&str>) -> Result<Compiled, Vec<CompileError>> {
+    compile_with_ids(model, facts, netns, &Ids::by_index(model))
+}
+
+/// `compile` with the given ids (which must cover every port pair and group of `model`).
+pub fn compile_with_ids(
+    model: &Model,
+    facts: &BTreeMap<String, IfaceFacts>,
+    netns: Option<&str>,
+    ids: &Ids,
+) -> Result<Compiled, Vec<CompileError>> {
     let mut out = Compiled::default();
     let mut errors = Vec::new();
     let where_ = netns.map_or_else(|| " in the host namespace".to_owned(), |n| format!(" in network namespace '{n}'"));
@@ -118,7 +181,7 @@ pub fn compile(model: &Model, facts: &BTreeMap<String, IfaceFacts>, netns: Optio
             ..ChainEntry::default()
         };
         for (h, &g) in chain.port_pair_groups.iter().enumerate() {
-            entry.groups[h] = group_id(g);
+            entry.groups[h] = ids.group(&model.port_pair_groups[g].name);
             used_groups.push(g);
         }
         out.chains.insert(chain.chain_id, entry);
@@ -129,7 +192,7 @@ pub fn compile(model: &Model, facts: &BTreeMap<String, IfaceFacts>, netns: Optio
         let mut members = Vec::new();
         for &p in &group.port_pairs {
             let pp = &model.port_pairs[p];
-            let id = port_pair_id(p);
+            let id = ids.port_pair(&pp.name);
             let res = format!("port_pairs[{}]", pp.name);
             let ingress = fact(format!("{res}.ingress"), &pp.ingress, &mut errors);
             let egress = fact(format!("{res}.egress"), &pp.egress, &mut errors);
@@ -161,6 +224,7 @@ pub fn compile(model: &Model, facts: &BTreeMap<String, IfaceFacts>, netns: Optio
                 ingress_mac,
                 egress_mac,
                 flags,
+                group: ids.group(&group.name),
             });
             role(&mut out, ingress, &pp.ingress, ROLE_SF_INGRESS, Some(id));
             role(&mut out, egress, &pp.egress, ROLE_SF_EGRESS, Some(id));
@@ -170,7 +234,7 @@ pub fn compile(model: &Model, facts: &BTreeMap<String, IfaceFacts>, netns: Optio
             }
             members.push(maglev::Member { id, name: &pp.name, weight: pp.weight });
         }
-        let gid = group_id(g);
+        let gid = ids.group(&group.name);
         for (bucket, pp) in maglev::table(&members, LB_TABLE_SIZE).into_iter().enumerate() {
             out.lb.insert(LbKey { group: gid, bucket: u32::try_from(bucket).unwrap_or(0) }, pp);
         }

@@ -1,18 +1,19 @@
 //! Typed access to the pinned maps: bringing them in line with a compiled state, flushing flows,
 //! and reading counters.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use aya::{
     Pod,
-    maps::{HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, lpm_trie::Key},
 };
 use sfc_common::{
     DropReason,
     maps::{
         ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, GroupEntry, HopStatsKey,
         IfStats, IfaceEntry, LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_RES, MAP_DROPS, MAP_FLOWS,
-        MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_PORT_PAIRS, PortPairEntry,
+        MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS,
+        Meta, PP_F_DRAINING, PortPairEntry,
     },
 };
 
@@ -39,7 +40,7 @@ pub(crate) fn typed<T: TryFrom<Map, Error = MapError>>(loc: &Location, name: &st
     T::try_from(open(loc, name)?).map_err(map_err(name, "unexpected map type"))
 }
 
-/// Entries added, changed and removed by a write.
+/// Entries added, changed and removed by a write, against the live configuration.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Changes {
     pub added: usize,
@@ -48,62 +49,81 @@ pub struct Changes {
 }
 
 impl Changes {
-    fn add(&mut self, o: Changes) {
-        self.added += o.added;
-        self.changed += o.changed;
-        self.removed += o.removed;
+    pub fn is_empty(&self) -> bool {
+        self.added == 0 && self.changed == 0 && self.removed == 0
+    }
+
+    fn count<K: Ord, V: PartialEq>(&mut self, live: &BTreeMap<K, V>, want: &BTreeMap<K, V>) {
+        for (k, v) in want {
+            match live.get(k) {
+                None => self.added += 1,
+                Some(l) if l != v => self.changed += 1,
+                Some(_) => {}
+            }
+        }
+        self.removed += live.keys().filter(|k| !want.contains_key(k)).count();
     }
 }
 
-/// A hash map's desired content: upserts now, deletions in a second pass.
-struct Plan<K, V> {
-    upsert: Vec<(K, V, bool)>,
-    remove: Vec<K>,
+/// What a write did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriteReport {
+    pub changes: Changes,
+    /// The generation now live (unchanged when nothing changed).
+    pub generation: u32,
+    pub flipped: bool,
 }
 
-fn plan<K: Pod + Ord, V: Pod + PartialEq>(have: BTreeMap<K, V>, want: &BTreeMap<K, V>) -> Plan<K, V> {
-    let mut upsert = Vec::new();
+/// A banked map's content split by bank, with the bank bit removed from the keys.
+struct Banked<K, V> {
+    live: BTreeMap<K, V>,
+    target: BTreeMap<K, V>,
+}
+
+fn split<K: Ord + Copy, V>(all: Vec<(K, V)>, bank_of: impl Fn(&K) -> u32, unbank: impl Fn(K) -> K, live: u32) -> Banked<K, V> {
+    let mut b = Banked { live: BTreeMap::new(), target: BTreeMap::new() };
+    for (k, v) in all {
+        if bank_of(&k) == live {
+            b.live.insert(unbank(k), v);
+        } else {
+            b.target.insert(unbank(k), v);
+        }
+    }
+    b
+}
+
+const ID_BANK: u32 = 1 << sfc_common::maps::BANK_BIT_ID;
+const CLASS_BANK: u32 = 1 << sfc_common::maps::BANK_BIT_CLASS;
+
+fn id_bank(id: u32) -> u32 {
+    u32::from(id & ID_BANK != 0)
+}
+
+fn class_bank(class: u32) -> u32 {
+    u32::from(class & CLASS_BANK != 0)
+}
+
+/// Brings a hash map's `bank` half to `want` (keys given without the bank bit).
+fn sync_hash<K: Pod + Ord, V: Pod + PartialEq>(
+    m: &mut HashMap<MapData, K, V>,
+    name: &str,
+    have: &BTreeMap<K, V>,
+    want: &BTreeMap<K, V>,
+    bank: impl Fn(K) -> K,
+) -> Result<()> {
     for (k, v) in want {
-        match have.get(k) {
-            Some(h) if h == v => {}
-            Some(_) => upsert.push((*k, *v, true)),
-            None => upsert.push((*k, *v, false)),
+        if have.get(k) != Some(v) {
+            m.insert(bank(*k), v, 0).map_err(map_err(name, "writing"))?;
         }
     }
-    let remove = have.into_keys().filter(|k| !want.contains_key(k)).collect();
-    Plan { upsert, remove }
+    for k in have.keys().filter(|k| !want.contains_key(*k)) {
+        m.remove(&bank(*k)).map_err(map_err(name, "removing"))?;
+    }
+    Ok(())
 }
 
-fn hash_contents<K: Pod + Ord, V: Pod>(m: &HashMap<MapData, K, V>, name: &str) -> Result<BTreeMap<K, V>> {
+fn read_hash<K: Pod + Ord, V: Pod>(m: &HashMap<MapData, K, V>, name: &str) -> Result<Vec<(K, V)>> {
     m.iter().map(|r| r.map_err(map_err(name, "reading"))).collect()
-}
-
-struct HashSync<K: Pod, V: Pod> {
-    name: &'static str,
-    map: HashMap<MapData, K, V>,
-    plan: Plan<K, V>,
-}
-
-impl<K: Pod + Ord, V: Pod + PartialEq> HashSync<K, V> {
-    fn new(loc: &Location, name: &'static str, want: &BTreeMap<K, V>) -> Result<Self> {
-        let map: HashMap<MapData, K, V> = typed(loc, name)?;
-        let plan = plan(hash_contents(&map, name)?, want);
-        Ok(Self { name, map, plan })
-    }
-    fn upsert(&mut self, c: &mut Changes) -> Result<()> {
-        for (k, v, existed) in &self.plan.upsert {
-            self.map.insert(k, v, 0).map_err(map_err(self.name, "writing"))?;
-            if *existed { c.changed += 1 } else { c.added += 1 }
-        }
-        Ok(())
-    }
-    fn remove(&mut self, c: &mut Changes) -> Result<()> {
-        for k in &self.plan.remove {
-            self.map.remove(k).map_err(map_err(self.name, "removing"))?;
-            c.removed += 1;
-        }
-        Ok(())
-    }
 }
 
 /// The pinned maps of one datapath.
@@ -118,68 +138,107 @@ impl<'a> Maps<'a> {
         Ok(Self { loc })
     }
 
-    /// Brings the configuration maps in line with `c`. Additions and changes go in leaf-first
-    /// (port pairs, groups, tables, chains, classifier results, trie, interfaces) so that nothing
-    /// the datapath can reach points at a missing entry; removals go root-first.
-    pub fn write(&mut self, c: &Compiled) -> Result<Changes> {
-        let mut ch = Changes::default();
-        let mut pps = HashSync::<u32, PortPairEntry>::new(self.loc, MAP_PORT_PAIRS, &c.port_pairs)?;
-        let mut groups = HashSync::<u32, GroupEntry>::new(self.loc, MAP_GROUPS, &c.groups)?;
-        let mut lb = HashSync::<LbKey, u32>::new(self.loc, MAP_LB, &c.lb)?;
-        let mut chains = HashSync::<u32, ChainEntry>::new(self.loc, MAP_CHAINS, &c.chains)?;
-        let mut res = HashSync::<u32, ClsResult>::new(self.loc, MAP_CLS_RES, &c.cls_res)?;
-        let mut ifaces = HashSync::<u32, IfaceEntry>::new(self.loc, MAP_IFACES, &c.ifaces)?;
+    /// The live bank and generation.
+    pub fn meta(&self) -> Result<Meta> {
+        let m: Array<MapData, Meta> = typed(self.loc, MAP_META)?;
+        m.get(&0, 0).map_err(map_err(MAP_META, "reading"))
+    }
+
+    /// Installs `c` as the next generation: the inactive bank of every configuration map is
+    /// written in full, port pairs (not banked: stable ids) are added or updated and `draining`
+    /// ones kept with `PP_F_DRAINING`, then one write of `SFC_META` makes it all live at once.
+    /// Port pairs in neither set are removed after the flip. With nothing to change (and
+    /// `force` false) nothing is written and the generation stays.
+    pub fn write(&mut self, c: &Compiled, draining: &BTreeMap<u32, PortPairEntry>, force: bool) -> Result<WriteReport> {
+        let meta = self.meta()?;
+        let live = meta.bank & 1;
+        let target = live ^ 1;
+
+        let mut ifaces: HashMap<MapData, u32, IfaceEntry> = typed(self.loc, MAP_IFACES)?;
+        let mut chains: HashMap<MapData, u32, ChainEntry> = typed(self.loc, MAP_CHAINS)?;
+        let mut groups: HashMap<MapData, u32, GroupEntry> = typed(self.loc, MAP_GROUPS)?;
+        let mut lb: HashMap<MapData, LbKey, u32> = typed(self.loc, MAP_LB)?;
+        let mut res: HashMap<MapData, u32, ClsResult> = typed(self.loc, MAP_CLS_RES)?;
+        let mut pps: HashMap<MapData, u32, PortPairEntry> = typed(self.loc, MAP_PORT_PAIRS)?;
         let mut trie: LpmTrie<MapData, ClsKey, u32> = typed(self.loc, MAP_CLS)?;
-        let have: BTreeMap<(u32, ClsKey), u32> = trie
+
+        let unid = |k: u32| k & !ID_BANK;
+        let uncl = |k: u32| k & !CLASS_BANK;
+        let b_ifaces = split(read_hash(&ifaces, MAP_IFACES)?, |k| id_bank(*k), unid, live);
+        let b_chains = split(read_hash(&chains, MAP_CHAINS)?, |k| id_bank(*k), unid, live);
+        let b_groups = split(read_hash(&groups, MAP_GROUPS)?, |k| id_bank(*k), unid, live);
+        let b_lb = split(read_hash(&lb, MAP_LB)?, |k| id_bank(k.group), |k| LbKey { group: unid(k.group), ..k }, live);
+        let b_res_raw = split(read_hash(&res, MAP_CLS_RES)?, |k| class_bank(*k), uncl, live);
+        // Result values are not banked; trie keys and values are.
+        let trie_all: Vec<((u32, ClsKey), u32)> = trie
             .iter()
             .map(|r| r.map(|(k, v)| ((k.prefix_len(), k.data()), v)))
             .collect::<std::result::Result<_, _>>()
             .map_err(map_err(MAP_CLS, "reading"))?;
-        let cls_plan = plan_trie(have, &c.cls);
-
-        pps.upsert(&mut ch)?;
-        groups.upsert(&mut ch)?;
-        lb.upsert(&mut ch)?;
-        chains.upsert(&mut ch)?;
-        res.upsert(&mut ch)?;
-        for ((bits, key), v, existed) in &cls_plan.upsert {
-            trie.insert(&Key::new(*bits, *key), v, 0).map_err(map_err(MAP_CLS, "writing"))?;
-            if *existed { ch.changed += 1 } else { ch.added += 1 }
+        let trie_bank = |k: &(u32, ClsKey)| class_bank(u32::from_be_bytes(k.1.class));
+        let trie_unbank = |(bits, k): (u32, ClsKey)| (bits, ClsKey { class: uncl(u32::from_be_bytes(k.class)).to_be_bytes(), ..k });
+        let mut b_trie = split(trie_all, trie_bank, trie_unbank, live);
+        for v in b_trie.live.values_mut().chain(b_trie.target.values_mut()) {
+            *v = uncl(*v);
         }
-        ifaces.upsert(&mut ch)?;
-
-        ifaces.remove(&mut ch)?;
-        for (bits, key) in &cls_plan.remove {
-            trie.remove(&Key::new(*bits, *key)).map_err(map_err(MAP_CLS, "removing"))?;
-            ch.removed += 1;
+        let pps_have: BTreeMap<u32, PortPairEntry> = read_hash(&pps, MAP_PORT_PAIRS)?.into_iter().collect();
+        let mut pps_want = c.port_pairs.clone();
+        for (id, e) in draining {
+            pps_want.entry(*id).or_insert(PortPairEntry { flags: e.flags | PP_F_DRAINING, ..*e });
         }
-        res.remove(&mut ch)?;
-        chains.remove(&mut ch)?;
-        lb.remove(&mut ch)?;
-        groups.remove(&mut ch)?;
-        pps.remove(&mut ch)?;
-        let mut total = Changes::default();
-        total.add(ch);
-        Ok(total)
-    }
 
-    /// Deletes the flows of `chains`; returns how many.
-    pub fn flush_flows(&mut self, chains: &BTreeSet<u32>) -> Result<usize> {
-        let mut flows: HashMap<MapData, FlowKey, FlowEntry> = typed(self.loc, MAP_FLOWS)?;
-        let doomed: Vec<FlowKey> = flows
-            .iter()
-            .filter_map(std::result::Result::ok)
-            .filter(|(_, v)| chains.contains(&v.chain_id))
-            .map(|(k, _)| k)
-            .collect();
-        let mut n = 0;
-        for k in &doomed {
-            // An entry the LRU evicted meanwhile is gone already: that is fine.
-            if flows.remove(k).is_ok() {
-                n += 1;
+        let mut changes = Changes::default();
+        changes.count(&b_ifaces.live, &c.ifaces);
+        changes.count(&b_chains.live, &c.chains);
+        changes.count(&b_groups.live, &c.groups);
+        changes.count(&b_lb.live, &c.lb);
+        changes.count(&b_res_raw.live, &c.cls_res);
+        changes.count(&b_trie.live, &c.cls);
+        changes.count(&pps_have, &pps_want);
+        // A fresh datapath has generation 0 and nothing live: it always gets its first flip.
+        if changes.is_empty() && !force && meta.generation != 0 {
+            return Ok(WriteReport { changes, generation: meta.generation, flipped: false });
+        }
+
+        // 1. Port pairs first: whatever the new bank points at must exist when it goes live.
+        for (id, e) in &pps_want {
+            if pps_have.get(id) != Some(e) {
+                pps.insert(id, e, 0).map_err(map_err(MAP_PORT_PAIRS, "writing"))?;
             }
         }
-        Ok(n)
+        // 2. The inactive bank, in full.
+        let bid = |k: u32| k | (target << sfc_common::maps::BANK_BIT_ID);
+        let bcl = |k: u32| k | (target << sfc_common::maps::BANK_BIT_CLASS);
+        sync_hash(&mut ifaces, MAP_IFACES, &b_ifaces.target, &c.ifaces, bid)?;
+        sync_hash(&mut chains, MAP_CHAINS, &b_chains.target, &c.chains, bid)?;
+        sync_hash(&mut groups, MAP_GROUPS, &b_groups.target, &c.groups, bid)?;
+        sync_hash(&mut lb, MAP_LB, &b_lb.target, &c.lb, |k| LbKey { group: bid(k.group), ..k })?;
+        sync_hash(&mut res, MAP_CLS_RES, &b_res_raw.target, &c.cls_res, bcl)?;
+        for ((bits, key), v) in &c.cls {
+            if b_trie.target.get(&(*bits, *key)) != Some(v) {
+                let k = ClsKey { class: bcl(u32::from_be_bytes(key.class)).to_be_bytes(), ..*key };
+                trie.insert(&Key::new(*bits, k), bcl(*v), 0).map_err(map_err(MAP_CLS, "writing"))?;
+            }
+        }
+        for (bits, key) in b_trie.target.keys().filter(|k| !c.cls.contains_key(*k)) {
+            let k = ClsKey { class: bcl(u32::from_be_bytes(key.class)).to_be_bytes(), ..*key };
+            trie.remove(&Key::new(*bits, k)).map_err(map_err(MAP_CLS, "removing"))?;
+        }
+        // 3. The flip: one array element, so every packet sees either generation, whole.
+        let next = Meta { bank: target, generation: meta.generation.wrapping_add(1).max(1) };
+        let mut m: Array<MapData, Meta> = typed(self.loc, MAP_META)?;
+        m.set(0, next, 0).map_err(map_err(MAP_META, "flipping the generation"))?;
+        // 4. Port pairs nothing refers to any more (their drain ended).
+        for id in pps_have.keys().filter(|id| !pps_want.contains_key(*id)) {
+            pps.remove(id).map_err(map_err(MAP_PORT_PAIRS, "removing"))?;
+        }
+        Ok(WriteReport { changes, generation: next.generation, flipped: true })
+    }
+
+    /// The installed port pairs (active and draining), by id.
+    pub fn port_pairs(&self) -> Result<BTreeMap<u32, PortPairEntry>> {
+        let m: HashMap<MapData, u32, PortPairEntry> = typed(self.loc, MAP_PORT_PAIRS)?;
+        Ok(read_hash(&m, MAP_PORT_PAIRS)?.into_iter().collect())
     }
 
     /// Per-(chain, hop, port pair) counters, summed over CPUs.
@@ -234,20 +293,3 @@ impl<'a> Maps<'a> {
     }
 }
 
-struct TriePlan {
-    upsert: Vec<((u32, ClsKey), u32, bool)>,
-    remove: Vec<(u32, ClsKey)>,
-}
-
-fn plan_trie(have: BTreeMap<(u32, ClsKey), u32>, want: &BTreeMap<(u32, ClsKey), u32>) -> TriePlan {
-    let mut upsert = Vec::new();
-    for (k, v) in want {
-        match have.get(k) {
-            Some(h) if h == v => {}
-            Some(_) => upsert.push((*k, *v, true)),
-            None => upsert.push((*k, *v, false)),
-        }
-    }
-    let remove = have.into_keys().filter(|k| !want.contains_key(k)).collect();
-    TriePlan { upsert, remove }
-}

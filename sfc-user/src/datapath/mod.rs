@@ -26,13 +26,13 @@ use aya::{
         links::{FdLink, PinnedLink},
     },
 };
-use sfc_common::maps::{MAP_FLOWS, PROG_TC_INGRESS};
+use sfc_common::maps::{MAP_FLOWS, PROG_TC_INGRESS, ROLE_SF_EGRESS, ROLE_SF_INGRESS};
 
 use crate::{
-    compile::{self, Compiled, IfaceFacts},
+    compile::{self, IfaceFacts, Ids},
     model::Model,
 };
-pub use state::{Lock, State};
+pub use state::{Drain, Lock, State};
 
 /// The kernel programs, built by `build.rs` from `sfc-ebpf`.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sfc"));
@@ -158,10 +158,13 @@ pub fn gather_facts(model: &Model) -> Result<BTreeMap<String, IfaceFacts>> {
     Ok(facts)
 }
 
-/// Options for loading the object the first time.
+/// Options for `apply`.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadOptions {
+    /// Flow table entries (takes effect when the maps are first created).
     pub flow_table_size: u32,
+    /// How long a port pair removed from its group keeps serving the flows it already has.
+    pub drain_timeout: std::time::Duration,
 }
 
 /// What `apply` changed.
@@ -171,7 +174,16 @@ pub struct ApplyReport {
     pub attached: Vec<String>,
     pub detached: Vec<String>,
     pub map_changes: maps::Changes,
-    pub flushed_flows: usize,
+    /// The generation now live, and whether this apply made a new one.
+    pub generation: u32,
+    pub flipped: bool,
+    /// Port pairs now draining, and those whose drain ended (removed).
+    pub draining: Vec<String>,
+    pub drained: Vec<String>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Installs `model`, or updates an installed datapath to it.
@@ -184,8 +196,13 @@ pub fn apply(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyRe
     let old = State::load(&state_dir)?;
 
     let facts = gather_facts(model)?;
-    let compiled = compile::compile(model, &facts, loc.netns.as_deref()).map_err(DatapathError::Compile)?;
-
+    let now = unix_now();
+    // Draining port pairs keep their ids; one that is back in use stops draining.
+    let mut draining: BTreeMap<u32, Drain> = old.as_ref().map(|o| o.draining.clone()).unwrap_or_default();
+    let prev_ids = old.as_ref().map(|o| o.ids.clone()).unwrap_or_default();
+    draining.retain(|_, d| !model.port_pairs.iter().any(|p| p.name == d.name));
+    let ids = Ids::assign(model, &prev_ids, &draining.keys().copied().collect());
+    let compiled = compile::compile_with_ids(model, &facts, loc.netns.as_deref(), &ids).map_err(DatapathError::Compile)?;
     let mut report = ApplyReport::default();
     let prog_pin = loc.pin_dir.join(PROG_PIN);
     // Loading the object creates (or reuses, when pinned) every map; the program itself is loaded
@@ -213,8 +230,54 @@ pub fn apply(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyRe
 
     // Configuration first (so an attached program never sees half of it), then attach.
     let mut m = maps::Maps::open(loc)?;
-    report.map_changes = m.write(&compiled)?;
+    let installed = m.port_pairs()?;
+    // Port pairs that were serving and are no longer used start draining; expired drains go.
+    let until = now + opts.drain_timeout.as_secs();
+    for (id, _) in installed.iter().filter(|(id, _)| !compiled.port_pairs.contains_key(*id)) {
+        if !draining.contains_key(id) {
+            let name = old.as_ref().and_then(|o| o.port_pair_name(*id)).unwrap_or_else(|| format!("#{id}"));
+            if opts.drain_timeout.is_zero() {
+                continue;
+            }
+            report.draining.push(name.clone());
+            draining.insert(*id, Drain { name, until });
+        }
+    }
+    let expired: Vec<u32> = draining.iter().filter(|(_, d)| d.until <= now).map(|(id, _)| *id).collect();
+    for id in &expired {
+        if let Some(d) = draining.remove(id) {
+            report.drained.push(d.name);
+        }
+    }
+    let drain_entries: BTreeMap<u32, sfc_common::maps::PortPairEntry> =
+        installed.iter().filter(|(id, _)| draining.contains_key(*id)).map(|(id, e)| (*id, *e)).collect();
+    // A draining port pair's interfaces keep their role (and their program) so its flows and
+    // the packets inside it still find their way on.
+    let mut compiled = compiled;
+    for (id, e) in &drain_entries {
+        for ifindex in [e.ingress_ifindex, e.egress_ifindex] {
+            let entry = compiled.ifaces.entry(ifindex).or_default();
+            if entry.roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) == 0 {
+                entry.roles |= ROLE_SF_EGRESS | ROLE_SF_INGRESS;
+                entry.port_pair = *id;
+            }
+            compiled.attach.insert(ifindex);
+        }
+        if let Some(name) = old.as_ref().and_then(|o| o.ifname(e.egress_ifindex)) {
+            compiled.names.ifaces.entry(e.egress_ifindex).or_insert(name);
+        }
+        if let Some(name) = old.as_ref().and_then(|o| o.ifname(e.ingress_ifindex)) {
+            compiled.names.ifaces.entry(e.ingress_ifindex).or_insert(name);
+        }
+    }
+    // Removing an expired drain needs a new generation too: flows still pinned to it re-resolve.
+    let w = m.write(&compiled, &drain_entries, !report.drained.is_empty())?;
+    report.map_changes = w.changes;
+    report.generation = w.generation;
+    report.flipped = w.flipped;
     let want: BTreeSet<u32> = compiled.attach_ifindexes().into_iter().collect();
+    // Links only the previous generation needed stay until the next apply.
+    let keep: BTreeSet<u32> = want.union(&old.as_ref().map(|o| o.attached.clone()).unwrap_or_default()).copied().collect();
     for &ifindex in &want {
         let pin = loc.pin_dir.join(format!("{LINK_PREFIX}{ifindex}"));
         if pin.exists() {
@@ -230,55 +293,24 @@ pub fn apply(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyRe
         report.attached.push(name);
     }
     for (ifindex, pin) in link_pins(&loc.pin_dir)? {
-        if !want.contains(&ifindex) {
+        if !keep.contains(&ifindex) {
             unpin_link(&pin)?;
             let name = old.as_ref().and_then(|o| o.ifname(ifindex)).unwrap_or_else(|| format!("ifindex {ifindex}"));
             report.detached.push(name);
         }
     }
-    // Flows of chains whose path changed start over (reclassified on their next packet).
-    if let Some(old) = &old {
-        let changed = changed_chains(old, model, &compiled, &facts);
-        if !changed.is_empty() {
-            report.flushed_flows = m.flush_flows(&changed)?;
-        }
+    State {
+        model: model.clone(),
+        facts,
+        flow_table_size: opts.flow_table_size,
+        netns: loc.netns.clone(),
+        ids,
+        draining,
+        generation: report.generation,
+        attached: want,
     }
-    State { model: model.clone(), facts, flow_table_size: opts.flow_table_size, netns: loc.netns.clone() }
-        .save(&state_dir)?;
+    .save(&state_dir)?;
     Ok(report)
-}
-
-/// Chains that are gone, or whose classifiers, groups or members differ.
-fn changed_chains(old: &State, model: &Model, new: &Compiled, facts: &BTreeMap<String, IfaceFacts>) -> BTreeSet<u32> {
-    let sig = |m: &Model, f: &BTreeMap<String, IfaceFacts>, c: Option<&Compiled>| -> BTreeMap<u32, String> {
-        let compiled = match c {
-            Some(c) => c.clone(),
-            None => compile::compile(m, f, None).unwrap_or_default(),
-        };
-        m.port_chains
-            .iter()
-            .map(|ch| {
-                let fcs: Vec<_> = ch.flow_classifiers.iter().map(|&i| &m.flow_classifiers[i]).collect();
-                let groups: Vec<_> = ch
-                    .port_pair_groups
-                    .iter()
-                    .map(|&g| {
-                        let gid = compile::group_id(g);
-                        let members: Vec<_> = m.port_pair_groups[g]
-                            .port_pairs
-                            .iter()
-                            .map(|&p| (&m.port_pairs[p], compiled.port_pairs.get(&compile::port_pair_id(p))))
-                            .collect();
-                        (&m.port_pair_groups[g], compiled.groups.get(&gid), members)
-                    })
-                    .collect();
-                (ch.chain_id, format!("{ch:?}{fcs:?}{groups:?}"))
-            })
-            .collect()
-    };
-    let before = sig(&old.model, &old.facts, None);
-    let after = sig(model, facts, Some(new));
-    before.into_iter().filter(|(id, s)| after.get(id) != Some(s)).map(|(id, _)| id).collect()
 }
 
 fn link_pins(dir: &Path) -> Result<Vec<(u32, PathBuf)>> {

@@ -12,7 +12,10 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::{DatapathError, Result, io_err};
-use crate::{compile::IfaceFacts, model::Model};
+use crate::{
+    compile::{IfaceFacts, Ids},
+    model::Model,
+};
 
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "lock";
@@ -25,6 +28,28 @@ pub struct State {
     pub facts: BTreeMap<String, IfaceFacts>,
     pub flow_table_size: u32,
     pub netns: Option<String>,
+    /// Port pair and group ids by name, stable across applies.
+    #[serde(default)]
+    pub ids: Ids,
+    /// Port pairs removed from their group whose existing flows may still use them: id -> when
+    /// they go. Their map entries stay (flagged draining) until then.
+    #[serde(default)]
+    pub draining: BTreeMap<u32, Drain>,
+    /// The generation this state went live with.
+    #[serde(default)]
+    pub generation: u32,
+    /// Interfaces this generation needs the program on. Links of interfaces only the previous
+    /// generation needed are kept one more generation, for packets still inside its SFs.
+    #[serde(default)]
+    pub attached: std::collections::BTreeSet<u32>,
+}
+
+/// A draining port pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drain {
+    pub name: String,
+    /// Seconds since the Unix epoch after which the port pair is removed.
+    pub until: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -62,6 +87,16 @@ impl State {
             .map_err(|e| DatapathError::Other(format!("encoding state: {e}")))?;
         fs::write(&tmp, text).map_err(io_err(format!("writing {}", tmp.display())))?;
         fs::rename(&tmp, &path).map_err(io_err(format!("renaming {} to {}", tmp.display(), path.display())))
+    }
+
+    /// The name of port pair `id`, also while it drains.
+    pub fn port_pair_name(&self, id: u32) -> Option<String> {
+        self.ids
+            .port_pairs
+            .iter()
+            .find(|(_, v)| **v == id)
+            .map(|(n, _)| n.clone())
+            .or_else(|| self.draining.get(&id).map(|d| d.name.clone()))
     }
 
     /// The interface name the model used for `ifindex`.
