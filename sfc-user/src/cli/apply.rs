@@ -63,6 +63,12 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
     if !r.draining.is_empty() {
         println!("  draining (existing flows stay for {} s): {}", a.drain_timeout, r.draining.join(", "));
     }
+    if !r.went_down.is_empty() {
+        println!("  down (flows fail over to the other members): {}", r.went_down.join(", "));
+    }
+    if !r.came_up.is_empty() {
+        println!("  back up: {}", r.came_up.join(", "));
+    }
     if !r.drained.is_empty() {
         println!("  drained and removed: {}", r.drained.join(", "));
     }

@@ -10,7 +10,7 @@ use sfc_common::{
     limits::LB_TABLE_SIZE,
     maps::{
         CHAIN_F_SYMMETRIC, ChainEntry, ClsKey, ClsResult, FAIL_CLOSED, FAIL_OPEN, GroupEntry,
-        IF_F_PEER, IfaceEntry, LbKey, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry,
+        IF_F_PEER, IfaceEntry, LbKey, PP_F_DOWN, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry,
         ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
 };
@@ -62,6 +62,8 @@ pub struct Compiled {
     /// for symmetric chains also SF ingresses and logical destination ports (where their reverse
     /// traffic arrives). Elsewhere nothing needs looking at, so nothing pays for a program.
     pub attach: std::collections::BTreeSet<u32>,
+    /// Port pairs installed down (an interface is not up): out of their groups' tables.
+    pub down: std::collections::BTreeSet<String>,
     pub names: Names,
 }
 
@@ -147,6 +149,19 @@ pub fn compile_with_ids(
     netns: Option<&str>,
     ids: &Ids,
 ) -> Result<Compiled, Vec<CompileError>> {
+    compile_with_health(model, facts, netns, ids, &std::collections::BTreeSet::new())
+}
+
+/// `compile_with_ids`, also given the interfaces that are down: a port pair with a down
+/// interface is installed flagged `PP_F_DOWN` and left out of its group's table, so flows move
+/// to the other members (or the group's failure policy applies when none is left).
+pub fn compile_with_health(
+    model: &Model,
+    facts: &BTreeMap<String, IfaceFacts>,
+    netns: Option<&str>,
+    ids: &Ids,
+    down_ifaces: &std::collections::BTreeSet<String>,
+) -> Result<Compiled, Vec<CompileError>> {
     let mut out = Compiled::default();
     let mut errors = Vec::new();
     let where_ = netns.map_or_else(|| " in the host namespace".to_owned(), |n| format!(" in network namespace '{n}'"));
@@ -218,6 +233,11 @@ pub fn compile_with_ids(
             if egress.peer_in_other_netns {
                 flags |= PP_F_EGRESS_PEER;
             }
+            let up = !down_ifaces.contains(&pp.ingress) && !down_ifaces.contains(&pp.egress);
+            if !up {
+                flags |= PP_F_DOWN;
+                out.down.insert(pp.name.clone());
+            }
             out.port_pairs.insert(id, PortPairEntry {
                 ingress_ifindex: ingress.ifindex,
                 egress_ifindex: egress.ifindex,
@@ -232,7 +252,9 @@ pub fn compile_with_ids(
             if symmetric {
                 out.attach.insert(ingress.ifindex);
             }
-            members.push(maglev::Member { id, name: &pp.name, weight: pp.weight });
+            if up {
+                members.push(maglev::Member { id, name: &pp.name, weight: pp.weight });
+            }
         }
         let gid = ids.group(&group.name);
         for (bucket, pp) in maglev::table(&members, LB_TABLE_SIZE).into_iter().enumerate() {

@@ -127,8 +127,9 @@ fn private_dir(p: &Path) -> Result<()> {
     fs::set_permissions(p, fs::Permissions::from_mode(0o700)).map_err(io_err(format!("chmod 700 {}", p.display())))
 }
 
-/// Looks up every interface the model names (in the current network namespace).
-pub fn gather_facts(model: &Model) -> Result<BTreeMap<String, IfaceFacts>> {
+/// Looks up every interface the model names (in the current network namespace). The second
+/// result names those that exist but are not operationally up.
+pub fn gather_facts(model: &Model) -> Result<(BTreeMap<String, IfaceFacts>, BTreeSet<String>)> {
     let mut names = BTreeSet::new();
     for pp in &model.port_pairs {
         names.insert(pp.ingress.clone());
@@ -141,9 +142,13 @@ pub fn gather_facts(model: &Model) -> Result<BTreeMap<String, IfaceFacts>> {
         }
     }
     let mut facts = BTreeMap::new();
+    let mut down = BTreeSet::new();
     for name in names {
         match netlink::link_and_peer(&name) {
             Ok((link, peer)) => {
+                if !link.oper_up {
+                    down.insert(name.clone());
+                }
                 facts.insert(name, IfaceFacts {
                     ifindex: link.ifindex,
                     peer_mac: peer.as_ref().and_then(|p| p.mac),
@@ -155,7 +160,7 @@ pub fn gather_facts(model: &Model) -> Result<BTreeMap<String, IfaceFacts>> {
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(facts)
+    Ok((facts, down))
 }
 
 /// Options for `apply`.
@@ -180,6 +185,9 @@ pub struct ApplyReport {
     /// Port pairs now draining, and those whose drain ended (removed).
     pub draining: Vec<String>,
     pub drained: Vec<String>,
+    /// Port pairs that went down (their flows fail over) or came back up with this apply.
+    pub went_down: Vec<String>,
+    pub came_up: Vec<String>,
 }
 
 fn unix_now() -> u64 {
@@ -195,14 +203,16 @@ pub fn apply(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyRe
     let _lock = Lock::acquire(&state_dir)?;
     let old = State::load(&state_dir)?;
 
-    let facts = gather_facts(model)?;
+    let (facts, down_ifaces) = gather_facts(model)?;
     let now = unix_now();
     // Draining port pairs keep their ids; one that is back in use stops draining.
     let mut draining: BTreeMap<u32, Drain> = old.as_ref().map(|o| o.draining.clone()).unwrap_or_default();
     let prev_ids = old.as_ref().map(|o| o.ids.clone()).unwrap_or_default();
     draining.retain(|_, d| !model.port_pairs.iter().any(|p| p.name == d.name));
     let ids = Ids::assign(model, &prev_ids, &draining.keys().copied().collect());
-    let compiled = compile::compile_with_ids(model, &facts, loc.netns.as_deref(), &ids).map_err(DatapathError::Compile)?;
+    let compiled = compile::compile_with_health(model, &facts, loc.netns.as_deref(), &ids, &down_ifaces)
+        .map_err(DatapathError::Compile)?;
+    let was_down = old.as_ref().map(|o| o.down.clone()).unwrap_or_default();
     let mut report = ApplyReport::default();
     let prog_pin = loc.pin_dir.join(PROG_PIN);
     // Loading the object creates (or reuses, when pinned) every map; the program itself is loaded
@@ -299,6 +309,9 @@ pub fn apply(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyRe
             report.detached.push(name);
         }
     }
+    report.went_down = compiled.down.difference(&was_down).cloned().collect();
+    report.came_up = was_down.difference(&compiled.down).cloned().collect();
+    let failovers = old.as_ref().map_or(0, |o| o.failovers) + report.went_down.len() as u64;
     State {
         model: model.clone(),
         facts,
@@ -308,6 +321,8 @@ pub fn apply(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyRe
         draining,
         generation: report.generation,
         attached: want,
+        down: compiled.down.clone(),
+        failovers,
     }
     .save(&state_dir)?;
     Ok(report)

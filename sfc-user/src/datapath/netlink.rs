@@ -18,7 +18,10 @@ const IFLA_INFO_KIND: u16 = 1;
 const IFLA_LINK_NETNSID: u16 = 37;
 const IFLA_TARGET_NETNSID: u16 = 46;
 const NLA_F_MASK: u16 = 0x3fff;
-const IF_OPER_UP: u8 = 6;
+// RFC 2863 operational states that mean "cannot carry traffic".
+const IF_OPER_NOTPRESENT: u8 = 3;
+const IF_OPER_DOWN: u8 = 2;
+const IF_OPER_LOWERLAYERDOWN: u8 = 5;
 
 /// What RTM_GETLINK said about one interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,6 +34,7 @@ pub struct Link {
     /// The peer's ifindex (veth), in the namespace `link_netnsid` names when that is set.
     pub link: Option<u32>,
     pub link_netnsid: Option<i32>,
+    /// Operationally able to carry traffic (`unknown`, as tap devices report, counts as up).
     pub oper_up: bool,
 }
 
@@ -151,7 +155,9 @@ fn get_link(ifindex: u32, name: Option<&str>, target_nsid: Option<i32>, what: &s
             IFLA_IFNAME => link.name = String::from_utf8_lossy(p.split(|b| *b == 0).next().unwrap_or(&[])).into_owned(),
             IFLA_LINK if p.len() == 4 => link.link = Some(u32::from_ne_bytes([p[0], p[1], p[2], p[3]])),
             IFLA_LINK_NETNSID if p.len() == 4 => link.link_netnsid = Some(i32::from_ne_bytes([p[0], p[1], p[2], p[3]])),
-            IFLA_OPERSTATE if !p.is_empty() => link.oper_up = p[0] == IF_OPER_UP,
+            IFLA_OPERSTATE if !p.is_empty() => {
+                link.oper_up = !matches!(p[0], IF_OPER_DOWN | IF_OPER_NOTPRESENT | IF_OPER_LOWERLAYERDOWN);
+            }
             IFLA_LINKINFO => {
                 for (it, ip) in attrs(p) {
                     if it == IFLA_INFO_KIND {

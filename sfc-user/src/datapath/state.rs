@@ -42,6 +42,11 @@ pub struct State {
     /// generation needed are kept one more generation, for packets still inside its SFs.
     #[serde(default)]
     pub attached: std::collections::BTreeSet<u32>,
+    /// Port pairs installed down (an interface not up), and how many times one went down.
+    #[serde(default)]
+    pub down: std::collections::BTreeSet<String>,
+    #[serde(default)]
+    pub failovers: u64,
 }
 
 /// A draining port pair.
