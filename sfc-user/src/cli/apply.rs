@@ -21,9 +21,10 @@ pub struct Args {
     /// Attach mode.
     #[arg(long, value_enum, default_value_t = Mode::Tc)]
     mode: Mode,
-    /// Flow table entries (set when the datapath is first loaded).
+    /// Flow table entries, set when the datapath is first loaded (about 200 bytes each: the
+    /// maximum, 4194304, locks ~800 MB of kernel memory).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_FLOW_TABLE_SIZE,
-          value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
+          value_parser = clap::value_parser!(u32).range(1024..=4_194_304))]
     flow_table_size: u32,
     /// Seconds a port pair removed from its group keeps serving the flows it already has (0:
     /// move them at once).

@@ -194,8 +194,20 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Installs `model`, or updates an installed datapath to it.
+/// Installs `model`, or updates an installed datapath to it. A first install that fails
+/// removes what it created; a failed update leaves the running datapath as it was (the new
+/// generation goes live only at the final flip).
 pub fn apply(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyReport> {
+    let fresh = !loc.pin_dir.exists();
+    let r = apply_inner(loc, model, opts);
+    if r.is_err() && fresh && loc.pin_dir.exists() {
+        // Best effort: detach and unpin whatever the failed install got to.
+        let _ = down(loc);
+    }
+    r
+}
+
+fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyReport> {
     ensure_bpffs()?;
     private_dir(&loc.pin_dir)?;
     let state_dir = loc.state_dir();
