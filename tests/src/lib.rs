@@ -1,1 +1,18 @@
+//! Namespace integration suite for sfc: the DESIGN.md section-6 topology in network namespaces,
+//! in-process traffic helpers, interface counters and a runner for the `sfc` CLI.
+//!
+//! Everything a test creates lives in namespaces named `sfc-<id>-*` with a per-topology random
+//! id, is removed by RAII guards (also on panic), and uses only 198.18.0.0/24 (RFC 2544).
 
+pub mod chain;
+pub mod counters;
+pub mod interrupt;
+pub mod netns;
+pub mod sfc;
+pub mod topology;
+pub mod traffic;
+
+pub use chain::ChainFile;
+pub use counters::{Counters, LinkStats};
+pub use sfc::{Sfc, Stats};
+pub use topology::{Topology, TopologyConfig};

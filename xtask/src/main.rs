@@ -1,1 +1,71 @@
-fn main() {}
+//! Developer tasks for sfc, run as `cargo xtask <command>` (alias in `.cargo/config.toml`).
+mod build_cmd;
+mod cmd;
+mod demo;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(bin_name = "cargo xtask", about = "Set up, build, test and demo sfc")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install (only what is missing) everything the build and the tests need.
+    Setup,
+    /// Set up, then build the `sfc` binary (and with it the eBPF object) and print its path.
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Set up, build, then run the unit tests and the namespace integration tests.
+    Test {
+        /// Passed to both `cargo test` runs' test harness, e.g. a name filter.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build, create a namespace topology, apply a chain, send traffic, show counters.
+    Demo {
+        /// Leave the topology and the datapath in place afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// Only tear down what an earlier `demo --keep` left.
+        #[arg(long)]
+        down: bool,
+    },
+    /// Benchmarks (not implemented yet).
+    Bench,
+}
+
+fn main() -> ExitCode {
+    // One line naming the failed step, not anyhow's Debug dump (which adds a backtrace whenever
+    // RUST_BACKTRACE is set).
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Setup => setup::run(),
+        Command::Build { release } => {
+            let sfc = build_cmd::sfc_binary(release)?;
+            println!("{}", sfc.display());
+            Ok(())
+        }
+        Command::Test { args } => test::run(&args),
+        Command::Demo { keep, down } => demo::run(&build_cmd::sfc_binary(false)?, keep, down),
+        Command::Bench => anyhow::bail!("cargo xtask bench: not implemented yet (issue 7)"),
+    }
+}

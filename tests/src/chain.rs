@@ -1,0 +1,254 @@
+//! Chain files (DESIGN.md section 5) built in code and rendered as YAML for `sfc apply -f`.
+//!
+//! Rendered by hand rather than through a YAML library: the schema is small, and the output
+//! is meant to be read by a person (the demo prints it).
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortPair {
+    pub name: String,
+    pub ingress: String,
+    pub egress: String,
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortPairGroup {
+    pub name: String,
+    pub port_pairs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowClassifier {
+    pub name: String,
+    /// `tcp`, `udp`, `icmp`, ... ; `None`: any protocol.
+    pub protocol: Option<String>,
+    pub source_ip_prefix: Option<String>,
+    pub destination_ip_prefix: Option<String>,
+    /// Inclusive destination port range.
+    pub destination_ports: Option<(u16, u16)>,
+    pub logical_source_port: String,
+    pub logical_destination_port: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortChain {
+    pub name: String,
+    pub chain_id: Option<u32>,
+    pub port_pair_groups: Vec<String>,
+    pub flow_classifiers: Vec<String>,
+}
+
+/// The whole desired state: what one `sfc apply -f` installs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainFile {
+    pub port_pairs: Vec<PortPair>,
+    pub port_pair_groups: Vec<PortPairGroup>,
+    pub flow_classifiers: Vec<FlowClassifier>,
+    pub port_chains: Vec<PortChain>,
+}
+
+impl PortPair {
+    pub fn new(name: &str, ingress: &str, egress: &str) -> Self {
+        PortPair {
+            name: name.to_owned(),
+            ingress: ingress.to_owned(),
+            egress: egress.to_owned(),
+            weight: None,
+        }
+    }
+}
+
+impl PortPairGroup {
+    pub fn new(name: &str, port_pairs: &[&str]) -> Self {
+        PortPairGroup {
+            name: name.to_owned(),
+            port_pairs: port_pairs.iter().map(|&p| p.to_owned()).collect(),
+        }
+    }
+}
+
+impl FlowClassifier {
+    /// Traffic of `protocol` to destination port `port` arriving on `logical_source_port`.
+    pub fn to_port(name: &str, protocol: &str, port: u16, logical_source_port: &str) -> Self {
+        FlowClassifier {
+            name: name.to_owned(),
+            protocol: Some(protocol.to_owned()),
+            destination_ports: Some((port, port)),
+            logical_source_port: logical_source_port.to_owned(),
+            ..FlowClassifier::default()
+        }
+    }
+}
+
+impl PortChain {
+    pub fn new(name: &str, chain_id: u32, groups: &[&str], classifiers: &[&str]) -> Self {
+        PortChain {
+            name: name.to_owned(),
+            chain_id: Some(chain_id),
+            port_pair_groups: groups.iter().map(|&g| g.to_owned()).collect(),
+            flow_classifiers: classifiers.iter().map(|&c| c.to_owned()).collect(),
+        }
+    }
+}
+
+impl ChainFile {
+    pub fn group_mut(&mut self, name: &str) -> Option<&mut PortPairGroup> {
+        self.port_pair_groups.iter_mut().find(|g| g.name == name)
+    }
+
+    pub fn chain_mut(&mut self, name: &str) -> Option<&mut PortChain> {
+        self.port_chains.iter_mut().find(|c| c.name == name)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        let mut y = String::new();
+        y.push_str("port_pairs:");
+        empty_list(&mut y, self.port_pairs.is_empty());
+        for pp in &self.port_pairs {
+            let _ = writeln!(y, "  - name: {}", pp.name);
+            let _ = writeln!(y, "    ingress: {}", pp.ingress);
+            let _ = writeln!(y, "    egress: {}", pp.egress);
+            if let Some(w) = pp.weight {
+                let _ = writeln!(y, "    weight: {w}");
+            }
+        }
+        y.push_str("port_pair_groups:");
+        empty_list(&mut y, self.port_pair_groups.is_empty());
+        for pg in &self.port_pair_groups {
+            let _ = writeln!(y, "  - name: {}", pg.name);
+            let _ = writeln!(y, "    port_pairs: {}", flow_list(&pg.port_pairs));
+        }
+        y.push_str("flow_classifiers:");
+        empty_list(&mut y, self.flow_classifiers.is_empty());
+        for fc in &self.flow_classifiers {
+            let _ = writeln!(y, "  - name: {}", fc.name);
+            let _ = writeln!(y, "    ethertype: IPv4");
+            if let Some(p) = &fc.protocol {
+                let _ = writeln!(y, "    protocol: {p}");
+            }
+            if let Some(p) = &fc.source_ip_prefix {
+                let _ = writeln!(y, "    source_ip_prefix: {p}");
+            }
+            if let Some(p) = &fc.destination_ip_prefix {
+                let _ = writeln!(y, "    destination_ip_prefix: {p}");
+            }
+            if let Some((min, max)) = fc.destination_ports {
+                let _ = writeln!(y, "    destination_port_range_min: {min}");
+                let _ = writeln!(y, "    destination_port_range_max: {max}");
+            }
+            let _ = writeln!(y, "    logical_source_port: {}", fc.logical_source_port);
+            if let Some(p) = &fc.logical_destination_port {
+                let _ = writeln!(y, "    logical_destination_port: {p}");
+            }
+        }
+        y.push_str("port_chains:");
+        empty_list(&mut y, self.port_chains.is_empty());
+        for pc in &self.port_chains {
+            let _ = writeln!(y, "  - name: {}", pc.name);
+            if let Some(id) = pc.chain_id {
+                let _ = writeln!(y, "    chain_id: {id}");
+            }
+            let _ = writeln!(
+                y,
+                "    port_pair_groups: {}",
+                flow_list(&pc.port_pair_groups)
+            );
+            let _ = writeln!(
+                y,
+                "    flow_classifiers: {}",
+                flow_list(&pc.flow_classifiers)
+            );
+        }
+        y
+    }
+
+    /// Writes the YAML to `path`, creating its directory.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        }
+        std::fs::write(path, self.to_yaml()).with_context(|| format!("write {}", path.display()))
+    }
+}
+
+fn empty_list(y: &mut String, empty: bool) {
+    y.push_str(if empty { " []\n" } else { "\n" });
+}
+
+fn flow_list(items: &[String]) -> String {
+    format!("[{}]", items.join(", "))
+}
+
+/// A directory for chain files, removed (with its contents) when dropped.
+#[derive(Debug)]
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    /// Creates `<tmp>/<name>`; `name` should be unique (e.g. contain the topology id).
+    pub fn new(name: &str) -> Result<ScratchDir> {
+        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
+        Ok(ScratchDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `file` as `<dir>/<name>` and returns its path.
+    pub fn write(&self, name: &str, file: &ChainFile) -> Result<PathBuf> {
+        let path = self.path.join(name);
+        file.write(&path)?;
+        Ok(path)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_design_schema() {
+        let file = ChainFile {
+            port_pairs: vec![PortPair::new("pp1", "a-s1i", "a-s1o")],
+            port_pair_groups: vec![PortPairGroup::new("pg1", &["pp1"])],
+            flow_classifiers: vec![FlowClassifier::to_port("web", "tcp", 80, "a-src")],
+            port_chains: vec![PortChain::new("pc1", 1, &["pg1"], &["web"])],
+        };
+        assert_eq!(
+            file.to_yaml(),
+            "port_pairs:\n  - name: pp1\n    ingress: a-s1i\n    egress: a-s1o\n\
+             port_pair_groups:\n  - name: pg1\n    port_pairs: [pp1]\n\
+             flow_classifiers:\n  - name: web\n    ethertype: IPv4\n    protocol: tcp\n    \
+             destination_port_range_min: 80\n    destination_port_range_max: 80\n    \
+             logical_source_port: a-src\n\
+             port_chains:\n  - name: pc1\n    chain_id: 1\n    port_pair_groups: [pg1]\n    \
+             flow_classifiers: [web]\n"
+        );
+    }
+
+    #[test]
+    fn renders_a_chain_without_classifiers() {
+        let file = ChainFile {
+            port_chains: vec![PortChain::new("pc1", 1, &[], &[])],
+            ..ChainFile::default()
+        };
+        assert!(file.to_yaml().contains("port_pairs: []\n"));
+        assert!(file.to_yaml().contains("flow_classifiers: []\n"));
+    }
+}

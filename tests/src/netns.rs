@@ -1,0 +1,178 @@
+//! Network namespaces: a guard that deletes what it created, running code inside a namespace
+//! from a thread of this process, and the `ip` / sysctl plumbing around them.
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+
+/// Where `ip netns` keeps its named namespaces.
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// Runs `program args...`, returning stdout; an error carries the command line, exit status,
+/// stdout and stderr.
+pub fn run(program: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run `{program}` (is it installed?)"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!(
+            "`{program} {}` failed ({}):\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            out.status,
+            stdout.trim_end(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+    }
+    Ok(stdout)
+}
+
+/// Runs `ip args...`.
+pub fn ip(args: &[&str]) -> Result<String> {
+    run("ip", args)
+}
+
+/// Runs `ip -n ns args...`.
+pub fn ip_in(ns: &str, args: &[&str]) -> Result<String> {
+    let mut all = vec!["-n", ns];
+    all.extend_from_slice(args);
+    run("ip", &all)
+}
+
+pub fn path(name: &str) -> PathBuf {
+    Path::new(NETNS_RUN_DIR).join(name)
+}
+
+/// Whether a named namespace exists.
+pub fn exists(name: &str) -> bool {
+    path(name).exists()
+}
+
+/// Names of all named namespaces starting with `prefix`.
+pub fn list(prefix: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(NETNS_RUN_DIR) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = dir
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Deletes a named namespace (its interfaces go with it).
+pub fn delete(name: &str) -> Result<()> {
+    ip(&["netns", "del", name]).map(drop)
+}
+
+/// A named network namespace, deleted when dropped.
+#[derive(Debug)]
+pub struct NetNs {
+    name: String,
+    armed: bool,
+}
+
+impl NetNs {
+    /// Creates the namespace; fails if it already exists.
+    pub fn create(name: &str) -> Result<Self> {
+        if exists(name) {
+            bail!("network namespace {name} already exists");
+        }
+        ip(&["netns", "add", name])?;
+        let ns = NetNs {
+            name: name.to_owned(),
+            armed: true,
+        };
+        ip_in(name, &["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Leaves the namespace in place when dropped.
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        if self.armed
+            && exists(&self.name)
+            && let Err(e) = delete(&self.name)
+        {
+            eprintln!(
+                "warning: cannot delete network namespace {}: {e:#}",
+                self.name
+            );
+        }
+    }
+}
+
+/// Moves the calling thread into namespace `name`. Only for threads made for that purpose: the
+/// network namespace is per thread, and the thread never goes back.
+pub fn enter(name: &str) -> Result<()> {
+    let file = File::open(path(name)).with_context(|| format!("open namespace {name}"))?;
+    // SAFETY: setns on a valid fd we own; it changes only this thread's network namespace.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        bail!("setns({name}): {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Runs `f` on a fresh thread inside namespace `name` and returns its result.
+pub fn in_netns<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter(name)?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+    })
+}
+
+/// Starts `f` on a thread inside namespace `name`; the thread lives on until `f` returns.
+pub fn spawn_in_netns<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<Result<T>> {
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        enter(&name)?;
+        Ok(f())
+    })
+}
+
+/// Writes sysctls (`("net.ipv4.ip_forward", "1")`, ...) inside namespace `name`.
+/// `/proc/sys/net` shows the network namespace of the thread that opens it.
+pub fn sysctls(name: &str, settings: &[(&str, &str)]) -> Result<()> {
+    in_netns(name, || {
+        for (key, value) in settings {
+            let file = Path::new("/proc/sys").join(key.replace('.', "/"));
+            std::fs::write(&file, value)
+                .with_context(|| format!("sysctl {key}={value} in namespace {name}"))?;
+        }
+        Ok(())
+    })?
+}
+
+/// Reads one sysctl inside namespace `name`.
+pub fn sysctl(name: &str, key: &str) -> Result<String> {
+    in_netns(name, || {
+        let file = Path::new("/proc/sys").join(key.replace('.', "/"));
+        std::fs::read_to_string(&file)
+            .map(|s| s.trim().to_owned())
+            .with_context(|| format!("read sysctl {key} in namespace {name}"))
+    })?
+}

@@ -1,0 +1,203 @@
+//! `cargo xtask setup`: install, only where missing, what the build and the tests need on a fresh
+//! Debian 12 machine (run as root). Every step checks first and prints "ok" when nothing is to do.
+use std::{
+    process::Stdio,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::cmd::{self, command};
+
+/// Debian packages: what each is for.
+const PACKAGES: &[(&str, &str)] = &[
+    ("llvm-22-dev", "bpf-linker links against LLVM 22"),
+    (
+        "libpolly-22-dev",
+        "LLVM 22's static libraries reference Polly (bpf-linker build)",
+    ),
+    ("zlib1g-dev", "libLLVM needs zlib (bpf-linker build)"),
+    ("libzstd-dev", "libLLVM needs zstd (bpf-linker build)"),
+    ("iproute2", "the tests and the demo use ip and bridge"),
+    (
+        "ethtool",
+        "the tests read interface counters and set offloads",
+    ),
+];
+
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+const BPFFS: &str = "/sys/fs/bpf";
+
+/// Runs every step once per process; later calls (build after setup, say) return at once.
+pub fn run() -> anyhow::Result<()> {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    rust_src()?;
+    debian_packages()?;
+    bpf_linker()?;
+    bpffs()?;
+    DONE.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The eBPF crate is built with nightly's `-Z build-std=core`, which needs nightly's `rust-src`.
+fn rust_src() -> anyhow::Result<()> {
+    cmd::stdout_of(command("rustup").arg("--version"))
+        .context("rustup is needed to manage the nightly toolchain; install Rust with rustup")?;
+    let listed = cmd::probe(command("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))?;
+    if !listed.status.success() {
+        println!("setup: installing the nightly toolchain (the eBPF programs build with nightly)");
+        cmd::run(command("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+    } else if String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .any(is_rust_src)
+    {
+        println!("setup: ok   nightly rust-src");
+        return Ok(());
+    }
+    println!("setup: installing nightly rust-src (the eBPF programs build `core` from source)");
+    cmd::run(command("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+}
+
+/// `rustup component list` names it `rust-src`, or with a target triple on older rustups.
+fn is_rust_src(line: &str) -> bool {
+    let name = line.split_whitespace().next().unwrap_or_default();
+    name == "rust-src" || name.starts_with("rust-src-")
+}
+
+fn debian_packages() -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    for &(name, why) in PACKAGES {
+        if is_installed(name)? {
+            println!("setup: ok   {name}");
+        } else {
+            println!("setup: missing {name}: {why}");
+            missing.push(name);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "setup: installing {} (this takes a few minutes)",
+        missing.join(" ")
+    );
+    cmd::run(command("apt-get").arg("update").stdin(Stdio::null()))?;
+    cmd::run(
+        command("apt-get")
+            .args(["install", "-y"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null()),
+    )
+}
+
+/// True when dpkg reports the package fully installed; a package dpkg has never heard of makes
+/// `dpkg-query` exit 1, which is "not installed", not an error.
+fn is_installed(package: &str) -> anyhow::Result<bool> {
+    let out = cmd::probe(command("dpkg-query").args(["-W", "-f=${Status}", package]))
+        .context("dpkg-query not found: setup supports Debian (12) only")?;
+    Ok(out.status.success() && out.stdout == b"install ok installed")
+}
+
+/// bpf-linker links the eBPF object; aya-build calls it through rustc.
+fn bpf_linker() -> anyhow::Result<()> {
+    let works =
+        cmd::probe(command("bpf-linker").arg("--version")).is_ok_and(|out| out.status.success());
+    if works {
+        println!("setup: ok   bpf-linker");
+        return Ok(());
+    }
+    println!(
+        "setup: installing bpf-linker (links the eBPF programs; builds against LLVM 22, takes minutes)"
+    );
+    // Without LLVM_PREFIX bpf-linker's build script looks for libLLVM under /usr/lib64 and fails.
+    cmd::run(
+        cmd::cargo()
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--no-default-features",
+                "--features",
+                "llvm-22",
+            ])
+            .env("LLVM_PREFIX", LLVM_PREFIX)
+            .env("LLVM_SYS_221_PREFIX", LLVM_PREFIX)
+            .stdin(Stdio::null()),
+    )?;
+    cmd::stdout_of(command("bpf-linker").arg("--version"))
+        .context("bpf-linker was installed but does not run")?;
+    Ok(())
+}
+
+/// sfc pins its maps and programs under /sys/fs/bpf, which must be a bpf filesystem.
+fn bpffs() -> anyhow::Result<()> {
+    if bpffs_mounted()? {
+        println!("setup: ok   bpffs at {BPFFS}");
+        return Ok(());
+    }
+    println!("setup: mounting bpffs at {BPFFS} (sfc pins its maps there)");
+    cmd::run(command("mount").args(["-t", "bpf", "bpf", BPFFS]))?;
+    if !bpffs_mounted()? {
+        bail!("mounted bpffs at {BPFFS}, but /proc/mounts does not show it");
+    }
+    Ok(())
+}
+
+fn bpffs_mounted() -> anyhow::Result<bool> {
+    let mounts = std::fs::read_to_string("/proc/mounts").context("reading /proc/mounts")?;
+    Ok(mounts.lines().any(|line| is_bpffs_at(line, BPFFS)))
+}
+
+/// A /proc/mounts line is `source mountpoint fstype options dump pass`.
+fn is_bpffs_at(line: &str, mountpoint: &str) -> bool {
+    let mut fields = line.split_whitespace().skip(1);
+    fields.next() == Some(mountpoint) && fields.next() == Some("bpf")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bpffs_line() {
+        assert!(is_bpffs_at(
+            "bpf /sys/fs/bpf bpf rw,nosuid,nodev,noexec,relatime,mode=700 0 0",
+            BPFFS
+        ));
+        assert!(is_bpffs_at("none /sys/fs/bpf bpf rw 0 0", BPFFS));
+        assert!(!is_bpffs_at("sysfs /sys sysfs rw,relatime 0 0", BPFFS));
+        assert!(!is_bpffs_at("tmpfs /sys/fs/bpf tmpfs rw 0 0", BPFFS));
+    }
+
+    #[test]
+    fn rust_src_line() {
+        assert!(is_rust_src("rust-src"));
+        assert!(is_rust_src("rust-src (installed)"));
+        assert!(!is_rust_src("rust-std-x86_64-unknown-linux-gnu"));
+        assert!(!is_rust_src("rustc-x86_64-unknown-linux-gnu"));
+    }
+
+    #[test]
+    fn unknown_package_is_not_installed() {
+        // Only meaningful on Debian; skip where dpkg-query does not exist.
+        if let Ok(installed) = is_installed("sfc-no-such-package-xyz") {
+            assert!(!installed);
+        }
+    }
+}
