@@ -296,12 +296,16 @@ pub struct FlowEntry {
     /// a path prefix without a loop.
     pub present: u16,
     pub prev_present: u16,
+    /// The interface the flow enters the chain on (its logical source port, or for a reverse
+    /// entry the logical destination port). Only packets arriving there start or re-resolve it:
+    /// the same 5-tuple on another port is another tenant's traffic.
+    pub in_ifindex: u32,
     /// Port pair id picked at each hop; `PORT_PAIR_NONE` past `n_hops` (or a skipped hop).
     pub members: [u16; MAX_HOPS],
     /// The path before the last re-resolution.
     pub prev_members: [u16; MAX_HOPS],
 }
-const _: () = assert!(size_of::<FlowEntry>() == 20 + 4 * MAX_HOPS);
+const _: () = assert!(size_of::<FlowEntry>() == 24 + 4 * MAX_HOPS);
 // `present` has a bit per hop.
 const _: () = assert!(MAX_HOPS <= 16);
 
@@ -317,6 +321,7 @@ impl Default for FlowEntry {
             generation: 0,
             present: 0,
             prev_present: 0,
+            in_ifindex: 0,
             members: [crate::limits::PORT_PAIR_NONE; MAX_HOPS],
             prev_members: [crate::limits::PORT_PAIR_NONE; MAX_HOPS],
         }
@@ -342,7 +347,9 @@ pub struct HopStatsKey {
 }
 const _: () = assert!(size_of::<HopStatsKey>() == 16);
 
-/// `SFC_FRAGS` key: one fragmented IP packet (its fragments share addresses, protocol and id).
+/// `SFC_FRAGS` key: one fragmented IP packet: addresses, protocol and id for IPv4 (RFC 791);
+/// addresses and id for IPv6 (RFC 8200: `proto` is 0, since extension headers after the fragment
+/// header hide the transport protocol from later fragments).
 /// The value is the `FlowKey` its first fragment was steered with, so later fragments, which
 /// carry no ports, follow the same path.
 #[repr(C)]

@@ -16,7 +16,7 @@ use sfc_common::{
     limits::{MAX_HOPS, PORT_PAIR_NONE},
     maps::{
         CHAIN_F_SYMMETRIC, ClsResult, DIR_FORWARD, DIR_REVERSE, FLOW_F_REVERSE, FlowEntry,
-        FlowKey, IF_F_PEER, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, ROLE_DEST,
+        FAMILY_V6, FlowKey, IF_F_PEER, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, ROLE_DEST,
         ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id,
     },
 };
@@ -25,7 +25,7 @@ use crate::{
     classify::classify,
     counters::{self, If},
     ctx::PacketCtx,
-    lb::{Pick, pick},
+    lb::{PICK_OK, pick},
     maps::{
         SFC_CHAINS, SFC_FLOWS, SFC_FRAGS, SFC_IFACES, SFC_META, SFC_PORT_PAIRS, SFC_SCRATCH,
         Scratch,
@@ -108,7 +108,7 @@ fn frag_key(s: &mut Scratch, id: u32) {
     s.frag.src = s.key.src;
     s.frag.dst = s.key.dst;
     s.frag.id = id;
-    s.frag.proto = s.key.proto;
+    s.frag.proto = if s.key.family == FAMILY_V6 { 0 } else { s.key.proto };
     s.frag.family = s.key.family;
 }
 
@@ -143,7 +143,7 @@ fn lookup_flow(
     if roles & ROLE_DEST != 0 {
         // The reverse direction of a symmetric chain starts where the forward one is delivered.
         if let Some(flow) = unsafe { SFC_FLOWS.get(key) } {
-            if flow.flags & FLOW_F_REVERSE != 0 {
+            if flow.flags & FLOW_F_REVERSE != 0 && flow.in_ifindex == ifindex {
                 counters::iface(ifindex, If::Classified);
                 return Ok(Some(Path { flow, from: 0, prev: false }));
             }
@@ -152,7 +152,9 @@ fn lookup_flow(
     if roles & ROLE_SOURCE == 0 {
         return Ok(None);
     }
-    let old = unsafe { SFC_FLOWS.get(key) };
+    // A flow that entered on another port is not this port's: classify afresh (a match then
+    // takes the 5-tuple over; no match leaves the packet alone).
+    let old = unsafe { SFC_FLOWS.get(key) }.filter(|f| f.in_ifindex == ifindex);
     if let Some(flow) = old {
         if flow.ttl != 0 && p.ttl < flow.ttl {
             return Err(DropReason::HopLimit);
@@ -168,7 +170,7 @@ fn lookup_flow(
     }
     // Read back from the map, so there is one path (and one stack frame) for new and known flows.
     let flow = unsafe { SFC_FLOWS.get(&scratch.key) }.ok_or(DropReason::FlowTableFull)?;
-    if flow.chain_id == 0 {
+    if flow.chain_id == 0 || flow.in_ifindex != ifindex {
         return Ok(None);
     }
     counters::iface(ifindex, If::Classified);
@@ -188,6 +190,7 @@ fn resolve(
     scratch.flow = FlowEntry::default();
     scratch.flow.generation = meta.generation;
     scratch.flow.ttl = p.ttl;
+    scratch.flow.in_ifindex = ifindex;
     if let Some(old) = old {
         scratch.flow.prev_members = old.members;
         scratch.flow.prev_n_hops = old.n_hops;
@@ -276,19 +279,17 @@ fn new_flow(res: &ClsResult, s: &mut Scratch, bank: u32, had_old: bool) -> Resul
             break;
         }
         let old = if had_old { u32::from(flow.prev_members[h]) } else { u32::from(PORT_PAIR_NONE) };
-        flow.members[h] = match Pick::from(pick(bank, chain.groups[h], &s.key, old)) {
-            Pick::Member(pp) => pp,
-            Pick::Skip => PORT_PAIR_NONE,
-            Pick::Down => return Err(DropReason::NoMember),
-        };
+        if pick(bank, chain.groups[h], &s.key, old, &mut flow.members[h]) != PICK_OK {
+            return Err(DropReason::NoMember);
+        }
         flow.n_hops = (h + 1) as u8;
     }
     flow.present = presence(&flow.members);
     Ok(chain.flags & CHAIN_F_SYMMETRIC != 0)
 }
 
-/// Bit h set when `members[h]` is a port pair. Branch-free on purpose: an accumulator that
-/// differs per branch would keep the verifier from pruning and multiply its states per hop.
+/// Bit h set when `members[h]` is a port pair. Branch-free: an accumulator that differs per
+/// branch keeps the verifier from pruning.
 #[inline(always)]
 fn presence(members: &[u16; MAX_HOPS]) -> u16 {
     let mut bits = 0u32;
@@ -315,6 +316,7 @@ fn reverse_of(s: &mut Scratch, source_ifindex: u32) {
     s.rflow = FlowEntry {
         chain_id: s.flow.chain_id,
         dst_ifindex: source_ifindex,
+        in_ifindex: s.flow.dst_ifindex,
         n_hops: s.flow.n_hops,
         flags: FLOW_F_REVERSE,
         generation: s.flow.generation,

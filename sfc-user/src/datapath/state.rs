@@ -20,7 +20,7 @@ use crate::{
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "lock";
 /// Bumped when the file's meaning changes; an unknown version is refused, not guessed at.
-const STATE_VERSION: u32 = 1;
+const STATE_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
@@ -57,10 +57,11 @@ pub struct Drain {
     pub until: u64,
 }
 
+/// Not `#[serde(flatten)]`: flattening buffers the map through serde's content type, and
+/// integer map keys (as in `draining`) then fail to read back.
 #[derive(Serialize, Deserialize)]
 struct OnDisk {
     version: u32,
-    #[serde(flatten)]
     state: State,
 }
 
@@ -75,6 +76,7 @@ impl State {
         let disk: OnDisk = serde_json::from_str(&text)
             .map_err(|e| DatapathError::Other(format!("{}: unreadable state ({e}); `sfc down` resets it", path.display())))?;
         if disk.version != STATE_VERSION {
+            // (version 1 had the state flattened into the top level; nothing can read it now)
             return Err(DatapathError::Other(format!(
                 "{}: state version {} is not {STATE_VERSION} (written by another sfc version); `sfc down` resets it",
                 path.display(),
