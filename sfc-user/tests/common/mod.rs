@@ -1,0 +1,385 @@
+//! Harness for running the real tc program on synthetic packets with `BPF_PROG_TEST_RUN`.
+//!
+//! A [`Fixture`] is one loaded datapath: its own network namespace with a few veth pairs (so
+//! that `skb->ifindex` names real devices: the kernel insists), its own bpffs pin directory, the
+//! program loaded from `sfc::datapath::EBPF_OBJECT`, and the configuration maps written by the
+//! real loader code (`config::parse` -> `model::validate` -> `compile::compile` -> `Maps::write`).
+//! Both are removed on drop, also when a test panics. Nothing is attached and no packet is ever
+//! sent: `BPF_PROG_TEST_RUN` runs the program on a private skb, and redirect helpers only record
+//! their target.
+//!
+//! The calling thread (a test's own thread) is moved into the namespace, because
+//! `BPF_PROG_TEST_RUN` resolves `ifindex` in the caller's namespace; it goes back on drop.
+//! Names are `sfcfix-<pid>-<n>` (namespaces) and `/sys/fs/bpf/sfc-fixtures-<pid>-<n>` (pins);
+//! leftovers of a killed run (whose pid is gone) are removed by the next run.
+
+pub mod mutate;
+pub mod packets;
+pub mod probe;
+pub mod table;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    ffi::CString,
+    fs::{self, File},
+    os::fd::AsRawFd as _,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{ProgramError, SchedClassifier, TestRun as _, TestRunOptions},
+};
+use sfc::{
+    compile::{self, IfaceFacts},
+    config,
+    datapath::{self, Location, maps::Maps},
+    model::{self, Model},
+};
+use sfc_common::maps::{Counter, HopStatsKey, IfStats, PROG_TC_INGRESS};
+
+/// tc verdicts as the program returns them.
+pub const TC_ACT_OK: u32 = 0;
+pub const TC_ACT_SHOT: u32 = 2;
+pub const TC_ACT_REDIRECT: u32 = 7;
+
+/// `struct __sk_buff` (include/uapi/linux/bpf.h): 192 bytes; `ifindex` follows `len`,
+/// `pkt_type`, `mark`, `queue_mapping`, `protocol`, `vlan_present`, `vlan_tci`, `vlan_proto`,
+/// `priority` and `ingress_ifindex` (ten `__u32`s). The kernel only accepts a few nonzero fields
+/// (`convert___skb_to_skb`: `mark`, `priority`, `ingress_ifindex`, `ifindex`, `cb`, `tstamp`,
+/// `wire_len`, `gso_segs`, `gso_size`, `hwtstamp`); `len` must stay 0, it is taken from the data.
+const SKB_CTX_LEN: usize = 192;
+const SKB_IFINDEX_OFFSET: usize = 40;
+
+/// Whether `BPF_PROG_TEST_RUN` refuses to run a TC program on `packet` at all (`EINVAL`), as
+/// observed on this kernel (6.18): frames shorter than an Ethernet header, and frames whose
+/// (outer) ethertype is IPv4 / IPv6 but that are shorter than the fixed IPv4 / IPv6 header. Such
+/// frames never reach the program here; tagged frames (ethertype 802.1Q/802.1ad) are not
+/// inspected by the kernel, so the parser's truncated-IP paths are tested through them.
+pub fn kernel_refuses(packet: &[u8]) -> bool {
+    const ETH: usize = 14;
+    if packet.len() < ETH {
+        return true;
+    }
+    match u16::from_be_bytes([packet[12], packet[13]]) {
+        0x0800 => packet.len() < ETH + 20,
+        0x86dd => packet.len() < ETH + 40,
+        _ => false,
+    }
+}
+
+/// Largest packet the harness hands back (`data_out`); test packets are far smaller.
+const MAX_PACKET: usize = 4096;
+
+static INSTANCE: AtomicU32 = AtomicU32::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), INSTANCE.fetch_add(1, Ordering::Relaxed))
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("running ip {args:?}: {e}"));
+    assert!(out.status.success(), "ip {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn setns(fd: &File) -> std::io::Result<()> {
+    // SAFETY: plain syscall on an open namespace file; affects the calling thread only.
+    if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// Whether `name` is `<prefix>-<pid>-<n>` for a process that no longer exists: what a killed
+/// test run (no destructors) leaves behind.
+fn stale(name: &str, prefix: &str) -> bool {
+    let Some(pid) = name.strip_prefix(prefix).and_then(|r| r.strip_prefix('-')).and_then(|r| r.split('-').next()) else {
+        return false;
+    };
+    pid.parse::<u32>().is_ok_and(|pid| pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Removes namespaces and pin directories of earlier runs that were killed before cleaning up.
+fn sweep_stale() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for e in fs::read_dir("/run/netns").into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if stale(&name, "sfcfix") {
+                let _ = Command::new("ip").args(["netns", "del", &name]).status();
+            }
+        }
+        for e in fs::read_dir("/sys/fs/bpf").into_iter().flatten().flatten() {
+            if stale(&e.file_name().to_string_lossy(), "sfc-fixtures") {
+                remove_pins(&e.path());
+            }
+        }
+    });
+}
+
+fn remove_pins(dir: &Path) {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+    let _ = fs::remove_dir(dir);
+}
+
+/// A network namespace of veth pairs that the calling thread lives in until drop.
+pub struct NetNs {
+    name: String,
+    home: File,
+    entered: bool,
+}
+
+impl NetNs {
+    /// Creates namespace `sfcfix-<pid>-<n>` with one veth pair per `(a, b)` and enters it.
+    pub fn new(pairs: &[(&str, &str)]) -> Self {
+        let name = unique("sfcfix");
+        let home = File::open("/proc/thread-self/ns/net").expect("opening this thread's network namespace");
+        ip(&["netns", "add", &name]);
+        // From here on the guard exists, so a failure below still deletes the namespace.
+        let mut ns = Self { name, home, entered: false };
+        for (a, b) in pairs {
+            ip(&["-n", &ns.name, "link", "add", a, "type", "veth", "peer", "name", b]);
+        }
+        let f = File::open(format!("/run/netns/{}", ns.name)).expect("opening the new namespace");
+        setns(&f).unwrap_or_else(|e| panic!("entering {}: {e}", ns.name));
+        ns.entered = true;
+        ns
+    }
+
+    /// ifindex of `ifname` in this namespace.
+    pub fn ifindex(&self, ifname: &str) -> u32 {
+        assert!(self.entered);
+        let c = CString::new(ifname).expect("interface name");
+        // SAFETY: a valid NUL-terminated string; resolved in the calling thread's namespace.
+        let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+        assert!(i != 0, "no interface {ifname} in {}", self.name);
+        i
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        // Best effort while unwinding: a second panic here would abort the whole test binary.
+        let back = !self.entered || setns(&self.home).is_ok();
+        let ok = Command::new("ip").args(["netns", "del", &self.name]).status().is_ok_and(|s| s.success());
+        assert!((back && ok) || std::thread::panicking(), "could not leave or delete network namespace {}", self.name);
+    }
+}
+
+/// A bpffs directory removed (with every pin in it) on drop.
+struct PinDir(PathBuf);
+
+impl PinDir {
+    fn new() -> Self {
+        datapath::ensure_bpffs().expect("mounting bpffs");
+        let p = Path::new("/sys/fs/bpf").join(unique("sfc-fixtures"));
+        fs::create_dir(&p).unwrap_or_else(|e| panic!("creating {}: {e}", p.display()));
+        Self(p)
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        remove_pins(&self.0);
+    }
+}
+
+/// What one run of the program did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub verdict: u32,
+    /// The packet as the program left it.
+    pub data: Vec<u8>,
+}
+
+/// Counters summed over CPUs at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub ifs: BTreeMap<u32, IfStats>,
+    pub hops: BTreeMap<HopStatsKey, Counter>,
+    pub drops: BTreeMap<&'static str, u64>,
+}
+
+/// Counter changes between two snapshots (only the entries that changed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    pub ifs: BTreeMap<u32, IfStats>,
+    pub hops: BTreeMap<HopStatsKey, Counter>,
+    pub drops: BTreeMap<&'static str, u64>,
+}
+
+impl Delta {
+    /// Packets the interface counters account for (each counted packet bumps exactly one).
+    pub fn if_packets(&self) -> u64 {
+        self.ifs.values().map(|s| s.classified + s.unclassified + s.from_sf + s.malformed).sum()
+    }
+    pub fn drop_packets(&self) -> u64 {
+        self.drops.values().sum()
+    }
+}
+
+impl Counters {
+    pub fn since(&self, before: &Counters) -> Delta {
+        let mut d = Delta::default();
+        for (k, a) in &self.ifs {
+            let b = before.ifs.get(k).copied().unwrap_or_default();
+            let x = IfStats {
+                classified: a.classified - b.classified,
+                unclassified: a.unclassified - b.unclassified,
+                from_sf: a.from_sf - b.from_sf,
+                malformed: a.malformed - b.malformed,
+            };
+            if x != IfStats::default() {
+                d.ifs.insert(*k, x);
+            }
+        }
+        for (k, a) in &self.hops {
+            let b = before.hops.get(k).copied().unwrap_or_default();
+            let x = Counter { packets: a.packets - b.packets, bytes: a.bytes - b.bytes };
+            if x != Counter::default() {
+                d.hops.insert(*k, x);
+            }
+        }
+        for (k, a) in &self.drops {
+            let x = a - before.drops.get(k).copied().unwrap_or_default();
+            if x != 0 {
+                d.drops.insert(*k, x);
+            }
+        }
+        d
+    }
+}
+
+/// One loaded datapath configured from a chain file, in its own namespace and pin directory.
+pub struct Fixture {
+    // Drop order: the program and map fds, then the pins, then the namespace.
+    ebpf: Ebpf,
+    loc: Location,
+    pub model: Model,
+    pub facts: BTreeMap<String, IfaceFacts>,
+    /// Interfaces marked down (`set_interface_down`).
+    down: BTreeSet<String>,
+    _pins: PinDir,
+    _netns: NetNs,
+}
+
+impl Fixture {
+    /// `pairs`: veth pairs to create (every end may be named in `chains_yaml`); `mac_of`: the MAC
+    /// address the loader would find behind an interface (its "peer"), `peer_ns`: whether that
+    /// peer is in another namespace (`bpf_redirect_peer`).
+    pub fn new(
+        pairs: &[(&str, &str)],
+        chains_yaml: &str,
+        mac_of: impl Fn(&str) -> [u8; 6],
+        peer_ns: impl Fn(&str) -> bool,
+    ) -> Self {
+        sweep_stale();
+        let netns = NetNs::new(pairs);
+        let pins = PinDir::new();
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(&pins.0)
+            .load(datapath::EBPF_OBJECT)
+            .unwrap_or_else(|e| panic!("loading the BPF object: {e}"));
+        let prog: &mut SchedClassifier = ebpf
+            .program_mut(PROG_TC_INGRESS)
+            .expect("program in the object")
+            .try_into()
+            .expect("a tc program");
+        prog.load().unwrap_or_else(|e| panic!("loading {PROG_TC_INGRESS} (verifier): {e:?}"));
+
+        let cfg = config::parse("fixtures.yaml", chains_yaml).unwrap_or_else(|e| panic!("{e}"));
+        let model = model::validate(&cfg).unwrap_or_else(|e| panic!("fixture config invalid:\n{e}"));
+        let facts: BTreeMap<String, IfaceFacts> = pairs
+            .iter()
+            .flat_map(|(a, b)| [*a, *b])
+            .map(|n| {
+                (n.to_owned(), IfaceFacts { ifindex: netns.ifindex(n), peer_mac: Some(mac_of(n)), peer_in_other_netns: peer_ns(n) })
+            })
+            .collect();
+        let compiled = compile::compile(&model, &facts, None).unwrap_or_else(|e| panic!("compile: {e:?}"));
+        let loc = Location::new(None, Some(pins.0.clone()));
+        Maps::open(&loc).and_then(|mut m| m.write(&compiled, &BTreeMap::new(), true)).unwrap_or_else(|e| panic!("writing the maps: {e}"));
+        Self { ebpf, loc, model, facts, down: BTreeSet::new(), _pins: pins, _netns: netns }
+    }
+
+    fn prog(&self) -> &SchedClassifier {
+        self.ebpf.program(PROG_TC_INGRESS).expect("program").try_into().expect("a tc program")
+    }
+
+    /// The MAC address behind `ifname` (its peer's, as the loader found it): where a packet
+    /// redirected into that interface must be addressed.
+    pub fn mac_behind(&self, ifname: &str) -> [u8; 6] {
+        self.facts.get(ifname).and_then(|f| f.peer_mac).unwrap_or_else(|| panic!("no MAC behind {ifname} in the fixture"))
+    }
+
+    pub fn ifindex(&self, ifname: &str) -> u32 {
+        self.facts.get(ifname).unwrap_or_else(|| panic!("no interface {ifname} in the fixture")).ifindex
+    }
+
+    /// Runs the program once on `packet` arriving on `ifname`; `Err` when the kernel refuses
+    /// the run itself (e.g. `EINVAL` for frames shorter than an Ethernet header).
+    pub fn try_run(&self, ifname: &str, packet: &[u8]) -> Result<Outcome, ProgramError> {
+        self.try_run_ifindex(self.ifindex(ifname), packet)
+    }
+
+    pub fn try_run_ifindex(&self, ifindex: u32, packet: &[u8]) -> Result<Outcome, ProgramError> {
+        let mut ctx = [0u8; SKB_CTX_LEN];
+        ctx[SKB_IFINDEX_OFFSET..SKB_IFINDEX_OFFSET + 4].copy_from_slice(&ifindex.to_ne_bytes());
+        let mut out = vec![0u8; MAX_PACKET];
+        let r = self.prog().test_run(TestRunOptions {
+            data_in: Some(packet),
+            data_out: Some(&mut out),
+            ctx_in: Some(&ctx),
+            repeat: 1,
+            ..TestRunOptions::default()
+        })?;
+        out.truncate(r.data_size_out as usize);
+        Ok(Outcome { verdict: r.return_value, data: out })
+    }
+
+    pub fn run(&self, ifname: &str, packet: &[u8]) -> Outcome {
+        self.try_run(ifname, packet).unwrap_or_else(|e| panic!("test run on {ifname}: {e:?}"))
+    }
+
+    fn maps(&self) -> Maps<'_> {
+        Maps::open(&self.loc).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn counters(&self) -> Counters {
+        let m = self.maps();
+        Counters {
+            ifs: m.if_stats().unwrap_or_else(|e| panic!("{e}")),
+            hops: m.hop_stats().unwrap_or_else(|e| panic!("{e}")),
+            drops: m.drops().unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    /// Number of entries in the flow table.
+    pub fn flow_count(&self) -> usize {
+        self.maps().flows().unwrap_or_else(|e| panic!("{e}")).len()
+    }
+
+    pub fn chain_id(&self, chain: &str) -> u32 {
+        self.model.port_chains.iter().find(|c| c.name == chain).unwrap_or_else(|| panic!("no chain {chain}")).chain_id
+    }
+
+    pub fn port_pair_id(&self, pp: &str) -> u32 {
+        let i = self.model.port_pairs.iter().position(|p| p.name == pp).unwrap_or_else(|| panic!("no port pair {pp}"));
+        compile::port_pair_id(i)
+    }
+
+    /// Marks interface `ifname` as down, as the loader's member health check would find it: the
+    /// configuration is recompiled (`compile_with_health`: its port pair is flagged down and left
+    /// out of its group's table) and written as a new generation. Flows re-resolve at their
+    /// next packet on their entry port.
+    pub fn set_interface_down(&mut self, ifname: &str) {
+        self.down.insert(ifname.to_owned());
+        let ids = compile::Ids::by_index(&self.model);
+        let compiled = compile::compile_with_health(&self.model, &self.facts, None, &ids, &self.down)
+            .unwrap_or_else(|e| panic!("compile: {e:?}"));
+        self.maps().write(&compiled, &BTreeMap::new(), true).unwrap_or_else(|e| panic!("writing the maps: {e}"));
+    }
+}
