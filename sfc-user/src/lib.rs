@@ -8,4 +8,5 @@ pub mod compile;
 pub mod config;
 pub mod datapath;
 pub mod maglev;
+pub mod metrics;
 pub mod model;

@@ -2,7 +2,11 @@
 
 mod apply;
 mod down;
+mod flows;
+mod map;
+mod run;
 mod stats;
+mod status;
 mod validate;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -10,6 +14,9 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 use crate::datapath::{Location, netns};
+
+/// The counters `sfc stats --json` reports, for the metrics renderer (`crate::metrics`).
+pub(crate) use stats::{ChainStats, HopStats, IfaceStats, MemberStats, Stats};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,6 +46,15 @@ enum Command {
     Down,
     /// Per chain / hop / member packets and bytes, and drops by reason.
     Stats(stats::Args),
+    /// Attached interfaces and their roles, the program, the chains, and map fill levels.
+    Status(status::Args),
+    /// The flow table, decoded: 5-tuple, chain, the port pair picked at each hop.
+    Flows(flows::Args),
+    /// Every pinned map (`map list`) or one map's entries decoded into names (`map dump NAME`).
+    Map(map::Args),
+    /// Daemon: apply FILE, re-apply it when it changes, serve Prometheus metrics; Ctrl-C or
+    /// SIGTERM leaves the datapath installed. `RUST_LOG=info` shows every reload.
+    Run(run::Args),
 }
 
 impl Cli {
@@ -63,6 +79,10 @@ pub fn main() -> ExitCode {
         Command::Apply(a) => cli.enter_netns().and_then(|()| apply::run(&cli.location(), a)),
         Command::Down => cli.enter_netns().and_then(|()| down::run(&cli.location())),
         Command::Stats(a) => stats::run(&cli.location(), a),
+        Command::Status(a) => cli.enter_netns().and_then(|()| status::run(&cli.location(), a)),
+        Command::Flows(a) => flows::run(&cli.location(), a),
+        Command::Map(a) => map::run(&cli.location(), a),
+        Command::Run(a) => cli.enter_netns().and_then(|()| run::run(&cli.location(), a)),
     };
     match result {
         Ok(code) => code,

@@ -6,6 +6,7 @@
 //! `link_tc_<ifindex>` (one tcx link per attached interface). bpffs holds only BPF objects, so the
 //! applied model (for names and diffs) lives in `/run/sfc/<pin dir>/state.json`, beside a lock.
 
+pub mod inspect;
 pub mod maps;
 pub mod netlink;
 pub mod netns;

@@ -1,0 +1,408 @@
+//! `sfc run`: the daemon. Applies a chain file, re-applies it whenever its content changes (a
+//! file with errors is rejected and the running state kept), and serves Prometheus metrics over
+//! a hand-written HTTP/1.1 endpoint (one request per connection). On Ctrl-C or SIGTERM it exits
+//! and leaves the datapath installed: the pins keep it forwarding.
+//!
+//! One current-thread tokio runtime, built here, after `--netns` was entered on the main thread:
+//! its thread and the blocking-pool threads it spawns (map reads, `apply`) inherit the namespace.
+
+use std::{
+    collections::hash_map::DefaultHasher,
+    fmt::Write as _,
+    future::Future,
+    hash::{Hash as _, Hasher as _},
+    io,
+    net::SocketAddr,
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use sfc_common::limits::DEFAULT_FLOW_TABLE_SIZE;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+    signal::unix::{SignalKind, signal},
+    time::{MissedTickBehavior, timeout},
+};
+
+use crate::{
+    datapath::{self, ApplyReport, LoadOptions, Location, inspect, netlink},
+    metrics::{self, Snapshot},
+};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The chain file (YAML or JSON); re-applied whenever its content changes.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: String,
+    /// Serve Prometheus metrics on ADDR (path /metrics).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9469")]
+    metrics: SocketAddr,
+    /// Seconds between two looks at FILE.
+    #[arg(long, value_name = "SECS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    interval: u64,
+    /// Flow table entries (set when the datapath is first loaded).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_FLOW_TABLE_SIZE,
+          value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
+    flow_table_size: u32,
+    /// Seconds a port pair removed from its group keeps serving the flows it already has (0:
+    /// move them at once).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    drain_timeout: u64,
+}
+
+/// A request head is small; anything longer is not a scrape.
+const MAX_REQUEST: usize = 8 * 1024;
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
+    // Bind before changing anything, so a port in use is reported with nothing half done.
+    let listener =
+        std::net::TcpListener::bind(a.metrics).with_context(|| format!("listening on {} for metrics", a.metrics))?;
+    listener.set_nonblocking(true).context("metrics socket")?;
+    let mut watcher = Watcher {
+        file: a.file.clone(),
+        opts: LoadOptions { flow_table_size: a.flow_table_size, drain_timeout: Duration::from_secs(a.drain_timeout) },
+        interval: a.interval,
+        applied: None,
+        rejected: None,
+        seen: None,
+        failing: None,
+        unreadable: None,
+    };
+    watcher.initial(loc)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    rt.block_on(daemon(Arc::new(loc.clone()), watcher, listener, Duration::from_secs(a.interval)))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn daemon(loc: Arc<Location>, watcher: Watcher, listener: std::net::TcpListener, every: Duration) -> anyhow::Result<()> {
+    let listener = TcpListener::from_std(listener).context("metrics socket")?;
+    log::info!("serving metrics on http://{}/metrics", listener.local_addr().context("metrics socket")?);
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let watch = tokio::spawn(watch_loop(loc.clone(), watcher, every));
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => { log::info!("interrupted"); break; }
+            _ = terminate.recv() => { log::info!("terminated"); break; }
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let loc = loc.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = serve_one(stream, || scrape(loc)).await {
+                            log::debug!("metrics request from {peer}: {e}");
+                        }
+                    });
+                }
+                Err(e) => log::warn!("accepting a metrics connection: {e}"),
+            },
+        }
+    }
+    // An `apply` already running in the blocking pool finishes before the runtime is dropped.
+    watch.abort();
+    log::info!(
+        "exiting; the datapath stays installed and keeps forwarding (`sfc{} down` removes it)",
+        loc.netns.as_deref().map(|n| format!(" --netns {n}")).unwrap_or_default()
+    );
+    Ok(())
+}
+
+// ---- the chain file --------------------------------------------------------------------------
+
+/// What the daemon knows about the chain file between two looks.
+struct Watcher {
+    file: String,
+    opts: LoadOptions,
+    interval: u64,
+    /// Hash of the content running now.
+    applied: Option<u64>,
+    /// Hash of a content that failed validation (not looked at again until it changes).
+    rejected: Option<u64>,
+    /// Hash of the content seen last (to log a change once).
+    seen: Option<u64>,
+    /// The error of the last failed `apply` (retried every interval, logged when it changes).
+    failing: Option<String>,
+    /// Why the file could not be read (logged once).
+    unreadable: Option<String>,
+}
+
+fn content_hash(b: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    b.hash(&mut h);
+    h.finish()
+}
+
+fn summary(file: &str, r: &ApplyReport) -> String {
+    let c = &r.map_changes;
+    let mut s = if r.flipped {
+        format!(
+            "{} {file}: generation {} live, map entries {} added, {} changed, {} removed",
+            if r.first_load { "installed" } else { "applied" },
+            r.generation,
+            c.added,
+            c.changed,
+            c.removed
+        )
+    } else {
+        format!("applied {file}: no change (generation {} stays live)", r.generation)
+    };
+    for (what, list) in [
+        ("draining", &r.draining),
+        ("drained and removed", &r.drained),
+        ("attached tc ingress", &r.attached),
+        ("detached", &r.detached),
+    ] {
+        if !list.is_empty() {
+            let _ = write!(s, "; {what}: {}", list.join(", "));
+        }
+    }
+    s
+}
+
+impl Watcher {
+    /// Validates and applies the file, as `sfc apply` does.
+    fn apply(&self, loc: &Location) -> anyhow::Result<ApplyReport> {
+        let model = super::load_model(&self.file)?;
+        Ok(datapath::apply(loc, &model, self.opts)?)
+    }
+
+    /// The first apply: any error ends the daemon before it serves anything.
+    fn initial(&mut self, loc: &Location) -> anyhow::Result<()> {
+        let text = std::fs::read(&self.file).with_context(|| format!("reading {}", self.file))?;
+        let h = content_hash(&text);
+        let r = self.apply(loc)?;
+        log::info!("{}", summary(&self.file, &r));
+        (self.applied, self.seen) = (Some(h), Some(h));
+        Ok(())
+    }
+
+    /// One look at the file; applies it when its content changed. Never fails: every problem is
+    /// logged and the running state kept.
+    fn poll(&mut self, loc: &Location) {
+        let text = match std::fs::read(&self.file) {
+            Ok(t) => t,
+            Err(e) => {
+                let msg = format!("reading {}: {e}", self.file);
+                if self.unreadable.as_ref() != Some(&msg) {
+                    log::warn!("{msg}; keeping the running state");
+                }
+                self.unreadable = Some(msg);
+                return;
+            }
+        };
+        self.unreadable = None;
+        let h = content_hash(&text);
+        if self.seen != Some(h) {
+            self.seen = Some(h);
+            if self.applied == Some(h) {
+                log::info!("{} is back to the content running now", self.file);
+            } else {
+                log::info!("{} changed", self.file);
+            }
+        }
+        if self.applied == Some(h) || self.rejected == Some(h) {
+            self.failing = None;
+            return;
+        }
+        if let Err(e) = super::load_model(&self.file) {
+            log::error!("rejected, keeping the running state: {e:#}");
+            self.rejected = Some(h);
+            return;
+        }
+        match self.apply(loc) {
+            Ok(r) => {
+                log::info!("{}", summary(&self.file, &r));
+                (self.applied, self.rejected, self.failing) = (Some(h), None, None);
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                if self.failing.as_ref() != Some(&msg) {
+                    log::error!(
+                        "applying {} failed, keeping the running state (retrying every {} s): {msg}",
+                        self.file,
+                        self.interval
+                    );
+                }
+                self.failing = Some(msg);
+            }
+        }
+    }
+}
+
+async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The first tick is immediate, and the file was just applied.
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let l = loc.clone();
+        w = match tokio::task::spawn_blocking(move || {
+            w.poll(&l);
+            w
+        })
+        .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                log::error!("watching the chain file stopped: {e}");
+                return;
+            }
+        };
+    }
+}
+
+// ---- metrics ---------------------------------------------------------------------------------
+
+/// What one scrape shows, read from the pinned maps.
+fn snapshot(loc: &Location) -> anyhow::Result<Snapshot> {
+    let stats = super::stats::collect(loc)?;
+    let (flow_table_entries, capacity) = inspect::flow_table_fill(loc)?;
+    let applied = inspect::load_state(loc)?;
+    let up = |name: &str| netlink::link_by_name(name).is_ok_and(|l| l.oper_up);
+    let port_pairs_up = applied.model.port_pairs.iter().map(|p| (p.name.clone(), up(&p.ingress) && up(&p.egress))).collect();
+    Ok(Snapshot { stats, flow_table_entries, flow_table_capacity: u64::from(capacity), port_pairs_up })
+}
+
+async fn scrape(loc: Arc<Location>) -> Result<String, String> {
+    match tokio::task::spawn_blocking(move || snapshot(&loc).map(|s| metrics::render(&s))).await {
+        Ok(Ok(text)) => Ok(text),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(e) => Err(format!("reading the counters: {e}")),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Metrics,
+    NotFound,
+}
+
+/// `GET /metrics` (a query string is ignored); anything else is not found.
+fn route(head: &str) -> Route {
+    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
+    match (parts.next(), parts.next().map(|t| t.split('?').next().unwrap_or(t))) {
+        (Some("GET"), Some("/metrics")) => Route::Metrics,
+        _ => Route::NotFound,
+    }
+}
+
+/// Reads a request head (up to the blank line, `MAX_REQUEST` bytes at most).
+async fn read_head(stream: &mut TcpStream) -> io::Result<String> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n") {
+        if buf.len() >= MAX_REQUEST {
+            break;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn response(status: &str, content_type: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Answers one request on `stream` and closes it; `scrape` renders the metrics.
+async fn serve_one<F, Fut>(mut stream: TcpStream, scrape: F) -> io::Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<String, String>>,
+{
+    let head = timeout(IO_TIMEOUT, read_head(&mut stream))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "reading the request"))??;
+    let reply = match route(&head) {
+        Route::Metrics => match scrape().await {
+            Ok(text) => response("200 OK", metrics::CONTENT_TYPE, &text),
+            Err(e) => {
+                log::warn!("metrics: {e}");
+                response("503 Service Unavailable", "text/plain; charset=utf-8", &format!("{e}\n"))
+            }
+        },
+        Route::NotFound => response("404 Not Found", "text/plain; charset=utf-8", "not found; metrics are at /metrics\n"),
+    };
+    timeout(IO_TIMEOUT, async {
+        stream.write_all(reply.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "writing the response"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::{Read as _, Write as _},
+        net::TcpStream,
+    };
+
+    use super::{Route, route, serve_one};
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Route::Metrics);
+        assert_eq!(route("GET /metrics?name[]=x HTTP/1.0\r\n\r\n"), Route::Metrics);
+        assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(route("GET /metricsx HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(route("POST /metrics HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(route(""), Route::NotFound);
+        assert_eq!(route("\u{0}garbage"), Route::NotFound);
+    }
+
+    /// Sends `request` with a plain blocking socket, returns the whole reply.
+    fn fetch(addr: std::net::SocketAddr, request: &str) -> String {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.write_all(request.as_bytes()).expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        out
+    }
+
+    #[test]
+    fn serves_metrics_and_404_over_tcp() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let server = tokio::spawn(async move {
+                for i in 0..3 {
+                    let (s, _) = listener.accept().await.expect("accept");
+                    serve_one(s, || async move {
+                        if i == 2 { Err("nothing is installed".to_owned()) } else { Ok("sfc_chains 1\n".to_owned()) }
+                    })
+                    .await
+                    .expect("serve");
+                }
+            });
+            let replies = tokio::task::spawn_blocking(move || {
+                [
+                    fetch(addr, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+                    fetch(addr, "GET /other HTTP/1.1\r\n\r\n"),
+                    fetch(addr, "GET /metrics HTTP/1.1\r\n\r\n"),
+                ]
+            })
+            .await
+            .expect("client");
+            server.await.expect("server");
+            let [ok, missing, failed] = replies;
+            assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+            assert!(ok.contains("Content-Type: text/plain; version=0.0.4"), "{ok}");
+            assert!(ok.contains("Content-Length: 13\r\n") && ok.contains("Connection: close\r\n"), "{ok}");
+            assert!(ok.ends_with("\r\n\r\nsfc_chains 1\n"), "{ok}");
+            assert!(missing.starts_with("HTTP/1.1 404 Not Found\r\n"), "{missing}");
+            assert!(failed.starts_with("HTTP/1.1 503 ") && failed.ends_with("nothing is installed\n"), "{failed}");
+        });
+    }
+}

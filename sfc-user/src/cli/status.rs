@@ -1,0 +1,232 @@
+//! `sfc status`: what is installed: the program, the interfaces it is attached to and what each
+//! is to sfc, the chains, and how full every map is.
+
+use std::{
+    collections::BTreeSet,
+    path::PathBuf,
+    process::ExitCode,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use serde::Serialize;
+
+use super::map::{fill, print_table};
+use crate::datapath::{
+    Location, State,
+    inspect::{self, LinkSummary, MapSummary, Namer, ProgramSummary},
+    netlink,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Status {
+    netns: Option<String>,
+    pin_dir: PathBuf,
+    state_dir: PathBuf,
+    /// How the program is attached (tcx ingress links).
+    mode: &'static str,
+    program: ProgramSummary,
+    interfaces: Vec<Interface>,
+    chains: Vec<ChainInfo>,
+    maps: Vec<MapSummary>,
+}
+
+#[derive(Debug, Serialize)]
+struct Interface {
+    name: String,
+    ifindex: u32,
+    /// `source` (a classifier's logical source port), `sf_egress`, `sf_ingress`, `destination`.
+    roles: Vec<&'static str>,
+    /// With an SF role: the port pair the interface belongs to.
+    port_pair: Option<String>,
+    /// The program is attached (a pinned tc link exists); only source and SF egress ports need it.
+    attached: bool,
+    link_id: Option<u32>,
+    /// Operationally up, as the kernel says now (`None`: the interface is gone).
+    oper_up: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+struct ChainInfo {
+    name: String,
+    chain_id: u32,
+    symmetric: bool,
+    classifiers: Vec<String>,
+    hops: Vec<Hop>,
+}
+
+#[derive(Debug, Serialize)]
+struct Hop {
+    group: String,
+    port_pairs: Vec<String>,
+}
+
+fn interfaces(loc: &Location, namer: &Namer<'_>, links: &[LinkSummary]) -> anyhow::Result<Vec<Interface>> {
+    let entries = inspect::ifaces(loc)?;
+    let all: BTreeSet<u32> = entries.keys().copied().chain(links.iter().map(|l| l.ifindex)).collect();
+    Ok(all
+        .into_iter()
+        .map(|ifindex| {
+            let e = entries.get(&ifindex).copied().unwrap_or_default();
+            let link = links.iter().find(|l| l.ifindex == ifindex);
+            let sf = e.roles & (sfc_common::maps::ROLE_SF_EGRESS | sfc_common::maps::ROLE_SF_INGRESS) != 0;
+            Interface {
+                name: namer.iface(ifindex),
+                ifindex,
+                roles: inspect::role_names(e.roles),
+                port_pair: sf.then(|| namer.port_pair(e.port_pair)),
+                attached: link.is_some(),
+                link_id: link.and_then(|l| l.link_id),
+                oper_up: netlink::link_by_index(ifindex, None).ok().map(|l| l.oper_up),
+            }
+        })
+        .collect())
+}
+
+fn chains(state: &State) -> Vec<ChainInfo> {
+    let m = &state.model;
+    m.port_chains
+        .iter()
+        .map(|c| ChainInfo {
+            name: c.name.clone(),
+            chain_id: c.chain_id,
+            symmetric: c.symmetric,
+            classifiers: c.flow_classifiers.iter().map(|&i| m.flow_classifiers[i].name.clone()).collect(),
+            hops: c
+                .port_pair_groups
+                .iter()
+                .map(|&g| Hop {
+                    group: m.port_pair_groups[g].name.clone(),
+                    port_pairs: m.port_pair_groups[g].port_pairs.iter().map(|&p| m.port_pairs[p].name.clone()).collect(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn gather(loc: &Location) -> anyhow::Result<Status> {
+    let program = inspect::program(loc)?;
+    let state = inspect::load_state(loc)?;
+    let namer = Namer { state: &state };
+    let links = inspect::links(loc)?;
+    Ok(Status {
+        netns: loc.netns.clone(),
+        pin_dir: loc.pin_dir.clone(),
+        state_dir: loc.state_dir(),
+        mode: "tc",
+        interfaces: interfaces(loc, &namer, &links)?,
+        chains: chains(&state),
+        maps: inspect::map_summaries(loc)?,
+        program,
+    })
+}
+
+fn ago(secs: Option<u64>) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    match secs {
+        Some(t) => {
+            let d = now.saturating_sub(t);
+            match d {
+                0..120 => format!("{d} s ago"),
+                120..7200 => format!("{} min ago", d / 60),
+                _ => format!("{} h ago", d / 3600),
+            }
+        }
+        None => "unknown".to_owned(),
+    }
+}
+
+fn print(s: &Status) {
+    let opt = |v: Option<u32>| v.map_or_else(|| "n/a".to_owned(), |v| v.to_string());
+    let p = &s.program;
+    println!(
+        "sfc datapath for {}",
+        s.netns.as_deref().map_or_else(|| "the host namespace".to_owned(), |n| format!("netns {n}"))
+    );
+    println!("  pins:  {}", s.pin_dir.display());
+    println!("  state: {}", s.state_dir.display());
+    println!();
+    println!("program {} (tc ingress, tcx links)", p.name);
+    println!("  pinned at {}", p.pin.display());
+    println!("  id {}, tag {}, loaded {}", p.id, p.tag, ago(p.loaded_at));
+    println!(
+        "  verified instructions {}, translated {} bytes, JITed {} bytes",
+        opt(p.verified_instructions),
+        opt(p.xlated_bytes),
+        p.jited_bytes
+    );
+    println!();
+    println!("interfaces");
+    let rows: Vec<Vec<String>> = s
+        .interfaces
+        .iter()
+        .map(|i| {
+            vec![
+                i.name.clone(),
+                i.ifindex.to_string(),
+                if i.roles.is_empty() { "-".to_owned() } else { i.roles.join(",") },
+                i.port_pair.clone().unwrap_or_else(|| "-".to_owned()),
+                match (i.attached, i.link_id) {
+                    (true, Some(id)) => format!("tc ingress (link {id})"),
+                    (true, None) => "tc ingress".to_owned(),
+                    (false, _) => "-".to_owned(),
+                },
+                match i.oper_up {
+                    Some(true) => "up".to_owned(),
+                    Some(false) => "down".to_owned(),
+                    None => "missing".to_owned(),
+                },
+            ]
+        })
+        .collect();
+    print_table(&["name", "ifindex", "roles", "port pair", "attached", "state"], &rows);
+    println!();
+    println!("chains");
+    let rows: Vec<Vec<String>> = s
+        .chains
+        .iter()
+        .map(|c| {
+            let hops: Vec<String> = c.hops.iter().map(|h| format!("{}{{{}}}", h.group, h.port_pairs.join(","))).collect();
+            vec![
+                c.name.clone(),
+                c.chain_id.to_string(),
+                if c.symmetric { "yes" } else { "no" }.to_owned(),
+                c.classifiers.join(","),
+                hops.join(" -> "),
+            ]
+        })
+        .collect();
+    print_table(&["name", "chain_id", "symmetric", "classifiers", "hops"], &rows);
+    println!();
+    println!("maps");
+    let rows: Vec<Vec<String>> = s
+        .maps
+        .iter()
+        .map(|m| {
+            vec![
+                m.name.clone(),
+                m.map_type.clone(),
+                m.entries.map_or_else(|| "?".to_owned(), |e| e.to_string()),
+                m.max_entries.to_string(),
+                fill(m.entries, m.max_entries),
+            ]
+        })
+        .collect();
+    print_table(&["name", "type", "entries", "max entries", "fill"], &rows);
+}
+
+pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
+    let s = gather(loc)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&s)?);
+    } else {
+        print(&s);
+    }
+    Ok(ExitCode::SUCCESS)
+}

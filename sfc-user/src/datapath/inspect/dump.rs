@@ -1,0 +1,566 @@
+//! `sfc map dump`: every entry of one pinned map, decoded into names. Banked configuration maps
+//! show both banks, the live one first.
+
+use std::collections::BTreeMap;
+
+use aya::{
+    Pod,
+    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray},
+};
+use serde::Serialize;
+use sfc_common::{
+    DropReason,
+    maps::{
+        CHAIN_F_SYMMETRIC, CLASS_BASE, CLS_CLASS_BITS, CLS_STAGES, ChainEntry, ClsKey, ClsResult,
+        DIR_REVERSE, FAIL_OPEN, FAMILY_V6, FlowKey, FragKey, GroupEntry, IF_F_PEER, IfaceEntry,
+        LB_IP_DST, LB_IP_PROTO, LB_IP_SRC, LB_L4_DST, LB_L4_SRC, LbKey, MAP_CHAINS, MAP_CLS,
+        MAP_CLS_RES, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS,
+        MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS, Meta, PP_F_DOWN, PP_F_DRAINING,
+        PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_SF_EGRESS, ROLE_SF_INGRESS,
+    },
+};
+
+use super::{
+    Flow, Namer, addr, bank_name, bit_names, family_name, flows, mac, meta, protocol_name,
+    role_names, unbank_class, unbank_id,
+};
+use crate::datapath::{
+    DatapathError, Location, Result,
+    maps::{Maps, map_err, typed},
+};
+
+// ---- the classifier trie ---------------------------------------------------------------------
+
+/// One `SFC_CLS` entry: at `stage`, packets of `class` whose field matches `field` move on to
+/// `next_class`; after the last stage `result` tells the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClsRow {
+    pub bank: &'static str,
+    /// 1..=5: interface + ethertype + destination, source, protocol, destination port, source
+    /// port (0: a class no stage-1 entry leads to).
+    pub stage: usize,
+    /// Stage 1: the logical source port; later: the class id (without the bank bit).
+    pub class: String,
+    /// Bits of the field that must match (the class's 32 bits not counted).
+    pub prefix_len: u32,
+    pub field: String,
+    pub next_class: String,
+    pub result: Option<String>,
+}
+
+pub(super) fn port_prefix(what: &str, data: &[u8], bits: u32) -> String {
+    if bits == 0 {
+        return format!("{what} any");
+    }
+    let lo = u16::from_be_bytes([data[0], data[1]]);
+    let hi = lo | u16::MAX.checked_shr(bits).unwrap_or(0);
+    if lo == hi { format!("{what} {lo}") } else { format!("{what} {lo}-{hi}") }
+}
+
+fn addr_prefix(what: &str, v6: bool, data: &[u8], bits: u32) -> String {
+    if bits == 0 {
+        return format!("{what} any");
+    }
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&data[..16]);
+    format!("{what} {}/{bits}", addr(if v6 { FAMILY_V6 } else { 0 }, &a))
+}
+
+fn cls_field(stage: usize, v6: bool, key: &ClsKey, bits: u32) -> String {
+    let d = &key.data;
+    match stage {
+        1 => {
+            let et = u16::from_be_bytes([d[0], d[1]]);
+            let name = match et {
+                0x0800 => "IPv4".to_owned(),
+                0x86DD => "IPv6".to_owned(),
+                other => format!("ethertype {other:#06x}"),
+            };
+            format!("{name} {}", addr_prefix("dst", et == 0x86DD, &d[2..], bits.saturating_sub(16)))
+        }
+        2 => addr_prefix("src", v6, d, bits),
+        3 if bits == 0 => "proto any".to_owned(),
+        3 => format!("proto {}", protocol_name(d[0])),
+        4 => port_prefix("dport", d, bits),
+        _ => port_prefix("sport", d, bits),
+    }
+}
+
+/// Decodes the trie entries `(prefix length, key, next class)` of one bank (classes without the
+/// bank bit). A class's stage is found by walking from the stage-1 classes (the ifindexes); the
+/// address family travels along from the stage-1 ethertype.
+pub fn decode_cls(
+    n: &Namer<'_>,
+    bank: &'static str,
+    entries: &[(u32, ClsKey, u32)],
+    results: &BTreeMap<u32, ClsResult>,
+) -> Vec<ClsRow> {
+    let class_of = |k: &ClsKey| u32::from_be_bytes(k.class);
+    // class -> (stage, IPv6?)
+    let mut stage_of: BTreeMap<u32, (usize, bool)> = BTreeMap::new();
+    for (_, k, _) in entries {
+        if class_of(k) < CLASS_BASE {
+            stage_of.insert(class_of(k), (1, false));
+        }
+    }
+    for stage in 1..=CLS_STAGES {
+        for (_, k, next) in entries {
+            if let Some(&(s, v6)) = stage_of.get(&class_of(k))
+                && s == stage
+            {
+                let v6 = if stage == 1 { u16::from_be_bytes([k.data[0], k.data[1]]) == 0x86DD } else { v6 };
+                stage_of.entry(*next).or_insert((stage + 1, v6));
+            }
+        }
+    }
+    let mut rows: Vec<ClsRow> = entries
+        .iter()
+        .map(|(len, k, next)| {
+            let c = class_of(k);
+            let bits = len.saturating_sub(CLS_CLASS_BITS);
+            let (stage, v6) = stage_of.get(&c).copied().unwrap_or((0, false));
+            ClsRow {
+                bank,
+                stage,
+                class: if stage == 1 { n.iface(c) } else { format!("{c:#x}") },
+                prefix_len: bits,
+                field: if stage == 0 { "(unreachable)".to_owned() } else { cls_field(stage, v6, k, bits) },
+                next_class: format!("{next:#x}"),
+                result: (stage == CLS_STAGES).then(|| match results.get(next) {
+                    Some(r) => format!("chain {} (classifier {})", n.chain(r.chain_id), n.classifier(r.classifier)),
+                    None => "no chain".to_owned(),
+                }),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (a.stage, &a.class, std::cmp::Reverse(a.prefix_len), &a.field).cmp(&(b.stage, &b.class, std::cmp::Reverse(b.prefix_len), &b.field))
+    });
+    rows
+}
+
+// ---- rows --------------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct MetaRow {
+    bank: u32,
+    generation: u32,
+}
+
+#[derive(Serialize)]
+struct IfaceRow {
+    bank: &'static str,
+    ifindex: u32,
+    interface: String,
+    roles: Vec<&'static str>,
+    port_pair: Option<String>,
+    flags: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct ClsResRow {
+    bank: &'static str,
+    class: String,
+    chain: String,
+    chain_id: u32,
+    classifier: String,
+    destination: String,
+}
+
+#[derive(Serialize)]
+struct ChainRow {
+    bank: &'static str,
+    chain_id: u32,
+    chain: String,
+    groups: Vec<String>,
+    flags: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct GroupRow {
+    bank: &'static str,
+    group_id: u32,
+    group: String,
+    members: u32,
+    lb_fields: Vec<&'static str>,
+    failure_policy: &'static str,
+}
+
+#[derive(Serialize)]
+struct LbRow {
+    bank: &'static str,
+    group: String,
+    bucket: u32,
+    port_pair: String,
+}
+
+#[derive(Serialize)]
+struct PortPairRow {
+    port_pair_id: u32,
+    port_pair: String,
+    group: String,
+    ingress: String,
+    ingress_mac: String,
+    egress: String,
+    egress_mac: String,
+    flags: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct HopStatsRow {
+    chain: String,
+    chain_id: u32,
+    hop: u32,
+    group: Option<String>,
+    port_pair: String,
+    direction: &'static str,
+    packets: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct IfStatsRow {
+    interface: String,
+    ifindex: u32,
+    classified: u64,
+    unclassified: u64,
+    from_sf: u64,
+    malformed: u64,
+}
+
+#[derive(Serialize)]
+struct DropRow {
+    reason: String,
+    packets: u64,
+}
+
+#[derive(Serialize)]
+struct FragRow {
+    family: &'static str,
+    src: String,
+    dst: String,
+    protocol: String,
+    id: u32,
+    sport: u16,
+    dport: u16,
+}
+
+/// A decoded map entry. `COLUMNS` are its serialized field names in declaration order (JSON
+/// objects do not keep an order, tables need one).
+pub trait Row: Serialize {
+    const COLUMNS: &'static [&'static str];
+}
+
+macro_rules! row {
+    ($t:ty: $($c:ident),+) => {
+        impl Row for $t {
+            const COLUMNS: &'static [&'static str] = &[$(stringify!($c)),+];
+        }
+    };
+}
+
+row!(Flow: family, src, dst, sport, dport, protocol, chain, chain_id, hops, previous_hops, reverse, destination, generation);
+row!(ClsRow: bank, stage, class, prefix_len, field, next_class, result);
+row!(MetaRow: bank, generation);
+row!(IfaceRow: bank, ifindex, interface, roles, port_pair, flags);
+row!(ClsResRow: bank, class, chain, chain_id, classifier, destination);
+row!(ChainRow: bank, chain_id, chain, groups, flags);
+row!(GroupRow: bank, group_id, group, members, lb_fields, failure_policy);
+row!(LbRow: bank, group, bucket, port_pair);
+row!(PortPairRow: port_pair_id, port_pair, group, ingress, ingress_mac, egress, egress_mac, flags);
+row!(HopStatsRow: chain, chain_id, hop, group, port_pair, direction, packets, bytes);
+row!(IfStatsRow: interface, ifindex, classified, unclassified, from_sf, malformed);
+row!(DropRow: reason, packets);
+row!(FragRow: family, src, dst, protocol, id, sport, dport);
+
+/// A map's entries, decoded: one JSON object per entry, each with the keys `columns`.
+#[derive(Debug, Clone)]
+pub struct Dump {
+    pub columns: &'static [&'static str],
+    pub rows: Vec<serde_json::Value>,
+}
+
+fn rows<T: Row>(v: Vec<T>) -> Result<Dump> {
+    let rows = v
+        .into_iter()
+        .map(|r| serde_json::to_value(r).map_err(|e| DatapathError::Other(format!("encoding a map entry: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(serde_json::Value::Object(o)) = rows.first() {
+        let mut keys: Vec<&str> = o.keys().map(String::as_str).collect();
+        let mut cols = T::COLUMNS.to_vec();
+        keys.sort_unstable();
+        cols.sort_unstable();
+        debug_assert_eq!(keys, cols, "Row::COLUMNS out of date");
+    }
+    Ok(Dump { columns: T::COLUMNS, rows })
+}
+
+/// A hash map's entries (an entry deleted under the walk is skipped).
+pub(super) fn hash_entries<K: Pod + Ord, V: Pod>(loc: &Location, name: &str) -> Result<BTreeMap<K, V>> {
+    let m: HashMap<MapData, K, V> = typed(loc, name)?;
+    let mut out = BTreeMap::new();
+    for r in &m {
+        match r {
+            Ok((k, v)) => {
+                out.insert(k, v);
+            }
+            Err(aya::maps::MapError::KeyNotFound) => {}
+            Err(e) => return Err(map_err(name, "reading")(e)),
+        }
+    }
+    Ok(out)
+}
+
+/// A banked hash map keyed by id: (bank name, id, value), live bank first.
+fn banked<V: Pod>(loc: &Location, name: &str, live: u32) -> Result<Vec<(&'static str, u32, V)>> {
+    let mut out: Vec<(u32, u32, V)> = hash_entries::<u32, V>(loc, name)?
+        .into_iter()
+        .map(|(k, v)| {
+            let (bank, id) = unbank_id(k);
+            (u32::from(bank != live), id, v)
+        })
+        .collect();
+    out.sort_by_key(|(b, id, _)| (*b, *id));
+    Ok(out.into_iter().map(|(b, id, v)| (if b == 0 { "live" } else { "standby" }, id, v)).collect())
+}
+
+/// The trie's entries and the classifier results, split by bank (bank bits removed).
+fn cls_banks(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<ClsRow>> {
+    let trie: LpmTrie<MapData, ClsKey, u32> = typed(loc, MAP_CLS)?;
+    let mut entries: [Vec<(u32, ClsKey, u32)>; 2] = [Vec::new(), Vec::new()];
+    for r in &trie {
+        let (k, next) = r.map_err(map_err(MAP_CLS, "reading"))?;
+        let mut key = k.data();
+        let (bank, class) = unbank_class(u32::from_be_bytes(key.class));
+        key.class = class.to_be_bytes();
+        entries[usize::from(bank == 1)].push((k.prefix_len(), key, unbank_class(next).1));
+    }
+    let mut results: [BTreeMap<u32, ClsResult>; 2] = [BTreeMap::new(), BTreeMap::new()];
+    for (k, r) in hash_entries::<u32, ClsResult>(loc, MAP_CLS_RES)? {
+        let (bank, class) = unbank_class(k);
+        results[usize::from(bank == 1)].insert(class, r);
+    }
+    let mut out = Vec::new();
+    for b in [live & 1, 1 - (live & 1)] {
+        let i = usize::from(b == 1);
+        out.extend(decode_cls(n, bank_name(b, live), &entries[i], &results[i]));
+    }
+    Ok(out)
+}
+
+fn port_pair_row(n: &Namer<'_>, id: u32, p: &PortPairEntry) -> PortPairRow {
+    PortPairRow {
+        port_pair_id: id,
+        port_pair: n.port_pair(id),
+        group: n.group(p.group),
+        ingress: n.iface(p.ingress_ifindex),
+        ingress_mac: mac(&p.ingress_mac),
+        egress: n.iface(p.egress_ifindex),
+        egress_mac: mac(&p.egress_mac),
+        flags: bit_names(p.flags, &[
+            (PP_F_INGRESS_PEER, "ingress_peer"),
+            (PP_F_EGRESS_PEER, "egress_peer"),
+            (PP_F_DRAINING, "draining"),
+            (PP_F_DOWN, "down"),
+        ]),
+    }
+}
+
+fn frags(loc: &Location) -> Result<Vec<FragRow>> {
+    let m: HashMap<MapData, FragKey, FlowKey> = typed(loc, MAP_FRAGS)?;
+    let mut out = Vec::new();
+    for r in &m {
+        let (k, f) = match r {
+            Ok(kv) => kv,
+            Err(aya::maps::MapError::KeyNotFound) => continue,
+            Err(e) => return Err(map_err(MAP_FRAGS, "reading")(e)),
+        };
+        out.push(FragRow {
+            family: family_name(k.family),
+            src: addr(k.family, &k.src),
+            dst: addr(k.family, &k.dst),
+            protocol: protocol_name(k.proto),
+            id: k.id,
+            sport: u16::from_be_bytes(f.sport),
+            dport: u16::from_be_bytes(f.dport),
+        });
+    }
+    Ok(out)
+}
+
+fn drops(loc: &Location) -> Result<Vec<DropRow>> {
+    let m: PerCpuArray<MapData, u64> = typed(loc, MAP_DROPS)?;
+    let known: BTreeMap<u32, &str> = DropReason::ALL.iter().map(|r| (*r as u32, r.name())).collect();
+    let mut out = Vec::new();
+    for (i, v) in m.iter().enumerate() {
+        let packets: u64 = v.map_err(map_err(MAP_DROPS, "reading"))?.iter().sum();
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
+        // Every known reason, and an unknown slot only when something counted there.
+        match known.get(&i) {
+            Some(r) => out.push(DropRow { reason: (*r).to_owned(), packets }),
+            None if packets > 0 => out.push(DropRow { reason: format!("reason {i}"), packets }),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+const LB_FIELDS: [(u32, &str); 5] =
+    [(LB_IP_SRC, "ip_src"), (LB_IP_DST, "ip_dst"), (LB_IP_PROTO, "ip_proto"), (LB_L4_SRC, "l4_src"), (LB_L4_DST, "l4_dst")];
+
+fn ifaces(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<IfaceRow>> {
+    Ok(banked::<IfaceEntry>(loc, MAP_IFACES, live)?
+        .into_iter()
+        .map(|(bank, ifindex, e)| IfaceRow {
+            bank,
+            ifindex,
+            interface: n.iface(ifindex),
+            roles: role_names(e.roles),
+            port_pair: (e.roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) != 0).then(|| n.port_pair(e.port_pair)),
+            flags: bit_names(e.flags, &[(IF_F_PEER, "peer")]),
+        })
+        .collect())
+}
+
+fn cls_results(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<ClsResRow>> {
+    let mut v: Vec<(u32, u32, ClsResult)> = hash_entries::<u32, ClsResult>(loc, MAP_CLS_RES)?
+        .into_iter()
+        .map(|(k, r)| {
+            let (bank, class) = unbank_class(k);
+            (u32::from(bank != live), class, r)
+        })
+        .collect();
+    v.sort_by_key(|(b, c, _)| (*b, *c));
+    Ok(v.into_iter()
+        .map(|(b, class, r)| ClsResRow {
+            bank: if b == 0 { "live" } else { "standby" },
+            class: format!("{class:#x}"),
+            chain: n.chain(r.chain_id),
+            chain_id: r.chain_id,
+            classifier: n.classifier(r.classifier),
+            destination: n.destination(r.dst_ifindex),
+        })
+        .collect())
+}
+
+fn chains(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<ChainRow>> {
+    Ok(banked::<ChainEntry>(loc, MAP_CHAINS, live)?
+        .into_iter()
+        .map(|(bank, chain_id, c)| ChainRow {
+            bank,
+            chain_id,
+            chain: n.chain(chain_id),
+            groups: c.groups.iter().take(usize::try_from(c.n_hops).unwrap_or(0)).map(|g| n.group(*g)).collect(),
+            flags: bit_names(c.flags, &[(CHAIN_F_SYMMETRIC, "symmetric")]),
+        })
+        .collect())
+}
+
+fn groups(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<GroupRow>> {
+    Ok(banked::<GroupEntry>(loc, MAP_GROUPS, live)?
+        .into_iter()
+        .map(|(bank, id, g)| GroupRow {
+            bank,
+            group_id: id,
+            group: n.group(id),
+            members: g.n_members,
+            lb_fields: bit_names(g.lb_fields, &LB_FIELDS),
+            failure_policy: if g.failure_policy == FAIL_OPEN { "fail-open" } else { "fail-closed" },
+        })
+        .collect())
+}
+
+fn lb(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<LbRow>> {
+    let mut v: Vec<(u32, u32, u32, u32)> = hash_entries::<LbKey, u32>(loc, MAP_LB)?
+        .into_iter()
+        .map(|(k, pp)| {
+            let (bank, group) = unbank_id(k.group);
+            (u32::from(bank != live), group, k.bucket, pp)
+        })
+        .collect();
+    v.sort_unstable();
+    Ok(v.into_iter()
+        .map(|(b, group, bucket, pp)| LbRow {
+            bank: if b == 0 { "live" } else { "standby" },
+            group: n.group(group),
+            bucket,
+            port_pair: n.port_pair(pp),
+        })
+        .collect())
+}
+
+fn hop_stats(loc: &Location, n: &Namer<'_>) -> Result<Vec<HopStatsRow>> {
+    Ok(Maps::open(loc)?
+        .hop_stats()?
+        .into_iter()
+        .map(|(k, c)| HopStatsRow {
+            chain: n.chain(k.chain_id),
+            chain_id: k.chain_id,
+            hop: k.hop,
+            group: usize::try_from(k.hop).ok().and_then(|h| n.chain_group(k.chain_id, h)),
+            port_pair: n.port_pair(k.port_pair),
+            direction: if k.dir == DIR_REVERSE { "reverse" } else { "forward" },
+            packets: c.packets,
+            bytes: c.bytes,
+        })
+        .collect())
+}
+
+fn if_stats(loc: &Location, n: &Namer<'_>) -> Result<Vec<IfStatsRow>> {
+    Ok(Maps::open(loc)?
+        .if_stats()?
+        .into_iter()
+        .map(|(ifindex, s)| IfStatsRow {
+            interface: n.iface(ifindex),
+            ifindex,
+            classified: s.classified,
+            unclassified: s.unclassified,
+            from_sf: s.from_sf,
+            malformed: s.malformed,
+        })
+        .collect())
+}
+
+fn metas(loc: &Location) -> Result<Vec<MetaRow>> {
+    let m: Array<MapData, Meta> = typed(loc, MAP_META)?;
+    m.iter()
+        .map(|r| r.map(|m| MetaRow { bank: m.bank, generation: m.generation }).map_err(map_err(MAP_META, "reading")))
+        .collect()
+}
+
+/// Every entry of map `name` (a name from `ALL_MAPS`), decoded into names.
+pub fn dump(loc: &Location, n: &Namer<'_>, name: &'static str) -> Result<Dump> {
+    let live = meta(loc)?.bank & 1;
+    match name {
+        MAP_META => rows(metas(loc)?),
+        MAP_IFACES => rows(ifaces(loc, n, live)?),
+        MAP_CLS => rows(cls_banks(loc, n, live)?),
+        MAP_CLS_RES => rows(cls_results(loc, n, live)?),
+        MAP_CHAINS => rows(chains(loc, n, live)?),
+        MAP_GROUPS => rows(groups(loc, n, live)?),
+        MAP_LB => rows(lb(loc, n, live)?),
+        MAP_PORT_PAIRS => rows(
+            hash_entries::<u32, PortPairEntry>(loc, name)?.iter().map(|(id, p)| port_pair_row(n, *id, p)).collect(),
+        ),
+        MAP_FLOWS => rows(flows(loc, n)?),
+        MAP_FRAGS => rows(frags(loc)?),
+        MAP_HOP_STATS => rows(hop_stats(loc, n)?),
+        MAP_IF_STATS => rows(if_stats(loc, n)?),
+        MAP_DROPS => rows(drops(loc)?),
+        other => Err(DatapathError::Other(format!("{other}: no decoder for this map"))),
+    }
+}
+
+/// `SFC_LB`, live bank, at a glance: buckets per member of each group.
+pub fn lb_shares(loc: &Location, n: &Namer<'_>) -> Result<BTreeMap<String, BTreeMap<String, u32>>> {
+    let live = meta(loc)?.bank & 1;
+    let mut out: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+    for (k, pp) in hash_entries::<LbKey, u32>(loc, MAP_LB)? {
+        let (bank, group) = unbank_id(k.group);
+        if bank == live {
+            *out.entry(n.group(group)).or_default().entry(n.port_pair(pp)).or_default() += 1;
+        }
+    }
+    Ok(out)
+}
+
