@@ -27,6 +27,8 @@ pub struct PortPairGroup {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlowClassifier {
     pub name: String,
+    /// `IPv4` or `IPv6`; `None`: IPv4.
+    pub ethertype: Option<String>,
     /// `tcp`, `udp`, `icmp`, ... ; `None`: any protocol.
     pub protocol: Option<String>,
     pub source_ip_prefix: Option<String>,
@@ -43,6 +45,8 @@ pub struct PortChain {
     pub chain_id: Option<u32>,
     pub port_pair_groups: Vec<String>,
     pub flow_classifiers: Vec<String>,
+    /// `chain_parameters: {symmetric: true}`.
+    pub symmetric: bool,
 }
 
 /// The whole desired state: what one `sfc apply -f` installs.
@@ -85,6 +89,16 @@ impl FlowClassifier {
             ..FlowClassifier::default()
         }
     }
+
+    /// Traffic of `protocol` (any port) arriving on `logical_source_port`.
+    pub fn protocol(name: &str, protocol: &str, logical_source_port: &str) -> Self {
+        FlowClassifier {
+            name: name.to_owned(),
+            protocol: Some(protocol.to_owned()),
+            logical_source_port: logical_source_port.to_owned(),
+            ..FlowClassifier::default()
+        }
+    }
 }
 
 impl PortChain {
@@ -94,6 +108,7 @@ impl PortChain {
             chain_id: Some(chain_id),
             port_pair_groups: groups.iter().map(|&g| g.to_owned()).collect(),
             flow_classifiers: classifiers.iter().map(|&c| c.to_owned()).collect(),
+            symmetric: false,
         }
     }
 }
@@ -105,6 +120,10 @@ impl ChainFile {
 
     pub fn chain_mut(&mut self, name: &str) -> Option<&mut PortChain> {
         self.port_chains.iter_mut().find(|c| c.name == name)
+    }
+
+    pub fn classifier_mut(&mut self, name: &str) -> Option<&mut FlowClassifier> {
+        self.flow_classifiers.iter_mut().find(|c| c.name == name)
     }
 
     pub fn to_yaml(&self) -> String {
@@ -129,7 +148,8 @@ impl ChainFile {
         empty_list(&mut y, self.flow_classifiers.is_empty());
         for fc in &self.flow_classifiers {
             let _ = writeln!(y, "  - name: {}", fc.name);
-            let _ = writeln!(y, "    ethertype: IPv4");
+            let ethertype = fc.ethertype.as_deref().unwrap_or("IPv4");
+            let _ = writeln!(y, "    ethertype: {ethertype}");
             if let Some(p) = &fc.protocol {
                 let _ = writeln!(y, "    protocol: {p}");
             }
@@ -165,6 +185,9 @@ impl ChainFile {
                 "    flow_classifiers: {}",
                 flow_list(&pc.flow_classifiers)
             );
+            if pc.symmetric {
+                let _ = writeln!(y, "    chain_parameters: {{symmetric: true}}");
+            }
         }
         y
     }
@@ -184,6 +207,59 @@ fn empty_list(y: &mut String, empty: bool) {
 
 fn flow_list(items: &[String]) -> String {
     format!("[{}]", items.join(", "))
+}
+
+/// A line diff of two texts for people: changed lines as `- old` / `+ new`, with `context`
+/// unchanged lines around each change (`  line`) and `...` where unchanged lines are left out.
+/// Empty when the texts are equal.
+pub fn line_diff(old: &str, new: &str, context: usize) -> String {
+    let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
+    // Longest common subsequence table, suffix form: lcs[i][j] for a[i..], b[j..].
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let mut ops: Vec<(char, &str)> = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            ops.push((' ', a[i]));
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            ops.push(('-', a[i]));
+            i += 1;
+        } else {
+            ops.push(('+', b[j]));
+            j += 1;
+        }
+    }
+    let changed: Vec<usize> = (0..ops.len()).filter(|&k| ops[k].0 != ' ').collect();
+    let shown = |k: usize| {
+        changed
+            .iter()
+            .any(|&c| k + context >= c && k <= c + context)
+    };
+    let mut out = String::new();
+    let mut skipped = false;
+    for (k, (op, line)) in ops.iter().enumerate() {
+        if shown(k) {
+            if skipped && !out.is_empty() {
+                out.push_str("  ...\n");
+            }
+            skipped = false;
+            let _ = writeln!(out, "{op} {line}");
+        } else {
+            skipped = true;
+        }
+    }
+    out
 }
 
 /// A directory for chain files, removed (with its contents) when dropped.
@@ -239,6 +315,40 @@ mod tests {
              logical_source_port: a-src\n\
              port_chains:\n  - name: pc1\n    chain_id: 1\n    port_pair_groups: [pg1]\n    \
              flow_classifiers: [web]\n"
+        );
+    }
+
+    #[test]
+    fn line_diff_shows_changes_with_context() {
+        let old = "a\nb\nc\nd\ne\nf\n";
+        let new = "a\nb\nC\nd\ne\nf\ng\n";
+        assert_eq!(
+            line_diff(old, new, 1),
+            "  b\n- c\n+ C\n  d\n  ...\n  f\n+ g\n"
+        );
+        assert_eq!(line_diff(old, old, 1), "");
+    }
+
+    #[test]
+    fn renders_symmetric_chains_and_ipv6() {
+        let mut chain = PortChain::new("pc1", 1, &["pg1"], &["web6"]);
+        chain.symmetric = true;
+        let file = ChainFile {
+            flow_classifiers: vec![FlowClassifier {
+                ethertype: Some("IPv6".to_owned()),
+                ..FlowClassifier::protocol("web6", "tcp", "a-src")
+            }],
+            port_chains: vec![chain],
+            ..ChainFile::default()
+        };
+        let y = file.to_yaml();
+        assert!(
+            y.contains("    ethertype: IPv6\n    protocol: tcp\n"),
+            "{y}"
+        );
+        assert!(
+            y.contains("    chain_parameters: {symmetric: true}\n"),
+            "{y}"
         );
     }
 

@@ -2,12 +2,15 @@
 //! in-process traffic helpers, interface counters and a runner for the `sfc` CLI.
 //!
 //! Everything a test creates lives in namespaces named `sfc-<id>-*` with a per-topology random
-//! id, is removed by RAII guards (also on panic), and uses only 198.18.0.0/24 (RFC 2544).
+//! id, is removed by RAII guards (also on panic), and uses only 198.18.0.0/24 (RFC 2544) and,
+//! in IPv6 topologies, `fd00:5fc::/64`.
 
+pub mod blog;
 pub mod chain;
 pub mod counters;
 pub mod interrupt;
 pub mod netns;
+pub mod scenario;
 pub mod sfc;
 pub mod topology;
 pub mod traffic;

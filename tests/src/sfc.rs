@@ -131,6 +131,23 @@ impl<'t> Sfc<'t> {
         self.run(&["apply", "-f", &file.to_string_lossy()])
     }
 
+    /// `sfc apply -f FILE --drain-timeout 0`: an update moves flows off removed members at once.
+    pub fn apply_now(&self, file: &Path) -> String {
+        self.run(&[
+            "apply",
+            "-f",
+            &file.to_string_lossy(),
+            "--drain-timeout",
+            "0",
+        ])
+    }
+
+    /// `sfc flows --json`, parsed.
+    pub fn try_flows(&self) -> Result<Vec<Flow>> {
+        let raw = self.try_run(&["flows", "--json"])?;
+        Flow::parse_all(&raw)
+    }
+
     pub fn down(&self) -> String {
         self.run(&["down"])
     }
@@ -207,6 +224,12 @@ impl Stats {
         self.member(chain, hop, port_pair)?["bytes"].as_u64()
     }
 
+    /// Packets of the reverse direction (symmetric chains) chain `chain` sent into member
+    /// `port_pair` of hop `hop` (the hop of the forward direction, 0-based).
+    pub fn reverse_packets(&self, chain: &str, hop: usize, port_pair: &str) -> Option<u64> {
+        self.member(chain, hop, port_pair)?["reverse_packets"].as_u64()
+    }
+
     /// Packets per port pair over every chain and hop.
     pub fn packets_by_port_pair(&self) -> BTreeMap<String, u64> {
         let mut by = BTreeMap::new();
@@ -235,6 +258,70 @@ impl Stats {
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+/// One entry of `sfc flows --json`: `{"capacity":N,"flows":[{"family","src","dst","sport",
+/// "dport","protocol","chain","chain_id","hops":[{"hop","group","port_pair"}],"reverse",...}]}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    pub src: String,
+    pub dst: String,
+    pub sport: u16,
+    pub dport: u16,
+    pub protocol: String,
+    pub chain: String,
+    pub reverse: bool,
+    /// `(hop, port pair)` in crossing order; `None`: the hop is skipped.
+    pub hops: Vec<(usize, Option<String>)>,
+}
+
+impl Flow {
+    pub fn parse_all(raw: &str) -> Result<Vec<Flow>> {
+        let json: Value = serde_json::from_str(raw)
+            .with_context(|| format!("`sfc flows --json` is not JSON: {raw}"))?;
+        let flows = json["flows"]
+            .as_array()
+            .with_context(|| format!("`sfc flows --json` has no \"flows\" array: {raw}"))?;
+        flows
+            .iter()
+            .map(|f| {
+                let text = |k: &str| f[k].as_str().unwrap_or_default().to_owned();
+                let port = |k: &str| {
+                    f[k].as_u64()
+                        .and_then(|p| u16::try_from(p).ok())
+                        .with_context(|| format!("flow without a {k}: {f}"))
+                };
+                let hops = f["hops"]
+                    .as_array()
+                    .with_context(|| format!("flow without hops: {f}"))?
+                    .iter()
+                    .map(|h| {
+                        let hop = h["hop"].as_u64().unwrap_or(u64::MAX);
+                        let pp = h["port_pair"].as_str().map(str::to_owned);
+                        (usize::try_from(hop).unwrap_or(usize::MAX), pp)
+                    })
+                    .collect();
+                Ok(Flow {
+                    src: text("src"),
+                    dst: text("dst"),
+                    sport: port("sport")?,
+                    dport: port("dport")?,
+                    protocol: text("protocol"),
+                    chain: text("chain"),
+                    reverse: f["reverse"].as_bool().unwrap_or(false),
+                    hops,
+                })
+            })
+            .collect()
+    }
+
+    /// The port pair picked at hop `hop`.
+    pub fn member(&self, hop: usize) -> Option<&str> {
+        self.hops
+            .iter()
+            .find(|(h, _)| *h == hop)
+            .and_then(|(_, pp)| pp.as_deref())
     }
 }
 

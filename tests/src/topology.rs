@@ -11,13 +11,23 @@
 //! Noise control, so that an SF interface counts only chain traffic: IPv6 off, static
 //! neighbour entries everywhere (no ARP), static bridge FDB entries for every endpoint MAC (no
 //! unknown-unicast flooding), multicast snooping off.
+//!
+//! Options ([`TopologyConfig`]):
+//! - IPv6 ([`TopologyConfig::ipv6`]): the endpoints are dual-stack, with `fd00:5fc::1` (source),
+//!   `::2` (dest), SF `out` `fd00:5fc::<n>2/64` and `in` `fd00:5fc::<n>1/128`. Noise control for
+//!   v6: no link-local addresses (so no router solicitation and no DAD), DAD off, static
+//!   neighbours, no multicast flooding towards any bridge port, and a build that waits until the
+//!   initial MLD reports (sent once when an interface comes up) are over.
+//! - Symmetric routing ([`TopologyConfig::symmetric_routing`]): each SF routes traffic for source
+//!   out of `in` (a host route and a static neighbour there), as a symmetric chain needs: its
+//!   replies enter an SF through `out` and must come back through `in`.
 
 use std::{
     collections::BTreeMap,
     fmt,
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     sync::atomic::{AtomicU32, Ordering},
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, Result, bail};
@@ -31,10 +41,47 @@ use crate::{
 pub const SOURCE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 pub const DEST_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 pub const PREFIX_LEN: u8 = 24;
+pub const SOURCE_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x5fc, 0, 0, 0, 0, 0, 1);
+pub const DEST_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x5fc, 0, 0, 0, 0, 0, 2);
+pub const PREFIX6_LEN: u8 = 64;
+/// The one IPv6 subnet of a topology.
+pub const SUBNET6: &str = "fd00:5fc::/64";
 /// The bridge inside the hub namespace.
 pub const BRIDGE: &str = "br0";
 /// Every namespace of every topology starts with this.
 pub const NS_PREFIX: &str = "sfc-";
+/// IPv6 sysctls (all and default) of the endpoint namespaces of an IPv6 topology: no
+/// link-local addresses (hence no router solicitation and no DAD of them), no DAD, no router
+/// advertisements or redirects accepted, and MLD's unsolicited reports (sent when an interface
+/// comes up) squeezed into a few milliseconds.
+const IPV6_QUIET: &[(&str, &str)] = &[
+    ("net.ipv6.conf.all.disable_ipv6", "0"),
+    ("net.ipv6.conf.default.disable_ipv6", "0"),
+    ("net.ipv6.conf.default.addr_gen_mode", "1"),
+    ("net.ipv6.conf.all.accept_dad", "0"),
+    ("net.ipv6.conf.default.accept_dad", "0"),
+    ("net.ipv6.conf.all.dad_transmits", "0"),
+    ("net.ipv6.conf.default.dad_transmits", "0"),
+    ("net.ipv6.conf.all.router_solicitations", "0"),
+    ("net.ipv6.conf.default.router_solicitations", "0"),
+    ("net.ipv6.conf.all.accept_ra", "0"),
+    ("net.ipv6.conf.default.accept_ra", "0"),
+    ("net.ipv6.conf.all.accept_redirects", "0"),
+    ("net.ipv6.conf.default.accept_redirects", "0"),
+    ("net.ipv6.conf.all.mldv2_unsolicited_report_interval", "10"),
+    (
+        "net.ipv6.conf.default.mldv2_unsolicited_report_interval",
+        "10",
+    ),
+    ("net.ipv6.conf.all.mldv1_unsolicited_report_interval", "10"),
+    (
+        "net.ipv6.conf.default.mldv1_unsolicited_report_interval",
+        "10",
+    ),
+];
+/// How long endpoint counters must stand still before an IPv6 topology counts as built.
+const QUIET_PERIOD: Duration = Duration::from_millis(300);
+const QUIET_LIMIT: Duration = Duration::from_secs(5);
 /// Longest id that keeps hub-side names (`<id>-s1o`) within IFNAMSIZ - 1.
 pub const MAX_ID_LEN: usize = 11;
 
@@ -106,6 +153,27 @@ impl End {
             End::SfOut(n) => (Ipv4Addr::new(198, 18, 0, 10 * n + 2), PREFIX_LEN),
         }
     }
+
+    /// The IPv6 address on this interface (IPv6 topologies), with its prefix length: as
+    /// [`End::addr`], `fd00:5fc::1`, `::2`, `::<n>1/128` and `::<n>2/64` (hex digits).
+    pub fn addr6(self) -> (Ipv6Addr, u8) {
+        let sf = |n: u8, i: u16| Ipv6Addr::new(0xfd00, 0x5fc, 0, 0, 0, 0, 0, u16::from(n) * 16 + i);
+        match self {
+            End::Source => (SOURCE_IP6, PREFIX6_LEN),
+            End::Dest => (DEST_IP6, PREFIX6_LEN),
+            End::SfIn(n) => (sf(n, 1), 128),
+            End::SfOut(n) => (sf(n, 2), PREFIX6_LEN),
+        }
+    }
+
+    /// The address of the given family (`v6`) on this interface.
+    pub fn ip(self, v6: bool) -> IpAddr {
+        if v6 {
+            IpAddr::V6(self.addr6().0)
+        } else {
+            IpAddr::V4(self.addr().0)
+        }
+    }
 }
 
 impl fmt::Display for End {
@@ -125,6 +193,10 @@ pub struct TopologyConfig {
     pub id: Option<String>,
     /// Which service functions exist, e.g. `[1, 3]`; each in 1..=9.
     pub sfs: Vec<u8>,
+    /// Dual-stack endpoints (IPv6 as well as IPv4).
+    pub ipv6: bool,
+    /// SFs send what is addressed to source out of `in` (symmetric chains' replies).
+    pub symmetric_routing: bool,
 }
 
 impl TopologyConfig {
@@ -132,7 +204,23 @@ impl TopologyConfig {
         TopologyConfig {
             id: None,
             sfs: sfs.to_vec(),
+            ipv6: false,
+            symmetric_routing: false,
         }
+    }
+
+    /// IPv6 on the endpoints too (see the module doc).
+    #[must_use]
+    pub fn ipv6(mut self) -> Self {
+        self.ipv6 = true;
+        self
+    }
+
+    /// Replies to source leave each SF through `in` (see the module doc).
+    #[must_use]
+    pub fn symmetric_routing(mut self) -> Self {
+        self.symmetric_routing = true;
+        self
     }
 
     #[must_use]
@@ -151,6 +239,8 @@ impl TopologyConfig {
 pub struct Topology {
     id: String,
     sfs: Vec<u8>,
+    ipv6: bool,
+    symmetric_routing: bool,
     /// In creation order, hub first.
     namespaces: Vec<NetNs>,
 }
@@ -175,6 +265,8 @@ impl Topology {
         let mut topo = Topology {
             id,
             sfs: config.sfs,
+            ipv6: config.ipv6,
+            symmetric_routing: config.symmetric_routing,
             namespaces: Vec::new(),
         };
         topo.create()
@@ -192,22 +284,7 @@ impl Topology {
         }
 
         for role in &roles {
-            let mut settings = vec![
-                ("net.ipv6.conf.all.disable_ipv6", "1"),
-                ("net.ipv6.conf.default.disable_ipv6", "1"),
-                ("net.ipv4.conf.all.accept_redirects", "0"),
-                ("net.ipv4.conf.default.accept_redirects", "0"),
-                ("net.ipv4.conf.all.send_redirects", "0"),
-                ("net.ipv4.conf.default.send_redirects", "0"),
-            ];
-            if role.starts_with("sf") {
-                settings.extend([
-                    ("net.ipv4.ip_forward", "1"),
-                    ("net.ipv4.conf.all.rp_filter", "0"),
-                    ("net.ipv4.conf.default.rp_filter", "0"),
-                ]);
-            }
-            netns::sysctls(&self.ns(role), &settings)?;
+            self.configure(role)?;
         }
 
         ip_in(
@@ -223,63 +300,155 @@ impl Topology {
             ],
         )?;
         ip_in(&hub, &["link", "set", BRIDGE, "up"])?;
-
         for end in self.ends() {
-            let ns = self.ns(&end.role());
-            let hub_dev = self.hub_dev(end);
-            let (hub_mac, mac) = (mac_string(end.hub_mac()), mac_string(end.mac()));
-            #[rustfmt::skip]
-            ip_in(&hub, &[
-                "link", "add", &hub_dev, "address", &hub_mac, "type", "veth",
-                "peer", "name", end.dev(), "address", &mac, "netns", &ns,
-            ])?;
-            ip_in(&hub, &["link", "set", &hub_dev, "master", BRIDGE, "up"])?;
-            if let End::SfIn(_) | End::SfOut(_) = end {
-                let dev = end.dev();
-                netns::sysctls(
-                    &ns,
-                    &[
-                        (&format!("net.ipv4.conf.{dev}.rp_filter"), "0"),
-                        (&format!("net.ipv4.conf.{dev}.accept_redirects"), "0"),
-                        (&format!("net.ipv4.conf.{dev}.send_redirects"), "0"),
-                    ],
-                )?;
+            self.plug(end)?;
+        }
+        self.neighbours()?;
+        if self.ipv6 {
+            self.wait_for_quiet()?;
+        }
+        Ok(())
+    }
+
+    /// The sysctls of namespace `role`, before any interface exists in it.
+    fn configure(&self, role: &str) -> Result<()> {
+        // The hub only bridges: IPv6 stays off there in every variant.
+        let v6 = self.ipv6 && role != "hub";
+        let mut settings = vec![
+            ("net.ipv4.conf.all.accept_redirects", "0"),
+            ("net.ipv4.conf.default.accept_redirects", "0"),
+            ("net.ipv4.conf.all.send_redirects", "0"),
+            ("net.ipv4.conf.default.send_redirects", "0"),
+        ];
+        if v6 {
+            settings.extend_from_slice(IPV6_QUIET);
+        } else {
+            settings.extend([
+                ("net.ipv6.conf.all.disable_ipv6", "1"),
+                ("net.ipv6.conf.default.disable_ipv6", "1"),
+            ]);
+        }
+        if role.starts_with("sf") {
+            settings.extend([
+                ("net.ipv4.ip_forward", "1"),
+                ("net.ipv4.conf.all.rp_filter", "0"),
+                ("net.ipv4.conf.default.rp_filter", "0"),
+            ]);
+            if v6 {
+                settings.push(("net.ipv6.conf.all.forwarding", "1"));
             }
-            let (addr, len) = end.addr();
-            ip_in(
-                &ns,
-                &["addr", "add", &format!("{addr}/{len}"), "dev", end.dev()],
-            )?;
-            ip_in(&ns, &["link", "set", end.dev(), "up"])?;
-            // The bridge must never flood towards an SF for want of knowing where a MAC lives.
+        }
+        netns::sysctls(&self.ns(role), &settings)
+    }
+
+    /// Creates `end`'s veth pair, plugs its hub side into the bridge, addresses and raises it.
+    fn plug(&self, end: End) -> Result<()> {
+        let hub = self.hub();
+        let ns = self.ns(&end.role());
+        let hub_dev = self.hub_dev(end);
+        let (hub_mac, mac) = (mac_string(end.hub_mac()), mac_string(end.mac()));
+        #[rustfmt::skip]
+        ip_in(&hub, &[
+            "link", "add", &hub_dev, "address", &hub_mac, "type", "veth",
+            "peer", "name", end.dev(), "address", &mac, "netns", &ns,
+        ])?;
+        ip_in(&hub, &["link", "set", &hub_dev, "master", BRIDGE])?;
+        if self.ipv6 {
+            // MLD reports are multicast: the bridge must not flood them to endpoints.
             #[rustfmt::skip]
             netns::run("bridge", &[
-                "-n", &hub, "fdb", "replace", &mac, "dev", &hub_dev, "master", "static",
+                "-n", &hub, "link", "set", "dev", &hub_dev, "mcast_flood", "off",
             ])?;
         }
+        ip_in(&hub, &["link", "set", &hub_dev, "up"])?;
+        if let End::SfIn(_) | End::SfOut(_) = end {
+            let dev = end.dev();
+            netns::sysctls(
+                &ns,
+                &[
+                    (&format!("net.ipv4.conf.{dev}.rp_filter"), "0"),
+                    (&format!("net.ipv4.conf.{dev}.accept_redirects"), "0"),
+                    (&format!("net.ipv4.conf.{dev}.send_redirects"), "0"),
+                ],
+            )?;
+        }
+        let (addr, len) = end.addr();
+        ip_in(
+            &ns,
+            &["addr", "add", &format!("{addr}/{len}"), "dev", end.dev()],
+        )?;
+        if self.ipv6 {
+            let (addr, len) = end.addr6();
+            #[rustfmt::skip]
+            ip_in(&ns, &[
+                "-6", "addr", "add", &format!("{addr}/{len}"), "dev", end.dev(), "nodad",
+            ])?;
+        }
+        ip_in(&ns, &["link", "set", end.dev(), "up"])?;
+        // The bridge must never flood towards an SF for want of knowing where a MAC lives.
+        #[rustfmt::skip]
+        netns::run("bridge", &[
+            "-n", &hub, "fdb", "replace", &mac, "dev", &hub_dev, "master", "static",
+        ])?;
+        Ok(())
+    }
 
-        // Static neighbours: nobody ever ARPs, so SF interfaces see only chain traffic.
-        let neigh = |ns: &str, dev: &str, to: End| {
-            let (addr, _) = to.addr();
-            let (addr, mac) = (addr.to_string(), mac_string(to.mac()));
-            let args = [
-                "neigh",
-                "replace",
-                &addr,
-                "lladdr",
-                &mac,
-                "dev",
-                dev,
-                "nud",
-                "permanent",
-            ];
-            ip_in(ns, &args)
+    /// Static neighbours, and the symmetric-routing routes.
+    fn neighbours(&self) -> Result<()> {
+        // Static neighbours: nobody ever ARPs (or solicits), so SF interfaces see only chain
+        // traffic.
+        let v6 = self.ipv6;
+        let neigh = |ns: &str, dev: &str, to: End| -> Result<()> {
+            let mac = mac_string(to.mac());
+            let mut addrs = vec![to.addr().0.to_string()];
+            if v6 {
+                addrs.push(to.addr6().0.to_string());
+            }
+            for addr in &addrs {
+                #[rustfmt::skip]
+                ip_in(ns, &[
+                    "neigh", "replace", addr, "lladdr", &mac, "dev", dev, "nud", "permanent",
+                ])?;
+            }
+            Ok(())
         };
         neigh(&self.source(), "eth0", End::Dest)?;
         neigh(&self.dest(), "eth0", End::Source)?;
         for &n in &self.sfs {
-            neigh(&self.sf(n), "out", End::Dest)?;
-            neigh(&self.sf(n), "out", End::Source)?;
+            let sf = self.sf(n);
+            neigh(&sf, "out", End::Dest)?;
+            neigh(&sf, "out", End::Source)?;
+            if self.symmetric_routing {
+                // Replies to source enter through `out` and must leave through `in`.
+                neigh(&sf, "in", End::Source)?;
+                let route = format!("{SOURCE_IP}/32");
+                ip_in(&sf, &["route", "replace", &route, "dev", "in"])?;
+                if v6 {
+                    let route = format!("{SOURCE_IP6}/128");
+                    ip_in(&sf, &["-6", "route", "replace", &route, "dev", "in"])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until no endpoint interface counter moves for [`QUIET_PERIOD`]: an interface
+    /// that comes up with IPv6 sends its MLD reports (with [`IPV6_QUIET`], within a few tens
+    /// of milliseconds), and a test's counter deltas must not catch them.
+    fn wait_for_quiet(&self) -> Result<()> {
+        let deadline = Instant::now() + QUIET_LIMIT;
+        let mut last = self.counters()?;
+        let mut since = Instant::now();
+        while since.elapsed() < QUIET_PERIOD {
+            if Instant::now() > deadline {
+                bail!("endpoint counters still moving after {QUIET_LIMIT:?}:\n{last}");
+            }
+            std::thread::sleep(Duration::from_millis(25));
+            let now = self.counters()?;
+            if now != last {
+                last = now;
+                since = Instant::now();
+            }
         }
         Ok(())
     }
@@ -306,6 +475,10 @@ impl Topology {
 
     pub fn sfs(&self) -> &[u8] {
         &self.sfs
+    }
+
+    pub fn is_ipv6(&self) -> bool {
+        self.ipv6
     }
 
     /// Namespace name for a role: `hub`, `source`, `dest`, `sf<n>`.
@@ -457,6 +630,8 @@ mod tests {
         let topo = Topology {
             id,
             sfs: vec![9],
+            ipv6: false,
+            symmetric_routing: false,
             namespaces: Vec::new(),
         };
         for end in topo.ends() {

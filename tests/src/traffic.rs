@@ -4,7 +4,8 @@
 
 use std::{
     io::{ErrorKind, Read, Write},
-    net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -203,6 +204,8 @@ pub struct TcpOutcome {
     pub ok: usize,
     /// One line per failed request.
     pub errors: Vec<String>,
+    /// The client's source port of every connection that was established.
+    pub source_ports: Vec<u16>,
 }
 
 /// `n` sequential connections from namespace `ns` to `to`, each sending one HTTP request and
@@ -229,7 +232,7 @@ pub fn tcp_requests_with(
                 std::thread::sleep(pace);
             }
             out.attempted += 1;
-            let result = http_get(to).map_err(|e| format!("{e:#}"));
+            let result = http_get(to, &mut out.source_ports).map_err(|e| format!("{e:#}"));
             match &result {
                 Ok(body) if body == WELCOME => {
                     out.ok += 1;
@@ -253,9 +256,11 @@ pub fn tcp_requests_with(
     })
 }
 
-/// One `GET /` over a fresh connection; returns the response body.
-fn http_get(to: SocketAddr) -> Result<String> {
+/// One `GET /` over a fresh connection; returns the response body. Pushes the connection's
+/// source port onto `ports` once connected.
+fn http_get(to: SocketAddr, ports: &mut Vec<u16>) -> Result<String> {
     let mut s = TcpStream::connect_timeout(&to, IO_TIMEOUT).context("connect")?;
+    ports.push(s.local_addr()?.port());
     s.set_read_timeout(Some(IO_TIMEOUT))?;
     s.set_write_timeout(Some(IO_TIMEOUT))?;
     write!(s, "GET / HTTP/1.0\r\nHost: {}\r\n\r\n", to.ip()).context("send request")?;
@@ -291,7 +296,12 @@ pub struct UdpOutcome {
 /// each echo; stops after [`MAX_CONSECUTIVE_FAILURES`] lost echoes in a row.
 pub fn udp_exchange(ns: &str, to: SocketAddr, n: usize) -> Result<UdpOutcome> {
     netns::in_netns(ns, || -> Result<UdpOutcome> {
-        let sock = UdpSocket::bind("0.0.0.0:0").context("bind UDP client")?;
+        let any: SocketAddr = if to.is_ipv6() {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let sock = UdpSocket::bind(any).context("bind UDP client")?;
         sock.set_read_timeout(Some(Duration::from_millis(100)))?;
         let mut out = UdpOutcome::default();
         let mut lost_in_a_row = 0;
@@ -319,6 +329,141 @@ pub fn udp_exchange(ns: &str, to: SocketAddr, n: usize) -> Result<UdpOutcome> {
         }
         Ok(out)
     })?
+}
+
+/// What a batch of ICMP echo requests achieved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PingOutcome {
+    pub sent: usize,
+    /// Echo replies that came back (matching identifier and sequence number).
+    pub replied: usize,
+}
+
+/// ICMP echo identifier of [`ping`]: the low bits of the pid, so that parallel test processes
+/// tell their replies apart (a raw socket sees every ICMP packet of its namespace).
+fn ping_id() -> u16 {
+    (std::process::id() & 0xffff) as u16
+}
+
+/// `ping -c n` from namespace `ns` to `to`, in-process over a raw ICMP socket: `n` echo
+/// requests one at a time (32 bytes of payload each), waiting up to a second for each reply;
+/// stops after [`MAX_CONSECUTIVE_FAILURES`] lost replies in a row.
+pub fn ping(ns: &str, to: Ipv4Addr, n: usize) -> Result<PingOutcome> {
+    netns::in_netns(ns, || -> Result<PingOutcome> {
+        // SAFETY: socket(2) with constant arguments; the fd is owned right away.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
+        if fd < 0 {
+            bail!("raw ICMP socket: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd nobody else owns.
+        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        let timeout = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 100_000,
+        };
+        // SAFETY: SO_RCVTIMEO with a timeval of the size we pass.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&raw const timeout).cast(),
+                socklen::<libc::timeval>(),
+            )
+        };
+        if rc != 0 {
+            bail!("SO_RCVTIMEO: {}", std::io::Error::last_os_error());
+        }
+        let dest = libc::sockaddr_in {
+            sin_family: libc::sa_family_t::try_from(libc::AF_INET)?,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(to).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let id = ping_id();
+        let mut out = PingOutcome::default();
+        let mut lost_in_a_row = 0;
+        for i in 0..n {
+            let seq = u16::try_from(i).unwrap_or(u16::MAX);
+            let request = echo_request(id, seq);
+            // SAFETY: sendto with a buffer and a sockaddr_in we own, sizes passed along.
+            let sent = unsafe {
+                libc::sendto(
+                    sock.as_raw_fd(),
+                    request.as_ptr().cast(),
+                    request.len(),
+                    0,
+                    (&raw const dest).cast(),
+                    socklen::<libc::sockaddr_in>(),
+                )
+            };
+            if sent < 0 {
+                bail!("send echo request {i}: {}", std::io::Error::last_os_error());
+            }
+            out.sent += 1;
+            if wait_echo_reply(&sock, to, id, seq) {
+                out.replied += 1;
+                lost_in_a_row = 0;
+            } else {
+                lost_in_a_row += 1;
+                if lost_in_a_row >= MAX_CONSECUTIVE_FAILURES {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    })?
+}
+
+/// An ICMP echo request (type 8) with 32 bytes of payload and its checksum.
+fn echo_request(id: u16, seq: u16) -> Vec<u8> {
+    let mut p = vec![8, 0, 0, 0];
+    p.extend_from_slice(&id.to_be_bytes());
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend((0..32u8).map(|b| b.wrapping_add(0x20)));
+    let sum = inet_checksum(&p);
+    p[2..4].copy_from_slice(&sum.to_be_bytes());
+    p
+}
+
+/// The Internet checksum (RFC 1071) of `data`.
+fn inet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !u16::try_from(sum).expect("folded into 16 bits")
+}
+
+/// The size of a socket argument, as the socket calls take it.
+fn socklen<T>() -> libc::socklen_t {
+    libc::socklen_t::try_from(size_of::<T>()).expect("socket structures are small")
+}
+
+/// Reads the raw socket for up to a second until the echo reply `id`/`seq` from `from` comes.
+fn wait_echo_reply(sock: &OwnedFd, from: Ipv4Addr, id: u16, seq: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        // SAFETY: recv into a buffer we own, its length passed along.
+        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let Ok(n) = usize::try_from(n) else { continue };
+        // A raw IPv4 socket receives the IP header too.
+        let ihl = usize::from(buf[0] & 0x0f) * 4;
+        if n < ihl + 8 || buf[12..16] != from.octets() {
+            continue;
+        }
+        let icmp = &buf[ihl..n];
+        if icmp[0] == 0 && icmp[4..6] == id.to_be_bytes() && icmp[6..8] == seq.to_be_bytes() {
+            return true;
+        }
+    }
+    false
 }
 
 /// Forks a detached process that serves [`WELCOME`] on `addr` inside namespace `ns` for at most

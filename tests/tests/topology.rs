@@ -138,3 +138,73 @@ fn namespaces_are_removed_on_panic() {
     let left: Vec<_> = names.iter().filter(|n| netns::exists(n)).collect();
     assert!(left.is_empty(), "namespaces left behind: {left:?}");
 }
+
+#[test]
+fn ipv6_and_symmetric_routing_variant_is_quiet() {
+    let topo = TopologyConfig::new(&[1])
+        .ipv6()
+        .symmetric_routing()
+        .build()
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let sf = topo.sf(1);
+    assert_eq!(
+        netns::sysctl(&sf, "net.ipv6.conf.all.forwarding").unwrap(),
+        "1"
+    );
+    assert_eq!(
+        netns::sysctl(&sf, "net.ipv6.conf.out.accept_dad").unwrap(),
+        "0"
+    );
+    assert_eq!(
+        netns::sysctl(&topo.hub(), "net.ipv6.conf.all.disable_ipv6").unwrap(),
+        "1",
+        "the hub only bridges"
+    );
+    // Forward traffic leaves an SF by `out`; with symmetric routing, traffic for source by `in`.
+    for (args, dev) in [
+        (["-6", "route", "get", "fd00:5fc::2"], "dev out"),
+        (["-6", "route", "get", "fd00:5fc::1"], "dev in"),
+        (["-4", "route", "get", "198.18.0.1"], "dev in"),
+    ] {
+        let route = netns::ip_in(&sf, &args).unwrap();
+        assert!(route.contains(dev), "{sf}: {args:?}: {route}");
+    }
+
+    // Idle: nothing on any wire (no MLD, router solicitation or DAD after the build).
+    let before = topo.counters().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = topo.counters().unwrap().since(&before);
+    assert!(
+        idle.links
+            .values()
+            .all(|s| *s == sfc_tests::LinkStats::default()),
+        "counters moved while idle:\n{idle}"
+    );
+
+    // Plain IPv6 forwarding through the bridge bypasses the SF.
+    let dest6 = SocketAddr::new(IpAddr::V6(sfc_tests::topology::DEST_IP6), 80);
+    let _web = TcpServer::start(&topo.dest(), dest6).unwrap();
+    let udp = UdpEchoServer::start(&topo.dest(), SocketAddr::new(dest6.ip(), 5353)).unwrap();
+    let tcp = tcp_requests(&topo.source(), dest6, 10).unwrap();
+    let udp_out = udp_exchange(&topo.source(), udp.addr(), 10).unwrap();
+    let delta = settled(Duration::from_secs(3), Duration::from_millis(100), || {
+        topo.counters()
+    })
+    .unwrap()
+    .since(&before);
+    assert_eq!(tcp.ok, 10, "TCP over IPv6: {tcp:?}\n{delta}");
+    assert_eq!(udp_out.echoed, 10, "UDP over IPv6: {udp_out:?}\n{delta}");
+    assert!(
+        delta.moved_sf_interfaces().is_empty(),
+        "SF interfaces saw traffic without any chain:\n{delta}"
+    );
+    let (src, dst) = (delta.get(End::Source), delta.get(End::Dest));
+    assert_eq!(
+        src.tx_packets, dst.rx_packets,
+        "source tx vs dest rx\n{delta}"
+    );
+    assert_eq!(
+        dst.tx_packets, src.rx_packets,
+        "dest tx vs source rx\n{delta}"
+    );
+}

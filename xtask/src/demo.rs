@@ -8,12 +8,14 @@
 //! are shown next to sfc's counters, which must agree exactly.
 //!
 //! The walkthrough is a list of [`Step`]s, each a desired chain state plus which service
-//! functions must then see traffic; the blog's update sequence is more steps in [`steps`].
+//! functions must then see traffic: the blog's initial chain, then its update sequence (remove
+//! the classifier, keep only PG1, PG1 = {PP2}, restore), each applied by editing the chain file
+//! and re-running `sfc apply`, and each verified with the request loop. The steps live in
+//! `sfc_tests::blog`, which the namespace suite checks too (`tests/update_sequence.rs`).
 //! `--keep` leaves everything up (with a web server process in dest) under the fixed id `demo`,
 //! and `--down` finds and removes it.
 
 use std::{
-    collections::BTreeMap,
     net::{IpAddr, SocketAddr},
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
@@ -22,11 +24,12 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use sfc_tests::{
-    Counters, Sfc, Topology, TopologyConfig,
-    chain::{ChainFile, FlowClassifier, PortChain, PortPair, PortPairGroup},
+    Sfc, Topology, TopologyConfig,
+    blog::{self, HTTP_PORT, SFS, SfSeen, Step, group_of},
+    chain::{ChainFile, line_diff},
     counters::settled,
     interrupt, netns,
-    topology::{DEST_IP, End, SOURCE_IP},
+    topology::{DEST_IP, End},
     traffic::{TcpServer, spawn_detached_tcp_server, stop_detached_server, tcp_requests_with},
 };
 
@@ -36,14 +39,11 @@ const DEMO_ID: &str = "demo";
 const WORK_DIR: &str = "/tmp/sfc-demo";
 const CHAIN_FILE: &str = "chains.yaml";
 const SERVER_PID_FILE: &str = "dest-web-server.pid";
-/// The service functions: sf1 and sf2 form PG1, sf3 is PG2.
-const SFS: [u8; 3] = [1, 2, 3];
 /// Requests per step: enough for both members of PG1 to get flows.
 const REQUESTS: usize = 30;
 const REQUEST_PACE: Duration = Duration::from_millis(20);
 /// "Welcome to dest-vm" lines shown per step.
 const SHOWN_REPLIES: usize = 3;
-const HTTP_PORT: u16 = 80;
 /// How long the web server of a kept demo lives.
 const KEPT_SERVER_LIFETIME: Duration = Duration::from_hours(1);
 
@@ -64,62 +64,9 @@ pub fn run(sfc_bin: &Path, keep: bool, down: bool) -> anyhow::Result<()> {
     result
 }
 
-/// One state of the chain and what it must do to the request loop.
-struct Step {
-    title: &'static str,
-    /// The networking-sfc command the blog ran for this state.
-    blog: &'static str,
-    chain: ChainFile,
-    /// Service functions that must see the requests; the others must stay quiet.
-    expect: &'static [u8],
-}
-
-/// The blog's sequence. It goes on with updates (remove the classifier, drop PG2, shrink PG1,
-/// restore): each is one more entry here, a changed copy of the first chain.
+/// The blog's sequence: the initial chain and its four updates (`sfc_tests::blog`).
 fn steps(topo: &Topology) -> Vec<Step> {
-    vec![Step {
-        title: "Steer HTTP from source to dest through PG1 {sf1, sf2}, then PG2 {sf3}",
-        blog: "neutron port-chain-create --port-pair-group PG1 --port-pair-group PG2 \
-               --flow-classifier FC_demo PC1",
-        chain: demo_chain(topo),
-        expect: &[1, 2, 3],
-    }]
-}
-
-/// The blog's resources: PP1..PP3, PG1 = {PP1, PP2}, PG2 = {PP3}, `FC_demo` (TCP from source to
-/// dest port 80, arriving from source's port), PC1 = [PG1, PG2].
-fn demo_chain(topo: &Topology) -> ChainFile {
-    let pp = |n: u8| {
-        PortPair::new(
-            &format!("PP{n}"),
-            &topo.hub_dev(End::SfIn(n)),
-            &topo.hub_dev(End::SfOut(n)),
-        )
-    };
-    ChainFile {
-        port_pairs: SFS.iter().map(|&n| pp(n)).collect(),
-        port_pair_groups: vec![
-            PortPairGroup::new("PG1", &["PP1", "PP2"]),
-            PortPairGroup::new("PG2", &["PP3"]),
-        ],
-        flow_classifiers: vec![FlowClassifier {
-            source_ip_prefix: Some(format!("{SOURCE_IP}/32")),
-            destination_ip_prefix: Some(format!("{DEST_IP}/32")),
-            ..FlowClassifier::to_port("FC_demo", "tcp", HTTP_PORT, &topo.hub_dev(End::Source))
-        }],
-        port_chains: vec![PortChain::new("PC1", 1, &["PG1", "PG2"], &["FC_demo"])],
-    }
-}
-
-fn group_of(chain: &ChainFile, sf: u8) -> String {
-    let pp = format!("PP{sf}");
-    chain
-        .port_pair_groups
-        .iter()
-        .filter(|g| g.port_pairs.contains(&pp))
-        .map(|g| g.name.clone())
-        .collect::<Vec<_>>()
-        .join(",")
+    blog::steps(topo)
 }
 
 /// Removes the work directory when dropped, unless kept.
@@ -164,9 +111,12 @@ fn walkthrough(sfc_bin: &Path, keep: bool) -> Result<()> {
     );
 
     let mut failures = Vec::new();
-    for (i, step) in steps(&topo).iter().enumerate() {
+    let mut previous: Option<ChainFile> = None;
+    for (i, step) in steps(&topo).into_iter().enumerate() {
         interrupt::check()?;
-        failures.extend(run_step(&topo, &sfc, &chain_path, i == 0, step)?);
+        let update = previous.as_ref().map(|p| (p, i == 1));
+        failures.extend(run_step(&topo, &sfc, &chain_path, update, &step)?);
+        previous = Some(step.chain);
     }
 
     if keep {
@@ -229,30 +179,53 @@ fn print_topology(topo: &Topology) {
     );
 }
 
-/// Applies `step`'s chain, runs the request loop and shows what sfc and the SFs saw; returns the
-/// checks that failed.
+/// Applies `step`'s chain, runs the request loop and shows what sfc and the SFs saw; returns
+/// the checks that failed. `update`: `None` for the first chain (installed), else the chain
+/// it replaces and whether this is the first update (which explains the drain timeout).
 fn run_step(
     topo: &Topology,
     sfc: &Sfc<'_>,
     chain_path: &Path,
-    first: bool,
+    update: Option<(&ChainFile, bool)>,
     step: &Step,
 ) -> Result<Vec<String>> {
     section(step.title);
-    println!("The blog: {}", step.blog);
+    println!("The blog:");
+    print_output(&blog::blog_lines(step));
     step.chain.write(chain_path)?;
-    println!("\nsfc's chain file {}:\n", chain_path.display());
-    for line in step.chain.to_yaml().lines() {
-        println!("    {line}");
+    let path = chain_path.to_string_lossy();
+    let mut apply = vec!["apply", "-f", &path];
+    match update {
+        None => {
+            println!("\nsfc's chain file {}:\n", chain_path.display());
+            for line in step.chain.to_yaml().lines() {
+                println!("    {line}");
+            }
+        }
+        Some((before, _)) => {
+            println!(
+                "\nIn sfc: {}. The edit to {}:\n",
+                step.change,
+                chain_path.display()
+            );
+            print_output(&line_diff(&before.to_yaml(), &step.chain.to_yaml(), 1));
+            apply.extend(["--drain-timeout", "0"]);
+        }
     }
     println!();
-    let apply = ["apply", "-f", &chain_path.to_string_lossy()];
     command(&sfc.command_line(&apply));
     print_output(&sfc.try_run(&apply)?);
-    if first {
-        println!(
+    match update {
+        None => println!(
             "(tc programs now sit on the bridge ports; everything else is still plain bridging)"
-        );
+        ),
+        Some((_, true)) => println!(
+            "(The update switches to the new state in one step. With `--drain-timeout 0`, flows \
+             pinned to a member\nthat left its group move at once; by default they would keep \
+             draining to it for 30 s. The\nrequest loop opens new connections anyway, and new \
+             connections always take the new state.)"
+        ),
+        Some(_) => {}
     }
     interrupt::check()?;
 
@@ -262,13 +235,13 @@ fn run_step(
         Ok((topo.counters()?, sfc.try_stats()?))
     })?;
     let delta = after.since(&before.0);
-    let sent = stats.packets_by_port_pair();
+    let seen = Step::seen(&delta, &before.1, &stats.packets_by_port_pair());
 
     println!();
     command(&sfc.command_line(&["stats"]));
     print_output(&sfc.try_run(&["stats"])?);
 
-    Ok(sf_table(step, &delta, &sent, &before.1))
+    Ok(sf_table(step, &seen))
 }
 
 /// The blog's `while true; do curl ...; done`, bounded.
@@ -307,12 +280,7 @@ fn request_loop(topo: &Topology) -> Result<()> {
 
 /// Prints, per SF, its interface counters next to what sfc sent it, and checks them against
 /// the step's expectation; returns the failed checks.
-fn sf_table(
-    step: &Step,
-    delta: &Counters,
-    sent_after: &BTreeMap<String, u64>,
-    sent_before: &BTreeMap<String, u64>,
-) -> Vec<String> {
+fn sf_table(step: &Step, seen: &[SfSeen]) -> Vec<String> {
     println!(
         "\nWhat the service functions saw (the blog ran tcpdump on their tap devices; these are \
          their own\ninterface counters for this request loop, and what sfc counted into each):\n"
@@ -321,52 +289,47 @@ fn sf_table(
         "  {:<4} {:<6} {:>13} {:>14} {:>14}",
         "SF", "group", "in: rx pkts", "out: tx pkts", "sfc: packets"
     );
-    let mut failures = Vec::new();
-    for &n in &SFS {
-        let pp = format!("PP{n}");
-        let sfc_sent = sent_after.get(&pp).copied().unwrap_or(0)
-            - sent_before
-                .get(&pp)
-                .copied()
-                .unwrap_or(0)
-                .min(sent_after.get(&pp).copied().unwrap_or(0));
-        let (sf_in, sf_out) = (delta.get(End::SfIn(n)), delta.get(End::SfOut(n)));
-        let group = group_of(&step.chain, n);
-        let expected = step.expect.contains(&n);
-        let mut notes = Vec::new();
-        if expected && sf_in.rx_packets == 0 {
-            notes.push("expected traffic, saw none".to_owned());
-        }
-        if !expected && sf_in.rx_packets != 0 {
-            notes.push("expected no traffic".to_owned());
-        }
-        if sfc_sent != sf_in.rx_packets {
-            notes.push(format!(
-                "sfc counted {sfc_sent}, the interface {}",
-                sf_in.rx_packets
-            ));
-        }
-        let mark = if notes.is_empty() { "ok" } else { "MISMATCH" };
+    let failures = step.check(seen);
+    for s in seen {
+        let group = group_of(&step.chain, s.sf);
+        let group = if group.is_empty() { "-" } else { &group };
+        let prefix = format!("{}: sf{}: ", step.title, s.sf);
+        let mark = if failures.iter().any(|f| f.starts_with(&prefix)) {
+            "MISMATCH"
+        } else {
+            "ok"
+        };
         println!(
-            "  sf{n:<2} {group:<6} {:>13} {:>14} {sfc_sent:>14}  {mark}",
-            sf_in.rx_packets, sf_out.tx_packets
-        );
-        failures.extend(
-            notes
-                .into_iter()
-                .map(|note| format!("{}: sf{n}: {note}", step.title)),
+            "  sf{:<2} {group:<6} {:>13} {:>14} {:>14}  {mark}",
+            s.sf, s.in_rx, s.out_tx, s.sfc
         );
     }
     println!();
     if failures.is_empty() {
-        let saw: Vec<String> = step.expect.iter().map(|n| format!("sf{n}")).collect();
-        if saw.is_empty() {
-            println!("No service function saw the requests: they went straight to dest.");
-        } else {
+        if step.expect.is_empty() {
             println!(
-                "The requests went through {} and the counters agree packet for packet.",
-                saw.join(", ")
+                "No service function saw the requests: they went straight to dest, and all \
+                 were answered."
             );
+        } else {
+            let quiet: Vec<String> = SFS
+                .iter()
+                .filter(|n| !step.expect.contains(n))
+                .map(|n| format!("sf{n}"))
+                .collect();
+            let quiet = if quiet.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} stayed quiet)", quiet.join(" and "))
+            };
+            println!(
+                "The requests went through {}{quiet}, and the counters agree packet for packet.",
+                step.expected_sfs()
+            );
+        }
+    } else {
+        for f in &failures {
+            println!("MISMATCH {f}");
         }
     }
     failures
