@@ -140,6 +140,9 @@ pub fn render(s: &Snapshot) -> String {
 
     out.family("sfc_chains", "gauge", "Port chains installed.");
     out.sample("sfc_chains", &[], st.chains.len());
+
+    out.family("sfc_failovers_total", "counter", "Times a port pair went down and its flows moved to other members.");
+    out.sample("sfc_failovers_total", &[], st.failovers);
     out.0
 }
 
@@ -173,6 +176,7 @@ mod tests {
                 from_sf: 0,
                 malformed: 1,
             }],
+            failovers: 2,
         };
         Snapshot {
             stats,
@@ -203,6 +207,7 @@ mod tests {
             r#"sfc_port_pair_up{port_pair="pp1"} 1"#,
             r#"sfc_port_pair_up{port_pair="pp2"} 0"#,
             "sfc_chains 1",
+            "sfc_failovers_total 2",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
@@ -243,7 +248,7 @@ mod tests {
     #[test]
     fn empty_datapath_still_renders_gauges() {
         let s = Snapshot {
-            stats: Stats { chains: vec![], drops: BTreeMap::new(), interfaces: vec![] },
+            stats: Stats { chains: vec![], drops: BTreeMap::new(), interfaces: vec![], failovers: 0 },
             flow_table_entries: 0,
             flow_table_capacity: 1024,
             port_pairs_up: vec![],

@@ -72,8 +72,10 @@ impl Cli {
 
 /// Runs the command line; errors are printed as `error: ...`, never as a panic or a Debug dump.
 pub fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
+    // The daemon reports what it does (reloads, failovers) at info; one-shot commands stay quiet.
+    let level = if matches!(cli.command, Command::Run(_)) { "info" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     let result = match &cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Apply(a) => cli.enter_netns().and_then(|()| apply::run(&cli.location(), a)),

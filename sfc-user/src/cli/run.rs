@@ -7,6 +7,7 @@
 //! its thread and the blocking-pool threads it spawns (map reads, `apply`) inherit the namespace.
 
 use std::{
+    collections::BTreeSet,
     collections::hash_map::DefaultHasher,
     fmt::Write as _,
     future::Future,
@@ -43,9 +44,13 @@ pub struct Args {
     /// Seconds between two looks at FILE.
     #[arg(long, value_name = "SECS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=3600))]
     interval: u64,
-    /// Flow table entries (set when the datapath is first loaded).
+    /// Milliseconds between two looks at the link state of every port pair's interfaces; a
+    /// member whose interface goes down fails over (its flows move to the other members).
+    #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(20..=60_000))]
+    health_interval: u64,
+    /// Flow table entries (set when the datapath is first loaded; at most 4194304).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_FLOW_TABLE_SIZE,
-          value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
+          value_parser = clap::value_parser!(u32).range(1024..=4_194_304))]
     flow_table_size: u32,
     /// Seconds a port pair removed from its group keeps serving the flows it already has (0:
     /// move them at once).
@@ -71,14 +76,24 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         seen: None,
         failing: None,
         unreadable: None,
+        ifaces: Vec::new(),
+        down: BTreeSet::new(),
     };
     watcher.initial(loc)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
-    rt.block_on(daemon(Arc::new(loc.clone()), watcher, listener, Duration::from_secs(a.interval)))?;
+    let every = Timing { file: Duration::from_secs(a.interval), health: Duration::from_millis(a.health_interval) };
+    rt.block_on(daemon(Arc::new(loc.clone()), watcher, listener, every))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn daemon(loc: Arc<Location>, watcher: Watcher, listener: std::net::TcpListener, every: Duration) -> anyhow::Result<()> {
+/// How often the daemon looks at the chain file and at the members' links.
+#[derive(Clone, Copy)]
+struct Timing {
+    file: Duration,
+    health: Duration,
+}
+
+async fn daemon(loc: Arc<Location>, watcher: Watcher, listener: std::net::TcpListener, every: Timing) -> anyhow::Result<()> {
     let listener = TcpListener::from_std(listener).context("metrics socket")?;
     log::info!("serving metrics on http://{}/metrics", listener.local_addr().context("metrics socket")?);
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -127,6 +142,9 @@ struct Watcher {
     failing: Option<String>,
     /// Why the file could not be read (logged once).
     unreadable: Option<String>,
+    /// The port pairs' interfaces in the running model, and those seen down at the last look.
+    ifaces: Vec<String>,
+    down: BTreeSet<String>,
 }
 
 fn content_hash(b: &[u8]) -> u64 {
@@ -150,6 +168,8 @@ fn summary(file: &str, r: &ApplyReport) -> String {
         format!("applied {file}: no change (generation {} stays live)", r.generation)
     };
     for (what, list) in [
+        ("down, failing over", &r.went_down),
+        ("back up", &r.came_up),
         ("draining", &r.draining),
         ("drained and removed", &r.drained),
         ("attached tc ingress", &r.attached),
@@ -163,10 +183,46 @@ fn summary(file: &str, r: &ApplyReport) -> String {
 }
 
 impl Watcher {
-    /// Validates and applies the file, as `sfc apply` does.
-    fn apply(&self, loc: &Location) -> anyhow::Result<ApplyReport> {
+    /// Validates and applies the file, as `sfc apply` does (which also installs members with a
+    /// down interface as down).
+    fn apply(&mut self, loc: &Location) -> anyhow::Result<ApplyReport> {
         let model = super::load_model(&self.file)?;
-        Ok(datapath::apply(loc, &model, self.opts)?)
+        let r = datapath::apply(loc, &model, self.opts)?;
+        self.ifaces = model.port_pairs.iter().flat_map(|p| [p.ingress.clone(), p.egress.clone()]).collect();
+        self.ifaces.sort();
+        self.ifaces.dedup();
+        self.down = self.links_down();
+        Ok(r)
+    }
+
+    /// The port pair interfaces that are missing or not operationally up now.
+    fn links_down(&self) -> BTreeSet<String> {
+        self.ifaces
+            .iter()
+            .filter(|i| !matches!(datapath::netlink::link_by_name(i), Ok(l) if l.oper_up))
+            .cloned()
+            .collect()
+    }
+
+    /// One look at the members' links; re-applies the running file when one went down or came
+    /// back, so the datapath fails over (or back) at once.
+    fn check_health(&mut self, loc: &Location) {
+        if self.applied.is_none() {
+            return;
+        }
+        let down = self.links_down();
+        if down == self.down {
+            return;
+        }
+        log::warn!(
+            "link state changed: down now [{}] (was [{}]); re-applying",
+            down.iter().cloned().collect::<Vec<_>>().join(", "),
+            self.down.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+        match self.apply(loc) {
+            Ok(r) => log::warn!("{}", summary(&self.file, &r)),
+            Err(e) => log::error!("re-applying after a link change failed, keeping the running state: {e:#}"),
+        }
     }
 
     /// The first apply: any error ends the daemon before it serves anything.
@@ -232,16 +288,24 @@ impl Watcher {
     }
 }
 
-async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Duration) {
-    let mut tick = tokio::time::interval(every);
+async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Timing) {
+    let mut tick = tokio::time::interval(every.health);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The first tick is immediate, and the file was just applied.
     tick.tick().await;
+    let mut last_file_look = tokio::time::Instant::now();
     loop {
         tick.tick().await;
+        let look_at_file = last_file_look.elapsed() >= every.file;
+        if look_at_file {
+            last_file_look = tokio::time::Instant::now();
+        }
         let l = loc.clone();
         w = match tokio::task::spawn_blocking(move || {
-            w.poll(&l);
+            w.check_health(&l);
+            if look_at_file {
+                w.poll(&l);
+            }
             w
         })
         .await

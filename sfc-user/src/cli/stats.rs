@@ -22,6 +22,8 @@ pub struct Stats {
     pub chains: Vec<ChainStats>,
     pub drops: BTreeMap<&'static str, u64>,
     pub interfaces: Vec<IfaceStats>,
+    /// Times a member went down and its flows failed over (kept across applies).
+    pub failovers: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,7 +116,7 @@ pub fn collect(loc: &Location) -> anyhow::Result<Stats> {
             malformed: s.malformed,
         })
         .collect();
-    Ok(Stats { chains, drops: maps.drops()?, interfaces })
+    Ok(Stats { chains, drops: maps.drops()?, interfaces, failovers: state.failovers })
 }
 
 fn print_table(s: &Stats, prev: Option<&Stats>, secs: f64) {
@@ -136,6 +138,9 @@ fn print_table(s: &Stats, prev: Option<&Stats>, secs: f64) {
                 }
             }
         }
+    }
+    if s.failovers > 0 {
+        println!("failovers: {}", s.failovers);
     }
     let dropped: Vec<_> = s.drops.iter().filter(|(_, v)| **v > 0).collect();
     if dropped.is_empty() {
