@@ -2,6 +2,7 @@
 
 mod apply;
 mod down;
+mod explain;
 mod flows;
 mod map;
 mod run;
@@ -46,6 +47,9 @@ enum Command {
     Down,
     /// Per chain / hop / member packets and bytes, and drops by reason.
     Stats(stats::Args),
+    /// Which classifier, chain, members and interfaces a packet takes: from FILE (no kernel
+    /// needed) or from the installed state.
+    Explain(explain::Args),
     /// Attached interfaces and their roles, the program, the chains, and map fill levels.
     Status(status::Args),
     /// The flow table, decoded: 5-tuple, chain, the port pair picked at each hop.
@@ -81,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Apply(a) => cli.enter_netns().and_then(|()| apply::run(&cli.location(), a)),
         Command::Down => cli.enter_netns().and_then(|()| down::run(&cli.location())),
         Command::Stats(a) => stats::run(&cli.location(), a),
+        Command::Explain(a) => explain::run(&cli.location(), a),
         Command::Status(a) => cli.enter_netns().and_then(|()| status::run(&cli.location(), a)),
         Command::Flows(a) => flows::run(&cli.location(), a),
         Command::Map(a) => map::run(&cli.location(), a),

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sfc_common::maps::{CLASS_BASE, CLS_CLASS_BITS, CLS_DATA_LEN, ClsKey};
+use sfc_common::maps::{CLASS_BASE, CLS_CLASS_BITS, CLS_DATA_LEN, ClsKey, FlowKey};
 
 use crate::model::{FlowClassifier, PortRange, Prefix};
 
@@ -23,12 +23,6 @@ pub type ClsEntries = BTreeMap<(u32, ClsKey), u32>;
 struct FieldPrefix {
     data: [u8; CLS_DATA_LEN],
     bits: u32,
-}
-
-impl FieldPrefix {
-    fn contains(&self, o: &FieldPrefix) -> bool {
-        self.bits <= o.bits && mask(o.data, self.bits) == self.data
-    }
 }
 
 fn mask(mut data: [u8; CLS_DATA_LEN], bits: u32) -> [u8; CLS_DATA_LEN] {
@@ -54,7 +48,16 @@ pub fn port_prefixes(r: PortRange) -> Vec<(u16, u32)> {
     out
 }
 
+/// The prefixes of a classifier's field at `stage`, bits past each length cleared.
 fn stage_prefixes(stage: usize, f: &FlowClassifier) -> Vec<FieldPrefix> {
+    let mut ps = stage_prefixes_raw(stage, f);
+    for p in &mut ps {
+        p.data = mask(p.data, p.bits);
+    }
+    ps
+}
+
+fn stage_prefixes_raw(stage: usize, f: &FlowClassifier) -> Vec<FieldPrefix> {
     let mut d = [0u8; CLS_DATA_LEN];
     match stage {
         0 => {
@@ -112,14 +115,20 @@ pub fn compile(classifiers: &[(usize, &FlowClassifier, u32)]) -> ClsTables {
     for stage in 0..sfc_common::maps::CLS_STAGES {
         let mut interned: BTreeMap<BTreeSet<usize>, u32> = BTreeMap::new();
         for (class, set) in &current {
-            let per: Vec<(usize, Vec<FieldPrefix>)> =
-                set.iter().map(|i| (*i, stage_prefixes(stage, by_idx[i]))).collect();
-            let distinct: BTreeSet<FieldPrefix> = per.iter().flat_map(|(_, ps)| ps.iter().copied()).collect();
-            for p in distinct {
-                let matching: BTreeSet<usize> = per
-                    .iter()
-                    .filter(|(_, ps)| ps.iter().any(|q| q.contains(&p)))
-                    .map(|(i, _)| *i)
+            // Prefix -> the classifiers of the set that have it.
+            let mut having: BTreeMap<FieldPrefix, Vec<usize>> = BTreeMap::new();
+            for &i in set {
+                for p in stage_prefixes(stage, by_idx[&i]) {
+                    having.entry(p).or_default().push(i);
+                }
+            }
+            for p in having.keys() {
+                // The prefixes containing `p` are `p` cut to each length up to its own: look them
+                // up rather than test every classifier (100,000 /32s would be 10^10 tests).
+                let matching: BTreeSet<usize> = (0..=p.bits)
+                    .filter_map(|bits| having.get(&FieldPrefix { data: mask(p.data, bits), bits }))
+                    .flatten()
+                    .copied()
                     .collect();
                 let next = *interned.entry(matching).or_insert_with(|| {
                     let c = next_class;
@@ -136,16 +145,130 @@ pub fn compile(classifiers: &[(usize, &FlowClassifier, u32)]) -> ClsTables {
     out
 }
 
-/// Most specific classifier of a final set (validation guarantees overlapping classifiers that
-/// lead to different places are nested); ties go to the lowest index.
+/// The classifier that decides for a final set: the most specific one. Validation guarantees
+/// that classifiers of a set which lead to different places are strictly nested, so the minimal
+/// elements (no other classifier of the set is strictly inside them) all lead to the same place;
+/// the lowest index among them is taken. `None` for an empty set.
 pub fn most_specific(set: &BTreeSet<usize>, all: &[FlowClassifier]) -> Option<usize> {
-    set.iter()
-        .copied()
-        .find(|&i| set.iter().all(|&j| all[j].contains(&all[i])))
-        .or_else(|| set.iter().copied().next())
+    let strictly_inside = |j: usize, i: usize| all[i].contains(&all[j]) && !all[j].contains(&all[i]);
+    set.iter().copied().find(|&i| !set.iter().any(|&j| strictly_inside(j, i)))
 }
 
-/// For `explain`: the prefix of a classifier's destination, for display.
+/// The final class the kernel's trie walk (`sfc-ebpf/src/classify.rs`) reaches for a packet
+/// with `key` arriving on `ifindex`, computed from the compiled entries with the trie's own rule
+/// (longest prefix whose bits match). `None`: no classifier matches, the packet is not touched.
+pub fn lookup(entries: &ClsEntries, ifindex: u32, ethertype: u16, key: &FlowKey) -> Option<u32> {
+    let mut data = [0u8; CLS_DATA_LEN];
+    data[..2].copy_from_slice(&ethertype.to_be_bytes());
+    data[2..18].copy_from_slice(&key.dst);
+    let mut class = longest_match(entries, ifindex, data)?;
+    let mut data = [0u8; CLS_DATA_LEN];
+    data[..16].copy_from_slice(&key.src);
+    class = longest_match(entries, class, data)?;
+    let mut data = [0u8; CLS_DATA_LEN];
+    data[0] = key.proto;
+    class = longest_match(entries, class, data)?;
+    let mut data = [0u8; CLS_DATA_LEN];
+    data[..2].copy_from_slice(&key.dport);
+    class = longest_match(entries, class, data)?;
+    let mut data = [0u8; CLS_DATA_LEN];
+    data[..2].copy_from_slice(&key.sport);
+    longest_match(entries, class, data)
+}
+
+/// One LPM lookup: the entry with the longest prefix length whose leading bits equal the key's.
+/// Entries are stored with the bits past their length cleared (see `canonical`), so masking the
+/// key and looking it up at each length from the longest down is the trie's rule.
+fn longest_match(entries: &ClsEntries, class: u32, data: [u8; CLS_DATA_LEN]) -> Option<u32> {
+    let full = CLS_CLASS_BITS + u32::try_from(CLS_DATA_LEN * 8).unwrap_or(0);
+    (CLS_CLASS_BITS..=full).rev().find_map(|bits| {
+        let key = ClsKey { class: class.to_be_bytes(), data: mask(data, bits - CLS_CLASS_BITS) };
+        entries.get(&(bits, key)).copied()
+    })
+}
+
+/// Whether every entry's data has the bits past its prefix length cleared (what `lookup`
+/// relies on; the kernel trie ignores those bits either way).
+pub fn canonical(entries: &ClsEntries) -> bool {
+    entries.keys().all(|(bits, k)| mask(k.data, bits.saturating_sub(CLS_CLASS_BITS)) == k.data)
+}
+
+/// For `explain`: a prefix for display, `any` for /0.
 pub fn describe_prefix(p: &Prefix) -> String {
     if p.len == 0 { "any".to_owned() } else { p.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Ethertype, IPPROTO_TCP};
+
+    fn fc(name: &str, src: &str, dst: &str, protocol: Option<u8>, dports: PortRange) -> FlowClassifier {
+        FlowClassifier {
+            name: name.to_owned(),
+            ethertype: Ethertype::IPv4,
+            protocol,
+            source_prefix: Prefix::parse(src).expect("prefix"),
+            destination_prefix: Prefix::parse(dst).expect("prefix"),
+            source_ports: PortRange::ANY,
+            destination_ports: dports,
+            logical_source_port: "in".to_owned(),
+            logical_destination_port: None,
+        }
+    }
+
+    fn key(src: [u8; 4], dst: [u8; 4], proto: u8, sport: u16, dport: u16) -> FlowKey {
+        let mut k = FlowKey { proto, family: 4, sport: sport.to_be_bytes(), dport: dport.to_be_bytes(), ..FlowKey::default() };
+        k.src[..4].copy_from_slice(&src);
+        k.dst[..4].copy_from_slice(&dst);
+        k
+    }
+
+    #[test]
+    fn port_prefixes_cover_ranges_exactly() {
+        assert_eq!(port_prefixes(PortRange::ANY), vec![(0, 0)]);
+        assert_eq!(port_prefixes(PortRange { min: 80, max: 80 }), vec![(80, 16)]);
+        assert_eq!(port_prefixes(PortRange { min: 1024, max: 65535 }), vec![(1024, 6), (2048, 5), (4096, 4), (8192, 3), (16384, 2), (32768, 1)]);
+        for (min, max) in [(0, 0), (1, 65534), (3, 17), (65535, 65535), (1000, 2000)] {
+            let ps = port_prefixes(PortRange { min, max });
+            for p in 0..=u16::MAX {
+                let covered = ps.iter().filter(|(v, bits)| {
+                    let m = if *bits == 0 { 0 } else { u16::MAX << (16 - bits) };
+                    p & m == *v
+                });
+                assert_eq!(covered.count(), usize::from((min..=max).contains(&p)), "{min}..{max} at {p}");
+            }
+        }
+    }
+
+    #[test]
+    fn most_specific_picks_a_minimal_element() {
+        // a contains b and c; b and c cross (same chain in a valid model). The old rule (an
+        // element contained by all others) found none and fell back to the lowest index: `a`.
+        let all = vec![
+            fc("a", "10.0.0.0/8", "0.0.0.0/0", None, PortRange::ANY),
+            fc("b", "10.1.0.0/16", "0.0.0.0/0", None, PortRange::ANY),
+            fc("c", "10.0.0.0/8", "192.168.0.0/16", None, PortRange::ANY),
+        ];
+        assert_eq!(most_specific(&BTreeSet::from([0, 1, 2]), &all), Some(1));
+        assert_eq!(most_specific(&BTreeSet::from([0, 2]), &all), Some(2));
+        assert_eq!(most_specific(&BTreeSet::new(), &all), None);
+    }
+
+    #[test]
+    fn lookup_walks_the_compiled_tables() {
+        let all = [
+            fc("web", "0.0.0.0/0", "10.0.0.0/24", Some(IPPROTO_TCP), PortRange { min: 80, max: 80 }),
+            fc("net", "0.0.0.0/0", "10.0.0.0/8", None, PortRange::ANY),
+        ];
+        let t = compile(&[(0, &all[0], 7), (1, &all[1], 7)]);
+        assert!(canonical(&t.entries));
+        let final_set = |k: &FlowKey, ifindex| lookup(&t.entries, ifindex, 0x0800, k).map(|c| t.finals[&c].clone());
+        assert_eq!(final_set(&key([1, 1, 1, 1], [10, 0, 0, 5], 6, 999, 80), 7), Some(BTreeSet::from([0, 1])));
+        assert_eq!(final_set(&key([1, 1, 1, 1], [10, 0, 0, 5], 6, 999, 81), 7), Some(BTreeSet::from([1])));
+        assert_eq!(final_set(&key([1, 1, 1, 1], [10, 9, 0, 5], 17, 1, 80), 7), Some(BTreeSet::from([1])));
+        assert_eq!(final_set(&key([1, 1, 1, 1], [11, 0, 0, 5], 6, 999, 80), 7), None);
+        assert_eq!(final_set(&key([1, 1, 1, 1], [10, 0, 0, 5], 6, 999, 80), 8), None);
+        assert_eq!(lookup(&t.entries, 7, 0x86dd, &key([1, 1, 1, 1], [10, 0, 0, 5], 6, 999, 80)), None);
+    }
 }

@@ -2,6 +2,7 @@
 //! here is tested without a kernel.
 
 pub mod cls;
+pub mod diff;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,220 @@
+//! The chain file as written (DESIGN.md section 5), with the line of every value so validation
+//! errors can point at it. YAML and JSON are both read by the YAML parser (JSON is YAML), so JSON
+//! files get line numbers too.
+//!
+//! Reading is two steps. The parser turns the text into a tree of spanned nodes; only a YAML
+//! syntax error stops there. The tree is then read resource by resource against the schema, and
+//! every shape problem (unknown or repeated field, wrong type) becomes a [`ValidationError`]
+//! naming the resource, the field and the line, while the rest of the file is still read. So one
+//! run of `sfc validate` reports every problem, not just the first one serde trips over.
+
+mod read;
+
+use serde_saphyr::Spanned;
+
+use crate::model::ValidationError;
+
+/// A value with the line it was written on.
+pub type S<T> = Spanned<T>;
+
+/// A parsed chain file. Fields that were absent, `null` or of the wrong type are `None` (the
+/// wrong type is already in `problems`); required fields are checked by `model::validate`.
+#[derive(Debug, Default)]
+pub struct ConfigFile {
+    pub port_pairs: Vec<S<PortPairCfg>>,
+    pub port_pair_groups: Vec<S<PortPairGroupCfg>>,
+    pub flow_classifiers: Vec<S<FlowClassifierCfg>>,
+    pub port_chains: Vec<S<PortChainCfg>>,
+    /// Shape problems found while reading; `model::validate` reports them with its own.
+    pub problems: Vec<ValidationError>,
+}
+
+#[derive(Debug, Default)]
+pub struct PortPairCfg {
+    pub name: Option<S<String>>,
+    pub description: Option<S<String>>,
+    pub ingress: Option<S<String>>,
+    pub egress: Option<S<String>>,
+    pub weight: Option<S<i128>>,
+}
+
+#[derive(Debug, Default)]
+pub struct PortPairGroupCfg {
+    pub name: Option<S<String>>,
+    pub description: Option<S<String>>,
+    pub port_pairs: Option<S<Vec<S<String>>>>,
+    pub lb_fields: Option<S<Vec<S<String>>>>,
+    pub failure_policy: Option<S<String>>,
+    pub tap_enabled: Option<S<bool>>,
+}
+
+/// A protocol given by name (`tcp`) or number (`6`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtocolCfg {
+    Number(i128),
+    Name(String),
+}
+
+#[derive(Debug, Default)]
+pub struct FlowClassifierCfg {
+    pub name: Option<S<String>>,
+    pub description: Option<S<String>>,
+    pub ethertype: Option<S<String>>,
+    pub protocol: Option<S<ProtocolCfg>>,
+    pub source_ip_prefix: Option<S<String>>,
+    pub destination_ip_prefix: Option<S<String>>,
+    pub source_port_range_min: Option<S<i128>>,
+    pub source_port_range_max: Option<S<i128>>,
+    pub destination_port_range_min: Option<S<i128>>,
+    pub destination_port_range_max: Option<S<i128>>,
+    pub logical_source_port: Option<S<String>>,
+    pub logical_destination_port: Option<S<String>>,
+}
+
+#[derive(Debug, Default)]
+pub struct PortChainCfg {
+    pub name: Option<S<String>>,
+    pub description: Option<S<String>>,
+    pub chain_id: Option<S<i128>>,
+    pub port_pair_groups: Option<S<Vec<S<String>>>>,
+    pub flow_classifiers: Option<S<Vec<S<String>>>>,
+    pub chain_parameters: Option<S<ChainParametersCfg>>,
+}
+
+#[derive(Debug, Default)]
+pub struct ChainParametersCfg {
+    pub symmetric: Option<S<bool>>,
+    pub correlation: Option<S<String>>,
+}
+
+/// Why a file could not be read as a chain file at all (before validation).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// Not YAML (or JSON) at all. `line` and `column` are 1-based, 0 when unknown.
+    #[error("{path}: YAML syntax error: {message}{}", at(*line, *column))]
+    Syntax { path: String, line: u32, column: u32, message: String },
+}
+
+fn at(line: u32, column: u32) -> String {
+    match (line, column) {
+        (0, _) => String::new(),
+        (l, 0) => format!(" (line {l})"),
+        (l, c) => format!(" (line {l}, column {c})"),
+    }
+}
+
+/// YAML nodes a chain file may have: room for a million classifiers of ten fields.
+const MAX_NODES: usize = 25_000_000;
+
+/// Parses chain-file text (YAML or JSON). Only a syntax error is an `Err`; everything else is
+/// in `ConfigFile::problems`.
+pub fn parse(path: &str, text: &str) -> Result<ConfigFile, ConfigError> {
+    // The parser's default node budget (250,000) stops near 20,000 classifiers; the classifier
+    // tables are built for 100,000 and more. Depth and alias limits stay at their defaults.
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = MAX_NODES;
+    budget.max_events = 4 * MAX_NODES;
+    let opts = serde_saphyr::options! {
+        // Repeated keys are reported per resource, with both lines, by `Reader`.
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
+        with_snippet: false,
+        budget: Some(budget),
+    };
+    let root: S<read::Node> = serde_saphyr::from_str_with_options(text, opts).map_err(|e| syntax(path, &e))?;
+    Ok(read::file(text, &root))
+}
+
+/// Reads and parses a chain file.
+pub fn load(path: &str) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    parse(path, &text)
+}
+
+fn syntax(path: &str, e: &serde_saphyr::Error) -> ConfigError {
+    let loc = e.location();
+    let line = loc.map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
+    let column = loc.map_or(0, |l| u32::try_from(l.column()).unwrap_or(0));
+    let message = if let serde_saphyr::Error::MultipleDocuments { .. } = e {
+        "a chain file is one YAML document, found a second one ('---')".to_owned()
+    } else {
+        let m = e.without_snippet().to_string();
+        // The parser ends its messages with " at line L, column C": the location is kept apart.
+        match m.rfind(" at line ") {
+            Some(i) if line > 0 => m[..i].to_owned(),
+            _ => m,
+        }
+    };
+    ConfigError::Syntax { path: path.to_owned(), line, column, message }
+}
+
+/// 1-based line of a value, 0 when unknown.
+pub fn line<T>(s: &S<T>) -> u32 {
+    u32::try_from(s.referenced.line()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use super::read::edit_distance;
+
+    fn problems(text: &str) -> Vec<String> {
+        parse("t.yaml", text).expect("parses").problems.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn scalars_keep_their_text_when_a_string_is_wanted() {
+        let c = parse("t", "port_pairs:\n  - name: 5\n    ingress: on\n    egress: 010\n").expect("parses");
+        let p = &c.port_pairs[0].value;
+        assert_eq!(p.name.as_ref().map(|s| s.value.as_str()), Some("5"));
+        assert_eq!(p.ingress.as_ref().map(|s| s.value.as_str()), Some("on"));
+        assert_eq!(p.egress.as_ref().map(|s| s.value.as_str()), Some("010"));
+        assert!(c.problems.is_empty());
+    }
+
+    #[test]
+    fn numbers_may_be_quoted_and_null_means_absent() {
+        let c = parse("t", "port_pairs:\n  - name: a\n    weight: \"3\"\n    description: ~\nport_chains:\n").expect("parses");
+        assert_eq!(c.port_pairs[0].value.weight.as_ref().map(|w| w.value), Some(3));
+        assert!(c.port_pairs[0].value.description.is_none());
+        assert!(c.port_chains.is_empty() && c.problems.is_empty());
+    }
+
+    #[test]
+    fn shape_problems_name_resource_field_and_line() {
+        let p = problems("port_pairs:\n  - name: a\n    wieght: 3\n    weight: [1]\n  - 7\nport_pair: []\n");
+        assert_eq!(p, [
+            "port_pairs[a].wieght: unknown field (did you mean 'weight'?) (line 3)",
+            "port_pairs[a].weight: expected a whole number, found a list (line 4)",
+            "port_pairs[#1]: expected a mapping (one port pair), found a number (line 5)",
+            "port_pair: unknown section (did you mean 'port_pairs'?) (line 6)",
+        ]);
+    }
+
+    #[test]
+    fn repeated_fields_and_sections_are_reported() {
+        let p = problems("port_pairs:\n  - name: a\n    name: b\nport_pairs: []\n");
+        assert_eq!(p, [
+            "port_pairs[a].name: given twice (first on line 2) (line 3)",
+            "port_pairs: section given twice (first on line 1); put all its entries in one list (line 4)",
+        ]);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let e = parse("t.yaml", "a: [1, 2\n").map(|_| ()).expect_err("not YAML");
+        assert_eq!(e.to_string(), "t.yaml: YAML syntax error: unclosed bracket '[' (line 1, column 4)");
+        let e = parse("t.yaml", "port_pairs:\n\t- name: a\n").map(|_| ()).expect_err("not YAML");
+        assert_eq!(e.to_string(), "t.yaml: YAML syntax error: tabs disallowed within this context (block indentation) (line 2, column 2)");
+        let e = parse("t.yaml", "a: 1\n---\nb: 2\n").map(|_| ()).expect_err("two documents");
+        assert_eq!(e.to_string(), "t.yaml: YAML syntax error: a chain file is one YAML document, found a second one ('---') (line 3, column 1)");
+    }
+
+    #[test]
+    fn edit_distance_is_levenshtein() {
+        assert_eq!(edit_distance("wieght", "weight"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("egress", "egress"), 0);
+    }
+}

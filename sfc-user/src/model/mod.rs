@@ -1,0 +1,422 @@
+//! The validated chain model: names resolved to indexes, defaults filled in, every rule checked.
+//! Pure: no kernel, no interfaces looked up. The types are here; the rules are in `validate`
+//! (one pass per resource kind) and `overlap` (classifiers that compete for the same packets).
+
+mod overlap;
+mod validate;
+
+pub use validate::validate;
+
+use std::{fmt, net::IpAddr};
+
+use serde::{Deserialize, Serialize};
+use sfc_common::maps::{FAMILY_V6, FlowKey};
+
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ICMPV6: u8 = 58;
+pub const IPPROTO_SCTP: u8 = 132;
+pub const IPPROTO_UDPLITE: u8 = 136;
+
+/// Whether the datapath reads ports for `proto` (the kernel parser's rule: other protocols are
+/// keyed with ports 0, so port ranges only make sense for these).
+pub const fn carries_ports(proto: u8) -> bool {
+    matches!(proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP | IPPROTO_UDPLITE)
+}
+
+/// `tcp` for 6 and so on; the number for the rest.
+pub fn protocol_name(proto: u8) -> String {
+    match proto {
+        IPPROTO_ICMP => "icmp".to_owned(),
+        IPPROTO_TCP => "tcp".to_owned(),
+        IPPROTO_UDP => "udp".to_owned(),
+        IPPROTO_ICMPV6 => "icmpv6".to_owned(),
+        IPPROTO_SCTP => "sctp".to_owned(),
+        IPPROTO_UDPLITE => "udplite".to_owned(),
+        n => n.to_string(),
+    }
+}
+
+/// A protocol by name (`tcp`, `udp`, `icmp`, `icmpv6`, `sctp`, `udplite`) or number.
+pub fn parse_protocol(s: &str) -> Result<u8, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "tcp" => Ok(IPPROTO_TCP),
+        "udp" => Ok(IPPROTO_UDP),
+        "icmp" => Ok(IPPROTO_ICMP),
+        "icmpv6" | "ipv6-icmp" => Ok(IPPROTO_ICMPV6),
+        "sctp" => Ok(IPPROTO_SCTP),
+        "udplite" => Ok(IPPROTO_UDPLITE),
+        other => other.parse::<u8>().map_err(|_| {
+            format!("unknown protocol '{}' (tcp, udp, icmp, icmpv6, sctp, udplite or a number 0..=255)", s.trim())
+        }),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Ethertype {
+    IPv4,
+    IPv6,
+}
+
+impl Ethertype {
+    pub const fn value(self) -> u16 {
+        match self {
+            Ethertype::IPv4 => 0x0800,
+            Ethertype::IPv6 => 0x86DD,
+        }
+    }
+    pub const fn addr_bits(self) -> u8 {
+        match self {
+            Ethertype::IPv4 => 32,
+            Ethertype::IPv6 => 128,
+        }
+    }
+}
+
+/// An address prefix, stored as the 16 bytes the datapath uses (IPv4 in the first four).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Prefix {
+    pub ethertype: Ethertype,
+    pub addr: [u8; 16],
+    pub len: u8,
+}
+
+impl Prefix {
+    /// The prefix matching every address of `ethertype`.
+    pub const fn any(ethertype: Ethertype) -> Self {
+        Self { ethertype, addr: [0; 16], len: 0 }
+    }
+
+    /// Parses `10.0.0.0/24`, `2001:db8::/32` or a bare address (a host prefix). Host bits must be
+    /// clear: `10.0.0.1/24` is refused with the prefix that was probably meant.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let ip: IpAddr = a.trim().parse().map_err(|_| format!("'{s}' is not an IP prefix"))?;
+        let (ethertype, bytes) = match ip {
+            IpAddr::V4(v4) => {
+                let mut b = [0u8; 16];
+                b[..4].copy_from_slice(&v4.octets());
+                (Ethertype::IPv4, b)
+            }
+            IpAddr::V6(v6) => (Ethertype::IPv6, v6.octets()),
+        };
+        let max = ethertype.addr_bits();
+        let len = match l {
+            None => max,
+            Some(l) => l
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| format!("'{s}': prefix length must be 0..={max}"))?,
+        };
+        let p = Self { ethertype, addr: bytes, len };
+        if p.masked() != p {
+            return Err(format!(
+                "'{s}' has host bits set (did you mean {}?)",
+                p.masked()
+            ));
+        }
+        Ok(p)
+    }
+
+    /// The same prefix with the bits past `len` cleared.
+    #[must_use]
+    pub fn masked(self) -> Self {
+        let mut addr = self.addr;
+        for (i, b) in addr.iter_mut().enumerate() {
+            let bit = i * 8;
+            let keep = usize::from(self.len).saturating_sub(bit).min(8);
+            *b &= if keep == 0 { 0 } else { 0xffu8 << (8 - keep) };
+        }
+        Self { addr, ..self }
+    }
+
+    /// Whether every address in `other` is in `self`.
+    pub fn contains(&self, other: &Prefix) -> bool {
+        self.ethertype == other.ethertype
+            && self.len <= other.len
+            && Prefix { len: self.len, ..*other }.masked().addr == self.addr
+    }
+
+    /// Whether some address is in both (prefixes overlap only by nesting).
+    pub fn overlaps(&self, other: &Prefix) -> bool {
+        self.contains(other) || other.contains(self)
+    }
+
+    /// Whether `addr` (16 bytes, IPv4 in the first four) is in the prefix.
+    pub fn contains_addr(&self, addr: &[u8; 16]) -> bool {
+        Prefix { ethertype: self.ethertype, addr: *addr, len: self.len }.masked().addr == self.addr
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ethertype {
+            Ethertype::IPv4 => {
+                let a = std::net::Ipv4Addr::new(self.addr[0], self.addr[1], self.addr[2], self.addr[3]);
+                write!(f, "{a}/{}", self.len)
+            }
+            Ethertype::IPv6 => write!(f, "{}/{}", std::net::Ipv6Addr::from(self.addr), self.len),
+        }
+    }
+}
+
+/// An inclusive port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PortRange {
+    pub min: u16,
+    pub max: u16,
+}
+
+impl PortRange {
+    pub const ANY: PortRange = PortRange { min: 0, max: u16::MAX };
+    pub fn contains(&self, o: &PortRange) -> bool {
+        self.min <= o.min && o.max <= self.max
+    }
+    pub fn overlaps(&self, o: &PortRange) -> bool {
+        self.min <= o.max && o.min <= self.max
+    }
+    pub fn contains_port(&self, p: u16) -> bool {
+        self.min <= p && p <= self.max
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailurePolicy {
+    FailClosed,
+    FailOpen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Correlation {
+    None,
+    Mpls,
+    Nsh,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortPair {
+    pub name: String,
+    pub ingress: String,
+    pub egress: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortPairGroup {
+    pub name: String,
+    /// Indexes into `Model::port_pairs`.
+    pub port_pairs: Vec<usize>,
+    /// `LB_*` bits.
+    pub lb_fields: u32,
+    pub failure_policy: FailurePolicy,
+    pub tap_enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowClassifier {
+    pub name: String,
+    pub ethertype: Ethertype,
+    /// `None`: any protocol.
+    pub protocol: Option<u8>,
+    pub source_prefix: Prefix,
+    pub destination_prefix: Prefix,
+    pub source_ports: PortRange,
+    pub destination_ports: PortRange,
+    pub logical_source_port: String,
+    pub logical_destination_port: Option<String>,
+}
+
+impl FlowClassifier {
+    /// Whether every packet `other` matches is matched by `self` too.
+    pub fn contains(&self, other: &FlowClassifier) -> bool {
+        self.logical_source_port == other.logical_source_port
+            && self.ethertype == other.ethertype
+            && (self.protocol.is_none() || self.protocol == other.protocol)
+            && self.source_prefix.contains(&other.source_prefix)
+            && self.destination_prefix.contains(&other.destination_prefix)
+            && self.source_ports.contains(&other.source_ports)
+            && self.destination_ports.contains(&other.destination_ports)
+    }
+
+    /// Whether some packet matches both.
+    pub fn overlaps(&self, other: &FlowClassifier) -> bool {
+        self.logical_source_port == other.logical_source_port
+            && self.ethertype == other.ethertype
+            && (self.protocol.is_none() || other.protocol.is_none() || self.protocol == other.protocol)
+            && self.source_prefix.overlaps(&other.source_prefix)
+            && self.destination_prefix.overlaps(&other.destination_prefix)
+            && self.source_ports.overlaps(&other.source_ports)
+            && self.destination_ports.overlaps(&other.destination_ports)
+    }
+
+    /// Whether a packet with flow key `key` (as the kernel parser fills it) arriving on the
+    /// classifier's logical source port matches. The reference the classifier tables are tested
+    /// against.
+    pub fn matches(&self, key: &FlowKey) -> bool {
+        let ethertype = if key.family == FAMILY_V6 { Ethertype::IPv6 } else { Ethertype::IPv4 };
+        self.ethertype == ethertype
+            && self.protocol.is_none_or(|p| p == key.proto)
+            && self.source_prefix.contains_addr(&key.src)
+            && self.destination_prefix.contains_addr(&key.dst)
+            && self.source_ports.contains_port(u16::from_be_bytes(key.sport))
+            && self.destination_ports.contains_port(u16::from_be_bytes(key.dport))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortChain {
+    pub name: String,
+    pub chain_id: u32,
+    /// Indexes into `Model::port_pair_groups`, in hop order.
+    pub port_pair_groups: Vec<usize>,
+    /// Indexes into `Model::flow_classifiers`.
+    pub flow_classifiers: Vec<usize>,
+    pub symmetric: bool,
+    pub correlation: Correlation,
+}
+
+/// A validated chain file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Model {
+    pub port_pairs: Vec<PortPair>,
+    pub port_pair_groups: Vec<PortPairGroup>,
+    pub flow_classifiers: Vec<FlowClassifier>,
+    pub port_chains: Vec<PortChain>,
+}
+
+/// One problem in a chain file: which resource, which field, which line, what is wrong.
+/// Displayed as `port_chains[pc1].port_pair_groups: unknown group 'pg9' (line 31)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValidationError {
+    /// `port_pairs`, `port_pair_groups`, `flow_classifiers`, `port_chains`, an unknown section's
+    /// name, or empty for the file as a whole.
+    pub kind: String,
+    /// The resource's name (`#3` for the fourth one when it has none); empty for a section.
+    pub resource: String,
+    /// The field (`chain_parameters.symmetric` for nested ones); empty for the whole resource.
+    pub field: String,
+    /// 1-based line, 0 when unknown (limits that concern the whole file).
+    pub line: u32,
+    pub message: String,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.kind.is_empty() {
+            f.write_str(&self.kind)?;
+            if !self.resource.is_empty() {
+                write!(f, "[{}]", self.resource)?;
+            }
+            if !self.field.is_empty() {
+                write!(f, ".{}", self.field)?;
+            }
+            f.write_str(": ")?;
+        }
+        f.write_str(&self.message)?;
+        if self.line > 0 {
+            write!(f, " (line {})", self.line)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in a file, in line order, one per line when displayed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<ValidationError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Model {
+    /// The chain with `chain_id`.
+    pub fn chain_by_id(&self, chain_id: u32) -> Option<&PortChain> {
+        self.port_chains.iter().find(|c| c.chain_id == chain_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Prefix {
+        Prefix::parse(s).expect("prefix")
+    }
+
+    #[test]
+    fn prefixes_parse_mask_and_display() {
+        assert_eq!(p("10.0.0.0/8").to_string(), "10.0.0.0/8");
+        assert_eq!(p("10.1.2.3").len, 32);
+        assert_eq!(p("2001:db8::/32").to_string(), "2001:db8::/32");
+        assert_eq!(p("0.0.0.0/0"), Prefix::any(Ethertype::IPv4));
+        assert_eq!(Prefix { len: 8, ..p("10.1.2.3") }.masked(), p("10.0.0.0/8"));
+        assert!(Prefix::parse(" 10.0.0.0 / 8 ").is_ok());
+    }
+
+    #[test]
+    fn prefixes_nest() {
+        assert!(p("10.0.0.0/8").contains(&p("10.1.0.0/16")));
+        assert!(!p("10.1.0.0/16").contains(&p("10.0.0.0/8")));
+        assert!(p("10.0.0.0/8").overlaps(&p("10.1.0.0/16")) && p("10.1.0.0/16").overlaps(&p("10.0.0.0/8")));
+        assert!(!p("10.0.0.0/8").overlaps(&p("11.0.0.0/8")));
+        assert!(!p("::/0").overlaps(&p("0.0.0.0/0")));
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&[10, 200, 0, 1]);
+        assert!(p("10.0.0.0/8").contains_addr(&a) && !p("10.1.0.0/16").contains_addr(&a));
+    }
+
+    #[test]
+    fn port_ranges() {
+        let r = PortRange { min: 80, max: 90 };
+        assert!(PortRange::ANY.contains(&r) && !r.contains(&PortRange::ANY));
+        assert!(r.overlaps(&PortRange { min: 90, max: 95 }) && !r.overlaps(&PortRange { min: 91, max: 95 }));
+        assert!(r.contains_port(80) && r.contains_port(90) && !r.contains_port(91));
+    }
+
+    #[test]
+    fn protocols_by_name_and_number() {
+        assert_eq!(parse_protocol("TCP"), Ok(6));
+        assert_eq!(parse_protocol("ipv6-icmp"), Ok(58));
+        assert_eq!(parse_protocol("47"), Ok(47));
+        assert!(parse_protocol("256").is_err());
+        for n in [1, 6, 17, 58, 132, 136, 47] {
+            assert_eq!(parse_protocol(&protocol_name(n)), Ok(n));
+        }
+        assert!(carries_ports(6) && carries_ports(136) && !carries_ports(1));
+    }
+
+    #[test]
+    fn classifier_matches_a_flow_key() {
+        let f = FlowClassifier {
+            name: "web".into(),
+            ethertype: Ethertype::IPv4,
+            protocol: Some(IPPROTO_TCP),
+            source_prefix: Prefix::any(Ethertype::IPv4),
+            destination_prefix: p("10.0.0.0/24"),
+            source_ports: PortRange::ANY,
+            destination_ports: PortRange { min: 80, max: 80 },
+            logical_source_port: "src".into(),
+            logical_destination_port: None,
+        };
+        let mut k = FlowKey { proto: 6, family: 4, dport: [0, 80], ..FlowKey::default() };
+        k.dst[..4].copy_from_slice(&[10, 0, 0, 9]);
+        assert!(f.matches(&k));
+        assert!(!f.matches(&FlowKey { dport: [0, 81], ..k }));
+        assert!(!f.matches(&FlowKey { proto: 17, ..k }));
+        assert!(!f.matches(&FlowKey { family: 6, ..k }));
+    }
+}

@@ -1,0 +1,275 @@
+//! The classifier tables against a plain matcher: for random classifier sets and packets, the
+//! trie walk over the compiled entries (the kernel's rule, `compile::cls::lookup`) must end in the
+//! class whose set is exactly the classifiers that match the packet, and a validated model must
+//! send every packet to the chain of its most specific classifier.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Write as _,
+};
+
+use proptest::prelude::*;
+use sfc::{
+    compile::{self, IfaceFacts, cls},
+    config,
+    model::{self, Ethertype, FlowClassifier, PortRange, Prefix},
+};
+use sfc_common::maps::{FAMILY_V4, FAMILY_V6, FlowKey};
+
+const V4_PREFIXES: [&str; 6] = ["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32", "192.168.0.0/16"];
+const V6_PREFIXES: [&str; 4] = ["::/0", "2001:db8::/32", "2001:db8:1::/48", "2001:db8:1::5/128"];
+const RANGES: [(u16, u16); 6] = [(0, 65535), (80, 80), (0, 1023), (1024, 65535), (53, 80), (443, 8443)];
+const PORTS: [u16; 10] = [0, 1, 53, 79, 80, 81, 443, 1023, 1024, 65535];
+const PROTOS: [Option<u8>; 4] = [None, Some(6), Some(17), Some(1)];
+
+fn v4_addrs() -> Vec<[u8; 16]> {
+    let mut out = Vec::new();
+    for a in [[10, 1, 2, 3], [10, 1, 2, 4], [10, 1, 3, 1], [10, 2, 0, 1], [11, 0, 0, 1], [192, 168, 5, 5], [0, 0, 0, 0]] {
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&a);
+        out.push(b);
+    }
+    out
+}
+
+fn v6_addrs() -> Vec<[u8; 16]> {
+    ["2001:db8:1::5", "2001:db8:1::6", "2001:db8:2::1", "2001:dead::1", "::"]
+        .iter()
+        .map(|s| s.parse::<std::net::Ipv6Addr>().expect("address").octets())
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+struct Spec {
+    v6: bool,
+    src: usize,
+    dst: usize,
+    proto: usize,
+    sports: usize,
+    dports: usize,
+    port: usize,
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    (prop::bool::weighted(0.25), 0..6usize, 0..6usize, 0..4usize, 0..6usize, 0..6usize, 0..2usize)
+        .prop_map(|(v6, src, dst, proto, sports, dports, port)| Spec { v6, src, dst, proto, sports, dports, port })
+}
+
+fn classifier(i: usize, s: &Spec) -> FlowClassifier {
+    let (ethertype, pool): (Ethertype, &[&str]) = if s.v6 { (Ethertype::IPv6, &V6_PREFIXES) } else { (Ethertype::IPv4, &V4_PREFIXES) };
+    // ICMP is a different protocol number in IPv6.
+    let protocol = PROTOS[s.proto].map(|p| if p == 1 && s.v6 { 58 } else { p });
+    let ports = |r: usize| {
+        if matches!(protocol, Some(6 | 17)) { PortRange { min: RANGES[r].0, max: RANGES[r].1 } } else { PortRange::ANY }
+    };
+    FlowClassifier {
+        name: format!("fc{i}"),
+        ethertype,
+        protocol,
+        source_prefix: Prefix::parse(pool[s.src % pool.len()]).expect("prefix"),
+        destination_prefix: Prefix::parse(pool[s.dst % pool.len()]).expect("prefix"),
+        source_ports: ports(s.sports),
+        destination_ports: ports(s.dports),
+        logical_source_port: ["s1", "s2"][s.port].to_owned(),
+        logical_destination_port: None,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Pkt {
+    ifindex: u32,
+    key: FlowKey,
+}
+
+fn packet() -> impl Strategy<Value = Pkt> {
+    (1u32..=3, prop::bool::weighted(0.25), 0..7usize, 0..7usize, 0..4usize, 0..10usize, 0..10usize).prop_map(
+        |(ifindex, v6, s, d, p, sp, dp)| {
+            let pool = if v6 { v6_addrs() } else { v4_addrs() };
+            let proto = [1u8, 6, 17, 58][p];
+            let mut key = FlowKey {
+                src: pool[s % pool.len()],
+                dst: pool[d % pool.len()],
+                proto,
+                family: if v6 { FAMILY_V6 } else { FAMILY_V4 },
+                ..FlowKey::default()
+            };
+            // The kernel parser fills ports only for protocols that have them.
+            if matches!(proto, 6 | 17) {
+                key.sport = PORTS[sp].to_be_bytes();
+                key.dport = PORTS[dp].to_be_bytes();
+            }
+            Pkt { ifindex, key }
+        },
+    )
+}
+
+fn ifindex_of(port: &str) -> u32 {
+    if port == "s1" { 1 } else { 2 }
+}
+
+fn ethertype(key: &FlowKey) -> u16 {
+    if key.family == FAMILY_V6 { 0x86dd } else { 0x0800 }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 160, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The trie's final set is exactly the set of matching classifiers.
+    #[test]
+    fn trie_walk_finds_exactly_the_matching_classifiers(
+        specs in prop::collection::vec(spec(), 1..10),
+        packets in prop::collection::vec(packet(), 48),
+    ) {
+        let fcs: Vec<FlowClassifier> = specs.iter().enumerate().map(|(i, s)| classifier(i, s)).collect();
+        let input: Vec<(usize, &FlowClassifier, u32)> =
+            fcs.iter().enumerate().map(|(i, f)| (i, f, ifindex_of(&f.logical_source_port))).collect();
+        let tables = cls::compile(&input);
+        prop_assert!(cls::canonical(&tables.entries));
+        for p in &packets {
+            let want: BTreeSet<usize> = fcs
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| ifindex_of(&f.logical_source_port) == p.ifindex && f.matches(&p.key))
+                .map(|(i, _)| i)
+                .collect();
+            let got = cls::lookup(&tables.entries, p.ifindex, ethertype(&p.key), &p.key).map(|c| tables.finals[&c].clone());
+            if want.is_empty() {
+                prop_assert_eq!(got, None, "{:?}", p);
+            } else {
+                prop_assert_eq!(got, Some(want), "{:?}", p);
+            }
+        }
+    }
+}
+
+/// Interfaces of a test file, with made-up indexes (`s1` = 1, `s2` = 2 as above).
+fn facts(model: &model::Model) -> BTreeMap<String, IfaceFacts> {
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for p in &model.port_pairs {
+        names.extend([p.ingress.clone(), p.egress.clone()]);
+    }
+    for f in &model.flow_classifiers {
+        names.insert(f.logical_source_port.clone());
+        names.extend(f.logical_destination_port.clone());
+    }
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let ifindex = match n.as_str() {
+                "s1" => 1,
+                "s2" => 2,
+                _ => 10 + u32::try_from(i).expect("few interfaces"),
+            };
+            (n, IfaceFacts { ifindex, peer_mac: Some([2, 0, 0, 0, 0, 1]), peer_in_other_netns: true })
+        })
+        .collect()
+}
+
+fn yaml_classifier(f: &FlowClassifier) -> String {
+    let mut s = format!("  - {{name: {}, ethertype: {:?}, logical_source_port: {}", f.name, f.ethertype, f.logical_source_port);
+    if let Some(p) = f.protocol {
+        write!(s, ", protocol: {p}").unwrap();
+    }
+    write!(s, ", source_ip_prefix: '{}', destination_ip_prefix: '{}'", f.source_prefix, f.destination_prefix).unwrap();
+    if f.protocol.is_some_and(|p| p == 6 || p == 17) {
+        write!(
+            s,
+            ", source_port_range_min: {}, source_port_range_max: {}, destination_port_range_min: {}, destination_port_range_max: {}",
+            f.source_ports.min, f.source_ports.max, f.destination_ports.min, f.destination_ports.max
+        )
+        .unwrap();
+    }
+    s.push_str("}\n");
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Through the whole pipeline: a file that validates sends each packet to the chain of the
+    /// most specific matching classifier (validation rejected every case where that is not
+    /// well defined), and the compiled result names that classifier.
+    #[test]
+    fn validated_files_send_packets_to_the_most_specific_classifier(
+        specs in prop::collection::vec((spec(), 0..3usize), 1..7),
+        packets in prop::collection::vec(packet(), 32),
+    ) {
+        let fcs: Vec<FlowClassifier> = specs.iter().enumerate().map(|(i, (s, _))| classifier(i, s)).collect();
+        let mut y = String::from(
+            "port_pairs:\n  - {name: pp1, ingress: i1, egress: e1}\nport_pair_groups:\n  - {name: g1, port_pairs: [pp1]}\n  - {name: g2, port_pairs: [pp1x]}\n  - {name: g3, port_pairs: [pp1y]}\n",
+        );
+        y = y.replace("port_pair_groups:", "  - {name: pp1x, ingress: i2, egress: e2}\n  - {name: pp1y, ingress: i3, egress: e3}\nport_pair_groups:");
+        y.push_str("flow_classifiers:\n");
+        for f in &fcs {
+            y.push_str(&yaml_classifier(f));
+        }
+        y.push_str("port_chains:\n");
+        for (c, g) in ["g1", "g2", "g3"].iter().enumerate() {
+            let mine: Vec<&str> = specs.iter().zip(&fcs).filter(|((_, ch), _)| *ch == c).map(|(_, f)| f.name.as_str()).collect();
+            writeln!(y, "  - {{name: pc{c}, chain_id: {}, port_pair_groups: [{g}], flow_classifiers: [{}]}}", c + 1, mine.join(", ")).unwrap();
+        }
+        let cfg = config::parse("t", &y).expect("parses");
+        let m = match model::validate(&cfg) {
+            Ok(m) => m,
+            Err(e) => {
+                // Only overlaps may be rejected here; anything else is a bug in the generator.
+                prop_assert!(e.0.iter().all(|e| e.message.contains("overlaps") || e.message.contains("exactly the same")), "{}", e);
+                return Ok(());
+            }
+        };
+        let compiled = compile::compile(&m, &facts(&m), None).expect("compiles");
+        let chain_of = |i: usize| m.port_chains.iter().find(|c| c.flow_classifiers.contains(&i)).map(|c| c.chain_id);
+        for p in &packets {
+            let matching: BTreeSet<usize> = m
+                .flow_classifiers
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| ifindex_of(&f.logical_source_port) == p.ifindex && f.matches(&p.key))
+                .map(|(i, _)| i)
+                .collect();
+            let got = cls::lookup(&compiled.cls, p.ifindex, ethertype(&p.key), &p.key).and_then(|c| compiled.cls_res.get(&c));
+            match cls::most_specific(&matching, &m.flow_classifiers) {
+                None => prop_assert!(got.is_none()),
+                Some(best) => {
+                    let got = got.expect("a result");
+                    prop_assert_eq!(Some(got.chain_id), chain_of(best));
+                    // No matching classifier of another chain is strictly more specific.
+                    let chosen = &m.flow_classifiers[got.classifier as usize];
+                    for &j in &matching {
+                        let other = &m.flow_classifiers[j];
+                        if chain_of(j) != Some(got.chain_id) {
+                            prop_assert!(other.contains(chosen) && !chosen.contains(other), "{} vs {}", chosen.name, other.name);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// 20,000 classifiers of distinct /32 destinations on one port (the shape of large
+/// configurations): the tables grow linearly (one entry per classifier per stage) and compiling
+/// them does not compare every pair (a quadratic compiler took minutes for 100,000).
+#[test]
+fn many_classifiers_compile_to_linear_tables() {
+    const N: u32 = 20_000;
+    let template = classifier(0, &Spec { v6: false, src: 0, dst: 4, proto: 2, sports: 0, dports: 1, port: 0 });
+    let fcs: Vec<FlowClassifier> = (0..N)
+        .map(|i| {
+            let mut f = template.clone();
+            f.destination_prefix.addr[..4].copy_from_slice(&(0x0a00_0000 | i).to_be_bytes());
+            f
+        })
+        .collect();
+    let input: Vec<(usize, &FlowClassifier, u32)> = fcs.iter().enumerate().map(|(i, f)| (i, f, 1)).collect();
+    let t = cls::compile(&input);
+    assert_eq!(t.entries.len(), 5 * N as usize);
+    assert_eq!(t.finals.len(), N as usize);
+    for i in [0u32, 1, 4_095, 19_999] {
+        let mut key = FlowKey { family: FAMILY_V4, proto: 17, dport: 80u16.to_be_bytes(), ..FlowKey::default() };
+        key.dst[..4].copy_from_slice(&(0x0a00_0000 | i).to_be_bytes());
+        let class = cls::lookup(&t.entries, 1, 0x0800, &key).expect("matches");
+        assert_eq!(t.finals[&class], BTreeSet::from([usize::try_from(i).unwrap()]));
+    }
+}

@@ -1,0 +1,179 @@
+//! Compilation to the map entries of `sfc-common`, determinism, and diffs between compiled states.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+use sfc::{
+    compile::{self, Compiled, IfaceFacts, diff},
+    config, model,
+};
+use sfc_common::{
+    limits::LB_TABLE_SIZE,
+    maps::{
+        CHAIN_F_SYMMETRIC, FAIL_OPEN, LB_IP_DST, LB_IP_SRC, LbKey, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
+    },
+};
+
+const FILE: &str = "
+port_pairs:
+  - {name: pp1, ingress: sf1-in, egress: sf1-out}
+  - {name: pp2, ingress: sf2-in, egress: sf2-out, weight: 3}
+port_pair_groups:
+  - {name: pg1, port_pairs: [pp1, pp2], lb_fields: [ip_src, ip_dst], failure_policy: fail-open}
+flow_classifiers:
+  - {name: web, protocol: tcp, destination_ip_prefix: 10.0.0.20/32, destination_port_range_min: 80,
+     destination_port_range_max: 80, logical_source_port: src, logical_destination_port: dst}
+port_chains:
+  - {name: pc1, chain_id: 9, port_pair_groups: [pg1], flow_classifiers: [web], chain_parameters: {symmetric: true}}
+";
+
+/// Interface facts: fixed indexes so entries can be checked exactly.
+fn facts() -> BTreeMap<String, IfaceFacts> {
+    [("src", 1), ("dst", 2), ("sf1-in", 3), ("sf1-out", 4), ("sf2-in", 5), ("sf2-out", 6), ("sf3-in", 7), ("sf3-out", 8)]
+        .into_iter()
+        .map(|(n, i)| (n.to_owned(), IfaceFacts { ifindex: i, peer_mac: Some([2, 0, 0, 0, 0, u8::try_from(i).unwrap()]), peer_in_other_netns: true }))
+        .collect()
+}
+
+fn build(text: &str) -> (model::Model, Compiled) {
+    let m = model::validate(&config::parse("t", text).expect("parses")).unwrap_or_else(|e| panic!("{e}"));
+    let c = compile::compile(&m, &facts(), None).expect("compiles");
+    (m, c)
+}
+
+fn shares(c: &Compiled, group: u32) -> BTreeMap<u32, usize> {
+    let mut out = BTreeMap::new();
+    for (k, v) in &c.lb {
+        if k.group == group {
+            *out.entry(*v).or_default() += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn entries_are_exactly_what_the_kernel_reads() {
+    let (_, c) = build(FILE);
+    // SFC_CHAINS: chain_id -> hops (group ids are positions here).
+    assert_eq!(c.chains.keys().copied().collect::<Vec<_>>(), [9]);
+    let ch = c.chains[&9];
+    assert_eq!((ch.n_hops, ch.flags, ch.groups[0]), (1, CHAIN_F_SYMMETRIC, 0));
+    assert!(ch.groups[1..].iter().all(|g| *g == 0));
+    // SFC_GROUPS.
+    let g = c.groups[&0];
+    assert_eq!((g.n_members, g.lb_fields, g.failure_policy), (2, LB_IP_SRC | LB_IP_DST, FAIL_OPEN));
+    // SFC_LB: one full table, weights 1:3.
+    assert_eq!(c.lb.len(), LB_TABLE_SIZE as usize);
+    assert!((0..LB_TABLE_SIZE).all(|b| c.lb.contains_key(&LbKey { group: 0, bucket: b })));
+    let s = shares(&c, 0);
+    assert!((254..=257).contains(&s[&0]) && s[&0] + s[&1] == LB_TABLE_SIZE as usize, "{s:?}");
+    // SFC_PORT_PAIRS: where to send packets into each member, and both MACs (symmetric chain).
+    let pp = c.port_pairs[&1];
+    assert_eq!((pp.ingress_ifindex, pp.egress_ifindex, pp.ingress_mac, pp.egress_mac), (5, 6, [2, 0, 0, 0, 0, 5], [2, 0, 0, 0, 0, 6]));
+    // SFC_IFACES: roles.
+    let roles: BTreeMap<u32, u32> = c.ifaces.iter().map(|(i, e)| (*i, e.roles)).collect();
+    assert_eq!(roles, BTreeMap::from([
+        (1, ROLE_SOURCE),
+        (2, ROLE_DEST),
+        (3, ROLE_SF_INGRESS),
+        (4, ROLE_SF_EGRESS),
+        (5, ROLE_SF_INGRESS),
+        (6, ROLE_SF_EGRESS)
+    ]));
+    assert_eq!((c.ifaces[&4].port_pair, c.ifaces[&6].port_pair), (0, 1));
+    // SFC_CLS_RES: one final class, for `web`, delivering to dst.
+    let res: Vec<(u32, u32, u32)> = c.cls_res.values().map(|r| (r.chain_id, r.classifier, r.dst_ifindex)).collect();
+    assert_eq!(res, [(9, 0, 2)]);
+    // Symmetric: SF ingresses and the destination get the program too.
+    assert_eq!(c.attach, BTreeSet::from([1, 2, 3, 4, 5, 6]));
+}
+
+#[test]
+fn same_input_same_entries() {
+    let (_, a) = build(FILE);
+    let (_, b) = build(FILE);
+    assert_eq!(a, b);
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    // JSON is read the same as YAML.
+    let json = r#"{"port_pairs": [{"name": "pp1", "ingress": "sf1-in", "egress": "sf1-out"},
+                                   {"name": "pp2", "ingress": "sf2-in", "egress": "sf2-out", "weight": 3}],
+                   "port_pair_groups": [{"name": "pg1", "port_pairs": ["pp1", "pp2"], "lb_fields": ["ip_src", "ip_dst"],
+                                         "failure_policy": "fail-open"}],
+                   "flow_classifiers": [{"name": "web", "protocol": "tcp", "destination_ip_prefix": "10.0.0.20/32",
+                                         "destination_port_range_min": 80, "destination_port_range_max": 80,
+                                         "logical_source_port": "src", "logical_destination_port": "dst"}],
+                   "port_chains": [{"name": "pc1", "chain_id": 9, "port_pair_groups": ["pg1"], "flow_classifiers": ["web"],
+                                    "chain_parameters": {"symmetric": true}}]}"#;
+    let (_, c) = build(json);
+    assert_eq!(a, c);
+}
+
+#[test]
+fn member_order_in_a_group_does_not_change_who_owns_a_bucket() {
+    let (m1, a) = build(FILE);
+    let (m2, b) = build(&FILE.replace("port_pairs: [pp1, pp2]", "port_pairs: [pp2, pp1]"));
+    let owner = |m: &model::Model, c: &Compiled, k: &LbKey| m.port_pairs[c.lb[k] as usize].name.clone();
+    assert!(a.lb.keys().all(|k| owner(&m1, &a, k) == owner(&m2, &b, k)));
+}
+
+#[test]
+fn diff_of_identical_states_is_empty() {
+    let (_, a) = build(FILE);
+    assert!(diff::diff(&a, &a).is_empty());
+}
+
+#[test]
+fn adding_a_member_touches_its_group_only() {
+    let (_, a) = build(FILE);
+    let more = FILE
+        .replace("  - {name: pp2, ingress: sf2-in, egress: sf2-out, weight: 3}\n", "  - {name: pp2, ingress: sf2-in, egress: sf2-out, weight: 3}\n  - {name: pp3, ingress: sf3-in, egress: sf3-out}\n")
+        .replace("[pp1, pp2]", "[pp1, pp2, pp3]");
+    let (_, b) = build(&more);
+    let d = diff::diff(&a, &b);
+    assert!(d.chains.is_empty() && d.cls.is_empty() && d.cls_res.is_empty());
+    assert_eq!(d.port_pairs.added.keys().copied().collect::<Vec<_>>(), [2]);
+    assert_eq!(d.groups.changed.len(), 1);
+    assert_eq!(d.ifaces.added.keys().copied().collect::<Vec<_>>(), [7, 8]);
+    assert_eq!(d.attach, BTreeSet::from([7, 8]));
+    // The new member (weight 1 of 5) takes about a fifth of the table; little else moves.
+    let to_new = d.lb.changed.values().filter(|(_, new)| *new == 2).count();
+    assert!((195..=215).contains(&to_new), "{to_new}");
+    assert!(d.lb.changed.len() - to_new < 60, "{} buckets moved between old members", d.lb.changed.len() - to_new);
+    assert_eq!(d.chains_touched(&a, &b), BTreeSet::from([9]));
+    // Applying the diff to the old entries gives the new ones.
+    let mut lb = a.lb.clone();
+    d.lb.apply(&mut lb);
+    assert_eq!(lb, b.lb);
+}
+
+#[test]
+fn removing_a_chain_removes_its_entries() {
+    let (_, a) = build(FILE);
+    let (_, b) = build("port_pairs: []\n");
+    let d = diff::diff(&a, &b);
+    assert_eq!(d.chains.removed.len(), 1);
+    assert_eq!(d.lb.removed.len(), LB_TABLE_SIZE as usize);
+    assert_eq!(d.counts().added + d.counts().changed, 0);
+    assert_eq!(d.detach, a.attach);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// For any two weightings of the group: applying the diff gives the new entries, and only the
+    /// group's own entries change.
+    #[test]
+    fn diff_then_apply_gives_the_new_state(w1 in 1u32..=10, w2 in 1u32..=10, v1 in 1u32..=10, v2 in 1u32..=10) {
+        let with = |a: u32, b: u32| FILE
+            .replace("egress: sf2-out, weight: 3}", &format!("egress: sf2-out, weight: {b}}}"))
+            .replace("egress: sf1-out}", &format!("egress: sf1-out, weight: {a}}}"));
+        let (_, old) = build(&with(w1, w2));
+        let (_, new) = build(&with(v1, v2));
+        let d = diff::diff(&old, &new);
+        let mut lb = old.lb.clone();
+        d.lb.apply(&mut lb);
+        prop_assert_eq!(&lb, &new.lb);
+        prop_assert!(d.chains.is_empty() && d.groups.is_empty() && d.port_pairs.is_empty() && d.ifaces.is_empty() && d.cls.is_empty());
+        prop_assert_eq!(d.is_empty(), (w1 == v1 && w2 == v2) || w1 * v2 == w2 * v1);
+    }
+}
