@@ -177,3 +177,31 @@ proptest! {
         prop_assert_eq!(d.is_empty(), (w1 == v1 && w2 == v2) || w1 * v2 == w2 * v1);
     }
 }
+
+/// A tap group would be compiled as an ordinary hop and swallow the chain's traffic, so compile
+/// refuses it by name until the datapath implements taps.
+#[test]
+fn tap_groups_are_refused_by_compile() {
+    let text = "
+port_pairs:
+  - {name: pp1, ingress: a-in, egress: a-in}
+port_pair_groups:
+  - {name: tapg, port_pairs: [pp1], tap_enabled: true}
+flow_classifiers:
+  - {name: fc, protocol: tcp, logical_source_port: src}
+port_chains:
+  - {name: pc, port_pair_groups: [tapg], flow_classifiers: [fc]}
+";
+    let cfg = sfc::config::parse("tap.yaml", text).expect("parses");
+    let model = sfc::model::validate(&cfg).expect("validation accepts tap groups");
+    let facts: std::collections::BTreeMap<String, sfc::compile::IfaceFacts> = [("a-in", 3), ("src", 2)]
+        .into_iter()
+        .map(|(n, i)| (n.to_owned(), sfc::compile::IfaceFacts { ifindex: i, peer_mac: Some([2, 0, 0, 0, 0, 1]), peer_in_other_netns: true }))
+        .collect();
+    let errs = sfc::compile::compile(&model, &facts, None).expect_err("tap groups are not compiled");
+    let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert!(
+        text.iter().any(|e| e.starts_with("port_pair_groups[tapg].tap_enabled: tap groups")),
+        "{text:?}"
+    );
+}

@@ -40,6 +40,10 @@ pub enum CompileError {
         "port_pairs[{port_pair}].{field}: cannot tell the MAC address of the service function behind '{iface}' (only veth interfaces are supported so far)"
     )]
     NoPeerMac { port_pair: String, field: &'static str, iface: String },
+    #[error(
+        "port_pair_groups[{group}].tap_enabled: tap groups (a passive copy of the traffic) are accepted by validation but not implemented by the datapath yet; remove tap_enabled or the group from the chain"
+    )]
+    TapUnsupported { group: String },
 }
 
 /// Names for decoding counters and flows, saved beside the pinned maps.
@@ -203,8 +207,16 @@ pub fn compile_with_health(
         out.chains.insert(chain.chain_id, entry);
     }
 
+    // A group may serve several chains: compile it once.
+    used_groups.sort_unstable();
+    used_groups.dedup();
     for &g in &used_groups {
         let group = &model.port_pair_groups[g];
+        if group.tap_enabled {
+            // As an ordinary hop, traffic would go into a passive SF and never come back.
+            errors.push(CompileError::TapUnsupported { group: group.name.clone() });
+            continue;
+        }
         let mut members = Vec::new();
         for &p in &group.port_pairs {
             let pp = &model.port_pairs[p];
