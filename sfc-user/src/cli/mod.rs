@@ -56,8 +56,8 @@ enum Command {
     Flows(flows::Args),
     /// Every pinned map (`map list`) or one map's entries decoded into names (`map dump NAME`).
     Map(map::Args),
-    /// Daemon: apply FILE, re-apply it when it changes, serve Prometheus metrics; Ctrl-C or
-    /// SIGTERM leaves the datapath installed. `RUST_LOG=info` shows every reload.
+    /// Daemon: apply FILE, re-apply it when it changes, fail members over when their links go
+    /// down, serve Prometheus metrics; Ctrl-C or SIGTERM leaves the datapath installed.
     Run(run::Args),
 }
 
