@@ -1,6 +1,10 @@
 //! The flow hash that picks a group member. Kernel and userspace (`sfc explain`) must compute the
 //! same value for the same packet, so it lives here, in plain integer code both can run.
 
+// These run inside the BPF program too, where every call must be inlined (helper-free code
+// is cheapest there, and the verifier sees one straight line).
+#![expect(clippy::inline_always, reason = "inlined into the BPF program on purpose")]
+
 use crate::maps::{FlowKey, LB_IP_DST, LB_IP_PROTO, LB_IP_SRC, LB_L4_DST, LB_L4_SRC};
 
 const SEED: u32 = 0x5fc0_5fc0;

@@ -1,6 +1,9 @@
 //! Map names, keys and values. The kernel side declares the maps (`sfc-ebpf/src/maps.rs`), the
 //! loader writes configuration maps and reads counters; names here are the pinned file names.
 
+// `_pad` fields are STYLE's explicit padding: public so both sides can build the structs.
+#![expect(clippy::pub_underscore_fields, reason = "explicit repr(C) padding, see STYLE.md")]
+
 use core::mem::size_of;
 
 use crate::limits::MAX_HOPS;
@@ -64,12 +67,14 @@ pub const BANK_BIT_ID: u32 = 31;
 pub const BANK_BIT_CLASS: u32 = 30;
 
 /// A chain id, group id or ifindex as keyed in `bank`.
+#[expect(clippy::inline_always, reason = "used per packet in the BPF program")]
 #[inline(always)]
 pub const fn banked_id(bank: u32, id: u32) -> u32 {
     id | ((bank & 1) << BANK_BIT_ID)
 }
 
 /// A classifier class as keyed in `bank`.
+#[expect(clippy::inline_always, reason = "used per packet in the BPF program")]
 #[inline(always)]
 pub const fn banked_class(bank: u32, class: u32) -> u32 {
     class | ((bank & 1) << BANK_BIT_CLASS)
@@ -170,7 +175,7 @@ const _: () = assert!(size_of::<ClsResult>() == 16);
 /// `ChainEntry::flags`: install the reverse flow so replies cross the same members backwards.
 pub const CHAIN_F_SYMMETRIC: u32 = 1 << 0;
 
-/// `SFC_CHAINS`: banked chain_id -> ordered groups (group ids are not banked here).
+/// `SFC_CHAINS`: banked `chain_id` -> ordered groups (group ids are not banked here).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ChainEntry {

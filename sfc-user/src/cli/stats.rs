@@ -122,6 +122,7 @@ pub fn collect(loc: &Location) -> anyhow::Result<Stats> {
 fn print_table(s: &Stats, prev: Option<&Stats>, secs: f64) {
     let rate = |now: u64, before: Option<u64>| -> String {
         match before {
+            #[expect(clippy::cast_precision_loss, reason = "a displayed rate, rounded to a whole number")]
             Some(b) if secs > 0.0 => format!("{:>10.0}/s", now.saturating_sub(b) as f64 / secs),
             _ => String::new(),
         }

@@ -157,6 +157,10 @@ pub fn compile_with_ids(
     compile_with_health(model, facts, netns, ids, &std::collections::BTreeSet::new())
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one pass over chains, groups and classifiers sharing the same accumulators"
+)]
 /// `compile_with_ids`, also given the interfaces that are down: a port pair with a down
 /// interface is installed flagged `PP_F_DOWN` and left out of its group's table, so flows move
 /// to the other members (or the group's failure policy applies when none is left).
@@ -294,12 +298,12 @@ pub fn compile_with_health(
             let Some(src) = fact(format!("{res}.logical_source_port"), &fc.logical_source_port, &mut errors) else { continue };
             role(&mut out, src, &fc.logical_source_port, ROLE_SOURCE, None);
             out.attach.insert(src.ifindex);
-            if let Some(d) = &fc.logical_destination_port {
-                if let Some(df) = fact(format!("{res}.logical_destination_port"), d, &mut errors) {
-                    role(&mut out, df, d, ROLE_DEST, None);
-                    if chain.symmetric {
-                        out.attach.insert(df.ifindex);
-                    }
+            if let Some(d) = &fc.logical_destination_port
+                && let Some(df) = fact(format!("{res}.logical_destination_port"), d, &mut errors)
+            {
+                role(&mut out, df, d, ROLE_DEST, None);
+                if chain.symmetric {
+                    out.attach.insert(df.ifindex);
                 }
             }
             in_use.push((i, fc, src.ifindex));

@@ -122,6 +122,24 @@ fn sync_hash<K: Pod + Ord, V: Pod + PartialEq>(
     Ok(())
 }
 
+/// Every entry of a per-CPU hash map, its values summed over CPUs with `add`.
+fn sum_per_cpu<K: Pod + Ord, V: Pod + Default>(
+    m: &PerCpuHashMap<MapData, K, V>,
+    name: &str,
+    add: impl Fn(&mut V, &V),
+) -> Result<BTreeMap<K, V>> {
+    let mut out = BTreeMap::new();
+    for r in m {
+        let (k, per_cpu) = r.map_err(map_err(name, "reading"))?;
+        let mut sum = V::default();
+        for v in &*per_cpu {
+            add(&mut sum, v);
+        }
+        out.insert(k, sum);
+    }
+    Ok(out)
+}
+
 fn read_hash<K: Pod + Ord, V: Pod>(m: &HashMap<MapData, K, V>, name: &str) -> Result<Vec<(K, V)>> {
     m.iter().map(|r| r.map_err(map_err(name, "reading"))).collect()
 }
@@ -244,35 +262,21 @@ impl<'a> Maps<'a> {
     /// Per-(chain, hop, port pair) counters, summed over CPUs.
     pub fn hop_stats(&self) -> Result<BTreeMap<HopStatsKey, Counter>> {
         let m: PerCpuHashMap<MapData, HopStatsKey, Counter> = typed(self.loc, MAP_HOP_STATS)?;
-        let mut out = BTreeMap::new();
-        for r in m.iter() {
-            let (k, per_cpu) = r.map_err(map_err(MAP_HOP_STATS, "reading"))?;
-            let mut sum = Counter::default();
-            for c in per_cpu.iter() {
-                sum.packets += c.packets;
-                sum.bytes += c.bytes;
-            }
-            out.insert(k, sum);
-        }
-        Ok(out)
+        sum_per_cpu(&m, MAP_HOP_STATS, |sum, c| {
+            sum.packets += c.packets;
+            sum.bytes += c.bytes;
+        })
     }
 
     /// Per-interface counters, summed over CPUs.
     pub fn if_stats(&self) -> Result<BTreeMap<u32, IfStats>> {
         let m: PerCpuHashMap<MapData, u32, IfStats> = typed(self.loc, MAP_IF_STATS)?;
-        let mut out = BTreeMap::new();
-        for r in m.iter() {
-            let (k, per_cpu) = r.map_err(map_err(MAP_IF_STATS, "reading"))?;
-            let mut sum = IfStats::default();
-            for s in per_cpu.iter() {
-                sum.classified += s.classified;
-                sum.unclassified += s.unclassified;
-                sum.from_sf += s.from_sf;
-                sum.malformed += s.malformed;
-            }
-            out.insert(k, sum);
-        }
-        Ok(out)
+        sum_per_cpu(&m, MAP_IF_STATS, |sum, s| {
+            sum.classified += s.classified;
+            sum.unclassified += s.unclassified;
+            sum.from_sf += s.from_sf;
+            sum.malformed += s.malformed;
+        })
     }
 
     /// Drops by reason (every known reason, zeros included), summed over CPUs.

@@ -208,6 +208,7 @@ pub fn apply(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyRe
     r
 }
 
+#[expect(clippy::too_many_lines, reason = "the steps of an apply, in the order they must happen")]
 fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyReport> {
     ensure_bpffs()?;
     private_dir(&loc.pin_dir)?;

@@ -1,4 +1,4 @@
-//! A minimal rtnetlink client: just RTM_GETLINK, which is all the loader needs to learn an
+//! A minimal rtnetlink client: just `RTM_GETLINK`, which is all the loader needs to learn an
 //! interface's index, kind and veth peer, and the peer's MAC address inside its own namespace
 //! (`IFLA_TARGET_NETNSID`, Linux >= 4.20), without entering that namespace.
 
@@ -23,7 +23,7 @@ const IF_OPER_NOTPRESENT: u8 = 3;
 const IF_OPER_DOWN: u8 = 2;
 const IF_OPER_LOWERLAYERDOWN: u8 = 5;
 
-/// What RTM_GETLINK said about one interface.
+/// What `RTM_GETLINK` said about one interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Link {
     pub ifindex: u32,
@@ -63,7 +63,7 @@ fn push_attr(buf: &mut Vec<u8>, ty: u16, payload: &[u8]) {
     buf.extend_from_slice(&len.to_ne_bytes());
     buf.extend_from_slice(&ty.to_ne_bytes());
     buf.extend_from_slice(payload);
-    while buf.len() % 4 != 0 {
+    while !buf.len().is_multiple_of(4) {
         buf.push(0);
     }
 }
@@ -96,7 +96,7 @@ fn get_link(ifindex: u32, name: Option<&str>, target_nsid: Option<i32>, what: &s
     let sock = Socket(fd);
     // nlmsghdr (16) + ifinfomsg (16) + attributes.
     let mut msg = vec![0u8; 32];
-    msg[16] = libc::AF_UNSPEC as u8;
+    msg[16] = u8::try_from(libc::AF_UNSPEC).unwrap_or(0);
     msg[20..24].copy_from_slice(&i32::try_from(ifindex).unwrap_or(0).to_ne_bytes());
     if let Some(n) = name {
         let mut z = n.as_bytes().to_vec();
@@ -112,7 +112,7 @@ fn get_link(ifindex: u32, name: Option<&str>, target_nsid: Option<i32>, what: &s
     msg[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
     msg[8..12].copy_from_slice(&1u32.to_ne_bytes());
     let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    addr.nl_family = libc::AF_NETLINK as u16;
+    addr.nl_family = u16::try_from(libc::AF_NETLINK).unwrap_or(0);
     let sent = unsafe {
         libc::sendto(
             sock.0,
