@@ -156,7 +156,8 @@ fn lookup_flow(
     // takes the 5-tuple over; no match leaves the packet alone).
     let old = unsafe { SFC_FLOWS.get(key) }.filter(|f| f.in_ifindex == ifindex);
     if let Some(flow) = old {
-        if flow.ttl != 0 && p.ttl < flow.ttl {
+        // Loop guard, for steered flows only (an unsteered one cannot loop through the chain).
+        if flow.chain_id != 0 && flow.ttl != 0 && p.ttl < flow.ttl {
             return Err(DropReason::HopLimit);
         }
     }

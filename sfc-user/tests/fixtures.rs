@@ -702,3 +702,24 @@ fn fuzz() {
         d.drops
     );
 }
+
+/// A steered flow whose classifier is removed by an update is left alone from its next packet on
+/// (the chain is not visited), and the TTL loop guard no longer applies to it: a packet with a
+/// lower TTL than the flow started with is not a loop when nothing steers it.
+#[test]
+fn flow_left_alone_after_its_classifier_is_removed() {
+    let mut fx = fixture();
+    let syn = |ttl| packets::v4_ttl(CLIENT, SERVER, ttl, L4::Tcp(40_900, 80));
+    let first = fx.run("src0", &syn(64));
+    assert_eq!(first.verdict, TC_ACT_REDIRECT, "steered before the update");
+
+    fx.reconfigure(&CHAINS.replace("flow_classifiers: [web]}", "flow_classifiers: []}"));
+    let before = fx.counters();
+    for ttl in [64, 60] {
+        let out = fx.run("src0", &syn(ttl));
+        assert_eq!(out.verdict, TC_ACT_OK, "TTL {ttl}: left alone after the classifier was removed");
+        assert_eq!(out.data, syn(ttl), "TTL {ttl}: bytes unchanged");
+    }
+    let d = fx.counters().since(&before);
+    assert_eq!(d.drop_packets(), 0, "nothing dropped (no hop_limit): {d:?}");
+}

@@ -371,6 +371,18 @@ impl Fixture {
         compile::port_pair_id(i)
     }
 
+    /// Re-applies a different chain file over the same interfaces, as `sfc apply` would: a new
+    /// generation; flows re-resolve at their next packet on their entry port. Port pairs and
+    /// groups must keep their positions (ids are positional here).
+    pub fn reconfigure(&mut self, chains_yaml: &str) {
+        let cfg = config::parse("fixtures.yaml", chains_yaml).unwrap_or_else(|e| panic!("{e}"));
+        self.model = model::validate(&cfg).unwrap_or_else(|e| panic!("fixture config invalid:\n{e}"));
+        let ids = compile::Ids::by_index(&self.model);
+        let compiled = compile::compile_with_health(&self.model, &self.facts, None, &ids, &self.down)
+            .unwrap_or_else(|e| panic!("compile: {e:?}"));
+        self.maps().write(&compiled, &BTreeMap::new(), true).unwrap_or_else(|e| panic!("writing the maps: {e}"));
+    }
+
     /// Marks interface `ifname` as down, as the loader's member health check would find it: the
     /// configuration is recompiled (`compile_with_health`: its port pair is flagged down and left
     /// out of its group's table) and written as a new generation. Flows re-resolve at their
