@@ -286,17 +286,25 @@ fn packet(a: &Args) -> anyhow::Result<(Packet, u8)> {
 
 pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
     let (packet, proto) = packet(a)?;
-    let (model, facts, ids, netns) = if let Some(path) = &a.file {
+    let (model, facts, ids, netns, down) = if let Some(path) = &a.file {
         let model = super::load_model(path)?;
         let facts = synthetic_facts(&model);
         let ids = Ids::by_index(&model);
-        (model, facts, ids, None)
+        (model, facts, ids, None, std::collections::BTreeSet::new())
     } else {
         let state = State::load(&loc.state_dir())?.ok_or_else(|| DatapathError::NotInstalled(loc.pin_dir.clone()))?;
         let ids = if state.ids.port_pairs.is_empty() { Ids::by_index(&state.model) } else { state.ids.clone() };
-        (state.model, state.facts, ids, state.netns)
+        // Members installed down are out of their groups' tables: explain what the datapath does.
+        let down: std::collections::BTreeSet<String> = state
+            .model
+            .port_pairs
+            .iter()
+            .filter(|p| state.down.contains(&p.name))
+            .flat_map(|p| [p.ingress.clone(), p.egress.clone()])
+            .collect();
+        (state.model, state.facts, ids, state.netns, down)
     };
-    let compiled = compile::compile_with_ids(&model, &facts, netns.as_deref(), &ids)
+    let compiled = compile::compile_with_health(&model, &facts, netns.as_deref(), &ids, &down)
         .map_err(|errs| anyhow::anyhow!("{}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     let e = explain(&model, &compiled, &facts, &ids, &packet, proto);
     if a.json {

@@ -253,6 +253,17 @@ impl<'a> Maps<'a> {
         Ok(WriteReport { changes, generation: next.generation, flipped: true })
     }
 
+    /// Interfaces the live generation gives a role (those that need the program now).
+    pub fn live_ifaces(&self) -> Result<std::collections::BTreeSet<u32>> {
+        let live = self.meta()?.bank & 1;
+        let ifaces: HashMap<MapData, u32, IfaceEntry> = typed(self.loc, MAP_IFACES)?;
+        Ok(read_hash(&ifaces, MAP_IFACES)?
+            .into_iter()
+            .filter(|(k, e)| id_bank(*k) == live && e.roles != 0)
+            .map(|(k, _)| k & !ID_BANK)
+            .collect())
+    }
+
     /// The installed port pairs (active and draining), by id.
     pub fn port_pairs(&self) -> Result<BTreeMap<u32, PortPairEntry>> {
         let m: HashMap<MapData, u32, PortPairEntry> = typed(self.loc, MAP_PORT_PAIRS)?;

@@ -295,13 +295,14 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<Apply
         }
     }
     // Removing an expired drain needs a new generation too: flows still pinned to it re-resolve.
-    let w = m.write(&compiled, &drain_entries, !report.drained.is_empty())?;
-    report.map_changes = w.changes;
-    report.generation = w.generation;
-    report.flipped = w.flipped;
+    // Order matters for packets in flight (see the "generations" notes in sfc-common):
+    // 1. attach the program everywhere the new generation needs it, before it goes live (on an
+    //    interface the live bank does not know, the program passes traffic untouched);
+    // 2. write the inactive bank and flip;
+    // 3. detach only where neither the new generation nor the one live until now needs it, as
+    //    read from the maps (not from the state file, which a killed loader may have left stale).
     let want: BTreeSet<u32> = compiled.attach_ifindexes().into_iter().collect();
-    // Links only the previous generation needed stay until the next apply.
-    let keep: BTreeSet<u32> = want.union(&old.as_ref().map(|o| o.attached.clone()).unwrap_or_default()).copied().collect();
+    let live_before = m.live_ifaces()?;
     for &ifindex in &want {
         let pin = loc.pin_dir.join(format!("{LINK_PREFIX}{ifindex}"));
         if pin.exists() {
@@ -316,6 +317,11 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<Apply
         fd.pin(&pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", pin.display()), source })?;
         report.attached.push(name);
     }
+    let w = m.write(&compiled, &drain_entries, !report.drained.is_empty())?;
+    report.map_changes = w.changes;
+    report.generation = w.generation;
+    report.flipped = w.flipped;
+    let keep: BTreeSet<u32> = want.union(&live_before).copied().collect();
     for (ifindex, pin) in link_pins(&loc.pin_dir)? {
         if !keep.contains(&ifindex) {
             unpin_link(&pin)?;
@@ -334,7 +340,6 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<Apply
         ids,
         draining,
         generation: report.generation,
-        attached: want,
         down: compiled.down.clone(),
         failovers,
     }

@@ -38,10 +38,6 @@ pub struct State {
     /// The generation this state went live with.
     #[serde(default)]
     pub generation: u32,
-    /// Interfaces this generation needs the program on. Links of interfaces only the previous
-    /// generation needed are kept one more generation, for packets still inside its SFs.
-    #[serde(default)]
-    pub attached: std::collections::BTreeSet<u32>,
     /// Port pairs installed down (an interface not up), and how many times one went down.
     #[serde(default)]
     pub down: std::collections::BTreeSet<String>,
@@ -92,7 +88,16 @@ impl State {
         let tmp = dir.join(format!("{STATE_FILE}.tmp"));
         let text = serde_json::to_string_pretty(&OnDisk { version: STATE_VERSION, state: self.clone() })
             .map_err(|e| DatapathError::Other(format!("encoding state: {e}")))?;
-        fs::write(&tmp, text).map_err(io_err(format!("writing {}", tmp.display())))?;
+        // Root only, like the pins (it names every interface and port pair).
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err(format!("writing {}", tmp.display())))?;
+        std::io::Write::write_all(&mut f, text.as_bytes()).map_err(io_err(format!("writing {}", tmp.display())))?;
+        drop(f);
         fs::rename(&tmp, &path).map_err(io_err(format!("renaming {} to {}", tmp.display(), path.display())))
     }
 
