@@ -9,6 +9,7 @@ pub mod blog;
 pub mod chain;
 pub mod counters;
 pub mod interrupt;
+pub mod lifecycle;
 pub mod netns;
 pub mod scenario;
 pub mod sfc;

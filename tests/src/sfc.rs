@@ -86,6 +86,24 @@ impl<'t> Sfc<'t> {
         &self.pin_dir
     }
 
+    /// The namespace `--netns` names.
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
+    /// Where sfc keeps the applied state and its lock: `/run/sfc/<pin dir>`.
+    pub fn state_dir(&self) -> PathBuf {
+        let rel = self.pin_dir.strip_prefix("/").unwrap_or(&self.pin_dir);
+        Path::new("/run/sfc").join(rel)
+    }
+
+    /// `sfc --netns NS args...`, not started yet (for a process the test signals or times).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--netns").arg(&self.netns).args(args);
+        cmd
+    }
+
     /// Leaves the datapath up when dropped.
     pub fn keep(mut self) {
         self.cleanup = false;
