@@ -230,15 +230,12 @@ fn reapply_50_times_loses_nothing() {
     );
 }
 
-/// The bypass behind (b)'s failure, without any kill: apply B twice (the repeat drops the
-/// program from sf1's and sf2's `out`, which only A needs), then A, ten times over, under the
-/// stream. A's apply flips the generation before it attaches the program to those interfaces
-/// again, so whatever leaves sf1 or sf2 in between is not steered on: it reaches dest through
-/// the bridge without crossing sf3. (Strict alternation, as in (a), never drops the links.)
+/// Links that come and go with the chain version: apply B twice (the repeat drops the program
+/// from sf1's and sf2's `out`, which only A needs), then A, ten times over, under the stream.
+/// Every datagram must still cross sf3 exactly once: A's apply has to attach the program to
+/// those interfaces before its generation goes live (it once did so after the flip, and what
+/// left sf1 or sf2 in between reached dest through the bridge, skipping sf3).
 #[test]
-#[ignore = "sfc bug: an apply flips the generation before it attaches the program to the SF \
-            egress interfaces the new generation needs; packets leaving those SFs in between \
-            skip the rest of the chain"]
 fn reattaching_links_keeps_every_packet_in_the_chain() {
     const CYCLES: usize = 10;
     const PAUSE: Duration = Duration::from_millis(30);
@@ -305,10 +302,6 @@ fn reattaching_links_keeps_every_packet_in_the_chain() {
 /// succeeds afterwards, a repeat of it says "no change", and over all of it the stream lost
 /// nothing and every datagram crossed sf3 exactly once.
 #[test]
-#[ignore = "sfc bug: an apply flips the generation before it attaches the program to the SF \
-            egress interfaces the new generation needs; one killed in between (or a repeat apply \
-            that dropped those links, then the next change) lets packets leaving PG1 skip sf3 \
-            (see reattaching_links_keeps_every_packet_in_the_chain)"]
 #[expect(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
 fn killing_the_loader_loses_nothing() {
     const KILLED_APPLIES: usize = 12;
