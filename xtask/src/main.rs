@@ -1,4 +1,5 @@
 //! Developer tasks for sfc, run as `cargo xtask <command>` (alias in `.cargo/config.toml`).
+mod bench;
 mod build_cmd;
 mod cmd;
 mod demo;
@@ -40,8 +41,9 @@ enum Command {
         #[arg(long)]
         down: bool,
     },
-    /// Benchmarks (not implemented yet).
-    Bench,
+    /// Set up, build, then benchmark: `BPF_PROG_TEST_RUN` per packet, and paths through namespaces
+    /// (direct, policy routing, OVS userspace, sfc tc, sfc XDP); writes BENCHMARKS.md.
+    Bench(bench::Options),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +68,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Test { args } => test::run(&args),
         Command::Demo { keep, down } => demo::run(&build_cmd::sfc_binary(false)?, keep, down),
-        Command::Bench => anyhow::bail!("cargo xtask bench: not implemented yet (issue 7)"),
+        Command::Bench(opts) => bench::run(&opts),
     }
 }

@@ -1,0 +1,413 @@
+//! Micro benchmark: the tc program's cost per packet, measured by the kernel with
+//! `BPF_PROG_TEST_RUN`, for 1 to 100,000 flow classifiers. Not a test (no timing assertions):
+//! `cargo xtask bench` runs it in release mode with
+//! `cargo test --release -p sfc-user --test bench_micro -- --ignored --nocapture`
+//! and copies the table it prints (between `BENCH-MICRO BEGIN` / `END`) into BENCHMARKS.md.
+//!
+//! Set-up per classifier count N: a fresh load of `EBPF_OBJECT` with its own pin directory, maps
+//! written by the real loader code (`compile::compile` -> `Maps::write`) from a model of N UDP
+//! classifiers, each a distinct /32 destination on one logical source port, all on one chain with
+//! one service function, delivered to a logical destination port. The model is a validated
+//! one-classifier chain file (`config::parse` -> `model::validate`) with the classifier copied N
+//! times (see `model_with`). The thread lives in a private network namespace whose veths give the
+//! program real ifindexes (the kernel resolves `skb->ifindex`); nothing is attached, no packet is
+//! sent.
+//!
+//! Columns (nanoseconds per packet, as the kernel times the program):
+//! - hit: a packet of a known flow on the source port (flow lookup, member, redirect), one
+//!   packet run `HIT_REPEAT` times: the kernel's own average. SF hop: the same packet coming
+//!   back from the service function (flow lookup, next hop). Not sfc's: a packet on the source
+//!   port that no classifier matches (walk fails, nothing recorded).
+//! - miss: the first packet of a new flow (classification walk, member pick, flow insert). A run
+//!   records its flow, so a repeated run would be a hit: every miss is its own `repeat = 1` run
+//!   of a distinct packet, `MISSES` of them; "spread" sends them to destinations spread over all
+//!   N classifiers, "one dst" all to one classifier's (its trie path stays in the cache). The
+//!   kernel reads its clock around each single run, which adds a fixed cost: "hit, 1 run"
+//!   measures the spread packets again the same way (now hits), for comparison.
+//! - compile s, write s: `compile::compile` and `Maps::write` of the N classifiers.
+
+use std::{
+    collections::BTreeMap,
+    ffi::CString,
+    fs::{self, File},
+    os::fd::AsRawFd as _,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{SchedClassifier, TestRun as _, TestRunOptions},
+};
+use etherparse::PacketBuilder;
+use sfc::{
+    compile::{self, IfaceFacts},
+    config,
+    datapath::{self, Location, maps::Maps},
+    model::{self, FlowClassifier, Model, Prefix},
+};
+use sfc_common::maps::PROG_TC_INGRESS;
+
+/// Classifier counts to measure (the issue's 1, 100, 10,000 and 100,000).
+const SIZES: &[usize] = &[1, 100, 10_000, 100_000];
+/// Runs per hit measurement, and how many measurements (the median is reported).
+const HIT_REPEAT: u32 = 200_000;
+const HIT_SAMPLES: usize = 5;
+/// New flows per miss measurement (well below the flow table's 65,536 entries).
+const MISSES: usize = 20_000;
+
+const TC_ACT_OK: u32 = 0;
+const TC_ACT_REDIRECT: u32 = 7;
+
+/// `struct __sk_buff` is 192 bytes; `ifindex` is its eleventh `__u32` (see `common/mod.rs`).
+const SKB_CTX_LEN: usize = 192;
+const SKB_IFINDEX_OFFSET: usize = 40;
+
+/// Interfaces in the private namespace: the logical source port, the logical destination port,
+/// and the service function's ingress and egress.
+const SRC: &str = "bsrc";
+const DST: &str = "bdst";
+const SF_IN: &str = "bsfi";
+const SF_OUT: &str = "bsfo";
+const PAIRS: &[(&str, &str)] = &[(SRC, DST), (SF_IN, SF_OUT)];
+
+const CLIENT: [u8; 4] = [192, 168, 1, 10];
+const MAC_A: [u8; 6] = [0x02, 0x5f, 0xc0, 0xbe, 0x00, 0x01];
+const MAC_B: [u8; 6] = [0x02, 0x5f, 0xc0, 0xbe, 0x00, 0x02];
+const DPORT: u16 = 5001;
+
+/// The destination of classifier `i`: distinct /32s in 10.0.0.0/8.
+fn dst_of(i: usize) -> [u8; 4] {
+    let i = u32::try_from(i).expect("fewer than 2^24 classifiers") + 1;
+    let [_, a, b, c] = i.to_be_bytes();
+    [10, a, b, c]
+}
+
+/// The chain file for one classifier: one SF (ingress `SF_IN`, egress `SF_OUT`), UDP to
+/// `dst_of(0)`/32 arriving on `SRC`, delivered to `DST`.
+fn chain_file() -> String {
+    let [a, b, c, d] = dst_of(0);
+    format!(
+        "port_pairs:\n  - {{name: pp1, ingress: {SF_IN}, egress: {SF_OUT}}}\n\
+         port_pair_groups:\n  - {{name: pg1, port_pairs: [pp1]}}\n\
+         flow_classifiers:\n  - {{name: c0, protocol: udp, destination_ip_prefix: {a}.{b}.{c}.{d}/32, \
+         logical_source_port: {SRC}, logical_destination_port: {DST}}}\n\
+         port_chains:\n  - {{name: pc1, chain_id: 1, port_pair_groups: [pg1], flow_classifiers: [c0]}}\n"
+    )
+}
+
+/// The validated model of `chain_file()` with classifier `c0` copied to `n` classifiers, `c<i>`
+/// for `dst_of(i)`/32, all on chain `pc1`. Built in code rather than parsed: a chain file of
+/// 100,000 classifiers is beyond the YAML parser's node budget (250,000 nodes), and parsing and
+/// validating are not what this measures.
+fn model_with(n: usize) -> Model {
+    let cfg = config::parse("bench.yaml", &chain_file()).unwrap_or_else(|e| panic!("{e}"));
+    let mut model = model::validate(&cfg).unwrap_or_else(|e| panic!("bench config invalid:\n{e}"));
+    let template = model.flow_classifiers[0].clone();
+    model.flow_classifiers = (0..n)
+        .map(|i| {
+            let mut addr = [0u8; 16];
+            addr[..4].copy_from_slice(&dst_of(i));
+            FlowClassifier {
+                name: format!("c{i}"),
+                destination_prefix: Prefix { addr, ..template.destination_prefix },
+                ..template.clone()
+            }
+        })
+        .collect();
+    model.port_chains[0].flow_classifiers = (0..n).collect();
+    model
+}
+
+/// A 64-byte frame on the wire (60 without the FCS): Ethernet, IPv4, UDP, 18 bytes of payload.
+fn udp64(dst: [u8; 4], sport: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(CLIENT, dst, 64)
+        .udp(sport, DPORT)
+        .write(&mut v, &[0u8; 18])
+        .expect("building a packet");
+    assert_eq!(v.len(), 60);
+    v
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("running ip {args:?}: {e}"));
+    assert!(out.status.success(), "ip {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn setns(fd: &File, what: &str) {
+    // SAFETY: plain syscall on an open namespace file; affects the calling thread only.
+    let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert!(rc == 0, "setns into {what}: {}", std::io::Error::last_os_error());
+}
+
+/// A private network namespace with `PAIRS`, which the calling thread lives in until drop.
+struct NetNs {
+    name: String,
+    home: File,
+    entered: bool,
+}
+
+impl NetNs {
+    fn new() -> Self {
+        let name = format!("sfcbench-micro-{}", std::process::id());
+        let home = File::open("/proc/thread-self/ns/net").expect("opening this thread's network namespace");
+        ip(&["netns", "add", &name]);
+        let mut ns = Self { name, home, entered: false };
+        for (a, b) in PAIRS {
+            ip(&["-n", &ns.name, "link", "add", a, "type", "veth", "peer", "name", b]);
+        }
+        let f = File::open(format!("/run/netns/{}", ns.name)).expect("opening the new namespace");
+        setns(&f, &ns.name);
+        ns.entered = true;
+        ns
+    }
+
+    fn ifindex(name: &str) -> u32 {
+        let c = CString::new(name).expect("interface name");
+        // SAFETY: a NUL-terminated name, resolved in the calling thread's namespace.
+        let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+        assert!(i != 0, "no interface {name}");
+        i
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        if self.entered {
+            setns(&self.home, "the original namespace");
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// A bpffs directory, removed with its pins on drop.
+struct PinDir(PathBuf);
+
+impl PinDir {
+    fn new(n: usize) -> Self {
+        datapath::ensure_bpffs().expect("mounting bpffs");
+        let p = Path::new("/sys/fs/bpf").join(format!("sfcbench-micro-{}-{n}", std::process::id()));
+        fs::create_dir(&p).unwrap_or_else(|e| panic!("creating {}: {e}", p.display()));
+        Self(p)
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        if let Ok(rd) = fs::read_dir(&self.0) {
+            for e in rd.flatten() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+/// One loaded datapath with N classifiers.
+struct Bench {
+    // Drop order: program and map fds before the pins.
+    ebpf: Ebpf,
+    _pins: PinDir,
+    compile: Duration,
+    write: Duration,
+}
+
+impl Bench {
+    fn new(n: usize) -> Self {
+        let pins = PinDir::new(n);
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(&pins.0)
+            .load(datapath::EBPF_OBJECT)
+            .unwrap_or_else(|e| panic!("loading the BPF object: {e}"));
+        let prog: &mut SchedClassifier =
+            ebpf.program_mut(PROG_TC_INGRESS).expect("program in the object").try_into().expect("a tc program");
+        prog.load().unwrap_or_else(|e| panic!("loading {PROG_TC_INGRESS}: {e:?}"));
+
+        let model = model_with(n);
+        let started = Instant::now();
+        let macs = [(SRC, MAC_B), (DST, MAC_A), (SF_IN, [2, 0x5f, 0xc0, 0xbe, 1, 1]), (SF_OUT, [2, 0x5f, 0xc0, 0xbe, 1, 2])];
+        let facts: BTreeMap<String, IfaceFacts> = macs
+            .iter()
+            .map(|(name, mac)| {
+                let f = IfaceFacts { ifindex: NetNs::ifindex(name), peer_mac: Some(*mac), peer_in_other_netns: true };
+                ((*name).to_owned(), f)
+            })
+            .collect();
+        let compiled = compile::compile(&model, &facts, None).unwrap_or_else(|e| panic!("compile: {e:?}"));
+        let compile = started.elapsed();
+        let started = Instant::now();
+        let loc = Location::new(None, Some(pins.0.clone()));
+        Maps::open(&loc)
+            .and_then(|mut m| m.write(&compiled, &BTreeMap::new(), false))
+            .unwrap_or_else(|e| panic!("writing the maps: {e}"));
+        Self { ebpf, _pins: pins, compile, write: started.elapsed() }
+    }
+
+    /// Runs the program `repeat` times on `packet` arriving on `ifindex`; returns the verdict and
+    /// the kernel's average time per run.
+    fn run(&self, ifindex: u32, packet: &[u8], repeat: u32) -> (u32, Duration) {
+        let prog: &SchedClassifier = self.ebpf.program(PROG_TC_INGRESS).expect("program").try_into().expect("tc");
+        let mut ctx = [0u8; SKB_CTX_LEN];
+        ctx[SKB_IFINDEX_OFFSET..SKB_IFINDEX_OFFSET + 4].copy_from_slice(&ifindex.to_ne_bytes());
+        let mut out = [0u8; 256];
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(packet),
+                data_out: Some(&mut out),
+                ctx_in: Some(&ctx),
+                repeat,
+                ..TestRunOptions::default()
+            })
+            .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {e:?}"));
+        (r.return_value, r.duration)
+    }
+}
+
+fn ns(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e9
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Nanoseconds per packet for one classifier count.
+struct Row {
+    n: usize,
+    compile: Duration,
+    write: Duration,
+    hit: f64,
+    sf_hop: f64,
+    unclassified: f64,
+    /// New flows to destinations spread over every classifier.
+    miss: f64,
+    /// New flows all to one classifier's destination (the trie path stays in the cache).
+    miss_one_dst: f64,
+    /// The spread-out flows again, now known: the same single-run method as the misses.
+    hit_single: f64,
+}
+
+impl Bench {
+    /// Kernel time per packet, repeated runs of one packet: the median of `HIT_SAMPLES`.
+    fn repeated(&self, ifindex: u32, packet: &[u8], want: u32, what: &str) -> f64 {
+        let (v, _) = self.run(ifindex, packet, 1);
+        assert_eq!(v, want, "{what}: verdict {v}, want {want}");
+        median((0..HIT_SAMPLES).map(|_| ns(self.run(ifindex, packet, HIT_REPEAT).1)).collect())
+    }
+
+    /// Mean kernel time of one run each of `packets`, every one of which must be steered.
+    fn singles(&self, ifindex: u32, packets: &[Vec<u8>], what: &str) -> f64 {
+        let mut total = Duration::ZERO;
+        for p in packets {
+            let (v, d) = self.run(ifindex, p, 1);
+            assert_eq!(v, TC_ACT_REDIRECT, "{what}: a packet was not steered");
+            total += d;
+        }
+        ns(total) / f64::from(u32::try_from(packets.len()).expect("fewer than 2^32 packets"))
+    }
+}
+
+/// `count` packets of distinct flows (source ports `first_sport`..), to the destination of
+/// classifier `dst(i)` for the i-th.
+fn flows(count: usize, first_sport: u16, dst: impl Fn(usize) -> usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| udp64(dst_of(dst(i)), first_sport + u16::try_from(i).expect("fewer than 2^16 flows")))
+        .collect()
+}
+
+fn measure(n: usize) -> Row {
+    let b = Bench::new(n);
+    let (src, sf_out) = (NetNs::ifindex(SRC), NetNs::ifindex(SF_OUT));
+    let what = format!("{n} classifiers");
+
+    // One known flow, to a classifier in the middle of the table; then the same packet coming
+    // back from the SF; then a destination no classifier has (the walk fails, nothing is kept).
+    let p = udp64(dst_of(n / 2), 1000);
+    let hit = b.repeated(src, &p, TC_ACT_REDIRECT, &what);
+    let sf_hop = b.repeated(sf_out, &p, TC_ACT_REDIRECT, &what);
+    let unclassified = b.repeated(src, &udp64([172, 16, 0, 1], 1000), TC_ACT_OK, &what);
+
+    // New flows: distinct source ports, destinations spread over every classifier (a stride
+    // prime to n), then all to one destination.
+    let stride = 7919 % n.max(2);
+    let spread = flows(MISSES, 2000, |i| (i * stride) % n);
+    let miss = b.singles(src, &spread, &what);
+    let hit_single = b.singles(src, &spread, &what);
+    let miss_one_dst = b.singles(src, &flows(MISSES, 30_000, |_| n / 3), &what);
+    Row { n, compile: b.compile, write: b.write, hit, sf_hop, unclassified, miss, miss_one_dst, hit_single }
+}
+
+#[test]
+#[ignore = "benchmark, run by `cargo xtask bench`"]
+fn classify_and_steer() {
+    let _netns = NetNs::new();
+    let rows: Vec<Row> = SIZES
+        .iter()
+        .map(|&n| {
+            let r = measure(n);
+            eprintln!(
+                "bench_micro: {} classifiers: compiled in {:.1?}, maps written in {:.1?}",
+                group(n),
+                r.compile,
+                r.write
+            );
+            r
+        })
+        .collect();
+
+    println!("BENCH-MICRO BEGIN");
+    println!(
+        "| classifiers | hit | SF hop | not sfc's | miss, spread | miss, one dst | hit, 1 run | compile s | write s |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} |",
+            group(r.n),
+            r.hit,
+            r.sf_hop,
+            r.unclassified,
+            r.miss,
+            r.miss_one_dst,
+            r.hit_single,
+            r.compile.as_secs_f64(),
+            r.write.as_secs_f64()
+        );
+    }
+    let (first, last) = (&rows[0], &rows[rows.len() - 1]);
+    println!();
+    println!(
+        "ns per packet. Cost at {} classifiers vs 1 (goal: within 1.2x): hit {:.2}x, SF hop {:.2}x, \
+         miss spread over the classifiers {:.2}x, miss to one destination {:.2}x.",
+        group(last.n),
+        last.hit / first.hit,
+        last.sf_hop / first.sf_hop,
+        last.miss / first.miss,
+        last.miss_one_dst / first.miss_one_dst,
+    );
+    println!(
+        "hit, SF hop, not sfc's (no classifier matches, on the source port): median of {HIT_SAMPLES} runs \
+         of {HIT_REPEAT} repeats of one packet. miss: a new flow, mean over {MISSES} flows, one run of \
+         one packet each (a repeat would be a hit), \"spread\": destinations over every classifier, \
+         \"one dst\": all to one classifier; \"hit, 1 run\": the spread flows again, now known, timed the \
+         same way (the difference to \"hit\" is the kernel's timer around a single run)."
+    );
+    println!("BENCH-MICRO END");
+}
+
+/// `100000` -> `100,000`.
+fn group(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,451 @@
+//! `cargo xtask bench`: how fast sfc steers, and what that costs against the alternatives.
+//!
+//! - Micro (`micro`): the tc program's nanoseconds per packet under `BPF_PROG_TEST_RUN`, for 1 to
+//!   100,000 classifiers, flow-table hits and misses.
+//! - Macro: five paths from a source namespace to a dest namespace through a hub namespace
+//!   (`paths`): (a) direct, plain routing; the same three service functions chained by (b) Linux
+//!   policy routing, (c) Open vSwitch's userspace datapath, (d) sfc tc mode, (e) sfc XDP mode.
+//!   For each: 64-byte UDP packet rate, single-stream TCP throughput and request/response
+//!   latency (`traffic`). All paths are set up first; then every measurement is repeated
+//!   `--reps` times, interleaved across the paths (the order rotating each repetition), and the
+//!   medians are reported with ratios against (a).
+//!
+//! Everything runs in namespaces this creates (`sfcb-<id>-<path>-<role>`), with addresses only
+//! inside them; the guards remove namespaces, sfc pins, OVS daemons and scratch files also on
+//! failure and Ctrl-C. The results go to the terminal and into BENCHMARKS.md (`report`).
+
+mod micro;
+mod ovs;
+mod paths;
+mod report;
+mod topo;
+mod traffic;
+mod udp;
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context as _, Result, bail};
+use sfc_tests::interrupt;
+
+use self::{
+    paths::{Env, Outcome, Ready, Spec, WorkDir},
+    report::{Row, Samples},
+    topo::{HOPS, Port},
+};
+use crate::{build_cmd, cmd};
+
+/// Debian packages the bench runs: what each is for.
+const TOOLS: &[(&str, &str)] = &[
+    ("iperf3", "TCP throughput"),
+    ("sockperf", "request/response latency"),
+    ("openvswitch-switch", "the OVS userspace path (c)"),
+];
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Options {
+    /// Repetitions of every measurement, interleaved across the paths; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 3)]
+    secs: u64,
+    /// Skip the micro benchmark (`BPF_PROG_TEST_RUN`).
+    #[arg(long)]
+    no_micro: bool,
+    /// Skip the namespace benchmark (paths a-e).
+    #[arg(long)]
+    no_macro: bool,
+    /// Where to write the results [default: BENCHMARKS.md in the workspace root].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+impl Options {
+    /// The command line, as BENCHMARKS.md shows it.
+    fn command_line(&self) -> String {
+        let mut c = String::from("cargo xtask bench");
+        let defaults = (3, 3);
+        if (self.reps, self.secs) != defaults {
+            let _ = write!(c, " --reps {} --secs {}", self.reps, self.secs);
+        }
+        if self.no_micro {
+            c.push_str(" --no-micro");
+        }
+        if self.no_macro {
+            c.push_str(" --no-macro");
+        }
+        c
+    }
+}
+
+pub fn run(opts: &Options) -> Result<()> {
+    if opts.reps == 0 || opts.secs == 0 {
+        bail!("--reps and --secs must be at least 1");
+    }
+    interrupt::install()?;
+    let started = Instant::now();
+    let sfc = build_cmd::sfc_binary(true)?;
+    if !opts.no_macro {
+        tools()?;
+    }
+    if !opts.no_micro {
+        micro::build()?;
+    }
+
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "Command: `{}` (as root), run on {}.\n",
+        opts.command_line(),
+        today()
+    );
+    let _ = writeln!(md, "### Machine\n\n{}", report::machine());
+    let mut failures = Vec::new();
+    if !opts.no_macro {
+        let (section, failed) = macro_bench(&sfc, opts)?;
+        md.push_str(&section);
+        failures.extend(failed);
+    }
+    interrupt::check()?;
+    if !opts.no_micro {
+        section("Micro benchmark: BPF_PROG_TEST_RUN");
+        let table = micro::run()?;
+        println!("\n{table}");
+        let _ = writeln!(
+            md,
+            "### Micro: classify-and-steer under BPF_PROG_TEST_RUN\n\n`{}`\n\n{table}",
+            micro::command_line()
+        );
+    }
+    let took = started.elapsed();
+    let _ = writeln!(
+        md,
+        "The whole run took {:.1} minutes (building and installing what was missing included).\n",
+        took.as_secs_f64() / 60.0
+    );
+
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| build_cmd::workspace_root().join("BENCHMARKS.md"));
+    if failures.is_empty() {
+        report::write_benchmarks_md(&out, &md)?;
+        println!("\nResults written to {}.", out.display());
+    } else {
+        println!("\nNot writing {}: some paths failed.", out.display());
+    }
+    println!(
+        "cargo xtask bench took {:.1} minutes.",
+        took.as_secs_f64() / 60.0
+    );
+    if !failures.is_empty() {
+        bail!("{}", failures.join("\n"));
+    }
+    Ok(())
+}
+
+/// One measurement kind, in the order each repetition runs them.
+#[derive(Debug, Clone, Copy)]
+enum Metric {
+    Udp,
+    Tcp,
+    Latency,
+}
+
+/// Sets up every path, measures, prints and returns the Markdown section, and the paths that
+/// failed (set-up or every sample of a measurement).
+fn macro_bench(sfc: &Path, opts: &Options) -> Result<(String, Vec<String>)> {
+    section("Macro benchmark: paths through the hub");
+    let leftovers = paths::leftovers();
+    if !leftovers.is_empty() {
+        println!(
+            "note: namespaces of an earlier, interrupted bench exist: {} (remove with `ip netns del`)",
+            leftovers.join(" ")
+        );
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let id = fresh_id();
+    let work = WorkDir::create(std::env::temp_dir().join(format!("sfc-bench-{id}")))?;
+    let env = Env {
+        id: &id,
+        sfc_bin: sfc,
+        work: &work.0,
+        path_cpu: udp::PATH_CPU.min(cpus - 1),
+    };
+    println!(
+        "namespaces {}*, scratch {}",
+        paths::prefix(&id),
+        work.0.display()
+    );
+
+    let mut failures = Vec::new();
+    let mut ready: Vec<Ready> = Vec::new();
+    let mut rows: Vec<(Spec, Option<String>)> = Vec::new();
+    for spec in paths::all() {
+        interrupt::check()?;
+        println!("\n-- ({}) {}", spec.key, spec.title);
+        match spec.kind.install(spec, &env) {
+            Ok(Outcome::Ready(r)) => {
+                rows.push((spec, None));
+                ready.push(r);
+            }
+            Ok(Outcome::Unavailable(spec, why)) => {
+                println!("({}) not measured: {why}", spec.key);
+                rows.push((spec, Some(why)));
+            }
+            Err(e) => {
+                let e = paths::setup_error(&spec, e);
+                println!("{e:#}");
+                failures.push(format!("{e:#}"));
+                rows.push((spec, Some("set-up failed".to_owned())));
+            }
+        }
+    }
+    interrupt::check()?;
+
+    let samples = measure_all(&ready, opts, cpus)?;
+    let mut measured = samples.iter();
+    let rows: Vec<Row> = rows
+        .into_iter()
+        .map(|(spec, unavailable)| {
+            if let Some(why) = unavailable {
+                return Row::Unavailable(spec, why);
+            }
+            let s = measured.next().expect("one sample set per ready path");
+            if !s.errors.is_empty() {
+                println!("({}) errors: {}", spec.key, s.errors.join("; "));
+            }
+            if s.pps.is_empty() || s.gbps.is_empty() || s.p50.is_empty() {
+                failures.push(format!(
+                    "({}) {}: no successful sample of some measurement: {}",
+                    spec.key,
+                    spec.title,
+                    s.errors.join("; ")
+                ));
+            }
+            Row::Measured(spec, s.medians())
+        })
+        .collect();
+    drop(ready);
+
+    let (table, goals, flat_out) = (
+        report::table(&rows),
+        report::goals(&rows),
+        report::flat_out_note(&rows),
+    );
+    println!("\n{table}\n{flat_out}\n\nGoals for sfc tc mode:\n{goals}");
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "### Macro: source to dest through the hub namespace\n\n\
+         Medians of {} repetitions of {} s each, interleaved across the paths.\n\n{table}\n\
+         {flat_out}\n\nGoals for sfc tc mode (d):\n\n{goals}\n{}",
+        opts.reps,
+        opts.secs,
+        method(cpus)
+    );
+    Ok((md, failures))
+}
+
+/// Every measurement `opts.reps` times, interleaved: per repetition each metric on every path
+/// in turn, starting one path later each repetition. Samples in `ready`'s order.
+fn measure_all(ready: &[Ready], opts: &Options, cpus: usize) -> Result<Vec<Samples>> {
+    let secs = Duration::from_secs(opts.secs);
+    let mut samples: Vec<Samples> = vec![Samples::default(); ready.len()];
+    println!(
+        "\n{} repetitions x {} s per measurement, interleaved over {} paths",
+        opts.reps,
+        opts.secs,
+        ready.len()
+    );
+    for rep in 0..opts.reps {
+        for metric in [Metric::Udp, Metric::Tcp, Metric::Latency] {
+            for i in 0..ready.len() {
+                interrupt::check()?;
+                let k = (i + rep) % ready.len();
+                let line = measure(&ready[k], metric, secs, cpus, &mut samples[k]);
+                interrupt::check()?;
+                println!(
+                    "rep {}/{} {metric:?} ({}): {line}",
+                    rep + 1,
+                    opts.reps,
+                    ready[k].spec.key
+                );
+            }
+        }
+    }
+    Ok(samples)
+}
+
+/// Runs one measurement of `metric` on `path`, records it in `s`; returns a line for the log.
+fn measure(path: &Ready, metric: Metric, secs: Duration, cpus: usize, s: &mut Samples) -> String {
+    let net = &path.net;
+    let result = match metric {
+        Metric::Udp => udp::udp_rate(net, secs, cpus).and_then(|r| {
+            check_route(path, &r)?;
+            s.pps.push(r.sustained);
+            s.sender_limited |= r.sender_limited;
+            s.flat_out_offered.push(r.flat_out_offered);
+            s.flat_out_delivered.push(r.flat_out_delivered);
+            Ok(format!(
+                "{:.0} kpps carried{}; flat out {:.0} kpps offered, {:.0} kpps arrived",
+                r.sustained / 1e3,
+                if r.sender_limited {
+                    " (sender-limited)"
+                } else {
+                    ""
+                },
+                r.flat_out_offered / 1e3,
+                r.flat_out_delivered / 1e3
+            ))
+        }),
+        Metric::Tcp => traffic::tcp_gbps(net, secs).map(|g| {
+            s.gbps.push(g);
+            format!("{g:.2} Gbit/s")
+        }),
+        Metric::Latency => traffic::latency(net, secs).map(|l| {
+            s.p50.push(l.p50);
+            s.p99.push(l.p99);
+            format!("RTT p50 {:.1} us, p99 {:.1} us", l.p50, l.p99)
+        }),
+    };
+    result.unwrap_or_else(|e| {
+        let e = format!("{metric:?}: {e:#}");
+        s.errors.push(e.clone());
+        format!("FAILED: {e}")
+    })
+}
+
+/// The packets must have taken the path: through every service function on a chain path, past
+/// none on the direct one (their own interface counters say so).
+fn check_route(path: &Ready, r: &udp::Rate) -> Result<()> {
+    let delivered = r.delivered_packets;
+    for (n, &through) in (1..=HOPS).zip(&r.sf_packets) {
+        let chained = path.spec.hops > 0;
+        #[expect(clippy::cast_precision_loss, reason = "packet counts")]
+        let share = through as f64 / delivered.max(1) as f64;
+        if chained && share < 0.9 {
+            bail!(
+                "only {through} of {delivered} packets went through sf{n}: the chain is not in the path"
+            );
+        }
+        if !chained && through > delivered / 100 {
+            bail!("{through} packets went through sf{n} on the direct path");
+        }
+    }
+    if delivered == 0 {
+        bail!("no packet arrived at dest ({})", Port::Dest.dev());
+    }
+    Ok(())
+}
+
+/// How the numbers were taken, for BENCHMARKS.md.
+fn method(cpus: usize) -> String {
+    let (tx, path) = (udp::SENDER_CPU, udp::PATH_CPU);
+    let loss = udp::MAX_LOSS * 100.0;
+    let steps = udp::SEARCH_STEPS;
+    let cores = if cpus > 1 {
+        format!(
+            "The sender, a thread of the bench pinned to CPU {tx}, writes one flow of prebuilt \
+             frames to a raw packet socket on source's interface (`sendmmsg`, qdisc bypassed); RPS \
+             on the hub's port facing source moves everything after it (hub, service functions, \
+             OVS, dest) to CPU {path}, so sender and path do not share a core."
+        )
+    } else {
+        "One CPU: the sender and the path share it.".to_owned()
+    };
+    format!(
+        "How it was measured:\n\n\
+         - Topology: one copy per path of hub, source, dest and sf1-sf3 namespaces joined by veth \
+         pairs; the hub routes; the service functions are plain IPv4 routers. Replies (TCP ACKs, \
+         sockperf answers) go from dest straight back to source on every path. From the last \
+         service function to dest, policy routing and OVS take one more hub lookup; sfc \
+         redirects straight into dest (the chain's `logical_destination_port`).\n\
+         - UDP: 64-byte frames (18-byte payload), counted on source's and dest's interfaces. \
+         {cores} Sent flat out, the sender overloads every chain path and the per-CPU backlog \
+         drops packets half-way, wasting the work done on them (see the flat-out figures), so \
+         the table shows the highest rate that arrives with at most {loss:.0}% lost: a \
+         {steps}-step binary search with a paced sender, then that rate held for the full \
+         measurement time (RFC 2544 throughput, shortened). Each UDP measurement also checks the \
+         route: every service function's own counters must show the packets (none on (a)).\n\
+         - TCP: iperf3, one stream, client on CPU {tx}, server on CPU {path}, no RPS.\n\
+         - Latency: sockperf ping-pong over UDP, 64-byte messages, non-blocking sockets on both \
+         ends (busy polling), client on CPU {tx}, server on CPU {path}; round-trip times. \
+         \"Added p50 per hop\" is (p50 - p50 of (a)) / 3.\n\
+         - OVS: Debian's openvswitch-switch; ovsdb-server and ovs-vswitchd started by the bench in \
+         the hub namespace with their own run directory, `datapath_type=netdev`, \
+         `userspace-tso-enable=true` (without it TCP fails on veth), AF_PACKET (\"system\") \
+         ports, both daemons pinned to CPU {path}.\n"
+    )
+}
+
+/// Installs the Debian packages the bench runs, where missing.
+fn tools() -> Result<()> {
+    let mut missing = Vec::new();
+    for &(name, why) in TOOLS {
+        let out = cmd::probe(cmd::command("dpkg-query").args(["-W", "-f=${Status}", name]))
+            .context("dpkg-query not found: the bench installs its tools on Debian only")?;
+        if out.status.success() && out.stdout == b"install ok installed" {
+            println!("bench: ok   {name}");
+        } else {
+            println!("bench: missing {name}: {why}");
+            missing.push(name);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("bench: installing {}", missing.join(" "));
+    cmd::run(cmd::command("apt-get").arg("update").stdin(Stdio::null()))?;
+    cmd::run(
+        cmd::command("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null()),
+    )
+}
+
+/// Four base-36 characters from the pid and the clock: namespaces of parallel runs differ.
+fn fresh_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut x = std::process::id().wrapping_mul(0x9e37_79b9) ^ nanos;
+    let mut id = String::new();
+    for _ in 0..4 {
+        id.push(char::from_digit(x % 36, 36).unwrap_or('0'));
+        x /= 36;
+    }
+    id
+}
+
+/// The date, `YYYY-MM-DD` (UTC).
+fn today() -> String {
+    cmd::stdout_of(cmd::command("date").args(["-u", "+%F"]))
+        .map_or_else(|_| "an unknown date".to_owned(), |d| d.trim().to_owned())
+}
+
+fn section(title: &str) {
+    println!("\n== {title} ==\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_short_base36() {
+        let id = fresh_id();
+        assert_eq!(id.len(), 4);
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+        );
+    }
+}

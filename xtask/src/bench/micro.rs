@@ -1,0 +1,64 @@
+//! The micro benchmark: `sfc-user/tests/bench_micro.rs`, an ignored test that times the tc
+//! program with `BPF_PROG_TEST_RUN`, built and run in release mode. Its table is printed between
+//! two marker lines, which this picks out of its output.
+
+use std::process::Stdio;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{build_cmd, cmd};
+
+const BEGIN: &str = "BENCH-MICRO BEGIN";
+const END: &str = "BENCH-MICRO END";
+
+fn cargo_test(no_run: bool) -> std::process::Command {
+    let mut c = cmd::cargo();
+    c.current_dir(build_cmd::workspace_root()).args([
+        "test",
+        "--release",
+        "-p",
+        "sfc-user",
+        "--test",
+        "bench_micro",
+    ]);
+    if no_run {
+        c.arg("--no-run");
+    } else {
+        c.args(["--", "--ignored", "--nocapture", "--test-threads=1"]);
+    }
+    c
+}
+
+/// Builds the benchmark (so that compiling does not overlap with any measurement).
+pub fn build() -> Result<()> {
+    cmd::run(&mut cargo_test(true))
+}
+
+/// The command line that runs it, for BENCHMARKS.md.
+pub fn command_line() -> String {
+    cmd::display(&cargo_test(false))
+        .split_once("cargo")
+        .map_or_else(String::new, |(_, rest)| format!("cargo{rest}"))
+}
+
+/// Runs the benchmark (progress on stderr goes to the terminal) and returns its table.
+pub fn run() -> Result<String> {
+    let mut c = cargo_test(false);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    cmd::echo(&c);
+    let out = c
+        .output()
+        .with_context(|| format!("could not start `{}`", cmd::display(&c)))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("the micro benchmark failed ({}):\n{stdout}", out.status);
+    }
+    let table = stdout
+        .split_once(BEGIN)
+        .and_then(|(_, rest)| rest.split_once(END))
+        .map(|(table, _)| table.trim().to_owned())
+        .with_context(|| format!("the micro benchmark printed no table:\n{stdout}"))?;
+    Ok(format!("{table}\n"))
+}

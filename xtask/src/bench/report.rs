@@ -1,0 +1,356 @@
+//! Results: medians per path, the table with ratios against the direct path, the goal checks,
+//! the machine description, and BENCHMARKS.md.
+//!
+//! BENCHMARKS.md keeps whatever people wrote around the generated part: a run replaces only the
+//! text between [`BEGIN`] and [`END`] (or writes a new file with both markers).
+
+use std::{fmt::Write as _, path::Path};
+
+use anyhow::{Context as _, Result};
+
+use super::paths::Spec;
+
+pub const BEGIN: &str = "<!-- cargo xtask bench: generated from here -->";
+pub const END: &str = "<!-- cargo xtask bench: generated up to here -->";
+
+/// Goals from the issue, for sfc tc mode.
+const GOAL_PPS_VS_DIRECT: f64 = 0.65;
+const GOAL_PPS_VS_POLICY: f64 = 2.0;
+const GOAL_PPS_VS_OVS: f64 = 3.0;
+const GOAL_TCP_VS_DIRECT: f64 = 0.80;
+const GOAL_US_PER_HOP: f64 = 1.0;
+
+/// Every sample of one path.
+#[derive(Debug, Clone, Default)]
+pub struct Samples {
+    /// Highest rate carried with at most `udp::MAX_LOSS` lost.
+    pub pps: Vec<f64>,
+    /// Some repetition lost nothing even flat out: the path may carry more than the sender sent.
+    pub sender_limited: bool,
+    pub flat_out_offered: Vec<f64>,
+    pub flat_out_delivered: Vec<f64>,
+    pub gbps: Vec<f64>,
+    pub p50: Vec<f64>,
+    pub p99: Vec<f64>,
+    /// Measurements that failed, with why.
+    pub errors: Vec<String>,
+}
+
+/// One path's medians; `None` where no sample succeeded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Medians {
+    pub pps: Option<f64>,
+    pub sender_limited: bool,
+    pub flat_out_offered: Option<f64>,
+    pub flat_out_delivered: Option<f64>,
+    pub gbps: Option<f64>,
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+pub fn median(v: &[f64]) -> Option<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(v[n / 2]),
+        n => Some(f64::midpoint(v[n / 2 - 1], v[n / 2])),
+    }
+}
+
+impl Samples {
+    pub fn medians(&self) -> Medians {
+        Medians {
+            pps: median(&self.pps),
+            sender_limited: self.sender_limited,
+            flat_out_offered: median(&self.flat_out_offered),
+            flat_out_delivered: median(&self.flat_out_delivered),
+            gbps: median(&self.gbps),
+            p50: median(&self.p50),
+            p99: median(&self.p99),
+        }
+    }
+}
+
+/// A path's row: measured, or not available with a reason.
+pub enum Row {
+    Measured(Spec, Medians),
+    Unavailable(Spec, String),
+}
+
+impl Row {
+    fn spec(&self) -> &Spec {
+        match self {
+            Row::Measured(s, _) | Row::Unavailable(s, _) => s,
+        }
+    }
+
+    fn medians(&self) -> Option<&Medians> {
+        match self {
+            Row::Measured(_, m) => Some(m),
+            Row::Unavailable(..) => None,
+        }
+    }
+}
+
+fn by_key<'a>(rows: &'a [Row], key: &str) -> Option<&'a Medians> {
+    rows.iter().find(|r| r.spec().key == key)?.medians()
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn num(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+fn times(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}x"))
+}
+
+/// The results table (Markdown), ratios against the first row.
+pub fn table(rows: &[Row]) -> String {
+    let base = rows
+        .first()
+        .and_then(Row::medians)
+        .copied()
+        .unwrap_or_default();
+    let base_key = rows.first().map_or("a", |r| r.spec().key);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| path | UDP 64 B kpps | vs ({base_key}) | TCP Gbit/s | vs ({base_key}) | RTT p50 us | RTT p99 us | added p50 per hop us |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let spec = row.spec();
+        let label = format!("({}) {}", spec.key, spec.title);
+        match row {
+            Row::Unavailable(_, why) => {
+                let _ = writeln!(out, "| {label} | n/a: {why} | | | | | | |");
+            }
+            Row::Measured(_, m) => {
+                let per_hop = match (m.p50, base.p50) {
+                    (Some(p), Some(b)) if spec.hops > 0 => Some((p - b) / f64::from(spec.hops)),
+                    _ => None,
+                };
+                let at_least = if m.sender_limited { ">= " } else { "" };
+                let pps = format!("{at_least}{}", num(m.pps.map(|p| p / 1e3), 0));
+                let _ = writeln!(
+                    out,
+                    "| {label} | {pps} | {} | {} | {} | {} | {} | {} |",
+                    times(ratio(m.pps, base.pps)),
+                    num(m.gbps, 1),
+                    times(ratio(m.gbps, base.gbps)),
+                    num(m.p50, 1),
+                    num(m.p99, 1),
+                    num(per_hop, 2),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The flat-out figures per path: how fast the sender went, and what arrived of it.
+pub fn flat_out_note(rows: &[Row]) -> String {
+    let parts: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let m = r.medians()?;
+            Some(format!(
+                "({}) {} / {}",
+                r.spec().key,
+                num(m.flat_out_offered.map(|p| p / 1e3), 0),
+                num(m.flat_out_delivered.map(|p| p / 1e3), 0)
+            ))
+        })
+        .collect();
+    format!(
+        "UDP sent flat out, kpps offered / arrived: {}. \">= \" marks a path that lost nothing \
+         even flat out (the sender, not the path, was the limit).",
+        parts.join(", ")
+    )
+}
+
+/// The issue's goals for sfc tc mode (path d), against what was measured.
+pub fn goals(rows: &[Row]) -> String {
+    let direct = by_key(rows, "a");
+    let (policy, ovs, tc) = (by_key(rows, "b"), by_key(rows, "c"), by_key(rows, "d"));
+    let get = |m: Option<&Medians>, f: fn(&Medians) -> Option<f64>| m.and_then(f);
+    let pps = |m: &Medians| m.pps;
+    let mut out = String::new();
+    let mut line = |what: &str, value: Option<f64>, goal: f64, at_least: bool, unit: &str| {
+        let verdict = match value {
+            None => "not measured",
+            Some(value) if (at_least && value >= goal) || (!at_least && value <= goal) => "reached",
+            Some(_) => "short",
+        };
+        let cmp = if at_least { ">=" } else { "<=" };
+        let _ = writeln!(
+            out,
+            "- {what}: {}{unit} (goal {cmp} {goal}{unit}): **{verdict}**",
+            num(value, 2)
+        );
+    };
+    line(
+        "sfc tc pps through 3 hops vs direct (a)",
+        ratio(get(tc, pps), get(direct, pps)),
+        GOAL_PPS_VS_DIRECT,
+        true,
+        "x",
+    );
+    line(
+        "sfc tc pps vs policy routing (b)",
+        ratio(get(tc, pps), get(policy, pps)),
+        GOAL_PPS_VS_POLICY,
+        true,
+        "x",
+    );
+    line(
+        "sfc tc pps vs OVS userspace (c)",
+        ratio(get(tc, pps), get(ovs, pps)),
+        GOAL_PPS_VS_OVS,
+        true,
+        "x",
+    );
+    line(
+        "sfc tc TCP vs direct (a)",
+        ratio(get(tc, |m| m.gbps), get(direct, |m| m.gbps)),
+        GOAL_TCP_VS_DIRECT,
+        true,
+        "x",
+    );
+    let per_hop = match (get(tc, |m| m.p50), get(direct, |m| m.p50)) {
+        (Some(with), Some(without)) => Some((with - without) / f64::from(super::topo::HOPS)),
+        _ => None,
+    };
+    line(
+        "sfc tc added latency per hop (p50 RTT)",
+        per_hop,
+        GOAL_US_PER_HOP,
+        false,
+        " us",
+    );
+    out
+}
+
+/// Cores, memory, kernel, CPU model, distribution, load, tool versions.
+pub fn machine() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
+        .map_or("unknown", |(_, m)| m.trim())
+        .to_owned();
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let mem_kb: u64 = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
+    let debian = read("/etc/debian_version").trim().to_owned();
+    let load = read("/proc/loadavg");
+    let load = load
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    #[expect(clippy::cast_precision_loss, reason = "memory sizes")]
+    let mem_gib = mem_kb as f64 / 1024.0 / 1024.0;
+    let mut m = String::new();
+    let _ = writeln!(m, "- CPU: {model}, {cores} cores (as the VM sees them)");
+    let _ = writeln!(m, "- memory: {mem_gib:.1} GiB");
+    let _ = writeln!(m, "- kernel: Linux {kernel}; Debian {debian}");
+    let _ = writeln!(
+        m,
+        "- load average when the run started: {load} (a shared machine: whatever else runs \
+         competes for the same cores; the bench stops nothing)"
+    );
+    let _ = writeln!(m, "- tools: {}", tool_versions().join(", "));
+    m
+}
+
+fn tool_versions() -> Vec<String> {
+    let first_line = |program: &str, arg: &str| {
+        crate::cmd::probe(crate::cmd::command(program).arg(arg)).map_or_else(
+            |_| format!("{program}: not found"),
+            |o| {
+                let text = if o.stdout.is_empty() {
+                    o.stderr
+                } else {
+                    o.stdout
+                };
+                String::from_utf8_lossy(&text)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            },
+        )
+    };
+    vec![
+        first_line("iperf3", "--version"),
+        first_line("sockperf", "--version"),
+        first_line("ovs-vswitchd", "--version"),
+    ]
+}
+
+/// Replaces the generated part of `path` with `generated` (or writes a new file).
+pub fn write_benchmarks_md(path: &Path, generated: &str) -> Result<()> {
+    let block = format!("{BEGIN}\n{generated}{END}\n");
+    let text = match std::fs::read_to_string(path) {
+        Ok(old) => match (old.find(BEGIN), old.find(END)) {
+            (Some(b), Some(e)) if b < e => {
+                let rest = old[e + END.len()..].trim_start_matches('\n');
+                let gap = if rest.is_empty() { "" } else { "\n" };
+                format!("{}{block}{gap}{rest}", &old[..b])
+            }
+            _ => format!("{}\n{block}", old.trim_end()),
+        },
+        Err(_) => format!("# sfc benchmarks\n\n{block}"),
+    };
+    std::fs::write(path, text).with_context(|| format!("write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn generated_part_is_replaced_in_place() {
+        let dir = std::env::temp_dir().join(format!("sfcb-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("B.md");
+        write_benchmarks_md(&file, "one\n").unwrap();
+        let first = std::fs::read_to_string(&file).unwrap();
+        assert!(first.contains("one\n"));
+        std::fs::write(&file, format!("intro\n\n{first}\nanalysis\n")).unwrap();
+        write_benchmarks_md(&file, "two\n").unwrap();
+        let second = std::fs::read_to_string(&file).unwrap();
+        assert!(second.starts_with("intro\n"), "{second}");
+        assert!(
+            second.contains("two\n") && !second.contains("one\n"),
+            "{second}"
+        );
+        assert!(second.trim_end().ends_with("analysis"), "{second}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

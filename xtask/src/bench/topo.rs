@@ -1,0 +1,250 @@
+//! The benchmark topology: one set of namespaces per path, all alike, so that the paths differ
+//! only in how the hub moves packets.
+//!
+//! ```text
+//!  source eth0 198.18.1.2 ── src 198.18.1.1 ┐        ┌ dst 198.18.2.1 ── eth0 198.18.2.2 dest
+//!                                           ├─ hub ──┤
+//!  sf<n> in 198.18.1<n>.2 ── s<n>i 198.18.1<n>.1     s<n>o 198.18.2<n>.1 ── out 198.18.2<n>.2 sf<n>
+//! ```
+//!
+//! The hub routes (it is the host between its guests); source and dest use it as their
+//! gateway. Each service function is a plain router whose default route leaves by `out`
+//! towards the hub, so whatever enters `in` for dest comes back on the hub's `s<n>o`. For the
+//! Open vSwitch path the hub's ports carry no addresses and the hub does not forward: only
+//! OVS moves packets there. Every MAC address is fixed and every neighbour static (nothing
+//! ARPs), IPv6 is off, and all addresses are in 198.18.0.0/15 (RFC 2544) inside the namespaces.
+
+use std::net::Ipv4Addr;
+
+use anyhow::{Context as _, Result};
+use sfc_tests::netns::{self, NetNs, ip_in};
+
+/// Service functions in the chain.
+pub const HOPS: u8 = 3;
+
+pub const SOURCE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+pub const DEST_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
+/// What every path steers through the chain.
+pub const DEST_PREFIX: &str = "198.18.2.0/24";
+
+/// One veth pair between the hub and an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    Source,
+    Dest,
+    /// Service function `n`'s ingress (`in`).
+    SfIn(u8),
+    /// Service function `n`'s egress (`out`).
+    SfOut(u8),
+}
+
+impl Port {
+    /// Every port: source, dest, then each service function's in and out.
+    pub fn all() -> Vec<Port> {
+        let mut ports = vec![Port::Source, Port::Dest];
+        for n in 1..=HOPS {
+            ports.extend([Port::SfIn(n), Port::SfOut(n)]);
+        }
+        ports
+    }
+
+    /// The endpoint namespace's role: `source`, `dest`, `sf<n>`.
+    pub fn role(self) -> String {
+        match self {
+            Port::Source => "source".to_owned(),
+            Port::Dest => "dest".to_owned(),
+            Port::SfIn(n) | Port::SfOut(n) => format!("sf{n}"),
+        }
+    }
+
+    /// The interface name inside the endpoint namespace.
+    pub fn dev(self) -> &'static str {
+        match self {
+            Port::Source | Port::Dest => "eth0",
+            Port::SfIn(_) => "in",
+            Port::SfOut(_) => "out",
+        }
+    }
+
+    /// The hub-side interface name (what chain files and `OpenFlow` rules name).
+    pub fn hub_dev(self) -> String {
+        match self {
+            Port::Source => "src".to_owned(),
+            Port::Dest => "dst".to_owned(),
+            Port::SfIn(n) => format!("s{n}i"),
+            Port::SfOut(n) => format!("s{n}o"),
+        }
+    }
+
+    /// The third octet of the port's /24.
+    fn subnet(self) -> u8 {
+        match self {
+            Port::Source => 1,
+            Port::Dest => 2,
+            Port::SfIn(n) => 10 + n,
+            Port::SfOut(n) => 20 + n,
+        }
+    }
+
+    /// The endpoint side's address (`.2`) and the hub side's (`.1`).
+    pub fn addr(self) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, self.subnet(), 2)
+    }
+
+    pub fn hub_addr(self) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, self.subnet(), 1)
+    }
+
+    /// `02:5f:c1:<subnet>:00:01` on the endpoint side, `...:02` on the hub side.
+    pub fn mac(self) -> String {
+        format!("02:5f:c1:{:02x}:00:01", self.subnet())
+    }
+
+    pub fn hub_mac(self) -> String {
+        format!("02:5f:c1:{:02x}:00:02", self.subnet())
+    }
+}
+
+/// How the hub is configured at the IP level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hub {
+    /// Addresses on every hub port, forwarding on: a router.
+    Routed,
+    /// No addresses, forwarding off: something else (OVS) moves the packets.
+    Bare,
+}
+
+/// One path's namespaces: `<prefix>-hub`, `-source`, `-dest`, `-sf1`..; deleted on drop.
+#[derive(Debug)]
+pub struct Net {
+    prefix: String,
+    /// In creation order, hub first; dropped in reverse.
+    namespaces: Vec<NetNs>,
+}
+
+impl Net {
+    /// Builds the topology under namespace names `<prefix>-<role>`.
+    pub fn build(prefix: &str, hub: Hub) -> Result<Net> {
+        let mut net = Net {
+            prefix: prefix.to_owned(),
+            namespaces: Vec::new(),
+        };
+        net.create(hub)
+            .with_context(|| format!("build the benchmark topology {prefix}-*"))?;
+        Ok(net)
+    }
+
+    pub fn ns(&self, role: &str) -> String {
+        format!("{}-{role}", self.prefix)
+    }
+
+    pub fn hub(&self) -> String {
+        self.ns("hub")
+    }
+
+    pub fn source(&self) -> String {
+        self.ns("source")
+    }
+
+    pub fn dest(&self) -> String {
+        self.ns("dest")
+    }
+
+    fn create(&mut self, hub_kind: Hub) -> Result<()> {
+        let mut roles = vec!["hub".to_owned(), "source".to_owned(), "dest".to_owned()];
+        roles.extend((1..=HOPS).map(|n| format!("sf{n}")));
+        for role in &roles {
+            self.namespaces.push(NetNs::create(&self.ns(role))?);
+        }
+        for role in &roles {
+            let forward = role.starts_with("sf") || (role == "hub" && hub_kind == Hub::Routed);
+            netns::sysctls(
+                &self.ns(role),
+                &[
+                    ("net.ipv6.conf.all.disable_ipv6", "1"),
+                    ("net.ipv6.conf.default.disable_ipv6", "1"),
+                    ("net.ipv4.conf.all.rp_filter", "0"),
+                    ("net.ipv4.conf.default.rp_filter", "0"),
+                    ("net.ipv4.conf.all.send_redirects", "0"),
+                    ("net.ipv4.conf.default.send_redirects", "0"),
+                    ("net.ipv4.conf.all.accept_redirects", "0"),
+                    ("net.ipv4.conf.default.accept_redirects", "0"),
+                    ("net.ipv4.ip_forward", if forward { "1" } else { "0" }),
+                ],
+            )?;
+        }
+
+        let hub = self.hub();
+        for port in Port::all() {
+            let ns = self.ns(&port.role());
+            let (hub_dev, hub_mac, mac) = (port.hub_dev(), port.hub_mac(), port.mac());
+            #[rustfmt::skip]
+            ip_in(&hub, &[
+                "link", "add", &hub_dev, "address", &hub_mac, "type", "veth",
+                "peer", "name", port.dev(), "address", &mac, "netns", &ns,
+            ])?;
+            ip_in(&hub, &["link", "set", &hub_dev, "up"])?;
+            let addr = format!("{}/24", port.addr());
+            ip_in(&ns, &["addr", "add", &addr, "dev", port.dev()])?;
+            ip_in(&ns, &["link", "set", port.dev(), "up"])?;
+            if hub_kind == Hub::Routed {
+                let hub_addr = format!("{}/24", port.hub_addr());
+                ip_in(&hub, &["addr", "add", &hub_addr, "dev", &hub_dev])?;
+                neighbour(&hub, &hub_dev, port.addr(), &port.mac())?;
+            }
+        }
+
+        // Endpoints route via the hub: source and dest by default route, each service function
+        // out of `out`, whatever arrived on `in`.
+        for (port, role) in [(Port::Source, "source"), (Port::Dest, "dest")] {
+            let ns = self.ns(role);
+            let gw = port.hub_addr().to_string();
+            ip_in(&ns, &["route", "add", "default", "via", &gw])?;
+            neighbour(&ns, port.dev(), port.hub_addr(), &port.hub_mac())?;
+        }
+        for n in 1..=HOPS {
+            let (ns, out) = (self.ns(&format!("sf{n}")), Port::SfOut(n));
+            netns::sysctls(
+                &ns,
+                &[
+                    ("net.ipv4.conf.in.rp_filter", "0"),
+                    ("net.ipv4.conf.out.rp_filter", "0"),
+                ],
+            )?;
+            let gw = out.hub_addr().to_string();
+            ip_in(&ns, &["route", "add", "default", "via", &gw, "dev", "out"])?;
+            neighbour(&ns, "out", out.hub_addr(), &out.hub_mac())?;
+        }
+        Ok(())
+    }
+
+    /// Interface counters of the endpoint side of `port`.
+    pub fn link(&self, port: Port) -> Result<sfc_tests::LinkStats> {
+        sfc_tests::LinkStats::read(&self.ns(&port.role()), port.dev())
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        while let Some(ns) = self.namespaces.pop() {
+            drop(ns);
+        }
+    }
+}
+
+fn neighbour(ns: &str, dev: &str, addr: Ipv4Addr, mac: &str) -> Result<()> {
+    let addr = addr.to_string();
+    #[rustfmt::skip]
+    ip_in(ns, &["neigh", "replace", &addr, "lladdr", mac, "dev", dev, "nud", "permanent"])?;
+    Ok(())
+}
+
+/// Receive packet steering on `dev` in `ns`: `mask` of CPUs (hex), `0` for none. Written
+/// through `ip netns exec`, which mounts the namespace's own sysfs.
+pub fn set_rps(ns: &str, dev: &str, mask: &str) -> Result<()> {
+    let file = format!("/sys/class/net/{dev}/queues/rx-0/rps_cpus");
+    let script = format!("echo {mask} > {file}");
+    netns::run("ip", &["netns", "exec", ns, "sh", "-c", &script])
+        .with_context(|| format!("set {file} in {ns}"))?;
+    Ok(())
+}
