@@ -161,16 +161,18 @@ fn lookup_flow(
             return Err(DropReason::HopLimit);
         }
     }
-    match old {
-        Some(flow) if flow.generation == meta.generation => {}
+    let flow = match old {
+        // The hit path: one lookup.
+        Some(flow) if flow.generation == meta.generation => flow,
         _ => {
             if !resolve(ifindex, p, scratch, meta, old)? {
                 return Ok(None);
             }
+            // A new or re-resolved flow is read back from the map: the path reference must
+            // point into the map, not into the scratch copy.
+            unsafe { SFC_FLOWS.get(&scratch.key) }.ok_or(DropReason::FlowTableFull)?
         }
-    }
-    // Read back from the map, so there is one path (and one stack frame) for new and known flows.
-    let flow = unsafe { SFC_FLOWS.get(&scratch.key) }.ok_or(DropReason::FlowTableFull)?;
+    };
     if flow.chain_id == 0 || flow.in_ifindex != ifindex {
         return Ok(None);
     }
