@@ -339,7 +339,6 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<Apply
         netns: loc.netns.clone(),
         ids,
         draining,
-        generation: report.generation,
         down: compiled.down.clone(),
         failovers,
     }

@@ -35,9 +35,6 @@ pub struct State {
     /// they go. Their map entries stay (flagged draining) until then.
     #[serde(default)]
     pub draining: BTreeMap<u32, Drain>,
-    /// The generation this state went live with.
-    #[serde(default)]
-    pub generation: u32,
     /// Port pairs installed down (an interface not up), and how many times one went down.
     #[serde(default)]
     pub down: std::collections::BTreeSet<String>,
