@@ -21,11 +21,17 @@ pub enum DropReason {
     RewriteFailed = 7,
     /// The per-CPU scratch map was missing (cannot happen once loaded; counted, not assumed).
     NoScratch = 8,
+    /// XDP mode: an SCTP packet whose sender left its CRC32c to offload (a zero checksum field):
+    /// XDP cannot hand that note on, and the receiver would drop the packet. Turn the offload off
+    /// on the sender (`ethtool -K DEV tx-checksum-sctp off`) or use tc mode for the interface.
+    ChecksumOffload = 9,
+    /// XDP mode: the frame is larger than the MTU of the interface it would be sent to.
+    TooBig = 10,
 }
 
 impl DropReason {
     /// Every reason, in numeric order, for decoding the counters.
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::NoChain,
         DropReason::NoMember,
         DropReason::NoPortPair,
@@ -34,6 +40,8 @@ impl DropReason {
         DropReason::HopLimit,
         DropReason::RewriteFailed,
         DropReason::NoScratch,
+        DropReason::ChecksumOffload,
+        DropReason::TooBig,
     ];
 
     /// The stable name used by `sfc stats`, JSON output and metrics labels.
@@ -47,6 +55,8 @@ impl DropReason {
             DropReason::HopLimit => "hop_limit",
             DropReason::RewriteFailed => "rewrite_failed",
             DropReason::NoScratch => "no_scratch",
+            DropReason::ChecksumOffload => "checksum_offload",
+            DropReason::TooBig => "too_big",
         }
     }
 }

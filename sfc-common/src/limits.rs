@@ -36,3 +36,11 @@ pub const DEFAULT_FLOW_TABLE_SIZE: u32 = 65_536;
 pub const MAX_DROP_REASONS: u32 = 32;
 /// Fragmented packets in flight whose later fragments are still expected.
 pub const MAX_FRAGS: u32 = 8_192;
+/// XDP checksum completion (`sfc-ebpf/src/csum.rs`) sums the transport bytes in chunks of this
+/// size (at most 512: `bpf_csum_diff`'s limit) ...
+pub const CSUM_CHUNK: usize = 512;
+/// ... and at most this many: 4,096 bytes, more than a veth frame can carry to an XDP program
+/// without multi-buffer support (a page less headroom).
+pub const MAX_CSUM_CHUNKS: usize = 8;
+/// The scratch buffer for one chunk, with room for zero padding to whole 32-bit words.
+pub const CSUM_BUF_LEN: usize = CSUM_CHUNK + 8;

@@ -23,9 +23,10 @@ pub const MAP_IF_STATS: &str = "SFC_IF_STATS";
 pub const MAP_DROPS: &str = "SFC_DROPS";
 pub const MAP_FRAGS: &str = "SFC_FRAGS";
 pub const MAP_META: &str = "SFC_META";
+pub const MAP_DEVMAP: &str = "SFC_DEVMAP";
 
 /// Every map the loader pins, in a stable order.
-pub const ALL_MAPS: [&str; 13] = [
+pub const ALL_MAPS: [&str; 14] = [
     MAP_META,
     MAP_IFACES,
     MAP_CLS,
@@ -39,10 +40,15 @@ pub const ALL_MAPS: [&str; 13] = [
     MAP_IF_STATS,
     MAP_DROPS,
     MAP_FRAGS,
+    MAP_DEVMAP,
 ];
 
 /// Program names (the function names of the entry points).
 pub const PROG_TC_INGRESS: &str = "sfc_tc_ingress";
+/// XDP mode's steering program.
+pub const PROG_XDP: &str = "sfc_xdp";
+/// What XDP mode attaches to the far end of a veth it redirects into (see sfc-ebpf `main.rs`).
+pub const PROG_XDP_PASS: &str = "sfc_xdp_pass";
 
 // ---- generations ------------------------------------------------------------------------------
 //

@@ -12,14 +12,13 @@ const BPF_NOEXIST: u64 = 1;
 
 /// Not inlined: called from several places, and each inlined copy would get its own stack slots.
 #[inline(never)]
-pub fn hop(chain_id: u32, hop: u32, port_pair: u32, dir: u32, bytes: u32) {
-    let key = HopStatsKey { chain_id, hop, port_pair, dir };
-    if SFC_HOP_STATS.get_ptr_mut(&key).is_none() {
+pub fn hop(key: &HopStatsKey, bytes: u32) {
+    if SFC_HOP_STATS.get_ptr_mut(key).is_none() {
         // First packet of this member anywhere: create the slot (zero on every CPU). Losing the
         // race to another CPU is fine, the entry then exists.
-        let _ = SFC_HOP_STATS.insert(&key, &Counter::default(), BPF_NOEXIST);
+        let _ = SFC_HOP_STATS.insert(key, &Counter::default(), BPF_NOEXIST);
     }
-    if let Some(c) = SFC_HOP_STATS.get_ptr_mut(&key) {
+    if let Some(c) = SFC_HOP_STATS.get_ptr_mut(key) {
         unsafe {
             (*c).packets += 1;
             (*c).bytes += u64::from(bytes);

@@ -1,6 +1,15 @@
-//! What steering needs from a program context, so the same code runs from tc and (later) XDP.
+//! What steering needs from a program context, so the same code runs from tc and XDP (as
+//! cilium's `lib/overloadable.h` does): packet bounds, length, ingress interface, and the one
+//! step that differs, what to do to a packet before it is redirected.
 
-use aya_ebpf::programs::TcContext;
+use aya_ebpf::{
+    bindings::bpf_check_mtu_ret::{BPF_MTU_CHK_RET_FRAG_NEEDED, BPF_MTU_CHK_RET_SUCCESS},
+    helpers::generated::bpf_check_mtu,
+    programs::{TcContext, XdpContext},
+};
+use sfc_common::{DropReason, maps::FlowKey};
+
+use crate::{csum, parse::Parsed};
 
 pub trait PacketCtx {
     fn data(&self) -> usize;
@@ -9,6 +18,8 @@ pub trait PacketCtx {
     fn len(&self) -> u32;
     /// The interface the packet arrived on.
     fn ifindex(&self) -> u32;
+    /// Makes the packet fit to be handed to `ifindex`, or says why it cannot be.
+    fn before_redirect(&self, p: &Parsed, key: &FlowKey, ifindex: u32) -> Result<(), DropReason>;
 }
 
 impl PacketCtx for TcContext {
@@ -27,5 +38,47 @@ impl PacketCtx for TcContext {
     #[inline(always)]
     fn ifindex(&self) -> u32 {
         unsafe { (*self.skb.skb).ifindex }
+    }
+    /// The skb travels on with its checksum state and GSO metadata: nothing to do.
+    #[inline(always)]
+    fn before_redirect(&self, _: &Parsed, _: &FlowKey, _: u32) -> Result<(), DropReason> {
+        Ok(())
+    }
+}
+
+impl PacketCtx for XdpContext {
+    #[inline(always)]
+    fn data(&self) -> usize {
+        XdpContext::data(self)
+    }
+    #[inline(always)]
+    fn data_end(&self) -> usize {
+        XdpContext::data_end(self)
+    }
+    #[inline(always)]
+    fn len(&self) -> u32 {
+        (XdpContext::data_end(self) - XdpContext::data(self)) as u32
+    }
+    #[inline(always)]
+    fn ifindex(&self) -> u32 {
+        unsafe { (*self.ctx).ingress_ifindex }
+    }
+    /// An `xdp_frame` carries no checksum note, so an offloaded checksum is completed here; and
+    /// a frame the target cannot send would be dropped by the kernel uncounted, so it is
+    /// dropped (and counted) here.
+    #[inline(always)]
+    fn before_redirect(&self, p: &Parsed, key: &FlowKey, ifindex: u32) -> Result<(), DropReason> {
+        // The IP packet's length against the target's MTU (VLAN tags do not count, as in the
+        // kernel's own forwarding check).
+        let mut mtu_len = (self.len()).saturating_sub(u32::from(p.ip_off));
+        let r = unsafe { bpf_check_mtu(self.ctx.cast(), ifindex, &raw mut mtu_len, 0, 0) };
+        match r {
+            r if r == i64::from(BPF_MTU_CHK_RET_SUCCESS) => {}
+            r if r == i64::from(BPF_MTU_CHK_RET_FRAG_NEEDED) => return Err(DropReason::TooBig),
+            // No such interface in this namespace: the redirect would fail too.
+            _ => return Err(DropReason::RedirectFailed),
+        }
+        // Last: a packet that is dropped leaves the program as it came.
+        csum::complete(self, p, key)
     }
 }

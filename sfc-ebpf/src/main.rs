@@ -1,10 +1,12 @@
 //! sfc kernel programs. Entry points are thin: they call `steer::try_steer` and turn its result
-//! into exactly one verdict; every drop is counted by reason.
+//! into exactly one verdict; every drop is counted by reason. tc and XDP share all of steering
+//! (`ctx::PacketCtx` is what differs).
 #![no_std]
 #![no_main]
 
 mod classify;
 mod counters;
+mod csum;
 mod ctx;
 mod lb;
 mod maps;
@@ -12,10 +14,13 @@ mod parse;
 mod steer;
 
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT},
+    bindings::{
+        TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT,
+        xdp_action::{XDP_DROP, XDP_PASS, XDP_REDIRECT},
+    },
     helpers::{bpf_redirect, bpf_redirect_peer},
-    macros::classifier,
-    programs::TcContext,
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
 };
 use sfc_common::DropReason;
 use steer::{Action, try_steer};
@@ -24,8 +29,8 @@ use steer::{Action, try_steer};
 #[classifier]
 pub fn sfc_tc_ingress(ctx: TcContext) -> i32 {
     match try_steer(&ctx) {
-        Ok(Action::Pass) => TC_ACT_OK,
-        Ok(Action::Redirect { ifindex, peer }) => {
+        Ok(a) if a.is_pass() => TC_ACT_OK,
+        Ok(Action { ifindex, peer }) => {
             let r = unsafe {
                 if peer { bpf_redirect_peer(ifindex, 0) } else { bpf_redirect(ifindex, 0) }
             };
@@ -41,6 +46,34 @@ pub fn sfc_tc_ingress(ctx: TcContext) -> i32 {
             TC_ACT_SHOT
         }
     }
+}
+
+/// XDP on every interface sfc manages in XDP mode: the same steering; redirects go through
+/// `SFC_DEVMAP` (the target's veth peer must be able to take XDP frames: the loader sees to it).
+#[xdp]
+pub fn sfc_xdp(ctx: XdpContext) -> u32 {
+    match try_steer(&ctx) {
+        Ok(a) if a.is_pass() => XDP_PASS,
+        Ok(Action { ifindex, .. }) => match maps::SFC_DEVMAP.redirect(ifindex, 0) {
+            Ok(_) => XDP_REDIRECT,
+            Err(_) => {
+                counters::drop(DropReason::RedirectFailed);
+                XDP_DROP
+            }
+        },
+        Err(reason) => {
+            counters::drop(reason);
+            XDP_DROP
+        }
+    }
+}
+
+/// Attached by the loader to the far end of a veth that XDP mode redirects into, when it has no
+/// XDP program of its own: a veth accepts redirected frames only while its peer runs NAPI, which
+/// an XDP program switches on. Passes everything.
+#[xdp]
+pub fn sfc_xdp_pass(_ctx: XdpContext) -> u32 {
+    XDP_PASS
 }
 
 #[cfg(not(test))]

@@ -3,11 +3,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use sfc_common::{
     limits::{
-        DEFAULT_FLOW_TABLE_SIZE, LB_TABLE_SIZE, MAX_CHAINS, MAX_CLS_ENTRIES, MAX_CLS_RESULTS,
+        CSUM_BUF_LEN, DEFAULT_FLOW_TABLE_SIZE, LB_TABLE_SIZE, MAX_CHAINS, MAX_CLS_ENTRIES, MAX_CLS_RESULTS,
         MAX_DROP_REASONS, MAX_FRAGS, MAX_GROUPS, MAX_HOPS, MAX_IFACES, MAX_PORT_PAIRS,
     },
     maps::{
@@ -95,3 +95,15 @@ pub struct Scratch {
 
 #[map]
 pub static SFC_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// ifindex -> the same ifindex: every interface an XDP program may redirect to (SF ingresses and
+/// egresses, logical source and destination ports). Written by the loader, read by the XDP
+/// entry point (`bpf_redirect_map`, so the kernel batches transmissions). Not banked: an entry is
+/// added before a generation needs it and removed once neither live generation does.
+#[map]
+pub static SFC_DEVMAP: DevMapHash = DevMapHash::pinned(MAX_IFACES, 0);
+
+/// One chunk of a transport header and payload being summed (`csum::l4_sum`). Private to the
+/// program; index 0 only.
+#[map]
+pub static SFC_CSUM_BUF: PerCpuArray<[u8; CSUM_BUF_LEN]> = PerCpuArray::with_max_entries(1, 0);

@@ -21,7 +21,7 @@ const ETH_P_8021AD: u16 = 0x88A8;
 
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
-const IPPROTO_SCTP: u8 = 132;
+pub const IPPROTO_SCTP: u8 = 132;
 const IPPROTO_UDPLITE: u8 = 136;
 // IPv6 extension headers walked to find the transport header.
 const IPV6_HOPOPTS: u8 = 0;
@@ -62,6 +62,15 @@ impl Cursor {
         Ok(p as *const T)
     }
 
+    /// How far the cursor is from `start`. Computed through memory: otherwise LLVM packs the
+    /// offset into a wider register by shifting the packet pointer itself, which the verifier
+    /// refuses ("pointer arithmetic with <<= operator prohibited").
+    #[inline(always)]
+    pub fn offset(&self, start: usize) -> u16 {
+        let off = (self.pos - start) as u16;
+        unsafe { core::ptr::read_volatile(&raw const off) }
+    }
+
     /// Moves past `n` bytes; `n` must already be bounded by the caller (verifier).
     #[inline(always)]
     pub fn skip(&mut self, n: usize) -> Result<(), ParseError> {
@@ -84,14 +93,20 @@ pub const FRAG_LATER: u8 = 2;
 pub struct Parsed {
     /// Ethertype of the IP header (after any VLAN tags), host order.
     pub ethertype: u16,
-    /// The Ethernet header, for rewriting addresses before a redirect.
-    pub eth: *mut EthHdr,
     /// `FRAG_*`.
     pub frag: u8,
     /// IP identification of a fragment (IPv4 16 bits, IPv6 32 bits).
     pub frag_id: u32,
     /// IPv4 TTL or IPv6 hop limit (loop guard).
     pub ttl: u8,
+    /// Offset of the IP header from the frame's start (for the MTU check before an XDP
+    /// redirect). Offsets, not pointers: a packet pointer kept in a struct the compiler may
+    /// return in registers ends up shifted, which the verifier refuses.
+    pub ip_off: u16,
+    /// Offset of the transport header (for completing a checksum before an XDP redirect), and its
+    /// length from the IP header (0 when the IP header does not say, as for BIG TCP).
+    pub l4_off: u16,
+    pub l4_len: u16,
 }
 
 /// Parses the frame between `start` and `end`, filling `key` (which the caller has zeroed).
@@ -107,6 +122,7 @@ pub fn parse(start: usize, end: usize, key: &mut FlowKey) -> Result<Parsed, Pars
         let vlan = c.take::<VlanHdr>()?;
         ethertype = u16::from_be(unsafe { (*vlan).ether_type });
     }
+    let ip_off = c.offset(start);
     let proto = match ethertype {
         ETH_P_IP => parse_ipv4(&mut c, key)?,
         ETH_P_IPV6 => parse_ipv6(&mut c, key)?,
@@ -114,13 +130,22 @@ pub fn parse(start: usize, end: usize, key: &mut FlowKey) -> Result<Parsed, Pars
         _ => return Err(ParseError::NotIp),
     };
     key.proto = proto.proto;
+    let l4_off = c.offset(start);
     if proto.has_ports && proto.frag != FRAG_LATER {
         let ports = c.take::<[u8; 4]>()?;
         let ports = unsafe { *ports };
         key.sport = [ports[0], ports[1]];
         key.dport = [ports[2], ports[3]];
     }
-    Ok(Parsed { ethertype, eth: eth.cast_mut(), frag: proto.frag, frag_id: proto.frag_id, ttl: proto.ttl })
+    Ok(Parsed {
+        ethertype,
+        frag: proto.frag,
+        frag_id: proto.frag_id,
+        ttl: proto.ttl,
+        ip_off,
+        l4_off,
+        l4_len: proto.l4_len,
+    })
 }
 
 struct L4 {
@@ -130,6 +155,8 @@ struct L4 {
     frag: u8,
     frag_id: u32,
     ttl: u8,
+    /// Transport header and payload, as the IP header counts them.
+    l4_len: u16,
 }
 
 #[inline(always)]
@@ -160,12 +187,14 @@ fn parse_ipv4(c: &mut Cursor, key: &mut FlowKey) -> Result<L4, ParseError> {
         frag,
         frag_id: u32::from(u16::from_be_bytes(ip.id)),
         ttl: ip.ttl,
+        l4_len: u16::from_be_bytes(ip.tot_len).saturating_sub(ihl as u16),
     })
 }
 
 #[inline(always)]
 fn parse_ipv6(c: &mut Cursor, key: &mut FlowKey) -> Result<L4, ParseError> {
     let ip = c.take::<Ipv6Hdr>()?;
+    let start = c.pos;
     let ip = unsafe { &*ip };
     if ip.vcf[0] >> 4 != 6 {
         return Err(ParseError::Malformed);
@@ -217,5 +246,8 @@ fn parse_ipv6(c: &mut Cursor, key: &mut FlowKey) -> Result<L4, ParseError> {
     }
     key.src = ip.src_addr;
     key.dst = ip.dst_addr;
-    Ok(L4 { proto: next, has_ports: carries_ports(next), frag, frag_id, ttl: ip.hop_limit })
+    // Extension headers are part of the payload length, not of the transport's.
+    let ext = c.offset(start);
+    let l4_len = u16::from_be_bytes(ip.payload_len).saturating_sub(ext);
+    Ok(L4 { proto: next, has_ports: carries_ports(next), frag, frag_id, ttl: ip.hop_limit, l4_len })
 }

@@ -16,7 +16,7 @@ use sfc_common::{
     limits::{MAX_HOPS, PORT_PAIR_NONE},
     maps::{
         CHAIN_F_SYMMETRIC, ClsResult, DIR_FORWARD, DIR_REVERSE, FLOW_F_REVERSE, FlowEntry,
-        FAMILY_V6, FlowKey, IF_F_PEER, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, ROLE_DEST,
+        FAMILY_V6, FlowKey, HopStatsKey, IF_F_PEER, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, ROLE_DEST,
         ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id,
     },
 };
@@ -33,12 +33,25 @@ use crate::{
     parse::{FRAG_FIRST, FRAG_LATER, ParseError, Parsed, parse},
 };
 
-/// What to do with a packet that is not dropped.
-pub enum Action {
-    /// Leave it to the host (bridge, routing) unchanged.
-    Pass,
-    /// Send it to `ifindex`; `peer`: straight into the veth peer's ingress.
-    Redirect { ifindex: u32, peer: bool },
+/// What to do with a packet that is not dropped: leave it to the host (bridge, routing)
+/// unchanged, or send it to `ifindex` (`peer`: straight into the veth peer's ingress).
+///
+/// A struct, not an enum with a payload: every bit of it is defined on every path. An enum's
+/// `Pass` leaves the payload's register undefined, LLVM then lets whatever it held flow into the
+/// packing of the result, and when that is a packet pointer the verifier refuses the shift.
+#[derive(Clone, Copy)]
+pub struct Action {
+    /// 0: pass to the host.
+    pub ifindex: u32,
+    pub peer: bool,
+}
+
+impl Action {
+    pub const PASS: Action = Action { ifindex: 0, peer: false };
+
+    pub const fn is_pass(self) -> bool {
+        self.ifindex == 0
+    }
 }
 
 const BPF_ANY: u64 = 0;
@@ -49,6 +62,8 @@ struct Path {
     from: usize,
     /// Follow `prev_members` (the packet entered the chain before the flow was re-resolved).
     prev: bool,
+    /// The interface counter the packet bumps once it is sent on.
+    seen: If,
 }
 
 #[inline(always)]
@@ -61,7 +76,7 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
         Some(i) => i,
         None => match unsafe { SFC_IFACES.get(&banked_id(meta.bank ^ 1, ifindex)) } {
             Some(i) => i,
-            None => return Ok(Action::Pass),
+            None => return Ok(Action::PASS),
         },
     };
     let (roles, port_pair) = (iface.roles, iface.port_pair);
@@ -72,11 +87,11 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
         Ok(p) => p,
         Err(ParseError::NotIp) => {
             counters::iface(ifindex, If::Unclassified);
-            return Ok(Action::Pass);
+            return Ok(Action::PASS);
         }
         Err(ParseError::Malformed) => {
             counters::iface(ifindex, If::Malformed);
-            return Ok(Action::Pass);
+            return Ok(Action::PASS);
         }
     };
     if p.frag != 0 {
@@ -87,20 +102,25 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
                 Some(k) => scratch.key = *k,
                 None => {
                     counters::iface(ifindex, If::Unclassified);
-                    return Ok(Action::Pass);
+                    return Ok(Action::PASS);
                 }
             }
         }
     }
     let Some(path) = lookup_flow(ifindex, roles, port_pair, &p, scratch, meta)? else {
         counters::iface(ifindex, If::Unclassified);
-        return Ok(Action::Pass);
+        return Ok(Action::PASS);
     };
     if p.frag == FRAG_FIRST {
         // Later fragments of this packet will look this up. A full table only costs them steering.
         let _ = SFC_FRAGS.insert(&scratch.frag, &scratch.key, BPF_ANY);
     }
-    forward(ctx, &p, &path, meta.bank)
+    let next = forward(&path, meta.bank)?;
+    let action = redirect(ctx, &p, &scratch.key, next)?;
+    // Counted once the packet is on its way: a packet dropped on the way is counted as a drop
+    // only, so interface counters and drops add up to the packets seen.
+    counters::iface(ifindex, path.seen);
+    Ok(action)
 }
 
 #[inline(always)]
@@ -129,13 +149,12 @@ fn lookup_flow(
             let cur = hop_of(&flow.members, flow.n_hops, port_pair);
             let prev = hop_of(&flow.prev_members, flow.prev_n_hops, port_pair);
             let path = match (cur, prev) {
-                (Some(c), Some(q)) if came_by_prev(flow, p.ttl, c, q) => Some(Path { flow, from: q + 1, prev: true }),
-                (Some(c), _) => Some(Path { flow, from: c + 1, prev: false }),
-                (None, Some(q)) => Some(Path { flow, from: q + 1, prev: true }),
+                (Some(c), Some(q)) if came_by_prev(flow, p.ttl, c, q) => Some(Path { flow, from: q + 1, prev: true, seen: If::FromSf }),
+                (Some(c), _) => Some(Path { flow, from: c + 1, prev: false, seen: If::FromSf }),
+                (None, Some(q)) => Some(Path { flow, from: q + 1, prev: true, seen: If::FromSf }),
                 (None, None) => None,
             };
             if path.is_some() {
-                counters::iface(ifindex, If::FromSf);
                 return Ok(path);
             }
         }
@@ -144,8 +163,7 @@ fn lookup_flow(
         // The reverse direction of a symmetric chain starts where the forward one is delivered.
         if let Some(flow) = unsafe { SFC_FLOWS.get(key) } {
             if flow.flags & FLOW_F_REVERSE != 0 && flow.in_ifindex == ifindex {
-                counters::iface(ifindex, If::Classified);
-                return Ok(Some(Path { flow, from: 0, prev: false }));
+                return Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }));
             }
         }
     }
@@ -176,8 +194,7 @@ fn lookup_flow(
     if flow.chain_id == 0 || flow.in_ifindex != ifindex {
         return Ok(None);
     }
-    counters::iface(ifindex, If::Classified);
-    Ok(Some(Path { flow, from: 0, prev: false }))
+    Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }))
 }
 
 /// Classifies a new flow, or re-resolves one picked under an older generation, and stores it.
@@ -335,10 +352,19 @@ fn reverse_of(s: &mut Scratch, source_ifindex: u32) {
     s.rflow.present = presence(&s.rflow.members);
 }
 
-/// Sends the packet into the first member at or after hop `path.from`, or delivers it after the
-/// last.
+/// Where `forward` sends a packet.
+enum Next {
+    /// Back to the host (the chain is done and has no logical destination port).
+    Host,
+    /// Into a service function: `mac` is its address, `hop` its counter.
+    Member { ifindex: u32, peer: bool, mac: [u8; 6], hop: HopStatsKey },
+    /// To the logical destination port, unchanged.
+    Deliver { ifindex: u32, peer: bool },
+}
+
+/// The first member at or after hop `path.from`, or where the packet goes after the last.
 #[inline(always)]
-fn forward<C: PacketCtx>(ctx: &C, p: &Parsed, path: &Path, bank: u32) -> Result<Action, DropReason> {
+fn forward(path: &Path, bank: u32) -> Result<Next, DropReason> {
     let flow = path.flow;
     let (members, n_hops, present) = if path.prev {
         (&flow.prev_members, flow.prev_n_hops, flow.prev_present)
@@ -364,14 +390,34 @@ fn forward<C: PacketCtx>(ctx: &C, p: &Parsed, path: &Path, bank: u32) -> Result<
         } else {
             (pp.ingress_ifindex, pp.ingress_mac, pp.flags & PP_F_INGRESS_PEER != 0, DIR_FORWARD, next)
         };
-        unsafe { (*p.eth).dst_addr = mac };
-        counters::hop(flow.chain_id, position as u32, pp_id, dir, ctx.len());
-        return Ok(Action::Redirect { ifindex, peer });
+        let hop = HopStatsKey { chain_id: flow.chain_id, hop: position as u32, port_pair: pp_id, dir };
+        return Ok(Next::Member { ifindex, peer, mac, hop });
     }
     if flow.dst_ifindex == 0 {
-        return Ok(Action::Pass);
+        return Ok(Next::Host);
     }
     let peer = unsafe { SFC_IFACES.get(&banked_id(bank, flow.dst_ifindex)) }
         .is_some_and(|i| i.flags & IF_F_PEER != 0);
-    Ok(Action::Redirect { ifindex: flow.dst_ifindex, peer })
+    Ok(Next::Deliver { ifindex: flow.dst_ifindex, peer })
+}
+
+/// Carries out `forward`'s decision. One place for everything a redirect needs, so the
+/// program-type specific step (`before_redirect`) is verified once, not once per branch.
+#[inline(always)]
+fn redirect<C: PacketCtx>(ctx: &C, p: &Parsed, key: &FlowKey, next: Next) -> Result<Action, DropReason> {
+    let (ifindex, peer) = match next {
+        Next::Host => return Ok(Action::PASS),
+        Next::Member { ifindex, peer, .. } | Next::Deliver { ifindex, peer } => (ifindex, peer),
+    };
+    ctx.before_redirect(p, key, ifindex)?;
+    if let Next::Member { mac, hop, .. } = next {
+        // The Ethernet destination: the frame's first bytes (the parser read them).
+        let dst = ctx.data();
+        if dst + 6 > ctx.data_end() {
+            return Err(DropReason::RewriteFailed);
+        }
+        unsafe { *(dst as *mut [u8; 6]) = mac };
+        counters::hop(&hop, ctx.len());
+    }
+    Ok(Action { ifindex, peer })
 }

@@ -57,8 +57,8 @@ const HIT_SAMPLES: usize = 5;
 /// New flows per miss measurement (well below the flow table's 65,536 entries).
 const MISSES: usize = 20_000;
 
-const TC_ACT_OK: u32 = 0;
-const TC_ACT_REDIRECT: u32 = 7;
+const PASS: u32 = 0;
+const REDIRECT: u32 = 7;
 
 /// `struct __sk_buff` is 192 bytes; `ifindex` is its eleventh `__u32` (see `common/mod.rs`).
 const SKB_CTX_LEN: usize = 192;
@@ -304,7 +304,7 @@ impl Bench {
         let mut total = Duration::ZERO;
         for p in packets {
             let (v, d) = self.run(ifindex, p, 1);
-            assert_eq!(v, TC_ACT_REDIRECT, "{what}: a packet was not steered");
+            assert_eq!(v, REDIRECT, "{what}: a packet was not steered");
             total += d;
         }
         ns(total) / f64::from(u32::try_from(packets.len()).expect("fewer than 2^32 packets"))
@@ -327,9 +327,9 @@ fn measure(n: usize) -> Row {
     // One known flow, to a classifier in the middle of the table; then the same packet coming
     // back from the SF; then a destination no classifier has (the walk fails, nothing is kept).
     let p = udp64(dst_of(n / 2), 1000);
-    let hit = b.repeated(src, &p, TC_ACT_REDIRECT, &what);
-    let sf_hop = b.repeated(sf_out, &p, TC_ACT_REDIRECT, &what);
-    let unclassified = b.repeated(src, &udp64([172, 16, 0, 1], 1000), TC_ACT_OK, &what);
+    let hit = b.repeated(src, &p, REDIRECT, &what);
+    let sf_hop = b.repeated(sf_out, &p, REDIRECT, &what);
+    let unclassified = b.repeated(src, &udp64([172, 16, 0, 1], 1000), PASS, &what);
 
     // New flows: distinct source ports, destinations spread over every classifier (a stride
     // prime to n), then all to one destination.

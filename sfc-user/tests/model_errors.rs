@@ -59,18 +59,18 @@ fn display_names_resource_field_and_line() {
 
 #[test]
 fn file_not_a_mapping() {
-    only("\n- a\n- b\n", "", "", "", 1, "a chain file is a mapping of port_pairs, port_pair_groups, flow_classifiers, port_chains, found a list");
+    only("\n- a\n- b\n", "", "", "", 1, "a chain file is a mapping of port_pairs, port_pair_groups, flow_classifiers, port_chains, interfaces, found a list");
 }
 
 #[test]
 fn section_name_not_a_string() {
-    only("\n? [a]\n: 1\n", "", "", "", 1, "expected a section name (port_pairs, port_pair_groups, flow_classifiers, port_chains), found a list");
+    only("\n? [a]\n: 1\n", "", "", "", 1, "expected a section name (port_pairs, port_pair_groups, flow_classifiers, port_chains, interfaces), found a list");
 }
 
 #[test]
 fn unknown_section() {
     only("\nport_pair: []\n", "port_pair", "", "", 1, "unknown section (did you mean 'port_pairs'?)");
-    only("\nservices: []\n", "services", "", "", 1, "unknown section (expected one of: port_pairs, port_pair_groups, flow_classifiers, port_chains)");
+    only("\nservices: []\n", "services", "", "", 1, "unknown section (expected one of: port_pairs, port_pair_groups, flow_classifiers, port_chains, interfaces)");
 }
 
 #[test]
@@ -999,4 +999,37 @@ fn json_input_gets_line_numbers_too() {
   ]
 }"#;
     assert_eq!(problems(y), vec![("port_pair_groups".into(), "pg1".into(), "port_pairs".into(), 6, "unknown port pair 'pp2'".into())]);
+}
+
+// ---- interfaces (attach mode per interface) ---------------------------------------------------
+
+fn with_interfaces(entries: &str) -> String {
+    format!("{BASE}interfaces:\n{entries}")
+}
+
+#[test]
+fn interface_modes_are_read() {
+    let cfg = config::parse("t.yaml", &with_interfaces("  - {name: sf1-out, mode: xdp}\n  - {name: src, mode: TC}\n")).expect("parses");
+    let m = model::validate(&cfg).expect("valid");
+    assert_eq!(m.mode_of("sf1-out", model::AttachMode::Tc), model::AttachMode::Xdp);
+    assert_eq!(m.mode_of("src", model::AttachMode::Xdp), model::AttachMode::Tc);
+    assert_eq!(m.mode_of("sf1-in", model::AttachMode::Xdp), model::AttachMode::Xdp, "not listed: the default");
+}
+
+#[test]
+fn interface_not_used_by_the_file() {
+    only(&with_interfaces("  - {name: sf1-ot, mode: xdp}\n"), "interfaces", "sf1-ot", "name", 10, "'sf1-ot' is not an interface of any port pair or flow classifier (did you mean 'sf1-out'?)");
+    only(&with_interfaces("  - {name: eth7, mode: xdp}\n"), "interfaces", "eth7", "name", 10, "'eth7' is not an interface of any port pair or flow classifier");
+}
+
+#[test]
+fn interface_mode_missing_or_unknown() {
+    only(&with_interfaces("  - {name: src}\n"), "interfaces", "src", "mode", 10, "required field is missing (tc or xdp)");
+    only(&with_interfaces("  - {name: src, mode: skb}\n"), "interfaces", "src", "mode", 10, "unknown mode 'skb' (tc or xdp)");
+}
+
+#[test]
+fn interface_listed_twice_or_with_unknown_field() {
+    only(&with_interfaces("  - {name: src, mode: xdp}\n  - {name: src, mode: tc}\n"), "interfaces", "src", "name", 11, "duplicate name (first defined on line 10)");
+    only(&with_interfaces("  - {name: src, mdoe: xdp, mode: tc}\n"), "interfaces", "src", "mdoe", 10, "unknown field (did you mean 'mode'?)");
 }

@@ -67,6 +67,10 @@ pub struct Compiled {
     /// for symmetric chains also SF ingresses and logical destination ports (where their reverse
     /// traffic arrives). Elsewhere nothing needs looking at, so nothing pays for a program.
     pub attach: std::collections::BTreeSet<u32>,
+    /// Interfaces a program may redirect packets to: SF ingresses (forward), SF egresses and
+    /// logical source ports (reverse, symmetric chains), logical destination ports. XDP mode
+    /// redirects through a devmap holding these, and makes sure their veth peers accept frames.
+    pub redirect_targets: std::collections::BTreeSet<u32>,
     /// Port pairs installed down (an interface is not up): out of their groups' tables.
     pub down: std::collections::BTreeSet<String>,
     pub names: Names,
@@ -266,8 +270,10 @@ pub fn compile_with_health(
             role(&mut out, ingress, &pp.ingress, ROLE_SF_INGRESS, Some(id));
             role(&mut out, egress, &pp.egress, ROLE_SF_EGRESS, Some(id));
             out.attach.insert(egress.ifindex);
+            out.redirect_targets.insert(ingress.ifindex);
             if symmetric {
                 out.attach.insert(ingress.ifindex);
+                out.redirect_targets.insert(egress.ifindex);
             }
             if up {
                 members.push(maglev::Member { id, name: &pp.name, weight: pp.weight });
@@ -302,8 +308,11 @@ pub fn compile_with_health(
                 && let Some(df) = fact(format!("{res}.logical_destination_port"), d, &mut errors)
             {
                 role(&mut out, df, d, ROLE_DEST, None);
+                out.redirect_targets.insert(df.ifindex);
                 if chain.symmetric {
                     out.attach.insert(df.ifindex);
+                    // Replies are delivered back to the port the flow came in on.
+                    out.redirect_targets.insert(src.ifindex);
                 }
             }
             in_use.push((i, fc, src.ifindex));

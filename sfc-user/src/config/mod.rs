@@ -10,6 +10,8 @@
 
 mod read;
 
+pub(crate) use read::edit_distance;
+
 use serde_saphyr::Spanned;
 
 use crate::model::ValidationError;
@@ -25,6 +27,8 @@ pub struct ConfigFile {
     pub port_pair_groups: Vec<S<PortPairGroupCfg>>,
     pub flow_classifiers: Vec<S<FlowClassifierCfg>>,
     pub port_chains: Vec<S<PortChainCfg>>,
+    /// Per-interface datapath settings (not a networking-sfc resource).
+    pub interfaces: Vec<S<InterfaceCfg>>,
     /// Shape problems found while reading; `model::validate` reports them with its own.
     pub problems: Vec<ValidationError>,
 }
@@ -79,6 +83,13 @@ pub struct PortChainCfg {
     pub port_pair_groups: Option<S<Vec<S<String>>>>,
     pub flow_classifiers: Option<S<Vec<S<String>>>>,
     pub chain_parameters: Option<S<ChainParametersCfg>>,
+}
+
+/// How sfc attaches to one interface, overriding `sfc apply --mode`.
+#[derive(Debug, Default)]
+pub struct InterfaceCfg {
+    pub name: Option<S<String>>,
+    pub mode: Option<S<String>>,
 }
 
 #[derive(Debug, Default)]

@@ -6,7 +6,9 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
 
-use super::{ChainParametersCfg, ConfigFile, FlowClassifierCfg, PortChainCfg, PortPairCfg, PortPairGroupCfg, ProtocolCfg, S, line};
+use super::{
+    ChainParametersCfg, ConfigFile, FlowClassifierCfg, InterfaceCfg, PortChainCfg, PortPairCfg, PortPairGroupCfg, ProtocolCfg, S, line,
+};
 use crate::model::ValidationError;
 
 /// Reads a parsed document into a `ConfigFile`, shape problems in line order.
@@ -110,7 +112,8 @@ impl<'de> Visitor<'de> for NodeVisitor {
 
 // ---- the schema -------------------------------------------------------------------------------
 
-const SECTIONS: [&str; 4] = ["port_pairs", "port_pair_groups", "flow_classifiers", "port_chains"];
+const SECTIONS: [&str; 5] = ["port_pairs", "port_pair_groups", "flow_classifiers", "port_chains", "interfaces"];
+const IF_FIELDS: &[&str] = &["name", "mode"];
 const PP_FIELDS: &[&str] = &["name", "description", "ingress", "egress", "weight"];
 const PG_FIELDS: &[&str] = &["name", "description", "port_pairs", "lb_fields", "failure_policy", "tap_enabled"];
 const FC_FIELDS: &[&str] = &[
@@ -347,6 +350,7 @@ impl Reader<'_> {
                 "port_pair_groups" => cfg.port_pair_groups = self.section(&key, "port pair groups", v).into_iter().map(|(n, l)| self.group(n, &l)).collect(),
                 "flow_classifiers" => cfg.flow_classifiers = self.section(&key, "flow classifiers", v).into_iter().map(|(n, l)| self.classifier(n, &l)).collect(),
                 "port_chains" => cfg.port_chains = self.section(&key, "port chains", v).into_iter().map(|(n, l)| self.chain(n, &l)).collect(),
+                "interfaces" => cfg.interfaces = self.section(&key, "interfaces", v).into_iter().map(|(n, l)| self.interface(n, &l)).collect(),
                 other => {
                     let at = At { kind: other, resource: "" };
                     let msg = unknown_field(other, &SECTIONS).replace("unknown field", "unknown section");
@@ -355,6 +359,18 @@ impl Reader<'_> {
             }
         }
         cfg
+    }
+
+    fn interface(&mut self, n: &S<Node>, label: &str) -> S<InterfaceCfg> {
+        let at = At { kind: "interfaces", resource: label };
+        let mut i = InterfaceCfg::default();
+        for (key, v) in self.fields(&at, "", IF_FIELDS, n) {
+            match key.as_str() {
+                "name" => i.name = self.string(&at, &key, v),
+                _ => i.mode = self.string(&at, &key, v),
+            }
+        }
+        spanned(i, n)
     }
 
     fn port_pair(&mut self, n: &S<Node>, label: &str) -> S<PortPairCfg> {
@@ -471,7 +487,7 @@ fn unknown_field(key: &str, known: &[&str]) -> String {
     }
 }
 
-pub(super) fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use aya::{
     Pod,
-    maps::{Array, HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, lpm_trie::Key},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, lpm_trie::Key},
 };
 use sfc_common::{
     DropReason,
     maps::{
         ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, GroupEntry, HopStatsKey,
-        IfStats, IfaceEntry, LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_RES, MAP_DROPS, MAP_FLOWS,
+        IfStats, IfaceEntry, LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS,
         MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS,
         Meta, PP_F_DRAINING, PortPairEntry,
     },
@@ -213,12 +213,29 @@ impl<'a> Maps<'a> {
         changes.count(&b_res_raw.live, &c.cls_res);
         changes.count(&b_trie.live, &c.cls);
         changes.count(&pps_have, &pps_want);
+        // Redirect targets are added even when nothing else changed (a datapath pinned by an
+        // older sfc has an empty devmap); adding is harmless to whatever is live.
+        let mut devmap: DevMapHash<MapData> = typed(self.loc, MAP_DEVMAP)?;
+        let dev_have: std::collections::BTreeSet<u32> =
+            devmap.keys().collect::<std::result::Result<_, _>>().map_err(map_err(MAP_DEVMAP, "reading"))?;
+        let dev_want: std::collections::BTreeSet<u32> = c
+            .redirect_targets
+            .iter()
+            .copied()
+            .chain(draining.values().flat_map(|e| [e.ingress_ifindex, e.egress_ifindex]))
+            .collect();
+        for ifindex in dev_want.difference(&dev_have) {
+            devmap.insert(*ifindex, *ifindex, None, 0).map_err(|e| DatapathError::Other(format!(
+                "{MAP_DEVMAP}: adding ifindex {ifindex} (XDP redirect target): {e}"
+            )))?;
+        }
         // A fresh datapath has generation 0 and nothing live: it always gets its first flip.
         if changes.is_empty() && !force && meta.generation != 0 {
             return Ok(WriteReport { changes, generation: meta.generation, flipped: false });
         }
 
-        // 1. Port pairs first: whatever the new bank points at must exist when it goes live.
+        // 1. Port pairs first (redirect targets are in already): whatever the new bank points at
+        //    must exist when it goes live.
         for (id, e) in &pps_want {
             if pps_have.get(id) != Some(e) {
                 pps.insert(id, e, 0).map_err(map_err(MAP_PORT_PAIRS, "writing"))?;
@@ -246,9 +263,14 @@ impl<'a> Maps<'a> {
         let next = Meta { bank: target, generation: meta.generation.wrapping_add(1).max(1) };
         let mut m: Array<MapData, Meta> = typed(self.loc, MAP_META)?;
         m.set(0, next, 0).map_err(map_err(MAP_META, "flipping the generation"))?;
-        // 4. Port pairs nothing refers to any more (their drain ended).
+        // 4. Port pairs nothing refers to any more (their drain ended), and redirect targets
+        //    neither the new generation nor the one live until now has (packets of the old one
+        //    may still be on their way through it).
         for id in pps_have.keys().filter(|id| !pps_want.contains_key(*id)) {
             pps.remove(id).map_err(map_err(MAP_PORT_PAIRS, "removing"))?;
+        }
+        for ifindex in dev_have.iter().filter(|i| !dev_want.contains(i) && !b_ifaces.live.contains_key(i)) {
+            devmap.remove(*ifindex).map_err(map_err(MAP_DEVMAP, "removing"))?;
         }
         Ok(WriteReport { changes, generation: next.generation, flipped: true })
     }

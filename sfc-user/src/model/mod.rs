@@ -281,6 +281,40 @@ pub struct PortChain {
     pub correlation: Correlation,
 }
 
+/// How sfc's program runs on an interface.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachMode {
+    /// tc ingress (a tcx link): sees skbs, keeps GSO and checksum offload; the default.
+    #[default]
+    Tc,
+    /// Native XDP (an XDP link): sees frames before an skb exists; redirects through a devmap.
+    Xdp,
+}
+
+impl AttachMode {
+    pub const fn name(self) -> &'static str {
+        match self {
+            AttachMode::Tc => "tc",
+            AttachMode::Xdp => "xdp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tc" => Ok(AttachMode::Tc),
+            "xdp" => Ok(AttachMode::Xdp),
+            other => Err(format!("unknown mode '{other}' (tc or xdp)")),
+        }
+    }
+}
+
+impl fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A validated chain file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Model {
@@ -288,13 +322,16 @@ pub struct Model {
     pub port_pair_groups: Vec<PortPairGroup>,
     pub flow_classifiers: Vec<FlowClassifier>,
     pub port_chains: Vec<PortChain>,
+    /// Interfaces whose attach mode the file sets (the rest take `sfc apply --mode`).
+    #[serde(default)]
+    pub interface_modes: std::collections::BTreeMap<String, AttachMode>,
 }
 
 /// One problem in a chain file: which resource, which field, which line, what is wrong.
 /// Displayed as `port_chains[pc1].port_pair_groups: unknown group 'pg9' (line 31)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ValidationError {
-    /// `port_pairs`, `port_pair_groups`, `flow_classifiers`, `port_chains`, an unknown section's
+    /// `port_pairs`, `port_pair_groups`, `flow_classifiers`, `port_chains`, `interfaces`, an unknown section's
     /// name, or empty for the file as a whole.
     pub kind: String,
     /// The resource's name (`#3` for the fourth one when it has none); empty for a section.
@@ -343,6 +380,11 @@ impl fmt::Display for ValidationErrors {
 }
 
 impl Model {
+    /// The attach mode of interface `name` when the default is `default`.
+    pub fn mode_of(&self, name: &str, default: AttachMode) -> AttachMode {
+        self.interface_modes.get(name).copied().unwrap_or(default)
+    }
+
     /// The chain with `chain_id`.
     pub fn chain_by_id(&self, chain_id: u32) -> Option<&PortChain> {
         self.port_chains.iter().find(|c| c.chain_id == chain_id)

@@ -13,7 +13,7 @@ use sfc_common::{
 };
 
 use super::{
-    Correlation, Ethertype, FailurePolicy, FlowClassifier, IPPROTO_ICMP, IPPROTO_ICMPV6, Model, PortChain,
+    AttachMode, Correlation, Ethertype, FailurePolicy, FlowClassifier, IPPROTO_ICMP, IPPROTO_ICMPV6, Model, PortChain,
     PortPair, PortPairGroup, PortRange, Prefix, ValidationError, ValidationErrors, carries_ports, overlap,
     parse_protocol,
 };
@@ -26,6 +26,7 @@ pub(super) const PP: &str = "port_pairs";
 pub(super) const PG: &str = "port_pair_groups";
 pub(super) const FC: &str = "flow_classifiers";
 pub(super) const PC: &str = "port_chains";
+pub(super) const IF: &str = "interfaces";
 /// Linux interface names are at most 15 bytes.
 const IFNAMSIZ_MAX: usize = 15;
 /// networking-sfc's name column width.
@@ -150,9 +151,10 @@ pub fn validate(cfg: &ConfigFile) -> Result<Model, ValidationErrors> {
     let broken: Vec<bool> = ctx.fc.0.iter().map(|label| c.errors.iter().any(|e| e.kind == FC && e.resource == *label)).collect();
     let (chains, refs) = chains(&mut c, &ctx, cfg, &groups, &classifiers);
     overlap::check(&mut c, &classifiers, &chains, &refs, &broken);
+    let interface_modes = interfaces(&mut c, cfg, &port_pairs, &classifiers);
 
     if c.errors.is_empty() {
-        Ok(Model { port_pairs, port_pair_groups: groups, flow_classifiers: classifiers, port_chains: chains })
+        Ok(Model { port_pairs, port_pair_groups: groups, flow_classifiers: classifiers, port_chains: chains, interface_modes })
     } else {
         c.errors.sort_by_key(|e| e.line);
         Err(ValidationErrors(c.errors))
@@ -199,6 +201,41 @@ fn port_pairs(c: &mut Checker, ctx: &mut Ctx, cfg: &ConfigFile) -> Vec<PortPair>
             egress: egress.map(|v| v.0).unwrap_or_default(),
             weight,
         });
+    }
+    out
+}
+
+/// `interfaces`: per-interface attach modes. Every entry names an interface the file uses (a
+/// typo would otherwise leave the interface in the default mode without a word).
+fn interfaces(c: &mut Checker, cfg: &ConfigFile, port_pairs: &[PortPair], classifiers: &[FlowClassifier]) -> BTreeMap<String, AttachMode> {
+    let names: Vec<_> = cfg.interfaces.iter().map(|r| (r.value.name.as_ref(), line(r))).collect();
+    let (labels, _) = c.names(IF, &names);
+    let used: BTreeSet<&str> = port_pairs
+        .iter()
+        .flat_map(|p| [p.ingress.as_str(), p.egress.as_str()])
+        .chain(classifiers.iter().flat_map(|f| std::iter::once(f.logical_source_port.as_str()).chain(f.logical_destination_port.as_deref())))
+        .collect();
+    let mut out = BTreeMap::new();
+    for (i, s) in cfg.interfaces.iter().enumerate() {
+        let label = labels[i].as_str();
+        let at = (IF, label);
+        if let Some(n) = &s.value.name {
+            let name = n.value.trim();
+            if !name.is_empty() && !used.contains(name) {
+                let near = used.iter().min_by_key(|u| crate::config::edit_distance(name, u)).filter(|u| crate::config::edit_distance(name, u) <= 2);
+                let hint = near.map_or_else(String::new, |u| format!(" (did you mean '{u}'?)"));
+                c.err(IF, label, "name", line(n), format!("'{name}' is not an interface of any port pair or flow classifier{hint}"));
+            }
+        }
+        let Some(mode) = c.required(at, "mode", line(s), s.value.mode.as_ref(), "tc or xdp") else { continue };
+        match AttachMode::parse(&mode.value) {
+            Ok(m) => {
+                if s.value.name.is_some() {
+                    out.insert(label.to_owned(), m);
+                }
+            }
+            Err(e) => c.err(IF, label, "mode", line(mode), e),
+        }
     }
     out
 }

@@ -13,6 +13,7 @@
 //! Names are `sfcfix-<pid>-<n>` (namespaces) and `/sys/fs/bpf/sfc-fixtures-<pid>-<n>` (pins);
 //! leftovers of a killed run (whose pid is gone) are removed by the next run.
 
+pub mod csum;
 pub mod mutate;
 pub mod packets;
 pub mod probe;
@@ -30,20 +31,37 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{ProgramError, SchedClassifier, TestRun as _, TestRunOptions},
+    programs::{ProgramError, SchedClassifier, TestRun as _, TestRunOptions, Xdp},
 };
 use sfc::{
     compile::{self, IfaceFacts},
     config,
     datapath::{self, Location, maps::Maps},
-    model::{self, Model},
+    model::{self, AttachMode, Model},
 };
-use sfc_common::maps::{Counter, HopStatsKey, IfStats, PROG_TC_INGRESS};
+use sfc_common::maps::{Counter, HopStatsKey, IfStats, PROG_TC_INGRESS, PROG_XDP};
 
-/// tc verdicts as the program returns them.
-pub const TC_ACT_OK: u32 = 0;
-pub const TC_ACT_SHOT: u32 = 2;
-pub const TC_ACT_REDIRECT: u32 = 7;
+/// Verdicts as the tables write them, whatever the program type: the tc values. An XDP run's
+/// verdict is translated (`XDP_PASS` -> `PASS`, ...), so one table states what both modes must
+/// do; a verdict with no counterpart comes out as `UNKNOWN_VERDICT + raw` and fails any case.
+pub const PASS: u32 = 0;
+pub const DROP: u32 = 2;
+pub const REDIRECT: u32 = 7;
+pub const UNKNOWN_VERDICT: u32 = 1000;
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_REDIRECT: u32 = 4;
+
+fn verdict(mode: AttachMode, raw: u32) -> u32 {
+    match (mode, raw) {
+        (AttachMode::Tc, PASS | DROP | REDIRECT) => raw,
+        (AttachMode::Xdp, XDP_PASS) => PASS,
+        (AttachMode::Xdp, XDP_DROP) => DROP,
+        (AttachMode::Xdp, XDP_REDIRECT) => REDIRECT,
+        _ => UNKNOWN_VERDICT + raw,
+    }
+}
 
 /// `struct __sk_buff` (include/uapi/linux/bpf.h): 192 bytes; `ifindex` follows `len`,
 /// `pkt_type`, `mark`, `queue_mapping`, `protocol`, `vlan_present`, `vlan_tci`, `vlan_proto`,
@@ -52,16 +70,27 @@ pub const TC_ACT_REDIRECT: u32 = 7;
 /// `wire_len`, `gso_segs`, `gso_size`, `hwtstamp`); `len` must stay 0, it is taken from the data.
 const SKB_CTX_LEN: usize = 192;
 const SKB_IFINDEX_OFFSET: usize = 40;
+/// `struct xdp_md`: `data`, `data_end`, `data_meta`, `ingress_ifindex`, `rx_queue_index`,
+/// `egress_ifindex` (six `__u32`s). The kernel reads `data` as the metadata length (0 here) and
+/// `data_end` as the length of the frame's linear part: left at 0, the program sees an empty
+/// frame.
+const XDP_CTX_LEN: usize = 24;
+const XDP_DATA_END_OFFSET: usize = 4;
+const XDP_INGRESS_IFINDEX_OFFSET: usize = 12;
 
-/// Whether `BPF_PROG_TEST_RUN` refuses to run a TC program on `packet` at all (`EINVAL`), as
-/// observed on this kernel (6.18): frames shorter than an Ethernet header, and frames whose
-/// (outer) ethertype is IPv4 / IPv6 but that are shorter than the fixed IPv4 / IPv6 header. Such
-/// frames never reach the program here; tagged frames (ethertype 802.1Q/802.1ad) are not
-/// inspected by the kernel, so the parser's truncated-IP paths are tested through them.
-pub fn kernel_refuses(packet: &[u8]) -> bool {
+/// Whether `BPF_PROG_TEST_RUN` refuses to run a program of `mode`'s type on `packet` at all
+/// (`EINVAL`), as observed on this kernel (6.18): frames shorter than an Ethernet header; and for
+/// tc, also frames whose (outer) ethertype is IPv4 / IPv6 but that are shorter than the fixed
+/// IPv4 / IPv6 header. Such frames never reach the program; tagged frames (ethertype
+/// 802.1Q/802.1ad) are not inspected by the kernel, so the parser's truncated-IP paths are tested
+/// through them in tc mode, and directly in XDP mode.
+pub fn kernel_refuses(mode: AttachMode, packet: &[u8]) -> bool {
     const ETH: usize = 14;
     if packet.len() < ETH {
         return true;
+    }
+    if mode == AttachMode::Xdp {
+        return false;
     }
     match u16::from_be_bytes([packet[12], packet[13]]) {
         0x0800 => packet.len() < ETH + 20,
@@ -147,6 +176,11 @@ impl NetNs {
         setns(&f).unwrap_or_else(|e| panic!("entering {}: {e}", ns.name));
         ns.entered = true;
         ns
+    }
+
+    /// `ip link set dev IFNAME mtu MTU` in this namespace.
+    pub fn set_mtu(&self, ifname: &str, mtu: u32) {
+        ip(&["-n", &self.name, "link", "set", "dev", ifname, "mtu", &mtu.to_string()]);
     }
 
     /// ifindex of `ifname` in this namespace.
@@ -253,10 +287,19 @@ impl Counters {
     }
 }
 
-/// One loaded datapath configured from a chain file, in its own namespace and pin directory.
+fn prog_name(mode: AttachMode) -> &'static str {
+    match mode {
+        AttachMode::Tc => PROG_TC_INGRESS,
+        AttachMode::Xdp => PROG_XDP,
+    }
+}
+
+/// One loaded datapath configured from a chain file, in its own namespace and pin directory,
+/// running the program of one attach mode.
 pub struct Fixture {
     // Drop order: the program and map fds, then the pins, then the namespace.
     ebpf: Ebpf,
+    pub mode: AttachMode,
     loc: Location,
     pub model: Model,
     pub facts: BTreeMap<String, IfaceFacts>,
@@ -276,6 +319,17 @@ impl Fixture {
         mac_of: impl Fn(&str) -> [u8; 6],
         peer_ns: impl Fn(&str) -> bool,
     ) -> Self {
+        Self::with_mode(AttachMode::Tc, pairs, chains_yaml, mac_of, peer_ns)
+    }
+
+    /// [`Fixture::new`] running `mode`'s program (`sfc_tc_ingress` or `sfc_xdp`).
+    pub fn with_mode(
+        mode: AttachMode,
+        pairs: &[(&str, &str)],
+        chains_yaml: &str,
+        mac_of: impl Fn(&str) -> [u8; 6],
+        peer_ns: impl Fn(&str) -> bool,
+    ) -> Self {
         sweep_stale();
         let netns = NetNs::new(pairs);
         let pins = PinDir::new();
@@ -283,12 +337,13 @@ impl Fixture {
             .default_map_pin_directory(&pins.0)
             .load(datapath::EBPF_OBJECT)
             .unwrap_or_else(|e| panic!("loading the BPF object: {e}"));
-        let prog: &mut SchedClassifier = ebpf
-            .program_mut(PROG_TC_INGRESS)
-            .expect("program in the object")
-            .try_into()
-            .expect("a tc program");
-        prog.load().unwrap_or_else(|e| panic!("loading {PROG_TC_INGRESS} (verifier): {e:?}"));
+        let name = prog_name(mode);
+        let prog = ebpf.program_mut(name).expect("program in the object");
+        let loaded = match mode {
+            AttachMode::Tc => <&mut SchedClassifier>::try_from(prog).expect("a tc program").load(),
+            AttachMode::Xdp => <&mut Xdp>::try_from(prog).expect("an XDP program").load(),
+        };
+        loaded.unwrap_or_else(|e| panic!("loading {name} (verifier): {e:?}"));
 
         let cfg = config::parse("fixtures.yaml", chains_yaml).unwrap_or_else(|e| panic!("{e}"));
         let model = model::validate(&cfg).unwrap_or_else(|e| panic!("fixture config invalid:\n{e}"));
@@ -302,11 +357,12 @@ impl Fixture {
         let compiled = compile::compile(&model, &facts, None).unwrap_or_else(|e| panic!("compile: {e:?}"));
         let loc = Location::new(None, Some(pins.0.clone()));
         Maps::open(&loc).and_then(|mut m| m.write(&compiled, &BTreeMap::new(), true)).unwrap_or_else(|e| panic!("writing the maps: {e}"));
-        Self { ebpf, loc, model, facts, down: BTreeSet::new(), _pins: pins, _netns: netns }
+        Self { ebpf, mode, loc, model, facts, down: BTreeSet::new(), _pins: pins, _netns: netns }
     }
 
-    fn prog(&self) -> &SchedClassifier {
-        self.ebpf.program(PROG_TC_INGRESS).expect("program").try_into().expect("a tc program")
+    /// Sets an interface's MTU (the XDP program checks frames against their target's).
+    pub fn set_mtu(&self, ifname: &str, mtu: u32) {
+        self._netns.set_mtu(ifname, mtu);
     }
 
     /// The MAC address behind `ifname` (its peer's, as the loader found it): where a packet
@@ -326,18 +382,42 @@ impl Fixture {
     }
 
     pub fn try_run_ifindex(&self, ifindex: u32, packet: &[u8]) -> Result<Outcome, ProgramError> {
-        let mut ctx = [0u8; SKB_CTX_LEN];
-        ctx[SKB_IFINDEX_OFFSET..SKB_IFINDEX_OFFSET + 4].copy_from_slice(&ifindex.to_ne_bytes());
         let mut out = vec![0u8; MAX_PACKET];
-        let r = self.prog().test_run(TestRunOptions {
-            data_in: Some(packet),
-            data_out: Some(&mut out),
-            ctx_in: Some(&ctx),
-            repeat: 1,
-            ..TestRunOptions::default()
-        })?;
+        let r = self.test_run(ifindex, packet, Some(&mut out), 1)?;
         out.truncate(r.data_size_out as usize);
-        Ok(Outcome { verdict: r.return_value, data: out })
+        Ok(Outcome { verdict: verdict(self.mode, r.return_value), data: out })
+    }
+
+    /// One `BPF_PROG_TEST_RUN` of this fixture's program, `repeat` times, with `packet` arriving
+    /// on `ifindex`. The verdict is the program's own (not translated).
+    pub fn test_run(&self, ifindex: u32, packet: &[u8], data_out: Option<&mut [u8]>, repeat: u32) -> Result<aya::programs::TestRunResult, ProgramError> {
+        let mut skb = [0u8; SKB_CTX_LEN];
+        let mut xdp = [0u8; XDP_CTX_LEN];
+        let (ctx, at): (&mut [u8], usize) = match self.mode {
+            AttachMode::Tc => (&mut skb, SKB_IFINDEX_OFFSET),
+            AttachMode::Xdp => (&mut xdp, XDP_INGRESS_IFINDEX_OFFSET),
+        };
+        ctx[at..at + 4].copy_from_slice(&ifindex.to_ne_bytes());
+        if self.mode == AttachMode::Xdp {
+            let len = u32::try_from(packet.len()).unwrap_or(u32::MAX);
+            ctx[XDP_DATA_END_OFFSET..XDP_DATA_END_OFFSET + 4].copy_from_slice(&len.to_ne_bytes());
+        }
+        let opts = TestRunOptions { data_in: Some(packet), data_out, ctx_in: Some(ctx), repeat, ..TestRunOptions::default() };
+        let prog = self.ebpf.program(prog_name(self.mode)).expect("program");
+        match self.mode {
+            AttachMode::Tc => <&SchedClassifier>::try_from(prog).expect("a tc program").test_run(opts),
+            AttachMode::Xdp => <&Xdp>::try_from(prog).expect("an XDP program").test_run(opts),
+        }
+    }
+
+    /// A translated verdict (`PASS`, ...) as this mode's program returns it.
+    pub fn raw_verdict(&self, v: u32) -> u32 {
+        match (self.mode, v) {
+            (AttachMode::Xdp, PASS) => XDP_PASS,
+            (AttachMode::Xdp, DROP) => XDP_DROP,
+            (AttachMode::Xdp, REDIRECT) => XDP_REDIRECT,
+            _ => v,
+        }
     }
 
     pub fn run(&self, ifname: &str, packet: &[u8]) -> Outcome {

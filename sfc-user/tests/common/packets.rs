@@ -34,15 +34,36 @@ fn vlan(id: u16) -> VlanId {
 
 /// Adds the transport header and payload to an IP builder step and serializes the packet.
 fn finish(step: PacketBuilderStep<IpHeaders>, l4: L4, v6: bool) -> Vec<u8> {
+    finish_with(step, l4, v6, PAYLOAD)
+}
+
+fn finish_with(step: PacketBuilderStep<IpHeaders>, l4: L4, v6: bool, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
     match l4 {
-        L4::Tcp(s, d) => step.tcp(s, d, 1000, 64_240).syn().write(&mut v, PAYLOAD),
-        L4::Udp(s, d) => step.udp(s, d).write(&mut v, PAYLOAD),
-        L4::Echo if v6 => step.icmpv6_echo_request(7, 1).write(&mut v, PAYLOAD),
-        L4::Echo => step.icmpv4_echo_request(7, 1).write(&mut v, PAYLOAD),
+        L4::Tcp(s, d) => step.tcp(s, d, 1000, 64_240).syn().write(&mut v, payload),
+        L4::Udp(s, d) => step.udp(s, d).write(&mut v, payload),
+        L4::Echo if v6 => step.icmpv6_echo_request(7, 1).write(&mut v, payload),
+        L4::Echo => step.icmpv4_echo_request(7, 1).write(&mut v, payload),
     }
     .expect("building a packet");
     v
+}
+
+/// `n` bytes of payload that are not all alike (so a checksum over them means something).
+pub fn payload(n: usize) -> Vec<u8> {
+    (0..n).map(|i| u8::try_from((i * 7 + i / 256) % 251).unwrap_or(0)).collect()
+}
+
+/// IPv4 packet carrying `payload`.
+pub fn v4_payload(src: [u8; 4], dst: [u8; 4], l4: L4, payload: &[u8]) -> Vec<u8> {
+    let h = ipv4_header(src, dst);
+    finish_with(PacketBuilder::ethernet2(HOST_MAC, GW_MAC).ip(IpHeaders::Ipv4(h, Ipv4Extensions::default())), l4, false, payload)
+}
+
+/// IPv6 packet carrying `payload`.
+pub fn v6_payload(src: [u8; 16], dst: [u8; 16], l4: L4, payload: &[u8]) -> Vec<u8> {
+    let h = Ipv6Header { hop_limit: 64, source: src, destination: dst, ..Ipv6Header::default() };
+    finish_with(PacketBuilder::ethernet2(HOST_MAC, GW_MAC).ip(IpHeaders::Ipv6(h, Ipv6Extensions::default())), l4, true, payload)
 }
 
 /// IPv4 packet.
@@ -74,12 +95,33 @@ pub fn v6_proto(src: [u8; 16], dst: [u8; 16], proto: IpNumber, payload: &[u8]) -
 
 /// SCTP common header (ports, verification tag, checksum left 0) and a little chunk data.
 pub fn sctp(sport: u16, dport: u16) -> Vec<u8> {
+    let mut v = sctp_offloaded(sport, dport);
+    let crc = crc32c(&v);
+    v[8..12].copy_from_slice(&crc.to_le_bytes());
+    v
+}
+
+/// An SCTP common header and payload as a sender that offloads the CRC32c leaves it: zero.
+pub fn sctp_offloaded(sport: u16, dport: u16) -> Vec<u8> {
     let mut v = Vec::new();
     v.extend_from_slice(&sport.to_be_bytes());
     v.extend_from_slice(&dport.to_be_bytes());
     v.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
     v.extend_from_slice(PAYLOAD);
     v
+}
+
+/// CRC32c (Castagnoli, reflected), as SCTP stores it (RFC 9260 appendix B: least significant
+/// byte first).
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+        }
+    }
+    !crc
 }
 
 /// IPv4 packet with the given TTL.

@@ -10,7 +10,7 @@ use sfc_common::{
     maps::{Counter, DIR_FORWARD, DIR_REVERSE, HopStatsKey, IfStats},
 };
 
-use super::{Fixture, TC_ACT_OK, TC_ACT_REDIRECT, packets::with_dst_mac};
+use super::{Fixture, PASS, REDIRECT, packets::with_dst_mac};
 
 /// Map set-up applied just before a case runs (on top of the fixture's configuration and of
 /// the set-ups of earlier cases).
@@ -24,13 +24,16 @@ pub enum Setup {
 }
 
 /// Expected output bytes, derived from the input.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Out {
     /// Byte-identical to the input.
     Unchanged,
     /// The input with the Ethernet destination set to the MAC behind this interface (the next
     /// SF); every other byte identical.
     DstMacOf(&'static str),
+    /// This frame (the input as the program must repair it, e.g. with its checksum completed)
+    /// with the Ethernet destination set to the MAC behind the interface.
+    FrameTo(&'static str, Vec<u8>),
 }
 
 /// Which counter the packet must bump (and nothing else among interface counters and drops).
@@ -84,12 +87,12 @@ impl Case {
 
     /// Classified on `iface` into `chain`, sent into hop 0's SF (ingress `sf`, port pair `pp`).
     pub fn steered_on(iface: &'static str, what: &'static str, packet: Vec<u8>, chain: &'static str, sf: &'static str, pp: &'static str) -> Self {
-        Self::new(what, iface, packet, TC_ACT_REDIRECT, Out::DstMacOf(sf), Count::Classified, fwd(chain, 0, pp))
+        Self::new(what, iface, packet, REDIRECT, Out::DstMacOf(sf), Count::Classified, fwd(chain, 0, pp))
     }
 
     /// Left alone on a source port: no classifier matches.
     pub fn untouched(what: &'static str, iface: &'static str, packet: Vec<u8>) -> Self {
-        Self::new(what, iface, packet, TC_ACT_OK, Out::Unchanged, Count::Unclassified, None)
+        Self::new(what, iface, packet, PASS, Out::Unchanged, Count::Unclassified, None)
     }
 
     pub fn with_setup(mut self, setup: Setup) -> Self {
@@ -99,9 +102,10 @@ impl Case {
 }
 
 fn expected_bytes(fx: &Fixture, c: &Case) -> Vec<u8> {
-    match c.out {
+    match &c.out {
         Out::Unchanged => c.packet.clone(),
         Out::DstMacOf(sf) => with_dst_mac(&c.packet, fx.mac_behind(sf)),
+        Out::FrameTo(sf, frame) => with_dst_mac(frame, fx.mac_behind(sf)),
     }
 }
 
