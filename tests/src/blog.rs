@@ -51,6 +51,7 @@ pub fn demo_chain(topo: &Topology) -> ChainFile {
             ..FlowClassifier::to_port("FC_demo", "tcp", HTTP_PORT, &topo.hub_dev(End::Source))
         }],
         port_chains: vec![PortChain::new("PC1", 1, &["PG1", "PG2"], &["FC_demo"])],
+        interfaces: Vec::new(),
     }
 }
 

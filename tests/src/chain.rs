@@ -56,6 +56,8 @@ pub struct ChainFile {
     pub port_pair_groups: Vec<PortPairGroup>,
     pub flow_classifiers: Vec<FlowClassifier>,
     pub port_chains: Vec<PortChain>,
+    /// `interfaces:`: (interface, attach mode) overrides.
+    pub interfaces: Vec<(String, String)>,
 }
 
 impl PortPair {
@@ -189,6 +191,12 @@ impl ChainFile {
                 let _ = writeln!(y, "    chain_parameters: {{symmetric: true}}");
             }
         }
+        if !self.interfaces.is_empty() {
+            y.push_str("interfaces:\n");
+            for (name, mode) in &self.interfaces {
+                let _ = writeln!(y, "  - {{name: {name}, mode: {mode}}}");
+            }
+        }
         y
     }
 
@@ -305,6 +313,7 @@ mod tests {
             port_pair_groups: vec![PortPairGroup::new("pg1", &["pp1"])],
             flow_classifiers: vec![FlowClassifier::to_port("web", "tcp", 80, "a-src")],
             port_chains: vec![PortChain::new("pc1", 1, &["pg1"], &["web"])],
+            interfaces: Vec::new(),
         };
         assert_eq!(
             file.to_yaml(),

@@ -45,6 +45,8 @@ pub struct Sfc<'t> {
     netns: String,
     pin_dir: PathBuf,
     cleanup: bool,
+    /// `--mode` for `apply` (none: sfc's default, tc).
+    mode: Option<String>,
     _topology: PhantomData<&'t Topology>,
 }
 
@@ -56,6 +58,7 @@ impl Sfc<'static> {
             netns: netns.to_owned(),
             pin_dir: Path::new(PIN_ROOT).join(netns),
             cleanup: false,
+            mode: None,
             _topology: PhantomData,
         }
     }
@@ -74,8 +77,16 @@ impl<'t> Sfc<'t> {
             pin_dir: Path::new(PIN_ROOT).join(&hub),
             netns: hub,
             cleanup: true,
+            mode: None,
             _topology: PhantomData,
         }
+    }
+
+    /// Applies with `--mode MODE` (`tc` or `xdp`).
+    #[must_use]
+    pub fn with_mode(mut self, mode: &str) -> Self {
+        self.mode = Some(mode.to_owned());
+        self
     }
 
     pub fn bin(&self) -> &Path {
@@ -145,19 +156,23 @@ impl<'t> Sfc<'t> {
         self.try_run(args).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
+    /// `sfc apply -f FILE` (with `--mode`, when set).
     pub fn apply(&self, file: &Path) -> String {
-        self.run(&["apply", "-f", &file.to_string_lossy()])
+        self.run(&as_strs(&self.apply_args(file, &[])))
     }
 
     /// `sfc apply -f FILE --drain-timeout 0`: an update moves flows off removed members at once.
     pub fn apply_now(&self, file: &Path) -> String {
-        self.run(&[
-            "apply",
-            "-f",
-            &file.to_string_lossy(),
-            "--drain-timeout",
-            "0",
-        ])
+        self.run(&as_strs(&self.apply_args(file, &["--drain-timeout", "0"])))
+    }
+
+    fn apply_args(&self, file: &Path, extra: &[&str]) -> Vec<String> {
+        let mut args = vec!["apply".to_owned(), "-f".to_owned(), file.to_string_lossy().into_owned()];
+        if let Some(m) = &self.mode {
+            args.extend(["--mode".to_owned(), m.clone()]);
+        }
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
     }
 
     /// `sfc flows --json`, parsed.
@@ -179,6 +194,10 @@ impl<'t> Sfc<'t> {
     pub fn stats(&self) -> Stats {
         self.try_stats().unwrap_or_else(|e| panic!("{e:#}"))
     }
+}
+
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 impl Drop for Sfc<'_> {

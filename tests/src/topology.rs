@@ -558,6 +558,7 @@ impl Topology {
                 &groups.iter().map(String::as_str).collect::<Vec<_>>(),
                 &["web"],
             )],
+            interfaces: Vec::new(),
         }
     }
 

@@ -23,6 +23,21 @@ const REQUESTS: usize = 10;
 const DATAGRAMS: usize = 20;
 const PINGS: usize = 10;
 
+/// Every scenario runs once per attach mode, with the same traffic and the same assertions:
+/// `tc::udp_classifier_...`, `xdp::udp_classifier_...`, and so on.
+macro_rules! in_both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod tc {
+            $(#[test] fn $name() { super::$name("tc") })*
+        }
+        mod xdp {
+            $(#[test] fn $name() { super::$name("xdp") })*
+        }
+    };
+}
+
+in_both_modes!(udp_classifier_steers_every_datagram_through_three_hops, icmp_classifier_steers_every_echo_request, ipv6_tcp_traverses_sf1_then_sf3, symmetric_chain_sends_replies_back_through_the_sfs_in_reverse, port_range_classifier_steers_only_ports_inside_the_range, two_member_group_balances_flows_by_weight, two_chains_share_one_service_function, a_flow_matching_none_of_several_chains_is_untouched);
+
 fn dest(port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(DEST_IP), port)
 }
@@ -50,6 +65,7 @@ fn chain_file(
             .collect(),
         flow_classifiers: classifiers,
         port_chains: chains,
+        interfaces: Vec::new(),
     }
 }
 
@@ -116,10 +132,9 @@ fn assert_sf_quiet(w: &Window<'_>, n: u8) {
     );
 }
 
-#[test]
-fn udp_classifier_steers_every_datagram_through_three_hops() {
+fn udp_classifier_steers_every_datagram_through_three_hops(mode: &str) {
     let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]));
-    let sfc = Sfc::for_topology(&fx.topo);
+    let sfc = Sfc::for_topology(&fx.topo).with_mode(mode);
     let echo = UdpEchoServer::start(&fx.topo.dest(), dest(5353)).unwrap();
     let file = fx.topo.one_group_per_sf("udp", 5353);
     sfc.apply(&fx.write("udp.yaml", &file));
@@ -136,10 +151,9 @@ fn udp_classifier_steers_every_datagram_through_three_hops() {
     assert_eq!(w.link(End::Source).rx_packets, n, "{}", w.report());
 }
 
-#[test]
-fn icmp_classifier_steers_every_echo_request() {
+fn icmp_classifier_steers_every_echo_request(mode: &str) {
     let fx = Fixture::new(TopologyConfig::new(&[1, 3]));
-    let sfc = Sfc::for_topology(&fx.topo);
+    let sfc = Sfc::for_topology(&fx.topo).with_mode(mode);
     let file = chain_file(
         &fx.topo,
         &[("pg1", &[1]), ("pg2", &[3])],
@@ -165,10 +179,9 @@ fn icmp_classifier_steers_every_echo_request() {
     assert_eq!(w.link(End::Source).rx_packets, n, "{}", w.report());
 }
 
-#[test]
-fn ipv6_tcp_traverses_sf1_then_sf3() {
+fn ipv6_tcp_traverses_sf1_then_sf3(mode: &str) {
     let fx = Fixture::new(TopologyConfig::new(&[1, 3]).ipv6());
-    let sfc = Sfc::for_topology(&fx.topo);
+    let sfc = Sfc::for_topology(&fx.topo).with_mode(mode);
     let web6 = TcpServer::start(&fx.topo.dest(), dest6(80)).unwrap();
     let web4 = TcpServer::start(&fx.topo.dest(), dest(80)).unwrap();
     let mut file = fx.topo.one_group_per_sf("tcp", 80);
@@ -194,10 +207,9 @@ fn ipv6_tcp_traverses_sf1_then_sf3() {
     w.assert_sfs_quiet();
 }
 
-#[test]
-fn symmetric_chain_sends_replies_back_through_the_sfs_in_reverse() {
+fn symmetric_chain_sends_replies_back_through_the_sfs_in_reverse(mode: &str) {
     let fx = Fixture::new(TopologyConfig::new(&[1, 3]).symmetric_routing());
-    let sfc = Sfc::for_topology(&fx.topo);
+    let sfc = Sfc::for_topology(&fx.topo).with_mode(mode);
     let web = TcpServer::start(&fx.topo.dest(), dest(80)).unwrap();
     let mut file = fx.topo.one_group_per_sf("tcp", 80);
     file.classifier_mut("web").unwrap().logical_destination_port = Some(fx.topo.hub_dev(End::Dest));
@@ -287,10 +299,9 @@ fn symmetric_chain_sends_replies_back_through_the_sfs_in_reverse() {
     w.assert_no_drops();
 }
 
-#[test]
-fn port_range_classifier_steers_only_ports_inside_the_range() {
+fn port_range_classifier_steers_only_ports_inside_the_range(mode: &str) {
     let fx = Fixture::new(TopologyConfig::new(&[1]));
-    let sfc = Sfc::for_topology(&fx.topo);
+    let sfc = Sfc::for_topology(&fx.topo).with_mode(mode);
     let ports = [7999, 8000, 8005, 8010, 8011];
     let _servers: Vec<TcpServer> = ports
         .iter()
@@ -314,11 +325,10 @@ fn port_range_classifier_steers_only_ports_inside_the_range() {
     }
 }
 
-#[test]
-fn two_member_group_balances_flows_by_weight() {
+fn two_member_group_balances_flows_by_weight(mode: &str) {
     const CONNECTIONS: usize = 200;
     let fx = Fixture::new(TopologyConfig::new(&[1, 2]));
-    let sfc = Sfc::for_topology(&fx.topo);
+    let sfc = Sfc::for_topology(&fx.topo).with_mode(mode);
     let web = TcpServer::start(&fx.topo.dest(), dest(80)).unwrap();
     let mut file = chain_file(
         &fx.topo,
@@ -420,10 +430,9 @@ fn two_member_group_balances_flows_by_weight() {
     );
 }
 
-#[test]
-fn two_chains_share_one_service_function() {
+fn two_chains_share_one_service_function(mode: &str) {
     let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]));
-    let sfc = Sfc::for_topology(&fx.topo);
+    let sfc = Sfc::for_topology(&fx.topo).with_mode(mode);
     let web = TcpServer::start(&fx.topo.dest(), dest(80)).unwrap();
     let echo = UdpEchoServer::start(&fx.topo.dest(), dest(5353)).unwrap();
     let src = fx.topo.hub_dev(End::Source);
@@ -470,10 +479,9 @@ fn two_chains_share_one_service_function() {
     );
 }
 
-#[test]
-fn a_flow_matching_none_of_several_chains_is_untouched() {
+fn a_flow_matching_none_of_several_chains_is_untouched(mode: &str) {
     let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]));
-    let sfc = Sfc::for_topology(&fx.topo);
+    let sfc = Sfc::for_topology(&fx.topo).with_mode(mode);
     let web = TcpServer::start(&fx.topo.dest(), dest(8080)).unwrap();
     let echo = UdpEchoServer::start(&fx.topo.dest(), dest(9999)).unwrap();
     let src = fx.topo.hub_dev(End::Source);

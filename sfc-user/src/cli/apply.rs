@@ -3,14 +3,29 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 use sfc_common::limits::DEFAULT_FLOW_TABLE_SIZE;
 
-use crate::datapath::{self, LoadOptions, Location};
+use crate::{
+    datapath::{self, LoadOptions, Location},
+    model::AttachMode,
+};
 
+/// `--mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Mode {
-    /// tc ingress programs (tcx links): the default, fastest for skb traffic on veth.
+pub(crate) enum Mode {
+    /// tc ingress programs (tcx links): the default; keeps GSO and checksum offload, fastest for
+    /// traffic that arrives as skbs (veth, tap).
     Tc,
-    /// XDP programs.
+    /// Native XDP programs, redirecting through a devmap; the far ends of the veths it redirects
+    /// into get an XDP pass program. Offloaded TCP/UDP checksums are completed in the program.
     Xdp,
+}
+
+impl From<Mode> for AttachMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Tc => AttachMode::Tc,
+            Mode::Xdp => AttachMode::Xdp,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -18,7 +33,7 @@ pub struct Args {
     /// The chain file (YAML or JSON).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: String,
-    /// Attach mode.
+    /// Attach mode of every interface the file's `interfaces:` section does not set.
     #[arg(long, value_enum, default_value_t = Mode::Tc)]
     mode: Mode,
     /// Flow table entries, set when the datapath is first loaded (about 200 bytes each: the
@@ -33,13 +48,11 @@ pub struct Args {
 }
 
 pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
-    if a.mode == Mode::Xdp {
-        anyhow::bail!("--mode xdp is not available yet; use --mode tc (the default)");
-    }
     let model = super::load_model(&a.file)?;
     let opts = LoadOptions {
         flow_table_size: a.flow_table_size,
         drain_timeout: std::time::Duration::from_secs(a.drain_timeout),
+        mode: a.mode.into(),
     };
     let r = datapath::apply(loc, &model, opts)?;
     let c = r.map_changes;
@@ -73,8 +86,11 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
     if !r.drained.is_empty() {
         println!("  drained and removed: {}", r.drained.join(", "));
     }
+    for p in &r.peers {
+        println!("  {p}");
+    }
     if !r.attached.is_empty() {
-        println!("  attached tc ingress: {}", r.attached.join(", "));
+        println!("  attached: {}", r.attached.join(", "));
     }
     if !r.detached.is_empty() {
         println!("  detached: {}", r.detached.join(", "));

@@ -56,6 +56,9 @@ pub struct Args {
     /// move them at once).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     drain_timeout: u64,
+    /// Attach mode of every interface the file's `interfaces:` section does not set.
+    #[arg(long, value_enum, default_value_t = super::apply::Mode::Tc)]
+    mode: super::apply::Mode,
 }
 
 /// A request head is small; anything longer is not a scrape.
@@ -69,7 +72,11 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
     listener.set_nonblocking(true).context("metrics socket")?;
     let mut watcher = Watcher {
         file: a.file.clone(),
-        opts: LoadOptions { flow_table_size: a.flow_table_size, drain_timeout: Duration::from_secs(a.drain_timeout) },
+        opts: LoadOptions {
+            flow_table_size: a.flow_table_size,
+            drain_timeout: Duration::from_secs(a.drain_timeout),
+            mode: a.mode.into(),
+        },
         interval: a.interval,
         applied: None,
         rejected: None,
@@ -172,7 +179,8 @@ fn summary(file: &str, r: &ApplyReport) -> String {
         ("back up", &r.came_up),
         ("draining", &r.draining),
         ("drained and removed", &r.drained),
-        ("attached tc ingress", &r.attached),
+        ("attached", &r.attached),
+        ("XDP peers", &r.peers),
         ("detached", &r.detached),
     ] {
         if !list.is_empty() {

@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::map::{fill, print_table};
 use crate::datapath::{
     Location, State,
+    attach::LinkKind,
     inspect::{self, LinkSummary, MapSummary, Namer, ProgramSummary},
     netlink,
 };
@@ -29,7 +30,8 @@ struct Status {
     netns: Option<String>,
     pin_dir: PathBuf,
     state_dir: PathBuf,
-    /// How the program is attached (tcx ingress links).
+    /// How the programs are attached: `tc` (tcx ingress links), `xdp` (XDP links), `mixed`
+    /// (per-interface modes), or `none`.
     mode: &'static str,
     program: ProgramSummary,
     interfaces: Vec<Interface>,
@@ -45,9 +47,14 @@ struct Interface {
     roles: Vec<&'static str>,
     /// With an SF role: the port pair the interface belongs to.
     port_pair: Option<String>,
-    /// The program is attached (a pinned tc link exists); only source and SF egress ports need it.
+    /// A program is attached (a pinned link exists); only source and SF egress ports (and, for
+    /// symmetric chains, SF ingresses and destination ports) need one.
     attached: bool,
+    /// `tc` or `xdp`: which program is attached.
+    attach_mode: Option<&'static str>,
     link_id: Option<u32>,
+    /// XDP mode redirects into this interface, and its veth peer carries sfc's XDP pass program.
+    xdp_peer: bool,
     /// Operationally up, as the kernel says now (`None`: the interface is gone).
     oper_up: Option<bool>,
 }
@@ -74,7 +81,7 @@ fn interfaces(loc: &Location, namer: &Namer<'_>, links: &[LinkSummary]) -> anyho
         .into_iter()
         .map(|ifindex| {
             let e = entries.get(&ifindex).copied().unwrap_or_default();
-            let link = links.iter().find(|l| l.ifindex == ifindex);
+            let link = links.iter().find(|l| l.ifindex == ifindex && l.kind != LinkKind::XdpPeer);
             let sf = e.roles & (sfc_common::maps::ROLE_SF_EGRESS | sfc_common::maps::ROLE_SF_INGRESS) != 0;
             Interface {
                 name: namer.iface(ifindex),
@@ -82,7 +89,9 @@ fn interfaces(loc: &Location, namer: &Namer<'_>, links: &[LinkSummary]) -> anyho
                 roles: inspect::role_names(e.roles),
                 port_pair: sf.then(|| namer.port_pair(e.port_pair)),
                 attached: link.is_some(),
+                attach_mode: link.map(|l| if l.kind == LinkKind::Xdp { "xdp" } else { "tc" }),
                 link_id: link.and_then(|l| l.link_id),
+                xdp_peer: links.iter().any(|l| l.ifindex == ifindex && l.kind == LinkKind::XdpPeer),
                 oper_up: netlink::link_by_index(ifindex, None).ok().map(|l| l.oper_up),
             }
         })
@@ -115,11 +124,18 @@ fn gather(loc: &Location) -> anyhow::Result<Status> {
     let state = inspect::load_state(loc)?;
     let namer = Namer { state: &state };
     let links = inspect::links(loc)?;
+    let has = |k: LinkKind| links.iter().any(|l| l.kind == k);
+    let mode = match (has(LinkKind::Tc), has(LinkKind::Xdp)) {
+        (true, false) => "tc",
+        (false, true) => "xdp",
+        (true, true) => "mixed",
+        (false, false) => "none",
+    };
     Ok(Status {
         netns: loc.netns.clone(),
         pin_dir: loc.pin_dir.clone(),
         state_dir: loc.state_dir(),
-        mode: "tc",
+        mode,
         interfaces: interfaces(loc, &namer, &links)?,
         chains: chains(&state),
         maps: inspect::map_summaries(loc)?,
@@ -152,7 +168,10 @@ fn print(s: &Status) {
     println!("  pins:  {}", s.pin_dir.display());
     println!("  state: {}", s.state_dir.display());
     println!();
-    println!("program {} (tc ingress, tcx links)", p.name);
+    println!("program {} (tc ingress, tcx links; XDP mode: sfc_xdp){}", p.name, match s.mode {
+        "none" => String::new(),
+        m => format!(", attach mode {m}"),
+    });
     println!("  pinned at {}", p.pin.display());
     println!("  id {}, tag {}, loaded {}", p.id, p.tag, ago(p.loaded_at));
     println!(
@@ -172,11 +191,14 @@ fn print(s: &Status) {
                 i.ifindex.to_string(),
                 if i.roles.is_empty() { "-".to_owned() } else { i.roles.join(",") },
                 i.port_pair.clone().unwrap_or_else(|| "-".to_owned()),
-                match (i.attached, i.link_id) {
-                    (true, Some(id)) => format!("tc ingress (link {id})"),
-                    (true, None) => "tc ingress".to_owned(),
-                    (false, _) => "-".to_owned(),
+                match (i.attach_mode, i.link_id) {
+                    (Some("xdp"), Some(id)) => format!("xdp (link {id})"),
+                    (Some("xdp"), None) => "xdp".to_owned(),
+                    (Some(_), Some(id)) => format!("tc ingress (link {id})"),
+                    (Some(_), None) => "tc ingress".to_owned(),
+                    (None, _) => "-".to_owned(),
                 },
+                if i.xdp_peer { "xdp pass" } else { "-" }.to_owned(),
                 match i.oper_up {
                     Some(true) => "up".to_owned(),
                     Some(false) => "down".to_owned(),
@@ -185,7 +207,7 @@ fn print(s: &Status) {
             ]
         })
         .collect();
-    print_table(&["name", "ifindex", "roles", "port pair", "attached", "state"], &rows);
+    print_table(&["name", "ifindex", "roles", "port pair", "attached", "peer", "state"], &rows);
     println!();
     println!("chains");
     let rows: Vec<Vec<String>> = s

@@ -2,10 +2,11 @@
 //! attaching the tc program, reading counters back, and removing everything.
 //!
 //! Layout of a pin directory (default `/sys/fs/bpf/sfc/<netns or host>`):
-//! `SFC_*` maps (pinned by name by the loader), `prog_tc_ingress` (the program), and
-//! `link_tc_<ifindex>` (one tcx link per attached interface). bpffs holds only BPF objects, so the
-//! applied model (for names and diffs) lives in `/run/sfc/<pin dir>/state.json`, beside a lock.
+//! `SFC_*` maps (pinned by name by the loader), the programs and one link per attachment (see
+//! `attach`). bpffs holds only BPF objects, so the applied model (for names and diffs) lives in
+//! `/run/sfc/<pin dir>/state.json`, beside a lock.
 
+pub mod attach;
 pub mod inspect;
 pub mod maps;
 pub mod netlink;
@@ -20,27 +21,23 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::{
-    EbpfLoader,
-    programs::{
-        SchedClassifier, TcAttachType,
-        links::{FdLink, PinnedLink},
-    },
-};
-use sfc_common::maps::{MAP_FLOWS, PROG_TC_INGRESS, ROLE_SF_EGRESS, ROLE_SF_INGRESS};
+use aya::EbpfLoader;
+use sfc_common::maps::{MAP_FLOWS, ROLE_SF_EGRESS, ROLE_SF_INGRESS};
 
 use crate::{
     compile::{self, IfaceFacts, Ids},
-    model::Model,
+    model::{AttachMode, Model},
 };
+use attach::{LinkKind, Programs};
+pub(crate) use attach::{PROG_PIN, link_pins};
 pub use state::{Drain, Lock, State};
 
 /// The kernel programs, built by `build.rs` from `sfc-ebpf`.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sfc"));
 
 const BPFFS: &str = "/sys/fs/bpf";
-const PROG_PIN: &str = "prog_tc_ingress";
-const LINK_PREFIX: &str = "link_tc_";
+/// Between detaching the last XDP steering program and the pass programs behind its targets.
+const PEER_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatapathError {
@@ -171,13 +168,18 @@ pub struct LoadOptions {
     pub flow_table_size: u32,
     /// How long a port pair removed from its group keeps serving the flows it already has.
     pub drain_timeout: std::time::Duration,
+    /// Attach mode of every interface the file does not set (`interfaces:`).
+    pub mode: AttachMode,
 }
 
 /// What `apply` changed.
 #[derive(Debug, Default)]
 pub struct ApplyReport {
     pub first_load: bool,
+    /// Interfaces a program was attached to, as `name (mode)`.
     pub attached: Vec<String>,
+    /// What XDP mode did about the far ends of its redirect targets.
+    pub peers: Vec<String>,
     pub detached: Vec<String>,
     pub map_changes: maps::Changes,
     /// The generation now live, and whether this apply made a new one.
@@ -228,28 +230,21 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<Apply
         .map_err(DatapathError::Compile)?;
     let was_down = old.as_ref().map(|o| o.down.clone()).unwrap_or_default();
     let mut report = ApplyReport::default();
-    let prog_pin = loc.pin_dir.join(PROG_PIN);
-    // Loading the object creates (or reuses, when pinned) every map; the program itself is loaded
-    // into the kernel only the first time and reused from its pin afterwards.
+    // Every interface that needs a program, in its mode.
+    let want: BTreeMap<u32, AttachMode> = compiled
+        .attach
+        .iter()
+        .map(|i| (*i, model.mode_of(compiled.names.ifaces.get(i).map_or("", String::as_str), opts.mode)))
+        .collect();
+    let xdp = want.values().any(|m| *m == AttachMode::Xdp);
+    // Loading the object creates (or reuses, when pinned) every map; the programs are loaded
+    // into the kernel when first needed and reused from their pins afterwards.
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(&loc.pin_dir)
         .map_max_entries(MAP_FLOWS, opts.flow_table_size)
         .load(EBPF_OBJECT)?;
-    let mut prog = if prog_pin.exists() {
-        SchedClassifier::from_pin(&prog_pin)
-            .map_err(|source| DatapathError::Program { what: format!("opening {}", prog_pin.display()), source })?
-    } else {
-        report.first_load = true;
-        let p: &mut SchedClassifier = ebpf
-            .program_mut(PROG_TC_INGRESS)
-            .ok_or_else(|| DatapathError::Other(format!("program {PROG_TC_INGRESS} missing from the object")))?
-            .try_into()
-            .map_err(|source| DatapathError::Program { what: PROG_TC_INGRESS.to_owned(), source })?;
-        p.load().map_err(|source| DatapathError::Program { what: format!("loading {PROG_TC_INGRESS} (verifier)"), source })?;
-        p.pin(&prog_pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", prog_pin.display()), source })?;
-        SchedClassifier::from_pin(&prog_pin)
-            .map_err(|source| DatapathError::Program { what: format!("opening {}", prog_pin.display()), source })?
-    };
+    let mut progs = Programs::open(loc, &mut ebpf, xdp)?;
+    report.first_load = progs.first_load;
     drop(ebpf);
 
     // Configuration first (so an attached program never sees half of it), then attach.
@@ -301,33 +296,56 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<Apply
     // 2. write the inactive bank and flip;
     // 3. detach only where neither the new generation nor the one live until now needs it, as
     //    read from the maps (not from the state file, which a killed loader may have left stale).
-    let want: BTreeSet<u32> = compiled.attach_ifindexes().into_iter().collect();
     let live_before = m.live_ifaces()?;
-    for &ifindex in &want {
-        let pin = loc.pin_dir.join(format!("{LINK_PREFIX}{ifindex}"));
-        if pin.exists() {
-            continue;
+    let name_of = |ifindex: u32| compiled.names.ifaces.get(&ifindex).cloned().unwrap_or_default();
+    // XDP redirects need receiving peers that take them: ready before any XDP program can send.
+    if xdp {
+        for &t in &compiled.redirect_targets {
+            if let Some(what) = progs.prepare_peer(loc, t, &name_of(t))? {
+                report.peers.push(what);
+            }
         }
-        let name = compiled.names.ifaces.get(&ifindex).cloned().unwrap_or_default();
-        let id = prog
-            .attach(&name, TcAttachType::Ingress)
-            .map_err(|source| DatapathError::Program { what: format!("attaching to {name} (tc ingress)"), source })?;
-        let link = prog.take_link(id).map_err(|source| DatapathError::Program { what: format!("link on {name}"), source })?;
-        let fd: FdLink = link.try_into().map_err(|source| DatapathError::Link { what: format!("tcx link on {name}"), source })?;
-        fd.pin(&pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", pin.display()), source })?;
-        report.attached.push(name);
+    }
+    for (&ifindex, &mode) in &want {
+        let name = name_of(ifindex);
+        if progs.attach(loc, ifindex, &name, mode)? {
+            report.attached.push(format!("{name} ({mode})"));
+        }
     }
     let w = m.write(&compiled, &drain_entries, !report.drained.is_empty())?;
     report.map_changes = w.changes;
     report.generation = w.generation;
     report.flipped = w.flipped;
-    let keep: BTreeSet<u32> = want.union(&live_before).copied().collect();
-    for (ifindex, pin) in link_pins(&loc.pin_dir)? {
-        if !keep.contains(&ifindex) {
-            unpin_link(&pin)?;
-            let name = old.as_ref().and_then(|o| o.ifname(ifindex)).unwrap_or_else(|| format!("ifindex {ifindex}"));
-            report.detached.push(name);
+    // An interface keeps the link of the mode it now has; one the new generation does not use
+    // keeps whatever it had while the generation live until now still uses it. Peers stay while
+    // an XDP program that may redirect into them does.
+    let keep = |kind: LinkKind, ifindex: u32| match want.get(&ifindex) {
+        Some(mode) => LinkKind::of(*mode) == kind,
+        None => live_before.contains(&ifindex),
+    };
+    let pins = link_pins(&loc.pin_dir)?;
+    let mut xdp_kept = false;
+    for l in pins.iter().filter(|l| l.kind != LinkKind::XdpPeer) {
+        if keep(l.kind, l.ifindex) {
+            xdp_kept |= l.kind == LinkKind::Xdp;
+            continue;
         }
+        attach::unpin_link(&l.path)?;
+        let name = old.as_ref().and_then(|o| o.ifname(l.ifindex)).unwrap_or_else(|| format!("ifindex {}", l.ifindex));
+        report.detached.push(format!("{name} ({})", if l.kind == LinkKind::Xdp { "xdp" } else { "tc" }));
+    }
+    let stale_peers: Vec<&attach::LinkPin> = pins
+        .iter()
+        .filter(|l| l.kind == LinkKind::XdpPeer)
+        .filter(|l| !(xdp_kept && (compiled.redirect_targets.contains(&l.ifindex) || live_before.contains(&l.ifindex))))
+        .collect();
+    if !stale_peers.is_empty() {
+        // Frames an XDP program redirected a moment ago may still wait in the peer's ring; taking
+        // its program away frees them. A NAPI poll drains the ring in microseconds.
+        std::thread::sleep(PEER_GRACE);
+    }
+    for l in stale_peers {
+        attach::unpin_link(&l.path)?;
     }
     report.went_down = compiled.down.difference(&was_down).cloned().collect();
     report.came_up = was_down.difference(&compiled.down).cloned().collect();
@@ -346,31 +364,6 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<Apply
     Ok(report)
 }
 
-fn link_pins(dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
-    let mut out = Vec::new();
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(DatapathError::Io { what: format!("reading {}", dir.display()), source: e }),
-    };
-    for e in rd {
-        let e = e.map_err(io_err(format!("reading {}", dir.display())))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(ifindex) = name.strip_prefix(LINK_PREFIX).and_then(|s| s.parse().ok()) {
-            out.push((ifindex, e.path()));
-        }
-    }
-    Ok(out)
-}
-
-fn unpin_link(pin: &Path) -> Result<()> {
-    let link = PinnedLink::from_pin(pin).map_err(|source| DatapathError::Link { what: format!("opening {}", pin.display()), source })?;
-    // Unpinning and dropping the last fd detaches the program from the interface.
-    let fd = link.unpin().map_err(|source| DatapathError::Io { what: format!("unpinning {}", pin.display()), source })?;
-    drop(fd);
-    Ok(())
-}
-
 /// What `down` removed.
 #[derive(Debug, Default)]
 pub struct DownReport {
@@ -387,8 +380,8 @@ pub fn down(loc: &Location) -> Result<DownReport> {
     private_dir(&state_dir)?;
     let lock = Lock::acquire(&state_dir)?;
     let mut report = DownReport::default();
-    for (_, pin) in link_pins(&loc.pin_dir)? {
-        unpin_link(&pin)?;
+    for l in link_pins(&loc.pin_dir)? {
+        attach::unpin_link(&l.path)?;
         report.detached += 1;
     }
     if let Ok(rd) = fs::read_dir(&loc.pin_dir) {

@@ -1,6 +1,7 @@
-//! A minimal rtnetlink client: just `RTM_GETLINK`, which is all the loader needs to learn an
-//! interface's index, kind and veth peer, and the peer's MAC address inside its own namespace
-//! (`IFLA_TARGET_NETNSID`, Linux >= 4.20), without entering that namespace.
+//! A minimal rtnetlink client: `RTM_GETLINK`, which is all the loader needs to learn an
+//! interface's index, kind, MTU, XDP program and veth peer, and the peer's MAC address inside its
+//! own namespace (`IFLA_TARGET_NETNSID`, Linux >= 4.20), without entering that namespace; and
+//! `RTM_GETNSID`, to tell which namespace file a peer's namespace id stands for.
 
 use std::{io, mem::size_of};
 
@@ -15,8 +16,15 @@ const IFLA_LINK: u16 = 5;
 const IFLA_OPERSTATE: u16 = 16;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_INFO_KIND: u16 = 1;
+const IFLA_MTU: u16 = 4;
 const IFLA_LINK_NETNSID: u16 = 37;
+const IFLA_XDP: u16 = 43;
+const IFLA_XDP_DRV_PROG_ID: u16 = 5;
 const IFLA_TARGET_NETNSID: u16 = 46;
+const RTM_NEWNSID: u16 = 88;
+const RTM_GETNSID: u16 = 90;
+const NETNSA_NSID: u16 = 1;
+const NETNSA_FD: u16 = 3;
 const NLA_F_MASK: u16 = 0x3fff;
 // RFC 2863 operational states that mean "cannot carry traffic".
 const IF_OPER_NOTPRESENT: u8 = 3;
@@ -36,6 +44,9 @@ pub struct Link {
     pub link_netnsid: Option<i32>,
     /// Operationally able to carry traffic (`unknown`, as tap devices report, counts as up).
     pub oper_up: bool,
+    pub mtu: Option<u32>,
+    /// The XDP program attached in native (driver) mode, if any.
+    pub xdp_drv_prog_id: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,27 +99,16 @@ fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
-fn get_link(ifindex: u32, name: Option<&str>, target_nsid: Option<i32>, what: &str) -> Result<Link, NetlinkError> {
+/// Sends one request (`msg`, its length filled in here) and returns the first reply message.
+fn request(mut msg: Vec<u8>, ty: u16) -> Result<Vec<u8>, NetlinkError> {
     let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_ROUTE) };
     if fd < 0 {
         return Err(NetlinkError::Socket(io::Error::last_os_error()));
     }
     let sock = Socket(fd);
-    // nlmsghdr (16) + ifinfomsg (16) + attributes.
-    let mut msg = vec![0u8; 32];
-    msg[16] = u8::try_from(libc::AF_UNSPEC).unwrap_or(0);
-    msg[20..24].copy_from_slice(&i32::try_from(ifindex).unwrap_or(0).to_ne_bytes());
-    if let Some(n) = name {
-        let mut z = n.as_bytes().to_vec();
-        z.push(0);
-        push_attr(&mut msg, IFLA_IFNAME, &z);
-    }
-    if let Some(nsid) = target_nsid {
-        push_attr(&mut msg, IFLA_TARGET_NETNSID, &nsid.to_ne_bytes());
-    }
     let total = u32::try_from(msg.len()).unwrap_or(0);
     msg[0..4].copy_from_slice(&total.to_ne_bytes());
-    msg[4..6].copy_from_slice(&RTM_GETLINK.to_ne_bytes());
+    msg[4..6].copy_from_slice(&ty.to_ne_bytes());
     msg[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
     msg[8..12].copy_from_slice(&1u32.to_ne_bytes());
     let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
@@ -129,7 +129,25 @@ fn get_link(ifindex: u32, name: Option<&str>, target_nsid: Option<i32>, what: &s
     let mut buf = vec![0u8; 64 * 1024];
     let n = unsafe { libc::recv(sock.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
     let n = usize::try_from(n).map_err(|_| NetlinkError::Socket(io::Error::last_os_error()))?;
-    let buf = &buf[..n];
+    buf.truncate(n);
+    Ok(buf)
+}
+
+fn get_link(ifindex: u32, name: Option<&str>, target_nsid: Option<i32>, what: &str) -> Result<Link, NetlinkError> {
+    // nlmsghdr (16) + ifinfomsg (16) + attributes.
+    let mut msg = vec![0u8; 32];
+    msg[16] = u8::try_from(libc::AF_UNSPEC).unwrap_or(0);
+    msg[20..24].copy_from_slice(&i32::try_from(ifindex).unwrap_or(0).to_ne_bytes());
+    if let Some(n) = name {
+        let mut z = n.as_bytes().to_vec();
+        z.push(0);
+        push_attr(&mut msg, IFLA_IFNAME, &z);
+    }
+    if let Some(nsid) = target_nsid {
+        push_attr(&mut msg, IFLA_TARGET_NETNSID, &nsid.to_ne_bytes());
+    }
+    let buf = request(msg, RTM_GETLINK)?;
+    let buf = &buf[..];
     if buf.len() < 16 {
         return Err(NetlinkError::Malformed(what.to_owned()));
     }
@@ -155,6 +173,14 @@ fn get_link(ifindex: u32, name: Option<&str>, target_nsid: Option<i32>, what: &s
             IFLA_IFNAME => link.name = String::from_utf8_lossy(p.split(|b| *b == 0).next().unwrap_or(&[])).into_owned(),
             IFLA_LINK if p.len() == 4 => link.link = Some(u32::from_ne_bytes([p[0], p[1], p[2], p[3]])),
             IFLA_LINK_NETNSID if p.len() == 4 => link.link_netnsid = Some(i32::from_ne_bytes([p[0], p[1], p[2], p[3]])),
+            IFLA_MTU if p.len() == 4 => link.mtu = Some(u32::from_ne_bytes([p[0], p[1], p[2], p[3]])),
+            IFLA_XDP => {
+                for (xt, xp) in attrs(p) {
+                    if xt == IFLA_XDP_DRV_PROG_ID && xp.len() == 4 {
+                        link.xdp_drv_prog_id = Some(u32::from_ne_bytes([xp[0], xp[1], xp[2], xp[3]])).filter(|id| *id != 0);
+                    }
+                }
+            }
             IFLA_OPERSTATE if !p.is_empty() => {
                 link.oper_up = !matches!(p[0], IF_OPER_DOWN | IF_OPER_NOTPRESENT | IF_OPER_LOWERLAYERDOWN);
             }
@@ -193,4 +219,31 @@ pub fn link_and_peer(name: &str) -> Result<(Link, Option<Link>), NetlinkError> {
         _ => None,
     };
     Ok((link, peer))
+}
+
+/// The id this namespace knows the network namespace of `fd` by, if it has given it one (a veth
+/// whose peer lives there has: `Link::link_netnsid`).
+pub fn nsid_of(fd: std::os::fd::BorrowedFd<'_>) -> Result<Option<i32>, NetlinkError> {
+    use std::os::fd::AsRawFd as _;
+    // nlmsghdr (16) + rtgenmsg (1, padded to 4) + NETNSA_FD.
+    let mut msg = vec![0u8; 20];
+    msg[16] = u8::try_from(libc::AF_UNSPEC).unwrap_or(0);
+    push_attr(&mut msg, NETNSA_FD, &u32::try_from(fd.as_raw_fd()).unwrap_or(u32::MAX).to_ne_bytes());
+    let buf = request(msg, RTM_GETNSID)?;
+    if buf.len() < 16 {
+        return Err(NetlinkError::Malformed("RTM_GETNSID".to_owned()));
+    }
+    let ty = u16::from_ne_bytes([buf[4], buf[5]]);
+    if ty == NLMSG_ERROR {
+        let code = if buf.len() >= 20 { i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]) } else { 0 };
+        return Err(NetlinkError::Kernel { what: "RTM_GETNSID".to_owned(), source: io::Error::from_raw_os_error(-code) });
+    }
+    if ty != RTM_NEWNSID || buf.len() < 20 {
+        return Err(NetlinkError::Malformed("RTM_GETNSID".to_owned()));
+    }
+    let len = usize::try_from(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]])).unwrap_or(0).min(buf.len());
+    Ok(attrs(&buf[20..len])
+        .find(|(t, p)| *t == NETNSA_NSID && p.len() == 4)
+        .map(|(_, p)| i32::from_ne_bytes([p[0], p[1], p[2], p[3]]))
+        .filter(|id| *id >= 0))
 }

@@ -19,3 +19,47 @@ pub fn enter(name: &str) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The network namespace this one knows by `nsid` (a veth's `link_netnsid`). There is no call
+/// from an id to a namespace, so the candidates are asked their id: the named ones (`ip netns`,
+/// /run/netns) first, then every process's (containers, VMs' helpers). Each namespace is asked
+/// once (by inode).
+pub fn open_by_nsid(nsid: i32) -> io::Result<File> {
+    use std::os::{fd::AsFd as _, unix::fs::MetadataExt as _};
+    let mut seen = std::collections::BTreeSet::new();
+    let named = std::fs::read_dir("/run/netns").into_iter().flatten().flatten().map(|e| e.path());
+    let procs = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .map(|e| e.path().join("ns/net"));
+    for path in named.chain(procs) {
+        let Ok(f) = File::open(&path) else { continue };
+        let Ok(meta) = f.metadata() else { continue };
+        if !seen.insert((meta.dev(), meta.ino())) {
+            continue;
+        }
+        if let Ok(Some(id)) = super::netlink::nsid_of(f.as_fd()) {
+            if id == nsid {
+                return Ok(f);
+            }
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::NotFound, format!("no network namespace with id {nsid} here (looked in /run/netns and /proc/*/ns/net)")))
+}
+
+/// Runs `f` on a thread of its own inside network namespace `ns`; the caller's namespace is
+/// untouched (setns changes only the calling thread).
+pub fn run_in<T: Send>(ns: &File, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| io::Error::other("a thread in another network namespace panicked"))?
+    })
+}

@@ -221,6 +221,7 @@ fn chain() -> ChainFile {
             &groups.iter().map(String::as_str).collect::<Vec<_>>(),
             &["bench"],
         )],
+        interfaces: Vec::new(),
     }
 }
 

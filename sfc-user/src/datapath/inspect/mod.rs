@@ -213,9 +213,11 @@ pub fn program(loc: &Location) -> Result<ProgramSummary> {
     })
 }
 
-/// One pinned tc link: the program is attached to `ifindex` for as long as the pin exists.
+/// One pinned link: a program is attached to `ifindex` (for `xdp_peer`: to its veth peer) for
+/// as long as the pin exists.
 #[derive(Debug, Clone, Serialize)]
 pub struct LinkSummary {
+    pub kind: super::attach::LinkKind,
     pub ifindex: u32,
     pub pin: PathBuf,
     pub link_id: Option<u32>,
@@ -225,9 +227,11 @@ pub struct LinkSummary {
 pub fn links(loc: &Location) -> Result<Vec<LinkSummary>> {
     let mut out: Vec<LinkSummary> = link_pins(&loc.pin_dir)?
         .into_iter()
-        .map(|(ifindex, pin)| {
+        .map(|l| {
+            let (kind, ifindex, pin) = (l.kind, l.ifindex, l.path);
             let info = PinnedLink::from_pin(&pin).ok().and_then(|l| FdLink::from(l).info().ok());
             LinkSummary {
+                kind,
                 ifindex,
                 link_id: info.as_ref().map(LinkInfo::id),
                 program_id: info.as_ref().map(LinkInfo::program_id),
@@ -235,7 +239,7 @@ pub fn links(loc: &Location) -> Result<Vec<LinkSummary>> {
             }
         })
         .collect();
-    out.sort_by_key(|l| l.ifindex);
+    out.sort_by_key(|l| (l.ifindex, l.kind));
     Ok(out)
 }
 

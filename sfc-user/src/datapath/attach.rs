@@ -1,0 +1,239 @@
+//! Programs and their attachments: loading (once, then from their pins), attaching to an
+//! interface in tc or XDP mode, preparing the far end of a veth that XDP mode redirects into,
+//! and the pinned links that keep all of it alive without a loader.
+//!
+//! Pins in the pin directory: `prog_tc_ingress`, `prog_xdp`, `prog_xdp_pass` (programs),
+//! `link_tc_<ifindex>` and `link_xdp_<ifindex>` (the program on a hub-side interface), and
+//! `link_xdppeer_<ifindex>` (`sfc_xdp_pass` on the veth peer of redirect target `<ifindex>`,
+//! usually inside a service function's namespace).
+//!
+//! Why the peers: a veth accepts an XDP-redirected frame only while the *receiving* end runs
+//! NAPI, which an XDP program on that end switches on; without one the kernel drops the frame
+//! and nobody counts it. A peer that already has a native XDP program of its own is left alone
+//! (it runs NAPI already).
+
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf,
+    programs::{
+        SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+    },
+};
+use aya_obj::programs::XdpAttachType;
+use sfc_common::maps::{PROG_TC_INGRESS, PROG_XDP, PROG_XDP_PASS};
+
+use super::{DatapathError, Location, Result, io_err, netlink, netns};
+use crate::model::AttachMode;
+
+pub(crate) const PROG_PIN: &str = "prog_tc_ingress";
+const PROG_XDP_PIN: &str = "prog_xdp";
+const PROG_XDP_PASS_PIN: &str = "prog_xdp_pass";
+
+/// What a pinned link attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// `sfc_tc_ingress` on the interface (tcx ingress).
+    Tc,
+    /// `sfc_xdp` on the interface.
+    Xdp,
+    /// `sfc_xdp_pass` on the veth peer of the interface.
+    XdpPeer,
+}
+
+impl LinkKind {
+    /// Detach order: the steering programs before the peers they redirect into.
+    pub const ALL: [LinkKind; 3] = [LinkKind::Xdp, LinkKind::Tc, LinkKind::XdpPeer];
+
+    const fn prefix(self) -> &'static str {
+        match self {
+            LinkKind::Tc => "link_tc_",
+            LinkKind::Xdp => "link_xdp_",
+            LinkKind::XdpPeer => "link_xdppeer_",
+        }
+    }
+
+    pub const fn of(mode: AttachMode) -> LinkKind {
+        match mode {
+            AttachMode::Tc => LinkKind::Tc,
+            AttachMode::Xdp => LinkKind::Xdp,
+        }
+    }
+
+    pub fn pin(self, dir: &Path, ifindex: u32) -> PathBuf {
+        dir.join(format!("{}{ifindex}", self.prefix()))
+    }
+}
+
+/// A pinned link: `kind` on (or, for `XdpPeer`, behind) interface `ifindex`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkPin {
+    pub kind: LinkKind,
+    pub ifindex: u32,
+    pub path: PathBuf,
+}
+
+/// Every pinned link in `dir`, in detach order.
+pub fn link_pins(dir: &Path) -> Result<Vec<LinkPin>> {
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(DatapathError::Io { what: format!("reading {}", dir.display()), source: e }),
+    };
+    for e in rd {
+        let e = e.map_err(io_err(format!("reading {}", dir.display())))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        for kind in LinkKind::ALL {
+            if let Some(ifindex) = name.strip_prefix(kind.prefix()).and_then(|s| s.parse().ok()) {
+                out.push(LinkPin { kind, ifindex, path: e.path() });
+            }
+        }
+    }
+    out.sort_by_key(|l| (LinkKind::ALL.iter().position(|k| *k == l.kind), l.ifindex));
+    Ok(out)
+}
+
+/// Unpinning drops the link's last reference: the program is detached.
+pub fn unpin_link(pin: &Path) -> Result<()> {
+    let link = PinnedLink::from_pin(pin).map_err(|source| DatapathError::Link { what: format!("opening {}", pin.display()), source })?;
+    let fd = link.unpin().map_err(|source| DatapathError::Io { what: format!("unpinning {}", pin.display()), source })?;
+    drop(fd);
+    Ok(())
+}
+
+fn program_err(what: String) -> impl FnOnce(aya::programs::ProgramError) -> DatapathError {
+    move |source| DatapathError::Program { what, source }
+}
+
+/// The programs of one datapath, loaded into the kernel once and reused from their pins.
+pub struct Programs {
+    pub tc: SchedClassifier,
+    xdp: Option<Xdp>,
+    pass: Option<Xdp>,
+    /// The tc program was loaded by this call (a first install).
+    pub first_load: bool,
+}
+
+impl Programs {
+    /// Opens the pinned programs, loading (and pinning) the tc program when there is none, and
+    /// the XDP programs when `xdp` and there are none: they are verified only when first needed.
+    pub fn open(loc: &Location, ebpf: &mut Ebpf, xdp: bool) -> Result<Programs> {
+        let dir = &loc.pin_dir;
+        let tc_pin = dir.join(PROG_PIN);
+        let first_load = !tc_pin.exists();
+        if first_load {
+            let p: &mut SchedClassifier = program(ebpf, PROG_TC_INGRESS)?;
+            p.load().map_err(program_err(format!("loading {PROG_TC_INGRESS} (verifier)")))?;
+            p.pin(&tc_pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", tc_pin.display()), source })?;
+        }
+        let tc = SchedClassifier::from_pin(&tc_pin).map_err(program_err(format!("opening {}", tc_pin.display())))?;
+        let open_xdp = |ebpf: &mut Ebpf, name: &str, pin: &str| -> Result<Option<Xdp>> {
+            let pin = dir.join(pin);
+            if !pin.exists() {
+                if !xdp {
+                    return Ok(None);
+                }
+                let p: &mut Xdp = program(ebpf, name)?;
+                p.load().map_err(program_err(format!("loading {name} (verifier)")))?;
+                p.pin(&pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", pin.display()), source })?;
+            }
+            Xdp::from_pin(&pin, XdpAttachType::Interface).map(Some).map_err(program_err(format!("opening {}", pin.display())))
+        };
+        let xdp_prog = open_xdp(ebpf, PROG_XDP, PROG_XDP_PIN)?;
+        let pass = open_xdp(ebpf, PROG_XDP_PASS, PROG_XDP_PASS_PIN)?;
+        Ok(Programs { tc, xdp: xdp_prog, pass, first_load })
+    }
+
+    /// Attaches the program of `mode` to `ifindex` (called `name`) and pins the link, unless it
+    /// is pinned already. Returns whether it attached.
+    pub fn attach(&mut self, loc: &Location, ifindex: u32, name: &str, mode: AttachMode) -> Result<bool> {
+        let pin = LinkKind::of(mode).pin(&loc.pin_dir, ifindex);
+        if pin.exists() {
+            return Ok(false);
+        }
+        let link: FdLink = match mode {
+            AttachMode::Tc => {
+                let id = self.tc.attach(name, TcAttachType::Ingress).map_err(program_err(format!("attaching to {name} (tc ingress)")))?;
+                let link = self.tc.take_link(id).map_err(program_err(format!("link on {name}")))?;
+                link.try_into().map_err(|source| DatapathError::Link { what: format!("tcx link on {name}"), source })?
+            }
+            AttachMode::Xdp => {
+                let prog = self.xdp.as_mut().ok_or_else(|| DatapathError::Other("the XDP program is not loaded".to_owned()))?;
+                xdp_link(prog, ifindex, name)?
+            }
+        };
+        link.pin(&pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", pin.display()), source })?;
+        Ok(true)
+    }
+
+    /// Makes sure the veth peer of redirect target `ifindex` (called `name` here) takes XDP
+    /// frames: attaches `sfc_xdp_pass` there, inside the peer's namespace, unless it has a
+    /// native XDP program already. What it did, for the report; `None` when nothing was needed.
+    pub fn prepare_peer(&mut self, loc: &Location, ifindex: u32, name: &str) -> Result<Option<String>> {
+        let pin = LinkKind::XdpPeer.pin(&loc.pin_dir, ifindex);
+        if pin.exists() {
+            return Ok(None);
+        }
+        let (link, peer) = netlink::link_and_peer(name)?;
+        // Not a veth: taps and NICs take redirected frames themselves.
+        let Some(peer) = peer else { return Ok(None) };
+        let what = format!("{}'s peer {}", name, peer.name);
+        if let Some(id) = peer.xdp_drv_prog_id {
+            return Ok(Some(format!("{what} keeps its own XDP program (id {id})")));
+        }
+        let prog = self.pass.as_mut().ok_or_else(|| DatapathError::Other("the XDP pass program is not loaded".to_owned()))?;
+        let fd = match link.link_netnsid {
+            Some(nsid) => {
+                let ns = netns::open_by_nsid(nsid).map_err(io_err(format!("finding the network namespace of {what}")))?;
+                netns::run_in(&ns, || xdp_link(prog, peer.ifindex, &what)).map_err(io_err(format!("entering the network namespace of {what}")))??
+            }
+            None => xdp_link(prog, peer.ifindex, &what)?,
+        };
+        fd.pin(&pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", pin.display()), source })?;
+        Ok(Some(format!("{what}: XDP pass program attached (so it takes redirected frames)")))
+    }
+}
+
+fn program<'e, T>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut T>
+where
+    &'e mut T: TryFrom<&'e mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| DatapathError::Other(format!("program {name} missing from the object")))?
+        .try_into()
+        .map_err(program_err(name.to_owned()))
+}
+
+/// Attaches `prog` in native (driver) mode to `ifindex` of the calling thread's namespace, as a
+/// link that can be pinned. Errors say what an operator can do about them.
+fn xdp_link(prog: &mut Xdp, ifindex: u32, name: &str) -> Result<FdLink> {
+    let id = prog.attach_to_if_index(ifindex, XdpMode::Driver).map_err(|e| xdp_attach_error(name, e))?;
+    let link = prog.take_link(id).map_err(program_err(format!("XDP link on {name}")))?;
+    link.try_into().map_err(|source| DatapathError::Link { what: format!("XDP link on {name} (attached through netlink, which cannot be pinned)"), source })
+}
+
+fn xdp_attach_error(name: &str, e: aya::programs::ProgramError) -> DatapathError {
+    let errno = match &e {
+        aya::programs::ProgramError::SyscallError(s) => s.io_error.raw_os_error(),
+        _ => None,
+    };
+    let hint = match errno {
+        Some(libc::ERANGE) => Some(
+            "the veth's peer has an MTU too large for XDP without multi-buffer support (at most about 3,500 bytes with 4 KiB pages); lower it or use mode tc for this interface",
+        ),
+        Some(libc::EOPNOTSUPP) => Some("the driver has no native XDP; use mode tc for this interface"),
+        Some(libc::EBUSY | libc::EEXIST) => Some("another XDP program is attached there; detach it or use mode tc for this interface"),
+        Some(libc::ENOTCONN) => Some("the veth has no peer"),
+        _ => None,
+    };
+    match hint {
+        Some(h) => DatapathError::Other(format!("attaching XDP to {name}: {h} ({e})")),
+        None => DatapathError::Program { what: format!("attaching XDP to {name}"), source: e },
+    }
+}
