@@ -77,6 +77,14 @@ fn xdp_mode_attaches_xdp_on_the_hub_and_pass_programs_behind_the_targets() {
         assert!(!attached(topo, end, true).xdp, "far side of {end:?} needs no program");
     }
     assert_eq!(status_mode(&sfc), "xdp");
+    // The devmap holds exactly the redirect targets, decoded into their names.
+    let devmap = sfc.run(&["map", "dump", "devmap", "--json"]);
+    for end in topo.ends() {
+        let target = matches!(end, End::SfIn(_) | End::Dest);
+        assert_eq!(devmap.contains(&format!("\"{}\"", topo.hub_dev(end))), target, "{end:?} in SFC_DEVMAP: {devmap}");
+    }
+    let list = sfc.run(&["map", "list"]);
+    assert!(list.contains("SFC_DEVMAP") && list.contains("devmap_hash"), "{list}");
     // veth turns TSO off on the peer of an XDP interface (no multi-buffer program here).
     assert!(!tso_on(topo, End::Source), "TSO on the source's veth while its hub side runs XDP");
 

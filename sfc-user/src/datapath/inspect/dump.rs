@@ -14,7 +14,7 @@ use sfc_common::{
         CHAIN_F_SYMMETRIC, CLASS_BASE, CLS_CLASS_BITS, CLS_STAGES, ChainEntry, ClsKey, ClsResult,
         DIR_REVERSE, FAIL_OPEN, FAMILY_V6, FlowKey, FragKey, GroupEntry, IF_F_PEER, IfaceEntry,
         LB_IP_DST, LB_IP_PROTO, LB_IP_SRC, LB_L4_DST, LB_L4_SRC, LbKey, MAP_CHAINS, MAP_CLS,
-        MAP_CLS_RES, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS,
+        MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS,
         MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS, Meta, PP_F_DOWN, PP_F_DRAINING,
         PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_SF_EGRESS, ROLE_SF_INGRESS,
     },
@@ -142,6 +142,14 @@ pub fn decode_cls(
 // ---- rows --------------------------------------------------------------------------------------
 
 #[derive(Serialize)]
+struct DevmapRow {
+    interface: String,
+    ifindex: u32,
+    /// Where frames redirected under `ifindex` are sent (the same interface).
+    target_ifindex: u32,
+}
+
+#[derive(Serialize)]
 struct MetaRow {
     bank: u32,
     generation: u32,
@@ -262,6 +270,7 @@ macro_rules! row {
 row!(Flow: family, src, dst, sport, dport, protocol, chain, chain_id, hops, previous_hops, reverse, destination, generation);
 row!(ClsRow: bank, stage, class, prefix_len, field, next_class, result);
 row!(MetaRow: bank, generation);
+row!(DevmapRow: interface, ifindex, target_ifindex);
 row!(IfaceRow: bank, ifindex, interface, roles, port_pair, flags);
 row!(ClsResRow: bank, class, chain, chain_id, classifier, destination);
 row!(ChainRow: bank, chain_id, chain, groups, flags);
@@ -521,6 +530,16 @@ fn if_stats(loc: &Location, n: &Namer<'_>) -> Result<Vec<IfStatsRow>> {
         .collect())
 }
 
+fn devmap(loc: &Location, n: &Namer<'_>) -> Result<Vec<DevmapRow>> {
+    let m: aya::maps::DevMapHash<MapData> = typed(loc, MAP_DEVMAP)?;
+    m.iter()
+        .map(|r| {
+            r.map(|(k, v)| DevmapRow { interface: n.iface(k), ifindex: k, target_ifindex: v.if_index })
+                .map_err(map_err(MAP_DEVMAP, "reading"))
+        })
+        .collect()
+}
+
 fn metas(loc: &Location) -> Result<Vec<MetaRow>> {
     let m: Array<MapData, Meta> = typed(loc, MAP_META)?;
     m.iter()
@@ -547,6 +566,7 @@ pub fn dump(loc: &Location, n: &Namer<'_>, name: &'static str) -> Result<Dump> {
         MAP_HOP_STATS => rows(hop_stats(loc, n)?),
         MAP_IF_STATS => rows(if_stats(loc, n)?),
         MAP_DROPS => rows(drops(loc)?),
+        MAP_DEVMAP => rows(devmap(loc, n)?),
         other => Err(DatapathError::Other(format!("{other}: no decoder for this map"))),
     }
 }

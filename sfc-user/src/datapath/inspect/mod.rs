@@ -27,7 +27,7 @@ use sfc_common::{
     maps::{
         ALL_MAPS, BANK_BIT_CLASS, BANK_BIT_ID, ChainEntry, ClsKey, ClsResult, Counter, FAMILY_V6,
         FLOW_F_REVERSE, FlowEntry, FlowKey, FragKey, GroupEntry, HopStatsKey, IfStats, IfaceEntry,
-        LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_RES, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS,
+        LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS,
         MAP_HOP_STATS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS, Meta,
         PortPairEntry, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
@@ -266,6 +266,7 @@ fn type_name(t: &Result<MapType>) -> String {
         Ok(MapType::Array) => "array".to_owned(),
         Ok(MapType::PerCpuArray) => "percpu_array".to_owned(),
         Ok(MapType::LpmTrie) => "lpm_trie".to_owned(),
+        Ok(MapType::DevMapHash) => "devmap_hash".to_owned(),
         Ok(other) => format!("{other:?}"),
         Err(_) => "unknown".to_owned(),
     }
@@ -340,6 +341,10 @@ fn count_entries(loc: &Location, name: &str, max: u32) -> Result<Option<u64>> {
         MAP_FRAGS => count_hash::<FragKey, FlowKey>(loc, name, max)?,
         MAP_HOP_STATS => count_percpu::<HopStatsKey, Counter>(loc, name, max)?,
         MAP_IF_STATS => count_percpu::<u32, IfStats>(loc, name, max)?,
+        MAP_DEVMAP => {
+            let m: aya::maps::DevMapHash<MapData> = typed(loc, name)?;
+            count(m.keys(), name, max)?
+        }
         // An array has every slot, always.
         MAP_DROPS | MAP_META => u64::from(max),
         _ => return Ok(None),
