@@ -10,7 +10,8 @@ use crate::limits::MAX_HOPS;
 
 // ---- names (BPF object names: at most 15 bytes) -------------------------------------------
 
-pub const MAP_IFACES: &str = "SFC_IFACES";
+/// `_V2`: `IfaceEntry` grew the MAC behind the interface (delivery rewrites to it).
+pub const MAP_IFACES: &str = "SFC_IFACES_V2";
 pub const MAP_CLS: &str = "SFC_CLS";
 pub const MAP_CLS_RES: &str = "SFC_CLS_RES";
 pub const MAP_CHAINS: &str = "SFC_CHAINS";
@@ -52,7 +53,7 @@ pub const PROG_XDP_PASS: &str = "sfc_xdp_pass";
 
 // ---- generations ------------------------------------------------------------------------------
 //
-// Configuration maps are double-banked: every key of SFC_IFACES, SFC_CLS, SFC_CLS_RES,
+// Configuration maps are double-banked: every key of SFC_IFACES_V2, SFC_CLS, SFC_CLS_RES,
 // SFC_CHAINS, SFC_GROUPS and SFC_LB carries a bank bit. The loader writes the inactive bank in
 // full, then flips `Meta` (one 8-byte array element) so the next packet sees the whole new
 // configuration and no packet ever sees half of it. Port pairs are not banked: their ids are
@@ -98,7 +99,7 @@ pub const ROLE_SF_INGRESS: u32 = 1 << 2;
 /// chains starts here.
 pub const ROLE_DEST: u32 = 1 << 3;
 
-/// `SFC_IFACES`: banked ifindex -> what the interface is to sfc.
+/// `SFC_IFACES_V2`: banked ifindex -> what the interface is to sfc.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IfaceEntry {
@@ -108,12 +109,20 @@ pub struct IfaceEntry {
     pub port_pair: u32,
     /// `IF_F_*` bits.
     pub flags: u32,
+    /// With `IF_F_MAC`: the MAC address of whatever receives frames sent out of the interface
+    /// (the veth peer's). A packet delivered to a logical destination port is addressed to it:
+    /// after routing SFs its destination MAC is the last SF's gateway, which the receiver would
+    /// refuse as another host's once the frame is rebuilt there (XDP, or a plain redirect).
+    pub peer_mac: [u8; 6],
+    pub _pad: [u8; 2],
 }
-const _: () = assert!(size_of::<IfaceEntry>() == 12);
+const _: () = assert!(size_of::<IfaceEntry>() == 20);
 
 /// `IfaceEntry::flags`: a veth whose peer is in another namespace; packets for it are handed to
 /// the peer's ingress with `bpf_redirect_peer` instead of being transmitted.
 pub const IF_F_PEER: u32 = 1 << 0;
+/// `IfaceEntry::flags`: `peer_mac` is known.
+pub const IF_F_MAC: u32 = 1 << 1;
 
 /// `SFC_IF_STATS` (per-CPU): ifindex -> what the program saw there.
 #[repr(C)]

@@ -24,7 +24,7 @@ pub static SFC_META: Array<Meta> = Array::pinned(1, 0);
 /// banked ifindex -> role of the interface (source port, SF egress, ...). Written by the loader, read per
 /// packet to decide what to do.
 #[map]
-pub static SFC_IFACES: HashMap<u32, IfaceEntry> = HashMap::pinned(MAX_IFACES * 2, 0);
+pub static SFC_IFACES_V2: HashMap<u32, IfaceEntry> = HashMap::pinned(MAX_IFACES * 2, 0);
 
 /// Classifier trie: (class, field bits) -> next class. Written by the loader (compiled from the
 /// flow classifiers), read by `classify` with one lookup per field.

@@ -16,7 +16,7 @@ use sfc_common::{
     limits::{MAX_HOPS, PORT_PAIR_NONE},
     maps::{
         CHAIN_F_SYMMETRIC, ClsResult, DIR_FORWARD, DIR_REVERSE, FLOW_F_REVERSE, FlowEntry,
-        FAMILY_V6, FlowKey, HopStatsKey, IF_F_PEER, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, ROLE_DEST,
+        FAMILY_V6, FlowKey, HopStatsKey, IF_F_MAC, IF_F_PEER, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, ROLE_DEST,
         ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id,
     },
 };
@@ -27,7 +27,7 @@ use crate::{
     ctx::PacketCtx,
     lb::{PICK_OK, pick},
     maps::{
-        SFC_CHAINS, SFC_FLOWS, SFC_FRAGS, SFC_IFACES, SFC_META, SFC_PORT_PAIRS, SFC_SCRATCH,
+        SFC_CHAINS, SFC_FLOWS, SFC_FRAGS, SFC_IFACES_V2, SFC_META, SFC_PORT_PAIRS, SFC_SCRATCH,
         Scratch,
     },
     parse::{FRAG_FIRST, FRAG_LATER, ParseError, Parsed, parse},
@@ -72,9 +72,9 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     let meta = SFC_META.get(0).copied().unwrap_or_default();
     // An interface the live generation does not use may still have packets of the previous one
     // coming back from its SF: they finish their path under the previous generation's role.
-    let iface = match unsafe { SFC_IFACES.get(&banked_id(meta.bank, ifindex)) } {
+    let iface = match unsafe { SFC_IFACES_V2.get(&banked_id(meta.bank, ifindex)) } {
         Some(i) => i,
-        None => match unsafe { SFC_IFACES.get(&banked_id(meta.bank ^ 1, ifindex)) } {
+        None => match unsafe { SFC_IFACES_V2.get(&banked_id(meta.bank ^ 1, ifindex)) } {
             Some(i) => i,
             None => return Ok(Action::PASS),
         },
@@ -358,8 +358,9 @@ enum Next {
     Host,
     /// Into a service function: `mac` is its address, `hop` its counter.
     Member { ifindex: u32, peer: bool, mac: [u8; 6], hop: HopStatsKey },
-    /// To the logical destination port, unchanged.
-    Deliver { ifindex: u32, peer: bool },
+    /// To the logical destination port, addressed to `mac` (whatever is behind it) unless that
+    /// is unknown (all zero). No `Option`s here: see `Action` on undefined bits.
+    Deliver { ifindex: u32, peer: bool, mac: [u8; 6] },
 }
 
 /// The first member at or after hop `path.from`, or where the packet goes after the last.
@@ -396,27 +397,32 @@ fn forward(path: &Path, bank: u32) -> Result<Next, DropReason> {
     if flow.dst_ifindex == 0 {
         return Ok(Next::Host);
     }
-    let peer = unsafe { SFC_IFACES.get(&banked_id(bank, flow.dst_ifindex)) }
-        .is_some_and(|i| i.flags & IF_F_PEER != 0);
-    Ok(Next::Deliver { ifindex: flow.dst_ifindex, peer })
+    let dst = unsafe { SFC_IFACES_V2.get(&banked_id(bank, flow.dst_ifindex)) };
+    let peer = dst.is_some_and(|i| i.flags & IF_F_PEER != 0);
+    let mac = dst.filter(|i| i.flags & IF_F_MAC != 0).map_or([0; 6], |i| i.peer_mac);
+    Ok(Next::Deliver { ifindex: flow.dst_ifindex, peer, mac })
 }
 
 /// Carries out `forward`'s decision. One place for everything a redirect needs, so the
 /// program-type specific step (`before_redirect`) is verified once, not once per branch.
 #[inline(always)]
 fn redirect<C: PacketCtx>(ctx: &C, p: &Parsed, key: &FlowKey, next: Next) -> Result<Action, DropReason> {
-    let (ifindex, peer) = match next {
+    let (ifindex, peer, mac, hop) = match next {
         Next::Host => return Ok(Action::PASS),
-        Next::Member { ifindex, peer, .. } | Next::Deliver { ifindex, peer } => (ifindex, peer),
+        Next::Member { ifindex, peer, mac, hop } => (ifindex, peer, mac, hop),
+        Next::Deliver { ifindex, peer, mac } => (ifindex, peer, mac, HopStatsKey::default()),
     };
     ctx.before_redirect(p, key, ifindex)?;
-    if let Next::Member { mac, hop, .. } = next {
+    if mac != [0; 6] {
         // The Ethernet destination: the frame's first bytes (the parser read them).
         let dst = ctx.data();
         if dst + 6 > ctx.data_end() {
             return Err(DropReason::RewriteFailed);
         }
         unsafe { *(dst as *mut [u8; 6]) = mac };
+    }
+    // Chain 0 is no chain: a delivery, not a hop.
+    if hop.chain_id != 0 {
         counters::hop(&hop, ctx.len());
     }
     Ok(Action { ifindex, peer })

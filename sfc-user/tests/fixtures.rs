@@ -231,9 +231,10 @@ fn steering_cases() -> Vec<Case> {
         Case::untouched("web-shaped packet on the destination port", "dst0", web(40_005)),
         Case::new("interface without a role: not even counted", "idle0", web(40_006), PASS, Out::Unchanged, Nothing, None),
         Case::new("interface without a role, known flow", "idle0", w, PASS, Out::Unchanged, Nothing, None),
-        // Chain `udp` ends at a logical destination port: redirected there, bytes untouched.
+        // Chain `udp` ends at a logical destination port: redirected there, addressed to the MAC
+        // behind it (after routing SFs it carries the last SF's gateway's).
         Case::steered("UDP in the port ranges: into SF3", udp.clone(), "udp", "sf3", "pp3"),
-        Case::new("back from SF3 (ingress = egress): delivered to dst0", "sf3", udp, REDIRECT, Out::Unchanged, FromSf, None),
+        Case::new("back from SF3 (ingress = egress): delivered to dst0, addressed to what is behind it", "sf3", udp, REDIRECT, Out::DstMacOf("dst0"), FromSf, None),
         Case::steered("IPv6 TCP 443: into SF4", web_v6(40_007), "v6", "sf4", "pp4"),
         Case::steered_on("src1", "UDP 53 on src1: its own chain", v4(CLIENT, SERVER, L4::Udp(40_008, 53)), "dns", "sf8", "ppdns"),
         Case::untouched("UDP 53 on src0: that classifier is on src1", "src0", v4(CLIENT, SERVER, L4::Udp(40_009, 53))),
@@ -242,10 +243,10 @@ fn steering_cases() -> Vec<Case> {
         Case::untouched("reply-shaped packet on dst0 before the flow exists", "dst0", sym_reply.clone()),
         Case::steered("symmetric chain, forward: into SS1", sym.clone(), "sym", "ss1i", "pps1"),
         Case::new("symmetric, forward: SS1 -> SS2", "ss1o", sym.clone(), REDIRECT, Out::DstMacOf("ss2i"), FromSf, fwd("sym", 1, "pps2")),
-        Case::new("symmetric, forward: SS2 -> dst0", "ss2o", sym, REDIRECT, Out::Unchanged, FromSf, None),
+        Case::new("symmetric, forward: SS2 -> dst0", "ss2o", sym, REDIRECT, Out::DstMacOf("dst0"), FromSf, None),
         Case::new("symmetric, reply on dst0: into SS2's egress", "dst0", sym_reply.clone(), REDIRECT, Out::DstMacOf("ss2o"), Classified, rev("sym", 1, "pps2")),
         Case::new("symmetric, reply back out of SS2's ingress: into SS1's egress", "ss2i", sym_reply.clone(), REDIRECT, Out::DstMacOf("ss1o"), FromSf, rev("sym", 0, "pps1")),
-        Case::new("symmetric, reply back out of SS1's ingress: to src0", "ss1i", sym_reply, REDIRECT, Out::Unchanged, FromSf, None),
+        Case::new("symmetric, reply back out of SS1's ingress: to src0", "ss1i", sym_reply, REDIRECT, Out::DstMacOf("src0"), FromSf, None),
     ]
 }
 

@@ -88,6 +88,11 @@ fn xdp_mode_attaches_xdp_on_the_hub_and_pass_programs_behind_the_targets() {
     // veth turns TSO off on the peer of an XDP interface (no multi-buffer program here).
     assert!(!tso_on(topo, End::Source), "TSO on the source's veth while its hub side runs XDP");
 
+    // sf3 hands dest's traffic to a router (as on a routed host): its frames carry the hub
+    // port's MAC, not dest's. Delivery must address them to dest, or dest refuses them as
+    // another host's once XDP rebuilds them there.
+    let router = sfc_tests::topology::mac_string(End::SfOut(3).hub_mac());
+    netns::ip_in(&topo.sf(3), &["neigh", "replace", &DEST_IP.to_string(), "lladdr", &router, "dev", "out", "nud", "permanent"]).unwrap();
     let (took, w) = fx.window(&sfc, "16 MiB of TCP through sf1, sf2, sf3 in XDP mode", || {
         tcp_bulk(&topo.source(), dest(BULK_PORT), BULK_BYTES).unwrap()
     });

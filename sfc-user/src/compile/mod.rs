@@ -11,7 +11,7 @@ use sfc_common::{
     limits::LB_TABLE_SIZE,
     maps::{
         CHAIN_F_SYMMETRIC, ChainEntry, ClsKey, ClsResult, FAIL_CLOSED, FAIL_OPEN, GroupEntry,
-        IF_F_PEER, IfaceEntry, LbKey, PP_F_DOWN, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry,
+        IF_F_MAC, IF_F_PEER, IfaceEntry, LbKey, PP_F_DOWN, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry,
         ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
 };
@@ -193,6 +193,10 @@ pub fn compile_with_health(
         }
         if f.peer_in_other_netns {
             e.flags |= IF_F_PEER;
+        }
+        if let Some(mac) = f.peer_mac {
+            e.flags |= IF_F_MAC;
+            e.peer_mac = mac;
         }
         out.names.ifaces.insert(f.ifindex, name.to_owned());
     };

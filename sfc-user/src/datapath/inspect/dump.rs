@@ -12,7 +12,7 @@ use sfc_common::{
     DropReason,
     maps::{
         CHAIN_F_SYMMETRIC, CLASS_BASE, CLS_CLASS_BITS, CLS_STAGES, ChainEntry, ClsKey, ClsResult,
-        DIR_REVERSE, FAIL_OPEN, FAMILY_V6, FlowKey, FragKey, GroupEntry, IF_F_PEER, IfaceEntry,
+        DIR_REVERSE, FAIL_OPEN, FAMILY_V6, FlowKey, FragKey, GroupEntry, IF_F_MAC, IF_F_PEER, IfaceEntry,
         LB_IP_DST, LB_IP_PROTO, LB_IP_SRC, LB_L4_DST, LB_L4_SRC, LbKey, MAP_CHAINS, MAP_CLS,
         MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS,
         MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS, Meta, PP_F_DOWN, PP_F_DRAINING,
@@ -426,7 +426,7 @@ fn ifaces(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<IfaceRow>> {
             interface: n.iface(ifindex),
             roles: role_names(e.roles),
             port_pair: (e.roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) != 0).then(|| n.port_pair(e.port_pair)),
-            flags: bit_names(e.flags, &[(IF_F_PEER, "peer")]),
+            flags: bit_names(e.flags, &[(IF_F_PEER, "peer"), (IF_F_MAC, "mac")]),
         })
         .collect())
 }

@@ -160,7 +160,7 @@ pub fn meta(loc: &Location) -> Result<Meta> {
     Maps::open(loc)?.meta()
 }
 
-/// `SFC_IFACES`, live bank: ifindex -> roles.
+/// `SFC_IFACES_V2`, live bank: ifindex -> roles.
 pub fn ifaces(loc: &Location) -> Result<BTreeMap<u32, IfaceEntry>> {
     let live = meta(loc)?.bank & 1;
     Ok(dump::hash_entries::<u32, IfaceEntry>(loc, MAP_IFACES)?
@@ -275,7 +275,12 @@ fn type_name(t: &Result<MapType>) -> String {
 /// Map names as `sfc map` accepts them: `SFC_FLOWS`, `sfc_flows` or `flows`.
 pub fn resolve_map_name(name: &str) -> Option<&'static str> {
     let upper = name.to_ascii_uppercase();
-    ALL_MAPS.iter().copied().find(|m| *m == upper || m.strip_prefix("SFC_") == Some(upper.as_str()))
+    // Versioned names (`SFC_IFACES_V2`) answer to their unversioned name too.
+    let unversioned = |m: &str| m.rsplit_once("_V").filter(|(_, v)| v.parse::<u32>().is_ok()).map_or(m.to_owned(), |(b, _)| b.to_owned());
+    ALL_MAPS.iter().copied().find(|m| {
+        let base = unversioned(m);
+        [*m, base.as_str()].iter().any(|n| *n == upper || n.strip_prefix("SFC_") == Some(upper.as_str()))
+    })
 }
 
 /// Type, sizes and fill level of one pinned map.
