@@ -286,7 +286,7 @@ fn measure_all(ready: &[Ready], opts: &Options, cpus: usize) -> Result<Vec<Sampl
 fn measure(path: &Ready, metric: Metric, secs: Duration, cpus: usize, s: &mut Samples) -> String {
     let net = &path.net;
     let result = match metric {
-        Metric::Udp => udp::udp_rate(net, secs, cpus).and_then(|r| {
+        Metric::Udp => udp::udp_rate(net, secs, cpus, path.spec.kind == paths::Kind::Sfc("xdp")).and_then(|r| {
             check_route(path, &r)?;
             s.pps.push(r.sustained);
             s.sender_limited |= r.sender_limited;

@@ -4,7 +4,9 @@
 //! The sender is a thread of this process inside source's namespace, pinned to [`SENDER_CPU`],
 //! writing prebuilt frames to a raw packet socket with `sendmmsg`. RPS on the hub's port facing
 //! source moves everything after that port (hub, service functions, dest) to [`PATH_CPU`], so
-//! sender and path do not share a core. Sending flat out overloads the chain paths: the per-CPU
+//! sender and path do not share a core. Where the hub runs XDP on that port, the frames never
+//! meet RPS (XDP runs in the port's NAPI poll, before an skb exists), so the port gets threaded
+//! NAPI instead, its thread pinned to [`PATH_CPU`]: the same split of the work. Sending flat out overloads the chain paths: the per-CPU
 //! backlog fills with fresh packets and drops packets half-way along, so what arrives then
 //! understates what a path can carry, the more so the more often the path re-queues a packet.
 //! The rate reported is therefore the highest offered rate that arrives with at most
@@ -63,18 +65,50 @@ pub struct Rate {
     pub sf_packets: Vec<u64>,
 }
 
-/// Measures the packet rate of the path, in about `5 + 1.5 * secs` seconds.
-pub fn udp_rate(net: &Net, secs: Duration, cpus: usize) -> Result<Rate> {
-    let rps = cpus > 1;
+/// Measures the packet rate of the path, in about `5 + 1.5 * secs` seconds. `xdp`: the hub
+/// runs XDP on its port facing source.
+pub fn udp_rate(net: &Net, secs: Duration, cpus: usize, xdp: bool) -> Result<Rate> {
+    let split = cpus > 1;
     let hub_port = Port::Source.hub_dev();
-    if rps {
-        set_rps(&net.hub(), &hub_port, &format!("{:x}", 1u64 << PATH_CPU))?;
+    if split {
+        if xdp {
+            threaded_napi(&net.hub(), &hub_port, true)?;
+        } else {
+            set_rps(&net.hub(), &hub_port, &format!("{:x}", 1u64 << PATH_CPU))?;
+        }
     }
     let result = search(net, secs);
-    if rps {
-        set_rps(&net.hub(), &hub_port, "0")?;
+    if split {
+        if xdp {
+            threaded_napi(&net.hub(), &hub_port, false)?;
+        } else {
+            set_rps(&net.hub(), &hub_port, "0")?;
+        }
     }
     result
+}
+
+/// Turns threaded NAPI on `dev` (in `ns`) on, with its thread pinned to [`PATH_CPU`], or off.
+/// The thread is `napi/<dev>-<id>`; only the XDP path's hub port of that name runs NAPI.
+fn threaded_napi(ns: &str, dev: &str, on: bool) -> Result<()> {
+    let script = format!("echo {} > /sys/class/net/{dev}/threaded", u8::from(on));
+    netns::run("ip", &["netns", "exec", ns, "sh", "-c", &script]).with_context(|| format!("threaded NAPI on {dev} in {ns}"))?;
+    if !on {
+        return Ok(());
+    }
+    let prefix = format!("napi/{dev}-");
+    let pids: Vec<String> = std::fs::read_dir("/proc")?
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim_end().starts_with(&prefix)))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if pids.is_empty() {
+        bail!("no NAPI thread {prefix}* after turning threaded NAPI on for {dev} in {ns} (is XDP attached?)");
+    }
+    for pid in pids {
+        crate::cmd::run(crate::cmd::command("taskset").args(["-pc", &PATH_CPU.to_string(), &pid]))?;
+    }
+    Ok(())
 }
 
 /// What one probe counted.
