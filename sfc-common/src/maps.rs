@@ -17,7 +17,9 @@ pub const MAP_CLS_RES: &str = "SFC_CLS_RES";
 pub const MAP_CHAINS: &str = "SFC_CHAINS";
 pub const MAP_GROUPS: &str = "SFC_GROUPS";
 pub const MAP_LB: &str = "SFC_LB";
-pub const MAP_PORT_PAIRS: &str = "SFC_PORT_PAIRS";
+/// `2`: an array indexed by port pair id (was a hash; ids are small and dense). An all-zero
+/// slot (ingress ifindex 0) is no port pair.
+pub const MAP_PORT_PAIRS: &str = "SFC_PORT_PAIRS2";
 pub const MAP_FLOWS: &str = "SFC_FLOWS";
 pub const MAP_HOP_STATS: &str = "SFC_HOP_STATS";
 pub const MAP_IF_STATS: &str = "SFC_IF_STATS";

@@ -7,7 +7,7 @@ use sfc_common::{
     maps::{FlowKey, LbKey, PP_F_DOWN, banked_id},
 };
 
-use crate::maps::{SFC_GROUPS, SFC_LB, SFC_PORT_PAIRS};
+use crate::maps::{SFC_GROUPS, SFC_LB, port_pair};
 
 /// `pick` returns: the slot holds a port pair (or `PORT_PAIR_NONE` for a fail-open skip).
 pub const PICK_OK: u32 = 0;
@@ -24,7 +24,7 @@ pub const PICK_DOWN: u32 = 1;
 #[inline(never)]
 pub fn pick(bank: u32, group: u32, key: &FlowKey, old: u32, slot: &mut u16) -> u32 {
     if old != u32::from(PORT_PAIR_NONE) {
-        if let Some(pp) = unsafe { SFC_PORT_PAIRS.get(&old) } {
+        if let Some(pp) = port_pair(old) {
             if pp.group == group && pp.flags & PP_F_DOWN == 0 {
                 #[allow(clippy::cast_possible_truncation)]
                 {

@@ -49,10 +49,17 @@ pub static SFC_GROUPS: HashMap<u32, GroupEntry> = HashMap::pinned(MAX_GROUPS * 2
 pub static SFC_LB: HashMap<LbKey, u32> =
     HashMap::pinned(MAX_GROUPS * LB_TABLE_SIZE * 2, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
 
-/// port pair id -> ingress interface and the SF's MAC behind it. Written by the loader, read by
-/// `steer` at every hop.
+/// port pair id -> ingress interface and the SF's MAC behind it (ingress ifindex 0: no port
+/// pair). Written by the loader, read by `steer` at every hop: an array, so the verifier inlines
+/// the lookup (no hashing on the per-packet path).
 #[map]
-pub static SFC_PORT_PAIRS: HashMap<u32, PortPairEntry> = HashMap::pinned(MAX_PORT_PAIRS, 0);
+pub static SFC_PORT_PAIRS2: Array<PortPairEntry> = Array::pinned(MAX_PORT_PAIRS, 0);
+
+/// The port pair `id`, if installed.
+#[inline(always)]
+pub fn port_pair(id: u32) -> Option<&'static PortPairEntry> {
+    SFC_PORT_PAIRS2.get(id).filter(|p| p.ingress_ifindex != 0)
+}
 
 /// 5-tuple -> chain and member per hop. Written by the datapath when a flow is classified (and
 /// pruned by LRU), read at every hop; the loader reads it for `sfc flows`. Size is set at load.

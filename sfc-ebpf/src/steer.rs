@@ -27,7 +27,7 @@ use crate::{
     ctx::PacketCtx,
     lb::{PICK_OK, pick},
     maps::{
-        SFC_CHAINS, SFC_FLOWS, SFC_FRAGS, SFC_IFACES_V2, SFC_META, SFC_PORT_PAIRS, SFC_SCRATCH,
+        SFC_CHAINS, SFC_FLOWS, SFC_FRAGS, SFC_IFACES_V2, SFC_META, SFC_SCRATCH, port_pair,
         Scratch,
     },
     parse::{FRAG_FIRST, FRAG_LATER, ParseError, Parsed, parse},
@@ -382,7 +382,7 @@ fn forward(path: &Path, bank: u32) -> Result<Next, DropReason> {
     let next = unsafe { core::ptr::read_volatile(&raw const next) };
     if next < MAX_HOPS {
         let pp_id = u32::from(members[next & (MAX_HOPS - 1)]);
-        let pp = unsafe { SFC_PORT_PAIRS.get(&pp_id) }.ok_or(DropReason::NoPortPair)?;
+        let pp = port_pair(pp_id).ok_or(DropReason::NoPortPair)?;
         let reverse = flow.flags & FLOW_F_REVERSE != 0;
         // Counters are kept by the group's position in the chain, in both directions.
         let (ifindex, mac, peer, dir, position) = if reverse {

@@ -857,7 +857,7 @@ fn installed(sfc: &Sfc<'_>) -> String {
         "SFC_CHAINS",
         "SFC_GROUPS",
         "SFC_LB",
-        "SFC_PORT_PAIRS",
+        "SFC_PORT_PAIRS2",
     ] {
         let _ = writeln!(out, "{map}: {}", sfc.run(&["map", "dump", map, "--json"]));
     }

@@ -140,6 +140,18 @@ fn sum_per_cpu<K: Pod + Ord, V: Pod + Default>(
     Ok(out)
 }
 
+/// The installed port pairs: the array's slots that hold one.
+pub(crate) fn read_port_pairs(m: &Array<MapData, PortPairEntry>) -> Result<BTreeMap<u32, PortPairEntry>> {
+    let mut out = BTreeMap::new();
+    for (id, e) in (0u32..).zip(m.iter()) {
+        let e = e.map_err(map_err(MAP_PORT_PAIRS, "reading"))?;
+        if e.ingress_ifindex != 0 {
+            out.insert(id, e);
+        }
+    }
+    Ok(out)
+}
+
 fn read_hash<K: Pod + Ord, V: Pod>(m: &HashMap<MapData, K, V>, name: &str) -> Result<Vec<(K, V)>> {
     m.iter().map(|r| r.map_err(map_err(name, "reading"))).collect()
 }
@@ -177,7 +189,7 @@ impl<'a> Maps<'a> {
         let mut groups: HashMap<MapData, u32, GroupEntry> = typed(self.loc, MAP_GROUPS)?;
         let mut lb: HashMap<MapData, LbKey, u32> = typed(self.loc, MAP_LB)?;
         let mut res: HashMap<MapData, u32, ClsResult> = typed(self.loc, MAP_CLS_RES)?;
-        let mut pps: HashMap<MapData, u32, PortPairEntry> = typed(self.loc, MAP_PORT_PAIRS)?;
+        let mut pps: Array<MapData, PortPairEntry> = typed(self.loc, MAP_PORT_PAIRS)?;
         let mut trie: LpmTrie<MapData, ClsKey, u32> = typed(self.loc, MAP_CLS)?;
 
         let unid = |k: u32| k & !ID_BANK;
@@ -199,7 +211,7 @@ impl<'a> Maps<'a> {
         for v in b_trie.live.values_mut().chain(b_trie.target.values_mut()) {
             *v = uncl(*v);
         }
-        let pps_have: BTreeMap<u32, PortPairEntry> = read_hash(&pps, MAP_PORT_PAIRS)?.into_iter().collect();
+        let pps_have = read_port_pairs(&pps)?;
         let mut pps_want = c.port_pairs.clone();
         for (id, e) in draining {
             pps_want.entry(*id).or_insert(PortPairEntry { flags: e.flags | PP_F_DRAINING, ..*e });
@@ -238,7 +250,7 @@ impl<'a> Maps<'a> {
         //    must exist when it goes live.
         for (id, e) in &pps_want {
             if pps_have.get(id) != Some(e) {
-                pps.insert(id, e, 0).map_err(map_err(MAP_PORT_PAIRS, "writing"))?;
+                pps.set(*id, e, 0).map_err(map_err(MAP_PORT_PAIRS, "writing"))?;
             }
         }
         // 2. The inactive bank, in full.
@@ -267,7 +279,7 @@ impl<'a> Maps<'a> {
         //    neither the new generation nor the one live until now has (packets of the old one
         //    may still be on their way through it).
         for id in pps_have.keys().filter(|id| !pps_want.contains_key(*id)) {
-            pps.remove(id).map_err(map_err(MAP_PORT_PAIRS, "removing"))?;
+            pps.set(*id, PortPairEntry::default(), 0).map_err(map_err(MAP_PORT_PAIRS, "removing"))?;
         }
         for ifindex in dev_have.iter().filter(|i| !dev_want.contains(i) && !b_ifaces.live.contains_key(i)) {
             devmap.remove(*ifindex).map_err(map_err(MAP_DEVMAP, "removing"))?;
@@ -288,8 +300,7 @@ impl<'a> Maps<'a> {
 
     /// The installed port pairs (active and draining), by id.
     pub fn port_pairs(&self) -> Result<BTreeMap<u32, PortPairEntry>> {
-        let m: HashMap<MapData, u32, PortPairEntry> = typed(self.loc, MAP_PORT_PAIRS)?;
-        Ok(read_hash(&m, MAP_PORT_PAIRS)?.into_iter().collect())
+        read_port_pairs(&typed(self.loc, MAP_PORT_PAIRS)?)
     }
 
     /// Per-(chain, hop, port pair) counters, summed over CPUs.

@@ -559,7 +559,7 @@ pub fn dump(loc: &Location, n: &Namer<'_>, name: &'static str) -> Result<Dump> {
         MAP_GROUPS => rows(groups(loc, n, live)?),
         MAP_LB => rows(lb(loc, n, live)?),
         MAP_PORT_PAIRS => rows(
-            hash_entries::<u32, PortPairEntry>(loc, name)?.iter().map(|(id, p)| port_pair_row(n, *id, p)).collect(),
+            crate::datapath::maps::read_port_pairs(&typed(loc, name)?)?.iter().map(|(id, p)| port_pair_row(n, *id, p)).collect(),
         ),
         MAP_FLOWS => rows(flows(loc, n)?),
         MAP_FRAGS => rows(frags(loc)?),

@@ -29,7 +29,7 @@ use sfc_common::{
         FLOW_F_REVERSE, FlowEntry, FlowKey, FragKey, GroupEntry, HopStatsKey, IfStats, IfaceEntry,
         LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS,
         MAP_HOP_STATS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS, Meta,
-        PortPairEntry, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
+        ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
 };
 
@@ -341,7 +341,7 @@ fn count_entries(loc: &Location, name: &str, max: u32) -> Result<Option<u64>> {
         MAP_CHAINS => count_hash::<u32, ChainEntry>(loc, name, max)?,
         MAP_GROUPS => count_hash::<u32, GroupEntry>(loc, name, max)?,
         MAP_LB => count_hash::<LbKey, u32>(loc, name, max)?,
-        MAP_PORT_PAIRS => count_hash::<u32, PortPairEntry>(loc, name, max)?,
+        MAP_PORT_PAIRS => super::maps::read_port_pairs(&typed(loc, name)?)?.len() as u64,
         MAP_FLOWS => count_hash::<FlowKey, FlowEntry>(loc, name, max)?,
         MAP_FRAGS => count_hash::<FragKey, FlowKey>(loc, name, max)?,
         MAP_HOP_STATS => count_percpu::<HopStatsKey, Counter>(loc, name, max)?,
