@@ -13,6 +13,7 @@ use crate::limits::MAX_HOPS;
 /// `_V2`: `IfaceEntry` grew the MAC behind the interface (delivery rewrites to it).
 pub const MAP_IFACES: &str = "SFC_IFACES_V2";
 pub const MAP_CLS: &str = "SFC_CLS";
+pub const MAP_CLS_HASH: &str = "SFC_CLS_HASH";
 pub const MAP_CLS_RES: &str = "SFC_CLS_RES";
 pub const MAP_CHAINS: &str = "SFC_CHAINS";
 pub const MAP_GROUPS: &str = "SFC_GROUPS";
@@ -29,10 +30,11 @@ pub const MAP_META: &str = "SFC_META";
 pub const MAP_DEVMAP: &str = "SFC_DEVMAP";
 
 /// Every map the loader pins, in a stable order.
-pub const ALL_MAPS: [&str; 14] = [
+pub const ALL_MAPS: [&str; 15] = [
     MAP_META,
     MAP_IFACES,
     MAP_CLS,
+    MAP_CLS_HASH,
     MAP_CLS_RES,
     MAP_CHAINS,
     MAP_GROUPS,
@@ -150,6 +152,9 @@ const _: () = assert!(size_of::<IfStats>() == 32);
 //   stage 3  class = from stage 2,      data = IP protocol (1)
 //   stage 4  class = from stage 3,      data = destination port (2, big endian)
 //   stage 5  class = from stage 4,      data = source port (2, big endian)
+// A stage whose class has `CLS_ANY_BIT` is one `SFC_CLS_HASH` lookup of (class, zeros); any
+// other asks `SFC_CLS_HASH` for the whole field first and walks the trie only when that is not
+// there (see sfc-user compile/cls.rs).
 // The class after stage 5 indexes `SFC_CLS_RES`. Classes after stage 1 are allocated by the
 // compiler from `CLASS_BASE` so they never collide with an ifindex.
 
@@ -160,6 +165,11 @@ pub const CLASS_BASE: u32 = 0x8000_0000;
 pub const CLS_STAGES: usize = 5;
 /// Bits of `ClsKey::class` (always matched in full).
 pub const CLS_CLASS_BITS: u32 = 32;
+/// Set in a class id (never a stage-1 class, an ifindex): every classifier of the class takes
+/// any value of the next field, so the class has one entry, in `SFC_CLS_HASH` under
+/// (class, zeros), and the stage is that one lookup. Allocated class ids count up from
+/// `CLASS_BASE` below this bit (2^28 per bank).
+pub const CLS_ANY_BIT: u32 = 28;
 /// Bytes of `ClsKey::data`.
 pub const CLS_DATA_LEN: usize = 20;
 

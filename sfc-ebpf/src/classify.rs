@@ -9,20 +9,33 @@
 //! datapath, resolves overlaps (ambiguous ones are rejected at validation). A bit-vector scheme
 //! would grow with the rule count, tuple-space search with the number of distinct prefix-length
 //! and range shapes; this one only with the key width.
+//!
+//! The trie's walk is as deep as the trie, so each stage first asks a hash (`SFC_CLS_HASH`) for
+//! the entries that need no walk: whole-field prefixes (host addresses, a protocol, one port)
+//! and classes that match anything. Host classifiers by the hundred thousand then cost a few
+//! hash lookups, not five walks through a trie of half a million entries.
 
 use aya_ebpf::maps::lpm_trie::Key;
-use sfc_common::maps::{CLS_CLASS_BITS, CLS_DATA_LEN, ClsKey, ClsResult, FlowKey, banked_class};
+use sfc_common::maps::{CLS_ANY_BIT, CLS_CLASS_BITS, CLS_DATA_LEN, ClsKey, ClsResult, FlowKey, banked_class};
 
-use crate::maps::{SFC_CLS, SFC_CLS_RES};
+use crate::maps::{SFC_CLS, SFC_CLS_HASH, SFC_CLS_RES};
 
 /// Every lookup asks for the longest match over the whole key.
 const LOOKUP_BITS: u32 = CLS_CLASS_BITS + (CLS_DATA_LEN as u32) * 8;
 
-/// One lookup: the key's `class` is replaced by the result. The key is reused across stages to
-/// keep the BPF stack small.
+/// One stage: the key's `class` is replaced by the result. The key is reused across stages to
+/// keep the BPF stack small; `any` is the scratch key of a `CLS_ANY_BIT` class's lookup.
 #[inline(always)]
-fn stage(key: &mut Key<ClsKey>) -> Option<()> {
-    let next = *SFC_CLS.get(&*key)?;
+fn stage(key: &mut Key<ClsKey>, any: &mut ClsKey) -> Option<()> {
+    let next = if u32::from_be_bytes(key.data.class) & (1 << CLS_ANY_BIT) != 0 {
+        any.class = key.data.class;
+        *unsafe { SFC_CLS_HASH.get(&*any) }?
+    } else {
+        match unsafe { SFC_CLS_HASH.get(&key.data) } {
+            Some(n) => *n,
+            None => *SFC_CLS.get(&*key)?,
+        }
+    };
     key.data = ClsKey { class: next.to_be_bytes(), data: [0; CLS_DATA_LEN] };
     Some(())
 }
@@ -45,16 +58,17 @@ fn final_class(first: u32, ethertype: u16, flow: &FlowKey) -> Option<u32> {
     data[1] = et[1];
     data[2..18].copy_from_slice(&flow.dst);
     let mut key = Key::new(LOOKUP_BITS, ClsKey { class: first.to_be_bytes(), data });
-    stage(&mut key)?;
+    let mut any = ClsKey::default();
+    stage(&mut key, &mut any)?;
     key.data.data[..16].copy_from_slice(&flow.src);
-    stage(&mut key)?;
+    stage(&mut key, &mut any)?;
     key.data.data[0] = flow.proto;
-    stage(&mut key)?;
+    stage(&mut key, &mut any)?;
     key.data.data[0] = flow.dport[0];
     key.data.data[1] = flow.dport[1];
-    stage(&mut key)?;
+    stage(&mut key, &mut any)?;
     key.data.data[0] = flow.sport[0];
     key.data.data[1] = flow.sport[1];
-    stage(&mut key)?;
+    stage(&mut key, &mut any)?;
     Some(u32::from_be_bytes(key.data.class))
 }

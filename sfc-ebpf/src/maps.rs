@@ -31,6 +31,13 @@ pub static SFC_IFACES_V2: HashMap<u32, IfaceEntry> = HashMap::pinned(MAX_IFACES 
 #[map]
 pub static SFC_CLS: LpmTrie<ClsKey, u32> = LpmTrie::pinned(MAX_CLS_ENTRIES * 2, 0);
 
+/// Classifier hash, asked before the trie at every stage: (class, whole field) -> next class for
+/// full-length prefixes, (class, zeros) -> next class for a `CLS_ANY_BIT` class (its only entry
+/// is "any"). Written by the loader, read by `classify`. Allocated on demand.
+#[map]
+pub static SFC_CLS_HASH: HashMap<ClsKey, u32> =
+    HashMap::pinned(MAX_CLS_ENTRIES * 2, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
+
 /// Final class -> chain the packet enters. Written by the loader, read by `classify`.
 #[map]
 pub static SFC_CLS_RES: HashMap<u32, ClsResult> = HashMap::pinned(MAX_CLS_RESULTS * 2, 0);

@@ -81,7 +81,7 @@ fn pipeline(text: &str) {
                 for (family, proto) in [(4, 6), (4, 17), (6, 58), (4, 1)] {
                     let key = FlowKey { family, proto, dport: [0, 80], sport: [4, 0], ..FlowKey::default() };
                     let et = if family == 6 { 0x86dd } else { 0x0800 };
-                    if let Some(class) = cls::lookup(&c.cls, ifindex, et, &key) {
+                    if let Some(class) = cls::lookup(&c.cls, &c.cls_hash, ifindex, et, &key) {
                         assert!(c.cls_res.contains_key(&class), "final class {class:#x} without a result");
                     }
                 }

@@ -25,11 +25,10 @@ mod udp;
 use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
-    process::Stdio,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use sfc_tests::interrupt;
 
 use self::{
@@ -89,13 +88,13 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     interrupt::install()?;
     let started = Instant::now();
-    let sfc = build_cmd::sfc_binary(true)?;
-    if !opts.no_macro {
-        tools()?;
-    }
+    crate::setup::run_with(if opts.no_macro { &[] } else { TOOLS })?;
+    let installed = started.elapsed();
+    let sfc = build_cmd::build_sfc(true)?;
     if !opts.no_micro {
         micro::build()?;
     }
+    let built = started.elapsed();
 
     let mut md = String::new();
     let _ = writeln!(
@@ -111,6 +110,7 @@ pub fn run(opts: &Options) -> Result<()> {
         md.push_str(&section);
         failures.extend(failed);
     }
+    let measured_macro = started.elapsed();
     interrupt::check()?;
     if !opts.no_micro {
         section("Micro benchmark: BPF_PROG_TEST_RUN");
@@ -123,11 +123,14 @@ pub fn run(opts: &Options) -> Result<()> {
         );
     }
     let took = started.elapsed();
-    let _ = writeln!(
-        md,
-        "The whole run took {:.1} minutes (building and installing what was missing included).\n",
-        took.as_secs_f64() / 60.0
+    let phases = format!(
+        "installing what was missing {:.0} s, building {:.0} s, macro {:.0} s, micro {:.0} s",
+        installed.as_secs_f64(),
+        (built - installed).as_secs_f64(),
+        (measured_macro - built).as_secs_f64(),
+        (took - measured_macro).as_secs_f64()
     );
+    let _ = writeln!(md, "The whole run took {:.1} minutes ({phases}).\n", took.as_secs_f64() / 60.0);
 
     let out = opts
         .out
@@ -139,10 +142,7 @@ pub fn run(opts: &Options) -> Result<()> {
     } else {
         println!("\nNot writing {}: some paths failed.", out.display());
     }
-    println!(
-        "cargo xtask bench took {:.1} minutes.",
-        took.as_secs_f64() / 60.0
-    );
+    println!("cargo xtask bench took {:.1} minutes ({phases}).", took.as_secs_f64() / 60.0);
     if !failures.is_empty() {
         bail!("{}", failures.join("\n"));
     }
@@ -385,32 +385,6 @@ fn method(cpus: usize) -> String {
 }
 
 /// Installs the Debian packages the bench runs, where missing.
-fn tools() -> Result<()> {
-    let mut missing = Vec::new();
-    for &(name, why) in TOOLS {
-        let out = cmd::probe(cmd::command("dpkg-query").args(["-W", "-f=${Status}", name]))
-            .context("dpkg-query not found: the bench installs its tools on Debian only")?;
-        if out.status.success() && out.stdout == b"install ok installed" {
-            println!("bench: ok   {name}");
-        } else {
-            println!("bench: missing {name}: {why}");
-            missing.push(name);
-        }
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    println!("bench: installing {}", missing.join(" "));
-    cmd::run(cmd::command("apt-get").arg("update").stdin(Stdio::null()))?;
-    cmd::run(
-        cmd::command("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null()),
-    )
-}
-
 /// Four base-36 characters from the pid and the clock: namespaces of parallel runs differ.
 fn fresh_id() -> String {
     let nanos = SystemTime::now()

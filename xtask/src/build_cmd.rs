@@ -10,6 +10,11 @@ use crate::{cmd, setup};
 /// binary: `<target dir>/{debug,release}/sfc`.
 pub fn sfc_binary(release: bool) -> anyhow::Result<PathBuf> {
     setup::run()?;
+    build_sfc(release)
+}
+
+/// Builds `sfc` (setup must have run); returns the binary's path.
+pub fn build_sfc(release: bool) -> anyhow::Result<PathBuf> {
     let mut build = cmd::cargo();
     build
         .current_dir(workspace_root())

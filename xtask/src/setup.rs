@@ -30,12 +30,18 @@ const BPFFS: &str = "/sys/fs/bpf";
 
 /// Runs every step once per process; later calls (build after setup, say) return at once.
 pub fn run() -> anyhow::Result<()> {
+    run_with(&[])
+}
+
+/// `run`, also installing `extra` Debian packages (name, why) in the same apt transaction: one
+/// `apt-get update` and one install, not two (the bench's tools).
+pub fn run_with(extra: &[(&str, &str)]) -> anyhow::Result<()> {
     static DONE: AtomicBool = AtomicBool::new(false);
     if DONE.load(Ordering::Relaxed) {
         return Ok(());
     }
     rust_src()?;
-    debian_packages()?;
+    debian_packages(extra)?;
     bpf_linker()?;
     bpffs()?;
     DONE.store(true, Ordering::Relaxed);
@@ -79,9 +85,9 @@ fn is_rust_src(line: &str) -> bool {
     name == "rust-src" || name.starts_with("rust-src-")
 }
 
-fn debian_packages() -> anyhow::Result<()> {
+fn debian_packages(extra: &[(&str, &str)]) -> anyhow::Result<()> {
     let mut missing = Vec::new();
-    for &(name, why) in PACKAGES {
+    for &(name, why) in PACKAGES.iter().chain(extra) {
         if is_installed(name)? {
             println!("setup: ok   {name}");
         } else {
@@ -99,7 +105,7 @@ fn debian_packages() -> anyhow::Result<()> {
     cmd::run(command("apt-get").arg("update").stdin(Stdio::null()))?;
     cmd::run(
         command("apt-get")
-            .args(["install", "-y"])
+            .args(["install", "-y", "--no-install-recommends"])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdin(Stdio::null()),

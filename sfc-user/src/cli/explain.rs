@@ -179,7 +179,7 @@ pub fn explain(model: &Model, compiled: &Compiled, facts: &BTreeMap<String, Ifac
         return out;
     };
     let ethertype = if key.family == FAMILY_V6 { Ethertype::IPv6 } else { Ethertype::IPv4 };
-    let res = cls::lookup(&compiled.cls, ifindex, ethertype.value(), &key).and_then(|class| compiled.cls_res.get(&class));
+    let res = cls::lookup(&compiled.cls, &compiled.cls_hash, ifindex, ethertype.value(), &key).and_then(|class| compiled.cls_res.get(&class));
     let Some(res) = res else {
         out.untouched_because = Some("no flow classifier matches".to_owned());
         return out;

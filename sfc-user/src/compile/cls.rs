@@ -8,15 +8,26 @@
 //! value is no longer than the longest matching P and so contains it. Classes are interned per
 //! stage (a class id means one thing in one stage), so the tables grow with the number of
 //! distinct (set, prefix) pairs, not with their product.
+//!
+//! Two kinds of entry need no trie, and go to a hash map (`ClsTables::hash`) the datapath asks
+//! first: an entry whose prefix covers the whole field (a /32 destination, a protocol, one port)
+//! is the longest match whenever it matches at all, so an exact lookup finds it; and a class
+//! whose only entry is the empty prefix ("any") matches every value, so its class alone finds it
+//! (marked `CLS_ANY_BIT` in its id, so the datapath knows to ask for nothing else). The trie
+//! keeps the rest: shorter prefixes, ranges. With
+//! thousands of host classifiers the trie would be as deep as it is wide; this way a new flow
+//! costs a few hash lookups however many classifiers there are.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sfc_common::maps::{CLASS_BASE, CLS_CLASS_BITS, CLS_DATA_LEN, ClsKey, FlowKey};
+use sfc_common::maps::{CLASS_BASE, CLS_ANY_BIT, CLS_CLASS_BITS, CLS_DATA_LEN, CLS_STAGES, ClsKey, FlowKey};
 
 use crate::model::{FlowClassifier, PortRange, Prefix};
 
 /// One trie entry: (prefix length in bits, key) -> next class.
 pub type ClsEntries = BTreeMap<(u32, ClsKey), u32>;
+/// Hash entries: (class, whole field) -> next class, and (any-class, zeros) -> next class.
+pub type ClsHash = BTreeMap<ClsKey, u32>;
 
 /// A field prefix: data bytes and the number of leading bits that count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -94,7 +105,10 @@ fn stage_prefixes_raw(stage: usize, f: &FlowClassifier) -> Vec<FieldPrefix> {
 /// Output of the classifier compiler.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ClsTables {
+    /// What the trie holds.
     pub entries: ClsEntries,
+    /// What the hash in front of it holds.
+    pub hash: ClsHash,
     /// Final class -> the classifiers (indexes) that match every field.
     pub finals: BTreeMap<u32, BTreeSet<usize>>,
 }
@@ -104,6 +118,8 @@ pub fn compile(classifiers: &[(usize, &FlowClassifier, u32)]) -> ClsTables {
     let mut out = ClsTables::default();
     let by_idx: BTreeMap<usize, &FlowClassifier> = classifiers.iter().map(|(i, f, _)| (*i, *f)).collect();
     let mut next_class = CLASS_BASE;
+    // Every entry, and whether its prefix covers the stage's whole field.
+    let mut all: BTreeMap<(u32, ClsKey), (u32, bool)> = BTreeMap::new();
     // Stage 0 classes are the ifindexes of the logical source ports.
     let mut current: Vec<(u32, BTreeSet<usize>)> = {
         let mut m: BTreeMap<u32, BTreeSet<usize>> = BTreeMap::new();
@@ -130,19 +146,49 @@ pub fn compile(classifiers: &[(usize, &FlowClassifier, u32)]) -> ClsTables {
                     .flatten()
                     .copied()
                     .collect();
-                let next = *interned.entry(matching).or_insert_with(|| {
+                let next = *interned.entry(matching).or_insert_with_key(|set| {
                     let c = next_class;
                     next_class += 1;
-                    c
+                    // Every classifier of the set takes any value of the next field: the next
+                    // stage is one hash lookup.
+                    let any_next = stage + 1 < CLS_STAGES
+                        && set.iter().all(|i| stage_prefixes(stage + 1, by_idx[i]).iter().all(|p| p.bits == 0));
+                    if any_next { c | (1 << CLS_ANY_BIT) } else { c }
                 });
                 let key = ClsKey { class: class.to_be_bytes(), data: p.data };
-                out.entries.insert((CLS_CLASS_BITS + p.bits, key), next);
+                let full = p.bits == field_bits(stage, p, set.iter().next().map(|i| by_idx[i]));
+                all.insert((CLS_CLASS_BITS + p.bits, key), (next, full));
             }
         }
         current = interned.into_iter().map(|(set, c)| (c, set)).collect();
     }
     out.finals = current.into_iter().collect();
+    for ((bits, key), (next, full)) in all {
+        // An any-class's one entry is its /0 (data zero): the hash key as it stands.
+        if full || is_any(u32::from_be_bytes(key.class)) {
+            out.hash.insert(key, next);
+        } else {
+            out.entries.insert((bits, key), next);
+        }
+    }
     out
+}
+
+/// Whether `class` is a `CLS_ANY_BIT` class (its stage is one hash lookup of (class, zeros)).
+pub fn is_any(class: u32) -> bool {
+    class >= CLASS_BASE && class & (1 << CLS_ANY_BIT) != 0
+}
+
+/// Bits of the field a stage matches: a prefix this long is the whole field (for the
+/// addresses, of the family of the classifiers in the set, which stage 0 has split by ethertype).
+fn field_bits(stage: usize, p: &FieldPrefix, f: Option<&FlowClassifier>) -> u32 {
+    let v6 = |et: u16| et == crate::model::Ethertype::IPv6.value();
+    match stage {
+        0 => 16 + if v6(u16::from_be_bytes([p.data[0], p.data[1]])) { 128 } else { 32 },
+        1 => u32::from(f.map_or(32, |f| f.ethertype.addr_bits())),
+        2 => 8,
+        _ => 16,
+    }
 }
 
 /// The classifier that decides for a final set: the most specific one. Validation guarantees
@@ -157,23 +203,30 @@ pub fn most_specific(set: &BTreeSet<usize>, all: &[FlowClassifier]) -> Option<us
 /// The final class the kernel's trie walk (`sfc-ebpf/src/classify.rs`) reaches for a packet
 /// with `key` arriving on `ifindex`, computed from the compiled entries with the trie's own rule
 /// (longest prefix whose bits match). `None`: no classifier matches, the packet is not touched.
-pub fn lookup(entries: &ClsEntries, ifindex: u32, ethertype: u16, key: &FlowKey) -> Option<u32> {
+pub fn lookup(entries: &ClsEntries, hash: &ClsHash, ifindex: u32, ethertype: u16, key: &FlowKey) -> Option<u32> {
+    let step = |class: u32, data: [u8; CLS_DATA_LEN]| -> Option<u32> {
+        // The kernel's rule: an any-class is one lookup; otherwise the whole field, then the trie.
+        if is_any(class) {
+            return hash.get(&ClsKey { class: class.to_be_bytes(), data: [0; CLS_DATA_LEN] }).copied();
+        }
+        hash.get(&ClsKey { class: class.to_be_bytes(), data }).copied().or_else(|| longest_match(entries, class, data))
+    };
     let mut data = [0u8; CLS_DATA_LEN];
     data[..2].copy_from_slice(&ethertype.to_be_bytes());
     data[2..18].copy_from_slice(&key.dst);
-    let mut class = longest_match(entries, ifindex, data)?;
+    let mut class = step(ifindex, data)?;
     let mut data = [0u8; CLS_DATA_LEN];
     data[..16].copy_from_slice(&key.src);
-    class = longest_match(entries, class, data)?;
+    class = step(class, data)?;
     let mut data = [0u8; CLS_DATA_LEN];
     data[0] = key.proto;
-    class = longest_match(entries, class, data)?;
+    class = step(class, data)?;
     let mut data = [0u8; CLS_DATA_LEN];
     data[..2].copy_from_slice(&key.dport);
-    class = longest_match(entries, class, data)?;
+    class = step(class, data)?;
     let mut data = [0u8; CLS_DATA_LEN];
     data[..2].copy_from_slice(&key.sport);
-    longest_match(entries, class, data)
+    step(class, data)
 }
 
 /// One LPM lookup: the entry with the longest prefix length whose leading bits equal the key's.
@@ -263,12 +316,12 @@ mod tests {
         ];
         let t = compile(&[(0, &all[0], 7), (1, &all[1], 7)]);
         assert!(canonical(&t.entries));
-        let final_set = |k: &FlowKey, ifindex| lookup(&t.entries, ifindex, 0x0800, k).map(|c| t.finals[&c].clone());
+        let final_set = |k: &FlowKey, ifindex| lookup(&t.entries, &t.hash, ifindex, 0x0800, k).map(|c| t.finals[&c].clone());
         assert_eq!(final_set(&key([1, 1, 1, 1], [10, 0, 0, 5], 6, 999, 80), 7), Some(BTreeSet::from([0, 1])));
         assert_eq!(final_set(&key([1, 1, 1, 1], [10, 0, 0, 5], 6, 999, 81), 7), Some(BTreeSet::from([1])));
         assert_eq!(final_set(&key([1, 1, 1, 1], [10, 9, 0, 5], 17, 1, 80), 7), Some(BTreeSet::from([1])));
         assert_eq!(final_set(&key([1, 1, 1, 1], [11, 0, 0, 5], 6, 999, 80), 7), None);
         assert_eq!(final_set(&key([1, 1, 1, 1], [10, 0, 0, 5], 6, 999, 80), 8), None);
-        assert_eq!(lookup(&t.entries, 7, 0x86dd, &key([1, 1, 1, 1], [10, 0, 0, 5], 6, 999, 80)), None);
+        assert_eq!(lookup(&t.entries, &t.hash, 7, 0x86dd, &key([1, 1, 1, 1], [10, 0, 0, 5], 6, 999, 80)), None);
     }
 }

@@ -75,6 +75,7 @@ impl<K: Ord + Clone, V: PartialEq + Clone> MapDiff<K, V> {
 pub struct Diff {
     pub ifaces: MapDiff<u32, IfaceEntry>,
     pub cls: MapDiff<(u32, ClsKey), u32>,
+    pub cls_hash: MapDiff<ClsKey, u32>,
     pub cls_res: MapDiff<u32, ClsResult>,
     pub chains: MapDiff<u32, ChainEntry>,
     pub groups: MapDiff<u32, GroupEntry>,
@@ -108,7 +109,7 @@ impl Diff {
         macro_rules! count {
             ($($m:ident),*) => { $( add(self.$m.added.len(), self.$m.changed.len(), self.$m.removed.len()); )* };
         }
-        count!(ifaces, cls, cls_res, chains, groups, lb, port_pairs);
+        count!(ifaces, cls, cls_hash, cls_res, chains, groups, lb, port_pairs);
         c
     }
 
@@ -145,6 +146,7 @@ pub fn diff(old: &Compiled, new: &Compiled) -> Diff {
     Diff {
         ifaces: MapDiff::between(&old.ifaces, &new.ifaces),
         cls: MapDiff::between(&old.cls, &new.cls),
+        cls_hash: MapDiff::between(&old.cls_hash, &new.cls_hash),
         cls_res: MapDiff::between(&old.cls_res, &new.cls_res),
         chains: MapDiff::between(&old.chains, &new.chains),
         groups: MapDiff::between(&old.groups, &new.groups),

@@ -57,7 +57,9 @@ pub struct Names {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Compiled {
     pub ifaces: BTreeMap<u32, IfaceEntry>,
+    /// The classifier trie, and the hash asked before it (see `cls`).
     pub cls: BTreeMap<(u32, ClsKey), u32>,
+    pub cls_hash: BTreeMap<ClsKey, u32>,
     pub cls_res: BTreeMap<u32, ClsResult>,
     pub chains: BTreeMap<u32, ChainEntry>,
     pub groups: BTreeMap<u32, GroupEntry>,
@@ -325,6 +327,7 @@ pub fn compile_with_health(
     }
     let tables = cls::compile(&in_use);
     out.cls = tables.entries;
+    out.cls_hash = tables.hash;
     for (class, set) in &tables.finals {
         let Some(i) = cls::most_specific(set, &model.flow_classifiers) else { continue };
         let fc = &model.flow_classifiers[i];

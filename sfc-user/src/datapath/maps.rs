@@ -11,7 +11,7 @@ use sfc_common::{
     DropReason,
     maps::{
         ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, GroupEntry, HopStatsKey,
-        IfStats, IfaceEntry, LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS,
+        IfStats, IfaceEntry, LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS,
         MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS,
         Meta, PP_F_DRAINING, PortPairEntry,
     },
@@ -191,6 +191,7 @@ impl<'a> Maps<'a> {
         let mut res: HashMap<MapData, u32, ClsResult> = typed(self.loc, MAP_CLS_RES)?;
         let mut pps: Array<MapData, PortPairEntry> = typed(self.loc, MAP_PORT_PAIRS)?;
         let mut trie: LpmTrie<MapData, ClsKey, u32> = typed(self.loc, MAP_CLS)?;
+        let mut cls_hash: HashMap<MapData, ClsKey, u32> = typed(self.loc, MAP_CLS_HASH)?;
 
         let unid = |k: u32| k & !ID_BANK;
         let uncl = |k: u32| k & !CLASS_BANK;
@@ -211,6 +212,12 @@ impl<'a> Maps<'a> {
         for v in b_trie.live.values_mut().chain(b_trie.target.values_mut()) {
             *v = uncl(*v);
         }
+        // Hash keys and values are banked classes (the wild bit stays where it is).
+        let key_unbank = |k: ClsKey| ClsKey { class: uncl(u32::from_be_bytes(k.class)).to_be_bytes(), ..k };
+        let mut b_hash = split(read_hash(&cls_hash, MAP_CLS_HASH)?, |k| class_bank(u32::from_be_bytes(k.class)), key_unbank, live);
+        for v in b_hash.live.values_mut().chain(b_hash.target.values_mut()) {
+            *v = uncl(*v);
+        }
         let pps_have = read_port_pairs(&pps)?;
         let mut pps_want = c.port_pairs.clone();
         for (id, e) in draining {
@@ -224,6 +231,7 @@ impl<'a> Maps<'a> {
         changes.count(&b_lb.live, &c.lb);
         changes.count(&b_res_raw.live, &c.cls_res);
         changes.count(&b_trie.live, &c.cls);
+        changes.count(&b_hash.live, &c.cls_hash);
         changes.count(&pps_have, &pps_want);
         // Redirect targets are added even when nothing else changed (a datapath pinned by an
         // older sfc has an empty devmap); adding is harmless to whatever is live.
@@ -270,6 +278,15 @@ impl<'a> Maps<'a> {
         for (bits, key) in b_trie.target.keys().filter(|k| !c.cls.contains_key(*k)) {
             let k = ClsKey { class: bcl(u32::from_be_bytes(key.class)).to_be_bytes(), ..*key };
             trie.remove(&Key::new(*bits, k)).map_err(map_err(MAP_CLS, "removing"))?;
+        }
+        let key_bank = |k: ClsKey| ClsKey { class: bcl(u32::from_be_bytes(k.class)).to_be_bytes(), ..k };
+        for (key, v) in &c.cls_hash {
+            if b_hash.target.get(key) != Some(v) {
+                cls_hash.insert(key_bank(*key), bcl(*v), 0).map_err(map_err(MAP_CLS_HASH, "writing"))?;
+            }
+        }
+        for key in b_hash.target.keys().filter(|k| !c.cls_hash.contains_key(*k)) {
+            cls_hash.remove(&key_bank(*key)).map_err(map_err(MAP_CLS_HASH, "removing"))?;
         }
         // 3. The flip: one array element, so every packet sees either generation, whole.
         let next = Meta { bank: target, generation: meta.generation.wrapping_add(1).max(1) };

@@ -14,7 +14,7 @@ use sfc_common::{
         CHAIN_F_SYMMETRIC, CLASS_BASE, CLS_CLASS_BITS, CLS_STAGES, ChainEntry, ClsKey, ClsResult,
         DIR_REVERSE, FAIL_OPEN, FAMILY_V6, FlowKey, FragKey, GroupEntry, IF_F_MAC, IF_F_PEER, IfaceEntry,
         LB_IP_DST, LB_IP_PROTO, LB_IP_SRC, LB_L4_DST, LB_L4_SRC, LbKey, MAP_CHAINS, MAP_CLS,
-        MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS,
+        MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS,
         MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS, Meta, PP_F_DOWN, PP_F_DRAINING,
         PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_SF_EGRESS, ROLE_SF_INGRESS,
     },
@@ -36,6 +36,8 @@ use crate::datapath::{
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClsRow {
     pub bank: &'static str,
+    /// `trie`, or `hash` for the entries asked before it (whole fields, "any").
+    pub table: &'static str,
     /// 1..=5: interface + ethertype + destination, source, protocol, destination port, source
     /// port (0: a class no stage-1 entry leads to).
     pub stage: usize,
@@ -89,10 +91,46 @@ fn cls_field(stage: usize, v6: bool, key: &ClsKey, bits: u32) -> String {
 /// Decodes the trie entries `(prefix length, key, next class)` of one bank (classes without the
 /// bank bit). A class's stage is found by walking from the stage-1 classes (the ifindexes); the
 /// address family travels along from the stage-1 ethertype.
+/// Where a classifier entry lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClsSource {
+    /// In the trie, with this prefix length (class bits included).
+    Trie(u32),
+    /// In the hash, matching the whole field.
+    Exact,
+    /// In the hash, matching any value (the key's class carries `CLS_ANY_BIT`).
+    Any,
+}
+
+/// The trie's and the hash's entries of one bank, as `decode_cls` takes them.
+pub fn cls_entries(
+    trie: impl IntoIterator<Item = (u32, ClsKey, u32)>,
+    hash: impl IntoIterator<Item = (ClsKey, u32)>,
+) -> Vec<(ClsSource, ClsKey, u32)> {
+    trie.into_iter()
+        .map(|(len, k, v)| (ClsSource::Trie(len), k, v))
+        .chain(hash.into_iter().map(|(k, v)| {
+            let src = if crate::compile::cls::is_any(u32::from_be_bytes(k.class)) { ClsSource::Any } else { ClsSource::Exact };
+            (src, k, v)
+        }))
+        .collect()
+}
+
+/// Bits of the field stage `stage` (1..=5) matches.
+fn field_width(stage: usize, v6: bool) -> u32 {
+    let addr = if v6 { 128 } else { 32 };
+    match stage {
+        1 => 16 + addr,
+        2 => addr,
+        3 => 8,
+        _ => 16,
+    }
+}
+
 pub fn decode_cls(
     n: &Namer<'_>,
     bank: &'static str,
-    entries: &[(u32, ClsKey, u32)],
+    entries: &[(ClsSource, ClsKey, u32)],
     results: &BTreeMap<u32, ClsResult>,
 ) -> Vec<ClsRow> {
     let class_of = |k: &ClsKey| u32::from_be_bytes(k.class);
@@ -115,12 +153,18 @@ pub fn decode_cls(
     }
     let mut rows: Vec<ClsRow> = entries
         .iter()
-        .map(|(len, k, next)| {
+        .map(|(src, k, next)| {
             let c = class_of(k);
-            let bits = len.saturating_sub(CLS_CLASS_BITS);
             let (stage, v6) = stage_of.get(&c).copied().unwrap_or((0, false));
+            let v6 = if stage == 1 { u16::from_be_bytes([k.data[0], k.data[1]]) == 0x86DD } else { v6 };
+            let (bits, table) = match src {
+                ClsSource::Trie(len) => (len.saturating_sub(CLS_CLASS_BITS), "trie"),
+                ClsSource::Exact => (field_width(stage, v6), "hash"),
+                ClsSource::Any => (0, "hash"),
+            };
             ClsRow {
                 bank,
+                table,
                 stage,
                 class: if stage == 1 { n.iface(c) } else { format!("{c:#x}") },
                 prefix_len: bits,
@@ -268,7 +312,7 @@ macro_rules! row {
 }
 
 row!(Flow: family, src, dst, sport, dport, protocol, chain, chain_id, hops, previous_hops, reverse, destination, generation);
-row!(ClsRow: bank, stage, class, prefix_len, field, next_class, result);
+row!(ClsRow: bank, table, stage, class, prefix_len, field, next_class, result);
 row!(MetaRow: bank, generation);
 row!(DevmapRow: interface, ifindex, target_ifindex);
 row!(IfaceRow: bank, ifindex, interface, roles, port_pair, flags);
@@ -336,14 +380,23 @@ fn banked<V: Pod>(loc: &Location, name: &str, live: u32) -> Result<Vec<(&'static
 /// The trie's entries and the classifier results, split by bank (bank bits removed).
 fn cls_banks(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<ClsRow>> {
     let trie: LpmTrie<MapData, ClsKey, u32> = typed(loc, MAP_CLS)?;
-    let mut entries: [Vec<(u32, ClsKey, u32)>; 2] = [Vec::new(), Vec::new()];
+    let mut trie_entries: [Vec<(u32, ClsKey, u32)>; 2] = [Vec::new(), Vec::new()];
     for r in &trie {
         let (k, next) = r.map_err(map_err(MAP_CLS, "reading"))?;
         let mut key = k.data();
         let (bank, class) = unbank_class(u32::from_be_bytes(key.class));
         key.class = class.to_be_bytes();
-        entries[usize::from(bank == 1)].push((k.prefix_len(), key, unbank_class(next).1));
+        trie_entries[usize::from(bank == 1)].push((k.prefix_len(), key, unbank_class(next).1));
     }
+    let mut hash_entries_by_bank: [Vec<(ClsKey, u32)>; 2] = [Vec::new(), Vec::new()];
+    for (mut key, next) in hash_entries::<ClsKey, u32>(loc, MAP_CLS_HASH)? {
+        let (bank, class) = unbank_class(u32::from_be_bytes(key.class));
+        key.class = class.to_be_bytes();
+        hash_entries_by_bank[usize::from(bank == 1)].push((key, unbank_class(next).1));
+    }
+    let [t0, t1] = trie_entries;
+    let [h0, h1] = hash_entries_by_bank;
+    let entries = [cls_entries(t0, h0), cls_entries(t1, h1)];
     let mut results: [BTreeMap<u32, ClsResult>; 2] = [BTreeMap::new(), BTreeMap::new()];
     for (k, r) in hash_entries::<u32, ClsResult>(loc, MAP_CLS_RES)? {
         let (bank, class) = unbank_class(k);
@@ -553,7 +606,8 @@ pub fn dump(loc: &Location, n: &Namer<'_>, name: &'static str) -> Result<Dump> {
     match name {
         MAP_META => rows(metas(loc)?),
         MAP_IFACES => rows(ifaces(loc, n, live)?),
-        MAP_CLS => rows(cls_banks(loc, n, live)?),
+        // The hash is half of the classifier tables: shown with the trie.
+        MAP_CLS | MAP_CLS_HASH => rows(cls_banks(loc, n, live)?),
         MAP_CLS_RES => rows(cls_results(loc, n, live)?),
         MAP_CHAINS => rows(chains(loc, n, live)?),
         MAP_GROUPS => rows(groups(loc, n, live)?),

@@ -21,13 +21,13 @@ use aya::{
     },
 };
 use serde::Serialize;
-pub use dump::{ClsRow, Dump, Row, decode_cls, dump, lb_shares};
+pub use dump::{ClsRow, ClsSource, Dump, Row, cls_entries, decode_cls, dump, lb_shares};
 use sfc_common::{
     limits::{MAX_HOPS, PORT_PAIR_NONE},
     maps::{
         ALL_MAPS, BANK_BIT_CLASS, BANK_BIT_ID, ChainEntry, ClsKey, ClsResult, Counter, FAMILY_V6,
         FLOW_F_REVERSE, FlowEntry, FlowKey, FragKey, GroupEntry, HopStatsKey, IfStats, IfaceEntry,
-        LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS,
+        LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS,
         MAP_HOP_STATS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS, Meta,
         ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
@@ -338,6 +338,7 @@ fn count_entries(loc: &Location, name: &str, max: u32) -> Result<Option<u64>> {
             count(m.keys(), name, max)?
         }
         MAP_CLS_RES => count_hash::<u32, ClsResult>(loc, name, max)?,
+        MAP_CLS_HASH => count_hash::<ClsKey, u32>(loc, name, max)?,
         MAP_CHAINS => count_hash::<u32, ChainEntry>(loc, name, max)?,
         MAP_GROUPS => count_hash::<u32, GroupEntry>(loc, name, max)?,
         MAP_LB => count_hash::<LbKey, u32>(loc, name, max)?,

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use sfc_common::maps::{CLASS_BASE, ClsResult, FAMILY_V4, FAMILY_V6, FLOW_F_REVERSE, FlowEntry, FlowKey};
 
-use super::{Namer, bank_name, decode_cls, decode_flow, dump::port_prefix, resolve_map_name, unbank_class, unbank_id};
+use super::{Namer, bank_name, cls_entries, decode_cls, decode_flow, dump::port_prefix, resolve_map_name, unbank_class, unbank_id};
 use crate::{
     compile::{Ids, cls},
     datapath::State,
@@ -108,7 +108,7 @@ fn classifier_trie_decodes_every_stage() {
     let n = Namer { state: &s };
     let fc = &s.model.flow_classifiers[0];
     let tables = cls::compile(&[(0, fc, 3)]);
-    let entries: Vec<_> = tables.entries.iter().map(|((len, k), v)| (*len, *k, *v)).collect();
+    let entries = cls_entries(tables.entries.iter().map(|((len, k), v)| (*len, *k, *v)), tables.hash.clone());
     let results: BTreeMap<u32, ClsResult> = tables
         .finals
         .keys()
@@ -117,8 +117,12 @@ fn classifier_trie_decodes_every_stage() {
     let rows = decode_cls(&n, "live", &entries, &results);
     let got: Vec<_> = rows.iter().map(|r| (r.stage, r.field.as_str())).collect();
     assert_eq!(got, [(1, "IPv4 dst 198.18.0.2/32"), (2, "src any"), (3, "proto tcp"), (4, "dport 80"), (5, "sport any")]);
+    // A host destination, one protocol, one port, and "any" for the rest: all hash entries.
+    assert!(rows.iter().all(|r| r.table == "hash"), "{:?}", rows.iter().map(|r| r.table).collect::<Vec<_>>());
     assert_eq!(rows[0].class, "src");
-    assert!(rows[1].class.starts_with("0x8"), "{}", rows[1].class);
+    // Stage 2's class takes any source: marked so (0x8... | CLS_ANY_BIT).
+    assert!(rows[1].class.starts_with("0x9"), "{}", rows[1].class);
+    assert!(rows[2].class.starts_with("0x8"), "{}", rows[2].class);
     assert_eq!(rows[4].result.as_deref(), Some("chain pc1 (classifier web)"));
     assert!(rows[..4].iter().all(|r| r.result.is_none()));
     assert!(u32::from_str_radix(rows[0].next_class.trim_start_matches("0x"), 16).unwrap() >= CLASS_BASE);
