@@ -51,12 +51,13 @@ const FIELDS: &[&str] = &[
     "chain_parameters",
     "symmetric",
     "correlation",
+    "mode",
 ];
-const SECTIONS: &[&str] = &["port_pairs", "port_pair_groups", "flow_classifiers", "port_chains"];
+const SECTIONS: &[&str] = &["port_pairs", "port_pair_groups", "flow_classifiers", "port_chains", "interfaces"];
 const WORDS: &[&str] = &[
     "pp1", "pp2", "pg1", "pg2", "web", "dns", "pc1", "pc2", "src", "dst", "sf1-in", "sf1-out", "tcp", "udp", "icmp", "IPv6",
     "10.0.0.0/8", "10.0.0.1/24", "::/0", "2001:db8::/32", "fail-open", "ip_src", "l4_dst", "mpls", "none", "", " ", "a/b",
-    "0x10", "1e3", "~", "yes", "-1",
+    "0x10", "1e3", "~", "yes", "-1", "xdp", "tc",
 ];
 
 /// Runs the whole pure pipeline on `text`. Panics only on a broken invariant.
@@ -187,6 +188,10 @@ fn valid() -> Value {
             {"name": "pc1", "port_pair_groups": ["pg1", "pg2"], "flow_classifiers": ["web"], "chain_parameters": {"symmetric": true}},
             {"name": "pc2", "chain_id": 7, "port_pair_groups": ["pg2"], "flow_classifiers": ["net", "v6"],
              "chain_parameters": {"correlation": "none"}}
+        ],
+        "interfaces": [
+            {"name": "sf1-out", "mode": "xdp"},
+            {"name": "src", "mode": "tc"}
         ]
     })
 }
@@ -201,10 +206,10 @@ enum Mutation {
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
-        (0..4usize, 0..4usize, 0..8usize).prop_map(|(s, r, f)| Mutation::Drop(s, r, f)),
-        (0..4usize, 0..4usize, key(), value()).prop_map(|(s, r, k, v)| Mutation::Set(s, r, k, v)),
-        (0..4usize, 0..4usize).prop_map(|(s, r)| Mutation::Duplicate(s, r)),
-        (0..4usize, 0..4usize).prop_map(|(s, r)| Mutation::Remove(s, r)),
+        (0..5usize, 0..4usize, 0..8usize).prop_map(|(s, r, f)| Mutation::Drop(s, r, f)),
+        (0..5usize, 0..4usize, key(), value()).prop_map(|(s, r, k, v)| Mutation::Set(s, r, k, v)),
+        (0..5usize, 0..4usize).prop_map(|(s, r)| Mutation::Duplicate(s, r)),
+        (0..5usize, 0..4usize).prop_map(|(s, r)| Mutation::Remove(s, r)),
     ]
 }
 
