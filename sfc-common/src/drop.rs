@@ -21,7 +21,7 @@ pub enum DropReason {
     RewriteFailed = 7,
     /// The per-CPU scratch map was missing (cannot happen once loaded; counted, not assumed).
     NoScratch = 8,
-    /// XDP mode: an SCTP packet whose sender left its CRC32c to offload (a zero checksum field):
+    /// XDP mode: an SCTP packet whose sender left its `CRC32c` to offload (a zero checksum field):
     /// XDP cannot hand that note on, and the receiver would drop the packet. Turn the offload off
     /// on the sender (`ethtool -K DEV tx-checksum-sctp off`) or use tc mode for the interface.
     ChecksumOffload = 9,

@@ -552,7 +552,9 @@ fn detached_server(ns: &str, addr: SocketAddr, lifetime: Duration, ready_fd: i32
 /// Byte `i` of a bulk transfer: a pattern no two nearby positions share, so a lost, repeated
 /// or corrupted segment shows.
 fn bulk_byte(i: u64) -> u8 {
-    (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ (i as u8)
+    let [.., a] = (i.wrapping_mul(2_654_435_761) >> 13).to_be_bytes();
+    let [.., b] = i.to_be_bytes();
+    a ^ b
 }
 
 /// What one bulk transfer did, as the receiver saw it.

@@ -126,9 +126,9 @@ pub fn run(opts: &Options) -> Result<()> {
     let phases = format!(
         "installing what was missing {:.0} s, building {:.0} s, macro {:.0} s, micro {:.0} s",
         installed.as_secs_f64(),
-        (built - installed).as_secs_f64(),
-        (measured_macro - built).as_secs_f64(),
-        (took - measured_macro).as_secs_f64()
+        built.saturating_sub(installed).as_secs_f64(),
+        measured_macro.saturating_sub(built).as_secs_f64(),
+        took.saturating_sub(measured_macro).as_secs_f64()
     );
     let _ = writeln!(md, "The whole run took {:.1} minutes ({phases}).\n", took.as_secs_f64() / 60.0);
 

@@ -179,6 +179,7 @@ impl<'a> Maps<'a> {
     /// ones kept with `PP_F_DRAINING`, then one write of `SFC_META` makes it all live at once.
     /// Port pairs in neither set are removed after the flip. With nothing to change (and
     /// `force` false) nothing is written and the generation stays.
+    #[expect(clippy::too_many_lines, reason = "the steps of a generation write, in the order they must happen")]
     pub fn write(&mut self, c: &Compiled, draining: &BTreeMap<u32, PortPairEntry>, force: bool) -> Result<WriteReport> {
         let meta = self.meta()?;
         let live = meta.bank & 1;

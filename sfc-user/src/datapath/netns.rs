@@ -40,10 +40,10 @@ pub fn open_by_nsid(nsid: i32) -> io::Result<File> {
         if !seen.insert((meta.dev(), meta.ino())) {
             continue;
         }
-        if let Ok(Some(id)) = super::netlink::nsid_of(f.as_fd()) {
-            if id == nsid {
-                return Ok(f);
-            }
+        if let Ok(Some(id)) = super::netlink::nsid_of(f.as_fd())
+            && id == nsid
+        {
+            return Ok(f);
         }
     }
     Err(io::Error::new(io::ErrorKind::NotFound, format!("no network namespace with id {nsid} here (looked in /run/netns and /proc/*/ns/net)")))

@@ -306,23 +306,13 @@ pub struct Fixture {
     /// Interfaces marked down (`set_interface_down`).
     down: BTreeSet<String>,
     _pins: PinDir,
-    _netns: NetNs,
+    netns: NetNs,
 }
 
 impl Fixture {
-    /// `pairs`: veth pairs to create (every end may be named in `chains_yaml`); `mac_of`: the MAC
-    /// address the loader would find behind an interface (its "peer"), `peer_ns`: whether that
+    /// Runs `mode`'s program (`sfc_tc_ingress` or `sfc_xdp`). `pairs`: veth pairs to create
+    /// (every end may be named in `chains_yaml`); `mac_of`: the MAC address the loader would find behind an interface (its "peer"), `peer_ns`: whether that
     /// peer is in another namespace (`bpf_redirect_peer`).
-    pub fn new(
-        pairs: &[(&str, &str)],
-        chains_yaml: &str,
-        mac_of: impl Fn(&str) -> [u8; 6],
-        peer_ns: impl Fn(&str) -> bool,
-    ) -> Self {
-        Self::with_mode(AttachMode::Tc, pairs, chains_yaml, mac_of, peer_ns)
-    }
-
-    /// [`Fixture::new`] running `mode`'s program (`sfc_tc_ingress` or `sfc_xdp`).
     pub fn with_mode(
         mode: AttachMode,
         pairs: &[(&str, &str)],
@@ -357,12 +347,12 @@ impl Fixture {
         let compiled = compile::compile(&model, &facts, None).unwrap_or_else(|e| panic!("compile: {e:?}"));
         let loc = Location::new(None, Some(pins.0.clone()));
         Maps::open(&loc).and_then(|mut m| m.write(&compiled, &BTreeMap::new(), true)).unwrap_or_else(|e| panic!("writing the maps: {e}"));
-        Self { ebpf, mode, loc, model, facts, down: BTreeSet::new(), _pins: pins, _netns: netns }
+        Self { ebpf, mode, loc, model, facts, down: BTreeSet::new(), _pins: pins, netns }
     }
 
     /// Sets an interface's MTU (the XDP program checks frames against their target's).
     pub fn set_mtu(&self, ifname: &str, mtu: u32) {
-        self._netns.set_mtu(ifname, mtu);
+        self.netns.set_mtu(ifname, mtu);
     }
 
     /// The MAC address behind `ifname` (its peer's, as the loader found it): where a packet
@@ -407,16 +397,6 @@ impl Fixture {
         match self.mode {
             AttachMode::Tc => <&SchedClassifier>::try_from(prog).expect("a tc program").test_run(opts),
             AttachMode::Xdp => <&Xdp>::try_from(prog).expect("an XDP program").test_run(opts),
-        }
-    }
-
-    /// A translated verdict (`PASS`, ...) as this mode's program returns it.
-    pub fn raw_verdict(&self, v: u32) -> u32 {
-        match (self.mode, v) {
-            (AttachMode::Xdp, PASS) => XDP_PASS,
-            (AttachMode::Xdp, DROP) => XDP_DROP,
-            (AttachMode::Xdp, REDIRECT) => XDP_REDIRECT,
-            _ => v,
         }
     }
 

@@ -101,7 +101,7 @@ pub fn sctp(sport: u16, dport: u16) -> Vec<u8> {
     v
 }
 
-/// An SCTP common header and payload as a sender that offloads the CRC32c leaves it: zero.
+/// An SCTP common header and payload as a sender that offloads the `CRC32c` leaves it: zero.
 pub fn sctp_offloaded(sport: u16, dport: u16) -> Vec<u8> {
     let mut v = Vec::new();
     v.extend_from_slice(&sport.to_be_bytes());
@@ -111,7 +111,7 @@ pub fn sctp_offloaded(sport: u16, dport: u16) -> Vec<u8> {
     v
 }
 
-/// CRC32c (Castagnoli, reflected), as SCTP stores it (RFC 9260 appendix B: least significant
+/// `CRC32c` (Castagnoli, reflected), as SCTP stores it (RFC 9260 appendix B: least significant
 /// byte first).
 fn crc32c(data: &[u8]) -> u32 {
     let mut crc = !0u32;
