@@ -24,6 +24,8 @@
 //!   N classifiers, "one dst" all to one classifier's (its trie path stays in the cache). The
 //!   kernel reads its clock around each single run, which adds a fixed cost: "hit, 1 run"
 //!   measures the spread packets again the same way (now hits), for comparison.
+//! - XDP hit, XDP SF hop: the hit and SF hop packets through `sfc_xdp` instead (same maps, the
+//!   redirect through the devmap, the MTU check and the offloaded-checksum test).
 //! - compile s, write s: `compile::compile` and `Maps::write` of the N classifiers.
 
 use std::{
@@ -38,7 +40,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{SchedClassifier, TestRun as _, TestRunOptions},
+    programs::{SchedClassifier, TestRun as _, TestRunOptions, Xdp},
 };
 use etherparse::PacketBuilder;
 use sfc::{
@@ -47,7 +49,7 @@ use sfc::{
     datapath::{self, Location, maps::Maps},
     model::{self, FlowClassifier, Model, Prefix},
 };
-use sfc_common::maps::PROG_TC_INGRESS;
+use sfc_common::maps::{PROG_TC_INGRESS, PROG_XDP};
 
 /// Classifier counts to measure (the issue's 1, 100, 10,000 and 100,000).
 const SIZES: &[usize] = &[1, 100, 10_000, 100_000];
@@ -59,6 +61,11 @@ const MISSES: usize = 20_000;
 
 const PASS: u32 = 0;
 const REDIRECT: u32 = 7;
+const XDP_REDIRECT: u32 = 4;
+/// `struct xdp_md`: `data_end` (the frame's length in a test run) and `ingress_ifindex`.
+const XDP_CTX_LEN: usize = 24;
+const XDP_DATA_END_OFFSET: usize = 4;
+const XDP_INGRESS_IFINDEX_OFFSET: usize = 12;
 
 /// `struct __sk_buff` is 192 bytes; `ifindex` is its eleventh `__u32` (see `common/mod.rs`).
 const SKB_CTX_LEN: usize = 192;
@@ -225,6 +232,8 @@ impl Bench {
         let prog: &mut SchedClassifier =
             ebpf.program_mut(PROG_TC_INGRESS).expect("program in the object").try_into().expect("a tc program");
         prog.load().unwrap_or_else(|e| panic!("loading {PROG_TC_INGRESS}: {e:?}"));
+        let xdp: &mut Xdp = ebpf.program_mut(PROG_XDP).expect("program in the object").try_into().expect("an XDP program");
+        xdp.load().unwrap_or_else(|e| panic!("loading {PROG_XDP}: {e:?}"));
 
         let model = model_with(n);
         let started = Instant::now();
@@ -264,6 +273,26 @@ impl Bench {
             .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {e:?}"));
         (r.return_value, r.duration)
     }
+
+    /// `run` through the XDP program.
+    fn run_xdp(&self, ifindex: u32, packet: &[u8], repeat: u32) -> (u32, Duration) {
+        let prog: &Xdp = self.ebpf.program(PROG_XDP).expect("program").try_into().expect("xdp");
+        let mut ctx = [0u8; XDP_CTX_LEN];
+        let len = u32::try_from(packet.len()).expect("a small packet");
+        ctx[XDP_DATA_END_OFFSET..XDP_DATA_END_OFFSET + 4].copy_from_slice(&len.to_ne_bytes());
+        ctx[XDP_INGRESS_IFINDEX_OFFSET..XDP_INGRESS_IFINDEX_OFFSET + 4].copy_from_slice(&ifindex.to_ne_bytes());
+        let mut out = [0u8; 256];
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(packet),
+                data_out: Some(&mut out),
+                ctx_in: Some(&ctx),
+                repeat,
+                ..TestRunOptions::default()
+            })
+            .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN (XDP): {e:?}"));
+        (r.return_value, r.duration)
+    }
 }
 
 fn ns(d: Duration) -> f64 {
@@ -289,6 +318,8 @@ struct Row {
     miss_one_dst: f64,
     /// The spread-out flows again, now known: the same single-run method as the misses.
     hit_single: f64,
+    xdp_hit: f64,
+    xdp_sf_hop: f64,
 }
 
 impl Bench {
@@ -297,6 +328,13 @@ impl Bench {
         let (v, _) = self.run(ifindex, packet, 1);
         assert_eq!(v, want, "{what}: verdict {v}, want {want}");
         median((0..HIT_SAMPLES).map(|_| ns(self.run(ifindex, packet, HIT_REPEAT).1)).collect())
+    }
+
+    /// `repeated` through the XDP program (a redirect is `XDP_REDIRECT`).
+    fn repeated_xdp(&self, ifindex: u32, packet: &[u8], what: &str) -> f64 {
+        let (v, _) = self.run_xdp(ifindex, packet, 1);
+        assert_eq!(v, XDP_REDIRECT, "{what} (XDP): verdict {v}");
+        median((0..HIT_SAMPLES).map(|_| ns(self.run_xdp(ifindex, packet, HIT_REPEAT).1)).collect())
     }
 
     /// Mean kernel time of one run each of `packets`, every one of which must be steered.
@@ -330,6 +368,8 @@ fn measure(n: usize) -> Row {
     let hit = b.repeated(src, &p, REDIRECT, &what);
     let sf_hop = b.repeated(sf_out, &p, REDIRECT, &what);
     let unclassified = b.repeated(src, &udp64([172, 16, 0, 1], 1000), PASS, &what);
+    let xdp_hit = b.repeated_xdp(src, &p, &what);
+    let xdp_sf_hop = b.repeated_xdp(sf_out, &p, &what);
 
     // New flows: distinct source ports, destinations spread over every classifier (a stride
     // prime to n), then all to one destination.
@@ -338,7 +378,7 @@ fn measure(n: usize) -> Row {
     let miss = b.singles(src, &spread, &what);
     let hit_single = b.singles(src, &spread, &what);
     let miss_one_dst = b.singles(src, &flows(MISSES, 30_000, |_| n / 3), &what);
-    Row { n, compile: b.compile, write: b.write, hit, sf_hop, unclassified, miss, miss_one_dst, hit_single }
+    Row { n, compile: b.compile, write: b.write, hit, sf_hop, unclassified, miss, miss_one_dst, hit_single, xdp_hit, xdp_sf_hop }
 }
 
 #[test]
@@ -361,12 +401,12 @@ fn classify_and_steer() {
 
     println!("BENCH-MICRO BEGIN");
     println!(
-        "| classifiers | hit | SF hop | not sfc's | miss, spread | miss, one dst | hit, 1 run | compile s | write s |"
+        "| classifiers | hit | SF hop | not sfc's | miss, spread | miss, one dst | hit, 1 run | XDP hit | XDP SF hop | compile s | write s |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} |",
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} |",
             group(r.n),
             r.hit,
             r.sf_hop,
@@ -374,6 +414,8 @@ fn classify_and_steer() {
             r.miss,
             r.miss_one_dst,
             r.hit_single,
+            r.xdp_hit,
+            r.xdp_sf_hop,
             r.compile.as_secs_f64(),
             r.write.as_secs_f64()
         );
@@ -394,7 +436,8 @@ fn classify_and_steer() {
          of {HIT_REPEAT} repeats of one packet. miss: a new flow, mean over {MISSES} flows, one run of \
          one packet each (a repeat would be a hit), \"spread\": destinations over every classifier, \
          \"one dst\": all to one classifier; \"hit, 1 run\": the spread flows again, now known, timed the \
-         same way (the difference to \"hit\" is the kernel's timer around a single run)."
+         same way (the difference to \"hit\" is the kernel's timer around a single run). \
+         XDP hit, XDP SF hop: the same packets through sfc_xdp (devmap redirect, MTU check, checksum test)."
     );
     println!("BENCH-MICRO END");
 }
