@@ -47,7 +47,7 @@ const SHOWN_REPLIES: usize = 3;
 /// How long the web server of a kept demo lives.
 const KEPT_SERVER_LIFETIME: Duration = Duration::from_hours(1);
 
-pub fn run(sfc_bin: &Path, keep: bool, down: bool) -> anyhow::Result<()> {
+pub fn run(sfc_bin: &Path, keep: bool, down: bool, mode: &str) -> anyhow::Result<()> {
     if down {
         return tear_down(sfc_bin);
     }
@@ -57,7 +57,7 @@ pub fn run(sfc_bin: &Path, keep: bool, down: bool) -> anyhow::Result<()> {
         tear_down(sfc_bin)?;
         println!();
     }
-    let result = walkthrough(sfc_bin, keep);
+    let result = walkthrough(sfc_bin, keep, mode);
     if interrupt::requested() {
         println!("\nInterrupted: the topology and the datapath have been removed.");
     }
@@ -83,7 +83,7 @@ impl Drop for WorkDir {
     }
 }
 
-fn walkthrough(sfc_bin: &Path, keep: bool) -> Result<()> {
+fn walkthrough(sfc_bin: &Path, keep: bool, mode: &str) -> Result<()> {
     println!("sfc demo: the networking-sfc devstack demo, in network namespaces");
     println!(
         "(blog: \"Service Function Chaining demo with devstack\"; sfc is {})",
@@ -115,7 +115,7 @@ fn walkthrough(sfc_bin: &Path, keep: bool) -> Result<()> {
     for (i, step) in steps(&topo).into_iter().enumerate() {
         interrupt::check()?;
         let update = previous.as_ref().map(|p| (p, i == 1));
-        failures.extend(run_step(&topo, &sfc, &chain_path, update, &step)?);
+        failures.extend(run_step(&topo, &sfc, &chain_path, update, &step, mode)?);
         previous = Some(step.chain);
     }
 
@@ -188,6 +188,7 @@ fn run_step(
     chain_path: &Path,
     update: Option<(&ChainFile, bool)>,
     step: &Step,
+    mode: &str,
 ) -> Result<Vec<String>> {
     section(step.title);
     println!("The blog:");
@@ -195,6 +196,9 @@ fn run_step(
     step.chain.write(chain_path)?;
     let path = chain_path.to_string_lossy();
     let mut apply = vec!["apply", "-f", &path];
+    if mode != "tc" {
+        apply.extend(["--mode", mode]);
+    }
     match update {
         None => {
             println!("\nsfc's chain file {}:\n", chain_path.display());
@@ -217,7 +221,8 @@ fn run_step(
     print_output(&sfc.try_run(&apply)?);
     match update {
         None => println!(
-            "(tc programs now sit on the bridge ports; everything else is still plain bridging)"
+            "({} programs now sit on the bridge ports; everything else is still plain bridging)",
+            if mode == "xdp" { "XDP" } else { "tc" }
         ),
         Some((_, true)) => println!(
             "(The update switches to the new state in one step. With `--drain-timeout 0`, flows \

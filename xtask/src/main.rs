@@ -40,6 +40,9 @@ enum Command {
         /// Only tear down what an earlier `demo --keep` left.
         #[arg(long)]
         down: bool,
+        /// `sfc apply --mode`: tc (the default) or xdp.
+        #[arg(long, default_value = "tc", value_parser = ["tc", "xdp"])]
+        mode: String,
     },
     /// Set up, build, then benchmark: `BPF_PROG_TEST_RUN` per packet, and paths through namespaces
     /// (direct, policy routing, OVS userspace, sfc tc, sfc XDP); writes BENCHMARKS.md.
@@ -67,7 +70,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Test { args } => test::run(&args),
-        Command::Demo { keep, down } => demo::run(&build_cmd::sfc_binary(false)?, keep, down),
+        Command::Demo { keep, down, mode } => demo::run(&build_cmd::sfc_binary(false)?, keep, down, &mode),
         Command::Bench(opts) => bench::run(&opts),
     }
 }

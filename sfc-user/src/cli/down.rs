@@ -6,7 +6,7 @@ pub fn run(loc: &Location) -> anyhow::Result<ExitCode> {
     match datapath::down(loc) {
         Ok(r) => {
             println!(
-                "removed: {} tc links detached, {} pinned objects removed from {}",
+                "removed: {} links detached, {} pinned objects removed from {}",
                 r.detached,
                 r.unpinned,
                 loc.pin_dir.display()
