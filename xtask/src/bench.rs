@@ -354,7 +354,9 @@ fn method(cpus: usize) -> String {
             "The sender, a thread of the bench pinned to CPU {tx}, writes one flow of prebuilt \
              frames to a raw packet socket on source's interface (`sendmmsg`, qdisc bypassed); RPS \
              on the hub's port facing source moves everything after it (hub, service functions, \
-             OVS, dest) to CPU {path}, so sender and path do not share a core."
+             OVS, dest) to CPU {path}, so sender and path do not share a core. For (e) the \
+             port runs XDP, which sees the frames before RPS could move them, so it gets threaded \
+             NAPI instead, its thread pinned to CPU {path}: the same split."
         )
     } else {
         "One CPU: the sender and the path share it.".to_owned()
@@ -377,6 +379,10 @@ fn method(cpus: usize) -> String {
          - Latency: sockperf ping-pong over UDP, 64-byte messages, non-blocking sockets on both \
          ends (busy polling), client on CPU {tx}, server on CPU {path}; round-trip times. \
          \"Added p50 per hop\" is (p50 - p50 of (a)) / 3.\n\
+         - sfc XDP mode (e): `sfc apply --mode xdp` puts `sfc_xdp` on the hub's ports and a \
+         pass program on the far end of every interface it redirects into; the kernel turns GSO \
+         and TSO off on the peers of XDP interfaces, and the program completes the TCP \
+         checksums the senders left to offload, at every hop (see the analysis).\n\
          - OVS: Debian's openvswitch-switch; ovsdb-server and ovs-vswitchd started by the bench in \
          the hub namespace with their own run directory, `datapath_type=netdev`, \
          `userspace-tso-enable=true` (without it TCP fails on veth), AF_PACKET (\"system\") \
