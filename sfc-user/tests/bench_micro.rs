@@ -255,42 +255,34 @@ impl Bench {
         Self { ebpf, _pins: pins, compile, write: started.elapsed() }
     }
 
-    /// Runs the program `repeat` times on `packet` arriving on `ifindex`; returns the verdict and
-    /// the kernel's average time per run.
+    /// Runs the tc program `repeat` times on `packet` arriving on `ifindex`; returns the verdict
+    /// and the kernel's average time per run.
     fn run(&self, ifindex: u32, packet: &[u8], repeat: u32) -> (u32, Duration) {
-        let prog: &SchedClassifier = self.ebpf.program(PROG_TC_INGRESS).expect("program").try_into().expect("tc");
         let mut ctx = [0u8; SKB_CTX_LEN];
         ctx[SKB_IFINDEX_OFFSET..SKB_IFINDEX_OFFSET + 4].copy_from_slice(&ifindex.to_ne_bytes());
-        let mut out = [0u8; 256];
-        let r = prog
-            .test_run(TestRunOptions {
-                data_in: Some(packet),
-                data_out: Some(&mut out),
-                ctx_in: Some(&ctx),
-                repeat,
-                ..TestRunOptions::default()
-            })
-            .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {e:?}"));
-        (r.return_value, r.duration)
+        let prog: &SchedClassifier = self.ebpf.program(PROG_TC_INGRESS).expect("program").try_into().expect("tc");
+        Self::timed(packet, &ctx, repeat, |o| prog.test_run(o))
     }
 
     /// `run` through the XDP program.
     fn run_xdp(&self, ifindex: u32, packet: &[u8], repeat: u32) -> (u32, Duration) {
-        let prog: &Xdp = self.ebpf.program(PROG_XDP).expect("program").try_into().expect("xdp");
         let mut ctx = [0u8; XDP_CTX_LEN];
         let len = u32::try_from(packet.len()).expect("a small packet");
         ctx[XDP_DATA_END_OFFSET..XDP_DATA_END_OFFSET + 4].copy_from_slice(&len.to_ne_bytes());
         ctx[XDP_INGRESS_IFINDEX_OFFSET..XDP_INGRESS_IFINDEX_OFFSET + 4].copy_from_slice(&ifindex.to_ne_bytes());
+        let prog: &Xdp = self.ebpf.program(PROG_XDP).expect("program").try_into().expect("xdp");
+        Self::timed(packet, &ctx, repeat, |o| prog.test_run(o))
+    }
+
+    fn timed(
+        packet: &[u8],
+        ctx: &[u8],
+        repeat: u32,
+        test_run: impl FnOnce(TestRunOptions<'_>) -> Result<aya::programs::TestRunResult, aya::programs::ProgramError>,
+    ) -> (u32, Duration) {
         let mut out = [0u8; 256];
-        let r = prog
-            .test_run(TestRunOptions {
-                data_in: Some(packet),
-                data_out: Some(&mut out),
-                ctx_in: Some(&ctx),
-                repeat,
-                ..TestRunOptions::default()
-            })
-            .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN (XDP): {e:?}"));
+        let opts = TestRunOptions { data_in: Some(packet), data_out: Some(&mut out), ctx_in: Some(ctx), repeat, ..TestRunOptions::default() };
+        let r = test_run(opts).unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {e:?}"));
         (r.return_value, r.duration)
     }
 }

@@ -3,6 +3,7 @@
 //! `dump`. Used by `sfc status`, `sfc flows`, `sfc map` and the metrics daemon. Nothing here
 //! writes a map.
 
+mod cls;
 mod dump;
 
 use std::{
@@ -21,7 +22,8 @@ use aya::{
     },
 };
 use serde::Serialize;
-pub use dump::{ClsRow, ClsSource, Dump, Row, cls_entries, decode_cls, dump, lb_shares};
+pub use cls::{ClsRow, ClsSource, cls_entries, decode_cls};
+pub use dump::{Dump, Row, dump, lb_shares};
 use sfc_common::{
     limits::{MAX_HOPS, PORT_PAIR_NONE},
     maps::{

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use sfc_common::maps::{CLASS_BASE, ClsResult, FAMILY_V4, FAMILY_V6, FLOW_F_REVERSE, FlowEntry, FlowKey};
 
-use super::{Namer, bank_name, cls_entries, decode_cls, decode_flow, dump::port_prefix, resolve_map_name, unbank_class, unbank_id};
+use super::{Namer, bank_name, cls_entries, decode_cls, decode_flow, cls::port_prefix, resolve_map_name, unbank_class, unbank_id};
 use crate::{
     compile::{Ids, cls},
     datapath::State,
