@@ -3,7 +3,7 @@
 //! Every socket operation has a timeout and every loop a bound.
 
 use std::{
-    io::{ErrorKind, Read, Write},
+    io::{Read, Write},
     net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     sync::{
@@ -72,6 +72,39 @@ impl ServerThread {
     }
 }
 
+impl ServerThread {
+    /// A TCP listener on `addr` in `ns`, handing each connection to `serve`; a connection
+    /// counts as handled when `serve` says so.
+    fn tcp(
+        ns: &str,
+        what: &str,
+        addr: SocketAddr,
+        mut serve: impl FnMut(TcpStream) -> bool + Send + 'static,
+    ) -> Result<ServerThread> {
+        ServerThread::start(
+            ns,
+            &format!("{what} on {addr}"),
+            move || {
+                let listener = TcpListener::bind(addr)?;
+                listener.set_nonblocking(true)?;
+                Ok(listener)
+            },
+            move |listener, stop, handled| {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            if serve(stream) {
+                                handled.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Err(_) => std::thread::sleep(POLL),
+                    }
+                }
+            },
+        )
+    }
+}
+
 impl Drop for ServerThread {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -89,28 +122,7 @@ pub struct TcpServer {
 
 impl TcpServer {
     pub fn start(ns: &str, addr: SocketAddr) -> Result<TcpServer> {
-        let inner = ServerThread::start(
-            ns,
-            &format!("TCP server on {addr}"),
-            move || {
-                let listener = TcpListener::bind(addr)?;
-                listener.set_nonblocking(true)?;
-                Ok(listener)
-            },
-            |listener, stop, handled| {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            if serve_one(stream).is_ok() {
-                                handled.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(POLL),
-                        Err(_) => std::thread::sleep(POLL),
-                    }
-                }
-            },
-        )?;
+        let inner = ServerThread::tcp(ns, "TCP server", addr, |stream| serve_one(stream).is_ok())?;
         Ok(TcpServer { addr, inner })
     }
 
@@ -576,29 +588,13 @@ impl TcpSink {
     pub fn start(ns: &str, addr: SocketAddr) -> Result<TcpSink> {
         let last = Arc::new(std::sync::Mutex::new(None));
         let store = last.clone();
-        let inner = ServerThread::start(
-            ns,
-            &format!("TCP sink on {addr}"),
-            move || {
-                let listener = TcpListener::bind(addr)?;
-                listener.set_nonblocking(true)?;
-                Ok(listener)
-            },
-            move |listener, stop, handled| {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let out = drain(stream);
-                            if let Ok(mut l) = store.lock() {
-                                *l = Some(out);
-                            }
-                            handled.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(_) => std::thread::sleep(POLL),
-                    }
-                }
-            },
-        )?;
+        let inner = ServerThread::tcp(ns, "TCP sink", addr, move |stream| {
+            let out = drain(stream);
+            if let Ok(mut l) = store.lock() {
+                *l = Some(out);
+            }
+            true
+        })?;
         Ok(TcpSink { inner, last })
     }
 

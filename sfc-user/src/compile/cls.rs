@@ -156,7 +156,14 @@ pub fn compile(classifiers: &[(usize, &FlowClassifier, u32)]) -> ClsTables {
                     if any_next { c | (1 << CLS_ANY_BIT) } else { c }
                 });
                 let key = ClsKey { class: class.to_be_bytes(), data: p.data };
-                let full = p.bits == field_bits(stage, p, set.iter().next().map(|i| by_idx[i]));
+                // Stage 0's class (the port) mixes families: its ethertype is in the prefix; later
+                // classes are of one family (stage 0 split them by ethertype).
+                let v6 = if stage == 0 {
+                    u16::from_be_bytes([p.data[0], p.data[1]]) == crate::model::Ethertype::IPv6.value()
+                } else {
+                    set.iter().next().is_some_and(|i| by_idx[i].ethertype == crate::model::Ethertype::IPv6)
+                };
+                let full = p.bits == field_width(stage, v6);
                 all.insert((CLS_CLASS_BITS + p.bits, key), (next, full));
             }
         }
@@ -179,13 +186,13 @@ pub fn is_any(class: u32) -> bool {
     class >= CLASS_BASE && class & (1 << CLS_ANY_BIT) != 0
 }
 
-/// Bits of the field a stage matches: a prefix this long is the whole field (for the
-/// addresses, of the family of the classifiers in the set, which stage 0 has split by ethertype).
-fn field_bits(stage: usize, p: &FieldPrefix, f: Option<&FlowClassifier>) -> u32 {
-    let v6 = |et: u16| et == crate::model::Ethertype::IPv6.value();
+/// Bits of the field stage `stage` (0-based) matches, for addresses of family `v6`: a prefix
+/// this long is the whole field.
+pub fn field_width(stage: usize, v6: bool) -> u32 {
+    let addr = if v6 { 128 } else { 32 };
     match stage {
-        0 => 16 + if v6(u16::from_be_bytes([p.data[0], p.data[1]])) { 128 } else { 32 },
-        1 => u32::from(f.map_or(32, |f| f.ethertype.addr_bits())),
+        0 => 16 + addr,
+        1 => addr,
         2 => 8,
         _ => 16,
     }

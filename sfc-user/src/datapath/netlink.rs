@@ -99,8 +99,10 @@ fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
-/// Sends one request (`msg`, its length filled in here) and returns the first reply message.
-fn request(mut msg: Vec<u8>, ty: u16) -> Result<Vec<u8>, NetlinkError> {
+/// Sends one request of type `ty` (`msg`, its header filled in here) and returns the reply: a
+/// message of type `want` at least `min_len` bytes long (headers included), cut to its own
+/// length. The kernel's error reply becomes `Kernel` (`NotFound` for ENODEV), naming `what`.
+fn request(mut msg: Vec<u8>, ty: u16, want: u16, min_len: usize, what: &str) -> Result<Vec<u8>, NetlinkError> {
     let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_ROUTE) };
     if fd < 0 {
         return Err(NetlinkError::Socket(io::Error::last_os_error()));
@@ -130,6 +132,22 @@ fn request(mut msg: Vec<u8>, ty: u16) -> Result<Vec<u8>, NetlinkError> {
     let n = unsafe { libc::recv(sock.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
     let n = usize::try_from(n).map_err(|_| NetlinkError::Socket(io::Error::last_os_error()))?;
     buf.truncate(n);
+    if buf.len() < 16 {
+        return Err(NetlinkError::Malformed(what.to_owned()));
+    }
+    let reply = u16::from_ne_bytes([buf[4], buf[5]]);
+    if reply == NLMSG_ERROR {
+        let code = if buf.len() >= 20 { i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]) } else { 0 };
+        if code == -libc::ENODEV {
+            return Err(NetlinkError::NotFound(what.to_owned()));
+        }
+        return Err(NetlinkError::Kernel { what: what.to_owned(), source: io::Error::from_raw_os_error(-code) });
+    }
+    let len = usize::try_from(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]])).unwrap_or(0).min(buf.len());
+    if reply != want || len < min_len {
+        return Err(NetlinkError::Malformed(what.to_owned()));
+    }
+    buf.truncate(len);
     Ok(buf)
 }
 
@@ -146,28 +164,12 @@ fn get_link(ifindex: u32, name: Option<&str>, target_nsid: Option<i32>, what: &s
     if let Some(nsid) = target_nsid {
         push_attr(&mut msg, IFLA_TARGET_NETNSID, &nsid.to_ne_bytes());
     }
-    let buf = request(msg, RTM_GETLINK)?;
-    let buf = &buf[..];
-    if buf.len() < 16 {
-        return Err(NetlinkError::Malformed(what.to_owned()));
-    }
-    let ty = u16::from_ne_bytes([buf[4], buf[5]]);
-    if ty == NLMSG_ERROR {
-        let code = if buf.len() >= 20 { i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]) } else { 0 };
-        if code == -libc::ENODEV {
-            return Err(NetlinkError::NotFound(what.to_owned()));
-        }
-        return Err(NetlinkError::Kernel { what: what.to_owned(), source: io::Error::from_raw_os_error(-code) });
-    }
-    if ty != RTM_NEWLINK || buf.len() < 32 {
-        return Err(NetlinkError::Malformed(what.to_owned()));
-    }
-    let len = usize::try_from(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]])).unwrap_or(0).min(buf.len());
+    let buf = request(msg, RTM_GETLINK, RTM_NEWLINK, 32, what)?;
     let mut link = Link {
         ifindex: u32::from_ne_bytes([buf[20], buf[21], buf[22], buf[23]]),
         ..Link::default()
     };
-    for (t, p) in attrs(&buf[32..len]) {
+    for (t, p) in attrs(&buf[32..]) {
         match t {
             IFLA_ADDRESS if p.len() == 6 => link.mac = Some([p[0], p[1], p[2], p[3], p[4], p[5]]),
             IFLA_IFNAME => link.name = String::from_utf8_lossy(p.split(|b| *b == 0).next().unwrap_or(&[])).into_owned(),
@@ -229,20 +231,8 @@ pub fn nsid_of(fd: std::os::fd::BorrowedFd<'_>) -> Result<Option<i32>, NetlinkEr
     let mut msg = vec![0u8; 20];
     msg[16] = u8::try_from(libc::AF_UNSPEC).unwrap_or(0);
     push_attr(&mut msg, NETNSA_FD, &u32::try_from(fd.as_raw_fd()).unwrap_or(u32::MAX).to_ne_bytes());
-    let buf = request(msg, RTM_GETNSID)?;
-    if buf.len() < 16 {
-        return Err(NetlinkError::Malformed("RTM_GETNSID".to_owned()));
-    }
-    let ty = u16::from_ne_bytes([buf[4], buf[5]]);
-    if ty == NLMSG_ERROR {
-        let code = if buf.len() >= 20 { i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]) } else { 0 };
-        return Err(NetlinkError::Kernel { what: "RTM_GETNSID".to_owned(), source: io::Error::from_raw_os_error(-code) });
-    }
-    if ty != RTM_NEWNSID || buf.len() < 20 {
-        return Err(NetlinkError::Malformed("RTM_GETNSID".to_owned()));
-    }
-    let len = usize::try_from(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]])).unwrap_or(0).min(buf.len());
-    Ok(attrs(&buf[20..len])
+    let buf = request(msg, RTM_GETNSID, RTM_NEWNSID, 20, "RTM_GETNSID")?;
+    Ok(attrs(&buf[20..])
         .find(|(t, p)| *t == NETNSA_NSID && p.len() == 4)
         .map(|(_, p)| i32::from_ne_bytes([p[0], p[1], p[2], p[3]]))
         .filter(|id| *id >= 0))

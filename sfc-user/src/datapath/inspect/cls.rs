@@ -98,17 +98,6 @@ pub fn cls_entries(
         .collect()
 }
 
-/// Bits of the field stage `stage` (1..=5) matches.
-fn field_width(stage: usize, v6: bool) -> u32 {
-    let addr = if v6 { 128 } else { 32 };
-    match stage {
-        1 => 16 + addr,
-        2 => addr,
-        3 => 8,
-        _ => 16,
-    }
-}
-
 pub fn decode_cls(
     n: &Namer<'_>,
     bank: &'static str,
@@ -141,7 +130,8 @@ pub fn decode_cls(
             let v6 = if stage == 1 { u16::from_be_bytes([k.data[0], k.data[1]]) == 0x86DD } else { v6 };
             let (bits, table) = match src {
                 ClsSource::Trie(len) => (len.saturating_sub(CLS_CLASS_BITS), "trie"),
-                ClsSource::Exact => (field_width(stage, v6), "hash"),
+                // Rows count stages from 1.
+                ClsSource::Exact => (crate::compile::cls::field_width(stage.saturating_sub(1), v6), "hash"),
                 ClsSource::Any => (0, "hash"),
             };
             ClsRow {
