@@ -230,22 +230,12 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<Apply
         .map_err(DatapathError::Compile)?;
     let was_down = old.as_ref().map(|o| o.down.clone()).unwrap_or_default();
     let mut report = ApplyReport::default();
-    // Every interface that needs a program, in its mode.
-    let want: BTreeMap<u32, AttachMode> = compiled
-        .attach
-        .iter()
-        .map(|i| (*i, model.mode_of(compiled.names.ifaces.get(i).map_or("", String::as_str), opts.mode)))
-        .collect();
-    let xdp = want.values().any(|m| *m == AttachMode::Xdp);
     // Loading the object creates (or reuses, when pinned) every map; the programs are loaded
-    // into the kernel when first needed and reused from their pins afterwards.
+    // into the kernel when first needed (below) and reused from their pins afterwards.
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(&loc.pin_dir)
         .map_max_entries(MAP_FLOWS, opts.flow_table_size)
         .load(EBPF_OBJECT)?;
-    let mut progs = Programs::open(loc, &mut ebpf, xdp)?;
-    report.first_load = progs.first_load;
-    drop(ebpf);
 
     // Configuration first (so an attached program never sees half of it), then attach.
     let mut m = maps::Maps::open(loc)?;
@@ -289,6 +279,16 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<Apply
             compiled.names.ifaces.entry(e.ingress_ifindex).or_insert(name);
         }
     }
+    // Every interface that needs a program (draining members' included), in its mode.
+    let want: BTreeMap<u32, AttachMode> = compiled
+        .attach
+        .iter()
+        .map(|i| (*i, model.mode_of(compiled.names.ifaces.get(i).map_or("", String::as_str), opts.mode)))
+        .collect();
+    let xdp = want.values().any(|m| *m == AttachMode::Xdp);
+    let mut progs = Programs::open(loc, &mut ebpf, xdp)?;
+    report.first_load = progs.first_load;
+    drop(ebpf);
     // Removing an expired drain needs a new generation too: flows still pinned to it re-resolve.
     // Order matters for packets in flight (see the "generations" notes in sfc-common):
     // 1. attach the program everywhere the new generation needs it, before it goes live (on an
