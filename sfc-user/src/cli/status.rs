@@ -89,7 +89,7 @@ fn interfaces(loc: &Location, namer: &Namer<'_>, links: &[LinkSummary]) -> anyho
                 roles: inspect::role_names(e.roles),
                 port_pair: sf.then(|| namer.port_pair(e.port_pair)),
                 attached: link.is_some(),
-                attach_mode: link.map(|l| if l.kind == LinkKind::Xdp { "xdp" } else { "tc" }),
+                attach_mode: link.map(|l| l.kind.name()),
                 link_id: link.and_then(|l| l.link_id),
                 xdp_peer: links.iter().any(|l| l.ifindex == ifindex && l.kind == LinkKind::XdpPeer),
                 oper_up: netlink::link_by_index(ifindex, None).ok().map(|l| l.oper_up),

@@ -58,6 +58,15 @@ impl LinkKind {
         }
     }
 
+    /// `tc`, `xdp`, or `xdp peer`, as reports and `sfc status` name it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LinkKind::Tc => "tc",
+            LinkKind::Xdp => "xdp",
+            LinkKind::XdpPeer => "xdp peer",
+        }
+    }
+
     pub const fn of(mode: AttachMode) -> LinkKind {
         match mode {
             AttachMode::Tc => LinkKind::Tc,

@@ -332,7 +332,7 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<Apply
         }
         attach::unpin_link(&l.path)?;
         let name = old.as_ref().and_then(|o| o.ifname(l.ifindex)).unwrap_or_else(|| format!("ifindex {}", l.ifindex));
-        report.detached.push(format!("{name} ({})", if l.kind == LinkKind::Xdp { "xdp" } else { "tc" }));
+        report.detached.push(format!("{name} ({})", l.kind.name()));
     }
     let stale_peers: Vec<&attach::LinkPin> = pins
         .iter()
