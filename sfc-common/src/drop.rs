@@ -15,8 +15,9 @@ pub enum DropReason {
     RedirectFailed = 4,
     /// The flow table refused a new entry.
     FlowTableFull = 5,
-    /// The packet came back from a service function more times than the chain has hops (loop guard).
-    HopLimit = 6,
+    /// Retired: the TTL-based loop guard, which dropped a sender's legitimate TTL changes (the
+    /// name stays reserved, and is still reported, always 0). See `Loop`.
+    RetiredHopLimit = 6,
     /// Rewriting the Ethernet header failed.
     RewriteFailed = 7,
     /// The per-CPU scratch map was missing (cannot happen once loaded; counted, not assumed).
@@ -27,21 +28,25 @@ pub enum DropReason {
     ChecksumOffload = 9,
     /// XDP mode: the frame is larger than the MTU of the interface it would be sent to.
     TooBig = 10,
+    /// Loop guard: a packet came back into its flow's entry port after leaving the chain (the
+    /// same packet, by fingerprint, no younger by TTL): something routed it round (steer.rs).
+    Loop = 11,
 }
 
 impl DropReason {
     /// Every reason, in numeric order, for decoding the counters.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::NoChain,
         DropReason::NoMember,
         DropReason::NoPortPair,
         DropReason::RedirectFailed,
         DropReason::FlowTableFull,
-        DropReason::HopLimit,
+        DropReason::RetiredHopLimit,
         DropReason::RewriteFailed,
         DropReason::NoScratch,
         DropReason::ChecksumOffload,
         DropReason::TooBig,
+        DropReason::Loop,
     ];
 
     /// The stable name used by `sfc stats`, JSON output and metrics labels.
@@ -52,11 +57,12 @@ impl DropReason {
             DropReason::NoPortPair => "no_port_pair",
             DropReason::RedirectFailed => "redirect_failed",
             DropReason::FlowTableFull => "flow_table_full",
-            DropReason::HopLimit => "hop_limit",
+            DropReason::RetiredHopLimit => "hop_limit",
             DropReason::RewriteFailed => "rewrite_failed",
             DropReason::NoScratch => "no_scratch",
             DropReason::ChecksumOffload => "checksum_offload",
             DropReason::TooBig => "too_big",
+            DropReason::Loop => "loop",
         }
     }
 }

@@ -9,15 +9,17 @@ use crate::maps::{FlowKey, LB_IP_DST, LB_IP_PROTO, LB_IP_SRC, LB_L4_DST, LB_L4_S
 
 const SEED: u32 = 0x5fc0_5fc0;
 
+/// One word into a running hash (also the loop guard's packet fingerprint in sfc-ebpf).
 #[inline(always)]
-fn mix(h: u32, w: u32) -> u32 {
+pub fn mix(h: u32, w: u32) -> u32 {
     // murmur3's per-word step: cheap, and every input bit reaches every output bit after fmix.
     let k = w.wrapping_mul(0xcc9e_2d51).rotate_left(15).wrapping_mul(0x1b87_3593);
     (h ^ k).rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64)
 }
 
+/// The finishing step of a hash built with `mix`.
 #[inline(always)]
-fn fmix(mut h: u32) -> u32 {
+pub fn fmix(mut h: u32) -> u32 {
     h ^= h >> 16;
     h = h.wrapping_mul(0x85eb_ca6b);
     h ^= h >> 13;

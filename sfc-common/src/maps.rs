@@ -10,8 +10,9 @@ use crate::limits::MAX_HOPS;
 
 // ---- names (BPF object names: at most 15 bytes) -------------------------------------------
 
-/// `_V2`: `IfaceEntry` grew the MAC behind the interface (delivery rewrites to it).
-pub const MAP_IFACES: &str = "SFC_IFACES_V2";
+/// `_V2`: `IfaceEntry` grew the MAC behind the interface (delivery rewrites to it). `_V3`: and
+/// the zone that scopes its flows.
+pub const MAP_IFACES: &str = "SFC_IFACES_V3";
 pub const MAP_CLS: &str = "SFC_CLS";
 pub const MAP_CLS_HASH: &str = "SFC_CLS_HASH";
 pub const MAP_CLS_RES: &str = "SFC_CLS_RES";
@@ -21,11 +22,14 @@ pub const MAP_LB: &str = "SFC_LB";
 /// `2`: an array indexed by port pair id (was a hash; ids are small and dense). An all-zero
 /// slot (ingress ifindex 0) is no port pair.
 pub const MAP_PORT_PAIRS: &str = "SFC_PORT_PAIRS2";
-pub const MAP_FLOWS: &str = "SFC_FLOWS";
+/// `_V2`: `FlowKey` grew the zone, `FlowEntry` the loop guard's exit record.
+pub const MAP_FLOWS: &str = "SFC_FLOWS_V2";
 pub const MAP_HOP_STATS: &str = "SFC_HOP_STATS";
-pub const MAP_IF_STATS: &str = "SFC_IF_STATS";
+/// `_V2`: `IfStats` grew `recomputed`.
+pub const MAP_IF_STATS: &str = "SFC_IF_STATS_V2";
 pub const MAP_DROPS: &str = "SFC_DROPS";
-pub const MAP_FRAGS: &str = "SFC_FRAGS";
+/// `_V2`: `FragKey` and its value (`FlowKey`) grew the zone.
+pub const MAP_FRAGS: &str = "SFC_FRAGS_V2";
 pub const MAP_META: &str = "SFC_META";
 pub const MAP_DEVMAP: &str = "SFC_DEVMAP";
 
@@ -57,7 +61,7 @@ pub const PROG_XDP_PASS: &str = "sfc_xdp_pass";
 
 // ---- generations ------------------------------------------------------------------------------
 //
-// Configuration maps are double-banked: every key of SFC_IFACES_V2, SFC_CLS, SFC_CLS_RES,
+// Configuration maps are double-banked: every key of SFC_IFACES_V3, SFC_CLS, SFC_CLS_RES,
 // SFC_CHAINS, SFC_GROUPS and SFC_LB carries a bank bit. The loader writes the inactive bank in
 // full, then flips `Meta` (one 8-byte array element) so the next packet sees the whole new
 // configuration and no packet ever sees half of it. Port pairs are not banked: their ids are
@@ -103,7 +107,7 @@ pub const ROLE_SF_INGRESS: u32 = 1 << 2;
 /// chains starts here.
 pub const ROLE_DEST: u32 = 1 << 3;
 
-/// `SFC_IFACES_V2`: banked ifindex -> what the interface is to sfc.
+/// `SFC_IFACES_V3`: banked ifindex -> what the interface is to sfc.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IfaceEntry {
@@ -119,8 +123,14 @@ pub struct IfaceEntry {
     /// refuse as another host's once the frame is rebuilt there (XDP, or a plain redirect).
     pub peer_mac: [u8; 6],
     pub _pad: [u8; 2],
+    /// The zone of the interface: flows are keyed by it (`FlowKey::zone`), so tenants that reuse
+    /// addresses on separate interfaces never share a flow entry. The compiler puts every
+    /// interface that one chain touches (its classifiers' ports, its members' ingresses and
+    /// egresses) into one zone, merging chains that share a group, and numbers a zone by its
+    /// lowest ifindex so that the number survives re-applies.
+    pub zone: u32,
 }
-const _: () = assert!(size_of::<IfaceEntry>() == 20);
+const _: () = assert!(size_of::<IfaceEntry>() == 24);
 
 /// `IfaceEntry::flags`: a veth whose peer is in another namespace; packets for it are handed to
 /// the peer's ingress with `bpf_redirect_peer` instead of being transmitted.
@@ -128,7 +138,7 @@ pub const IF_F_PEER: u32 = 1 << 0;
 /// `IfaceEntry::flags`: `peer_mac` is known.
 pub const IF_F_MAC: u32 = 1 << 1;
 
-/// `SFC_IF_STATS` (per-CPU): ifindex -> what the program saw there.
+/// `SFC_IF_STATS_V2` (per-CPU): ifindex -> what the program saw there.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IfStats {
@@ -140,8 +150,11 @@ pub struct IfStats {
     pub from_sf: u64,
     /// Packets the parser could not read (truncated, bogus lengths); passed untouched.
     pub malformed: u64,
+    /// Packets back from a service function whose flow entry was gone (evicted) or belonged to
+    /// another path: their path was recomputed from the configuration (also in `from_sf`).
+    pub recomputed: u64,
 }
-const _: () = assert!(size_of::<IfStats>() == 32);
+const _: () = assert!(size_of::<IfStats>() == 40);
 
 // ---- classification -------------------------------------------------------------------------
 //
@@ -161,6 +174,12 @@ const _: () = assert!(size_of::<IfStats>() == 32);
 /// First class id the compiler hands out; ids below it are ifindexes (stage 1). Bit 30 is the
 /// bank bit, so a bank holds up to 2^30 classes.
 pub const CLASS_BASE: u32 = 0x8000_0000;
+/// Set in a stage-1 class that is not an ifindex but a reclassification class: the classifiers
+/// of the chains a port pair group serves, whatever their logical source port
+/// (`GroupEntry::reclass`). A packet back from a service function whose flow entry is gone is
+/// classified against it, so its path is recomputed instead of the packet skipping the rest of
+/// the chain. Ifindexes at or above this bit are refused by the compiler.
+pub const CLS_RECLASS_BIT: u32 = 29;
 /// Number of lookup stages.
 pub const CLS_STAGES: usize = 5;
 /// Bits of `ClsKey::class` (always matched in full).
@@ -193,7 +212,9 @@ pub struct ClsResult {
     pub classifier: u32,
     /// `logical_destination_port` ifindex, 0 = hand back to the host after the last hop.
     pub dst_ifindex: u32,
-    pub _pad: u32,
+    /// The classifier's `logical_source_port` ifindex: where a recomputed flow says it entered,
+    /// and where replies of a symmetric chain are delivered.
+    pub src_ifindex: u32,
 }
 const _: () = assert!(size_of::<ClsResult>() == 16);
 
@@ -235,7 +256,10 @@ pub struct GroupEntry {
     pub lb_fields: u32,
     /// `FAIL_CLOSED` or `FAIL_OPEN`.
     pub failure_policy: u32,
-    pub _pad: u32,
+    /// The stage-1 class (`CLS_RECLASS_BIT` set, not banked) holding the classifiers of every
+    /// chain this group serves: what a packet coming back from a member is classified against
+    /// when its flow entry is gone. 0: none (the packet cannot be placed; see steer.rs).
+    pub reclass: u32,
 }
 const _: () = assert!(size_of::<GroupEntry>() == 16);
 
@@ -284,8 +308,9 @@ const _: () = assert!(size_of::<PortPairEntry>() == 28);
 pub const FAMILY_V4: u8 = 4;
 pub const FAMILY_V6: u8 = 6;
 
-/// `SFC_FLOWS` key: the 5-tuple as it appears in the packet. IPv4 addresses take the first four
-/// bytes of the 16; ports are in network byte order (0 for protocols without ports).
+/// `SFC_FLOWS_V2` key: the zone of the interface the packet arrived on, and the 5-tuple as it
+/// appears in the packet. IPv4 addresses take the first four bytes of the 16; ports are in
+/// network byte order (0 for protocols without ports).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
@@ -297,8 +322,10 @@ pub struct FlowKey {
     /// `FAMILY_V4` or `FAMILY_V6`.
     pub family: u8,
     pub _pad: [u8; 2],
+    /// `IfaceEntry::zone`: the same 5-tuple in two zones is two flows (tenants reuse addresses).
+    pub zone: u32,
 }
-const _: () = assert!(size_of::<FlowKey>() == 40);
+const _: () = assert!(size_of::<FlowKey>() == 44);
 
 /// `FlowEntry::flags`: this entry was installed for the reverse direction of a symmetric chain.
 pub const FLOW_F_REVERSE: u8 = 1 << 0;
@@ -318,8 +345,9 @@ pub struct FlowEntry {
     pub dst_ifindex: u32,
     pub n_hops: u8,
     pub flags: u8,
-    /// Loop guard: the IP TTL / hop limit of the flow's packets at its entry port (0: unknown).
-    /// A packet of the flow that comes back to the entry port with less has been routed around.
+    /// The IP TTL / hop limit of the packet that (re)resolved the flow at its entry port (0:
+    /// unknown, as for a path recomputed at a service function). Tells an old path from a new
+    /// one for packets in flight across a re-resolution (steer.rs `came_by_prev`).
     pub ttl: u8,
     pub prev_n_hops: u8,
     /// `Meta::generation` the members were picked under.
@@ -336,8 +364,14 @@ pub struct FlowEntry {
     pub members: [u16; MAX_HOPS],
     /// The path before the last re-resolution.
     pub prev_members: [u16; MAX_HOPS],
+    /// Loop guard (steer.rs): the fingerprint of the last packet of the flow that left the chain
+    /// (delivered or handed to the host), and its TTL / hop limit then. The same packet coming
+    /// back into the entry port, no younger, has gone round a loop.
+    pub exit_fp: u32,
+    pub exit_ttl: u8,
+    pub _pad: [u8; 3],
 }
-const _: () = assert!(size_of::<FlowEntry>() == 24 + 4 * MAX_HOPS);
+const _: () = assert!(size_of::<FlowEntry>() == 32 + 4 * MAX_HOPS);
 // `present` has a bit per hop.
 const _: () = assert!(MAX_HOPS <= 16);
 
@@ -356,6 +390,9 @@ impl Default for FlowEntry {
             in_ifindex: 0,
             members: [crate::limits::PORT_PAIR_NONE; MAX_HOPS],
             prev_members: [crate::limits::PORT_PAIR_NONE; MAX_HOPS],
+            exit_fp: 0,
+            exit_ttl: 0,
+            _pad: [0; 3],
         }
     }
 }
@@ -379,7 +416,7 @@ pub struct HopStatsKey {
 }
 const _: () = assert!(size_of::<HopStatsKey>() == 16);
 
-/// `SFC_FRAGS` key: one fragmented IP packet: addresses, protocol and id for IPv4 (RFC 791);
+/// `SFC_FRAGS_V2` key: one fragmented IP packet in a zone: addresses, protocol and id for IPv4 (RFC 791);
 /// addresses and id for IPv6 (RFC 8200: `proto` is 0, since extension headers after the fragment
 /// header hide the transport protocol from later fragments).
 /// The value is the `FlowKey` its first fragment was steered with, so later fragments, which
@@ -394,8 +431,9 @@ pub struct FragKey {
     pub proto: u8,
     pub family: u8,
     pub _pad: [u8; 2],
+    pub zone: u32,
 }
-const _: () = assert!(size_of::<FragKey>() == 40);
+const _: () = assert!(size_of::<FragKey>() == 44);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

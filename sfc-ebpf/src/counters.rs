@@ -6,7 +6,7 @@ use sfc_common::{
     maps::{Counter, HopStatsKey, IfStats},
 };
 
-use crate::maps::{SFC_DROPS, SFC_HOP_STATS, SFC_IF_STATS};
+use crate::maps::{SFC_DROPS, SFC_HOP_STATS, SFC_IF_STATS_V2};
 
 const BPF_NOEXIST: u64 = 1;
 
@@ -33,14 +33,15 @@ pub enum If {
     Unclassified,
     FromSf,
     Malformed,
+    Recomputed,
 }
 
 #[inline(never)]
 pub fn iface(ifindex: u32, what: If) {
-    if SFC_IF_STATS.get_ptr_mut(&ifindex).is_none() {
-        let _ = SFC_IF_STATS.insert(&ifindex, &IfStats::default(), BPF_NOEXIST);
+    if SFC_IF_STATS_V2.get_ptr_mut(&ifindex).is_none() {
+        let _ = SFC_IF_STATS_V2.insert(&ifindex, &IfStats::default(), BPF_NOEXIST);
     }
-    if let Some(s) = SFC_IF_STATS.get_ptr_mut(&ifindex) {
+    if let Some(s) = SFC_IF_STATS_V2.get_ptr_mut(&ifindex) {
         bump(unsafe { &mut *s }, what);
     }
 }
@@ -52,6 +53,7 @@ fn bump(s: &mut IfStats, what: If) {
         If::Unclassified => s.unclassified += 1,
         If::FromSf => s.from_sf += 1,
         If::Malformed => s.malformed += 1,
+        If::Recomputed => s.recomputed += 1,
     }
 }
 

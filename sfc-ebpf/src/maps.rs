@@ -24,7 +24,7 @@ pub static SFC_META: Array<Meta> = Array::pinned(1, 0);
 /// banked ifindex -> role of the interface (source port, SF egress, ...). Written by the loader, read per
 /// packet to decide what to do.
 #[map]
-pub static SFC_IFACES_V2: HashMap<u32, IfaceEntry> = HashMap::pinned(MAX_IFACES * 2, 0);
+pub static SFC_IFACES_V3: HashMap<u32, IfaceEntry> = HashMap::pinned(MAX_IFACES * 2, 0);
 
 /// Classifier trie: (class, field bits) -> next class. Written by the loader (compiled from the
 /// flow classifiers), read by `classify` with one lookup per field.
@@ -71,7 +71,7 @@ pub fn port_pair(id: u32) -> Option<&'static PortPairEntry> {
 /// 5-tuple -> chain and member per hop. Written by the datapath when a flow is classified (and
 /// pruned by LRU), read at every hop; the loader reads it for `sfc flows`. Size is set at load.
 #[map]
-pub static SFC_FLOWS: LruHashMap<FlowKey, FlowEntry> =
+pub static SFC_FLOWS_V2: LruHashMap<FlowKey, FlowEntry> =
     LruHashMap::pinned(DEFAULT_FLOW_TABLE_SIZE, 0);
 
 /// (chain, hop, port pair, direction) -> packets/bytes sent into that member (per CPU). Written
@@ -83,12 +83,12 @@ pub static SFC_HOP_STATS: PerCpuHashMap<HopStatsKey, Counter> =
 /// Fragmented packet -> the flow key its first fragment was steered with. Written by the
 /// datapath on a first fragment, read for later fragments (which carry no ports); LRU-pruned.
 #[map]
-pub static SFC_FRAGS: LruHashMap<FragKey, FlowKey> = LruHashMap::pinned(MAX_FRAGS, 0);
+pub static SFC_FRAGS_V2: LruHashMap<FragKey, FlowKey> = LruHashMap::pinned(MAX_FRAGS, 0);
 
 /// ifindex -> classified/unclassified/from-SF/malformed packets (per CPU). Written by the
 /// datapath, read by `sfc stats`.
 #[map]
-pub static SFC_IF_STATS: PerCpuHashMap<u32, IfStats> = PerCpuHashMap::pinned(MAX_IFACES, 0);
+pub static SFC_IF_STATS_V2: PerCpuHashMap<u32, IfStats> = PerCpuHashMap::pinned(MAX_IFACES, 0);
 
 /// drop reason -> packets (per CPU). Written by the datapath, read by `sfc stats`.
 #[map]

@@ -107,6 +107,11 @@ pub struct Parsed {
     /// length from the IP header (0 when the IP header does not say, as for BIG TCP).
     pub l4_off: u16,
     pub l4_len: u16,
+    /// What tells this packet from the other packets of its flow, across routing service
+    /// functions (the loop guard's fingerprint, see steer.rs): the IPv4 identification, the
+    /// transport length, and transport bytes 4 to 16 (sequence numbers, ICMP id and sequence,
+    /// the first payload bytes), checksums left out since offloads may complete them on the way.
+    pub fp: u32,
 }
 
 /// Parses the frame between `start` and `end`, filling `key` (which the caller has zeroed).
@@ -137,6 +142,9 @@ pub fn parse(start: usize, end: usize, key: &mut FlowKey) -> Result<Parsed, Pars
         key.sport = [ports[0], ports[1]];
         key.dport = [ports[2], ports[3]];
     }
+    // Masked so the verifier can bound the reads after it (a variable packet offset must stay
+    // below 64 KiB with the constant added); a transport header that deep does not exist.
+    let fp = fingerprint(start + usize::from(l4_off & 0x3fff), end, &proto);
     Ok(Parsed {
         ethertype,
         frag: proto.frag,
@@ -145,7 +153,37 @@ pub fn parse(start: usize, end: usize, key: &mut FlowKey) -> Result<Parsed, Pars
         ip_off,
         l4_off,
         l4_len: proto.l4_len,
+        fp,
     })
+}
+
+/// The big-endian word at `at`, or 0 past the end of the packet (a short packet is fingerprinted
+/// by what it has).
+#[inline(always)]
+fn word_at(at: usize, end: usize) -> u32 {
+    if at + 4 > end {
+        return 0;
+    }
+    u32::from_be(unsafe { core::ptr::read_unaligned(at as *const u32) })
+}
+
+/// `Parsed::fp` of the packet whose transport header starts at `l4`.
+#[inline(always)]
+fn fingerprint(l4: usize, end: usize, proto: &L4) -> u32 {
+    let mut w1 = word_at(l4 + 4, end);
+    let mut w2 = word_at(l4 + 8, end);
+    match proto.proto {
+        // UDP's checksum is the low half of bytes 4..8; SCTP's CRC32c is bytes 8..12.
+        IPPROTO_UDP | IPPROTO_UDPLITE if proto.frag != FRAG_LATER => w1 &= 0xffff_0000,
+        IPPROTO_SCTP if proto.frag != FRAG_LATER => w2 = 0,
+        _ => {}
+    }
+    let w3 = word_at(l4 + 12, end);
+    let h = sfc_common::hash::mix(0x100f_5fc0, proto.id_word);
+    let h = sfc_common::hash::mix(h, u32::from(proto.l4_len));
+    let h = sfc_common::hash::mix(h, w1);
+    let h = sfc_common::hash::mix(h, w2);
+    sfc_common::hash::fmix(sfc_common::hash::mix(h, w3))
 }
 
 struct L4 {
@@ -157,6 +195,8 @@ struct L4 {
     ttl: u8,
     /// Transport header and payload, as the IP header counts them.
     l4_len: u16,
+    /// IPv4 identification (0 for IPv6), for the fingerprint.
+    id_word: u32,
 }
 
 #[inline(always)]
@@ -188,6 +228,7 @@ fn parse_ipv4(c: &mut Cursor, key: &mut FlowKey) -> Result<L4, ParseError> {
         frag_id: u32::from(u16::from_be_bytes(ip.id)),
         ttl: ip.ttl,
         l4_len: u16::from_be_bytes(ip.tot_len).saturating_sub(ihl as u16),
+        id_word: u32::from(u16::from_be_bytes(ip.id)),
     })
 }
 
@@ -249,5 +290,5 @@ fn parse_ipv6(c: &mut Cursor, key: &mut FlowKey) -> Result<L4, ParseError> {
     // Extension headers are part of the payload length, not of the transport's.
     let ext = c.offset(start);
     let l4_len = u16::from_be_bytes(ip.payload_len).saturating_sub(ext);
-    Ok(L4 { proto: next, has_ports: carries_ports(next), frag, frag_id, ttl: ip.hop_limit, l4_len })
+    Ok(L4 { proto: next, has_ports: carries_ports(next), frag, frag_id, ttl: ip.hop_limit, l4_len, id_word: 0 })
 }

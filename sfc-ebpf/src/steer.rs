@@ -10,14 +10,45 @@
 //! re-resolved at its entry port against the live bank, keeping every member that is still in
 //! the same group; its old path is kept so that packets already inside the chain finish on the
 //! path they started on. No packet ever follows half of an old and half of a new chain.
+//!
+//! Tenants: flows are keyed by the zone of the interface as well as the 5-tuple (`FlowKey::zone`),
+//! so two tenants sending the same 5-tuple on separate networks have separate flows, members
+//! and paths.
+//!
+//! The flow table is a cache, never the only record of where a packet must go. A packet back
+//! from a service function whose entry is gone (evicted by LRU under a flood, the table resized
+//! on reload) or belongs to another path is reclassified, as networking-sfc does at an SF's
+//! egress: against the classifiers of the chains its port pair's group serves
+//! (`GroupEntry::reclass`), whatever their logical source port. A match recomputes the path (the
+//! member of each later hop by the same consistent hash a new flow gets), stores it again and
+//! goes on from the hop after this port pair; no match means the packet is not chain traffic
+//! (the SF's own, say) and is left alone. So a classified packet never skips a hop, and counts
+//! as `recomputed` on the interface.
+//!
+//! Loop guard. A loop is one packet coming back into its flow's entry port after it left the
+//! chain: an SF, the destination or the host routed it round. A TTL comparison cannot tell that
+//! from a sender that lowers its TTL mid-flow (path changes upstream, NAT of several hosts,
+//! traceroute run twice with the same ports), so the guard recognises the packet itself. Every
+//! packet carries a fingerprint that routing does not change (`Parsed::fp`: IPv4 id, transport
+//! length and transport bytes 4..16 without checksums; TCP sequence and acknowledgement, ICMP id
+//! and sequence, the first UDP payload bytes). When a packet leaves the chain (delivered or
+//! handed to the host) its fingerprint and TTL go into the flow entry (`exit_fp`, `exit_ttl`).
+//! A packet arriving at the entry port with that fingerprint and a TTL no higher than it left
+//! with is the same packet come round: dropped and counted `loop`. A sender's TTL change is a
+//! different packet with a different fingerprint and passes. What it can still catch wrongly is
+//! a byte-identical copy (same IPv4 id, same leading transport bytes) sent again with a TTL no
+//! higher than the previous copy left the chain with and before any other packet of the flow
+//! left it: a duplicate, which IPv4 ids (and TCP sequence numbers) make rare. What it misses:
+//! a looping packet whose record a later packet of the flow overwrote before it came round; it
+//! is caught on a later lap or ends when routing exhausts its TTL.
 
 use sfc_common::{
     DropReason,
     limits::{MAX_HOPS, PORT_PAIR_NONE},
     maps::{
         CHAIN_F_SYMMETRIC, ClsResult, DIR_FORWARD, DIR_REVERSE, FLOW_F_REVERSE, FlowEntry,
-        FAMILY_V6, FlowKey, HopStatsKey, IF_F_MAC, IF_F_PEER, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, ROLE_DEST,
-        ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id,
+        FAMILY_V6, FlowKey, HopStatsKey, IF_F_MAC, IF_F_PEER, IfaceEntry, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER,
+        ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id,
     },
 };
 
@@ -27,7 +58,7 @@ use crate::{
     ctx::PacketCtx,
     lb::{PICK_OK, pick},
     maps::{
-        SFC_CHAINS, SFC_FLOWS, SFC_FRAGS, SFC_IFACES_V2, SFC_META, SFC_SCRATCH, port_pair,
+        SFC_CHAINS, SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_GROUPS, SFC_IFACES_V3, SFC_META, SFC_SCRATCH, port_pair,
         Scratch,
     },
     parse::{FRAG_FIRST, FRAG_LATER, ParseError, Parsed, parse},
@@ -58,7 +89,8 @@ const BPF_ANY: u64 = 0;
 
 /// Where a packet goes next: the flow, the first hop to consider, and which of its two paths.
 struct Path {
-    flow: &'static FlowEntry,
+    /// Into the flow table: the loop guard writes the exit record through it.
+    flow: *mut FlowEntry,
     from: usize,
     /// Follow `prev_members` (the packet entered the chain before the flow was re-resolved).
     prev: bool,
@@ -72,14 +104,13 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     let meta = SFC_META.get(0).copied().unwrap_or_default();
     // An interface the live generation does not use may still have packets of the previous one
     // coming back from its SF: they finish their path under the previous generation's role.
-    let iface = match unsafe { SFC_IFACES_V2.get(&banked_id(meta.bank, ifindex)) } {
-        Some(i) => i,
-        None => match unsafe { SFC_IFACES_V2.get(&banked_id(meta.bank ^ 1, ifindex)) } {
-            Some(i) => i,
+    let (iface, bank) = match unsafe { SFC_IFACES_V3.get(&banked_id(meta.bank, ifindex)) } {
+        Some(i) => (i, meta.bank),
+        None => match unsafe { SFC_IFACES_V3.get(&banked_id(meta.bank ^ 1, ifindex)) } {
+            Some(i) => (i, meta.bank ^ 1),
             None => return Ok(Action::PASS),
         },
     };
-    let (roles, port_pair) = (iface.roles, iface.port_pair);
     let scratch = SFC_SCRATCH.get_ptr_mut(0).ok_or(DropReason::NoScratch)?;
     let scratch = unsafe { &mut *scratch };
     scratch.key = FlowKey::default();
@@ -94,11 +125,12 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
             return Ok(Action::PASS);
         }
     };
+    scratch.key.zone = iface.zone;
     if p.frag != 0 {
         frag_key(scratch, p.frag_id);
         if p.frag == FRAG_LATER {
             // Steer it as its first fragment was; unknown first fragment: not ours.
-            match unsafe { SFC_FRAGS.get(&scratch.frag) } {
+            match unsafe { SFC_FRAGS_V2.get(&scratch.frag) } {
                 Some(k) => scratch.key = *k,
                 None => {
                     counters::iface(ifindex, If::Unclassified);
@@ -107,15 +139,22 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
             }
         }
     }
-    let Some(path) = lookup_flow(ifindex, roles, port_pair, &p, scratch, meta)? else {
+    let Some(path) = lookup_flow(ifindex, iface, bank, &p, scratch, meta)? else {
         counters::iface(ifindex, If::Unclassified);
         return Ok(Action::PASS);
     };
     if p.frag == FRAG_FIRST {
         // Later fragments of this packet will look this up. A full table only costs them steering.
-        let _ = SFC_FRAGS.insert(&scratch.frag, &scratch.key, BPF_ANY);
+        let _ = SFC_FRAGS_V2.insert(&scratch.frag, &scratch.key, BPF_ANY);
     }
     let next = forward(&path, meta.bank)?;
+    if !matches!(next, Next::Member { .. }) {
+        // Leaving the chain: what the loop guard recognises if it comes round.
+        unsafe {
+            (*path.flow).exit_fp = p.fp;
+            (*path.flow).exit_ttl = p.ttl;
+        }
+    }
     let action = redirect(ctx, &p, &scratch.key, next)?;
     // Counted once the packet is on its way: a packet dropped on the way is counted as a drop
     // only, so interface counters and drops add up to the packets seen.
@@ -130,26 +169,37 @@ fn frag_key(s: &mut Scratch, id: u32) {
     s.frag.id = id;
     s.frag.proto = if s.key.family == FAMILY_V6 { 0 } else { s.key.proto };
     s.frag.family = s.key.family;
+    s.frag.zone = s.key.zone;
 }
 
-/// The flow this packet belongs to and the hop to send it to next, creating (or re-resolving)
-/// the flow when a classifier on this source port matches. `None`: not sfc's packet.
+/// The loop guard (see the module comment): `p` is the packet that last left the chain on
+/// `flow`, come round to its entry port.
+#[inline(always)]
+fn looped(flow: &FlowEntry, p: &Parsed) -> bool {
+    flow.exit_ttl != 0 && flow.exit_fp == p.fp && p.ttl <= flow.exit_ttl
+}
+
+/// The flow this packet belongs to and the hop to send it to next, creating (or re-resolving,
+/// or recomputing) the flow when a classifier matches. `None`: not sfc's packet. `bank` is the
+/// bank the interface's role was found in.
 #[inline(always)]
 fn lookup_flow(
     ifindex: u32,
-    roles: u32,
-    port_pair: u32,
+    iface: &IfaceEntry,
+    bank: u32,
     p: &Parsed,
     scratch: &mut Scratch,
     meta: Meta,
 ) -> Result<Option<Path>, DropReason> {
-    let key = &scratch.key;
-    if roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) != 0 {
-        if let Some(flow) = unsafe { SFC_FLOWS.get(key) } {
-            let cur = hop_of(&flow.members, flow.n_hops, port_pair);
-            let prev = hop_of(&flow.prev_members, flow.prev_n_hops, port_pair);
+    let (roles, port_pair) = (iface.roles, iface.port_pair);
+    let sf = roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) != 0;
+    if sf {
+        if let Some(flow) = SFC_FLOWS_V2.get_ptr_mut(&scratch.key) {
+            let f = unsafe { &*flow };
+            let cur = hop_of(&f.members, f.n_hops, port_pair);
+            let prev = hop_of(&f.prev_members, f.prev_n_hops, port_pair);
             let path = match (cur, prev) {
-                (Some(c), Some(q)) if came_by_prev(flow, p.ttl, c, q) => Some(Path { flow, from: q + 1, prev: true, seen: If::FromSf }),
+                (Some(c), Some(q)) if came_by_prev(f, p.ttl, c, q) => Some(Path { flow, from: q + 1, prev: true, seen: If::FromSf }),
                 (Some(c), _) => Some(Path { flow, from: c + 1, prev: false, seen: If::FromSf }),
                 (None, Some(q)) => Some(Path { flow, from: q + 1, prev: true, seen: If::FromSf }),
                 (None, None) => None,
@@ -161,10 +211,21 @@ fn lookup_flow(
     }
     if roles & ROLE_DEST != 0 {
         // The reverse direction of a symmetric chain starts where the forward one is delivered.
-        if let Some(flow) = unsafe { SFC_FLOWS.get(key) } {
-            if flow.flags & FLOW_F_REVERSE != 0 && flow.in_ifindex == ifindex {
+        if let Some(flow) = SFC_FLOWS_V2.get_ptr_mut(&scratch.key) {
+            let f = unsafe { &*flow };
+            if f.flags & FLOW_F_REVERSE != 0 && f.in_ifindex == ifindex {
+                if looped(f, p) {
+                    return Err(DropReason::Loop);
+                }
                 return Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }));
             }
+        }
+    }
+    if sf {
+        // Back from an SF and not on any path the table knows: recompute it.
+        if let Some(path) = recompute(roles, port_pair, bank, p, scratch, meta)? {
+            counters::iface(ifindex, If::Recomputed);
+            return Ok(Some(path));
         }
     }
     if roles & ROLE_SOURCE == 0 {
@@ -172,27 +233,25 @@ fn lookup_flow(
     }
     // A flow that entered on another port is not this port's: classify afresh (a match then
     // takes the 5-tuple over; no match leaves the packet alone).
-    let old = unsafe { SFC_FLOWS.get(key) }.filter(|f| f.in_ifindex == ifindex);
-    if let Some(flow) = old {
-        // Loop guard, for steered flows only (an unsteered one cannot loop through the chain).
-        if flow.chain_id != 0 && flow.ttl != 0 && p.ttl < flow.ttl {
-            return Err(DropReason::HopLimit);
-        }
-    }
+    let old = SFC_FLOWS_V2.get_ptr_mut(&scratch.key).filter(|f| unsafe { (**f).in_ifindex } == ifindex);
     let flow = match old {
         // The hit path: one lookup.
-        Some(flow) if flow.generation == meta.generation => flow,
+        Some(flow) if unsafe { (*flow).generation } == meta.generation => flow,
         _ => {
-            if !resolve(ifindex, p, scratch, meta, old)? {
+            if !resolve(ifindex, p, scratch, meta, old.map(|f| unsafe { &*f }))? {
                 return Ok(None);
             }
-            // A new or re-resolved flow is read back from the map: the path reference must
-            // point into the map, not into the scratch copy.
-            unsafe { SFC_FLOWS.get(&scratch.key) }.ok_or(DropReason::FlowTableFull)?
+            // A new or re-resolved flow is read back from the map: the path must point into the
+            // map, not into the scratch copy.
+            SFC_FLOWS_V2.get_ptr_mut(&scratch.key).ok_or(DropReason::FlowTableFull)?
         }
     };
-    if flow.chain_id == 0 || flow.in_ifindex != ifindex {
+    let f = unsafe { &*flow };
+    if f.chain_id == 0 || f.in_ifindex != ifindex {
         return Ok(None);
+    }
+    if looped(f, p) {
+        return Err(DropReason::Loop);
     }
     Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }))
 }
@@ -216,6 +275,8 @@ fn resolve(
         scratch.flow.prev_n_hops = old.n_hops;
         scratch.flow.prev_present = old.present;
         scratch.flow.dst_ifindex = old.dst_ifindex;
+        scratch.flow.exit_fp = old.exit_fp;
+        scratch.flow.exit_ttl = old.exit_ttl;
     }
     let res = classify(meta.bank, ifindex, p.ethertype, &scratch.key);
     let Some(res) = res else {
@@ -224,22 +285,152 @@ fn resolve(
         }
         // No classifier matches any more: remember that (chain 0), keeping the old path for
         // packets still inside it.
-        SFC_FLOWS
+        SFC_FLOWS_V2
             .insert(&scratch.key, &scratch.flow, BPF_ANY)
             .map_err(|_| DropReason::FlowTableFull)?;
         return Ok(true);
     };
-    let symmetric = new_flow(res, scratch, meta.bank, old.is_some())?;
-    if symmetric {
-        reverse_of(scratch, ifindex);
-        SFC_FLOWS
-            .insert(&scratch.rkey, &scratch.rflow, BPF_ANY)
-            .map_err(|_| DropReason::FlowTableFull)?;
+    let r = store(res, scratch, meta.bank, u32::from(old.is_some()), NO_FORCE);
+    if r >= STORE_ERR {
+        return Err(store_err(r));
     }
-    SFC_FLOWS
-        .insert(&scratch.key, &scratch.flow, BPF_ANY)
-        .map_err(|_| DropReason::FlowTableFull)?;
     Ok(true)
+}
+
+/// `store`'s `force` when no hop is forced.
+const NO_FORCE: u32 = u32::MAX;
+/// `store` results at or above this are errors (`STORE_ERR | DropReason`).
+const STORE_ERR: u32 = 0x100;
+
+#[inline(always)]
+fn store_err(r: u32) -> DropReason {
+    match r & 0xff {
+        x if x == DropReason::NoChain as u32 => DropReason::NoChain,
+        x if x == DropReason::NoMember as u32 => DropReason::NoMember,
+        _ => DropReason::FlowTableFull,
+    }
+}
+
+/// A packet back from port pair `pp_id` that no flow entry places: reclassify it against the
+/// classifiers of the chains its group serves, recompute and store its path, and send it on from
+/// the hop after this port pair. Forward traffic comes back on an SF's egress; a reply of a
+/// symmetric chain on its ingress, and is classified by its forward (swapped) 5-tuple. `None`:
+/// the packet matches none of those classifiers, so it is not chain traffic.
+#[inline(always)]
+fn recompute(roles: u32, pp_id: u32, bank: u32, p: &Parsed, scratch: &mut Scratch, meta: Meta) -> Result<Option<Path>, DropReason> {
+    let Some(pp) = port_pair(pp_id) else { return Ok(None) };
+    let Some(group) = (unsafe { SFC_GROUPS.get(&banked_id(bank, pp.group)) }) else { return Ok(None) };
+    if group.reclass == 0 {
+        return Ok(None);
+    }
+    let (class, gid) = (group.reclass, pp.group);
+    // A path stored from the previous bank gets generation 0, so its entry port re-resolves it.
+    let generation = if bank == meta.bank { meta.generation } else { 0 };
+    let force = (gid << 16) | (pp_id & 0xffff);
+    if roles & ROLE_SF_EGRESS != 0 {
+        if let Some(res) = classify(bank, class, p.ethertype, &scratch.key) {
+            init_recomputed(scratch, res, generation);
+            let h = store(res, scratch, bank, 0, force);
+            if h >= STORE_ERR {
+                return Err(store_err(h));
+            }
+            let flow = SFC_FLOWS_V2.get_ptr_mut(&scratch.key).ok_or(DropReason::FlowTableFull)?;
+            return Ok(Some(Path { flow, from: (h as usize & (MAX_HOPS - 1)) + 1, prev: false, seen: If::FromSf }));
+        }
+    }
+    if roles & ROLE_SF_INGRESS != 0 {
+        let packet = scratch.key;
+        scratch.key = swapped(&packet);
+        let res = classify(bank, class, p.ethertype, &scratch.key);
+        let symmetric = res.is_some_and(|r| {
+            unsafe { SFC_CHAINS.get(&banked_id(bank, r.chain_id)) }.is_some_and(|c| c.flags & CHAIN_F_SYMMETRIC != 0)
+        });
+        let Some(res) = res.filter(|_| symmetric) else {
+            scratch.key = packet;
+            return Ok(None);
+        };
+        init_recomputed(scratch, res, generation);
+        let h = store(res, scratch, bank, 0, force);
+        scratch.key = packet;
+        if h >= STORE_ERR {
+            return Err(store_err(h));
+        }
+        // The reply's path runs through the same members backwards: this port pair, at forward
+        // hop h, is at reverse hop n - 1 - h.
+        let flow = SFC_FLOWS_V2.get_ptr_mut(&scratch.key).ok_or(DropReason::FlowTableFull)?;
+        let n = usize::from(unsafe { (*flow).n_hops });
+        let from = n.wrapping_sub(h as usize) & (MAX_HOPS * 2 - 1);
+        return Ok(Some(Path { flow, from, prev: false, seen: If::FromSf }));
+    }
+    Ok(None)
+}
+
+/// `scratch.flow` for a path recomputed from classifier result `res`: it entered on the
+/// classifier's logical source port; its entry TTL is unknown.
+#[inline(always)]
+fn init_recomputed(scratch: &mut Scratch, res: &ClsResult, generation: u32) {
+    scratch.flow = FlowEntry::default();
+    scratch.flow.generation = generation;
+    scratch.flow.in_ifindex = res.src_ifindex;
+}
+
+#[inline(always)]
+fn swapped(k: &FlowKey) -> FlowKey {
+    FlowKey { src: k.dst, dst: k.src, sport: k.dport, dport: k.sport, proto: k.proto, family: k.family, _pad: [0; 2], zone: k.zone }
+}
+
+/// Pins `scratch.flow` (key `scratch.key`) to the members of chain `res.chain_id` and stores it,
+/// with its reverse when the chain is symmetric. `had_old`: keep the members of `prev_members`
+/// where they still apply. `force` (`group << 16 | port pair`, or `NO_FORCE`): the hop of that
+/// group keeps that port pair (the SF a recomputed packet came back from).
+///
+/// A BPF subprogram: the source port and both recomputations call it, and inlined three times
+/// the per-hop loop would triple the verifier's work. Returns the hop of the forced group
+/// (`MAX_HOPS` when none), or `STORE_ERR | reason`.
+#[inline(never)]
+fn store(res: &ClsResult, s: &mut Scratch, bank: u32, had_old: u32, force: u32) -> u32 {
+    let Some(chain) = (unsafe { SFC_CHAINS.get(&banked_id(bank, res.chain_id)) }) else {
+        return STORE_ERR | DropReason::NoChain as u32;
+    };
+    let flow = &mut s.flow;
+    flow.chain_id = res.chain_id;
+    flow.dst_ifindex = res.dst_ifindex;
+    let (force_group, force_pp) = (force >> 16, force & 0xffff);
+    let mut forced = MAX_HOPS as u32;
+    for h in 0..MAX_HOPS {
+        if h as u32 >= chain.n_hops {
+            break;
+        }
+        let group = chain.groups[h];
+        let old = if force != NO_FORCE && group == force_group {
+            forced = h as u32;
+            force_pp
+        } else if had_old != 0 {
+            u32::from(flow.prev_members[h])
+        } else {
+            u32::from(PORT_PAIR_NONE)
+        };
+        if pick(bank, group, &s.key, old, &mut flow.members[h]) != PICK_OK {
+            return STORE_ERR | DropReason::NoMember as u32;
+        }
+        flow.n_hops = (h + 1) as u8;
+    }
+    if force != NO_FORCE && forced >= MAX_HOPS as u32 {
+        // The classifier led to a chain without this group (cannot happen: the reclassification
+        // class holds only the classifiers of the group's chains).
+        return STORE_ERR | DropReason::NoChain as u32;
+    }
+    flow.present = presence(&flow.members);
+    if chain.flags & CHAIN_F_SYMMETRIC != 0 {
+        reverse_of(s);
+        if SFC_FLOWS_V2.insert(&s.rkey, &s.rflow, BPF_ANY).is_err() {
+            return STORE_ERR | DropReason::FlowTableFull as u32;
+        }
+    }
+    if SFC_FLOWS_V2.insert(&s.key, &s.flow, BPF_ANY).is_err() {
+        return STORE_ERR | DropReason::FlowTableFull as u32;
+    }
+    forced
 }
 
 /// Whether a packet coming back from the SF at hop `c` of the current path and hop `q` of the
@@ -285,29 +476,6 @@ fn hops_from(present: u16, from: usize, n: u8) -> u32 {
     u32::from(present) & below_n & !below_from
 }
 
-/// Pins a classified flow (`scratch.flow`, key `scratch.key`) to one member of every group of its
-/// chain, keeping the members of its previous path (`prev_members`) where they still apply.
-/// Returns whether the chain is symmetric.
-#[inline(always)]
-fn new_flow(res: &ClsResult, s: &mut Scratch, bank: u32, had_old: bool) -> Result<bool, DropReason> {
-    let chain = unsafe { SFC_CHAINS.get(&banked_id(bank, res.chain_id)) }.ok_or(DropReason::NoChain)?;
-    let flow = &mut s.flow;
-    flow.chain_id = res.chain_id;
-    flow.dst_ifindex = res.dst_ifindex;
-    for h in 0..MAX_HOPS {
-        if h as u32 >= chain.n_hops {
-            break;
-        }
-        let old = if had_old { u32::from(flow.prev_members[h]) } else { u32::from(PORT_PAIR_NONE) };
-        if pick(bank, chain.groups[h], &s.key, old, &mut flow.members[h]) != PICK_OK {
-            return Err(DropReason::NoMember);
-        }
-        flow.n_hops = (h + 1) as u8;
-    }
-    flow.present = presence(&flow.members);
-    Ok(chain.flags & CHAIN_F_SYMMETRIC != 0)
-}
-
 /// Bit h set when `members[h]` is a port pair. Branch-free: an accumulator that differs per
 /// branch keeps the verifier from pruning.
 #[inline(always)]
@@ -323,19 +491,11 @@ fn presence(members: &[u16; MAX_HOPS]) -> u16 {
 /// Fills `rkey`/`rflow`: the reply direction, through the same members in reverse order, then
 /// back to the logical source port the flow was classified on.
 #[inline(always)]
-fn reverse_of(s: &mut Scratch, source_ifindex: u32) {
-    s.rkey = FlowKey {
-        src: s.key.dst,
-        dst: s.key.src,
-        sport: s.key.dport,
-        dport: s.key.sport,
-        proto: s.key.proto,
-        family: s.key.family,
-        _pad: [0; 2],
-    };
+fn reverse_of(s: &mut Scratch) {
+    s.rkey = swapped(&s.key);
     s.rflow = FlowEntry {
         chain_id: s.flow.chain_id,
-        dst_ifindex: source_ifindex,
+        dst_ifindex: s.flow.in_ifindex,
         in_ifindex: s.flow.dst_ifindex,
         n_hops: s.flow.n_hops,
         flags: FLOW_F_REVERSE,
@@ -366,7 +526,7 @@ enum Next {
 /// The first member at or after hop `path.from`, or where the packet goes after the last.
 #[inline(always)]
 fn forward(path: &Path, bank: u32) -> Result<Next, DropReason> {
-    let flow = path.flow;
+    let flow = unsafe { &*path.flow };
     let (members, n_hops, present) = if path.prev {
         (&flow.prev_members, flow.prev_n_hops, flow.prev_present)
     } else {
@@ -397,7 +557,7 @@ fn forward(path: &Path, bank: u32) -> Result<Next, DropReason> {
     if flow.dst_ifindex == 0 {
         return Ok(Next::Host);
     }
-    let dst = unsafe { SFC_IFACES_V2.get(&banked_id(bank, flow.dst_ifindex)) };
+    let dst = unsafe { SFC_IFACES_V3.get(&banked_id(bank, flow.dst_ifindex)) };
     let peer = dst.is_some_and(|i| i.flags & IF_F_PEER != 0);
     let mac = dst.filter(|i| i.flags & IF_F_MAC != 0).map_or([0; 6], |i| i.peer_mac);
     Ok(Next::Deliver { ifindex: flow.dst_ifindex, peer, mac })

@@ -77,6 +77,7 @@ fn iface_samples(out: &mut Out, i: &IfaceStats) {
         ("unclassified", i.unclassified),
         ("from_sf", i.from_sf),
         ("malformed", i.malformed),
+        ("recomputed", i.recomputed),
     ] {
         out.sample("sfc_interface_packets_total", &[("interface", &i.name), ("kind", kind)], v);
     }
@@ -118,7 +119,7 @@ pub fn render(s: &Snapshot) -> String {
     out.family(
         "sfc_interface_packets_total",
         "counter",
-        "Packets the program saw on an interface: classified into a chain, left untouched (unclassified), back from a service function (from_sf), or unparsable (malformed).",
+        "Packets the program saw on an interface: classified into a chain, left untouched (unclassified), back from a service function (from_sf), or unparsable (malformed); recomputed counts the packets back from a service function whose path was recomputed because their flow entry was gone (also in from_sf).",
     );
     for i in &st.interfaces {
         iface_samples(&mut out, i);
@@ -175,6 +176,7 @@ mod tests {
                 unclassified: 2,
                 from_sf: 0,
                 malformed: 1,
+                recomputed: 0,
             }],
             failovers: 2,
         };

@@ -219,7 +219,7 @@ fn steering_cases() -> Vec<Case> {
         Case::new("back from SF2 (last hop): to the host, untouched", "sf2o", w.clone(), PASS, Out::Unchanged, FromSf, None),
         // Loop guard: a packet of a known flow that comes back to its entry port with less TTL
         // than the flow started with (64) has been routed around: dropped.
-        Case::new("known flow back at its entry port with TTL 63: loop, dropped", "src0", packets::v4_ttl(CLIENT, SERVER, 63, L4::Tcp(40_000, 80)), DROP, Out::Unchanged, Count::Drop(DropReason::HopLimit), None),
+        Case::new("known flow back at its entry port with TTL 63: loop, dropped", "src0", packets::v4_ttl(CLIENT, SERVER, 63, L4::Tcp(40_000, 80)), DROP, Out::Unchanged, Count::Drop(DropReason::Loop), None),
         Case::steered("known flow with TTL 65: steered", packets::v4_ttl(CLIENT, SERVER, 65, L4::Tcp(40_000, 80)), "web", "sf1i", "pp1"),
         Case::new("chain flow on an SF egress not on its path", "sf3", w.clone(), PASS, Out::Unchanged, Unclassified, None),
         Case::untouched("other destination port", "src0", v4(CLIENT, SERVER, L4::Tcp(40_001, 81))),
@@ -765,6 +765,7 @@ fn fuzz(mode: AttachMode) {
             unclassified: a.unclassified + s.unclassified,
             from_sf: a.from_sf + s.from_sf,
             malformed: a.malformed + s.malformed,
+            recomputed: a.recomputed + s.recomputed,
         }),
         d.drops,
     );

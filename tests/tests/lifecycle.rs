@@ -851,7 +851,7 @@ fn installed(sfc: &Sfc<'_>) -> String {
     let _ = writeln!(out, "\npins: {pins:?}");
     for map in [
         "SFC_META",
-        "SFC_IFACES_V2",
+        "SFC_IFACES_V3",
         "SFC_CLS",
         "SFC_CLS_RES",
         "SFC_CHAINS",

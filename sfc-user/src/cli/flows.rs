@@ -11,9 +11,14 @@ use crate::datapath::{
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Print JSON: `{"capacity":N,"flows":[...]}`.
+    /// Print JSON: `{"capacity":N,"flows":[...]}` (with `--flush`: `{"flushed":N}`).
     #[arg(long)]
     json: bool,
+    /// Forget every flow entry (like `conntrack -F`). Traffic is not disturbed: each flow's path
+    /// is recomputed at its next packet; members stay the same unless the configuration changed
+    /// since the flow started.
+    #[arg(long)]
+    flush: bool,
 }
 
 #[derive(Serialize)]
@@ -72,6 +77,15 @@ pub(super) fn print(flows: &[Flow]) {
 
 pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
     let state = inspect::load_state(loc)?;
+    if a.flush {
+        let n = crate::datapath::maps::Maps::open(loc)?.flush_flows()?;
+        if a.json {
+            println!("{}", serde_json::json!({ "flushed": n }));
+        } else {
+            println!("flushed {n} flow entr{}", if n == 1 { "y" } else { "ies" });
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let namer = Namer { state: &state };
     let flows = inspect::flows(loc, &namer)?;
     let (_, capacity) = inspect::flow_table_fill(loc)?;
@@ -109,6 +123,7 @@ mod tests {
             reverse: false,
             destination: "host".into(),
             generation: 1,
+            zone: 3,
         }
     }
 

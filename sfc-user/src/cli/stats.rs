@@ -57,6 +57,9 @@ pub struct IfaceStats {
     pub unclassified: u64,
     pub from_sf: u64,
     pub malformed: u64,
+    /// Of `from_sf`: packets whose flow entry was gone (or another path's) and whose path was
+    /// recomputed from the configuration.
+    pub recomputed: u64,
 }
 
 /// Reads the counters of the datapath at `loc`.
@@ -114,6 +117,7 @@ pub fn collect(loc: &Location) -> anyhow::Result<Stats> {
             unclassified: s.unclassified,
             from_sf: s.from_sf,
             malformed: s.malformed,
+            recomputed: s.recomputed,
         })
         .collect();
     Ok(Stats { chains, drops: maps.drops()?, interfaces, failovers: state.failovers })
@@ -153,9 +157,9 @@ fn print_table(s: &Stats, prev: Option<&Stats>, secs: f64) {
         }
     }
     if !s.interfaces.is_empty() {
-        println!("interfaces:       classified unclassified      from_sf    malformed");
+        println!("interfaces:       classified unclassified      from_sf    malformed   recomputed");
         for i in &s.interfaces {
-            println!("  {:<14} {:>10} {:>12} {:>12} {:>12}", i.name, i.classified, i.unclassified, i.from_sf, i.malformed);
+            println!("  {:<14} {:>10} {:>12} {:>12} {:>12} {:>12}", i.name, i.classified, i.unclassified, i.from_sf, i.malformed, i.recomputed);
         }
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sfc_common::{
     limits::LB_TABLE_SIZE,
     maps::{
-        CHAIN_F_SYMMETRIC, ChainEntry, ClsKey, ClsResult, FAIL_CLOSED, FAIL_OPEN, GroupEntry,
+        CHAIN_F_SYMMETRIC, CLS_RECLASS_BIT, ChainEntry, ClsKey, ClsResult, FAIL_CLOSED, FAIL_OPEN, GroupEntry,
         IF_F_MAC, IF_F_PEER, IfaceEntry, LbKey, PP_F_DOWN, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry,
         ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
@@ -20,6 +20,70 @@ use crate::{
     maglev,
     model::{FailurePolicy, Model},
 };
+
+/// Reclassification classes (`GroupEntry::reclass`): stage-1 classes that are not ifindexes.
+const RECLASS: u32 = 1 << CLS_RECLASS_BIT;
+/// Ifindexes sfc can use: below the reclassification bit.
+pub const MAX_IFINDEX: u32 = RECLASS;
+
+/// Interfaces that one chain touches, joined into zones (`IfaceEntry::zone`): a chain's
+/// classifier ports and the ports of every member of its groups are one zone, and chains that
+/// share a group share a zone. A zone is numbered by its lowest ifindex, so the number stays
+/// across applies that do not change its interfaces (flows are keyed by it).
+#[derive(Default)]
+struct Zones {
+    /// Union-find parent per ifindex.
+    parent: BTreeMap<u32, u32>,
+    /// The ports of each group's members, joined to its chains at the end.
+    group_ports: BTreeMap<usize, Vec<u32>>,
+    /// The classifier ports of each chain (by position).
+    chain_ports: BTreeMap<u32, Vec<u32>>,
+}
+
+impl Zones {
+    fn group_member(&mut self, group: usize, ingress: u32, egress: u32) {
+        self.group_ports.entry(group).or_default().extend([ingress, egress]);
+    }
+
+    fn chain_port(&mut self, chain: &crate::model::PortChain, ifindex: u32) {
+        self.chain_ports.entry(chain.chain_id).or_default().push(ifindex);
+    }
+
+    fn find(&mut self, x: u32) -> u32 {
+        let p = *self.parent.entry(x).or_insert(x);
+        if p == x {
+            return x;
+        }
+        let root = self.find(p);
+        self.parent.insert(x, root);
+        root
+    }
+
+    fn union(&mut self, a: u32, b: u32) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        // The lower ifindex is the root: the zone's number.
+        let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+        self.parent.insert(hi, lo);
+    }
+
+    /// Every interface seen, with its zone.
+    fn resolve(mut self, model: &Model) -> Vec<(u32, u32)> {
+        for chain in &model.port_chains {
+            let mut ports = self.chain_ports.get(&chain.chain_id).cloned().unwrap_or_default();
+            for g in &chain.port_pair_groups {
+                ports.extend(self.group_ports.get(g).into_iter().flatten().copied());
+            }
+            for w in ports.windows(2) {
+                self.union(w[0], w[1]);
+            }
+            if let [one] = ports.as_slice() {
+                self.find(*one);
+            }
+        }
+        let all: Vec<u32> = self.parent.keys().copied().collect();
+        all.into_iter().map(|i| (i, self.find(i))).collect()
+    }
+}
 
 /// What the loader found out about an interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +104,8 @@ pub enum CompileError {
         "port_pairs[{port_pair}].{field}: cannot tell the MAC address of the service function behind '{iface}' (only veth interfaces are supported so far)"
     )]
     NoPeerMac { port_pair: String, field: &'static str, iface: String },
+    #[error("{resource}: interface '{iface}' has ifindex {ifindex}, above what sfc can key ({max})")]
+    IfindexTooLarge { resource: String, iface: String, ifindex: u32, max: u32 },
     #[error(
         "port_pair_groups[{group}].tap_enabled: tap groups (a passive copy of the traffic) are accepted by validation but not implemented by the datapath yet; remove tap_enabled or the group from the chain"
     )]
@@ -182,8 +248,14 @@ pub fn compile_with_health(
     let where_ = netns.map_or_else(|| " in the host namespace".to_owned(), |n| format!(" in network namespace '{n}'"));
     let fact = |resource: String, iface: &str, errors: &mut Vec<CompileError>| -> Option<IfaceFacts> {
         let f = facts.get(iface).copied();
-        if f.is_none() {
-            errors.push(CompileError::NoInterface { resource, iface: iface.to_owned(), where_: where_.clone() });
+        match f {
+            None => errors.push(CompileError::NoInterface { resource, iface: iface.to_owned(), where_: where_.clone() }),
+            // Stage-1 classifier classes are ifindexes below the reclassification bit.
+            Some(f) if f.ifindex >= MAX_IFINDEX => {
+                errors.push(CompileError::IfindexTooLarge { resource, iface: iface.to_owned(), ifindex: f.ifindex, max: MAX_IFINDEX - 1 });
+                return None;
+            }
+            Some(_) => {}
         }
         f
     };
@@ -205,6 +277,21 @@ pub fn compile_with_health(
 
     let mut used_groups = Vec::new();
     let mut symmetric_groups = std::collections::BTreeSet::new();
+    // The chains each group serves: a packet back from one of its members whose flow entry is
+    // gone is reclassified against their classifiers (`GroupEntry::reclass`). Groups serving the
+    // same chains share one reclassification class.
+    let mut chains_of_group: BTreeMap<usize, std::collections::BTreeSet<u32>> = BTreeMap::new();
+    for chain in &model.port_chains {
+        for &g in &chain.port_pair_groups {
+            chains_of_group.entry(g).or_default().insert(chain.chain_id);
+        }
+    }
+    let mut reclass_of: BTreeMap<std::collections::BTreeSet<u32>, u32> = BTreeMap::new();
+    for set in chains_of_group.values() {
+        let n = u32::try_from(reclass_of.len()).unwrap_or(u32::MAX) + 1;
+        reclass_of.entry(set.clone()).or_insert(RECLASS | n);
+    }
+    let mut zones = Zones::default();
     for chain in &model.port_chains {
         if chain.symmetric {
             symmetric_groups.extend(chain.port_pair_groups.iter().copied());
@@ -284,6 +371,7 @@ pub fn compile_with_health(
             if up {
                 members.push(maglev::Member { id, name: &pp.name, weight: pp.weight });
             }
+            zones.group_member(g, ingress.ifindex, egress.ifindex);
         }
         let gid = ids.group(&group.name);
         for (bucket, pp) in maglev::table(&members, LB_TABLE_SIZE).into_iter().enumerate() {
@@ -296,7 +384,7 @@ pub fn compile_with_health(
                 FailurePolicy::FailClosed => FAIL_CLOSED,
                 FailurePolicy::FailOpen => FAIL_OPEN,
             },
-            _pad: 0,
+            reclass: chains_of_group.get(&g).and_then(|set| reclass_of.get(set)).copied().unwrap_or(0),
         });
     }
 
@@ -309,11 +397,13 @@ pub fn compile_with_health(
             let res = format!("flow_classifiers[{}]", fc.name);
             let Some(src) = fact(format!("{res}.logical_source_port"), &fc.logical_source_port, &mut errors) else { continue };
             role(&mut out, src, &fc.logical_source_port, ROLE_SOURCE, None);
+            zones.chain_port(chain, src.ifindex);
             out.attach.insert(src.ifindex);
             if let Some(d) = &fc.logical_destination_port
                 && let Some(df) = fact(format!("{res}.logical_destination_port"), d, &mut errors)
             {
                 role(&mut out, df, d, ROLE_DEST, None);
+                zones.chain_port(chain, df.ifindex);
                 out.redirect_targets.insert(df.ifindex);
                 if chain.symmetric {
                     out.attach.insert(df.ifindex);
@@ -322,7 +412,17 @@ pub fn compile_with_health(
                 }
             }
             in_use.push((i, fc, src.ifindex));
+            for (set, class) in &reclass_of {
+                if set.contains(&chain.chain_id) {
+                    in_use.push((i, fc, *class));
+                }
+            }
             chain_of.insert(i, chain.chain_id);
+        }
+    }
+    for (ifindex, zone) in zones.resolve(model) {
+        if let Some(e) = out.ifaces.get_mut(&ifindex) {
+            e.zone = zone;
         }
     }
     let tables = cls::compile(&in_use);
@@ -331,16 +431,12 @@ pub fn compile_with_health(
     for (class, set) in &tables.finals {
         let Some(i) = cls::most_specific(set, &model.flow_classifiers) else { continue };
         let fc = &model.flow_classifiers[i];
-        let dst_ifindex = fc
-            .logical_destination_port
-            .as_ref()
-            .and_then(|d| facts.get(d))
-            .map_or(0, |f| f.ifindex);
+        let ifindex_of = |port: Option<&String>| port.and_then(|d| facts.get(d)).map_or(0, |f| f.ifindex);
         out.cls_res.insert(*class, ClsResult {
             chain_id: chain_of[&i],
             classifier: u32::try_from(i).unwrap_or(u32::MAX),
-            dst_ifindex,
-            _pad: 0,
+            dst_ifindex: ifindex_of(fc.logical_destination_port.as_ref()),
+            src_ifindex: ifindex_of(Some(&fc.logical_source_port)),
         });
     }
     if errors.is_empty() { Ok(out) } else { Err(errors) }

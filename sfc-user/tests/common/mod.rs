@@ -265,6 +265,7 @@ impl Counters {
                 unclassified: a.unclassified - b.unclassified,
                 from_sf: a.from_sf - b.from_sf,
                 malformed: a.malformed - b.malformed,
+                recomputed: a.recomputed - b.recomputed,
             };
             if x != IfStats::default() {
                 d.ifs.insert(*k, x);

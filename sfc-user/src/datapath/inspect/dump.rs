@@ -126,6 +126,7 @@ struct IfStatsRow {
     unclassified: u64,
     from_sf: u64,
     malformed: u64,
+    recomputed: u64,
 }
 
 #[derive(Serialize)]
@@ -170,7 +171,7 @@ row!(GroupRow: bank, group_id, group, members, lb_fields, failure_policy);
 row!(LbRow: bank, group, bucket, port_pair);
 row!(PortPairRow: port_pair_id, port_pair, group, ingress, ingress_mac, egress, egress_mac, flags);
 row!(HopStatsRow: chain, chain_id, hop, group, port_pair, direction, packets, bytes);
-row!(IfStatsRow: interface, ifindex, classified, unclassified, from_sf, malformed);
+row!(IfStatsRow: interface, ifindex, classified, unclassified, from_sf, malformed, recomputed);
 row!(DropRow: reason, packets);
 row!(FragRow: family, src, dst, protocol, id, sport, dport);
 
@@ -395,6 +396,7 @@ fn if_stats(loc: &Location, n: &Namer<'_>) -> Result<Vec<IfStatsRow>> {
             unclassified: s.unclassified,
             from_sf: s.from_sf,
             malformed: s.malformed,
+            recomputed: s.recomputed,
         })
         .collect())
 }

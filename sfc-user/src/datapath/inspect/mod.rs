@@ -162,7 +162,7 @@ pub fn meta(loc: &Location) -> Result<Meta> {
     Maps::open(loc)?.meta()
 }
 
-/// `SFC_IFACES_V2`, live bank: ifindex -> roles.
+/// `SFC_IFACES_V3`, live bank: ifindex -> roles.
 pub fn ifaces(loc: &Location) -> Result<BTreeMap<u32, IfaceEntry>> {
     let live = meta(loc)?.bank & 1;
     Ok(dump::hash_entries::<u32, IfaceEntry>(loc, MAP_IFACES)?
@@ -277,7 +277,7 @@ fn type_name(t: &Result<MapType>) -> String {
 /// Map names as `sfc map` accepts them: `SFC_FLOWS`, `sfc_flows` or `flows`.
 pub fn resolve_map_name(name: &str) -> Option<&'static str> {
     let upper = name.to_ascii_uppercase();
-    // Versioned names (`SFC_IFACES_V2`) answer to their unversioned name too.
+    // Versioned names (`SFC_IFACES_V3`) answer to their unversioned name too.
     let unversioned = |m: &str| m.rsplit_once("_V").filter(|(_, v)| v.parse::<u32>().is_ok()).map_or(m.to_owned(), |(b, _)| b.to_owned());
     ALL_MAPS.iter().copied().find(|m| {
         let base = unversioned(m);
@@ -392,6 +392,9 @@ pub struct Flow {
     pub destination: String,
     /// The configuration generation the members were picked under.
     pub generation: u32,
+    /// The zone of the flow's interfaces (`IfaceEntry::zone`): the same 5-tuple in two zones is
+    /// two flows.
+    pub zone: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -436,6 +439,7 @@ pub fn decode_flow(n: &Namer<'_>, k: &FlowKey, v: &FlowEntry) -> Flow {
         reverse,
         destination: n.destination(v.dst_ifindex),
         generation: v.generation,
+        zone: k.zone,
     }
 }
 

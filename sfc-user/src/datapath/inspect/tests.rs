@@ -112,7 +112,7 @@ fn classifier_trie_decodes_every_stage() {
     let results: BTreeMap<u32, ClsResult> = tables
         .finals
         .keys()
-        .map(|c| (*c, ClsResult { chain_id: 7, classifier: 0, dst_ifindex: 4, _pad: 0 }))
+        .map(|c| (*c, ClsResult { chain_id: 7, classifier: 0, dst_ifindex: 4, src_ifindex: 3 }))
         .collect();
     let rows = decode_cls(&n, "live", &entries, &results);
     let got: Vec<_> = rows.iter().map(|r| (r.stage, r.field.as_str())).collect();
