@@ -369,7 +369,9 @@ pub struct FlowEntry {
     /// back into the entry port, no younger, has gone round a loop.
     pub exit_fp: u32,
     pub exit_ttl: u8,
-    pub _pad: [u8; 3],
+    /// Times that packet came back with the TTL it left with (see steer.rs `looped`).
+    pub exit_laps: u8,
+    pub _pad: [u8; 2],
 }
 const _: () = assert!(size_of::<FlowEntry>() == 32 + 4 * MAX_HOPS);
 // `present` has a bit per hop.
@@ -392,7 +394,8 @@ impl Default for FlowEntry {
             prev_members: [crate::limits::PORT_PAIR_NONE; MAX_HOPS],
             exit_fp: 0,
             exit_ttl: 0,
-            _pad: [0; 3],
+            exit_laps: 0,
+            _pad: [0; 2],
         }
     }
 }

@@ -34,13 +34,16 @@
 //! and sequence, the first UDP payload bytes). When a packet leaves the chain (delivered or
 //! handed to the host) its fingerprint and TTL go into the flow entry (`exit_fp`, `exit_ttl`).
 //! A packet arriving at the entry port with that fingerprint and a TTL no higher than it left
-//! with is the same packet come round: dropped and counted `loop`. A sender's TTL change is a
-//! different packet with a different fingerprint and passes. What it can still catch wrongly is
-//! a byte-identical copy (same IPv4 id, same leading transport bytes) sent again with a TTL no
-//! higher than the previous copy left the chain with and before any other packet of the flow
-//! left it: a duplicate, which IPv4 ids (and TCP sequence numbers) make rare. What it misses:
-//! a looping packet whose record a later packet of the flow overwrote before it came round; it
-//! is caught on a later lap or ends when routing exhausts its TTL.
+//! with is the same packet come round: with a lower TTL (something routed it) it is dropped at
+//! once; with the same TTL (bridged round, or bridge-like SFs) after `SAME_TTL_LAPS` laps, since
+//! a sender may send identical bytes twice (an IPv6 duplicate ACK) and a loop comes round again
+//! and again. Dropped packets count as `loop`. A sender's TTL change is a different packet with a
+//! different fingerprint and passes. What it can still catch wrongly is a byte-identical copy
+//! (same IPv4 id, same transport bytes 4..16) sent again with a lower TTL than the previous copy
+//! left the chain with, or more than `SAME_TTL_LAPS` such copies at the same TTL, each before any
+//! other packet of the flow left the chain. What it misses: a looping packet whose record a
+//! later packet of the flow overwrote before it came round; it is caught on a later lap or ends
+//! when routing exhausts its TTL.
 
 use sfc_common::{
     DropReason,
@@ -150,10 +153,7 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     let next = forward(&path, meta.bank)?;
     if !matches!(next, Next::Member { .. }) {
         // Leaving the chain: what the loop guard recognises if it comes round.
-        unsafe {
-            (*path.flow).exit_fp = p.fp;
-            (*path.flow).exit_ttl = p.ttl;
-        }
+        record_exit(path.flow, &p);
     }
     let action = redirect(ctx, &p, &scratch.key, next)?;
     // Counted once the packet is on its way: a packet dropped on the way is counted as a drop
@@ -172,11 +172,39 @@ fn frag_key(s: &mut Scratch, id: u32) {
     s.frag.zone = s.key.zone;
 }
 
-/// The loop guard (see the module comment): `p` is the packet that last left the chain on
-/// `flow`, come round to its entry port.
+/// Laps the guard lets a packet make that comes back with the TTL it left with.
+const SAME_TTL_LAPS: u8 = 3;
+
+/// The loop guard (see the module comment): whether `p`, arriving at `flow`'s entry port, is the
+/// packet that last left the chain on `flow`, come round.
 #[inline(always)]
-fn looped(flow: &FlowEntry, p: &Parsed) -> bool {
-    flow.exit_ttl != 0 && flow.exit_fp == p.fp && p.ttl <= flow.exit_ttl
+fn looped(flow: *mut FlowEntry, p: &Parsed) -> bool {
+    let f = unsafe { &mut *flow };
+    if f.exit_ttl == 0 || f.exit_fp != p.fp || p.ttl > f.exit_ttl {
+        return false;
+    }
+    if p.ttl < f.exit_ttl {
+        return true;
+    }
+    // The same TTL: it came round without crossing anything that routes (bridge-like SFs, a
+    // bridge back), or the sender sent identical bytes again (IPv6 has no id; a duplicate ACK).
+    // A loop comes round again and again: let a few laps through, then stop it.
+    if f.exit_laps >= SAME_TTL_LAPS {
+        return true;
+    }
+    f.exit_laps += 1;
+    false
+}
+
+/// Records the packet leaving the chain on `flow`, for `looped`.
+#[inline(always)]
+fn record_exit(flow: *mut FlowEntry, p: &Parsed) {
+    let f = unsafe { &mut *flow };
+    if f.exit_fp != p.fp {
+        f.exit_laps = 0;
+    }
+    f.exit_fp = p.fp;
+    f.exit_ttl = p.ttl;
 }
 
 /// The flow this packet belongs to and the hop to send it to next, creating (or re-resolving,
@@ -214,7 +242,7 @@ fn lookup_flow(
         if let Some(flow) = SFC_FLOWS_V2.get_ptr_mut(&scratch.key) {
             let f = unsafe { &*flow };
             if f.flags & FLOW_F_REVERSE != 0 && f.in_ifindex == ifindex {
-                if looped(f, p) {
+                if looped(flow, p) {
                     return Err(DropReason::Loop);
                 }
                 return Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }));
@@ -250,7 +278,7 @@ fn lookup_flow(
     if f.chain_id == 0 || f.in_ifindex != ifindex {
         return Ok(None);
     }
-    if looped(f, p) {
+    if looped(flow, p) {
         return Err(DropReason::Loop);
     }
     Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }))
@@ -277,6 +305,7 @@ fn resolve(
         scratch.flow.dst_ifindex = old.dst_ifindex;
         scratch.flow.exit_fp = old.exit_fp;
         scratch.flow.exit_ttl = old.exit_ttl;
+        scratch.flow.exit_laps = old.exit_laps;
     }
     let res = classify(meta.bank, ifindex, p.ethertype, &scratch.key);
     let Some(res) = res else {

@@ -43,12 +43,14 @@ const PAIRS: &[(&str, &str)] = &[
     ("sf7", "sf8"),
     ("ss1i", "ss1o"),
     ("ss2i", "ss2o"),
+    ("tb0", "tbx"),
+    ("tbi", "tbo"),
 ];
 
 /// Every interface that has a role in `CHAINS` (`idle0` has none).
 const ROLE_IFACES: &[&str] = &[
     "src0", "src1", "dst0", "sf1i", "sf1o", "sf2i", "sf2o", "sf3", "sf4", "sfa", "sfb", "sf5", "sf6", "sf7", "sf8",
-    "ss1i", "ss1o", "ss2i", "ss2o",
+    "ss1i", "ss1o", "ss2i", "ss2o", "tb0", "tbi", "tbo",
 ];
 
 /// The chains under test:
@@ -63,6 +65,8 @@ const ROLE_IFACES: &[&str] = &[
 ///   3868, and anything (any protocol) to 10.99.0.0/16.
 /// - `sym` (8): symmetric, TCP port 8080 on src0 through SS1, SS2, delivered to dst0; replies
 ///   from dst0 go back through SS2, SS1 to src0.
+/// - `webtb` (9): another tenant: `web`'s classifier on tb0 (a separate network reusing the same
+///   addresses), through its own SF `tbi`/`tbo`.
 const CHAINS: &str = r#"
 port_pairs:
   - {name: pp1, ingress: sf1i, egress: sf1o}
@@ -77,6 +81,7 @@ port_pairs:
   - {name: ppdns, ingress: sf8, egress: sf8}
   - {name: pps1, ingress: ss1i, egress: ss1o}
   - {name: pps2, ingress: ss2i, egress: ss2o}
+  - {name: pptb, ingress: tbi, egress: tbo}
 port_pair_groups:
   - {name: pg1, port_pairs: [pp1]}
   - {name: pg2, port_pairs: [pp2]}
@@ -89,6 +94,7 @@ port_pair_groups:
   - {name: pgdns, port_pairs: [ppdns]}
   - {name: pgs1, port_pairs: [pps1]}
   - {name: pgs2, port_pairs: [pps2]}
+  - {name: pgtb, port_pairs: [pptb]}
 flow_classifiers:
   - name: web
     protocol: tcp
@@ -124,6 +130,13 @@ flow_classifiers:
     destination_port_range_max: 8080
     logical_source_port: src0
     logical_destination_port: dst0
+  - name: webtb
+    protocol: tcp
+    source_ip_prefix: 192.168.1.0/24
+    destination_ip_prefix: 10.0.0.0/24
+    destination_port_range_min: 80
+    destination_port_range_max: 80
+    logical_source_port: tb0
 port_chains:
   - {name: web, chain_id: 1, port_pair_groups: [pg1, pg2], flow_classifiers: [web]}
   - {name: udp, chain_id: 2, port_pair_groups: [pg3], flow_classifiers: [udprange]}
@@ -137,6 +150,7 @@ port_chains:
     port_pair_groups: [pgs1, pgs2]
     flow_classifiers: [symweb]
     chain_parameters: {symmetric: true}
+  - {name: webtb, chain_id: 9, port_pair_groups: [pgtb], flow_classifiers: [webtb]}
 "#;
 
 /// The MAC address behind an interface (what the loader would read from the veth peer).
@@ -168,7 +182,7 @@ macro_rules! in_both_modes {
     };
 }
 
-in_both_modes!(offloads, steering, known_flow_on_another_source_port, classifier_boundaries, encapsulations, ipv6_fragments_with_extension_header_after_the_fragment_header, hostile_inputs, truncation_at_every_length, failure_policies, classification_matches_the_model, weighted_group_shares, fuzz, flow_left_alone_after_its_classifier_is_removed);
+in_both_modes!(offloads, steering, known_flow_on_another_source_port, tenants_with_the_same_addresses, no_hop_skipped_when_flow_entries_are_gone, loop_guard, classifier_boundaries, encapsulations, ipv6_fragments_with_extension_header_after_the_fragment_header, hostile_inputs, truncation_at_every_length, failure_policies, classification_matches_the_model, weighted_group_shares, fuzz, flow_left_alone_after_its_classifier_is_removed);
 
 // ---- addresses -------------------------------------------------------------------------------
 
@@ -265,6 +279,99 @@ fn known_flow_on_another_source_port(mode: AttachMode) {
         Case::steered("web flow on src0", w.clone(), "web", "sf1i", "pp1"),
         Case::untouched("the same 5-tuple on src1, where no classifier matches it", "src1", w),
     ]);
+}
+
+/// Two tenants send the same 5-tuple at once on separate networks (src0 and tb0): each flow
+/// follows its own classifier, chain and members, interleaved packet by packet, and neither
+/// overwrites the other's flow entry (they are in different zones).
+fn tenants_with_the_same_addresses(mode: AttachMode) {
+    let mut fx = fixture(mode);
+    let mut cases = Vec::new();
+    for round in 0..3u8 {
+        // A new packet each round (IPv4 id): the same bytes again would be the one that left.
+        let mut w = web(40_200);
+        packets::set_ipv4_id(&mut w, u16::from(round) + 1);
+        cases.extend([
+            Case::steered("tenant A: web flow on src0 into SF1", w.clone(), "web", "sf1i", "pp1"),
+            Case::steered_on("tb0", "tenant B: the same 5-tuple on tb0 into its own SF", w.clone(), "webtb", "tbi", "pptb"),
+            Case::new("tenant A: back from SF1 into SF2 (its entry is intact)", "sf1o", w.clone(), REDIRECT, Out::DstMacOf("sf2i"), Count::FromSf, fwd("web", 1, "pp2")),
+            Case::new("tenant B: back from its SF (last hop): to the host", "tbo", w.clone(), PASS, Out::Unchanged, Count::FromSf, None),
+            Case::new("tenant A: back from SF2: to the host", "sf2o", w.clone(), PASS, Out::Unchanged, Count::FromSf, None),
+        ]);
+    }
+    check_table(&mut fx, &cases);
+    assert_eq!(fx.flow_count(), 2, "one flow entry per tenant");
+}
+
+/// The flow table is a cache: with every entry gone (LRU eviction under a flood, `sfc flows
+/// --flush`) while packets are inside service functions, a packet coming back from an SF is
+/// reclassified against its group's chains and goes on from the next hop, never handed to the
+/// host half-steered. Also for replies of a symmetric chain, and for a one-armed SF. Traffic
+/// of no chain at an SF's port is still left alone.
+fn no_hop_skipped_when_flow_entries_are_gone(mode: AttachMode) {
+    use Count::{Classified, FromSf, Recomputed, Unclassified};
+    let mut fx = fixture(mode);
+    let w = web(40_300);
+    let udp = v4(CLIENT, [10, 0, 5, 5], L4::Udp(2300, 1500));
+    let sym = v4([192, 168, 5, 1], [10, 9, 0, 1], L4::Tcp(41_300, 8080));
+    let sym_reply = v4([10, 9, 0, 1], [192, 168, 5, 1], L4::Tcp(8080, 41_300));
+    let forget = |c: Case| c.with_setup(Setup::ForgetFlows);
+    check_table(&mut fx, &[
+        Case::steered("web flow into SF1", w.clone(), "web", "sf1i", "pp1"),
+        forget(Case::new("entry gone, back from SF1: recomputed, into SF2", "sf1o", w.clone(), REDIRECT, Out::DstMacOf("sf2i"), Recomputed, fwd("web", 1, "pp2"))),
+        Case::new("back from SF2: the recomputed entry places it, to the host", "sf2o", w.clone(), PASS, Out::Unchanged, FromSf, None),
+        forget(Case::new("entry gone, back from SF2 (last hop): recomputed, to the host", "sf2o", w.clone(), PASS, Out::Unchanged, Recomputed, None)),
+        // A new packet of the flow (the same bytes again would be the one that left: a loop).
+        Case::steered("the next packet at the source: same member", { let mut n = w.clone(); packets::set_ipv4_id(&mut n, 7); n }, "web", "sf1i", "pp1"),
+        Case::steered("UDP into SF3 (one-armed)", udp.clone(), "udp", "sf3", "pp3"),
+        forget(Case::new("entry gone, back from SF3: recomputed, delivered to dst0", "sf3", udp, REDIRECT, Out::DstMacOf("dst0"), Recomputed, None)),
+        Case::steered("symmetric forward into SS1", sym.clone(), "sym", "ss1i", "pps1"),
+        forget(Case::new("entry gone, SS1 -> SS2: recomputed", "ss1o", sym.clone(), REDIRECT, Out::DstMacOf("ss2i"), Recomputed, fwd("sym", 1, "pps2"))),
+        Case::new("SS2 -> dst0", "ss2o", sym, REDIRECT, Out::DstMacOf("dst0"), FromSf, None),
+        Case::new("reply on dst0 into SS2's egress", "dst0", sym_reply.clone(), REDIRECT, Out::DstMacOf("ss2o"), Classified, rev("sym", 1, "pps2")),
+        forget(Case::new("entries gone, reply back out of SS2's ingress: recomputed, into SS1's egress", "ss2i", sym_reply.clone(), REDIRECT, Out::DstMacOf("ss1o"), Recomputed, rev("sym", 0, "pps1"))),
+        Case::new("reply back out of SS1's ingress: to src0", "ss1i", sym_reply.clone(), REDIRECT, Out::DstMacOf("src0"), FromSf, None),
+        forget(Case::new("entries gone, reply out of SS1's ingress (last reverse hop): recomputed, to src0", "ss1i", sym_reply, REDIRECT, Out::DstMacOf("src0"), Recomputed, None)),
+        forget(Case::new("an SF's own traffic at its egress (no chain's classifier): left alone", "sf1o", v4([10, 0, 0, 1], [10, 0, 0, 2], L4::Udp(68, 67)), PASS, Out::Unchanged, Unclassified, None)),
+        forget(Case::new("another chain's packet at SF1's egress: not SF1's chain, left alone", "sf1o", v4(CLIENT, [10, 0, 5, 5], L4::Udp(2301, 1500)), PASS, Out::Unchanged, Unclassified, None)),
+    ]);
+}
+
+/// The loop guard recognises the packet, not the TTL: a sender that changes its TTL mid-flow
+/// (64, 64, 64, 50, 50, 50, 64, 64; different datagrams, IPv4 id 0 as an unconnected UDP socket
+/// sends them) is never dropped, while a packet that left the chain and comes back into the
+/// entry port (same bytes, lower TTL; or the same TTL lap after lap) is, and counted as `loop`.
+fn loop_guard(mode: AttachMode) {
+    use Count::{Classified, FromSf};
+    let mut fx = fixture(mode);
+    let dgram = |seq: u32, ttl: u8| {
+        let mut p = packets::v4_payload(CLIENT, [10, 0, 5, 5], L4::Udp(2400, 1500), &[seq.to_be_bytes(), [0xab; 4]].concat());
+        packets::set_ipv4_ttl(&mut p, ttl);
+        p
+    };
+    let mut cases = Vec::new();
+    for (seq, ttl) in [64u8, 64, 64, 50, 50, 50, 64, 64].into_iter().enumerate() {
+        let p = dgram(u32::try_from(seq).unwrap_or(0), ttl);
+        cases.push(Case::new("sender's datagram (TTL as it sends it) into SF3", "src0", p.clone(), REDIRECT, Out::DstMacOf("sf3"), Classified, fwd("udp", 0, "pp3")));
+        // Routing SF3 decrements the TTL; the datapath delivers it to dst0.
+        let mut back = p;
+        packets::set_ipv4_ttl(&mut back, ttl - 1);
+        cases.push(Case::new("back from SF3, delivered to dst0", "sf3", back, REDIRECT, Out::DstMacOf("dst0"), FromSf, None));
+    }
+    // The last datagram, delivered with TTL 63, routed back into src0 by the destination's host.
+    cases.push(Case::new("the delivered datagram back at src0 with TTL 62: a loop, dropped", "src0", dgram(7, 62), DROP, Out::Unchanged, Count::Drop(DropReason::Loop), None));
+    // Bridged round with the TTL it left with (63), through an SF that does not route: it may
+    // be the sender's duplicate, so a few laps go through; then it is stopped.
+    for _lap in 0..3 {
+        cases.push(Case::new("back at src0 with the TTL it left with: one more lap", "src0", dgram(7, 63), REDIRECT, Out::DstMacOf("sf3"), Classified, fwd("udp", 0, "pp3")));
+        cases.push(Case::new("... through a bridge-like SF3, delivered again", "sf3", dgram(7, 63), REDIRECT, Out::DstMacOf("dst0"), FromSf, None));
+    }
+    cases.push(Case::new("the fourth lap at the same TTL: a loop, dropped", "src0", dgram(7, 63), DROP, Out::Unchanged, Count::Drop(DropReason::Loop), None));
+    cases.push(Case::new("the next datagram, TTL 40: steered", "src0", dgram(8, 40), REDIRECT, Out::DstMacOf("sf3"), Classified, fwd("udp", 0, "pp3")));
+    check_table(&mut fx, &cases);
+    let drops = fx.counters().drops;
+    assert_eq!(drops.get("hop_limit"), Some(&0), "{drops:?}");
+    assert_eq!(drops.get("loop"), Some(&2), "{drops:?}");
 }
 
 // ---- 4: classifier boundaries ---------------------------------------------------------------------

@@ -418,6 +418,11 @@ impl Fixture {
         }
     }
 
+    /// Removes every flow-table entry, as `sfc flows --flush` does.
+    pub fn forget_flows(&self) {
+        self.maps().flush_flows().unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// Number of entries in the flow table.
     pub fn flow_count(&self) -> usize {
         self.maps().flows().unwrap_or_else(|e| panic!("{e}")).len()

@@ -125,6 +125,32 @@ fn crc32c(data: &[u8]) -> u32 {
 }
 
 /// IPv4 packet with the given TTL.
+/// Sets the TTL of an untagged IPv4 frame and fixes its header checksum.
+pub fn set_ipv4_ttl(frame: &mut [u8], ttl: u8) {
+    frame[ETH_LEN + 8] = ttl;
+    fix_ipv4_checksum(frame);
+}
+
+/// Sets the identification of an untagged IPv4 frame and fixes its header checksum.
+pub fn set_ipv4_id(frame: &mut [u8], id: u16) {
+    frame[ETH_LEN + 4..ETH_LEN + 6].copy_from_slice(&id.to_be_bytes());
+    fix_ipv4_checksum(frame);
+}
+
+fn fix_ipv4_checksum(frame: &mut [u8]) {
+    frame[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&[0, 0]);
+    let ihl = usize::from(frame[ETH_LEN] & 0x0f) * 4;
+    let mut sum = 0u32;
+    for w in frame[ETH_LEN..ETH_LEN + ihl].chunks(2) {
+        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let csum = !(u16::try_from(sum).unwrap_or(0));
+    frame[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&csum.to_be_bytes());
+}
+
 pub fn v4_ttl(src: [u8; 4], dst: [u8; 4], ttl: u8, l4: L4) -> Vec<u8> {
     let mut h = ipv4_header(src, dst);
     h.time_to_live = ttl;

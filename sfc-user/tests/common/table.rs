@@ -21,6 +21,9 @@ pub enum Setup {
     /// The interface is down (as the loader's health check finds it): its port pair is flagged
     /// down and left out of its group, in a new configuration generation.
     InterfaceDown(&'static str),
+    /// Every flow entry forgotten (`sfc flows --flush`; or LRU eviction under a flood): paths
+    /// must be recomputed, never skipped.
+    ForgetFlows,
 }
 
 /// Expected output bytes, derived from the input.
@@ -42,6 +45,9 @@ pub enum Count {
     Classified,
     Unclassified,
     FromSf,
+    /// Back from a service function with no flow entry placing it: its path was recomputed
+    /// (`from_sf` and `recomputed`).
+    Recomputed,
     Malformed,
     /// The interface has no role: the program does not count the packet anywhere.
     Nothing,
@@ -115,6 +121,10 @@ fn expected_if_delta(fx: &Fixture, c: &Case) -> BTreeMap<u32, IfStats> {
         Count::Classified => s.classified = 1,
         Count::Unclassified => s.unclassified = 1,
         Count::FromSf => s.from_sf = 1,
+        Count::Recomputed => {
+            s.from_sf = 1;
+            s.recomputed = 1;
+        }
         Count::Malformed => s.malformed = 1,
         Count::Nothing | Count::Drop(_) => return BTreeMap::new(),
     }
@@ -134,8 +144,10 @@ fn hop_key(fx: &Fixture, h: Member) -> HopStatsKey {
 pub fn run_table(fx: &mut Fixture, cases: &[Case]) -> Vec<String> {
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
-        if let Setup::InterfaceDown(ifname) = c.setup {
-            fx.set_interface_down(ifname);
+        match c.setup {
+            Setup::InterfaceDown(ifname) => fx.set_interface_down(ifname),
+            Setup::ForgetFlows => fx.forget_flows(),
+            Setup::Config => {}
         }
         let before = fx.counters();
         let got = match fx.try_run(c.iface, &c.packet) {
