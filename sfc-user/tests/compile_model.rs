@@ -205,3 +205,67 @@ port_chains:
         "{text:?}"
     );
 }
+
+/// Zones (`IfaceEntry::zone`): the interfaces one chain touches are one zone, named by its lowest
+/// ifindex; chains with nothing in common are separate zones (tenants reusing addresses never
+/// share a flow entry); chains sharing a group share a zone.
+#[test]
+fn zones_follow_chains() {
+    let two_tenants = "
+port_pairs:
+  - {name: pa, ingress: sf1-in, egress: sf1-out}
+  - {name: pb, ingress: sf2-in, egress: sf2-out}
+port_pair_groups:
+  - {name: ga, port_pairs: [pa]}
+  - {name: gb, port_pairs: [pb]}
+flow_classifiers:
+  - {name: a, protocol: udp, logical_source_port: src, logical_destination_port: dst}
+  - {name: b, protocol: udp, logical_source_port: sf3-in}
+port_chains:
+  - {name: ca, chain_id: 1, port_pair_groups: [ga], flow_classifiers: [a]}
+  - {name: cb, chain_id: 2, port_pair_groups: [gb], flow_classifiers: [b]}
+";
+    let (_, c) = build(two_tenants);
+    let zone = |i: u32| c.ifaces[&i].zone;
+    assert_eq!([zone(1), zone(2), zone(3), zone(4)], [1; 4], "tenant a: src, dst, sf1");
+    assert_eq!([zone(5), zone(6), zone(7)], [5; 3], "tenant b: sf2, its source port sf3-in");
+    // The same two chains sharing group ga at their second hop: one zone.
+    let shared = two_tenants.replace("port_pair_groups: [gb], flow_classifiers: [b]", "port_pair_groups: [gb, ga], flow_classifiers: [b]");
+    let (_, c) = build(&shared);
+    assert!(c.ifaces.values().all(|e| e.zone == 1), "{:?}", c.ifaces);
+}
+
+/// Reclassification (`GroupEntry::reclass`): each group names a stage-1 class holding the
+/// classifiers of the chains it serves, whatever their logical source port, and a packet of the
+/// chain classified there reaches the chain's result, which carries the logical source and
+/// destination ports (where a recomputed flow entered, and where it goes after the last hop).
+#[test]
+fn groups_can_reclassify_their_chains_traffic() {
+    let (m, c) = build(FILE);
+    let g = c.groups[&0];
+    assert_ne!(g.reclass, 0);
+    assert_eq!(g.reclass >> sfc_common::maps::CLS_RECLASS_BIT, 1, "a reclassification class, not an ifindex");
+    let key = |dport: u16| {
+        let mut k = sfc_common::maps::FlowKey { proto: 6, family: 4, sport: 999u16.to_be_bytes(), dport: dport.to_be_bytes(), ..Default::default() };
+        k.src[..4].copy_from_slice(&[10, 1, 1, 1]);
+        k.dst[..4].copy_from_slice(&[10, 0, 0, 20]);
+        k
+    };
+    let class = compile::cls::lookup(&c.cls, &c.cls_hash, g.reclass, 0x0800, &key(80)).expect("web traffic reclassifies");
+    let res = c.cls_res[&class];
+    assert_eq!((res.chain_id, res.src_ifindex, res.dst_ifindex), (9, 1, 2));
+    assert_eq!(m.flow_classifiers[res.classifier as usize].name, "web");
+    assert_eq!(compile::cls::lookup(&c.cls, &c.cls_hash, g.reclass, 0x0800, &key(81)), None, "not the chain's traffic");
+    // The source port's own class gives the same result.
+    assert_eq!(compile::cls::lookup(&c.cls, &c.cls_hash, 1, 0x0800, &key(80)), Some(class));
+}
+
+#[test]
+fn an_ifindex_sfc_cannot_key_is_an_error() {
+    let m = model::validate(&config::parse("t", FILE).expect("parses")).unwrap_or_else(|e| panic!("{e}"));
+    let mut f = facts();
+    f.get_mut("src").expect("src").ifindex = compile::MAX_IFINDEX;
+    let errs = compile::compile(&m, &f, None).expect_err("refused");
+    let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert!(text.iter().any(|e| e.contains("flow_classifiers[web].logical_source_port") && e.contains("ifindex")), "{text:?}");
+}

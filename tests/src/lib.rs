@@ -12,6 +12,7 @@ pub mod interrupt;
 pub mod lifecycle;
 pub mod netns;
 pub mod scenario;
+pub mod send;
 pub mod sfc;
 pub mod topology;
 pub mod traffic;

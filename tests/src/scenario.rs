@@ -137,6 +137,12 @@ impl Window<'_> {
         sum(&self.after).saturating_sub(sum(&self.before))
     }
 
+    /// How much interface counter `kind` of `iface` (sfc's per-interface counters) grew.
+    pub fn interface_delta(&self, iface: &str, kind: &str) -> u64 {
+        let get = |s: &Stats| s.interface(iface, kind).unwrap_or(0);
+        get(&self.after).saturating_sub(get(&self.before))
+    }
+
     /// Drops sfc counted during the window, by reason (only reasons that moved).
     pub fn drops(&self) -> Vec<(String, u64)> {
         let before = self.before.drops();

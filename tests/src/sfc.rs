@@ -285,6 +285,11 @@ impl Stats {
         by
     }
 
+    /// Counter `kind` (`classified`, `from_sf`, `recomputed`, ...) of interface `name`.
+    pub fn interface(&self, name: &str, kind: &str) -> Option<u64> {
+        self.json["interfaces"].as_array()?.iter().find(|i| i["name"] == name)?[kind].as_u64()
+    }
+
     /// Drop counters by reason.
     pub fn drops(&self) -> BTreeMap<String, u64> {
         self.json["drops"]

@@ -69,10 +69,11 @@ pub(super) fn print(flows: &[Flow]) {
                 path(f),
                 f.destination.clone(),
                 f.generation.to_string(),
+                f.zone.to_string(),
             ]
         })
         .collect();
-    super::map::print_table(&["proto", "source", "destination", "chain", "dir", "path", "then", "gen"], &rows);
+    super::map::print_table(&["proto", "source", "destination", "chain", "dir", "path", "then", "gen", "zone"], &rows);
 }
 
 pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {

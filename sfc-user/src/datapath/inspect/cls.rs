@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use aya::maps::{LpmTrie, MapData};
 use serde::Serialize;
-use sfc_common::maps::{CLASS_BASE, CLS_CLASS_BITS, CLS_STAGES, ClsKey, ClsResult, FAMILY_V6, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES};
+use sfc_common::maps::{CLASS_BASE, CLS_CLASS_BITS, CLS_RECLASS_BIT, CLS_STAGES, ClsKey, ClsResult, FAMILY_V6, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES};
 
 use super::{Namer, addr, bank_name, dump::hash_entries, protocol_name, unbank_class};
 use crate::datapath::{
@@ -138,7 +138,13 @@ pub fn decode_cls(
                 bank,
                 table,
                 stage,
-                class: if stage == 1 { n.iface(c) } else { format!("{c:#x}") },
+                class: match stage {
+                    // Not an interface: the classifiers of a group's chains, asked for a packet
+                    // back from a member whose flow entry is gone (`GroupEntry::reclass`).
+                    1 if c & (1 << CLS_RECLASS_BIT) != 0 => format!("reclass {}", c & !(1 << CLS_RECLASS_BIT)),
+                    1 => n.iface(c),
+                    _ => format!("{c:#x}"),
+                },
                 prefix_len: bits,
                 field: if stage == 0 { "(unreachable)".to_owned() } else { cls_field(stage, v6, k, bits) },
                 next_class: format!("{next:#x}"),

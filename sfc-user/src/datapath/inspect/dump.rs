@@ -55,6 +55,7 @@ struct IfaceRow {
     roles: Vec<&'static str>,
     port_pair: Option<String>,
     flags: Vec<&'static str>,
+    zone: u32,
 }
 
 #[derive(Serialize)]
@@ -64,6 +65,7 @@ struct ClsResRow {
     chain: String,
     chain_id: u32,
     classifier: String,
+    source: String,
     destination: String,
 }
 
@@ -84,6 +86,9 @@ struct GroupRow {
     members: u32,
     lb_fields: Vec<&'static str>,
     failure_policy: &'static str,
+    /// The reclassification class of the group's chains (`GroupEntry::reclass`), as `sfc map dump
+    /// cls` names it.
+    reclass: String,
 }
 
 #[derive(Serialize)]
@@ -160,14 +165,14 @@ macro_rules! row {
     };
 }
 
-row!(Flow: family, src, dst, sport, dport, protocol, chain, chain_id, hops, previous_hops, reverse, destination, generation);
+row!(Flow: family, src, dst, sport, dport, protocol, chain, chain_id, hops, previous_hops, reverse, destination, generation, zone);
 row!(ClsRow: bank, table, stage, class, prefix_len, field, next_class, result);
 row!(MetaRow: bank, generation);
 row!(DevmapRow: interface, ifindex, target_ifindex);
-row!(IfaceRow: bank, ifindex, interface, roles, port_pair, flags);
-row!(ClsResRow: bank, class, chain, chain_id, classifier, destination);
+row!(IfaceRow: bank, ifindex, interface, roles, port_pair, flags, zone);
+row!(ClsResRow: bank, class, chain, chain_id, classifier, source, destination);
 row!(ChainRow: bank, chain_id, chain, groups, flags);
-row!(GroupRow: bank, group_id, group, members, lb_fields, failure_policy);
+row!(GroupRow: bank, group_id, group, members, lb_fields, failure_policy, reclass);
 row!(LbRow: bank, group, bucket, port_pair);
 row!(PortPairRow: port_pair_id, port_pair, group, ingress, ingress_mac, egress, egress_mac, flags);
 row!(HopStatsRow: chain, chain_id, hop, group, port_pair, direction, packets, bytes);
@@ -297,6 +302,7 @@ fn ifaces(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<IfaceRow>> {
             roles: role_names(e.roles),
             port_pair: (e.roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) != 0).then(|| n.port_pair(e.port_pair)),
             flags: bit_names(e.flags, &[(IF_F_PEER, "peer"), (IF_F_MAC, "mac")]),
+            zone: e.zone,
         })
         .collect())
 }
@@ -317,6 +323,7 @@ fn cls_results(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<ClsResRow
             chain: n.chain(r.chain_id),
             chain_id: r.chain_id,
             classifier: n.classifier(r.classifier),
+            source: n.iface(r.src_ifindex),
             destination: n.destination(r.dst_ifindex),
         })
         .collect())
@@ -345,6 +352,7 @@ fn groups(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<GroupRow>> {
             members: g.n_members,
             lb_fields: bit_names(g.lb_fields, &LB_FIELDS),
             failure_policy: if g.failure_policy == FAIL_OPEN { "fail-open" } else { "fail-closed" },
+            reclass: if g.reclass == 0 { "-".to_owned() } else { format!("reclass {}", g.reclass & !(1 << sfc_common::maps::CLS_RECLASS_BIT)) },
         })
         .collect())
 }

@@ -146,9 +146,10 @@ fn banks() {
 
 #[test]
 fn map_names_resolve_loosely() {
-    assert_eq!(resolve_map_name("SFC_FLOWS"), Some("SFC_FLOWS"));
+    assert_eq!(resolve_map_name("SFC_FLOWS"), Some("SFC_FLOWS_V2"));
+    assert_eq!(resolve_map_name("SFC_FLOWS_V2"), Some("SFC_FLOWS_V2"));
     assert_eq!(resolve_map_name("sfc_cls_res"), Some("SFC_CLS_RES"));
-    assert_eq!(resolve_map_name("flows"), Some("SFC_FLOWS"));
+    assert_eq!(resolve_map_name("flows"), Some("SFC_FLOWS_V2"));
     assert_eq!(resolve_map_name("SFC_SCRATCH"), None);
     assert_eq!(resolve_map_name(""), None);
 }
