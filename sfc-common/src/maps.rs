@@ -129,8 +129,14 @@ pub struct IfaceEntry {
     /// egresses) into one zone, merging chains that share a group, and numbers a zone by its
     /// lowest ifindex so that the number survives re-applies.
     pub zone: u32,
+    /// With `ROLE_DEST`: the stage-1 class (`CLS_RECLASS_BIT` set, not banked) holding the
+    /// classifiers of the symmetric chains delivering here. A reply arriving with no current
+    /// reverse entry (evicted, or of an older generation) is classified by its forward (swapped)
+    /// 5-tuple against it, as networking-sfc's reverse flow rules match it, and its path is
+    /// recomputed. 0: none.
+    pub reply_class: u32,
 }
-const _: () = assert!(size_of::<IfaceEntry>() == 24);
+const _: () = assert!(size_of::<IfaceEntry>() == 28);
 
 /// `IfaceEntry::flags`: a veth whose peer is in another namespace; packets for it are handed to
 /// the peer's ingress with `bpf_redirect_peer` instead of being transmitted.

@@ -239,14 +239,24 @@ fn lookup_flow(
     }
     if roles & ROLE_DEST != 0 {
         // The reverse direction of a symmetric chain starts where the forward one is delivered.
-        if let Some(flow) = SFC_FLOWS_V2.get_ptr_mut(&scratch.key) {
-            let f = unsafe { &*flow };
-            if f.flags & FLOW_F_REVERSE != 0 && f.in_ifindex == ifindex {
-                if looped(flow, p) {
-                    return Err(DropReason::Loop);
-                }
+        let entry = SFC_FLOWS_V2
+            .get_ptr_mut(&scratch.key)
+            .filter(|f| unsafe { (**f).flags & FLOW_F_REVERSE != 0 && (**f).in_ifindex == ifindex });
+        if let Some(flow) = entry {
+            if looped(flow, p) {
+                return Err(DropReason::Loop);
+            }
+            if unsafe { (*flow).generation } == meta.generation {
                 return Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }));
             }
+        }
+        // No reverse entry (evicted), or one of an older generation (a member may have gone
+        // down or been removed): recompute both directions from the forward 5-tuple.
+        if let Some(path) = resolve_reply(ifindex, iface.reply_class, p, scratch, meta)? {
+            if entry.is_none() {
+                counters::iface(ifindex, If::Recomputed);
+            }
+            return Ok(Some(path));
         }
     }
     if sf {
@@ -392,6 +402,41 @@ fn recompute(roles: u32, pp_id: u32, bank: u32, p: &Parsed, scratch: &mut Scratc
         return Ok(Some(Path { flow, from, prev: false, seen: If::FromSf }));
     }
     Ok(None)
+}
+
+/// A reply arriving at a logical destination port with no current reverse entry: classified by
+/// its forward (swapped) 5-tuple against the symmetric classifiers delivering to this port
+/// (`class`); both directions are stored again, keeping the forward flow's members where they
+/// still apply, and the reply starts its reverse path. `None`: no such classifier matches.
+#[inline(always)]
+fn resolve_reply(ifindex: u32, class: u32, p: &Parsed, scratch: &mut Scratch, meta: Meta) -> Result<Option<Path>, DropReason> {
+    if class == 0 {
+        return Ok(None);
+    }
+    let packet = scratch.key;
+    scratch.key = swapped(&packet);
+    let Some(res) = classify(meta.bank, class, p.ethertype, &scratch.key) else {
+        scratch.key = packet;
+        return Ok(None);
+    };
+    init_recomputed(scratch, res, meta.generation);
+    let old = unsafe { SFC_FLOWS_V2.get(&scratch.key) }.filter(|f| f.in_ifindex == res.src_ifindex && f.flags & FLOW_F_REVERSE == 0);
+    if let Some(old) = old {
+        scratch.flow.prev_members = old.members;
+        scratch.flow.prev_n_hops = old.n_hops;
+        scratch.flow.prev_present = old.present;
+        scratch.flow.ttl = old.ttl;
+    }
+    let r = store(res, scratch, meta.bank, u32::from(old.is_some()), NO_FORCE);
+    scratch.key = packet;
+    if r >= STORE_ERR {
+        return Err(store_err(r));
+    }
+    let flow = SFC_FLOWS_V2
+        .get_ptr_mut(&scratch.key)
+        .filter(|f| unsafe { (**f).in_ifindex } == ifindex)
+        .ok_or(DropReason::FlowTableFull)?;
+    Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }))
 }
 
 /// `scratch.flow` for a path recomputed from classifier result `res`: it entered on the

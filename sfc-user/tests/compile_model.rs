@@ -258,6 +258,13 @@ fn groups_can_reclassify_their_chains_traffic() {
     assert_eq!(compile::cls::lookup(&c.cls, &c.cls_hash, g.reclass, 0x0800, &key(81)), None, "not the chain's traffic");
     // The source port's own class gives the same result.
     assert_eq!(compile::cls::lookup(&c.cls, &c.cls_hash, 1, 0x0800, &key(80)), Some(class));
+    // The chain is symmetric: its destination port reclassifies replies by their forward
+    // 5-tuple, in a class of its own.
+    let reply_class = c.ifaces[&2].reply_class;
+    assert!(reply_class != 0 && reply_class != g.reclass && reply_class >> sfc_common::maps::CLS_RECLASS_BIT == 1);
+    assert_eq!(c.ifaces[&1].reply_class, 0, "the source port receives no replies to reclassify");
+    let res = c.cls_res[&compile::cls::lookup(&c.cls, &c.cls_hash, reply_class, 0x0800, &key(80)).expect("reply class")];
+    assert_eq!((res.chain_id, res.src_ifindex, res.dst_ifindex), (9, 1, 2));
 }
 
 #[test]

@@ -254,13 +254,19 @@ fn steering_cases() -> Vec<Case> {
         Case::untouched("UDP 53 on src0: that classifier is on src1", "src0", v4(CLIENT, SERVER, L4::Udp(40_009, 53))),
         // Symmetric chain: forward through SS1, SS2 to dst0; the reply from dst0 back through
         // SS2 (entering at its egress), SS1, to src0.
-        Case::untouched("reply-shaped packet on dst0 before the flow exists", "dst0", sym_reply.clone()),
+        // networking-sfc installs a symmetric chain's reverse classifier as a flow rule of its
+        // own: a reply-shaped packet takes the reverse path whether the forward flow was seen.
+        Case::new("reply-shaped packet on dst0 before the flow exists: the reverse path", "dst0", sym_reply.clone(), REDIRECT, Out::DstMacOf("ss2o"), Count::ReplyRecomputed, rev("sym", 1, "pps2")),
         Case::steered("symmetric chain, forward: into SS1", sym.clone(), "sym", "ss1i", "pps1"),
         Case::new("symmetric, forward: SS1 -> SS2", "ss1o", sym.clone(), REDIRECT, Out::DstMacOf("ss2i"), FromSf, fwd("sym", 1, "pps2")),
         Case::new("symmetric, forward: SS2 -> dst0", "ss2o", sym, REDIRECT, Out::DstMacOf("dst0"), FromSf, None),
         Case::new("symmetric, reply on dst0: into SS2's egress", "dst0", sym_reply.clone(), REDIRECT, Out::DstMacOf("ss2o"), Classified, rev("sym", 1, "pps2")),
         Case::new("symmetric, reply back out of SS2's ingress: into SS1's egress", "ss2i", sym_reply.clone(), REDIRECT, Out::DstMacOf("ss1o"), FromSf, rev("sym", 0, "pps1")),
-        Case::new("symmetric, reply back out of SS1's ingress: to src0", "ss1i", sym_reply, REDIRECT, Out::DstMacOf("src0"), FromSf, None),
+        Case::new("symmetric, reply back out of SS1's ingress: to src0", "ss1i", sym_reply.clone(), REDIRECT, Out::DstMacOf("src0"), FromSf, None),
+        // A new generation (an unrelated member went down): the reverse entry is re-resolved at
+        // dst0 like the forward one at src0, not followed blindly.
+        Case::new("symmetric, a reply after a new generation: re-resolved, into SS2's egress", "dst0", sym_reply, REDIRECT, Out::DstMacOf("ss2o"), Classified, rev("sym", 1, "pps2"))
+            .with_setup(Setup::InterfaceDown("sf6")),
     ]
 }
 
@@ -329,6 +335,7 @@ fn no_hop_skipped_when_flow_entries_are_gone(mode: AttachMode) {
         forget(Case::new("entry gone, SS1 -> SS2: recomputed", "ss1o", sym.clone(), REDIRECT, Out::DstMacOf("ss2i"), Recomputed, fwd("sym", 1, "pps2"))),
         Case::new("SS2 -> dst0", "ss2o", sym, REDIRECT, Out::DstMacOf("dst0"), FromSf, None),
         Case::new("reply on dst0 into SS2's egress", "dst0", sym_reply.clone(), REDIRECT, Out::DstMacOf("ss2o"), Classified, rev("sym", 1, "pps2")),
+        forget(Case::new("entries gone, the next reply on dst0: recomputed, into SS2's egress", "dst0", sym_reply.clone(), REDIRECT, Out::DstMacOf("ss2o"), Count::ReplyRecomputed, rev("sym", 1, "pps2"))),
         forget(Case::new("entries gone, reply back out of SS2's ingress: recomputed, into SS1's egress", "ss2i", sym_reply.clone(), REDIRECT, Out::DstMacOf("ss1o"), Recomputed, rev("sym", 0, "pps1"))),
         Case::new("reply back out of SS1's ingress: to src0", "ss1i", sym_reply.clone(), REDIRECT, Out::DstMacOf("src0"), FromSf, None),
         forget(Case::new("entries gone, reply out of SS1's ingress (last reverse hop): recomputed, to src0", "ss1i", sym_reply, REDIRECT, Out::DstMacOf("src0"), Recomputed, None)),

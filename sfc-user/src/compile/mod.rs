@@ -291,6 +291,22 @@ pub fn compile_with_health(
         let n = u32::try_from(reclass_of.len()).unwrap_or(u32::MAX) + 1;
         reclass_of.entry(set.clone()).or_insert(RECLASS | n);
     }
+    // The symmetric classifiers delivering to each logical destination port: a reply arriving
+    // there with no current reverse entry is classified by its forward 5-tuple against them
+    // (`IfaceEntry::reply_class`), in classes numbered after the groups'.
+    let mut replies_to: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for chain in model.port_chains.iter().filter(|c| c.symmetric) {
+        for &i in &chain.flow_classifiers {
+            if let Some(d) = &model.flow_classifiers[i].logical_destination_port {
+                replies_to.entry(d.as_str()).or_default().push(i);
+            }
+        }
+    }
+    let reply_class_of: BTreeMap<&str, u32> = replies_to
+        .keys()
+        .enumerate()
+        .map(|(k, port)| (*port, RECLASS | (u32::try_from(reclass_of.len() + k).unwrap_or(u32::MAX) + 1)))
+        .collect();
     let mut zones = Zones::default();
     for chain in &model.port_chains {
         if chain.symmetric {
@@ -403,6 +419,10 @@ pub fn compile_with_health(
                 && let Some(df) = fact(format!("{res}.logical_destination_port"), d, &mut errors)
             {
                 role(&mut out, df, d, ROLE_DEST, None);
+                if let Some(class) = reply_class_of.get(d.as_str()) {
+                    out.ifaces.entry(df.ifindex).or_default().reply_class = *class;
+                    in_use.push((i, fc, *class));
+                }
                 zones.chain_port(chain, df.ifindex);
                 out.redirect_targets.insert(df.ifindex);
                 if chain.symmetric {

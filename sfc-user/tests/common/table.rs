@@ -48,6 +48,9 @@ pub enum Count {
     /// Back from a service function with no flow entry placing it: its path was recomputed
     /// (`from_sf` and `recomputed`).
     Recomputed,
+    /// A reply at a symmetric chain's destination port with no current reverse entry: its path
+    /// was computed from its forward 5-tuple (`classified` and `recomputed`).
+    ReplyRecomputed,
     Malformed,
     /// The interface has no role: the program does not count the packet anywhere.
     Nothing,
@@ -123,6 +126,10 @@ fn expected_if_delta(fx: &Fixture, c: &Case) -> BTreeMap<u32, IfStats> {
         Count::FromSf => s.from_sf = 1,
         Count::Recomputed => {
             s.from_sf = 1;
+            s.recomputed = 1;
+        }
+        Count::ReplyRecomputed => {
+            s.classified = 1;
             s.recomputed = 1;
         }
         Count::Malformed => s.malformed = 1,
