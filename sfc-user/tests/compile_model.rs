@@ -276,3 +276,24 @@ fn an_ifindex_sfc_cannot_key_is_an_error() {
     let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
     assert!(text.iter().any(|e| e.contains("flow_classifiers[web].logical_source_port") && e.contains("ifindex")), "{text:?}");
 }
+
+/// Ids stay with their names; a new name never gets an id that a draining port pair, or the
+/// group such a port pair was in, still holds (flows keep a draining member by its old group's
+/// id, so a new group under that id would inherit it).
+#[test]
+fn ids_are_not_reused_while_their_owners_drain() {
+    let (m, _) = build(FILE);
+    let first = compile::Ids::by_index(&m);
+    assert_eq!((first.port_pair("pp1"), first.port_pair("pp2"), first.group("pg1")), (0, 1, 0));
+    // pp1 and pg1 are replaced by new names while pp1 drains (port pair 0 in group 0).
+    let next = FILE.replace("pp1", "pp9").replace("pg1", "pgx");
+    let (m2, _) = build(&next);
+    let reserved = compile::Reserved { port_pairs: BTreeSet::from([0]), groups: BTreeSet::from([0]) };
+    let ids = compile::Ids::assign(&m2, &first, &reserved);
+    assert_eq!(ids.port_pair("pp2"), 1, "kept by name");
+    assert_eq!(ids.port_pair("pp9"), 2, "not the draining port pair's 0");
+    assert_eq!(ids.group("pgx"), 1, "not the draining member's group's 0");
+    // Once nothing drains, the lowest free ids are used again.
+    let ids = compile::Ids::assign(&m2, &first, &compile::Reserved::default());
+    assert_eq!((ids.port_pair("pp9"), ids.group("pgx")), (0, 0));
+}

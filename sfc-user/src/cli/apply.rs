@@ -42,7 +42,8 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1024..=4_194_304))]
     flow_table_size: u32,
     /// Seconds a port pair removed from its group keeps serving the flows it already has (0:
-    /// move them at once).
+    /// move them at once). A one-shot apply removes it at the first `sfc apply` once that time
+    /// is up; `sfc run` removes it on time.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     drain_timeout: u64,
 }
@@ -75,7 +76,11 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         println!("  no change (generation {} stays live)", r.generation);
     }
     if !r.draining.is_empty() {
-        println!("  draining (existing flows stay for {} s): {}", a.drain_timeout, r.draining.join(", "));
+        println!(
+            "  draining (existing flows stay for {} s; a one-shot apply removes them at the first `sfc apply` after that, `sfc run` on time): {}",
+            a.drain_timeout,
+            r.draining.join(", ")
+        );
     }
     if !r.went_down.is_empty() {
         println!("  down (flows fail over to the other members): {}", r.went_down.join(", "));

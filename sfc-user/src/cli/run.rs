@@ -85,6 +85,7 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         unreadable: None,
         ifaces: Vec::new(),
         down: BTreeSet::new(),
+        drain_due: None,
     };
     watcher.initial(loc)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
@@ -152,6 +153,13 @@ struct Watcher {
     /// The port pairs' interfaces in the running model, and those seen down at the last look.
     ifaces: Vec<String>,
     down: BTreeSet<String>,
+    /// When the first drain ends (seconds since the Unix epoch): the file is re-applied then, so
+    /// a drain ends on time, not at the next change.
+    drain_due: Option<u64>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn content_hash(b: &[u8]) -> u64 {
@@ -196,6 +204,10 @@ impl Watcher {
     fn apply(&mut self, loc: &Location) -> anyhow::Result<ApplyReport> {
         let model = super::load_model(&self.file)?;
         let r = datapath::apply(loc, &model, self.opts)?;
+        self.drain_due = datapath::State::load(&loc.state_dir())
+            .ok()
+            .flatten()
+            .and_then(|s| s.draining.values().map(|d| d.until).min());
         self.ifaces = model.port_pairs.iter().flat_map(|p| [p.ingress.clone(), p.egress.clone()]).collect();
         self.ifaces.sort();
         self.ifaces.dedup();
@@ -230,6 +242,22 @@ impl Watcher {
         match self.apply(loc) {
             Ok(r) => log::warn!("{}", summary(&self.file, &r)),
             Err(e) => log::error!("re-applying after a link change failed, keeping the running state: {e:#}"),
+        }
+    }
+
+    /// Ends the drains that are due: re-applies the running file, which removes them.
+    fn check_drains(&mut self, loc: &Location) {
+        let due = self.drain_due.is_some_and(|t| t <= unix_now());
+        if !due || self.applied.is_none() {
+            return;
+        }
+        match self.apply(loc) {
+            Ok(r) => log::info!("{}", summary(&self.file, &r)),
+            Err(e) => {
+                // Retried at the next tick (at most every second).
+                self.drain_due = Some(unix_now() + 1);
+                log::error!("ending the drains that are due failed, retrying: {e:#}");
+            }
         }
     }
 
@@ -311,6 +339,7 @@ async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Timing) {
         let l = loc.clone();
         w = match tokio::task::spawn_blocking(move || {
             w.check_health(&l);
+            w.check_drains(&l);
             if look_at_file {
                 w.poll(&l);
             }

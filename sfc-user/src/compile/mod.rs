@@ -161,6 +161,13 @@ pub fn group_id(index: usize) -> u32 {
     u32::try_from(index).unwrap_or(u32::MAX)
 }
 
+/// Ids `Ids::assign` must not give to a new name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reserved {
+    pub port_pairs: std::collections::BTreeSet<u32>,
+    pub groups: std::collections::BTreeSet<u32>,
+}
+
 /// Port pair and group ids by name. The loader keeps them stable across applies (counters,
 /// flows and draining members refer to them); a pure compile can use positions.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,8 +186,10 @@ impl Ids {
     }
 
     /// Ids for `model` that keep every id `previous` gave a name, and give new names the lowest
-    /// ids not in use and not `reserved` (port pairs still draining).
-    pub fn assign(model: &Model, previous: &Ids, reserved: &std::collections::BTreeSet<u32>) -> Ids {
+    /// ids not in use and not reserved: `reserved.port_pairs` (port pairs still draining) and
+    /// `reserved.groups` (the groups those were in: a draining member is kept by flows of its
+    /// old group's id, so a new group under that id would inherit it).
+    pub fn assign(model: &Model, previous: &Ids, reserved: &Reserved) -> Ids {
         fn pick<'a>(names: impl Iterator<Item = &'a String>, prev: &BTreeMap<String, u32>, reserved: &std::collections::BTreeSet<u32>) -> BTreeMap<String, u32> {
             let names: Vec<&String> = names.collect();
             let mut out: BTreeMap<String, u32> = names.iter().filter_map(|n| prev.get(*n).map(|id| ((*n).clone(), *id))).collect();
@@ -199,8 +208,8 @@ impl Ids {
             out
         }
         Ids {
-            port_pairs: pick(model.port_pairs.iter().map(|p| &p.name), &previous.port_pairs, reserved),
-            groups: pick(model.port_pair_groups.iter().map(|g| &g.name), &previous.groups, &std::collections::BTreeSet::new()),
+            port_pairs: pick(model.port_pairs.iter().map(|p| &p.name), &previous.port_pairs, &reserved.port_pairs),
+            groups: pick(model.port_pair_groups.iter().map(|g| &g.name), &previous.groups, &reserved.groups),
         }
     }
 

@@ -225,7 +225,18 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<Apply
     let mut draining: BTreeMap<u32, Drain> = old.as_ref().map(|o| o.draining.clone()).unwrap_or_default();
     let prev_ids = old.as_ref().map(|o| o.ids.clone()).unwrap_or_default();
     draining.retain(|_, d| !model.port_pairs.iter().any(|p| p.name == d.name));
-    let ids = Ids::assign(model, &prev_ids, &draining.keys().copied().collect());
+    // Groups that vanish now may have members that start draining below: their ids stay
+    // unused this time too (later, `Drain::group` keeps them).
+    let vanishing = prev_ids
+        .groups
+        .iter()
+        .filter(|(name, _)| !opts.drain_timeout.is_zero() && !model.port_pair_groups.iter().any(|g| &g.name == *name))
+        .map(|(_, id)| *id);
+    let reserved = compile::Reserved {
+        port_pairs: draining.keys().copied().collect(),
+        groups: draining.values().filter_map(|d| d.group).chain(vanishing).collect(),
+    };
+    let ids = Ids::assign(model, &prev_ids, &reserved);
     let compiled = compile::compile_with_health(model, &facts, loc.netns.as_deref(), &ids, &down_ifaces)
         .map_err(DatapathError::Compile)?;
     let was_down = old.as_ref().map(|o| o.down.clone()).unwrap_or_default();
@@ -242,14 +253,14 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<Apply
     let installed = m.port_pairs()?;
     // Port pairs that were serving and are no longer used start draining; expired drains go.
     let until = now + opts.drain_timeout.as_secs();
-    for (id, _) in installed.iter().filter(|(id, _)| !compiled.port_pairs.contains_key(*id)) {
+    for (id, e) in installed.iter().filter(|(id, _)| !compiled.port_pairs.contains_key(*id)) {
         if !draining.contains_key(id) {
             let name = old.as_ref().and_then(|o| o.port_pair_name(*id)).unwrap_or_else(|| format!("#{id}"));
             if opts.drain_timeout.is_zero() {
                 continue;
             }
             report.draining.push(name.clone());
-            draining.insert(*id, Drain { name, until });
+            draining.insert(*id, Drain { name, until, group: Some(e.group) });
         }
     }
     let expired: Vec<u32> = draining.iter().filter(|(_, d)| d.until <= now).map(|(id, _)| *id).collect();

@@ -48,6 +48,9 @@ pub struct Drain {
     pub name: String,
     /// Seconds since the Unix epoch after which the port pair is removed.
     pub until: u64,
+    /// The id of the group it was in (not given to a new group while it drains).
+    #[serde(default)]
+    pub group: Option<u32>,
 }
 
 /// Not `#[serde(flatten)]`: flattening buffers the map through serde's content type, and

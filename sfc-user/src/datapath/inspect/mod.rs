@@ -277,8 +277,12 @@ fn type_name(t: &Result<MapType>) -> String {
 /// Map names as `sfc map` accepts them: `SFC_FLOWS`, `sfc_flows` or `flows`.
 pub fn resolve_map_name(name: &str) -> Option<&'static str> {
     let upper = name.to_ascii_uppercase();
-    // Versioned names (`SFC_IFACES_V3`) answer to their unversioned name too.
-    let unversioned = |m: &str| m.rsplit_once("_V").filter(|(_, v)| v.parse::<u32>().is_ok()).map_or(m.to_owned(), |(b, _)| b.to_owned());
+    // Versioned names (`SFC_IFACES_V3`, `SFC_PORT_PAIRS2`) answer to their unversioned name too.
+    let unversioned = |m: &str| {
+        m.rsplit_once("_V")
+            .filter(|(_, v)| v.parse::<u32>().is_ok())
+            .map_or_else(|| m.trim_end_matches(|c: char| c.is_ascii_digit()).to_owned(), |(b, _)| b.to_owned())
+    };
     ALL_MAPS.iter().copied().find(|m| {
         let base = unversioned(m);
         [*m, base.as_str()].iter().any(|n| *n == upper || n.strip_prefix("SFC_") == Some(upper.as_str()))

@@ -150,6 +150,7 @@ fn map_names_resolve_loosely() {
     assert_eq!(resolve_map_name("SFC_FLOWS_V2"), Some("SFC_FLOWS_V2"));
     assert_eq!(resolve_map_name("sfc_cls_res"), Some("SFC_CLS_RES"));
     assert_eq!(resolve_map_name("flows"), Some("SFC_FLOWS_V2"));
+    assert_eq!(resolve_map_name("port_pairs"), Some("SFC_PORT_PAIRS2"));
     assert_eq!(resolve_map_name("SFC_SCRATCH"), None);
     assert_eq!(resolve_map_name(""), None);
 }
