@@ -14,8 +14,14 @@ use crate::netns;
 /// `ns` to `to`, each with that IP TTL, `gap` apart. Each payload is different (`sfc datagram
 /// <i>`), as a real sender's are. Returns how many were sent.
 pub fn datagrams_with_ttls(ns: &str, to: SocketAddr, ttls: &[u32], gap: Duration) -> Result<usize> {
+    datagrams_from(ns, 0, to, ttls, gap)
+}
+
+/// [`datagrams_with_ttls`] from source port `port` (0: any), e.g. to send the very 5-tuple
+/// another namespace sends.
+pub fn datagrams_from(ns: &str, port: u16, to: SocketAddr, ttls: &[u32], gap: Duration) -> Result<usize> {
     netns::in_netns(ns, || -> Result<usize> {
-        let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).context("bind UDP sender")?;
+        let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).context("bind UDP sender")?;
         for (i, &ttl) in ttls.iter().enumerate() {
             sock.set_ttl(ttl).with_context(|| format!("IP_TTL {ttl}"))?;
             sock.send_to(format!("sfc datagram {i}").as_bytes(), to).context("send datagram")?;

@@ -197,6 +197,9 @@ pub struct TopologyConfig {
     pub ipv6: bool,
     /// SFs send what is addressed to source out of `in` (symmetric chains' replies).
     pub symmetric_routing: bool,
+    /// Plug into this existing hub namespace (another topology's) with a bridge of its own
+    /// (`br-<id>`), as a second tenant on the same host: same addresses, separate network.
+    pub hub: Option<String>,
 }
 
 impl TopologyConfig {
@@ -206,7 +209,16 @@ impl TopologyConfig {
             sfs: sfs.to_vec(),
             ipv6: false,
             symmetric_routing: false,
+            hub: None,
         }
+    }
+
+    /// Another tenant on `hub` (see [`TopologyConfig::hub`]). The topology that owns `hub` must
+    /// outlive this one.
+    #[must_use]
+    pub fn in_hub(mut self, hub: &str) -> Self {
+        self.hub = Some(hub.to_owned());
+        self
     }
 
     /// IPv6 on the endpoints too (see the module doc).
@@ -241,7 +253,9 @@ pub struct Topology {
     sfs: Vec<u8>,
     ipv6: bool,
     symmetric_routing: bool,
-    /// In creation order, hub first.
+    /// Another topology's hub this one is plugged into (with its own bridge), if any.
+    shared_hub: Option<String>,
+    /// In creation order, hub first (when this topology owns it).
     namespaces: Vec<NetNs>,
 }
 
@@ -267,6 +281,7 @@ impl Topology {
             sfs: config.sfs,
             ipv6: config.ipv6,
             symmetric_routing: config.symmetric_routing,
+            shared_hub: config.hub,
             namespaces: Vec::new(),
         };
         topo.create()
@@ -277,6 +292,9 @@ impl Topology {
     fn create(&mut self) -> Result<()> {
         let hub = self.hub();
         let mut roles = vec!["hub".to_owned(), "source".to_owned(), "dest".to_owned()];
+        if self.shared_hub.is_some() {
+            roles.remove(0);
+        }
         roles.extend(self.sfs.iter().map(|n| format!("sf{n}")));
         for role in &roles {
             let ns = NetNs::create(&self.ns(role))?;
@@ -292,14 +310,14 @@ impl Topology {
             &[
                 "link",
                 "add",
-                BRIDGE,
+                &self.bridge(),
                 "type",
                 "bridge",
                 "mcast_snooping",
                 "0",
             ],
         )?;
-        ip_in(&hub, &["link", "set", BRIDGE, "up"])?;
+        ip_in(&hub, &["link", "set", &self.bridge(), "up"])?;
         for end in self.ends() {
             self.plug(end)?;
         }
@@ -352,7 +370,7 @@ impl Topology {
             "link", "add", &hub_dev, "address", &hub_mac, "type", "veth",
             "peer", "name", end.dev(), "address", &mac, "netns", &ns,
         ])?;
-        ip_in(&hub, &["link", "set", &hub_dev, "master", BRIDGE])?;
+        ip_in(&hub, &["link", "set", &hub_dev, "master", &self.bridge()])?;
         if self.ipv6 {
             // MLD reports are multicast: the bridge must not flood them to endpoints.
             #[rustfmt::skip]
@@ -487,7 +505,12 @@ impl Topology {
     }
 
     pub fn hub(&self) -> String {
-        self.ns("hub")
+        self.shared_hub.clone().unwrap_or_else(|| self.ns("hub"))
+    }
+
+    /// The bridge of this topology's ports in the hub: `br0`, or `br-<id>` in a shared hub.
+    pub fn bridge(&self) -> String {
+        if self.shared_hub.is_some() { format!("br-{}", self.id) } else { BRIDGE.to_owned() }
     }
 
     pub fn source(&self) -> String {
@@ -588,6 +611,11 @@ impl Drop for Topology {
         while let Some(ns) = self.namespaces.pop() {
             drop(ns);
         }
+        // In another topology's hub, the bridge is this topology's to remove (its ports went
+        // with the endpoint namespaces).
+        if let Some(hub) = &self.shared_hub {
+            let _ = ip_in(hub, &["link", "del", &self.bridge()]);
+        }
     }
 }
 
@@ -633,6 +661,7 @@ mod tests {
             sfs: vec![9],
             ipv6: false,
             symmetric_routing: false,
+            shared_hub: None,
             namespaces: Vec::new(),
         };
         for end in topo.ends() {
