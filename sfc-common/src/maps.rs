@@ -32,9 +32,11 @@ pub const MAP_DROPS: &str = "SFC_DROPS";
 pub const MAP_FRAGS: &str = "SFC_FRAGS_V2";
 pub const MAP_META: &str = "SFC_META";
 pub const MAP_DEVMAP: &str = "SFC_DEVMAP";
+pub const MAP_LIMITS: &str = "SFC_LIMITS";
+pub const MAP_FLOW_STATS: &str = "SFC_FLOW_STATS";
 
 /// Every map the loader pins, in a stable order.
-pub const ALL_MAPS: [&str; 15] = [
+pub const ALL_MAPS: [&str; 17] = [
     MAP_META,
     MAP_IFACES,
     MAP_CLS,
@@ -50,6 +52,8 @@ pub const ALL_MAPS: [&str; 15] = [
     MAP_DROPS,
     MAP_FRAGS,
     MAP_DEVMAP,
+    MAP_LIMITS,
+    MAP_FLOW_STATS,
 ];
 
 /// Program names (the function names of the entry points).
@@ -335,6 +339,9 @@ const _: () = assert!(size_of::<FlowKey>() == 44);
 
 /// `FlowEntry::flags`: this entry was installed for the reverse direction of a symmetric chain.
 pub const FLOW_F_REVERSE: u8 = 1 << 0;
+/// `FlowEntry::flags`: a TCP FIN or RST arrived at the entry port (`last_seen` says when); `sfc
+/// run` removes the entry once the close grace is over. A new SYN clears it (port reuse).
+pub const FLOW_F_CLOSING: u8 = 1 << 1;
 
 /// `SFC_FLOWS` value: the path a flow is pinned to.
 ///
@@ -378,8 +385,11 @@ pub struct FlowEntry {
     /// Times that packet came back with the TTL it left with (see steer.rs `looped`).
     pub exit_laps: u8,
     pub _pad: [u8; 2],
+    /// `CLOCK_MONOTONIC_COARSE` seconds of the last packet at the entry port (or of the entry's
+    /// creation): `sfc run` removes entries idle longer than `--flow-idle-timeout`.
+    pub last_seen: u32,
 }
-const _: () = assert!(size_of::<FlowEntry>() == 32 + 4 * MAX_HOPS);
+const _: () = assert!(size_of::<FlowEntry>() == 36 + 4 * MAX_HOPS);
 // `present` has a bit per hop.
 const _: () = assert!(MAX_HOPS <= 16);
 
@@ -402,6 +412,7 @@ impl Default for FlowEntry {
             exit_ttl: 0,
             exit_laps: 0,
             _pad: [0; 2],
+            last_seen: 0,
         }
     }
 }
@@ -444,6 +455,32 @@ pub struct FragKey {
 }
 const _: () = assert!(size_of::<FragKey>() == 44);
 
+// ---- flow table limits and counters -------------------------------------------------------
+
+/// `SFC_LIMITS[0]`: limits the loader sets for the datapath.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// New flow entries each CPU may create per second (0: no cap). Past it, a new flow is still
+    /// steered (its path computed as for an entry, statelessly) but not stored, so a flood of
+    /// new 5-tuples cannot evict established flows' stickiness (Katran's new-connection rate
+    /// limit, per CPU as there). Counted as `FLOW_STAT_CAPPED`.
+    pub new_flows_per_sec: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<Limits>() == 8);
+
+/// `SFC_FLOW_STATS` (per-CPU array of u64) slots.
+/// Flow entries created for a new key (not a re-resolution of an existing one).
+pub const FLOW_STAT_CREATED: u32 = 0;
+/// New flows steered without an entry: over `Limits::new_flows_per_sec`.
+pub const FLOW_STAT_CAPPED: u32 = 1;
+/// Entries the loader removed (expired, closed or flushed); kept in CPU 0's slot. With the two
+/// above and the table's fill, what the LRU evicted: created - removed - entries.
+pub const FLOW_STAT_REMOVED: u32 = 2;
+/// Slots of `SFC_FLOW_STATS`.
+pub const FLOW_STATS: u32 = 4;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counter {
@@ -456,7 +493,7 @@ const _: () = assert!(size_of::<Counter>() == 16);
 mod pod {
     use super::{
         ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, FragKey, GroupEntry,
-        HopStatsKey, IfStats, IfaceEntry, LbKey, Meta, PortPairEntry,
+        HopStatsKey, IfStats, IfaceEntry, LbKey, Limits, Meta, PortPairEntry,
     };
     // SAFETY: all of these are #[repr(C)], contain only integers and byte arrays, and have no
     // implicit padding (explicit `_pad` fields and size assertions above).
@@ -474,4 +511,5 @@ mod pod {
     unsafe impl aya::Pod for Counter {}
     unsafe impl aya::Pod for FragKey {}
     unsafe impl aya::Pod for Meta {}
+    unsafe impl aya::Pod for Limits {}
 }

@@ -8,6 +8,7 @@ mod classify;
 mod counters;
 mod csum;
 mod ctx;
+mod flow;
 mod lb;
 mod maps;
 mod parse;

@@ -11,8 +11,8 @@ use sfc_common::{
         MAX_DROP_REASONS, MAX_FRAGS, MAX_GROUPS, MAX_HOPS, MAX_IFACES, MAX_PORT_PAIRS,
     },
     maps::{
-        ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, FragKey, GroupEntry,
-        HopStatsKey, IfStats, IfaceEntry, LbKey, Meta, PortPairEntry,
+        ChainEntry, ClsKey, ClsResult, Counter, FLOW_STATS, FlowEntry, FlowKey, FragKey, GroupEntry,
+        HopStatsKey, IfStats, IfaceEntry, LbKey, Limits, Meta, PortPairEntry,
     },
 };
 
@@ -116,6 +116,25 @@ pub static SFC_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 
 /// added before a generation needs it and removed once neither live generation does.
 #[map]
 pub static SFC_DEVMAP: DevMapHash = DevMapHash::pinned(MAX_IFACES, 0);
+
+/// [0] -> limits (the new-flow rate cap). Written by the loader, read when a flow is created.
+#[map]
+pub static SFC_LIMITS: Array<Limits> = Array::pinned(1, 0);
+
+/// `FLOW_STAT_*` -> flow entries created, new flows capped (per CPU), entries the loader removed.
+/// Written by the datapath (and the loader, for removals), read by `sfc stats` and metrics.
+#[map]
+pub static SFC_FLOW_STATS: PerCpuArray<u64> = PerCpuArray::pinned(FLOW_STATS, 0);
+
+/// This CPU's new-flow count in the current second, for the rate cap. Private to the program.
+#[repr(C)]
+pub struct RateWindow {
+    pub second: u64,
+    pub count: u32,
+}
+
+#[map]
+pub static SFC_RATE: PerCpuArray<RateWindow> = PerCpuArray::with_max_entries(1, 0);
 
 /// One chunk of a transport header and payload being summed (`csum::l4_sum`). Private to the
 /// program; index 0 only.

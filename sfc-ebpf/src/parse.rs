@@ -112,6 +112,8 @@ pub struct Parsed {
     /// transport length, and transport bytes 4 to 16 (sequence numbers, ICMP id and sequence,
     /// the first payload bytes), checksums left out since offloads may complete them on the way.
     pub fp: u32,
+    /// TCP flags (0 for other protocols and later fragments): FIN and RST start a flow's close.
+    pub tcp_flags: u8,
 }
 
 /// Parses the frame between `start` and `end`, filling `key` (which the caller has zeroed).
@@ -144,7 +146,10 @@ pub fn parse(start: usize, end: usize, key: &mut FlowKey) -> Result<Parsed, Pars
     }
     // Masked so the verifier can bound the reads after it (a variable packet offset must stay
     // below 64 KiB with the constant added); a transport header that deep does not exist.
-    let fp = fingerprint(start + usize::from(l4_off & 0x3fff), end, &proto);
+    let l4 = start + usize::from(l4_off & 0x3fff);
+    let fp = fingerprint(l4, end, &proto);
+    // Byte 13 of a TCP header: the flags.
+    let tcp_flags = if proto.proto == IPPROTO_TCP && proto.frag != FRAG_LATER { (word_at(l4 + 12, end) >> 16) as u8 } else { 0 };
     Ok(Parsed {
         ethertype,
         frag: proto.frag,
@@ -154,6 +159,7 @@ pub fn parse(start: usize, end: usize, key: &mut FlowKey) -> Result<Parsed, Pars
         l4_off,
         l4_len: proto.l4_len,
         fp,
+        tcp_flags,
     })
 }
 

@@ -47,23 +47,19 @@
 
 use sfc_common::{
     DropReason,
-    limits::{MAX_HOPS, PORT_PAIR_NONE},
+    limits::MAX_HOPS,
     maps::{
-        CHAIN_F_SYMMETRIC, ClsResult, DIR_FORWARD, DIR_REVERSE, FLOW_F_REVERSE, FlowEntry,
-        FAMILY_V6, FlowKey, HopStatsKey, IF_F_MAC, IF_F_PEER, IfaceEntry, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER,
-        ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id,
+        DIR_FORWARD, DIR_REVERSE, FAMILY_V6, FLOW_F_REVERSE, FlowEntry, FlowKey, HopStatsKey, IF_F_MAC, IF_F_PEER,
+        IfaceEntry, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
+        banked_id,
     },
 };
 
 use crate::{
-    classify::classify,
     counters::{self, If},
     ctx::PacketCtx,
-    lb::{PICK_OK, pick},
-    maps::{
-        SFC_CHAINS, SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_GROUPS, SFC_IFACES_V3, SFC_META, SFC_SCRATCH, port_pair,
-        Scratch,
-    },
+    flow,
+    maps::{SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_IFACES_V3, SFC_META, SFC_SCRATCH, Scratch, port_pair},
     parse::{FRAG_FIRST, FRAG_LATER, ParseError, Parsed, parse},
 };
 
@@ -247,23 +243,25 @@ fn lookup_flow(
                 return Err(DropReason::Loop);
             }
             if unsafe { (*flow).generation } == meta.generation {
+                flow::touch(flow, p);
                 return Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }));
             }
         }
         // No reverse entry (evicted), or one of an older generation (a member may have gone
         // down or been removed): recompute both directions from the forward 5-tuple.
-        if let Some(path) = resolve_reply(ifindex, iface.reply_class, p, scratch, meta)? {
+        if let Some(flow) = flow::resolve_reply(ifindex, iface.reply_class, p, scratch, meta, entry.is_some())? {
             if entry.is_none() {
                 counters::iface(ifindex, If::Recomputed);
             }
-            return Ok(Some(path));
+            flow::touch(flow, p);
+            return Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }));
         }
     }
     if sf {
         // Back from an SF and not on any path the table knows: recompute it.
-        if let Some(path) = recompute(roles, port_pair, bank, p, scratch, meta)? {
+        if let Some((flow, from)) = flow::recompute(roles, port_pair, bank, p, scratch, meta)? {
             counters::iface(ifindex, If::Recomputed);
-            return Ok(Some(path));
+            return Ok(Some(Path { flow, from, prev: false, seen: If::FromSf }));
         }
     }
     if roles & ROLE_SOURCE == 0 {
@@ -275,14 +273,10 @@ fn lookup_flow(
     let flow = match old {
         // The hit path: one lookup.
         Some(flow) if unsafe { (*flow).generation } == meta.generation => flow,
-        _ => {
-            if !resolve(ifindex, p, scratch, meta, old.map(|f| unsafe { &*f }))? {
-                return Ok(None);
-            }
-            // A new or re-resolved flow is read back from the map: the path must point into the
-            // map, not into the scratch copy.
-            SFC_FLOWS_V2.get_ptr_mut(&scratch.key).ok_or(DropReason::FlowTableFull)?
-        }
+        _ => match flow::resolve(ifindex, p, scratch, meta, old.map(|f| unsafe { &*f }))? {
+            Some(flow) => flow,
+            None => return Ok(None),
+        },
     };
     let f = unsafe { &*flow };
     if f.chain_id == 0 || f.in_ifindex != ifindex {
@@ -291,220 +285,8 @@ fn lookup_flow(
     if looped(flow, p) {
         return Err(DropReason::Loop);
     }
+    flow::touch(flow, p);
     Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }))
-}
-
-/// Classifies a new flow, or re-resolves one picked under an older generation, and stores it.
-/// Returns whether a flow entry now exists for the packet.
-#[inline(always)]
-fn resolve(
-    ifindex: u32,
-    p: &Parsed,
-    scratch: &mut Scratch,
-    meta: Meta,
-    old: Option<&FlowEntry>,
-) -> Result<bool, DropReason> {
-    scratch.flow = FlowEntry::default();
-    scratch.flow.generation = meta.generation;
-    scratch.flow.ttl = p.ttl;
-    scratch.flow.in_ifindex = ifindex;
-    if let Some(old) = old {
-        scratch.flow.prev_members = old.members;
-        scratch.flow.prev_n_hops = old.n_hops;
-        scratch.flow.prev_present = old.present;
-        scratch.flow.dst_ifindex = old.dst_ifindex;
-        scratch.flow.exit_fp = old.exit_fp;
-        scratch.flow.exit_ttl = old.exit_ttl;
-        scratch.flow.exit_laps = old.exit_laps;
-    }
-    let res = classify(meta.bank, ifindex, p.ethertype, &scratch.key);
-    let Some(res) = res else {
-        if old.is_none() {
-            return Ok(false);
-        }
-        // No classifier matches any more: remember that (chain 0), keeping the old path for
-        // packets still inside it.
-        SFC_FLOWS_V2
-            .insert(&scratch.key, &scratch.flow, BPF_ANY)
-            .map_err(|_| DropReason::FlowTableFull)?;
-        return Ok(true);
-    };
-    let r = store(res, scratch, meta.bank, u32::from(old.is_some()), NO_FORCE);
-    if r >= STORE_ERR {
-        return Err(store_err(r));
-    }
-    Ok(true)
-}
-
-/// `store`'s `force` when no hop is forced.
-const NO_FORCE: u32 = u32::MAX;
-/// `store` results at or above this are errors (`STORE_ERR | DropReason`).
-const STORE_ERR: u32 = 0x100;
-
-#[inline(always)]
-fn store_err(r: u32) -> DropReason {
-    match r & 0xff {
-        x if x == DropReason::NoChain as u32 => DropReason::NoChain,
-        x if x == DropReason::NoMember as u32 => DropReason::NoMember,
-        _ => DropReason::FlowTableFull,
-    }
-}
-
-/// A packet back from port pair `pp_id` that no flow entry places: reclassify it against the
-/// classifiers of the chains its group serves, recompute and store its path, and send it on from
-/// the hop after this port pair. Forward traffic comes back on an SF's egress; a reply of a
-/// symmetric chain on its ingress, and is classified by its forward (swapped) 5-tuple. `None`:
-/// the packet matches none of those classifiers, so it is not chain traffic.
-#[inline(always)]
-fn recompute(roles: u32, pp_id: u32, bank: u32, p: &Parsed, scratch: &mut Scratch, meta: Meta) -> Result<Option<Path>, DropReason> {
-    let Some(pp) = port_pair(pp_id) else { return Ok(None) };
-    let Some(group) = (unsafe { SFC_GROUPS.get(&banked_id(bank, pp.group)) }) else { return Ok(None) };
-    if group.reclass == 0 {
-        return Ok(None);
-    }
-    let (class, gid) = (group.reclass, pp.group);
-    // A path stored from the previous bank gets generation 0, so its entry port re-resolves it.
-    let generation = if bank == meta.bank { meta.generation } else { 0 };
-    let force = (gid << 16) | (pp_id & 0xffff);
-    if roles & ROLE_SF_EGRESS != 0 {
-        if let Some(res) = classify(bank, class, p.ethertype, &scratch.key) {
-            init_recomputed(scratch, res, generation);
-            let h = store(res, scratch, bank, 0, force);
-            if h >= STORE_ERR {
-                return Err(store_err(h));
-            }
-            let flow = SFC_FLOWS_V2.get_ptr_mut(&scratch.key).ok_or(DropReason::FlowTableFull)?;
-            return Ok(Some(Path { flow, from: (h as usize & (MAX_HOPS - 1)) + 1, prev: false, seen: If::FromSf }));
-        }
-    }
-    if roles & ROLE_SF_INGRESS != 0 {
-        let packet = scratch.key;
-        scratch.key = swapped(&packet);
-        let res = classify(bank, class, p.ethertype, &scratch.key);
-        let symmetric = res.is_some_and(|r| {
-            unsafe { SFC_CHAINS.get(&banked_id(bank, r.chain_id)) }.is_some_and(|c| c.flags & CHAIN_F_SYMMETRIC != 0)
-        });
-        let Some(res) = res.filter(|_| symmetric) else {
-            scratch.key = packet;
-            return Ok(None);
-        };
-        init_recomputed(scratch, res, generation);
-        let h = store(res, scratch, bank, 0, force);
-        scratch.key = packet;
-        if h >= STORE_ERR {
-            return Err(store_err(h));
-        }
-        // The reply's path runs through the same members backwards: this port pair, at forward
-        // hop h, is at reverse hop n - 1 - h.
-        let flow = SFC_FLOWS_V2.get_ptr_mut(&scratch.key).ok_or(DropReason::FlowTableFull)?;
-        let n = usize::from(unsafe { (*flow).n_hops });
-        let from = n.wrapping_sub(h as usize) & (MAX_HOPS * 2 - 1);
-        return Ok(Some(Path { flow, from, prev: false, seen: If::FromSf }));
-    }
-    Ok(None)
-}
-
-/// A reply arriving at a logical destination port with no current reverse entry: classified by
-/// its forward (swapped) 5-tuple against the symmetric classifiers delivering to this port
-/// (`class`); both directions are stored again, keeping the forward flow's members where they
-/// still apply, and the reply starts its reverse path. `None`: no such classifier matches.
-#[inline(always)]
-fn resolve_reply(ifindex: u32, class: u32, p: &Parsed, scratch: &mut Scratch, meta: Meta) -> Result<Option<Path>, DropReason> {
-    if class == 0 {
-        return Ok(None);
-    }
-    let packet = scratch.key;
-    scratch.key = swapped(&packet);
-    let Some(res) = classify(meta.bank, class, p.ethertype, &scratch.key) else {
-        scratch.key = packet;
-        return Ok(None);
-    };
-    init_recomputed(scratch, res, meta.generation);
-    let old = unsafe { SFC_FLOWS_V2.get(&scratch.key) }.filter(|f| f.in_ifindex == res.src_ifindex && f.flags & FLOW_F_REVERSE == 0);
-    if let Some(old) = old {
-        scratch.flow.prev_members = old.members;
-        scratch.flow.prev_n_hops = old.n_hops;
-        scratch.flow.prev_present = old.present;
-        scratch.flow.ttl = old.ttl;
-    }
-    let r = store(res, scratch, meta.bank, u32::from(old.is_some()), NO_FORCE);
-    scratch.key = packet;
-    if r >= STORE_ERR {
-        return Err(store_err(r));
-    }
-    let flow = SFC_FLOWS_V2
-        .get_ptr_mut(&scratch.key)
-        .filter(|f| unsafe { (**f).in_ifindex } == ifindex)
-        .ok_or(DropReason::FlowTableFull)?;
-    Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }))
-}
-
-/// `scratch.flow` for a path recomputed from classifier result `res`: it entered on the
-/// classifier's logical source port; its entry TTL is unknown.
-#[inline(always)]
-fn init_recomputed(scratch: &mut Scratch, res: &ClsResult, generation: u32) {
-    scratch.flow = FlowEntry::default();
-    scratch.flow.generation = generation;
-    scratch.flow.in_ifindex = res.src_ifindex;
-}
-
-#[inline(always)]
-fn swapped(k: &FlowKey) -> FlowKey {
-    FlowKey { src: k.dst, dst: k.src, sport: k.dport, dport: k.sport, proto: k.proto, family: k.family, _pad: [0; 2], zone: k.zone }
-}
-
-/// Pins `scratch.flow` (key `scratch.key`) to the members of chain `res.chain_id` and stores it,
-/// with its reverse when the chain is symmetric. `had_old`: keep the members of `prev_members`
-/// where they still apply. `force` (`group << 16 | port pair`, or `NO_FORCE`): the hop of that
-/// group keeps that port pair (the SF a recomputed packet came back from).
-///
-/// A BPF subprogram: the source port and both recomputations call it, and inlined three times
-/// the per-hop loop would triple the verifier's work. Returns the hop of the forced group
-/// (`MAX_HOPS` when none), or `STORE_ERR | reason`.
-#[inline(never)]
-fn store(res: &ClsResult, s: &mut Scratch, bank: u32, had_old: u32, force: u32) -> u32 {
-    let Some(chain) = (unsafe { SFC_CHAINS.get(&banked_id(bank, res.chain_id)) }) else {
-        return STORE_ERR | DropReason::NoChain as u32;
-    };
-    let flow = &mut s.flow;
-    flow.chain_id = res.chain_id;
-    flow.dst_ifindex = res.dst_ifindex;
-    let (force_group, force_pp) = (force >> 16, force & 0xffff);
-    let mut forced = MAX_HOPS as u32;
-    for h in 0..MAX_HOPS {
-        if h as u32 >= chain.n_hops {
-            break;
-        }
-        let group = chain.groups[h];
-        let old = if force != NO_FORCE && group == force_group {
-            forced = h as u32;
-            force_pp
-        } else if had_old != 0 {
-            u32::from(flow.prev_members[h])
-        } else {
-            u32::from(PORT_PAIR_NONE)
-        };
-        if pick(bank, group, &s.key, old, &mut flow.members[h]) != PICK_OK {
-            return STORE_ERR | DropReason::NoMember as u32;
-        }
-        flow.n_hops = (h + 1) as u8;
-    }
-    if force != NO_FORCE && forced >= MAX_HOPS as u32 {
-        // The classifier led to a chain without this group (cannot happen: the reclassification
-        // class holds only the classifiers of the group's chains).
-        return STORE_ERR | DropReason::NoChain as u32;
-    }
-    flow.present = presence(&flow.members);
-    if chain.flags & CHAIN_F_SYMMETRIC != 0 {
-        reverse_of(s);
-        if SFC_FLOWS_V2.insert(&s.rkey, &s.rflow, BPF_ANY).is_err() {
-            return STORE_ERR | DropReason::FlowTableFull as u32;
-        }
-    }
-    if SFC_FLOWS_V2.insert(&s.key, &s.flow, BPF_ANY).is_err() {
-        return STORE_ERR | DropReason::FlowTableFull as u32;
-    }
-    forced
 }
 
 /// Whether a packet coming back from the SF at hop `c` of the current path and hop `q` of the
@@ -548,42 +330,6 @@ fn hops_from(present: u16, from: usize, n: u8) -> u32 {
     let below_n = (1u32 << (u32::from(n) & 31)).wrapping_sub(1);
     let below_from = (1u32 << (from as u32 & 31)).wrapping_sub(1);
     u32::from(present) & below_n & !below_from
-}
-
-/// Bit h set when `members[h]` is a port pair. Branch-free: an accumulator that differs per
-/// branch keeps the verifier from pruning.
-#[inline(always)]
-fn presence(members: &[u16; MAX_HOPS]) -> u16 {
-    let mut bits = 0u32;
-    for (h, m) in members.iter().enumerate() {
-        let x = u32::from(*m ^ PORT_PAIR_NONE); // 0 only for NONE
-        bits |= ((x | x.wrapping_neg()) >> 31) << h;
-    }
-    bits as u16
-}
-
-/// Fills `rkey`/`rflow`: the reply direction, through the same members in reverse order, then
-/// back to the logical source port the flow was classified on.
-#[inline(always)]
-fn reverse_of(s: &mut Scratch) {
-    s.rkey = swapped(&s.key);
-    s.rflow = FlowEntry {
-        chain_id: s.flow.chain_id,
-        dst_ifindex: s.flow.in_ifindex,
-        in_ifindex: s.flow.dst_ifindex,
-        n_hops: s.flow.n_hops,
-        flags: FLOW_F_REVERSE,
-        generation: s.flow.generation,
-        ..FlowEntry::default()
-    };
-    let n = usize::from(s.flow.n_hops);
-    for h in 0..MAX_HOPS {
-        if h >= n {
-            break;
-        }
-        s.rflow.members[h] = s.flow.members[(n - 1 - h) & (MAX_HOPS - 1)];
-    }
-    s.rflow.present = presence(&s.rflow.members);
 }
 
 /// Where `forward` sends a packet.

@@ -13,8 +13,6 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[derive(Debug)]
 pub struct Snapshot {
     pub stats: Stats,
-    pub flow_table_entries: u64,
-    pub flow_table_capacity: u64,
     /// Every port pair of the applied model, and whether both of its interfaces exist and are
     /// operationally up.
     pub port_pairs_up: Vec<(String, bool)>,
@@ -125,10 +123,28 @@ pub fn render(s: &Snapshot) -> String {
         iface_samples(&mut out, i);
     }
 
-    out.family("sfc_flow_table_entries", "gauge", "Flows in the flow table.");
-    out.sample("sfc_flow_table_entries", &[], s.flow_table_entries);
-    out.family("sfc_flow_table_capacity", "gauge", "Flows the flow table can hold.");
-    out.sample("sfc_flow_table_capacity", &[], s.flow_table_capacity);
+    let f = &st.flow_table;
+    for (name, kind, help, v) in [
+        ("sfc_flow_table_entries", "gauge", "Flows in the flow table.", f.entries),
+        ("sfc_flow_table_capacity", "gauge", "Flows the flow table can hold.", f.capacity),
+        ("sfc_flows_created_total", "counter", "Flow entries the datapath created for new flows.", f.created),
+        (
+            "sfc_flows_capped_total",
+            "counter",
+            "New flows steered without a flow entry: over the new-flow rate cap (--new-flow-rate).",
+            f.capped,
+        ),
+        ("sfc_flows_removed_total", "counter", "Flow entries sfc removed: aged out, closed, or flushed.", f.removed),
+        (
+            "sfc_flows_evicted_total",
+            "counter",
+            "Flow entries the table's LRU evicted to make room (created - removed - entries).",
+            f.evicted,
+        ),
+    ] {
+        out.family(name, kind, help);
+        out.sample(name, &[], v);
+    }
 
     out.family(
         "sfc_port_pair_up",
@@ -152,7 +168,10 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use super::{Snapshot, escape, render};
-    use crate::cli::{ChainStats, HopStats, IfaceStats, MemberStats, Stats};
+    use crate::{
+        cli::{ChainStats, HopStats, IfaceStats, MemberStats, Stats},
+        datapath::flows::FlowTableStats,
+    };
 
     fn member(name: &str, packets: u64, bytes: u64) -> MemberStats {
         MemberStats { port_pair: name.into(), packets, bytes, reverse_packets: packets / 2, reverse_bytes: bytes / 2 }
@@ -179,11 +198,10 @@ mod tests {
                 recomputed: 0,
             }],
             failovers: 2,
+            flow_table: FlowTableStats { entries: 2, capacity: 65_536, created: 9, capped: 1, removed: 3, evicted: 4 },
         };
         Snapshot {
             stats,
-            flow_table_entries: 2,
-            flow_table_capacity: 65_536,
             port_pairs_up: vec![("pp1".into(), true), ("pp2".into(), false)],
         }
     }
@@ -206,6 +224,10 @@ mod tests {
             r#"sfc_interface_packets_total{interface="src-port",kind="malformed"} 1"#,
             "sfc_flow_table_entries 2",
             "sfc_flow_table_capacity 65536",
+            "sfc_flows_created_total 9",
+            "sfc_flows_capped_total 1",
+            "sfc_flows_removed_total 3",
+            "sfc_flows_evicted_total 4",
             r#"sfc_port_pair_up{port_pair="pp1"} 1"#,
             r#"sfc_port_pair_up{port_pair="pp2"} 0"#,
             "sfc_chains 1",
@@ -250,9 +272,13 @@ mod tests {
     #[test]
     fn empty_datapath_still_renders_gauges() {
         let s = Snapshot {
-            stats: Stats { chains: vec![], drops: BTreeMap::new(), interfaces: vec![], failovers: 0 },
-            flow_table_entries: 0,
-            flow_table_capacity: 1024,
+            stats: Stats {
+                chains: vec![],
+                drops: BTreeMap::new(),
+                interfaces: vec![],
+                failovers: 0,
+                flow_table: FlowTableStats { capacity: 1024, ..FlowTableStats::default() },
+            },
             port_pairs_up: vec![],
         };
         let text = render(&s);

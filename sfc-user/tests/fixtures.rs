@@ -182,7 +182,7 @@ macro_rules! in_both_modes {
     };
 }
 
-in_both_modes!(offloads, steering, known_flow_on_another_source_port, tenants_with_the_same_addresses, no_hop_skipped_when_flow_entries_are_gone, loop_guard, classifier_boundaries, encapsulations, ipv6_fragments_with_extension_header_after_the_fragment_header, hostile_inputs, truncation_at_every_length, failure_policies, classification_matches_the_model, weighted_group_shares, fuzz, flow_left_alone_after_its_classifier_is_removed);
+in_both_modes!(offloads, steering, known_flow_on_another_source_port, tenants_with_the_same_addresses, no_hop_skipped_when_flow_entries_are_gone, loop_guard, new_flows_over_the_cap_are_steered_without_an_entry, tcp_close_and_reuse_mark_the_flow, classifier_boundaries, encapsulations, ipv6_fragments_with_extension_header_after_the_fragment_header, hostile_inputs, truncation_at_every_length, failure_policies, classification_matches_the_model, weighted_group_shares, fuzz, flow_left_alone_after_its_classifier_is_removed);
 
 // ---- addresses -------------------------------------------------------------------------------
 
@@ -379,6 +379,59 @@ fn loop_guard(mode: AttachMode) {
     let drops = fx.counters().drops;
     assert_eq!(drops.get("hop_limit"), Some(&0), "{drops:?}");
     assert_eq!(drops.get("loop"), Some(&2), "{drops:?}");
+}
+
+/// The new-flow rate cap (2 per CPU per second here): of six new flows in a burst at most four
+/// get an entry (two seconds at most pass), the others are counted as capped; every one is still
+/// steered, and a capped flow's packet back from SF1 has its path recomputed (no entry, no skip).
+fn new_flows_over_the_cap_are_steered_without_an_entry(mode: AttachMode) {
+    let mut fx = fixture(mode);
+    fx.set_new_flow_rate(2);
+    let before = fx.flow_stats();
+    let mut cases = Vec::new();
+    for i in 0..6u16 {
+        cases.push(Case::steered("a new web flow: steered, entry or not", web(40_500 + i), "web", "sf1i", "pp1"));
+    }
+    check_table(&mut fx, &cases);
+    let s = fx.flow_stats();
+    let (created, capped) = (s.created - before.created, s.capped - before.capped);
+    assert_eq!(created + capped, 6, "{s:?}");
+    assert!(capped >= 2 && created <= 4, "{s:?}");
+    assert_eq!(fx.flow_count() as u64, created, "only admitted flows have an entry");
+    // The last flow of the burst was capped (the second cannot have turned twice): its packet
+    // back from SF1 finds no entry and is recomputed (and, still over the cap, not stored).
+    let flows = fx.flows();
+    let capped_sport = (40_500..40_506u16).rev().find(|p| !flows.iter().any(|(k, _)| k.sport == p.to_be_bytes())).expect("a capped flow");
+    check_table(&mut fx, &[Case::new("a capped flow back from SF1: recomputed, into SF2", "sf1o", web(capped_sport), REDIRECT, Out::DstMacOf("sf2i"), Count::Recomputed, fwd("web", 1, "pp2"))]);
+    fx.set_new_flow_rate(0);
+    check_table(&mut fx, &[Case::steered("no cap: a new flow", web(40_520), "web", "sf1i", "pp1")]);
+    assert_eq!(fx.flow_count() as u64, created + 1);
+}
+
+/// A TCP FIN or RST at the entry port marks the flow closing (the daemon removes it after the
+/// close grace); a new SYN on the same 5-tuple (port reuse) opens it again. Data segments keep
+/// it as it is. Every packet is steered as before.
+fn tcp_close_and_reuse_mark_the_flow(mode: AttachMode) {
+    let mut fx = fixture(mode);
+    let closing = |fx: &common::Fixture| {
+        let flows = fx.flows();
+        let (_, e) = flows.iter().find(|(k, _)| k.sport == 40_600u16.to_be_bytes()).expect("the flow's entry");
+        e.flags & sfc_common::maps::FLOW_F_CLOSING != 0
+    };
+    let seg = |l4| v4(CLIENT, SERVER, l4);
+    check_table(&mut fx, &[
+        Case::steered("SYN", seg(L4::Tcp(40_600, 80)), "web", "sf1i", "pp1"),
+        Case::steered("data", seg(L4::TcpAck(40_600, 80, 1001)), "web", "sf1i", "pp1"),
+    ]);
+    assert!(!closing(&fx));
+    check_table(&mut fx, &[Case::steered("FIN: still steered", seg(L4::TcpFin(40_600, 80, 1100)), "web", "sf1i", "pp1")]);
+    assert!(closing(&fx), "FIN marks the flow closing");
+    check_table(&mut fx, &[Case::steered("the last ACK", seg(L4::TcpAck(40_600, 80, 1101)), "web", "sf1i", "pp1")]);
+    assert!(closing(&fx), "an ACK after the FIN does not reopen it");
+    check_table(&mut fx, &[Case::steered("a new SYN on the same 5-tuple", seg(L4::Tcp(40_600, 80)), "web", "sf1i", "pp1")]);
+    assert!(!closing(&fx), "a new SYN reopens it");
+    check_table(&mut fx, &[Case::steered("RST", seg(L4::TcpRst(40_600, 80, 5)), "web", "sf1i", "pp1")]);
+    assert!(closing(&fx), "RST marks it closing");
 }
 
 // ---- 4: classifier boundaries ---------------------------------------------------------------------

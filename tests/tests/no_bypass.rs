@@ -13,7 +13,6 @@ use std::{
 
 use sfc_tests::{
     Sfc, TopologyConfig,
-    chain::FlowClassifier,
     netns::{self, ip_in},
     scenario::Fixture,
     send,

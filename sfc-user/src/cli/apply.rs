@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::ValueEnum;
-use sfc_common::limits::DEFAULT_FLOW_TABLE_SIZE;
+use sfc_common::limits::{DEFAULT_FLOW_TABLE_SIZE, DEFAULT_NEW_FLOW_RATE};
 
 use crate::{
     datapath::{self, LoadOptions, Location},
@@ -46,6 +46,11 @@ pub struct Args {
     /// is up; `sfc run` removes it on time.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     drain_timeout: u64,
+    /// New flow entries each CPU may create per second (0: no cap). Past it, new flows are still
+    /// steered through their chain but get no entry, so a flood of new 5-tuples cannot push
+    /// established flows out of the table. Counted as capped in `sfc stats`.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_NEW_FLOW_RATE)]
+    new_flow_rate: u32,
 }
 
 pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
@@ -54,6 +59,7 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         flow_table_size: a.flow_table_size,
         drain_timeout: std::time::Duration::from_secs(a.drain_timeout),
         mode: a.mode.into(),
+        new_flow_rate: a.new_flow_rate,
     };
     let r = datapath::apply(loc, &model, opts)?;
     let c = r.map_changes;

@@ -70,16 +70,17 @@ pub(super) fn print(flows: &[Flow]) {
                 f.destination.clone(),
                 f.generation.to_string(),
                 f.zone.to_string(),
+                format!("{}s{}", f.idle_s, if f.closing { " closing" } else { "" }),
             ]
         })
         .collect();
-    super::map::print_table(&["proto", "source", "destination", "chain", "dir", "path", "then", "gen", "zone"], &rows);
+    super::map::print_table(&["proto", "source", "destination", "chain", "dir", "path", "then", "gen", "zone", "idle"], &rows);
 }
 
 pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
     let state = inspect::load_state(loc)?;
     if a.flush {
-        let n = crate::datapath::maps::Maps::open(loc)?.flush_flows()?;
+        let n = crate::datapath::flows::flush(loc)?;
         if a.json {
             println!("{}", serde_json::json!({ "flushed": n }));
         } else {
@@ -125,6 +126,8 @@ mod tests {
             destination: "host".into(),
             generation: 1,
             zone: 3,
+            closing: false,
+            idle_s: 0,
         }
     }
 

@@ -20,7 +20,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use sfc_common::limits::DEFAULT_FLOW_TABLE_SIZE;
+use sfc_common::limits::{DEFAULT_FLOW_TABLE_SIZE, DEFAULT_NEW_FLOW_RATE};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
@@ -59,6 +59,17 @@ pub struct Args {
     /// Attach mode of every interface the file's `interfaces:` section does not set.
     #[arg(long, value_enum, default_value_t = super::apply::Mode::Tc)]
     mode: super::apply::Mode,
+    /// New flow entries each CPU may create per second (0: no cap); see `sfc apply --help`.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_NEW_FLOW_RATE)]
+    new_flow_rate: u32,
+    /// Seconds without a packet after which a flow entry is removed (its next packet, if any,
+    /// starts it again, on the same members unless the configuration changed).
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
+    flow_idle_timeout: u32,
+    /// Seconds a closed TCP flow (FIN or RST seen) and a flow no classifier matches any more keep
+    /// their entry after their last packet.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    flow_close_grace: u32,
 }
 
 /// A request head is small; anything longer is not a scrape.
@@ -76,6 +87,7 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
             flow_table_size: a.flow_table_size,
             drain_timeout: Duration::from_secs(a.drain_timeout),
             mode: a.mode.into(),
+            new_flow_rate: a.new_flow_rate,
         },
         interval: a.interval,
         applied: None,
@@ -89,16 +101,25 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
     };
     watcher.initial(loc)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
-    let every = Timing { file: Duration::from_secs(a.interval), health: Duration::from_millis(a.health_interval) };
+    let aging = datapath::flows::Aging { idle_s: a.flow_idle_timeout, close_grace_s: a.flow_close_grace };
+    let every = Timing {
+        file: Duration::from_secs(a.interval),
+        health: Duration::from_millis(a.health_interval),
+        // Twice per the shorter timeout, at most every 30 s (a pass reads the whole table).
+        aging: Duration::from_secs(u64::from(aging.idle_s.min(aging.close_grace_s).div_ceil(2).clamp(1, 30))),
+        aging_rule: aging,
+    };
     rt.block_on(daemon(Arc::new(loc.clone()), watcher, listener, every))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// How often the daemon looks at the chain file and at the members' links.
+/// How often the daemon looks at the chain file and at the members' links, and ages flows.
 #[derive(Clone, Copy)]
 struct Timing {
     file: Duration,
     health: Duration,
+    aging: Duration,
+    aging_rule: datapath::flows::Aging,
 }
 
 async fn daemon(loc: Arc<Location>, watcher: Watcher, listener: std::net::TcpListener, every: Timing) -> anyhow::Result<()> {
@@ -324,17 +345,31 @@ impl Watcher {
     }
 }
 
+/// One aging pass over the flow table; what it removed is logged (debug) and counted.
+fn age(loc: &Location, rule: datapath::flows::Aging) {
+    match datapath::flows::expire(loc, rule) {
+        Ok(x) if x.total() > 0 => log::debug!("flows aged out: {} idle, {} closed, {} tombstones", x.idle, x.closed, x.tombstones),
+        Ok(_) => {}
+        Err(e) => log::warn!("aging the flow table: {e:#}"),
+    }
+}
+
 async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Timing) {
     let mut tick = tokio::time::interval(every.health);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The first tick is immediate, and the file was just applied.
     tick.tick().await;
     let mut last_file_look = tokio::time::Instant::now();
+    let mut last_aging = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         let look_at_file = last_file_look.elapsed() >= every.file;
         if look_at_file {
             last_file_look = tokio::time::Instant::now();
+        }
+        let age_flows = last_aging.elapsed() >= every.aging;
+        if age_flows {
+            last_aging = tokio::time::Instant::now();
         }
         let l = loc.clone();
         w = match tokio::task::spawn_blocking(move || {
@@ -342,6 +377,9 @@ async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Timing) {
             w.check_drains(&l);
             if look_at_file {
                 w.poll(&l);
+            }
+            if age_flows {
+                age(&l, every.aging_rule);
             }
             w
         })
@@ -361,11 +399,10 @@ async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Timing) {
 /// What one scrape shows, read from the pinned maps.
 fn snapshot(loc: &Location) -> anyhow::Result<Snapshot> {
     let stats = super::stats::collect(loc)?;
-    let (flow_table_entries, capacity) = inspect::flow_table_fill(loc)?;
     let applied = inspect::load_state(loc)?;
     let up = |name: &str| netlink::link_by_name(name).is_ok_and(|l| l.oper_up);
     let port_pairs_up = applied.model.port_pairs.iter().map(|p| (p.name.clone(), up(&p.ingress) && up(&p.egress))).collect();
-    Ok(Snapshot { stats, flow_table_entries, flow_table_capacity: u64::from(capacity), port_pairs_up })
+    Ok(Snapshot { stats, port_pairs_up })
 }
 
 async fn scrape(loc: Arc<Location>) -> Result<String, String> {

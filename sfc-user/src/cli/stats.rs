@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, process::ExitCode, time::Duration};
 use serde::Serialize;
 use sfc_common::maps::{Counter, DIR_FORWARD, DIR_REVERSE, HopStatsKey};
 
-use crate::datapath::{DatapathError, Location, State, maps::Maps};
+use crate::datapath::{DatapathError, Location, State, flows, flows::FlowTableStats, maps::Maps};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,6 +24,8 @@ pub struct Stats {
     pub interfaces: Vec<IfaceStats>,
     /// Times a member went down and its flows failed over (kept across applies).
     pub failovers: u64,
+    /// The flow table: fill, entries created, new flows capped, entries removed and evicted.
+    pub flow_table: FlowTableStats,
 }
 
 #[derive(Debug, Serialize)]
@@ -120,7 +122,7 @@ pub fn collect(loc: &Location) -> anyhow::Result<Stats> {
             recomputed: s.recomputed,
         })
         .collect();
-    Ok(Stats { chains, drops: maps.drops()?, interfaces, failovers: state.failovers })
+    Ok(Stats { chains, drops: maps.drops()?, interfaces, failovers: state.failovers, flow_table: flows::stats(loc)? })
 }
 
 fn print_table(s: &Stats, prev: Option<&Stats>, secs: f64) {
@@ -147,6 +149,11 @@ fn print_table(s: &Stats, prev: Option<&Stats>, secs: f64) {
     if s.failovers > 0 {
         println!("failovers: {}", s.failovers);
     }
+    let f = &s.flow_table;
+    println!(
+        "flow table: {} of {} entries; {} created, {} new flows capped (no entry), {} removed (aged, closed, flushed), {} evicted",
+        f.entries, f.capacity, f.created, f.capped, f.removed, f.evicted
+    );
     let dropped: Vec<_> = s.drops.iter().filter(|(_, v)| **v > 0).collect();
     if dropped.is_empty() {
         println!("drops: none");

@@ -359,22 +359,5 @@ impl<'a> Maps<'a> {
         Ok(m.iter().filter_map(std::result::Result::ok).collect())
     }
 
-    /// Forgets every flow entry; returns how many were removed. Nothing is lost: the table is a
-    /// cache, and each flow's path is recomputed at its next packet (on its entry port, or by
-    /// reclassification at the service function it is in).
-    pub fn flush_flows(&self) -> Result<usize> {
-        let mut m: HashMap<MapData, FlowKey, FlowEntry> = typed(self.loc, MAP_FLOWS)?;
-        let keys: Vec<FlowKey> = m.keys().filter_map(std::result::Result::ok).collect();
-        let mut n = 0;
-        for k in &keys {
-            match m.remove(k) {
-                Ok(()) => n += 1,
-                // Evicted meanwhile: gone either way.
-                Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(e) => return Err(map_err(MAP_FLOWS, "removing an entry")(e)),
-            }
-        }
-        Ok(n)
-    }
 }
 

@@ -7,6 +7,7 @@
 //! `/run/sfc/<pin dir>/state.json`, beside a lock.
 
 pub mod attach;
+pub mod flows;
 pub mod inspect;
 pub mod maps;
 pub mod netlink;
@@ -170,6 +171,8 @@ pub struct LoadOptions {
     pub drain_timeout: std::time::Duration,
     /// Attach mode of every interface the file does not set (`interfaces:`).
     pub mode: AttachMode,
+    /// New flow entries per CPU per second (0: no cap), see `sfc_common::maps::Limits`.
+    pub new_flow_rate: u32,
 }
 
 /// What `apply` changed.
@@ -249,6 +252,7 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<Apply
         .load(EBPF_OBJECT)?;
 
     // Configuration first (so an attached program never sees half of it), then attach.
+    flows::set_new_flow_rate(loc, opts.new_flow_rate)?;
     let mut m = maps::Maps::open(loc)?;
     let installed = m.port_pairs()?;
     // Port pairs that were serving and are no longer used start draining; expired drains go.

@@ -420,7 +420,22 @@ impl Fixture {
 
     /// Removes every flow-table entry, as `sfc flows --flush` does.
     pub fn forget_flows(&self) {
-        self.maps().flush_flows().unwrap_or_else(|e| panic!("{e}"));
+        sfc::datapath::flows::flush(&self.loc).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Sets the new-flow rate cap (entries per CPU per second; 0: none), as `sfc apply` does.
+    pub fn set_new_flow_rate(&self, n: u32) {
+        sfc::datapath::flows::set_new_flow_rate(&self.loc, n).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// The flow table's accounting (created, capped, ...).
+    pub fn flow_stats(&self) -> sfc::datapath::flows::FlowTableStats {
+        sfc::datapath::flows::stats(&self.loc).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The flow table's entries.
+    pub fn flows(&self) -> Vec<(sfc_common::maps::FlowKey, sfc_common::maps::FlowEntry)> {
+        self.maps().flows().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Number of entries in the flow table.

@@ -23,6 +23,12 @@ const IPV6_DSTOPTS: u8 = 60;
 pub enum L4 {
     /// TCP SYN.
     Tcp(u16, u16),
+    /// TCP ACK with sequence number `.2` (a data segment).
+    TcpAck(u16, u16, u32),
+    /// TCP FIN+ACK with sequence number `.2`.
+    TcpFin(u16, u16, u32),
+    /// TCP RST with sequence number `.2`.
+    TcpRst(u16, u16, u32),
     Udp(u16, u16),
     /// ICMP (v4 or v6 by address family) echo request.
     Echo,
@@ -41,6 +47,9 @@ fn finish_with(step: PacketBuilderStep<IpHeaders>, l4: L4, v6: bool, payload: &[
     let mut v = Vec::new();
     match l4 {
         L4::Tcp(s, d) => step.tcp(s, d, 1000, 64_240).syn().write(&mut v, payload),
+        L4::TcpAck(s, d, seq) => step.tcp(s, d, seq, 64_240).ack(1).write(&mut v, payload),
+        L4::TcpFin(s, d, seq) => step.tcp(s, d, seq, 64_240).ack(1).fin().write(&mut v, payload),
+        L4::TcpRst(s, d, seq) => step.tcp(s, d, seq, 64_240).rst().write(&mut v, payload),
         L4::Udp(s, d) => step.udp(s, d).write(&mut v, payload),
         L4::Echo if v6 => step.icmpv6_echo_request(7, 1).write(&mut v, payload),
         L4::Echo => step.icmpv4_echo_request(7, 1).write(&mut v, payload),

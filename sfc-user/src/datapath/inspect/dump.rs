@@ -15,7 +15,7 @@ use sfc_common::{
         DIR_REVERSE, FAIL_OPEN, FlowKey, FragKey, GroupEntry, IF_F_MAC, IF_F_PEER, IfaceEntry,
         LB_IP_DST, LB_IP_PROTO, LB_IP_SRC, LB_L4_DST, LB_L4_SRC, LbKey, MAP_CHAINS, MAP_CLS,
         MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS,
-        MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS, Meta, PP_F_DOWN, PP_F_DRAINING,
+        MAP_FLOW_STATS, MAP_IFACES, MAP_LB, MAP_LIMITS, MAP_META, MAP_PORT_PAIRS, Meta, PP_F_DOWN, PP_F_DRAINING,
         PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_SF_EGRESS, ROLE_SF_INGRESS,
     },
 };
@@ -141,6 +141,12 @@ struct DropRow {
 }
 
 #[derive(Serialize)]
+struct CounterRow {
+    counter: &'static str,
+    value: u64,
+}
+
+#[derive(Serialize)]
 struct FragRow {
     family: &'static str,
     src: String,
@@ -165,7 +171,7 @@ macro_rules! row {
     };
 }
 
-row!(Flow: family, src, dst, sport, dport, protocol, chain, chain_id, hops, previous_hops, reverse, destination, generation, zone);
+row!(Flow: family, src, dst, sport, dport, protocol, chain, chain_id, hops, previous_hops, reverse, destination, generation, zone, closing, idle_s);
 row!(ClsRow: bank, table, stage, class, prefix_len, field, next_class, result);
 row!(MetaRow: bank, generation);
 row!(DevmapRow: interface, ifindex, target_ifindex);
@@ -178,6 +184,7 @@ row!(PortPairRow: port_pair_id, port_pair, group, ingress, ingress_mac, egress, 
 row!(HopStatsRow: chain, chain_id, hop, group, port_pair, direction, packets, bytes);
 row!(IfStatsRow: interface, ifindex, classified, unclassified, from_sf, malformed, recomputed);
 row!(DropRow: reason, packets);
+row!(CounterRow: counter, value);
 row!(FragRow: family, src, dst, protocol, id, sport, dport);
 
 /// A map's entries, decoded: one JSON object per entry, each with the keys `columns`.
@@ -447,6 +454,20 @@ pub fn dump(loc: &Location, n: &Namer<'_>, name: &'static str) -> Result<Dump> {
         MAP_IF_STATS => rows(if_stats(loc, n)?),
         MAP_DROPS => rows(drops(loc)?),
         MAP_DEVMAP => rows(devmap(loc, n)?),
+        MAP_LIMITS => {
+            let m: Array<MapData, sfc_common::maps::Limits> = typed(loc, MAP_LIMITS)?;
+            let l = m.get(&0, 0).map_err(map_err(MAP_LIMITS, "reading"))?;
+            rows(vec![CounterRow { counter: "new_flows_per_sec (per CPU; 0: no cap)", value: u64::from(l.new_flows_per_sec) }])
+        }
+        MAP_FLOW_STATS => {
+            let s = crate::datapath::flows::stats(loc)?;
+            rows(vec![
+                CounterRow { counter: "created", value: s.created },
+                CounterRow { counter: "capped", value: s.capped },
+                CounterRow { counter: "removed", value: s.removed },
+                CounterRow { counter: "evicted (created - removed - entries)", value: s.evicted },
+            ])
+        }
         other => Err(DatapathError::Other(format!("{other}: no decoder for this map"))),
     }
 }

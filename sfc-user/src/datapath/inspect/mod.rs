@@ -29,7 +29,7 @@ use sfc_common::{
     maps::{
         ALL_MAPS, BANK_BIT_CLASS, BANK_BIT_ID, ChainEntry, ClsKey, ClsResult, Counter, FAMILY_V6,
         FLOW_F_REVERSE, FlowEntry, FlowKey, FragKey, GroupEntry, HopStatsKey, IfStats, IfaceEntry,
-        LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS,
+        LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOW_STATS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_LIMITS,
         MAP_HOP_STATS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS, Meta,
         ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
@@ -358,7 +358,7 @@ fn count_entries(loc: &Location, name: &str, max: u32) -> Result<Option<u64>> {
             count(m.keys(), name, max)?
         }
         // An array has every slot, always.
-        MAP_DROPS | MAP_META => u64::from(max),
+        MAP_DROPS | MAP_META | MAP_LIMITS | MAP_FLOW_STATS => u64::from(max),
         _ => return Ok(None),
     }))
 }
@@ -399,6 +399,10 @@ pub struct Flow {
     /// The zone of the flow's interfaces (`IfaceEntry::zone`): the same 5-tuple in two zones is
     /// two flows.
     pub zone: u32,
+    /// A TCP FIN or RST was seen: the entry goes once the close grace is over (`sfc run`).
+    pub closing: bool,
+    /// Seconds since the flow's last packet at its entry port.
+    pub idle_s: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -444,6 +448,8 @@ pub fn decode_flow(n: &Namer<'_>, k: &FlowKey, v: &FlowEntry) -> Flow {
         destination: n.destination(v.dst_ifindex),
         generation: v.generation,
         zone: k.zone,
+        closing: v.flags & sfc_common::maps::FLOW_F_CLOSING != 0,
+        idle_s: super::flows::coarse_now_s().saturating_sub(v.last_seen),
     }
 }
 
