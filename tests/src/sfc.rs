@@ -316,6 +316,8 @@ pub struct Flow {
     pub reverse: bool,
     /// `(hop, port pair)` in crossing order; `None`: the hop is skipped.
     pub hops: Vec<(usize, Option<String>)>,
+    /// A TCP FIN or RST was seen (the entry goes after the close grace).
+    pub closing: bool,
 }
 
 impl Flow {
@@ -353,6 +355,7 @@ impl Flow {
                     chain: text("chain"),
                     reverse: f["reverse"].as_bool().unwrap_or(false),
                     hops,
+                    closing: f["closing"].as_bool().unwrap_or(false),
                 })
             })
             .collect()
