@@ -9,5 +9,6 @@ pub mod drop;
 pub mod hash;
 pub mod limits;
 pub mod maps;
+pub mod probe;
 
 pub use drop::DropReason;

@@ -32,6 +32,9 @@ pub const MAX_CLS_RESULTS: u32 = 1 << 18;
 pub const MAX_IFACES: u32 = 4_096;
 /// Default flow table size; `sfc apply --flow-table-size` overrides it at load time.
 pub const DEFAULT_FLOW_TABLE_SIZE: u32 = 65_536;
+/// UDP port (source and destination) of health probes (`sfc_common::probe`).
+pub const PROBE_PORT: u16 = 0x5fc0;
+
 /// Default new-flow rate cap: new flow entries per CPU per second (Katran's flood guard figure,
 /// 125k new connections per second per core). Past it new flows are steered without an entry.
 pub const DEFAULT_NEW_FLOW_RATE: u32 = 125_000;

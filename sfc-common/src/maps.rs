@@ -33,10 +33,11 @@ pub const MAP_FRAGS: &str = "SFC_FRAGS_V2";
 pub const MAP_META: &str = "SFC_META";
 pub const MAP_DEVMAP: &str = "SFC_DEVMAP";
 pub const MAP_LIMITS: &str = "SFC_LIMITS";
+pub const MAP_PROBES: &str = "SFC_PROBES";
 pub const MAP_FLOW_STATS: &str = "SFC_FLOW_STATS";
 
 /// Every map the loader pins, in a stable order.
-pub const ALL_MAPS: [&str; 17] = [
+pub const ALL_MAPS: [&str; 18] = [
     MAP_META,
     MAP_IFACES,
     MAP_CLS,
@@ -54,6 +55,7 @@ pub const ALL_MAPS: [&str; 17] = [
     MAP_DEVMAP,
     MAP_LIMITS,
     MAP_FLOW_STATS,
+    MAP_PROBES,
 ];
 
 /// Program names (the function names of the entry points).

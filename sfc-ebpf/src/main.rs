@@ -12,6 +12,7 @@ mod flow;
 mod lb;
 mod maps;
 mod parse;
+mod probe;
 mod steer;
 
 use aya_ebpf::{
@@ -31,6 +32,8 @@ use steer::{Action, try_steer};
 pub fn sfc_tc_ingress(ctx: TcContext) -> i32 {
     match try_steer(&ctx) {
         Ok(a) if a.is_pass() => TC_ACT_OK,
+        // A health probe back from its service function: taken out, not a drop.
+        Ok(a) if a.is_consume() => TC_ACT_SHOT,
         Ok(Action { ifindex, peer }) => {
             let r = unsafe {
                 if peer { bpf_redirect_peer(ifindex, 0) } else { bpf_redirect(ifindex, 0) }
@@ -55,6 +58,7 @@ pub fn sfc_tc_ingress(ctx: TcContext) -> i32 {
 pub fn sfc_xdp(ctx: XdpContext) -> u32 {
     match try_steer(&ctx) {
         Ok(a) if a.is_pass() => XDP_PASS,
+        Ok(a) if a.is_consume() => XDP_DROP,
         Ok(Action { ifindex, .. }) => match maps::SFC_DEVMAP.redirect(ifindex, 0) {
             Ok(_) => XDP_REDIRECT,
             Err(_) => {

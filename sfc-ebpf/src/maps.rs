@@ -126,6 +126,11 @@ pub static SFC_LIMITS: Array<Limits> = Array::pinned(1, 0);
 #[map]
 pub static SFC_FLOW_STATS: PerCpuArray<u64> = PerCpuArray::pinned(FLOW_STATS, 0);
 
+/// port pair id -> the sequence number of the last health probe that came back out of its
+/// egress (`sfc_common::probe`). Written by the datapath, read by `sfc run`'s prober.
+#[map]
+pub static SFC_PROBES: Array<u64> = Array::pinned(MAX_PORT_PAIRS, 0);
+
 /// This CPU's new-flow count in the current second, for the rate cap. Private to the program.
 #[repr(C)]
 pub struct RateWindow {

@@ -47,7 +47,7 @@
 
 use sfc_common::{
     DropReason,
-    limits::MAX_HOPS,
+    limits::{MAX_HOPS, PROBE_PORT},
     maps::{
         DIR_FORWARD, DIR_REVERSE, FAMILY_V6, FLOW_F_REVERSE, FlowEntry, FlowKey, HopStatsKey, IF_F_MAC, IF_F_PEER,
         IfaceEntry, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
@@ -59,8 +59,9 @@ use crate::{
     counters::{self, If},
     ctx::PacketCtx,
     flow,
+    probe,
     maps::{SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_IFACES_V3, SFC_META, SFC_SCRATCH, Scratch, port_pair},
-    parse::{FRAG_FIRST, FRAG_LATER, ParseError, Parsed, parse},
+    parse::{FRAG_FIRST, FRAG_LATER, IPPROTO_UDP, ParseError, Parsed, parse},
 };
 
 /// What to do with a packet that is not dropped: leave it to the host (bridge, routing)
@@ -78,9 +79,15 @@ pub struct Action {
 
 impl Action {
     pub const PASS: Action = Action { ifindex: 0, peer: false };
+    /// Taken out of the traffic, not dropped: a health probe back from a service function.
+    pub const CONSUME: Action = Action { ifindex: u32::MAX, peer: false };
 
     pub const fn is_pass(self) -> bool {
         self.ifindex == 0
+    }
+
+    pub const fn is_consume(self) -> bool {
+        self.ifindex == u32::MAX
     }
 }
 
@@ -125,6 +132,14 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
         }
     };
     scratch.key.zone = iface.zone;
+    if iface.roles & ROLE_SF_EGRESS != 0
+        && scratch.key.proto == IPPROTO_UDP
+        && scratch.key.dport == PROBE_PORT.to_be_bytes()
+        && p.frag == 0
+        && probe::returned(ctx.data(), ctx.data_end(), &p, iface.port_pair)
+    {
+        return Ok(Action::CONSUME);
+    }
     if p.frag != 0 {
         frag_key(scratch, p.frag_id);
         if p.frag == FRAG_LATER {

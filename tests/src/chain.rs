@@ -22,6 +22,8 @@ pub struct PortPair {
 pub struct PortPairGroup {
     pub name: String,
     pub port_pairs: Vec<String>,
+    /// `health_check:` as a YAML flow mapping, e.g. `{destination: 198.18.0.2}`.
+    pub health_check: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,6 +78,7 @@ impl PortPairGroup {
         PortPairGroup {
             name: name.to_owned(),
             port_pairs: port_pairs.iter().map(|&p| p.to_owned()).collect(),
+            health_check: None,
         }
     }
 }
@@ -145,6 +148,9 @@ impl ChainFile {
         for pg in &self.port_pair_groups {
             let _ = writeln!(y, "  - name: {}", pg.name);
             let _ = writeln!(y, "    port_pairs: {}", flow_list(&pg.port_pairs));
+            if let Some(h) = &pg.health_check {
+                let _ = writeln!(y, "    health_check: {h}");
+            }
         }
         y.push_str("flow_classifiers:");
         empty_list(&mut y, self.flow_classifiers.is_empty());

@@ -686,7 +686,7 @@ fn assert_metrics_equal_stats(e: &Exposition, stats: &Stats, ctx: &str) {
     assert!(!interfaces.is_empty(), "stats has no interfaces: {ctx}");
     for i in interfaces {
         let name = i["name"].as_str().unwrap();
-        for kind in ["classified", "unclassified", "from_sf", "malformed"] {
+        for kind in ["classified", "unclassified", "from_sf", "malformed", "recomputed"] {
             assert_eq!(
                 e.value(
                     "sfc_interface_packets_total",
@@ -699,9 +699,17 @@ fn assert_metrics_equal_stats(e: &Exposition, stats: &Stats, ctx: &str) {
     }
     assert_eq!(
         e.family("sfc_interface_packets_total").len(),
-        interfaces.len() * 4,
+        interfaces.len() * 5,
         "{ctx}"
     );
+    for (family, field) in [
+        ("sfc_flows_created_total", "created"),
+        ("sfc_flows_capped_total", "capped"),
+        ("sfc_flows_removed_total", "removed"),
+        ("sfc_flows_evicted_total", "evicted"),
+    ] {
+        assert_eq!(e.value(family, &[]), stats.json["flow_table"][field].as_u64(), "{family}: {ctx}");
+    }
     assert_eq!(
         e.value("sfc_failovers_total", &[]),
         stats.json["failovers"].as_u64(),

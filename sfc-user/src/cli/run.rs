@@ -15,7 +15,7 @@ use std::{
     io,
     net::SocketAddr,
     process::ExitCode,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -98,6 +98,8 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         ifaces: Vec::new(),
         down: BTreeSet::new(),
         drain_due: None,
+        probe_down: Arc::new(Mutex::new(BTreeSet::new())),
+        applied_probe_down: BTreeSet::new(),
     };
     watcher.initial(loc)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
@@ -127,7 +129,10 @@ async fn daemon(loc: Arc<Location>, watcher: Watcher, listener: std::net::TcpLis
     log::info!("serving metrics on http://{}/metrics", listener.local_addr().context("metrics socket")?);
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let watch = tokio::spawn(watch_loop(loc.clone(), watcher, every));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let prober = tokio::spawn(probe_loop(loc.clone(), watcher.probe_down.clone(), wake.clone()));
+    let links = tokio::spawn(link_events(wake.clone()));
+    let watch = tokio::spawn(watch_loop(loc.clone(), watcher, every, wake));
     loop {
         tokio::select! {
             _ = interrupt.recv() => { log::info!("interrupted"); break; }
@@ -147,6 +152,8 @@ async fn daemon(loc: Arc<Location>, watcher: Watcher, listener: std::net::TcpLis
     }
     // An `apply` already running in the blocking pool finishes before the runtime is dropped.
     watch.abort();
+    prober.abort();
+    links.abort();
     log::info!(
         "exiting; the datapath stays installed and keeps forwarding (`sfc{} down` removes it)",
         loc.netns.as_deref().map(|n| format!(" --netns {n}")).unwrap_or_default()
@@ -177,6 +184,10 @@ struct Watcher {
     /// When the first drain ends (seconds since the Unix epoch): the file is re-applied then, so
     /// a drain ends on time, not at the next change.
     drain_due: Option<u64>,
+    /// Port pairs the prober finds not forwarding (shared with it), and those installed down for
+    /// that at the last apply.
+    probe_down: Arc<Mutex<BTreeSet<String>>>,
+    applied_probe_down: BTreeSet<String>,
 }
 
 fn unix_now() -> u64 {
@@ -224,7 +235,9 @@ impl Watcher {
     /// down interface as down).
     fn apply(&mut self, loc: &Location) -> anyhow::Result<ApplyReport> {
         let model = super::load_model(&self.file)?;
-        let r = datapath::apply(loc, &model, self.opts)?;
+        let probe_down = self.probe_down.lock().map(|s| s.clone()).unwrap_or_default();
+        let r = datapath::apply_with_down(loc, &model, self.opts, &probe_down)?;
+        self.applied_probe_down = probe_down;
         self.drain_due = datapath::State::load(&loc.state_dir())
             .ok()
             .flatten()
@@ -252,14 +265,21 @@ impl Watcher {
             return;
         }
         let down = self.links_down();
-        if down == self.down {
+        let probe_down = self.probe_down.lock().map(|s| s.clone()).unwrap_or_default();
+        if down == self.down && probe_down == self.applied_probe_down {
             return;
         }
-        log::warn!(
-            "link state changed: down now [{}] (was [{}]); re-applying",
-            down.iter().cloned().collect::<Vec<_>>().join(", "),
-            self.down.iter().cloned().collect::<Vec<_>>().join(", ")
-        );
+        let list = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+        if down != self.down {
+            log::warn!("link state changed: down now [{}] (was [{}]); re-applying", list(&down), list(&self.down));
+        }
+        if probe_down != self.applied_probe_down {
+            log::warn!(
+                "health probes: not forwarding now [{}] (was [{}]); re-applying",
+                list(&probe_down),
+                list(&self.applied_probe_down)
+            );
+        }
         match self.apply(loc) {
             Ok(r) => log::warn!("{}", summary(&self.file, &r)),
             Err(e) => log::error!("re-applying after a link change failed, keeping the running state: {e:#}"),
@@ -345,6 +365,128 @@ impl Watcher {
     }
 }
 
+/// Wakes the watcher whenever the kernel reports a link change in this namespace, so a member
+/// whose link goes down fails over at once instead of at the next poll. Without the
+/// subscription (an error is logged once) the poll still notices.
+async fn link_events(wake: Arc<tokio::sync::Notify>) {
+    // SAFETY: the OwnedFd is moved into the AsyncFd and stays open, the same descriptor, for as
+    // long as the AsyncFd lives.
+    let registered = datapath::netlink::link_events()
+        .and_then(|fd| unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| e.into_parts().1));
+    let fd = match registered {
+        Ok(fd) => fd,
+        Err(e) => {
+            log::warn!("link notifications unavailable, polling only: {e}");
+            return;
+        }
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let Ok(mut ready) = fd.readable().await else { return };
+        let mut any = false;
+        loop {
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: reading into our own buffer from our own socket.
+            let n = unsafe { libc::recv(fd.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n > 0 {
+                any = true;
+                continue;
+            }
+            // Drained (EAGAIN), or an overrun (ENOBUFS): either way there was news.
+            any |= n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOBUFS);
+            break;
+        }
+        ready.clear_ready();
+        if any {
+            wake.notify_one();
+        }
+    }
+}
+
+/// Probes every member of every group with a `health_check:` (see `datapath::probe`) and keeps
+/// `down` to the members that stopped forwarding, waking the watcher when it changes. Targets
+/// are read again whenever the live generation changes.
+async fn probe_loop(loc: Arc<Location>, down: Arc<Mutex<BTreeSet<String>>>, wake: Arc<tokio::sync::Notify>) {
+    use datapath::probe::{Change, Sender, Target, Tracker};
+    let sender = match Sender::new() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("health probes disabled: {e}");
+            return;
+        }
+    };
+    let mut generation = None;
+    let mut targets: Vec<(Target, Tracker, tokio::time::Instant)> = Vec::new();
+    let mut seq = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let l = loc.clone();
+        let now_gen = tokio::task::spawn_blocking(move || datapath::maps::Maps::open(&l).and_then(|m| m.meta()).map(|m| m.generation)).await;
+        let now_gen = now_gen.ok().and_then(Result::ok);
+        if now_gen != generation {
+            generation = now_gen;
+            let l = loc.clone();
+            let fresh = tokio::task::spawn_blocking(move || {
+                datapath::State::load(&l.state_dir()).ok().flatten().map(|s| datapath::probe::targets(&s)).unwrap_or_default()
+            })
+            .await
+            .unwrap_or_default();
+            // Members probed before keep their history; new ones start up, with a fresh probe.
+            let mut next = Vec::new();
+            for t in fresh {
+                match targets.iter().position(|(o, _, _)| o.id == t.id && o.ifindex == t.ifindex) {
+                    Some(i) => {
+                        let (_, tr, due) = targets.swap_remove(i);
+                        next.push((t, tr, due));
+                    }
+                    None => next.push((t, Tracker::new(0), tokio::time::Instant::now())),
+                }
+            }
+            targets = next;
+            if let Ok(mut d) = down.lock() {
+                d.retain(|pp| targets.iter().any(|(t, tr, _)| &t.port_pair == pp && !tr.up));
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if !targets.iter().any(|(_, _, due)| *due <= now) {
+            continue;
+        }
+        let ids: Vec<u32> = targets.iter().map(|(t, _, _)| t.id).collect();
+        let l = loc.clone();
+        let back = tokio::task::spawn_blocking(move || datapath::probe::returned(&l, &ids)).await;
+        let Ok(Ok(back)) = back else { continue };
+        let mut changed = false;
+        for (t, tr, due) in &mut targets {
+            if *due > now {
+                continue;
+            }
+            let got = back.get(&t.id).copied().unwrap_or(0);
+            match tr.observe(got, &t.check) {
+                Some(Change::Down) => {
+                    log::warn!("{}: {} health probes in a row not back; taking it out of its group", t.port_pair, t.check.failures);
+                    changed |= down.lock().is_ok_and(|mut d| d.insert(t.port_pair.clone()));
+                }
+                Some(Change::Up) => {
+                    log::warn!("{}: {} health probes in a row back; it serves again", t.port_pair, t.check.recoveries);
+                    changed |= down.lock().is_ok_and(|mut d| d.remove(&t.port_pair));
+                }
+                None => {}
+            }
+            seq += 1;
+            tr.sent = seq;
+            if let Err(e) = sender.send(t.ifindex, &datapath::probe::frame(t, seq)) {
+                log::debug!("{}: sending a probe: {e}", t.port_pair);
+            }
+            *due = now + Duration::from_millis(u64::from(t.check.interval_ms));
+        }
+        if changed {
+            wake.notify_one();
+        }
+    }
+}
+
 /// One aging pass over the flow table; what it removed is logged (debug) and counted.
 fn age(loc: &Location, rule: datapath::flows::Aging) {
     match datapath::flows::expire(loc, rule) {
@@ -354,7 +496,7 @@ fn age(loc: &Location, rule: datapath::flows::Aging) {
     }
 }
 
-async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Timing) {
+async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Timing, wake: Arc<tokio::sync::Notify>) {
     let mut tick = tokio::time::interval(every.health);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The first tick is immediate, and the file was just applied.
@@ -362,7 +504,12 @@ async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Timing) {
     let mut last_file_look = tokio::time::Instant::now();
     let mut last_aging = tokio::time::Instant::now();
     loop {
-        tick.tick().await;
+        // A link event or a probe verdict wakes the health check at once; the tick is the
+        // fallback (and the clock of the file and the drains).
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = wake.notified() => {}
+        }
         let look_at_file = last_file_look.elapsed() >= every.file;
         if look_at_file {
             last_file_look = tokio::time::Instant::now();

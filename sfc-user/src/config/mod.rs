@@ -50,6 +50,17 @@ pub struct PortPairGroupCfg {
     pub lb_fields: Option<S<Vec<S<String>>>>,
     pub failure_policy: Option<S<String>>,
     pub tap_enabled: Option<S<bool>>,
+    pub health_check: Option<S<HealthCheckCfg>>,
+}
+
+/// A group's `health_check:` (probes through each member; an sfc extension).
+#[derive(Debug, Default)]
+pub struct HealthCheckCfg {
+    pub interval_ms: Option<S<i128>>,
+    pub failures: Option<S<i128>>,
+    pub recoveries: Option<S<i128>>,
+    pub source: Option<S<String>>,
+    pub destination: Option<S<String>>,
 }
 
 /// A protocol given by name (`tcp`) or number (`6`).

@@ -7,7 +7,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
 
 use super::{
-    ChainParametersCfg, ConfigFile, FlowClassifierCfg, InterfaceCfg, PortChainCfg, PortPairCfg, PortPairGroupCfg, ProtocolCfg, S, line,
+    ChainParametersCfg, ConfigFile, HealthCheckCfg, FlowClassifierCfg, InterfaceCfg, PortChainCfg, PortPairCfg, PortPairGroupCfg, ProtocolCfg, S, line,
 };
 use crate::model::ValidationError;
 
@@ -115,7 +115,8 @@ impl<'de> Visitor<'de> for NodeVisitor {
 const SECTIONS: [&str; 5] = ["port_pairs", "port_pair_groups", "flow_classifiers", "port_chains", "interfaces"];
 const IF_FIELDS: &[&str] = &["name", "mode"];
 const PP_FIELDS: &[&str] = &["name", "description", "ingress", "egress", "weight"];
-const PG_FIELDS: &[&str] = &["name", "description", "port_pairs", "lb_fields", "failure_policy", "tap_enabled"];
+const PG_FIELDS: &[&str] = &["name", "description", "port_pairs", "lb_fields", "failure_policy", "tap_enabled", "health_check"];
+const HC_FIELDS: &[&str] = &["interval_ms", "failures", "recoveries", "source", "destination"];
 const FC_FIELDS: &[&str] = &[
     "name",
     "description",
@@ -398,7 +399,8 @@ impl Reader<'_> {
                 "port_pairs" => g.port_pairs = self.names(&at, &key, v),
                 "lb_fields" => g.lb_fields = self.names(&at, &key, v),
                 "failure_policy" => g.failure_policy = self.string(&at, &key, v),
-                _ => g.tap_enabled = self.boolean(&at, &key, v),
+                "tap_enabled" => g.tap_enabled = self.boolean(&at, &key, v),
+                _ => g.health_check = self.health_check(&at, v),
             }
         }
         spanned(g, n)
@@ -440,6 +442,30 @@ impl Reader<'_> {
             }
         }
         spanned(c, n)
+    }
+
+    fn health_check(&mut self, at: &At<'_>, n: &S<Node>) -> Option<S<HealthCheckCfg>> {
+        match &n.value {
+            Node::Null => return None,
+            Node::Map(_) => {}
+            other => {
+                let msg = format!("expected a mapping ({}), found {}", HC_FIELDS.join(", "), other.kind());
+                self.problem(at, "health_check", line(n), msg);
+                return None;
+            }
+        }
+        let mut h = HealthCheckCfg::default();
+        for (key, v) in self.fields(at, "health_check.", HC_FIELDS, n) {
+            let field = format!("health_check.{key}");
+            match key.as_str() {
+                "interval_ms" => h.interval_ms = self.int(at, &field, v),
+                "failures" => h.failures = self.int(at, &field, v),
+                "recoveries" => h.recoveries = self.int(at, &field, v),
+                "source" => h.source = self.string(at, &field, v),
+                _ => h.destination = self.string(at, &field, v),
+            }
+        }
+        Some(spanned(h, n))
     }
 
     fn parameters(&mut self, at: &At<'_>, n: &S<Node>) -> Option<S<ChainParametersCfg>> {

@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod maps;
 pub mod netlink;
 pub mod netns;
+pub mod probe;
 pub mod state;
 
 use std::{
@@ -204,8 +205,14 @@ fn unix_now() -> u64 {
 /// removes what it created; a failed update leaves the running datapath as it was (the new
 /// generation goes live only at the final flip).
 pub fn apply(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyReport> {
+    apply_with_down(loc, model, opts, &BTreeSet::new())
+}
+
+/// `apply`, with port pairs `down` taken out of their groups as if an interface of theirs were
+/// down (health probes found them not forwarding).
+pub fn apply_with_down(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BTreeSet<String>) -> Result<ApplyReport> {
     let fresh = !loc.pin_dir.exists();
-    let r = apply_inner(loc, model, opts);
+    let r = apply_inner(loc, model, opts, probe_down);
     if r.is_err() && fresh && loc.pin_dir.exists() {
         // Best effort: detach and unpin whatever the failed install got to.
         let _ = down(loc);
@@ -214,7 +221,7 @@ pub fn apply(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyRe
 }
 
 #[expect(clippy::too_many_lines, reason = "the steps of an apply, in the order they must happen")]
-fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyReport> {
+fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BTreeSet<String>) -> Result<ApplyReport> {
     ensure_bpffs()?;
     private_dir(&loc.pin_dir)?;
     let state_dir = loc.state_dir();
@@ -222,7 +229,11 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions) -> Result<Apply
     let _lock = Lock::acquire(&state_dir)?;
     let old = State::load(&state_dir)?;
 
-    let (facts, down_ifaces) = gather_facts(model)?;
+    let (facts, mut down_ifaces) = gather_facts(model)?;
+    for p in model.port_pairs.iter().filter(|p| probe_down.contains(&p.name)) {
+        down_ifaces.insert(p.ingress.clone());
+        down_ifaces.insert(p.egress.clone());
+    }
     let now = unix_now();
     // Draining port pairs keep their ids; one that is back in use stops draining.
     let mut draining: BTreeMap<u32, Drain> = old.as_ref().map(|o| o.draining.clone()).unwrap_or_default();

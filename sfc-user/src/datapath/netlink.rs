@@ -237,3 +237,30 @@ pub fn nsid_of(fd: std::os::fd::BorrowedFd<'_>) -> Result<Option<i32>, NetlinkEr
         .map(|(_, p)| i32::from_ne_bytes([p[0], p[1], p[2], p[3]]))
         .filter(|id| *id >= 0))
 }
+
+/// `RTMGRP_LINK`: the multicast group of link notifications.
+const RTMGRP_LINK: u32 = 1;
+
+/// A non-blocking socket that receives the kernel's link notifications (interfaces added,
+/// removed, going up or down) in the calling thread's namespace. What it receives is a wake-up,
+/// not parsed: the reader then looks at the links it cares about.
+pub fn link_events() -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd as _;
+    // SAFETY: plain socket(2); the descriptor is owned below.
+    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, NETLINK_ROUTE) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a socket we just opened and own.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an all-zero sockaddr_nl is valid; family and groups are set.
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = u16::try_from(libc::AF_NETLINK).unwrap_or(0);
+    addr.nl_groups = RTMGRP_LINK;
+    // SAFETY: `addr` is a valid sockaddr_nl of the length passed.
+    let rc = unsafe { libc::bind(fd, (&raw const addr).cast(), u32::try_from(size_of::<libc::sockaddr_nl>()).unwrap_or(0)) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(owned)
+}

@@ -216,6 +216,30 @@ pub struct PortPairGroup {
     pub lb_fields: u32,
     pub failure_policy: FailurePolicy,
     pub tap_enabled: bool,
+    /// Probes through each member (`health_check:`); `None`: link state only.
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+}
+
+/// A group's health check: every `interval_ms` a probe (UDP from `source` to `destination`,
+/// port `sfc_common::limits::PROBE_PORT`) is sent into each member's ingress and must come back
+/// at its egress. A member misses `failures` in a row: down (its flows fail over); it answers
+/// `recoveries` in a row: up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub interval_ms: u32,
+    pub failures: u32,
+    pub recoveries: u32,
+    pub source: std::net::IpAddr,
+    pub destination: std::net::IpAddr,
+}
+
+impl HealthCheck {
+    pub const DEFAULT_INTERVAL_MS: u32 = 100;
+    pub const DEFAULT_FAILURES: u32 = 3;
+    pub const DEFAULT_RECOVERIES: u32 = 3;
+    /// The source when none is given (IPv4 only): a link-local address no host owns.
+    pub const DEFAULT_SOURCE_V4: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 95, 192);
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
