@@ -182,7 +182,7 @@ macro_rules! in_both_modes {
     };
 }
 
-in_both_modes!(offloads, steering, known_flow_on_another_source_port, tenants_with_the_same_addresses, no_hop_skipped_when_flow_entries_are_gone, loop_guard, new_flows_over_the_cap_are_steered_without_an_entry, tcp_close_and_reuse_mark_the_flow, classifier_boundaries, encapsulations, ipv6_fragments_with_extension_header_after_the_fragment_header, hostile_inputs, truncation_at_every_length, failure_policies, classification_matches_the_model, weighted_group_shares, fuzz, flow_left_alone_after_its_classifier_is_removed);
+in_both_modes!(offloads, steering, known_flow_on_another_source_port, tenants_with_the_same_addresses, no_hop_skipped_when_flow_entries_are_gone, loop_guard, new_flows_over_the_cap_are_steered_without_an_entry, tcp_close_and_reuse_mark_the_flow, health_probes_are_consumed_at_the_egress, classifier_boundaries, encapsulations, ipv6_fragments_with_extension_header_after_the_fragment_header, hostile_inputs, truncation_at_every_length, failure_policies, classification_matches_the_model, weighted_group_shares, fuzz, flow_left_alone_after_its_classifier_is_removed);
 
 // ---- addresses -------------------------------------------------------------------------------
 
@@ -432,6 +432,41 @@ fn tcp_close_and_reuse_mark_the_flow(mode: AttachMode) {
     assert!(!closing(&fx), "a new SYN reopens it");
     check_table(&mut fx, &[Case::steered("RST", seg(L4::TcpRst(40_600, 80, 5)), "web", "sf1i", "pp1")]);
     assert!(closing(&fx), "RST marks it closing");
+}
+
+/// A health probe sent into a member comes back out of its egress: recorded (its sequence number
+/// for that port pair) and consumed, counted nowhere as traffic or drop. One that shows up at
+/// another member's egress is consumed but not recorded for it. A datagram to the probe port
+/// without the probe's magic is ordinary traffic.
+fn health_probes_are_consumed_at_the_egress(mode: AttachMode) {
+    use std::net::{IpAddr, Ipv4Addr};
+    let mut fx = fixture(mode);
+    let probe = |pp: &str, seq: u64| {
+        let check = sfc::model::HealthCheck {
+            interval_ms: 100,
+            failures: 3,
+            recoveries: 3,
+            source: IpAddr::V4(Ipv4Addr::new(169, 254, 95, 192)),
+            destination: IpAddr::V4(Ipv4Addr::from(SERVER)),
+        };
+        let t = sfc::datapath::probe::Target {
+            port_pair: pp.to_owned(),
+            id: fx.port_pair_id(pp),
+            ifindex: 0,
+            dst_mac: [2, 0, 0, 0, 0, 9],
+            src_mac: [2, 0, 0, 0, 0, 8],
+            check,
+        };
+        sfc::datapath::probe::frame(&t, seq)
+    };
+    let (p1_7, p2_8) = (probe("pp1", 7), probe("pp2", 8));
+    let port = sfc_common::limits::PROBE_PORT;
+    check_table(&mut fx, &[
+        Case::new("pp1's probe back at pp1's egress: consumed", "sf1o", p1_7, DROP, Out::Unchanged, Count::Nothing, None),
+        Case::new("pp2's probe at pp1's egress: consumed, not recorded", "sf1o", p2_8, DROP, Out::Unchanged, Count::Nothing, None),
+        Case::new("UDP to the probe port without the magic: traffic like any other", "sf1o", v4([169, 254, 95, 192], SERVER, L4::Udp(port, port)), PASS, Out::Unchanged, Count::Unclassified, None),
+    ]);
+    assert_eq!((fx.probe_back("pp1"), fx.probe_back("pp2")), (7, 0));
 }
 
 // ---- 4: classifier boundaries ---------------------------------------------------------------------

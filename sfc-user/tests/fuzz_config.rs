@@ -35,6 +35,12 @@ const FIELDS: &[&str] = &[
     "lb_fields",
     "failure_policy",
     "tap_enabled",
+    "health_check",
+    "interval_ms",
+    "failures",
+    "recoveries",
+    "source",
+    "destination",
     "ethertype",
     "protocol",
     "source_ip_prefix",
@@ -175,7 +181,8 @@ fn valid() -> Value {
             {"name": "pp3", "ingress": "sf3", "egress": "sf3"}
         ],
         "port_pair_groups": [
-            {"name": "pg1", "port_pairs": ["pp1", "pp2"], "lb_fields": ["ip_src", "ip_dst"]},
+            {"name": "pg1", "port_pairs": ["pp1", "pp2"], "lb_fields": ["ip_src", "ip_dst"],
+             "health_check": {"destination": "10.0.0.20", "interval_ms": 100, "failures": 3, "recoveries": 2}},
             {"name": "pg2", "port_pairs": ["pp3"], "failure_policy": "fail-open", "tap_enabled": false}
         ],
         "flow_classifiers": [

@@ -1033,3 +1033,29 @@ fn interface_listed_twice_or_with_unknown_field() {
     only(&with_interfaces("  - {name: src, mode: xdp}\n  - {name: src, mode: tc}\n"), "interfaces", "src", "name", 11, "duplicate name (first defined on line 10)");
     only(&with_interfaces("  - {name: src, mdoe: xdp, mode: tc}\n"), "interfaces", "src", "mdoe", 10, "unknown field (did you mean 'mode'?)");
 }
+
+/// `BASE` with `health_check` on pg1 (line 4).
+fn with_health(h: &str) -> String {
+    BASE.replace("{name: pg1, port_pairs: [pp1]}", &format!("{{name: pg1, port_pairs: [pp1], health_check: {h}}}"))
+}
+
+#[test]
+fn health_check_values() {
+    assert_eq!(problems(&with_health("{destination: 10.0.0.20}")), vec![]);
+    assert_eq!(problems(&with_health("{destination: 10.0.0.20, source: 10.0.0.1, interval_ms: 50, failures: 2, recoveries: 5}")), vec![]);
+    assert_eq!(problems(&with_health("{destination: \"2001:db8::1\", source: \"2001:db8::2\"}")), vec![]);
+    let pg = "port_pair_groups";
+    only(&with_health("{interval_ms: 100}"), pg, "pg1", "health_check.destination", 4,
+        "a probe needs a destination: an address the group's functions forward out of their egress (the chain's destination, for routing functions)");
+    only(&with_health("{destination: 10.0.0.20, interval_ms: 5}"), pg, "pg1", "health_check.interval_ms", 4, "5 is not in 10..=60000");
+    only(&with_health("{destination: 10.0.0.20, failures: 0}"), pg, "pg1", "health_check.failures", 4, "0 is not in 1..=100");
+    only(&with_health("{destination: 10.0.0.20, recoveries: 101}"), pg, "pg1", "health_check.recoveries", 4, "101 is not in 1..=100");
+    only(&with_health("{destination: dest-vm}"), pg, "pg1", "health_check.destination", 4, "'dest-vm' is not a unicast IP address");
+    only(&with_health("{destination: 224.0.0.1}"), pg, "pg1", "health_check.destination", 4, "'224.0.0.1' is not a unicast IP address");
+    only(&with_health("{destination: 10.0.0.20, source: \"2001:db8::2\"}"), pg, "pg1", "health_check.source", 4, "2001:db8::2 and the destination 10.0.0.20 are not of one family");
+    only(&with_health("{destination: \"2001:db8::1\"}"), pg, "pg1", "health_check.source", 4, "an IPv6 probe needs a source (no default: a link-local one would not be forwarded)");
+    only(&with_health("{destination: 10.0.0.20, timeout: 3}"), pg, "pg1", "health_check.timeout", 4,
+        "unknown field (expected one of: interval_ms, failures, recoveries, source, destination)");
+    only(&with_health("every-second"), pg, "pg1", "health_check", 4,
+        "expected a mapping (interval_ms, failures, recoveries, source, destination), found a string");
+}

@@ -438,6 +438,12 @@ impl Fixture {
         self.maps().flows().unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// The sequence number of the last health probe back from port pair `pp` (0: none).
+    pub fn probe_back(&self, pp: &str) -> u64 {
+        let id = self.port_pair_id(pp);
+        sfc::datapath::probe::returned(&self.loc, &[id]).unwrap_or_else(|e| panic!("{e}"))[&id]
+    }
+
     /// Number of entries in the flow table.
     pub fn flow_count(&self) -> usize {
         self.maps().flows().unwrap_or_else(|e| panic!("{e}")).len()
