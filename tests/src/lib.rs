@@ -8,6 +8,7 @@
 pub mod blog;
 pub mod chain;
 pub mod counters;
+pub mod failover;
 pub mod interrupt;
 pub mod lifecycle;
 pub mod netns;
