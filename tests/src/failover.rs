@@ -21,12 +21,12 @@ use crate::{
 /// Datagrams per second of the measured stream.
 pub const RATE: u32 = 1000;
 
-/// PG1 = {PP1, PP2}, probed every 100 ms (3 misses: down, 3 answers: up) when `probed`; PG2 =
-/// {PP3}; UDP to dest:[`STREAM_PORT`] from source.
+/// PG1 = {PP1, PP2}, probed with the default health check (every 50 ms; 3 misses: down, 3
+/// answers: up) when `probed`; PG2 = {PP3}; UDP to dest:[`STREAM_PORT`] from source.
 pub fn chain(topo: &Topology, probed: bool) -> ChainFile {
     let mut pg1 = PortPairGroup::new("pg1", &["pp1", "pp2"]);
     if probed {
-        pg1.health_check = Some(format!("{{destination: {DEST_IP}, interval_ms: 100, failures: 3, recoveries: 3}}"));
+        pg1.health_check = Some(format!("{{destination: {DEST_IP}}}"));
     }
     ChainFile {
         port_pairs: [1, 2, 3].iter().map(|&n| topo.port_pair(n)).collect(),
@@ -42,7 +42,8 @@ pub fn chain(topo: &Topology, probed: bool) -> ChainFile {
 pub enum Fault {
     /// The function stops forwarding, its link stays up (a hung VM): only probes can tell.
     Hang,
-    /// The hub-side link of its ingress goes down.
+    /// The function's ingress link goes down (inside its namespace; the hub's end loses its
+    /// carrier).
     LinkDown,
 }
 
@@ -68,9 +69,7 @@ pub struct Failover {
 fn fault(topo: &Topology, n: u8, f: Fault, on: bool) -> Result<()> {
     match f {
         Fault::Hang => netns::sysctls(&topo.sf(n), &[("net.ipv4.ip_forward", if on { "0" } else { "1" })]),
-        Fault::LinkDown => {
-            netns::ip_in(&topo.hub(), &["link", "set", &topo.hub_dev(End::SfIn(n)), if on { "down" } else { "up" }]).map(|_| ())
-        }
+        Fault::LinkDown => netns::ip_in(&topo.sf(n), &["link", "set", End::SfIn(n).dev(), if on { "down" } else { "up" }]).map(|_| ()),
     }
 }
 

@@ -18,6 +18,7 @@ mod micro;
 mod ovs;
 mod paths;
 mod report;
+mod robust;
 mod topo;
 mod traffic;
 mod udp;
@@ -59,6 +60,12 @@ pub struct Options {
     /// Skip the namespace benchmark (paths a-e).
     #[arg(long)]
     no_macro: bool,
+    /// Skip the robustness figures (failover after a hung function or a link down, floods).
+    #[arg(long)]
+    no_robust: bool,
+    /// Runs of each failover measurement.
+    #[arg(long, default_value_t = 3)]
+    failover_runs: usize,
     /// Where to write the results [default: BENCHMARKS.md in the workspace root].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -77,6 +84,9 @@ impl Options {
         }
         if self.no_macro {
             c.push_str(" --no-macro");
+        }
+        if self.no_robust {
+            c.push_str(" --no-robust");
         }
         c
     }
@@ -122,13 +132,26 @@ pub fn run(opts: &Options) -> Result<()> {
             micro::command_line()
         );
     }
+    let measured_micro = started.elapsed();
+    let mut robust_md = None;
+    if !opts.no_robust {
+        section("Robustness: failover and floods");
+        match robust::run(&sfc, opts.failover_runs.max(1)) {
+            Ok(s) => {
+                println!("\n{s}");
+                robust_md = Some(s);
+            }
+            Err(e) => failures.push(format!("robustness: {e:#}")),
+        }
+    }
     let took = started.elapsed();
     let phases = format!(
-        "installing what was missing {:.0} s, building {:.0} s, macro {:.0} s, micro {:.0} s",
+        "installing what was missing {:.0} s, building {:.0} s, macro {:.0} s, micro {:.0} s, robustness {:.0} s",
         installed.as_secs_f64(),
         built.saturating_sub(installed).as_secs_f64(),
         measured_macro.saturating_sub(built).as_secs_f64(),
-        took.saturating_sub(measured_macro).as_secs_f64()
+        measured_micro.saturating_sub(measured_macro).as_secs_f64(),
+        took.saturating_sub(measured_micro).as_secs_f64()
     );
     let _ = writeln!(md, "The whole run took {:.1} minutes ({phases}).\n", took.as_secs_f64() / 60.0);
 
@@ -137,7 +160,14 @@ pub fn run(opts: &Options) -> Result<()> {
         .clone()
         .unwrap_or_else(|| build_cmd::workspace_root().join("BENCHMARKS.md"));
     if failures.is_empty() {
-        report::write_benchmarks_md(&out, &md)?;
+        // Each part keeps its own generated block, so a run of one part leaves the others.
+        if !(opts.no_macro && opts.no_micro) {
+            report::write_benchmarks_md(&out, report::MAIN, &md)?;
+        }
+        if let Some(r) = robust_md {
+            let r = format!("Command: `{}` (as root), run on {}.\n\n{r}", opts.command_line(), today());
+            report::write_benchmarks_md(&out, report::ROBUST, &r)?;
+        }
         println!("\nResults written to {}.", out.display());
     } else {
         println!("\nNot writing {}: some paths failed.", out.display());

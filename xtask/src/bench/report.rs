@@ -1,8 +1,9 @@
 //! Results: medians per path, the table with ratios against the direct path, the goal checks,
 //! the machine description, and BENCHMARKS.md.
 //!
-//! BENCHMARKS.md keeps whatever people wrote around the generated part: a run replaces only the
-//! text between [`BEGIN`] and [`END`] (or writes a new file with both markers).
+//! BENCHMARKS.md keeps whatever people wrote around the generated parts: a run replaces only the
+//! text between a part's two markers ([`MAIN`]: macro and micro; [`ROBUST`]: failover and
+//! floods), or adds the part at the end.
 
 use std::{fmt::Write as _, path::Path};
 
@@ -10,8 +11,18 @@ use anyhow::{Context as _, Result};
 
 use super::paths::Spec;
 
-pub const BEGIN: &str = "<!-- cargo xtask bench: generated from here -->";
-pub const END: &str = "<!-- cargo xtask bench: generated up to here -->";
+/// The markers around one generated part of BENCHMARKS.md.
+pub struct Part {
+    pub begin: &'static str,
+    pub end: &'static str,
+}
+
+pub const MAIN: Part =
+    Part { begin: "<!-- cargo xtask bench: generated from here -->", end: "<!-- cargo xtask bench: generated up to here -->" };
+pub const ROBUST: Part = Part {
+    begin: "<!-- cargo xtask bench (robustness): generated from here -->",
+    end: "<!-- cargo xtask bench (robustness): generated up to here -->",
+};
 
 /// Goals from the issue, for sfc tc mode.
 const GOAL_PPS_VS_DIRECT: f64 = 0.65;
@@ -306,13 +317,14 @@ fn tool_versions() -> Vec<String> {
     ]
 }
 
-/// Replaces the generated part of `path` with `generated` (or writes a new file).
-pub fn write_benchmarks_md(path: &Path, generated: &str) -> Result<()> {
-    let block = format!("{BEGIN}\n{generated}{END}\n");
+/// Replaces generated part `part` of `path` with `generated` (or adds it, or writes a new file).
+pub fn write_benchmarks_md(path: &Path, part: Part, generated: &str) -> Result<()> {
+    let Part { begin, end } = part;
+    let block = format!("{begin}\n{generated}{end}\n");
     let text = match std::fs::read_to_string(path) {
-        Ok(old) => match (old.find(BEGIN), old.find(END)) {
+        Ok(old) => match (old.find(begin), old.find(end)) {
             (Some(b), Some(e)) if b < e => {
-                let rest = old[e + END.len()..].trim_start_matches('\n');
+                let rest = old[e + end.len()..].trim_start_matches('\n');
                 let gap = if rest.is_empty() { "" } else { "\n" };
                 format!("{}{block}{gap}{rest}", &old[..b])
             }
@@ -339,18 +351,22 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sfcb-report-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("B.md");
-        write_benchmarks_md(&file, "one\n").unwrap();
+        write_benchmarks_md(&file, MAIN, "one\n").unwrap();
         let first = std::fs::read_to_string(&file).unwrap();
         assert!(first.contains("one\n"));
         std::fs::write(&file, format!("intro\n\n{first}\nanalysis\n")).unwrap();
-        write_benchmarks_md(&file, "two\n").unwrap();
+        write_benchmarks_md(&file, MAIN, "two\n").unwrap();
+        write_benchmarks_md(&file, ROBUST, "three\n").unwrap();
         let second = std::fs::read_to_string(&file).unwrap();
         assert!(second.starts_with("intro\n"), "{second}");
         assert!(
             second.contains("two\n") && !second.contains("one\n"),
             "{second}"
         );
-        assert!(second.trim_end().ends_with("analysis"), "{second}");
+        assert!(second.contains("analysis\n") && second.trim_end().ends_with(ROBUST.end), "{second}");
+        write_benchmarks_md(&file, ROBUST, "four\n").unwrap();
+        let third = std::fs::read_to_string(&file).unwrap();
+        assert!(third.contains("two\n") && third.contains("four\n") && !third.contains("three\n"), "{third}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
