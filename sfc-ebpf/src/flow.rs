@@ -32,12 +32,14 @@ pub type Entry = *mut FlowEntry;
 /// `CLOCK_MONOTONIC_COARSE` in seconds (`FlowEntry::last_seen`; the loader reads the same clock).
 #[inline(always)]
 fn now_s() -> u32 {
+    // SAFETY: a helper without arguments.
     (unsafe { bpf_ktime_get_coarse_ns() } / 1_000_000_000) as u32
 }
 
 #[inline(always)]
 fn stat(slot: u32) {
     if let Some(c) = SFC_FLOW_STATS.get_ptr_mut(slot) {
+        // SAFETY: a valid pointer to this CPU's slot of a per-CPU array (no other writer).
         unsafe { *c += 1 };
     }
 }
@@ -48,6 +50,7 @@ fn stat(slot: u32) {
 fn admit() -> bool {
     let limit = SFC_LIMITS.get(0).map_or(0, |l| l.new_flows_per_sec);
     let Some(w) = SFC_RATE.get_ptr_mut(0) else { return true };
+    // SAFETY: this CPU's element of a per-CPU array, which only this program touches.
     let w = unsafe { &mut *w };
     let second = u64::from(now_s());
     if w.second != second {
@@ -66,6 +69,8 @@ fn admit() -> bool {
 /// busy flow does not dirty its entry per packet) and the close mark.
 #[inline(always)]
 pub fn touch(flow: Entry, p: &Parsed) {
+    // SAFETY: `flow` points at a flow-table value (or the per-CPU scratch copy); the fields are
+    // plain integers, and a concurrent writer on another CPU can only leave another valid value.
     let f = unsafe { &mut *flow };
     let now = now_s();
     if p.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
@@ -151,7 +156,17 @@ pub fn resolve(ifindex: u32, p: &Parsed, s: &mut Scratch, meta: Meta, old: Optio
 #[inline(always)]
 pub fn recompute(roles: u32, pp_id: u32, bank: u32, p: &Parsed, s: &mut Scratch, meta: Meta) -> Result<Option<(Entry, usize)>, DropReason> {
     let Some(pp) = port_pair(pp_id) else { return Ok(None) };
-    let Some(group) = (unsafe { SFC_GROUPS.get(&banked_id(bank, pp.group)) }) else { return Ok(None) };
+    // A draining member's group may be gone from the live bank (the group was removed): the
+    // previous generation's bank still has it, with its chains and classifiers.
+    // SAFETY: map lookups return references into map values that stay valid for this program run
+    // (RCU); the values are plain integers (also below).
+    let (group, bank) = match unsafe { SFC_GROUPS.get(&banked_id(bank, pp.group)) } {
+        Some(g) => (g, bank),
+        None => match unsafe { SFC_GROUPS.get(&banked_id(bank ^ 1, pp.group)) } {
+            Some(g) => (g, bank ^ 1),
+            None => return Ok(None),
+        },
+    };
     if group.reclass == 0 {
         return Ok(None);
     }
@@ -202,6 +217,7 @@ pub fn recompute(roles: u32, pp_id: u32, bank: u32, p: &Parsed, s: &mut Scratch,
         };
         // The reply's path runs through the same members backwards: this port pair, at forward
         // hop h, is at reverse hop n - 1 - h.
+        // SAFETY: `flow` is a flow-table value or the scratch copy, both valid here.
         let n = usize::from(unsafe { (*flow).n_hops });
         return Ok(Some((flow, n.wrapping_sub(h as usize) & (MAX_HOPS * 2 - 1))));
     }
@@ -248,6 +264,7 @@ pub fn resolve_reply(ifindex: u32, class: u32, p: &Parsed, s: &mut Scratch, meta
     }
     SFC_FLOWS_V2
         .get_ptr_mut(&s.key)
+        // SAFETY: a pointer the lookup just returned, to a valid value.
         .filter(|f| unsafe { (**f).in_ifindex } == ifindex)
         .map(Some)
         .ok_or(DropReason::FlowTableFull)

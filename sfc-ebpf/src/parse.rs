@@ -170,6 +170,7 @@ fn word_at(at: usize, end: usize) -> u32 {
     if at + 4 > end {
         return 0;
     }
+    // SAFETY: `at + 4 <= end`, checked above: the word is inside the packet.
     u32::from_be(unsafe { core::ptr::read_unaligned(at as *const u32) })
 }
 

@@ -16,6 +16,7 @@ pub fn returned(start: usize, end: usize, p: &Parsed, port_pair: u32) -> bool {
     if at + 20 > end {
         return false;
     }
+    // SAFETY: `at + 20 <= end` was checked above: the 20 bytes read here are in the packet.
     let magic = unsafe { core::ptr::read_unaligned(at as *const [u8; 8]) };
     if magic != MAGIC {
         return false;
@@ -24,6 +25,7 @@ pub fn returned(start: usize, end: usize, p: &Parsed, port_pair: u32) -> bool {
     let seq = u64::from_be(unsafe { core::ptr::read_unaligned((at + 12) as *const u64) });
     if pp == port_pair {
         if let Some(slot) = SFC_PROBES.get_ptr_mut(pp) {
+            // SAFETY: a valid pointer to an element of an array map of u64.
             unsafe { *slot = seq };
         }
     }

@@ -190,6 +190,8 @@ const SAME_TTL_LAPS: u8 = 3;
 /// packet that last left the chain on `flow`, come round.
 #[inline(always)]
 fn looped(flow: *mut FlowEntry, p: &Parsed) -> bool {
+    // SAFETY: `flow` points at a flow-table value (or the per-CPU scratch copy), plain integers;
+    // another CPU writing it concurrently can only leave another valid value.
     let f = unsafe { &mut *flow };
     if f.exit_ttl == 0 || f.exit_fp != p.fp || p.ttl > f.exit_ttl {
         return false;
@@ -210,6 +212,7 @@ fn looped(flow: *mut FlowEntry, p: &Parsed) -> bool {
 /// Records the packet leaving the chain on `flow`, for `looped`.
 #[inline(always)]
 fn record_exit(flow: *mut FlowEntry, p: &Parsed) {
+    // SAFETY: as in `looped`.
     let f = unsafe { &mut *flow };
     if f.exit_fp != p.fp {
         f.exit_laps = 0;
@@ -232,6 +235,9 @@ fn lookup_flow(
 ) -> Result<Option<Path>, DropReason> {
     let (roles, port_pair) = (iface.roles, iface.port_pair);
     let sf = roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) != 0;
+    // SAFETY (every dereference of a flow pointer below): the pointers come from flow-table
+    // lookups or `flow::*`, which return a valid value (the map's or the per-CPU scratch copy)
+    // for the rest of this program run.
     if sf {
         if let Some(flow) = SFC_FLOWS_V2.get_ptr_mut(&scratch.key) {
             let f = unsafe { &*flow };
@@ -361,6 +367,7 @@ enum Next {
 /// The first member at or after hop `path.from`, or where the packet goes after the last.
 #[inline(always)]
 fn forward(path: &Path, bank: u32) -> Result<Next, DropReason> {
+    // SAFETY: as in `lookup_flow`, where the pointer came from.
     let flow = unsafe { &*path.flow };
     let (members, n_hops, present) = if path.prev {
         (&flow.prev_members, flow.prev_n_hops, flow.prev_present)

@@ -781,17 +781,10 @@ fn probe(model: &sfc::model::Model, c: Choices) -> Probe {
     let bits = if v6 { 128 } else { 32 };
     let any = sfc::model::Prefix::any(if v6 { Ethertype::IPv6 } else { Ethertype::IPv4 });
     let (sp, dp) = if flip == 1 { (&any, &any) } else { (&fc.source_prefix, &fc.destination_prefix) };
-    let mut src = address(sp, bits, sm, sr);
+    // src0 and src1 may send the very same 5-tuples: they are separate zones (as two tenants'
+    // networks are), so a flow on one never steers the other's packets.
+    let src = address(sp, bits, sm, sr);
     let dst = address(dp, bits, dm, dr);
-    // src0 and src1 never share a 5-tuple (that would hit the known cross-port bug, see
-    // `known_flow_on_another_source_port`): src1's sources are 172.31.0.0/16 or fd31::/16 (inside
-    // its classifiers' "any" source), src0's never are.
-    let marker: &[u8] = if v6 { &[0xfd, 0x31] } else { &[172, 31] };
-    if on_src1 {
-        src[..2].copy_from_slice(marker);
-    } else if &src[..2] == marker {
-        src[1] ^= 0x01;
-    }
     let protos = [6u8, 17, 132, 1, 47];
     let proto = match (fc.protocol, pm) {
         (Some(p), 0..=5) => if p == 58 { 1 } else { p },

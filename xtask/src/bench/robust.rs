@@ -71,11 +71,12 @@ fn flood(sfc_bin: &Path) -> Result<Flood> {
     let sfc = Sfc::with_bin(sfc_bin, topo);
     let file = fx.write("chains.yaml", &topo.one_group_per_sf("udp", STREAM_PORT));
     sfc.try_run(&["apply", "-f", &file.to_string_lossy(), "--new-flow-rate", &FLOOD_CAP.to_string()])?;
+    // Interface counters over the whole run (steady flow included), read while nothing moves.
+    let counters_before = topo.counters()?;
     let spec = StreamSpec { rate: 1000, sports: vec![42_000], limit: Duration::from_secs(FLOOD_SECS + 5) };
     let stream = SeqStream::start(&topo.source(), &topo.dest(), spec)?;
     std::thread::sleep(Duration::from_millis(300));
     let before = sfc.try_stats()?;
-    let counters_before = topo.counters()?;
     let started = Instant::now();
     let to = SocketAddr::new(IpAddr::V4(DEST_IP), STREAM_PORT);
     let out = send::flood(&topo.source(), to, usize::MAX, 1, Duration::from_secs(FLOOD_SECS))?;
@@ -83,7 +84,9 @@ fn flood(sfc_bin: &Path) -> Result<Flood> {
     std::thread::sleep(Duration::from_millis(300));
     let report = stream.finish()?;
     let after = sfc.try_stats()?;
-    let d = topo.counters()?.since(&counters_before);
+    // Read once nothing moves any more: namespaces are read one after another.
+    let settled = sfc_tests::counters::settled(Duration::from_secs(3), Duration::from_millis(150), || topo.counters())?;
+    let d = settled.since(&counters_before);
     let table = |s: &sfc_tests::Stats, k: &str| s.json["flow_table"][k].as_u64().unwrap_or(0);
     #[expect(clippy::cast_precision_loss, reason = "rates")]
     let per_s = |k: &str| (table(&after, k) - table(&before, k)) as f64 / took;
@@ -160,7 +163,7 @@ pub fn run(sfc_bin: &Path, runs: usize) -> Result<String> {
          (per CPU): {:.0} new flows/s sent; of those that reached the datapath {:.0}/s got an \
          entry and {:.0}/s were steered without one (capped; the rest the veth backlog dropped \
          before any program saw them). The steady flow lost {} datagrams and {} its entry. \
-         Interface counters over the flood: into sf1 {in1}, out of sf1 {out1}, into sf2 {in2}, \
+         Interface counters over the whole run: into sf1 {in1}, out of sf1 {out1}, into sf2 {in2}, \
          out of sf2 {out2}, into dest {dest}; packets that skipped an SF: {bypass}.\n",
         f.offered,
         f.created,
