@@ -12,6 +12,11 @@
 //! the model comparison, default 5,000).
 
 mod common;
+/// The flow table as a cache and the guards around it: tenants, recomputed paths, loops, the
+/// new-flow cap, TCP close marks, health probes. (A crate root looks for modules beside itself:
+/// the path keeps this one in a folder of its own, which cargo does not take for a test.)
+#[path = "fixtures/guards.rs"]
+mod guards;
 
 use std::{collections::BTreeMap, time::Instant};
 
@@ -182,6 +187,11 @@ macro_rules! in_both_modes {
     };
 }
 
+use guards::{
+    health_probes_are_consumed_at_the_egress, loop_guard, new_flows_over_the_cap_are_steered_without_an_entry,
+    no_hop_skipped_when_flow_entries_are_gone, tcp_close_and_reuse_mark_the_flow, tenants_with_the_same_addresses,
+};
+
 in_both_modes!(offloads, steering, known_flow_on_another_source_port, tenants_with_the_same_addresses, no_hop_skipped_when_flow_entries_are_gone, loop_guard, new_flows_over_the_cap_are_steered_without_an_entry, tcp_close_and_reuse_mark_the_flow, health_probes_are_consumed_at_the_egress, classifier_boundaries, encapsulations, ipv6_fragments_with_extension_header_after_the_fragment_header, hostile_inputs, truncation_at_every_length, failure_policies, classification_matches_the_model, weighted_group_shares, fuzz, flow_left_alone_after_its_classifier_is_removed);
 
 // ---- addresses -------------------------------------------------------------------------------
@@ -285,188 +295,6 @@ fn known_flow_on_another_source_port(mode: AttachMode) {
         Case::steered("web flow on src0", w.clone(), "web", "sf1i", "pp1"),
         Case::untouched("the same 5-tuple on src1, where no classifier matches it", "src1", w),
     ]);
-}
-
-/// Two tenants send the same 5-tuple at once on separate networks (src0 and tb0): each flow
-/// follows its own classifier, chain and members, interleaved packet by packet, and neither
-/// overwrites the other's flow entry (they are in different zones).
-fn tenants_with_the_same_addresses(mode: AttachMode) {
-    let mut fx = fixture(mode);
-    let mut cases = Vec::new();
-    for round in 0..3u8 {
-        // A new packet each round (IPv4 id): the same bytes again would be the one that left.
-        let mut w = web(40_200);
-        packets::set_ipv4_id(&mut w, u16::from(round) + 1);
-        cases.extend([
-            Case::steered("tenant A: web flow on src0 into SF1", w.clone(), "web", "sf1i", "pp1"),
-            Case::steered_on("tb0", "tenant B: the same 5-tuple on tb0 into its own SF", w.clone(), "webtb", "tbi", "pptb"),
-            Case::new("tenant A: back from SF1 into SF2 (its entry is intact)", "sf1o", w.clone(), REDIRECT, Out::DstMacOf("sf2i"), Count::FromSf, fwd("web", 1, "pp2")),
-            Case::new("tenant B: back from its SF (last hop): to the host", "tbo", w.clone(), PASS, Out::Unchanged, Count::FromSf, None),
-            Case::new("tenant A: back from SF2: to the host", "sf2o", w.clone(), PASS, Out::Unchanged, Count::FromSf, None),
-        ]);
-    }
-    check_table(&mut fx, &cases);
-    assert_eq!(fx.flow_count(), 2, "one flow entry per tenant");
-}
-
-/// The flow table is a cache: with every entry gone (LRU eviction under a flood, `sfc flows
-/// --flush`) while packets are inside service functions, a packet coming back from an SF is
-/// reclassified against its group's chains and goes on from the next hop, never handed to the
-/// host half-steered. Also for replies of a symmetric chain, and for a one-armed SF. Traffic
-/// of no chain at an SF's port is still left alone.
-fn no_hop_skipped_when_flow_entries_are_gone(mode: AttachMode) {
-    use Count::{Classified, FromSf, Recomputed, Unclassified};
-    let mut fx = fixture(mode);
-    let w = web(40_300);
-    let udp = v4(CLIENT, [10, 0, 5, 5], L4::Udp(2300, 1500));
-    let sym = v4([192, 168, 5, 1], [10, 9, 0, 1], L4::Tcp(41_300, 8080));
-    let sym_reply = v4([10, 9, 0, 1], [192, 168, 5, 1], L4::Tcp(8080, 41_300));
-    let forget = |c: Case| c.with_setup(Setup::ForgetFlows);
-    check_table(&mut fx, &[
-        Case::steered("web flow into SF1", w.clone(), "web", "sf1i", "pp1"),
-        forget(Case::new("entry gone, back from SF1: recomputed, into SF2", "sf1o", w.clone(), REDIRECT, Out::DstMacOf("sf2i"), Recomputed, fwd("web", 1, "pp2"))),
-        Case::new("back from SF2: the recomputed entry places it, to the host", "sf2o", w.clone(), PASS, Out::Unchanged, FromSf, None),
-        forget(Case::new("entry gone, back from SF2 (last hop): recomputed, to the host", "sf2o", w.clone(), PASS, Out::Unchanged, Recomputed, None)),
-        // A new packet of the flow (the same bytes again would be the one that left: a loop).
-        Case::steered("the next packet at the source: same member", { let mut n = w.clone(); packets::set_ipv4_id(&mut n, 7); n }, "web", "sf1i", "pp1"),
-        Case::steered("UDP into SF3 (one-armed)", udp.clone(), "udp", "sf3", "pp3"),
-        forget(Case::new("entry gone, back from SF3: recomputed, delivered to dst0", "sf3", udp, REDIRECT, Out::DstMacOf("dst0"), Recomputed, None)),
-        Case::steered("symmetric forward into SS1", sym.clone(), "sym", "ss1i", "pps1"),
-        forget(Case::new("entry gone, SS1 -> SS2: recomputed", "ss1o", sym.clone(), REDIRECT, Out::DstMacOf("ss2i"), Recomputed, fwd("sym", 1, "pps2"))),
-        Case::new("SS2 -> dst0", "ss2o", sym, REDIRECT, Out::DstMacOf("dst0"), FromSf, None),
-        Case::new("reply on dst0 into SS2's egress", "dst0", sym_reply.clone(), REDIRECT, Out::DstMacOf("ss2o"), Classified, rev("sym", 1, "pps2")),
-        forget(Case::new("entries gone, the next reply on dst0: recomputed, into SS2's egress", "dst0", sym_reply.clone(), REDIRECT, Out::DstMacOf("ss2o"), Count::ReplyRecomputed, rev("sym", 1, "pps2"))),
-        forget(Case::new("entries gone, reply back out of SS2's ingress: recomputed, into SS1's egress", "ss2i", sym_reply.clone(), REDIRECT, Out::DstMacOf("ss1o"), Recomputed, rev("sym", 0, "pps1"))),
-        Case::new("reply back out of SS1's ingress: to src0", "ss1i", sym_reply.clone(), REDIRECT, Out::DstMacOf("src0"), FromSf, None),
-        forget(Case::new("entries gone, reply out of SS1's ingress (last reverse hop): recomputed, to src0", "ss1i", sym_reply, REDIRECT, Out::DstMacOf("src0"), Recomputed, None)),
-        forget(Case::new("an SF's own traffic at its egress (no chain's classifier): left alone", "sf1o", v4([10, 0, 0, 1], [10, 0, 0, 2], L4::Udp(68, 67)), PASS, Out::Unchanged, Unclassified, None)),
-        forget(Case::new("another chain's packet at SF1's egress: not SF1's chain, left alone", "sf1o", v4(CLIENT, [10, 0, 5, 5], L4::Udp(2301, 1500)), PASS, Out::Unchanged, Unclassified, None)),
-    ]);
-}
-
-/// The loop guard recognises the packet, not the TTL: a sender that changes its TTL mid-flow
-/// (64, 64, 64, 50, 50, 50, 64, 64; different datagrams, IPv4 id 0 as an unconnected UDP socket
-/// sends them) is never dropped, while a packet that left the chain and comes back into the
-/// entry port (same bytes, lower TTL; or the same TTL lap after lap) is, and counted as `loop`.
-fn loop_guard(mode: AttachMode) {
-    use Count::{Classified, FromSf};
-    let mut fx = fixture(mode);
-    let dgram = |seq: u32, ttl: u8| {
-        let mut p = packets::v4_payload(CLIENT, [10, 0, 5, 5], L4::Udp(2400, 1500), &[seq.to_be_bytes(), [0xab; 4]].concat());
-        packets::set_ipv4_ttl(&mut p, ttl);
-        p
-    };
-    let mut cases = Vec::new();
-    for (seq, ttl) in [64u8, 64, 64, 50, 50, 50, 64, 64].into_iter().enumerate() {
-        let p = dgram(u32::try_from(seq).unwrap_or(0), ttl);
-        cases.push(Case::new("sender's datagram (TTL as it sends it) into SF3", "src0", p.clone(), REDIRECT, Out::DstMacOf("sf3"), Classified, fwd("udp", 0, "pp3")));
-        // Routing SF3 decrements the TTL; the datapath delivers it to dst0.
-        let mut back = p;
-        packets::set_ipv4_ttl(&mut back, ttl - 1);
-        cases.push(Case::new("back from SF3, delivered to dst0", "sf3", back, REDIRECT, Out::DstMacOf("dst0"), FromSf, None));
-    }
-    // The last datagram, delivered with TTL 63, routed back into src0 by the destination's host.
-    cases.push(Case::new("the delivered datagram back at src0 with TTL 62: a loop, dropped", "src0", dgram(7, 62), DROP, Out::Unchanged, Count::Drop(DropReason::Loop), None));
-    // Bridged round with the TTL it left with (63), through an SF that does not route: it may
-    // be the sender's duplicate, so a few laps go through; then it is stopped.
-    for _lap in 0..3 {
-        cases.push(Case::new("back at src0 with the TTL it left with: one more lap", "src0", dgram(7, 63), REDIRECT, Out::DstMacOf("sf3"), Classified, fwd("udp", 0, "pp3")));
-        cases.push(Case::new("... through a bridge-like SF3, delivered again", "sf3", dgram(7, 63), REDIRECT, Out::DstMacOf("dst0"), FromSf, None));
-    }
-    cases.push(Case::new("the fourth lap at the same TTL: a loop, dropped", "src0", dgram(7, 63), DROP, Out::Unchanged, Count::Drop(DropReason::Loop), None));
-    cases.push(Case::new("the next datagram, TTL 40: steered", "src0", dgram(8, 40), REDIRECT, Out::DstMacOf("sf3"), Classified, fwd("udp", 0, "pp3")));
-    check_table(&mut fx, &cases);
-    let drops = fx.counters().drops;
-    assert_eq!(drops.get("hop_limit"), Some(&0), "{drops:?}");
-    assert_eq!(drops.get("loop"), Some(&2), "{drops:?}");
-}
-
-/// The new-flow rate cap (2 per CPU per second here): of six new flows in a burst at most four
-/// get an entry (two seconds at most pass), the others are counted as capped; every one is still
-/// steered, and a capped flow's packet back from SF1 has its path recomputed (no entry, no skip).
-fn new_flows_over_the_cap_are_steered_without_an_entry(mode: AttachMode) {
-    let mut fx = fixture(mode);
-    fx.set_new_flow_rate(2);
-    let before = fx.flow_stats();
-    let mut cases = Vec::new();
-    for i in 0..6u16 {
-        cases.push(Case::steered("a new web flow: steered, entry or not", web(40_500 + i), "web", "sf1i", "pp1"));
-    }
-    check_table(&mut fx, &cases);
-    let s = fx.flow_stats();
-    let (created, capped) = (s.created - before.created, s.capped - before.capped);
-    assert_eq!(created + capped, 6, "{s:?}");
-    assert!(capped >= 2 && created <= 4, "{s:?}");
-    assert_eq!(fx.flow_count() as u64, created, "only admitted flows have an entry");
-    // The last flow of the burst was capped (the second cannot have turned twice): its packet
-    // back from SF1 finds no entry and is recomputed (and, still over the cap, not stored).
-    let flows = fx.flows();
-    let capped_sport = (40_500..40_506u16).rev().find(|p| !flows.iter().any(|(k, _)| k.sport == p.to_be_bytes())).expect("a capped flow");
-    check_table(&mut fx, &[Case::new("a capped flow back from SF1: recomputed, into SF2", "sf1o", web(capped_sport), REDIRECT, Out::DstMacOf("sf2i"), Count::Recomputed, fwd("web", 1, "pp2"))]);
-    fx.set_new_flow_rate(0);
-    check_table(&mut fx, &[Case::steered("no cap: a new flow", web(40_520), "web", "sf1i", "pp1")]);
-    assert_eq!(fx.flow_count() as u64, created + 1);
-}
-
-/// A TCP FIN or RST at the entry port marks the flow closing (the daemon removes it after the
-/// close grace); a new SYN on the same 5-tuple (port reuse) opens it again. Data segments keep
-/// it as it is. Every packet is steered as before.
-fn tcp_close_and_reuse_mark_the_flow(mode: AttachMode) {
-    let mut fx = fixture(mode);
-    let closing = |fx: &common::Fixture| {
-        let flows = fx.flows();
-        let (_, e) = flows.iter().find(|(k, _)| k.sport == 40_600u16.to_be_bytes()).expect("the flow's entry");
-        e.flags & sfc_common::maps::FLOW_F_CLOSING != 0
-    };
-    let seg = |l4| v4(CLIENT, SERVER, l4);
-    check_table(&mut fx, &[
-        Case::steered("SYN", seg(L4::Tcp(40_600, 80)), "web", "sf1i", "pp1"),
-        Case::steered("data", seg(L4::TcpAck(40_600, 80, 1001)), "web", "sf1i", "pp1"),
-    ]);
-    assert!(!closing(&fx));
-    check_table(&mut fx, &[Case::steered("FIN: still steered", seg(L4::TcpFin(40_600, 80, 1100)), "web", "sf1i", "pp1")]);
-    assert!(closing(&fx), "FIN marks the flow closing");
-    check_table(&mut fx, &[Case::steered("the last ACK", seg(L4::TcpAck(40_600, 80, 1101)), "web", "sf1i", "pp1")]);
-    assert!(closing(&fx), "an ACK after the FIN does not reopen it");
-    check_table(&mut fx, &[Case::steered("a new SYN on the same 5-tuple", seg(L4::Tcp(40_600, 80)), "web", "sf1i", "pp1")]);
-    assert!(!closing(&fx), "a new SYN reopens it");
-    check_table(&mut fx, &[Case::steered("RST", seg(L4::TcpRst(40_600, 80, 5)), "web", "sf1i", "pp1")]);
-    assert!(closing(&fx), "RST marks it closing");
-}
-
-/// A health probe sent into a member comes back out of its egress: recorded (its sequence number
-/// for that port pair) and consumed, counted nowhere as traffic or drop. One that shows up at
-/// another member's egress is consumed but not recorded for it. A datagram to the probe port
-/// without the probe's magic is ordinary traffic.
-fn health_probes_are_consumed_at_the_egress(mode: AttachMode) {
-    use std::net::{IpAddr, Ipv4Addr};
-    let mut fx = fixture(mode);
-    let probe = |pp: &str, seq: u64| {
-        let check = sfc::model::HealthCheck {
-            interval_ms: 100,
-            failures: 3,
-            recoveries: 3,
-            source: IpAddr::V4(Ipv4Addr::new(169, 254, 95, 192)),
-            destination: IpAddr::V4(Ipv4Addr::from(SERVER)),
-        };
-        let t = sfc::datapath::probe::Target {
-            port_pair: pp.to_owned(),
-            id: fx.port_pair_id(pp),
-            ifindex: 0,
-            dst_mac: [2, 0, 0, 0, 0, 9],
-            src_mac: [2, 0, 0, 0, 0, 8],
-            check,
-        };
-        sfc::datapath::probe::frame(&t, seq)
-    };
-    let (p1_7, p2_8) = (probe("pp1", 7), probe("pp2", 8));
-    let port = sfc_common::limits::PROBE_PORT;
-    check_table(&mut fx, &[
-        Case::new("pp1's probe back at pp1's egress: consumed", "sf1o", p1_7, DROP, Out::Unchanged, Count::Nothing, None),
-        Case::new("pp2's probe at pp1's egress: consumed, not recorded", "sf1o", p2_8, DROP, Out::Unchanged, Count::Nothing, None),
-        Case::new("UDP to the probe port without the magic: traffic like any other", "sf1o", v4([169, 254, 95, 192], SERVER, L4::Udp(port, port)), PASS, Out::Unchanged, Count::Unclassified, None),
-    ]);
-    assert_eq!((fx.probe_back("pp1"), fx.probe_back("pp2")), (7, 0));
 }
 
 // ---- 4: classifier boundaries ---------------------------------------------------------------------

@@ -13,12 +13,12 @@ use sfc_common::{
 };
 
 use super::{
-    AttachMode, Correlation, Ethertype, FailurePolicy, FlowClassifier, HealthCheck, IPPROTO_ICMP, IPPROTO_ICMPV6, Model, PortChain,
+    AttachMode, Correlation, Ethertype, FailurePolicy, FlowClassifier, IPPROTO_ICMP, IPPROTO_ICMPV6, Model, PortChain,
     PortPair, PortPairGroup, PortRange, Prefix, ValidationError, ValidationErrors, carries_ports, overlap,
     parse_protocol,
 };
 use crate::{
-    config::{ConfigFile, FlowClassifierCfg, HealthCheckCfg, PortChainCfg, ProtocolCfg, S, line},
+    config::{ConfigFile, FlowClassifierCfg, PortChainCfg, ProtocolCfg, S, line},
     maglev,
 };
 
@@ -318,61 +318,10 @@ fn groups(c: &mut Checker, ctx: &Ctx, cfg: &ConfigFile, port_pairs: &[PortPair])
         if let (true, Some(t)) = (tap_enabled && members.len() > 1, g.tap_enabled.as_ref()) {
             c.err(PG, &name, "tap_enabled", line(t), format!("a tap group has exactly one port pair (networking-sfc rule), this one has {}", members.len()));
         }
-        let health_check = g.health_check.as_ref().and_then(|h| health_check(c, &name, h));
+        let health_check = g.health_check.as_ref().and_then(|h| super::health::validate(c, &name, h));
         out.push(PortPairGroup { name, port_pairs: members, lb_fields, failure_policy, tap_enabled, health_check });
     }
     out
-}
-
-/// A group's `health_check:`, every field checked; `None` (with errors) when it is unusable.
-fn health_check(c: &mut Checker, group: &str, h: &S<HealthCheckCfg>) -> Option<HealthCheck> {
-    let mut ok = true;
-    let mut number = |field: &str, v: &Option<S<i128>>, default: u32, range: std::ops::RangeInclusive<u32>| -> u32 {
-        let Some(v) = v else { return default };
-        match u32::try_from(v.value).ok().filter(|x| range.contains(x)) {
-            Some(x) => x,
-            None => {
-                c.err(PG, group, &format!("health_check.{field}"), line(v), format!("{} is not in {}..={}", v.value, range.start(), range.end()));
-                ok = false;
-                default
-            }
-        }
-    };
-    let interval_ms = number("interval_ms", &h.value.interval_ms, HealthCheck::DEFAULT_INTERVAL_MS, 10..=60_000);
-    let failures = number("failures", &h.value.failures, HealthCheck::DEFAULT_FAILURES, 1..=100);
-    let recoveries = number("recoveries", &h.value.recoveries, HealthCheck::DEFAULT_RECOVERIES, 1..=100);
-    let mut address = |field: &str, v: &Option<S<String>>| -> Option<std::net::IpAddr> {
-        let v = v.as_ref()?;
-        match v.value.trim().parse::<std::net::IpAddr>() {
-            Ok(a) if !a.is_unspecified() && !a.is_multicast() => Some(a),
-            _ => {
-                c.err(PG, group, &format!("health_check.{field}"), line(v), format!("'{}' is not a unicast IP address", v.value));
-                ok = false;
-                None
-            }
-        }
-    };
-    let destination = address("destination", &h.value.destination);
-    let source = address("source", &h.value.source);
-    let Some(destination) = destination else {
-        if ok {
-            c.err(PG, group, "health_check.destination", line(h), "a probe needs a destination: an address the group's functions forward out of their egress (the chain's destination, for routing functions)");
-        }
-        return None;
-    };
-    let source = match (source, destination) {
-        (Some(s), d) if s.is_ipv4() != d.is_ipv4() => {
-            c.err(PG, group, "health_check.source", line(h), format!("{s} and the destination {d} are not of one family"));
-            return None;
-        }
-        (Some(s), _) => s,
-        (None, std::net::IpAddr::V4(_)) => std::net::IpAddr::V4(HealthCheck::DEFAULT_SOURCE_V4),
-        (None, std::net::IpAddr::V6(_)) => {
-            c.err(PG, group, "health_check.source", line(h), "an IPv6 probe needs a source (no default: a link-local one would not be forwarded)");
-            return None;
-        }
-    };
-    ok.then_some(HealthCheck { interval_ms, failures, recoveries, source, destination })
 }
 
 /// Every member must own at least one bucket of the group's table, or it would never get a flow

@@ -6,13 +6,14 @@
 //! One current-thread tokio runtime, built here, after `--netns` was entered on the main thread:
 //! its thread and the blocking-pool threads it spawns (map reads, `apply`) inherit the namespace.
 
+mod health;
+mod http;
+
 use std::{
     collections::BTreeSet,
     collections::hash_map::DefaultHasher,
     fmt::Write as _,
-    future::Future,
     hash::{Hash as _, Hasher as _},
-    io,
     net::SocketAddr,
     process::ExitCode,
     sync::{Arc, Mutex},
@@ -22,12 +23,15 @@ use std::{
 use anyhow::Context as _;
 use sfc_common::limits::{DEFAULT_FLOW_TABLE_SIZE, DEFAULT_NEW_FLOW_RATE};
 use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
     signal::unix::{SignalKind, signal},
-    time::{MissedTickBehavior, timeout},
+    time::MissedTickBehavior,
 };
 
+use self::{
+    health::{link_events, probe_loop},
+    http::serve_one,
+};
 use crate::{
     datapath::{self, ApplyReport, LoadOptions, Location, inspect, netlink},
     metrics::{self, Snapshot},
@@ -72,9 +76,6 @@ pub struct Args {
     flow_close_grace: u32,
 }
 
-/// A request head is small; anything longer is not a scrape.
-const MAX_REQUEST: usize = 8 * 1024;
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
     // Bind before changing anything, so a port in use is reported with nothing half done.
@@ -365,128 +366,6 @@ impl Watcher {
     }
 }
 
-/// Wakes the watcher whenever the kernel reports a link change in this namespace, so a member
-/// whose link goes down fails over at once instead of at the next poll. Without the
-/// subscription (an error is logged once) the poll still notices.
-async fn link_events(wake: Arc<tokio::sync::Notify>) {
-    // SAFETY: the OwnedFd is moved into the AsyncFd and stays open, the same descriptor, for as
-    // long as the AsyncFd lives.
-    let registered = datapath::netlink::link_events()
-        .and_then(|fd| unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| e.into_parts().1));
-    let fd = match registered {
-        Ok(fd) => fd,
-        Err(e) => {
-            log::warn!("link notifications unavailable, polling only: {e}");
-            return;
-        }
-    };
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let Ok(mut ready) = fd.readable().await else { return };
-        let mut any = false;
-        loop {
-            use std::os::fd::AsRawFd as _;
-            // SAFETY: reading into our own buffer from our own socket.
-            let n = unsafe { libc::recv(fd.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n > 0 {
-                any = true;
-                continue;
-            }
-            // Drained (EAGAIN), or an overrun (ENOBUFS): either way there was news.
-            any |= n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOBUFS);
-            break;
-        }
-        ready.clear_ready();
-        if any {
-            wake.notify_one();
-        }
-    }
-}
-
-/// Probes every member of every group with a `health_check:` (see `datapath::probe`) and keeps
-/// `down` to the members that stopped forwarding, waking the watcher when it changes. Targets
-/// are read again whenever the live generation changes.
-async fn probe_loop(loc: Arc<Location>, down: Arc<Mutex<BTreeSet<String>>>, wake: Arc<tokio::sync::Notify>) {
-    use datapath::probe::{Change, Sender, Target, Tracker};
-    let sender = match Sender::new() {
-        Ok(s) => s,
-        Err(e) => {
-            log::error!("health probes disabled: {e}");
-            return;
-        }
-    };
-    let mut generation = None;
-    let mut targets: Vec<(Target, Tracker, tokio::time::Instant)> = Vec::new();
-    let mut seq = 0u64;
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let l = loc.clone();
-        let now_gen = tokio::task::spawn_blocking(move || datapath::maps::Maps::open(&l).and_then(|m| m.meta()).map(|m| m.generation)).await;
-        let now_gen = now_gen.ok().and_then(Result::ok);
-        if now_gen != generation {
-            generation = now_gen;
-            let l = loc.clone();
-            let fresh = tokio::task::spawn_blocking(move || {
-                datapath::State::load(&l.state_dir()).ok().flatten().map(|s| datapath::probe::targets(&s)).unwrap_or_default()
-            })
-            .await
-            .unwrap_or_default();
-            // Members probed before keep their history; new ones start up, with a fresh probe.
-            let mut next = Vec::new();
-            for t in fresh {
-                match targets.iter().position(|(o, _, _)| o.id == t.id && o.ifindex == t.ifindex) {
-                    Some(i) => {
-                        let (_, tr, due) = targets.swap_remove(i);
-                        next.push((t, tr, due));
-                    }
-                    None => next.push((t, Tracker::new(0), tokio::time::Instant::now())),
-                }
-            }
-            targets = next;
-            if let Ok(mut d) = down.lock() {
-                d.retain(|pp| targets.iter().any(|(t, tr, _)| &t.port_pair == pp && !tr.up));
-            }
-        }
-        let now = tokio::time::Instant::now();
-        if !targets.iter().any(|(_, _, due)| *due <= now) {
-            continue;
-        }
-        let ids: Vec<u32> = targets.iter().map(|(t, _, _)| t.id).collect();
-        let l = loc.clone();
-        let back = tokio::task::spawn_blocking(move || datapath::probe::returned(&l, &ids)).await;
-        let Ok(Ok(back)) = back else { continue };
-        let mut changed = false;
-        for (t, tr, due) in &mut targets {
-            if *due > now {
-                continue;
-            }
-            let got = back.get(&t.id).copied().unwrap_or(0);
-            match tr.observe(got, &t.check) {
-                Some(Change::Down) => {
-                    log::warn!("{}: {} health probes in a row not back; taking it out of its group", t.port_pair, t.check.failures);
-                    changed |= down.lock().is_ok_and(|mut d| d.insert(t.port_pair.clone()));
-                }
-                Some(Change::Up) => {
-                    log::warn!("{}: {} health probes in a row back; it serves again", t.port_pair, t.check.recoveries);
-                    changed |= down.lock().is_ok_and(|mut d| d.remove(&t.port_pair));
-                }
-                None => {}
-            }
-            seq += 1;
-            tr.sent = seq;
-            if let Err(e) = sender.send(t.ifindex, &datapath::probe::frame(t, seq)) {
-                log::debug!("{}: sending a probe: {e}", t.port_pair);
-            }
-            *due = now + Duration::from_millis(u64::from(t.check.interval_ms));
-        }
-        if changed {
-            wake.notify_one();
-        }
-    }
-}
-
 /// One aging pass over the flow table; what it removed is logged (debug) and counted.
 fn age(loc: &Location, rule: datapath::flows::Aging) {
     match datapath::flows::expire(loc, rule) {
@@ -557,137 +436,5 @@ async fn scrape(loc: Arc<Location>) -> Result<String, String> {
         Ok(Ok(text)) => Ok(text),
         Ok(Err(e)) => Err(format!("{e:#}")),
         Err(e) => Err(format!("reading the counters: {e}")),
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Route {
-    Metrics,
-    NotFound,
-}
-
-/// `GET /metrics` (a query string is ignored); anything else is not found.
-fn route(head: &str) -> Route {
-    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
-    match (parts.next(), parts.next().map(|t| t.split('?').next().unwrap_or(t))) {
-        (Some("GET"), Some("/metrics")) => Route::Metrics,
-        _ => Route::NotFound,
-    }
-}
-
-/// Reads a request head (up to the blank line, `MAX_REQUEST` bytes at most).
-async fn read_head(stream: &mut TcpStream) -> io::Result<String> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n") {
-        if buf.len() >= MAX_REQUEST {
-            break;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-fn response(status: &str, content_type: &str, body: &str) -> String {
-    format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-/// Answers one request on `stream` and closes it; `scrape` renders the metrics.
-async fn serve_one<F, Fut>(mut stream: TcpStream, scrape: F) -> io::Result<()>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<String, String>>,
-{
-    let head = timeout(IO_TIMEOUT, read_head(&mut stream))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "reading the request"))??;
-    let reply = match route(&head) {
-        Route::Metrics => match scrape().await {
-            Ok(text) => response("200 OK", metrics::CONTENT_TYPE, &text),
-            Err(e) => {
-                log::warn!("metrics: {e}");
-                response("503 Service Unavailable", "text/plain; charset=utf-8", &format!("{e}\n"))
-            }
-        },
-        Route::NotFound => response("404 Not Found", "text/plain; charset=utf-8", "not found; metrics are at /metrics\n"),
-    };
-    timeout(IO_TIMEOUT, async {
-        stream.write_all(reply.as_bytes()).await?;
-        stream.shutdown().await
-    })
-    .await
-    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "writing the response"))?
-}
-
-#[cfg(test)]
-mod tests {
-    use std::{
-        io::{Read as _, Write as _},
-        net::TcpStream,
-    };
-
-    use super::{Route, route, serve_one};
-
-    #[test]
-    fn routes() {
-        assert_eq!(route("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Route::Metrics);
-        assert_eq!(route("GET /metrics?name[]=x HTTP/1.0\r\n\r\n"), Route::Metrics);
-        assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
-        assert_eq!(route("GET /metricsx HTTP/1.1\r\n\r\n"), Route::NotFound);
-        assert_eq!(route("POST /metrics HTTP/1.1\r\n\r\n"), Route::NotFound);
-        assert_eq!(route(""), Route::NotFound);
-        assert_eq!(route("\u{0}garbage"), Route::NotFound);
-    }
-
-    /// Sends `request` with a plain blocking socket, returns the whole reply.
-    fn fetch(addr: std::net::SocketAddr, request: &str) -> String {
-        let mut s = TcpStream::connect(addr).expect("connect");
-        s.write_all(request.as_bytes()).expect("write");
-        let mut out = String::new();
-        s.read_to_string(&mut out).expect("read");
-        out
-    }
-
-    #[test]
-    fn serves_metrics_and_404_over_tcp() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let addr = listener.local_addr().expect("addr");
-            let server = tokio::spawn(async move {
-                for i in 0..3 {
-                    let (s, _) = listener.accept().await.expect("accept");
-                    serve_one(s, || async move {
-                        if i == 2 { Err("nothing is installed".to_owned()) } else { Ok("sfc_chains 1\n".to_owned()) }
-                    })
-                    .await
-                    .expect("serve");
-                }
-            });
-            let replies = tokio::task::spawn_blocking(move || {
-                [
-                    fetch(addr, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n"),
-                    fetch(addr, "GET /other HTTP/1.1\r\n\r\n"),
-                    fetch(addr, "GET /metrics HTTP/1.1\r\n\r\n"),
-                ]
-            })
-            .await
-            .expect("client");
-            server.await.expect("server");
-            let [ok, missing, failed] = replies;
-            assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
-            assert!(ok.contains("Content-Type: text/plain; version=0.0.4"), "{ok}");
-            assert!(ok.contains("Content-Length: 13\r\n") && ok.contains("Connection: close\r\n"), "{ok}");
-            assert!(ok.ends_with("\r\n\r\nsfc_chains 1\n"), "{ok}");
-            assert!(missing.starts_with("HTTP/1.1 404 Not Found\r\n"), "{missing}");
-            assert!(failed.starts_with("HTTP/1.1 503 ") && failed.ends_with("nothing is installed\n"), "{failed}");
-        });
     }
 }
