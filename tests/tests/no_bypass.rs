@@ -77,6 +77,7 @@ fn a_sender_changing_its_ttl_is_no_loop(mode: &str) {
 /// comes back; without the guard it would go round until routing exhausted its TTL.
 fn a_real_loop_is_caught_counted_and_bounded(mode: &str) {
     const LOOPED: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 99);
+    const N: usize = 20;
     let fx = Fixture::new(TopologyConfig::new(&[1]));
     let topo = &fx.topo;
     let sfc = Sfc::for_topology(topo).with_mode(mode);
@@ -100,7 +101,6 @@ fn a_real_loop_is_caught_counted_and_bounded(mode: &str) {
     file.classifier_mut("web").unwrap().destination_ip_prefix = Some(format!("{LOOPED}/32"));
     sfc.apply(&fx.write("loop.yaml", &file));
 
-    const N: usize = 20;
     let to = SocketAddr::new(IpAddr::V4(LOOPED), PORT);
     let (_, w) = fx.window(&sfc, "UDP to 198.18.0.99, routed round by dest and source", || {
         send::datagrams_with_ttls(&topo.source(), to, &[64; N], Duration::from_millis(10)).unwrap()
@@ -119,15 +119,14 @@ fn a_real_loop_is_caught_counted_and_bounded(mode: &str) {
 /// go. Coming back from sf1 with no entry, each is reclassified and sent into sf2: dest gets
 /// them all, sf2 forwarded them all, none was handed to the host half-steered.
 fn packets_inside_an_sf_when_the_flow_table_is_flushed_cross_every_later_sf(mode: &str) {
+    const N: usize = 30;
     let fx = Fixture::new(TopologyConfig::new(&[1, 2]));
     let topo = &fx.topo;
     let sfc = Sfc::for_topology(topo).with_mode(mode);
     let echo = UdpEchoServer::start(&topo.dest(), dest(PORT)).unwrap();
     sfc.apply(&fx.write("udp.yaml", &topo.one_group_per_sf("udp", PORT)));
     let sf1 = hold_in_sf1(topo);
-
-    const N: usize = 30;
-    let (_, w) = fx.window(&sfc, "30 datagrams held in sf1, flows flushed, then released", || {
+    let ((), w) = fx.window(&sfc, "30 datagrams held in sf1, flows flushed, then released", || {
         send::datagrams_with_ttls(&topo.source(), dest(PORT), &[64; N], Duration::from_millis(5)).unwrap();
         // They are all in sf1 now, and have a flow entry.
         wait_for(|| sfc.try_stats().ok().and_then(|s| s.packets("pc1", 0, "pp1")) == Some(N as u64), "sfc sent all into sf1");

@@ -132,7 +132,7 @@ pub fn run(opts: &Options) -> Result<()> {
             micro::command_line()
         );
     }
-    let measured_micro = started.elapsed();
+    let after_micro = started.elapsed();
     let mut robust_md = None;
     if !opts.no_robust {
         section("Robustness: failover and floods");
@@ -150,8 +150,8 @@ pub fn run(opts: &Options) -> Result<()> {
         installed.as_secs_f64(),
         built.saturating_sub(installed).as_secs_f64(),
         measured_macro.saturating_sub(built).as_secs_f64(),
-        measured_micro.saturating_sub(measured_macro).as_secs_f64(),
-        took.saturating_sub(measured_micro).as_secs_f64()
+        after_micro.saturating_sub(measured_macro).as_secs_f64(),
+        took.saturating_sub(after_micro).as_secs_f64()
     );
     let _ = writeln!(md, "The whole run took {:.1} minutes ({phases}).\n", took.as_secs_f64() / 60.0);
 
@@ -162,11 +162,11 @@ pub fn run(opts: &Options) -> Result<()> {
     if failures.is_empty() {
         // Each part keeps its own generated block, so a run of one part leaves the others.
         if !(opts.no_macro && opts.no_micro) {
-            report::write_benchmarks_md(&out, report::MAIN, &md)?;
+            report::write_benchmarks_md(&out, &report::MAIN, &md)?;
         }
         if let Some(r) = robust_md {
             let r = format!("Command: `{}` (as root), run on {}.\n\n{r}", opts.command_line(), today());
-            report::write_benchmarks_md(&out, report::ROBUST, &r)?;
+            report::write_benchmarks_md(&out, &report::ROBUST, &r)?;
         }
         println!("\nResults written to {}.", out.display());
     } else {

@@ -115,7 +115,7 @@ pub fn expire(loc: &Location, a: Aging) -> Result<Expired> {
     let now = coarse_now_s();
     let mut out = Expired::default();
     let mut keys = Vec::new();
-    for r in m.iter() {
+    for r in &m {
         let Ok((k, e)) = r else { continue };
         match due(&e, now, a) {
             Some("tombstone") => out.tombstones += 1,

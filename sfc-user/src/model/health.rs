@@ -33,13 +33,12 @@ pub(super) fn validate(c: &mut Checker, group: &str, h: &S<HealthCheckCfg>) -> O
     let mut ok = true;
     let mut number = |field: &str, v: &Option<S<i128>>, default: u32, range: std::ops::RangeInclusive<u32>| -> u32 {
         let Some(v) = v else { return default };
-        match u32::try_from(v.value).ok().filter(|x| range.contains(x)) {
-            Some(x) => x,
-            None => {
-                c.err(PG, group, &format!("health_check.{field}"), line(v), format!("{} is not in {}..={}", v.value, range.start(), range.end()));
-                ok = false;
-                default
-            }
+        if let Some(x) = u32::try_from(v.value).ok().filter(|x| range.contains(x)) {
+            x
+        } else {
+            c.err(PG, group, &format!("health_check.{field}"), line(v), format!("{} is not in {}..={}", v.value, range.start(), range.end()));
+            ok = false;
+            default
         }
     };
     let interval_ms = number("interval_ms", &h.value.interval_ms, HealthCheck::DEFAULT_INTERVAL_MS, 10..=60_000);

@@ -318,7 +318,7 @@ fn tool_versions() -> Vec<String> {
 }
 
 /// Replaces generated part `part` of `path` with `generated` (or adds it, or writes a new file).
-pub fn write_benchmarks_md(path: &Path, part: Part, generated: &str) -> Result<()> {
+pub fn write_benchmarks_md(path: &Path, part: &Part, generated: &str) -> Result<()> {
     let Part { begin, end } = part;
     let block = format!("{begin}\n{generated}{end}\n");
     let text = match std::fs::read_to_string(path) {
@@ -351,12 +351,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sfcb-report-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("B.md");
-        write_benchmarks_md(&file, MAIN, "one\n").unwrap();
+        write_benchmarks_md(&file, &MAIN, "one\n").unwrap();
         let first = std::fs::read_to_string(&file).unwrap();
         assert!(first.contains("one\n"));
         std::fs::write(&file, format!("intro\n\n{first}\nanalysis\n")).unwrap();
-        write_benchmarks_md(&file, MAIN, "two\n").unwrap();
-        write_benchmarks_md(&file, ROBUST, "three\n").unwrap();
+        write_benchmarks_md(&file, &MAIN, "two\n").unwrap();
+        write_benchmarks_md(&file, &ROBUST, "three\n").unwrap();
         let second = std::fs::read_to_string(&file).unwrap();
         assert!(second.starts_with("intro\n"), "{second}");
         assert!(
@@ -364,7 +364,7 @@ mod tests {
             "{second}"
         );
         assert!(second.contains("analysis\n") && second.trim_end().ends_with(ROBUST.end), "{second}");
-        write_benchmarks_md(&file, ROBUST, "four\n").unwrap();
+        write_benchmarks_md(&file, &ROBUST, "four\n").unwrap();
         let third = std::fs::read_to_string(&file).unwrap();
         assert!(third.contains("two\n") && third.contains("four\n") && !third.contains("three\n"), "{third}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -19,7 +19,7 @@ use sfc_tests::{
     lifecycle::{Daemon, STREAM_PORT, SeqStream, StreamSpec},
     scenario::Fixture,
     send,
-    topology::DEST_IP,
+    topology::{DEST_IP, End},
 };
 
 /// New-flow rate cap (per CPU per second) of the flood measurement.
@@ -51,7 +51,7 @@ fn failover_once(sfc_bin: &Path, f: Fault, i: usize) -> Result<failover::Failove
     let args = ["-f", &file.to_string_lossy(), "--health-interval", "10000", "--metrics", &metrics];
     let mut daemon = Daemon::start(&sfc, &args, &log)?;
     std::thread::sleep(Duration::from_millis(500));
-    failover::run(&fx.topo, &sfc, &mut daemon, f, Duration::from_millis(1000)).with_context(|| daemon.log())
+    failover::run(&fx.topo, &sfc, &mut daemon, f, Duration::from_secs(1)).with_context(|| daemon.log())
 }
 
 struct Flood {
@@ -91,7 +91,6 @@ fn flood(sfc_bin: &Path) -> Result<Flood> {
     #[expect(clippy::cast_precision_loss, reason = "rates")]
     let per_s = |k: &str| (table(&after, k) - table(&before, k)) as f64 / took;
     let flows = sfc.try_flows()?;
-    use sfc_tests::topology::End;
     #[expect(clippy::cast_precision_loss, reason = "rates")]
     Ok(Flood {
         offered: out.flows as f64 / took,
