@@ -380,13 +380,13 @@ pub struct FlowEntry {
     /// The path before the last re-resolution.
     pub prev_members: [u16; MAX_HOPS],
     /// Loop guard (steer.rs): the fingerprint of the last packet of the flow that left the chain
-    /// (delivered or handed to the host), and its TTL / hop limit then. The same packet coming
-    /// back into the entry port, no younger, has gone round a loop.
+    /// (delivered or handed to the host), its TTL / hop limit then, and when (coarse monotonic
+    /// milliseconds, modulo 2^16). The same packet coming back into the entry port soon after
+    /// with a lower TTL has gone round a loop.
     pub exit_fp: u32,
     pub exit_ttl: u8,
-    /// Times that packet came back with the TTL it left with (see steer.rs `looped`).
-    pub exit_laps: u8,
-    pub _pad: [u8; 2],
+    pub _pad: u8,
+    pub exit_ms: u16,
     /// `CLOCK_MONOTONIC_COARSE` seconds of the last packet at the entry port (or of the entry's
     /// creation): `sfc run` removes entries idle longer than `--flow-idle-timeout`.
     pub last_seen: u32,
@@ -412,8 +412,8 @@ impl Default for FlowEntry {
             prev_members: [crate::limits::PORT_PAIR_NONE; MAX_HOPS],
             exit_fp: 0,
             exit_ttl: 0,
-            exit_laps: 0,
-            _pad: [0; 2],
+            _pad: 0,
+            exit_ms: 0,
             last_seen: 0,
         }
     }

@@ -36,6 +36,13 @@ fn now_s() -> u32 {
     (unsafe { bpf_ktime_get_coarse_ns() } / 1_000_000_000) as u32
 }
 
+/// `CLOCK_MONOTONIC_COARSE` in milliseconds, modulo 2^16 (`FlowEntry::exit_ms`).
+#[inline(always)]
+pub fn now_ms16() -> u16 {
+    // SAFETY: a helper without arguments.
+    (unsafe { bpf_ktime_get_coarse_ns() } / 1_000_000) as u16
+}
+
 #[inline(always)]
 fn stat(slot: u32) {
     if let Some(c) = SFC_FLOW_STATS.get_ptr_mut(slot) {
@@ -119,7 +126,7 @@ pub fn resolve(ifindex: u32, p: &Parsed, s: &mut Scratch, meta: Meta, old: Optio
         s.flow.dst_ifindex = old.dst_ifindex;
         s.flow.exit_fp = old.exit_fp;
         s.flow.exit_ttl = old.exit_ttl;
-        s.flow.exit_laps = old.exit_laps;
+        s.flow.exit_ms = old.exit_ms;
         s.flow.flags = old.flags & FLOW_F_CLOSING;
     }
     let Some(res) = classify(meta.bank, ifindex, p.ethertype, &s.key) else {

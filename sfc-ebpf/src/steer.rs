@@ -33,17 +33,23 @@
 //! length and transport bytes 4..16 without checksums; TCP sequence and acknowledgement, ICMP id
 //! and sequence, the first UDP payload bytes). When a packet leaves the chain (delivered or
 //! handed to the host) its fingerprint and TTL go into the flow entry (`exit_fp`, `exit_ttl`).
-//! A packet arriving at the entry port with that fingerprint and a TTL no higher than it left
-//! with is the same packet come round: with a lower TTL (something routed it) it is dropped at
-//! once; with the same TTL (bridged round, or bridge-like SFs) after `SAME_TTL_LAPS` laps, since
-//! a sender may send identical bytes twice (an IPv6 duplicate ACK) and a loop comes round again
-//! and again. Dropped packets count as `loop`. A sender's TTL change is a different packet with a
-//! different fingerprint and passes. What it can still catch wrongly is a byte-identical copy
-//! (same IPv4 id, same transport bytes 4..16) sent again with a lower TTL than the previous copy
-//! left the chain with, or more than `SAME_TTL_LAPS` such copies at the same TTL, each before any
-//! other packet of the flow left the chain. What it misses: a looping packet whose record a
-//! later packet of the flow overwrote before it came round; it is caught on a later lap or ends
-//! when routing exhausts its TTL.
+//! A packet arriving at the entry port with that fingerprint, a lower TTL than it left with
+//! (something routed it round: an SF, the destination, the host) and within `LOOP_WINDOW_MS` of
+//! leaving is the same packet come round: dropped and counted as `loop`.
+//!
+//! What it does not drop: a sender's TTL change (a different packet, a different fingerprint); a
+//! sender repeating identical bytes (a retransmission, a constant heartbeat: not younger than the
+//! copy that left, unless the sender also lowered its TTL); an identical packet with a lower TTL
+//! more than `LOOP_WINDOW_MS` after its twin left (traceroute run twice with the same ports). A
+//! packet that comes round with the same TTL is let through too: identical bytes at the same TTL
+//! are what a sender repeating itself through bridge-like SFs looks like, and the guard must not
+//! drop a packet that is not looping. What it can still catch wrongly: a byte-identical copy
+//! (same IPv4 id, same transport bytes 4..16) that the sender sends with a TTL lower than the
+//! previous copy left the chain with, within the window, before any other packet of the flow
+//! left. What it misses: a loop in which nothing decrements the TTL (bridged at every step, the
+//! source included: Ethernet's own loop protection is the answer there), and a looping packet
+//! whose record a later packet of the flow overwrote before it came round (caught on a later
+//! lap, or it ends when routing exhausts its TTL).
 
 use sfc_common::{
     DropReason,
@@ -183,30 +189,21 @@ fn frag_key(s: &mut Scratch, id: u32) {
     s.frag.zone = s.key.zone;
 }
 
-/// Laps the guard lets a packet make that comes back with the TTL it left with.
-const SAME_TTL_LAPS: u8 = 3;
+/// How soon after leaving the chain a packet must be back to count as looping: a loop brings it
+/// round in microseconds (namespaces) to milliseconds (VMs); a traceroute run again does not.
+const LOOP_WINDOW_MS: u16 = 100;
 
 /// The loop guard (see the module comment): whether `p`, arriving at `flow`'s entry port, is the
 /// packet that last left the chain on `flow`, come round.
 #[inline(always)]
-fn looped(flow: *mut FlowEntry, p: &Parsed) -> bool {
+fn looped(flow: *const FlowEntry, p: &Parsed) -> bool {
     // SAFETY: `flow` points at a flow-table value (or the per-CPU scratch copy), plain integers;
     // another CPU writing it concurrently can only leave another valid value.
-    let f = unsafe { &mut *flow };
-    if f.exit_ttl == 0 || f.exit_fp != p.fp || p.ttl > f.exit_ttl {
-        return false;
-    }
-    if p.ttl < f.exit_ttl {
-        return true;
-    }
-    // The same TTL: it came round without crossing anything that routes (bridge-like SFs, a
-    // bridge back), or the sender sent identical bytes again (IPv6 has no id; a duplicate ACK).
-    // A loop comes round again and again: let a few laps through, then stop it.
-    if f.exit_laps >= SAME_TTL_LAPS {
-        return true;
-    }
-    f.exit_laps += 1;
-    false
+    let f = unsafe { &*flow };
+    f.exit_ttl != 0
+        && f.exit_fp == p.fp
+        && p.ttl < f.exit_ttl
+        && flow::now_ms16().wrapping_sub(f.exit_ms) < LOOP_WINDOW_MS
 }
 
 /// Records the packet leaving the chain on `flow`, for `looped`.
@@ -214,11 +211,9 @@ fn looped(flow: *mut FlowEntry, p: &Parsed) -> bool {
 fn record_exit(flow: *mut FlowEntry, p: &Parsed) {
     // SAFETY: as in `looped`.
     let f = unsafe { &mut *flow };
-    if f.exit_fp != p.fp {
-        f.exit_laps = 0;
-    }
     f.exit_fp = p.fp;
     f.exit_ttl = p.ttl;
+    f.exit_ms = flow::now_ms16();
 }
 
 /// The flow this packet belongs to and the hop to send it to next, creating (or re-resolving,
