@@ -13,8 +13,8 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[derive(Debug)]
 pub struct Snapshot {
     pub stats: Stats,
-    /// Every port pair of the applied model, and whether both of its interfaces exist and are
-    /// operationally up.
+    /// Every port pair of the applied model, and whether it serves (both interfaces up, and in
+    /// its group).
     pub port_pairs_up: Vec<(String, bool)>,
 }
 
@@ -149,7 +149,7 @@ pub fn render(s: &Snapshot) -> String {
     out.family(
         "sfc_port_pair_up",
         "gauge",
-        "1 when both interfaces of the port pair exist and are operationally up, else 0.",
+        "1 when the port pair serves: both of its interfaces exist and are operationally up, and it is in its group (not taken out for a link down or unanswered health probes); else 0.",
     );
     for (pp, up) in &s.port_pairs_up {
         out.sample("sfc_port_pair_up", &[("port_pair", pp)], u8::from(*up));

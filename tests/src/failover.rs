@@ -4,6 +4,7 @@
 //! by the health tests and `cargo xtask bench`.
 
 use std::{
+    net::SocketAddr,
     thread::sleep,
     time::{Duration, Instant},
 };
@@ -13,7 +14,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::{
     ChainFile, Sfc,
     chain::{FlowClassifier, PortChain, PortPairGroup},
-    lifecycle::{Daemon, STREAM_PORT, SeqStream, StreamReport, StreamSpec},
+    lifecycle::{Daemon, Exposition, STREAM_PORT, SeqStream, StreamReport, StreamSpec, http_get_in},
     netns,
     topology::{DEST_IP, End, Topology},
 };
@@ -64,6 +65,8 @@ pub struct Failover {
     pub report: StreamReport,
     /// Packets sfc sent into the other member by the end.
     pub via_other: u64,
+    /// `sfc_port_pair_up` of the failed member while it was out of its group.
+    pub metric_while_out: Option<u64>,
 }
 
 fn fault(topo: &Topology, n: u8, f: Fault, on: bool) -> Result<()> {
@@ -76,7 +79,7 @@ fn fault(topo: &Topology, n: u8, f: Fault, on: bool) -> Result<()> {
 /// Under a running `sfc run` (`daemon`, serving [`chain`]): starts a stream of one 5-tuple,
 /// finds the member carrying it, applies `f` to it, waits for the failover, clears the fault
 /// after `hold`, waits until the member is back, and returns what the stream saw.
-pub fn run(topo: &Topology, sfc: &Sfc<'_>, daemon: &mut Daemon, f: Fault, hold: Duration) -> Result<Failover> {
+pub fn run(topo: &Topology, sfc: &Sfc<'_>, daemon: &mut Daemon, metrics: SocketAddr, f: Fault, hold: Duration) -> Result<Failover> {
     let spec = StreamSpec { rate: RATE, sports: vec![41_000], limit: Duration::from_secs(30) };
     let stream = SeqStream::start(&topo.source(), &topo.dest(), spec)?;
     sleep(Duration::from_millis(500));
@@ -88,6 +91,8 @@ pub fn run(topo: &Topology, sfc: &Sfc<'_>, daemon: &mut Daemon, f: Fault, hold: 
     fault(topo, failed, f, true)?;
     daemon.wait_for_log(&format!("down, failing over: pp{failed}"), Duration::from_secs(3))?;
     let detected = fault_at.elapsed();
+    let reply = http_get_in(&topo.hub(), metrics, "/metrics")?;
+    let metric_while_out = Exposition::parse(&reply.body)?.value("sfc_port_pair_up", &[("port_pair", &format!("pp{failed}"))]);
     sleep(hold);
     let cleared_at = Instant::now();
     fault(topo, failed, f, false)?;
@@ -111,5 +116,6 @@ pub fn run(topo: &Topology, sfc: &Sfc<'_>, daemon: &mut Daemon, f: Fault, hold: 
         outage: resumed.saturating_duration_since(fault_at),
         report,
         via_other,
+        metric_while_out,
     })
 }

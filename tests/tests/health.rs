@@ -27,7 +27,8 @@ fn failover_under_sfc_run(fault: Fault, probed: bool, metrics: &str) {
     std::thread::sleep(Duration::from_millis(500));
     assert!(!daemon.log().contains("not forwarding"), "healthy members reported down:\n{}", daemon.log());
 
-    let r = failover::run(topo, &sfc, &mut daemon, fault, Duration::from_millis(1500)).unwrap_or_else(|e| panic!("{e:#}\n{}", daemon.log()));
+    let addr = metrics.parse().expect("a socket address");
+    let r = failover::run(topo, &sfc, &mut daemon, addr, fault, Duration::from_millis(1500)).unwrap_or_else(|e| panic!("{e:#}\n{}", daemon.log()));
     let (x, y, report) = (r.failed, r.other, &r.report);
     let ctx = format!(
         "{report}\nsf{x} {fault:?} at {:.0} ms, cleared at {:.0} ms\ndaemon log:\n{}",
@@ -44,6 +45,7 @@ fn failover_under_sfc_run(fault: Fault, probed: bool, metrics: &str) {
     assert!(r.outage < Duration::from_secs(1), "flows moved {:?} after the fault: {ctx}", r.outage);
     assert!(r.detected < Duration::from_secs(1), "taken out {:?} after the fault: {ctx}", r.detected);
     assert!(r.via_other > 0, "nothing went through pp{y}: {ctx}");
+    assert_eq!(r.metric_while_out, Some(0), "sfc_port_pair_up of pp{x} while it was out: {ctx}");
     let stats = sfc.stats();
     assert!(stats.drops().values().all(|v| *v == 0), "drops: {stats}");
     assert!(daemon.is_running(), "{ctx}");

@@ -46,12 +46,13 @@ fn failover_once(sfc_bin: &Path, f: Fault, i: usize) -> Result<failover::Failove
     let sfc = Sfc::with_bin(sfc_bin, &fx.topo);
     let file = fx.write("chains.yaml", &failover::chain(&fx.topo, f == Fault::Hang));
     let log = fx.dir.path().join("daemon.log");
-    let metrics = format!("127.0.0.1:{}", 9480 + i);
+    let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], u16::try_from(9480 + i).unwrap_or(9480)));
+    let metrics_arg = metrics.to_string();
     // Link polling slow: the probes and the link notifications do the work.
-    let args = ["-f", &file.to_string_lossy(), "--health-interval", "10000", "--metrics", &metrics];
+    let args = ["-f", &file.to_string_lossy(), "--health-interval", "10000", "--metrics", &metrics_arg];
     let mut daemon = Daemon::start(&sfc, &args, &log)?;
     std::thread::sleep(Duration::from_millis(500));
-    failover::run(&fx.topo, &sfc, &mut daemon, f, Duration::from_secs(1)).with_context(|| daemon.log())
+    failover::run(&fx.topo, &sfc, &mut daemon, metrics, f, Duration::from_secs(1)).with_context(|| daemon.log())
 }
 
 struct Flood {

@@ -427,7 +427,14 @@ fn snapshot(loc: &Location) -> anyhow::Result<Snapshot> {
     let stats = super::stats::collect(loc)?;
     let applied = inspect::load_state(loc)?;
     let up = |name: &str| netlink::link_by_name(name).is_ok_and(|l| l.oper_up);
-    let port_pairs_up = applied.model.port_pairs.iter().map(|p| (p.name.clone(), up(&p.ingress) && up(&p.egress))).collect();
+    // Serving: both links up, and not taken out of its group (a link was down at the last
+    // apply, or its health probes went unanswered).
+    let port_pairs_up = applied
+        .model
+        .port_pairs
+        .iter()
+        .map(|p| (p.name.clone(), up(&p.ingress) && up(&p.egress) && !applied.down.contains(&p.name)))
+        .collect();
     Ok(Snapshot { stats, port_pairs_up })
 }
 
