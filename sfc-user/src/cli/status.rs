@@ -72,6 +72,11 @@ struct ChainInfo {
 struct Hop {
     group: String,
     port_pairs: Vec<String>,
+    /// Members taken out of the group at the last apply: a link down, or (with a
+    /// `health_check:`) probes unanswered. They serve again once up (or answering).
+    down: Vec<String>,
+    /// Whether the group's members are probed through (`health_check:`).
+    probed: bool,
 }
 
 fn interfaces(loc: &Location, namer: &Namer<'_>, links: &[LinkSummary]) -> anyhow::Result<Vec<Interface>> {
@@ -110,9 +115,14 @@ fn chains(state: &State) -> Vec<ChainInfo> {
             hops: c
                 .port_pair_groups
                 .iter()
-                .map(|&g| Hop {
-                    group: m.port_pair_groups[g].name.clone(),
-                    port_pairs: m.port_pair_groups[g].port_pairs.iter().map(|&p| m.port_pairs[p].name.clone()).collect(),
+                .map(|&g| {
+                    let port_pairs: Vec<String> = m.port_pair_groups[g].port_pairs.iter().map(|&p| m.port_pairs[p].name.clone()).collect();
+                    Hop {
+                        group: m.port_pair_groups[g].name.clone(),
+                        down: port_pairs.iter().filter(|p| state.down.contains(*p)).cloned().collect(),
+                        port_pairs,
+                        probed: m.port_pair_groups[g].health_check.is_some(),
+                    }
                 })
                 .collect(),
         })
@@ -214,7 +224,15 @@ fn print(s: &Status) {
         .chains
         .iter()
         .map(|c| {
-            let hops: Vec<String> = c.hops.iter().map(|h| format!("{}{{{}}}", h.group, h.port_pairs.join(","))).collect();
+            let hops: Vec<String> = c
+                .hops
+                .iter()
+                .map(|h| {
+                    let members: Vec<String> =
+                        h.port_pairs.iter().map(|p| if h.down.contains(p) { format!("{p} (down)") } else { p.clone() }).collect();
+                    format!("{}{}{{{}}}", h.group, if h.probed { " (probed)" } else { "" }, members.join(","))
+                })
+                .collect();
             vec![
                 c.name.clone(),
                 c.chain_id.to_string(),
