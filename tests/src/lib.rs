@@ -19,6 +19,20 @@ pub mod topology;
 pub mod traffic;
 
 pub use chain::ChainFile;
+
+/// Runs each named scenario once per attach mode, with the same traffic and assertions:
+/// `tc::name` calls `name("tc")`, `xdp::name` calls `name("xdp")`.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod tc {
+            $(#[test] fn $name() { super::$name("tc") })*
+        }
+        mod xdp {
+            $(#[test] fn $name() { super::$name("xdp") })*
+        }
+    };
+}
 pub use counters::{Counters, LinkStats};
 pub use sfc::{Sfc, Stats};
 pub use topology::{Topology, TopologyConfig};

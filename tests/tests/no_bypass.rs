@@ -20,18 +20,7 @@ use sfc_tests::{
     traffic::UdpEchoServer,
 };
 
-macro_rules! in_both_modes {
-    ($($name:ident),* $(,)?) => {
-        mod tc {
-            $(#[test] fn $name() { super::$name("tc") })*
-        }
-        mod xdp {
-            $(#[test] fn $name() { super::$name("xdp") })*
-        }
-    };
-}
-
-in_both_modes!(
+sfc_tests::in_both_modes!(
     a_sender_changing_its_ttl_is_no_loop,
     a_real_loop_is_caught_counted_and_bounded,
     packets_inside_an_sf_when_the_flow_table_is_flushed_cross_every_later_sf,

@@ -23,20 +23,7 @@ const REQUESTS: usize = 10;
 const DATAGRAMS: usize = 20;
 const PINGS: usize = 10;
 
-/// Every scenario runs once per attach mode, with the same traffic and the same assertions:
-/// `tc::udp_classifier_...`, `xdp::udp_classifier_...`, and so on.
-macro_rules! in_both_modes {
-    ($($name:ident),* $(,)?) => {
-        mod tc {
-            $(#[test] fn $name() { super::$name("tc") })*
-        }
-        mod xdp {
-            $(#[test] fn $name() { super::$name("xdp") })*
-        }
-    };
-}
-
-in_both_modes!(udp_classifier_steers_every_datagram_through_three_hops, icmp_classifier_steers_every_echo_request, ipv6_tcp_traverses_sf1_then_sf3, symmetric_chain_sends_replies_back_through_the_sfs_in_reverse, port_range_classifier_steers_only_ports_inside_the_range, two_member_group_balances_flows_by_weight, two_chains_share_one_service_function, a_flow_matching_none_of_several_chains_is_untouched);
+sfc_tests::in_both_modes!(udp_classifier_steers_every_datagram_through_three_hops, icmp_classifier_steers_every_echo_request, ipv6_tcp_traverses_sf1_then_sf3, symmetric_chain_sends_replies_back_through_the_sfs_in_reverse, port_range_classifier_steers_only_ports_inside_the_range, two_member_group_balances_flows_by_weight, two_chains_share_one_service_function, a_flow_matching_none_of_several_chains_is_untouched);
 
 fn dest(port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(DEST_IP), port)

@@ -22,18 +22,7 @@ use sfc_tests::{
     traffic::UdpEchoServer,
 };
 
-macro_rules! in_both_modes {
-    ($($name:ident),* $(,)?) => {
-        mod tc {
-            $(#[test] fn $name() { super::$name("tc") })*
-        }
-        mod xdp {
-            $(#[test] fn $name() { super::$name("xdp") })*
-        }
-    };
-}
-
-in_both_modes!(tenants_sending_the_same_5_tuple_stay_apart);
+sfc_tests::in_both_modes!(tenants_sending_the_same_5_tuple_stay_apart);
 
 const PORT: u16 = 5353;
 /// Both tenants' senders use this source port: the same 5-tuple, byte for byte.
