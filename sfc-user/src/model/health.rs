@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::validate::{Checker, PG};
+use super::checker::{Checker, PG};
 use crate::config::{HealthCheckCfg, S, line};
 
 /// A group's health check: every `interval_ms` a probe (UDP from `source` to `destination`,

@@ -2,6 +2,7 @@
 //! Pure: no kernel, no interfaces looked up. The types are here; the rules are in `validate`
 //! (one pass per resource kind) and `overlap` (classifiers that compete for the same packets).
 
+mod checker;
 mod health;
 mod overlap;
 mod validate;

@@ -15,7 +15,7 @@ use std::{
 
 use super::{
     Ethertype, FlowClassifier, PortChain, Prefix, carries_ports, protocol_name,
-    validate::{Checker, ClassifierRefs, PC},
+    checker::{Checker, PC},
 };
 
 /// Classifier references grouped by (logical source port, ethertype): (classifier, chain, line).
@@ -23,6 +23,9 @@ type Buckets<'a> = BTreeMap<(&'a str, Ethertype), Vec<(usize, usize, u32)>>;
 
 /// Reports ambiguous overlaps between the classifiers chains use (`broken` ones, which already
 /// have a problem, are left out).
+/// Where each chain refers to its classifiers: (classifier index, line of the reference).
+pub(super) type ClassifierRefs = Vec<Vec<(usize, u32)>>;
+
 pub(super) fn check(c: &mut Checker, classifiers: &[FlowClassifier], chains: &[PortChain], refs: &ClassifierRefs, broken: &[bool]) {
     // Only classifiers on the same port with the same ethertype can overlap: compare within those.
     let mut buckets: Buckets<'_> = BTreeMap::new();

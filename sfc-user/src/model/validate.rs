@@ -14,7 +14,9 @@ use sfc_common::{
 
 use super::{
     AttachMode, Correlation, Ethertype, FailurePolicy, FlowClassifier, IPPROTO_ICMP, IPPROTO_ICMPV6, Model, PortChain,
-    PortPair, PortPairGroup, PortRange, Prefix, ValidationError, ValidationErrors, carries_ports, overlap,
+    PortPair, PortPairGroup, PortRange, Prefix, ValidationErrors, carries_ports,
+    checker::{Checker, FC, IF, PC, PG, PP},
+    overlap::{self, ClassifierRefs},
     parse_protocol,
 };
 use crate::{
@@ -22,89 +24,10 @@ use crate::{
     maglev,
 };
 
-pub(super) const PP: &str = "port_pairs";
-pub(super) const PG: &str = "port_pair_groups";
-pub(super) const FC: &str = "flow_classifiers";
-pub(super) const PC: &str = "port_chains";
-pub(super) const IF: &str = "interfaces";
-/// Linux interface names are at most 15 bytes.
-const IFNAMSIZ_MAX: usize = 15;
-/// networking-sfc's name column width.
-const NAME_MAX: usize = 255;
 /// Port pair weights (networking-sfc leaves the range to the driver).
 const WEIGHT_MAX: i128 = 1000;
 // The lowest free chain_id always exists when the chain count is within its limit.
 const _: () = assert!(MAX_CHAINS < MAX_CHAIN_ID);
-
-pub(super) struct Checker {
-    pub errors: Vec<ValidationError>,
-}
-
-impl Checker {
-    pub fn err(&mut self, kind: &str, resource: &str, field: &str, line: u32, message: impl Into<String>) {
-        self.errors.push(ValidationError {
-            kind: kind.to_owned(),
-            resource: resource.to_owned(),
-            field: field.to_owned(),
-            line,
-            message: message.into(),
-        });
-    }
-
-    /// A required field: `None` is reported unless reading the file already reported this field
-    /// (it was there, with the wrong type).
-    fn required<'v, T>(&mut self, at: (&str, &str), field: &str, line: u32, v: Option<&'v S<T>>, what: &str) -> Option<&'v S<T>> {
-        if v.is_none() {
-            let (kind, resource) = at;
-            let known = self.errors.iter().any(|e| e.kind == kind && e.resource == resource && e.field == field);
-            if !known {
-                self.err(kind, resource, field, line, format!("required field is missing ({what})"));
-            }
-        }
-        v
-    }
-
-    /// Names must be present, non-empty, not too long and unique per kind. Returns each
-    /// resource's label (its name, or `#index`) and name -> index for references.
-    fn names(&mut self, kind: &str, names: &[(Option<&S<String>>, u32)]) -> (Vec<String>, BTreeMap<String, usize>) {
-        let mut labels = Vec::new();
-        let mut index: BTreeMap<String, usize> = BTreeMap::new();
-        let mut first_line: BTreeMap<String, u32> = BTreeMap::new();
-        for (i, (n, res_line)) in names.iter().enumerate() {
-            let name = n.map_or("", |n| n.value.trim());
-            let label = if name.is_empty() { format!("#{i}") } else { name.to_owned() };
-            match n {
-                None => {
-                    self.required((kind, &label), "name", *res_line, *n, "every resource is named; references use the name");
-                }
-                Some(n) if name.is_empty() => self.err(kind, &label, "name", line(n), "name must not be empty"),
-                Some(n) if name.len() > NAME_MAX => {
-                    self.err(kind, &label, "name", line(n), format!("name is {} bytes long, at most {NAME_MAX}", name.len()));
-                }
-                Some(n) => {
-                    if let Some(prev) = first_line.get(name) {
-                        self.err(kind, name, "name", line(n), format!("duplicate name (first defined on line {prev})"));
-                    } else {
-                        index.insert(name.to_owned(), i);
-                        first_line.insert(name.to_owned(), line(n));
-                    }
-                }
-            }
-            labels.push(label);
-        }
-        (labels, index)
-    }
-
-    fn ifname(&mut self, at: (&str, &str), field: &str, v: &S<String>) -> String {
-        let n = v.value.trim();
-        if n.is_empty() || n.len() > IFNAMSIZ_MAX || n.contains(['/', ' ', '\t', ':']) || n == "." || n == ".." {
-            self.err(at.0, at.1, field, line(v), format!(
-                "'{n}' is not a valid interface name (1-{IFNAMSIZ_MAX} bytes, no '/', ':' or spaces)"
-            ));
-        }
-        n.to_owned()
-    }
-}
 
 /// The state the passes share: labels and name indexes of every kind, and who owns which
 /// interface.
@@ -454,8 +377,6 @@ fn port_range(c: &mut Checker, name: &str, dir: &str, protocol: Option<u8>, lo: 
     PortRange { min, max }
 }
 
-/// Where each chain refers to its classifiers: (classifier index, line of the reference).
-pub(super) type ClassifierRefs = Vec<Vec<(usize, u32)>>;
 
 #[expect(clippy::too_many_lines, reason = "one rule after the other over a chain's fields, in file order")]
 fn chains(c: &mut Checker, ctx: &Ctx, cfg: &ConfigFile, groups: &[PortPairGroup], classifiers: &[FlowClassifier]) -> (Vec<PortChain>, ClassifierRefs) {
