@@ -74,7 +74,7 @@ pub(super) fn print(flows: &[Flow]) {
             ]
         })
         .collect();
-    super::map::print_table(&["proto", "source", "destination", "chain", "dir", "path", "then", "gen", "zone", "idle"], &rows);
+    super::table::print_table(&["proto", "source", "destination", "chain", "dir", "path", "then", "gen", "zone", "idle"], &rows);
 }
 
 pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {

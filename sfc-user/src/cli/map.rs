@@ -1,10 +1,11 @@
 //! `sfc map list` and `sfc map dump NAME`: every pinned map, decoded into names.
 
-use std::{fmt::Write as _, process::ExitCode};
+use std::process::ExitCode;
 
 use serde_json::Value;
 use sfc_common::maps::{ALL_MAPS, MAP_FLOWS, MAP_LB};
 
+use super::table::{fill, print_table};
 use crate::datapath::{
     Location,
     inspect::{self, Namer},
@@ -34,32 +35,6 @@ enum Command {
     },
 }
 
-/// Prints `rows` under `headers`, columns aligned, two spaces apart.
-pub(super) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let n = cells.len();
-        let mut s = String::new();
-        for (i, (c, w)) in cells.into_iter().zip(&widths).enumerate() {
-            if i + 1 == n {
-                s.push_str(c);
-            } else {
-                // Writing into a String cannot fail.
-                let _ = write!(s, "{c:<w$}  ");
-            }
-        }
-        println!("  {}", s.trim_end());
-    };
-    line(headers.iter().map(|h| h.to_uppercase()).collect::<Vec<_>>().iter().map(String::as_str).collect());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
-    }
-}
 
 /// A JSON value as a table cell.
 pub(super) fn cell(v: &Value) -> String {
@@ -112,20 +87,6 @@ fn list(loc: &Location, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `entries / max` as a percentage with one decimal.
-pub(super) fn fill(entries: Option<u64>, max: u32) -> String {
-    match entries {
-        Some(e) if max > 0 => {
-            let permille = e.saturating_mul(1000) / u64::from(max);
-            if e > 0 && permille == 0 {
-                "<0.1%".to_owned()
-            } else {
-                format!("{}.{}%", permille / 10, permille % 10)
-            }
-        }
-        _ => "-".to_owned(),
-    }
-}
 
 fn dump(loc: &Location, name: &str, json: bool) -> anyhow::Result<()> {
     let map = inspect::resolve_map_name(name).ok_or_else(|| unknown_map(name))?;
@@ -175,7 +136,7 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
 mod tests {
     use serde_json::json;
 
-    use super::{cell, fill, unknown_map};
+    use super::{cell, unknown_map};
 
     #[test]
     fn cells_read_as_text() {
@@ -186,14 +147,6 @@ mod tests {
         assert_eq!(cell(&json!(42)), "42");
     }
 
-    #[test]
-    fn fill_is_a_percentage() {
-        assert_eq!(fill(Some(1), 65_536), "<0.1%");
-        assert_eq!(fill(Some(0), 1024), "0.0%");
-        assert_eq!(fill(Some(512), 1024), "50.0%");
-        assert_eq!(fill(Some(3), 4), "75.0%");
-        assert_eq!(fill(None, 4), "-");
-    }
 
     #[test]
     fn unknown_map_lists_the_valid_names() {

@@ -8,6 +8,7 @@ mod map;
 mod run;
 mod stats;
 mod status;
+mod table;
 mod validate;
 
 use std::{path::PathBuf, process::ExitCode};

@@ -10,7 +10,7 @@ use std::{
 
 use serde::Serialize;
 
-use super::map::{fill, print_table};
+use super::table::{fill, print_table};
 use crate::datapath::{
     Location, State,
     attach::LinkKind,

@@ -152,8 +152,24 @@ pub(crate) fn read_port_pairs(m: &Array<MapData, PortPairEntry>) -> Result<BTree
     Ok(out)
 }
 
-fn read_hash<K: Pod + Ord, V: Pod>(m: &HashMap<MapData, K, V>, name: &str) -> Result<Vec<(K, V)>> {
-    m.iter().map(|r| r.map_err(map_err(name, "reading"))).collect()
+/// Every entry of a hash map. A key removed between two steps of the walk (an LRU eviction, a
+/// flow aged out) is gone either way and skipped; any other error is one.
+pub(crate) fn read_hash<K: Pod, V: Pod>(m: &HashMap<MapData, K, V>, name: &str) -> Result<Vec<(K, V)>> {
+    let mut out = Vec::new();
+    for r in m {
+        match r {
+            Ok(kv) => out.push(kv),
+            Err(MapError::KeyNotFound) => {}
+            Err(e) => return Err(map_err(name, "reading")(e)),
+        }
+    }
+    Ok(out)
+}
+
+/// Every entry of the pinned hash map `name`, by key.
+pub(crate) fn hash_entries<K: Pod + Ord, V: Pod>(loc: &Location, name: &str) -> Result<BTreeMap<K, V>> {
+    let m: HashMap<MapData, K, V> = typed(loc, name)?;
+    Ok(read_hash(&m, name)?.into_iter().collect())
 }
 
 /// The pinned maps of one datapath.
@@ -356,7 +372,7 @@ impl<'a> Maps<'a> {
     /// The flow table.
     pub fn flows(&self) -> Result<Vec<(FlowKey, FlowEntry)>> {
         let m: HashMap<MapData, FlowKey, FlowEntry> = typed(self.loc, MAP_FLOWS)?;
-        Ok(m.iter().filter_map(std::result::Result::ok).collect())
+        read_hash(&m, MAP_FLOWS)
     }
 
 }

@@ -7,10 +7,10 @@ use aya::maps::{LpmTrie, MapData};
 use serde::Serialize;
 use sfc_common::maps::{CLASS_BASE, CLS_CLASS_BITS, CLS_RECLASS_BIT, CLS_STAGES, ClsKey, ClsResult, FAMILY_V6, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES};
 
-use super::{Namer, addr, bank_name, dump::hash_entries, protocol_name, unbank_class};
+use super::{Namer, addr, bank_name, protocol_name, unbank_class};
 use crate::datapath::{
     Location, Result,
-    maps::{map_err, typed},
+    maps::{hash_entries, map_err, typed},
 };
 
 /// One `SFC_CLS` entry: at `stage`, packets of `class` whose field matches `field` move on to

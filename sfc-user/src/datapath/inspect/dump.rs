@@ -28,7 +28,7 @@ use super::{
 };
 use crate::datapath::{
     DatapathError, Location, Result,
-    maps::{Maps, map_err, typed},
+    maps::{Maps, hash_entries, map_err, typed},
 };
 
 // ---- rows --------------------------------------------------------------------------------------
@@ -209,21 +209,6 @@ fn rows<T: Row>(v: Vec<T>) -> Result<Dump> {
     Ok(Dump { columns: T::COLUMNS, rows })
 }
 
-/// A hash map's entries (an entry deleted under the walk is skipped).
-pub(super) fn hash_entries<K: Pod + Ord, V: Pod>(loc: &Location, name: &str) -> Result<BTreeMap<K, V>> {
-    let m: HashMap<MapData, K, V> = typed(loc, name)?;
-    let mut out = BTreeMap::new();
-    for r in &m {
-        match r {
-            Ok((k, v)) => {
-                out.insert(k, v);
-            }
-            Err(aya::maps::MapError::KeyNotFound) => {}
-            Err(e) => return Err(map_err(name, "reading")(e)),
-        }
-    }
-    Ok(out)
-}
 
 /// A banked hash map keyed by id: (bank name, id, value), live bank first.
 fn banked<V: Pod>(loc: &Location, name: &str, live: u32) -> Result<Vec<(&'static str, u32, V)>> {

@@ -165,7 +165,7 @@ pub fn meta(loc: &Location) -> Result<Meta> {
 /// `SFC_IFACES_V3`, live bank: ifindex -> roles.
 pub fn ifaces(loc: &Location) -> Result<BTreeMap<u32, IfaceEntry>> {
     let live = meta(loc)?.bank & 1;
-    Ok(dump::hash_entries::<u32, IfaceEntry>(loc, MAP_IFACES)?
+    Ok(super::maps::hash_entries::<u32, IfaceEntry>(loc, MAP_IFACES)?
         .into_iter()
         .filter_map(|(k, v)| {
             let (bank, ifindex) = unbank_id(k);
@@ -456,15 +456,7 @@ pub fn decode_flow(n: &Namer<'_>, k: &FlowKey, v: &FlowEntry) -> Flow {
 /// The flow table, decoded, in a stable order.
 pub fn flows(loc: &Location, n: &Namer<'_>) -> Result<Vec<Flow>> {
     let m: HashMap<MapData, FlowKey, FlowEntry> = typed(loc, MAP_FLOWS)?;
-    let mut out = Vec::new();
-    for r in &m {
-        match r {
-            Ok((k, v)) => out.push(decode_flow(n, &k, &v)),
-            // An entry the LRU evicted between two steps of the walk: it is gone, skip it.
-            Err(aya::maps::MapError::KeyNotFound) => {}
-            Err(e) => return Err(map_err(MAP_FLOWS, "reading")(e)),
-        }
-    }
+    let mut out: Vec<Flow> = super::maps::read_hash(&m, MAP_FLOWS)?.iter().map(|(k, v)| decode_flow(n, k, v)).collect();
     out.sort_by(|a, b| {
         (a.chain_id, a.reverse, &a.src, &a.dst, a.sport, a.dport).cmp(&(b.chain_id, b.reverse, &b.src, &b.dst, b.sport, b.dport))
     });
