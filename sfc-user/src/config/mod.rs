@@ -8,13 +8,15 @@
 //! naming the resource, the field and the line, while the rest of the file is still read. So one
 //! run of `sfc validate` reports every problem, not just the first one serde trips over.
 
+mod problem;
 mod read;
+
+pub use problem::{ValidationError, ValidationErrors};
 
 pub(crate) use read::edit_distance;
 
 use serde_saphyr::Spanned;
 
-use crate::model::ValidationError;
 
 /// A value with the line it was written on.
 pub type S<T> = Spanned<T>;

@@ -9,7 +9,7 @@ use serde_saphyr::{Location, Spanned};
 use super::{
     ChainParametersCfg, ConfigFile, HealthCheckCfg, FlowClassifierCfg, InterfaceCfg, PortChainCfg, PortPairCfg, PortPairGroupCfg, ProtocolCfg, S, line,
 };
-use crate::model::ValidationError;
+use super::ValidationError;
 
 /// Reads a parsed document into a `ConfigFile`, shape problems in line order.
 pub(super) fn file(text: &str, root: &S<Node>) -> ConfigFile {
