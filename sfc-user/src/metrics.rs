@@ -4,7 +4,7 @@
 
 use std::fmt::{Display, Write as _};
 
-use crate::cli::{ChainStats, HopStats, IfaceStats, MemberStats, Stats};
+use crate::view::stats::{ChainStats, HopStats, IfaceStats, MemberStats, Stats};
 
 /// `Content-Type` of the rendered text.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -169,8 +169,8 @@ mod tests {
 
     use super::{Snapshot, escape, render};
     use crate::{
-        cli::{ChainStats, HopStats, IfaceStats, MemberStats, Stats},
         datapath::flows::FlowTableStats,
+        view::stats::{ChainStats, HopStats, IfaceStats, MemberStats, Stats},
     };
 
     fn member(name: &str, packets: u64, bytes: u64) -> MemberStats {

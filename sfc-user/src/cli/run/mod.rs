@@ -99,6 +99,7 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         ifaces: Vec::new(),
         down: BTreeSet::new(),
         drain_due: None,
+        model: None,
         probe_down: Arc::new(Mutex::new(BTreeSet::new())),
         applied_probe_down: BTreeSet::new(),
     };
@@ -182,6 +183,9 @@ struct Watcher {
     /// The port pairs' interfaces in the running model, and those seen down at the last look.
     ifaces: Vec<String>,
     down: BTreeSet<String>,
+    /// The model running now (of the content `applied` hashes): what health changes and drains
+    /// re-apply, whatever the file holds meanwhile.
+    model: Option<crate::model::Model>,
     /// When the first drain ends (seconds since the Unix epoch): the file is re-applied then, so
     /// a drain ends on time, not at the next change.
     drain_due: Option<u64>,
@@ -232,10 +236,9 @@ fn summary(file: &str, r: &ApplyReport) -> String {
 }
 
 impl Watcher {
-    /// Validates and applies the file, as `sfc apply` does (which also installs members with a
-    /// down interface as down).
-    fn apply(&mut self, loc: &Location) -> anyhow::Result<ApplyReport> {
-        let model = super::load_model(&self.file)?;
+    /// Applies `model`, as `sfc apply` does (which also installs members with a down interface
+    /// as down), and keeps it as the one running.
+    fn apply(&mut self, loc: &Location, model: crate::model::Model) -> anyhow::Result<ApplyReport> {
         let probe_down = self.probe_down.lock().map(|s| s.clone()).unwrap_or_default();
         let r = datapath::apply_with_down(loc, &model, self.opts, &probe_down)?;
         self.applied_probe_down = probe_down;
@@ -247,7 +250,14 @@ impl Watcher {
         self.ifaces.sort();
         self.ifaces.dedup();
         self.down = self.links_down();
+        self.model = Some(model);
         Ok(r)
+    }
+
+    /// Applies the running model again (a member's health changed, a drain is due).
+    fn reapply(&mut self, loc: &Location) -> anyhow::Result<ApplyReport> {
+        let model = self.model.clone().context("nothing applied yet")?;
+        self.apply(loc, model)
     }
 
     /// The port pair interfaces that are missing or not operationally up now.
@@ -281,7 +291,7 @@ impl Watcher {
                 list(&self.applied_probe_down)
             );
         }
-        match self.apply(loc) {
+        match self.reapply(loc) {
             Ok(r) => log::warn!("{}", summary(&self.file, &r)),
             Err(e) => log::error!("re-applying after a link change failed, keeping the running state: {e:#}"),
         }
@@ -293,7 +303,7 @@ impl Watcher {
         if !due || self.applied.is_none() {
             return;
         }
-        match self.apply(loc) {
+        match self.reapply(loc) {
             Ok(r) => log::info!("{}", summary(&self.file, &r)),
             Err(e) => {
                 // Retried at the next tick (at most every second).
@@ -307,7 +317,7 @@ impl Watcher {
     fn initial(&mut self, loc: &Location) -> anyhow::Result<()> {
         let text = std::fs::read(&self.file).with_context(|| format!("reading {}", self.file))?;
         let h = content_hash(&text);
-        let r = self.apply(loc)?;
+        let r = self.apply(loc, super::model_of(&self.file, &text)?)?;
         log::info!("{}", summary(&self.file, &r));
         (self.applied, self.seen) = (Some(h), Some(h));
         Ok(())
@@ -341,12 +351,15 @@ impl Watcher {
             self.failing = None;
             return;
         }
-        if let Err(e) = super::load_model(&self.file) {
-            log::error!("rejected, keeping the running state: {e:#}");
-            self.rejected = Some(h);
-            return;
-        }
-        match self.apply(loc) {
+        let model = match super::model_of(&self.file, &text) {
+            Ok(m) => m,
+            Err(e) => {
+                log::error!("rejected, keeping the running state: {e:#}");
+                self.rejected = Some(h);
+                return;
+            }
+        };
+        match self.apply(loc, model) {
             Ok(r) => {
                 log::info!("{}", summary(&self.file, &r));
                 (self.applied, self.rejected, self.failing) = (Some(h), None, None);
@@ -424,7 +437,7 @@ async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Timing, wake: Arc
 
 /// What one scrape shows, read from the pinned maps.
 fn snapshot(loc: &Location) -> anyhow::Result<Snapshot> {
-    let stats = super::stats::collect(loc)?;
+    let stats = crate::view::stats::collect(loc)?;
     let applied = inspect::load_state(loc)?;
     let up = |name: &str| netlink::link_by_name(name).is_ok_and(|l| l.oper_up);
     // Serving: both links up, and not taken out of its group (a link was down at the last

@@ -1,0 +1,117 @@
+//! Counters per chain, hop and member (both directions), per interface, drops by reason, the
+//! flow table's accounting, and failovers: what `sfc stats` prints and the metrics expose.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sfc_common::maps::{Counter, DIR_FORWARD, DIR_REVERSE, HopStatsKey};
+
+use crate::datapath::{DatapathError, Location, State, flows, flows::FlowTableStats, maps::Maps};
+
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub chains: Vec<ChainStats>,
+    pub drops: BTreeMap<&'static str, u64>,
+    pub interfaces: Vec<IfaceStats>,
+    /// Times a member went down and its flows failed over (kept across applies).
+    pub failovers: u64,
+    /// The flow table: fill, entries created, new flows capped, entries removed and evicted.
+    pub flow_table: FlowTableStats,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChainStats {
+    pub name: String,
+    pub chain_id: u32,
+    pub hops: Vec<HopStats>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HopStats {
+    pub group: String,
+    pub members: Vec<MemberStats>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemberStats {
+    pub port_pair: String,
+    pub packets: u64,
+    pub bytes: u64,
+    /// The reverse direction of a symmetric chain (0 otherwise).
+    pub reverse_packets: u64,
+    pub reverse_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IfaceStats {
+    pub name: String,
+    pub ifindex: u32,
+    pub classified: u64,
+    pub unclassified: u64,
+    pub from_sf: u64,
+    pub malformed: u64,
+    /// Of `from_sf`: packets whose flow entry was gone (or another path's) and whose path was
+    /// recomputed from the configuration.
+    pub recomputed: u64,
+}
+
+/// Reads the counters of the datapath at `loc`.
+pub fn collect(loc: &Location) -> anyhow::Result<Stats> {
+    let state = State::load(&loc.state_dir())?.ok_or_else(|| DatapathError::NotInstalled(loc.pin_dir.clone()))?;
+    let maps = Maps::open(loc)?;
+    let hop = maps.hop_stats()?;
+    let m = &state.model;
+    let chains = m
+        .port_chains
+        .iter()
+        .map(|ch| ChainStats {
+            name: ch.name.clone(),
+            chain_id: ch.chain_id,
+            hops: ch
+                .port_pair_groups
+                .iter()
+                .enumerate()
+                .map(|(h, &g)| HopStats {
+                    group: m.port_pair_groups[g].name.clone(),
+                    members: m.port_pair_groups[g]
+                        .port_pairs
+                        .iter()
+                        .map(|&p| {
+                            let get = |dir| {
+                                let key = HopStatsKey {
+                                    chain_id: ch.chain_id,
+                                    hop: u32::try_from(h).unwrap_or(u32::MAX),
+                                    port_pair: state.ids.port_pair(&m.port_pairs[p].name),
+                                    dir,
+                                };
+                                hop.get(&key).copied().unwrap_or(Counter::default())
+                            };
+                            let (f, r) = (get(DIR_FORWARD), get(DIR_REVERSE));
+                            MemberStats {
+                                port_pair: m.port_pairs[p].name.clone(),
+                                packets: f.packets,
+                                bytes: f.bytes,
+                                reverse_packets: r.packets,
+                                reverse_bytes: r.bytes,
+                            }
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    let interfaces = maps
+        .if_stats()?
+        .into_iter()
+        .map(|(ifindex, s)| IfaceStats {
+            name: state.ifname(ifindex).unwrap_or_else(|| format!("ifindex {ifindex}")),
+            ifindex,
+            classified: s.classified,
+            unclassified: s.unclassified,
+            from_sf: s.from_sf,
+            malformed: s.malformed,
+            recomputed: s.recomputed,
+        })
+        .collect();
+    Ok(Stats { chains, drops: maps.drops()?, interfaces, failovers: state.failovers, flow_table: flows::stats(loc)? })
+}
