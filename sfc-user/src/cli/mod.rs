@@ -102,18 +102,18 @@ pub fn main() -> ExitCode {
 
 /// Reads, parses and validates a chain file; every problem is in the error, one per line.
 pub(crate) fn load_model(path: &str) -> anyhow::Result<crate::model::Model> {
-    validated(path, crate::config::load(path)?)
+    validated(path, &crate::config::load(path)?)
 }
 
 /// The model of chain file `path` whose content is `text` (already read: what is hashed is what
 /// is applied).
 pub(crate) fn model_of(path: &str, text: &[u8]) -> anyhow::Result<crate::model::Model> {
     let text = std::str::from_utf8(text).map_err(|e| anyhow::anyhow!("{path}: not UTF-8 text ({e})"))?;
-    validated(path, crate::config::parse(path, text)?)
+    validated(path, &crate::config::parse(path, text)?)
 }
 
-fn validated(path: &str, cfg: crate::config::ConfigFile) -> anyhow::Result<crate::model::Model> {
-    crate::model::validate(&cfg).map_err(|errs| {
+fn validated(path: &str, cfg: &crate::config::ConfigFile) -> anyhow::Result<crate::model::Model> {
+    crate::model::validate(cfg).map_err(|errs| {
         let n = errs.0.len();
         anyhow::anyhow!("{path}: {n} problem{}:\n{errs}", if n == 1 { "" } else { "s" })
     })
