@@ -94,6 +94,23 @@ pub const fn banked_id(bank: u32, id: u32) -> u32 {
     id | ((bank & 1) << BANK_BIT_ID)
 }
 
+/// A banked chain id, group id or ifindex: (bank, id). The inverse of `banked_id`.
+pub const fn unbanked_id(key: u32) -> (u32, u32) {
+    ((key >> BANK_BIT_ID) & 1, key & !(1 << BANK_BIT_ID))
+}
+
+/// A banked classifier class: (bank, class). The inverse of `banked_class`.
+pub const fn unbanked_class(key: u32) -> (u32, u32) {
+    ((key >> BANK_BIT_CLASS) & 1, key & !(1 << BANK_BIT_CLASS))
+}
+
+const _: () = {
+    let (bank, id) = unbanked_id(banked_id(1, 4_095));
+    assert!(bank == 1 && id == 4_095);
+    let (bank, class) = unbanked_class(banked_class(1, CLASS_BASE + 9));
+    assert!(bank == 1 && class == CLASS_BASE + 9);
+};
+
 /// A classifier class as keyed in `bank`.
 #[expect(clippy::inline_always, reason = "used per packet in the BPF program")]
 #[inline(always)]

@@ -13,7 +13,7 @@ use sfc_common::{
         ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, GroupEntry, HopStatsKey,
         IfStats, IfaceEntry, LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS,
         MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS,
-        Meta, PP_F_DRAINING, PortPairEntry,
+        Meta, PP_F_DRAINING, PortPairEntry, unbanked_class, unbanked_id,
     },
 };
 
@@ -92,15 +92,12 @@ fn split<K: Ord + Copy, V>(all: Vec<(K, V)>, bank_of: impl Fn(&K) -> u32, unbank
     b
 }
 
-const ID_BANK: u32 = 1 << sfc_common::maps::BANK_BIT_ID;
-const CLASS_BANK: u32 = 1 << sfc_common::maps::BANK_BIT_CLASS;
-
 fn id_bank(id: u32) -> u32 {
-    u32::from(id & ID_BANK != 0)
+    unbanked_id(id).0
 }
 
 fn class_bank(class: u32) -> u32 {
-    u32::from(class & CLASS_BANK != 0)
+    unbanked_class(class).0
 }
 
 /// Brings a hash map's `bank` half to `want` (keys given without the bank bit).
@@ -210,8 +207,8 @@ impl<'a> Maps<'a> {
         let mut trie: LpmTrie<MapData, ClsKey, u32> = typed(self.loc, MAP_CLS)?;
         let mut cls_hash: HashMap<MapData, ClsKey, u32> = typed(self.loc, MAP_CLS_HASH)?;
 
-        let unid = |k: u32| k & !ID_BANK;
-        let uncl = |k: u32| k & !CLASS_BANK;
+        let unid = |k: u32| unbanked_id(k).1;
+        let uncl = |k: u32| unbanked_class(k).1;
         let b_ifaces = split(read_hash(&ifaces, MAP_IFACES)?, |k| id_bank(*k), unid, live);
         let b_chains = split(read_hash(&chains, MAP_CHAINS)?, |k| id_bank(*k), unid, live);
         let b_groups = split(read_hash(&groups, MAP_GROUPS)?, |k| id_bank(*k), unid, live);
@@ -279,8 +276,8 @@ impl<'a> Maps<'a> {
             }
         }
         // 2. The inactive bank, in full.
-        let bid = |k: u32| k | (target << sfc_common::maps::BANK_BIT_ID);
-        let bcl = |k: u32| k | (target << sfc_common::maps::BANK_BIT_CLASS);
+        let bid = |k: u32| sfc_common::maps::banked_id(target, k);
+        let bcl = |k: u32| sfc_common::maps::banked_class(target, k);
         sync_hash(&mut ifaces, MAP_IFACES, &b_ifaces.target, &c.ifaces, bid)?;
         sync_hash(&mut chains, MAP_CHAINS, &b_chains.target, &c.chains, bid)?;
         sync_hash(&mut groups, MAP_GROUPS, &b_groups.target, &c.groups, bid)?;
@@ -328,7 +325,7 @@ impl<'a> Maps<'a> {
         Ok(read_hash(&ifaces, MAP_IFACES)?
             .into_iter()
             .filter(|(k, e)| id_bank(*k) == live && e.roles != 0)
-            .map(|(k, _)| k & !ID_BANK)
+            .map(|(k, _)| unbanked_id(k).1)
             .collect())
     }
 

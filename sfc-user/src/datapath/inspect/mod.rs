@@ -27,7 +27,7 @@ pub use dump::{Dump, Row, dump, lb_shares};
 use sfc_common::{
     limits::{MAX_HOPS, PORT_PAIR_NONE},
     maps::{
-        ALL_MAPS, BANK_BIT_CLASS, BANK_BIT_ID, ChainEntry, ClsKey, ClsResult, Counter, FAMILY_V6,
+        ALL_MAPS, ChainEntry, ClsKey, ClsResult, Counter, FAMILY_V6,
         FLOW_F_REVERSE, FlowEntry, FlowKey, FragKey, GroupEntry, HopStatsKey, IfStats, IfaceEntry,
         LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOW_STATS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_LIMITS,
         MAP_HOP_STATS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS, Meta,
@@ -138,18 +138,7 @@ pub fn role_names(roles: u32) -> Vec<&'static str> {
 
 // ---- configuration banks ---------------------------------------------------------------------
 
-const ID_BANK: u32 = 1 << BANK_BIT_ID;
-const CLASS_BANK: u32 = 1 << BANK_BIT_CLASS;
-
-/// A banked chain id, group id or ifindex: (bank, id).
-fn unbank_id(k: u32) -> (u32, u32) {
-    (u32::from(k & ID_BANK != 0), k & !ID_BANK)
-}
-
-/// A banked classifier class: (bank, class).
-fn unbank_class(c: u32) -> (u32, u32) {
-    (u32::from(c & CLASS_BANK != 0), c & !CLASS_BANK)
-}
+use sfc_common::maps::{unbanked_class as unbank_class, unbanked_id as unbank_id};
 
 /// `live` for the bank packets use now, `standby` for the other one (the previous generation,
 /// or the next one while `apply` writes it).
