@@ -10,5 +10,6 @@ pub mod hash;
 pub mod limits;
 pub mod maps;
 pub mod probe;
+pub mod proto;
 
 pub use drop::DropReason;

@@ -19,10 +19,8 @@ pub const ETH_P_IPV6: u16 = 0x86DD;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88A8;
 
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
-pub const IPPROTO_SCTP: u8 = 132;
-const IPPROTO_UDPLITE: u8 = 136;
+pub use sfc_common::proto::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
+use sfc_common::proto::{IPPROTO_UDPLITE, carries_ports};
 // IPv6 extension headers walked to find the transport header.
 const IPV6_HOPOPTS: u8 = 0;
 const IPV6_ROUTING: u8 = 43;
@@ -206,10 +204,6 @@ struct L4 {
     id_word: u32,
 }
 
-#[inline(always)]
-fn carries_ports(proto: u8) -> bool {
-    matches!(proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP | IPPROTO_UDPLITE)
-}
 
 #[inline(always)]
 fn parse_ipv4(c: &mut Cursor, key: &mut FlowKey) -> Result<L4, ParseError> {

@@ -17,18 +17,9 @@ use std::{fmt, net::IpAddr};
 use serde::{Deserialize, Serialize};
 use sfc_common::maps::{FAMILY_V6, FlowKey};
 
-pub const IPPROTO_ICMP: u8 = 1;
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
-pub const IPPROTO_ICMPV6: u8 = 58;
-pub const IPPROTO_SCTP: u8 = 132;
-pub const IPPROTO_UDPLITE: u8 = 136;
-
-/// Whether the datapath reads ports for `proto` (the kernel parser's rule: other protocols are
-/// keyed with ports 0, so port ranges only make sense for these).
-pub const fn carries_ports(proto: u8) -> bool {
-    matches!(proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP | IPPROTO_UDPLITE)
-}
+pub use sfc_common::proto::{
+    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, carries_ports,
+};
 
 /// `tcp` for 6 and so on; the number for the rest.
 pub fn protocol_name(proto: u8) -> String {
