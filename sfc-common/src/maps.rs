@@ -270,6 +270,9 @@ pub const LB_IP_PROTO: u32 = 1 << 2;
 pub const LB_L4_SRC: u32 = 1 << 3;
 pub const LB_L4_DST: u32 = 1 << 4;
 pub const LB_DEFAULT: u32 = LB_IP_SRC | LB_IP_DST | LB_IP_PROTO | LB_L4_SRC | LB_L4_DST;
+/// Each `LB_*` bit and its `lb_fields` name, in hash order.
+pub const LB_FIELDS: [(u32, &str); 5] =
+    [(LB_IP_SRC, "ip_src"), (LB_IP_DST, "ip_dst"), (LB_IP_PROTO, "ip_proto"), (LB_L4_SRC, "l4_src"), (LB_L4_DST, "l4_dst")];
 
 /// `GroupEntry::failure_policy`.
 pub const FAIL_CLOSED: u32 = 0;

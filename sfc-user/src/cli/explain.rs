@@ -10,7 +10,7 @@ use sfc_common::{
     hash::flow_hash,
     limits::LB_TABLE_SIZE,
     maps::{
-        FAIL_OPEN, FAMILY_V4, FAMILY_V6, FlowKey, LB_IP_DST, LB_IP_PROTO, LB_IP_SRC, LB_L4_DST, LB_L4_SRC, LbKey,
+        FAIL_OPEN, FAMILY_V4, FAMILY_V6, FlowKey, LB_FIELDS, LbKey,
         ROLE_SF_EGRESS, ROLE_SOURCE,
     },
 };
@@ -141,7 +141,7 @@ pub fn flow_key(p: &Packet, proto: u8) -> FlowKey {
 }
 
 fn lb_names(bits: u32) -> Vec<&'static str> {
-    [(LB_IP_SRC, "ip_src"), (LB_IP_DST, "ip_dst"), (LB_IP_PROTO, "ip_proto"), (LB_L4_SRC, "l4_src"), (LB_L4_DST, "l4_dst")]
+    LB_FIELDS
         .into_iter()
         .filter(|(b, _)| bits & b != 0)
         .map(|(_, n)| n)

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sfc_common::{
     limits::{LB_TABLE_SIZE, MAX_CHAIN_ID, MAX_CHAINS, MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_HOPS, MAX_PORT_PAIRS},
-    maps::{LB_DEFAULT, LB_IP_DST, LB_IP_PROTO, LB_IP_SRC, LB_L4_DST, LB_L4_SRC},
+    maps::{LB_DEFAULT, LB_FIELDS, LB_L4_DST, LB_L4_SRC},
 };
 
 use super::{
@@ -164,17 +164,21 @@ fn interfaces(c: &mut Checker, cfg: &ConfigFile, port_pairs: &[PortPair], classi
 }
 
 fn parse_lb_field(s: &str) -> Result<u32, String> {
-    Ok(match s.trim() {
-        "ip_src" => LB_IP_SRC,
-        "ip_dst" => LB_IP_DST,
-        "ip_proto" => LB_IP_PROTO,
+    let s = s.trim();
+    if let Some((bit, _)) = LB_FIELDS.iter().find(|(_, n)| *n == s) {
+        return Ok(*bit);
+    }
+    Ok(match s {
         // networking-sfc spells the ports per protocol; the hash reads the same bytes for both.
-        "l4_src" | "l4_src_port" | "tcp_src" | "udp_src" => LB_L4_SRC,
-        "l4_dst" | "l4_dst_port" | "tcp_dst" | "udp_dst" => LB_L4_DST,
+        "l4_src_port" | "tcp_src" | "udp_src" => LB_L4_SRC,
+        "l4_dst_port" | "tcp_dst" | "udp_dst" => LB_L4_DST,
         "eth_src" | "eth_dst" => {
-            return Err(format!("'{}' is not supported: members are picked when the flow is classified, from its IP fields", s.trim()));
+            return Err(format!("'{s}' is not supported: members are picked when the flow is classified, from its IP fields"));
         }
-        other => return Err(format!("unknown field '{other}' (ip_src, ip_dst, ip_proto, l4_src, l4_dst)")),
+        other => {
+            let names: Vec<&str> = LB_FIELDS.iter().map(|(_, n)| *n).collect();
+            return Err(format!("unknown field '{other}' ({})", names.join(", ")));
+        }
     })
 }
 

@@ -13,7 +13,7 @@ use sfc_common::{
     maps::{
         CHAIN_F_SYMMETRIC, ChainEntry, ClsResult,
         DIR_REVERSE, FAIL_OPEN, FlowKey, FragKey, GroupEntry, IF_F_MAC, IF_F_PEER, IfaceEntry,
-        LB_IP_DST, LB_IP_PROTO, LB_IP_SRC, LB_L4_DST, LB_L4_SRC, LbKey, MAP_CHAINS, MAP_CLS,
+        LB_FIELDS, LbKey, MAP_CHAINS, MAP_CLS,
         MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS,
         MAP_FLOW_STATS, MAP_IFACES, MAP_LB, MAP_LIMITS, MAP_META, MAP_PORT_PAIRS, Meta, PP_F_DOWN, PP_F_DRAINING,
         PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_SF_EGRESS, ROLE_SF_INGRESS,
@@ -281,8 +281,6 @@ fn drops(loc: &Location) -> Result<Vec<DropRow>> {
     Ok(out)
 }
 
-const LB_FIELDS: [(u32, &str); 5] =
-    [(LB_IP_SRC, "ip_src"), (LB_IP_DST, "ip_dst"), (LB_IP_PROTO, "ip_proto"), (LB_L4_SRC, "l4_src"), (LB_L4_DST, "l4_dst")];
 
 fn ifaces(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<IfaceRow>> {
     Ok(banked::<IfaceEntry>(loc, MAP_IFACES, live)?
