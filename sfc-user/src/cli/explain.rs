@@ -17,7 +17,7 @@ use sfc_common::{
 
 use crate::{
     compile::{self, Compiled, IfaceFacts, Ids, cls},
-    datapath::{DatapathError, Location, State},
+    datapath::Location,
     model::{Ethertype, Model, carries_ports, parse_protocol, protocol_name},
 };
 
@@ -292,7 +292,7 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         let ids = Ids::by_index(&model);
         (model, facts, ids, None, std::collections::BTreeSet::new())
     } else {
-        let state = State::load(&loc.state_dir())?.ok_or_else(|| DatapathError::NotInstalled(loc.pin_dir.clone()))?;
+        let state = crate::datapath::inspect::load_state(loc)?;
         let ids = if state.ids.port_pairs.is_empty() { Ids::by_index(&state.model) } else { state.ids.clone() };
         // Members installed down are out of their groups' tables: explain what the datapath does.
         let down: std::collections::BTreeSet<String> = state

@@ -1,6 +1,7 @@
 //! What changes between two compiled states, map by map: the keys to add, the keys whose value
-//! changes (with the old and the new value) and the keys to remove. Pure; the loader uses it to
-//! touch only what changed, so an unchanged chain's entries are never rewritten.
+//! changes (with the old and the new value) and the keys to remove. Pure. The loader does not use
+//! it yet: `datapath::maps::Maps::write` compares each bank with its target itself. Making this
+//! the one diff the loader writes from is still to do.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sfc_common::maps::{Counter, DIR_FORWARD, DIR_REVERSE, HopStatsKey};
 
-use crate::datapath::{DatapathError, Location, State, flows, flows::FlowTableStats, maps::Maps};
+use crate::datapath::{Location, flows, flows::FlowTableStats, maps::Maps};
 
 #[derive(Debug, Serialize)]
 pub struct Stats {
@@ -57,7 +57,7 @@ pub struct IfaceStats {
 
 /// Reads the counters of the datapath at `loc`.
 pub fn collect(loc: &Location) -> anyhow::Result<Stats> {
-    let state = State::load(&loc.state_dir())?.ok_or_else(|| DatapathError::NotInstalled(loc.pin_dir.clone()))?;
+    let state = crate::datapath::inspect::load_state(loc)?;
     let maps = Maps::open(loc)?;
     let hop = maps.hop_stats()?;
     let m = &state.model;
