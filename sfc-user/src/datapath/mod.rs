@@ -113,6 +113,7 @@ pub fn ensure_bpffs() -> Result<()> {
         return Ok(());
     }
     fs::create_dir_all(BPFFS).map_err(io_err(format!("creating {BPFFS}")))?;
+    // SAFETY: mount(2) with NUL-terminated literals and no data.
     let rc = unsafe {
         libc::mount(c"bpf".as_ptr(), c"/sys/fs/bpf".as_ptr(), c"bpf".as_ptr(), 0, std::ptr::null())
     };

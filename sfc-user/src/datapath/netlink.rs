@@ -65,6 +65,7 @@ struct Socket(i32);
 
 impl Drop for Socket {
     fn drop(&mut self) {
+        // SAFETY: the socket is ours and closed once, here.
         unsafe { libc::close(self.0) };
     }
 }
@@ -103,6 +104,7 @@ fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 /// message of type `want` at least `min_len` bytes long (headers included), cut to its own
 /// length. The kernel's error reply becomes `Kernel` (`NotFound` for ENODEV), naming `what`.
 fn request(mut msg: Vec<u8>, ty: u16, want: u16, min_len: usize, what: &str) -> Result<Vec<u8>, NetlinkError> {
+    // SAFETY: plain socket(2); the descriptor is owned by `Socket` below.
     let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_ROUTE) };
     if fd < 0 {
         return Err(NetlinkError::Socket(io::Error::last_os_error()));
@@ -113,8 +115,10 @@ fn request(mut msg: Vec<u8>, ty: u16, want: u16, min_len: usize, what: &str) -> 
     msg[4..6].copy_from_slice(&ty.to_ne_bytes());
     msg[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
     msg[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    // SAFETY: all-zero is a valid sockaddr_nl (the kernel as destination).
     let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
     addr.nl_family = u16::try_from(libc::AF_NETLINK).unwrap_or(0);
+    // SAFETY: `msg` and `addr` are valid for the lengths passed.
     let sent = unsafe {
         libc::sendto(
             sock.0,
@@ -129,6 +133,7 @@ fn request(mut msg: Vec<u8>, ty: u16, want: u16, min_len: usize, what: &str) -> 
         return Err(NetlinkError::Socket(io::Error::last_os_error()));
     }
     let mut buf = vec![0u8; 64 * 1024];
+    // SAFETY: `buf` is writable for `buf.len()` bytes.
     let n = unsafe { libc::recv(sock.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
     let n = usize::try_from(n).map_err(|_| NetlinkError::Socket(io::Error::last_os_error()))?;
     buf.truncate(n);

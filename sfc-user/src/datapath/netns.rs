@@ -13,6 +13,7 @@ pub fn enter(name: &str) -> io::Result<()> {
     let f = File::open(&path).map_err(|e| {
         io::Error::new(e.kind(), format!("network namespace '{name}' ({path}): {e}; see `ip netns list`"))
     })?;
+    // SAFETY: setns on a namespace file `f` keeps open; it changes only this thread.
     if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         let e = io::Error::last_os_error();
         return Err(io::Error::new(e.kind(), format!("entering network namespace '{name}': {e}")));
@@ -54,6 +55,7 @@ pub fn open_by_nsid(nsid: i32) -> io::Result<File> {
 pub fn run_in<T: Send>(ns: &File, f: impl FnOnce() -> T + Send) -> io::Result<T> {
     std::thread::scope(|s| {
         s.spawn(|| {
+            // SAFETY: as above, on this scoped thread only.
             if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                 return Err(io::Error::last_os_error());
             }

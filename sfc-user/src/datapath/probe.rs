@@ -80,6 +80,7 @@ pub struct Sender {
 impl Sender {
     pub fn new() -> Result<Sender> {
         // Protocol 0: this socket only sends.
+        // SAFETY: plain socket(2); the descriptor is owned below.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
         if fd < 0 {
             return Err(DatapathError::Io { what: "opening a packet socket for probes".to_owned(), source: std::io::Error::last_os_error() });

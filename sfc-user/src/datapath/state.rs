@@ -133,6 +133,7 @@ impl Lock {
             .mode(0o600)
             .open(&path)
             .map_err(io_err(format!("opening {}", path.display())))?;
+        // SAFETY: flock on a descriptor `f` owns and keeps open.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return Err(DatapathError::Other(format!(
                 "another sfc is changing this datapath ({} is locked); try again when it is done",
