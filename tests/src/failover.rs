@@ -14,8 +14,11 @@ use anyhow::{Context as _, Result, bail};
 use crate::{
     ChainFile, Sfc,
     chain::{FlowClassifier, PortChain, PortPairGroup},
-    lifecycle::{Daemon, Exposition, STREAM_PORT, SeqStream, StreamReport, StreamSpec, http_get_in},
+    http::http_get_in,
     netns,
+    process::Daemon,
+    prometheus::Exposition,
+    stream::{STREAM_PORT, SeqStream, StreamReport, StreamSpec},
     topology::{DEST_IP, End, Topology},
 };
 
@@ -32,7 +35,12 @@ pub fn chain(topo: &Topology, probed: bool) -> ChainFile {
     ChainFile {
         port_pairs: [1, 2, 3].iter().map(|&n| topo.port_pair(n)).collect(),
         port_pair_groups: vec![pg1, PortPairGroup::new("pg2", &["pp3"])],
-        flow_classifiers: vec![FlowClassifier::to_port("fc", "udp", STREAM_PORT, &topo.hub_dev(End::Source))],
+        flow_classifiers: vec![FlowClassifier::to_port(
+            "fc",
+            "udp",
+            STREAM_PORT,
+            &topo.hub_dev(End::Source),
+        )],
         port_chains: vec![PortChain::new("pc1", 1, &["pg1", "pg2"], &["fc"])],
         interfaces: Vec::new(),
     }
@@ -71,28 +79,60 @@ pub struct Failover {
 
 fn fault(topo: &Topology, n: u8, f: Fault, on: bool) -> Result<()> {
     match f {
-        Fault::Hang => netns::sysctls(&topo.sf(n), &[("net.ipv4.ip_forward", if on { "0" } else { "1" })]),
-        Fault::LinkDown => netns::ip_in(&topo.sf(n), &["link", "set", End::SfIn(n).dev(), if on { "down" } else { "up" }]).map(|_| ()),
+        Fault::Hang => netns::sysctls(
+            &topo.sf(n),
+            &[("net.ipv4.ip_forward", if on { "0" } else { "1" })],
+        ),
+        Fault::LinkDown => netns::ip_in(
+            &topo.sf(n),
+            &[
+                "link",
+                "set",
+                End::SfIn(n).dev(),
+                if on { "down" } else { "up" },
+            ],
+        )
+        .map(|_| ()),
     }
 }
 
 /// Under a running `sfc run` (`daemon`, serving [`chain`]): starts a stream of one 5-tuple,
 /// finds the member carrying it, applies `f` to it, waits for the failover, clears the fault
 /// after `hold`, waits until the member is back, and returns what the stream saw.
-pub fn run(topo: &Topology, sfc: &Sfc<'_>, daemon: &mut Daemon, metrics: SocketAddr, f: Fault, hold: Duration) -> Result<Failover> {
-    let spec = StreamSpec { rate: RATE, sports: vec![41_000], limit: Duration::from_secs(30) };
+pub fn run(
+    topo: &Topology,
+    sfc: &Sfc<'_>,
+    daemon: &mut Daemon,
+    metrics: SocketAddr,
+    f: Fault,
+    hold: Duration,
+) -> Result<Failover> {
+    let spec = StreamSpec {
+        rate: RATE,
+        sports: vec![41_000],
+        limit: Duration::from_secs(30),
+    };
     let stream = SeqStream::start(&topo.source(), &topo.dest(), spec)?;
     sleep(Duration::from_millis(500));
     let stats = sfc.try_stats()?;
-    let carrying: Vec<u8> = [1u8, 2].into_iter().filter(|n| stats.packets("pc1", 0, &format!("pp{n}")).unwrap_or(0) > 0).collect();
-    let [failed] = carrying[..] else { bail!("one 5-tuple must ride one PG1 member, got sf{carrying:?}:\n{stats}") };
+    let carrying: Vec<u8> = [1u8, 2]
+        .into_iter()
+        .filter(|n| stats.packets("pc1", 0, &format!("pp{n}")).unwrap_or(0) > 0)
+        .collect();
+    let [failed] = carrying[..] else {
+        bail!("one 5-tuple must ride one PG1 member, got sf{carrying:?}:\n{stats}")
+    };
     let other = 3 - failed;
     let fault_at = Instant::now();
     fault(topo, failed, f, true)?;
-    daemon.wait_for_log(&format!("down, failing over: pp{failed}"), Duration::from_secs(3))?;
+    daemon.wait_for_log(
+        &format!("down, failing over: pp{failed}"),
+        Duration::from_secs(3),
+    )?;
     let detected = fault_at.elapsed();
     let reply = http_get_in(&topo.hub(), metrics, "/metrics")?;
-    let metric_while_out = Exposition::parse(&reply.body)?.value("sfc_port_pair_up", &[("port_pair", &format!("pp{failed}"))]);
+    let metric_while_out = Exposition::parse(&reply.body)?
+        .value("sfc_port_pair_up", &[("port_pair", &format!("pp{failed}"))]);
     sleep(hold);
     let cleared_at = Instant::now();
     fault(topo, failed, f, false)?;
@@ -103,9 +143,14 @@ pub fn run(topo: &Topology, sfc: &Sfc<'_>, daemon: &mut Daemon, metrics: SocketA
     let gaps = report.gaps();
     let resumed = match gaps.last() {
         None => fault_at,
-        Some(g) => report.arrived_at(g.last + 1).with_context(|| format!("the stream never resumed: {report}"))?,
+        Some(g) => report
+            .arrived_at(g.last + 1)
+            .with_context(|| format!("the stream never resumed: {report}"))?,
     };
-    let via_other = sfc.try_stats()?.packets("pc1", 0, &format!("pp{other}")).unwrap_or(0);
+    let via_other = sfc
+        .try_stats()?
+        .packets("pc1", 0, &format!("pp{other}"))
+        .unwrap_or(0);
     Ok(Failover {
         failed,
         other,

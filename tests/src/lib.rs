@@ -9,12 +9,16 @@ pub mod blog;
 pub mod chain;
 pub mod counters;
 pub mod failover;
+pub mod http;
 pub mod interrupt;
-pub mod lifecycle;
 pub mod netns;
+pub mod process;
+pub mod prometheus;
+pub mod rng;
 pub mod scenario;
 pub mod send;
 pub mod sfc;
+pub mod stream;
 pub mod topology;
 pub mod traffic;
 

@@ -19,12 +19,19 @@ pub fn datagrams_with_ttls(ns: &str, to: SocketAddr, ttls: &[u32], gap: Duration
 
 /// [`datagrams_with_ttls`] from source port `port` (0: any), e.g. to send the very 5-tuple
 /// another namespace sends.
-pub fn datagrams_from(ns: &str, port: u16, to: SocketAddr, ttls: &[u32], gap: Duration) -> Result<usize> {
+pub fn datagrams_from(
+    ns: &str,
+    port: u16,
+    to: SocketAddr,
+    ttls: &[u32],
+    gap: Duration,
+) -> Result<usize> {
     netns::in_netns(ns, || -> Result<usize> {
         let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).context("bind UDP sender")?;
         for (i, &ttl) in ttls.iter().enumerate() {
             sock.set_ttl(ttl).with_context(|| format!("IP_TTL {ttl}"))?;
-            sock.send_to(format!("sfc datagram {i}").as_bytes(), to).context("send datagram")?;
+            sock.send_to(format!("sfc datagram {i}").as_bytes(), to)
+                .context("send datagram")?;
             std::thread::sleep(gap);
         }
         Ok(ttls.len())
@@ -42,7 +49,13 @@ pub struct FloodOutcome {
 /// Sends `per_flow` datagrams to `to` from each of `flows` new sockets in namespace `ns` (each
 /// its own ephemeral source port, so its own 5-tuple; one open at a time), as fast as they go,
 /// for at most `limit`.
-pub fn flood(ns: &str, to: SocketAddr, flows: usize, per_flow: usize, limit: Duration) -> Result<FloodOutcome> {
+pub fn flood(
+    ns: &str,
+    to: SocketAddr,
+    flows: usize,
+    per_flow: usize,
+    limit: Duration,
+) -> Result<FloodOutcome> {
     netns::in_netns(ns, || -> Result<FloodOutcome> {
         let deadline = Instant::now() + limit;
         let mut out = FloodOutcome::default();

@@ -11,7 +11,11 @@ use std::{
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::{netns, topology::Topology};
+use crate::{
+    netns,
+    stream::STREAM_PORT,
+    topology::{DEST_IP, SOURCE_IP, Topology},
+};
 
 /// Where sfc pins by default (DESIGN.md section 4): `/sys/fs/bpf/sfc/<netns>`.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/sfc";
@@ -511,4 +515,48 @@ pub fn diagnostics(topo: &Topology) -> String {
         bpftool.unwrap_or_else(|e| format!("{e:#}"))
     );
     out
+}
+
+/// The member `sfc explain` (from the installed state) picks at `hop` (0-based) for a UDP
+/// datagram source:`sport` -> dest:`dport` arriving on `in_iface`.
+pub fn explained_member(
+    sfc: &Sfc<'_>,
+    in_iface: &str,
+    sport: u16,
+    dport: u16,
+    hop: usize,
+) -> Result<Option<String>> {
+    #[rustfmt::skip]
+    let raw = sfc.try_run(&[
+        "explain", "--in", in_iface, "--proto", "udp",
+        "--src", &SOURCE_IP.to_string(), "--dst", &DEST_IP.to_string(),
+        "--sport", &sport.to_string(), "--dport", &dport.to_string(), "--json",
+    ])?;
+    let v: Value = serde_json::from_str(&raw).with_context(|| format!("explain: {raw}"))?;
+    Ok(v["hops"]
+        .get(hop)
+        .and_then(|h| h["port_pair"].as_str())
+        .map(str::to_owned))
+}
+
+/// One source port (from 40000 up) for each of `members`, each taken to that member at `hop` by
+/// the installed datapath (as `sfc explain` answers).
+pub fn sports_for_members(
+    sfc: &Sfc<'_>,
+    in_iface: &str,
+    hop: usize,
+    members: &[&str],
+) -> Result<Vec<u16>> {
+    let mut found: BTreeMap<String, u16> = BTreeMap::new();
+    for sport in 40_000..40_256 {
+        if let Some(m) = explained_member(sfc, in_iface, sport, STREAM_PORT, hop)?
+            && members.contains(&m.as_str())
+        {
+            found.entry(m).or_insert(sport);
+        }
+        if found.len() == members.len() {
+            return Ok(members.iter().map(|m| found[*m]).collect());
+        }
+    }
+    bail!("no source port in 40000..40256 reaches every one of {members:?} at hop {hop}: {found:?}")
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use sfc_tests::{
     Sfc, TopologyConfig,
     failover::{self, Fault},
-    lifecycle::Daemon,
+    process::Daemon,
     scenario::Fixture,
 };
 
@@ -22,13 +22,32 @@ fn failover_under_sfc_run(fault: Fault, probed: bool, metrics: &str) {
     let file = fx.write("chains.yaml", &failover::chain(topo, probed));
     let log = fx.dir.path().join("daemon.log");
     // Link polling every 10 s: what happens below is the probes' or the notifications' doing.
-    let args = ["-f", &file.to_string_lossy(), "--health-interval", "10000", "--metrics", metrics];
+    let args = [
+        "-f",
+        &file.to_string_lossy(),
+        "--health-interval",
+        "10000",
+        "--metrics",
+        metrics,
+    ];
     let mut daemon = Daemon::start(&sfc, &args, &log).unwrap_or_else(|e| panic!("{e:#}"));
     std::thread::sleep(Duration::from_millis(500));
-    assert!(!daemon.log().contains("not forwarding"), "healthy members reported down:\n{}", daemon.log());
+    assert!(
+        !daemon.log().contains("not forwarding"),
+        "healthy members reported down:\n{}",
+        daemon.log()
+    );
 
     let addr = metrics.parse().expect("a socket address");
-    let r = failover::run(topo, &sfc, &mut daemon, addr, fault, Duration::from_millis(1500)).unwrap_or_else(|e| panic!("{e:#}\n{}", daemon.log()));
+    let r = failover::run(
+        topo,
+        &sfc,
+        &mut daemon,
+        addr,
+        fault,
+        Duration::from_millis(1500),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", daemon.log()));
     let (x, y, report) = (r.failed, r.other, &r.report);
     let ctx = format!(
         "{report}\nsf{x} {fault:?} at {:.0} ms, cleared at {:.0} ms\ndaemon log:\n{}",
@@ -40,12 +59,29 @@ fn failover_under_sfc_run(fault: Fault, probed: bool, metrics: &str) {
     // second; probes were consumed at the egress, never counted as traffic or drops.
     for g in report.gaps() {
         let sent = report.sent_at(g.first).unwrap();
-        assert!(sent + Duration::from_millis(50) >= r.fault_at && sent < r.cleared_at, "datagrams #{}..=#{} lost outside the fault: {ctx}", g.first, g.last);
+        assert!(
+            sent + Duration::from_millis(50) >= r.fault_at && sent < r.cleared_at,
+            "datagrams #{}..=#{} lost outside the fault: {ctx}",
+            g.first,
+            g.last
+        );
     }
-    assert!(r.outage < Duration::from_secs(1), "flows moved {:?} after the fault: {ctx}", r.outage);
-    assert!(r.detected < Duration::from_secs(1), "taken out {:?} after the fault: {ctx}", r.detected);
+    assert!(
+        r.outage < Duration::from_secs(1),
+        "flows moved {:?} after the fault: {ctx}",
+        r.outage
+    );
+    assert!(
+        r.detected < Duration::from_secs(1),
+        "taken out {:?} after the fault: {ctx}",
+        r.detected
+    );
     assert!(r.via_other > 0, "nothing went through pp{y}: {ctx}");
-    assert_eq!(r.metric_while_out, Some(0), "sfc_port_pair_up of pp{x} while it was out: {ctx}");
+    assert_eq!(
+        r.metric_while_out,
+        Some(0),
+        "sfc_port_pair_up of pp{x} while it was out: {ctx}"
+    );
     let stats = sfc.stats();
     assert!(stats.drops().values().all(|v| *v == 0), "drops: {stats}");
     assert!(daemon.is_running(), "{ctx}");

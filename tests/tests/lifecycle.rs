@@ -28,10 +28,11 @@ use std::{
 use sfc_tests::{
     ChainFile, Counters, Sfc, Stats, TopologyConfig,
     chain::{FlowClassifier, PortChain, PortPairGroup},
-    lifecycle::{
-        Daemon, Exposition, Rng, STREAM_PORT, SeqStream, StreamReport, StreamSpec, indent,
-        kernel_drops, kill_after, sports_for_members,
-    },
+    process::{Daemon, indent, kill_after},
+    prometheus::Exposition,
+    rng::Rng,
+    sfc::sports_for_members,
+    stream::{STREAM_PORT, SeqStream, StreamReport, StreamSpec, kernel_drops},
     netns::ip_in,
     scenario::Fixture,
     sfc::diagnostics,
@@ -426,7 +427,7 @@ fn killing_the_loader_loses_nothing() {
 
 /// Scrapes the daemon's /metrics from inside the hub namespace.
 fn scrape(topo: &Topology) -> Exposition {
-    let reply = sfc_tests::lifecycle::http_get_in(&topo.hub(), METRICS, "/metrics")
+    let reply = sfc_tests::http::http_get_in(&topo.hub(), METRICS, "/metrics")
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(reply.status, 200, "{}\n{}", reply.head, reply.body);
     Exposition::parse(&reply.body).unwrap_or_else(|e| panic!("{e:#}\n{}", reply.body))
@@ -833,7 +834,7 @@ fn metrics_match_stats() {
         "flow table capacity vs sfc flows --json: {ctx}"
     );
 
-    let nope = sfc_tests::lifecycle::http_get_in(&fx.topo.hub(), METRICS, "/nope")
+    let nope = sfc_tests::http::http_get_in(&fx.topo.hub(), METRICS, "/nope")
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(nope.status, 404, "{}\n{}", nope.head, nope.body);
     println!(

@@ -44,18 +44,44 @@ fn a_sender_changing_its_ttl_is_no_loop(mode: &str) {
 
     let ttls = [64, 64, 64, 50, 50, 50, 64, 64];
     let (sent, w) = fx.window(&sfc, "one UDP flow, TTL 64 x3, 50 x3, 64 x2", || {
-        send::datagrams_with_ttls(&fx.topo.source(), dest(PORT), &ttls, Duration::from_millis(20)).unwrap()
+        send::datagrams_with_ttls(
+            &fx.topo.source(),
+            dest(PORT),
+            &ttls,
+            Duration::from_millis(20),
+        )
+        .unwrap()
     });
     let n = ttls.len() as u64;
     assert_eq!(sent, ttls.len());
     assert_eq!(echo.received(), ttls.len(), "{}", w.report());
     for (hop, sf) in [(0, 1u8), (1, 2)] {
-        assert_eq!(w.link(End::SfIn(sf)).rx_packets, n, "sf{sf} in: {}", w.report());
-        assert_eq!(w.link(End::SfOut(sf)).tx_packets, n, "sf{sf} out: {}", w.report());
-        assert_eq!(w.packets("pc1", hop, &format!("pp{sf}")), n, "{}", w.report());
+        assert_eq!(
+            w.link(End::SfIn(sf)).rx_packets,
+            n,
+            "sf{sf} in: {}",
+            w.report()
+        );
+        assert_eq!(
+            w.link(End::SfOut(sf)).tx_packets,
+            n,
+            "sf{sf} out: {}",
+            w.report()
+        );
+        assert_eq!(
+            w.packets("pc1", hop, &format!("pp{sf}")),
+            n,
+            "{}",
+            w.report()
+        );
     }
     let drops = w.after.drops();
-    assert_eq!((drops.get("loop"), drops.get("hop_limit")), (Some(&0), Some(&0)), "{drops:?}: {}", w.report());
+    assert_eq!(
+        (drops.get("loop"), drops.get("hop_limit")),
+        (Some(&0), Some(&0)),
+        "{drops:?}: {}",
+        w.report()
+    );
     w.assert_no_drops();
 }
 
@@ -72,7 +98,21 @@ fn a_real_loop_is_caught_counted_and_bounded(mode: &str) {
     let sfc = Sfc::for_topology(topo).with_mode(mode);
     let (source_mac, dest_mac) = (mac_string(End::Source.mac()), mac_string(End::Dest.mac()));
     let neigh = |ns: &str, dev: &str, mac: &str| {
-        ip_in(ns, &["neigh", "replace", &LOOPED.to_string(), "lladdr", mac, "dev", dev, "nud", "permanent"]).unwrap();
+        ip_in(
+            ns,
+            &[
+                "neigh",
+                "replace",
+                &LOOPED.to_string(),
+                "lladdr",
+                mac,
+                "dev",
+                dev,
+                "nud",
+                "permanent",
+            ],
+        )
+        .unwrap();
     };
     // source and sf1 send it to dest; dest routes it back to source; source forwards it again.
     neigh(&topo.source(), "eth0", &dest_mac);
@@ -91,16 +131,46 @@ fn a_real_loop_is_caught_counted_and_bounded(mode: &str) {
     sfc.apply(&fx.write("loop.yaml", &file));
 
     let to = SocketAddr::new(IpAddr::V4(LOOPED), PORT);
-    let (_, w) = fx.window(&sfc, "UDP to 198.18.0.99, routed round by dest and source", || {
-        send::datagrams_with_ttls(&topo.source(), to, &[64; N], Duration::from_millis(10)).unwrap()
-    });
+    let (_, w) = fx.window(
+        &sfc,
+        "UDP to 198.18.0.99, routed round by dest and source",
+        || {
+            send::datagrams_with_ttls(&topo.source(), to, &[64; N], Duration::from_millis(10))
+                .unwrap()
+        },
+    );
     let n = N as u64;
     let drops = w.after.drops();
-    assert_eq!(drops.get("loop"), Some(&n), "every datagram caught once: {}", w.report());
-    assert_eq!(w.link(End::SfIn(1)).rx_packets, n, "each crossed sf1 exactly once: {}", w.report());
-    assert_eq!(w.link(End::Dest).rx_packets, n, "each reached dest once: {}", w.report());
-    assert_eq!(w.link(End::Dest).tx_packets, n, "dest routed each back once: {}", w.report());
-    assert_eq!(w.link(End::Source).tx_packets, 2 * n, "source sent each, and forwarded it once: {}", w.report());
+    assert_eq!(
+        drops.get("loop"),
+        Some(&n),
+        "every datagram caught once: {}",
+        w.report()
+    );
+    assert_eq!(
+        w.link(End::SfIn(1)).rx_packets,
+        n,
+        "each crossed sf1 exactly once: {}",
+        w.report()
+    );
+    assert_eq!(
+        w.link(End::Dest).rx_packets,
+        n,
+        "each reached dest once: {}",
+        w.report()
+    );
+    assert_eq!(
+        w.link(End::Dest).tx_packets,
+        n,
+        "dest routed each back once: {}",
+        w.report()
+    );
+    assert_eq!(
+        w.link(End::Source).tx_packets,
+        2 * n,
+        "source sent each, and forwarded it once: {}",
+        w.report()
+    );
 }
 
 /// Deterministic eviction: sf1 holds the datagrams (its next hop's address does not resolve,
@@ -115,22 +185,58 @@ fn packets_inside_an_sf_when_the_flow_table_is_flushed_cross_every_later_sf(mode
     let echo = UdpEchoServer::start(&topo.dest(), dest(PORT)).unwrap();
     sfc.apply(&fx.write("udp.yaml", &topo.one_group_per_sf("udp", PORT)));
     let sf1 = hold_in_sf1(topo);
-    let ((), w) = fx.window(&sfc, "30 datagrams held in sf1, flows flushed, then released", || {
-        send::datagrams_with_ttls(&topo.source(), dest(PORT), &[64; N], Duration::from_millis(5)).unwrap();
-        // They are all in sf1 now, and have a flow entry.
-        wait_for(|| sfc.try_stats().ok().and_then(|s| s.packets("pc1", 0, "pp1")) == Some(N as u64), "sfc sent all into sf1");
-        assert_eq!(echo.received(), 0, "sf1 let datagrams go before its next hop resolved");
-        let flushed = sfc.run(&["flows", "--flush"]);
-        assert!(flushed.contains("flushed 1 flow entry"), "{flushed}");
-        release_sf1(&sf1);
-        wait_for(|| echo.received() == N, "dest received every datagram");
-    });
+    let ((), w) = fx.window(
+        &sfc,
+        "30 datagrams held in sf1, flows flushed, then released",
+        || {
+            send::datagrams_with_ttls(
+                &topo.source(),
+                dest(PORT),
+                &[64; N],
+                Duration::from_millis(5),
+            )
+            .unwrap();
+            // They are all in sf1 now, and have a flow entry.
+            wait_for(
+                || {
+                    sfc.try_stats()
+                        .ok()
+                        .and_then(|s| s.packets("pc1", 0, "pp1"))
+                        == Some(N as u64)
+                },
+                "sfc sent all into sf1",
+            );
+            assert_eq!(
+                echo.received(),
+                0,
+                "sf1 let datagrams go before its next hop resolved"
+            );
+            let flushed = sfc.run(&["flows", "--flush"]);
+            assert!(flushed.contains("flushed 1 flow entry"), "{flushed}");
+            release_sf1(&sf1);
+            wait_for(|| echo.received() == N, "dest received every datagram");
+        },
+    );
     let n = N as u64;
     let s1o = topo.hub_dev(End::SfOut(1));
     // The first one back recomputes the path and stores it again; the others find it.
-    assert!(w.interface_delta(&s1o, "recomputed") >= 1, "no path was recomputed: {}", w.report());
-    assert_eq!(w.packets("pc1", 1, "pp2"), n, "sfc sent each into sf2: {}", w.report());
-    assert_eq!(w.link(End::SfOut(2)).tx_packets, n, "sf2 forwarded each (ARP for the gateway reaches its in, not its out): {}", w.report());
+    assert!(
+        w.interface_delta(&s1o, "recomputed") >= 1,
+        "no path was recomputed: {}",
+        w.report()
+    );
+    assert_eq!(
+        w.packets("pc1", 1, "pp2"),
+        n,
+        "sfc sent each into sf2: {}",
+        w.report()
+    );
+    assert_eq!(
+        w.link(End::SfOut(2)).tx_packets,
+        n,
+        "sf2 forwarded each (ARP for the gateway reaches its in, not its out): {}",
+        w.report()
+    );
     assert_eq!(echo.received(), N);
     w.assert_no_drops();
 }
@@ -149,22 +255,55 @@ fn a_flood_through_a_tiny_flow_table_skips_no_sf(mode: &str) {
     // Nothing listens on dest: its port-unreachable answers go back to source unclassified and
     // do not count at dest's rx, which must then be exactly the chain's traffic.
     let file = fx.write("udp.yaml", &topo.one_group_per_sf("udp", PORT));
-    sfc.run(&["apply", "-f", file.to_str().unwrap(), "--mode", mode, "--flow-table-size", "1024"]);
+    sfc.run(&[
+        "apply",
+        "-f",
+        file.to_str().unwrap(),
+        "--mode",
+        mode,
+        "--flow-table-size",
+        "1024",
+    ]);
     let sf1 = hold_in_sf1(topo);
 
-    let (sent, w) = fx.window(&sfc, "flood of 5,000 5-tuples and a steady flow, 1,024-entry flow table", || {
-        let sent = std::thread::scope(|s| {
-            let steady = s.spawn(|| {
-                send::datagrams_with_ttls(&topo.source(), dest(PORT), &[64; STEADY], Duration::from_millis(1)).unwrap()
+    let (sent, w) = fx.window(
+        &sfc,
+        "flood of 5,000 5-tuples and a steady flow, 1,024-entry flow table",
+        || {
+            let sent = std::thread::scope(|s| {
+                let steady = s.spawn(|| {
+                    send::datagrams_with_ttls(
+                        &topo.source(),
+                        dest(PORT),
+                        &[64; STEADY],
+                        Duration::from_millis(1),
+                    )
+                    .unwrap()
+                });
+                let flood = send::flood(
+                    &topo.source(),
+                    dest(PORT),
+                    FLOWS,
+                    1,
+                    Duration::from_secs(20),
+                )
+                .unwrap();
+                (flood, steady.join().expect("steady sender"))
             });
-            let flood = send::flood(&topo.source(), dest(PORT), FLOWS, 1, Duration::from_secs(20)).unwrap();
-            (flood, steady.join().expect("steady sender"))
-        });
-        let total = (sent.0.sent + sent.1) as u64;
-        wait_for(|| sfc.try_stats().ok().and_then(|s| s.packets("pc1", 0, "pp1")) == Some(total), "sfc sent all into sf1");
-        release_sf1(&sf1);
-        sent
-    });
+            let total = (sent.0.sent + sent.1) as u64;
+            wait_for(
+                || {
+                    sfc.try_stats()
+                        .ok()
+                        .and_then(|s| s.packets("pc1", 0, "pp1"))
+                        == Some(total)
+                },
+                "sfc sent all into sf1",
+            );
+            release_sf1(&sf1);
+            sent
+        },
+    );
     let (flood, steady) = sent;
     assert_eq!((flood.flows, flood.sent, steady), (FLOWS, FLOWS, STEADY));
     let report = w.report();
@@ -173,14 +312,31 @@ fn a_flood_through_a_tiny_flow_table_skips_no_sf(mode: &str) {
     // (sf2's `out` saw nothing else).
     let arp = w.link(End::SfOut(2)).rx_packets;
     assert_eq!(w.link(End::SfIn(1)).rx_packets - arp, n, "{report}");
-    assert_eq!(w.link(End::SfOut(1)).tx_packets - arp, n, "sf1 held and then forwarded all it got: {report}");
-    assert_eq!(w.link(End::SfOut(2)).tx_packets, n, "everything out of sf1 went through sf2: {report}");
-    assert_eq!(w.link(End::Dest).rx_packets - arp, n, "dest got exactly what sf2 forwarded, nothing else: {report}");
+    assert_eq!(
+        w.link(End::SfOut(1)).tx_packets - arp,
+        n,
+        "sf1 held and then forwarded all it got: {report}"
+    );
+    assert_eq!(
+        w.link(End::SfOut(2)).tx_packets,
+        n,
+        "everything out of sf1 went through sf2: {report}"
+    );
+    assert_eq!(
+        w.link(End::Dest).rx_packets - arp,
+        n,
+        "dest got exactly what sf2 forwarded, nothing else: {report}"
+    );
     // At most 1,024 of the 5,001 flows can still have had an entry when their packets came back.
     let recomputed = w.interface_delta(&topo.hub_dev(End::SfOut(1)), "recomputed");
-    assert!(recomputed >= (FLOWS + 1 - 1024) as u64, "{recomputed} paths recomputed: {report}");
+    assert!(
+        recomputed >= (FLOWS + 1 - 1024) as u64,
+        "{recomputed} paths recomputed: {report}"
+    );
     w.assert_no_drops();
-    println!("flood {flood:?} + {steady} steady: all {n} crossed sf1 and sf2; {recomputed} paths recomputed");
+    println!(
+        "flood {flood:?} + {steady} steady: all {n} crossed sf1 and sf2; {recomputed} paths recomputed"
+    );
 }
 
 const HELD_BY: &str = "198.18.0.250";
@@ -190,15 +346,49 @@ const HELD_BY: &str = "198.18.0.250";
 /// apart). Returns sf1's namespace, for [`release_sf1`].
 fn hold_in_sf1(topo: &sfc_tests::Topology) -> String {
     let sf1 = topo.sf(1);
-    netns::sysctls(&sf1, &[("net.ipv4.neigh.out.mcast_solicit", "50"), ("net.ipv4.neigh.out.unres_qlen_bytes", "67108864")]).unwrap();
-    ip_in(&sf1, &["route", "replace", &format!("{DEST_IP}/32"), "via", HELD_BY, "dev", "out", "onlink"]).unwrap();
+    netns::sysctls(
+        &sf1,
+        &[
+            ("net.ipv4.neigh.out.mcast_solicit", "50"),
+            ("net.ipv4.neigh.out.unres_qlen_bytes", "67108864"),
+        ],
+    )
+    .unwrap();
+    ip_in(
+        &sf1,
+        &[
+            "route",
+            "replace",
+            &format!("{DEST_IP}/32"),
+            "via",
+            HELD_BY,
+            "dev",
+            "out",
+            "onlink",
+        ],
+    )
+    .unwrap();
     sf1
 }
 
 /// The gateway resolves (to dest's MAC): sf1 sends on everything it held, in order.
 fn release_sf1(sf1: &str) {
     let dest_mac = mac_string(End::Dest.mac());
-    ip_in(sf1, &["neigh", "replace", HELD_BY, "lladdr", &dest_mac, "dev", "out", "nud", "permanent"]).unwrap();
+    ip_in(
+        sf1,
+        &[
+            "neigh",
+            "replace",
+            HELD_BY,
+            "lladdr",
+            &dest_mac,
+            "dev",
+            "out",
+            "nud",
+            "permanent",
+        ],
+    )
+    .unwrap();
 }
 
 /// Polls `cond` every 20 ms for up to 10 s; panics with `what` when it never holds.

@@ -15,7 +15,7 @@ use std::{
 
 use sfc_tests::{
     Sfc, TopologyConfig,
-    lifecycle::{SeqStream, StreamSpec},
+    stream::{SeqStream, StreamSpec},
     netns,
     scenario::Fixture,
     sfc::Attached,
@@ -157,7 +157,7 @@ fn an_interface_override_runs_xdp_on_one_port_and_tc_on_the_rest() {
 fn switching_modes_under_a_stream_loses_nothing() {
     let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]));
     let topo = &fx.topo;
-    let file = fx.write("chain.yaml", &topo.one_group_per_sf("udp", sfc_tests::lifecycle::STREAM_PORT));
+    let file = fx.write("chain.yaml", &topo.one_group_per_sf("udp", sfc_tests::stream::STREAM_PORT));
     let tc = Sfc::for_topology(topo).with_mode("tc");
     let xdp = Sfc::for_topology(topo).with_mode("xdp");
     tc.apply(&file);
@@ -175,7 +175,7 @@ fn switching_modes_under_a_stream_loses_nothing() {
     }
     let report = stream.finish().unwrap();
     assert!(report.sent() > 1000, "{report:?}");
-    assert_eq!(report.lost(), 0, "datagrams lost while switching tc <-> xdp: gaps {:?}; {}", report.gaps(), sfc_tests::lifecycle::kernel_drops(topo));
+    assert_eq!(report.lost(), 0, "datagrams lost while switching tc <-> xdp: gaps {:?}; {}", report.gaps(), sfc_tests::stream::kernel_drops(topo));
 }
 
 #[test]
