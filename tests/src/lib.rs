@@ -6,12 +6,14 @@
 //! in IPv6 topologies, `fd00:5fc::/64`.
 
 pub mod blog;
+pub mod bulk;
 pub mod chain;
 pub mod counters;
 pub mod failover;
 pub mod http;
 pub mod interrupt;
 pub mod netns;
+pub mod ping;
 pub mod process;
 pub mod prometheus;
 pub mod rng;

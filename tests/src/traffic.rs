@@ -5,7 +5,6 @@
 use std::{
     io::{Read, Write},
     net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket},
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -29,9 +28,9 @@ const POLL: Duration = Duration::from_millis(5);
 const MAX_REQUEST: usize = 8192;
 
 /// A server thread in a namespace; stopped and joined when dropped.
-struct ServerThread {
+pub(crate) struct ServerThread {
     stop: Arc<AtomicBool>,
-    handled: Arc<AtomicUsize>,
+    pub(crate) handled: Arc<AtomicUsize>,
     thread: Option<JoinHandle<Result<()>>>,
 }
 
@@ -75,7 +74,7 @@ impl ServerThread {
 impl ServerThread {
     /// A TCP listener on `addr` in `ns`, handing each connection to `serve`; a connection
     /// counts as handled when `serve` says so.
-    fn tcp(
+    pub(crate) fn tcp(
         ns: &str,
         what: &str,
         addr: SocketAddr,
@@ -343,141 +342,6 @@ pub fn udp_exchange(ns: &str, to: SocketAddr, n: usize) -> Result<UdpOutcome> {
     })?
 }
 
-/// What a batch of ICMP echo requests achieved.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PingOutcome {
-    pub sent: usize,
-    /// Echo replies that came back (matching identifier and sequence number).
-    pub replied: usize,
-}
-
-/// ICMP echo identifier of [`ping`]: the low bits of the pid, so that parallel test processes
-/// tell their replies apart (a raw socket sees every ICMP packet of its namespace).
-fn ping_id() -> u16 {
-    (std::process::id() & 0xffff) as u16
-}
-
-/// `ping -c n` from namespace `ns` to `to`, in-process over a raw ICMP socket: `n` echo
-/// requests one at a time (32 bytes of payload each), waiting up to a second for each reply;
-/// stops after [`MAX_CONSECUTIVE_FAILURES`] lost replies in a row.
-pub fn ping(ns: &str, to: Ipv4Addr, n: usize) -> Result<PingOutcome> {
-    netns::in_netns(ns, || -> Result<PingOutcome> {
-        // SAFETY: socket(2) with constant arguments; the fd is owned right away.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
-        if fd < 0 {
-            bail!("raw ICMP socket: {}", std::io::Error::last_os_error());
-        }
-        // SAFETY: a fresh fd nobody else owns.
-        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-        let timeout = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 100_000,
-        };
-        // SAFETY: SO_RCVTIMEO with a timeval of the size we pass.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&raw const timeout).cast(),
-                socklen::<libc::timeval>(),
-            )
-        };
-        if rc != 0 {
-            bail!("SO_RCVTIMEO: {}", std::io::Error::last_os_error());
-        }
-        let dest = libc::sockaddr_in {
-            sin_family: libc::sa_family_t::try_from(libc::AF_INET)?,
-            sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(to).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let id = ping_id();
-        let mut out = PingOutcome::default();
-        let mut lost_in_a_row = 0;
-        for i in 0..n {
-            let seq = u16::try_from(i).unwrap_or(u16::MAX);
-            let request = echo_request(id, seq);
-            // SAFETY: sendto with a buffer and a sockaddr_in we own, sizes passed along.
-            let sent = unsafe {
-                libc::sendto(
-                    sock.as_raw_fd(),
-                    request.as_ptr().cast(),
-                    request.len(),
-                    0,
-                    (&raw const dest).cast(),
-                    socklen::<libc::sockaddr_in>(),
-                )
-            };
-            if sent < 0 {
-                bail!("send echo request {i}: {}", std::io::Error::last_os_error());
-            }
-            out.sent += 1;
-            if wait_echo_reply(&sock, to, id, seq) {
-                out.replied += 1;
-                lost_in_a_row = 0;
-            } else {
-                lost_in_a_row += 1;
-                if lost_in_a_row >= MAX_CONSECUTIVE_FAILURES {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    })?
-}
-
-/// An ICMP echo request (type 8) with 32 bytes of payload and its checksum.
-fn echo_request(id: u16, seq: u16) -> Vec<u8> {
-    let mut p = vec![8, 0, 0, 0];
-    p.extend_from_slice(&id.to_be_bytes());
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend((0..32u8).map(|b| b.wrapping_add(0x20)));
-    let sum = inet_checksum(&p);
-    p[2..4].copy_from_slice(&sum.to_be_bytes());
-    p
-}
-
-/// The Internet checksum (RFC 1071) of `data`.
-fn inet_checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !u16::try_from(sum).expect("folded into 16 bits")
-}
-
-/// The size of a socket argument, as the socket calls take it.
-fn socklen<T>() -> libc::socklen_t {
-    libc::socklen_t::try_from(size_of::<T>()).expect("socket structures are small")
-}
-
-/// Reads the raw socket for up to a second until the echo reply `id`/`seq` from `from` comes.
-fn wait_echo_reply(sock: &OwnedFd, from: Ipv4Addr, id: u16, seq: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    let mut buf = [0u8; 2048];
-    while Instant::now() < deadline {
-        // SAFETY: recv into a buffer we own, its length passed along.
-        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        let Ok(n) = usize::try_from(n) else { continue };
-        // A raw IPv4 socket receives the IP header too.
-        let ihl = usize::from(buf[0] & 0x0f) * 4;
-        if n < ihl + 8 || buf[12..16] != from.octets() {
-            continue;
-        }
-        let icmp = &buf[ihl..n];
-        if icmp[0] == 0 && icmp[4..6] == id.to_be_bytes() && icmp[6..8] == seq.to_be_bytes() {
-            return true;
-        }
-    }
-    false
-}
-
 /// Forks a detached process that serves [`WELCOME`] on `addr` inside namespace `ns` for at most
 /// `lifetime` (the demo's `--keep`: the web server must outlive this process). Returns its pid.
 ///
@@ -559,103 +423,4 @@ fn detached_server(ns: &str, addr: SocketAddr, lifetime: Duration, ready_fd: i32
         }
     }
     Ok(())
-}
-
-/// Byte `i` of a bulk transfer: a pattern no two nearby positions share, so a lost, repeated
-/// or corrupted segment shows.
-fn bulk_byte(i: u64) -> u8 {
-    let [.., a] = (i.wrapping_mul(2_654_435_761) >> 13).to_be_bytes();
-    let [.., b] = i.to_be_bytes();
-    a ^ b
-}
-
-/// What one bulk transfer did, as the receiver saw it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BulkOutcome {
-    pub received: u64,
-    /// Every byte as sent (the pattern checked at every offset).
-    pub intact: bool,
-}
-
-/// A TCP sink in a namespace: one connection at a time, read to the end, checked against the
-/// bulk pattern. Stopped when dropped.
-pub struct TcpSink {
-    inner: ServerThread,
-    last: Arc<std::sync::Mutex<Option<BulkOutcome>>>,
-}
-
-impl TcpSink {
-    pub fn start(ns: &str, addr: SocketAddr) -> Result<TcpSink> {
-        let last = Arc::new(std::sync::Mutex::new(None));
-        let store = last.clone();
-        let inner = ServerThread::tcp(ns, "TCP sink", addr, move |stream| {
-            let out = drain(stream);
-            if let Ok(mut l) = store.lock() {
-                *l = Some(out);
-            }
-            true
-        })?;
-        Ok(TcpSink { inner, last })
-    }
-
-    /// What the last finished connection brought.
-    pub fn last(&self) -> Option<BulkOutcome> {
-        self.last.lock().ok().and_then(|l| *l)
-    }
-
-    /// Connections finished.
-    pub fn connections(&self) -> usize {
-        self.inner.handled.load(Ordering::Relaxed)
-    }
-}
-
-fn drain(mut stream: TcpStream) -> BulkOutcome {
-    let mut out = BulkOutcome { received: 0, intact: true };
-    if stream.set_nonblocking(false).is_err() || stream.set_read_timeout(Some(IO_TIMEOUT)).is_err() {
-        out.intact = false;
-        return out;
-    }
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return out,
-            Ok(n) => {
-                for (k, b) in buf[..n].iter().enumerate() {
-                    if *b != bulk_byte(out.received + k as u64) {
-                        out.intact = false;
-                    }
-                }
-                out.received += n as u64;
-            }
-            Err(_) => {
-                out.intact = false;
-                return out;
-            }
-        }
-    }
-}
-
-/// Sends `bytes` of the bulk pattern from namespace `ns` to `to` over one TCP connection and
-/// closes it; returns how long the writes took. Bounded by [`IO_TIMEOUT`] per write.
-pub fn tcp_bulk(ns: &str, to: SocketAddr, bytes: u64) -> Result<Duration> {
-    netns::in_netns(ns, || -> Result<Duration> {
-        let mut s = TcpStream::connect_timeout(&to, IO_TIMEOUT).with_context(|| format!("connect to {to}"))?;
-        s.set_write_timeout(Some(IO_TIMEOUT))?;
-        let started = Instant::now();
-        let mut sent = 0u64;
-        let mut chunk = vec![0u8; 64 * 1024];
-        while sent < bytes {
-            let n = usize::try_from((bytes - sent).min(chunk.len() as u64)).unwrap_or(chunk.len());
-            for (k, b) in chunk[..n].iter_mut().enumerate() {
-                *b = bulk_byte(sent + k as u64);
-            }
-            s.write_all(&chunk[..n]).with_context(|| format!("write at byte {sent} of {bytes}"))?;
-            sent += n as u64;
-        }
-        s.shutdown(Shutdown::Write)?;
-        // Wait for the sink to close its side: everything was read.
-        s.set_read_timeout(Some(IO_TIMEOUT))?;
-        let _ = s.read(&mut [0u8; 16]);
-        Ok(started.elapsed())
-    })?
 }

@@ -16,7 +16,8 @@ use sfc_tests::{
     chain::{FlowClassifier, PortChain, PortPairGroup},
     scenario::{Fixture, Window},
     topology::{DEST_IP, DEST_IP6, End, SOURCE_IP6, Topology},
-    traffic::{TcpServer, UdpEchoServer, ping, tcp_requests, udp_exchange},
+    ping::ping,
+    traffic::{TcpServer, UdpEchoServer, tcp_requests, udp_exchange},
 };
 
 const REQUESTS: usize = 10;

@@ -20,7 +20,8 @@ use sfc_tests::{
     scenario::Fixture,
     sfc::Attached,
     topology::{DEST_IP, End, Topology},
-    traffic::{TcpSink, UdpEchoServer, tcp_bulk, udp_exchange},
+    bulk::{TcpSink, tcp_bulk},
+    traffic::{UdpEchoServer, udp_exchange},
 };
 
 const BULK_PORT: u16 = 5001;
