@@ -30,11 +30,6 @@
 
 use std::{
     collections::BTreeMap,
-    ffi::CString,
-    fs::{self, File},
-    os::fd::AsRawFd as _,
-    path::{Path, PathBuf},
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -50,6 +45,12 @@ use sfc::{
     model::{self, FlowClassifier, Model, Prefix},
 };
 use sfc_common::maps::{PROG_TC_INGRESS, PROG_XDP};
+
+/// The fixtures' namespace and pin-directory guards (this benchmark does not change MTUs).
+#[path = "common/netns.rs"]
+#[expect(dead_code, reason = "the benchmark uses the guards, not every helper of the fixtures")]
+mod netns;
+use netns::{NetNs, PinDir};
 
 /// Classifier counts to measure (the 1, 100, 10,000 and 100,000).
 const SIZES: &[usize] = &[1, 100, 10_000, 100_000];
@@ -139,80 +140,6 @@ fn udp64(dst: [u8; 4], sport: u16) -> Vec<u8> {
     v
 }
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("running ip {args:?}: {e}"));
-    assert!(out.status.success(), "ip {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn setns(fd: &File, what: &str) {
-    // SAFETY: plain syscall on an open namespace file; affects the calling thread only.
-    let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert!(rc == 0, "setns into {what}: {}", std::io::Error::last_os_error());
-}
-
-/// A private network namespace with `PAIRS`, which the calling thread lives in until drop.
-struct NetNs {
-    name: String,
-    home: File,
-    entered: bool,
-}
-
-impl NetNs {
-    fn new() -> Self {
-        let name = format!("sfcbench-micro-{}", std::process::id());
-        let home = File::open("/proc/thread-self/ns/net").expect("opening this thread's network namespace");
-        ip(&["netns", "add", &name]);
-        let mut ns = Self { name, home, entered: false };
-        for (a, b) in PAIRS {
-            ip(&["-n", &ns.name, "link", "add", a, "type", "veth", "peer", "name", b]);
-        }
-        let f = File::open(format!("/run/netns/{}", ns.name)).expect("opening the new namespace");
-        setns(&f, &ns.name);
-        ns.entered = true;
-        ns
-    }
-
-    fn ifindex(name: &str) -> u32 {
-        let c = CString::new(name).expect("interface name");
-        // SAFETY: a NUL-terminated name, resolved in the calling thread's namespace.
-        let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-        assert!(i != 0, "no interface {name}");
-        i
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        if self.entered {
-            setns(&self.home, "the original namespace");
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
-    }
-}
-
-/// A bpffs directory, removed with its pins on drop.
-struct PinDir(PathBuf);
-
-impl PinDir {
-    fn new(n: usize) -> Self {
-        datapath::ensure_bpffs().expect("mounting bpffs");
-        let p = Path::new("/sys/fs/bpf").join(format!("sfcbench-micro-{}-{n}", std::process::id()));
-        fs::create_dir(&p).unwrap_or_else(|e| panic!("creating {}: {e}", p.display()));
-        Self(p)
-    }
-}
-
-impl Drop for PinDir {
-    fn drop(&mut self) {
-        if let Ok(rd) = fs::read_dir(&self.0) {
-            for e in rd.flatten() {
-                let _ = fs::remove_file(e.path());
-            }
-        }
-        let _ = fs::remove_dir(&self.0);
-    }
-}
-
 /// One loaded datapath with N classifiers.
 struct Bench {
     // Drop order: program and map fds before the pins.
@@ -224,7 +151,7 @@ struct Bench {
 
 impl Bench {
     fn new(n: usize) -> Self {
-        let pins = PinDir::new(n);
+        let pins = PinDir::new();
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&pins.0)
             .load(datapath::EBPF_OBJECT)
@@ -241,7 +168,7 @@ impl Bench {
         let facts: BTreeMap<String, IfaceFacts> = macs
             .iter()
             .map(|(name, mac)| {
-                let f = IfaceFacts { ifindex: NetNs::ifindex(name), peer_mac: Some(*mac), peer_in_other_netns: true };
+                let f = IfaceFacts { ifindex: NetNs::ifindex_here(name), peer_mac: Some(*mac), peer_in_other_netns: true };
                 ((*name).to_owned(), f)
             })
             .collect();
@@ -351,7 +278,7 @@ fn flows(count: usize, first_sport: u16, dst: impl Fn(usize) -> usize) -> Vec<Ve
 
 fn measure(n: usize) -> Row {
     let b = Bench::new(n);
-    let (src, sf_out) = (NetNs::ifindex(SRC), NetNs::ifindex(SF_OUT));
+    let (src, sf_out) = (NetNs::ifindex_here(SRC), NetNs::ifindex_here(SF_OUT));
     let what = format!("{n} classifiers");
 
     // One known flow, to a classifier in the middle of the table; then the same packet coming
@@ -376,7 +303,8 @@ fn measure(n: usize) -> Row {
 #[test]
 #[ignore = "benchmark, run by `cargo xtask bench`"]
 fn classify_and_steer() {
-    let _netns = NetNs::new();
+    netns::sweep_stale();
+    let _netns = NetNs::new(PAIRS);
     let rows: Vec<Row> = SIZES
         .iter()
         .map(|&n| {
