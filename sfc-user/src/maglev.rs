@@ -3,7 +3,8 @@
 //! member with weight w taking w turns for every `max_weight` turns of the heaviest.
 //!
 //! Properties (measured in `tests/maglev_props.rs`, table of 1021 buckets):
-//! - balance: a member's share of the buckets is within about one bucket of its weight share;
+//! - balance: a member's share of the buckets is within one bucket of its weight share (each gets
+//!   its quota, the weighted share rounded by largest remainders);
 //! - disruption: removing one member reassigns its own buckets plus a few percent of the others'
 //!   (Maglev is near-minimal, not minimal: the freed turns shift later claims);
 //! - determinism: the table depends on the members' names, weights and ids only, not on the order
@@ -48,17 +49,25 @@ pub fn table(members: &[Member<'_>], size: u32) -> Vec<u32> {
         })
         .collect();
     let max_weight = members.iter().map(|mb| u64::from(mb.weight.max(1))).max().unwrap_or(1);
+    let quota = quotas(&members, m);
     let mut next = vec![0u64; members.len()];
     let mut credit = vec![0u64; members.len()];
+    let mut claimed = vec![0u64; members.len()];
     let mut entry: Vec<Option<u32>> = vec![None; size as usize];
     let mut filled = 0u32;
     loop {
         for (i, mb) in members.iter().enumerate() {
+            // A member that has its share stops claiming: the turns it would take at the end
+            // of the fill (where the weighted round-robin's rounding piles up) go to the others.
+            if claimed[i] >= quota[i] {
+                continue;
+            }
             credit[i] += u64::from(mb.weight.max(1));
             if credit[i] < max_weight {
                 continue;
             }
             credit[i] -= max_weight;
+            claimed[i] += 1;
             let (offset, skip) = perms[i];
             let slot = claim(&entry, offset, skip, &mut next[i]);
             entry[slot] = Some(mb.id);
@@ -68,6 +77,21 @@ pub fn table(members: &[Member<'_>], size: u32) -> Vec<u32> {
             }
         }
     }
+}
+
+/// Each member's share of `size` buckets, proportional to its weight (largest remainders get
+/// the buckets left after rounding down; ties to the member listed first). Sums to `size`.
+fn quotas(members: &[&Member<'_>], size: u64) -> Vec<u64> {
+    let weights: Vec<u64> = members.iter().map(|mb| u64::from(mb.weight.max(1))).collect();
+    let total: u64 = weights.iter().sum::<u64>().max(1);
+    let mut quota: Vec<u64> = weights.iter().map(|w| w * size / total).collect();
+    let mut by_remainder: Vec<usize> = (0..weights.len()).collect();
+    by_remainder.sort_by_key(|&i| std::cmp::Reverse(weights[i] * size % total));
+    let left = size - quota.iter().sum::<u64>();
+    for &i in by_remainder.iter().take(usize::try_from(left).unwrap_or(usize::MAX)) {
+        quota[i] += 1;
+    }
+    quota
 }
 
 /// The next free bucket on a member's permutation (`offset + k * skip`), advancing `next` past

@@ -63,7 +63,7 @@ proptest! {
         for (i, c) in counts(&t, ws.len()).into_iter().enumerate() {
             let want = f64::from(ws[i]) * f64::from(LB_TABLE_SIZE) / f64::from(total);
             let got = f64::from(u32::try_from(c).unwrap());
-            prop_assert!((got - want).abs() <= 2.0, "member {} weight {}: {} buckets, expected {:.1}", i, ws[i], c, want);
+            prop_assert!((got - want).abs() < 1.0, "member {} weight {}: {} buckets, expected {:.1}", i, ws[i], c, want);
         }
     }
 
