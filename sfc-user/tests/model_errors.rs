@@ -410,6 +410,8 @@ fn port_pair_in_two_groups() {
     );
 }
 
+/// Shares are rounded by largest remainders: one light member next to two heavy ones gets the
+/// bucket its half-bucket share rounds to, but of two light ones only the first gets one.
 #[test]
 fn weight_too_small_to_get_any_flow() {
     only(
@@ -417,18 +419,28 @@ fn weight_too_small_to_get_any_flow() {
 port_pairs:
   - {name: heavy1, ingress: a, egress: b, weight: 1000}
   - {name: heavy2, ingress: c, egress: d, weight: 1000}
-  - {name: light, ingress: e, egress: f, weight: 1}
+  - {name: light1, ingress: e, egress: f, weight: 1}
+  - {name: light2, ingress: g, egress: h, weight: 1}
 port_pair_groups:
   - name: pg1
-    port_pairs: [heavy1, heavy2,
-                 light]
+    port_pairs: [heavy1, heavy2, light1,
+                 light2]
 ",
         "port_pair_groups",
         "pg1",
         "port_pairs",
-        8,
-        "port pair 'light' (weight 1) gets no share of the group's 1021-bucket table next to a total weight of 2001, so it would never get a flow: raise its weight or lower the others'",
+        9,
+        "port pair 'light2' (weight 1) gets no share of the group's 1021-bucket table next to a total weight of 2002, so it would never get a flow: raise its weight or lower the others'",
     );
+    let one_light = "
+port_pairs:
+  - {name: heavy1, ingress: a, egress: b, weight: 1000}
+  - {name: heavy2, ingress: c, egress: d, weight: 1000}
+  - {name: light, ingress: e, egress: f, weight: 1}
+port_pair_groups:
+  - {name: pg1, port_pairs: [heavy1, heavy2, light]}
+";
+    assert_eq!(problems(one_light), vec![]);
 }
 
 #[test]
