@@ -145,14 +145,21 @@ pub fn resolve(ifindex: u32, p: &Parsed, s: &mut Scratch, meta: Meta, old: Optio
     if r >= STORE_ERR {
         return Err(store_err(r));
     }
+    entry(dry, &raw mut s.flow, &s.key, old.is_none()).map(Some)
+}
+
+/// The entry a path follows once `store` ran: the scratch copy `copy` when nothing was stored
+/// (`dry`: over the new-flow cap), else the table's (where the loop guard's exit record is kept),
+/// counted as created when it is a new flow's.
+#[inline(always)]
+fn entry(dry: bool, copy: Entry, key: &FlowKey, created: bool) -> Result<Entry, DropReason> {
     if dry {
-        return Ok(Some(&raw mut s.flow));
+        return Ok(copy);
     }
-    if old.is_none() {
+    if created {
         stat(FLOW_STAT_CREATED);
     }
-    // The path must point into the map, where the loop guard's exit record is kept.
-    SFC_FLOWS_V2.get_ptr_mut(&s.key).map(Some).ok_or(DropReason::FlowTableFull)
+    SFC_FLOWS_V2.get_ptr_mut(key).ok_or(DropReason::FlowTableFull)
 }
 
 /// A packet back from port pair `pp_id` (interface roles `roles`) that no flow entry places:
@@ -189,12 +196,7 @@ pub fn recompute(roles: u32, pp_id: u32, bank: u32, p: &Parsed, s: &mut Scratch,
             if h >= STORE_ERR {
                 return Err(store_err(h));
             }
-            let flow = if dry {
-                &raw mut s.flow
-            } else {
-                stat(FLOW_STAT_CREATED);
-                SFC_FLOWS_V2.get_ptr_mut(&s.key).ok_or(DropReason::FlowTableFull)?
-            };
+            let flow = entry(dry, &raw mut s.flow, &s.key, true)?;
             return Ok(Some((flow, (h as usize & (MAX_HOPS - 1)) + 1)));
         }
     }
@@ -203,6 +205,7 @@ pub fn recompute(roles: u32, pp_id: u32, bank: u32, p: &Parsed, s: &mut Scratch,
         s.key = swapped(&packet);
         let res = classify(bank, class, p.ethertype, &s.key);
         let symmetric = res.is_some_and(|r| {
+            // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
             unsafe { SFC_CHAINS.get(&banked_id(bank, r.chain_id)) }.is_some_and(|c| c.flags & CHAIN_F_SYMMETRIC != 0)
         });
         let Some(res) = res.filter(|_| symmetric) else {
@@ -216,12 +219,7 @@ pub fn recompute(roles: u32, pp_id: u32, bank: u32, p: &Parsed, s: &mut Scratch,
         if h >= STORE_ERR {
             return Err(store_err(h));
         }
-        let flow = if dry {
-            &raw mut s.rflow
-        } else {
-            stat(FLOW_STAT_CREATED);
-            SFC_FLOWS_V2.get_ptr_mut(&s.key).ok_or(DropReason::FlowTableFull)?
-        };
+        let flow = entry(dry, &raw mut s.rflow, &s.key, true)?;
         // The reply's path runs through the same members backwards: this port pair, at forward
         // hop h, is at reverse hop n - 1 - h.
         // SAFETY: `flow` is a flow-table value or the scratch copy, both valid here.
@@ -248,6 +246,7 @@ pub fn resolve_reply(ifindex: u32, class: u32, p: &Parsed, s: &mut Scratch, meta
         return Ok(None);
     };
     init_recomputed(s, res, meta.generation);
+    // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
     let old = unsafe { SFC_FLOWS_V2.get(&s.key) }.filter(|f| f.in_ifindex == res.src_ifindex && f.flags & FLOW_F_REVERSE == 0);
     if let Some(old) = old {
         s.flow.prev_members = old.members;
@@ -263,18 +262,12 @@ pub fn resolve_reply(ifindex: u32, class: u32, p: &Parsed, s: &mut Scratch, meta
     if r >= STORE_ERR {
         return Err(store_err(r));
     }
-    if dry {
-        return Ok(Some(&raw mut s.rflow));
+    let flow = entry(dry, &raw mut s.rflow, &s.key, new)?;
+    // SAFETY: a pointer `entry` just returned, to a valid value.
+    if unsafe { (*flow).in_ifindex } != ifindex {
+        return Err(DropReason::FlowTableFull);
     }
-    if new {
-        stat(FLOW_STAT_CREATED);
-    }
-    SFC_FLOWS_V2
-        .get_ptr_mut(&s.key)
-        // SAFETY: a pointer the lookup just returned, to a valid value.
-        .filter(|f| unsafe { (**f).in_ifindex } == ifindex)
-        .map(Some)
-        .ok_or(DropReason::FlowTableFull)
+    Ok(Some(flow))
 }
 
 /// `scratch.flow` for a path recomputed from classifier result `res`: it entered on the
@@ -300,6 +293,7 @@ pub fn swapped(k: &FlowKey) -> FlowKey {
 /// (`MAX_HOPS` when none), or `STORE_ERR | reason`.
 #[inline(never)]
 fn store(res: &ClsResult, s: &mut Scratch, bank: u32, opts: u32) -> u32 {
+    // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
     let Some(chain) = (unsafe { SFC_CHAINS.get(&banked_id(bank, res.chain_id)) }) else {
         return STORE_ERR | DropReason::NoChain as u32;
     };

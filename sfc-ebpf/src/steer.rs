@@ -116,6 +116,7 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     let meta = SFC_META.get(0).copied().unwrap_or_default();
     // An interface the live generation does not use may still have packets of the previous one
     // coming back from its SF: they finish their path under the previous generation's role.
+    // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
     let (iface, bank) = match unsafe { SFC_IFACES_V3.get(&banked_id(meta.bank, ifindex)) } {
         Some(i) => (i, meta.bank),
         None => match unsafe { SFC_IFACES_V3.get(&banked_id(meta.bank ^ 1, ifindex)) } {
@@ -124,6 +125,7 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
         },
     };
     let scratch = SFC_SCRATCH.get_ptr_mut(0).ok_or(DropReason::NoScratch)?;
+    // SAFETY: this CPU's element of a per-CPU array only this program touches.
     let scratch = unsafe { &mut *scratch };
     scratch.key = FlowKey::default();
     let p = match parse(ctx.data(), ctx.data_end(), &mut scratch.key) {
@@ -150,6 +152,7 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
         frag_key(scratch, p.frag_id);
         if p.frag == FRAG_LATER {
             // Steer it as its first fragment was; unknown first fragment: not ours.
+            // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
             match unsafe { SFC_FRAGS_V2.get(&scratch.frag) } {
                 Some(k) => scratch.key = *k,
                 None => {
@@ -230,11 +233,9 @@ fn lookup_flow(
 ) -> Result<Option<Path>, DropReason> {
     let (roles, port_pair) = (iface.roles, iface.port_pair);
     let sf = roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) != 0;
-    // SAFETY (every dereference of a flow pointer below): the pointers come from flow-table
-    // lookups or `flow::*`, which return a valid value (the map's or the per-CPU scratch copy)
-    // for the rest of this program run.
     if sf {
         if let Some(flow) = SFC_FLOWS_V2.get_ptr_mut(&scratch.key) {
+            // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
             let f = unsafe { &*flow };
             let cur = hop_of(&f.members, f.n_hops, port_pair);
             let prev = hop_of(&f.prev_members, f.prev_n_hops, port_pair);
@@ -253,11 +254,13 @@ fn lookup_flow(
         // The reverse direction of a symmetric chain starts where the forward one is delivered.
         let entry = SFC_FLOWS_V2
             .get_ptr_mut(&scratch.key)
+            // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
             .filter(|f| unsafe { (**f).flags & FLOW_F_REVERSE != 0 && (**f).in_ifindex == ifindex });
         if let Some(flow) = entry {
             if looped(flow, p) {
                 return Err(DropReason::Loop);
             }
+            // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
             if unsafe { (*flow).generation } == meta.generation {
                 flow::touch(flow, p);
                 return Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }));
@@ -285,15 +288,19 @@ fn lookup_flow(
     }
     // A flow that entered on another port is not this port's: classify afresh (a match then
     // takes the 5-tuple over; no match leaves the packet alone).
+    // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
     let old = SFC_FLOWS_V2.get_ptr_mut(&scratch.key).filter(|f| unsafe { (**f).in_ifindex } == ifindex);
     let flow = match old {
         // The hit path: one lookup.
+        // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
         Some(flow) if unsafe { (*flow).generation } == meta.generation => flow,
+        // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
         _ => match flow::resolve(ifindex, p, scratch, meta, old.map(|f| unsafe { &*f }))? {
             Some(flow) => flow,
             None => return Ok(None),
         },
     };
+    // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
     let f = unsafe { &*flow };
     if f.chain_id == 0 || f.in_ifindex != ifindex {
         return Ok(None);
