@@ -10,7 +10,7 @@ use std::{
 use anyhow::{Result, bail};
 use etherparse::{IcmpEchoHeader, Icmpv4Header, Icmpv4Slice, Icmpv4Type, Ipv4Slice};
 
-use crate::{netns, traffic::MAX_CONSECUTIVE_FAILURES};
+use crate::{netns, traffic::Streak};
 
 /// What a batch of ICMP echo requests achieved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,7 +28,7 @@ fn ping_id() -> u16 {
 
 /// `ping -c n` from namespace `ns` to `to`, in-process over a raw ICMP socket: `n` echo
 /// requests one at a time (32 bytes of payload each), waiting up to a second for each reply;
-/// stops after [`MAX_CONSECUTIVE_FAILURES`] lost replies in a row.
+/// stops after [`crate::traffic::MAX_CONSECUTIVE_FAILURES`] lost replies in a row.
 pub fn ping(ns: &str, to: Ipv4Addr, n: usize) -> Result<PingOutcome> {
     netns::in_netns(ns, || -> Result<PingOutcome> {
         // SAFETY: socket(2) with constant arguments; the fd is owned right away.
@@ -65,7 +65,7 @@ pub fn ping(ns: &str, to: Ipv4Addr, n: usize) -> Result<PingOutcome> {
         };
         let id = ping_id();
         let mut out = PingOutcome::default();
-        let mut lost_in_a_row = 0;
+        let mut streak = Streak::default();
         for i in 0..n {
             let seq = u16::try_from(i).unwrap_or(u16::MAX);
             let request = echo_request(id, seq);
@@ -84,14 +84,10 @@ pub fn ping(ns: &str, to: Ipv4Addr, n: usize) -> Result<PingOutcome> {
                 bail!("send echo request {i}: {}", std::io::Error::last_os_error());
             }
             out.sent += 1;
-            if wait_echo_reply(&sock, to, id, seq) {
-                out.replied += 1;
-                lost_in_a_row = 0;
-            } else {
-                lost_in_a_row += 1;
-                if lost_in_a_row >= MAX_CONSECUTIVE_FAILURES {
-                    break;
-                }
+            let replied = wait_echo_reply(&sock, to, id, seq);
+            out.replied += usize::from(replied);
+            if !streak.record(replied) {
+                break;
             }
         }
         Ok(out)

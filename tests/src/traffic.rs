@@ -24,6 +24,18 @@ pub const WELCOME: &str = "Welcome to dest-vm\n";
 pub const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// A client gives up after this many failures in a row (the path is broken; don't wait more).
 pub const MAX_CONSECUTIVE_FAILURES: usize = 3;
+
+/// Failures in a row of a bounded client loop: it gives up after [`MAX_CONSECUTIVE_FAILURES`].
+#[derive(Debug, Default)]
+pub(crate) struct Streak(usize);
+
+impl Streak {
+    /// Records one attempt; returns whether to go on.
+    pub(crate) fn record(&mut self, ok: bool) -> bool {
+        self.0 = if ok { 0 } else { self.0 + 1 };
+        self.0 < MAX_CONSECUTIVE_FAILURES
+    }
+}
 const POLL: Duration = Duration::from_millis(5);
 const MAX_REQUEST: usize = 8192;
 
@@ -237,29 +249,30 @@ pub fn tcp_requests_with(
 ) -> Result<TcpOutcome> {
     netns::in_netns(ns, || {
         let mut out = TcpOutcome::default();
-        let mut failures_in_a_row = 0;
+        let mut streak = Streak::default();
         for i in 0..n {
             if i > 0 && !pace.is_zero() {
                 std::thread::sleep(pace);
             }
             out.attempted += 1;
             let result = http_get(to, &mut out.source_ports).map_err(|e| format!("{e:#}"));
-            match &result {
+            let ok = match &result {
                 Ok(body) if body == WELCOME => {
                     out.ok += 1;
-                    failures_in_a_row = 0;
+                    true
                 }
                 Ok(body) => {
                     out.errors
                         .push(format!("request {i}: unexpected reply {body:?}"));
-                    failures_in_a_row += 1;
+                    false
                 }
                 Err(e) => {
                     out.errors.push(format!("request {i}: {e}"));
-                    failures_in_a_row += 1;
+                    false
                 }
-            }
-            if !each(i, &result) || failures_in_a_row >= MAX_CONSECUTIVE_FAILURES {
+            };
+            let go_on = each(i, &result);
+            if !streak.record(ok) || !go_on {
                 break;
             }
         }
@@ -315,7 +328,7 @@ pub fn udp_exchange(ns: &str, to: SocketAddr, n: usize) -> Result<UdpOutcome> {
         let sock = UdpSocket::bind(any).context("bind UDP client")?;
         sock.set_read_timeout(Some(Duration::from_millis(100)))?;
         let mut out = UdpOutcome::default();
-        let mut lost_in_a_row = 0;
+        let mut streak = Streak::default();
         let mut buf = [0u8; 2048];
         for i in 0..n {
             let msg = format!("sfc udp datagram {i}");
@@ -328,14 +341,9 @@ pub fn udp_exchange(ns: &str, to: SocketAddr, n: usize) -> Result<UdpOutcome> {
                     got = from == to && &buf[..len] == msg.as_bytes();
                 }
             }
-            if got {
-                out.echoed += 1;
-                lost_in_a_row = 0;
-            } else {
-                lost_in_a_row += 1;
-                if lost_in_a_row >= MAX_CONSECUTIVE_FAILURES {
-                    break;
-                }
+            out.echoed += usize::from(got);
+            if !streak.record(got) {
+                break;
             }
         }
         Ok(out)
