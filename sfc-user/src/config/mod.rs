@@ -8,18 +8,56 @@
 //! naming the resource, the field and the line, while the rest of the file is still read. So one
 //! run of `sfc validate` reports every problem, not just the first one serde trips over.
 
+mod node;
 mod problem;
 mod read;
 
+use std::{fmt, marker::PhantomData};
+
+use serde::{Deserialize, Deserializer, de};
+
 pub use problem::{ValidationError, ValidationErrors};
+pub use read::field_names;
 
 pub(crate) use read::edit_distance;
 
-use serde_saphyr::Spanned;
+/// The sections of a chain file, in the order errors list them.
+pub const SECTIONS: [&str; 5] = ["port_pairs", "port_pair_groups", "flow_classifiers", "port_chains", "interfaces"];
 
+/// A value with the line it was written on (1-based, 0 when unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S<T> {
+    pub value: T,
+    pub line: u32,
+}
 
-/// A value with the line it was written on.
-pub type S<T> = Spanned<T>;
+/// The name under which the config reader recognises an [`S`] and hands it its line.
+const SPANNED: &str = "$sfc::config::S";
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for S<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_newtype_struct(SPANNED, SVisitor(PhantomData))
+    }
+}
+
+struct SVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> de::Visitor<'de> for SVisitor<T> {
+    type Value = S<T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a value")
+    }
+    /// From the config reader: the line, then the value.
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut a: A) -> Result<S<T>, A::Error> {
+        let line = a.next_element()?.unwrap_or(0);
+        let value = a.next_element()?.ok_or_else(|| de::Error::custom("a value without its line"))?;
+        Ok(S { value, line })
+    }
+    /// From any other deserializer: the value, line unknown.
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<S<T>, D::Error> {
+        Ok(S { value: T::deserialize(d)?, line: 0 })
+    }
+}
 
 /// A parsed chain file. Fields that were absent, `null` or of the wrong type are `None` (the
 /// wrong type is already in `problems`); required fields are checked by `model::validate`.
@@ -35,7 +73,7 @@ pub struct ConfigFile {
     pub problems: Vec<ValidationError>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
 pub struct PortPairCfg {
     pub name: Option<S<String>>,
     pub description: Option<S<String>>,
@@ -44,7 +82,7 @@ pub struct PortPairCfg {
     pub weight: Option<S<i128>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
 pub struct PortPairGroupCfg {
     pub name: Option<S<String>>,
     pub description: Option<S<String>>,
@@ -56,7 +94,7 @@ pub struct PortPairGroupCfg {
 }
 
 /// A group's `health_check:` (probes through each member; an sfc extension).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
 pub struct HealthCheckCfg {
     pub interval_ms: Option<S<i128>>,
     pub failures: Option<S<i128>>,
@@ -72,7 +110,32 @@ pub enum ProtocolCfg {
     Name(String),
 }
 
-#[derive(Debug, Default)]
+impl<'de> Deserialize<'de> for ProtocolCfg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = ProtocolCfg;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a protocol name or number")
+            }
+            fn visit_i128<E>(self, v: i128) -> Result<ProtocolCfg, E> {
+                Ok(ProtocolCfg::Number(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<ProtocolCfg, E> {
+                Ok(ProtocolCfg::Number(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<ProtocolCfg, E> {
+                Ok(ProtocolCfg::Number(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<ProtocolCfg, E> {
+                Ok(ProtocolCfg::Name(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
 pub struct FlowClassifierCfg {
     pub name: Option<S<String>>,
     pub description: Option<S<String>>,
@@ -88,7 +151,7 @@ pub struct FlowClassifierCfg {
     pub logical_destination_port: Option<S<String>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
 pub struct PortChainCfg {
     pub name: Option<S<String>>,
     pub description: Option<S<String>>,
@@ -99,13 +162,13 @@ pub struct PortChainCfg {
 }
 
 /// How sfc attaches to one interface, overriding `sfc apply --mode`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
 pub struct InterfaceCfg {
     pub name: Option<S<String>>,
     pub mode: Option<S<String>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
 pub struct ChainParametersCfg {
     pub symmetric: Option<S<bool>>,
     pub correlation: Option<S<String>>,
@@ -146,7 +209,7 @@ pub fn parse(path: &str, text: &str) -> Result<ConfigFile, ConfigError> {
         with_snippet: false,
         budget: Some(budget),
     };
-    let root: S<read::Node> = serde_saphyr::from_str_with_options(text, opts).map_err(|e| syntax(path, &e))?;
+    let root: node::At<node::Node> = serde_saphyr::from_str_with_options(text, opts).map_err(|e| syntax(path, &e))?;
     Ok(read::file(text, &root))
 }
 
@@ -175,7 +238,7 @@ fn syntax(path: &str, e: &serde_saphyr::Error) -> ConfigError {
 
 /// 1-based line of a value, 0 when unknown.
 pub fn line<T>(s: &S<T>) -> u32 {
-    u32::try_from(s.referenced.line()).unwrap_or(0)
+    s.line
 }
 
 #[cfg(test)]
@@ -233,6 +296,36 @@ mod tests {
         assert_eq!(e.to_string(), "t.yaml: YAML syntax error: tabs disallowed within this context (block indentation) (line 2, column 2)");
         let e = parse("t.yaml", "a: 1\n---\nb: 2\n").map(|_| ()).expect_err("two documents");
         assert_eq!(e.to_string(), "t.yaml: YAML syntax error: a chain file is one YAML document, found a second one ('---') (line 3, column 1)");
+    }
+
+    #[test]
+    fn a_bad_value_leaves_its_siblings_read() {
+        let text = "port_pair_groups:\n  - name: g\n    port_pairs: [a, {b: 1}, c]\n    health_check: {interval_ms: x, failures: 5}\n    tap_enabled: 3\n    failure_policy: fail-open\n";
+        let c = parse("t", text).expect("parses");
+        let g = &c.port_pair_groups[0].value;
+        let members: Vec<&str> = g.port_pairs.as_ref().map(|l| l.value.iter().map(|s| s.value.as_str()).collect()).unwrap_or_default();
+        assert_eq!(members, ["a", "c"]);
+        let h = &g.health_check.as_ref().expect("health_check kept").value;
+        assert_eq!((h.interval_ms.is_none(), h.failures.as_ref().map(|f| (f.value, f.line))), (true, Some((5, 4))));
+        assert!(g.tap_enabled.is_none());
+        assert_eq!(g.failure_policy.as_ref().map(|s| s.value.as_str()), Some("fail-open"));
+        let p: Vec<String> = c.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(p, [
+            "port_pair_groups[g].port_pairs: expected a name, found a mapping (line 3)",
+            "port_pair_groups[g].health_check.interval_ms: expected a whole number, found 'x' (line 4)",
+            "port_pair_groups[g].tap_enabled: expected true or false, found a number (line 5)",
+        ]);
+    }
+
+    #[test]
+    fn the_schema_is_the_structs() {
+        let names = field_names();
+        for f in ["weight", "lb_fields", "health_check", "interval_ms", "logical_destination_port", "correlation", "mode"] {
+            assert!(names.contains(f), "{f} missing from {names:?}");
+        }
+        let every_section: String = SECTIONS.iter().map(|s| format!("{s}: []\n")).collect();
+        let c = parse("t", &every_section).expect("parses");
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
     }
 
     #[test]

@@ -1,18 +1,30 @@
-//! Reading the node tree against the schema: every field checked for its name and type, every
-//! problem recorded with its resource, field and line, and reading goes on after each one.
+//! Reading the node tree against the schema. The schema is the `*Cfg` structs in `config/mod.rs`
+//! and nothing else: their serde derive gives the field names and types, and the deserializer
+//! here ([`De`]) reads a resource's nodes into them, so that every problem is recorded with its
+//! resource, field and line, and reading goes on after each one.
+//!
+//! How reading goes on: serde stops a struct at its first error, so a resource whose value is
+//! of the wrong type is read again with that value left out (its problem recorded), until it
+//! reads. A resource has a handful of fields, so that is a handful of passes at most, and only
+//! for a resource with problems. Unknown and repeated fields never stop a pass: they are
+//! recorded and never handed to serde.
 
-use std::fmt;
-
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{Location, Spanned};
-
-use super::{
-    ChainParametersCfg, ConfigFile, HealthCheckCfg, FlowClassifierCfg, InterfaceCfg, PortChainCfg, PortPairCfg, PortPairGroupCfg, ProtocolCfg, S, line,
+use std::{
+    cell::{Cell, RefCell},
+    collections::BTreeSet,
+    fmt,
 };
-use super::ValidationError;
+
+use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+
+use super::node::{At, Node, line};
+use super::{
+    ChainParametersCfg, ConfigFile, FlowClassifierCfg, HealthCheckCfg, InterfaceCfg, PortChainCfg, PortPairCfg, PortPairGroupCfg, S, SECTIONS, SPANNED,
+    ValidationError,
+};
 
 /// Reads a parsed document into a `ConfigFile`, shape problems in line order.
-pub(super) fn file(text: &str, root: &S<Node>) -> ConfigFile {
+pub(super) fn file(text: &str, root: &At<Node>) -> ConfigFile {
     let mut r = Reader { text, problems: Vec::new() };
     let mut cfg = r.file(root);
     r.problems.sort_by_key(|p| p.line);
@@ -20,129 +32,22 @@ pub(super) fn file(text: &str, root: &S<Node>) -> ConfigFile {
     cfg
 }
 
-/// Any YAML value, every child with its location.
-#[derive(Debug)]
-pub(super) enum Node {
-    Null,
-    Bool(bool),
-    Int(i128),
-    Float(f64),
-    Str(String),
-    Seq(Vec<S<Node>>),
-    Map(Vec<(S<Node>, S<Node>)>),
-}
-
-impl Node {
-    fn kind(&self) -> &'static str {
-        match self {
-            Node::Null => "nothing (null)",
-            Node::Bool(_) => "a boolean",
-            Node::Int(_) | Node::Float(_) => "a number",
-            Node::Str(_) => "a string",
-            Node::Seq(_) => "a list",
-            Node::Map(_) => "a mapping",
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NodeVisitor)
-    }
-}
-
-struct NodeVisitor;
-
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-    fn visit_unit<E>(self) -> Result<Node, E> {
-        Ok(Node::Null)
-    }
-    fn visit_none<E>(self) -> Result<Node, E> {
-        Ok(Node::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
-        Node::deserialize(d)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
-        Ok(Node::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
-        Ok(Node::Int(v.into()))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
-        Ok(Node::Int(v.into()))
-    }
-    fn visit_i128<E>(self, v: i128) -> Result<Node, E> {
-        Ok(Node::Int(v))
-    }
-    fn visit_u128<E>(self, v: u128) -> Result<Node, E> {
-        Ok(i128::try_from(v).map_or(Node::Float(f64::INFINITY), Node::Int))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
-        Ok(Node::Float(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
-        Ok(Node::Str(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Node, E> {
-        Ok(Node::Str(v))
-    }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Node, E> {
-        Ok(Node::Str(String::from_utf8_lossy(v).into_owned()))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
-        let mut v = Vec::new();
-        while let Some(x) = a.next_element::<S<Node>>()? {
-            v.push(x);
-        }
-        Ok(Node::Seq(v))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
-        let mut v = Vec::new();
-        while let Some(kv) = a.next_entry::<S<Node>, S<Node>>()? {
-            v.push(kv);
-        }
-        Ok(Node::Map(v))
-    }
-}
-
-// ---- the schema -------------------------------------------------------------------------------
-
-const SECTIONS: [&str; 5] = ["port_pairs", "port_pair_groups", "flow_classifiers", "port_chains", "interfaces"];
-const IF_FIELDS: &[&str] = &["name", "mode"];
-const PP_FIELDS: &[&str] = &["name", "description", "ingress", "egress", "weight"];
-const PG_FIELDS: &[&str] = &["name", "description", "port_pairs", "lb_fields", "failure_policy", "tap_enabled", "health_check"];
-const HC_FIELDS: &[&str] = &["interval_ms", "failures", "recoveries", "source", "destination"];
-const FC_FIELDS: &[&str] = &[
-    "name",
-    "description",
-    "ethertype",
-    "protocol",
-    "source_ip_prefix",
-    "destination_ip_prefix",
-    "source_port_range_min",
-    "source_port_range_max",
-    "destination_port_range_min",
-    "destination_port_range_max",
-    "logical_source_port",
-    "logical_destination_port",
-];
-const PC_FIELDS: &[&str] =
-    &["name", "description", "chain_id", "port_pair_groups", "flow_classifiers", "chain_parameters"];
-const PARAM_FIELDS: &[&str] = &["symmetric", "correlation"];
-
-fn spanned<T>(value: T, like: &S<Node>) -> S<T> {
-    Spanned::new(value, like.referenced, like.defined)
-}
-
-/// Where a field is: section, resource label, field path (for error messages).
-struct At<'a> {
-    kind: &'a str,
-    resource: &'a str,
+/// Every field name the schema knows (all resources, nested ones included), from the serde
+/// derive: for tools and tests that generate chain files.
+pub fn field_names() -> BTreeSet<&'static str> {
+    [
+        fields_of::<PortPairCfg>(),
+        fields_of::<PortPairGroupCfg>(),
+        fields_of::<HealthCheckCfg>(),
+        fields_of::<FlowClassifierCfg>(),
+        fields_of::<PortChainCfg>(),
+        fields_of::<ChainParametersCfg>(),
+        fields_of::<InterfaceCfg>(),
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
+    .collect()
 }
 
 struct Reader<'t> {
@@ -151,150 +56,54 @@ struct Reader<'t> {
 }
 
 impl Reader<'_> {
-    fn problem(&mut self, at: &At<'_>, field: &str, line: u32, message: impl Into<String>) {
-        self.problems.push(ValidationError {
-            kind: at.kind.to_owned(),
-            resource: at.resource.to_owned(),
-            field: field.to_owned(),
-            line,
-            message: message.into(),
-        });
+    fn problem(&mut self, kind: &str, resource: &str, line: u32, message: impl Into<String>) {
+        self.problems.push(ValidationError { kind: kind.to_owned(), resource: resource.to_owned(), field: String::new(), line, message: message.into() });
     }
 
-    /// The text of a scalar as written: what a string field gets when YAML typed the scalar as
-    /// something else (`name: 5`, `ingress: on`, `egress: 010`).
-    fn raw(&self, n: &S<Node>) -> Option<String> {
-        let loc: Location = n.defined;
-        let span = loc.span();
-        let (start, len) = (usize::try_from(span.byte_offset()?).ok()?, usize::try_from(span.byte_len()?).ok()?);
-        let s = self.text.get(start..start.checked_add(len)?)?.trim();
-        (!s.is_empty()).then(|| s.to_owned())
-    }
-
-    fn scalar_text(&self, n: &S<Node>) -> Option<String> {
-        match &n.value {
-            Node::Str(s) => Some(s.clone()),
-            Node::Bool(b) => self.raw(n).or_else(|| Some(b.to_string())),
-            Node::Int(i) => self.raw(n).or_else(|| Some(i.to_string())),
-            Node::Float(f) => self.raw(n).or_else(|| Some(f.to_string())),
-            Node::Null | Node::Seq(_) | Node::Map(_) => None,
-        }
-    }
-
-    fn string(&mut self, at: &At<'_>, field: &str, n: &S<Node>) -> Option<S<String>> {
-        if let Node::Null = n.value {
-            return None;
-        }
-        if let Some(s) = self.scalar_text(n) {
-            Some(spanned(s, n))
-        } else {
-            self.problem(at, field, line(n), format!("expected a string, found {}", n.value.kind()));
-            None
-        }
-    }
-
-    fn int(&mut self, at: &At<'_>, field: &str, n: &S<Node>) -> Option<S<i128>> {
-        let v = match &n.value {
-            Node::Null => return None,
-            Node::Int(i) => Some(*i),
-            Node::Str(s) => s.trim().parse::<i128>().ok(),
-            Node::Float(_) => self.raw(n).and_then(|r| r.parse::<i128>().ok()),
-            Node::Bool(_) | Node::Seq(_) | Node::Map(_) => None,
-        };
-        if v.is_none() {
-            let found = match self.scalar_text(n) {
-                Some(t) => format!("'{t}'"),
-                None => n.value.kind().to_owned(),
-            };
-            self.problem(at, field, line(n), format!("expected a whole number, found {found}"));
-        }
-        v.map(|v| spanned(v, n))
-    }
-
-    fn boolean(&mut self, at: &At<'_>, field: &str, n: &S<Node>) -> Option<S<bool>> {
-        let v = match &n.value {
-            Node::Null => return None,
-            Node::Bool(b) => Some(*b),
-            Node::Str(s) if s.trim().eq_ignore_ascii_case("true") => Some(true),
-            Node::Str(s) if s.trim().eq_ignore_ascii_case("false") => Some(false),
-            _ => None,
-        };
-        if v.is_none() {
-            self.problem(at, field, line(n), format!("expected true or false, found {}", n.value.kind()));
-        }
-        v.map(|v| spanned(v, n))
-    }
-
-    fn protocol(&mut self, at: &At<'_>, field: &str, n: &S<Node>) -> Option<S<ProtocolCfg>> {
-        let v = match &n.value {
-            Node::Null => return None,
-            Node::Int(i) => Some(ProtocolCfg::Number(*i)),
-            Node::Str(s) => Some(ProtocolCfg::Name(s.clone())),
-            Node::Bool(_) | Node::Float(_) => self.scalar_text(n).map(ProtocolCfg::Name),
-            Node::Seq(_) | Node::Map(_) => None,
-        };
-        if v.is_none() {
-            self.problem(at, field, line(n), format!("expected a protocol name or number, found {}", n.value.kind()));
-        }
-        v.map(|v| spanned(v, n))
-    }
-
-    /// A list of names (references or `lb_fields`).
-    fn names(&mut self, at: &At<'_>, field: &str, n: &S<Node>) -> Option<S<Vec<S<String>>>> {
-        let items = match &n.value {
-            Node::Null => return None,
-            Node::Seq(items) => items,
+    fn file(&mut self, root: &At<Node>) -> ConfigFile {
+        let mut cfg = ConfigFile::default();
+        let entries = match &root.value {
+            Node::Null => return cfg,
+            Node::Map(entries) => entries,
             other => {
-                let hint = self.scalar_text(n).map_or_else(String::new, |t| format!(" (write [{t}])"));
-                self.problem(at, field, line(n), format!("expected a list, found {}{hint}", other.kind()));
-                return None;
+                self.problem("", "", line(root), format!("a chain file is a mapping of {}, found {}", SECTIONS.join(", "), other.kind()));
+                return cfg;
             }
         };
-        let mut out = Vec::new();
-        for item in items {
-            match self.scalar_text(item) {
-                Some(s) => out.push(spanned(s, item)),
-                None => self.problem(at, field, line(item), format!("expected a name, found {}", item.value.kind())),
-            }
-        }
-        Some(spanned(out, n))
-    }
-
-    /// The entries of a resource's mapping, each known field once; problems for the rest.
-    fn fields<'n>(&mut self, at: &At<'_>, prefix: &str, known: &[&str], n: &'n S<Node>) -> Vec<(String, &'n S<Node>)> {
-        let Node::Map(entries) = &n.value else { return Vec::new() };
         let mut seen: Vec<(String, u32)> = Vec::new();
-        let mut out = Vec::new();
         for (k, v) in entries {
-            let Some(key) = self.scalar_text(k) else {
-                self.problem(at, prefix.trim_end_matches('.'), line(k), format!("expected a field name, found {}", k.value.kind()));
+            let Some(key) = scalar_text(self.text, k) else {
+                self.problem("", "", line(k), format!("expected a section name ({}), found {}", SECTIONS.join(", "), k.value.kind()));
                 continue;
             };
-            let field = format!("{prefix}{key}");
-            if !known.contains(&key.as_str()) {
-                let msg = unknown_field(&key, known);
-                self.problem(at, &field, line(k), msg);
-                continue;
-            }
             if let Some((_, first)) = seen.iter().find(|(s, _)| *s == key) {
                 let first = *first;
-                self.problem(at, &field, line(k), format!("given twice (first on line {first})"));
+                self.problem(&key, "", line(k), format!("section given twice (first on line {first}); put all its entries in one list"));
                 continue;
             }
             seen.push((key.clone(), line(k)));
-            out.push((key, v));
+            match key.as_str() {
+                "port_pairs" => cfg.port_pairs = self.section(&key, "port pairs", v),
+                "port_pair_groups" => cfg.port_pair_groups = self.section(&key, "port pair groups", v),
+                "flow_classifiers" => cfg.flow_classifiers = self.section(&key, "flow classifiers", v),
+                "port_chains" => cfg.port_chains = self.section(&key, "port chains", v),
+                "interfaces" => cfg.interfaces = self.section(&key, "interfaces", v),
+                other => {
+                    let msg = unknown_field(other, &SECTIONS).replace("unknown field", "unknown section");
+                    self.problem(other, "", line(k), msg);
+                }
+            }
         }
-        out
+        cfg
     }
 
-    /// A section's list of resources, each as a mapping with its label (name, or `#index`).
-    fn section<'n>(&mut self, kind: &str, what: &str, n: &'n S<Node>) -> Vec<(&'n S<Node>, String)> {
+    /// A section's list of resources, each a mapping labelled by its name (or `#index`).
+    fn section<T: DeserializeOwned + Default>(&mut self, kind: &str, what: &str, n: &At<Node>) -> Vec<S<T>> {
         let items = match &n.value {
             Node::Null => return Vec::new(),
             Node::Seq(items) => items,
             other => {
-                let at = At { kind, resource: "" };
-                self.problem(&at, "", line(n), format!("expected a list of {what}, found {}", other.kind()));
+                self.problem(kind, "", line(n), format!("expected a list of {what}, found {}", other.kind()));
                 return Vec::new();
             }
         };
@@ -303,190 +112,351 @@ impl Reader<'_> {
             let mut label = format!("#{i}");
             if let Node::Map(entries) = &item.value {
                 let name = entries.iter().find(|(k, _)| matches!(&k.value, Node::Str(s) if s == "name"));
-                if let Some(name) = name.and_then(|(_, v)| self.scalar_text(v))
+                if let Some(name) = name.and_then(|(_, v)| scalar_text(self.text, v))
                     && !name.trim().is_empty()
                 {
                     name.trim().clone_into(&mut label);
                 }
-                out.push((item, label));
+                out.push(self.resource(kind, &label, item));
             } else {
-                let at = At { kind, resource: &label };
-                self.problem(&at, "", line(item), format!("expected a mapping (one {}), found {}", what.trim_end_matches('s'), item.value.kind()));
+                self.problem(kind, &label, line(item), format!("expected a mapping (one {}), found {}", what.trim_end_matches('s'), item.value.kind()));
             }
         }
         out
     }
 
-    fn file(&mut self, root: &S<Node>) -> ConfigFile {
-        let mut cfg = ConfigFile::default();
-        let entries = match &root.value {
-            Node::Null => return cfg,
-            Node::Map(entries) => entries,
-            other => {
-                let at = At { kind: "", resource: "" };
-                self.problem(&at, "", line(root), format!(
-                    "a chain file is a mapping of {}, found {}",
-                    SECTIONS.join(", "),
-                    other.kind()
-                ));
-                return cfg;
-            }
-        };
-        let mut seen: Vec<(String, u32)> = Vec::new();
-        for (k, v) in entries {
-            let Some(key) = self.scalar_text(k) else {
-                let at = At { kind: "", resource: "" };
-                self.problem(&at, "", line(k), format!("expected a section name ({}), found {}", SECTIONS.join(", "), k.value.kind()));
-                continue;
-            };
-            if let Some((_, first)) = seen.iter().find(|(s, _)| *s == key) {
-                let at = At { kind: &key, resource: "" };
-                let first = *first;
-                self.problem(&at, "", line(k), format!("section given twice (first on line {first}); put all its entries in one list"));
-                continue;
-            }
-            seen.push((key.clone(), line(k)));
-            match key.as_str() {
-                "port_pairs" => cfg.port_pairs = self.section(&key, "port pairs", v).into_iter().map(|(n, l)| self.port_pair(n, &l)).collect(),
-                "port_pair_groups" => cfg.port_pair_groups = self.section(&key, "port pair groups", v).into_iter().map(|(n, l)| self.group(n, &l)).collect(),
-                "flow_classifiers" => cfg.flow_classifiers = self.section(&key, "flow classifiers", v).into_iter().map(|(n, l)| self.classifier(n, &l)).collect(),
-                "port_chains" => cfg.port_chains = self.section(&key, "port chains", v).into_iter().map(|(n, l)| self.chain(n, &l)).collect(),
-                "interfaces" => cfg.interfaces = self.section(&key, "interfaces", v).into_iter().map(|(n, l)| self.interface(n, &l)).collect(),
-                other => {
-                    let at = At { kind: other, resource: "" };
-                    let msg = unknown_field(other, &SECTIONS).replace("unknown field", "unknown section");
-                    self.problem(&at, "", line(k), msg);
+    /// One resource, read again without each value that failed until it reads.
+    fn resource<T: DeserializeOwned + Default>(&mut self, kind: &str, resource: &str, n: &At<Node>) -> S<T> {
+        let mut skip = BTreeSet::new();
+        let mut failed = Vec::new();
+        loop {
+            let pass = Pass { text: self.text, kind, resource, skip: &skip, problems: RefCell::default() };
+            let read = T::deserialize(De::new(n, &pass));
+            let problems = pass.problems.into_inner();
+            match read {
+                Ok(value) => {
+                    self.problems.extend(problems);
+                    self.problems.extend(failed);
+                    return S { value, line: line(n) };
+                }
+                Err(e) => {
+                    // A problem with no value to leave out (none expected) ends the resource.
+                    let again = !e.key.is_empty() && skip.insert(e.key.clone());
+                    failed.push(ValidationError { kind: kind.to_owned(), resource: resource.to_owned(), field: e.field, line: if e.line > 0 { e.line } else { line(n) }, message: e.message });
+                    if !again {
+                        self.problems.extend(problems);
+                        self.problems.extend(failed);
+                        return S { value: T::default(), line: line(n) };
+                    }
                 }
             }
         }
-        cfg
+    }
+}
+
+/// One reading of one resource.
+struct Pass<'a> {
+    text: &'a str,
+    kind: &'a str,
+    resource: &'a str,
+    /// Values this pass leaves out (their problem is recorded already), by [`De::key`].
+    skip: &'a BTreeSet<String>,
+    /// Unknown and repeated fields met on the way.
+    problems: RefCell<Vec<ValidationError>>,
+}
+
+impl Pass<'_> {
+    fn problem(&self, field: &str, line: u32, message: String) {
+        let e = ValidationError { kind: self.kind.to_owned(), resource: self.resource.to_owned(), field: field.to_owned(), line, message };
+        self.problems.borrow_mut().push(e);
+    }
+}
+
+/// A value of the wrong shape: where it is and what was wrong.
+#[derive(Debug)]
+pub(super) struct Bad {
+    field: String,
+    line: u32,
+    message: String,
+    /// What to leave out to read past it (empty: nothing can be).
+    key: String,
+}
+
+impl fmt::Display for Bad {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Bad {}
+
+impl de::Error for Bad {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Bad { field: String::new(), line: 0, message: msg.to_string(), key: String::new() }
+    }
+}
+
+/// The deserializer over one node.
+#[derive(Clone)]
+struct De<'a> {
+    n: &'a At<Node>,
+    pass: &'a Pass<'a>,
+    /// The field for messages: `weight`, `health_check.failures`, a list's name for its items.
+    field: String,
+    /// The value's own path, what a pass leaves out: the field, or `field#index` for an item.
+    key: String,
+    /// An item of a list of names (`port_pairs: [a, b]`, `lb_fields`).
+    item: bool,
+}
+
+impl<'a> De<'a> {
+    fn new(n: &'a At<Node>, pass: &'a Pass<'a>) -> Self {
+        De { n, pass, field: String::new(), key: String::new(), item: false }
     }
 
-    fn interface(&mut self, n: &S<Node>, label: &str) -> S<InterfaceCfg> {
-        let at = At { kind: "interfaces", resource: label };
-        let mut i = InterfaceCfg::default();
-        for (key, v) in self.fields(&at, "", IF_FIELDS, n) {
-            match key.as_str() {
-                "name" => i.name = self.string(&at, &key, v),
-                _ => i.mode = self.string(&at, &key, v),
-            }
-        }
-        spanned(i, n)
+    fn bad(&self, message: String) -> Bad {
+        Bad { field: self.field.clone(), line: line(self.n), message, key: self.key.clone() }
     }
 
-    fn port_pair(&mut self, n: &S<Node>, label: &str) -> S<PortPairCfg> {
-        let at = At { kind: "port_pairs", resource: label };
-        let mut p = PortPairCfg::default();
-        for (key, v) in self.fields(&at, "", PP_FIELDS, n) {
-            match key.as_str() {
-                "name" => p.name = self.string(&at, &key, v),
-                "description" => p.description = self.string(&at, &key, v),
-                "ingress" => p.ingress = self.string(&at, &key, v),
-                "egress" => p.egress = self.string(&at, &key, v),
-                _ => p.weight = self.int(&at, &key, v),
-            }
-        }
-        spanned(p, n)
+    /// Gives an error raised by a visitor (no location of its own) this value's location.
+    fn locate(&self, e: Bad) -> Bad {
+        if e.key.is_empty() { Bad { message: e.message, ..self.bad(String::new()) } } else { e }
     }
 
-    fn group(&mut self, n: &S<Node>, label: &str) -> S<PortPairGroupCfg> {
-        let at = At { kind: "port_pair_groups", resource: label };
-        let mut g = PortPairGroupCfg::default();
-        for (key, v) in self.fields(&at, "", PG_FIELDS, n) {
-            match key.as_str() {
-                "name" => g.name = self.string(&at, &key, v),
-                "description" => g.description = self.string(&at, &key, v),
-                "port_pairs" => g.port_pairs = self.names(&at, &key, v),
-                "lb_fields" => g.lb_fields = self.names(&at, &key, v),
-                "failure_policy" => g.failure_policy = self.string(&at, &key, v),
-                "tap_enabled" => g.tap_enabled = self.boolean(&at, &key, v),
-                _ => g.health_check = self.health_check(&at, v),
-            }
-        }
-        spanned(g, n)
+    fn text(&self) -> Option<String> {
+        scalar_text(self.pass.text, self.n)
     }
 
-    fn classifier(&mut self, n: &S<Node>, label: &str) -> S<FlowClassifierCfg> {
-        let at = At { kind: "flow_classifiers", resource: label };
-        let mut f = FlowClassifierCfg::default();
-        for (key, v) in self.fields(&at, "", FC_FIELDS, n) {
-            match key.as_str() {
-                "name" => f.name = self.string(&at, &key, v),
-                "description" => f.description = self.string(&at, &key, v),
-                "ethertype" => f.ethertype = self.string(&at, &key, v),
-                "protocol" => f.protocol = self.protocol(&at, &key, v),
-                "source_ip_prefix" => f.source_ip_prefix = self.string(&at, &key, v),
-                "destination_ip_prefix" => f.destination_ip_prefix = self.string(&at, &key, v),
-                "source_port_range_min" => f.source_port_range_min = self.int(&at, &key, v),
-                "source_port_range_max" => f.source_port_range_max = self.int(&at, &key, v),
-                "destination_port_range_min" => f.destination_port_range_min = self.int(&at, &key, v),
-                "destination_port_range_max" => f.destination_port_range_max = self.int(&at, &key, v),
-                "logical_source_port" => f.logical_source_port = self.string(&at, &key, v),
-                _ => f.logical_destination_port = self.string(&at, &key, v),
-            }
-        }
-        spanned(f, n)
+    fn kind(&self) -> &'static str {
+        self.n.value.kind()
+    }
+}
+
+impl<'de> Deserializer<'de> for De<'_> {
+    type Error = Bad;
+
+    /// Whole numbers as numbers, every other scalar as the text it was written as.
+    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bad> {
+        let read = match &self.n.value {
+            Node::Null => v.visit_unit(),
+            Node::Int(i) => v.visit_i128(*i),
+            Node::Str(_) | Node::Bool(_) | Node::Float(_) => v.visit_string(self.text().unwrap_or_default()),
+            Node::Seq(_) | Node::Map(_) => return Err(self.bad(format!("expected {}, found {}", Expecting(&v), self.kind()))),
+        };
+        read.map_err(|e| self.locate(e))
     }
 
-    fn chain(&mut self, n: &S<Node>, label: &str) -> S<PortChainCfg> {
-        let at = At { kind: "port_chains", resource: label };
-        let mut c = PortChainCfg::default();
-        for (key, v) in self.fields(&at, "", PC_FIELDS, n) {
-            match key.as_str() {
-                "name" => c.name = self.string(&at, &key, v),
-                "description" => c.description = self.string(&at, &key, v),
-                "chain_id" => c.chain_id = self.int(&at, &key, v),
-                "port_pair_groups" => c.port_pair_groups = self.names(&at, &key, v),
-                "flow_classifiers" => c.flow_classifiers = self.names(&at, &key, v),
-                _ => c.chain_parameters = self.parameters(&at, v),
-            }
-        }
-        spanned(c, n)
+    fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bad> {
+        if let Node::Null = self.n.value { v.visit_none() } else { v.visit_some(self) }
     }
 
-    fn health_check(&mut self, at: &At<'_>, n: &S<Node>) -> Option<S<HealthCheckCfg>> {
-        match &n.value {
-            Node::Null => return None,
-            Node::Map(_) => {}
-            other => {
-                let msg = format!("expected a mapping ({}), found {}", HC_FIELDS.join(", "), other.kind());
-                self.problem(at, "health_check", line(n), msg);
-                return None;
-            }
+    fn deserialize_bool<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bad> {
+        let b = match &self.n.value {
+            Node::Bool(b) => Some(*b),
+            Node::Str(s) if s.trim().eq_ignore_ascii_case("true") => Some(true),
+            Node::Str(s) if s.trim().eq_ignore_ascii_case("false") => Some(false),
+            _ => None,
+        };
+        match b {
+            Some(b) => v.visit_bool(b).map_err(|e| self.locate(e)),
+            None => Err(self.bad(format!("expected true or false, found {}", self.kind()))),
         }
-        let mut h = HealthCheckCfg::default();
-        for (key, v) in self.fields(at, "health_check.", HC_FIELDS, n) {
-            let field = format!("health_check.{key}");
-            match key.as_str() {
-                "interval_ms" => h.interval_ms = self.int(at, &field, v),
-                "failures" => h.failures = self.int(at, &field, v),
-                "recoveries" => h.recoveries = self.int(at, &field, v),
-                "source" => h.source = self.string(at, &field, v),
-                _ => h.destination = self.string(at, &field, v),
-            }
-        }
-        Some(spanned(h, n))
     }
 
-    fn parameters(&mut self, at: &At<'_>, n: &S<Node>) -> Option<S<ChainParametersCfg>> {
-        match &n.value {
-            Node::Null => return None,
-            Node::Map(_) => {}
-            other => {
-                self.problem(at, "chain_parameters", line(n), format!("expected a mapping (symmetric, correlation), found {}", other.kind()));
-                return None;
+    /// A whole number, also when quoted (`"3"`) or written so YAML took it for a float (`1e3`).
+    fn deserialize_i128<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bad> {
+        let i = match &self.n.value {
+            Node::Int(i) => Some(*i),
+            Node::Str(s) => s.trim().parse::<i128>().ok(),
+            Node::Float(_) => raw(self.pass.text, self.n).and_then(|r| r.parse::<i128>().ok()),
+            Node::Null | Node::Bool(_) | Node::Seq(_) | Node::Map(_) => None,
+        };
+        match i {
+            Some(i) => v.visit_i128(i).map_err(|e| self.locate(e)),
+            None => {
+                let found = self.text().map_or_else(|| self.kind().to_owned(), |t| format!("'{t}'"));
+                Err(self.bad(format!("expected a whole number, found {found}")))
             }
         }
-        let mut p = ChainParametersCfg::default();
-        for (key, v) in self.fields(at, "chain_parameters.", PARAM_FIELDS, n) {
-            let field = format!("chain_parameters.{key}");
-            if key == "symmetric" {
-                p.symmetric = self.boolean(at, &field, v);
-            } else {
-                p.correlation = self.string(at, &field, v);
+    }
+
+    /// Any scalar as the text it was written as (`name: 5`, `ingress: on`, `egress: 010`).
+    fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bad> {
+        match self.text() {
+            Some(s) => v.visit_string(s).map_err(|e| self.locate(e)),
+            None => Err(self.bad(format!("expected {}, found {}", if self.item { "a name" } else { "a string" }, self.kind()))),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bad> {
+        self.deserialize_string(v)
+    }
+
+    /// A list of names: a bad item is left out, the others are kept.
+    fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bad> {
+        let Node::Seq(items) = &self.n.value else {
+            let hint = self.text().map_or_else(String::new, |t| format!(" (write [{t}])"));
+            return Err(self.bad(format!("expected a list, found {}{hint}", self.kind())));
+        };
+        let read = v.visit_seq(Items { of: &self, items: items.iter().enumerate() });
+        read.map_err(|e| self.locate(e))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(self, _name: &'static str, fields: &'static [&'static str], v: V) -> Result<V::Value, Bad> {
+        let Node::Map(entries) = &self.n.value else {
+            return Err(self.bad(format!("expected a mapping ({}), found {}", fields.join(", "), self.kind())));
+        };
+        let prefix = if self.field.is_empty() { String::new() } else { format!("{}.", self.field) };
+        let read = v.visit_map(Fields { of: &self, entries: entries.iter(), known: fields, prefix, seen: Vec::new(), value: None });
+        read.map_err(|e| self.locate(e))
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, v: V) -> Result<V::Value, Bad> {
+        if name == SPANNED {
+            let line = line(self.n);
+            v.visit_seq(Span { line: Some(line), value: Some(self) })
+        } else {
+            v.visit_newtype_struct(self)
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bad> {
+        v.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! {
+        i8 i16 i32 i64 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf unit unit_struct tuple tuple_struct map enum identifier
+    }
+}
+
+/// A struct's fields: each known one handed to serde once, the rest recorded as problems.
+struct Fields<'a, 'b> {
+    of: &'b De<'a>,
+    entries: std::slice::Iter<'a, (At<Node>, At<Node>)>,
+    known: &'static [&'static str],
+    prefix: String,
+    seen: Vec<(String, u32)>,
+    value: Option<(&'a At<Node>, String)>,
+}
+
+impl<'de> MapAccess<'de> for Fields<'_, '_> {
+    type Error = Bad;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Bad> {
+        let pass = self.of.pass;
+        for (k, v) in self.entries.by_ref() {
+            let Some(key) = scalar_text(pass.text, k) else {
+                pass.problem(self.prefix.trim_end_matches('.'), line(k), format!("expected a field name, found {}", k.value.kind()));
+                continue;
+            };
+            let field = format!("{}{key}", self.prefix);
+            if !self.known.contains(&key.as_str()) {
+                pass.problem(&field, line(k), unknown_field(&key, self.known));
+                continue;
+            }
+            if let Some((_, first)) = self.seen.iter().find(|(s, _)| *s == key) {
+                pass.problem(&field, line(k), format!("given twice (first on line {first})"));
+                continue;
+            }
+            self.seen.push((key.clone(), line(k)));
+            if pass.skip.contains(&field) {
+                continue;
+            }
+            self.value = Some((v, field));
+            return seed.deserialize(key.into_deserializer()).map(Some);
+        }
+        Ok(None)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Bad> {
+        let Some((n, field)) = self.value.take() else { return Err(de::Error::custom("a value asked for before its field")) };
+        seed.deserialize(De { n, pass: self.of.pass, key: field.clone(), field, item: false })
+    }
+}
+
+/// The items of a list of names; an item that failed in an earlier pass is left out.
+struct Items<'a, 'b> {
+    of: &'b De<'a>,
+    items: std::iter::Enumerate<std::slice::Iter<'a, At<Node>>>,
+}
+
+impl<'de> SeqAccess<'de> for Items<'_, '_> {
+    type Error = Bad;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Bad> {
+        for (i, n) in self.items.by_ref() {
+            let key = format!("{}#{i}", self.of.key);
+            if !self.of.pass.skip.contains(&key) {
+                return seed.deserialize(De { n, pass: self.of.pass, field: self.of.field.clone(), key, item: true }).map(Some);
             }
         }
-        Some(spanned(p, n))
+        Ok(None)
+    }
+}
+
+/// What an [`S`] reads: its line, then its value.
+struct Span<'a> {
+    line: Option<u32>,
+    value: Option<De<'a>>,
+}
+
+impl<'de> SeqAccess<'de> for Span<'_> {
+    type Error = Bad;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Bad> {
+        if let Some(line) = self.line.take() {
+            return seed.deserialize(line.into_deserializer()).map(Some);
+        }
+        self.value.take().map(|de| seed.deserialize(de)).transpose()
+    }
+}
+
+/// A visitor's "expected ..." text.
+struct Expecting<'v, V>(&'v V);
+
+impl<'de, V: Visitor<'de>> fmt::Display for Expecting<'_, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.expecting(f)
+    }
+}
+
+/// The field names a derived struct declares (serde hands them to `deserialize_struct`).
+fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Capture<'c>(&'c Cell<&'static [&'static str]>);
+    impl<'de> Deserializer<'de> for Capture<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(self, _: &'static str, fields: &'static [&'static str], _: V) -> Result<V::Value, Self::Error> {
+            self.0.set(fields);
+            Err(de::Error::custom("fields taken"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit unit_struct
+            newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let fields = Cell::new(&[][..]);
+    let _ = T::deserialize(Capture(&fields));
+    fields.get()
+}
+
+/// The text of a scalar as written, so a string field keeps `010` and `on` as they were.
+fn raw(text: &str, n: &At<Node>) -> Option<String> {
+    let span = n.defined.span();
+    let (start, len) = (usize::try_from(span.byte_offset()?).ok()?, usize::try_from(span.byte_len()?).ok()?);
+    let s = text.get(start..start.checked_add(len)?)?.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn scalar_text(text: &str, n: &At<Node>) -> Option<String> {
+    match &n.value {
+        Node::Str(s) => Some(s.clone()),
+        Node::Bool(b) => raw(text, n).or_else(|| Some(b.to_string())),
+        Node::Int(i) => raw(text, n).or_else(|| Some(i.to_string())),
+        Node::Float(f) => raw(text, n).or_else(|| Some(f.to_string())),
+        Node::Null | Node::Seq(_) | Node::Map(_) => None,
     }
 }
 
@@ -517,4 +487,3 @@ fn unknown_field(key: &str, known: &[&str]) -> String {
 pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     strsim::levenshtein(a, b)
 }
-
