@@ -271,12 +271,11 @@ impl<'de> Deserializer<'de> for De<'_> {
             Node::Float(_) => raw(self.pass.text, self.n).and_then(|r| r.parse::<i128>().ok()),
             Node::Null | Node::Bool(_) | Node::Seq(_) | Node::Map(_) => None,
         };
-        match i {
-            Some(i) => v.visit_i128(i).map_err(|e| self.locate(e)),
-            None => {
-                let found = self.text().map_or_else(|| self.kind().to_owned(), |t| format!("'{t}'"));
-                Err(self.bad(format!("expected a whole number, found {found}")))
-            }
+        if let Some(i) = i {
+            v.visit_i128(i).map_err(|e| self.locate(e))
+        } else {
+            let found = self.text().map_or_else(|| self.kind().to_owned(), |t| format!("'{t}'"));
+            Err(self.bad(format!("expected a whole number, found {found}")))
         }
     }
 
