@@ -177,7 +177,7 @@ impl Bench {
         let started = Instant::now();
         let loc = Location::new(None, Some(pins.0.clone()));
         Maps::open(&loc)
-            .and_then(|mut m| m.write(&compiled, &BTreeMap::new(), false))
+            .and_then(|mut m| m.write(&compiled, false))
             .unwrap_or_else(|e| panic!("writing the maps: {e}"));
         Self { ebpf, _pins: pins, compile, write: started.elapsed() }
     }

@@ -304,7 +304,8 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
             .collect();
         (state.model, state.facts, ids, state.netns, down)
     };
-    let compiled = compile::compile_with_health(&model, &facts, netns.as_deref(), &ids, &down)
+    let inputs = compile::Inputs { facts: &facts, netns: netns.as_deref(), ids: ids.clone(), down_ifaces: down, draining: std::collections::BTreeMap::new() };
+    let compiled = compile::compile_with(&model, &inputs)
         .map_err(|errs| anyhow::anyhow!("{}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     let e = explain(&model, &compiled, &facts, &ids, &packet, proto);
     if a.json {
@@ -343,7 +344,7 @@ port_chains:
         let model = model::validate(&config::parse("t", FILE).expect("parses")).expect("valid");
         let facts = synthetic_facts(&model);
         let ids = Ids::by_index(&model);
-        let compiled = compile::compile_with_ids(&model, &facts, None, &ids).expect("compiles");
+        let compiled = compile::compile(&model, &facts, None).expect("compiles");
         let proto = parse_protocol(&p.protocol).expect("protocol");
         explain(&model, &compiled, &facts, &ids, p, proto)
     }

@@ -1,7 +1,7 @@
 //! What changes between two compiled states, map by map: the keys to add, the keys whose value
-//! changes (with the old and the new value) and the keys to remove. Pure. The loader does not use
-//! it yet: `datapath::maps::Maps::write` compares each bank with its target itself. Making this
-//! the one diff the loader writes from is still to do.
+//! changes (with the old and the new value) and the keys to remove. Pure. The loader writes from
+//! it: `datapath::maps::Maps::write` reads the maps' two banks back in `Compiled`'s shape, writes
+//! the diff from the inactive bank to the new state, and reports the diff from the live one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -93,6 +93,12 @@ pub struct Counts {
     pub added: usize,
     pub changed: usize,
     pub removed: usize,
+}
+
+impl Counts {
+    pub fn is_empty(&self) -> bool {
+        *self == Counts::default()
+    }
 }
 
 impl Diff {

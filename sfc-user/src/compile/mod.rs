@@ -3,6 +3,7 @@
 
 pub mod cls;
 pub mod diff;
+pub mod plan;
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use sfc_common::{
     limits::LB_TABLE_SIZE,
     maps::{
         CHAIN_F_SYMMETRIC, CLS_RECLASS_BIT, ChainEntry, ClsKey, ClsResult, FAIL_CLOSED, FAIL_OPEN, GroupEntry,
-        IF_F_MAC, IF_F_PEER, IfaceEntry, LbKey, PP_F_DOWN, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry,
+        IF_F_MAC, IF_F_PEER, IfaceEntry, LbKey, PP_F_DOWN, PP_F_DRAINING, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry,
         ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
 };
@@ -222,36 +223,45 @@ impl Ids {
     }
 }
 
+/// What compile takes besides the model: what the loader found about the interfaces, and the
+/// decisions of the apply (`plan`): ids, members that drain, interfaces that are down.
+#[derive(Debug, Clone)]
+pub struct Inputs<'a> {
+    /// Interface name -> what the loader found.
+    pub facts: &'a BTreeMap<String, IfaceFacts>,
+    /// Only used in error messages.
+    pub netns: Option<&'a str>,
+    /// Ids for every port pair and group of the model.
+    pub ids: Ids,
+    /// Interfaces that are down (link down, or health probes through a member failed): a port
+    /// pair with one is installed flagged `PP_F_DOWN` and left out of its group's table, so
+    /// flows move to the other members (or the group's failure policy applies).
+    pub down_ifaces: std::collections::BTreeSet<String>,
+    /// Port pairs out of the model that still serve their flows: installed flagged
+    /// `PP_F_DRAINING`, their interfaces keeping a role (and their program).
+    pub draining: BTreeMap<u32, plan::Draining>,
+}
+
+impl<'a> Inputs<'a> {
+    /// Positional ids, nothing down, nothing draining: a compile of the model alone.
+    pub fn new(model: &Model, facts: &'a BTreeMap<String, IfaceFacts>) -> Self {
+        Inputs { facts, netns: None, ids: Ids::by_index(model), down_ifaces: std::collections::BTreeSet::new(), draining: BTreeMap::new() }
+    }
+}
+
 /// Compiles the parts of `model` that chains use, with positional ids. `facts` maps interface
 /// names to what the loader found; `netns` is only used in error messages.
 pub fn compile(model: &Model, facts: &BTreeMap<String, IfaceFacts>, netns: Option<&str>) -> Result<Compiled, Vec<CompileError>> {
-    compile_with_ids(model, facts, netns, &Ids::by_index(model))
-}
-
-/// `compile` with the given ids (which must cover every port pair and group of `model`).
-pub fn compile_with_ids(
-    model: &Model,
-    facts: &BTreeMap<String, IfaceFacts>,
-    netns: Option<&str>,
-    ids: &Ids,
-) -> Result<Compiled, Vec<CompileError>> {
-    compile_with_health(model, facts, netns, ids, &std::collections::BTreeSet::new())
+    compile_with(model, &Inputs { netns, ..Inputs::new(model, facts) })
 }
 
 #[expect(
     clippy::too_many_lines,
     reason = "one pass over chains, groups and classifiers sharing the same accumulators"
 )]
-/// `compile_with_ids`, also given the interfaces that are down: a port pair with a down
-/// interface is installed flagged `PP_F_DOWN` and left out of its group's table, so flows move
-/// to the other members (or the group's failure policy applies when none is left).
-pub fn compile_with_health(
-    model: &Model,
-    facts: &BTreeMap<String, IfaceFacts>,
-    netns: Option<&str>,
-    ids: &Ids,
-    down_ifaces: &std::collections::BTreeSet<String>,
-) -> Result<Compiled, Vec<CompileError>> {
+/// Compiles `model` with everything an apply decided (`Inputs`).
+pub fn compile_with(model: &Model, inputs: &Inputs<'_>) -> Result<Compiled, Vec<CompileError>> {
+    let Inputs { facts, netns, ids, down_ifaces, draining } = inputs;
     let mut out = Compiled::default();
     let mut errors = Vec::new();
     let where_ = netns.map_or_else(|| " in the host namespace".to_owned(), |n| format!(" in network namespace '{n}'"));
@@ -468,5 +478,27 @@ pub fn compile_with_health(
             src_ifindex: ifindex_of(Some(&fc.logical_source_port)),
         });
     }
+    for (id, d) in draining {
+        install_draining(&mut out, *id, d);
+    }
     if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+/// A draining member: its entry stays (flagged), and its interfaces keep their role and their
+/// program so that its flows, and the packets inside it, still find their way on.
+fn install_draining(out: &mut Compiled, id: u32, d: &plan::Draining) {
+    let e = d.entry;
+    out.port_pairs.entry(id).or_insert(PortPairEntry { flags: e.flags | PP_F_DRAINING, ..e });
+    for (ifindex, name) in [(e.ingress_ifindex, &d.ingress), (e.egress_ifindex, &d.egress)] {
+        let entry = out.ifaces.entry(ifindex).or_default();
+        if entry.roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) == 0 {
+            entry.roles |= ROLE_SF_EGRESS | ROLE_SF_INGRESS;
+            entry.port_pair = id;
+        }
+        out.attach.insert(ifindex);
+        out.redirect_targets.insert(ifindex);
+        if let Some(name) = name {
+            out.names.ifaces.entry(ifindex).or_insert_with(|| name.clone());
+        }
+    }
 }

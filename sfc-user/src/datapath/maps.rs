@@ -1,7 +1,7 @@
 //! Typed access to the pinned maps: bringing them in line with a compiled state, flushing flows,
 //! and reading counters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aya::{
     Pod,
@@ -13,12 +13,15 @@ use sfc_common::{
         ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, GroupEntry, HopStatsKey,
         IfStats, IfaceEntry, LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS,
         MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS,
-        Meta, PP_F_DRAINING, PortPairEntry, unbanked_class, unbanked_id,
+        Meta, PortPairEntry, unbanked_class, unbanked_id,
     },
 };
 
 use super::{DatapathError, Location, Result};
-use crate::compile::Compiled;
+use crate::compile::{
+    Compiled,
+    diff::{self, Counts, MapDiff},
+};
 
 /// Opens the pinned map `name` of the datapath at `loc`.
 pub(crate) fn open(loc: &Location, name: &str) -> Result<Map> {
@@ -40,35 +43,11 @@ pub(crate) fn typed<T: TryFrom<Map, Error = MapError>>(loc: &Location, name: &st
     T::try_from(open(loc, name)?).map_err(map_err(name, "unexpected map type"))
 }
 
-/// Entries added, changed and removed by a write, against the live configuration.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Changes {
-    pub added: usize,
-    pub changed: usize,
-    pub removed: usize,
-}
-
-impl Changes {
-    pub fn is_empty(&self) -> bool {
-        self.added == 0 && self.changed == 0 && self.removed == 0
-    }
-
-    fn count<K: Ord, V: PartialEq>(&mut self, live: &BTreeMap<K, V>, want: &BTreeMap<K, V>) {
-        for (k, v) in want {
-            match live.get(k) {
-                None => self.added += 1,
-                Some(l) if l != v => self.changed += 1,
-                Some(_) => {}
-            }
-        }
-        self.removed += live.keys().filter(|k| !want.contains_key(k)).count();
-    }
-}
-
 /// What a write did.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WriteReport {
-    pub changes: Changes,
+    /// Entries added, changed and removed against the configuration live until now.
+    pub changes: Counts,
     /// The generation now live (unchanged when nothing changed).
     pub generation: u32,
     pub flipped: bool,
@@ -100,20 +79,18 @@ fn class_bank(class: u32) -> u32 {
     unbanked_class(class).0
 }
 
-/// Brings a hash map's `bank` half to `want` (keys given without the bank bit).
-fn sync_hash<K: Pod + Ord, V: Pod + PartialEq>(
+/// Writes one map's changes into the bank `bank` puts keys (and `bank_v` values) in.
+fn write_hash<K: Pod + Ord, V: Pod + PartialEq>(
     m: &mut HashMap<MapData, K, V>,
     name: &str,
-    have: &BTreeMap<K, V>,
-    want: &BTreeMap<K, V>,
+    d: &MapDiff<K, V>,
     bank: impl Fn(K) -> K,
+    bank_v: impl Fn(V) -> V,
 ) -> Result<()> {
-    for (k, v) in want {
-        if have.get(k) != Some(v) {
-            m.insert(bank(*k), v, 0).map_err(map_err(name, "writing"))?;
-        }
+    for (k, v) in d.added.iter().chain(d.changed.iter().map(|(k, (_, v))| (k, v))) {
+        m.insert(bank(*k), bank_v(*v), 0).map_err(map_err(name, "writing"))?;
     }
-    for k in have.keys().filter(|k| !want.contains_key(*k)) {
+    for k in d.removed.keys() {
         m.remove(&bank(*k)).map_err(map_err(name, "removing"))?;
     }
     Ok(())
@@ -147,6 +124,11 @@ pub(crate) fn read_port_pairs(m: &Array<MapData, PortPairEntry>) -> Result<BTree
         }
     }
     Ok(out)
+}
+
+/// The port pairs installed at `loc`, none when nothing is.
+pub(crate) fn installed_port_pairs(loc: &Location) -> Result<BTreeMap<u32, PortPairEntry>> {
+    if loc.map_pin(MAP_PORT_PAIRS).exists() { read_port_pairs(&typed(loc, MAP_PORT_PAIRS)?) } else { Ok(BTreeMap::new()) }
 }
 
 /// Every entry of a hash map. A key removed between two steps of the walk (an LRU eviction, a
@@ -187,78 +169,72 @@ impl<'a> Maps<'a> {
         m.get(&0, 0).map_err(map_err(MAP_META, "reading"))
     }
 
-    /// Installs `c` as the next generation: the inactive bank of every configuration map is
-    /// written in full, port pairs (not banked: stable ids) are added or updated and `draining`
-    /// ones kept with `PP_F_DRAINING`, then one write of `SFC_META` makes it all live at once.
-    /// Port pairs in neither set are removed after the flip. With nothing to change (and
-    /// `force` false) nothing is written and the generation stays.
-    #[expect(clippy::too_many_lines, reason = "the steps of a generation write, in the order they must happen")]
-    pub fn write(&mut self, c: &Compiled, draining: &BTreeMap<u32, PortPairEntry>, force: bool) -> Result<WriteReport> {
-        let meta = self.meta()?;
-        let live = meta.bank & 1;
-        let target = live ^ 1;
-
-        let mut ifaces: HashMap<MapData, u32, IfaceEntry> = typed(self.loc, MAP_IFACES)?;
-        let mut chains: HashMap<MapData, u32, ChainEntry> = typed(self.loc, MAP_CHAINS)?;
-        let mut groups: HashMap<MapData, u32, GroupEntry> = typed(self.loc, MAP_GROUPS)?;
-        let mut lb: HashMap<MapData, LbKey, u32> = typed(self.loc, MAP_LB)?;
-        let mut res: HashMap<MapData, u32, ClsResult> = typed(self.loc, MAP_CLS_RES)?;
-        let mut pps: Array<MapData, PortPairEntry> = typed(self.loc, MAP_PORT_PAIRS)?;
-        let mut trie: LpmTrie<MapData, ClsKey, u32> = typed(self.loc, MAP_CLS)?;
-        let mut cls_hash: HashMap<MapData, ClsKey, u32> = typed(self.loc, MAP_CLS_HASH)?;
-
+    /// The configuration maps as they are: the live bank and the inactive one, each in
+    /// `Compiled`'s shape (bank bits removed), and the port pairs (not banked) in both.
+    fn read_banks(&self, live: u32) -> Result<(Compiled, Compiled)> {
+        let ifaces: HashMap<MapData, u32, IfaceEntry> = typed(self.loc, MAP_IFACES)?;
+        let chains: HashMap<MapData, u32, ChainEntry> = typed(self.loc, MAP_CHAINS)?;
+        let groups: HashMap<MapData, u32, GroupEntry> = typed(self.loc, MAP_GROUPS)?;
+        let lb: HashMap<MapData, LbKey, u32> = typed(self.loc, MAP_LB)?;
+        let res: HashMap<MapData, u32, ClsResult> = typed(self.loc, MAP_CLS_RES)?;
+        let trie: LpmTrie<MapData, ClsKey, u32> = typed(self.loc, MAP_CLS)?;
+        let cls_hash: HashMap<MapData, ClsKey, u32> = typed(self.loc, MAP_CLS_HASH)?;
         let unid = |k: u32| unbanked_id(k).1;
         let uncl = |k: u32| unbanked_class(k).1;
         let b_ifaces = split(read_hash(&ifaces, MAP_IFACES)?, |k| id_bank(*k), unid, live);
         let b_chains = split(read_hash(&chains, MAP_CHAINS)?, |k| id_bank(*k), unid, live);
         let b_groups = split(read_hash(&groups, MAP_GROUPS)?, |k| id_bank(*k), unid, live);
         let b_lb = split(read_hash(&lb, MAP_LB)?, |k| id_bank(k.group), |k| LbKey { group: unid(k.group), ..k }, live);
-        let b_res_raw = split(read_hash(&res, MAP_CLS_RES)?, |k| class_bank(*k), uncl, live);
         // Result values are not banked; trie keys and values are.
+        let b_res = split(read_hash(&res, MAP_CLS_RES)?, |k| class_bank(*k), uncl, live);
         let trie_all: Vec<((u32, ClsKey), u32)> = trie
             .iter()
-            .map(|r| r.map(|(k, v)| ((k.prefix_len(), k.data()), v)))
+            .map(|r| r.map(|(k, v)| ((k.prefix_len(), k.data()), uncl(v))))
             .collect::<std::result::Result<_, _>>()
             .map_err(map_err(MAP_CLS, "reading"))?;
         let trie_bank = |k: &(u32, ClsKey)| class_bank(u32::from_be_bytes(k.1.class));
         let trie_unbank = |(bits, k): (u32, ClsKey)| (bits, ClsKey { class: uncl(u32::from_be_bytes(k.class)).to_be_bytes(), ..k });
-        let mut b_trie = split(trie_all, trie_bank, trie_unbank, live);
-        for v in b_trie.live.values_mut().chain(b_trie.target.values_mut()) {
-            *v = uncl(*v);
-        }
+        let b_trie = split(trie_all, trie_bank, trie_unbank, live);
         // Hash keys and values are banked classes (the wild bit stays where it is).
         let key_unbank = |k: ClsKey| ClsKey { class: uncl(u32::from_be_bytes(k.class)).to_be_bytes(), ..k };
-        let mut b_hash = split(read_hash(&cls_hash, MAP_CLS_HASH)?, |k| class_bank(u32::from_be_bytes(k.class)), key_unbank, live);
-        for v in b_hash.live.values_mut().chain(b_hash.target.values_mut()) {
-            *v = uncl(*v);
-        }
-        let pps_have = read_port_pairs(&pps)?;
-        let mut pps_want = c.port_pairs.clone();
-        for (id, e) in draining {
-            pps_want.entry(*id).or_insert(PortPairEntry { flags: e.flags | PP_F_DRAINING, ..*e });
-        }
+        let hash_all = read_hash(&cls_hash, MAP_CLS_HASH)?.into_iter().map(|(k, v)| (k, uncl(v))).collect();
+        let b_hash = split(hash_all, |k| class_bank(u32::from_be_bytes(k.class)), key_unbank, live);
+        let port_pairs = self.port_pairs()?;
+        let bank = |ifaces, chains, groups, lb, cls_res, cls, cls_hash| Compiled {
+            ifaces,
+            chains,
+            groups,
+            lb,
+            cls_res,
+            cls,
+            cls_hash,
+            port_pairs: port_pairs.clone(),
+            ..Compiled::default()
+        };
+        Ok((
+            bank(b_ifaces.live, b_chains.live, b_groups.live, b_lb.live, b_res.live, b_trie.live, b_hash.live),
+            bank(b_ifaces.target, b_chains.target, b_groups.target, b_lb.target, b_res.target, b_trie.target, b_hash.target),
+        ))
+    }
 
-        let mut changes = Changes::default();
-        changes.count(&b_ifaces.live, &c.ifaces);
-        changes.count(&b_chains.live, &c.chains);
-        changes.count(&b_groups.live, &c.groups);
-        changes.count(&b_lb.live, &c.lb);
-        changes.count(&b_res_raw.live, &c.cls_res);
-        changes.count(&b_trie.live, &c.cls);
-        changes.count(&b_hash.live, &c.cls_hash);
-        changes.count(&pps_have, &pps_want);
+    /// Installs `c` as the next generation. What changes is one diff (`compile::diff`): the
+    /// inactive bank against `c` is what gets written, the live bank against `c` is what the
+    /// report counts. Port pairs (not banked: stable ids, draining ones included in `c`) are
+    /// added or updated first, then the inactive bank of every configuration map, then one
+    /// write of `SFC_META` makes it all live at once; port pairs `c` no longer has are removed
+    /// after the flip. With nothing to change (and `force` false) nothing is written and the
+    /// generation stays.
+    pub fn write(&mut self, c: &Compiled, force: bool) -> Result<WriteReport> {
+        let meta = self.meta()?;
+        let live = meta.bank & 1;
+        let target = live ^ 1;
+        let (live_bank, target_bank) = self.read_banks(live)?;
+        let changes = diff::diff(&live_bank, c).counts();
         // Redirect targets are added even when nothing else changed (a datapath pinned by an
         // older sfc has an empty devmap); adding is harmless to whatever is live.
         let mut devmap: DevMapHash<MapData> = typed(self.loc, MAP_DEVMAP)?;
-        let dev_have: std::collections::BTreeSet<u32> =
-            devmap.keys().collect::<std::result::Result<_, _>>().map_err(map_err(MAP_DEVMAP, "reading"))?;
-        let dev_want: std::collections::BTreeSet<u32> = c
-            .redirect_targets
-            .iter()
-            .copied()
-            .chain(draining.values().flat_map(|e| [e.ingress_ifindex, e.egress_ifindex]))
-            .collect();
-        for ifindex in dev_want.difference(&dev_have) {
+        let dev_have: BTreeSet<u32> = devmap.keys().collect::<std::result::Result<_, _>>().map_err(map_err(MAP_DEVMAP, "reading"))?;
+        for ifindex in c.redirect_targets.difference(&dev_have) {
             devmap.insert(*ifindex, *ifindex, None, 0).map_err(|e| DatapathError::Other(format!(
                 "{MAP_DEVMAP}: adding ifindex {ifindex} (XDP redirect target): {e}"
             )))?;
@@ -267,40 +243,30 @@ impl<'a> Maps<'a> {
         if changes.is_empty() && !force && meta.generation != 0 {
             return Ok(WriteReport { changes, generation: meta.generation, flipped: false });
         }
+        let d = diff::diff(&target_bank, c);
 
         // 1. Port pairs first (redirect targets are in already): whatever the new bank points at
         //    must exist when it goes live.
-        for (id, e) in &pps_want {
-            if pps_have.get(id) != Some(e) {
-                pps.set(*id, e, 0).map_err(map_err(MAP_PORT_PAIRS, "writing"))?;
-            }
+        let mut pps: Array<MapData, PortPairEntry> = typed(self.loc, MAP_PORT_PAIRS)?;
+        for (id, e) in d.port_pairs.added.iter().chain(d.port_pairs.changed.iter().map(|(k, (_, v))| (k, v))) {
+            pps.set(*id, e, 0).map_err(map_err(MAP_PORT_PAIRS, "writing"))?;
         }
-        // 2. The inactive bank, in full.
+        // 2. The inactive bank.
         let bid = |k: u32| sfc_common::maps::banked_id(target, k);
         let bcl = |k: u32| sfc_common::maps::banked_class(target, k);
-        sync_hash(&mut ifaces, MAP_IFACES, &b_ifaces.target, &c.ifaces, bid)?;
-        sync_hash(&mut chains, MAP_CHAINS, &b_chains.target, &c.chains, bid)?;
-        sync_hash(&mut groups, MAP_GROUPS, &b_groups.target, &c.groups, bid)?;
-        sync_hash(&mut lb, MAP_LB, &b_lb.target, &c.lb, |k| LbKey { group: bid(k.group), ..k })?;
-        sync_hash(&mut res, MAP_CLS_RES, &b_res_raw.target, &c.cls_res, bcl)?;
-        for ((bits, key), v) in &c.cls {
-            if b_trie.target.get(&(*bits, *key)) != Some(v) {
-                let k = ClsKey { class: bcl(u32::from_be_bytes(key.class)).to_be_bytes(), ..*key };
-                trie.insert(&Key::new(*bits, k), bcl(*v), 0).map_err(map_err(MAP_CLS, "writing"))?;
-            }
-        }
-        for (bits, key) in b_trie.target.keys().filter(|k| !c.cls.contains_key(*k)) {
-            let k = ClsKey { class: bcl(u32::from_be_bytes(key.class)).to_be_bytes(), ..*key };
-            trie.remove(&Key::new(*bits, k)).map_err(map_err(MAP_CLS, "removing"))?;
-        }
+        write_hash(&mut typed(self.loc, MAP_IFACES)?, MAP_IFACES, &d.ifaces, bid, std::convert::identity)?;
+        write_hash(&mut typed(self.loc, MAP_CHAINS)?, MAP_CHAINS, &d.chains, bid, std::convert::identity)?;
+        write_hash(&mut typed(self.loc, MAP_GROUPS)?, MAP_GROUPS, &d.groups, bid, std::convert::identity)?;
+        write_hash(&mut typed(self.loc, MAP_LB)?, MAP_LB, &d.lb, |k: LbKey| LbKey { group: bid(k.group), ..k }, std::convert::identity)?;
+        write_hash(&mut typed(self.loc, MAP_CLS_RES)?, MAP_CLS_RES, &d.cls_res, bcl, std::convert::identity)?;
         let key_bank = |k: ClsKey| ClsKey { class: bcl(u32::from_be_bytes(k.class)).to_be_bytes(), ..k };
-        for (key, v) in &c.cls_hash {
-            if b_hash.target.get(key) != Some(v) {
-                cls_hash.insert(key_bank(*key), bcl(*v), 0).map_err(map_err(MAP_CLS_HASH, "writing"))?;
-            }
+        write_hash(&mut typed(self.loc, MAP_CLS_HASH)?, MAP_CLS_HASH, &d.cls_hash, key_bank, bcl)?;
+        let mut trie: LpmTrie<MapData, ClsKey, u32> = typed(self.loc, MAP_CLS)?;
+        for ((bits, key), v) in d.cls.added.iter().chain(d.cls.changed.iter().map(|(k, (_, v))| (k, v))) {
+            trie.insert(&Key::new(*bits, key_bank(*key)), bcl(*v), 0).map_err(map_err(MAP_CLS, "writing"))?;
         }
-        for key in b_hash.target.keys().filter(|k| !c.cls_hash.contains_key(*k)) {
-            cls_hash.remove(&key_bank(*key)).map_err(map_err(MAP_CLS_HASH, "removing"))?;
+        for (bits, key) in d.cls.removed.keys() {
+            trie.remove(&Key::new(*bits, key_bank(*key))).map_err(map_err(MAP_CLS, "removing"))?;
         }
         // 3. The flip: one array element, so every packet sees either generation, whole.
         let next = Meta { bank: target, generation: meta.generation.wrapping_add(1).max(1) };
@@ -309,17 +275,17 @@ impl<'a> Maps<'a> {
         // 4. Port pairs nothing refers to any more (their drain ended), and redirect targets
         //    neither the new generation nor the one live until now has (packets of the old one
         //    may still be on their way through it).
-        for id in pps_have.keys().filter(|id| !pps_want.contains_key(*id)) {
+        for id in d.port_pairs.removed.keys() {
             pps.set(*id, PortPairEntry::default(), 0).map_err(map_err(MAP_PORT_PAIRS, "removing"))?;
         }
-        for ifindex in dev_have.iter().filter(|i| !dev_want.contains(i) && !b_ifaces.live.contains_key(i)) {
+        for ifindex in dev_have.iter().filter(|i| !c.redirect_targets.contains(i) && !live_bank.ifaces.contains_key(i)) {
             devmap.remove(*ifindex).map_err(map_err(MAP_DEVMAP, "removing"))?;
         }
         Ok(WriteReport { changes, generation: next.generation, flipped: true })
     }
 
     /// Interfaces the live generation gives a role (those that need the program now).
-    pub fn live_ifaces(&self) -> Result<std::collections::BTreeSet<u32>> {
+    pub fn live_ifaces(&self) -> Result<BTreeSet<u32>> {
         let live = self.meta()?.bank & 1;
         let ifaces: HashMap<MapData, u32, IfaceEntry> = typed(self.loc, MAP_IFACES)?;
         Ok(read_hash(&ifaces, MAP_IFACES)?

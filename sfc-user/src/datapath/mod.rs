@@ -24,15 +24,16 @@ use std::{
 };
 
 use aya::EbpfLoader;
-use sfc_common::maps::{MAP_FLOWS, ROLE_SF_EGRESS, ROLE_SF_INGRESS};
+use sfc_common::maps::MAP_FLOWS;
 
 use crate::{
-    compile::{self, IfaceFacts, Ids},
+    compile::{self, IfaceFacts, plan},
     model::{AttachMode, Model},
 };
 use attach::{LinkKind, Programs};
 pub(crate) use attach::{PROG_PIN, link_pins};
-pub use state::{Drain, Lock, State};
+pub use compile::plan::Drain;
+pub use state::{Lock, State};
 
 /// The kernel programs, built by `build.rs` from `sfc-ebpf`.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sfc"));
@@ -186,7 +187,7 @@ pub struct ApplyReport {
     /// What XDP mode did about the far ends of its redirect targets.
     pub peers: Vec<String>,
     pub detached: Vec<String>,
-    pub map_changes: maps::Changes,
+    pub map_changes: compile::diff::Counts,
     /// The generation now live, and whether this apply made a new one.
     pub generation: u32,
     pub flipped: bool,
@@ -221,7 +222,8 @@ pub fn apply_with_down(loc: &Location, model: &Model, opts: LoadOptions, probe_d
     r
 }
 
-#[expect(clippy::too_many_lines, reason = "the steps of an apply, in the order they must happen")]
+/// An apply, step by step: plan and compile (nothing touched yet), load, configure, attach,
+/// write and flip, detach, save.
 fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BTreeSet<String>) -> Result<ApplyReport> {
     ensure_bpffs()?;
     private_dir(&loc.pin_dir)?;
@@ -230,82 +232,17 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BT
     let _lock = Lock::acquire(&state_dir)?;
     let old = State::load(&state_dir)?;
 
-    let (facts, mut down_ifaces) = gather_facts(model)?;
-    for p in model.port_pairs.iter().filter(|p| probe_down.contains(&p.name)) {
-        down_ifaces.insert(p.ingress.clone());
-        down_ifaces.insert(p.egress.clone());
-    }
-    let now = unix_now();
-    // Draining port pairs keep their ids; one that is back in use stops draining.
-    let mut draining: BTreeMap<u32, Drain> = old.as_ref().map(|o| o.draining.clone()).unwrap_or_default();
-    let prev_ids = old.as_ref().map(|o| o.ids.clone()).unwrap_or_default();
-    draining.retain(|_, d| !model.port_pairs.iter().any(|p| p.name == d.name));
-    // Groups that vanish now may have members that start draining below: their ids stay
-    // unused this time too (later, `Drain::group` keeps them).
-    let vanishing = prev_ids
-        .groups
-        .iter()
-        .filter(|(name, _)| !opts.drain_timeout.is_zero() && !model.port_pair_groups.iter().any(|g| &g.name == *name))
-        .map(|(_, id)| *id);
-    let reserved = compile::Reserved {
-        port_pairs: draining.keys().copied().collect(),
-        groups: draining.values().filter_map(|d| d.group).chain(vanishing).collect(),
-    };
-    let ids = Ids::assign(model, &prev_ids, &reserved);
-    let compiled = compile::compile_with_health(model, &facts, loc.netns.as_deref(), &ids, &down_ifaces)
-        .map_err(DatapathError::Compile)?;
-    let was_down = old.as_ref().map(|o| o.down.clone()).unwrap_or_default();
-    let mut report = ApplyReport::default();
+    let (facts, plan, compiled) = plan_and_compile(loc, model, opts, probe_down, old.as_ref())?;
+    let mut report = ApplyReport { draining: plan.started, drained: plan.ended, ..ApplyReport::default() };
     // Loading the object creates (or reuses, when pinned) every map; the programs are loaded
     // into the kernel when first needed (below) and reused from their pins afterwards.
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(&loc.pin_dir)
         .map_max_entries(MAP_FLOWS, opts.flow_table_size)
         .load(EBPF_OBJECT)?;
-
     // Configuration first (so an attached program never sees half of it), then attach.
     flows::set_new_flow_rate(loc, opts.new_flow_rate)?;
     let mut m = maps::Maps::open(loc)?;
-    let installed = m.port_pairs()?;
-    // Port pairs that were serving and are no longer used start draining; expired drains go.
-    let until = now + opts.drain_timeout.as_secs();
-    for (id, e) in installed.iter().filter(|(id, _)| !compiled.port_pairs.contains_key(*id)) {
-        if !draining.contains_key(id) {
-            let name = old.as_ref().and_then(|o| o.port_pair_name(*id)).unwrap_or_else(|| format!("#{id}"));
-            if opts.drain_timeout.is_zero() {
-                continue;
-            }
-            report.draining.push(name.clone());
-            draining.insert(*id, Drain { name, until, group: Some(e.group) });
-        }
-    }
-    let expired: Vec<u32> = draining.iter().filter(|(_, d)| d.until <= now).map(|(id, _)| *id).collect();
-    for id in &expired {
-        if let Some(d) = draining.remove(id) {
-            report.drained.push(d.name);
-        }
-    }
-    let drain_entries: BTreeMap<u32, sfc_common::maps::PortPairEntry> =
-        installed.iter().filter(|(id, _)| draining.contains_key(*id)).map(|(id, e)| (*id, *e)).collect();
-    // A draining port pair's interfaces keep their role (and their program) so its flows and
-    // the packets inside it still find their way on.
-    let mut compiled = compiled;
-    for (id, e) in &drain_entries {
-        for ifindex in [e.ingress_ifindex, e.egress_ifindex] {
-            let entry = compiled.ifaces.entry(ifindex).or_default();
-            if entry.roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) == 0 {
-                entry.roles |= ROLE_SF_EGRESS | ROLE_SF_INGRESS;
-                entry.port_pair = *id;
-            }
-            compiled.attach.insert(ifindex);
-        }
-        if let Some(name) = old.as_ref().and_then(|o| o.ifname(e.egress_ifindex)) {
-            compiled.names.ifaces.entry(e.egress_ifindex).or_insert(name);
-        }
-        if let Some(name) = old.as_ref().and_then(|o| o.ifname(e.ingress_ifindex)) {
-            compiled.names.ifaces.entry(e.ingress_ifindex).or_insert(name);
-        }
-    }
     // Every interface that needs a program (draining members' included), in its mode.
     let want: BTreeMap<u32, AttachMode> = compiled
         .attach
@@ -316,36 +253,101 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BT
     let mut progs = Programs::open(loc, &mut ebpf, xdp)?;
     report.first_load = progs.first_load;
     drop(ebpf);
-    // Removing an expired drain needs a new generation too: flows still pinned to it re-resolve.
     // Order matters for packets in flight (see the "generations" notes in sfc-common):
     // 1. attach the program everywhere the new generation needs it, before it goes live (on an
     //    interface the live bank does not know, the program passes traffic untouched);
-    // 2. write the inactive bank and flip;
+    // 2. write the inactive bank and flip (removing an expired drain needs a new generation
+    //    too: flows still pinned to it re-resolve);
     // 3. detach only where neither the new generation nor the one live until now needs it, as
     //    read from the maps (not from the state file, which a killed loader may have left stale).
     let live_before = m.live_ifaces()?;
+    attach_all(loc, &mut progs, &compiled, &want, &mut report)?;
+    let w = m.write(&compiled, !report.drained.is_empty())?;
+    report.map_changes = w.changes;
+    report.generation = w.generation;
+    report.flipped = w.flipped;
+    detach_unused(loc, &compiled, &want, &live_before, old.as_ref(), &mut report)?;
+
+    let was_down = old.as_ref().map(|o| o.down.clone()).unwrap_or_default();
+    report.went_down = compiled.down.difference(&was_down).cloned().collect();
+    report.came_up = was_down.difference(&compiled.down).cloned().collect();
+    let failovers = old.as_ref().map_or(0, |o| o.failovers) + report.went_down.len() as u64;
+    State {
+        model: model.clone(),
+        facts,
+        flow_table_size: opts.flow_table_size,
+        netns: loc.netns.clone(),
+        ids: plan.ids,
+        draining: plan.draining,
+        down: compiled.down.clone(),
+        failovers,
+    }
+    .save(&state_dir)?;
+    Ok(report)
+}
+
+/// The first step of an apply, which changes nothing: the interfaces' facts and health, the
+/// plan (ids, drains) from what is installed, and the compiled state.
+fn plan_and_compile(
+    loc: &Location,
+    model: &Model,
+    opts: LoadOptions,
+    probe_down: &BTreeSet<String>,
+    old: Option<&State>,
+) -> Result<(BTreeMap<String, IfaceFacts>, plan::Plan, compile::Compiled)> {
+    let (facts, mut down_ifaces) = gather_facts(model)?;
+    for p in model.port_pairs.iter().filter(|p| probe_down.contains(&p.name)) {
+        down_ifaces.insert(p.ingress.clone());
+        down_ifaces.insert(p.egress.clone());
+    }
+    let port_pair_name = |id: u32| old.and_then(|o| o.port_pair_name(id));
+    let ifname = |ifindex: u32| old.and_then(|o| o.ifname(ifindex));
+    let prev = plan::Previous {
+        ids: old.map(|o| o.ids.clone()).unwrap_or_default(),
+        draining: old.map(|o| o.draining.clone()).unwrap_or_default(),
+        installed: maps::installed_port_pairs(loc)?,
+        port_pair_name: Some(&port_pair_name),
+        ifname: Some(&ifname),
+    };
+    let plan = plan::plan(model, &prev, unix_now(), opts.drain_timeout);
+    let inputs = compile::Inputs { facts: &facts, netns: loc.netns.as_deref(), ids: plan.ids.clone(), down_ifaces, draining: plan.drain_entries.clone() };
+    let compiled = compile::compile_with(model, &inputs).map_err(DatapathError::Compile)?;
+    Ok((facts, plan, compiled))
+}
+
+/// Attaches the program to every interface in `want` (in its mode) that does not have it yet;
+/// in XDP mode the redirect targets' peers are made ready first.
+fn attach_all(loc: &Location, progs: &mut Programs, compiled: &compile::Compiled, want: &BTreeMap<u32, AttachMode>, report: &mut ApplyReport) -> Result<()> {
     let name_of = |ifindex: u32| compiled.names.ifaces.get(&ifindex).cloned().unwrap_or_default();
     // XDP redirects need receiving peers that take them: ready before any XDP program can send.
-    if xdp {
+    if want.values().any(|m| *m == AttachMode::Xdp) {
         for &t in &compiled.redirect_targets {
             if let Some(what) = progs.prepare_peer(loc, t, &name_of(t))? {
                 report.peers.push(what);
             }
         }
     }
-    for (&ifindex, &mode) in &want {
+    for (&ifindex, &mode) in want {
         let name = name_of(ifindex);
         if progs.attach(loc, ifindex, &name, mode)? {
             report.attached.push(format!("{name} ({mode})"));
         }
     }
-    let w = m.write(&compiled, &drain_entries, !report.drained.is_empty())?;
-    report.map_changes = w.changes;
-    report.generation = w.generation;
-    report.flipped = w.flipped;
-    // An interface keeps the link of the mode it now has; one the new generation does not use
-    // keeps whatever it had while the generation live until now still uses it. Peers stay while
-    // an XDP program that may redirect into them does.
+    Ok(())
+}
+
+/// Detaches what neither the new generation (`want`) nor the one live until now
+/// (`live_before`) uses. An interface keeps the link of the mode it now has; one the new
+/// generation does not use keeps whatever it had while the old generation still uses it. Peers
+/// stay while an XDP program that may redirect into them does.
+fn detach_unused(
+    loc: &Location,
+    compiled: &compile::Compiled,
+    want: &BTreeMap<u32, AttachMode>,
+    live_before: &BTreeSet<u32>,
+    old: Option<&State>,
+    report: &mut ApplyReport,
+) -> Result<()> {
     let keep = |kind: LinkKind, ifindex: u32| match want.get(&ifindex) {
         Some(mode) => LinkKind::of(*mode) == kind,
         None => live_before.contains(&ifindex),
@@ -358,7 +360,7 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BT
             continue;
         }
         attach::unpin_link(&l.path)?;
-        let name = old.as_ref().and_then(|o| o.ifname(l.ifindex)).unwrap_or_else(|| format!("ifindex {}", l.ifindex));
+        let name = old.and_then(|o| o.ifname(l.ifindex)).unwrap_or_else(|| format!("ifindex {}", l.ifindex));
         report.detached.push(format!("{name} ({})", l.kind.name()));
     }
     let stale_peers: Vec<&attach::LinkPin> = pins
@@ -374,21 +376,7 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BT
     for l in stale_peers {
         attach::unpin_link(&l.path)?;
     }
-    report.went_down = compiled.down.difference(&was_down).cloned().collect();
-    report.came_up = was_down.difference(&compiled.down).cloned().collect();
-    let failovers = old.as_ref().map_or(0, |o| o.failovers) + report.went_down.len() as u64;
-    State {
-        model: model.clone(),
-        facts,
-        flow_table_size: opts.flow_table_size,
-        netns: loc.netns.clone(),
-        ids,
-        draining,
-        down: compiled.down.clone(),
-        failovers,
-    }
-    .save(&state_dir)?;
-    Ok(report)
+    Ok(())
 }
 
 /// What `down` removed.

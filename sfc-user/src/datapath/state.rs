@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{DatapathError, Result, io_err};
 use crate::{
-    compile::{IfaceFacts, Ids},
+    compile::{IfaceFacts, Ids, plan::Drain},
     model::Model,
 };
 
@@ -40,17 +40,6 @@ pub struct State {
     pub down: std::collections::BTreeSet<String>,
     #[serde(default)]
     pub failovers: u64,
-}
-
-/// A draining port pair.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Drain {
-    pub name: String,
-    /// Seconds since the Unix epoch after which the port pair is removed.
-    pub until: u64,
-    /// The id of the group it was in (not given to a new group while it drains).
-    #[serde(default)]
-    pub group: Option<u32>,
 }
 
 /// Not `#[serde(flatten)]`: flattening buffers the map through serde's content type, and

@@ -223,7 +223,7 @@ impl Fixture {
             .collect();
         let compiled = compile::compile(&model, &facts, None).unwrap_or_else(|e| panic!("compile: {e:?}"));
         let loc = Location::new(None, Some(pins.0.clone()));
-        Maps::open(&loc).and_then(|mut m| m.write(&compiled, &BTreeMap::new(), true)).unwrap_or_else(|e| panic!("writing the maps: {e}"));
+        Maps::open(&loc).and_then(|mut m| m.write(&compiled, true)).unwrap_or_else(|e| panic!("writing the maps: {e}"));
         Self { ebpf, mode, loc, model, facts, down: BTreeSet::new(), _pins: pins, netns }
     }
 
@@ -340,21 +340,19 @@ impl Fixture {
     pub fn reconfigure(&mut self, chains_yaml: &str) {
         let cfg = config::parse("fixtures.yaml", chains_yaml).unwrap_or_else(|e| panic!("{e}"));
         self.model = model::validate(&cfg).unwrap_or_else(|e| panic!("fixture config invalid:\n{e}"));
-        let ids = compile::Ids::by_index(&self.model);
-        let compiled = compile::compile_with_health(&self.model, &self.facts, None, &ids, &self.down)
-            .unwrap_or_else(|e| panic!("compile: {e:?}"));
-        self.maps().write(&compiled, &BTreeMap::new(), true).unwrap_or_else(|e| panic!("writing the maps: {e}"));
+        let inputs = compile::Inputs { down_ifaces: self.down.clone(), ..compile::Inputs::new(&self.model, &self.facts) };
+        let compiled = compile::compile_with(&self.model, &inputs).unwrap_or_else(|e| panic!("compile: {e:?}"));
+        self.maps().write(&compiled, true).unwrap_or_else(|e| panic!("writing the maps: {e}"));
     }
 
     /// Marks interface `ifname` as down, as the loader's member health check would find it: the
-    /// configuration is recompiled (`compile_with_health`: its port pair is flagged down and left
+    /// configuration is recompiled (`Inputs::down_ifaces`: its port pair is flagged down and left
     /// out of its group's table) and written as a new generation. Flows re-resolve at their
     /// next packet on their entry port.
     pub fn set_interface_down(&mut self, ifname: &str) {
         self.down.insert(ifname.to_owned());
-        let ids = compile::Ids::by_index(&self.model);
-        let compiled = compile::compile_with_health(&self.model, &self.facts, None, &ids, &self.down)
-            .unwrap_or_else(|e| panic!("compile: {e:?}"));
-        self.maps().write(&compiled, &BTreeMap::new(), true).unwrap_or_else(|e| panic!("writing the maps: {e}"));
+        let inputs = compile::Inputs { down_ifaces: self.down.clone(), ..compile::Inputs::new(&self.model, &self.facts) };
+        let compiled = compile::compile_with(&self.model, &inputs).unwrap_or_else(|e| panic!("compile: {e:?}"));
+        self.maps().write(&compiled, true).unwrap_or_else(|e| panic!("writing the maps: {e}"));
     }
 }
