@@ -228,17 +228,18 @@ fn xdp_link(prog: &mut Xdp, ifindex: u32, name: &str) -> Result<FdLink> {
 }
 
 fn xdp_attach_error(name: &str, e: aya::programs::ProgramError) -> DatapathError {
+    use rustix::io::Errno as E;
     let errno = match &e {
         aya::programs::ProgramError::SyscallError(s) => s.io_error.raw_os_error(),
         _ => None,
     };
-    let hint = match errno {
-        Some(libc::ERANGE) => Some(
+    let hint = match errno.map(E::from_raw_os_error) {
+        Some(E::RANGE) => Some(
             "the veth's peer has an MTU too large for XDP without multi-buffer support (at most about 3,500 bytes with 4 KiB pages); lower it or use mode tc for this interface",
         ),
-        Some(libc::EOPNOTSUPP) => Some("the driver has no native XDP; use mode tc for this interface"),
-        Some(libc::EBUSY | libc::EEXIST) => Some("another XDP program is attached there; detach it or use mode tc for this interface"),
-        Some(libc::ENOTCONN) => Some("the veth has no peer"),
+        Some(E::OPNOTSUPP) => Some("the driver has no native XDP; use mode tc for this interface"),
+        Some(E::BUSY | E::EXIST) => Some("another XDP program is attached there; detach it or use mode tc for this interface"),
+        Some(E::NOTCONN) => Some("the veth has no peer"),
         _ => None,
     };
     match hint {

@@ -57,13 +57,7 @@ pub struct FlowTableStats {
 
 /// `CLOCK_MONOTONIC_COARSE` in seconds: the clock of `FlowEntry::last_seen`.
 pub fn coarse_now_s() -> u32 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec into the one we pass; CLOCK_MONOTONIC_COARSE
-    // always exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &raw mut ts) };
-    if rc != 0 {
-        return 0;
-    }
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
     u32::try_from(ts.tv_sec).unwrap_or(u32::MAX)
 }
 

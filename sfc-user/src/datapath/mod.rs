@@ -114,14 +114,8 @@ pub fn ensure_bpffs() -> Result<()> {
         return Ok(());
     }
     fs::create_dir_all(BPFFS).map_err(io_err(format!("creating {BPFFS}")))?;
-    // SAFETY: mount(2) with NUL-terminated literals and no data.
-    let rc = unsafe {
-        libc::mount(c"bpf".as_ptr(), c"/sys/fs/bpf".as_ptr(), c"bpf".as_ptr(), 0, std::ptr::null())
-    };
-    if rc != 0 {
-        return Err(DatapathError::Io { what: format!("mounting bpffs at {BPFFS}"), source: io::Error::last_os_error() });
-    }
-    Ok(())
+    rustix::mount::mount("bpf", BPFFS, "bpf", rustix::mount::MountFlags::empty(), None)
+        .map_err(|e| DatapathError::Io { what: format!("mounting bpffs at {BPFFS}"), source: e.into() })
 }
 
 fn private_dir(p: &Path) -> Result<()> {

@@ -3,9 +3,14 @@
 //! own namespace (`IFLA_TARGET_NETNSID`, Linux >= 4.20), without entering that namespace; and
 //! `RTM_GETNSID`, to tell which namespace file a peer's namespace id stands for.
 
-use std::{io, mem::size_of};
+use std::io;
 
-const NETLINK_ROUTE: i32 = 0;
+use rustix::net::{self, netlink::SocketAddrNetlink};
+
+/// `AF_UNSPEC` and `ENODEV`, as the kernel writes them into netlink messages.
+const AF_UNSPEC: u8 = 0;
+const ENODEV: i32 = rustix::io::Errno::NODEV.raw_os_error();
+
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
 const NLMSG_ERROR: u16 = 2;
@@ -61,15 +66,6 @@ pub enum NetlinkError {
     Malformed(String),
 }
 
-struct Socket(i32);
-
-impl Drop for Socket {
-    fn drop(&mut self) {
-        // SAFETY: the socket is ours and closed once, here.
-        unsafe { libc::close(self.0) };
-    }
-}
-
 fn push_attr(buf: &mut Vec<u8>, ty: u16, payload: &[u8]) {
     let len = u16::try_from(4 + payload.len()).unwrap_or(u16::MAX);
     buf.extend_from_slice(&len.to_ne_bytes());
@@ -104,38 +100,17 @@ fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 /// message of type `want` at least `min_len` bytes long (headers included), cut to its own
 /// length. The kernel's error reply becomes `Kernel` (`NotFound` for ENODEV), naming `what`.
 fn request(mut msg: Vec<u8>, ty: u16, want: u16, min_len: usize, what: &str) -> Result<Vec<u8>, NetlinkError> {
-    // SAFETY: plain socket(2); the descriptor is owned by `Socket` below.
-    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_ROUTE) };
-    if fd < 0 {
-        return Err(NetlinkError::Socket(io::Error::last_os_error()));
-    }
-    let sock = Socket(fd);
+    let sock = net::socket_with(net::AddressFamily::NETLINK, net::SocketType::RAW, net::SocketFlags::CLOEXEC, None)
+        .map_err(|e| NetlinkError::Socket(e.into()))?;
     let total = u32::try_from(msg.len()).unwrap_or(0);
     msg[0..4].copy_from_slice(&total.to_ne_bytes());
     msg[4..6].copy_from_slice(&ty.to_ne_bytes());
     msg[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
     msg[8..12].copy_from_slice(&1u32.to_ne_bytes());
-    // SAFETY: all-zero is a valid sockaddr_nl (the kernel as destination).
-    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    addr.nl_family = u16::try_from(libc::AF_NETLINK).unwrap_or(0);
-    // SAFETY: `msg` and `addr` are valid for the lengths passed.
-    let sent = unsafe {
-        libc::sendto(
-            sock.0,
-            msg.as_ptr().cast(),
-            msg.len(),
-            0,
-            (&raw const addr).cast(),
-            u32::try_from(size_of::<libc::sockaddr_nl>()).unwrap_or(0),
-        )
-    };
-    if sent < 0 {
-        return Err(NetlinkError::Socket(io::Error::last_os_error()));
-    }
+    // To the kernel: port id 0, no groups.
+    net::sendto(&sock, &msg, net::SendFlags::empty(), &SocketAddrNetlink::new(0, 0)).map_err(|e| NetlinkError::Socket(e.into()))?;
     let mut buf = vec![0u8; 64 * 1024];
-    // SAFETY: `buf` is writable for `buf.len()` bytes.
-    let n = unsafe { libc::recv(sock.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
-    let n = usize::try_from(n).map_err(|_| NetlinkError::Socket(io::Error::last_os_error()))?;
+    let (n, _) = net::recv(&sock, &mut buf[..], net::RecvFlags::empty()).map_err(|e| NetlinkError::Socket(e.into()))?;
     buf.truncate(n);
     if buf.len() < 16 {
         return Err(NetlinkError::Malformed(what.to_owned()));
@@ -143,7 +118,7 @@ fn request(mut msg: Vec<u8>, ty: u16, want: u16, min_len: usize, what: &str) -> 
     let reply = u16::from_ne_bytes([buf[4], buf[5]]);
     if reply == NLMSG_ERROR {
         let code = if buf.len() >= 20 { i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]) } else { 0 };
-        if code == -libc::ENODEV {
+        if code == -ENODEV {
             return Err(NetlinkError::NotFound(what.to_owned()));
         }
         return Err(NetlinkError::Kernel { what: what.to_owned(), source: io::Error::from_raw_os_error(-code) });
@@ -159,7 +134,7 @@ fn request(mut msg: Vec<u8>, ty: u16, want: u16, min_len: usize, what: &str) -> 
 fn get_link(ifindex: u32, name: Option<&str>, target_nsid: Option<i32>, what: &str) -> Result<Link, NetlinkError> {
     // nlmsghdr (16) + ifinfomsg (16) + attributes.
     let mut msg = vec![0u8; 32];
-    msg[16] = u8::try_from(libc::AF_UNSPEC).unwrap_or(0);
+    msg[16] = AF_UNSPEC;
     msg[20..24].copy_from_slice(&i32::try_from(ifindex).unwrap_or(0).to_ne_bytes());
     if let Some(n) = name {
         let mut z = n.as_bytes().to_vec();
@@ -234,7 +209,7 @@ pub fn nsid_of(fd: std::os::fd::BorrowedFd<'_>) -> Result<Option<i32>, NetlinkEr
     use std::os::fd::AsRawFd as _;
     // nlmsghdr (16) + rtgenmsg (1, padded to 4) + NETNSA_FD.
     let mut msg = vec![0u8; 20];
-    msg[16] = u8::try_from(libc::AF_UNSPEC).unwrap_or(0);
+    msg[16] = AF_UNSPEC;
     push_attr(&mut msg, NETNSA_FD, &u32::try_from(fd.as_raw_fd()).unwrap_or(u32::MAX).to_ne_bytes());
     let buf = request(msg, RTM_GETNSID, RTM_NEWNSID, 20, "RTM_GETNSID")?;
     Ok(attrs(&buf[20..])
@@ -250,22 +225,8 @@ const RTMGRP_LINK: u32 = 1;
 /// removed, going up or down) in the calling thread's namespace. What it receives is a wake-up,
 /// not parsed: the reader then looks at the links it cares about.
 pub fn link_events() -> io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd as _;
-    // SAFETY: plain socket(2); the descriptor is owned below.
-    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, NETLINK_ROUTE) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a socket we just opened and own.
-    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-    // SAFETY: an all-zero sockaddr_nl is valid; family and groups are set.
-    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    addr.nl_family = u16::try_from(libc::AF_NETLINK).unwrap_or(0);
-    addr.nl_groups = RTMGRP_LINK;
-    // SAFETY: `addr` is a valid sockaddr_nl of the length passed.
-    let rc = unsafe { libc::bind(fd, (&raw const addr).cast(), u32::try_from(size_of::<libc::sockaddr_nl>()).unwrap_or(0)) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let flags = net::SocketFlags::CLOEXEC | net::SocketFlags::NONBLOCK;
+    let owned = net::socket_with(net::AddressFamily::NETLINK, net::SocketType::RAW, flags, None)?;
+    net::bind(&owned, &SocketAddrNetlink::new(0, RTMGRP_LINK))?;
     Ok(owned)
 }

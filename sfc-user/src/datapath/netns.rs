@@ -1,7 +1,13 @@
 //! Entering a network namespace by name, as `ip netns` names them (/run/netns/NAME). Only the
 //! network namespace changes: bpffs pins stay in the root mount namespace.
 
-use std::{fs::File, io, os::fd::AsRawFd};
+use std::{
+    fs::File,
+    io,
+    os::fd::AsFd as _,
+};
+
+use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 
 /// Moves the calling thread into network namespace `name`. Call before any other thread or
 /// socket exists, so the whole process lives there.
@@ -13,12 +19,9 @@ pub fn enter(name: &str) -> io::Result<()> {
     let f = File::open(&path).map_err(|e| {
         io::Error::new(e.kind(), format!("network namespace '{name}' ({path}): {e}; see `ip netns list`"))
     })?;
-    // SAFETY: setns on a namespace file `f` keeps open; it changes only this thread.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("entering network namespace '{name}': {e}")));
-    }
-    Ok(())
+    // setns changes only this thread.
+    move_into_link_name_space(f.as_fd(), Some(LinkNameSpaceType::Network))
+        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("entering network namespace '{name}': {e}")))
 }
 
 /// The network namespace this one knows by `nsid` (a veth's `link_netnsid`). There is no call
@@ -26,7 +29,7 @@ pub fn enter(name: &str) -> io::Result<()> {
 /// /run/netns) first, then every process's (containers, VMs' helpers). Each namespace is asked
 /// once (by inode).
 pub fn open_by_nsid(nsid: i32) -> io::Result<File> {
-    use std::os::{fd::AsFd as _, unix::fs::MetadataExt as _};
+    use std::os::unix::fs::MetadataExt as _;
     let mut seen = std::collections::BTreeSet::new();
     let named = std::fs::read_dir("/run/netns").into_iter().flatten().flatten().map(|e| e.path());
     let procs = std::fs::read_dir("/proc")
@@ -55,10 +58,8 @@ pub fn open_by_nsid(nsid: i32) -> io::Result<File> {
 pub fn run_in<T: Send>(ns: &File, f: impl FnOnce() -> T + Send) -> io::Result<T> {
     std::thread::scope(|s| {
         s.spawn(|| {
-            // SAFETY: as above, on this scoped thread only.
-            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            // On this scoped thread only.
+            move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network))?;
             Ok(f())
         })
         .join()

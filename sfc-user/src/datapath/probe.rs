@@ -13,7 +13,7 @@
 use std::{
     collections::BTreeMap,
     net::IpAddr,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    os::fd::{AsRawFd as _, OwnedFd},
 };
 
 use aya::maps::{Array, MapData};
@@ -79,14 +79,11 @@ pub struct Sender {
 
 impl Sender {
     pub fn new() -> Result<Sender> {
-        // Protocol 0: this socket only sends.
-        // SAFETY: plain socket(2); the descriptor is owned below.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
-        if fd < 0 {
-            return Err(DatapathError::Io { what: "opening a packet socket for probes".to_owned(), source: std::io::Error::last_os_error() });
-        }
-        // SAFETY: `fd` is a socket we just opened and own.
-        Ok(Sender { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        // No protocol: this socket only sends.
+        let flags = rustix::net::SocketFlags::CLOEXEC | rustix::net::SocketFlags::NONBLOCK;
+        let fd = rustix::net::socket_with(rustix::net::AddressFamily::PACKET, rustix::net::SocketType::RAW, flags, None)
+            .map_err(|e| DatapathError::Io { what: "opening a packet socket for probes".to_owned(), source: e.into() })?;
+        Ok(Sender { fd })
     }
 
     /// Sends `frame` out of `ifindex`.

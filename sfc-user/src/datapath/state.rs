@@ -5,7 +5,7 @@ use std::{
     collections::BTreeMap,
     fs::{self, File, OpenOptions},
     io,
-    os::{fd::AsRawFd as _, unix::fs::OpenOptionsExt as _},
+    os::unix::fs::OpenOptionsExt as _,
     path::Path,
 };
 
@@ -122,8 +122,7 @@ impl Lock {
             .mode(0o600)
             .open(&path)
             .map_err(io_err(format!("opening {}", path.display())))?;
-        // SAFETY: flock on a descriptor `f` owns and keeps open.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
             return Err(DatapathError::Other(format!(
                 "another sfc is changing this datapath ({} is locked); try again when it is done",
                 path.display()

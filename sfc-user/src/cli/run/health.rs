@@ -3,7 +3,6 @@
 
 use std::{
     collections::BTreeSet,
-    io,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -32,15 +31,14 @@ pub(super) async fn link_events(wake: Arc<tokio::sync::Notify>) {
         let Ok(mut ready) = fd.readable().await else { return };
         let mut any = false;
         loop {
-            use std::os::fd::AsRawFd as _;
-            // SAFETY: reading into our own buffer from our own socket.
-            let n = unsafe { libc::recv(fd.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n > 0 {
-                any = true;
-                continue;
+            match rustix::net::recv(fd.get_ref(), &mut buf[..], rustix::net::RecvFlags::empty()) {
+                Ok((n, _)) if n > 0 => {
+                    any = true;
+                    continue;
+                }
+                // Drained (EAGAIN), or an overrun (ENOBUFS): either way there was news.
+                r => any |= r.is_err_and(|e| e == rustix::io::Errno::NOBUFS),
             }
-            // Drained (EAGAIN), or an overrun (ENOBUFS): either way there was news.
-            any |= n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOBUFS);
             break;
         }
         ready.clear_ready();
