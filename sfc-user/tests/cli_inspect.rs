@@ -3,26 +3,13 @@
 //! is unit-tested in `datapath::inspect`; real output needs a namespace topology.)
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Output},
 };
 
 /// A scratch directory removed on drop (also on panic).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("sfc-cli-inspect-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("creating {}: {e}", p.display()));
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("sfc-cli-inspect-{tag}-")).tempdir().unwrap_or_else(|e| panic!("creating a temporary directory: {e}"))
 }
 
 fn sfc(pin_dir: &Path, args: &[&str]) -> Output {
@@ -40,8 +27,8 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn unknown_map_name_lists_the_valid_ones() {
-    let d = TempDir::new("unknown-map");
-    let o = sfc(&d.0.join("pins"), &["map", "dump", "SFC_NOPE"]);
+    let d = temp_dir("unknown-map");
+    let o = sfc(&d.path().join("pins"), &["map", "dump", "SFC_NOPE"]);
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("no map called 'SFC_NOPE'"), "{e}");
@@ -52,8 +39,8 @@ fn unknown_map_name_lists_the_valid_ones() {
 
 #[test]
 fn nothing_installed_is_a_clear_error() {
-    let d = TempDir::new("not-installed");
-    let pins = d.0.join("pins");
+    let d = temp_dir("not-installed");
+    let pins = d.path().join("pins");
     for args in [&["status"][..], &["status", "--json"], &["flows"], &["map", "list"], &["map", "dump", "flows"]] {
         let o = sfc(&pins, args);
         assert!(!o.status.success(), "{args:?} succeeded");
@@ -65,14 +52,14 @@ fn nothing_installed_is_a_clear_error() {
 
 #[test]
 fn run_refuses_a_bad_file_before_changing_anything() {
-    let d = TempDir::new("run-bad-file");
-    let pins = d.0.join("pins");
-    let missing = d.0.join("missing.yaml");
+    let d = temp_dir("run-bad-file");
+    let pins = d.path().join("pins");
+    let missing = d.path().join("missing.yaml");
     let o = sfc(&pins, &["run", "-f", missing.to_str().unwrap_or_default(), "--metrics", "127.0.0.1:0"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("missing.yaml"), "{}", stderr(&o));
 
-    let bad = d.0.join("bad.yaml");
+    let bad = d.path().join("bad.yaml");
     std::fs::write(&bad, "port_pairs:\n  - {name: pp1, ingress: a}\n").unwrap_or_else(|e| panic!("writing: {e}"));
     let o = sfc(&pins, &["run", "-f", bad.to_str().unwrap_or_default(), "--metrics", "127.0.0.1:0"]);
     assert!(!o.status.success());

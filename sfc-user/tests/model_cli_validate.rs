@@ -1,31 +1,19 @@
 //! `sfc validate -f FILE` through the binary: exit status, and every problem on its own line
 //! with its line number. No kernel involved.
 
-use std::{
-    path::PathBuf,
-    process::{Command, Output},
-    sync::atomic::{AtomicU32, Ordering},
-};
-
-static N: AtomicU32 = AtomicU32::new(0);
+use std::process::{Command, Output};
 
 /// Writes `text` to a fresh temporary file, removed when the guard drops.
-struct TempFile(PathBuf);
+struct TempFile(tempfile::NamedTempFile);
 
 impl TempFile {
     fn new(ext: &str, text: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("sfc-validate-{}-{}.{ext}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-        std::fs::write(&p, text).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
-        Self(p)
+        let f = tempfile::Builder::new().prefix("sfc-validate-").suffix(&format!(".{ext}")).tempfile().expect("creating a temporary file");
+        std::fs::write(f.path(), text).unwrap_or_else(|e| panic!("writing {}: {e}", f.path().display()));
+        Self(f)
     }
     fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 path")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        self.0.path().to_str().expect("utf-8 path")
     }
 }
 

@@ -227,50 +227,19 @@ fn flow_list(items: &[String]) -> String {
 /// unchanged lines around each change (`  line`) and `...` where unchanged lines are left out.
 /// Empty when the texts are equal.
 pub fn line_diff(old: &str, new: &str, context: usize) -> String {
-    let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
-    // Longest common subsequence table, suffix form: lcs[i][j] for a[i..], b[j..].
-    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for i in (0..a.len()).rev() {
-        for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let mut ops: Vec<(char, &str)> = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        if i < a.len() && j < b.len() && a[i] == b[j] {
-            ops.push((' ', a[i]));
-            i += 1;
-            j += 1;
-        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            ops.push(('-', a[i]));
-            i += 1;
-        } else {
-            ops.push(('+', b[j]));
-            j += 1;
-        }
-    }
-    let changed: Vec<usize> = (0..ops.len()).filter(|&k| ops[k].0 != ' ').collect();
-    let shown = |k: usize| {
-        changed
-            .iter()
-            .any(|&c| k + context >= c && k <= c + context)
-    };
+    let diff = similar::TextDiff::from_lines(old, new);
     let mut out = String::new();
-    let mut skipped = false;
-    for (k, (op, line)) in ops.iter().enumerate() {
-        if shown(k) {
-            if skipped && !out.is_empty() {
-                out.push_str("  ...\n");
-            }
-            skipped = false;
-            let _ = writeln!(out, "{op} {line}");
-        } else {
-            skipped = true;
+    for (i, group) in diff.grouped_ops(context).iter().enumerate() {
+        if i > 0 {
+            out.push_str("  ...\n");
+        }
+        for change in group.iter().flat_map(|op| diff.iter_changes(op)) {
+            let op = match change.tag() {
+                similar::ChangeTag::Equal => ' ',
+                similar::ChangeTag::Delete => '-',
+                similar::ChangeTag::Insert => '+',
+            };
+            let _ = writeln!(out, "{op} {}", change.value().trim_end_matches('\n'));
         }
     }
     out
@@ -279,32 +248,25 @@ pub fn line_diff(old: &str, new: &str, context: usize) -> String {
 /// A directory for chain files, removed (with its contents) when dropped.
 #[derive(Debug)]
 pub struct ScratchDir {
-    path: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl ScratchDir {
-    /// Creates `<tmp>/<name>`; `name` should be unique (e.g. contain the topology id).
+    /// Creates `<tmp>/<name>XXXXXX`; `name` says whose it is (e.g. the topology id).
     pub fn new(name: &str) -> Result<ScratchDir> {
-        let path = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
-        Ok(ScratchDir { path })
+        let dir = tempfile::Builder::new().prefix(&format!("{name}-")).tempdir().with_context(|| format!("creating a temporary directory for {name}"))?;
+        Ok(ScratchDir { dir })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     /// Writes `file` as `<dir>/<name>` and returns its path.
     pub fn write(&self, name: &str, file: &ChainFile) -> Result<PathBuf> {
-        let path = self.path.join(name);
+        let path = self.path().join(name);
         file.write(&path)?;
         Ok(path)
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
