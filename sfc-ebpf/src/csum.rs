@@ -10,7 +10,7 @@
 //! folded pseudo-header sum. Completing a checksum that was already complete and happens to look
 //! like that (1 in 65,535) writes back the value it had, so the test needs no certainty.
 //!
-//! SCTP offloads a CRC32c instead, left as zero; computing it here would cost a table walk per
+//! SCTP offloads a `CRC32c` instead, left as zero; computing it here would cost a table walk per
 //! byte. Such packets are dropped and counted (`checksum_offload`), see `sfc_common::DropReason`.
 
 use aya_ebpf::{

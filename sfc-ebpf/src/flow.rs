@@ -188,8 +188,8 @@ pub fn recompute(roles: u32, pp_id: u32, bank: u32, p: &Parsed, s: &mut Scratch,
     // A path stored from the previous bank gets generation 0, so its entry port re-resolves it.
     let generation = if bank == meta.bank { meta.generation } else { 0 };
     let force = FORCE | ((pp.group & 0xfff) << 16) | (pp_id & 0xffff);
-    if roles & ROLE_SF_EGRESS != 0 {
-        if let Some(res) = classify(bank, class, p.ethertype, &s.key) {
+    if roles & ROLE_SF_EGRESS != 0
+        && let Some(res) = classify(bank, class, p.ethertype, &s.key) {
             init_recomputed(s, res, generation);
             let dry = !admit();
             let h = store(res, s, bank, force | if dry { DRY } else { 0 });
@@ -199,7 +199,6 @@ pub fn recompute(roles: u32, pp_id: u32, bank: u32, p: &Parsed, s: &mut Scratch,
             let flow = entry(dry, &raw mut s.flow, &s.key, true)?;
             return Ok(Some((flow, (h as usize & (MAX_HOPS - 1)) + 1)));
         }
-    }
     if roles & ROLE_SF_INGRESS != 0 {
         let packet = s.key;
         s.key = swapped(&packet);

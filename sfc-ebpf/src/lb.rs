@@ -23,17 +23,15 @@ pub const PICK_DOWN: u32 = 1;
 /// only where its chain changed, and removed members drain instead of cutting their flows.
 #[inline(never)]
 pub fn pick(bank: u32, group: u32, key: &FlowKey, old: u32, slot: &mut u16) -> u32 {
-    if old != u32::from(PORT_PAIR_NONE) {
-        if let Some(pp) = port_pair(old) {
-            if pp.group == group && pp.flags & PP_F_DOWN == 0 {
+    if old != u32::from(PORT_PAIR_NONE)
+        && let Some(pp) = port_pair(old)
+            && pp.group == group && pp.flags & PP_F_DOWN == 0 {
                 #[allow(clippy::cast_possible_truncation)]
                 {
                     *slot = old as u16;
                 }
                 return PICK_OK;
             }
-        }
-    }
     let Some(g) = (unsafe { SFC_GROUPS.get(&banked_id(bank, group)) }) else {
         return PICK_DOWN;
     };

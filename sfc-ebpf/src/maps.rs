@@ -42,7 +42,7 @@ pub static SFC_CLS_HASH: HashMap<ClsKey, u32> =
 #[map]
 pub static SFC_CLS_RES: HashMap<u32, ClsResult> = HashMap::pinned(MAX_CLS_RESULTS * 2, 0);
 
-/// chain_id -> ordered port pair groups. Written by the loader, read when a flow is created.
+/// `chain_id` -> ordered port pair groups. Written by the loader, read when a flow is created.
 #[map]
 pub static SFC_CHAINS: HashMap<u32, ChainEntry> = HashMap::pinned(MAX_CHAINS * 2, 0);
 

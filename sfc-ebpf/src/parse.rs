@@ -191,6 +191,7 @@ fn fingerprint(l4: usize, end: usize, proto: &L4) -> u32 {
     sfc_common::hash::fmix(sfc_common::hash::mix(h, w3))
 }
 
+#[expect(clippy::struct_field_names, reason = "`l4_len` is named as the `Parsed` field it fills")]
 struct L4 {
     proto: u8,
     /// The protocol carries ports (read unless this is a later fragment).

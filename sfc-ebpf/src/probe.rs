@@ -25,11 +25,10 @@ pub fn returned(start: usize, end: usize, p: &Parsed, port_pair: u32) -> bool {
     let pp = u32::from_be(unsafe { core::ptr::read_unaligned((at + 8) as *const u32) });
     // SAFETY: inside the 20 bytes checked above.
     let seq = u64::from_be(unsafe { core::ptr::read_unaligned((at + 12) as *const u64) });
-    if pp == port_pair {
-        if let Some(slot) = SFC_PROBES.get_ptr_mut(pp) {
+    if pp == port_pair
+        && let Some(slot) = SFC_PROBES.get_ptr_mut(pp) {
             // SAFETY: a valid pointer to an element of an array map of u64.
             unsafe { *slot = seq };
         }
-    }
     true
 }

@@ -153,12 +153,9 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
         if p.frag == FRAG_LATER {
             // Steer it as its first fragment was; unknown first fragment: not ours.
             // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
-            match unsafe { SFC_FRAGS_V2.get(&scratch.frag) } {
-                Some(k) => scratch.key = *k,
-                None => {
-                    counters::iface(ifindex, If::Unclassified);
-                    return Ok(Action::PASS);
-                }
+            if let Some(k) = unsafe { SFC_FRAGS_V2.get(&scratch.frag) } { scratch.key = *k } else {
+                counters::iface(ifindex, If::Unclassified);
+                return Ok(Action::PASS);
             }
         }
     }
@@ -233,8 +230,8 @@ fn lookup_flow(
 ) -> Result<Option<Path>, DropReason> {
     let (roles, port_pair) = (iface.roles, iface.port_pair);
     let sf = roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) != 0;
-    if sf {
-        if let Some(flow) = SFC_FLOWS_V2.get_ptr_mut(&scratch.key) {
+    if sf
+        && let Some(flow) = SFC_FLOWS_V2.get_ptr_mut(&scratch.key) {
             // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
             let f = unsafe { &*flow };
             let cur = hop_of(&f.members, f.n_hops, port_pair);
@@ -249,7 +246,6 @@ fn lookup_flow(
                 return Ok(path);
             }
         }
-    }
     if roles & ROLE_DEST != 0 {
         // The reverse direction of a symmetric chain starts where the forward one is delivered.
         let entry = SFC_FLOWS_V2
@@ -356,6 +352,7 @@ fn hops_from(present: u16, from: usize, n: u8) -> u32 {
 }
 
 /// Where `forward` sends a packet.
+#[derive(Clone, Copy)]
 enum Next {
     /// Back to the host (the chain is done and has no logical destination port).
     Host,
