@@ -12,6 +12,7 @@ pub mod counters;
 pub mod failover;
 pub mod http;
 pub mod interrupt;
+pub mod link;
 pub mod netns;
 pub mod ping;
 pub mod process;
@@ -21,6 +22,7 @@ pub mod scenario;
 pub mod send;
 pub mod sfc;
 pub mod stream;
+pub mod sysctl;
 pub mod topology;
 pub mod traffic;
 

@@ -1,5 +1,6 @@
-//! Network namespaces: a guard that deletes what it created, running code inside a namespace
-//! from a thread of this process, and the `ip` / sysctl plumbing around them.
+//! Network namespaces: a guard that deletes what it created (one namespace or a group of them),
+//! running code inside a namespace from a thread of this process, and the `ip` / sysctl / sysfs
+//! plumbing around them.
 
 use std::{
     fs::File,
@@ -118,6 +119,43 @@ impl Drop for NetNs {
     }
 }
 
+/// Namespaces made together, deleted together: in reverse order of creation when dropped.
+#[derive(Debug, Default)]
+pub struct NetNsGroup(Vec<NetNs>);
+
+impl NetNsGroup {
+    /// Creates namespace `name` as the group's newest.
+    pub fn create(&mut self, name: &str) -> Result<()> {
+        self.0.push(NetNs::create(name)?);
+        Ok(())
+    }
+
+    /// The names, in creation order.
+    pub fn names(&self) -> Vec<String> {
+        self.0.iter().map(|ns| ns.name().to_owned()).collect()
+    }
+
+    /// Leaves every namespace in place when dropped.
+    pub fn disarm(&mut self) {
+        for ns in &mut self.0 {
+            ns.disarm();
+        }
+    }
+
+    /// Deletes them now, newest first.
+    pub fn delete_all(&mut self) {
+        while let Some(ns) = self.0.pop() {
+            drop(ns);
+        }
+    }
+}
+
+impl Drop for NetNsGroup {
+    fn drop(&mut self) {
+        self.delete_all();
+    }
+}
+
 /// Moves the calling thread into namespace `name`. Only for threads made for that purpose: the
 /// network namespace is per thread, and the thread never goes back.
 pub fn enter(name: &str) -> Result<()> {
@@ -165,6 +203,16 @@ pub fn sysctls(name: &str, settings: &[(&str, &str)]) -> Result<()> {
         }
         Ok(())
     })?
+}
+
+/// Writes `value` to `file` of namespace `name`'s own sysfs (`/sys/class/net/...`): through
+/// `ip netns exec`, which mounts it (a thread that only entered the namespace still sees the
+/// sysfs of its mount namespace).
+pub fn write_sysfs(name: &str, file: &str, value: &str) -> Result<()> {
+    let script = format!("echo {value} > {file}");
+    run("ip", &["netns", "exec", name, "sh", "-c", &script])
+        .with_context(|| format!("write {value} to {file} in namespace {name}"))
+        .map(drop)
 }
 
 /// Reads one sysctl inside namespace `name`.

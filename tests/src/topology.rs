@@ -26,6 +26,7 @@ mod plan;
 
 use std::{
     collections::BTreeMap,
+    net::IpAddr,
     sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -36,51 +37,20 @@ pub use self::plan::{DEST_IP, DEST_IP6, End, PREFIX_LEN, PREFIX6_LEN, SOURCE_IP,
 use crate::{
     chain::{ChainFile, FlowClassifier, PortChain, PortPair, PortPairGroup},
     counters::{Counters, LinkStats},
-    netns::{self, NetNs, ip_in},
+    link::{self, Veth},
+    netns::{self, NetNsGroup, ip_in},
+    sysctl,
 };
 
 /// The bridge inside the hub namespace.
 pub const BRIDGE: &str = "br0";
 /// Every namespace of every topology starts with this.
 pub const NS_PREFIX: &str = "sfc-";
-/// IPv6 sysctls (all and default) of the endpoint namespaces of an IPv6 topology: no
-/// link-local addresses (hence no router solicitation and no DAD of them), no DAD, no router
-/// advertisements or redirects accepted, and MLD's unsolicited reports (sent when an interface
-/// comes up) squeezed into a few milliseconds.
-const IPV6_QUIET: &[(&str, &str)] = &[
-    ("net.ipv6.conf.all.disable_ipv6", "0"),
-    ("net.ipv6.conf.default.disable_ipv6", "0"),
-    ("net.ipv6.conf.default.addr_gen_mode", "1"),
-    ("net.ipv6.conf.all.accept_dad", "0"),
-    ("net.ipv6.conf.default.accept_dad", "0"),
-    ("net.ipv6.conf.all.dad_transmits", "0"),
-    ("net.ipv6.conf.default.dad_transmits", "0"),
-    ("net.ipv6.conf.all.router_solicitations", "0"),
-    ("net.ipv6.conf.default.router_solicitations", "0"),
-    ("net.ipv6.conf.all.accept_ra", "0"),
-    ("net.ipv6.conf.default.accept_ra", "0"),
-    ("net.ipv6.conf.all.accept_redirects", "0"),
-    ("net.ipv6.conf.default.accept_redirects", "0"),
-    ("net.ipv6.conf.all.mldv2_unsolicited_report_interval", "10"),
-    (
-        "net.ipv6.conf.default.mldv2_unsolicited_report_interval",
-        "10",
-    ),
-    ("net.ipv6.conf.all.mldv1_unsolicited_report_interval", "10"),
-    (
-        "net.ipv6.conf.default.mldv1_unsolicited_report_interval",
-        "10",
-    ),
-];
 /// How long endpoint counters must stand still before an IPv6 topology counts as built.
 const QUIET_PERIOD: Duration = Duration::from_millis(300);
 const QUIET_LIMIT: Duration = Duration::from_secs(5);
 /// Longest id that keeps hub-side names (`<id>-s1o`) within IFNAMSIZ - 1.
 pub const MAX_ID_LEN: usize = 11;
-
-pub fn mac_string(mac: [u8; 6]) -> String {
-    mac.map(|b| format!("{b:02x}")).join(":")
-}
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -152,7 +122,7 @@ pub struct Topology {
     /// Another topology's hub this one is plugged into (with its own bridge), if any.
     shared_hub: Option<String>,
     /// In creation order, hub first (when this topology owns it).
-    namespaces: Vec<NetNs>,
+    namespaces: NetNsGroup,
 }
 
 impl Topology {
@@ -178,7 +148,7 @@ impl Topology {
             ipv6: config.ipv6,
             symmetric_routing: config.symmetric_routing,
             shared_hub: config.hub,
-            namespaces: Vec::new(),
+            namespaces: NetNsGroup::default(),
         };
         topo.create()
             .with_context(|| format!("build topology {}", topo.id))?;
@@ -193,8 +163,7 @@ impl Topology {
         }
         roles.extend(self.sfs.iter().map(|n| format!("sf{n}")));
         for role in &roles {
-            let ns = NetNs::create(&self.ns(role))?;
-            self.namespaces.push(ns);
+            self.namespaces.create(&self.ns(role))?;
         }
 
         for role in &roles {
@@ -213,7 +182,7 @@ impl Topology {
                 "0",
             ],
         )?;
-        ip_in(&hub, &["link", "set", &self.bridge(), "up"])?;
+        link::up(&hub, &self.bridge())?;
         for end in self.ends() {
             self.plug(end)?;
         }
@@ -228,26 +197,11 @@ impl Topology {
     fn configure(&self, role: &str) -> Result<()> {
         // The hub only bridges: IPv6 stays off there in every variant.
         let v6 = self.ipv6 && role != "hub";
-        let mut settings = vec![
-            ("net.ipv4.conf.all.accept_redirects", "0"),
-            ("net.ipv4.conf.default.accept_redirects", "0"),
-            ("net.ipv4.conf.all.send_redirects", "0"),
-            ("net.ipv4.conf.default.send_redirects", "0"),
-        ];
-        if v6 {
-            settings.extend_from_slice(IPV6_QUIET);
-        } else {
-            settings.extend([
-                ("net.ipv6.conf.all.disable_ipv6", "1"),
-                ("net.ipv6.conf.default.disable_ipv6", "1"),
-            ]);
-        }
+        let mut settings = sysctl::NO_REDIRECTS.to_vec();
+        settings.extend_from_slice(if v6 { sysctl::IPV6_QUIET } else { sysctl::IPV6_OFF });
         if role.starts_with("sf") {
-            settings.extend([
-                ("net.ipv4.ip_forward", "1"),
-                ("net.ipv4.conf.all.rp_filter", "0"),
-                ("net.ipv4.conf.default.rp_filter", "0"),
-            ]);
+            settings.push(sysctl::ip_forward(true));
+            settings.extend_from_slice(sysctl::NO_RP_FILTER);
             if v6 {
                 settings.push(("net.ipv6.conf.all.forwarding", "1"));
             }
@@ -260,12 +214,10 @@ impl Topology {
         let hub = self.hub();
         let ns = self.ns(&end.role());
         let hub_dev = self.hub_dev(end);
-        let (hub_mac, mac) = (mac_string(end.hub_mac()), mac_string(end.mac()));
-        #[rustfmt::skip]
-        ip_in(&hub, &[
-            "link", "add", &hub_dev, "address", &hub_mac, "type", "veth",
-            "peer", "name", end.dev(), "address", &mac, "netns", &ns,
-        ])?;
+        link::veth(
+            Veth::new(&hub, &hub_dev).mac(end.hub_mac()),
+            Veth::new(&ns, end.dev()).mac(end.mac()),
+        )?;
         ip_in(&hub, &["link", "set", &hub_dev, "master", &self.bridge()])?;
         if self.ipv6 {
             // MLD reports are multicast: the bridge must not flood them to endpoints.
@@ -274,32 +226,19 @@ impl Topology {
                 "-n", &hub, "link", "set", "dev", &hub_dev, "mcast_flood", "off",
             ])?;
         }
-        ip_in(&hub, &["link", "set", &hub_dev, "up"])?;
+        link::up(&hub, &hub_dev)?;
         if let End::SfIn(_) | End::SfOut(_) = end {
-            let dev = end.dev();
-            netns::sysctls(
-                &ns,
-                &[
-                    (&format!("net.ipv4.conf.{dev}.rp_filter"), "0"),
-                    (&format!("net.ipv4.conf.{dev}.accept_redirects"), "0"),
-                    (&format!("net.ipv4.conf.{dev}.send_redirects"), "0"),
-                ],
-            )?;
+            sysctl::open_interface(&ns, end.dev())?;
         }
         let (addr, len) = end.addr();
-        ip_in(
-            &ns,
-            &["addr", "add", &format!("{addr}/{len}"), "dev", end.dev()],
-        )?;
+        link::add_addr(&ns, end.dev(), addr.into(), len)?;
         if self.ipv6 {
             let (addr, len) = end.addr6();
-            #[rustfmt::skip]
-            ip_in(&ns, &[
-                "-6", "addr", "add", &format!("{addr}/{len}"), "dev", end.dev(), "nodad",
-            ])?;
+            link::add_addr(&ns, end.dev(), addr.into(), len)?;
         }
-        ip_in(&ns, &["link", "set", end.dev(), "up"])?;
+        link::up(&ns, end.dev())?;
         // The bridge must never flood towards an SF for want of knowing where a MAC lives.
+        let mac = link::mac_string(end.mac());
         #[rustfmt::skip]
         netns::run("bridge", &[
             "-n", &hub, "fdb", "replace", &mac, "dev", &hub_dev, "master", "static",
@@ -313,16 +252,12 @@ impl Topology {
         // traffic.
         let v6 = self.ipv6;
         let neigh = |ns: &str, dev: &str, to: End| -> Result<()> {
-            let mac = mac_string(to.mac());
-            let mut addrs = vec![to.addr().0.to_string()];
+            let mut addrs = vec![IpAddr::V4(to.addr().0)];
             if v6 {
-                addrs.push(to.addr6().0.to_string());
+                addrs.push(IpAddr::V6(to.addr6().0));
             }
-            for addr in &addrs {
-                #[rustfmt::skip]
-                ip_in(ns, &[
-                    "neigh", "replace", addr, "lladdr", &mac, "dev", dev, "nud", "permanent",
-                ])?;
+            for addr in addrs {
+                link::static_neighbour(ns, dev, addr, to.mac())?;
             }
             Ok(())
         };
@@ -347,7 +282,7 @@ impl Topology {
     }
 
     /// Waits until no endpoint interface counter moves for [`QUIET_PERIOD`]: an interface
-    /// that comes up with IPv6 sends its MLD reports (with [`IPV6_QUIET`], within a few tens
+    /// that comes up with IPv6 sends its MLD reports (with [`sysctl::IPV6_QUIET`], within a few tens
     /// of milliseconds), and a test's counter deltas must not catch them.
     fn wait_for_quiet(&self) -> Result<()> {
         let deadline = Instant::now() + QUIET_LIMIT;
@@ -378,9 +313,7 @@ impl Topology {
 
     /// Leaves everything in place when dropped (`cargo xtask demo --keep`).
     pub fn keep(mut self) {
-        for ns in &mut self.namespaces {
-            ns.disarm();
-        }
+        self.namespaces.disarm();
     }
 
     pub fn id(&self) -> &str {
@@ -423,10 +356,7 @@ impl Topology {
 
     /// The namespace names this topology owns.
     pub fn namespaces(&self) -> Vec<String> {
-        self.namespaces
-            .iter()
-            .map(|ns| ns.name().to_owned())
-            .collect()
+        self.namespaces.names()
     }
 
     /// Hub-side (bridge port) name of an endpoint interface: what a chain file names, since
@@ -504,9 +434,7 @@ impl Topology {
 impl Drop for Topology {
     fn drop(&mut self) {
         // Endpoints first, the hub last.
-        while let Some(ns) = self.namespaces.pop() {
-            drop(ns);
-        }
+        self.namespaces.delete_all();
         // In another topology's hub, the bridge is this topology's to remove (its ports went
         // with the endpoint namespaces).
         if let Some(hub) = &self.shared_hub {
@@ -558,7 +486,7 @@ mod tests {
             ipv6: false,
             symmetric_routing: false,
             shared_hub: None,
-            namespaces: Vec::new(),
+            namespaces: NetNsGroup::default(),
         };
         for end in topo.ends() {
             assert!(topo.hub_dev(end).len() <= 15, "{}", topo.hub_dev(end));

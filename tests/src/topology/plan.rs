@@ -116,7 +116,7 @@ impl fmt::Display for End {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::mac_string;
+    use crate::link::mac_string;
 
     #[test]
     fn sf_addresses_follow_the_plan() {
