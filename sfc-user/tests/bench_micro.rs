@@ -46,11 +46,10 @@ use sfc::{
 };
 use sfc_common::maps::{PROG_TC_INGRESS, PROG_XDP};
 
-/// The fixtures' namespace and pin-directory guards (this benchmark does not change MTUs).
-#[path = "common/netns.rs"]
-#[expect(dead_code, reason = "the benchmark uses the guards, not every helper of the fixtures")]
-mod netns;
-use netns::{NetNs, PinDir};
+/// The fixtures' namespace and pin directory.
+#[path = "common/sandbox.rs"]
+mod sandbox;
+use sfc_tests::bpffs::PinDir;
 
 /// Classifier counts to measure (the 1, 100, 10,000 and 100,000).
 const SIZES: &[usize] = &[1, 100, 10_000, 100_000];
@@ -151,9 +150,9 @@ struct Bench {
 
 impl Bench {
     fn new(n: usize) -> Self {
-        let pins = PinDir::new();
+        let pins = sandbox::pin_dir();
         let mut ebpf = EbpfLoader::new()
-            .default_map_pin_directory(&pins.0)
+            .default_map_pin_directory(pins.path())
             .load(datapath::EBPF_OBJECT)
             .unwrap_or_else(|e| panic!("loading the BPF object: {e}"));
         let prog: &mut SchedClassifier =
@@ -168,14 +167,14 @@ impl Bench {
         let facts: BTreeMap<String, IfaceFacts> = macs
             .iter()
             .map(|(name, mac)| {
-                let f = IfaceFacts { ifindex: NetNs::ifindex_here(name), peer_mac: Some(*mac), peer_in_other_netns: true };
+                let f = IfaceFacts { ifindex: sandbox::ifindex(name), peer_mac: Some(*mac), peer_in_other_netns: true };
                 ((*name).to_owned(), f)
             })
             .collect();
         let compiled = compile::compile(&model, &facts, None).unwrap_or_else(|e| panic!("compile: {e:?}"));
         let compile = started.elapsed();
         let started = Instant::now();
-        let loc = Location::new(None, Some(pins.0.clone()));
+        let loc = Location::new(None, Some(pins.path().to_owned()));
         Maps::open(&loc)
             .and_then(|mut m| m.write(&compiled, &BTreeMap::new(), false))
             .unwrap_or_else(|e| panic!("writing the maps: {e}"));
@@ -278,7 +277,7 @@ fn flows(count: usize, first_sport: u16, dst: impl Fn(usize) -> usize) -> Vec<Ve
 
 fn measure(n: usize) -> Row {
     let b = Bench::new(n);
-    let (src, sf_out) = (NetNs::ifindex_here(SRC), NetNs::ifindex_here(SF_OUT));
+    let (src, sf_out) = (sandbox::ifindex(SRC), sandbox::ifindex(SF_OUT));
     let what = format!("{n} classifiers");
 
     // One known flow, to a classifier in the middle of the table; then the same packet coming
@@ -303,8 +302,8 @@ fn measure(n: usize) -> Row {
 #[test]
 #[ignore = "benchmark, run by `cargo xtask bench`"]
 fn classify_and_steer() {
-    netns::sweep_stale();
-    let _netns = NetNs::new(PAIRS);
+    sandbox::sweep_stale();
+    let _netns = sandbox::namespace(PAIRS);
     let rows: Vec<Row> = SIZES
         .iter()
         .map(|&n| {

@@ -1,6 +1,7 @@
-//! Network namespaces: a guard that deletes what it created (one namespace or a group of them),
-//! running code inside a namespace from a thread of this process, and the `ip` / sysctl / sysfs
-//! plumbing around them.
+//! Network namespaces: a guard that deletes what it created (one namespace, a group of them, or
+//! one the calling thread lives in), running code inside a namespace from a thread of this
+//! process, the sweep of what a killed run left, and the `ip` / sysctl / sysfs plumbing around
+//! them.
 
 use std::{
     fs::File,
@@ -10,6 +11,8 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+
+use crate::pid_name;
 
 /// Where `ip netns` keeps its named namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
@@ -156,16 +159,66 @@ impl Drop for NetNsGroup {
     }
 }
 
-/// Moves the calling thread into namespace `name`. Only for threads made for that purpose: the
-/// network namespace is per thread, and the thread never goes back.
-pub fn enter(name: &str) -> Result<()> {
-    let file = File::open(path(name)).with_context(|| format!("open namespace {name}"))?;
+/// A namespace of its own for the calling thread (e.g. a test's, for `BPF_PROG_TEST_RUN`, which
+/// resolves interface indexes in the caller's namespace): created and entered; on drop the
+/// thread goes back to the namespace it came from, then the namespace is deleted.
+#[derive(Debug)]
+pub struct Inside {
+    home: File,
+    // Dropped after `drop` below has taken the thread home.
+    ns: NetNs,
+}
+
+impl Inside {
+    pub fn create(name: &str) -> Result<Self> {
+        let home = File::open("/proc/thread-self/ns/net").context("open this thread's network namespace")?;
+        let inside = Inside { home, ns: NetNs::create(name)? };
+        enter(name)?;
+        Ok(inside)
+    }
+
+    pub fn name(&self) -> &str {
+        self.ns.name()
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        if let Err(e) = setns(&self.home, "the thread's own namespace") {
+            // A second panic while unwinding would abort the whole test binary.
+            if std::thread::panicking() {
+                eprintln!("warning: cannot leave network namespace {}: {e:#}", self.name());
+            } else {
+                panic!("cannot leave network namespace {}: {e:#}", self.name());
+            }
+        }
+    }
+}
+
+/// Deletes the namespaces named `<prefix>-<pid>-<n>` ([`crate::pid_name`]) whose process is
+/// gone: what a killed run (no destructors) left behind. Best effort.
+pub fn sweep_stale(prefix: &str) {
+    for name in list(prefix) {
+        if pid_name::is_stale(&name, prefix) {
+            let _ = delete(&name);
+        }
+    }
+}
+
+fn setns(file: &File, what: &str) -> Result<()> {
     // SAFETY: setns on a valid fd we own; it changes only this thread's network namespace.
     let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
     if rc != 0 {
-        bail!("setns({name}): {}", std::io::Error::last_os_error());
+        bail!("setns({what}): {}", std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Moves the calling thread into namespace `name`. Only for threads made for that purpose (or
+/// through [`Inside`], which takes it back): the network namespace is per thread.
+pub fn enter(name: &str) -> Result<()> {
+    let file = File::open(path(name)).with_context(|| format!("open namespace {name}"))?;
+    setns(&file, name)
 }
 
 /// Runs `f` on a fresh thread inside namespace `name` and returns its result.

@@ -15,9 +15,9 @@
 
 pub mod csum;
 pub mod mutate;
-pub mod netns;
 pub mod packets;
 pub mod probe;
+pub mod sandbox;
 pub mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,7 +34,7 @@ use sfc::{
 };
 use sfc_common::maps::{Counter, HopStatsKey, IfStats, PROG_TC_INGRESS, PROG_XDP};
 
-use self::netns::{NetNs, PinDir, sweep_stale};
+use sfc_tests::{bpffs::PinDir, link, netns::Inside};
 
 /// Verdicts as the tables write them, whatever the program type: the tc values. An XDP run's
 /// verdict is translated (`XDP_PASS` -> `PASS`, ...), so one table states what both modes must
@@ -183,7 +183,7 @@ pub struct Fixture {
     /// Interfaces marked down (`set_interface_down`).
     down: BTreeSet<String>,
     _pins: PinDir,
-    netns: NetNs,
+    netns: Inside,
 }
 
 impl Fixture {
@@ -197,11 +197,11 @@ impl Fixture {
         mac_of: impl Fn(&str) -> [u8; 6],
         peer_ns: impl Fn(&str) -> bool,
     ) -> Self {
-        sweep_stale();
-        let netns = NetNs::new(pairs);
-        let pins = PinDir::new();
+        sandbox::sweep_stale();
+        let netns = sandbox::namespace(pairs);
+        let pins = sandbox::pin_dir();
         let mut ebpf = EbpfLoader::new()
-            .default_map_pin_directory(&pins.0)
+            .default_map_pin_directory(pins.path())
             .load(datapath::EBPF_OBJECT)
             .unwrap_or_else(|e| panic!("loading the BPF object: {e}"));
         let name = prog_name(mode);
@@ -218,18 +218,18 @@ impl Fixture {
             .iter()
             .flat_map(|(a, b)| [*a, *b])
             .map(|n| {
-                (n.to_owned(), IfaceFacts { ifindex: netns.ifindex(n), peer_mac: Some(mac_of(n)), peer_in_other_netns: peer_ns(n) })
+                (n.to_owned(), IfaceFacts { ifindex: sandbox::ifindex(n), peer_mac: Some(mac_of(n)), peer_in_other_netns: peer_ns(n) })
             })
             .collect();
         let compiled = compile::compile(&model, &facts, None).unwrap_or_else(|e| panic!("compile: {e:?}"));
-        let loc = Location::new(None, Some(pins.0.clone()));
+        let loc = Location::new(None, Some(pins.path().to_owned()));
         Maps::open(&loc).and_then(|mut m| m.write(&compiled, &BTreeMap::new(), true)).unwrap_or_else(|e| panic!("writing the maps: {e}"));
         Self { ebpf, mode, loc, model, facts, down: BTreeSet::new(), _pins: pins, netns }
     }
 
     /// Sets an interface's MTU (the XDP program checks frames against their target's).
     pub fn set_mtu(&self, ifname: &str, mtu: u32) {
-        self.netns.set_mtu(ifname, mtu);
+        link::set_mtu(self.netns.name(), ifname, mtu).unwrap_or_else(|e| panic!("{e:#}"));
     }
 
     /// The MAC address behind `ifname` (its peer's, as the loader found it): where a packet
