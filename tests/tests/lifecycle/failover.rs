@@ -4,6 +4,7 @@ use std::{thread::sleep, time::{Duration, Instant}};
 
 use sfc_tests::{
     Sfc, TopologyConfig,
+    failover::pg1_carrier,
     netns::ip_in,
     process::{Daemon, indent},
     prometheus::Exposition,
@@ -54,14 +55,7 @@ fn link_down_fails_over_within_a_second() {
     let before = fx.topo.counters().unwrap();
     let stream = stream(&fx, vec![40_000]);
     sleep(Duration::from_millis(500));
-    let stats = sfc.stats();
-    let carrying: Vec<u8> = [1u8, 2]
-        .into_iter()
-        .filter(|n| stats.packets("pc1", 0, &format!("pp{n}")).unwrap_or(0) > 0)
-        .collect();
-    let [x] = carrying[..] else {
-        panic!("one 5-tuple must ride exactly one PG1 member, got sf{carrying:?}:\n{stats}")
-    };
+    let x = pg1_carrier(&sfc.stats()).unwrap_or_else(|e| panic!("{e:#}"));
     let y = 3 - x;
     let (ppx, ppy) = (format!("pp{x}"), format!("pp{y}"));
     let at_down = fx.topo.counters().unwrap();

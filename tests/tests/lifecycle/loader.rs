@@ -18,13 +18,13 @@ use sfc_tests::{
     process::{Daemon, indent, kill_after},
     rng::Rng,
     scenario::Fixture,
-    sfc::{diagnostics, sports_for_members},
+    sfc::diagnostics,
     topology::End,
 };
 
 use super::{
     assert_every_datagram_crossed_sf3_once, chain_files, context, generation, ms, settled_since,
-    stream,
+    sports_on_both_pg1_members, stream,
 };
 
 /// (b) The loader may die at any moment. `sfc run` is killed (SIGKILL) mid-stream: forwarding
@@ -48,9 +48,7 @@ fn killing_the_loader_loses_nothing() {
         &log,
     )
     .unwrap_or_else(|e| panic!("{e:#}"));
-    let src = fx.topo.hub_dev(End::Source);
-    let sports =
-        sports_for_members(&sfc, &src, 0, &["pp1", "pp2"]).unwrap_or_else(|e| panic!("{e:#}"));
+    let sports = sports_on_both_pg1_members(&fx, &sfc);
 
     let before = fx.topo.counters().unwrap();
     let stream = stream(&fx, sports);

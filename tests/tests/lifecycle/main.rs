@@ -5,8 +5,9 @@
 //! refused while one holds the lock, and the pin and state directories are private.
 //!
 //! Every test streams sequence-numbered UDP datagrams source -> dest:5000 at a steady rate
-//! ([`SeqStream`]), so a loss is a named sequence number, not a guess. Chain files: PP1..PP3 for
-//! sf1..sf3, PG1 = {PP1, PP2}, PG2 = {PP3}; chain A = pc1 [PG1, PG2], chain B = pc1 [PG2].
+//! ([`SeqStream`]), so a loss is a named sequence number, not a guess. Chain files
+//! ([`failover::chain_over`]): PP1..PP3 for sf1..sf3, PG1 = {PP1, PP2}, PG2 = {PP3}; chain A =
+//! pc1 [PG1, PG2], chain B = pc1 [PG2].
 //!
 //! Needs the `sfc` binary (`SFC_BIN`, else `target/debug/sfc`) and root; run with
 //! `--test-threads=1`. `--nocapture` shows the measured figures (timings, loss, failover gap).
@@ -24,12 +25,12 @@ use std::{
 };
 
 use sfc_tests::{
-    ChainFile, Counters, Sfc, Stats,
-    chain::{FlowClassifier, PortChain, PortPairGroup},
+    Counters, Sfc, Stats,
+    failover::chain_over,
     prometheus::Exposition,
     scenario::Fixture,
-    sfc::diagnostics,
-    stream::{STREAM_PORT, SeqStream, StreamReport, StreamSpec, kernel_drops},
+    sfc::{diagnostics, sports_for_members},
+    stream::{SeqStream, StreamReport, StreamSpec, kernel_drops},
     topology::{End, Topology},
 };
 
@@ -40,32 +41,18 @@ const STREAM_LIMIT: Duration = Duration::from_secs(30);
 /// The daemon's metrics socket: 127.0.0.1 of the hub namespace (the default address).
 const METRICS: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9469);
 
-/// PP1..PP3, PG1 = {PP1, PP2}, PG2 = {PP3}, classifier `fc` (UDP to dest port 5000 from
-/// source), and chain pc1 (id 1) over `groups`.
-fn chain(topo: &Topology, groups: &[&str]) -> ChainFile {
-    ChainFile {
-        port_pairs: [1, 2, 3].iter().map(|&n| topo.port_pair(n)).collect(),
-        port_pair_groups: vec![
-            PortPairGroup::new("pg1", &["pp1", "pp2"]),
-            PortPairGroup::new("pg2", &["pp3"]),
-        ],
-        flow_classifiers: vec![FlowClassifier::to_port(
-            "fc",
-            "udp",
-            STREAM_PORT,
-            &topo.hub_dev(End::Source),
-        )],
-        port_chains: vec![PortChain::new("pc1", 1, groups, &["fc"])],
-        interfaces: Vec::new(),
-    }
-}
-
 /// Writes chain A ([PG1, PG2]) and chain B ([PG2]).
 fn chain_files(fx: &Fixture) -> (PathBuf, PathBuf) {
     (
-        fx.write("a.yaml", &chain(&fx.topo, &["pg1", "pg2"])),
-        fx.write("b.yaml", &chain(&fx.topo, &["pg2"])),
+        fx.write("a.yaml", &chain_over(&fx.topo, &["pg1", "pg2"])),
+        fx.write("b.yaml", &chain_over(&fx.topo, &["pg2"])),
     )
+}
+
+/// Source ports of two 5-tuples, one on each PG1 member (chain A must be live).
+fn sports_on_both_pg1_members(fx: &Fixture, sfc: &Sfc<'_>) -> Vec<u16> {
+    let src = fx.topo.hub_dev(End::Source);
+    sports_for_members(sfc, &src, 0, &["pp1", "pp2"]).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn stream(fx: &Fixture, sports: Vec<u16>) -> SeqStream {

@@ -7,12 +7,11 @@ use sfc_tests::{
     process::{Daemon, indent},
     prometheus::Exposition,
     scenario::Fixture,
-    sfc::sports_for_members,
-    topology::{DEST_IP, End},
+    topology::DEST_IP,
     traffic::{UdpEchoServer, udp_exchange},
 };
 
-use super::{METRICS, chain_files, scrape, stream};
+use super::{METRICS, chain_files, scrape, sports_on_both_pg1_members, stream};
 
 /// Every (chain, hop, member) counter of `stats` next to its metric; panics on a difference.
 fn assert_metrics_equal_stats(e: &Exposition, stats: &Stats, ctx: &str) {
@@ -127,9 +126,7 @@ fn metrics_match_stats() {
 
     // Chain traffic on both PG1 members, and unclassified traffic (UDP to another port, and
     // its echoes) so that every interface counter kind has something to show.
-    let src = fx.topo.hub_dev(End::Source);
-    let sports =
-        sports_for_members(&sfc, &src, 0, &["pp1", "pp2"]).unwrap_or_else(|e| panic!("{e:#}"));
+    let sports = sports_on_both_pg1_members(&fx, &sfc);
     let s = stream(&fx, sports);
     sleep(Duration::from_millis(300));
     let report = s.finish().unwrap_or_else(|e| panic!("{e:#}"));

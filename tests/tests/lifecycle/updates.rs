@@ -7,13 +7,12 @@ use sfc_tests::{
     Sfc, TopologyConfig,
     process::indent,
     scenario::Fixture,
-    sfc::sports_for_members,
     topology::End,
 };
 
 use super::{
     assert_every_datagram_crossed_sf3_once, chain_files, context, generation, ms, settled_since,
-    stream,
+    sports_on_both_pg1_members, stream,
 };
 
 /// (a) 50 updates in a row, alternating chain A and chain B with `--drain-timeout 0`, under a
@@ -28,9 +27,7 @@ fn reapply_50_times_loses_nothing() {
     let sfc = Sfc::for_topology(&fx.topo);
     let (a, b) = chain_files(&fx);
     sfc.apply(&a);
-    let src = fx.topo.hub_dev(End::Source);
-    let sports =
-        sports_for_members(&sfc, &src, 0, &["pp1", "pp2"]).unwrap_or_else(|e| panic!("{e:#}"));
+    let sports = sports_on_both_pg1_members(&fx, &sfc);
 
     let before = fx.topo.counters().unwrap();
     let stream = stream(&fx, sports);
@@ -113,9 +110,7 @@ fn reattaching_links_keeps_every_packet_in_the_chain() {
     let sfc = Sfc::for_topology(&fx.topo);
     let (a, b) = chain_files(&fx);
     sfc.apply(&a);
-    let src = fx.topo.hub_dev(End::Source);
-    let sports =
-        sports_for_members(&sfc, &src, 0, &["pp1", "pp2"]).unwrap_or_else(|e| panic!("{e:#}"));
+    let sports = sports_on_both_pg1_members(&fx, &sfc);
 
     let before = fx.topo.counters().unwrap();
     let stream = stream(&fx, sports);
