@@ -1,6 +1,9 @@
 //! (c) A member whose link goes down fails over within a second, and comes back.
 
-use std::{thread::sleep, time::{Duration, Instant}};
+use std::{
+    thread::sleep,
+    time::{Duration, Instant},
+};
 
 use sfc_tests::{
     Sfc, TopologyConfig,

@@ -1,12 +1,18 @@
 //! (a) Updates under a stream: 50 applies in a row, and links that come and go with the chain
 //! version, lose nothing and never send a packet through half a chain.
 
-use std::{fmt::Write as _, thread::sleep, time::{Duration, Instant}};
+use std::{
+    fmt::Write as _,
+    path::PathBuf,
+    thread::sleep,
+    time::{Duration, Instant},
+};
 
 use sfc_tests::{
-    Sfc, TopologyConfig,
+    Counters, Sfc, TopologyConfig,
     process::indent,
     scenario::Fixture,
+    stream::SeqStream,
     topology::End,
 };
 
@@ -14,6 +20,16 @@ use super::{
     assert_every_datagram_crossed_sf3_once, chain_files, context, generation, ms, settled_since,
     sports_on_both_pg1_members, stream,
 };
+
+/// Writes chains A and B and applies A; then the counters, and a stream over both PG1 members.
+fn a_live_under_stream(fx: &Fixture, sfc: &Sfc<'_>) -> ((PathBuf, PathBuf), Counters, SeqStream) {
+    let (a, b) = chain_files(fx);
+    sfc.apply(&a);
+    let sports = sports_on_both_pg1_members(fx, sfc);
+
+    let before = fx.topo.counters().unwrap();
+    ((a, b), before, stream(fx, sports))
+}
 
 /// (a) 50 updates in a row, alternating chain A and chain B with `--drain-timeout 0`, under a
 /// 1000 pps stream over two 5-tuples (one on each PG1 member): every datagram arrives, and each
@@ -25,12 +41,7 @@ fn reapply_50_times_loses_nothing() {
     const PAUSE: Duration = Duration::from_millis(30);
     let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]));
     let sfc = Sfc::for_topology(&fx.topo);
-    let (a, b) = chain_files(&fx);
-    sfc.apply(&a);
-    let sports = sports_on_both_pg1_members(&fx, &sfc);
-
-    let before = fx.topo.counters().unwrap();
-    let stream = stream(&fx, sports);
+    let ((a, b), before, stream) = a_live_under_stream(&fx, &sfc);
     sleep(Duration::from_millis(200));
     let started = Instant::now();
     let mut applies = Vec::new();
@@ -108,12 +119,7 @@ fn reattaching_links_keeps_every_packet_in_the_chain() {
     const PAUSE: Duration = Duration::from_millis(30);
     let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]));
     let sfc = Sfc::for_topology(&fx.topo);
-    let (a, b) = chain_files(&fx);
-    sfc.apply(&a);
-    let sports = sports_on_both_pg1_members(&fx, &sfc);
-
-    let before = fx.topo.counters().unwrap();
-    let stream = stream(&fx, sports);
+    let ((a, b), before, stream) = a_live_under_stream(&fx, &sfc);
     let mut outputs = String::new();
     for k in 0..CYCLES {
         sleep(PAUSE);
