@@ -21,6 +21,10 @@
 //! - Symmetric routing ([`TopologyConfig::symmetric_routing`]): each SF routes traffic for source
 //!   out of `in` (a host route and a static neighbour there), as a symmetric chain needs: its
 //!   replies enter an SF through `out` and must come back through `in`.
+//!
+//! The address plan (every endpoint interface's names, addresses and MACs) is [`End`], in
+//! `topology/plan.rs`; the veths, addresses, neighbours and sysctls come from [`crate::link`]
+//! and [`crate::sysctl`], which the bench's own topology (`xtask`) is built from too.
 
 mod plan;
 
