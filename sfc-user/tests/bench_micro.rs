@@ -42,15 +42,18 @@ use sfc::{
     compile::{self, IfaceFacts},
     config,
     datapath::{self, Location, maps::Maps},
-    model::{self, FlowClassifier, Model, Prefix},
+    model::{self, AttachMode, FlowClassifier, Model, Prefix},
 };
 use sfc_common::maps::{PROG_TC_INGRESS, PROG_XDP};
 
-/// The fixtures' namespace and pin-directory guards (this benchmark does not change MTUs).
-#[path = "common/netns.rs"]
-#[expect(dead_code, reason = "the benchmark uses the guards, not every helper of the fixtures")]
-mod netns;
-use netns::{NetNs, PinDir};
+/// The fixtures' namespace and pin directory, and the test-run verdicts and context.
+#[path = "common/sandbox.rs"]
+mod sandbox;
+#[path = "common/test_run.rs"]
+#[expect(dead_code, reason = "the benchmark checks steered and unclassified packets, not drops")]
+mod test_run;
+use test_run::{PASS, REDIRECT, XDP_REDIRECT};
+use sfc_tests::bpffs::PinDir;
 
 /// Classifier counts to measure (the 1, 100, 10,000 and 100,000).
 const SIZES: &[usize] = &[1, 100, 10_000, 100_000];
@@ -59,18 +62,6 @@ const HIT_REPEAT: u32 = 200_000;
 const HIT_SAMPLES: usize = 5;
 /// New flows per miss measurement (well below the flow table's 65,536 entries).
 const MISSES: usize = 20_000;
-
-const PASS: u32 = 0;
-const REDIRECT: u32 = 7;
-const XDP_REDIRECT: u32 = 4;
-/// `struct xdp_md`: `data_end` (the frame's length in a test run) and `ingress_ifindex`.
-const XDP_CTX_LEN: usize = 24;
-const XDP_DATA_END_OFFSET: usize = 4;
-const XDP_INGRESS_IFINDEX_OFFSET: usize = 12;
-
-/// `struct __sk_buff` is 192 bytes; `ifindex` is its eleventh `__u32` (see `common/mod.rs`).
-const SKB_CTX_LEN: usize = 192;
-const SKB_IFINDEX_OFFSET: usize = 40;
 
 /// Interfaces in the private namespace: the logical source port, the logical destination port,
 /// and the service function's ingress and egress.
@@ -151,9 +142,9 @@ struct Bench {
 
 impl Bench {
     fn new(n: usize) -> Self {
-        let pins = PinDir::new();
+        let pins = sandbox::pin_dir();
         let mut ebpf = EbpfLoader::new()
-            .default_map_pin_directory(&pins.0)
+            .default_map_pin_directory(pins.path())
             .load(datapath::EBPF_OBJECT)
             .unwrap_or_else(|e| panic!("loading the BPF object: {e}"));
         let prog: &mut SchedClassifier =
@@ -168,14 +159,14 @@ impl Bench {
         let facts: BTreeMap<String, IfaceFacts> = macs
             .iter()
             .map(|(name, mac)| {
-                let f = IfaceFacts { ifindex: NetNs::ifindex_here(name), peer_mac: Some(*mac), peer_in_other_netns: true };
+                let f = IfaceFacts { ifindex: sandbox::ifindex(name), peer_mac: Some(*mac), peer_in_other_netns: true };
                 ((*name).to_owned(), f)
             })
             .collect();
         let compiled = compile::compile(&model, &facts, None).unwrap_or_else(|e| panic!("compile: {e:?}"));
         let compile = started.elapsed();
         let started = Instant::now();
-        let loc = Location::new(None, Some(pins.0.clone()));
+        let loc = Location::new(None, Some(pins.path().to_owned()));
         Maps::open(&loc)
             .and_then(|mut m| m.write(&compiled, false))
             .unwrap_or_else(|e| panic!("writing the maps: {e}"));
@@ -185,18 +176,14 @@ impl Bench {
     /// Runs the tc program `repeat` times on `packet` arriving on `ifindex`; returns the verdict
     /// and the kernel's average time per run.
     fn run(&self, ifindex: u32, packet: &[u8], repeat: u32) -> (u32, Duration) {
-        let mut ctx = [0u8; SKB_CTX_LEN];
-        ctx[SKB_IFINDEX_OFFSET..SKB_IFINDEX_OFFSET + 4].copy_from_slice(&ifindex.to_ne_bytes());
+        let ctx = test_run::context(AttachMode::Tc, ifindex, packet.len());
         let prog: &SchedClassifier = self.ebpf.program(PROG_TC_INGRESS).expect("program").try_into().expect("tc");
         Self::timed(packet, &ctx, repeat, |o| prog.test_run(o))
     }
 
     /// `run` through the XDP program.
     fn run_xdp(&self, ifindex: u32, packet: &[u8], repeat: u32) -> (u32, Duration) {
-        let mut ctx = [0u8; XDP_CTX_LEN];
-        let len = u32::try_from(packet.len()).expect("a small packet");
-        ctx[XDP_DATA_END_OFFSET..XDP_DATA_END_OFFSET + 4].copy_from_slice(&len.to_ne_bytes());
-        ctx[XDP_INGRESS_IFINDEX_OFFSET..XDP_INGRESS_IFINDEX_OFFSET + 4].copy_from_slice(&ifindex.to_ne_bytes());
+        let ctx = test_run::context(AttachMode::Xdp, ifindex, packet.len());
         let prog: &Xdp = self.ebpf.program(PROG_XDP).expect("program").try_into().expect("xdp");
         Self::timed(packet, &ctx, repeat, |o| prog.test_run(o))
     }
@@ -278,7 +265,7 @@ fn flows(count: usize, first_sport: u16, dst: impl Fn(usize) -> usize) -> Vec<Ve
 
 fn measure(n: usize) -> Row {
     let b = Bench::new(n);
-    let (src, sf_out) = (NetNs::ifindex_here(SRC), NetNs::ifindex_here(SF_OUT));
+    let (src, sf_out) = (sandbox::ifindex(SRC), sandbox::ifindex(SF_OUT));
     let what = format!("{n} classifiers");
 
     // One known flow, to a classifier in the middle of the table; then the same packet coming
@@ -303,8 +290,8 @@ fn measure(n: usize) -> Row {
 #[test]
 #[ignore = "benchmark, run by `cargo xtask bench`"]
 fn classify_and_steer() {
-    netns::sweep_stale();
-    let _netns = NetNs::new(PAIRS);
+    sandbox::sweep_stale();
+    let _netns = sandbox::namespace(PAIRS);
     let rows: Vec<Row> = SIZES
         .iter()
         .map(|&n| {

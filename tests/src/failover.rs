@@ -1,5 +1,6 @@
 //! Failover of a service function that stops serving, measured on a sequence-numbered stream:
-//! the chain (PG1 = {PP1, PP2} with a health check, PG2 = {PP3}), the faults (a hung function:
+//! the chain (PG1 = {PP1, PP2} with a health check, PG2 = {PP3}; also what the lifecycle tests
+//! stream through), which PG1 member carries a stream, the faults (a hung function:
 //! forwarding off with its link up; a link down), and one measured run under `sfc run`. Shared
 //! by the health tests and `cargo xtask bench`.
 
@@ -12,7 +13,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use crate::{
-    ChainFile, Sfc,
+    ChainFile, Sfc, Stats,
     chain::{FlowClassifier, PortChain, PortPairGroup},
     http::http_get_in,
     netns,
@@ -25,25 +26,47 @@ use crate::{
 /// Datagrams per second of the measured stream.
 pub const RATE: u32 = 1000;
 
-/// PG1 = {PP1, PP2}, probed with the default health check (every 50 ms; 3 misses: down, 3
-/// answers: up) when `probed`; PG2 = {PP3}; UDP to dest:[`STREAM_PORT`] from source.
-pub fn chain(topo: &Topology, probed: bool) -> ChainFile {
-    let mut pg1 = PortPairGroup::new("pg1", &["pp1", "pp2"]);
-    if probed {
-        pg1.health_check = Some(format!("{{destination: {DEST_IP}}}"));
-    }
+/// PP1..PP3, PG1 = {PP1, PP2}, PG2 = {PP3}, classifier `fc` (UDP to dest:[`STREAM_PORT`] from
+/// source), and chain pc1 (id 1) over `groups`.
+pub fn chain_over(topo: &Topology, groups: &[&str]) -> ChainFile {
     ChainFile {
         port_pairs: [1, 2, 3].iter().map(|&n| topo.port_pair(n)).collect(),
-        port_pair_groups: vec![pg1, PortPairGroup::new("pg2", &["pp3"])],
+        port_pair_groups: vec![
+            PortPairGroup::new("pg1", &["pp1", "pp2"]),
+            PortPairGroup::new("pg2", &["pp3"]),
+        ],
         flow_classifiers: vec![FlowClassifier::to_port(
             "fc",
             "udp",
             STREAM_PORT,
             &topo.hub_dev(End::Source),
         )],
-        port_chains: vec![PortChain::new("pc1", 1, &["pg1", "pg2"], &["fc"])],
+        port_chains: vec![PortChain::new("pc1", 1, groups, &["fc"])],
         interfaces: Vec::new(),
     }
+}
+
+/// [`chain_over`] PG1 then PG2, with PG1 probed with the default health check (every 50 ms; 3
+/// misses: down, 3 answers: up) when `probed`.
+pub fn chain(topo: &Topology, probed: bool) -> ChainFile {
+    let mut file = chain_over(topo, &["pg1", "pg2"]);
+    if probed && let Some(pg1) = file.group_mut("pg1") {
+        pg1.health_check = Some(format!("{{destination: {DEST_IP}}}"));
+    }
+    file
+}
+
+/// Which PG1 member (1 or 2) carried the one 5-tuple of a stream at hop 0 of pc1; an error when
+/// not exactly one did.
+pub fn pg1_carrier(stats: &Stats) -> Result<u8> {
+    let carrying: Vec<u8> = [1u8, 2]
+        .into_iter()
+        .filter(|n| stats.packets("pc1", 0, &format!("pp{n}")).unwrap_or(0) > 0)
+        .collect();
+    let [member] = carrying[..] else {
+        bail!("one 5-tuple must ride exactly one PG1 member, got sf{carrying:?}:\n{stats}")
+    };
+    Ok(member)
 }
 
 /// What makes a member stop serving.
@@ -114,14 +137,7 @@ pub fn run(
     };
     let stream = SeqStream::start(&topo.source(), &topo.dest(), spec)?;
     sleep(Duration::from_millis(500));
-    let stats = sfc.try_stats()?;
-    let carrying: Vec<u8> = [1u8, 2]
-        .into_iter()
-        .filter(|n| stats.packets("pc1", 0, &format!("pp{n}")).unwrap_or(0) > 0)
-        .collect();
-    let [failed] = carrying[..] else {
-        bail!("one 5-tuple must ride one PG1 member, got sf{carrying:?}:\n{stats}")
-    };
+    let failed = pg1_carrier(&sfc.try_stats()?)?;
     let other = 3 - failed;
     let fault_at = Instant::now();
     fault(topo, failed, f, true)?;

@@ -4,16 +4,23 @@
 //! Everything a test creates lives in namespaces named `sfc-<id>-*` with a per-topology random
 //! id, is removed by RAII guards (also on panic), and uses only 198.18.0.0/24 (RFC 2544) and,
 //! in IPv6 topologies, `fd00:5fc::/64`.
+//!
+//! It is also the one home of the namespace, link and bpffs plumbing for sfc-user's
+//! `BPF_PROG_TEST_RUN` tests (a namespace the test thread lives in, a pin directory of its own,
+//! names a later run recognises as left behind) and for the benchmark in `xtask`.
 
 pub mod blog;
+pub mod bpffs;
 pub mod bulk;
 pub mod chain;
 pub mod counters;
 pub mod failover;
 pub mod http;
 pub mod interrupt;
+pub mod link;
 pub mod netns;
 pub mod ping;
+pub mod pid_name;
 pub mod process;
 pub mod prometheus;
 pub mod rng;
@@ -21,6 +28,7 @@ pub mod scenario;
 pub mod send;
 pub mod sfc;
 pub mod stream;
+pub mod sysctl;
 pub mod topology;
 pub mod traffic;
 

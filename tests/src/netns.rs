@@ -1,5 +1,7 @@
-//! Network namespaces: a guard that deletes what it created, running code inside a namespace
-//! from a thread of this process, and the `ip` / sysctl plumbing around them.
+//! Network namespaces: a guard that deletes what it created (one namespace, a group of them, or
+//! one the calling thread lives in), running code inside a namespace from a thread of this
+//! process, the sweep of what a killed run left, and the `ip` / sysctl / sysfs plumbing around
+//! them.
 
 use std::{
     fs::File,
@@ -9,6 +11,8 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+
+use crate::pid_name;
 
 /// Where `ip netns` keeps its named namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
@@ -118,16 +122,103 @@ impl Drop for NetNs {
     }
 }
 
-/// Moves the calling thread into namespace `name`. Only for threads made for that purpose: the
-/// network namespace is per thread, and the thread never goes back.
-pub fn enter(name: &str) -> Result<()> {
-    let file = File::open(path(name)).with_context(|| format!("open namespace {name}"))?;
+/// Namespaces made together, deleted together: in reverse order of creation when dropped.
+#[derive(Debug, Default)]
+pub struct NetNsGroup(Vec<NetNs>);
+
+impl NetNsGroup {
+    /// Creates namespace `name` as the group's newest.
+    pub fn create(&mut self, name: &str) -> Result<()> {
+        self.0.push(NetNs::create(name)?);
+        Ok(())
+    }
+
+    /// The names, in creation order.
+    pub fn names(&self) -> Vec<String> {
+        self.0.iter().map(|ns| ns.name().to_owned()).collect()
+    }
+
+    /// Leaves every namespace in place when dropped.
+    pub fn disarm(&mut self) {
+        for ns in &mut self.0 {
+            ns.disarm();
+        }
+    }
+
+    /// Deletes them now, newest first.
+    pub fn delete_all(&mut self) {
+        while let Some(ns) = self.0.pop() {
+            drop(ns);
+        }
+    }
+}
+
+impl Drop for NetNsGroup {
+    fn drop(&mut self) {
+        self.delete_all();
+    }
+}
+
+/// A namespace of its own for the calling thread (e.g. a test's, for `BPF_PROG_TEST_RUN`, which
+/// resolves interface indexes in the caller's namespace): created and entered; on drop the
+/// thread goes back to the namespace it came from, then the namespace is deleted.
+#[derive(Debug)]
+pub struct Inside {
+    home: File,
+    // Dropped after `drop` below has taken the thread home.
+    ns: NetNs,
+}
+
+impl Inside {
+    pub fn create(name: &str) -> Result<Self> {
+        let home = File::open("/proc/thread-self/ns/net").context("open this thread's network namespace")?;
+        let inside = Inside { home, ns: NetNs::create(name)? };
+        enter(name)?;
+        Ok(inside)
+    }
+
+    pub fn name(&self) -> &str {
+        self.ns.name()
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        if let Err(e) = setns(&self.home, "the thread's own namespace") {
+            // A second panic while unwinding would abort the whole test binary.
+            if std::thread::panicking() {
+                eprintln!("warning: cannot leave network namespace {}: {e:#}", self.name());
+            } else {
+                panic!("cannot leave network namespace {}: {e:#}", self.name());
+            }
+        }
+    }
+}
+
+/// Deletes the namespaces named `<prefix>-<pid>-<n>` ([`crate::pid_name`]) whose process is
+/// gone: what a killed run (no destructors) left behind. Best effort.
+pub fn sweep_stale(prefix: &str) {
+    for name in list(prefix) {
+        if pid_name::is_stale(&name, prefix) {
+            let _ = delete(&name);
+        }
+    }
+}
+
+fn setns(file: &File, what: &str) -> Result<()> {
     // SAFETY: setns on a valid fd we own; it changes only this thread's network namespace.
     let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
     if rc != 0 {
-        bail!("setns({name}): {}", std::io::Error::last_os_error());
+        bail!("setns({what}): {}", std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Moves the calling thread into namespace `name`. Only for threads made for that purpose (or
+/// through [`Inside`], which takes it back): the network namespace is per thread.
+pub fn enter(name: &str) -> Result<()> {
+    let file = File::open(path(name)).with_context(|| format!("open namespace {name}"))?;
+    setns(&file, name)
 }
 
 /// Runs `f` on a fresh thread inside namespace `name` and returns its result.
@@ -165,6 +256,16 @@ pub fn sysctls(name: &str, settings: &[(&str, &str)]) -> Result<()> {
         }
         Ok(())
     })?
+}
+
+/// Writes `value` to `file` of namespace `name`'s own sysfs (`/sys/class/net/...`): through
+/// `ip netns exec`, which mounts it (a thread that only entered the namespace still sees the
+/// sysfs of its mount namespace).
+pub fn write_sysfs(name: &str, file: &str, value: &str) -> Result<()> {
+    let script = format!("echo {value} > {file}");
+    run("ip", &["netns", "exec", name, "sh", "-c", &script])
+        .with_context(|| format!("write {value} to {file} in namespace {name}"))
+        .map(drop)
 }
 
 /// Reads one sysctl inside namespace `name`.

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::{
-    netns,
+    link, netns,
     stream::STREAM_PORT,
     topology::{DEST_IP, SOURCE_IP, Topology},
 };
@@ -402,12 +402,7 @@ impl Attached {
     /// Reads what is attached to `dev` in namespace `ns`.
     pub fn read(ns: &str, dev: &str) -> Result<Attached> {
         let (tcx_ingress, tcx_egress) = netns::in_netns(ns, || -> Result<(u32, u32)> {
-            let name = std::ffi::CString::new(dev)?;
-            // SAFETY: a NUL-terminated name.
-            let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-            if ifindex == 0 {
-                bail!("no interface {dev} in {ns}");
-            }
+            let ifindex = link::ifindex(dev).with_context(|| format!("in {ns}"))?;
             Ok((
                 tcx_count(ifindex, BPF_TCX_INGRESS)?,
                 tcx_count(ifindex, BPF_TCX_EGRESS)?,

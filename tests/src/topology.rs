@@ -21,170 +21,40 @@
 //! - Symmetric routing ([`TopologyConfig::symmetric_routing`]): each SF routes traffic for source
 //!   out of `in` (a host route and a static neighbour there), as a symmetric chain needs: its
 //!   replies enter an SF through `out` and must come back through `in`.
+//!
+//! The address plan (every endpoint interface's names, addresses and MACs) is [`End`], in
+//! `topology/plan.rs`; the veths, addresses, neighbours and sysctls come from [`crate::link`]
+//! and [`crate::sysctl`], which the bench's own topology (`xtask`) is built from too.
+
+mod plan;
 
 use std::{
     collections::BTreeMap,
-    fmt,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    net::IpAddr,
     sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, Result, bail};
 
+pub use self::plan::{DEST_IP, DEST_IP6, End, PREFIX_LEN, PREFIX6_LEN, SOURCE_IP, SOURCE_IP6, SUBNET6};
 use crate::{
     chain::{ChainFile, FlowClassifier, PortChain, PortPair, PortPairGroup},
     counters::{Counters, LinkStats},
-    netns::{self, NetNs, ip_in},
+    link::{self, Veth},
+    netns::{self, NetNsGroup, ip_in},
+    sysctl,
 };
 
-pub const SOURCE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-pub const DEST_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-pub const PREFIX_LEN: u8 = 24;
-pub const SOURCE_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x5fc, 0, 0, 0, 0, 0, 1);
-pub const DEST_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x5fc, 0, 0, 0, 0, 0, 2);
-pub const PREFIX6_LEN: u8 = 64;
-/// The one IPv6 subnet of a topology.
-pub const SUBNET6: &str = "fd00:5fc::/64";
 /// The bridge inside the hub namespace.
 pub const BRIDGE: &str = "br0";
 /// Every namespace of every topology starts with this.
 pub const NS_PREFIX: &str = "sfc-";
-/// IPv6 sysctls (all and default) of the endpoint namespaces of an IPv6 topology: no
-/// link-local addresses (hence no router solicitation and no DAD of them), no DAD, no router
-/// advertisements or redirects accepted, and MLD's unsolicited reports (sent when an interface
-/// comes up) squeezed into a few milliseconds.
-const IPV6_QUIET: &[(&str, &str)] = &[
-    ("net.ipv6.conf.all.disable_ipv6", "0"),
-    ("net.ipv6.conf.default.disable_ipv6", "0"),
-    ("net.ipv6.conf.default.addr_gen_mode", "1"),
-    ("net.ipv6.conf.all.accept_dad", "0"),
-    ("net.ipv6.conf.default.accept_dad", "0"),
-    ("net.ipv6.conf.all.dad_transmits", "0"),
-    ("net.ipv6.conf.default.dad_transmits", "0"),
-    ("net.ipv6.conf.all.router_solicitations", "0"),
-    ("net.ipv6.conf.default.router_solicitations", "0"),
-    ("net.ipv6.conf.all.accept_ra", "0"),
-    ("net.ipv6.conf.default.accept_ra", "0"),
-    ("net.ipv6.conf.all.accept_redirects", "0"),
-    ("net.ipv6.conf.default.accept_redirects", "0"),
-    ("net.ipv6.conf.all.mldv2_unsolicited_report_interval", "10"),
-    (
-        "net.ipv6.conf.default.mldv2_unsolicited_report_interval",
-        "10",
-    ),
-    ("net.ipv6.conf.all.mldv1_unsolicited_report_interval", "10"),
-    (
-        "net.ipv6.conf.default.mldv1_unsolicited_report_interval",
-        "10",
-    ),
-];
 /// How long endpoint counters must stand still before an IPv6 topology counts as built.
 const QUIET_PERIOD: Duration = Duration::from_millis(300);
 const QUIET_LIMIT: Duration = Duration::from_secs(5);
 /// Longest id that keeps hub-side names (`<id>-s1o`) within IFNAMSIZ - 1.
 pub const MAX_ID_LEN: usize = 11;
-
-/// One endpoint-side interface and the bridge port facing it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum End {
-    Source,
-    Dest,
-    /// Service function `n`'s ingress interface (`in`).
-    SfIn(u8),
-    /// Service function `n`'s egress interface (`out`).
-    SfOut(u8),
-}
-
-impl End {
-    /// Interface name inside the endpoint namespace.
-    pub fn dev(self) -> &'static str {
-        match self {
-            End::Source | End::Dest => "eth0",
-            End::SfIn(_) => "in",
-            End::SfOut(_) => "out",
-        }
-    }
-
-    /// Short name of the namespace role: `source`, `dest`, `sf<n>`.
-    pub fn role(self) -> String {
-        match self {
-            End::Source => "source".to_owned(),
-            End::Dest => "dest".to_owned(),
-            End::SfIn(n) | End::SfOut(n) => format!("sf{n}"),
-        }
-    }
-
-    fn hub_suffix(self) -> String {
-        match self {
-            End::Source => "src".to_owned(),
-            End::Dest => "dst".to_owned(),
-            End::SfIn(n) => format!("s{n}i"),
-            End::SfOut(n) => format!("s{n}o"),
-        }
-    }
-
-    /// The endpoint-side MAC address: locally administered, fixed, so that static neighbour
-    /// and FDB entries can be written before anything is up. `02:5f:c0:<who>:<side>:01`.
-    pub fn mac(self) -> [u8; 6] {
-        let (who, side) = match self {
-            End::Source => (0x01, 0),
-            End::Dest => (0x02, 0),
-            End::SfIn(n) => (0x10 + n, 0),
-            End::SfOut(n) => (0x10 + n, 1),
-        };
-        [0x02, 0x5f, 0xc0, who, side, 0x01]
-    }
-
-    /// The hub-side MAC: as [`End::mac`] with last byte 02.
-    pub fn hub_mac(self) -> [u8; 6] {
-        let mut mac = self.mac();
-        mac[5] = 0x02;
-        mac
-    }
-
-    /// The address on this interface, with its prefix length.
-    pub fn addr(self) -> (Ipv4Addr, u8) {
-        match self {
-            End::Source => (SOURCE_IP, PREFIX_LEN),
-            End::Dest => (DEST_IP, PREFIX_LEN),
-            // /32 on `in`: no subnet route there, so what arrives on `in` for dest leaves by `out`.
-            End::SfIn(n) => (Ipv4Addr::new(198, 18, 0, 10 * n + 1), 32),
-            End::SfOut(n) => (Ipv4Addr::new(198, 18, 0, 10 * n + 2), PREFIX_LEN),
-        }
-    }
-
-    /// The IPv6 address on this interface (IPv6 topologies), with its prefix length: as
-    /// [`End::addr`], `fd00:5fc::1`, `::2`, `::<n>1/128` and `::<n>2/64` (hex digits).
-    pub fn addr6(self) -> (Ipv6Addr, u8) {
-        let sf = |n: u8, i: u16| Ipv6Addr::new(0xfd00, 0x5fc, 0, 0, 0, 0, 0, u16::from(n) * 16 + i);
-        match self {
-            End::Source => (SOURCE_IP6, PREFIX6_LEN),
-            End::Dest => (DEST_IP6, PREFIX6_LEN),
-            End::SfIn(n) => (sf(n, 1), 128),
-            End::SfOut(n) => (sf(n, 2), PREFIX6_LEN),
-        }
-    }
-
-    /// The address of the given family (`v6`) on this interface.
-    pub fn ip(self, v6: bool) -> IpAddr {
-        if v6 {
-            IpAddr::V6(self.addr6().0)
-        } else {
-            IpAddr::V4(self.addr().0)
-        }
-    }
-}
-
-impl fmt::Display for End {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.role(), self.dev())
-    }
-}
-
-pub fn mac_string(mac: [u8; 6]) -> String {
-    mac.map(|b| format!("{b:02x}")).join(":")
-}
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -256,7 +126,7 @@ pub struct Topology {
     /// Another topology's hub this one is plugged into (with its own bridge), if any.
     shared_hub: Option<String>,
     /// In creation order, hub first (when this topology owns it).
-    namespaces: Vec<NetNs>,
+    namespaces: NetNsGroup,
 }
 
 impl Topology {
@@ -282,7 +152,7 @@ impl Topology {
             ipv6: config.ipv6,
             symmetric_routing: config.symmetric_routing,
             shared_hub: config.hub,
-            namespaces: Vec::new(),
+            namespaces: NetNsGroup::default(),
         };
         topo.create()
             .with_context(|| format!("build topology {}", topo.id))?;
@@ -297,8 +167,7 @@ impl Topology {
         }
         roles.extend(self.sfs.iter().map(|n| format!("sf{n}")));
         for role in &roles {
-            let ns = NetNs::create(&self.ns(role))?;
-            self.namespaces.push(ns);
+            self.namespaces.create(&self.ns(role))?;
         }
 
         for role in &roles {
@@ -317,7 +186,7 @@ impl Topology {
                 "0",
             ],
         )?;
-        ip_in(&hub, &["link", "set", &self.bridge(), "up"])?;
+        link::up(&hub, &self.bridge())?;
         for end in self.ends() {
             self.plug(end)?;
         }
@@ -332,26 +201,11 @@ impl Topology {
     fn configure(&self, role: &str) -> Result<()> {
         // The hub only bridges: IPv6 stays off there in every variant.
         let v6 = self.ipv6 && role != "hub";
-        let mut settings = vec![
-            ("net.ipv4.conf.all.accept_redirects", "0"),
-            ("net.ipv4.conf.default.accept_redirects", "0"),
-            ("net.ipv4.conf.all.send_redirects", "0"),
-            ("net.ipv4.conf.default.send_redirects", "0"),
-        ];
-        if v6 {
-            settings.extend_from_slice(IPV6_QUIET);
-        } else {
-            settings.extend([
-                ("net.ipv6.conf.all.disable_ipv6", "1"),
-                ("net.ipv6.conf.default.disable_ipv6", "1"),
-            ]);
-        }
+        let mut settings = sysctl::NO_REDIRECTS.to_vec();
+        settings.extend_from_slice(if v6 { sysctl::IPV6_QUIET } else { sysctl::IPV6_OFF });
         if role.starts_with("sf") {
-            settings.extend([
-                ("net.ipv4.ip_forward", "1"),
-                ("net.ipv4.conf.all.rp_filter", "0"),
-                ("net.ipv4.conf.default.rp_filter", "0"),
-            ]);
+            settings.push(sysctl::ip_forward(true));
+            settings.extend_from_slice(sysctl::NO_RP_FILTER);
             if v6 {
                 settings.push(("net.ipv6.conf.all.forwarding", "1"));
             }
@@ -364,12 +218,10 @@ impl Topology {
         let hub = self.hub();
         let ns = self.ns(&end.role());
         let hub_dev = self.hub_dev(end);
-        let (hub_mac, mac) = (mac_string(end.hub_mac()), mac_string(end.mac()));
-        #[rustfmt::skip]
-        ip_in(&hub, &[
-            "link", "add", &hub_dev, "address", &hub_mac, "type", "veth",
-            "peer", "name", end.dev(), "address", &mac, "netns", &ns,
-        ])?;
+        link::veth(
+            Veth::new(&hub, &hub_dev).mac(end.hub_mac()),
+            Veth::new(&ns, end.dev()).mac(end.mac()),
+        )?;
         ip_in(&hub, &["link", "set", &hub_dev, "master", &self.bridge()])?;
         if self.ipv6 {
             // MLD reports are multicast: the bridge must not flood them to endpoints.
@@ -378,32 +230,19 @@ impl Topology {
                 "-n", &hub, "link", "set", "dev", &hub_dev, "mcast_flood", "off",
             ])?;
         }
-        ip_in(&hub, &["link", "set", &hub_dev, "up"])?;
+        link::up(&hub, &hub_dev)?;
         if let End::SfIn(_) | End::SfOut(_) = end {
-            let dev = end.dev();
-            netns::sysctls(
-                &ns,
-                &[
-                    (&format!("net.ipv4.conf.{dev}.rp_filter"), "0"),
-                    (&format!("net.ipv4.conf.{dev}.accept_redirects"), "0"),
-                    (&format!("net.ipv4.conf.{dev}.send_redirects"), "0"),
-                ],
-            )?;
+            sysctl::open_interface(&ns, end.dev())?;
         }
         let (addr, len) = end.addr();
-        ip_in(
-            &ns,
-            &["addr", "add", &format!("{addr}/{len}"), "dev", end.dev()],
-        )?;
+        link::add_addr(&ns, end.dev(), addr.into(), len)?;
         if self.ipv6 {
             let (addr, len) = end.addr6();
-            #[rustfmt::skip]
-            ip_in(&ns, &[
-                "-6", "addr", "add", &format!("{addr}/{len}"), "dev", end.dev(), "nodad",
-            ])?;
+            link::add_addr(&ns, end.dev(), addr.into(), len)?;
         }
-        ip_in(&ns, &["link", "set", end.dev(), "up"])?;
+        link::up(&ns, end.dev())?;
         // The bridge must never flood towards an SF for want of knowing where a MAC lives.
+        let mac = link::mac_string(end.mac());
         #[rustfmt::skip]
         netns::run("bridge", &[
             "-n", &hub, "fdb", "replace", &mac, "dev", &hub_dev, "master", "static",
@@ -417,16 +256,12 @@ impl Topology {
         // traffic.
         let v6 = self.ipv6;
         let neigh = |ns: &str, dev: &str, to: End| -> Result<()> {
-            let mac = mac_string(to.mac());
-            let mut addrs = vec![to.addr().0.to_string()];
+            let mut addrs = vec![IpAddr::V4(to.addr().0)];
             if v6 {
-                addrs.push(to.addr6().0.to_string());
+                addrs.push(IpAddr::V6(to.addr6().0));
             }
-            for addr in &addrs {
-                #[rustfmt::skip]
-                ip_in(ns, &[
-                    "neigh", "replace", addr, "lladdr", &mac, "dev", dev, "nud", "permanent",
-                ])?;
+            for addr in addrs {
+                link::static_neighbour(ns, dev, addr, to.mac())?;
             }
             Ok(())
         };
@@ -451,7 +286,7 @@ impl Topology {
     }
 
     /// Waits until no endpoint interface counter moves for [`QUIET_PERIOD`]: an interface
-    /// that comes up with IPv6 sends its MLD reports (with [`IPV6_QUIET`], within a few tens
+    /// that comes up with IPv6 sends its MLD reports (with [`sysctl::IPV6_QUIET`], within a few tens
     /// of milliseconds), and a test's counter deltas must not catch them.
     fn wait_for_quiet(&self) -> Result<()> {
         let deadline = Instant::now() + QUIET_LIMIT;
@@ -482,9 +317,7 @@ impl Topology {
 
     /// Leaves everything in place when dropped (`cargo xtask demo --keep`).
     pub fn keep(mut self) {
-        for ns in &mut self.namespaces {
-            ns.disarm();
-        }
+        self.namespaces.disarm();
     }
 
     pub fn id(&self) -> &str {
@@ -527,10 +360,7 @@ impl Topology {
 
     /// The namespace names this topology owns.
     pub fn namespaces(&self) -> Vec<String> {
-        self.namespaces
-            .iter()
-            .map(|ns| ns.name().to_owned())
-            .collect()
+        self.namespaces.names()
     }
 
     /// Hub-side (bridge port) name of an endpoint interface: what a chain file names, since
@@ -608,9 +438,7 @@ impl Topology {
 impl Drop for Topology {
     fn drop(&mut self) {
         // Endpoints first, the hub last.
-        while let Some(ns) = self.namespaces.pop() {
-            drop(ns);
-        }
+        self.namespaces.delete_all();
         // In another topology's hub, the bridge is this topology's to remove (its ports went
         // with the endpoint namespaces).
         if let Some(hub) = &self.shared_hub {
@@ -662,18 +490,11 @@ mod tests {
             ipv6: false,
             symmetric_routing: false,
             shared_hub: None,
-            namespaces: Vec::new(),
+            namespaces: NetNsGroup::default(),
         };
         for end in topo.ends() {
             assert!(topo.hub_dev(end).len() <= 15, "{}", topo.hub_dev(end));
         }
-    }
-
-    #[test]
-    fn sf_addresses_follow_the_plan() {
-        assert_eq!(End::SfIn(3).addr(), (Ipv4Addr::new(198, 18, 0, 31), 32));
-        assert_eq!(End::SfOut(3).addr(), (Ipv4Addr::new(198, 18, 0, 32), 24));
-        assert_eq!(mac_string(End::SfOut(2).hub_mac()), "02:5f:c0:12:01:02");
     }
 
     #[test]

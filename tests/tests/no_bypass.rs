@@ -13,10 +13,11 @@ use std::{
 
 use sfc_tests::{
     Sfc, TopologyConfig,
+    link,
     netns::{self, ip_in},
     scenario::Fixture,
     send,
-    topology::{DEST_IP, End, mac_string},
+    topology::{DEST_IP, End},
     traffic::UdpEchoServer,
 };
 
@@ -96,28 +97,12 @@ fn a_real_loop_is_caught_counted_and_bounded(mode: &str) {
     let fx = Fixture::new(TopologyConfig::new(&[1]));
     let topo = &fx.topo;
     let sfc = Sfc::for_topology(topo).with_mode(mode);
-    let (source_mac, dest_mac) = (mac_string(End::Source.mac()), mac_string(End::Dest.mac()));
-    let neigh = |ns: &str, dev: &str, mac: &str| {
-        ip_in(
-            ns,
-            &[
-                "neigh",
-                "replace",
-                &LOOPED.to_string(),
-                "lladdr",
-                mac,
-                "dev",
-                dev,
-                "nud",
-                "permanent",
-            ],
-        )
-        .unwrap();
-    };
+    let (source_mac, dest_mac) = (End::Source.mac(), End::Dest.mac());
+    let neigh = |ns: &str, dev: &str, mac: [u8; 6]| link::static_neighbour(ns, dev, LOOPED.into(), mac).unwrap();
     // source and sf1 send it to dest; dest routes it back to source; source forwards it again.
-    neigh(&topo.source(), "eth0", &dest_mac);
-    neigh(&topo.sf(1), "out", &dest_mac);
-    neigh(&topo.dest(), "eth0", &source_mac);
+    neigh(&topo.source(), "eth0", dest_mac);
+    neigh(&topo.sf(1), "out", dest_mac);
+    neigh(&topo.dest(), "eth0", source_mac);
     // Source forwards a packet that carries its own address as the source: accept_local.
     for ns in [topo.source(), topo.dest()] {
         #[rustfmt::skip]
@@ -345,7 +330,7 @@ fn a_flood_through_a_tiny_flow_table_skips_no_sf(mode: &str) {
     );
 }
 
-const HELD_BY: &str = "198.18.0.250";
+const HELD_BY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 250);
 
 /// Makes sf1 hold what it would forward: it routes dest via a gateway nobody answers for, and
 /// its neighbour queue keeps what waits (up to 64 MiB) for as long as it asks (50 tries a second
@@ -367,7 +352,7 @@ fn hold_in_sf1(topo: &sfc_tests::Topology) -> String {
             "replace",
             &format!("{DEST_IP}/32"),
             "via",
-            HELD_BY,
+            &HELD_BY.to_string(),
             "dev",
             "out",
             "onlink",
@@ -379,22 +364,7 @@ fn hold_in_sf1(topo: &sfc_tests::Topology) -> String {
 
 /// The gateway resolves (to dest's MAC): sf1 sends on everything it held, in order.
 fn release_sf1(sf1: &str) {
-    let dest_mac = mac_string(End::Dest.mac());
-    ip_in(
-        sf1,
-        &[
-            "neigh",
-            "replace",
-            HELD_BY,
-            "lladdr",
-            &dest_mac,
-            "dev",
-            "out",
-            "nud",
-            "permanent",
-        ],
-    )
-    .unwrap();
+    link::static_neighbour(sf1, "out", HELD_BY.into(), End::Dest.mac()).unwrap();
 }
 
 /// Polls `cond` every 20 ms for up to 10 s; panics with `what` when it never holds.

@@ -16,7 +16,7 @@ use std::{
 use sfc_tests::{
     Sfc, TopologyConfig,
     stream::{SeqStream, StreamSpec},
-    netns,
+    link, netns,
     scenario::Fixture,
     sfc::Attached,
     topology::{DEST_IP, End, Topology},
@@ -92,8 +92,7 @@ fn xdp_mode_attaches_xdp_on_the_hub_and_pass_programs_behind_the_targets() {
     // sf3 hands dest's traffic to a router (as on a routed host): its frames carry the hub
     // port's MAC, not dest's. Delivery must address them to dest, or dest refuses them as
     // another host's once XDP rebuilds them there.
-    let router = sfc_tests::topology::mac_string(End::SfOut(3).hub_mac());
-    netns::ip_in(&topo.sf(3), &["neigh", "replace", &DEST_IP.to_string(), "lladdr", &router, "dev", "out", "nud", "permanent"]).unwrap();
+    link::static_neighbour(&topo.sf(3), "out", DEST_IP.into(), End::SfOut(3).hub_mac()).unwrap();
     let (took, w) = fx.window(&sfc, "16 MiB of TCP through sf1, sf2, sf3 in XDP mode", || {
         tcp_bulk(&topo.source(), dest(BULK_PORT), BULK_BYTES).unwrap()
     });
@@ -183,7 +182,7 @@ fn switching_modes_under_a_stream_loses_nothing() {
 fn xdp_is_refused_with_a_clear_message_when_a_veth_mtu_is_too_large() {
     let fx = Fixture::new(TopologyConfig::new(&[1]));
     let topo = &fx.topo;
-    netns::ip_in(&topo.ns("source"), &["link", "set", "dev", End::Source.dev(), "mtu", "9000"]).unwrap();
+    link::set_mtu(&topo.ns("source"), End::Source.dev(), 9000).unwrap();
     let sfc = Sfc::for_topology(topo).with_mode("xdp");
     let file = fx.write("mtu.yaml", &topo.one_group_per_sf("udp", 5353));
     let err = sfc

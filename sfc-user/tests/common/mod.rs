@@ -15,10 +15,11 @@
 
 pub mod csum;
 pub mod mutate;
-pub mod netns;
 pub mod packets;
 pub mod probe;
+pub mod sandbox;
 pub mod table;
+pub mod test_run;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,20 +34,14 @@ use sfc::{
     model::{self, AttachMode, Model},
 };
 use sfc_common::maps::{Counter, HopStatsKey, IfStats, PROG_TC_INGRESS, PROG_XDP};
-
-use self::netns::{NetNs, PinDir, sweep_stale};
+use sfc_tests::{bpffs::PinDir, link, netns::Inside};
 
 /// Verdicts as the tables write them, whatever the program type: the tc values. An XDP run's
 /// verdict is translated (`XDP_PASS` -> `PASS`, ...), so one table states what both modes must
 /// do; a verdict with no counterpart comes out as `UNKNOWN_VERDICT + raw` and fails any case.
-pub const PASS: u32 = 0;
-pub const DROP: u32 = 2;
-pub const REDIRECT: u32 = 7;
+pub use self::test_run::{DROP, PASS, REDIRECT};
+use self::test_run::{XDP_DROP, XDP_PASS, XDP_REDIRECT};
 pub const UNKNOWN_VERDICT: u32 = 1000;
-
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
-const XDP_REDIRECT: u32 = 4;
 
 fn verdict(mode: AttachMode, raw: u32) -> u32 {
     match (mode, raw) {
@@ -57,21 +52,6 @@ fn verdict(mode: AttachMode, raw: u32) -> u32 {
         _ => UNKNOWN_VERDICT + raw,
     }
 }
-
-/// `struct __sk_buff` (include/uapi/linux/bpf.h): 192 bytes; `ifindex` follows `len`,
-/// `pkt_type`, `mark`, `queue_mapping`, `protocol`, `vlan_present`, `vlan_tci`, `vlan_proto`,
-/// `priority` and `ingress_ifindex` (ten `__u32`s). The kernel only accepts a few nonzero fields
-/// (`convert___skb_to_skb`: `mark`, `priority`, `ingress_ifindex`, `ifindex`, `cb`, `tstamp`,
-/// `wire_len`, `gso_segs`, `gso_size`, `hwtstamp`); `len` must stay 0, it is taken from the data.
-const SKB_CTX_LEN: usize = 192;
-const SKB_IFINDEX_OFFSET: usize = 40;
-/// `struct xdp_md`: `data`, `data_end`, `data_meta`, `ingress_ifindex`, `rx_queue_index`,
-/// `egress_ifindex` (six `__u32`s). The kernel reads `data` as the metadata length (0 here) and
-/// `data_end` as the length of the frame's linear part: left at 0, the program sees an empty
-/// frame.
-const XDP_CTX_LEN: usize = 24;
-const XDP_DATA_END_OFFSET: usize = 4;
-const XDP_INGRESS_IFINDEX_OFFSET: usize = 12;
 
 /// Whether `BPF_PROG_TEST_RUN` refuses to run a program of `mode`'s type on `packet` at all
 /// (`EINVAL`), as observed on this kernel (6.18): frames shorter than an Ethernet header; and for
@@ -183,7 +163,7 @@ pub struct Fixture {
     /// Interfaces marked down (`set_interface_down`).
     down: BTreeSet<String>,
     _pins: PinDir,
-    netns: NetNs,
+    netns: Inside,
 }
 
 impl Fixture {
@@ -197,11 +177,11 @@ impl Fixture {
         mac_of: impl Fn(&str) -> [u8; 6],
         peer_ns: impl Fn(&str) -> bool,
     ) -> Self {
-        sweep_stale();
-        let netns = NetNs::new(pairs);
-        let pins = PinDir::new();
+        sandbox::sweep_stale();
+        let netns = sandbox::namespace(pairs);
+        let pins = sandbox::pin_dir();
         let mut ebpf = EbpfLoader::new()
-            .default_map_pin_directory(&pins.0)
+            .default_map_pin_directory(pins.path())
             .load(datapath::EBPF_OBJECT)
             .unwrap_or_else(|e| panic!("loading the BPF object: {e}"));
         let name = prog_name(mode);
@@ -218,18 +198,18 @@ impl Fixture {
             .iter()
             .flat_map(|(a, b)| [*a, *b])
             .map(|n| {
-                (n.to_owned(), IfaceFacts { ifindex: netns.ifindex(n), peer_mac: Some(mac_of(n)), peer_in_other_netns: peer_ns(n) })
+                (n.to_owned(), IfaceFacts { ifindex: sandbox::ifindex(n), peer_mac: Some(mac_of(n)), peer_in_other_netns: peer_ns(n) })
             })
             .collect();
         let compiled = compile::compile(&model, &facts, None).unwrap_or_else(|e| panic!("compile: {e:?}"));
-        let loc = Location::new(None, Some(pins.0.clone()));
+        let loc = Location::new(None, Some(pins.path().to_owned()));
         Maps::open(&loc).and_then(|mut m| m.write(&compiled, true)).unwrap_or_else(|e| panic!("writing the maps: {e}"));
         Self { ebpf, mode, loc, model, facts, down: BTreeSet::new(), _pins: pins, netns }
     }
 
     /// Sets an interface's MTU (the XDP program checks frames against their target's).
     pub fn set_mtu(&self, ifname: &str, mtu: u32) {
-        self.netns.set_mtu(ifname, mtu);
+        link::set_mtu(self.netns.name(), ifname, mtu).unwrap_or_else(|e| panic!("{e:#}"));
     }
 
     /// The MAC address behind `ifname` (its peer's, as the loader found it): where a packet
@@ -258,18 +238,8 @@ impl Fixture {
     /// One `BPF_PROG_TEST_RUN` of this fixture's program, `repeat` times, with `packet` arriving
     /// on `ifindex`. The verdict is the program's own (not translated).
     pub fn test_run(&self, ifindex: u32, packet: &[u8], data_out: Option<&mut [u8]>, repeat: u32) -> Result<aya::programs::TestRunResult, ProgramError> {
-        let mut skb = [0u8; SKB_CTX_LEN];
-        let mut xdp = [0u8; XDP_CTX_LEN];
-        let (ctx, at): (&mut [u8], usize) = match self.mode {
-            AttachMode::Tc => (&mut skb, SKB_IFINDEX_OFFSET),
-            AttachMode::Xdp => (&mut xdp, XDP_INGRESS_IFINDEX_OFFSET),
-        };
-        ctx[at..at + 4].copy_from_slice(&ifindex.to_ne_bytes());
-        if self.mode == AttachMode::Xdp {
-            let len = u32::try_from(packet.len()).unwrap_or(u32::MAX);
-            ctx[XDP_DATA_END_OFFSET..XDP_DATA_END_OFFSET + 4].copy_from_slice(&len.to_ne_bytes());
-        }
-        let opts = TestRunOptions { data_in: Some(packet), data_out, ctx_in: Some(ctx), repeat, ..TestRunOptions::default() };
+        let ctx = test_run::context(self.mode, ifindex, packet.len());
+        let opts = TestRunOptions { data_in: Some(packet), data_out, ctx_in: Some(&ctx), repeat, ..TestRunOptions::default() };
         let prog = self.ebpf.program(prog_name(self.mode)).expect("program");
         match self.mode {
             AttachMode::Tc => <&SchedClassifier>::try_from(prog).expect("a tc program").test_run(opts),

@@ -11,6 +11,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
+use sfc_tests::link;
 
 use super::topo::{HOPS, Port};
 use crate::cmd;
@@ -193,7 +194,7 @@ fn flows() -> Vec<String> {
         format!(
             "in_port={},actions=mod_dl_dst:{},output:{}",
             from.hub_dev(),
-            to.mac(),
+            link::mac_string(to.mac()),
             to.hub_dev()
         )
     };

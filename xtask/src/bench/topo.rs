@@ -17,13 +17,19 @@
 use std::net::Ipv4Addr;
 
 use anyhow::{Context as _, Result};
-use sfc_tests::netns::{self, NetNs, ip_in};
+use sfc_tests::{
+    link::{self, Veth},
+    netns::{self, NetNsGroup, ip_in},
+    sysctl,
+};
 
 /// Service functions in the chain.
 pub const HOPS: u8 = 3;
 
 pub const SOURCE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
 pub const DEST_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
+/// Every port's subnet is a /24.
+const PREFIX_LEN: u8 = 24;
 /// What every path steers through the chain.
 pub const DEST_PREFIX: &str = "198.18.2.0/24";
 
@@ -76,7 +82,7 @@ impl Port {
         }
     }
 
-    /// The third octet of the port's /24.
+    /// The third octet of the port's subnet.
     fn subnet(self) -> u8 {
         match self {
             Port::Source => 1,
@@ -96,12 +102,12 @@ impl Port {
     }
 
     /// `02:5f:c1:<subnet>:00:01` on the endpoint side, `...:02` on the hub side.
-    pub fn mac(self) -> String {
-        format!("02:5f:c1:{:02x}:00:01", self.subnet())
+    pub fn mac(self) -> [u8; 6] {
+        [0x02, 0x5f, 0xc1, self.subnet(), 0x00, 0x01]
     }
 
-    pub fn hub_mac(self) -> String {
-        format!("02:5f:c1:{:02x}:00:02", self.subnet())
+    pub fn hub_mac(self) -> [u8; 6] {
+        [0x02, 0x5f, 0xc1, self.subnet(), 0x00, 0x02]
     }
 }
 
@@ -119,7 +125,7 @@ pub enum Hub {
 pub struct Net {
     prefix: String,
     /// In creation order, hub first; dropped in reverse.
-    namespaces: Vec<NetNs>,
+    namespaces: NetNsGroup,
 }
 
 impl Net {
@@ -127,7 +133,7 @@ impl Net {
     pub fn build(prefix: &str, hub: Hub) -> Result<Net> {
         let mut net = Net {
             prefix: prefix.to_owned(),
-            namespaces: Vec::new(),
+            namespaces: NetNsGroup::default(),
         };
         net.create(hub)
             .with_context(|| format!("build the benchmark topology {prefix}-*"))?;
@@ -154,43 +160,31 @@ impl Net {
         let mut roles = vec!["hub".to_owned(), "source".to_owned(), "dest".to_owned()];
         roles.extend((1..=HOPS).map(|n| format!("sf{n}")));
         for role in &roles {
-            self.namespaces.push(NetNs::create(&self.ns(role))?);
+            self.namespaces.create(&self.ns(role))?;
         }
         for role in &roles {
             let forward = role.starts_with("sf") || (role == "hub" && hub_kind == Hub::Routed);
-            netns::sysctls(
-                &self.ns(role),
-                &[
-                    ("net.ipv6.conf.all.disable_ipv6", "1"),
-                    ("net.ipv6.conf.default.disable_ipv6", "1"),
-                    ("net.ipv4.conf.all.rp_filter", "0"),
-                    ("net.ipv4.conf.default.rp_filter", "0"),
-                    ("net.ipv4.conf.all.send_redirects", "0"),
-                    ("net.ipv4.conf.default.send_redirects", "0"),
-                    ("net.ipv4.conf.all.accept_redirects", "0"),
-                    ("net.ipv4.conf.default.accept_redirects", "0"),
-                    ("net.ipv4.ip_forward", if forward { "1" } else { "0" }),
-                ],
-            )?;
+            let mut settings = sysctl::IPV6_OFF.to_vec();
+            settings.extend_from_slice(sysctl::NO_RP_FILTER);
+            settings.extend_from_slice(sysctl::NO_REDIRECTS);
+            settings.push(sysctl::ip_forward(forward));
+            netns::sysctls(&self.ns(role), &settings)?;
         }
 
         let hub = self.hub();
         for port in Port::all() {
             let ns = self.ns(&port.role());
-            let (hub_dev, hub_mac, mac) = (port.hub_dev(), port.hub_mac(), port.mac());
-            #[rustfmt::skip]
-            ip_in(&hub, &[
-                "link", "add", &hub_dev, "address", &hub_mac, "type", "veth",
-                "peer", "name", port.dev(), "address", &mac, "netns", &ns,
-            ])?;
-            ip_in(&hub, &["link", "set", &hub_dev, "up"])?;
-            let addr = format!("{}/24", port.addr());
-            ip_in(&ns, &["addr", "add", &addr, "dev", port.dev()])?;
-            ip_in(&ns, &["link", "set", port.dev(), "up"])?;
+            let hub_dev = port.hub_dev();
+            link::veth(
+                Veth::new(&hub, &hub_dev).mac(port.hub_mac()),
+                Veth::new(&ns, port.dev()).mac(port.mac()),
+            )?;
+            link::up(&hub, &hub_dev)?;
+            link::add_addr(&ns, port.dev(), port.addr().into(), PREFIX_LEN)?;
+            link::up(&ns, port.dev())?;
             if hub_kind == Hub::Routed {
-                let hub_addr = format!("{}/24", port.hub_addr());
-                ip_in(&hub, &["addr", "add", &hub_addr, "dev", &hub_dev])?;
-                neighbour(&hub, &hub_dev, port.addr(), &port.mac())?;
+                link::add_addr(&hub, &hub_dev, port.hub_addr().into(), PREFIX_LEN)?;
+                link::static_neighbour(&hub, &hub_dev, port.addr().into(), port.mac())?;
             }
         }
 
@@ -200,20 +194,16 @@ impl Net {
             let ns = self.ns(role);
             let gw = port.hub_addr().to_string();
             ip_in(&ns, &["route", "add", "default", "via", &gw])?;
-            neighbour(&ns, port.dev(), port.hub_addr(), &port.hub_mac())?;
+            link::static_neighbour(&ns, port.dev(), port.hub_addr().into(), port.hub_mac())?;
         }
         for n in 1..=HOPS {
             let (ns, out) = (self.ns(&format!("sf{n}")), Port::SfOut(n));
-            netns::sysctls(
-                &ns,
-                &[
-                    ("net.ipv4.conf.in.rp_filter", "0"),
-                    ("net.ipv4.conf.out.rp_filter", "0"),
-                ],
-            )?;
+            for port in [Port::SfIn(n), out] {
+                sysctl::open_interface(&ns, port.dev())?;
+            }
             let gw = out.hub_addr().to_string();
             ip_in(&ns, &["route", "add", "default", "via", &gw, "dev", "out"])?;
-            neighbour(&ns, "out", out.hub_addr(), &out.hub_mac())?;
+            link::static_neighbour(&ns, "out", out.hub_addr().into(), out.hub_mac())?;
         }
         Ok(())
     }
@@ -224,27 +214,7 @@ impl Net {
     }
 }
 
-impl Drop for Net {
-    fn drop(&mut self) {
-        while let Some(ns) = self.namespaces.pop() {
-            drop(ns);
-        }
-    }
-}
-
-fn neighbour(ns: &str, dev: &str, addr: Ipv4Addr, mac: &str) -> Result<()> {
-    let addr = addr.to_string();
-    #[rustfmt::skip]
-    ip_in(ns, &["neigh", "replace", &addr, "lladdr", mac, "dev", dev, "nud", "permanent"])?;
-    Ok(())
-}
-
-/// Receive packet steering on `dev` in `ns`: `mask` of CPUs (hex), `0` for none. Written
-/// through `ip netns exec`, which mounts the namespace's own sysfs.
+/// Receive packet steering on `dev` in `ns`: `mask` of CPUs (hex), `0` for none.
 pub fn set_rps(ns: &str, dev: &str, mask: &str) -> Result<()> {
-    let file = format!("/sys/class/net/{dev}/queues/rx-0/rps_cpus");
-    let script = format!("echo {mask} > {file}");
-    netns::run("ip", &["netns", "exec", ns, "sh", "-c", &script])
-        .with_context(|| format!("set {file} in {ns}"))?;
-    Ok(())
+    netns::write_sysfs(ns, &format!("/sys/class/net/{dev}/queues/rx-0/rps_cpus"), mask)
 }

@@ -24,7 +24,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use sfc_tests::netns;
+use sfc_tests::{link, netns};
 
 use super::topo::{DEST_IP, HOPS, Net, Port, SOURCE_IP, set_rps};
 
@@ -91,8 +91,8 @@ pub fn udp_rate(net: &Net, secs: Duration, cpus: usize, xdp: bool) -> Result<Rat
 /// Turns threaded NAPI on `dev` (in `ns`) on, with its thread pinned to [`PATH_CPU`], or off.
 /// The thread is `napi/<dev>-<id>`; only the XDP path's hub port of that name runs NAPI.
 fn threaded_napi(ns: &str, dev: &str, on: bool) -> Result<()> {
-    let script = format!("echo {} > /sys/class/net/{dev}/threaded", u8::from(on));
-    netns::run("ip", &["netns", "exec", ns, "sh", "-c", &script]).with_context(|| format!("threaded NAPI on {dev} in {ns}"))?;
+    netns::write_sysfs(ns, &format!("/sys/class/net/{dev}/threaded"), &u8::from(on).to_string())
+        .with_context(|| format!("threaded NAPI on {dev} in {ns}"))?;
     if !on {
         return Ok(());
     }
@@ -335,14 +335,9 @@ fn send(stop: &AtomicBool, rate: &AtomicU64) -> Result<()> {
 /// IPv4 from [`SOURCE_IP`] to [`DEST_IP`], UDP port [`UDP_PORT`] to [`UDP_PORT`] (checksum 0:
 /// none, allowed for IPv4), [`PAYLOAD`] zero bytes.
 fn frame() -> Vec<u8> {
-    let mac = |s: String| -> Vec<u8> {
-        s.split(':')
-            .map(|h| u8::from_str_radix(h, 16).unwrap_or(0))
-            .collect()
-    };
     let mut f = Vec::with_capacity(60);
-    f.extend(mac(Port::Source.hub_mac()));
-    f.extend(mac(Port::Source.mac()));
+    f.extend(Port::Source.hub_mac());
+    f.extend(Port::Source.mac());
     f.extend([0x08, 0x00]);
     let ip_len = u16::try_from(20 + 8 + PAYLOAD).unwrap_or(u16::MAX);
     let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
@@ -370,14 +365,10 @@ struct RawSocket(libc::c_int);
 
 impl RawSocket {
     fn bound_to(dev: &str) -> Result<RawSocket> {
-        let name = std::ffi::CString::new(dev)?;
+        let ifindex = link::ifindex(dev)?;
         // SAFETY: plain syscalls on integers and on locals that outlive them; the fd is owned
         // by the returned value (closed on drop, also when a later step fails).
         unsafe {
-            let ifindex = libc::if_nametoindex(name.as_ptr());
-            if ifindex == 0 {
-                bail!("no interface {dev}: {}", std::io::Error::last_os_error());
-            }
             // Protocol 0: this socket receives nothing.
             let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
             if fd < 0 {

@@ -1,0 +1,219 @@
+//! Port chains: chain ids, groups, classifiers, correlation, symmetry.
+
+use std::fmt::Write as _;
+
+use sfc::{config, model};
+
+use super::{BASE, only, problems};
+
+#[test]
+fn chain_id_out_of_range() {
+    only(
+        "\nport_pairs:\n  - {name: pp1, ingress: a, egress: b}\nport_pair_groups:\n  - {name: pg1, port_pairs: [pp1]}\nport_chains:\n  - {name: pc1, chain_id: 65536, port_pair_groups: [pg1]}\n",
+        "port_chains",
+        "pc1",
+        "chain_id",
+        6,
+        "chain_id 65536 is out of range 1..=65535",
+    );
+}
+
+#[test]
+fn chain_id_taken() {
+    only(
+        "
+port_pairs:
+  - {name: pp1, ingress: a, egress: b}
+  - {name: pp2, ingress: c, egress: d}
+port_pair_groups:
+  - {name: pg1, port_pairs: [pp1]}
+  - {name: pg2, port_pairs: [pp2]}
+port_chains:
+  - {name: pc1, chain_id: 4, port_pair_groups: [pg1]}
+  - {name: pc2, chain_id: 4, port_pair_groups: [pg1, pg2]}
+",
+        "port_chains",
+        "pc2",
+        "chain_id",
+        9,
+        "chain_id 4 is already used by chain 'pc1'",
+    );
+}
+
+#[test]
+fn chain_groups_missing() {
+    only("\nport_chains:\n  - {name: pc1}\n", "port_chains", "pc1", "port_pair_groups", 2, "required field is missing (the groups the traffic crosses, in order)");
+}
+
+#[test]
+fn chain_without_groups() {
+    only("\nport_chains:\n  - {name: pc1, port_pair_groups: []}\n", "port_chains", "pc1", "port_pair_groups", 2, "a chain needs at least one port pair group");
+}
+
+#[test]
+fn chain_too_long() {
+    let mut y = String::from("port_pairs:\n");
+    let mut groups = String::from("port_pair_groups:\n");
+    let mut names = Vec::new();
+    for i in 0..=sfc_common::limits::MAX_HOPS {
+        writeln!(y, "  - {{name: p{i}, ingress: i{i}, egress: e{i}}}").unwrap();
+        writeln!(groups, "  - {{name: g{i}, port_pairs: [p{i}]}}").unwrap();
+        names.push(format!("g{i}"));
+    }
+    y.push_str(&groups);
+    writeln!(y, "port_chains:\n  - {{name: pc1, port_pair_groups: [{}]}}", names.join(", ")).unwrap();
+    let max = sfc_common::limits::MAX_HOPS;
+    let line = u32::try_from(2 * max + 6).unwrap();
+    only(&y, "port_chains", "pc1", "port_pair_groups", line, &format!("{} groups, at most {max} hops are supported", max + 1));
+}
+
+#[test]
+fn chain_unknown_group() {
+    only("\nport_chains:\n  - {name: pc1, port_pair_groups: [pg9]}\n", "port_chains", "pc1", "port_pair_groups", 2, "unknown group 'pg9'");
+}
+
+#[test]
+fn chain_lists_group_twice() {
+    only(
+        "\nport_pairs:\n  - {name: pp1, ingress: a, egress: b}\nport_pair_groups:\n  - {name: pg1, port_pairs: [pp1]}\nport_chains:\n  - name: pc1\n    port_pair_groups: [pg1,\n      pg1]\n",
+        "port_chains",
+        "pc1",
+        "port_pair_groups",
+        8,
+        "group 'pg1' is listed twice (a port pair is used at most once per chain)",
+    );
+}
+
+#[test]
+fn consecutive_tap_groups() {
+    only(
+        "
+port_pairs:
+  - {name: pp1, ingress: a, egress: b}
+  - {name: pp2, ingress: c, egress: d}
+port_pair_groups:
+  - {name: tap1, port_pairs: [pp1], tap_enabled: true}
+  - {name: tap2, port_pairs: [pp2], tap_enabled: true}
+port_chains:
+  - {name: pc1, port_pair_groups: [tap1, tap2]}
+",
+        "port_chains",
+        "pc1",
+        "port_pair_groups",
+        8,
+        "tap group 'tap2' follows tap group 'tap1': consecutive tap groups are not supported (networking-sfc rule)",
+    );
+}
+
+#[test]
+fn two_chains_with_the_same_path() {
+    only(
+        "
+port_pairs:
+  - {name: pp1, ingress: a, egress: b}
+port_pair_groups:
+  - {name: pg1, port_pairs: [pp1]}
+port_chains:
+  - {name: pc1, port_pair_groups: [pg1]}
+  - {name: pc2, port_pair_groups: [pg1]}
+",
+        "port_chains",
+        "pc2",
+        "port_pair_groups",
+        7,
+        "chain 'pc1' already crosses exactly these groups (networking-sfc rule): give its flow classifiers to that chain",
+    );
+}
+
+#[test]
+fn a_group_may_serve_several_chains() {
+    let y = "
+port_pairs:
+  - {name: pp1, ingress: a, egress: b}
+  - {name: pp2, ingress: c, egress: d}
+port_pair_groups:
+  - {name: pg1, port_pairs: [pp1]}
+  - {name: pg2, port_pairs: [pp2]}
+port_chains:
+  - {name: pc1, port_pair_groups: [pg1]}
+  - {name: pc2, port_pair_groups: [pg1, pg2]}
+";
+    assert_eq!(problems(y), vec![]);
+}
+
+#[test]
+fn chain_unknown_classifier() {
+    let y = BASE.replace("flow_classifiers: [web]", "flow_classifiers: [web, nope]");
+    only(&y, "port_chains", "pc1", "flow_classifiers", 8, "unknown flow classifier 'nope'");
+}
+
+#[test]
+fn chain_lists_classifier_twice() {
+    let y = BASE.replace("flow_classifiers: [web]", "flow_classifiers: [web, web]");
+    only(&y, "port_chains", "pc1", "flow_classifiers", 8, "flow classifier 'web' is listed twice");
+}
+
+#[test]
+fn classifier_in_two_chains() {
+    let y = "
+port_pairs:
+  - {name: pp1, ingress: a, egress: b}
+  - {name: pp2, ingress: c, egress: d}
+port_pair_groups:
+  - {name: pg1, port_pairs: [pp1]}
+  - {name: pg2, port_pairs: [pp2]}
+flow_classifiers:
+  - {name: web, logical_source_port: s}
+port_chains:
+  - {name: pc1, port_pair_groups: [pg1], flow_classifiers: [web]}
+  - {name: pc2, port_pair_groups: [pg2], flow_classifiers: [web]}
+";
+    only(y, "port_chains", "pc2", "flow_classifiers", 11, "flow classifier 'web' is already used by chain 'pc1' (a classifier belongs to one chain)");
+}
+
+#[test]
+fn correlation_not_supported_yet() {
+    let y = BASE.replace("flow_classifiers: [web]}", "flow_classifiers: [web], chain_parameters: {correlation: mpls}}");
+    only(&y, "port_chains", "pc1", "chain_parameters.correlation", 8, "correlation 'mpls' (SFC-aware service functions) is not supported yet; use none");
+}
+
+#[test]
+fn correlation_unknown() {
+    let y = BASE.replace("flow_classifiers: [web]}", "flow_classifiers: [web], chain_parameters: {correlation: vxlan}}");
+    only(&y, "port_chains", "pc1", "chain_parameters.correlation", 8, "unknown correlation 'vxlan' (none, mpls or nsh)");
+}
+
+#[test]
+fn symmetric_chain_needs_a_destination_port() {
+    let y = BASE.replace("flow_classifiers: [web]}", "flow_classifiers: [web],\n     chain_parameters: {symmetric: true}}");
+    only(
+        &y,
+        "port_chains",
+        "pc1",
+        "chain_parameters.symmetric",
+        9,
+        "a symmetric chain needs logical_destination_port on its flow classifiers (the reverse path starts there); 'web' has none",
+    );
+    let ok = y.replace("logical_source_port: src}", "logical_source_port: src, logical_destination_port: dst}");
+    assert_eq!(problems(&ok), vec![]);
+}
+
+#[test]
+fn lowest_free_chain_id_is_assigned() {
+    let y = "
+port_pairs:
+  - {name: pp1, ingress: a, egress: b}
+  - {name: pp2, ingress: c, egress: d}
+port_pair_groups:
+  - {name: pg1, port_pairs: [pp1]}
+  - {name: pg2, port_pairs: [pp2]}
+port_chains:
+  - {name: pc1, port_pair_groups: [pg1]}
+  - {name: pc2, chain_id: 1, port_pair_groups: [pg2]}
+  - {name: pc3, port_pair_groups: [pg1, pg2]}
+  - {name: pc4, chain_id: 3, port_pair_groups: [pg2, pg1]}
+";
+    let m = model::validate(&config::parse("t", y).expect("parses")).expect("valid");
+    let ids: Vec<(&str, u32)> = m.port_chains.iter().map(|c| (c.name.as_str(), c.chain_id)).collect();
+    assert_eq!(ids, [("pc1", 2), ("pc2", 1), ("pc3", 4), ("pc4", 3)]);
+}
