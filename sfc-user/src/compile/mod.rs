@@ -237,7 +237,7 @@ pub struct Inputs<'a> {
     /// pair with one is installed flagged `PP_F_DOWN` and left out of its group's table, so
     /// flows move to the other members (or the group's failure policy applies).
     pub down_ifaces: std::collections::BTreeSet<String>,
-    /// Port pairs out of the model that still serve their flows: installed flagged
+    /// Port pairs no chain uses any more that still serve their flows: installed flagged
     /// `PP_F_DRAINING`, their interfaces keeping a role (and their program).
     pub draining: BTreeMap<u32, plan::Draining>,
 }

@@ -21,10 +21,15 @@ pub struct Drain {
     /// The id of the group it was in (not given to a new group while it drains).
     #[serde(default)]
     pub group: Option<u32>,
+    /// Its interfaces' names (the model that named them is gone).
+    #[serde(default)]
+    pub ingress: Option<String>,
+    #[serde(default)]
+    pub egress: Option<String>,
 }
 
 /// A draining port pair as compile installs it: its entry as the map has it, and the names of
-/// its interfaces (for the attach step and for counters).
+/// its interfaces (for the attach step, the XDP peers and counters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draining {
     pub entry: PortPairEntry,
@@ -67,12 +72,16 @@ pub fn plan(model: &Model, prev: &Previous<'_>, now: u64, drain_timeout: std::ti
     for (id, d) in &prev.draining {
         prev_ids.port_pairs.entry(d.name.clone()).or_insert(*id);
     }
-    let out_of_model = |d: &Drain| !model.port_pairs.iter().any(|p| p.name == d.name);
+    let in_model = |name: &str| model.port_pairs.iter().any(|p| p.name == name);
     // Groups that vanish now may have members that start draining below: their ids stay
-    // unused this time too (later, `Drain::group` keeps them).
+    // unused this time too (later, `Drain::group` keeps them). So do the ids of installed
+    // members leaving the model now: they start draining below, and a new member under the
+    // same id would take over their flows.
     let vanishing = prev.ids.groups.iter().filter(|(name, _)| draining_on && !model.port_pair_groups.iter().any(|g| &g.name == *name)).map(|(_, id)| *id);
+    let named_in_model: BTreeSet<u32> = prev_ids.port_pairs.iter().filter(|(name, _)| in_model(name)).map(|(_, id)| *id).collect();
+    let leaving = prev.installed.keys().filter(|id| draining_on && !named_in_model.contains(id)).copied();
     let reserved = Reserved {
-        port_pairs: prev.draining.iter().filter(|(_, d)| out_of_model(d)).map(|(id, _)| *id).collect(),
+        port_pairs: prev.draining.iter().filter(|(_, d)| !in_model(&d.name)).map(|(id, _)| *id).chain(leaving).collect(),
         groups: prev.draining.values().filter_map(|d| d.group).chain(vanishing).collect(),
     };
     let ids = Ids::assign(model, &prev_ids, &reserved);
@@ -84,11 +93,13 @@ pub fn plan(model: &Model, prev: &Previous<'_>, now: u64, drain_timeout: std::ti
     let mut plan = Plan::default();
     // Installed port pairs that are no longer used start draining; expired drains end.
     let until = now.saturating_add(drain_timeout.as_secs());
+    let ifname = |ifindex: u32| prev.ifname.and_then(|f| f(ifindex));
     for (id, e) in prev.installed.iter().filter(|(id, _)| !in_use.contains(*id)) {
         if draining_on && !draining.contains_key(id) {
             let name = prev.port_pair_name.and_then(|f| f(*id)).unwrap_or_else(|| format!("#{id}"));
             plan.started.push(name.clone());
-            draining.insert(*id, Drain { name, until, group: Some(e.group) });
+            let (ingress, egress) = (ifname(e.ingress_ifindex), ifname(e.egress_ifindex));
+            draining.insert(*id, Drain { name, until, group: Some(e.group), ingress, egress });
         }
     }
     draining.retain(|_, d| {
@@ -98,12 +109,15 @@ pub fn plan(model: &Model, prev: &Previous<'_>, now: u64, drain_timeout: std::ti
         }
         live
     });
-    let ifname = |ifindex: u32| prev.ifname.and_then(|f| f(ifindex));
     plan.drain_entries = prev
         .installed
         .iter()
-        .filter(|(id, _)| draining.contains_key(*id))
-        .map(|(id, e)| (*id, Draining { entry: *e, ingress: ifname(e.ingress_ifindex), egress: ifname(e.egress_ifindex) }))
+        .filter_map(|(id, e)| {
+            let d = draining.get(id)?;
+            let ingress = d.ingress.clone().or_else(|| ifname(e.ingress_ifindex));
+            let egress = d.egress.clone().or_else(|| ifname(e.egress_ifindex));
+            Some((*id, Draining { entry: *e, ingress, egress }))
+        })
         .collect();
     plan.ids = ids;
     plan.draining = draining;
@@ -138,6 +152,10 @@ mod tests {
         model::validate(&config::parse("t", &text).expect("parses")).expect("valid")
     }
 
+    fn prev_clone<'a>(p: &Previous<'a>) -> Previous<'a> {
+        Previous { ids: p.ids.clone(), draining: p.draining.clone(), installed: p.installed.clone(), port_pair_name: p.port_pair_name, ifname: p.ifname }
+    }
+
     fn entry(ingress: u32, group: u32) -> PortPairEntry {
         PortPairEntry { ingress_ifindex: ingress, egress_ifindex: ingress + 1, group, ..PortPairEntry::default() }
     }
@@ -159,7 +177,7 @@ mod tests {
         };
         let p = plan(&after, &prev, 1000, DRAIN);
         assert_eq!((p.started.clone(), p.ended.clone()), (vec!["b".to_owned()], vec![]));
-        assert_eq!(p.draining[&1], Drain { name: "b".into(), until: 1030, group: Some(0) });
+        assert_eq!(p.draining[&1], Drain { name: "b".into(), until: 1030, group: Some(0), ingress: Some("if20".into()), egress: Some("if21".into()) });
         assert_eq!(p.drain_entries[&1].ingress.as_deref(), Some("if20"));
         // Still unused at the next apply: it drains on, its timer not restarted.
         let later = Previous { draining: p.draining.clone(), ..prev };
@@ -168,12 +186,42 @@ mod tests {
         // Back in use while it drains: `b` again, same id, no longer draining.
         let back = plan(&before, &later, 1010, DRAIN);
         assert!(back.draining.is_empty() && back.ids.port_pair("b") == 1);
+        // Its interfaces keep their names while it drains, also when no one knows them any more.
+        let forgetful = Previous { ifname: None, port_pair_name: None, ..Previous { draining: p.draining.clone(), ..prev_clone(&later) } };
+        assert_eq!(plan(&after, &forgetful, 1010, DRAIN).drain_entries[&1].egress.as_deref(), Some("if21"));
         // Expired: the drain ends and the entry is no longer installed by compile.
         let done = plan(&after, &later, 1030, DRAIN);
         assert_eq!((done.ended, done.draining.len(), done.drain_entries.len()), (vec!["b".to_owned()], 0, 0));
         // No drain timeout: removed at once.
         let now = plan(&after, &Previous { draining: BTreeMap::new(), ..later }, 1000, Duration::ZERO);
         assert!(now.started.is_empty() && now.draining.is_empty());
+    }
+
+    #[test]
+    fn a_member_replaced_in_one_apply_drains_and_its_id_is_not_reused() {
+        let m = |pairs: &str, group: &str| {
+            let text = format!(
+                "port_pairs:\n{pairs}port_pair_groups:\n  - {{name: g, port_pairs: [{group}]}}\n\
+                 flow_classifiers:\n  - {{name: fc, logical_source_port: src}}\n\
+                 port_chains:\n  - {{name: pc, port_pair_groups: [g], flow_classifiers: [fc]}}\n"
+            );
+            model::validate(&config::parse("t", &text).expect("parses")).expect("valid")
+        };
+        let before = m("  - {name: a, ingress: a-in, egress: a-out}\n  - {name: b, ingress: b-in, egress: b-out}\n", "a, b");
+        let after = m("  - {name: a, ingress: a-in, egress: a-out}\n  - {name: c, ingress: c-in, egress: c-out}\n", "a, c");
+        let names = |id: u32| ["a", "b"].get(id as usize).map(|s| (*s).to_owned());
+        let prev = Previous {
+            ids: Ids::by_index(&before),
+            installed: BTreeMap::from([(0, entry(10, 0)), (1, entry(20, 0))]),
+            port_pair_name: Some(&names),
+            ..Previous::default()
+        };
+        let p = plan(&after, &prev, 1000, DRAIN);
+        assert_eq!(p.started, ["b"]);
+        assert!(p.draining.contains_key(&1));
+        assert_eq!((p.ids.port_pair("a"), p.ids.port_pair("c")), (0, 2));
+        // Without drains the id is free at once.
+        assert_eq!(plan(&after, &prev, 1000, Duration::ZERO).ids.port_pair("c"), 1);
     }
 
     #[test]

@@ -318,6 +318,24 @@ mod tests {
     }
 
     #[test]
+    fn problems_on_one_line_keep_the_order_of_the_text() {
+        let p = problems("port_pairs: [{name: a, weight: [1], wieght: 3, ingress: {x: 1}}]\n");
+        assert_eq!(p, [
+            "port_pairs[a].weight: expected a whole number, found a list (line 1)",
+            "port_pairs[a].wieght: unknown field (did you mean 'weight'?) (line 1)",
+            "port_pairs[a].ingress: expected a string, found a mapping (line 1)",
+        ]);
+    }
+
+    #[test]
+    fn many_bad_items_in_a_list_are_each_reported_once() {
+        let items = vec!["{x: 1}"; 5000].join(", ");
+        let p = problems(&format!("port_chains:\n  - name: c\n    flow_classifiers: [a, {items}, b]\n"));
+        assert_eq!(p.len(), 5000);
+        assert!(p.iter().all(|l| l == "port_chains[c].flow_classifiers: expected a name, found a mapping (line 3)"), "{:?}", &p[..3]);
+    }
+
+    #[test]
     fn the_schema_is_the_structs() {
         let names = field_names();
         for f in ["weight", "lb_fields", "health_check", "interval_ms", "logical_destination_port", "correlation", "mode"] {

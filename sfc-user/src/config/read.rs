@@ -23,13 +23,18 @@ use super::{
     ValidationError,
 };
 
-/// Reads a parsed document into a `ConfigFile`, shape problems in line order.
+/// Reads a parsed document into a `ConfigFile`, shape problems in the order of the text.
 pub(super) fn file(text: &str, root: &At<Node>) -> ConfigFile {
     let mut r = Reader { text, problems: Vec::new() };
     let mut cfg = r.file(root);
-    r.problems.sort_by_key(|p| p.line);
-    cfg.problems = r.problems;
+    r.problems.sort_by_key(|(at, p)| (p.line, *at));
+    cfg.problems = r.problems.into_iter().map(|(_, p)| p).collect();
     cfg
+}
+
+/// Where a node starts in the text (bytes), to order problems found on one line.
+fn offset(n: &At<Node>) -> usize {
+    n.referenced.span().byte_offset().and_then(|o| usize::try_from(o).ok()).unwrap_or(usize::MAX)
 }
 
 /// Every field name the schema knows (all resources, nested ones included), from the serde
@@ -52,12 +57,14 @@ pub fn field_names() -> BTreeSet<&'static str> {
 
 struct Reader<'t> {
     text: &'t str,
-    problems: Vec<ValidationError>,
+    /// Each with where it is in the text.
+    problems: Vec<(usize, ValidationError)>,
 }
 
 impl Reader<'_> {
-    fn problem(&mut self, kind: &str, resource: &str, line: u32, message: impl Into<String>) {
-        self.problems.push(ValidationError { kind: kind.to_owned(), resource: resource.to_owned(), field: String::new(), line, message: message.into() });
+    fn problem(&mut self, kind: &str, resource: &str, n: &At<Node>, message: impl Into<String>) {
+        let e = ValidationError { kind: kind.to_owned(), resource: resource.to_owned(), field: String::new(), line: line(n), message: message.into() };
+        self.problems.push((offset(n), e));
     }
 
     fn file(&mut self, root: &At<Node>) -> ConfigFile {
@@ -66,19 +73,19 @@ impl Reader<'_> {
             Node::Null => return cfg,
             Node::Map(entries) => entries,
             other => {
-                self.problem("", "", line(root), format!("a chain file is a mapping of {}, found {}", SECTIONS.join(", "), other.kind()));
+                self.problem("", "", root, format!("a chain file is a mapping of {}, found {}", SECTIONS.join(", "), other.kind()));
                 return cfg;
             }
         };
         let mut seen: Vec<(String, u32)> = Vec::new();
         for (k, v) in entries {
             let Some(key) = scalar_text(self.text, k) else {
-                self.problem("", "", line(k), format!("expected a section name ({}), found {}", SECTIONS.join(", "), k.value.kind()));
+                self.problem("", "", k, format!("expected a section name ({}), found {}", SECTIONS.join(", "), k.value.kind()));
                 continue;
             };
             if let Some((_, first)) = seen.iter().find(|(s, _)| *s == key) {
                 let first = *first;
-                self.problem(&key, "", line(k), format!("section given twice (first on line {first}); put all its entries in one list"));
+                self.problem(&key, "", k, format!("section given twice (first on line {first}); put all its entries in one list"));
                 continue;
             }
             seen.push((key.clone(), line(k)));
@@ -90,7 +97,7 @@ impl Reader<'_> {
                 "interfaces" => cfg.interfaces = self.section(&key, "interfaces", v),
                 other => {
                     let msg = unknown_field(other, &SECTIONS).replace("unknown field", "unknown section");
-                    self.problem(other, "", line(k), msg);
+                    self.problem(other, "", k, msg);
                 }
             }
         }
@@ -103,7 +110,7 @@ impl Reader<'_> {
             Node::Null => return Vec::new(),
             Node::Seq(items) => items,
             other => {
-                self.problem(kind, "", line(n), format!("expected a list of {what}, found {}", other.kind()));
+                self.problem(kind, "", n, format!("expected a list of {what}, found {}", other.kind()));
                 return Vec::new();
             }
         };
@@ -119,7 +126,7 @@ impl Reader<'_> {
                 }
                 out.push(self.resource(kind, &label, item));
             } else {
-                self.problem(kind, &label, line(item), format!("expected a mapping (one {}), found {}", what.trim_end_matches('s'), item.value.kind()));
+                self.problem(kind, &label, item, format!("expected a mapping (one {}), found {}", what.trim_end_matches('s'), item.value.kind()));
             }
         }
         out
@@ -142,7 +149,8 @@ impl Reader<'_> {
                 Err(e) => {
                     // A problem with no value to leave out (none expected) ends the resource.
                     let again = !e.key.is_empty() && skip.insert(e.key.clone());
-                    failed.push(ValidationError { kind: kind.to_owned(), resource: resource.to_owned(), field: e.field, line: if e.line > 0 { e.line } else { line(n) }, message: e.message });
+                    let at = if e.line > 0 { (e.offset, e.line) } else { (offset(n), line(n)) };
+                    failed.push((at.0, ValidationError { kind: kind.to_owned(), resource: resource.to_owned(), field: e.field, line: at.1, message: e.message }));
                     if !again {
                         self.problems.extend(problems);
                         self.problems.extend(failed);
@@ -161,14 +169,14 @@ struct Pass<'a> {
     resource: &'a str,
     /// Values this pass leaves out (their problem is recorded already), by [`De::key`].
     skip: &'a BTreeSet<String>,
-    /// Unknown and repeated fields met on the way.
-    problems: RefCell<Vec<ValidationError>>,
+    /// Unknown and repeated fields and bad list items met on the way, each with its offset.
+    problems: RefCell<Vec<(usize, ValidationError)>>,
 }
 
 impl Pass<'_> {
-    fn problem(&self, field: &str, line: u32, message: String) {
+    fn problem(&self, field: &str, line: u32, offset: usize, message: String) {
         let e = ValidationError { kind: self.kind.to_owned(), resource: self.resource.to_owned(), field: field.to_owned(), line, message };
-        self.problems.borrow_mut().push(e);
+        self.problems.borrow_mut().push((offset, e));
     }
 }
 
@@ -177,6 +185,7 @@ impl Pass<'_> {
 pub(super) struct Bad {
     field: String,
     line: u32,
+    offset: usize,
     message: String,
     /// What to leave out to read past it (empty: nothing can be).
     key: String,
@@ -192,7 +201,7 @@ impl std::error::Error for Bad {}
 
 impl de::Error for Bad {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        Bad { field: String::new(), line: 0, message: msg.to_string(), key: String::new() }
+        Bad { field: String::new(), line: 0, offset: usize::MAX, message: msg.to_string(), key: String::new() }
     }
 }
 
@@ -215,7 +224,7 @@ impl<'a> De<'a> {
     }
 
     fn bad(&self, message: String) -> Bad {
-        Bad { field: self.field.clone(), line: line(self.n), message, key: self.key.clone() }
+        Bad { field: self.field.clone(), line: line(self.n), offset: offset(self.n), message, key: self.key.clone() }
     }
 
     /// Gives an error raised by a visitor (no location of its own) this value's location.
@@ -263,7 +272,8 @@ impl<'de> Deserializer<'de> for De<'_> {
         }
     }
 
-    /// A whole number, also when quoted (`"3"`) or written so YAML took it for a float (`1e3`).
+    /// A whole number, also when quoted (`"3"`) or too large for YAML's integers (it reads those
+    /// as floats; the text as written is parsed here).
     fn deserialize_i128<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bad> {
         let i = match &self.n.value {
             Node::Int(i) => Some(*i),
@@ -345,16 +355,16 @@ impl<'de> MapAccess<'de> for Fields<'_, '_> {
         let pass = self.of.pass;
         for (k, v) in self.entries.by_ref() {
             let Some(key) = scalar_text(pass.text, k) else {
-                pass.problem(self.prefix.trim_end_matches('.'), line(k), format!("expected a field name, found {}", k.value.kind()));
+                pass.problem(self.prefix.trim_end_matches('.'), line(k), offset(k), format!("expected a field name, found {}", k.value.kind()));
                 continue;
             };
             let field = format!("{}{key}", self.prefix);
             if !self.known.contains(&key.as_str()) {
-                pass.problem(&field, line(k), unknown_field(&key, self.known));
+                pass.problem(&field, line(k), offset(k), unknown_field(&key, self.known));
                 continue;
             }
             if let Some((_, first)) = self.seen.iter().find(|(s, _)| *s == key) {
-                pass.problem(&field, line(k), format!("given twice (first on line {first})"));
+                pass.problem(&field, line(k), offset(k), format!("given twice (first on line {first})"));
                 continue;
             }
             self.seen.push((key.clone(), line(k)));
@@ -373,7 +383,9 @@ impl<'de> MapAccess<'de> for Fields<'_, '_> {
     }
 }
 
-/// The items of a list of names; an item that failed in an earlier pass is left out.
+/// The items of a list. Every list in the schema is a list of names: an item that is not a
+/// scalar is recorded and left out here, in the same pass (a pass per bad item would make a
+/// list of N bad items cost N passes of N items).
 struct Items<'a, 'b> {
     of: &'b De<'a>,
     items: std::iter::Enumerate<std::slice::Iter<'a, At<Node>>>,
@@ -384,6 +396,10 @@ impl<'de> SeqAccess<'de> for Items<'_, '_> {
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Bad> {
         for (i, n) in self.items.by_ref() {
+            if scalar_text(self.of.pass.text, n).is_none() {
+                self.of.pass.problem(&self.of.field, line(n), offset(n), format!("expected a name, found {}", n.value.kind()));
+                continue;
+            }
             let key = format!("{}#{i}", self.of.key);
             if !self.of.pass.skip.contains(&key) {
                 return seed.deserialize(De { n, pass: self.of.pass, field: self.of.field.clone(), key, item: true }).map(Some);

@@ -233,14 +233,17 @@ fn xdp_attach_error(name: &str, e: aya::programs::ProgramError) -> DatapathError
         aya::programs::ProgramError::SyscallError(s) => s.io_error.raw_os_error(),
         _ => None,
     };
-    let hint = match errno.map(E::from_raw_os_error) {
-        Some(E::RANGE) => Some(
-            "the veth's peer has an MTU too large for XDP without multi-buffer support (at most about 3,500 bytes with 4 KiB pages); lower it or use mode tc for this interface",
-        ),
-        Some(E::OPNOTSUPP) => Some("the driver has no native XDP; use mode tc for this interface"),
-        Some(E::BUSY | E::EXIST) => Some("another XDP program is attached there; detach it or use mode tc for this interface"),
-        Some(E::NOTCONN) => Some("the veth has no peer"),
-        _ => None,
+    let is = |e: E| errno == Some(e.raw_os_error());
+    let hint = if is(E::RANGE) {
+        Some("the veth's peer has an MTU too large for XDP without multi-buffer support (at most about 3,500 bytes with 4 KiB pages); lower it or use mode tc for this interface")
+    } else if is(E::OPNOTSUPP) {
+        Some("the driver has no native XDP; use mode tc for this interface")
+    } else if is(E::BUSY) || is(E::EXIST) {
+        Some("another XDP program is attached there; detach it or use mode tc for this interface")
+    } else if is(E::NOTCONN) {
+        Some("the veth has no peer")
+    } else {
+        None
     };
     match hint {
         Some(h) => DatapathError::Other(format!("attaching XDP to {name}: {h} ({e})")),

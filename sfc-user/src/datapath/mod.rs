@@ -255,7 +255,7 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BT
     // 3. detach only where neither the new generation nor the one live until now needs it, as
     //    read from the maps (not from the state file, which a killed loader may have left stale).
     let live_before = m.live_ifaces()?;
-    attach_all(loc, &mut progs, &compiled, &want, &mut report)?;
+    attach_all(loc, &mut progs, &compiled, &want, xdp, &mut report)?;
     let w = m.write(&compiled, !report.drained.is_empty())?;
     report.map_changes = w.changes;
     report.generation = w.generation;
@@ -311,10 +311,10 @@ fn plan_and_compile(
 
 /// Attaches the program to every interface in `want` (in its mode) that does not have it yet;
 /// in XDP mode the redirect targets' peers are made ready first.
-fn attach_all(loc: &Location, progs: &mut Programs, compiled: &compile::Compiled, want: &BTreeMap<u32, AttachMode>, report: &mut ApplyReport) -> Result<()> {
+fn attach_all(loc: &Location, progs: &mut Programs, compiled: &compile::Compiled, want: &BTreeMap<u32, AttachMode>, xdp: bool, report: &mut ApplyReport) -> Result<()> {
     let name_of = |ifindex: u32| compiled.names.ifaces.get(&ifindex).cloned().unwrap_or_default();
     // XDP redirects need receiving peers that take them: ready before any XDP program can send.
-    if want.values().any(|m| *m == AttachMode::Xdp) {
+    if xdp {
         for &t in &compiled.redirect_targets {
             if let Some(what) = progs.prepare_peer(loc, t, &name_of(t))? {
                 report.peers.push(what);
