@@ -190,7 +190,7 @@ pub fn explain(model: &Model, compiled: &Compiled, facts: &BTreeMap<String, Ifac
     out.symmetric = chain.is_some_and(|c| c.symmetric);
     out.deliver_to = (res.dst_ifindex != 0).then(|| ifname(res.dst_ifindex));
     let Some(entry) = compiled.chains.get(&res.chain_id) else { return out };
-    let n_hops = usize::try_from(entry.n_hops).unwrap_or(0).min(entry.groups.len());
+    let n_hops = (entry.n_hops as usize).min(entry.groups.len());
     for (h, &gid) in entry.groups[..n_hops].iter().enumerate() {
         let group = reverse(&ids.groups, gid).unwrap_or_else(|| format!("group #{gid}"));
         let g = compiled.groups.get(&gid).copied().unwrap_or_default();

@@ -138,7 +138,7 @@ impl Diff {
             .collect();
         for state in [old, new] {
             for (id, ch) in &state.chains {
-                let hops = usize::try_from(ch.n_hops).unwrap_or(usize::MAX).min(ch.groups.len());
+                let hops = (ch.n_hops as usize).min(ch.groups.len());
                 if ch.groups[..hops].iter().any(|g| groups.contains(g)) {
                     out.insert(*id);
                 }

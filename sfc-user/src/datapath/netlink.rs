@@ -123,7 +123,8 @@ fn request(mut msg: Vec<u8>, ty: u16, want: u16, min_len: usize, what: &str) -> 
         }
         return Err(NetlinkError::Kernel { what: what.to_owned(), source: io::Error::from_raw_os_error(-code) });
     }
-    let len = usize::try_from(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]])).unwrap_or(0).min(buf.len());
+    // A u32 always fits a usize here (64-bit hosts).
+    let len = (u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize).min(buf.len());
     if reply != want || len < min_len {
         return Err(NetlinkError::Malformed(what.to_owned()));
     }
@@ -135,7 +136,9 @@ fn get_link(ifindex: u32, name: Option<&str>, target_nsid: Option<i32>, what: &s
     // nlmsghdr (16) + ifinfomsg (16) + attributes.
     let mut msg = vec![0u8; 32];
     msg[16] = AF_UNSPEC;
-    msg[20..24].copy_from_slice(&i32::try_from(ifindex).unwrap_or(0).to_ne_bytes());
+    // The kernel's ifindex is an int: a larger one names no interface (not index 0, which means "by name").
+    let index = i32::try_from(ifindex).map_err(|_| NetlinkError::NotFound(what.to_owned()))?;
+    msg[20..24].copy_from_slice(&index.to_ne_bytes());
     if let Some(n) = name {
         let mut z = n.as_bytes().to_vec();
         z.push(0);

@@ -88,10 +88,12 @@ impl Sender {
 
     /// Sends `frame` out of `ifindex`.
     pub fn send(&self, ifindex: u32, frame: &[u8]) -> std::io::Result<()> {
+        // The kernel's ifindex is an int: a larger one names no interface.
+        let index = i32::try_from(ifindex).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("no interface has ifindex {ifindex}")))?;
         // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are set below.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = u16::try_from(libc::AF_PACKET).unwrap_or(0);
-        addr.sll_ifindex = i32::try_from(ifindex).unwrap_or(0);
+        addr.sll_family = rustix::net::AddressFamily::PACKET.as_raw();
+        addr.sll_ifindex = index;
         addr.sll_halen = 6;
         addr.sll_addr[..6].copy_from_slice(&frame[..6]);
         // SAFETY: `frame` and `addr` are valid for the lengths passed.

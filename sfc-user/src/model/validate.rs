@@ -97,7 +97,7 @@ fn port_pairs(c: &mut Checker, ctx: &mut Ctx, cfg: &ConfigFile) -> Vec<PortPair>
         let egress = iface(c, "egress", p.egress.as_ref(), "the interface on which the service function sends traffic back; may equal ingress");
         let weight = match &p.weight {
             None => 1,
-            Some(w) if (1..=WEIGHT_MAX).contains(&w.value) => u32::try_from(w.value).unwrap_or(1),
+            Some(w) if let Some(v) = u32::try_from(w.value).ok().filter(|_| (1..=WEIGHT_MAX).contains(&w.value)) => v,
             Some(w) => {
                 c.err(PP, &name, "weight", line(w), format!("weight {} is out of range 1..={WEIGHT_MAX}", w.value));
                 1

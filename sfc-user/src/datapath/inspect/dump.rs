@@ -326,7 +326,7 @@ fn chains(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<ChainRow>> {
             bank,
             chain_id,
             chain: n.chain(chain_id),
-            groups: c.groups.iter().take(usize::try_from(c.n_hops).unwrap_or(0)).map(|g| n.group(*g)).collect(),
+            groups: c.groups.iter().take(c.n_hops as usize).map(|g| n.group(*g)).collect(),
             flags: bit_names(c.flags, &[(CHAIN_F_SYMMETRIC, "symmetric")]),
         })
         .collect())

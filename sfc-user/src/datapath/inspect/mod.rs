@@ -307,7 +307,7 @@ pub fn map_summaries(loc: &Location) -> Result<Vec<MapSummary>> {
 /// deleted under the walk restarts it from the first key).
 fn count<T>(keys: impl Iterator<Item = std::result::Result<T, aya::maps::MapError>>, name: &str, max: u32) -> Result<u64> {
     let mut n = 0u64;
-    for k in keys.take(usize::try_from(max).unwrap_or(usize::MAX)) {
+    for k in keys.take(max as usize) {
         k.map_err(map_err(name, "walking keys"))?;
         n += 1;
     }
