@@ -1,13 +1,20 @@
-//! Prometheus text exposition (format 0.0.4) of what the datapath counted. Pure: the daemon
-//! (`sfc run`) gathers a `Snapshot` from the pinned maps, this only renders it. The counter
-//! values are exactly those of `sfc stats --json` (the snapshot carries that very `Stats`).
+//! The metrics the daemon exports, in the `OpenMetrics` text format, encoded by
+//! `prometheus-client`. Pure: the daemon (`sfc run`) gathers a `Snapshot` from the pinned maps,
+//! this only renders it. The counter values are exactly those of `sfc stats --json` (the
+//! snapshot carries that very `Stats`). Counters are registered without their `_total` suffix,
+//! which the format adds to each sample: `# TYPE sfc_hop_packets counter` heads the samples
+//! `sfc_hop_packets_total{...}`.
 
-use std::fmt::{Display, Write as _};
+use prometheus_client::{
+    encoding::{EncodeMetric, MetricEncoder, NoLabelSet, text::encode},
+    metrics::MetricType,
+    registry::Registry,
+};
 
-use crate::view::stats::{ChainStats, HopStats, IfaceStats, MemberStats, Stats};
+use crate::view::stats::{ChainStats, MemberStats, Stats};
 
 /// `Content-Type` of the rendered text.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Everything one scrape shows.
 #[derive(Debug)]
@@ -18,67 +25,74 @@ pub struct Snapshot {
     pub port_pairs_up: Vec<(String, bool)>,
 }
 
-/// A label value escaped as the text format wants: backslash, double quote and newline.
-fn escape(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// One family's samples, in the order given: values read from the maps at the scrape, so no
+/// atomics, and a fixed order (the crate's `Family` is a hash map, whose order changes from one
+/// scrape to the next).
+#[derive(Debug)]
+struct Samples {
+    kind: MetricType,
+    samples: Vec<(Labels, u64)>,
+}
+
+impl EncodeMetric for Samples {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let value = |e: &mut MetricEncoder<'_>, v: &u64| {
+            if self.kind == MetricType::Counter { e.encode_counter::<NoLabelSet, _, u64>(v, None) } else { e.encode_gauge(v) }
+        };
+        for (l, v) in &self.samples {
+            if l.is_empty() {
+                value(&mut encoder, v)?;
+            } else {
+                value(&mut encoder.encode_family(l)?, v)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.kind
+    }
+}
+
+/// A counter family (`name` without `_total`, which the format adds to each sample). The
+/// encoder ends each help text with a period.
+fn counters(r: &mut Registry, name: &str, help: &str, samples: impl IntoIterator<Item = (Labels, u64)>) {
+    r.register(name, help.trim_end_matches('.'), Samples { kind: MetricType::Counter, samples: samples.into_iter().collect() });
+}
+
+fn gauges(r: &mut Registry, name: &str, help: &str, samples: impl IntoIterator<Item = (Labels, u64)>) {
+    r.register(name, help.trim_end_matches('.'), Samples { kind: MetricType::Gauge, samples: samples.into_iter().collect() });
+}
+
+/// An unlabelled counter.
+fn counter(r: &mut Registry, name: &str, help: &str, v: u64) {
+    counters(r, name, help, [(Labels::new(), v)]);
+}
+
+fn gauge(r: &mut Registry, name: &str, help: &str, v: u64) {
+    gauges(r, name, help, [(Labels::new(), v)]);
+}
+
+/// One sample per (chain, hop, member) of `chains`; `value` picks the counter.
+fn hop_samples(chains: &[ChainStats], value: impl Fn(&MemberStats) -> u64) -> Vec<(Labels, u64)> {
+    let mut out = Vec::new();
+    for ch in chains {
+        let chain_id = ch.chain_id.to_string();
+        for (h, hop) in ch.hops.iter().enumerate() {
+            let h = h.to_string();
+            for m in &hop.members {
+                let l = labels(&[("chain", &ch.name), ("chain_id", &chain_id), ("hop", &h), ("group", &hop.group), ("port_pair", &m.port_pair)]);
+                out.push((l, value(m)));
+            }
         }
     }
     out
-}
-
-struct Out(String);
-
-impl Out {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        // Writing into a String cannot fail.
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
-        self.0.push_str(name);
-        if !labels.is_empty() {
-            let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
-            let _ = write!(self.0, "{{{}}}", l.join(","));
-        }
-        let _ = writeln!(self.0, " {value}");
-    }
-}
-
-/// One sample per (chain, hop, member) of `ch`; `value` picks the counter.
-fn hop_samples(out: &mut Out, name: &str, ch: &ChainStats, value: impl Fn(&MemberStats) -> u64) {
-    let chain_id = ch.chain_id.to_string();
-    for (h, hop) in ch.hops.iter().enumerate() {
-        let hop: &HopStats = hop;
-        let h = h.to_string();
-        for m in &hop.members {
-            let labels = [
-                ("chain", ch.name.as_str()),
-                ("chain_id", chain_id.as_str()),
-                ("hop", h.as_str()),
-                ("group", hop.group.as_str()),
-                ("port_pair", m.port_pair.as_str()),
-            ];
-            out.sample(name, &labels, value(m));
-        }
-    }
-}
-
-fn iface_samples(out: &mut Out, i: &IfaceStats) {
-    for (kind, v) in [
-        ("classified", i.classified),
-        ("unclassified", i.unclassified),
-        ("from_sf", i.from_sf),
-        ("malformed", i.malformed),
-        ("recomputed", i.recomputed),
-    ] {
-        out.sample("sfc_interface_packets_total", &[("interface", &i.name), ("kind", kind)], v);
-    }
 }
 
 /// Which counter of a member a hop family shows.
@@ -86,88 +100,68 @@ type Pick = fn(&MemberStats) -> u64;
 
 /// The exposition text of `s`.
 pub fn render(s: &Snapshot) -> String {
-    let mut out = Out(String::new());
+    let mut r = Registry::default();
     let st = &s.stats;
     let hop_families: [(&str, &str, Pick); 4] = [
-        ("sfc_hop_packets_total", "Packets sent into a port pair at a hop of a chain.", |m| m.packets),
-        ("sfc_hop_bytes_total", "Bytes sent into a port pair at a hop of a chain.", |m| m.bytes),
+        ("sfc_hop_packets", "Packets sent into a port pair at a hop of a chain.", |m| m.packets),
+        ("sfc_hop_bytes", "Bytes sent into a port pair at a hop of a chain.", |m| m.bytes),
         (
-            "sfc_hop_reverse_packets_total",
+            "sfc_hop_reverse_packets",
             "Packets of the reverse direction of a symmetric chain sent into a port pair at a hop.",
             |m| m.reverse_packets,
         ),
         (
-            "sfc_hop_reverse_bytes_total",
+            "sfc_hop_reverse_bytes",
             "Bytes of the reverse direction of a symmetric chain sent into a port pair at a hop.",
             |m| m.reverse_bytes,
         ),
     ];
     for (name, help, pick) in hop_families {
-        out.family(name, "counter", help);
-        for ch in &st.chains {
-            hop_samples(&mut out, name, ch, pick);
-        }
+        counters(&mut r, name, help, hop_samples(&st.chains, pick));
     }
-
-    out.family("sfc_drops_total", "counter", "Packets the datapath dropped, by reason.");
-    for (reason, v) in &st.drops {
-        out.sample("sfc_drops_total", &[("reason", reason)], v);
-    }
-
-    out.family(
-        "sfc_interface_packets_total",
-        "counter",
+    counters(&mut r, "sfc_drops", "Packets the datapath dropped, by reason.", st.drops.iter().map(|(reason, v)| (labels(&[("reason", reason)]), *v)));
+    let iface = st.interfaces.iter().flat_map(|i| {
+        [
+            ("classified", i.classified),
+            ("unclassified", i.unclassified),
+            ("from_sf", i.from_sf),
+            ("malformed", i.malformed),
+            ("recomputed", i.recomputed),
+        ]
+        .map(|(kind, v)| (labels(&[("interface", &i.name), ("kind", kind)]), v))
+    });
+    counters(
+        &mut r,
+        "sfc_interface_packets",
         "Packets the program saw on an interface: classified into a chain, left untouched (unclassified), back from a service function (from_sf), or unparsable (malformed); recomputed counts the packets back from a service function whose path was recomputed because their flow entry was gone (also in from_sf).",
+        iface,
     );
-    for i in &st.interfaces {
-        iface_samples(&mut out, i);
-    }
-
     let f = &st.flow_table;
-    for (name, kind, help, v) in [
-        ("sfc_flow_table_entries", "gauge", "Flows in the flow table.", f.entries),
-        ("sfc_flow_table_capacity", "gauge", "Flows the flow table can hold.", f.capacity),
-        ("sfc_flows_created_total", "counter", "Flow entries the datapath created for new flows.", f.created),
-        (
-            "sfc_flows_capped_total",
-            "counter",
-            "New flows steered without a flow entry: over the new-flow rate cap (--new-flow-rate).",
-            f.capped,
-        ),
-        ("sfc_flows_removed_total", "counter", "Flow entries sfc removed: aged out, closed, or flushed.", f.removed),
-        (
-            "sfc_flows_evicted_total",
-            "counter",
-            "Flow entries the table's LRU evicted to make room (created - removed - entries).",
-            f.evicted,
-        ),
-    ] {
-        out.family(name, kind, help);
-        out.sample(name, &[], v);
-    }
-
-    out.family(
+    gauge(&mut r, "sfc_flow_table_entries", "Flows in the flow table.", f.entries);
+    gauge(&mut r, "sfc_flow_table_capacity", "Flows the flow table can hold.", f.capacity);
+    counter(&mut r, "sfc_flows_created", "Flow entries the datapath created for new flows.", f.created);
+    counter(&mut r, "sfc_flows_capped", "New flows steered without a flow entry: over the new-flow rate cap (--new-flow-rate).", f.capped);
+    counter(&mut r, "sfc_flows_removed", "Flow entries sfc removed: aged out, closed, or flushed.", f.removed);
+    counter(&mut r, "sfc_flows_evicted", "Flow entries the table's LRU evicted to make room (created - removed - entries).", f.evicted);
+    gauges(
+        &mut r,
         "sfc_port_pair_up",
-        "gauge",
         "1 when the port pair serves: both of its interfaces exist and are operationally up, and it is in its group (not taken out for a link down or unanswered health probes); else 0.",
+        s.port_pairs_up.iter().map(|(pp, up)| (labels(&[("port_pair", pp)]), u64::from(*up))),
     );
-    for (pp, up) in &s.port_pairs_up {
-        out.sample("sfc_port_pair_up", &[("port_pair", pp)], u8::from(*up));
-    }
-
-    out.family("sfc_chains", "gauge", "Port chains installed.");
-    out.sample("sfc_chains", &[], st.chains.len());
-
-    out.family("sfc_failovers_total", "counter", "Times a port pair went down and its flows moved to other members.");
-    out.sample("sfc_failovers_total", &[], st.failovers);
-    out.0
+    gauge(&mut r, "sfc_chains", "Port chains installed.", st.chains.len() as u64);
+    counter(&mut r, "sfc_failovers", "Times a port pair went down and its flows moved to other members.", st.failovers);
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, &r);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
-    use super::{Snapshot, escape, render};
+    use super::{Snapshot, render};
     use crate::{
         datapath::flows::FlowTableStats,
         view::stats::{ChainStats, HopStats, IfaceStats, MemberStats, Stats},
@@ -248,22 +242,22 @@ mod tests {
                 assert!(typed.insert(name.to_owned(), kind.to_owned()).is_none(), "{name} typed twice");
             } else if let Some(rest) = l.strip_prefix("# HELP ") {
                 helped.insert(rest.split_once(' ').unwrap().0.to_owned());
-            } else {
+            } else if l != "# EOF" {
+                // A counter family `x` has the samples `x_total` (OpenMetrics).
                 let name = l.split(['{', ' ']).next().unwrap();
-                let kind = typed.get(name).unwrap_or_else(|| panic!("sample before its TYPE: {l}"));
-                assert!(helped.contains(name), "no HELP for {name}");
+                let family = name.strip_suffix("_total").filter(|f| typed.get(*f).is_some_and(|k| k == "counter")).unwrap_or(name);
+                let kind = typed.get(family).unwrap_or_else(|| panic!("sample before its TYPE: {l}"));
+                assert!(helped.contains(family), "no HELP for {family}");
                 assert_eq!(kind == "counter", name.ends_with("_total"), "{name} is a {kind}");
                 let value = l.rsplit(' ').next().unwrap();
                 assert!(value.parse::<u64>().is_ok(), "value of {l}");
             }
         }
-        assert!(text.ends_with('\n'));
+        assert!(text.ends_with("\n# EOF\n"), "{text}");
     }
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(escape(r#"a"b\c"#), r#"a\"b\\c"#);
-        assert_eq!(escape("x\ny"), "x\\ny");
         let mut s = snapshot();
         s.port_pairs_up = vec![("we\"ird".into(), true)];
         assert!(render(&s).contains(r#"sfc_port_pair_up{port_pair="we\"ird"} 1"#));
@@ -283,6 +277,7 @@ mod tests {
         };
         let text = render(&s);
         assert!(text.contains("\nsfc_chains 0\n"));
-        assert!(text.contains("# TYPE sfc_hop_packets_total counter\n"));
+        assert!(text.contains("# TYPE sfc_hop_packets counter\n"), "{text}");
+        assert!(text.contains("# HELP sfc_chains Port chains installed.\n# TYPE sfc_chains gauge\n"), "{text}");
     }
 }

@@ -1,4 +1,5 @@
-//! A reader for the Prometheus text exposition format (0.0.4), as the daemon serves it.
+//! A reader for the metrics text the daemon serves: `OpenMetrics` (what `prometheus-client`
+//! writes), which also reads the older Prometheus text format (0.0.4).
 
 use std::collections::BTreeMap;
 
@@ -20,7 +21,7 @@ impl Sample {
     }
 }
 
-/// A parsed Prometheus text exposition (format 0.0.4).
+/// A parsed metrics exposition (`OpenMetrics` or Prometheus text).
 #[derive(Debug, Clone, Default)]
 pub struct Exposition {
     pub samples: Vec<Sample>,
@@ -43,6 +44,14 @@ impl Exposition {
             } else if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').with_context(ctx)?;
                 e.types.insert(name.to_owned(), kind.to_owned());
+                // An OpenMetrics counter family `x` has the samples `x_total`: they are typed
+                // (and helped) under that name too, so a sample's name finds its family.
+                if kind == "counter" && !name.ends_with("_total") {
+                    e.types.insert(format!("{name}_total"), kind.to_owned());
+                    if let Some(h) = e.help.get(name).cloned() {
+                        e.help.insert(format!("{name}_total"), h);
+                    }
+                }
             } else if line.starts_with('#') {
             } else {
                 e.samples.push(parse_sample(line).with_context(ctx)?);
@@ -149,5 +158,15 @@ mod tests {
         assert_eq!(e.value("a_total", &[("x", "1"), ("y", "q\"\\z")]), Some(7));
         assert_eq!(e.value("b", &[]), Some(0));
         assert_eq!(e.value("a_total", &[("x", "1")]), None);
+    }
+
+    #[test]
+    fn openmetrics_counters_are_typed_under_their_samples_name() {
+        let text = "# HELP c Things.\n# TYPE c counter\nc_total{x=\"1\"} 3\n# HELP g Level.\n# TYPE g gauge\ng 2\n# EOF\n";
+        let e = Exposition::parse(text).unwrap();
+        assert_eq!((e.types["c_total"].as_str(), e.help["c_total"].as_str()), ("counter", "Things."));
+        assert_eq!((e.types.get("g_total"), e.value("g", &[])), (None, Some(2)));
+        assert_eq!(e.value("c_total", &[("x", "1")]), Some(3));
+        assert_eq!(e.samples.len(), 2);
     }
 }

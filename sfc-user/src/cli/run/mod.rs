@@ -30,7 +30,7 @@ use tokio::{
 
 use self::{
     health::{link_events, probe_loop},
-    http::serve_one,
+    http::serve_connection,
 };
 use crate::{
     datapath::{self, ApplyReport, LoadOptions, Location, inspect, netlink},
@@ -143,7 +143,7 @@ async fn daemon(loc: Arc<Location>, watcher: Watcher, listener: std::net::TcpLis
                 Ok((stream, peer)) => {
                     let loc = loc.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = serve_one(stream, || scrape(loc)).await {
+                        if let Err(e) = serve_connection(stream, move || scrape(loc.clone())).await {
                             log::debug!("metrics request from {peer}: {e}");
                         }
                     });
