@@ -101,10 +101,10 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         println!("  {p}");
     }
     if !r.attached.is_empty() {
-        println!("  attached: {}", r.attached.join(", "));
+        println!("  attached: {}", super::table::list(&r.attached));
     }
     if !r.detached.is_empty() {
-        println!("  detached: {}", r.detached.join(", "));
+        println!("  detached: {}", super::table::list(&r.detached));
     }
     println!("  pinned under {}", loc.pin_dir.display());
     Ok(ExitCode::SUCCESS)

@@ -29,6 +29,11 @@ pub(super) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// `a, b, c`.
+pub(super) fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
 /// `entries / max` as a percentage with one decimal.
 pub(super) fn fill(entries: Option<u64>, max: u32) -> String {
     match entries {

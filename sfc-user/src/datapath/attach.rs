@@ -184,7 +184,7 @@ impl Programs {
     /// Makes sure the veth peer of redirect target `ifindex` (called `name` here) takes XDP
     /// frames: attaches `sfc_xdp_pass` there, inside the peer's namespace, unless it has a
     /// native XDP program already. What it did, for the report; `None` when nothing was needed.
-    pub fn prepare_peer(&mut self, loc: &Location, ifindex: u32, name: &str) -> Result<Option<String>> {
+    pub fn prepare_peer(&mut self, loc: &Location, ifindex: u32, name: &str) -> Result<Option<PeerReport>> {
         let pin = LinkKind::XdpPeer.pin(&loc.pin_dir, ifindex);
         if pin.exists() {
             return Ok(None);
@@ -193,8 +193,9 @@ impl Programs {
         // Not a veth: taps and NICs take redirected frames themselves.
         let Some(peer) = peer else { return Ok(None) };
         let what = format!("{}'s peer {}", name, peer.name);
+        let report = |own_program| PeerReport { iface: name.to_owned(), peer: peer.name.clone(), own_program };
         if let Some(id) = peer.xdp_drv_prog_id {
-            return Ok(Some(format!("{what} keeps its own XDP program (id {id})")));
+            return Ok(Some(report(Some(id))));
         }
         let prog = self.pass.as_mut().ok_or_else(|| DatapathError::Other("the XDP pass program is not loaded".to_owned()))?;
         let fd = match link.link_netnsid {
@@ -205,7 +206,38 @@ impl Programs {
             None => xdp_link(prog, peer.ifindex, &what)?,
         };
         fd.pin(&pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", pin.display()), source })?;
-        Ok(Some(format!("{what}: XDP pass program attached (so it takes redirected frames)")))
+        Ok(Some(report(None)))
+    }
+}
+
+/// A program link on an interface, as an apply reports it: `name (kind)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkReport {
+    pub iface: String,
+    pub kind: LinkKind,
+}
+
+impl std::fmt::Display for LinkReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.iface, self.kind.name())
+    }
+}
+
+/// What XDP mode did about a redirect target's veth peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerReport {
+    pub iface: String,
+    pub peer: String,
+    /// The peer's own native XDP program (kept), or `None`: sfc's pass program was attached.
+    pub own_program: Option<u32>,
+}
+
+impl std::fmt::Display for PeerReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.own_program {
+            Some(id) => write!(f, "{}'s peer {} keeps its own XDP program (id {id})", self.iface, self.peer),
+            None => write!(f, "{}'s peer {}: XDP pass program attached (so it takes redirected frames)", self.iface, self.peer),
+        }
     }
 }
 

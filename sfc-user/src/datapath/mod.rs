@@ -30,7 +30,8 @@ use crate::{
     compile::{self, IfaceFacts, plan},
     model::{AttachMode, Model},
 };
-use attach::{LinkKind, Programs};
+pub use attach::{LinkKind, LinkReport, PeerReport};
+use attach::Programs;
 pub(crate) use attach::{PROG_PIN, link_pins};
 pub use compile::plan::Drain;
 pub use state::{Lock, State};
@@ -176,11 +177,11 @@ pub struct LoadOptions {
 #[derive(Debug, Default)]
 pub struct ApplyReport {
     pub first_load: bool,
-    /// Interfaces a program was attached to, as `name (mode)`.
-    pub attached: Vec<String>,
+    /// Interfaces a program was attached to, and where one was detached.
+    pub attached: Vec<LinkReport>,
     /// What XDP mode did about the far ends of its redirect targets.
-    pub peers: Vec<String>,
-    pub detached: Vec<String>,
+    pub peers: Vec<PeerReport>,
+    pub detached: Vec<LinkReport>,
     pub map_changes: compile::diff::Counts,
     /// The generation now live, and whether this apply made a new one.
     pub generation: u32,
@@ -324,7 +325,7 @@ fn attach_all(loc: &Location, progs: &mut Programs, compiled: &compile::Compiled
     for (&ifindex, &mode) in want {
         let name = name_of(ifindex);
         if progs.attach(loc, ifindex, &name, mode)? {
-            report.attached.push(format!("{name} ({mode})"));
+            report.attached.push(LinkReport { iface: name, kind: LinkKind::of(mode) });
         }
     }
     Ok(())
@@ -355,7 +356,7 @@ fn detach_unused(
         }
         attach::unpin_link(&l.path)?;
         let name = old.and_then(|o| o.ifname(l.ifindex)).unwrap_or_else(|| format!("ifindex {}", l.ifindex));
-        report.detached.push(format!("{name} ({})", l.kind.name()));
+        report.detached.push(LinkReport { iface: name, kind: l.kind });
     }
     let stale_peers: Vec<&attach::LinkPin> = pins
         .iter()

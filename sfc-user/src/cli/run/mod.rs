@@ -32,6 +32,7 @@ use self::{
     health::{link_events, probe_loop},
     http::serve_connection,
 };
+use super::table::list;
 use crate::{
     datapath::{self, ApplyReport, LoadOptions, Location, inspect, netlink},
     metrics::{self, Snapshot},
@@ -219,17 +220,17 @@ fn summary(file: &str, r: &ApplyReport) -> String {
     } else {
         format!("applied {file}: no change (generation {} stays live)", r.generation)
     };
-    for (what, list) in [
-        ("down, failing over", &r.went_down),
-        ("back up", &r.came_up),
-        ("draining", &r.draining),
-        ("drained and removed", &r.drained),
-        ("attached", &r.attached),
-        ("XDP peers", &r.peers),
-        ("detached", &r.detached),
+    for (what, items) in [
+        ("down, failing over", list(&r.went_down)),
+        ("back up", list(&r.came_up)),
+        ("draining", list(&r.draining)),
+        ("drained and removed", list(&r.drained)),
+        ("attached", list(&r.attached)),
+        ("XDP peers", list(&r.peers)),
+        ("detached", list(&r.detached)),
     ] {
-        if !list.is_empty() {
-            let _ = write!(s, "; {what}: {}", list.join(", "));
+        if !items.is_empty() {
+            let _ = write!(s, "; {what}: {items}");
         }
     }
     s
