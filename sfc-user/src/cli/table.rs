@@ -1,32 +1,26 @@
 //! Aligned text tables and fill levels, as every command prints them.
 
-use std::fmt::Write as _;
-
 /// Prints `rows` under `headers`, columns aligned, two spaces apart.
 pub(super) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    print!("{}", format_table(headers, rows));
+}
+
+/// `rows` under upper-cased `headers`: columns aligned two spaces apart (tabled, no borders),
+/// each line indented by two and without trailing blanks.
+fn format_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut b = tabled::builder::Builder::default();
+    b.push_record(headers.iter().map(|h| h.to_uppercase()));
     for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
+        b.push_record(r.iter().cloned());
     }
-    let line = |cells: Vec<&str>| {
-        let n = cells.len();
-        let mut s = String::new();
-        for (i, (c, w)) in cells.into_iter().zip(&widths).enumerate() {
-            if i + 1 == n {
-                s.push_str(c);
-            } else {
-                // Writing into a String cannot fail.
-                let _ = write!(s, "{c:<w$}  ");
-            }
-        }
-        println!("  {}", s.trim_end());
-    };
-    line(headers.iter().map(|h| h.to_uppercase()).collect::<Vec<_>>().iter().map(String::as_str).collect());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
+    let table = b.build().with(tabled::settings::Style::empty()).with(tabled::settings::Padding::new(0, 2, 0, 0)).to_string();
+    let mut out = String::new();
+    for l in table.lines() {
+        out.push_str("  ");
+        out.push_str(l.trim_end());
+        out.push('\n');
     }
+    out
 }
 
 /// `a, b, c`.
@@ -51,7 +45,14 @@ pub(super) fn fill(entries: Option<u64>, max: u32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::fill;
+    use super::{fill, format_table};
+
+    #[test]
+    fn tables_align_columns_two_spaces_apart() {
+        let rows = vec![vec!["pp1".to_owned(), "12".to_owned(), "up".to_owned()], vec!["member-two".to_owned(), "3".to_owned(), "down".to_owned()]];
+        assert_eq!(format_table(&["port pair", "packets", "state"], &rows), "  PORT PAIR   PACKETS  STATE\n  pp1         12       up\n  member-two  3        down\n");
+        assert_eq!(format_table(&["a"], &[]), "  A\n");
+    }
 
     #[test]
     fn fill_is_a_percentage() {
