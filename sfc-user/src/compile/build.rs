@@ -1,0 +1,396 @@
+//! The compile itself, in steps that share one output: the chains, then each group they use
+//! (its members and their Maglev table), then the classifiers (and the classes that recompute a
+//! path or classify a reply), then the zones, then the draining members.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sfc_common::{
+    limits::LB_TABLE_SIZE,
+    maps::{
+        CHAIN_F_SYMMETRIC, ChainEntry, ClsResult, FAIL_CLOSED, FAIL_OPEN, GroupEntry, IF_F_MAC, IF_F_PEER, LbKey, PP_F_DOWN,
+        PP_F_DRAINING, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
+    },
+};
+
+use super::{CompileError, Compiled, IfaceFacts, Inputs, MAX_IFINDEX, RECLASS, cls, plan};
+use crate::{
+    maglev,
+    model::{FailurePolicy, FlowClassifier, Model, PortChain},
+};
+
+/// A count or position of the model as a 32-bit map field. `validate` keeps every list far
+/// below `u32::MAX`; a model beyond that (built without it) gets an error, not a wrapped value.
+fn small(n: usize, what: &'static str, errors: &mut Vec<CompileError>) -> u32 {
+    u32::try_from(n).unwrap_or_else(|_| {
+        errors.push(CompileError::TooMany { what, n });
+        0
+    })
+}
+
+/// The reclassification classes: a packet back from a member whose flow entry is gone is
+/// reclassified against the classifiers of the chains its group serves (`GroupEntry::reclass`;
+/// groups serving the same chains share a class), and a reply arriving at a logical destination
+/// port with no reverse entry is classified by its forward 5-tuple against the symmetric
+/// classifiers delivering there (`IfaceEntry::reply_class`), in classes numbered after the
+/// groups'.
+struct Reclass<'m> {
+    chains_of_group: BTreeMap<usize, BTreeSet<u32>>,
+    of_chains: BTreeMap<BTreeSet<u32>, u32>,
+    reply_to: BTreeMap<&'m str, u32>,
+}
+
+impl<'m> Reclass<'m> {
+    fn of(model: &'m Model, errors: &mut Vec<CompileError>) -> Self {
+        let mut chains_of_group: BTreeMap<usize, BTreeSet<u32>> = BTreeMap::new();
+        for chain in &model.port_chains {
+            for &g in &chain.port_pair_groups {
+                chains_of_group.entry(g).or_default().insert(chain.chain_id);
+            }
+        }
+        let mut of_chains: BTreeMap<BTreeSet<u32>, u32> = BTreeMap::new();
+        for set in chains_of_group.values() {
+            if !of_chains.contains_key(set) {
+                let n = small(of_chains.len() + 1, "reclassification classes", errors);
+                of_chains.insert(set.clone(), RECLASS | n);
+            }
+        }
+        let mut replies_to: BTreeSet<&str> = BTreeSet::new();
+        for chain in model.port_chains.iter().filter(|c| c.symmetric) {
+            for &i in &chain.flow_classifiers {
+                if let Some(d) = &model.flow_classifiers[i].logical_destination_port {
+                    replies_to.insert(d.as_str());
+                }
+            }
+        }
+        let first = of_chains.len() + 1;
+        let reply_to = replies_to.into_iter().enumerate().map(|(k, port)| (port, RECLASS | small(first + k, "reply classes", errors))).collect();
+        Reclass { chains_of_group, of_chains, reply_to }
+    }
+}
+
+pub(super) struct Build<'a> {
+    model: &'a Model,
+    inputs: &'a Inputs<'a>,
+    out: Compiled,
+    errors: Vec<CompileError>,
+    zones: Zones,
+    /// Groups in a symmetric chain (their members are entered from both sides).
+    symmetric_groups: BTreeSet<usize>,
+}
+
+impl<'a> Build<'a> {
+    pub(super) fn new(model: &'a Model, inputs: &'a Inputs<'a>) -> Self {
+        Build { model, inputs, out: Compiled::default(), errors: Vec::new(), zones: Zones::default(), symmetric_groups: BTreeSet::new() }
+    }
+
+    pub(super) fn run(mut self) -> Result<Compiled, Vec<CompileError>> {
+        let reclass = Reclass::of(self.model, &mut self.errors);
+        let used_groups = self.chains();
+        for g in used_groups {
+            self.group(g, &reclass);
+        }
+        self.classifiers(&reclass);
+        for (ifindex, zone) in std::mem::take(&mut self.zones).resolve(self.model) {
+            if let Some(e) = self.out.ifaces.get_mut(&ifindex) {
+                e.zone = zone;
+            }
+        }
+        for (id, d) in &self.inputs.draining {
+            install_draining(&mut self.out, *id, d);
+        }
+        if self.errors.is_empty() { Ok(self.out) } else { Err(self.errors) }
+    }
+
+    /// What the loader found about `iface`, which `resource` names; an error when it is not
+    /// there or its ifindex is too large to be a classifier class.
+    fn fact(&mut self, resource: String, iface: &str) -> Option<IfaceFacts> {
+        let f = self.inputs.facts.get(iface).copied();
+        match f {
+            None => {
+                let where_ = self.inputs.netns.map_or_else(|| " in the host namespace".to_owned(), |n| format!(" in network namespace '{n}'"));
+                self.errors.push(CompileError::NoInterface { resource, iface: iface.to_owned(), where_ });
+            }
+            // Stage-1 classifier classes are ifindexes below the reclassification bit.
+            Some(f) if f.ifindex >= MAX_IFINDEX => {
+                self.errors.push(CompileError::IfindexTooLarge { resource, iface: iface.to_owned(), ifindex: f.ifindex, max: MAX_IFINDEX - 1 });
+                return None;
+            }
+            Some(_) => {}
+        }
+        f
+    }
+
+    /// Gives interface `f` (named `name`) `roles`, and its port pair when it has one.
+    fn role(&mut self, f: IfaceFacts, name: &str, roles: u32, pp: Option<u32>) {
+        let e = self.out.ifaces.entry(f.ifindex).or_default();
+        e.roles |= roles;
+        if let Some(pp) = pp {
+            e.port_pair = pp;
+        }
+        if f.peer_in_other_netns {
+            e.flags |= IF_F_PEER;
+        }
+        if let Some(mac) = f.peer_mac {
+            e.flags |= IF_F_MAC;
+            e.peer_mac = mac;
+        }
+        self.out.names.ifaces.insert(f.ifindex, name.to_owned());
+    }
+
+    /// One `ChainEntry` per chain; returns the groups the chains use, each once.
+    fn chains(&mut self) -> Vec<usize> {
+        let (model, ids) = (self.model, &self.inputs.ids);
+        let mut used = Vec::new();
+        for chain in &model.port_chains {
+            if chain.symmetric {
+                self.symmetric_groups.extend(chain.port_pair_groups.iter().copied());
+            }
+            let mut entry = ChainEntry {
+                n_hops: small(chain.port_pair_groups.len(), "hops", &mut self.errors),
+                flags: if chain.symmetric { CHAIN_F_SYMMETRIC } else { 0 },
+                ..ChainEntry::default()
+            };
+            for (slot, &g) in entry.groups.iter_mut().zip(&chain.port_pair_groups) {
+                *slot = ids.group(&model.port_pair_groups[g].name);
+                used.push(g);
+            }
+            self.out.chains.insert(chain.chain_id, entry);
+        }
+        // A group may serve several chains: it is compiled once.
+        used.sort_unstable();
+        used.dedup();
+        used
+    }
+
+    /// Group `g`: its members' entries and interfaces, its Maglev table over the members that
+    /// are up, and its `GroupEntry`.
+    fn group(&mut self, g: usize, reclass: &Reclass<'_>) {
+        let (model, ids) = (self.model, &self.inputs.ids);
+        let group = &model.port_pair_groups[g];
+        if group.tap_enabled {
+            // As an ordinary hop, traffic would go into a passive SF and never come back.
+            self.errors.push(CompileError::TapUnsupported { group: group.name.clone() });
+            return;
+        }
+        let gid = ids.group(&group.name);
+        let mut members = Vec::new();
+        for &p in &group.port_pairs {
+            let pp = &model.port_pairs[p];
+            if let Some(up) = self.member(g, gid, p)
+                && up
+            {
+                members.push(maglev::Member { id: ids.port_pair(&pp.name), name: &pp.name, weight: pp.weight });
+            }
+        }
+        for (bucket, pp) in maglev::table(&members, LB_TABLE_SIZE).into_iter().enumerate() {
+            let bucket = small(bucket, "lookup table buckets", &mut self.errors);
+            self.out.lb.insert(LbKey { group: gid, bucket }, pp);
+        }
+        let n_members = small(members.len(), "group members", &mut self.errors);
+        self.out.groups.insert(gid, GroupEntry {
+            n_members,
+            lb_fields: group.lb_fields,
+            failure_policy: match group.failure_policy {
+                FailurePolicy::FailClosed => FAIL_CLOSED,
+                FailurePolicy::FailOpen => FAIL_OPEN,
+            },
+            reclass: reclass.chains_of_group.get(&g).and_then(|set| reclass.of_chains.get(set)).copied().unwrap_or(0),
+        });
+    }
+
+    /// Port pair `p` of group `g` (id `gid`): its entry (flagged down when an interface is),
+    /// its interfaces' roles, programs and redirect targets. Whether it is up; `None` when it
+    /// cannot be installed (the error is recorded).
+    fn member(&mut self, g: usize, gid: u32, p: usize) -> Option<bool> {
+        let (model, inputs) = (self.model, self.inputs);
+        let pp = &model.port_pairs[p];
+        let id = inputs.ids.port_pair(&pp.name);
+        let res = format!("port_pairs[{}]", pp.name);
+        let ingress = self.fact(format!("{res}.ingress"), &pp.ingress);
+        let egress = self.fact(format!("{res}.egress"), &pp.egress);
+        let (ingress, egress) = (ingress?, egress?);
+        let symmetric = self.symmetric_groups.contains(&g);
+        let Some(ingress_mac) = ingress.peer_mac else {
+            self.errors.push(CompileError::NoPeerMac { port_pair: pp.name.clone(), field: "ingress", iface: pp.ingress.clone() });
+            return None;
+        };
+        // The egress MAC is only needed when reverse traffic is sent into the egress.
+        let egress_mac = match (egress.peer_mac, symmetric) {
+            (Some(m), _) => m,
+            (None, false) => [0; 6],
+            (None, true) => {
+                self.errors.push(CompileError::NoPeerMac { port_pair: pp.name.clone(), field: "egress", iface: pp.egress.clone() });
+                return None;
+            }
+        };
+        let mut flags = 0;
+        if ingress.peer_in_other_netns {
+            flags |= PP_F_INGRESS_PEER;
+        }
+        if egress.peer_in_other_netns {
+            flags |= PP_F_EGRESS_PEER;
+        }
+        let up = !inputs.down_ifaces.contains(&pp.ingress) && !inputs.down_ifaces.contains(&pp.egress);
+        if !up {
+            flags |= PP_F_DOWN;
+            self.out.down.insert(pp.name.clone());
+        }
+        let entry = PortPairEntry { ingress_ifindex: ingress.ifindex, egress_ifindex: egress.ifindex, ingress_mac, egress_mac, flags, group: gid };
+        self.out.port_pairs.insert(id, entry);
+        self.role(ingress, &pp.ingress, ROLE_SF_INGRESS, Some(id));
+        self.role(egress, &pp.egress, ROLE_SF_EGRESS, Some(id));
+        self.out.attach.insert(egress.ifindex);
+        self.out.redirect_targets.insert(ingress.ifindex);
+        if symmetric {
+            self.out.attach.insert(ingress.ifindex);
+            self.out.redirect_targets.insert(egress.ifindex);
+        }
+        self.zones.group_member(g, ingress.ifindex, egress.ifindex);
+        Some(up)
+    }
+
+    /// The classifiers the chains use: their ports' roles and programs, then the classifier
+    /// tables over every class they are asked in (the source port's ifindex, the
+    /// reclassification classes of their chain, the reply class of their destination port),
+    /// and each final class's result.
+    fn classifiers(&mut self, reclass: &Reclass<'_>) {
+        let model = self.model;
+        let mut in_use: Vec<(usize, &FlowClassifier, u32)> = Vec::new();
+        let mut chain_of = BTreeMap::new();
+        for chain in &model.port_chains {
+            for &i in &chain.flow_classifiers {
+                let fc = &model.flow_classifiers[i];
+                let Some(src) = self.classifier_ports(chain, fc, reclass, &mut in_use, i) else { continue };
+                in_use.push((i, fc, src));
+                for (set, class) in &reclass.of_chains {
+                    if set.contains(&chain.chain_id) {
+                        in_use.push((i, fc, *class));
+                    }
+                }
+                chain_of.insert(i, chain.chain_id);
+            }
+        }
+        let tables = cls::compile(&in_use);
+        self.out.cls = tables.entries;
+        self.out.cls_hash = tables.hash;
+        let facts = self.inputs.facts;
+        let ifindex_of = |port: Option<&String>| port.and_then(|d| facts.get(d)).map_or(0, |f| f.ifindex);
+        for (class, set) in &tables.finals {
+            let Some(i) = cls::most_specific(set, &model.flow_classifiers) else { continue };
+            let fc = &model.flow_classifiers[i];
+            let Some(&chain_id) = chain_of.get(&i) else { continue };
+            let classifier = small(i, "flow classifiers", &mut self.errors);
+            self.out.cls_res.insert(*class, ClsResult {
+                chain_id,
+                classifier,
+                dst_ifindex: ifindex_of(fc.logical_destination_port.as_ref()),
+                src_ifindex: ifindex_of(Some(&fc.logical_source_port)),
+            });
+        }
+    }
+
+    /// Classifier `fc` (position `i`) of `chain`: roles, programs and redirect targets of its
+    /// logical ports, and its reply class. The source port's ifindex; `None` when it is missing.
+    fn classifier_ports<'m>(&mut self, chain: &PortChain, fc: &'m FlowClassifier, reclass: &Reclass<'_>, in_use: &mut Vec<(usize, &'m FlowClassifier, u32)>, i: usize) -> Option<u32> {
+        let res = format!("flow_classifiers[{}]", fc.name);
+        let src = self.fact(format!("{res}.logical_source_port"), &fc.logical_source_port)?;
+        self.role(src, &fc.logical_source_port, ROLE_SOURCE, None);
+        self.zones.chain_port(chain, src.ifindex);
+        self.out.attach.insert(src.ifindex);
+        if let Some(d) = &fc.logical_destination_port
+            && let Some(df) = self.fact(format!("{res}.logical_destination_port"), d)
+        {
+            self.role(df, d, ROLE_DEST, None);
+            if let Some(class) = reclass.reply_to.get(d.as_str()) {
+                self.out.ifaces.entry(df.ifindex).or_default().reply_class = *class;
+                in_use.push((i, fc, *class));
+            }
+            self.zones.chain_port(chain, df.ifindex);
+            self.out.redirect_targets.insert(df.ifindex);
+            if chain.symmetric {
+                self.out.attach.insert(df.ifindex);
+                // Replies are delivered back to the port the flow came in on.
+                self.out.redirect_targets.insert(src.ifindex);
+            }
+        }
+        Some(src.ifindex)
+    }
+}
+
+/// A draining member: its entry stays (flagged), and its interfaces keep their role and their
+/// program so that its flows, and the packets inside it, still find their way on.
+fn install_draining(out: &mut Compiled, id: u32, d: &plan::Draining) {
+    let e = d.entry;
+    out.port_pairs.entry(id).or_insert(PortPairEntry { flags: e.flags | PP_F_DRAINING, ..e });
+    for (ifindex, name) in [(e.ingress_ifindex, &d.ingress), (e.egress_ifindex, &d.egress)] {
+        let entry = out.ifaces.entry(ifindex).or_default();
+        if entry.roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) == 0 {
+            entry.roles |= ROLE_SF_EGRESS | ROLE_SF_INGRESS;
+            entry.port_pair = id;
+        }
+        out.attach.insert(ifindex);
+        out.redirect_targets.insert(ifindex);
+        if let Some(name) = name {
+            out.names.ifaces.entry(ifindex).or_insert_with(|| name.clone());
+        }
+    }
+}
+
+/// Interfaces that one chain touches, joined into zones (`IfaceEntry::zone`): a chain's
+/// classifier ports and the ports of every member of its groups are one zone, and chains that
+/// share a group share a zone. A zone is numbered by its lowest ifindex, so the number stays
+/// across applies that do not change its interfaces (flows are keyed by it).
+#[derive(Default)]
+struct Zones {
+    /// Union-find parent per ifindex.
+    parent: BTreeMap<u32, u32>,
+    /// The ports of each group's members, joined to its chains at the end.
+    group_ports: BTreeMap<usize, Vec<u32>>,
+    /// The classifier ports of each chain (by position).
+    chain_ports: BTreeMap<u32, Vec<u32>>,
+}
+
+impl Zones {
+    fn group_member(&mut self, group: usize, ingress: u32, egress: u32) {
+        self.group_ports.entry(group).or_default().extend([ingress, egress]);
+    }
+
+    fn chain_port(&mut self, chain: &crate::model::PortChain, ifindex: u32) {
+        self.chain_ports.entry(chain.chain_id).or_default().push(ifindex);
+    }
+
+    fn find(&mut self, x: u32) -> u32 {
+        let p = *self.parent.entry(x).or_insert(x);
+        if p == x {
+            return x;
+        }
+        let root = self.find(p);
+        self.parent.insert(x, root);
+        root
+    }
+
+    fn union(&mut self, a: u32, b: u32) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        // The lower ifindex is the root: the zone's number.
+        let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+        self.parent.insert(hi, lo);
+    }
+
+    /// Every interface seen, with its zone.
+    fn resolve(mut self, model: &Model) -> Vec<(u32, u32)> {
+        for chain in &model.port_chains {
+            let mut ports = self.chain_ports.get(&chain.chain_id).cloned().unwrap_or_default();
+            for g in &chain.port_pair_groups {
+                ports.extend(self.group_ports.get(g).into_iter().flatten().copied());
+            }
+            for w in ports.windows(2) {
+                self.union(w[0], w[1]);
+            }
+            if let [one] = ports.as_slice() {
+                self.find(*one);
+            }
+        }
+        let all: Vec<u32> = self.parent.keys().copied().collect();
+        all.into_iter().map(|i| (i, self.find(i))).collect()
+    }
+}
