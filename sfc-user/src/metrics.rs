@@ -163,7 +163,7 @@ mod tests {
 
     use super::{Snapshot, render};
     use crate::{
-        datapath::flows::FlowTableStats,
+        view::stats::FlowTableStats,
         view::stats::{ChainStats, HopStats, IfaceStats, MemberStats, Stats},
     };
 

@@ -292,7 +292,7 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         let ids = Ids::by_index(&model);
         (model, facts, ids, None, std::collections::BTreeSet::new())
     } else {
-        let state = crate::datapath::inspect::load_state(loc)?;
+        let state = crate::view::inspect::load_state(loc)?;
         let ids = if state.ids.port_pairs.is_empty() { Ids::by_index(&state.model) } else { state.ids.clone() };
         // Members installed down are out of their groups' tables: explain what the datapath does.
         let down: std::collections::BTreeSet<String> = state

@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use crate::datapath::{
-    Location,
-    inspect::{self, Flow, Namer},
+use crate::{
+    datapath::Location,
+    view::inspect::{self, Flow, Namer},
 };
 
 #[derive(Debug, clap::Args)]
@@ -105,7 +105,7 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::{endpoint, path};
-    use crate::datapath::inspect::{Flow, FlowHop};
+    use crate::view::inspect::{Flow, FlowHop};
 
     fn flow(family: &'static str, sport: u16, dport: u16) -> Flow {
         Flow {

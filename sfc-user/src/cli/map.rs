@@ -6,9 +6,9 @@ use serde_json::Value;
 use sfc_common::maps::{ALL_MAPS, MAP_FLOWS, MAP_LB};
 
 use super::table::{fill, print_table};
-use crate::datapath::{
-    Location,
-    inspect::{self, Namer},
+use crate::{
+    datapath::Location,
+    view::inspect::{self, Namer},
 };
 
 #[derive(Debug, clap::Args)]

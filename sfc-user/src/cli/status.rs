@@ -11,11 +11,9 @@ use std::{
 use serde::Serialize;
 
 use super::table::{fill, print_table};
-use crate::datapath::{
-    Location, State,
-    attach::LinkKind,
-    inspect::{self, LinkSummary, MapSummary, Namer, ProgramSummary},
-    netlink,
+use crate::{
+    datapath::{Location, State, attach::LinkKind, netlink},
+    view::inspect::{self, LinkSummary, MapSummary, Namer, ProgramSummary},
 };
 
 #[derive(Debug, clap::Args)]

@@ -39,22 +39,6 @@ impl Expired {
     }
 }
 
-/// The flow table's accounting.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct FlowTableStats {
-    pub entries: u64,
-    pub capacity: u64,
-    /// Entries the datapath created for new flows.
-    pub created: u64,
-    /// New flows steered without an entry: over the new-flow rate cap.
-    pub capped: u64,
-    /// Entries the loader removed: aged out, closed, flushed.
-    pub removed: u64,
-    /// Entries the kernel's LRU evicted to make room: created - removed - entries (an estimate
-    /// while flows are being created and removed during the reading).
-    pub evicted: u64,
-}
-
 /// `CLOCK_MONOTONIC_COARSE` in seconds: the clock of `FlowEntry::last_seen`.
 pub fn coarse_now_s() -> u32 {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
@@ -145,20 +129,12 @@ fn add_removed(loc: &Location, n: u64) -> Result<()> {
     m.set(FLOW_STAT_REMOVED, values, 0).map_err(map_err(MAP_FLOW_STATS, "writing"))
 }
 
-/// The flow table's accounting now.
-pub fn stats(loc: &Location) -> Result<FlowTableStats> {
+/// The flow table's counts (summed over CPUs): entries created, new flows capped, entries
+/// removed by sfc.
+pub fn counts(loc: &Location) -> Result<(u64, u64, u64)> {
     let m = stats_map(loc)?;
     let sum = |slot: u32| -> Result<u64> { Ok(m.get(&slot, 0).map_err(map_err(MAP_FLOW_STATS, "reading"))?.iter().sum()) };
-    let (entries, capacity) = super::inspect::flow_table_fill(loc)?;
-    let (created, capped, removed) = (sum(FLOW_STAT_CREATED)?, sum(FLOW_STAT_CAPPED)?, sum(FLOW_STAT_REMOVED)?);
-    Ok(FlowTableStats {
-        entries,
-        capacity: u64::from(capacity),
-        created,
-        capped,
-        removed,
-        evicted: created.saturating_sub(removed).saturating_sub(entries),
-    })
+    Ok((sum(FLOW_STAT_CREATED)?, sum(FLOW_STAT_CAPPED)?, sum(FLOW_STAT_REMOVED)?))
 }
 
 /// Sets the new-flow rate cap (new entries per CPU per second; 0: none).

@@ -8,7 +8,6 @@
 
 pub mod attach;
 pub mod flows;
-pub mod inspect;
 pub mod maps;
 pub mod netlink;
 pub mod netns;

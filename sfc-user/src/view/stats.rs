@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sfc_common::maps::{Counter, DIR_FORWARD, DIR_REVERSE, HopStatsKey};
 
-use crate::datapath::{Location, flows, flows::FlowTableStats, maps::Maps};
+use super::inspect;
+use crate::datapath::{Location, flows, maps::Maps};
 
 #[derive(Debug, Serialize)]
 pub struct Stats {
@@ -57,7 +58,7 @@ pub struct IfaceStats {
 
 /// Reads the counters of the datapath at `loc`.
 pub fn collect(loc: &Location) -> anyhow::Result<Stats> {
-    let state = crate::datapath::inspect::load_state(loc)?;
+    let state = inspect::load_state(loc)?;
     let maps = Maps::open(loc)?;
     let hop = maps.hop_stats()?;
     let m = &state.model;
@@ -113,5 +114,35 @@ pub fn collect(loc: &Location) -> anyhow::Result<Stats> {
             recomputed: s.recomputed,
         })
         .collect();
-    Ok(Stats { chains, drops: maps.drops()?, interfaces, failovers: state.failovers, flow_table: flows::stats(loc)? })
+    Ok(Stats { chains, drops: maps.drops()?, interfaces, failovers: state.failovers, flow_table: flow_table(loc)? })
+}
+
+/// The flow table's accounting.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct FlowTableStats {
+    pub entries: u64,
+    pub capacity: u64,
+    /// Entries the datapath created for new flows.
+    pub created: u64,
+    /// New flows steered without an entry: over the new-flow rate cap.
+    pub capped: u64,
+    /// Entries the loader removed: aged out, closed, flushed.
+    pub removed: u64,
+    /// Entries the kernel's LRU evicted to make room: created - removed - entries (an estimate
+    /// while flows are being created and removed during the reading).
+    pub evicted: u64,
+}
+
+/// The flow table's accounting now.
+pub fn flow_table(loc: &Location) -> crate::datapath::Result<FlowTableStats> {
+    let (entries, capacity) = inspect::flow_table_fill(loc)?;
+    let (created, capped, removed) = flows::counts(loc)?;
+    Ok(FlowTableStats {
+        entries,
+        capacity: u64::from(capacity),
+        created,
+        capped,
+        removed,
+        evicted: created.saturating_sub(removed).saturating_sub(entries),
+    })
 }

@@ -275,8 +275,8 @@ impl Fixture {
     }
 
     /// The flow table's accounting (created, capped, ...).
-    pub fn flow_stats(&self) -> sfc::datapath::flows::FlowTableStats {
-        sfc::datapath::flows::stats(&self.loc).unwrap_or_else(|e| panic!("{e}"))
+    pub fn flow_stats(&self) -> sfc::view::stats::FlowTableStats {
+        sfc::view::stats::flow_table(&self.loc).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The flow table's entries.

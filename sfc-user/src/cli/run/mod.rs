@@ -34,7 +34,8 @@ use self::{
 };
 use super::table::list;
 use crate::{
-    datapath::{self, ApplyReport, LoadOptions, Location, inspect, netlink},
+    datapath::{self, ApplyReport, LoadOptions, Location, netlink},
+    view::inspect,
     metrics::{self, Snapshot},
 };
 

@@ -443,7 +443,7 @@ pub fn dump(loc: &Location, n: &Namer<'_>, name: &'static str) -> Result<Dump> {
             rows(vec![CounterRow { counter: "new_flows_per_sec (per CPU; 0: no cap)", value: u64::from(l.new_flows_per_sec) }])
         }
         MAP_FLOW_STATS => {
-            let s = crate::datapath::flows::stats(loc)?;
+            let s = crate::view::stats::flow_table(loc)?;
             rows(vec![
                 CounterRow { counter: "created", value: s.created },
                 CounterRow { counter: "capped", value: s.capped },

@@ -35,7 +35,7 @@ use sfc_common::{
     },
 };
 
-use super::{
+use crate::datapath::{
     DatapathError, Location, PROG_PIN, Result, State, link_pins,
     maps::{Maps, map_err, typed},
 };
@@ -154,7 +154,7 @@ pub fn meta(loc: &Location) -> Result<Meta> {
 /// `SFC_IFACES_V3`, live bank: ifindex -> roles.
 pub fn ifaces(loc: &Location) -> Result<BTreeMap<u32, IfaceEntry>> {
     let live = meta(loc)?.bank & 1;
-    Ok(super::maps::hash_entries::<u32, IfaceEntry>(loc, MAP_IFACES)?
+    Ok(crate::datapath::maps::hash_entries::<u32, IfaceEntry>(loc, MAP_IFACES)?
         .into_iter()
         .filter_map(|(k, v)| {
             let (bank, ifindex) = unbank_id(k);
@@ -208,7 +208,7 @@ pub fn program(loc: &Location) -> Result<ProgramSummary> {
 /// as long as the pin exists.
 #[derive(Debug, Clone, Serialize)]
 pub struct LinkSummary {
-    pub kind: super::attach::LinkKind,
+    pub kind: crate::datapath::attach::LinkKind,
     pub ifindex: u32,
     pub pin: PathBuf,
     pub link_id: Option<u32>,
@@ -337,7 +337,7 @@ fn count_entries(loc: &Location, name: &str, max: u32) -> Result<Option<u64>> {
         MAP_CHAINS => count_hash::<u32, ChainEntry>(loc, name, max)?,
         MAP_GROUPS => count_hash::<u32, GroupEntry>(loc, name, max)?,
         MAP_LB => count_hash::<LbKey, u32>(loc, name, max)?,
-        MAP_PORT_PAIRS => super::maps::read_port_pairs(&typed(loc, name)?)?.len() as u64,
+        MAP_PORT_PAIRS => crate::datapath::maps::read_port_pairs(&typed(loc, name)?)?.len() as u64,
         MAP_FLOWS => count_hash::<FlowKey, FlowEntry>(loc, name, max)?,
         MAP_FRAGS => count_hash::<FragKey, FlowKey>(loc, name, max)?,
         MAP_HOP_STATS => count_percpu::<HopStatsKey, Counter>(loc, name, max)?,
@@ -438,14 +438,14 @@ pub fn decode_flow(n: &Namer<'_>, k: &FlowKey, v: &FlowEntry) -> Flow {
         generation: v.generation,
         zone: k.zone,
         closing: v.flags & sfc_common::maps::FLOW_F_CLOSING != 0,
-        idle_s: super::flows::coarse_now_s().saturating_sub(v.last_seen),
+        idle_s: crate::datapath::flows::coarse_now_s().saturating_sub(v.last_seen),
     }
 }
 
 /// The flow table, decoded, in a stable order.
 pub fn flows(loc: &Location, n: &Namer<'_>) -> Result<Vec<Flow>> {
     let m: HashMap<MapData, FlowKey, FlowEntry> = typed(loc, MAP_FLOWS)?;
-    let mut out: Vec<Flow> = super::maps::read_hash(&m, MAP_FLOWS)?.iter().map(|(k, v)| decode_flow(n, k, v)).collect();
+    let mut out: Vec<Flow> = crate::datapath::maps::read_hash(&m, MAP_FLOWS)?.iter().map(|(k, v)| decode_flow(n, k, v)).collect();
     out.sort_by(|a, b| {
         (a.chain_id, a.reverse, &a.src, &a.dst, a.sport, a.dport).cmp(&(b.chain_id, b.reverse, &b.src, &b.dst, b.sport, b.dport))
     });
