@@ -1,6 +1,6 @@
 //! The inspection commands and the daemon from the outside, where no kernel is needed: errors a
 //! user meets before anything is installed, and the command-line surface. (The decoding itself
-//! is unit-tested in `datapath::inspect`; real output needs a namespace topology.)
+//! is unit-tested in `view::inspect`; real output needs a namespace topology.)
 
 use std::{
     path::Path,
