@@ -149,9 +149,9 @@ impl Bench {
             .unwrap_or_else(|e| panic!("loading the BPF object: {e}"));
         let prog: &mut SchedClassifier =
             ebpf.program_mut(PROG_TC_INGRESS).expect("program in the object").try_into().expect("a tc program");
-        prog.load().unwrap_or_else(|e| panic!("loading {PROG_TC_INGRESS}: {e:?}"));
+        sfc::datapath::attach::load_retrying(|| prog.load()).unwrap_or_else(|e| panic!("loading {PROG_TC_INGRESS}: {e:?}"));
         let xdp: &mut Xdp = ebpf.program_mut(PROG_XDP).expect("program in the object").try_into().expect("an XDP program");
-        xdp.load().unwrap_or_else(|e| panic!("loading {PROG_XDP}: {e:?}"));
+        sfc::datapath::attach::load_retrying(|| xdp.load()).unwrap_or_else(|e| panic!("loading {PROG_XDP}: {e:?}"));
 
         let model = model_with(n);
         let started = Instant::now();

@@ -138,7 +138,7 @@ impl Programs {
         let first_load = !tc_pin.exists();
         if first_load {
             let p: &mut SchedClassifier = program(ebpf, PROG_TC_INGRESS)?;
-            p.load().map_err(program_err(format!("loading {PROG_TC_INGRESS} (verifier)")))?;
+            load_retrying(|| p.load()).map_err(program_err(format!("loading {PROG_TC_INGRESS} (verifier)")))?;
             p.pin(&tc_pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", tc_pin.display()), source })?;
         }
         let tc = SchedClassifier::from_pin(&tc_pin).map_err(program_err(format!("opening {}", tc_pin.display())))?;
@@ -149,7 +149,7 @@ impl Programs {
                     return Ok(None);
                 }
                 let p: &mut Xdp = program(ebpf, name)?;
-                p.load().map_err(program_err(format!("loading {name} (verifier)")))?;
+                load_retrying(|| p.load()).map_err(program_err(format!("loading {name} (verifier)")))?;
                 p.pin(&pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", pin.display()), source })?;
             }
             Xdp::from_pin(&pin, XdpAttachType::Interface).map(Some).map_err(program_err(format!("opening {}", pin.display())))
@@ -257,6 +257,21 @@ fn xdp_link(prog: &mut Xdp, ifindex: u32, name: &str) -> Result<FdLink> {
     let id = prog.attach_to_if_index(ifindex, XdpMode::Driver).map_err(|e| xdp_attach_error(name, e))?;
     let link = prog.take_link(id).map_err(program_err(format!("XDP link on {name}")))?;
     link.try_into().map_err(|source| DatapathError::Link { what: format!("XDP link on {name} (attached through netlink, which cannot be pinned)"), source })
+}
+
+/// Loads a program, again when the verifier was interrupted: it gives up with EAGAIN when a
+/// signal arrives while it works, and it works for seconds on the XDP program. libbpf retries
+/// the same way (five attempts).
+pub fn load_retrying(mut load: impl FnMut() -> std::result::Result<(), aya::programs::ProgramError>) -> std::result::Result<(), aya::programs::ProgramError> {
+    let mut attempts = 1;
+    loop {
+        match load() {
+            Err(aya::programs::ProgramError::LoadError { io_error, .. }) if io_error.raw_os_error() == Some(rustix::io::Errno::AGAIN.raw_os_error()) && attempts < 5 => {
+                attempts += 1;
+            }
+            r => return r,
+        }
+    }
 }
 
 fn xdp_attach_error(name: &str, e: aya::programs::ProgramError) -> DatapathError {

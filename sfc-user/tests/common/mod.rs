@@ -187,8 +187,14 @@ impl Fixture {
         let name = prog_name(mode);
         let prog = ebpf.program_mut(name).expect("program in the object");
         let loaded = match mode {
-            AttachMode::Tc => <&mut SchedClassifier>::try_from(prog).expect("a tc program").load(),
-            AttachMode::Xdp => <&mut Xdp>::try_from(prog).expect("an XDP program").load(),
+            AttachMode::Tc => {
+                let p = <&mut SchedClassifier>::try_from(prog).expect("a tc program");
+                datapath::attach::load_retrying(|| p.load())
+            }
+            AttachMode::Xdp => {
+                let p = <&mut Xdp>::try_from(prog).expect("an XDP program");
+                datapath::attach::load_retrying(|| p.load())
+            }
         };
         loaded.unwrap_or_else(|e| panic!("loading {name} (verifier): {e:?}"));
 
