@@ -29,6 +29,7 @@ pub mod send;
 pub mod sfc;
 pub mod stream;
 pub mod sysctl;
+pub mod tap;
 pub mod topology;
 pub mod traffic;
 
