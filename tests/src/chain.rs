@@ -16,6 +16,9 @@ pub struct PortPair {
     pub ingress: String,
     pub egress: String,
     pub weight: Option<u32>,
+    /// The SF's MACs when sfc cannot read them from a veth peer (taps).
+    pub ingress_mac: Option<[u8; 6]>,
+    pub egress_mac: Option<[u8; 6]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +72,8 @@ impl PortPair {
             ingress: ingress.to_owned(),
             egress: egress.to_owned(),
             weight: None,
+            ingress_mac: None,
+            egress_mac: None,
         }
     }
 }
@@ -139,6 +144,11 @@ impl ChainFile {
             let _ = writeln!(y, "  - name: {}", pp.name);
             let _ = writeln!(y, "    ingress: {}", pp.ingress);
             let _ = writeln!(y, "    egress: {}", pp.egress);
+            for (field, mac) in [("ingress_mac", pp.ingress_mac), ("egress_mac", pp.egress_mac)] {
+                if let Some(m) = mac {
+                    let _ = writeln!(y, "    {field}: {}", crate::link::mac_string(m));
+                }
+            }
             if let Some(w) = pp.weight {
                 let _ = writeln!(y, "    weight: {w}");
             }

@@ -64,6 +64,7 @@ pub struct PumpCounts {
 }
 
 /// One VM NIC; stopping it (drop) removes both taps.
+#[derive(Debug)]
 pub struct TapPump {
     stop: Arc<AtomicBool>,
     counts: Arc<PumpCounts>,

@@ -44,6 +44,7 @@ use crate::{
     link::{self, Veth},
     netns::{self, NetNsGroup, ip_in},
     sysctl,
+    tap::TapPump,
 };
 
 /// The bridge inside the hub namespace.
@@ -70,6 +71,9 @@ pub struct TopologyConfig {
     /// Plug into this existing hub namespace (another topology's) with a bridge of its own
     /// (`br-<id>`), as a second tenant on the same host: same addresses, separate network.
     pub hub: Option<String>,
+    /// Ends joined to the hub as a VM's NIC is, by a tap in the hub and a [`TapPump`] (a VM's
+    /// virtio backend), instead of a veth pair.
+    pub taps: Vec<End>,
 }
 
 impl TopologyConfig {
@@ -80,7 +84,15 @@ impl TopologyConfig {
             ipv6: false,
             symmetric_routing: false,
             hub: None,
+            taps: Vec::new(),
         }
+    }
+
+    /// Joins `ends` to the hub through taps (see [`TopologyConfig::taps`]).
+    #[must_use]
+    pub fn taps(mut self, ends: &[End]) -> Self {
+        self.taps.extend_from_slice(ends);
+        self
     }
 
     /// Another tenant on `hub` (see [`TopologyConfig::hub`]). The topology that owns `hub` must
@@ -125,6 +137,9 @@ pub struct Topology {
     symmetric_routing: bool,
     /// Another topology's hub this one is plugged into (with its own bridge), if any.
     shared_hub: Option<String>,
+    /// Ends behind a tap, and the pumps that carry them (stopped before the namespaces go).
+    taps: Vec<End>,
+    pumps: std::sync::Mutex<Vec<TapPump>>,
     /// In creation order, hub first (when this topology owns it).
     namespaces: NetNsGroup,
 }
@@ -152,6 +167,8 @@ impl Topology {
             ipv6: config.ipv6,
             symmetric_routing: config.symmetric_routing,
             shared_hub: config.hub,
+            taps: config.taps,
+            pumps: std::sync::Mutex::default(),
             namespaces: NetNsGroup::default(),
         };
         topo.create()
@@ -218,10 +235,18 @@ impl Topology {
         let hub = self.hub();
         let ns = self.ns(&end.role());
         let hub_dev = self.hub_dev(end);
-        link::veth(
-            Veth::new(&hub, &hub_dev).mac(end.hub_mac()),
-            Veth::new(&ns, end.dev()).mac(end.mac()),
-        )?;
+        if self.taps.contains(&end) {
+            let pump = TapPump::start(&hub, &hub_dev, &ns, end.dev(), end.mac())?;
+            self.pumps.lock().map_err(|_| anyhow::anyhow!("tap pumps poisoned"))?.push(pump);
+            let mac = link::mac_string(end.hub_mac());
+            ip_in(&hub, &["link", "set", &hub_dev, "down"])?;
+            ip_in(&hub, &["link", "set", &hub_dev, "address", &mac])?;
+        } else {
+            link::veth(
+                Veth::new(&hub, &hub_dev).mac(end.hub_mac()),
+                Veth::new(&ns, end.dev()).mac(end.mac()),
+            )?;
+        }
         ip_in(&hub, &["link", "set", &hub_dev, "master", &self.bridge()])?;
         if self.ipv6 {
             // MLD reports are multicast: the bridge must not flood them to endpoints.
@@ -378,13 +403,18 @@ impl Topology {
         ends
     }
 
-    /// Port pair `pp<n>` for service function `n`.
+    /// Port pair `pp<n>` for service function `n`; behind taps, with the SF's MACs (sfc cannot
+    /// read them from a peer, as a VM's are not known to the host).
     pub fn port_pair(&self, n: u8) -> PortPair {
-        PortPair::new(
+        let mut pp = PortPair::new(
             &format!("pp{n}"),
             &self.hub_dev(End::SfIn(n)),
             &self.hub_dev(End::SfOut(n)),
-        )
+        );
+        let tap_mac = |end: End| self.taps.contains(&end).then(|| end.mac());
+        pp.ingress_mac = tap_mac(End::SfIn(n));
+        pp.egress_mac = tap_mac(End::SfOut(n));
+        pp
     }
 
     /// The skeleton chain `pc1` (id 1): one group `pg<i>` per SF in order, each holding that
@@ -437,6 +467,11 @@ impl Topology {
 
 impl Drop for Topology {
     fn drop(&mut self) {
+        // Pumps first: their taps go with them (a tap left open while its namespace is deleted
+        // would not be ours to clean any more).
+        if let Ok(mut pumps) = self.pumps.lock() {
+            pumps.clear();
+        }
         // Endpoints first, the hub last.
         self.namespaces.delete_all();
         // In another topology's hub, the bridge is this topology's to remove (its ports went
@@ -490,6 +525,8 @@ mod tests {
             ipv6: false,
             symmetric_routing: false,
             shared_hub: None,
+            taps: Vec::new(),
+            pumps: std::sync::Mutex::default(),
             namespaces: NetNsGroup::default(),
         };
         for end in topo.ends() {

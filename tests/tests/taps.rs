@@ -1,15 +1,18 @@
-//! The tap pump (`sfc_tests::tap`), a VM's network card without a VM: what the namespace tests
-//! of tap ports (issue 13) stand on. A host namespace and a "VM" namespace joined only through
-//! the pump's two taps exchange pings, the VM answers with its own MAC, and stopping the pump
-//! removes the taps as deleting a VM does.
+//! Service functions behind tap devices, as `OpenStack` plugs VMs: the tap pump
+//! (`sfc_tests::tap`, a VM's network card without a VM) on its own, then a chain through an SF
+//! whose two ports are taps, next to one on veths.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use sfc_tests::{
+    Sfc, TopologyConfig,
     netns::{self, NetNsGroup, ip_in},
     pid_name,
     ping::ping,
+    scenario::Fixture,
     tap::TapPump,
+    topology::{DEST_IP, End},
+    traffic::{UdpEchoServer, udp_exchange},
 };
 
 const HOST_NS: &str = "sfctaph";
@@ -40,4 +43,34 @@ fn a_pumped_tap_carries_a_vms_traffic_and_goes_with_it() {
     pump.stop().unwrap_or_else(|e| panic!("{e:#}"));
     assert!(ip_in(&host, &["link", "show", "tap0"]).is_err(), "the host tap outlived its pump");
     assert!(ip_in(&vm, &["link", "show", "eth0"]).is_err(), "the VM's NIC outlived its pump");
+}
+
+/// SF 1 is a "VM" on two taps, SF 2 is on veths. Behind a tap sfc cannot read the SF's MAC from
+/// a peer: without `ingress_mac` the file is refused, naming the field; with the MACs given, the
+/// chain steers through both, proven by the SFs' own interface counters.
+#[test]
+fn a_chain_steers_through_a_service_function_behind_taps() {
+    let fx = Fixture::new(TopologyConfig::new(&[1, 2]).taps(&[End::SfIn(1), End::SfOut(1)]));
+    let topo = &fx.topo;
+    let sfc = Sfc::for_topology(topo);
+    let dest = SocketAddr::new(IpAddr::V4(DEST_IP), 5353);
+    let echo = UdpEchoServer::start(&topo.dest(), dest).unwrap_or_else(|e| panic!("{e:#}"));
+
+    let mut file = topo.one_group_per_sf("udp", 5353);
+    let with_macs = fx.write("taps.yaml", &file);
+    file.port_pairs[0].ingress_mac = None;
+    let refused = sfc.try_run(&["apply", "-f", &fx.write("no-mac.yaml", &file).to_string_lossy()]).expect_err("no MAC behind a tap");
+    let msg = format!("{refused:#}");
+    assert!(msg.contains("port_pairs[pp1].ingress: cannot tell the MAC address") && msg.contains("give it as ingress_mac"), "{msg}");
+
+    sfc.apply(&with_macs);
+    let (out, w) = fx.window(&sfc, "UDP through sf1 (taps) and sf2 (veths)", || udp_exchange(&topo.source(), dest, 20).unwrap_or_else(|e| panic!("{e:#}")));
+    assert_eq!(out.echoed, 20, "{out:?}: {}", w.report());
+    assert_eq!(echo.received(), 20, "{}", w.report());
+    for (hop, n) in [(0, 1), (1, 2)] {
+        assert_eq!(w.link(End::SfIn(n)).rx_packets, 20, "sf{n}: {}", w.report());
+        assert_eq!(w.link(End::SfOut(n)).tx_packets, 20, "sf{n}: {}", w.report());
+        assert_eq!(w.packets("pc1", hop, &format!("pp{n}")), 20, "{}", w.report());
+    }
+    w.assert_no_drops();
 }

@@ -35,7 +35,7 @@ pub enum CompileError {
     #[error("{resource}: interface '{iface}' does not exist{where_}")]
     NoInterface { resource: String, iface: String, where_: String },
     #[error(
-        "port_pairs[{port_pair}].{field}: cannot tell the MAC address of the service function behind '{iface}' (only veth interfaces are supported so far)"
+        "port_pairs[{port_pair}].{field}: cannot tell the MAC address of the service function behind '{iface}' (it is no veth whose peer sfc can read): give it as {field}_mac (a VM's MAC behind a tap)"
     )]
     NoPeerMac { port_pair: String, field: &'static str, iface: String },
     #[error("{resource}: interface '{iface}' has ifindex {ifindex}, above what sfc can key ({max})")]

@@ -80,6 +80,10 @@ pub struct PortPairCfg {
     pub ingress: Option<S<String>>,
     pub egress: Option<S<String>>,
     pub weight: Option<S<i128>>,
+    /// The MAC address of the service function behind `ingress` / `egress` (a VM's, behind a
+    /// tap), when sfc cannot read it from a veth peer. An sfc extension.
+    pub ingress_mac: Option<S<String>>,
+    pub egress_mac: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -201,6 +201,32 @@ pub struct PortPair {
     pub ingress: String,
     pub egress: String,
     pub weight: u32,
+    /// The service function's MAC behind `ingress` / `egress`, as the file gives it (else it
+    /// comes from the veth peer).
+    #[serde(default)]
+    pub ingress_mac: Option<[u8; 6]>,
+    #[serde(default)]
+    pub egress_mac: Option<[u8; 6]>,
+}
+
+/// A MAC address as `52:54:00:12:34:56` (or with `-`): a unicast one, not all zeros.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("'{s}' is not a unicast MAC address like 52:54:00:12:34:56");
+    let parts: Vec<&str> = s.trim().split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(&parts) {
+        if p.len() != 2 {
+            return Err(bad());
+        }
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    if mac == [0; 6] || mac[0] & 1 == 1 {
+        return Err(bad());
+    }
+    Ok(mac)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -118,11 +118,18 @@ fn port_pairs(c: &mut Checker, ctx: &mut Ctx, cfg: &ConfigFile) -> Vec<PortPair>
                 }
             }
         }
+        let mut mac = |field: &str, v: &Option<S<String>>| {
+            let v = v.as_ref()?;
+            crate::model::parse_mac(&v.value).map_err(|e| c.err(PP, &name, field, line(v), e)).ok()
+        };
+        let (ingress_mac, egress_mac) = (mac("ingress_mac", &p.ingress_mac), mac("egress_mac", &p.egress_mac));
         out.push(PortPair {
             name,
             ingress: ingress.map(|v| v.0).unwrap_or_default(),
             egress: egress.map(|v| v.0).unwrap_or_default(),
             weight,
+            ingress_mac,
+            egress_mac,
         });
     }
     out

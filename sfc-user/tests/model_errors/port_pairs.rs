@@ -75,3 +75,15 @@ fn interface_already_used_by_another_port_pair() {
 fn ingress_may_equal_egress() {
     assert_eq!(problems("\nport_pairs:\n  - {name: pp1, ingress: a, egress: a}\n"), vec![]);
 }
+
+#[test]
+fn macs_must_be_unicast_addresses() {
+    for (mac, ok) in [("52:54:00:13:00:01", true), ("52-54-00-13-00-02", true), ("01:00:5e:00:00:01", false), ("00:00:00:00:00:00", false), ("52:54:00:13:00", false), ("52:54:00:13:00:zz", false), ("525400130001", false)] {
+        let y = format!("\nport_pairs:\n  - {{name: pp1, ingress: a, egress: b, egress_mac: \"{mac}\"}}\n");
+        if ok {
+            assert_eq!(problems(&y), vec![], "{mac}");
+        } else {
+            only(&y, "port_pairs", "pp1", "egress_mac", 2, &format!("'{mac}' is not a unicast MAC address like 52:54:00:12:34:56"));
+        }
+    }
+}
