@@ -45,21 +45,22 @@ fn a_pumped_tap_carries_a_vms_traffic_and_goes_with_it() {
     assert!(ip_in(&vm, &["link", "show", "eth0"]).is_err(), "the VM's NIC outlived its pump");
 }
 
+sfc_tests::in_both_modes!(a_chain_steers_through_a_service_function_behind_taps);
+
 /// SF 1 is a "VM" on two taps, SF 2 is on veths. Behind a tap sfc cannot read the SF's MAC from
 /// a peer: without `ingress_mac` the file is refused, naming the field; with the MACs given, the
 /// chain steers through both, proven by the SFs' own interface counters.
-#[test]
-fn a_chain_steers_through_a_service_function_behind_taps() {
+fn a_chain_steers_through_a_service_function_behind_taps(mode: &str) {
     let fx = Fixture::new(TopologyConfig::new(&[1, 2]).taps(&[End::SfIn(1), End::SfOut(1)]));
     let topo = &fx.topo;
-    let sfc = Sfc::for_topology(topo);
+    let sfc = Sfc::for_topology(topo).with_mode(mode);
     let dest = SocketAddr::new(IpAddr::V4(DEST_IP), 5353);
     let echo = UdpEchoServer::start(&topo.dest(), dest).unwrap_or_else(|e| panic!("{e:#}"));
 
     let mut file = topo.one_group_per_sf("udp", 5353);
     let with_macs = fx.write("taps.yaml", &file);
     file.port_pairs[0].ingress_mac = None;
-    let refused = sfc.try_run(&["apply", "-f", &fx.write("no-mac.yaml", &file).to_string_lossy()]).expect_err("no MAC behind a tap");
+    let refused = sfc.try_run(&["apply", "--mode", mode, "-f", &fx.write("no-mac.yaml", &file).to_string_lossy()]).expect_err("no MAC behind a tap");
     let msg = format!("{refused:#}");
     assert!(msg.contains("port_pairs[pp1].ingress: cannot tell the MAC address") && msg.contains("give it as ingress_mac"), "{msg}");
 
