@@ -218,7 +218,7 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     }
     let mut mac = [0u8; 6];
     for (b, p) in mac.iter_mut().zip(&parts) {
-        if p.len() != 2 {
+        if p.len() != 2 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;

@@ -78,7 +78,7 @@ fn ingress_may_equal_egress() {
 
 #[test]
 fn macs_must_be_unicast_addresses() {
-    for (mac, ok) in [("52:54:00:13:00:01", true), ("52-54-00-13-00-02", true), ("01:00:5e:00:00:01", false), ("00:00:00:00:00:00", false), ("52:54:00:13:00", false), ("52:54:00:13:00:zz", false), ("525400130001", false)] {
+    for (mac, ok) in [("52:54:00:13:00:01", true), ("52-54-00-13-00-02", true), ("01:00:5e:00:00:01", false), ("00:00:00:00:00:00", false), ("52:54:00:13:00", false), ("52:54:00:13:00:zz", false), ("52:54:00:13:00:+1", false), ("525400130001", false)] {
         let y = format!("\nport_pairs:\n  - {{name: pp1, ingress: a, egress: b, egress_mac: \"{mac}\"}}\n");
         if ok {
             assert_eq!(problems(&y), vec![], "{mac}");
