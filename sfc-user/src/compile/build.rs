@@ -210,13 +210,12 @@ impl<'a> Build<'a> {
         let egress = self.fact(format!("{res}.egress"), &pp.egress);
         let (ingress, egress) = (ingress?, egress?);
         let symmetric = self.symmetric_groups.contains(&g);
-        // The file's MAC first (a VM behind a tap), else the veth peer's.
-        let Some(ingress_mac) = pp.ingress_mac.or(ingress.peer_mac) else {
+        let Some(ingress_mac) = super::sf_mac(pp.ingress_mac, &ingress) else {
             self.errors.push(CompileError::NoPeerMac { port_pair: pp.name.clone(), field: "ingress", iface: pp.ingress.clone() });
             return None;
         };
         // The egress MAC is only needed when reverse traffic is sent into the egress.
-        let egress_mac = match (pp.egress_mac.or(egress.peer_mac), symmetric) {
+        let egress_mac = match (super::sf_mac(pp.egress_mac, &egress), symmetric) {
             (Some(m), _) => m,
             (None, false) => [0; 6],
             (None, true) => {

@@ -185,6 +185,13 @@ impl<'a> Inputs<'a> {
     }
 }
 
+/// The MAC of the service function behind an interface: the file's (`ingress_mac` /
+/// `egress_mac`: a VM behind a tap), else the veth peer's. What compile installs and what
+/// health probes are addressed to.
+pub fn sf_mac(configured: Option<[u8; 6]>, f: &IfaceFacts) -> Option<[u8; 6]> {
+    configured.or(f.peer_mac)
+}
+
 /// Compiles the parts of `model` that chains use, with positional ids. `facts` maps interface
 /// names to what the loader found; `netns` is only used in error messages.
 pub fn compile(model: &Model, facts: &BTreeMap<String, IfaceFacts>, netns: Option<&str>) -> Result<Compiled, Vec<CompileError>> {

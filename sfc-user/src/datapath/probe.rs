@@ -47,8 +47,7 @@ pub fn targets(state: &State) -> Vec<Target> {
         for &p in &g.port_pairs {
             let pp = &state.model.port_pairs[p];
             let (Some(id), Some(f)) = (state.ids.port_pairs.get(&pp.name), state.facts.get(&pp.ingress)) else { continue };
-            // The same MAC compile installs: the file's (a VM behind a tap), else the veth peer's.
-            let (Some(dst_mac), Ok(link)) = (pp.ingress_mac.or(f.peer_mac), netlink::link_by_index(f.ifindex, None)) else { continue };
+            let (Some(dst_mac), Ok(link)) = (crate::compile::sf_mac(pp.ingress_mac, f), netlink::link_by_index(f.ifindex, None)) else { continue };
             let Some(src_mac) = link.mac else { continue };
             out.push(Target { port_pair: pp.name.clone(), id: *id, ifindex: f.ifindex, dst_mac, src_mac, check });
         }
