@@ -31,11 +31,15 @@ pub enum DropReason {
     /// Loop guard: a packet came back into its flow's entry port after leaving the chain (the
     /// same packet, by fingerprint, no younger by TTL): something routed it round (steer.rs).
     Loop = 11,
+    /// The MAC address of the service function or destination behind the target interface is not
+    /// known (a VM behind a tap that sfc has not heard from, and no MAC in the file): the frame
+    /// would go to a wrong address.
+    NoMac = 12,
 }
 
 impl DropReason {
     /// Every reason, in numeric order, for decoding the counters.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::NoChain,
         DropReason::NoMember,
         DropReason::NoPortPair,
@@ -47,6 +51,7 @@ impl DropReason {
         DropReason::ChecksumOffload,
         DropReason::TooBig,
         DropReason::Loop,
+        DropReason::NoMac,
     ];
 
     /// The stable name used by `sfc stats`, JSON output and metrics labels.
@@ -63,6 +68,7 @@ impl DropReason {
             DropReason::ChecksumOffload => "checksum_offload",
             DropReason::TooBig => "too_big",
             DropReason::Loop => "loop",
+            DropReason::NoMac => "no_mac",
         }
     }
 }

@@ -35,9 +35,11 @@ pub const MAP_DEVMAP: &str = "SFC_DEVMAP";
 pub const MAP_LIMITS: &str = "SFC_LIMITS";
 pub const MAP_PROBES: &str = "SFC_PROBES";
 pub const MAP_FLOW_STATS: &str = "SFC_FLOW_STATS";
+/// MACs the datapath learnt behind interfaces flagged `IF_F_LEARN` (a VM behind a tap).
+pub const MAP_MACS: &str = "SFC_MACS";
 
 /// Every map the loader pins, in a stable order.
-pub const ALL_MAPS: [&str; 18] = [
+pub const ALL_MAPS: [&str; 19] = [
     MAP_META,
     MAP_IFACES,
     MAP_CLS,
@@ -56,6 +58,7 @@ pub const ALL_MAPS: [&str; 18] = [
     MAP_LIMITS,
     MAP_FLOW_STATS,
     MAP_PROBES,
+    MAP_MACS,
 ];
 
 /// Program names (the function names of the entry points).
@@ -166,6 +169,21 @@ const _: () = assert!(size_of::<IfaceEntry>() == 28);
 pub const IF_F_PEER: u32 = 1 << 0;
 /// `IfaceEntry::flags`: `peer_mac` is known.
 pub const IF_F_MAC: u32 = 1 << 1;
+/// `IfaceEntry::flags`: no veth peer tells the MAC behind the interface (a tap: a VM's NIC), so
+/// the program learns it from the frames arriving there (`SFC_MACS`). Without `IF_F_MAC` too,
+/// nothing is delivered to the interface (a `no_mac` drop) rather than sent to a wrong address.
+pub const IF_F_LEARN: u32 = 1 << 2;
+
+/// `SFC_MACS`: ifindex -> the unicast source MAC of the last frame that arrived on an
+/// `IF_F_LEARN` interface. Written by the datapath, read by the loader at every apply (and
+/// polled by `sfc run` while a member waits for its MAC).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MacEntry {
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+const _: () = assert!(size_of::<MacEntry>() == 8);
 
 /// `SFC_IF_STATS_V2` (per-CPU): ifindex -> what the program saw there.
 #[repr(C)]
@@ -314,6 +332,9 @@ pub const PP_F_EGRESS_PEER: u32 = 1 << 1;
 pub const PP_F_DRAINING: u32 = 1 << 2;
 /// `PortPairEntry::flags`: an interface is down; flows move off it at their next packet.
 pub const PP_F_DOWN: u32 = 1 << 3;
+/// `PortPairEntry::flags`: the MAC behind one of its interfaces is not known yet (a VM behind a
+/// tap that has sent nothing sfc saw): installed with `PP_F_DOWN` too, so no flow gets it.
+pub const PP_F_NO_MAC: u32 = 1 << 4;
 
 /// `SFC_PORT_PAIRS`: port pair id -> where to send packets into the service function. Forward
 /// traffic enters through `ingress` and comes back on `egress`; the reverse direction of a
@@ -515,7 +536,7 @@ const _: () = assert!(size_of::<Counter>() == 16);
 mod pod {
     use super::{
         ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, FragKey, GroupEntry,
-        HopStatsKey, IfStats, IfaceEntry, LbKey, Limits, Meta, PortPairEntry,
+        HopStatsKey, IfStats, IfaceEntry, LbKey, Limits, MacEntry, Meta, PortPairEntry,
     };
     // SAFETY: all of these are #[repr(C)], contain only integers and byte arrays, and have no
     // implicit padding (explicit `_pad` fields and size assertions above).
@@ -534,4 +555,5 @@ mod pod {
     unsafe impl aya::Pod for FragKey {}
     unsafe impl aya::Pod for Meta {}
     unsafe impl aya::Pod for Limits {}
+    unsafe impl aya::Pod for MacEntry {}
 }

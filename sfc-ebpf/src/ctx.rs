@@ -4,7 +4,7 @@
 
 use aya_ebpf::{
     bindings::bpf_check_mtu_ret::{BPF_MTU_CHK_RET_FRAG_NEEDED, BPF_MTU_CHK_RET_SUCCESS},
-    helpers::generated::bpf_check_mtu,
+    helpers::generated::{bpf_check_mtu, bpf_xdp_load_bytes},
     programs::{TcContext, XdpContext},
 };
 use sfc_common::{DropReason, maps::FlowKey};
@@ -20,6 +20,10 @@ pub trait PacketCtx {
     fn ifindex(&self) -> u32;
     /// Makes the packet fit to be handed to `ifindex`, or says why it cannot be.
     fn before_redirect(&self, p: &Parsed, key: &FlowKey, ifindex: u32) -> Result<(), DropReason>;
+    /// The frame's Ethernet source address, copied out by a helper (not read through the packet
+    /// pointer: a bounds check here would give the verifier a second packet range to carry
+    /// through the whole program).
+    fn src_mac(&self) -> Option<[u8; 6]>;
 }
 
 impl PacketCtx for TcContext {
@@ -43,6 +47,10 @@ impl PacketCtx for TcContext {
     #[inline(always)]
     fn before_redirect(&self, _: &Parsed, _: &FlowKey, _: u32) -> Result<(), DropReason> {
         Ok(())
+    }
+    #[inline(always)]
+    fn src_mac(&self) -> Option<[u8; 6]> {
+        self.load::<[u8; 6]>(6).ok()
     }
 }
 
@@ -80,5 +88,11 @@ impl PacketCtx for XdpContext {
         }
         // Last: a packet that is dropped leaves the program as it came.
         csum::complete(self, p, key)
+    }
+    #[inline(always)]
+    fn src_mac(&self) -> Option<[u8; 6]> {
+        let mut mac = [0u8; 6];
+        let r = unsafe { bpf_xdp_load_bytes(self.ctx, 6, mac.as_mut_ptr().cast(), 6) };
+        (r == 0).then_some(mac)
     }
 }

@@ -12,7 +12,7 @@ use sfc_common::{
     },
     maps::{
         ChainEntry, ClsKey, ClsResult, Counter, FLOW_STATS, FlowEntry, FlowKey, FragKey, GroupEntry,
-        HopStatsKey, IfStats, IfaceEntry, LbKey, Limits, Meta, PortPairEntry,
+        HopStatsKey, IfStats, IfaceEntry, LbKey, Limits, MacEntry, Meta, PortPairEntry,
     },
 };
 
@@ -145,3 +145,8 @@ pub static SFC_RATE: PerCpuArray<RateWindow> = PerCpuArray::with_max_entries(1, 
 /// program; index 0 only.
 #[map]
 pub static SFC_CSUM_BUF: PerCpuArray<[u8; CSUM_BUF_LEN]> = PerCpuArray::with_max_entries(1, 0);
+
+/// ifindex -> the source MAC of the last unicast frame that arrived on an `IF_F_LEARN` interface
+/// (a VM's, behind a tap). Written here, read by the loader (see `sfc_common::maps::MacEntry`).
+#[map]
+pub static SFC_MACS: HashMap<u32, MacEntry> = HashMap::pinned(MAX_IFACES, 0);

@@ -55,8 +55,8 @@ use sfc_common::{
     DropReason,
     limits::{MAX_HOPS, PROBE_PORT},
     maps::{
-        DIR_FORWARD, DIR_REVERSE, FAMILY_V6, FLOW_F_REVERSE, FlowEntry, FlowKey, HopStatsKey, IF_F_MAC, IF_F_PEER,
-        IfaceEntry, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
+        DIR_FORWARD, DIR_REVERSE, FAMILY_V6, FLOW_F_REVERSE, FlowEntry, FlowKey, HopStatsKey, IF_F_LEARN, IF_F_MAC,
+        IF_F_PEER, IfaceEntry, MacEntry, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
         banked_id,
     },
 };
@@ -66,7 +66,7 @@ use crate::{
     ctx::PacketCtx,
     flow,
     probe,
-    maps::{SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_IFACES_V3, SFC_META, SFC_SCRATCH, Scratch, port_pair},
+    maps::{SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_IFACES_V3, SFC_MACS, SFC_META, SFC_SCRATCH, Scratch, port_pair},
     parse::{FRAG_FIRST, FRAG_LATER, IPPROTO_UDP, ParseError, Parsed, parse},
 };
 
@@ -124,6 +124,9 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
             None => return Ok(Action::PASS),
         },
     };
+    if iface.flags & IF_F_LEARN != 0 {
+        learn(ctx, ifindex);
+    }
     let scratch = SFC_SCRATCH.get_ptr_mut(0).ok_or(DropReason::NoScratch)?;
     // SAFETY: this CPU's element of a per-CPU array only this program touches.
     let scratch = unsafe { &mut *scratch };
@@ -177,6 +180,25 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     // only, so interface counters and drops add up to the packets seen.
     counters::iface(ifindex, path.seen);
     Ok(action)
+}
+
+/// Remembers the source MAC of a frame that arrived on `ifindex` (an `IF_F_LEARN` interface: a
+/// tap, whose frames come from the VM behind it), when it is unicast and not the one already
+/// known. The loader reads it at its next apply; `sfc run` polls while a member waits for it.
+/// A subprogram of its own (not inlined): its few branches are verified once per program type
+/// instead of multiplying the states of everything after it.
+#[inline(never)]
+fn learn<C: PacketCtx>(ctx: &C, ifindex: u32) {
+    let Some(src) = ctx.src_mac() else { return };
+    if src[0] & 1 != 0 || src == [0; 6] {
+        return;
+    }
+    // SAFETY: a map lookup's reference, valid for this program run (RCU); plain bytes.
+    if unsafe { SFC_MACS.get(&ifindex) }.is_some_and(|m| m.mac == src) {
+        return;
+    }
+    // A full map (more learning interfaces than MAX_IFACES) only costs the learning.
+    let _ = SFC_MACS.insert(&ifindex, &MacEntry { mac: src, _pad: [0; 2] }, BPF_ANY);
 }
 
 #[inline(always)]
@@ -392,6 +414,11 @@ fn forward(path: &Path, bank: u32) -> Result<Next, DropReason> {
         } else {
             (pp.ingress_ifindex, pp.ingress_mac, pp.flags & PP_F_INGRESS_PEER != 0, DIR_FORWARD, next)
         };
+        if mac == [0; 6] {
+            // A member waiting for its MAC is out of its group's table (`PP_F_NO_MAC`); a flow
+            // pinned to it before is not sent to a wrong address.
+            return Err(DropReason::NoMac);
+        }
         let hop = HopStatsKey { chain_id: flow.chain_id, hop: position as u32, port_pair: pp_id, dir };
         return Ok(Next::Member { ifindex, peer, mac, hop });
     }
@@ -401,6 +428,11 @@ fn forward(path: &Path, bank: u32) -> Result<Next, DropReason> {
     let dst = unsafe { SFC_IFACES_V3.get(&banked_id(bank, flow.dst_ifindex)) };
     let peer = dst.is_some_and(|i| i.flags & IF_F_PEER != 0);
     let mac = dst.filter(|i| i.flags & IF_F_MAC != 0).map_or([0; 6], |i| i.peer_mac);
+    if mac == [0; 6] && dst.is_some_and(|i| i.flags & IF_F_LEARN != 0) {
+        // Behind a tap whose VM sfc has not heard from: the frame still carries the last SF's
+        // gateway MAC, which the VM would refuse.
+        return Err(DropReason::NoMac);
+    }
     Ok(Next::Deliver { ifindex: flow.dst_ifindex, peer, mac })
 }
 

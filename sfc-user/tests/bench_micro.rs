@@ -159,7 +159,7 @@ impl Bench {
         let facts: BTreeMap<String, IfaceFacts> = macs
             .iter()
             .map(|(name, mac)| {
-                let f = IfaceFacts { ifindex: sandbox::ifindex(name), peer_mac: Some(*mac), peer_in_other_netns: true };
+                let f = IfaceFacts { ifindex: sandbox::ifindex(name), peer_mac: Some(*mac), peer_in_other_netns: true, ..Default::default() };
                 ((*name).to_owned(), f)
             })
             .collect();

@@ -161,7 +161,7 @@ fn facts(model: &model::Model) -> BTreeMap<String, IfaceFacts> {
                 "s2" => 2,
                 _ => 10 + u32::try_from(i).expect("few interfaces"),
             };
-            (n, IfaceFacts { ifindex, peer_mac: Some([2, 0, 0, 0, 0, 1]), peer_in_other_netns: true })
+            (n, IfaceFacts { ifindex, peer_mac: Some([2, 0, 0, 0, 0, 1]), peer_in_other_netns: true, ..Default::default() })
         })
         .collect()
 }

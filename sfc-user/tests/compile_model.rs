@@ -31,7 +31,7 @@ port_chains:
 fn facts() -> BTreeMap<String, IfaceFacts> {
     [("src", 1), ("dst", 2), ("sf1-in", 3), ("sf1-out", 4), ("sf2-in", 5), ("sf2-out", 6), ("sf3-in", 7), ("sf3-out", 8)]
         .into_iter()
-        .map(|(n, i)| (n.to_owned(), IfaceFacts { ifindex: i, peer_mac: Some([2, 0, 0, 0, 0, u8::try_from(i).unwrap()]), peer_in_other_netns: true }))
+        .map(|(n, i)| (n.to_owned(), IfaceFacts { ifindex: i, peer_mac: Some([2, 0, 0, 0, 0, u8::try_from(i).unwrap()]), peer_in_other_netns: true, ..Default::default() }))
         .collect()
 }
 
@@ -196,7 +196,7 @@ port_chains:
     let model = sfc::model::validate(&cfg).expect("validation accepts tap groups");
     let facts: std::collections::BTreeMap<String, sfc::compile::IfaceFacts> = [("a-in", 3), ("src", 2)]
         .into_iter()
-        .map(|(n, i)| (n.to_owned(), sfc::compile::IfaceFacts { ifindex: i, peer_mac: Some([2, 0, 0, 0, 0, 1]), peer_in_other_netns: true }))
+        .map(|(n, i)| (n.to_owned(), sfc::compile::IfaceFacts { ifindex: i, peer_mac: Some([2, 0, 0, 0, 0, 1]), peer_in_other_netns: true, ..Default::default() }))
         .collect();
     let errs = sfc::compile::compile(&model, &facts, None).expect_err("tap groups are not compiled");
     let text: Vec<String> = errs.iter().map(ToString::to_string).collect();

@@ -81,7 +81,7 @@ fn facts(m: &model::Model) -> BTreeMap<String, IfaceFacts> {
     names
         .into_iter()
         .zip(1u32..)
-        .map(|(n, i)| (n, IfaceFacts { ifindex: i, peer_mac: Some([2, 0, 0, 0, 0, 1]), peer_in_other_netns: i % 2 == 0 }))
+        .map(|(n, i)| (n, IfaceFacts { ifindex: i, peer_mac: Some([2, 0, 0, 0, 0, 1]), peer_in_other_netns: i % 2 == 0, ..Default::default() }))
         .collect()
 }
 

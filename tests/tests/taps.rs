@@ -2,13 +2,17 @@
 //! (`sfc_tests::tap`, a VM's network card without a VM) on its own, then a chain through an SF
 //! whose two ports are taps, next to one on veths.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::{Duration, Instant},
+};
 
 use sfc_tests::{
-    Sfc, TopologyConfig,
+    Sfc, TopologyConfig, link,
     netns::{self, NetNsGroup, ip_in},
     pid_name,
     ping::ping,
+    process::Daemon,
     scenario::Fixture,
     tap::TapPump,
     topology::{DEST_IP, End},
@@ -45,27 +49,31 @@ fn a_pumped_tap_carries_a_vms_traffic_and_goes_with_it() {
     assert!(ip_in(&vm, &["link", "show", "eth0"]).is_err(), "the VM's NIC outlived its pump");
 }
 
-sfc_tests::in_both_modes!(a_chain_steers_through_a_service_function_behind_taps);
+sfc_tests::in_both_modes!(a_chain_steers_through_taps_in_every_role, macs_behind_taps_are_learnt_under_sfc_run);
 
-/// SF 1 is a "VM" on two taps, SF 2 is on veths. Behind a tap sfc cannot read the SF's MAC from
-/// a peer: without `ingress_mac` the file is refused, naming the field; with the MACs given, the
-/// chain steers through both, proven by the SFs' own interface counters.
-fn a_chain_steers_through_a_service_function_behind_taps(mode: &str) {
-    let fx = Fixture::new(TopologyConfig::new(&[1, 2]).taps(&[End::SfIn(1), End::SfOut(1)]));
+/// Source, destination and SF 1 are "VMs" on taps, SF 2 is on veths: every role on a tap, in
+/// one chain with a veth member. The MACs come from the file (`ingress_mac` / `egress_mac` on
+/// the port pair, `mac` on the destination's `interfaces:` entry). Proven by the SFs' own
+/// interface counters.
+fn a_chain_steers_through_taps_in_every_role(mode: &str) {
+    let taps = [End::Source, End::Dest, End::SfIn(1), End::SfOut(1)];
+    let fx = Fixture::new(TopologyConfig::new(&[1, 2]).taps(&taps));
     let topo = &fx.topo;
     let sfc = Sfc::for_topology(topo).with_mode(mode);
     let dest = SocketAddr::new(IpAddr::V4(DEST_IP), 5353);
     let echo = UdpEchoServer::start(&topo.dest(), dest).unwrap_or_else(|e| panic!("{e:#}"));
 
     let mut file = topo.one_group_per_sf("udp", 5353);
-    let with_macs = fx.write("taps.yaml", &file);
-    file.port_pairs[0].ingress_mac = None;
-    let refused = sfc.try_run(&["apply", "--mode", mode, "-f", &fx.write("no-mac.yaml", &file).to_string_lossy()]).expect_err("no MAC behind a tap");
-    let msg = format!("{refused:#}");
-    assert!(msg.contains("port_pairs[pp1].ingress: cannot tell the MAC address") && msg.contains("give it as ingress_mac"), "{msg}");
+    file.flow_classifiers[0].logical_destination_port = Some(topo.hub_dev(End::Dest));
+    let yaml = format!("{}interfaces:\n  - {{name: {}, mac: {}}}\n", file.to_yaml(), topo.hub_dev(End::Dest), link::mac_string(End::Dest.mac()));
+    let path = fx.dir.path().join("taps.yaml");
+    std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("{e}"));
+    let out = sfc.apply(&path);
+    assert!(!out.contains("not used until"), "every MAC was given:\n{out}");
 
-    sfc.apply(&with_macs);
-    let (out, w) = fx.window(&sfc, "UDP through sf1 (taps) and sf2 (veths)", || udp_exchange(&topo.source(), dest, 20).unwrap_or_else(|e| panic!("{e:#}")));
+    let (out, w) = fx.window(&sfc, "UDP from a tap, through sf1 (taps) and sf2 (veths), to a tap", || {
+        udp_exchange(&topo.source(), dest, 20).unwrap_or_else(|e| panic!("{e:#}"))
+    });
     assert_eq!(out.echoed, 20, "{out:?}: {}", w.report());
     assert_eq!(echo.received(), 20, "{}", w.report());
     for (hop, n) in [(0, 1), (1, 2)] {
@@ -74,4 +82,73 @@ fn a_chain_steers_through_a_service_function_behind_taps(mode: &str) {
         assert_eq!(w.packets("pc1", hop, &format!("pp{n}")), 20, "{}", w.report());
     }
     w.assert_no_drops();
+}
+
+/// The same chain with no MAC in the file: `sfc run` installs it, keeps SF 1 out of use and
+/// says so (`sfc status`: "no MAC yet", the taps "learning"), learns the VMs' MACs from the
+/// first frames they send (an ARP request each), re-applies by itself, and the chain then
+/// carries traffic into the VMs' own MACs.
+fn macs_behind_taps_are_learnt_under_sfc_run(mode: &str) {
+    let taps = [End::Dest, End::SfIn(1), End::SfOut(1)];
+    let fx = Fixture::new(TopologyConfig::new(&[1, 2]).taps(&taps));
+    let topo = &fx.topo;
+    let sfc = Sfc::for_topology(topo).with_mode(mode);
+    let dest = SocketAddr::new(IpAddr::V4(DEST_IP), 5353);
+    let echo = UdpEchoServer::start(&topo.dest(), dest).unwrap_or_else(|e| panic!("{e:#}"));
+
+    let mut file = topo.one_group_per_sf("udp", 5353);
+    file.flow_classifiers[0].logical_destination_port = Some(topo.hub_dev(End::Dest));
+    file.port_pairs[0].ingress_mac = None;
+    file.port_pairs[0].egress_mac = None;
+    let path = fx.write("learn.yaml", &file);
+    let log = fx.dir.path().join("daemon.log");
+    let metrics = if mode == "xdp" { "127.0.0.1:9475" } else { "127.0.0.1:9474" };
+    let args = ["--mode", mode, "-f", &path.to_string_lossy(), "--health-interval", "200", "--metrics", metrics];
+    let mut daemon = Daemon::start(&sfc, &args, &log).unwrap_or_else(|e| panic!("{e:#}"));
+    let logged = daemon.log();
+    assert!(logged.contains("waiting for a MAC") && logged.contains(&format!("pp1: ingress '{}'", topo.hub_dev(End::SfIn(1)))), "{logged}");
+    let status = sfc.run(&["status"]);
+    assert!(status.contains("pp1 (no MAC yet: ingress") && status.contains("learning"), "{status}");
+
+    // Each VM sends one frame (an ARP request for an address nobody has).
+    for (ns, dev) in [(topo.dest(), "eth0"), (topo.sf(1), "in"), (topo.sf(1), "out")] {
+        let _ = ip_in(&ns, &["neigh", "flush", "dev", dev]);
+        speak(&ns, dev);
+    }
+    daemon.wait_for_log("MAC learnt, serving: pp1", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e:#}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = sfc.run(&["status"]);
+        if !status.contains("learning") || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for end in taps {
+        let want = format!("{} (learnt)", link::mac_string(end.mac()));
+        assert!(status.contains(&want), "{end:?}: want {want}:\n{status}");
+    }
+
+    let (out, w) = fx.window(&sfc, "UDP through the learnt MACs", || udp_exchange(&topo.source(), dest, 20).unwrap_or_else(|e| panic!("{e:#}")));
+    assert_eq!(out.echoed, 20, "{out:?}: {}\n{}", w.report(), daemon.log());
+    assert_eq!(echo.received(), 20, "{}", w.report());
+    assert_eq!(w.link(End::SfIn(1)).rx_packets, 20, "{}", w.report());
+    assert_eq!(w.packets("pc1", 0, "pp1"), 20, "{}", w.report());
+    w.assert_no_drops();
+}
+
+/// Makes the "VM" in namespace `ns` send a frame out of `dev`: a datagram to an address nobody
+/// has, which its kernel first asks for with an ARP request (broadcast, from the NIC's MAC).
+fn speak(ns: &str, dev: &str) {
+    use std::os::fd::AsRawFd as _;
+    netns::in_netns(ns, || {
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap_or_else(|e| panic!("{e}"));
+        // SAFETY: SO_BINDTODEVICE reads `dev.len()` bytes of the name, which lives across the call.
+        let rc = unsafe {
+            libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_BINDTODEVICE, dev.as_ptr().cast(), libc::socklen_t::try_from(dev.len()).unwrap_or(0))
+        };
+        assert_eq!(rc, 0, "SO_BINDTODEVICE {dev}: {}", std::io::Error::last_os_error());
+        sock.send_to(b"hello", (Ipv4Addr::new(198, 18, 0, 250), 9)).unwrap_or_else(|e| panic!("{e}"));
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"));
 }

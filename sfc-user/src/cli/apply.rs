@@ -91,6 +91,15 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
     if !r.went_down.is_empty() {
         println!("  down (flows fail over to the other members): {}", r.went_down.join(", "));
     }
+    if !r.waiting_for_mac.is_empty() {
+        println!(
+            "  not used until the MAC behind is known (learnt from the VM's own frames: `sfc run` re-applies at once, a one-shot apply at the next `sfc apply`; or give ingress_mac / egress_mac): {}",
+            r.waiting_for_mac.join("; ")
+        );
+    }
+    if !r.got_mac.is_empty() {
+        println!("  MAC known now, serving: {}", r.got_mac.join(", "));
+    }
     if !r.came_up.is_empty() {
         println!("  back up: {}", r.came_up.join(", "));
     }

@@ -116,7 +116,7 @@ pub fn synthetic_facts(model: &Model) -> BTreeMap<String, IfaceFacts> {
         .zip(1u32..)
         .map(|(n, i)| {
             let b = i.to_be_bytes();
-            let facts = IfaceFacts { ifindex: i, peer_mac: Some([0x02, 0, b[0], b[1], b[2], b[3]]), peer_in_other_netns: true };
+            let facts = IfaceFacts { ifindex: i, peer_mac: Some([0x02, 0, b[0], b[1], b[2], b[3]]), peer_in_other_netns: true, ..Default::default() };
             (n.to_owned(), facts)
         })
         .collect()

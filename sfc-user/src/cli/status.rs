@@ -9,6 +9,7 @@ use std::{
 };
 
 use serde::Serialize;
+use sfc_common::maps::{IF_F_LEARN, IF_F_MAC, IF_F_PEER};
 
 use super::table::{fill, print_table};
 use crate::{
@@ -55,6 +56,12 @@ struct Interface {
     xdp_peer: bool,
     /// Operationally up, as the kernel says now (`None`: the interface is gone).
     oper_up: Option<bool>,
+    /// The MAC behind the interface that frames sent into it are addressed to (`None`: not
+    /// known, or not needed).
+    mac: Option<String>,
+    /// Where `mac` comes from: `peer` (the veth peer's) or `file`, `learnt` (from the frames
+    /// the VM behind a tap sent), `learning` (not known yet: members behind it wait).
+    mac_source: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -75,9 +82,12 @@ struct Hop {
     down: Vec<String>,
     /// Whether the group's members are probed through (`health_check:`).
     probed: bool,
+    /// Members not used until the MAC behind an interface of theirs is known (a VM behind a tap
+    /// that has sent nothing yet), with what is missing.
+    no_mac: std::collections::BTreeMap<String, Vec<String>>,
 }
 
-fn interfaces(loc: &Location, namer: &Namer<'_>, links: &[LinkSummary]) -> anyhow::Result<Vec<Interface>> {
+fn interfaces(loc: &Location, namer: &Namer<'_>, state: &State, links: &[LinkSummary]) -> anyhow::Result<Vec<Interface>> {
     let entries = inspect::ifaces(loc)?;
     let all: BTreeSet<u32> = entries.keys().copied().chain(links.iter().map(|l| l.ifindex)).collect();
     Ok(all
@@ -96,6 +106,14 @@ fn interfaces(loc: &Location, namer: &Namer<'_>, links: &[LinkSummary]) -> anyho
                 link_id: link.and_then(|l| l.link_id),
                 xdp_peer: links.iter().any(|l| l.ifindex == ifindex && l.kind == LinkKind::XdpPeer),
                 oper_up: netlink::link_by_index(ifindex, None).ok().map(|l| l.oper_up),
+                mac: (e.flags & IF_F_MAC != 0).then(|| inspect::mac(&e.peer_mac)),
+                mac_source: match (e.flags & IF_F_MAC != 0, e.flags & IF_F_LEARN != 0) {
+                    (true, true) => Some("learnt"),
+                    (false, true) => Some("learning"),
+                    (true, false) if e.flags & IF_F_PEER != 0 => Some("peer"),
+                    (true, false) => Some(if state.facts.get(&namer.iface(ifindex)).is_some_and(|f| f.peer_mac.is_some()) { "peer" } else { "file" }),
+                    (false, false) => None,
+                },
             }
         })
         .collect())
@@ -118,8 +136,9 @@ fn chains(state: &State) -> Vec<ChainInfo> {
                     Hop {
                         group: m.port_pair_groups[g].name.clone(),
                         down: port_pairs.iter().filter(|p| state.down.contains(*p)).cloned().collect(),
-                        port_pairs,
                         probed: m.port_pair_groups[g].health_check.is_some(),
+                        no_mac: port_pairs.iter().filter_map(|p| state.no_mac.get(p).map(|w| (p.clone(), w.clone()))).collect(),
+                        port_pairs,
                     }
                 })
                 .collect(),
@@ -144,7 +163,7 @@ fn gather(loc: &Location) -> anyhow::Result<Status> {
         pin_dir: loc.pin_dir.clone(),
         state_dir: loc.state_dir(),
         mode,
-        interfaces: interfaces(loc, &namer, &links)?,
+        interfaces: interfaces(loc, &namer, &state, &links)?,
         chains: chains(&state),
         maps: inspect::map_summaries(loc)?,
         program,
@@ -164,6 +183,35 @@ fn ago(secs: Option<u64>) -> String {
         }
         None => "unknown".to_owned(),
     }
+}
+
+/// One line of the interfaces table.
+fn interface_row(i: &Interface) -> Vec<String> {
+    vec![
+        i.name.clone(),
+        i.ifindex.to_string(),
+        if i.roles.is_empty() { "-".to_owned() } else { i.roles.join(",") },
+        i.port_pair.clone().unwrap_or_else(|| "-".to_owned()),
+        match (i.attach_mode, i.link_id) {
+            (Some("xdp"), Some(id)) => format!("xdp (link {id})"),
+            (Some("xdp"), None) => "xdp".to_owned(),
+            (Some(_), Some(id)) => format!("tc ingress (link {id})"),
+            (Some(_), None) => "tc ingress".to_owned(),
+            (None, _) => "-".to_owned(),
+        },
+        if i.xdp_peer { "xdp pass" } else { "-" }.to_owned(),
+        match i.oper_up {
+            Some(true) => "up".to_owned(),
+            Some(false) => "down".to_owned(),
+            None => "missing".to_owned(),
+        },
+        match (&i.mac, i.mac_source) {
+            (Some(m), Some(src)) => format!("{m} ({src})"),
+            (Some(m), None) => m.clone(),
+            (None, Some(src)) => src.to_owned(),
+            (None, None) => "-".to_owned(),
+        },
+    ]
 }
 
 fn print(s: &Status) {
@@ -190,32 +238,8 @@ fn print(s: &Status) {
     );
     println!();
     println!("interfaces");
-    let rows: Vec<Vec<String>> = s
-        .interfaces
-        .iter()
-        .map(|i| {
-            vec![
-                i.name.clone(),
-                i.ifindex.to_string(),
-                if i.roles.is_empty() { "-".to_owned() } else { i.roles.join(",") },
-                i.port_pair.clone().unwrap_or_else(|| "-".to_owned()),
-                match (i.attach_mode, i.link_id) {
-                    (Some("xdp"), Some(id)) => format!("xdp (link {id})"),
-                    (Some("xdp"), None) => "xdp".to_owned(),
-                    (Some(_), Some(id)) => format!("tc ingress (link {id})"),
-                    (Some(_), None) => "tc ingress".to_owned(),
-                    (None, _) => "-".to_owned(),
-                },
-                if i.xdp_peer { "xdp pass" } else { "-" }.to_owned(),
-                match i.oper_up {
-                    Some(true) => "up".to_owned(),
-                    Some(false) => "down".to_owned(),
-                    None => "missing".to_owned(),
-                },
-            ]
-        })
-        .collect();
-    print_table(&["name", "ifindex", "roles", "port pair", "attached", "peer", "state"], &rows);
+    let rows: Vec<Vec<String>> = s.interfaces.iter().map(interface_row).collect();
+    print_table(&["name", "ifindex", "roles", "port pair", "attached", "peer", "state", "mac behind"], &rows);
     println!();
     println!("chains");
     let rows: Vec<Vec<String>> = s
@@ -227,7 +251,14 @@ fn print(s: &Status) {
                 .iter()
                 .map(|h| {
                     let members: Vec<String> =
-                        h.port_pairs.iter().map(|p| if h.down.contains(p) { format!("{p} (down)") } else { p.clone() }).collect();
+                        h.port_pairs
+                            .iter()
+                            .map(|p| match h.no_mac.get(p) {
+                                Some(w) => format!("{p} (no MAC yet: {})", w.join(", ")),
+                                None if h.down.contains(p) => format!("{p} (down)"),
+                                None => p.clone(),
+                            })
+                            .collect();
                     format!("{}{}{{{}}}", h.group, if h.probed { " (probed)" } else { "" }, members.join(","))
                 })
                 .collect();

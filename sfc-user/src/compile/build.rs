@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use sfc_common::{
     limits::LB_TABLE_SIZE,
     maps::{
-        CHAIN_F_SYMMETRIC, ChainEntry, ClsResult, FAIL_CLOSED, FAIL_OPEN, GroupEntry, IF_F_MAC, IF_F_PEER, LbKey, PP_F_DOWN,
-        PP_F_DRAINING, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
+        CHAIN_F_SYMMETRIC, ChainEntry, ClsResult, FAIL_CLOSED, FAIL_OPEN, GroupEntry, IF_F_LEARN, IF_F_MAC, IF_F_PEER, LbKey,
+        PP_F_DOWN, PP_F_DRAINING, PP_F_NO_MAC, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
 };
 
@@ -102,13 +102,17 @@ impl<'a> Build<'a> {
     }
 
     /// What the loader found about `iface`, which `resource` names; an error when it is not
-    /// there or its ifindex is too large to be a classifier class.
+    /// there, is not an Ethernet interface, or its ifindex is too large to be a classifier class.
     fn fact(&mut self, resource: String, iface: &str) -> Option<IfaceFacts> {
         let f = self.inputs.facts.get(iface).copied();
         match f {
             None => {
                 let where_ = self.inputs.netns.map_or_else(|| " in the host namespace".to_owned(), |n| format!(" in network namespace '{n}'"));
-                self.errors.push(CompileError::NoInterface { resource, iface: iface.to_owned(), where_ });
+                self.errors.push(CompileError::NoInterface { resource, iface: self.model.describe_iface(iface), where_ });
+            }
+            Some(f) if let Some(what) = f.not_ethernet() => {
+                self.errors.push(CompileError::NotEthernet { resource, iface: self.model.describe_iface(iface), what });
+                return None;
             }
             // Stage-1 classifier classes are ifindexes below the reclassification bit.
             Some(f) if f.ifindex >= MAX_IFINDEX => {
@@ -120,8 +124,11 @@ impl<'a> Build<'a> {
         f
     }
 
-    /// Gives interface `f` (named `name`) `roles`, and its port pair when it has one.
-    fn role(&mut self, f: IfaceFacts, name: &str, roles: u32, pp: Option<u32>) {
+    /// Gives interface `f` (named `name`) `roles`, and its port pair when it has one; the MAC
+    /// behind it is `configured` (the file's), else its veth peer's, else the learnt one. An
+    /// interface without a veth peer or a configured MAC learns it: its program sees what the
+    /// VM behind it sends, so it is attached even where its roles alone would not need it.
+    fn role(&mut self, f: IfaceFacts, name: &str, roles: u32, pp: Option<u32>, configured: Option<[u8; 6]>) {
         let e = self.out.ifaces.entry(f.ifindex).or_default();
         e.roles |= roles;
         if let Some(pp) = pp {
@@ -130,11 +137,21 @@ impl<'a> Build<'a> {
         if f.peer_in_other_netns {
             e.flags |= IF_F_PEER;
         }
-        if let Some(mac) = f.peer_mac {
+        if let Some(mac) = super::sf_mac(configured, &f) {
             e.flags |= IF_F_MAC;
             e.peer_mac = mac;
         }
+        if configured.is_none() && f.learns() {
+            e.flags |= IF_F_LEARN;
+            self.out.attach.insert(f.ifindex);
+        }
         self.out.names.ifaces.insert(f.ifindex, name.to_owned());
+    }
+
+    /// The MAC the file gives for port pair `p`'s interface `iface`: on the port pair
+    /// (`ingress_mac` / `egress_mac`), else in `interfaces:`.
+    fn configured_mac(&self, on_pair: Option<[u8; 6]>, iface: &str) -> Option<[u8; 6]> {
+        on_pair.or_else(|| self.model.interface_macs.get(iface).copied())
     }
 
     /// One `ChainEntry` per chain; returns the groups the chains use, each once.
@@ -210,19 +227,21 @@ impl<'a> Build<'a> {
         let egress = self.fact(format!("{res}.egress"), &pp.egress);
         let (ingress, egress) = (ingress?, egress?);
         let symmetric = self.symmetric_groups.contains(&g);
-        let Some(ingress_mac) = super::sf_mac(pp.ingress_mac, &ingress) else {
-            self.errors.push(CompileError::NoPeerMac { port_pair: pp.name.clone(), field: "ingress", iface: pp.ingress.clone() });
-            return None;
-        };
-        // The egress MAC is only needed when reverse traffic is sent into the egress.
-        let egress_mac = match (super::sf_mac(pp.egress_mac, &egress), symmetric) {
-            (Some(m), _) => m,
-            (None, false) => [0; 6],
-            (None, true) => {
-                self.errors.push(CompileError::NoPeerMac { port_pair: pp.name.clone(), field: "egress", iface: pp.egress.clone() });
-                return None;
+        let (in_mac, out_mac) = (self.configured_mac(pp.ingress_mac, &pp.ingress), self.configured_mac(pp.egress_mac, &pp.egress));
+        // Behind a tap the MAC comes from the file or is learnt from the VM's frames; until it
+        // is known the member is not used (nothing is sent to a wrong address). The egress MAC
+        // is only needed when reverse traffic is sent into the egress.
+        let mut missing = Vec::new();
+        let ingress_mac = super::sf_mac(in_mac, &ingress).unwrap_or_else(|| {
+            missing.push(format!("ingress {}", self.model.describe_iface(&pp.ingress)));
+            [0; 6]
+        });
+        let egress_mac = super::sf_mac(out_mac, &egress).unwrap_or_else(|| {
+            if symmetric {
+                missing.push(format!("egress {}", self.model.describe_iface(&pp.egress)));
             }
-        };
+            [0; 6]
+        });
         let mut flags = 0;
         if ingress.peer_in_other_netns {
             flags |= PP_F_INGRESS_PEER;
@@ -230,15 +249,20 @@ impl<'a> Build<'a> {
         if egress.peer_in_other_netns {
             flags |= PP_F_EGRESS_PEER;
         }
-        let up = !inputs.down_ifaces.contains(&pp.ingress) && !inputs.down_ifaces.contains(&pp.egress);
-        if !up {
+        let link_up = !inputs.down_ifaces.contains(&pp.ingress) && !inputs.down_ifaces.contains(&pp.egress);
+        if !link_up {
             flags |= PP_F_DOWN;
             self.out.down.insert(pp.name.clone());
         }
+        if !missing.is_empty() {
+            flags |= PP_F_DOWN | PP_F_NO_MAC;
+            self.out.no_mac.insert(pp.name.clone(), missing);
+        }
+        let up = flags & PP_F_DOWN == 0;
         let entry = PortPairEntry { ingress_ifindex: ingress.ifindex, egress_ifindex: egress.ifindex, ingress_mac, egress_mac, flags, group: gid };
         self.out.port_pairs.insert(id, entry);
-        self.role(ingress, &pp.ingress, ROLE_SF_INGRESS, Some(id));
-        self.role(egress, &pp.egress, ROLE_SF_EGRESS, Some(id));
+        self.role(ingress, &pp.ingress, ROLE_SF_INGRESS, Some(id), in_mac);
+        self.role(egress, &pp.egress, ROLE_SF_EGRESS, Some(id), out_mac);
         self.out.attach.insert(egress.ifindex);
         self.out.redirect_targets.insert(ingress.ifindex);
         if symmetric {
@@ -294,13 +318,15 @@ impl<'a> Build<'a> {
     fn classifier_ports<'m>(&mut self, chain: &PortChain, fc: &'m FlowClassifier, reclass: &Reclass<'_>, in_use: &mut Vec<(usize, &'m FlowClassifier, u32)>, i: usize) -> Option<u32> {
         let res = format!("flow_classifiers[{}]", fc.name);
         let src = self.fact(format!("{res}.logical_source_port"), &fc.logical_source_port)?;
-        self.role(src, &fc.logical_source_port, ROLE_SOURCE, None);
+        let model = self.model;
+        let mac_of = |port: &str| model.interface_macs.get(port).copied();
+        self.role(src, &fc.logical_source_port, ROLE_SOURCE, None, mac_of(&fc.logical_source_port));
         self.zones.chain_port(chain, src.ifindex);
         self.out.attach.insert(src.ifindex);
         if let Some(d) = &fc.logical_destination_port
             && let Some(df) = self.fact(format!("{res}.logical_destination_port"), d)
         {
-            self.role(df, d, ROLE_DEST, None);
+            self.role(df, d, ROLE_DEST, None, mac_of(d));
             if let Some(class) = reclass.reply_to.get(d.as_str()) {
                 self.out.ifaces.entry(df.ifindex).or_default().reply_class = *class;
                 in_use.push((i, fc, *class));

@@ -28,16 +28,56 @@ pub struct IfaceFacts {
     pub peer_mac: Option<[u8; 6]>,
     /// A veth whose peer lives in another network namespace (`bpf_redirect_peer` applies).
     pub peer_in_other_netns: bool,
+    /// The MAC the datapath learnt behind the interface (`SFC_MACS`: a VM's, from the frames it
+    /// sent into its tap); used where no veth peer and no file tells it.
+    #[serde(default)]
+    pub learnt_mac: Option<[u8; 6]>,
+    /// The link type (`ARPHRD_*`, 1: Ethernet), and whether the device is a tun/tap: anything
+    /// but Ethernet is refused (sfc steers frames).
+    #[serde(default = "ether")]
+    pub link_type: u16,
+    #[serde(default)]
+    pub tun: bool,
+}
+
+const ARPHRD_ETHER: u16 = 1;
+const ARPHRD_LOOPBACK: u16 = 772;
+
+fn ether() -> u16 {
+    ARPHRD_ETHER
+}
+
+impl Default for IfaceFacts {
+    /// Ifindex 0, an Ethernet interface with nothing else known.
+    fn default() -> Self {
+        IfaceFacts { ifindex: 0, peer_mac: None, peer_in_other_netns: false, learnt_mac: None, link_type: ARPHRD_ETHER, tun: false }
+    }
+}
+
+impl IfaceFacts {
+    /// What the interface is when it is not an Ethernet interface.
+    pub fn not_ethernet(&self) -> Option<String> {
+        match (self.link_type, self.tun) {
+            (ARPHRD_ETHER, _) => None,
+            (_, true) => Some("an L3 tun device (IFF_TUN: bare IP packets, no Ethernet header; a VM's tap is IFF_TAP)".to_owned()),
+            (ARPHRD_LOOPBACK, _) => Some("the loopback device".to_owned()),
+            (t, false) => Some(format!("a device of link type {t} (ARPHRD), not Ethernet")),
+        }
+    }
+
+    /// No veth peer tells the MAC behind the interface: the datapath learns it (a tap).
+    pub fn learns(&self) -> bool {
+        self.peer_mac.is_none()
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CompileError {
-    #[error("{resource}: interface '{iface}' does not exist{where_}")]
+    /// `iface` is quoted, with its neutron port id when the file named it so.
+    #[error("{resource}: interface {iface} does not exist{where_}")]
     NoInterface { resource: String, iface: String, where_: String },
-    #[error(
-        "port_pairs[{port_pair}].{field}: cannot tell the MAC address of the service function behind '{iface}' (it is no veth whose peer sfc can read): give it as {field}_mac (a VM's MAC behind a tap)"
-    )]
-    NoPeerMac { port_pair: String, field: &'static str, iface: String },
+    #[error("{resource}: interface {iface} is {what}: sfc steers Ethernet frames")]
+    NotEthernet { resource: String, iface: String, what: String },
     #[error("{resource}: interface '{iface}' has ifindex {ifindex}, above what sfc can key ({max})")]
     IfindexTooLarge { resource: String, iface: String, ifindex: u32, max: u32 },
     #[error(
@@ -78,6 +118,9 @@ pub struct Compiled {
     pub redirect_targets: std::collections::BTreeSet<u32>,
     /// Port pairs installed down (an interface is not up): out of their groups' tables.
     pub down: std::collections::BTreeSet<String>,
+    /// Port pairs waiting for the MAC behind an interface (a VM behind a tap that has sent
+    /// nothing yet): installed down too, with what is missing (`ingress 'tap0'`).
+    pub no_mac: BTreeMap<String, Vec<String>>,
     pub names: Names,
 }
 
@@ -185,11 +228,11 @@ impl<'a> Inputs<'a> {
     }
 }
 
-/// The MAC of the service function behind an interface: the file's (`ingress_mac` /
-/// `egress_mac`: a VM behind a tap), else the veth peer's. What compile installs and what
-/// health probes are addressed to.
+/// The MAC behind an interface: the file's (`ingress_mac` / `egress_mac`, or `mac` in
+/// `interfaces:`: a VM behind a tap), else the veth peer's, else the one the datapath learnt.
+/// What compile installs and what health probes are addressed to.
 pub fn sf_mac(configured: Option<[u8; 6]>, f: &IfaceFacts) -> Option<[u8; 6]> {
-    configured.or(f.peer_mac)
+    configured.or(f.peer_mac).or(f.learnt_mac)
 }
 
 /// Compiles the parts of `model` that chains use, with positional ids. `facts` maps interface

@@ -230,7 +230,7 @@ mod tests {
         let facts: BTreeMap<String, compile::IfaceFacts> = ["a-in", "a-out", "src"]
             .iter()
             .zip(1u32..)
-            .map(|(n, i)| ((*n).to_owned(), compile::IfaceFacts { ifindex: i, peer_mac: Some([2, 0, 0, 0, 0, 1]), peer_in_other_netns: true }))
+            .map(|(n, i)| ((*n).to_owned(), compile::IfaceFacts { ifindex: i, peer_mac: Some([2, 0, 0, 0, 0, 1]), peer_in_other_netns: true, ..Default::default() }))
             .collect();
         let d = Draining { entry: entry(20, 0), ingress: Some("b-in".into()), egress: None };
         let inputs = compile::Inputs { draining: BTreeMap::from([(7, d)]), ..compile::Inputs::new(&m, &facts) };

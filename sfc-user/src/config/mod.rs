@@ -165,11 +165,14 @@ pub struct PortChainCfg {
     pub chain_parameters: Option<S<ChainParametersCfg>>,
 }
 
-/// How sfc attaches to one interface, overriding `sfc apply --mode`.
+/// How sfc attaches to one interface, overriding `sfc apply --mode`, and the MAC behind it.
 #[derive(Debug, Default, Deserialize)]
 pub struct InterfaceCfg {
     pub name: Option<S<String>>,
     pub mode: Option<S<String>>,
+    /// The MAC of what is behind the interface (a VM's, behind a tap): a logical destination
+    /// port's frames are addressed to it. An sfc extension.
+    pub mac: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

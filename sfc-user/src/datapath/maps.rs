@@ -12,8 +12,8 @@ use sfc_common::{
     maps::{
         ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, GroupEntry, HopStatsKey,
         IfStats, IfaceEntry, LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS,
-        MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS,
-        Meta, PortPairEntry, unbanked_class, unbanked_id,
+        MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_MACS, MAP_META, MAP_PORT_PAIRS,
+        MacEntry, Meta, PortPairEntry, unbanked_class, unbanked_id,
     },
 };
 
@@ -129,6 +129,15 @@ pub(crate) fn read_port_pairs(m: &Array<MapData, PortPairEntry>) -> Result<BTree
 /// The port pairs installed at `loc`, none when nothing is.
 pub(crate) fn installed_port_pairs(loc: &Location) -> Result<BTreeMap<u32, PortPairEntry>> {
     if loc.map_pin(MAP_PORT_PAIRS).exists() { read_port_pairs(&typed(loc, MAP_PORT_PAIRS)?) } else { Ok(BTreeMap::new()) }
+}
+
+/// The MACs the datapath learnt behind interfaces (`SFC_MACS`), by ifindex; none when nothing
+/// is installed.
+pub fn learnt_macs(loc: &Location) -> Result<BTreeMap<u32, [u8; 6]>> {
+    if !loc.map_pin(MAP_MACS).exists() {
+        return Ok(BTreeMap::new());
+    }
+    Ok(hash_entries::<u32, MacEntry>(loc, MAP_MACS)?.into_iter().map(|(i, m)| (i, m.mac)).collect())
 }
 
 /// Every entry of a hash map. A key removed between two steps of the walk (an LRU eviction, a

@@ -123,9 +123,11 @@ fn private_dir(p: &Path) -> Result<()> {
     fs::set_permissions(p, fs::Permissions::from_mode(0o700)).map_err(io_err(format!("chmod 700 {}", p.display())))
 }
 
-/// Looks up every interface the model names (in the current network namespace). The second
-/// result names those that exist but are not operationally up.
-pub fn gather_facts(model: &Model) -> Result<(BTreeMap<String, IfaceFacts>, BTreeSet<String>)> {
+/// Looks up every interface the model names (in the current network namespace), with the MACs
+/// the datapath at `loc` learnt behind them. The second result names those that exist but are
+/// not operationally up.
+pub fn gather_facts(loc: &Location, model: &Model) -> Result<(BTreeMap<String, IfaceFacts>, BTreeSet<String>)> {
+    let learnt = maps::learnt_macs(loc)?;
     let mut names = BTreeSet::new();
     for pp in &model.port_pairs {
         names.insert(pp.ingress.clone());
@@ -149,6 +151,9 @@ pub fn gather_facts(model: &Model) -> Result<(BTreeMap<String, IfaceFacts>, BTre
                     ifindex: link.ifindex,
                     peer_mac: peer.as_ref().and_then(|p| p.mac),
                     peer_in_other_netns: peer.is_some() && link.link_netnsid.is_some(),
+                    learnt_mac: learnt.get(&link.ifindex).copied(),
+                    link_type: link.link_type,
+                    tun: link.kind.as_deref() == Some("tun"),
                 });
             }
             // Missing interfaces are reported by `compile`, with the resource that names them.
@@ -191,6 +196,10 @@ pub struct ApplyReport {
     /// Port pairs that went down (their flows fail over) or came back up with this apply.
     pub went_down: Vec<String>,
     pub came_up: Vec<String>,
+    /// Port pairs not used until the MAC behind an interface is known: `pp1: ingress 'tap0'`.
+    pub waiting_for_mac: Vec<String>,
+    /// Port pairs whose MACs became known with this apply (learnt), so they serve now.
+    pub got_mac: Vec<String>,
 }
 
 fn unix_now() -> u64 {
@@ -265,6 +274,8 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BT
     let was_down = old.as_ref().map(|o| o.down.clone()).unwrap_or_default();
     report.went_down = compiled.down.difference(&was_down).cloned().collect();
     report.came_up = was_down.difference(&compiled.down).cloned().collect();
+    report.waiting_for_mac = compiled.no_mac.iter().map(|(pp, what)| format!("{pp}: {}", what.join(", "))).collect();
+    report.got_mac = old.as_ref().map(|o| o.no_mac.keys().filter(|p| !compiled.no_mac.contains_key(*p)).cloned().collect()).unwrap_or_default();
     let failovers = old.as_ref().map_or(0, |o| o.failovers) + report.went_down.len() as u64;
     State {
         model: model.clone(),
@@ -275,6 +286,7 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BT
         draining: plan.draining,
         down: compiled.down.clone(),
         failovers,
+        no_mac: compiled.no_mac.clone(),
     }
     .save(&state_dir)?;
     Ok(report)
@@ -289,7 +301,7 @@ fn plan_and_compile(
     probe_down: &BTreeSet<String>,
     old: Option<&State>,
 ) -> Result<(BTreeMap<String, IfaceFacts>, plan::Plan, compile::Compiled)> {
-    let (facts, mut down_ifaces) = gather_facts(model)?;
+    let (facts, mut down_ifaces) = gather_facts(loc, model)?;
     for p in model.port_pairs.iter().filter(|p| probe_down.contains(&p.name)) {
         down_ifaces.insert(p.ingress.clone());
         down_ifaces.insert(p.egress.clone());

@@ -52,7 +52,11 @@ pub struct Link {
     pub mtu: Option<u32>,
     /// The XDP program attached in native (driver) mode, if any.
     pub xdp_drv_prog_id: Option<u32>,
+    /// The link type (`ARPHRD_*`): `ARPHRD_ETHER` for veths and taps, `ARPHRD_NONE` for an L3
+    /// tun device (`IFF_TUN`), which carries bare IP packets.
+    pub link_type: u16,
 }
+
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
@@ -150,6 +154,7 @@ fn get_link(ifindex: u32, name: Option<&str>, target_nsid: Option<i32>, what: &s
     let buf = request(msg, RTM_GETLINK, RTM_NEWLINK, 32, what)?;
     let mut link = Link {
         ifindex: u32::from_ne_bytes([buf[20], buf[21], buf[22], buf[23]]),
+        link_type: u16::from_ne_bytes([buf[18], buf[19]]),
         ..Link::default()
     };
     for (t, p) in attrs(&buf[32..]) {

@@ -40,6 +40,9 @@ pub struct State {
     pub down: std::collections::BTreeSet<String>,
     #[serde(default)]
     pub failovers: u64,
+    /// Port pairs waiting for the MAC behind an interface (installed down), with what is missing.
+    #[serde(default)]
+    pub no_mac: BTreeMap<String, Vec<String>>,
 }
 
 /// Not `#[serde(flatten)]`: flattening buffers the map through serde's content type, and

@@ -19,6 +19,8 @@ const NAME_MAX: usize = 255;
 
 pub(super) struct Checker {
     pub errors: Vec<ValidationError>,
+    /// Interfaces named by a neutron port id: tap name -> port id.
+    pub port_ids: BTreeMap<String, String>,
 }
 
 impl Checker {
@@ -76,8 +78,14 @@ impl Checker {
         (labels, index)
     }
 
+    /// An interface name, or a neutron port id (a UUID), which names the port's tap as nova and
+    /// neutron do: `tap` and the id's first 11 characters.
     pub fn ifname(&mut self, at: (&str, &str), field: &str, v: &S<String>) -> String {
         let n = v.value.trim();
+        if let Some(tap) = super::neutron_tap(n) {
+            self.port_ids.insert(tap.clone(), n.to_ascii_lowercase());
+            return tap;
+        }
         if n.is_empty() || n.len() > IFNAMSIZ_MAX || n.contains(['/', ' ', '\t', ':']) || n == "." || n == ".." {
             self.err(at.0, at.1, field, line(v), format!(
                 "'{n}' is not a valid interface name (1-{IFNAMSIZ_MAX} bytes, no '/', ':' or spaces)"

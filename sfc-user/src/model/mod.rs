@@ -209,6 +209,15 @@ pub struct PortPair {
     pub egress_mac: Option<[u8; 6]>,
 }
 
+/// A neutron port id (a UUID, `897df85a-26c3-4491-888e-8cc58f19cea1`) -> the name of the tap
+/// nova plugs the port's VM into: `tap` and the id's first 11 characters (`tap897df85a-26`).
+/// `None` for anything that is not a UUID.
+pub fn neutron_tap(s: &str) -> Option<String> {
+    let groups: Vec<&str> = s.split('-').collect();
+    let shape = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]);
+    (shape && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))).then(|| format!("tap{}", &s.to_ascii_lowercase()[..11]))
+}
+
 /// A MAC address as `52:54:00:12:34:56` (or with `-`): a unicast one, not all zeros.
 pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let bad = || format!("'{s}' is not a unicast MAC address like 52:54:00:12:34:56");
@@ -351,12 +360,26 @@ pub struct Model {
     /// Interfaces whose attach mode the file sets (the rest take `sfc apply --mode`).
     #[serde(default)]
     pub interface_modes: std::collections::BTreeMap<String, AttachMode>,
+    /// The MACs behind interfaces as `interfaces:` gives them (a VM's, behind a tap).
+    #[serde(default)]
+    pub interface_macs: std::collections::BTreeMap<String, [u8; 6]>,
+    /// Interfaces the file names by a neutron port id: tap name -> port id (for messages).
+    #[serde(default)]
+    pub port_ids: std::collections::BTreeMap<String, String>,
 }
 
 impl Model {
     /// The attach mode of interface `name` when the default is `default`.
     pub fn mode_of(&self, name: &str, default: AttachMode) -> AttachMode {
         self.interface_modes.get(name).copied().unwrap_or(default)
+    }
+
+    /// `name`, and the neutron port it stands for when the file named it by port id.
+    pub fn describe_iface(&self, name: &str) -> String {
+        match self.port_ids.get(name) {
+            Some(id) => format!("'{name}' (neutron port {id})"),
+            None => format!("'{name}'"),
+        }
     }
 
     /// The chain with `chain_id`.

@@ -43,7 +43,7 @@ pub(super) struct Ctx {
 /// Validates a parsed file into a model, reporting every problem at once (the file's shape
 /// problems from `config::parse` included), in line order.
 pub fn validate(cfg: &ConfigFile) -> Result<Model, ValidationErrors> {
-    let mut c = Checker { errors: cfg.problems.clone() };
+    let mut c = Checker { errors: cfg.problems.clone(), port_ids: BTreeMap::new() };
     let pp: Vec<_> = cfg.port_pairs.iter().map(|r| (r.value.name.as_ref(), line(r))).collect();
     let pg: Vec<_> = cfg.port_pair_groups.iter().map(|r| (r.value.name.as_ref(), line(r))).collect();
     let fc: Vec<_> = cfg.flow_classifiers.iter().map(|r| (r.value.name.as_ref(), line(r))).collect();
@@ -74,10 +74,11 @@ pub fn validate(cfg: &ConfigFile) -> Result<Model, ValidationErrors> {
     let broken: Vec<bool> = ctx.fc.0.iter().map(|label| c.errors.iter().any(|e| e.kind == FC && e.resource == *label)).collect();
     let (chains, refs) = chains(&mut c, &ctx, cfg, &groups, &classifiers);
     overlap::check(&mut c, &classifiers, &chains, &refs, &broken);
-    let interface_modes = interfaces(&mut c, cfg, &port_pairs, &classifiers);
+    let (interface_modes, interface_macs) = interfaces(&mut c, cfg, &port_pairs, &classifiers);
 
     if c.errors.is_empty() {
-        Ok(Model { port_pairs, port_pair_groups: groups, flow_classifiers: classifiers, port_chains: chains, interface_modes })
+        let port_ids = std::mem::take(&mut c.port_ids);
+        Ok(Model { port_pairs, port_pair_groups: groups, flow_classifiers: classifiers, port_chains: chains, interface_modes, interface_macs, port_ids })
     } else {
         c.errors.sort_by_key(|e| e.line);
         Err(ValidationErrors(c.errors))
@@ -135,21 +136,28 @@ fn port_pairs(c: &mut Checker, ctx: &mut Ctx, cfg: &ConfigFile) -> Vec<PortPair>
     out
 }
 
-/// `interfaces`: per-interface attach modes. Every entry names an interface the file uses (a
-/// typo would otherwise leave the interface in the default mode without a word).
-fn interfaces(c: &mut Checker, cfg: &ConfigFile, port_pairs: &[PortPair], classifiers: &[FlowClassifier]) -> BTreeMap<String, AttachMode> {
-    let names: Vec<_> = cfg.interfaces.iter().map(|r| (r.value.name.as_ref(), line(r))).collect();
+/// `interfaces`: per-interface attach modes and the MACs behind them. Every entry names an
+/// interface the file uses (a typo would otherwise leave the interface in the default mode
+/// without a word), and sets `mode`, `mac` or both.
+fn interfaces(c: &mut Checker, cfg: &ConfigFile, port_pairs: &[PortPair], classifiers: &[FlowClassifier]) -> (BTreeMap<String, AttachMode>, BTreeMap<String, [u8; 6]>) {
+    // A neutron port id names the port's tap, as it does in the other sections.
+    let mapped: Vec<Option<S<String>>> = cfg
+        .interfaces
+        .iter()
+        .map(|r| r.value.name.as_ref().map(|n| S { value: c.ifname((IF, n.value.trim()), "name", n), line: n.line }))
+        .collect();
+    let names: Vec<_> = cfg.interfaces.iter().zip(&mapped).map(|(r, n)| (n.as_ref(), line(r))).collect();
     let (labels, _) = c.names(IF, &names);
     let used: BTreeSet<&str> = port_pairs
         .iter()
         .flat_map(|p| [p.ingress.as_str(), p.egress.as_str()])
         .chain(classifiers.iter().flat_map(|f| std::iter::once(f.logical_source_port.as_str()).chain(f.logical_destination_port.as_deref())))
         .collect();
-    let mut out = BTreeMap::new();
+    let (mut out, mut macs) = (BTreeMap::new(), BTreeMap::new());
     for (i, s) in cfg.interfaces.iter().enumerate() {
         let label = labels[i].as_str();
         let at = (IF, label);
-        if let Some(n) = &s.value.name {
+        if let Some(n) = &mapped[i] {
             let name = n.value.trim();
             if !name.is_empty() && !used.contains(name) {
                 let near = used.iter().min_by_key(|u| crate::config::edit_distance(name, u)).filter(|u| crate::config::edit_distance(name, u) <= 2);
@@ -157,7 +165,20 @@ fn interfaces(c: &mut Checker, cfg: &ConfigFile, port_pairs: &[PortPair], classi
                 c.err(IF, label, "name", line(n), format!("'{name}' is not an interface of any port pair or flow classifier{hint}"));
             }
         }
-        let Some(mode) = c.required(at, "mode", line(s), s.value.mode.as_ref(), "tc or xdp") else { continue };
+        if let Some(mac) = &s.value.mac {
+            match crate::model::parse_mac(&mac.value) {
+                Ok(m) => {
+                    macs.insert(label.to_owned(), m);
+                }
+                Err(e) => c.err(IF, label, "mac", line(mac), e),
+            }
+        }
+        let mode = if s.value.mac.is_some() {
+            s.value.mode.as_ref()
+        } else {
+            c.required(at, "mode", line(s), s.value.mode.as_ref(), "tc or xdp; or `mac`, the MAC behind the interface")
+        };
+        let Some(mode) = mode else { continue };
         match AttachMode::parse(&mode.value) {
             Ok(m) => {
                 if s.value.name.is_some() {
@@ -167,7 +188,7 @@ fn interfaces(c: &mut Checker, cfg: &ConfigFile, port_pairs: &[PortPair], classi
             Err(e) => c.err(IF, label, "mode", line(mode), e),
         }
     }
-    out
+    (out, macs)
 }
 
 fn parse_lb_field(s: &str) -> Result<u32, String> {

@@ -204,7 +204,7 @@ impl Fixture {
             .iter()
             .flat_map(|(a, b)| [*a, *b])
             .map(|n| {
-                (n.to_owned(), IfaceFacts { ifindex: sandbox::ifindex(n), peer_mac: Some(mac_of(n)), peer_in_other_netns: peer_ns(n) })
+                (n.to_owned(), IfaceFacts { ifindex: sandbox::ifindex(n), peer_mac: Some(mac_of(n)), peer_in_other_netns: peer_ns(n), ..Default::default() })
             })
             .collect();
         let compiled = compile::compile(&model, &facts, None).unwrap_or_else(|e| panic!("compile: {e:?}"));
@@ -319,6 +319,39 @@ impl Fixture {
         let inputs = compile::Inputs { down_ifaces: self.down.clone(), ..compile::Inputs::new(&self.model, &self.facts) };
         let compiled = compile::compile_with(&self.model, &inputs).unwrap_or_else(|e| panic!("compile: {e:?}"));
         self.maps().write(&compiled, true).unwrap_or_else(|e| panic!("writing the maps: {e}"));
+    }
+
+    /// Makes `ifname` a tap: no veth peer tells the MAC behind it, so the datapath learns it
+    /// (and until then its port pair is not used, and nothing is delivered to it). Recompiled
+    /// and written as a new generation, as `sfc apply` would.
+    pub fn as_tap(&mut self, ifname: &str) {
+        let f = self.facts.get_mut(ifname).unwrap_or_else(|| panic!("no interface {ifname} in the fixture"));
+        (f.peer_mac, f.peer_in_other_netns) = (None, false);
+        self.recompile();
+    }
+
+    /// The MACs the datapath learnt (`SFC_MACS`), by interface name.
+    pub fn learnt_macs(&self) -> BTreeMap<String, [u8; 6]> {
+        let by_index = sfc::datapath::maps::learnt_macs(&self.loc).unwrap_or_else(|e| panic!("{e}"));
+        self.facts.iter().filter_map(|(n, f)| by_index.get(&f.ifindex).map(|m| (n.clone(), *m))).collect()
+    }
+
+    /// An apply after learning: what the datapath learnt goes into the facts, recompiled and
+    /// written as a new generation. Returns the compiled state.
+    pub fn apply_learnt(&mut self) -> compile::Compiled {
+        for (n, mac) in self.learnt_macs() {
+            if let Some(f) = self.facts.get_mut(&n) {
+                f.learnt_mac = Some(mac);
+            }
+        }
+        self.recompile()
+    }
+
+    fn recompile(&mut self) -> compile::Compiled {
+        let inputs = compile::Inputs { down_ifaces: self.down.clone(), ..compile::Inputs::new(&self.model, &self.facts) };
+        let compiled = compile::compile_with(&self.model, &inputs).unwrap_or_else(|e| panic!("compile: {e:?}"));
+        self.maps().write(&compiled, true).unwrap_or_else(|e| panic!("writing the maps: {e}"));
+        compiled
     }
 
     /// Marks interface `ifname` as down, as the loader's member health check would find it: the

@@ -394,3 +394,10 @@ pub fn with_dst_mac(pkt: &[u8], mac: [u8; 6]) -> Vec<u8> {
     v[..6].copy_from_slice(&mac);
     v
 }
+
+/// `pkt` with its Ethernet source replaced: a frame a VM sent from its own MAC.
+pub fn with_src_mac(pkt: &[u8], mac: [u8; 6]) -> Vec<u8> {
+    let mut v = pkt.to_vec();
+    v[6..12].copy_from_slice(&mac);
+    v
+}

@@ -104,6 +104,7 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         model: None,
         probe_down: Arc::new(Mutex::new(BTreeSet::new())),
         applied_probe_down: BTreeSet::new(),
+        learning: std::collections::BTreeMap::new(),
     };
     watcher.initial(loc)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
@@ -195,6 +196,9 @@ struct Watcher {
     /// that at the last apply.
     probe_down: Arc<Mutex<BTreeSet<String>>>,
     applied_probe_down: BTreeSet<String>,
+    /// Interfaces whose MAC the datapath learns (no veth peer: taps), by ifindex, with the MAC
+    /// the last apply used (`None`: not known then). A change re-applies.
+    learning: std::collections::BTreeMap<u32, (String, Option<[u8; 6]>)>,
 }
 
 fn unix_now() -> u64 {
@@ -224,6 +228,8 @@ fn summary(file: &str, r: &ApplyReport) -> String {
     for (what, items) in [
         ("down, failing over", list(&r.went_down)),
         ("back up", list(&r.came_up)),
+        ("waiting for a MAC", list(&r.waiting_for_mac)),
+        ("MAC learnt, serving", list(&r.got_mac)),
         ("draining", list(&r.draining)),
         ("drained and removed", list(&r.drained)),
         ("attached", list(&r.attached)),
@@ -244,10 +250,11 @@ impl Watcher {
         let probe_down = self.probe_down.lock().map(|s| s.clone()).unwrap_or_default();
         let r = datapath::apply_with_down(loc, &model, self.opts, &probe_down)?;
         self.applied_probe_down = probe_down;
-        self.drain_due = datapath::State::load(&loc.state_dir())
-            .ok()
-            .flatten()
-            .and_then(|s| s.draining.values().map(|d| d.until).min());
+        let state = datapath::State::load(&loc.state_dir()).ok().flatten();
+        self.drain_due = state.as_ref().and_then(|s| s.draining.values().map(|d| d.until).min());
+        self.learning = state
+            .map(|s| s.facts.into_iter().filter(|(_, f)| f.learns()).map(|(name, f)| (f.ifindex, (name, f.learnt_mac))).collect())
+            .unwrap_or_default();
         self.ifaces = model.port_pairs.iter().flat_map(|p| [p.ingress.clone(), p.egress.clone()]).collect();
         self.ifaces.sort();
         self.ifaces.dedup();
@@ -271,6 +278,27 @@ impl Watcher {
             .collect()
     }
 
+    /// Interfaces whose learnt MAC differs from what the last apply used: `tap0: 52:54:..`.
+    fn macs_learnt(&self, loc: &Location) -> Vec<String> {
+        if self.learning.is_empty() {
+            return Vec::new();
+        }
+        let now = match datapath::maps::learnt_macs(loc) {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!("reading the learnt MACs: {e:#}");
+                return Vec::new();
+            }
+        };
+        self.learning
+            .iter()
+            .filter_map(|(ifindex, (name, used))| {
+                let mac = now.get(ifindex).copied();
+                (mac.is_some() && mac != *used).then(|| format!("{name}: {}", mac.map_or_else(String::new, |m| crate::view::inspect::mac(&m))))
+            })
+            .collect()
+    }
+
     /// One look at the members' links; re-applies the running file when one went down or came
     /// back, so the datapath fails over (or back) at once.
     fn check_health(&mut self, loc: &Location) {
@@ -279,10 +307,14 @@ impl Watcher {
         }
         let down = self.links_down();
         let probe_down = self.probe_down.lock().map(|s| s.clone()).unwrap_or_default();
-        if down == self.down && probe_down == self.applied_probe_down {
+        let learnt = self.macs_learnt(loc);
+        if down == self.down && probe_down == self.applied_probe_down && learnt.is_empty() {
             return;
         }
         let list = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+        if !learnt.is_empty() {
+            log::warn!("learnt the MAC behind {}; re-applying", learnt.join(", "));
+        }
         if down != self.down {
             log::warn!("link state changed: down now [{}] (was [{}]); re-applying", list(&down), list(&self.down));
         }

@@ -12,10 +12,10 @@ use sfc_common::{
     DropReason,
     maps::{
         CHAIN_F_SYMMETRIC, ChainEntry, ClsResult,
-        DIR_REVERSE, FAIL_OPEN, FlowKey, FragKey, GroupEntry, IF_F_MAC, IF_F_PEER, IfaceEntry,
+        DIR_REVERSE, FAIL_OPEN, FlowKey, FragKey, GroupEntry, IF_F_LEARN, IF_F_MAC, IF_F_PEER, IfaceEntry,
         LB_FIELDS, LbKey, MAP_CHAINS, MAP_CLS,
         MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS,
-        MAP_FLOW_STATS, MAP_IFACES, MAP_LB, MAP_LIMITS, MAP_META, MAP_PORT_PAIRS, Meta, PP_F_DOWN, PP_F_DRAINING,
+        MAP_FLOW_STATS, MAP_IFACES, MAP_LB, MAP_LIMITS, MAP_MACS, MAP_META, MAP_PORT_PAIRS, MacEntry, Meta, PP_F_DOWN, PP_F_DRAINING, PP_F_NO_MAC,
         PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_SF_EGRESS, ROLE_SF_INGRESS,
     },
 };
@@ -39,6 +39,14 @@ struct DevmapRow {
     ifindex: u32,
     /// Where frames redirected under `ifindex` are sent (the same interface).
     target_ifindex: u32,
+}
+
+#[derive(Serialize)]
+struct MacRow {
+    interface: String,
+    ifindex: u32,
+    /// The source MAC of the last unicast frame that arrived there (a VM's, behind a tap).
+    learnt_mac: String,
 }
 
 #[derive(Serialize)]
@@ -175,6 +183,7 @@ row!(Flow: family, src, dst, sport, dport, protocol, chain, chain_id, hops, prev
 row!(ClsRow: bank, table, stage, class, prefix_len, field, next_class, result);
 row!(MetaRow: bank, generation);
 row!(DevmapRow: interface, ifindex, target_ifindex);
+row!(MacRow: interface, ifindex, learnt_mac);
 row!(IfaceRow: bank, ifindex, interface, roles, port_pair, flags, zone);
 row!(ClsResRow: bank, class, chain, chain_id, classifier, source, destination);
 row!(ChainRow: bank, chain_id, chain, groups, flags);
@@ -238,6 +247,7 @@ fn port_pair_row(n: &Namer<'_>, id: u32, p: &PortPairEntry) -> PortPairRow {
             (PP_F_EGRESS_PEER, "egress_peer"),
             (PP_F_DRAINING, "draining"),
             (PP_F_DOWN, "down"),
+            (PP_F_NO_MAC, "no_mac"),
         ]),
     }
 }
@@ -291,7 +301,7 @@ fn ifaces(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<IfaceRow>> {
             interface: n.iface(ifindex),
             roles: role_names(e.roles),
             port_pair: (e.roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) != 0).then(|| n.port_pair(e.port_pair)),
-            flags: bit_names(e.flags, &[(IF_F_PEER, "peer"), (IF_F_MAC, "mac")]),
+            flags: bit_names(e.flags, &[(IF_F_PEER, "peer"), (IF_F_MAC, "mac"), (IF_F_LEARN, "learn")]),
             zone: e.zone,
         })
         .collect())
@@ -437,6 +447,12 @@ pub fn dump(loc: &Location, n: &Namer<'_>, name: &'static str) -> Result<Dump> {
         MAP_IF_STATS => rows(if_stats(loc, n)?),
         MAP_DROPS => rows(drops(loc)?),
         MAP_DEVMAP => rows(devmap(loc, n)?),
+        MAP_MACS => rows(
+            hash_entries::<u32, MacEntry>(loc, MAP_MACS)?
+                .into_iter()
+                .map(|(ifindex, m)| MacRow { interface: n.iface(ifindex), ifindex, learnt_mac: super::mac(&m.mac) })
+                .collect(),
+        ),
         MAP_LIMITS => {
             let m: Array<MapData, sfc_common::maps::Limits> = typed(loc, MAP_LIMITS)?;
             let l = m.get(&0, 0).map_err(map_err(MAP_LIMITS, "reading"))?;

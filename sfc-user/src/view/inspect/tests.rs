@@ -35,7 +35,7 @@ fn state() -> State {
     let model = crate::model::validate(&cfg).expect("valid");
     let facts: BTreeMap<String, crate::compile::IfaceFacts> = [("src", 3), ("dst", 4)]
         .into_iter()
-        .map(|(n, i)| (n.to_owned(), crate::compile::IfaceFacts { ifindex: i, peer_mac: None, peer_in_other_netns: true }))
+        .map(|(n, i)| (n.to_owned(), crate::compile::IfaceFacts { ifindex: i, peer_mac: None, peer_in_other_netns: true, ..Default::default() }))
         .collect();
     let ids = Ids::by_index(&model);
     serde_json::from_value(serde_json::json!({
