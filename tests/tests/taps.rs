@@ -152,3 +152,26 @@ fn speak(ns: &str, dev: &str) {
     })
     .unwrap_or_else(|e| panic!("{e:#}"));
 }
+
+/// What cannot carry a chain is refused by name before anything is installed: an L3 tun device
+/// (bare IP packets, no Ethernet header to steer by), and a neutron port whose tap is not there
+/// (the message names the tap and the port).
+#[test]
+fn an_l3_tun_and_a_missing_neutron_port_are_refused_by_name() {
+    let fx = Fixture::new(TopologyConfig::new(&[1]));
+    let topo = &fx.topo;
+    let sfc = Sfc::for_topology(topo);
+    ip_in(&topo.hub(), &["tuntap", "add", "dev", "sfctun0", "mode", "tun"]).unwrap_or_else(|e| panic!("{e:#}"));
+    let mut file = topo.one_group_per_sf("udp", 5353);
+    file.port_pairs[0].ingress = "sfctun0".to_owned();
+    let err = sfc.try_run(&["apply", "-f", &fx.write("tun.yaml", &file).to_string_lossy()]).expect_err("an L3 tun as an SF port");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("port_pairs[pp1].ingress: interface 'sfctun0' is an L3 tun device (IFF_TUN"), "{msg}");
+
+    let port = "897df85a-26c3-4491-888e-8cc58f19cea1";
+    file.port_pairs[0].ingress = port.to_owned();
+    let err = sfc.try_run(&["apply", "-f", &fx.write("port.yaml", &file).to_string_lossy()]).expect_err("no such tap");
+    let msg = format!("{err:#}");
+    assert!(msg.contains(&format!("port_pairs[pp1].ingress: interface 'tap897df85a-26' (neutron port {port}) does not exist")), "{msg}");
+    assert!(!sfc.pin_dir().exists(), "a refused first apply left pins behind");
+}
