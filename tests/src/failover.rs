@@ -77,6 +77,10 @@ pub enum Fault {
     /// The function's ingress link goes down (inside its namespace; the hub's end loses its
     /// carrier).
     LinkDown,
+    /// The function is a VM on taps that is deleted (both taps disappear) and, when cleared,
+    /// started again (new taps under the same names, new ifindexes). Its ends must be taps
+    /// (`TopologyConfig::taps`).
+    VmDeleted,
 }
 
 /// One failover, measured.
@@ -116,6 +120,8 @@ fn fault(topo: &Topology, n: u8, f: Fault, on: bool) -> Result<()> {
             ],
         )
         .map(|_| ()),
+        Fault::VmDeleted if on => topo.unplug_tap(End::SfIn(n)).and_then(|()| topo.unplug_tap(End::SfOut(n))),
+        Fault::VmDeleted => topo.replug_taps(&[End::SfIn(n), End::SfOut(n)]),
     }
 }
 

@@ -139,7 +139,7 @@ pub struct Topology {
     shared_hub: Option<String>,
     /// Ends behind a tap, and the pumps that carry them (stopped before the namespaces go).
     taps: Vec<End>,
-    pumps: std::sync::Mutex<Vec<TapPump>>,
+    pumps: std::sync::Mutex<Vec<(End, TapPump)>>,
     /// In creation order, hub first (when this topology owns it).
     namespaces: NetNsGroup,
 }
@@ -237,7 +237,7 @@ impl Topology {
         let hub_dev = self.hub_dev(end);
         if self.taps.contains(&end) {
             let pump = TapPump::start(&hub, &hub_dev, &ns, end.dev(), end.mac())?;
-            self.pumps.lock().map_err(|_| anyhow::anyhow!("tap pumps poisoned"))?.push(pump);
+            self.pumps.lock().map_err(|_| anyhow::anyhow!("tap pumps poisoned"))?.push((end, pump));
             let mac = link::mac_string(end.hub_mac());
             ip_in(&hub, &["link", "set", &hub_dev, "down"])?;
             ip_in(&hub, &["link", "set", &hub_dev, "address", &mac])?;
@@ -329,6 +329,29 @@ impl Topology {
             }
         }
         Ok(())
+    }
+
+    /// Unplugs tap end `end` as a deleted VM's NIC goes: its pump stops and both its taps (the
+    /// host's and the VM's) disappear.
+    pub fn unplug_tap(&self, end: End) -> Result<()> {
+        let pump = {
+            let mut pumps = self.pumps.lock().map_err(|_| anyhow::anyhow!("tap pumps poisoned"))?;
+            let i = pumps.iter().position(|(e, _)| *e == end).with_context(|| format!("{end:?} is not plugged through a tap"))?;
+            pumps.remove(i).1
+        };
+        pump.stop()
+    }
+
+    /// Plugs tap ends `ends` again, as a restarted VM comes back: new taps (new ifindexes)
+    /// under the same names, with the same MACs, addresses and neighbours.
+    pub fn replug_taps(&self, ends: &[End]) -> Result<()> {
+        for &end in ends {
+            if !self.taps.contains(&end) {
+                bail!("{end:?} is not a tap end of this topology");
+            }
+            self.plug(end)?;
+        }
+        self.neighbours()
     }
 
     /// Deletes every namespace of topology `id` (e.g. a kept demo); returns their names.

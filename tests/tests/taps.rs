@@ -8,7 +8,9 @@ use std::{
 };
 
 use sfc_tests::{
-    Sfc, TopologyConfig, link,
+    Sfc, TopologyConfig,
+    failover::{self, Fault},
+    link,
     netns::{self, NetNsGroup, ip_in},
     pid_name,
     ping::ping,
@@ -174,4 +176,47 @@ fn an_l3_tun_and_a_missing_neutron_port_are_refused_by_name() {
     let msg = format!("{err:#}");
     assert!(msg.contains(&format!("port_pairs[pp1].ingress: interface 'tap897df85a-26' (neutron port {port}) does not exist")), "{msg}");
     assert!(!sfc.pin_dir().exists(), "a refused first apply left pins behind");
+}
+
+/// A service VM deleted under `sfc run` (its taps vanish) fails over like a link going down, and
+/// when it is started again (new taps, new ifindexes, same names) the program is attached to
+/// the new taps and the member serves again; no link pin is left for the dead taps.
+#[test]
+fn a_deleted_vm_fails_over_and_serves_again_when_restarted() {
+    let taps = [End::SfIn(1), End::SfOut(1), End::SfIn(2), End::SfOut(2)];
+    let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]).taps(&taps));
+    let topo = &fx.topo;
+    let sfc = Sfc::for_topology(topo);
+    let file = fx.write("chains.yaml", &failover::chain(topo, false));
+    let log = fx.dir.path().join("daemon.log");
+    let args = ["-f", &file.to_string_lossy(), "--health-interval", "200", "--metrics", "127.0.0.1:9476"];
+    let mut daemon = Daemon::start(&sfc, &args, &log).unwrap_or_else(|e| panic!("{e:#}"));
+    let addr = "127.0.0.1:9476".parse().expect("a socket address");
+    let r = failover::run(topo, &sfc, &mut daemon, addr, Fault::VmDeleted, Duration::from_millis(1000))
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", daemon.log()));
+    let ctx = format!("{}\ndaemon log:\n{}", r.report, daemon.log());
+    // Loss only while the VM was gone; the flow went on through the other member.
+    for g in r.report.gaps() {
+        let sent = r.report.sent_at(g.first).expect("a sent datagram");
+        assert!(sent + Duration::from_millis(50) >= r.fault_at && sent < r.cleared_at, "datagrams #{}..=#{} lost outside the fault: {ctx}", g.first, g.last);
+    }
+    assert!(r.via_other > 0, "nothing went through sf{}: {ctx}", r.other);
+    let log = daemon.log();
+    assert!(log.contains(&format!("absent (members out, classifiers off until they appear): {}", topo.hub_dev(End::SfIn(r.failed)))), "{log}");
+    assert!(log.contains("new interfaces under the file's names"), "{log}");
+
+    // The restarted VM's taps carry the program; nothing is pinned for the deleted ones.
+    let status = sfc.run(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap_or_else(|e| panic!("{e}: {status}"));
+    let ifaces = v["interfaces"].as_array().unwrap_or_else(|| panic!("{status}"));
+    for end in [End::SfIn(r.failed), End::SfOut(r.failed)] {
+        let name = topo.hub_dev(end);
+        let now = netns::in_netns(&topo.hub(), || link::ifindex(&name)).and_then(|r| r).unwrap_or_else(|e| panic!("{e:#}"));
+        let entry = ifaces.iter().find(|i| i["name"] == name.as_str()).unwrap_or_else(|| panic!("{name} not in status: {status}"));
+        assert_eq!(entry["ifindex"], now, "{name}: {status}");
+        assert_eq!(entry["oper_up"], true, "{name}: {status}");
+    }
+    for i in ifaces {
+        assert!(i["oper_up"] != serde_json::Value::Null, "an interface that is gone is still known: {i}\n{status}");
+    }
 }

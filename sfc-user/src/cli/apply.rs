@@ -60,6 +60,7 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         drain_timeout: std::time::Duration::from_secs(a.drain_timeout),
         mode: a.mode.into(),
         new_flow_rate: a.new_flow_rate,
+        absent_ok: false,
     };
     let r = datapath::apply(loc, &model, opts)?;
     let c = r.map_changes;

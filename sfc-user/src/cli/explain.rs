@@ -304,7 +304,9 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
             .collect();
         (state.model, state.facts, ids, state.netns, down)
     };
-    let inputs = compile::Inputs { facts: &facts, netns: netns.as_deref(), ids: ids.clone(), down_ifaces: down, draining: std::collections::BTreeMap::new() };
+    // Installed state: what was absent at the last apply (`sfc run`) is absent here too.
+    let absent_ok = a.file.is_none();
+    let inputs = compile::Inputs { facts: &facts, netns: netns.as_deref(), ids: ids.clone(), down_ifaces: down, draining: std::collections::BTreeMap::new(), absent_ok };
     let compiled = compile::compile_with(&model, &inputs)
         .map_err(|errs| anyhow::anyhow!("{}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     let e = explain(&model, &compiled, &facts, &ids, &packet, proto);

@@ -34,6 +34,9 @@ struct Status {
     mode: &'static str,
     program: ProgramSummary,
     interfaces: Vec<Interface>,
+    /// Interfaces the file names that did not exist at the last apply (`sfc run`: a VM not
+    /// started yet, or deleted), with where the file names them.
+    absent: std::collections::BTreeMap<String, Vec<String>>,
     chains: Vec<ChainInfo>,
     maps: Vec<MapSummary>,
 }
@@ -164,6 +167,7 @@ fn gather(loc: &Location) -> anyhow::Result<Status> {
         state_dir: loc.state_dir(),
         mode,
         interfaces: interfaces(loc, &namer, &state, &links)?,
+        absent: state.absent.clone(),
         chains: chains(&state),
         maps: inspect::map_summaries(loc)?,
         program,
@@ -240,6 +244,9 @@ fn print(s: &Status) {
     println!("interfaces");
     let rows: Vec<Vec<String>> = s.interfaces.iter().map(interface_row).collect();
     print_table(&["name", "ifindex", "roles", "port pair", "attached", "peer", "state", "mac behind"], &rows);
+    for (iface, at) in &s.absent {
+        println!("  absent: {iface} ({}): out of use until it appears (sfc run re-applies then)", at.join(", "));
+    }
     println!();
     println!("chains");
     let rows: Vec<Vec<String>> = s

@@ -106,6 +106,9 @@ impl<'a> Build<'a> {
     fn fact(&mut self, resource: String, iface: &str) -> Option<IfaceFacts> {
         let f = self.inputs.facts.get(iface).copied();
         match f {
+            None if self.inputs.absent_ok => {
+                self.out.absent.entry(iface.to_owned()).or_default().push(resource);
+            }
             None => {
                 let where_ = self.inputs.netns.map_or_else(|| " in the host namespace".to_owned(), |n| format!(" in network namespace '{n}'"));
                 self.errors.push(CompileError::NoInterface { resource, iface: self.model.describe_iface(iface), where_ });
@@ -225,7 +228,13 @@ impl<'a> Build<'a> {
         let res = format!("port_pairs[{}]", pp.name);
         let ingress = self.fact(format!("{res}.ingress"), &pp.ingress);
         let egress = self.fact(format!("{res}.egress"), &pp.egress);
-        let (ingress, egress) = (ingress?, egress?);
+        let (Some(ingress), Some(egress)) = (ingress, egress) else {
+            if inputs.absent_ok {
+                // Not installed at all: flows pinned to it find no entry and move on.
+                self.out.down.insert(pp.name.clone());
+            }
+            return None;
+        };
         let symmetric = self.symmetric_groups.contains(&g);
         let (in_mac, out_mac) = (self.configured_mac(pp.ingress_mac, &pp.ingress), self.configured_mac(pp.egress_mac, &pp.egress));
         // Behind a tap the MAC comes from the file or is learnt from the VM's frames; until it

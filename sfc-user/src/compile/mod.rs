@@ -121,6 +121,9 @@ pub struct Compiled {
     /// Port pairs waiting for the MAC behind an interface (a VM behind a tap that has sent
     /// nothing yet): installed down too, with what is missing (`ingress 'tap0'`).
     pub no_mac: BTreeMap<String, Vec<String>>,
+    /// Interfaces the model names that do not exist (with `Inputs::absent_ok`), and where
+    /// (`port_pairs[pp1].ingress`).
+    pub absent: BTreeMap<String, Vec<String>>,
     pub names: Names,
 }
 
@@ -219,12 +222,23 @@ pub struct Inputs<'a> {
     /// Port pairs no chain uses any more that still serve their flows: installed flagged
     /// `PP_F_DRAINING`, their interfaces keeping a role (and their program).
     pub draining: BTreeMap<u32, plan::Draining>,
+    /// An interface that does not exist is not an error but absent (`sfc run`: a VM not
+    /// started yet, or deleted): a member with one is down, a classifier on one is off, a
+    /// destination port that is absent hands the chain's traffic back to the host.
+    pub absent_ok: bool,
 }
 
 impl<'a> Inputs<'a> {
     /// Positional ids, nothing down, nothing draining: a compile of the model alone.
     pub fn new(model: &Model, facts: &'a BTreeMap<String, IfaceFacts>) -> Self {
-        Inputs { facts, netns: None, ids: Ids::by_index(model), down_ifaces: std::collections::BTreeSet::new(), draining: BTreeMap::new() }
+        Inputs {
+            facts,
+            netns: None,
+            ids: Ids::by_index(model),
+            down_ifaces: std::collections::BTreeSet::new(),
+            draining: BTreeMap::new(),
+            absent_ok: false,
+        }
     }
 }
 

@@ -175,6 +175,9 @@ pub struct LoadOptions {
     pub mode: AttachMode,
     /// New flow entries per CPU per second (0: no cap), see `sfc_common::maps::Limits`.
     pub new_flow_rate: u32,
+    /// Interfaces that do not exist are absent, not an error (`compile::Inputs::absent_ok`):
+    /// `sfc run`, which re-applies when they appear.
+    pub absent_ok: bool,
 }
 
 /// What `apply` changed.
@@ -200,6 +203,9 @@ pub struct ApplyReport {
     pub waiting_for_mac: Vec<String>,
     /// Port pairs whose MACs became known with this apply (learnt), so they serve now.
     pub got_mac: Vec<String>,
+    /// Interfaces the file names that do not exist (with `LoadOptions::absent_ok`): `tap0
+    /// (port_pairs[pp1].ingress)`.
+    pub absent: Vec<String>,
 }
 
 fn unix_now() -> u64 {
@@ -275,6 +281,7 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BT
     report.went_down = compiled.down.difference(&was_down).cloned().collect();
     report.came_up = was_down.difference(&compiled.down).cloned().collect();
     report.waiting_for_mac = compiled.no_mac.iter().map(|(pp, what)| format!("{pp}: {}", what.join(", "))).collect();
+    report.absent = compiled.absent.iter().map(|(i, r)| format!("{i} ({})", r.join(", "))).collect();
     report.got_mac = old.as_ref().map(|o| o.no_mac.keys().filter(|p| !compiled.no_mac.contains_key(*p)).cloned().collect()).unwrap_or_default();
     let failovers = old.as_ref().map_or(0, |o| o.failovers) + report.went_down.len() as u64;
     State {
@@ -287,6 +294,7 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BT
         down: compiled.down.clone(),
         failovers,
         no_mac: compiled.no_mac.clone(),
+        absent: compiled.absent.clone(),
     }
     .save(&state_dir)?;
     Ok(report)
@@ -316,7 +324,14 @@ fn plan_and_compile(
         ifname: Some(&ifname),
     };
     let plan = plan::plan(model, &prev, unix_now(), opts.drain_timeout);
-    let inputs = compile::Inputs { facts: &facts, netns: loc.netns.as_deref(), ids: plan.ids.clone(), down_ifaces, draining: plan.drain_entries.clone() };
+    let inputs = compile::Inputs {
+        facts: &facts,
+        netns: loc.netns.as_deref(),
+        ids: plan.ids.clone(),
+        down_ifaces,
+        draining: plan.drain_entries.clone(),
+        absent_ok: opts.absent_ok,
+    };
     let compiled = compile::compile_with(model, &inputs).map_err(DatapathError::Compile)?;
     Ok((facts, plan, compiled))
 }
@@ -354,9 +369,11 @@ fn detach_unused(
     old: Option<&State>,
     report: &mut ApplyReport,
 ) -> Result<()> {
+    // An interface that is gone (a VM's tap, deleted) has nothing left to finish: its link
+    // is defunct, and the pin goes now.
     let keep = |kind: LinkKind, ifindex: u32| match want.get(&ifindex) {
         Some(mode) => LinkKind::of(*mode) == kind,
-        None => live_before.contains(&ifindex),
+        None => live_before.contains(&ifindex) && netlink::link_by_index(ifindex, None).is_ok(),
     };
     let pins = link_pins(&loc.pin_dir)?;
     let mut xdp_kept = false;

@@ -43,6 +43,9 @@ pub struct State {
     /// Port pairs waiting for the MAC behind an interface (installed down), with what is missing.
     #[serde(default)]
     pub no_mac: BTreeMap<String, Vec<String>>,
+    /// Interfaces the model names that did not exist at the last apply (`sfc run`), and where.
+    #[serde(default)]
+    pub absent: BTreeMap<String, Vec<String>>,
 }
 
 /// Not `#[serde(flatten)]`: flattening buffers the map through serde's content type, and

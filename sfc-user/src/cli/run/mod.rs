@@ -10,7 +10,7 @@ mod health;
 mod http;
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     collections::hash_map::DefaultHasher,
     fmt::Write as _,
     hash::{Hash as _, Hasher as _},
@@ -91,6 +91,8 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
             drain_timeout: Duration::from_secs(a.drain_timeout),
             mode: a.mode.into(),
             new_flow_rate: a.new_flow_rate,
+            // A VM's tap comes and goes with the VM: absent is a state, not an error.
+            absent_ok: true,
         },
         interval: a.interval,
         applied: None,
@@ -104,7 +106,8 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         model: None,
         probe_down: Arc::new(Mutex::new(BTreeSet::new())),
         applied_probe_down: BTreeSet::new(),
-        learning: std::collections::BTreeMap::new(),
+        learning: BTreeMap::new(),
+        ifindexes: BTreeMap::new(),
     };
     watcher.initial(loc)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
@@ -183,7 +186,8 @@ struct Watcher {
     failing: Option<String>,
     /// Why the file could not be read (logged once).
     unreadable: Option<String>,
-    /// The port pairs' interfaces in the running model, and those seen down at the last look.
+    /// The interfaces of the running model (port pairs' and classifiers'), and those seen down
+    /// or missing at the last look.
     ifaces: Vec<String>,
     down: BTreeSet<String>,
     /// The model running now (of the content `applied` hashes): what health changes and drains
@@ -198,7 +202,35 @@ struct Watcher {
     applied_probe_down: BTreeSet<String>,
     /// Interfaces whose MAC the datapath learns (no veth peer: taps), by ifindex, with the MAC
     /// the last apply used (`None`: not known then). A change re-applies.
-    learning: std::collections::BTreeMap<u32, (String, Option<[u8; 6]>)>,
+    learning: BTreeMap<u32, (String, Option<[u8; 6]>)>,
+    /// The ifindex of every interface the last apply found: one that comes back under the same
+    /// name (a VM restarted: a new tap) is a new interface, which needs the program and its
+    /// entries, even when no look saw it gone.
+    ifindexes: BTreeMap<String, Option<u32>>,
+}
+
+/// Of `ifaces`: those missing or not operationally up, and those whose ifindex is not the one
+/// in `applied` (an interface replaced under the same name, or one absent then and there now).
+fn links_of(ifaces: &[String], applied: &BTreeMap<String, Option<u32>>) -> (BTreeSet<String>, Vec<String>) {
+    let (mut down, mut renewed) = (BTreeSet::new(), Vec::new());
+    for name in ifaces {
+        match datapath::netlink::link_by_name(name) {
+            Ok(l) => {
+                if !l.oper_up {
+                    down.insert(name.clone());
+                }
+                match applied.get(name) {
+                    Some(Some(was)) if *was != l.ifindex => renewed.push(format!("{name} (ifindex {was} -> {})", l.ifindex)),
+                    Some(None) => renewed.push(format!("{name} (appeared, ifindex {})", l.ifindex)),
+                    _ => {}
+                }
+            }
+            Err(_) => {
+                down.insert(name.clone());
+            }
+        }
+    }
+    (down, renewed)
 }
 
 fn unix_now() -> u64 {
@@ -229,6 +261,7 @@ fn summary(file: &str, r: &ApplyReport) -> String {
         ("down, failing over", list(&r.went_down)),
         ("back up", list(&r.came_up)),
         ("waiting for a MAC", list(&r.waiting_for_mac)),
+        ("absent (members out, classifiers off until they appear)", list(&r.absent)),
         ("MAC learnt, serving", list(&r.got_mac)),
         ("draining", list(&r.draining)),
         ("drained and removed", list(&r.drained)),
@@ -248,17 +281,28 @@ impl Watcher {
     /// as down), and keeps it as the one running.
     fn apply(&mut self, loc: &Location, model: crate::model::Model) -> anyhow::Result<ApplyReport> {
         let probe_down = self.probe_down.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut ifaces: Vec<String> = model
+            .port_pairs
+            .iter()
+            .flat_map(|p| [p.ingress.clone(), p.egress.clone()])
+            .chain(model.flow_classifiers.iter().flat_map(|f| std::iter::once(f.logical_source_port.clone()).chain(f.logical_destination_port.clone())))
+            .collect();
+        ifaces.sort();
+        ifaces.dedup();
+        // The links as they are before the apply looks at them: what changes during the apply
+        // is seen at the next look (and re-applied), never taken as already applied.
+        let down_before = links_of(&ifaces, &BTreeMap::new()).0;
         let r = datapath::apply_with_down(loc, &model, self.opts, &probe_down)?;
         self.applied_probe_down = probe_down;
         let state = datapath::State::load(&loc.state_dir()).ok().flatten();
         self.drain_due = state.as_ref().and_then(|s| s.draining.values().map(|d| d.until).min());
+        // What the apply used: an interface absent then (`None`) that exists now is new.
+        self.ifindexes = ifaces.iter().map(|n| (n.clone(), state.as_ref().and_then(|s| s.facts.get(n)).map(|f| f.ifindex))).collect();
         self.learning = state
             .map(|s| s.facts.into_iter().filter(|(_, f)| f.learns()).map(|(name, f)| (f.ifindex, (name, f.learnt_mac))).collect())
             .unwrap_or_default();
-        self.ifaces = model.port_pairs.iter().flat_map(|p| [p.ingress.clone(), p.egress.clone()]).collect();
-        self.ifaces.sort();
-        self.ifaces.dedup();
-        self.down = self.links_down();
+        self.ifaces = ifaces;
+        self.down = down_before;
         self.model = Some(model);
         Ok(r)
     }
@@ -269,13 +313,10 @@ impl Watcher {
         self.apply(loc, model)
     }
 
-    /// The port pair interfaces that are missing or not operationally up now.
-    fn links_down(&self) -> BTreeSet<String> {
-        self.ifaces
-            .iter()
-            .filter(|i| !matches!(datapath::netlink::link_by_name(i), Ok(l) if l.oper_up))
-            .cloned()
-            .collect()
+    /// The interfaces of the running model that are missing or not operationally up now, and
+    /// those that are new since the last apply (`tap0 (ifindex 7 -> 9)`).
+    fn links_now(&self) -> (BTreeSet<String>, Vec<String>) {
+        links_of(&self.ifaces, &self.ifindexes)
     }
 
     /// Interfaces whose learnt MAC differs from what the last apply used: `tap0: 52:54:..`.
@@ -305,11 +346,14 @@ impl Watcher {
         if self.applied.is_none() {
             return;
         }
-        let down = self.links_down();
+        let (down, renewed) = self.links_now();
         let probe_down = self.probe_down.lock().map(|s| s.clone()).unwrap_or_default();
         let learnt = self.macs_learnt(loc);
-        if down == self.down && probe_down == self.applied_probe_down && learnt.is_empty() {
+        if down == self.down && probe_down == self.applied_probe_down && learnt.is_empty() && renewed.is_empty() {
             return;
+        }
+        if !renewed.is_empty() {
+            log::warn!("new interfaces under the file's names: {}; re-applying", renewed.join(", "));
         }
         let list = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
         if !learnt.is_empty() {
