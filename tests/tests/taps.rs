@@ -220,3 +220,26 @@ fn a_deleted_vm_fails_over_and_serves_again_when_restarted() {
         assert!(i["oper_up"] != serde_json::Value::Null, "an interface that is gone is still known: {i}\n{status}");
     }
 }
+
+/// Health probes go through a VM behind taps too (addressed to its MAC, from the file): a VM
+/// that stops forwarding with its taps up is taken out of its group, and serves again once it
+/// forwards.
+#[test]
+fn probes_find_a_hung_vm_behind_taps() {
+    let taps = [End::SfIn(1), End::SfOut(1), End::SfIn(2), End::SfOut(2)];
+    let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]).taps(&taps));
+    let topo = &fx.topo;
+    let sfc = Sfc::for_topology(topo);
+    let file = fx.write("chains.yaml", &failover::chain(topo, true));
+    let log = fx.dir.path().join("daemon.log");
+    // Link polling every 10 s: what happens is the probes' doing.
+    let args = ["-f", &file.to_string_lossy(), "--health-interval", "10000", "--metrics", "127.0.0.1:9477"];
+    let mut daemon = Daemon::start(&sfc, &args, &log).unwrap_or_else(|e| panic!("{e:#}"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!daemon.log().contains("not forwarding"), "healthy VMs reported down:\n{}", daemon.log());
+    let addr = "127.0.0.1:9477".parse().expect("a socket address");
+    let r = failover::run(topo, &sfc, &mut daemon, addr, Fault::Hang, Duration::from_millis(1000))
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", daemon.log()));
+    assert!(r.via_other > 0, "nothing went through sf{}: {}\n{}", r.other, r.report, daemon.log());
+    assert_eq!(r.metric_while_out, Some(0), "sfc_port_pair_up of the hung VM:\n{}", daemon.log());
+}
