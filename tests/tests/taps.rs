@@ -103,6 +103,11 @@ fn macs_behind_taps_are_learnt_under_sfc_run(mode: &str) {
     file.port_pairs[0].ingress_mac = None;
     file.port_pairs[0].egress_mac = None;
     let path = fx.write("learn.yaml", &file);
+    // The bridge must not know the VMs yet either (sfc would read its forwarding database).
+    for end in taps {
+        let mac = link::mac_string(end.mac());
+        netns::run("bridge", &["-n", &topo.hub(), "fdb", "del", &mac, "dev", &topo.hub_dev(end), "master"]).unwrap_or_else(|e| panic!("{e:#}"));
+    }
     let log = fx.dir.path().join("daemon.log");
     let metrics = if mode == "xdp" { "127.0.0.1:9475" } else { "127.0.0.1:9474" };
     let args = ["--mode", mode, "-f", &path.to_string_lossy(), "--health-interval", "200", "--metrics", metrics];
@@ -153,6 +158,30 @@ fn speak(ns: &str, dev: &str) {
         sock.send_to(b"hello", (Ipv4Addr::new(198, 18, 0, 250), 9)).unwrap_or_else(|e| panic!("{e}"));
     })
     .unwrap_or_else(|e| panic!("{e:#}"));
+}
+
+/// VMs the bridge already knows (they spoke before sfc was there: here, the static entries the
+/// topology writes) need no MAC in the file: a one-shot apply reads them from the bridge's
+/// forwarding database.
+#[test]
+fn macs_behind_bridged_taps_come_from_the_fdb() {
+    let taps = [End::Dest, End::SfIn(1), End::SfOut(1)];
+    let fx = Fixture::new(TopologyConfig::new(&[1]).taps(&taps));
+    let topo = &fx.topo;
+    let sfc = Sfc::for_topology(topo);
+    let dest = SocketAddr::new(IpAddr::V4(DEST_IP), 5353);
+    let echo = UdpEchoServer::start(&topo.dest(), dest).unwrap_or_else(|e| panic!("{e:#}"));
+    let mut file = topo.one_group_per_sf("udp", 5353);
+    file.flow_classifiers[0].logical_destination_port = Some(topo.hub_dev(End::Dest));
+    file.port_pairs[0].ingress_mac = None;
+    file.port_pairs[0].egress_mac = None;
+    let out = sfc.apply(&fx.write("fdb.yaml", &file));
+    assert!(!out.contains("not used until"), "{out}");
+    let (out, w) = fx.window(&sfc, "UDP through MACs from the FDB", || udp_exchange(&topo.source(), dest, 20).unwrap_or_else(|e| panic!("{e:#}")));
+    assert_eq!(out.echoed, 20, "{out:?}: {}", w.report());
+    assert_eq!(echo.received(), 20, "{}", w.report());
+    assert_eq!(w.link(End::SfIn(1)).rx_packets, 20, "{}", w.report());
+    w.assert_no_drops();
 }
 
 /// What cannot carry a chain is refused by name before anything is installed: an L3 tun device

@@ -151,7 +151,7 @@ pub fn gather_facts(loc: &Location, model: &Model) -> Result<(BTreeMap<String, I
                     ifindex: link.ifindex,
                     peer_mac: peer.as_ref().and_then(|p| p.mac),
                     peer_in_other_netns: peer.is_some() && link.link_netnsid.is_some(),
-                    learnt_mac: learnt.get(&link.ifindex).copied(),
+                    learnt_mac: learnt.get(&link.ifindex).copied().or_else(|| from_fdb(&link, peer.is_some())),
                     link_type: link.link_type,
                     tun: link.kind.as_deref() == Some("tun"),
                 });
@@ -162,6 +162,23 @@ pub fn gather_facts(loc: &Location, model: &Model) -> Result<(BTreeMap<String, I
         }
     }
     Ok((facts, down))
+}
+
+/// The MAC behind a bridge port with no veth peer (a VM's tap), from the bridge's forwarding
+/// database, when exactly one address is there: the VM spoke before sfc listened. A port with
+/// several addresses behind it (a VM bridging others) tells nothing for sure.
+fn from_fdb(link: &netlink::Link, has_peer: bool) -> Option<[u8; 6]> {
+    if has_peer || link.master.is_none() {
+        return None;
+    }
+    match netlink::fdb_macs(link.ifindex) {
+        Ok(macs) if macs.len() == 1 => macs.first().copied(),
+        Ok(_) => None,
+        Err(e) => {
+            log::debug!("reading the bridge FDB for {}: {e}", link.name);
+            None
+        }
+    }
 }
 
 /// Options for `apply`.

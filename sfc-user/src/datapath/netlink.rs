@@ -18,6 +18,7 @@ const NLM_F_REQUEST: u16 = 1;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_LINK: u16 = 5;
+const IFLA_MASTER: u16 = 10;
 const IFLA_OPERSTATE: u16 = 16;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_INFO_KIND: u16 = 1;
@@ -52,6 +53,8 @@ pub struct Link {
     pub mtu: Option<u32>,
     /// The XDP program attached in native (driver) mode, if any.
     pub xdp_drv_prog_id: Option<u32>,
+    /// The bridge (or other master) the interface is a port of.
+    pub master: Option<u32>,
     /// The link type (`ARPHRD_*`): `ARPHRD_ETHER` for veths and taps, `ARPHRD_NONE` for an L3
     /// tun device (`IFF_TUN`), which carries bare IP packets.
     pub link_type: u16,
@@ -162,6 +165,7 @@ fn get_link(ifindex: u32, name: Option<&str>, target_nsid: Option<i32>, what: &s
             IFLA_ADDRESS if p.len() == 6 => link.mac = Some([p[0], p[1], p[2], p[3], p[4], p[5]]),
             IFLA_IFNAME => link.name = String::from_utf8_lossy(p.split(|b| *b == 0).next().unwrap_or(&[])).into_owned(),
             IFLA_LINK if p.len() == 4 => link.link = Some(u32::from_ne_bytes([p[0], p[1], p[2], p[3]])),
+            IFLA_MASTER if p.len() == 4 => link.master = Some(u32::from_ne_bytes([p[0], p[1], p[2], p[3]])).filter(|m| *m != 0),
             IFLA_LINK_NETNSID if p.len() == 4 => link.link_netnsid = Some(i32::from_ne_bytes([p[0], p[1], p[2], p[3]])),
             IFLA_MTU if p.len() == 4 => link.mtu = Some(u32::from_ne_bytes([p[0], p[1], p[2], p[3]])),
             IFLA_XDP => {
@@ -224,6 +228,67 @@ pub fn nsid_of(fd: std::os::fd::BorrowedFd<'_>) -> Result<Option<i32>, NetlinkEr
         .find(|(t, p)| *t == NETNSA_NSID && p.len() == 4)
         .map(|(_, p)| i32::from_ne_bytes([p[0], p[1], p[2], p[3]]))
         .filter(|id| *id >= 0))
+}
+
+const RTM_NEWNEIGH: u16 = 28;
+const RTM_GETNEIGH: u16 = 30;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_DUMP: u16 = 0x300;
+const AF_BRIDGE: u8 = 7;
+const NDA_LLADDR: u16 = 2;
+/// An entry of the device's own address list, not of the bridge's database.
+const NTF_SELF: u8 = 0x02;
+const NUD_PERMANENT: u16 = 0x80;
+
+/// The unicast MACs the bridge's forwarding database places behind bridge port `port` (learnt
+/// or static entries of the bridge itself; not the port's own address, which is permanent).
+/// The MAC of a VM whose tap is a bridge port, known from frames it sent before sfc was there.
+pub fn fdb_macs(port: u32) -> Result<Vec<[u8; 6]>, NetlinkError> {
+    let what = format!("the bridge forwarding database (port ifindex {port})");
+    let sock = net::socket_with(net::AddressFamily::NETLINK, net::SocketType::RAW, net::SocketFlags::CLOEXEC, None)
+        .map_err(|e| NetlinkError::Socket(e.into()))?;
+    // nlmsghdr (16) + ndmsg (12).
+    let mut msg = vec![0u8; 28];
+    msg[0..4].copy_from_slice(&28u32.to_ne_bytes());
+    msg[4..6].copy_from_slice(&RTM_GETNEIGH.to_ne_bytes());
+    msg[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    msg[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    msg[16] = AF_BRIDGE;
+    net::sendto(&sock, &msg, net::SendFlags::empty(), &SocketAddrNetlink::new(0, 0)).map_err(|e| NetlinkError::Socket(e.into()))?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let (n, _) = net::recv(&sock, &mut buf[..], net::RecvFlags::empty()).map_err(|e| NetlinkError::Socket(e.into()))?;
+        let mut b = &buf[..n];
+        while b.len() >= 16 {
+            let len = (u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize).min(b.len());
+            let ty = u16::from_ne_bytes([b[4], b[5]]);
+            if len < 16 {
+                return Err(NetlinkError::Malformed(what));
+            }
+            match ty {
+                NLMSG_DONE => return Ok(out),
+                NLMSG_ERROR => {
+                    let code = if len >= 20 { i32::from_ne_bytes([b[16], b[17], b[18], b[19]]) } else { 0 };
+                    return Err(NetlinkError::Kernel { what, source: io::Error::from_raw_os_error(-code) });
+                }
+                RTM_NEWNEIGH if len >= 28 => {
+                    let ifindex = u32::from_ne_bytes([b[20], b[21], b[22], b[23]]);
+                    let state = u16::from_ne_bytes([b[24], b[25]]);
+                    let flags = b[26];
+                    if ifindex == port && flags & NTF_SELF == 0 && state & NUD_PERMANENT == 0 {
+                        for (t, p) in attrs(&b[28..len]) {
+                            if t == NDA_LLADDR && p.len() == 6 && p[0] & 1 == 0 && p.iter().any(|x| *x != 0) {
+                                out.push([p[0], p[1], p[2], p[3], p[4], p[5]]);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+            b = &b[((len + 3) & !3usize).min(b.len())..];
+        }
+    }
 }
 
 /// `RTMGRP_LINK`: the multicast group of link notifications.
