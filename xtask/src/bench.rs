@@ -2,9 +2,10 @@
 //!
 //! - Micro (`micro`): the tc program's nanoseconds per packet under `BPF_PROG_TEST_RUN`, for 1 to
 //!   100,000 classifiers, flow-table hits and misses.
-//! - Macro: five paths from a source namespace to a dest namespace through a hub namespace
+//! - Macro: six paths from a source namespace to a dest namespace through a hub namespace
 //!   (`paths`): (a) direct, plain routing; the same three service functions chained by (b) Linux
-//!   policy routing, (c) Open vSwitch's userspace datapath, (d) sfc tc mode, (e) sfc XDP mode.
+//!   policy routing, (c) Open vSwitch's userspace datapath, (d) sfc tc mode, (e) sfc XDP mode,
+//!   and (t) sfc tc mode with the service functions behind taps (a userspace pump per NIC).
 //!   For each: 64-byte UDP packet rate, single-stream TCP throughput and request/response
 //!   latency (`traffic`). All paths are set up first; then every measurement is repeated
 //!   `--reps` times, interleaved across the paths (the order rotating each repetition), and the
@@ -263,18 +264,19 @@ fn macro_bench(sfc: &Path, opts: &Options) -> Result<(String, Vec<String>)> {
         .collect();
     drop(ready);
 
-    let (table, goals, flat_out) = (
+    let (table, goals, flat_out, taps) = (
         report::table(&rows),
         report::goals(&rows),
         report::flat_out_note(&rows),
+        report::tap_note(&rows),
     );
-    println!("\n{table}\n{flat_out}\n\nGoals for sfc tc mode:\n{goals}");
+    println!("\n{table}\n{flat_out}\n\n{taps}\n\nGoals for sfc tc mode:\n{goals}");
     let mut md = String::new();
     let _ = writeln!(
         md,
         "### Macro: source to dest through the hub namespace\n\n\
          Medians of {} repetitions of {} s each, interleaved across the paths.\n\n{table}\n\
-         {flat_out}\n\nGoals for sfc tc mode (d):\n\n{goals}\n{}",
+         {flat_out}\n\n{taps}\n\nGoals for sfc tc mode (d):\n\n{goals}\n{}",
         opts.reps,
         opts.secs,
         method(cpus)

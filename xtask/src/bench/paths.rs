@@ -13,7 +13,7 @@ use sfc_tests::{
 
 use super::{
     ovs::Ovs,
-    topo::{DEST_PREFIX, HOPS, Hub, Net, Port},
+    topo::{DEST_PREFIX, HOPS, Hub, Net, Port, SfPorts},
 };
 use crate::cmd;
 
@@ -28,6 +28,8 @@ pub enum Kind {
     OvsUserspace,
     /// `sfc apply --mode <mode>`.
     Sfc(&'static str),
+    /// `sfc apply --mode tc`, the service functions on taps with userspace pumps.
+    SfcTaps,
 }
 
 /// One row of the table.
@@ -81,6 +83,13 @@ pub fn all() -> Vec<Spec> {
             kind: Kind::Sfc("xdp"),
             hops: HOPS,
         },
+        Spec {
+            key: "t",
+            name: "sfctap",
+            title: "3 SFs on taps (userspace pump per NIC), sfc tc mode",
+            kind: Kind::SfcTaps,
+            hops: HOPS,
+        },
     ]
 }
 
@@ -127,7 +136,8 @@ impl Kind {
         } else {
             Hub::Routed
         };
-        let net = Net::build(&prefix, hub)?;
+        let sf_ports = if self == Kind::SfcTaps { SfPorts::Tap } else { SfPorts::Veth };
+        let net = Net::build(&prefix, hub, sf_ports)?;
         let datapath = match self {
             Kind::Direct => Datapath::Kernel,
             Kind::PolicyRouting => {
@@ -140,9 +150,10 @@ impl Kind {
                 &env.work.join(spec.name),
                 env.path_cpu,
             )?),
-            Kind::Sfc(mode) => {
+            Kind::Sfc(_) | Kind::SfcTaps => {
+                let mode = if let Kind::Sfc(m) = self { m } else { "tc" };
                 let file = env.work.join(format!("{}.yaml", spec.name));
-                chain().write(&file)?;
+                chain(sf_ports).write(&file)?;
                 let guard = SfcGuard {
                     bin: env.sfc_bin.to_owned(),
                     netns: net.hub(),
@@ -193,16 +204,22 @@ fn policy_routes(hub: &str) -> Result<()> {
 }
 
 /// sfc's chain: one group per SF, everything for dest arriving from source, delivered to dest.
-fn chain() -> ChainFile {
+/// Behind taps the SFs' MACs are in the file (nothing ARPs here, so nothing would teach them).
+fn chain(sf_ports: SfPorts) -> ChainFile {
     let groups: Vec<String> = (1..=HOPS).map(|n| format!("pg{n}")).collect();
     ChainFile {
         port_pairs: (1..=HOPS)
             .map(|n| {
-                PortPair::new(
+                let mut pp = PortPair::new(
                     &format!("pp{n}"),
                     &Port::SfIn(n).hub_dev(),
                     &Port::SfOut(n).hub_dev(),
-                )
+                );
+                if sf_ports == SfPorts::Tap {
+                    pp.ingress_mac = Some(Port::SfIn(n).mac());
+                    pp.egress_mac = Some(Port::SfOut(n).mac());
+                }
+                pp
             })
             .collect(),
         port_pair_groups: (1..=HOPS)

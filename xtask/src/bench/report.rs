@@ -188,6 +188,23 @@ pub fn flat_out_note(rows: &[Row]) -> String {
     )
 }
 
+/// What the tap path (t) measures, with its figures against (d).
+pub fn tap_note(rows: &[Row]) -> String {
+    let (tc, tap) = (by_key(rows, "d"), by_key(rows, "t"));
+    let r = |f: fn(&Medians) -> Option<f64>| ratio(tap.and_then(f), tc.and_then(f));
+    format!(
+        "Path (t) is (d) with the service functions behind taps, each NIC's frames copied by a \
+         userspace thread (`sfc_tests::tap::TapPump`: one read and one write per frame, as \
+         qemu's userspace virtio-net backend does; vhost-net does it in the kernel, faster). Its \
+         figures are that pump's limit, not sfc's: sfc does the same work per hop on a tap as \
+         on a veth, with `bpf_redirect` into the tap instead of `bpf_redirect_peer`. (t) vs (d): \
+         pps {}, TCP {}, RTT p50 {}.",
+        times(r(|m| m.pps)),
+        times(r(|m| m.gbps)),
+        times(r(|m| m.p50)),
+    )
+}
+
 /// The issue's goals for sfc tc mode (path d), against what was measured.
 pub fn goals(rows: &[Row]) -> String {
     let direct = by_key(rows, "a");

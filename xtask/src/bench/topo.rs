@@ -120,22 +120,35 @@ pub enum Hub {
     Bare,
 }
 
+/// How the service functions are plugged into the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SfPorts {
+    /// veth pairs.
+    Veth,
+    /// Taps, each with a userspace pump copying frames to the SF's NIC (a VM's NIC without a
+    /// VM: `sfc_tests::tap`), as qemu's virtio-net backend does between a VM and its tap.
+    Tap,
+}
+
 /// One path's namespaces: `<prefix>-hub`, `-source`, `-dest`, `-sf1`..; deleted on drop.
 #[derive(Debug)]
 pub struct Net {
     prefix: String,
+    /// The SFs' tap pumps, stopped (their taps gone) before the namespaces are deleted.
+    pumps: Vec<sfc_tests::tap::TapPump>,
     /// In creation order, hub first; dropped in reverse.
     namespaces: NetNsGroup,
 }
 
 impl Net {
     /// Builds the topology under namespace names `<prefix>-<role>`.
-    pub fn build(prefix: &str, hub: Hub) -> Result<Net> {
+    pub fn build(prefix: &str, hub: Hub, sf_ports: SfPorts) -> Result<Net> {
         let mut net = Net {
             prefix: prefix.to_owned(),
+            pumps: Vec::new(),
             namespaces: NetNsGroup::default(),
         };
-        net.create(hub)
+        net.create(hub, sf_ports)
             .with_context(|| format!("build the benchmark topology {prefix}-*"))?;
         Ok(net)
     }
@@ -156,7 +169,7 @@ impl Net {
         self.ns("dest")
     }
 
-    fn create(&mut self, hub_kind: Hub) -> Result<()> {
+    fn create(&mut self, hub_kind: Hub, sf_ports: SfPorts) -> Result<()> {
         let mut roles = vec!["hub".to_owned(), "source".to_owned(), "dest".to_owned()];
         roles.extend((1..=HOPS).map(|n| format!("sf{n}")));
         for role in &roles {
@@ -175,10 +188,17 @@ impl Net {
         for port in Port::all() {
             let ns = self.ns(&port.role());
             let hub_dev = port.hub_dev();
-            link::veth(
-                Veth::new(&hub, &hub_dev).mac(port.hub_mac()),
-                Veth::new(&ns, port.dev()).mac(port.mac()),
-            )?;
+            if sf_ports == SfPorts::Tap && matches!(port, Port::SfIn(_) | Port::SfOut(_)) {
+                let pump = sfc_tests::tap::TapPump::start(&hub, &hub_dev, &ns, port.dev(), port.mac())?;
+                self.pumps.push(pump);
+                ip_in(&hub, &["link", "set", &hub_dev, "down"])?;
+                ip_in(&hub, &["link", "set", &hub_dev, "address", &link::mac_string(port.hub_mac())])?;
+            } else {
+                link::veth(
+                    Veth::new(&hub, &hub_dev).mac(port.hub_mac()),
+                    Veth::new(&ns, port.dev()).mac(port.mac()),
+                )?;
+            }
             link::up(&hub, &hub_dev)?;
             link::add_addr(&ns, port.dev(), port.addr().into(), PREFIX_LEN)?;
             link::up(&ns, port.dev())?;
