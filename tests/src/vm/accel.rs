@@ -68,12 +68,18 @@ fn cached_probe() -> Result<Accel> {
     }
     let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let file = image::cache_dir().join(format!("accel-{}", release.trim()));
-    if let Some(a) = fs::read_to_string(&file).ok().as_deref().and_then(Accel::parse) {
+    let known = || fs::read_to_string(&file).ok().as_deref().and_then(Accel::parse);
+    if let Some(a) = known() {
         return Ok(a);
     }
     // What a VM needs whatever the accelerator, first: its failure must not read as "no KVM".
     image::VmImage::ensure()?;
     crate::netns::run(super::QEMU, &["--version"])?;
+    // One probe at a time: a test in another process waits for this one's answer.
+    let _lock = image::CacheLock::take(&image::cache_dir().join(".accel-lock"))?;
+    if let Some(a) = known() {
+        return Ok(a);
+    }
     let accel = match Vm::boot(VmSpec::new("kvm-probe").accel(Accel::Kvm).boot_timeout(PROBE_TIMEOUT)) {
         Ok(_) => Accel::Kvm,
         Err(e) => {

@@ -338,11 +338,12 @@ fn sweep_scratch(cache: &Path) {
     }
 }
 
-/// An exclusive `flock` on a file, released when dropped (the descriptor closes).
-struct CacheLock(#[expect(dead_code, reason = "held for its descriptor: closing it unlocks")] File);
+/// An exclusive `flock` on a file, released when dropped (the descriptor closes). Two in one
+/// process on the same file wait for each other too: `flock` locks belong to the open file.
+pub(super) struct CacheLock(#[expect(dead_code, reason = "held for its descriptor: closing it unlocks")] File);
 
 impl CacheLock {
-    fn take(path: &Path) -> Result<CacheLock> {
+    pub(super) fn take(path: &Path) -> Result<CacheLock> {
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
