@@ -650,6 +650,46 @@ mod tests {
         }
     }
 
+    /// A VM's guest gets what its namespace would: sysctls, addresses, neighbours, routes.
+    #[test]
+    fn a_vm_service_function_is_configured_as_its_namespace_would_be() {
+        let topo = Topology {
+            id: "t1".to_owned(),
+            sfs: vec![3],
+            ipv6: false,
+            symmetric_routing: true,
+            shared_hub: None,
+            taps: Vec::new(),
+            pumps: std::sync::Mutex::default(),
+            vm_sfs: vec![3],
+            vms: BTreeMap::new(),
+            namespaces: NetNsGroup::default(),
+        };
+        let spec = topo.vm_spec(3);
+        assert_eq!(spec.netns.as_deref(), Some("sfc-t1-hub"));
+        let nics: Vec<(&str, &str)> = spec.nics.iter().map(|n| (n.tap.as_str(), n.name.as_str())).collect();
+        assert_eq!(nics, [("t1-s3i", "in"), ("t1-s3o", "out")]);
+        let cmdline = spec.cmdline().unwrap();
+        for param in [
+            "sfcvm.nic=02:5f:c0:13:00:01,in",
+            "sfcvm.nic=02:5f:c0:13:01:01,out",
+            "sfcvm.sysctl=net.ipv4.ip_forward=1",
+            "sfcvm.sysctl=net.ipv4.conf.all.rp_filter=0",
+            "sfcvm.sysctl=net.ipv6.conf.all.disable_ipv6=1",
+            "sfcvm.sysctl=net.ipv4.conf.in.rp_filter=0",
+            "sfcvm.addr=in,198.18.0.31/32",
+            "sfcvm.addr=out,198.18.0.32/24",
+            "sfcvm.neigh=out,198.18.0.2,02:5f:c0:02:00:01",
+            "sfcvm.neigh=out,198.18.0.1,02:5f:c0:01:00:01",
+            "sfcvm.neigh=in,198.18.0.1,02:5f:c0:01:00:01",
+            "sfcvm.route=198.18.0.1/32,in",
+        ] {
+            assert!(cmdline.split(' ').any(|p| p == param), "no {param} in {cmdline}");
+        }
+        let pp = topo.port_pair(3);
+        assert_eq!((pp.ingress_mac, pp.egress_mac), (Some(End::SfIn(3).mac()), Some(End::SfOut(3).mac())));
+    }
+
     #[test]
     fn fresh_ids_are_short_and_distinct() {
         let a = fresh_id();
