@@ -38,7 +38,7 @@ pub use self::{
     image::{CACHE_ENV, DEFAULT_CACHE, INIT, VmImage, cache_dir},
     spec::{DEFAULT_MEMORY_MB, Route, TCG_BOOT_TIMEOUT, VmNic, VmSpec},
 };
-use crate::{counters::LinkStats, netns, process::indent};
+use crate::{counters::LinkStats, netns, pid_name, process::indent};
 
 pub const QEMU: &str = "qemu-system-x86_64";
 /// What the guest's init prints on the console once configured.
@@ -54,6 +54,8 @@ pub const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
 /// Between SIGTERM and SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(20);
+/// Scratch directories are `<tmp>/sfcvm-<pid>-<random>` ([`crate::pid_name`]'s form).
+const DIR_PREFIX: &str = "sfcvm";
 
 /// A running VM; killed (and waited for) when dropped.
 #[derive(Debug)]
@@ -64,7 +66,8 @@ pub struct Vm {
     accel: Accel,
     boot_timeout: Duration,
     child: Child,
-    /// `console.log`, `qemu.log`, `shell.sock`; removed with the VM.
+    /// `console.log`, `qemu.log`, `shell.sock`; removed with the VM (or, after a killed run, by
+    /// the next one).
     dir: TempDir,
     started: Instant,
     booted_in: Option<Duration>,
@@ -97,7 +100,11 @@ impl Vm {
             None => Accel::detect()?,
         };
         let cmdline = spec.cmdline()?;
-        let dir = tempfile::Builder::new().prefix("sfcvm-").tempdir().context("VM scratch directory")?;
+        sweep_stale_dirs();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{DIR_PREFIX}-{}-", std::process::id()))
+            .tempdir()
+            .context("VM scratch directory")?;
         let log = File::create(dir.path().join("qemu.log"))?;
         let mut cmd = match &spec.netns {
             Some(ns) => {
@@ -360,6 +367,20 @@ impl Drop for Vm {
             eprintln!("warning: VM {}: stopping qemu (pid {}): {e:#}", self.name, self.child.id());
         }
     }
+}
+
+/// Removes the scratch directories of VMs whose process is gone (killed before its guards ran),
+/// once per process.
+fn sweep_stale_dirs() {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| {
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+        for e in entries.flatten() {
+            if pid_name::is_stale(&e.file_name().to_string_lossy(), DIR_PREFIX) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    });
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
