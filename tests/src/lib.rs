@@ -1,6 +1,8 @@
 //! Namespace integration suite for sfc: the DESIGN.md section-6 topology in network namespaces,
 //! in-process traffic helpers, interface counters and a runner for the `sfc` CLI.
 //!
+//! Service functions can also be real qemu VMs on tap devices ([`vm`]).
+//!
 //! Everything a test creates lives in namespaces named `sfc-<id>-*` with a per-topology random
 //! id, is removed by RAII guards (also on panic), and uses only 198.18.0.0/24 (RFC 2544) and,
 //! in IPv6 topologies, `fd00:5fc::/64`.
@@ -32,6 +34,7 @@ pub mod sysctl;
 pub mod tap;
 pub mod topology;
 pub mod traffic;
+pub mod vm;
 
 pub use chain::ChainFile;
 

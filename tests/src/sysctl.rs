@@ -58,7 +58,12 @@ pub fn ip_forward(on: bool) -> (&'static str, &'static str) {
 
 /// No reverse-path filter and no redirects on interface `dev` of namespace `ns` itself.
 pub fn open_interface(ns: &str, dev: &str) -> Result<()> {
-    let keys = ["rp_filter", "accept_redirects", "send_redirects"].map(|k| format!("net.ipv4.conf.{dev}.{k}"));
-    let settings: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "0")).collect();
+    let keys = open_interface_settings(dev);
+    let settings: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     netns::sysctls(ns, &settings)
+}
+
+/// What [`open_interface`] writes, for a VM's interface `dev` (set by its init).
+pub fn open_interface_settings(dev: &str) -> Vec<(String, &'static str)> {
+    ["rp_filter", "accept_redirects", "send_redirects"].map(|k| (format!("net.ipv4.conf.{dev}.{k}"), "0")).to_vec()
 }

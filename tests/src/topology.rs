@@ -21,6 +21,13 @@
 //! - Symmetric routing ([`TopologyConfig::symmetric_routing`]): each SF routes traffic for source
 //!   out of `in` (a host route and a static neighbour there), as a symmetric chain needs: its
 //!   replies enter an SF through `out` and must come back through `in`.
+//! - Taps ([`TopologyConfig::taps`]): an end joined by a tap in the hub and a [`TapPump`] (a
+//!   VM's NIC without a VM) instead of a veth pair.
+//! - VMs ([`TopologyConfig::vms`]): service function `n` is a real qemu VM ([`crate::vm`]) in the
+//!   hub, its `in` and `out` NICs behind hub taps named as the other ends' hub sides, bridged the
+//!   same way; the guest gets the sysctls, addresses, static neighbours and routes the SF's
+//!   namespace would get (from its kernel command line), and its counters are read inside it.
+//!   It has no namespace of its own.
 //!
 //! The address plan (every endpoint interface's names, addresses and MACs) is [`End`], in
 //! `topology/plan.rs`; the veths, addresses, neighbours and sysctls come from [`crate::link`]
@@ -45,6 +52,7 @@ use crate::{
     netns::{self, NetNsGroup, ip_in},
     sysctl,
     tap::TapPump,
+    vm::{Vm, VmSpec},
 };
 
 /// The bridge inside the hub namespace.
@@ -74,6 +82,8 @@ pub struct TopologyConfig {
     /// Ends joined to the hub as a VM's NIC is, by a tap in the hub and a [`TapPump`] (a VM's
     /// virtio backend), instead of a veth pair.
     pub taps: Vec<End>,
+    /// Service functions that are qemu VMs on two hub taps instead of namespaces.
+    pub vms: Vec<u8>,
 }
 
 impl TopologyConfig {
@@ -85,7 +95,15 @@ impl TopologyConfig {
             symmetric_routing: false,
             hub: None,
             taps: Vec::new(),
+            vms: Vec::new(),
         }
+    }
+
+    /// Makes service functions `sfs` qemu VMs (see [`TopologyConfig::vms`]).
+    #[must_use]
+    pub fn vms(mut self, sfs: &[u8]) -> Self {
+        self.vms.extend_from_slice(sfs);
+        self
     }
 
     /// Joins `ends` to the hub through taps (see [`TopologyConfig::taps`]).
@@ -140,6 +158,10 @@ pub struct Topology {
     /// Ends behind a tap, and the pumps that carry them (stopped before the namespaces go).
     taps: Vec<End>,
     pumps: std::sync::Mutex<Vec<(End, TapPump)>>,
+    /// Service functions that are VMs, and the VMs once started (stopped before the namespaces
+    /// go, their taps with them).
+    vm_sfs: Vec<u8>,
+    vms: BTreeMap<u8, Vm>,
     /// In creation order, hub first (when this topology owns it).
     namespaces: NetNsGroup,
 }
@@ -148,6 +170,16 @@ impl Topology {
     fn build(config: TopologyConfig) -> Result<Topology> {
         if let Some(&bad) = config.sfs.iter().find(|&&n| !(1..=9).contains(&n)) {
             bail!("service function numbers are 1..=9, got {bad}");
+        }
+        if let Some(&bad) = config.vms.iter().find(|n| !config.sfs.contains(n)) {
+            bail!("VM sf{bad} is not one of the service functions {:?}", config.sfs);
+        }
+        if !config.vms.is_empty() && config.ipv6 {
+            // busybox has `arp -s` but no `ip neigh add`: no static IPv6 neighbours in a VM.
+            bail!("VM service functions are IPv4 only");
+        }
+        if let Some(bad) = config.taps.iter().find(|e| matches!(e, End::SfIn(n) | End::SfOut(n) if config.vms.contains(n))) {
+            bail!("{bad} is a VM's NIC, it cannot also be a pumped tap");
         }
         let id = match config.id {
             Some(id) => id,
@@ -169,6 +201,8 @@ impl Topology {
             shared_hub: config.hub,
             taps: config.taps,
             pumps: std::sync::Mutex::default(),
+            vm_sfs: config.vms,
+            vms: BTreeMap::new(),
             namespaces: NetNsGroup::default(),
         };
         topo.create()
@@ -182,7 +216,7 @@ impl Topology {
         if self.shared_hub.is_some() {
             roles.remove(0);
         }
-        roles.extend(self.sfs.iter().map(|n| format!("sf{n}")));
+        roles.extend(self.sfs.iter().filter(|n| !self.vm_sfs.contains(n)).map(|n| format!("sf{n}")));
         for role in &roles {
             self.namespaces.create(&self.ns(role))?;
         }
@@ -204,18 +238,57 @@ impl Topology {
             ],
         )?;
         link::up(&hub, &self.bridge())?;
+        // Every VM starts (its taps appear) before anything is plugged; they boot meanwhile.
+        for n in self.vm_sfs.clone() {
+            let vm = Vm::start(self.vm_spec(n))?;
+            self.vms.insert(n, vm);
+        }
         for end in self.ends() {
             self.plug(end)?;
         }
         self.neighbours()?;
+        for vm in self.vms.values_mut() {
+            vm.wait_ready()?;
+        }
         if self.ipv6 {
             self.wait_for_quiet()?;
         }
         Ok(())
     }
 
+    /// Service function `n` as a VM: on the hub's taps for its ends, configured as its namespace
+    /// would be ([`Topology::sysctls`], [`Topology::sf_neighbours`], [`Topology::sf_routes`]).
+    fn vm_spec(&self, n: u8) -> VmSpec {
+        let role = format!("sf{n}");
+        let mut spec = VmSpec::new(&format!("{}-{role}", self.id)).in_netns(&self.hub()).sysctls(&self.sysctls(&role));
+        for end in [End::SfIn(n), End::SfOut(n)] {
+            let (addr, len) = end.addr();
+            spec = spec
+                .nic(&self.hub_dev(end), end.mac(), end.dev())
+                .sysctls(&sysctl::open_interface_settings(end.dev()))
+                .addr(end.dev(), addr.into(), len);
+        }
+        for (nic, to) in self.sf_neighbours(n) {
+            spec = spec.neighbour(nic.dev(), to.addr().0, to.mac());
+        }
+        for (prefix, nic) in self.sf_routes(n) {
+            spec = spec.route(&prefix, nic.dev(), None);
+        }
+        spec
+    }
+
+    /// Whether `end` is a NIC of a VM.
+    fn is_vm_end(&self, end: End) -> bool {
+        matches!(end, End::SfIn(n) | End::SfOut(n) if self.vm_sfs.contains(&n))
+    }
+
     /// The sysctls of namespace `role`, before any interface exists in it.
     fn configure(&self, role: &str) -> Result<()> {
+        netns::sysctls(&self.ns(role), &self.sysctls(role))
+    }
+
+    /// What [`Topology::configure`] writes for `role` (and a VM's init for a VM's).
+    fn sysctls(&self, role: &str) -> Vec<(&'static str, &'static str)> {
         // The hub only bridges: IPv6 stays off there in every variant.
         let v6 = self.ipv6 && role != "hub";
         let mut settings = sysctl::NO_REDIRECTS.to_vec();
@@ -227,15 +300,21 @@ impl Topology {
                 settings.push(("net.ipv6.conf.all.forwarding", "1"));
             }
         }
-        netns::sysctls(&self.ns(role), &settings)
+        settings
     }
 
     /// Creates `end`'s veth pair, plugs its hub side into the bridge, addresses and raises it.
+    /// A VM's end has its tap already (qemu made it); the guest configures its own side.
     fn plug(&self, end: End) -> Result<()> {
         let hub = self.hub();
         let ns = self.ns(&end.role());
         let hub_dev = self.hub_dev(end);
-        if self.taps.contains(&end) {
+        let vm = self.is_vm_end(end);
+        if vm {
+            let mac = link::mac_string(end.hub_mac());
+            ip_in(&hub, &["link", "set", &hub_dev, "down"])?;
+            ip_in(&hub, &["link", "set", &hub_dev, "address", &mac])?;
+        } else if self.taps.contains(&end) {
             let pump = TapPump::start(&hub, &hub_dev, &ns, end.dev(), end.mac())?;
             self.pumps.lock().map_err(|_| anyhow::anyhow!("tap pumps poisoned"))?.push((end, pump));
             let mac = link::mac_string(end.hub_mac());
@@ -256,16 +335,18 @@ impl Topology {
             ])?;
         }
         link::up(&hub, &hub_dev)?;
-        if let End::SfIn(_) | End::SfOut(_) = end {
-            sysctl::open_interface(&ns, end.dev())?;
-        }
-        let (addr, len) = end.addr();
-        link::add_addr(&ns, end.dev(), addr.into(), len)?;
-        if self.ipv6 {
-            let (addr, len) = end.addr6();
+        if !vm {
+            if let End::SfIn(_) | End::SfOut(_) = end {
+                sysctl::open_interface(&ns, end.dev())?;
+            }
+            let (addr, len) = end.addr();
             link::add_addr(&ns, end.dev(), addr.into(), len)?;
+            if self.ipv6 {
+                let (addr, len) = end.addr6();
+                link::add_addr(&ns, end.dev(), addr.into(), len)?;
+            }
+            link::up(&ns, end.dev())?;
         }
-        link::up(&ns, end.dev())?;
         // The bridge must never flood towards an SF for want of knowing where a MAC lives.
         let mac = link::mac_string(end.mac());
         #[rustfmt::skip]
@@ -275,7 +356,7 @@ impl Topology {
         Ok(())
     }
 
-    /// Static neighbours, and the symmetric-routing routes.
+    /// Static neighbours, and the symmetric-routing routes (a VM's come with its spec).
     fn neighbours(&self) -> Result<()> {
         // Static neighbours: nobody ever ARPs (or solicits), so SF interfaces see only chain
         // traffic.
@@ -292,22 +373,38 @@ impl Topology {
         };
         neigh(&self.source(), "eth0", End::Dest)?;
         neigh(&self.dest(), "eth0", End::Source)?;
-        for &n in &self.sfs {
+        for &n in self.sfs.iter().filter(|n| !self.vm_sfs.contains(n)) {
             let sf = self.sf(n);
-            neigh(&sf, "out", End::Dest)?;
-            neigh(&sf, "out", End::Source)?;
-            if self.symmetric_routing {
-                // Replies to source enter through `out` and must leave through `in`.
-                neigh(&sf, "in", End::Source)?;
-                let route = format!("{SOURCE_IP}/32");
-                ip_in(&sf, &["route", "replace", &route, "dev", "in"])?;
-                if v6 {
-                    let route = format!("{SOURCE_IP6}/128");
-                    ip_in(&sf, &["-6", "route", "replace", &route, "dev", "in"])?;
-                }
+            for (nic, to) in self.sf_neighbours(n) {
+                neigh(&sf, nic.dev(), to)?;
+            }
+            for (prefix, nic) in self.sf_routes(n) {
+                ip_in(&sf, &["route", "replace", &prefix, "dev", nic.dev()])?;
             }
         }
         Ok(())
+    }
+
+    /// SF `n`'s static neighbours: (its interface, whom).
+    fn sf_neighbours(&self, n: u8) -> Vec<(End, End)> {
+        let mut neighbours = vec![(End::SfOut(n), End::Dest), (End::SfOut(n), End::Source)];
+        if self.symmetric_routing {
+            // Replies to source enter through `out` and must leave through `in`.
+            neighbours.push((End::SfIn(n), End::Source));
+        }
+        neighbours
+    }
+
+    /// SF `n`'s routes beyond its connected subnet: (prefix, its interface).
+    fn sf_routes(&self, n: u8) -> Vec<(String, End)> {
+        let mut routes = Vec::new();
+        if self.symmetric_routing {
+            routes.push((format!("{SOURCE_IP}/32"), End::SfIn(n)));
+            if self.ipv6 {
+                routes.push((format!("{SOURCE_IP6}/128"), End::SfIn(n)));
+            }
+        }
+        routes
     }
 
     /// Waits until no endpoint interface counter moves for [`QUIET_PERIOD`]: an interface
@@ -402,8 +499,14 @@ impl Topology {
         self.ns("dest")
     }
 
+    /// Service function `n`'s namespace (none exists for a VM's: see [`Topology::vm`]).
     pub fn sf(&self, n: u8) -> String {
         self.ns(&format!("sf{n}"))
+    }
+
+    /// Service function `n`'s VM, if it is one.
+    pub fn vm(&self, n: u8) -> Option<&Vm> {
+        self.vms.get(&n)
     }
 
     /// The namespace names this topology owns.
@@ -434,7 +537,7 @@ impl Topology {
             &self.hub_dev(End::SfIn(n)),
             &self.hub_dev(End::SfOut(n)),
         );
-        let tap_mac = |end: End| self.taps.contains(&end).then(|| end.mac());
+        let tap_mac = |end: End| (self.taps.contains(&end) || self.is_vm_end(end)).then(|| end.mac());
         pp.ingress_mac = tap_mac(End::SfIn(n));
         pp.egress_mac = tap_mac(End::SfOut(n));
         pp
@@ -468,13 +571,23 @@ impl Topology {
         }
     }
 
-    /// Kernel counters of every endpoint-side interface (one `ip` call per namespace).
+    /// Kernel counters of every endpoint-side interface (one `ip` call per namespace, one
+    /// command inside each VM).
     pub fn counters(&self) -> Result<Counters> {
         let mut by_ns: BTreeMap<String, Vec<End>> = BTreeMap::new();
-        for end in self.ends() {
-            by_ns.entry(self.ns(&end.role())).or_default().push(end);
-        }
         let mut links = BTreeMap::new();
+        for end in self.ends() {
+            if !self.is_vm_end(end) {
+                by_ns.entry(self.ns(&end.role())).or_default().push(end);
+            }
+        }
+        for (&n, vm) in &self.vms {
+            let all = vm.link_stats()?;
+            for end in [End::SfIn(n), End::SfOut(n)] {
+                let stats = all.get(end.dev()).with_context(|| format!("no interface {} in VM {}", end.dev(), vm.name()))?;
+                links.insert(end, *stats);
+            }
+        }
         for (ns, ends) in by_ns {
             let all = LinkStats::read_all(&ns)?;
             for end in ends {
@@ -490,8 +603,9 @@ impl Topology {
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        // Pumps first: their taps go with them (a tap left open while its namespace is deleted
-        // would not be ours to clean any more).
+        // VMs and pumps first: their taps go with them (a tap left open while its namespace is
+        // deleted would not be ours to clean any more).
+        self.vms.clear();
         if let Ok(mut pumps) = self.pumps.lock() {
             pumps.clear();
         }
@@ -550,11 +664,53 @@ mod tests {
             shared_hub: None,
             taps: Vec::new(),
             pumps: std::sync::Mutex::default(),
+            vm_sfs: Vec::new(),
+            vms: BTreeMap::new(),
             namespaces: NetNsGroup::default(),
         };
         for end in topo.ends() {
             assert!(topo.hub_dev(end).len() <= 15, "{}", topo.hub_dev(end));
         }
+    }
+
+    /// A VM's guest gets what its namespace would: sysctls, addresses, neighbours, routes.
+    #[test]
+    fn a_vm_service_function_is_configured_as_its_namespace_would_be() {
+        let topo = Topology {
+            id: "t1".to_owned(),
+            sfs: vec![3],
+            ipv6: false,
+            symmetric_routing: true,
+            shared_hub: None,
+            taps: Vec::new(),
+            pumps: std::sync::Mutex::default(),
+            vm_sfs: vec![3],
+            vms: BTreeMap::new(),
+            namespaces: NetNsGroup::default(),
+        };
+        let spec = topo.vm_spec(3);
+        assert_eq!(spec.netns.as_deref(), Some("sfc-t1-hub"));
+        let nics: Vec<(&str, &str)> = spec.nics.iter().map(|n| (n.tap.as_str(), n.name.as_str())).collect();
+        assert_eq!(nics, [("t1-s3i", "in"), ("t1-s3o", "out")]);
+        let cmdline = spec.cmdline().unwrap();
+        for param in [
+            "sfcvm.nic=02:5f:c0:13:00:01,in",
+            "sfcvm.nic=02:5f:c0:13:01:01,out",
+            "sfcvm.sysctl=net.ipv4.ip_forward=1",
+            "sfcvm.sysctl=net.ipv4.conf.all.rp_filter=0",
+            "sfcvm.sysctl=net.ipv6.conf.all.disable_ipv6=1",
+            "sfcvm.sysctl=net.ipv4.conf.in.rp_filter=0",
+            "sfcvm.addr=in,198.18.0.31/32",
+            "sfcvm.addr=out,198.18.0.32/24",
+            "sfcvm.neigh=out,198.18.0.2,02:5f:c0:02:00:01",
+            "sfcvm.neigh=out,198.18.0.1,02:5f:c0:01:00:01",
+            "sfcvm.neigh=in,198.18.0.1,02:5f:c0:01:00:01",
+            "sfcvm.route=198.18.0.1/32,in",
+        ] {
+            assert!(cmdline.split(' ').any(|p| p == param), "no {param} in {cmdline}");
+        }
+        let pp = topo.port_pair(3);
+        assert_eq!((pp.ingress_mac, pp.egress_mac), (Some(End::SfIn(3).mac()), Some(End::SfOut(3).mac())));
     }
 
     #[test]

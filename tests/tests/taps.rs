@@ -221,7 +221,7 @@ fn a_deleted_vm_fails_over_and_serves_again_when_restarted() {
     let args = ["-f", &file.to_string_lossy(), "--health-interval", "200", "--metrics", "127.0.0.1:9476"];
     let mut daemon = Daemon::start(&sfc, &args, &log).unwrap_or_else(|e| panic!("{e:#}"));
     let addr = "127.0.0.1:9476".parse().expect("a socket address");
-    let r = failover::run(topo, &sfc, &mut daemon, addr, Fault::VmDeleted, Duration::from_millis(1000))
+    let r = failover::run(topo, &sfc, &mut daemon, addr, Fault::VmDeleted, Duration::from_secs(1))
         .unwrap_or_else(|e| panic!("{e:#}\n{}", daemon.log()));
     let ctx = format!("{}\ndaemon log:\n{}", r.report, daemon.log());
     // Loss only while the VM was gone; the flow went on through the other member.
@@ -267,7 +267,7 @@ fn probes_find_a_hung_vm_behind_taps() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(!daemon.log().contains("not forwarding"), "healthy VMs reported down:\n{}", daemon.log());
     let addr = "127.0.0.1:9477".parse().expect("a socket address");
-    let r = failover::run(topo, &sfc, &mut daemon, addr, Fault::Hang, Duration::from_millis(1000))
+    let r = failover::run(topo, &sfc, &mut daemon, addr, Fault::Hang, Duration::from_secs(1))
         .unwrap_or_else(|e| panic!("{e:#}\n{}", daemon.log()));
     assert!(r.via_other > 0, "nothing went through sf{}: {}\n{}", r.other, r.report, daemon.log());
     assert_eq!(r.metric_while_out, Some(0), "sfc_port_pair_up of the hung VM:\n{}", daemon.log());

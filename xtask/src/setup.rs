@@ -23,6 +23,14 @@ const PACKAGES: &[(&str, &str)] = &[
         "ethtool",
         "the tests read interface counters and set offloads",
     ),
+    (
+        "qemu-system-x86",
+        "the VM tests boot service functions as qemu VMs on tap devices",
+    ),
+    (
+        "busybox-static",
+        "the VMs' initramfs is busybox (init, shell, ip, httpd, wget)",
+    ),
 ];
 
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
