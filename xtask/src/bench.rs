@@ -23,6 +23,7 @@ mod robust;
 mod topo;
 mod traffic;
 mod udp;
+mod vm;
 
 use std::{
     fmt::Write as _,
@@ -48,6 +49,7 @@ const TOOLS: &[(&str, &str)] = &[
 ];
 
 #[derive(clap::Args, Debug, Clone)]
+#[expect(clippy::struct_excessive_bools, reason = "clap switches: each bool is one flag of the command line")]
 pub struct Options {
     /// Repetitions of every measurement, interleaved across the paths; medians are reported.
     #[arg(long, default_value_t = 3)]
@@ -64,6 +66,12 @@ pub struct Options {
     /// Skip the robustness figures (failover after a hung function or a link down, floods).
     #[arg(long)]
     no_robust: bool,
+    /// Skip the VM boot time.
+    #[arg(long)]
+    no_vm: bool,
+    /// VM boots measured (one after the other).
+    #[arg(long, default_value_t = 3)]
+    vm_boots: usize,
     /// Runs of each failover measurement.
     #[arg(long, default_value_t = 3)]
     failover_runs: usize,
@@ -88,6 +96,9 @@ impl Options {
         }
         if self.no_robust {
             c.push_str(" --no-robust");
+        }
+        if self.no_vm {
+            c.push_str(" --no-vm");
         }
         c
     }
@@ -121,6 +132,17 @@ pub fn run(opts: &Options) -> Result<()> {
         md.push_str(&section);
         failures.extend(failed);
     }
+    if !opts.no_vm {
+        section("VM boot time");
+        match vm::run(opts.vm_boots.max(1)) {
+            Ok(s) => {
+                println!("\n{s}");
+                md.push_str(&s);
+                md.push('\n');
+            }
+            Err(e) => failures.push(format!("VM boot: {e:#}")),
+        }
+    }
     let measured_macro = started.elapsed();
     interrupt::check()?;
     if !opts.no_micro {
@@ -147,7 +169,7 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     let took = started.elapsed();
     let phases = format!(
-        "installing what was missing {:.0} s, building {:.0} s, macro {:.0} s, micro {:.0} s, robustness {:.0} s",
+        "installing what was missing {:.0} s, building {:.0} s, macro and VM boot {:.0} s, micro {:.0} s, robustness {:.0} s",
         installed.as_secs_f64(),
         built.saturating_sub(installed).as_secs_f64(),
         measured_macro.saturating_sub(built).as_secs_f64(),
@@ -162,7 +184,7 @@ pub fn run(opts: &Options) -> Result<()> {
         .unwrap_or_else(|| build_cmd::workspace_root().join("BENCHMARKS.md"));
     if failures.is_empty() {
         // Each part keeps its own generated block, so a run of one part leaves the others.
-        if !(opts.no_macro && opts.no_micro) {
+        if !(opts.no_macro && opts.no_micro && opts.no_vm) {
             report::write_benchmarks_md(&out, &report::MAIN, &md)?;
         }
         if let Some(r) = robust_md {
