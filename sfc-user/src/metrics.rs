@@ -146,7 +146,7 @@ pub fn render(s: &Snapshot) -> String {
     gauges(
         &mut r,
         "sfc_port_pair_up",
-        "1 when the port pair serves: both of its interfaces exist and are operationally up, and it is in its group (not taken out for a link down or unanswered health probes); else 0.",
+        "1 when the port pair serves: both of its interfaces exist and are operationally up, and it is in its group (not taken out for a link down, unanswered health probes, or a MAC behind it not known yet); else 0.",
         s.port_pairs_up.iter().map(|(pp, up)| (labels(&[("port_pair", pp)]), u64::from(*up))),
     );
     gauge(&mut r, "sfc_chains", "Port chains installed.", st.chains.len() as u64);

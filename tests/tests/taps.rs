@@ -116,6 +116,11 @@ fn macs_behind_taps_are_learnt_under_sfc_run(mode: &str) {
     assert!(logged.contains("waiting for a MAC") && logged.contains(&format!("pp1: ingress '{}'", topo.hub_dev(End::SfIn(1)))), "{logged}");
     let status = sfc.run(&["status"]);
     assert!(status.contains("pp1 (no MAC yet: ingress") && status.contains("learning"), "{status}");
+    let up = |pp: &str| {
+        let reply = sfc_tests::http::http_get_in(&topo.hub(), metrics.parse().expect("an address"), "/metrics").unwrap_or_else(|e| panic!("{e:#}"));
+        sfc_tests::prometheus::Exposition::parse(&reply.body).unwrap_or_else(|e| panic!("{e:#}")).value("sfc_port_pair_up", &[("port_pair", pp)])
+    };
+    assert_eq!((up("pp1"), up("pp2")), (Some(0), Some(1)), "a member waiting for its MAC does not serve");
 
     // Each VM sends one frame (an ARP request for an address nobody has).
     for (ns, dev) in [(topo.dest(), "eth0"), (topo.sf(1), "in"), (topo.sf(1), "out")] {
@@ -136,6 +141,7 @@ fn macs_behind_taps_are_learnt_under_sfc_run(mode: &str) {
         assert!(status.contains(&want), "{end:?}: want {want}:\n{status}");
     }
 
+    assert_eq!(up("pp1"), Some(1));
     let (out, w) = fx.window(&sfc, "UDP through the learnt MACs", || udp_exchange(&topo.source(), dest, 20).unwrap_or_else(|e| panic!("{e:#}")));
     assert_eq!(out.echoed, 20, "{out:?}: {}\n{}", w.report(), daemon.log());
     assert_eq!(echo.received(), 20, "{}", w.report());

@@ -518,13 +518,13 @@ fn snapshot(loc: &Location) -> anyhow::Result<Snapshot> {
     let stats = crate::view::stats::collect(loc)?;
     let applied = inspect::load_state(loc)?;
     let up = |name: &str| netlink::link_by_name(name).is_ok_and(|l| l.oper_up);
-    // Serving: both links up, and not taken out of its group (a link was down at the last
-    // apply, or its health probes went unanswered).
+    // Serving: both links up, and not taken out of its group (a link was down or missing at
+    // the last apply, its health probes went unanswered, or a MAC behind it is not known yet).
     let port_pairs_up = applied
         .model
         .port_pairs
         .iter()
-        .map(|p| (p.name.clone(), up(&p.ingress) && up(&p.egress) && !applied.down.contains(&p.name)))
+        .map(|p| (p.name.clone(), up(&p.ingress) && up(&p.egress) && !applied.down.contains(&p.name) && !applied.no_mac.contains_key(&p.name)))
         .collect();
     Ok(Snapshot { stats, port_pairs_up })
 }
