@@ -11,5 +11,6 @@ pub mod limits;
 pub mod maps;
 pub mod probe;
 pub mod proto;
+pub mod trace;
 
 pub use drop::DropReason;

@@ -27,6 +27,7 @@ mod maps;
 mod parse;
 mod probe;
 mod steer;
+mod trace;
 
 use aya_ebpf::{
     bindings::{
@@ -44,26 +45,23 @@ use steer::{Action, try_steer};
 #[classifier]
 #[expect(clippy::needless_pass_by_value, reason = "aya's entry points take the context by value")]
 pub fn sfc_tc_ingress(ctx: TcContext) -> i32 {
-    match try_steer(&ctx) {
-        Ok(a) if a.is_pass() => TC_ACT_OK,
+    let (verdict, dropped) = match try_steer(&ctx) {
+        Ok(a) if a.is_pass() => (TC_ACT_OK, None),
         // A health probe back from its service function: taken out, not a drop.
-        Ok(a) if a.is_consume() => TC_ACT_SHOT,
+        Ok(a) if a.is_consume() => (TC_ACT_SHOT, None),
         Ok(Action { ifindex, peer }) => {
             let r = unsafe {
                 if peer { bpf_redirect_peer(ifindex, 0) } else { bpf_redirect(ifindex, 0) }
             };
-            if r == i64::from(TC_ACT_REDIRECT) {
-                TC_ACT_REDIRECT
-            } else {
-                counters::drop(DropReason::RedirectFailed);
-                TC_ACT_SHOT
-            }
+            if r == i64::from(TC_ACT_REDIRECT) { (TC_ACT_REDIRECT, None) } else { (TC_ACT_SHOT, Some(DropReason::RedirectFailed)) }
         }
-        Err(reason) => {
-            counters::drop(reason);
-            TC_ACT_SHOT
-        }
+        Err(reason) => (TC_ACT_SHOT, Some(reason)),
+    };
+    if let Some(reason) = dropped {
+        counters::drop(reason);
     }
+    trace::emit(ctx::PacketCtx::ifindex(&ctx), dropped.map_or(0, |r| r as u32), ctx::PacketCtx::len(&ctx));
+    verdict
 }
 
 /// XDP on every interface sfc manages in XDP mode: the same steering; redirects go through
@@ -71,18 +69,19 @@ pub fn sfc_tc_ingress(ctx: TcContext) -> i32 {
 #[xdp]
 #[expect(clippy::needless_pass_by_value, reason = "aya's entry points take the context by value")]
 pub fn sfc_xdp(ctx: XdpContext) -> u32 {
-    match try_steer(&ctx) {
-        Ok(a) if a.is_pass() => XDP_PASS,
-        Ok(a) if a.is_consume() => XDP_DROP,
-        Ok(Action { ifindex, .. }) => if maps::SFC_DEVMAP.redirect(ifindex, 0).is_ok() { XDP_REDIRECT } else {
-            counters::drop(DropReason::RedirectFailed);
-            XDP_DROP
-        },
-        Err(reason) => {
-            counters::drop(reason);
-            XDP_DROP
+    let (verdict, dropped) = match try_steer(&ctx) {
+        Ok(a) if a.is_pass() => (XDP_PASS, None),
+        Ok(a) if a.is_consume() => (XDP_DROP, None),
+        Ok(Action { ifindex, .. }) => {
+            if maps::SFC_DEVMAP.redirect(ifindex, 0).is_ok() { (XDP_REDIRECT, None) } else { (XDP_DROP, Some(DropReason::RedirectFailed)) }
         }
+        Err(reason) => (XDP_DROP, Some(reason)),
+    };
+    if let Some(reason) = dropped {
+        counters::drop(reason);
     }
+    trace::emit(ctx::PacketCtx::ifindex(&ctx), dropped.map_or(0, |r| r as u32), ctx::PacketCtx::len(&ctx));
+    verdict
 }
 
 /// Attached by the loader to the far end of a veth that XDP mode redirects into, when it has no

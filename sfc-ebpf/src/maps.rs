@@ -3,9 +3,10 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use sfc_common::{
+    trace::{InflightKey, LATENCY_BUCKETS, MAX_INFLIGHT, TRACE_RING_BYTES, TRACE_STATS, TraceConf},
     limits::{
         CSUM_BUF_LEN, DEFAULT_FLOW_TABLE_SIZE, LB_TABLE_SIZE, MAX_CHAINS, MAX_CLS_ENTRIES, MAX_CLS_RESULTS,
         MAX_DROP_REASONS, MAX_FRAGS, MAX_GROUPS, MAX_HOPS, MAX_IFACES, MAX_PORT_PAIRS,
@@ -99,12 +100,33 @@ pub static SFC_DROPS: PerCpuArray<u64> = PerCpuArray::pinned(MAX_DROP_REASONS, 0
 /// Private to the program (not pinned); index 0 only.
 #[repr(C)]
 pub struct Scratch {
+    /// What this packet's hop decision was, for `trace::emit`.
+    pub note: Note,
     pub key: FlowKey,
     pub flow: FlowEntry,
     /// The reverse direction of a symmetric chain's new flow.
     pub rkey: FlowKey,
     pub rflow: FlowEntry,
     pub frag: FragKey,
+}
+
+/// A packet's hop decision, noted by steering for the trace (`trace::emit`), which takes it.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct Note {
+    /// The packet's ingress interface (a note of another interface is not this packet's).
+    pub ifindex: u32,
+    /// `TV_*`, 0: no hop decision (not a chain packet).
+    pub verdict: u8,
+    pub dir: u8,
+    pub si: u8,
+    pub _pad: u8,
+    pub chain_id: u32,
+    pub hop: u32,
+    pub port_pair: u32,
+    pub target: u32,
+    /// `Parsed::fp` (1-in-N sampling).
+    pub fp: u32,
 }
 
 #[map]
@@ -150,3 +172,27 @@ pub static SFC_CSUM_BUF: PerCpuArray<[u8; CSUM_BUF_LEN]> = PerCpuArray::with_max
 /// (a VM's, behind a tap). Written here, read by the loader (see `sfc_common::maps::MacEntry`).
 #[map]
 pub static SFC_MACS: HashMap<u32, MacEntry> = HashMap::pinned(MAX_IFACES, 0);
+
+/// Trace events for `sfc trace` (see `sfc_common::trace`).
+#[map]
+pub static SFC_TRACE: RingBuf = RingBuf::pinned(TRACE_RING_BYTES, 0);
+
+/// [0]: what to trace (written by `sfc trace`) and how often to time SFs (by `sfc apply`).
+#[map]
+pub static SFC_TRACE_CONF: Array<TraceConf> = Array::pinned(1, 0);
+
+/// Events emitted and lost, per CPU (`TS_*`).
+#[map]
+pub static SFC_TRACE_STATS: PerCpuArray<u64> = PerCpuArray::pinned(TRACE_STATS, 0);
+
+/// This CPU's events in the current second, for the trace budget. Private to the program.
+#[map]
+pub static SFC_TRACE_RATE: PerCpuArray<RateWindow> = PerCpuArray::with_max_entries(1, 0);
+
+/// SF latency histograms, per CPU: `latency_slot(port_pair, dir) * LATENCY_BUCKETS + bucket`.
+#[map]
+pub static SFC_LATENCY: PerCpuArray<u64> = PerCpuArray::pinned(MAX_PORT_PAIRS * 2 * LATENCY_BUCKETS, 0);
+
+/// Sampled packets inside service functions: when each was sent in.
+#[map]
+pub static SFC_INFLIGHT: LruHashMap<InflightKey, u64> = LruHashMap::pinned(MAX_INFLIGHT, 0);

@@ -53,6 +53,7 @@
 
 use sfc_common::{
     DropReason,
+    trace::{TV_DELIVER, TV_HOST, TV_MEMBER},
     limits::{MAX_HOPS, PROBE_PORT},
     maps::{
         DIR_FORWARD, DIR_REVERSE, FAMILY_V6, FLOW_F_REVERSE, FlowEntry, FlowKey, HopStatsKey, IF_F_LEARN, IF_F_MAC,
@@ -66,7 +67,8 @@ use crate::{
     ctx::PacketCtx,
     flow,
     probe,
-    maps::{SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_IFACES_V3, SFC_MACS, SFC_META, SFC_SCRATCH, Scratch, port_pair},
+    maps::{Note, SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_IFACES_V3, SFC_MACS, SFC_META, SFC_SCRATCH, Scratch, port_pair},
+    trace,
     parse::{FRAG_FIRST, FRAG_LATER, IPPROTO_UDP, ParseError, Parsed, parse},
 };
 
@@ -130,6 +132,8 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     let scratch = SFC_SCRATCH.get_ptr_mut(0).ok_or(DropReason::NoScratch)?;
     // SAFETY: this CPU's element of a per-CPU array only this program touches.
     let scratch = unsafe { &mut *scratch };
+    scratch.note.ifindex = ifindex;
+    scratch.note.verdict = 0;
     scratch.key = FlowKey::default();
     let p = match parse(ctx.data(), ctx.data_end(), &mut scratch.key) {
         Ok(p) => p,
@@ -170,16 +174,48 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
         // Later fragments of this packet will look this up. A full table only costs them steering.
         let _ = SFC_FRAGS_V2.insert(&scratch.frag, &scratch.key, BPF_ANY);
     }
+    if matches!(path.seen, If::FromSf) {
+        // SAFETY: as in `lookup_flow`, where the pointer came from.
+        let reverse = unsafe { (*path.flow).flags } & FLOW_F_REVERSE != 0;
+        trace::back(p.fp, iface.port_pair, if reverse { DIR_REVERSE } else { DIR_FORWARD });
+    }
     let next = forward(&path, meta.bank)?;
+    // SAFETY: as in `lookup_flow`, where the pointer came from.
+    note(&mut scratch.note, &next, unsafe { (*path.flow).chain_id }, p.fp);
     if !matches!(next, Next::Member { .. }) {
         // Leaving the chain: what the loop guard recognises if it comes round.
         record_exit(path.flow, &p);
     }
     let action = redirect(ctx, &p, &scratch.key, next)?;
+    if let Next::Member { hop, .. } = next {
+        trace::sent(p.fp, hop.port_pair, hop.dir);
+    }
     // Counted once the packet is on its way: a packet dropped on the way is counted as a drop
     // only, so interface counters and drops add up to the packets seen.
     counters::iface(ifindex, path.seen);
     Ok(action)
+}
+
+/// Notes the hop decision for the trace (`trace::emit`).
+#[inline(always)]
+fn note(n: &mut Note, next: &Next, chain_id: u32, fp: u32) {
+    n.fp = fp;
+    n.chain_id = chain_id;
+    match *next {
+        Next::Member { ifindex, hop, .. } => {
+            n.verdict = TV_MEMBER;
+            n.target = ifindex;
+            n.hop = hop.hop;
+            n.port_pair = hop.port_pair;
+            n.dir = hop.dir as u8;
+            n.si = 255u32.wrapping_sub(hop.hop) as u8;
+        }
+        Next::Deliver { ifindex, .. } => {
+            n.verdict = TV_DELIVER;
+            n.target = ifindex;
+        }
+        Next::Host => n.verdict = TV_HOST,
+    }
 }
 
 /// Remembers the source MAC of a frame that arrived on `ifindex` (an `IF_F_LEARN` interface: a

@@ -168,7 +168,7 @@ mod tests {
     };
 
     fn member(name: &str, packets: u64, bytes: u64) -> MemberStats {
-        MemberStats { port_pair: name.into(), packets, bytes, reverse_packets: packets / 2, reverse_bytes: bytes / 2 }
+        MemberStats { port_pair: name.into(), packets, bytes, reverse_packets: packets / 2, reverse_bytes: bytes / 2, latency: None, reverse_latency: None }
     }
 
     fn snapshot() -> Snapshot {
@@ -193,6 +193,7 @@ mod tests {
             }],
             failovers: 2,
             flow_table: FlowTableStats { entries: 2, capacity: 65_536, created: 9, capped: 1, removed: 3, evicted: 4 },
+            trace: crate::datapath::trace::TraceStats::default(),
         };
         Snapshot {
             stats,
@@ -272,6 +273,7 @@ mod tests {
                 interfaces: vec![],
                 failovers: 0,
                 flow_table: FlowTableStats { capacity: 1024, ..FlowTableStats::default() },
+                trace: crate::datapath::trace::TraceStats::default(),
             },
             port_pairs_up: vec![],
         };

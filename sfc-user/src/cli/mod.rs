@@ -9,6 +9,7 @@ mod run;
 mod stats;
 mod status;
 mod table;
+mod trace;
 mod validate;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -56,6 +57,9 @@ enum Command {
     Flows(flows::Args),
     /// Every pinned map (`map list`) or one map's entries decoded into names (`map dump NAME`).
     Map(map::Args),
+    /// The live path of matching packets through their chains, from the datapath's own hop
+    /// decisions; Ctrl-C ends it.
+    Trace(trace::Args),
     /// Daemon: apply FILE, re-apply it when it changes, fail members over when their links go
     /// down, serve Prometheus metrics; Ctrl-C or SIGTERM leaves the datapath installed.
     Run(run::Args),
@@ -89,6 +93,7 @@ pub fn main() -> ExitCode {
         Command::Status(a) => cli.enter_netns().and_then(|()| status::run(&cli.location(), a)),
         Command::Flows(a) => flows::run(&cli.location(), a),
         Command::Map(a) => map::run(&cli.location(), a),
+        Command::Trace(a) => trace::run(&cli.location(), a),
         Command::Run(a) => cli.enter_netns().and_then(|()| run::run(&cli.location(), a)),
     };
     match result {

@@ -11,6 +11,7 @@ pub mod flows;
 pub mod maps;
 pub mod netlink;
 pub mod netns;
+pub mod trace;
 pub mod probe;
 pub mod state;
 
@@ -195,6 +196,8 @@ pub struct LoadOptions {
     /// Interfaces that do not exist are absent, not an error (`compile::Inputs::absent_ok`):
     /// `sfc run`, which re-applies when they appear.
     pub absent_ok: bool,
+    /// SF latency: time 1 packet in this many (by fingerprint); 0: off.
+    pub latency_every: u32,
 }
 
 /// What `apply` changed.
@@ -268,6 +271,7 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BT
         .load(EBPF_OBJECT)?;
     // Configuration first (so an attached program never sees half of it), then attach.
     flows::set_new_flow_rate(loc, opts.new_flow_rate)?;
+    trace::set_latency_every(loc, opts.latency_every)?;
     let mut m = maps::Maps::open(loc)?;
     // Every interface that needs a program (draining members' included), in its mode.
     let want: BTreeMap<u32, AttachMode> = compiled

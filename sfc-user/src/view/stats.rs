@@ -7,7 +7,7 @@ use serde::Serialize;
 use sfc_common::maps::{Counter, DIR_FORWARD, DIR_REVERSE, HopStatsKey};
 
 use super::inspect;
-use crate::datapath::{Location, flows, maps::Maps};
+use crate::datapath::{Location, flows, maps::Maps, trace};
 
 #[derive(Debug, Serialize)]
 pub struct Stats {
@@ -18,6 +18,8 @@ pub struct Stats {
     pub failovers: u64,
     /// The flow table: fill, entries created, new flows capped, entries removed and evicted.
     pub flow_table: FlowTableStats,
+    /// `sfc trace`'s events, emitted and lost.
+    pub trace: crate::datapath::trace::TraceStats,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,6 +43,34 @@ pub struct MemberStats {
     /// The reverse direction of a symmetric chain (0 otherwise).
     pub reverse_packets: u64,
     pub reverse_bytes: u64,
+    /// Time packets spend inside the service function (from being sent into it to coming
+    /// back out), sampled; `None` before the first sample. The member's, whatever the chain.
+    pub latency: Option<Latency>,
+    pub reverse_latency: Option<Latency>,
+}
+
+/// A member's SF latency histogram (`sfc_common::trace`: log2 buckets of 1.024 us).
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub samples: u64,
+    /// Upper bounds of the buckets holding the median and the 99th percentile (a factor of two
+    /// of resolution), in seconds.
+    pub p50_seconds: f64,
+    pub p99_seconds: f64,
+    /// Samples per bucket: bucket b holds times below `sfc_common::trace::latency_bucket_le(b)`.
+    pub buckets: Vec<u64>,
+}
+
+impl Latency {
+    fn of(buckets: &[u64]) -> Option<Latency> {
+        let samples = buckets.iter().sum();
+        Some(Latency {
+            samples,
+            p50_seconds: trace::quantile(buckets, 0.5)?,
+            p99_seconds: trace::quantile(buckets, 0.99)?,
+            buckets: buckets.to_vec(),
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -62,6 +92,10 @@ pub fn collect(loc: &Location) -> anyhow::Result<Stats> {
     let maps = Maps::open(loc)?;
     let hop = maps.hop_stats()?;
     let m = &state.model;
+    // A datapath installed by an older sfc has no latency or trace maps.
+    let has = |name: &str| loc.map_pin(name).exists();
+    let ids: Vec<u32> = m.port_pairs.iter().map(|p| state.ids.port_pair(&p.name)).collect();
+    let latency = if has(sfc_common::trace::MAP_LATENCY) { trace::latency(loc, &ids)? } else { BTreeMap::new() };
     let chains = m
         .port_chains
         .iter()
@@ -88,12 +122,16 @@ pub fn collect(loc: &Location) -> anyhow::Result<Stats> {
                                 hop.get(&key).copied().unwrap_or(Counter::default())
                             };
                             let (f, r) = (get(DIR_FORWARD), get(DIR_REVERSE));
+                            let id = state.ids.port_pair(&m.port_pairs[p].name);
+                            let lat = |dir: u8| latency.get(&(id, dir)).and_then(|b| Latency::of(b));
                             MemberStats {
                                 port_pair: m.port_pairs[p].name.clone(),
                                 packets: f.packets,
                                 bytes: f.bytes,
                                 reverse_packets: r.packets,
                                 reverse_bytes: r.bytes,
+                                latency: lat(0),
+                                reverse_latency: lat(1),
                             }
                         })
                         .collect(),
@@ -114,7 +152,8 @@ pub fn collect(loc: &Location) -> anyhow::Result<Stats> {
             recomputed: s.recomputed,
         })
         .collect();
-    Ok(Stats { chains, drops: maps.drops()?, interfaces, failovers: state.failovers, flow_table: flow_table(loc)? })
+    let trace = if has(sfc_common::trace::MAP_TRACE_STATS) { trace::stats(loc)? } else { trace::TraceStats::default() };
+    Ok(Stats { chains, drops: maps.drops()?, interfaces, failovers: state.failovers, flow_table: flow_table(loc)?, trace })
 }
 
 /// The flow table's accounting.

@@ -68,6 +68,11 @@ pub struct Args {
     /// New flow entries each CPU may create per second (0: no cap); see `sfc apply --help`.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_NEW_FLOW_RATE)]
     new_flow_rate: u32,
+    /// Time the service functions with 1 packet in N (chosen by bytes that routing does not
+    /// change, so the same packet is recognised when it comes back): per member histograms in
+    /// `sfc stats` and the metrics. 0: off.
+    #[arg(long, value_name = "N", default_value_t = sfc_common::trace::DEFAULT_LATENCY_EVERY)]
+    sf_latency_every: u32,
     /// Seconds without a packet after which a flow entry is removed (its next packet, if any,
     /// starts it again, on the same members unless the configuration changed).
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
@@ -93,6 +98,7 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
             new_flow_rate: a.new_flow_rate,
             // A VM's tap comes and goes with the VM: absent is a state, not an error.
             absent_ok: true,
+            latency_every: a.sf_latency_every,
         },
         interval: a.interval,
         applied: None,

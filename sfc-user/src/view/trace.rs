@@ -1,0 +1,258 @@
+//! Trace events decoded with the applied chain file's names, and put together into one path per
+//! packet (`sfc trace`). Pure: events in, lines out; tested without a kernel.
+
+use std::{collections::BTreeMap, fmt};
+
+use serde::Serialize;
+use sfc_common::{
+    DropReason,
+    maps::{DIR_REVERSE, FlowKey},
+    trace::{TV_DELIVER, TV_DROP, TV_HOST, TV_MEMBER, TraceEvent},
+};
+
+use super::inspect::{Namer, addr, family_name};
+
+/// One hop decision, with names.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// Monotonic clock (since boot), nanoseconds.
+    pub ts_ns: u64,
+    /// The interface the packet arrived on.
+    pub at: String,
+    /// `member` (sent into a service function), `delivered` (to the logical destination
+    /// port), `host` (the chain is done, handed back to the host), `dropped`.
+    pub verdict: &'static str,
+    /// With `dropped`: why (a `sfc stats` drop reason).
+    pub reason: Option<&'static str>,
+    pub chain: String,
+    pub chain_id: u32,
+    /// Service index: 255 at entry, one less per service function passed.
+    pub si: Option<u8>,
+    /// With `member`: the hop (0-based position of its group in the chain), group, member.
+    pub hop: Option<u32>,
+    pub group: Option<String>,
+    pub member: Option<String>,
+    /// `forward`, or `reverse` (replies of a symmetric chain).
+    pub direction: &'static str,
+    /// Where it was sent (the member's ingress, the destination port).
+    pub to: Option<String>,
+    pub len: u32,
+    pub flow: Flow,
+}
+
+/// A flow's identity.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Flow {
+    pub family: &'static str,
+    pub protocol: String,
+    pub src: String,
+    pub dst: String,
+    pub sport: u16,
+    pub dport: u16,
+}
+
+impl fmt::Display for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let both = |a: &str, p: u16| if self.family == "ipv6" { format!("[{a}]:{p}") } else { format!("{a}:{p}") };
+        write!(f, "{} {} > {}", self.protocol, both(&self.src, self.sport), both(&self.dst, self.dport))
+    }
+}
+
+fn flow_of(k: &FlowKey) -> Flow {
+    Flow {
+        family: family_name(k.family),
+        protocol: crate::model::protocol_name(k.proto),
+        src: addr(k.family, &k.src),
+        dst: addr(k.family, &k.dst),
+        sport: u16::from_be_bytes(k.sport),
+        dport: u16::from_be_bytes(k.dport),
+    }
+}
+
+/// `e` with names.
+pub fn name(n: &Namer<'_>, e: &TraceEvent) -> Event {
+    let member = e.verdict == TV_MEMBER;
+    let n_hops = n.state.model.chain_by_id(e.chain_id).map(|c| c.port_pair_groups.len());
+    let si = match e.verdict {
+        TV_MEMBER => Some(e.si),
+        TV_DELIVER | TV_HOST => n_hops.and_then(|h| u8::try_from(255 - h.min(255)).ok()),
+        _ => None,
+    };
+    Event {
+        ts_ns: e.ts_ns,
+        at: n.iface(e.ifindex),
+        verdict: match e.verdict {
+            TV_MEMBER => "member",
+            TV_DELIVER => "delivered",
+            TV_HOST => "host",
+            TV_DROP => "dropped",
+            _ => "unknown",
+        },
+        reason: (e.verdict == TV_DROP).then(|| DropReason::ALL.iter().find(|r| **r as u32 == u32::from(e.reason)).map_or("unknown", |r| r.name())),
+        chain: n.chain(e.chain_id),
+        chain_id: e.chain_id,
+        si,
+        hop: member.then_some(e.hop),
+        group: if member { usize::try_from(e.hop).ok().and_then(|h| n.chain_group(e.chain_id, h)) } else { None },
+        member: member.then(|| n.port_pair(e.port_pair)),
+        direction: if u32::from(e.dir) == DIR_REVERSE { "reverse" } else { "forward" },
+        to: (e.target != 0).then(|| n.iface(e.target)),
+        len: e.len,
+        flow: flow_of(&e.key),
+    }
+}
+
+/// One packet's way through a chain, from its events.
+#[derive(Debug, Clone, Serialize)]
+pub struct PacketPath {
+    pub flow: Flow,
+    pub chain: String,
+    /// Where it entered, each member (with its group), and where it ended.
+    pub steps: Vec<String>,
+    /// From the first event to the last.
+    pub took_ns: u64,
+    /// The last event ended the path (delivered, host, dropped); `false`: it went into a
+    /// member and did not come back in time.
+    pub complete: bool,
+    /// The members, in order (for `--follow`).
+    pub members: Vec<String>,
+    pub first_ts_ns: u64,
+}
+
+impl fmt::Display for PacketPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}  {}", self.flow, self.steps.join(" -> "))?;
+        if self.complete {
+            write!(f, ", {}", micros(self.took_ns))
+        } else {
+            write!(f, " (did not come back)")
+        }
+    }
+}
+
+/// `41 us`, `1.2 ms`.
+pub fn micros(ns: u64) -> String {
+    #[expect(clippy::cast_precision_loss, reason = "a displayed duration")]
+    let us = ns as f64 / 1e3;
+    if us >= 1000.0 { format!("{:.1} ms", us / 1e3) } else { format!("{us:.0} us") }
+}
+
+type PacketKey = ([u8; 16], [u8; 16], [u8; 2], [u8; 2], u8, u8, u32, u32);
+
+fn packet_key(e: &TraceEvent) -> PacketKey {
+    let k = &e.key;
+    (k.src, k.dst, k.sport, k.dport, k.proto, k.family, k.zone, e.fp)
+}
+
+/// Puts events together into packets: a packet's events share its flow and fingerprint; the
+/// path ends with a delivery, a hand-back to the host, or a drop.
+#[derive(Default)]
+pub struct Assembler {
+    pending: BTreeMap<PacketKey, Vec<Event>>,
+}
+
+impl Assembler {
+    /// Adds an event; returns the packet's path when this event ended it.
+    pub fn push(&mut self, raw: &TraceEvent, e: Event) -> Option<PacketPath> {
+        let key = packet_key(raw);
+        let ends = e.verdict != "member";
+        let events = self.pending.entry(key).or_default();
+        events.push(e);
+        if !ends {
+            return None;
+        }
+        let events = self.pending.remove(&key)?;
+        Some(path(events, true))
+    }
+
+    /// Paths of packets seen last before `before_ns` that never ended (lost in a member).
+    pub fn expire(&mut self, before_ns: u64) -> Vec<PacketPath> {
+        let old: Vec<PacketKey> =
+            self.pending.iter().filter(|(_, ev)| ev.last().is_none_or(|e| e.ts_ns < before_ns)).map(|(k, _)| *k).collect();
+        old.into_iter().filter_map(|k| self.pending.remove(&k)).map(|ev| path(ev, false)).collect()
+    }
+
+    /// Everything still pending (at the end of a trace).
+    pub fn drain(&mut self) -> Vec<PacketPath> {
+        self.expire(u64::MAX)
+    }
+}
+
+fn path(mut events: Vec<Event>, complete: bool) -> PacketPath {
+    events.sort_by_key(|e| e.ts_ns);
+    let first = &events[0];
+    let last = &events[events.len() - 1];
+    let mut steps = vec![first.at.clone()];
+    let mut members = Vec::new();
+    for e in &events {
+        match e.verdict {
+            "member" => {
+                let m = e.member.clone().unwrap_or_default();
+                steps.push(match &e.group {
+                    Some(g) => format!("{m} ({g})"),
+                    None => m.clone(),
+                });
+                members.push(m);
+            }
+            "delivered" => steps.push(e.to.clone().unwrap_or_else(|| "?".to_owned())),
+            "host" => steps.push("host".to_owned()),
+            "dropped" => steps.push(format!("dropped: {}", e.reason.unwrap_or("unknown"))),
+            _ => steps.push("?".to_owned()),
+        }
+    }
+    PacketPath {
+        flow: first.flow.clone(),
+        chain: first.chain.clone(),
+        steps,
+        took_ns: last.ts_ns.saturating_sub(first.ts_ns),
+        complete,
+        members,
+        first_ts_ns: first.ts_ns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(ts: u64, verdict: &'static str, member: Option<&str>, fp: u32) -> (TraceEvent, Event) {
+        let raw = TraceEvent { ts_ns: ts, fp, ..TraceEvent::default() };
+        let e = Event {
+            ts_ns: ts,
+            at: if ts == 0 { "src".to_owned() } else { "sf-out".to_owned() },
+            verdict,
+            reason: None,
+            chain: "pc1".to_owned(),
+            chain_id: 1,
+            si: None,
+            hop: None,
+            group: member.map(|_| "pg".to_owned()),
+            member: member.map(str::to_owned),
+            direction: "forward",
+            to: (verdict == "delivered").then(|| "dst".to_owned()),
+            len: 100,
+            flow: flow_of(&raw.key),
+        };
+        (raw, e)
+    }
+
+    #[test]
+    fn events_of_one_packet_make_one_line() {
+        let mut a = Assembler::default();
+        for (raw, e) in [ev(0, "member", Some("pp1"), 7), ev(1_000, "member", Some("pp3"), 7)] {
+            assert!(a.push(&raw, e).is_none());
+        }
+        // Another packet of the same flow, in between: kept apart by its fingerprint.
+        let (raw, e) = ev(1_500, "member", Some("pp2"), 8);
+        assert!(a.push(&raw, e).is_none());
+        let (raw, e) = ev(41_000, "delivered", None, 7);
+        let p = a.push(&raw, e).expect("the path ended");
+        assert_eq!(p.steps, ["src", "pp1 (pg)", "pp3 (pg)", "dst"]);
+        assert_eq!((p.took_ns, p.complete), (41_000, true));
+        assert!(p.to_string().ends_with("src -> pp1 (pg) -> pp3 (pg) -> dst, 41 us"), "{p}");
+        let lost = a.expire(10_000);
+        assert_eq!(lost.len(), 1, "the other packet never came back");
+        assert!(!lost[0].complete && lost[0].to_string().ends_with("(did not come back)"));
+        assert!(a.drain().is_empty());
+    }
+}
