@@ -73,7 +73,7 @@ fn a_vm_boots_answers_commands_and_its_taps_go_with_it() {
         .nic("vmtap0", VM_MAC, "eth0")
         .addr("eth0", VM_IP.into(), 24)
         .neighbour("eth0", HOST_IP, [0x02, 0x5f, 0xc0, 0x01, 0x00, 0x02])
-        .http(WELCOME);
+        .http(80, WELCOME);
     let vm = Vm::boot(spec).unwrap_or_else(|e| panic!("{e:#}"));
     let booted = vm.booted_in().expect("booted");
     eprintln!("VM {name} booted in {booted:.1?} ({})", vm.accel());
