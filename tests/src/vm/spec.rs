@@ -4,6 +4,7 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr},
+    path::{Path, PathBuf},
     time::Duration,
 };
 
@@ -61,6 +62,9 @@ pub struct VmSpec {
     pub accel: Option<Accel>,
     /// Raw kernel parameters after the VM's own (later ones win), e.g. to break a boot on purpose.
     pub append: Vec<String>,
+    /// `Some(dir)`: [`super::Vm::keep`] may leave the VM running after this process ends (see
+    /// [`VmSpec::keepable`]); its files go into a directory under `dir`.
+    pub keepable: Option<PathBuf>,
 }
 
 impl VmSpec {
@@ -78,6 +82,7 @@ impl VmSpec {
             boot_timeout: TCG_BOOT_TIMEOUT,
             accel: None,
             append: Vec::new(),
+            keepable: None,
         }
     }
 
@@ -141,6 +146,18 @@ impl VmSpec {
     #[must_use]
     pub fn accel(mut self, accel: Accel) -> Self {
         self.accel = Some(accel);
+        self
+    }
+
+    /// A VM that [`super::Vm::keep`] can leave running after this process ends (`cargo xtask
+    /// demo --keep`): qemu does not get the death signal that otherwise ends it with the thread
+    /// that started it, and its files (console, shell socket) go into a fresh directory under
+    /// `files_under`, not into the temporary directory whose leftovers the next run sweeps.
+    /// Until kept it is stopped when dropped, as any VM; a process killed before that leaves it
+    /// running, to be found by its namespace ([`super::stop_in_netns`]).
+    #[must_use]
+    pub fn keepable(mut self, files_under: &Path) -> Self {
+        self.keepable = Some(files_under.to_owned());
         self
     }
 
