@@ -127,7 +127,7 @@ fn walkthrough(sfc_bin: &Path, keep: bool, mode: &str) -> Result<()> {
         keep_running(&topo, &sfc, &chain_path)?;
         work.keep = true;
         sfc.keep();
-        topo.keep();
+        topo.keep()?;
     } else {
         section("Clean up");
         command(&sfc.command_line(&["down"]));

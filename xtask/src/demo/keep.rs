@@ -71,7 +71,7 @@ pub(super) fn leftover_exists() -> bool {
         || Path::new(WORK_DIR).exists()
 }
 
-/// Removes a kept demo: datapath, web server process, namespaces, files.
+/// Removes a kept demo: datapath, web server process, VMs, namespaces, files.
 pub(super) fn tear_down(sfc_bin: &Path) -> Result<()> {
     let hub = format!("sfc-{DEMO_ID}-hub");
     let sfc = Sfc::for_netns(sfc_bin, &hub);
@@ -93,9 +93,12 @@ pub(super) fn tear_down(sfc_bin: &Path) -> Result<()> {
     if let Some(pid) = stop_kept_server()? {
         removed.push(format!("dest's web server (process {pid})"));
     }
-    let namespaces = Topology::remove_by_id(DEMO_ID)?;
-    if !namespaces.is_empty() {
-        removed.push(format!("the namespaces {}", namespaces.join(" ")));
+    let gone = Topology::remove_by_id(DEMO_ID)?;
+    if !gone.vms.is_empty() {
+        removed.push(format!("the VMs {}", gone.vms.join(" ")));
+    }
+    if !gone.namespaces.is_empty() {
+        removed.push(format!("the namespaces {}", gone.namespaces.join(" ")));
     }
     if Path::new(WORK_DIR).exists() {
         std::fs::remove_dir_all(WORK_DIR).with_context(|| format!("remove {WORK_DIR}"))?;
