@@ -271,7 +271,8 @@ pub fn vm_http_requests(
     each: impl FnMut(usize, &Result<String, String>) -> bool,
 ) -> Result<TcpOutcome> {
     let timeout = IO_TIMEOUT.as_secs().max(1);
-    let cmd = format!("wget -q -O - -T {timeout} http://{to}/");
+    // busybox's `timeout`, not `wget -T`, which segfaults in Debian 12's busybox-static (1.35).
+    let cmd = format!("timeout {timeout} wget -q -O - http://{to}/");
     let mut shell_error = None;
     let out = request_loop(
         n,
