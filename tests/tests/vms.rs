@@ -126,7 +126,7 @@ fn a_kept_vm_runs_on_until_stopped_by_its_namespace() {
     assert!(ip_in(&host, &["link", "show", "dev", "vmtap0"]).is_ok(), "the kept VM's tap is gone");
     assert!(dir.join("console.log").is_file(), "the kept VM's console went");
 
-    assert_eq!(stop_in_netns(&host).unwrap_or_else(|e| panic!("{e:#}")), [name.clone()]);
+    assert_eq!(stop_in_netns(&host).unwrap_or_else(|e| panic!("{e:#}")), std::slice::from_ref(&name));
     assert_eq!(qemus_named(&name), Vec::<String>::new(), "qemu left running");
     assert!(ip_in(&host, &["link", "show", "dev", "vmtap0"]).is_err(), "the tap outlived the VM");
     assert_eq!(stop_in_netns(&host).unwrap_or_else(|e| panic!("{e:#}")), Vec::<String>::new());
