@@ -1,21 +1,23 @@
 //! `cargo xtask demo`: the networking-sfc blog's "Service Function Chaining demo with devstack",
-//! replayed in network namespaces instead of devstack VMs.
+//! replayed in network namespaces instead of devstack VMs, or with `--vms` with real qemu VMs.
 //!
 //! The blog routes HTTP from `source_vm` to `dest_vm` through port pair groups PG1 {VM1, VM2}
 //! and PG2 {VM3} (port chain PC1, flow classifier `FC_demo`) and checks with tcpdump on the tap
-//! devices that the service VMs see the packets. Here every VM is a namespace, the compute node
-//! is the `hub` namespace, and instead of tcpdump the service functions' own interface counters
-//! are shown next to sfc's counters, which must agree exactly.
+//! devices that the service VMs see the packets. Here the compute node is the `hub` namespace,
+//! every VM is a namespace or (`--vms`, `demo/vms.rs`) a qemu VM on taps in the hub, and instead
+//! of tcpdump the service functions' own interface counters (read inside each VM) are shown
+//! next to sfc's counters, which must agree exactly.
 //!
 //! The walkthrough is a list of [`Step`]s, each a desired chain state plus which service
 //! functions must then see traffic: the blog's initial chain, then its update sequence (remove
 //! the classifier, keep only PG1, PG1 = {PP2}, restore), each applied by editing the chain file
 //! and re-running `sfc apply`, and each verified with the request loop. The steps live in
 //! `sfc_tests::blog`, which the namespace suite checks too (`tests/update_sequence.rs`).
-//! `--keep` leaves everything up (with a web server process in dest) under the fixed id `demo`,
-//! and `--down` finds and removes it.
+//! `--keep` leaves everything up (with a web server process in dest, or the VMs running) under
+//! the fixed id `demo`, and `--down` finds and removes it (`demo/keep.rs`).
 
 mod keep;
+mod vms;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -23,7 +25,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use sfc_tests::{
     Sfc, Topology, TopologyConfig,
     blog::{self, HTTP_PORT, SFS, SfSeen, Step, group_of},
@@ -31,14 +33,14 @@ use sfc_tests::{
     counters::settled,
     interrupt,
     topology::{DEST_IP, End},
-    traffic::{TcpServer, tcp_requests_with},
+    traffic::{TcpOutcome, TcpServer, tcp_requests_with, vm_http_requests},
 };
 
 use self::keep::{keep_running, leftover_exists, tear_down};
 
 /// Fixed, so that `--down` (and the next run) can find a kept demo.
 const DEMO_ID: &str = "demo";
-/// Chain file and the kept web server's pid file live here.
+/// Chain file, the kept web server's pid file and kept VMs' files live here.
 const WORK_DIR: &str = "/tmp/sfc-demo";
 const CHAIN_FILE: &str = "chains.yaml";
 const SERVER_PID_FILE: &str = "dest-web-server.pid";
@@ -50,7 +52,22 @@ const SHOWN_REPLIES: usize = 3;
 /// How long the web server of a kept demo lives.
 const KEPT_SERVER_LIFETIME: Duration = Duration::from_hours(1);
 
-pub fn run(sfc_bin: &Path, keep: bool, down: bool, mode: &str) -> anyhow::Result<()> {
+/// What the blog's VMs are here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guests {
+    /// Network namespaces: dest's web server and source's requests are threads of this process.
+    Namespaces,
+    /// Real qemu VMs: busybox httpd in dest, busybox wget in source, routers as SFs.
+    Vms,
+}
+
+pub fn run(
+    sfc_bin: &Path,
+    keep: bool,
+    down: bool,
+    mode: &str,
+    guests: Guests,
+) -> anyhow::Result<()> {
     if down {
         return tear_down(sfc_bin);
     }
@@ -60,9 +77,11 @@ pub fn run(sfc_bin: &Path, keep: bool, down: bool, mode: &str) -> anyhow::Result
         tear_down(sfc_bin)?;
         println!();
     }
-    let result = walkthrough(sfc_bin, keep, mode);
+    let result = walkthrough(sfc_bin, keep, mode, guests);
     if interrupt::requested() {
         println!("\nInterrupted: the topology and the datapath have been removed.");
+        // Not the error a VM killed by the same Ctrl-C reported on the way out.
+        return Err(anyhow!("interrupted"));
     }
     result
 }
@@ -86,14 +105,21 @@ impl Drop for WorkDir {
     }
 }
 
-fn walkthrough(sfc_bin: &Path, keep: bool, mode: &str) -> Result<()> {
-    println!("sfc demo: the networking-sfc devstack demo, in network namespaces");
+fn walkthrough(sfc_bin: &Path, keep: bool, mode: &str, guests: Guests) -> Result<()> {
+    println!(
+        "sfc demo: the networking-sfc devstack demo, {}",
+        match guests {
+            Guests::Namespaces => "in network namespaces",
+            Guests::Vms => "with real qemu VMs",
+        }
+    );
     println!(
         "(blog: \"Service Function Chaining demo with devstack\"; sfc is {})",
         sfc_bin.display()
     );
 
-    // Declaration order is cleanup order reversed: web server, datapath, namespaces, files.
+    // Declaration order is cleanup order reversed: web server, datapath, VMs and namespaces,
+    // files.
     let mut work = WorkDir {
         path: PathBuf::from(WORK_DIR),
         keep: false,
@@ -102,29 +128,47 @@ fn walkthrough(sfc_bin: &Path, keep: bool, mode: &str) -> Result<()> {
     let chain_path = work.path.join(CHAIN_FILE);
 
     section("Build the topology");
-    let topo = TopologyConfig::new(&SFS).id(DEMO_ID).build()?;
-    print_topology(&topo);
+    let topo = match guests {
+        Guests::Namespaces => {
+            let topo = TopologyConfig::new(&SFS).id(DEMO_ID).build()?;
+            print_topology(&topo);
+            topo
+        }
+        Guests::Vms => vms::build(keep.then_some(work.path.as_path()))?,
+    };
     interrupt::check()?;
 
     let sfc = Sfc::with_bin(sfc_bin, &topo);
-    let dest = SocketAddr::new(IpAddr::V4(DEST_IP), HTTP_PORT);
-    let web = TcpServer::start(&topo.dest(), dest)?;
-    println!(
-        "\ndest runs a small web server on port {HTTP_PORT} answering \"Welcome to dest-vm\"."
-    );
+    let web = match guests {
+        Guests::Namespaces => {
+            let dest = SocketAddr::new(IpAddr::V4(DEST_IP), HTTP_PORT);
+            let web = TcpServer::start(&topo.dest(), dest)?;
+            println!(
+                "\ndest runs a small web server on port {HTTP_PORT} answering \"Welcome to dest-vm\"."
+            );
+            Some(web)
+        }
+        Guests::Vms => {
+            println!(
+                "\ndest's init started busybox httpd on port {HTTP_PORT}, answering \"Welcome to \
+                 dest-vm\"."
+            );
+            None
+        }
+    };
 
     let mut failures = Vec::new();
     let mut previous: Option<ChainFile> = None;
     for (i, step) in steps(&topo).into_iter().enumerate() {
         interrupt::check()?;
         let update = previous.as_ref().map(|p| (p, i == 1));
-        failures.extend(run_step(&topo, &sfc, &chain_path, update, &step, mode)?);
+        failures.extend(run_step(&topo, &sfc, &chain_path, update, &step, mode, guests)?);
         previous = Some(step.chain);
     }
 
     if keep {
         drop(web);
-        keep_running(&topo, &sfc, &chain_path)?;
+        keep_running(&topo, &sfc, &chain_path, guests)?;
         work.keep = true;
         sfc.keep();
         topo.keep()?;
@@ -134,8 +178,12 @@ fn walkthrough(sfc_bin: &Path, keep: bool, mode: &str) -> Result<()> {
         print_output(&sfc.try_run(&["down"])?);
         drop(web);
         let namespaces = topo.namespaces().join(" ");
+        let vms: Vec<String> = topo.vms().map(|(_, vm)| vm.name().to_owned()).collect();
         drop(sfc);
         drop(topo);
+        if !vms.is_empty() {
+            println!("stopped the VMs {} (qemu)", vms.join(" "));
+        }
         println!("removed the namespaces {namespaces} and {WORK_DIR}");
         println!("(`cargo xtask demo --keep` leaves everything up to look around)");
     }
@@ -192,6 +240,7 @@ fn run_step(
     update: Option<(&ChainFile, bool)>,
     step: &Step,
     mode: &str,
+    guests: Guests,
 ) -> Result<Vec<String>> {
     section(step.title);
     println!("The blog:");
@@ -238,7 +287,7 @@ fn run_step(
     interrupt::check()?;
 
     let before = (topo.counters()?, sfc.try_stats()?.packets_by_port_pair());
-    request_loop(topo)?;
+    request_loop(topo, guests)?;
     let (after, stats) = settled(Duration::from_secs(3), Duration::from_millis(150), || {
         Ok((topo.counters()?, sfc.try_stats()?))
     })?;
@@ -249,27 +298,45 @@ fn run_step(
     command(&sfc.command_line(&["stats"]));
     print_output(&sfc.try_run(&["stats"])?);
 
-    Ok(sf_table(step, &seen))
+    Ok(sf_table(step, &seen, guests))
 }
 
-/// The blog's `while true; do curl ...; done`, bounded.
-fn request_loop(topo: &Topology) -> Result<()> {
+/// The blog's `while true; do curl ...; done`, bounded: from source's namespace, or with wget
+/// inside the source VM.
+fn request_loop(topo: &Topology, guests: Guests) -> Result<()> {
     println!(
         "\nThe request loop, {REQUESTS} HTTP requests from source to dest, one connection each"
     );
-    command(&format!(
-        "for i in $(seq {REQUESTS}); do ip netns exec {} curl -s http://{DEST_IP}/; done",
-        topo.source()
-    ));
     let dest = SocketAddr::new(IpAddr::V4(DEST_IP), HTTP_PORT);
-    let outcome = tcp_requests_with(&topo.source(), dest, REQUESTS, REQUEST_PACE, |i, reply| {
+    let show = |i: usize, reply: &Result<String, String>| {
         match reply {
             Ok(body) if i < SHOWN_REPLIES => print!("    {body}"),
-            Ok(_) => {}
-            Err(e) => println!("    request {i} failed: {e}"),
+            // A Ctrl-C kills the VMs too: their requests fail for that reason alone.
+            Err(e) if !interrupt::requested() => println!("    request {i} failed: {e}"),
+            Ok(_) | Err(_) => {}
         }
         !interrupt::requested()
-    })?;
+    };
+    let outcome: TcpOutcome = match guests {
+        Guests::Namespaces => {
+            command(&format!(
+                "for i in $(seq {REQUESTS}); do ip netns exec {} curl -s http://{DEST_IP}/; done",
+                topo.source()
+            ));
+            tcp_requests_with(&topo.source(), dest, REQUESTS, REQUEST_PACE, show)?
+        }
+        Guests::Vms => {
+            let vm = topo.vm_for(End::Source).context("source is not a VM")?;
+            println!(
+                "(busybox wget inside {}: one command each on its serial shell)",
+                vm.name()
+            );
+            command(&format!(
+                "for i in $(seq {REQUESTS}); do wget -qO- http://{DEST_IP}/; done"
+            ));
+            vm_http_requests(vm, dest, REQUESTS, REQUEST_PACE, show)?
+        }
+    };
     interrupt::check()?;
     let more = outcome.ok.saturating_sub(SHOWN_REPLIES);
     if more > 0 {
@@ -288,10 +355,14 @@ fn request_loop(topo: &Topology) -> Result<()> {
 
 /// Prints, per SF, its interface counters next to what sfc sent it, and checks them against
 /// the step's expectation; returns the failed checks.
-fn sf_table(step: &Step, seen: &[SfSeen]) -> Vec<String> {
+fn sf_table(step: &Step, seen: &[SfSeen], guests: Guests) -> Vec<String> {
     println!(
         "\nWhat the service functions saw (the blog ran tcpdump on their tap devices; these are \
-         their own\ninterface counters for this request loop, and what sfc counted into each):\n"
+         their own\ninterface counters for this request loop{}, and what sfc counted into each):\n",
+        match guests {
+            Guests::Namespaces => "",
+            Guests::Vms => ", read inside each VM",
+        }
     );
     println!(
         "  {:<4} {:<6} {:>13} {:>14} {:>14}",

@@ -15,11 +15,34 @@ use sfc_tests::{
     traffic::{spawn_detached_tcp_server, stop_detached_server},
 };
 
-use super::{DEMO_ID, KEPT_SERVER_LIFETIME, SERVER_PID_FILE, WORK_DIR, command, section};
+use super::{
+    DEMO_ID, Guests, KEPT_SERVER_LIFETIME, SERVER_PID_FILE, WORK_DIR, command, section, vms,
+};
 
-/// `--keep`: a web server process for dest (this process's server thread ends with it) and
-/// directions for looking around.
-pub(super) fn keep_running(topo: &Topology, sfc: &Sfc<'_>, chain_path: &Path) -> Result<()> {
+/// `--keep`: directions for looking around, and for namespaces a web server process for dest
+/// (this process's server thread ends with it). VMs go on running by themselves once
+/// [`Topology::keep`] has kept them.
+pub(super) fn keep_running(
+    topo: &Topology,
+    sfc: &Sfc<'_>,
+    chain_path: &Path,
+    guests: Guests,
+) -> Result<()> {
+    match guests {
+        Guests::Namespaces => keep_namespaces_running(topo, sfc, chain_path),
+        Guests::Vms => {
+            section("The demo stays up (--keep)");
+            vms::print_kept(topo);
+            println!("Look around:");
+            let mut lines = vms::look_around(topo);
+            lines.extend(sfc_lines(sfc, chain_path));
+            print_look_around(&lines);
+            Ok(())
+        }
+    }
+}
+
+fn keep_namespaces_running(topo: &Topology, sfc: &Sfc<'_>, chain_path: &Path) -> Result<()> {
     // Only the main thread runs now (the server thread was joined), so forking is sound.
     let dest = SocketAddr::new(IpAddr::V4(DEST_IP), HTTP_PORT);
     let pid = spawn_detached_tcp_server(&topo.dest(), dest, KEPT_SERVER_LIFETIME)?;
@@ -37,30 +60,42 @@ pub(super) fn keep_running(topo: &Topology, sfc: &Sfc<'_>, chain_path: &Path) ->
     );
     println!("Look around:");
     let sf3 = topo.sf(3);
-    let lines = [
+    let mut lines = vec![
         (
             format!("ip netns exec {} curl -s http://{DEST_IP}/", topo.source()),
-            "a request from source",
+            "a request from source".to_owned(),
         ),
         (
             format!("ip netns exec {sf3} tcpdump -ni out port {HTTP_PORT}"),
-            "the blog's tcpdump, on sf3's outgoing interface",
+            "the blog's tcpdump, on sf3's outgoing interface".to_owned(),
         ),
         (
             format!("ip -n {} -s link show in", topo.sf(1)),
-            "sf1's own counters",
-        ),
-        (sfc.command_line(&["stats"]), "sfc's counters"),
-        (
-            sfc.command_line(&["apply", "-f", &chain_path.to_string_lossy()]),
-            "after editing the chain file",
+            "sf1's own counters".to_owned(),
         ),
     ];
+    lines.extend(sfc_lines(sfc, chain_path));
+    print_look_around(&lines);
+    Ok(())
+}
+
+/// The look-around lines about sfc itself: its counters, and applying an edited chain file.
+fn sfc_lines(sfc: &Sfc<'_>, chain_path: &Path) -> [(String, String); 2] {
+    [
+        (sfc.command_line(&["stats"]), "sfc's counters".to_owned()),
+        (
+            sfc.command_line(&["apply", "-f", &chain_path.to_string_lossy()]),
+            "after editing the chain file".to_owned(),
+        ),
+    ]
+}
+
+/// Command lines, each with what it shows, and how to remove it all.
+fn print_look_around(lines: &[(String, String)]) {
     for (line, what) in lines {
         println!("    {line}\n        # {what}");
     }
     println!("\nRemove it all:\n    cargo xtask demo --down");
-    Ok(())
 }
 
 pub(super) fn leftover_exists() -> bool {
