@@ -30,14 +30,12 @@ pub struct Step {
 }
 
 /// The blog's resources: PP1..PP3, PG1 = {PP1, PP2}, PG2 = {PP3}, `FC_demo` (TCP from source to
-/// dest port 80, arriving from source's port), PC1 = [PG1, PG2].
+/// dest port 80, arriving from source's port), PC1 = [PG1, PG2]. A port pair of an SF behind
+/// taps (a VM) carries its MACs, as [`Topology::port_pair`]'s does.
 pub fn demo_chain(topo: &Topology) -> ChainFile {
-    let pp = |n: u8| {
-        PortPair::new(
-            &format!("PP{n}"),
-            &topo.hub_dev(End::SfIn(n)),
-            &topo.hub_dev(End::SfOut(n)),
-        )
+    let pp = |n: u8| PortPair {
+        name: format!("PP{n}"),
+        ..topo.port_pair(n)
     };
     ChainFile {
         port_pairs: SFS.iter().map(|&n| pp(n)).collect(),

@@ -27,24 +27,28 @@
 //!   hub, its `in` and `out` NICs behind hub taps named as the other ends' hub sides, bridged the
 //!   same way; the guest gets the sysctls, addresses, static neighbours and routes the SF's
 //!   namespace would get (from its kernel command line), and its counters are read inside it.
-//!   It has no namespace of its own.
+//!   It has no namespace of its own. [`TopologyConfig::vm_endpoints`] makes source and dest VMs
+//!   too (dest with a web server), and [`TopologyConfig::keepable_vms`] lets
+//!   [`Topology::keep`] leave the VMs running (`topology/vms.rs`).
 //!
-//! The address plan (every endpoint interface's names, addresses and MACs) is [`End`], in
-//! `topology/plan.rs`; the veths, addresses, neighbours and sysctls come from [`crate::link`]
+//! The address plan (every endpoint interface's names, addresses and MACs) is [`End`], who holds
+//! it is [`Role`], both in `topology/plan.rs`; the veths, addresses, neighbours and sysctls come from [`crate::link`]
 //! and [`crate::sysctl`], which the bench's own topology (`xtask`) is built from too.
 
 mod plan;
+mod vms;
 
 use std::{
     collections::BTreeMap,
     net::IpAddr,
+    path::{Path, PathBuf},
     sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, Result, bail};
 
-pub use self::plan::{DEST_IP, DEST_IP6, End, PREFIX_LEN, PREFIX6_LEN, SOURCE_IP, SOURCE_IP6, SUBNET6};
+pub use self::plan::{DEST_IP, DEST_IP6, End, PREFIX_LEN, PREFIX6_LEN, Role, SOURCE_IP, SOURCE_IP6, SUBNET6};
 use crate::{
     chain::{ChainFile, FlowClassifier, PortChain, PortPair, PortPairGroup},
     counters::{Counters, LinkStats},
@@ -52,7 +56,7 @@ use crate::{
     netns::{self, NetNsGroup, ip_in},
     sysctl,
     tap::TapPump,
-    vm::{Vm, VmSpec},
+    vm::{self, Vm},
 };
 
 /// The bridge inside the hub namespace.
@@ -84,6 +88,12 @@ pub struct TopologyConfig {
     pub taps: Vec<End>,
     /// Service functions that are qemu VMs on two hub taps instead of namespaces.
     pub vms: Vec<u8>,
+    /// `Some(port)`: source and dest are qemu VMs on one hub tap each, and dest's web server
+    /// (busybox httpd, answering [`crate::traffic::WELCOME`]) listens on `port`.
+    pub vm_endpoints: Option<u16>,
+    /// VMs that [`Topology::keep`] can leave running, their files (console, shell socket) in
+    /// directories under this one ([`crate::vm::VmSpec::keepable`]).
+    pub keepable_vms: Option<PathBuf>,
 }
 
 impl TopologyConfig {
@@ -96,6 +106,8 @@ impl TopologyConfig {
             hub: None,
             taps: Vec::new(),
             vms: Vec::new(),
+            vm_endpoints: None,
+            keepable_vms: None,
         }
     }
 
@@ -103,6 +115,21 @@ impl TopologyConfig {
     #[must_use]
     pub fn vms(mut self, sfs: &[u8]) -> Self {
         self.vms.extend_from_slice(sfs);
+        self
+    }
+
+    /// Makes source and dest qemu VMs, dest serving HTTP on `web_port` (see
+    /// [`TopologyConfig::vm_endpoints`]).
+    #[must_use]
+    pub fn vm_endpoints(mut self, web_port: u16) -> Self {
+        self.vm_endpoints = Some(web_port);
+        self
+    }
+
+    /// VMs that can be kept, their files under `dir` (see [`TopologyConfig::keepable_vms`]).
+    #[must_use]
+    pub fn keepable_vms(mut self, dir: &Path) -> Self {
+        self.keepable_vms = Some(dir.to_owned());
         self
     }
 
@@ -146,6 +173,14 @@ impl TopologyConfig {
     }
 }
 
+/// What [`Topology::remove_by_id`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// The VMs stopped, by name.
+    pub vms: Vec<String>,
+    pub namespaces: Vec<String>,
+}
+
 /// A built topology; dropping it deletes every namespace it made (and with them every veth).
 #[derive(Debug)]
 pub struct Topology {
@@ -158,27 +193,44 @@ pub struct Topology {
     /// Ends behind a tap, and the pumps that carry them (stopped before the namespaces go).
     taps: Vec<End>,
     pumps: std::sync::Mutex<Vec<(End, TapPump)>>,
-    /// Service functions that are VMs, and the VMs once started (stopped before the namespaces
-    /// go, their taps with them).
-    vm_sfs: Vec<u8>,
-    vms: BTreeMap<u8, Vm>,
+    /// Who is a VM (source and dest first), and the VMs once started, in that order (stopped
+    /// before the namespaces go, their taps with them).
+    vm_roles: Vec<Role>,
+    vms: Vec<(Role, Vm)>,
+    /// The web server port of a VM dest.
+    web_port: Option<u16>,
+    /// Where keepable VMs keep their files.
+    keepable_vms: Option<PathBuf>,
     /// In creation order, hub first (when this topology owns it).
     namespaces: NetNsGroup,
 }
 
 impl Topology {
     fn build(config: TopologyConfig) -> Result<Topology> {
+        let mut topo = Topology::from_config(config)?;
+        topo.create()
+            .with_context(|| format!("build topology {}", topo.id))?;
+        Ok(topo)
+    }
+
+    /// The topology `config` describes, checked; nothing is created yet.
+    fn from_config(config: TopologyConfig) -> Result<Topology> {
         if let Some(&bad) = config.sfs.iter().find(|&&n| !(1..=9).contains(&n)) {
             bail!("service function numbers are 1..=9, got {bad}");
         }
         if let Some(&bad) = config.vms.iter().find(|n| !config.sfs.contains(n)) {
             bail!("VM sf{bad} is not one of the service functions {:?}", config.sfs);
         }
-        if !config.vms.is_empty() && config.ipv6 {
-            // busybox has `arp -s` but no `ip neigh add`: no static IPv6 neighbours in a VM.
-            bail!("VM service functions are IPv4 only");
+        let mut vm_roles = Vec::new();
+        if config.vm_endpoints.is_some() {
+            vm_roles.extend([Role::Source, Role::Dest]);
         }
-        if let Some(bad) = config.taps.iter().find(|e| matches!(e, End::SfIn(n) | End::SfOut(n) if config.vms.contains(n))) {
+        vm_roles.extend(config.sfs.iter().filter(|n| config.vms.contains(n)).map(|&n| Role::Sf(n)));
+        if !vm_roles.is_empty() && config.ipv6 {
+            // busybox has `arp -s` but no `ip neigh add`: no static IPv6 neighbours in a VM.
+            bail!("VMs are IPv4 only");
+        }
+        if let Some(bad) = config.taps.iter().find(|e| vm_roles.contains(&e.owner())) {
             bail!("{bad} is a VM's NIC, it cannot also be a pumped tap");
         }
         let id = match config.id {
@@ -193,7 +245,7 @@ impl Topology {
         {
             bail!("topology id {id:?}: 1..={MAX_ID_LEN} lowercase letters or digits");
         }
-        let mut topo = Topology {
+        Ok(Topology {
             id,
             sfs: config.sfs,
             ipv6: config.ipv6,
@@ -201,22 +253,21 @@ impl Topology {
             shared_hub: config.hub,
             taps: config.taps,
             pumps: std::sync::Mutex::default(),
-            vm_sfs: config.vms,
-            vms: BTreeMap::new(),
+            vm_roles,
+            vms: Vec::new(),
+            web_port: config.vm_endpoints,
+            keepable_vms: config.keepable_vms,
             namespaces: NetNsGroup::default(),
-        };
-        topo.create()
-            .with_context(|| format!("build topology {}", topo.id))?;
-        Ok(topo)
+        })
     }
 
     fn create(&mut self) -> Result<()> {
         let hub = self.hub();
-        let mut roles = vec!["hub".to_owned(), "source".to_owned(), "dest".to_owned()];
+        let mut roles = vec!["hub".to_owned()];
         if self.shared_hub.is_some() {
-            roles.remove(0);
+            roles.clear();
         }
-        roles.extend(self.sfs.iter().filter(|n| !self.vm_sfs.contains(n)).map(|n| format!("sf{n}")));
+        roles.extend(self.namespace_roles().iter().map(Role::to_string));
         for role in &roles {
             self.namespaces.create(&self.ns(role))?;
         }
@@ -239,15 +290,15 @@ impl Topology {
         )?;
         link::up(&hub, &self.bridge())?;
         // Every VM starts (its taps appear) before anything is plugged; they boot meanwhile.
-        for n in self.vm_sfs.clone() {
-            let vm = Vm::start(self.vm_spec(n))?;
-            self.vms.insert(n, vm);
+        for who in self.vm_roles.clone() {
+            let vm = Vm::start(self.vm_spec(who))?;
+            self.vms.push((who, vm));
         }
         for end in self.ends() {
             self.plug(end)?;
         }
         self.neighbours()?;
-        for vm in self.vms.values_mut() {
+        for (_, vm) in &mut self.vms {
             vm.wait_ready()?;
         }
         if self.ipv6 {
@@ -256,33 +307,6 @@ impl Topology {
         Ok(())
     }
 
-    /// Service function `n` as a VM: on the hub's taps for its ends, configured as its namespace
-    /// would be ([`Topology::sysctls`], [`Topology::sf_neighbours`], [`Topology::sf_routes`]).
-    fn vm_spec(&self, n: u8) -> VmSpec {
-        let role = format!("sf{n}");
-        let mut spec = VmSpec::new(&format!("{}-{role}", self.id)).in_netns(&self.hub()).sysctls(&self.sysctls(&role));
-        for end in [End::SfIn(n), End::SfOut(n)] {
-            let (addr, len) = end.addr();
-            spec = spec
-                .nic(&self.hub_dev(end), end.mac(), end.dev())
-                .sysctls(&sysctl::open_interface_settings(end.dev()))
-                .addr(end.dev(), addr.into(), len);
-        }
-        for (nic, to) in self.sf_neighbours(n) {
-            spec = spec.neighbour(nic.dev(), to.addr().0, to.mac());
-        }
-        for (prefix, nic) in self.sf_routes(n) {
-            spec = spec.route(&prefix, nic.dev(), None);
-        }
-        spec
-    }
-
-    /// Whether `end` is a NIC of a VM.
-    fn is_vm_end(&self, end: End) -> bool {
-        matches!(end, End::SfIn(n) | End::SfOut(n) if self.vm_sfs.contains(&n))
-    }
-
-    /// The sysctls of namespace `role`, before any interface exists in it.
     fn configure(&self, role: &str) -> Result<()> {
         netns::sysctls(&self.ns(role), &self.sysctls(role))
     }
@@ -371,34 +395,53 @@ impl Topology {
             }
             Ok(())
         };
-        neigh(&self.source(), "eth0", End::Dest)?;
-        neigh(&self.dest(), "eth0", End::Source)?;
-        for &n in self.sfs.iter().filter(|n| !self.vm_sfs.contains(n)) {
-            let sf = self.sf(n);
-            for (nic, to) in self.sf_neighbours(n) {
-                neigh(&sf, nic.dev(), to)?;
+        for who in self.namespace_roles() {
+            let ns = self.ns(&who.to_string());
+            for (nic, to) in self.static_neighbours(who) {
+                neigh(&ns, nic.dev(), to)?;
             }
-            for (prefix, nic) in self.sf_routes(n) {
-                ip_in(&sf, &["route", "replace", &prefix, "dev", nic.dev()])?;
+            for (prefix, nic) in self.routes(who) {
+                ip_in(&ns, &["route", "replace", &prefix, "dev", nic.dev()])?;
             }
         }
         Ok(())
     }
 
-    /// SF `n`'s static neighbours: (its interface, whom).
-    fn sf_neighbours(&self, n: u8) -> Vec<(End, End)> {
-        let mut neighbours = vec![(End::SfOut(n), End::Dest), (End::SfOut(n), End::Source)];
-        if self.symmetric_routing {
-            // Replies to source enter through `out` and must leave through `in`.
-            neighbours.push((End::SfIn(n), End::Source));
-        }
-        neighbours
+    /// Every endpoint's role: source, dest, then the service functions.
+    fn roles(&self) -> Vec<Role> {
+        let mut roles = vec![Role::Source, Role::Dest];
+        roles.extend(self.sfs.iter().map(|&n| Role::Sf(n)));
+        roles
     }
 
-    /// SF `n`'s routes beyond its connected subnet: (prefix, its interface).
-    fn sf_routes(&self, n: u8) -> Vec<(String, End)> {
+    /// The roles that are namespaces (not VMs).
+    fn namespace_roles(&self) -> Vec<Role> {
+        self.roles().into_iter().filter(|r| !self.vm_roles.contains(r)).collect()
+    }
+
+    /// `who`'s static neighbours: (its interface, whom).
+    fn static_neighbours(&self, who: Role) -> Vec<(End, End)> {
+        match who {
+            Role::Source => vec![(End::Source, End::Dest)],
+            Role::Dest => vec![(End::Dest, End::Source)],
+            Role::Sf(n) => {
+                let mut neighbours = vec![(End::SfOut(n), End::Dest), (End::SfOut(n), End::Source)];
+                if self.symmetric_routing {
+                    // Replies to source enter through `out` and must leave through `in`.
+                    neighbours.push((End::SfIn(n), End::Source));
+                }
+                neighbours
+            }
+        }
+    }
+
+    /// `who`'s routes beyond its connected subnet: (prefix, its interface). Only an SF of a
+    /// topology with symmetric routing has any.
+    fn routes(&self, who: Role) -> Vec<(String, End)> {
         let mut routes = Vec::new();
-        if self.symmetric_routing {
+        if let Role::Sf(n) = who
+            && self.symmetric_routing
+        {
             routes.push((format!("{SOURCE_IP}/32"), End::SfIn(n)));
             if self.ipv6 {
                 routes.push((format!("{SOURCE_IP6}/128"), End::SfIn(n)));
@@ -451,18 +494,32 @@ impl Topology {
         self.neighbours()
     }
 
-    /// Deletes every namespace of topology `id` (e.g. a kept demo); returns their names.
-    pub fn remove_by_id(id: &str) -> Result<Vec<String>> {
+    /// Removes topology `id` (e.g. a kept demo): stops the VMs running in its namespaces (a
+    /// namespace with a process in it would outlive its deletion), then deletes the namespaces.
+    pub fn remove_by_id(id: &str) -> Result<Removed> {
         let names = netns::list(&format!("{NS_PREFIX}{id}-"));
+        let mut vms = Vec::new();
+        for name in &names {
+            vms.extend(vm::stop_in_netns(name)?);
+        }
         for name in &names {
             netns::delete(name)?;
         }
-        Ok(names)
+        Ok(Removed { vms, namespaces: names })
     }
 
-    /// Leaves everything in place when dropped (`cargo xtask demo --keep`).
-    pub fn keep(mut self) {
+    /// Leaves everything in place when dropped (`cargo xtask demo --keep`): the namespaces and
+    /// the VMs, which must be [`TopologyConfig::keepable_vms`] (checked before anything is
+    /// left: an error removes it all). [`Topology::remove_by_id`] removes them later.
+    pub fn keep(mut self) -> Result<()> {
+        if !self.vms.is_empty() && self.keepable_vms.is_none() {
+            bail!("topology {}: its VMs were not made keepable (TopologyConfig::keepable_vms)", self.id);
+        }
+        for (_, vm) in self.vms.drain(..) {
+            vm.keep()?;
+        }
         self.namespaces.disarm();
+        Ok(())
     }
 
     pub fn id(&self) -> &str {
@@ -491,10 +548,12 @@ impl Topology {
         if self.shared_hub.is_some() { format!("br-{}", self.id) } else { BRIDGE.to_owned() }
     }
 
+    /// Source's namespace (none exists when it is a VM: see [`Topology::vm_for`]).
     pub fn source(&self) -> String {
         self.ns("source")
     }
 
+    /// Dest's namespace (none exists when it is a VM: see [`Topology::vm_for`]).
     pub fn dest(&self) -> String {
         self.ns("dest")
     }
@@ -502,11 +561,6 @@ impl Topology {
     /// Service function `n`'s namespace (none exists for a VM's: see [`Topology::vm`]).
     pub fn sf(&self, n: u8) -> String {
         self.ns(&format!("sf{n}"))
-    }
-
-    /// Service function `n`'s VM, if it is one.
-    pub fn vm(&self, n: u8) -> Option<&Vm> {
-        self.vms.get(&n)
     }
 
     /// The namespace names this topology owns.
@@ -581,9 +635,9 @@ impl Topology {
                 by_ns.entry(self.ns(&end.role())).or_default().push(end);
             }
         }
-        for (&n, vm) in &self.vms {
+        for (who, vm) in &self.vms {
             let all = vm.link_stats()?;
-            for end in [End::SfIn(n), End::SfOut(n)] {
+            for end in who.ends() {
                 let stats = all.get(end.dev()).with_context(|| format!("no interface {} in VM {}", end.dev(), vm.name()))?;
                 links.insert(end, *stats);
             }
@@ -656,61 +710,10 @@ mod tests {
     #[test]
     fn names_fit_ifnamsiz() {
         let id = "a".repeat(MAX_ID_LEN);
-        let topo = Topology {
-            id,
-            sfs: vec![9],
-            ipv6: false,
-            symmetric_routing: false,
-            shared_hub: None,
-            taps: Vec::new(),
-            pumps: std::sync::Mutex::default(),
-            vm_sfs: Vec::new(),
-            vms: BTreeMap::new(),
-            namespaces: NetNsGroup::default(),
-        };
+        let topo = Topology::from_config(TopologyConfig::new(&[9]).id(&id)).unwrap();
         for end in topo.ends() {
             assert!(topo.hub_dev(end).len() <= 15, "{}", topo.hub_dev(end));
         }
-    }
-
-    /// A VM's guest gets what its namespace would: sysctls, addresses, neighbours, routes.
-    #[test]
-    fn a_vm_service_function_is_configured_as_its_namespace_would_be() {
-        let topo = Topology {
-            id: "t1".to_owned(),
-            sfs: vec![3],
-            ipv6: false,
-            symmetric_routing: true,
-            shared_hub: None,
-            taps: Vec::new(),
-            pumps: std::sync::Mutex::default(),
-            vm_sfs: vec![3],
-            vms: BTreeMap::new(),
-            namespaces: NetNsGroup::default(),
-        };
-        let spec = topo.vm_spec(3);
-        assert_eq!(spec.netns.as_deref(), Some("sfc-t1-hub"));
-        let nics: Vec<(&str, &str)> = spec.nics.iter().map(|n| (n.tap.as_str(), n.name.as_str())).collect();
-        assert_eq!(nics, [("t1-s3i", "in"), ("t1-s3o", "out")]);
-        let cmdline = spec.cmdline().unwrap();
-        for param in [
-            "sfcvm.nic=02:5f:c0:13:00:01,in",
-            "sfcvm.nic=02:5f:c0:13:01:01,out",
-            "sfcvm.sysctl=net.ipv4.ip_forward=1",
-            "sfcvm.sysctl=net.ipv4.conf.all.rp_filter=0",
-            "sfcvm.sysctl=net.ipv6.conf.all.disable_ipv6=1",
-            "sfcvm.sysctl=net.ipv4.conf.in.rp_filter=0",
-            "sfcvm.addr=in,198.18.0.31/32",
-            "sfcvm.addr=out,198.18.0.32/24",
-            "sfcvm.neigh=out,198.18.0.2,02:5f:c0:02:00:01",
-            "sfcvm.neigh=out,198.18.0.1,02:5f:c0:01:00:01",
-            "sfcvm.neigh=in,198.18.0.1,02:5f:c0:01:00:01",
-            "sfcvm.route=198.18.0.1/32,in",
-        ] {
-            assert!(cmdline.split(' ').any(|p| p == param), "no {param} in {cmdline}");
-        }
-        let pp = topo.port_pair(3);
-        assert_eq!((pp.ingress_mac, pp.egress_mac), (Some(End::SfIn(3).mac()), Some(End::SfOut(3).mac())));
     }
 
     #[test]

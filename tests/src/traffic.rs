@@ -1,6 +1,7 @@
 //! Traffic inside namespaces, from threads of this process that entered them: a small web
-//! server for `dest` (the blog's "Welcome to dest-vm"), a UDP echo server, and bounded clients.
-//! Every socket operation has a timeout and every loop a bound.
+//! server for `dest` (the blog's "Welcome to dest-vm"), a UDP echo server, and bounded clients;
+//! and the same request loop from inside a VM, with its busybox `wget`. Every socket operation
+//! has a timeout and every loop a bound.
 
 use std::{
     io::{Read, Write},
@@ -16,7 +17,10 @@ use std::{
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::netns::{self, spawn_in_netns};
+use crate::{
+    netns::{self, spawn_in_netns},
+    vm::Vm,
+};
 
 /// What the dest server answers (as the body of an HTTP response to an HTTP request).
 pub const WELCOME: &str = "Welcome to dest-vm\n";
@@ -245,39 +249,89 @@ pub fn tcp_requests_with(
     to: SocketAddr,
     n: usize,
     pace: Duration,
-    mut each: impl FnMut(usize, &Result<String, String>) -> bool + Send,
+    each: impl FnMut(usize, &Result<String, String>) -> bool + Send,
 ) -> Result<TcpOutcome> {
     netns::in_netns(ns, || {
-        let mut out = TcpOutcome::default();
-        let mut streak = Streak::default();
-        for i in 0..n {
-            if i > 0 && !pace.is_zero() {
-                std::thread::sleep(pace);
-            }
-            out.attempted += 1;
-            let result = http_get(to, &mut out.source_ports).map_err(|e| format!("{e:#}"));
-            let ok = match &result {
-                Ok(body) if body == WELCOME => {
-                    out.ok += 1;
-                    true
-                }
-                Ok(body) => {
-                    out.errors
-                        .push(format!("request {i}: unexpected reply {body:?}"));
-                    false
-                }
-                Err(e) => {
-                    out.errors.push(format!("request {i}: {e}"));
-                    false
-                }
-            };
-            let go_on = each(i, &result);
-            if !streak.record(ok) || !go_on {
-                break;
-            }
-        }
-        out
+        request_loop(n, pace, |out| http_get(to, &mut out.source_ports).map_err(|e| format!("{e:#}")), each)
     })
+}
+
+/// How long one `wget` in a VM may take, its own timeout ([`IO_TIMEOUT`]) and a slow
+/// (emulated) guest's process start included.
+const VM_REQUEST_LIMIT: Duration = Duration::from_secs(15);
+
+/// As [`tcp_requests_with`], from VM `vm`: `wget -qO- http://<to>/` through its command shell,
+/// a new connection (and source port) each time. No source ports are recorded. An error only
+/// when the VM's shell fails; a failed `wget` is a failed request.
+pub fn vm_http_requests(
+    vm: &Vm,
+    to: SocketAddr,
+    n: usize,
+    pace: Duration,
+    each: impl FnMut(usize, &Result<String, String>) -> bool,
+) -> Result<TcpOutcome> {
+    let timeout = IO_TIMEOUT.as_secs().max(1);
+    // busybox's `timeout`, not `wget -T`, which segfaults in Debian 12's busybox-static (1.35).
+    let cmd = format!("timeout {timeout} wget -q -O - http://{to}/");
+    let mut shell_error = None;
+    let out = request_loop(
+        n,
+        pace,
+        |_| match vm.exec_status(&cmd, VM_REQUEST_LIMIT) {
+            Ok((0, body)) => Ok(body),
+            Ok((status, output)) => Err(format!("`{cmd}` exited with {status}: {}", output.trim())),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                shell_error = Some(e);
+                Err(msg)
+            }
+        },
+        each,
+    );
+    match shell_error {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Up to `n` requests, `pace` apart, each counted a success when `request` returns the body
+/// [`WELCOME`]; `each(i, result)` after each one, false to stop. Stops after
+/// [`MAX_CONSECUTIVE_FAILURES`] failures in a row.
+fn request_loop(
+    n: usize,
+    pace: Duration,
+    mut request: impl FnMut(&mut TcpOutcome) -> Result<String, String>,
+    mut each: impl FnMut(usize, &Result<String, String>) -> bool,
+) -> TcpOutcome {
+    let mut out = TcpOutcome::default();
+    let mut streak = Streak::default();
+    for i in 0..n {
+        if i > 0 && !pace.is_zero() {
+            std::thread::sleep(pace);
+        }
+        out.attempted += 1;
+        let result = request(&mut out);
+        let ok = match &result {
+            Ok(body) if body == WELCOME => {
+                out.ok += 1;
+                true
+            }
+            Ok(body) => {
+                out.errors
+                    .push(format!("request {i}: unexpected reply {body:?}"));
+                false
+            }
+            Err(e) => {
+                out.errors.push(format!("request {i}: {e}"));
+                false
+            }
+        };
+        let go_on = each(i, &result);
+        if !streak.record(ok) || !go_on {
+            break;
+        }
+    }
+    out
 }
 
 /// One `GET /` over a fresh connection; returns the response body. Pushes the connection's

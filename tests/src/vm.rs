@@ -11,11 +11,13 @@
 //!
 //! A [`Vm`] kills its qemu (SIGTERM, then SIGKILL) and waits for it when dropped, and qemu gets
 //! SIGKILL if the thread that booted it dies first (`PR_SET_PDEATHSIG`), so a killed test run
-//! leaves no VM behind either.
+//! leaves no VM behind either. A VM started [`VmSpec::keepable`] can be left running on purpose
+//! ([`Vm::keep`], `cargo xtask demo --keep`); [`stop_in_netns`] finds and stops it later.
 
 mod accel;
 mod cpio;
 mod image;
+mod kept;
 mod spec;
 
 use std::{
@@ -36,6 +38,7 @@ use tempfile::TempDir;
 pub use self::{
     accel::{ACCEL_ENV, Accel},
     image::{CACHE_ENV, DEFAULT_CACHE, INIT, VmImage, cache_dir},
+    kept::stop_in_netns,
     spec::{DEFAULT_MEMORY_MB, Route, TCG_BOOT_TIMEOUT, VmNic, VmSpec},
 };
 use crate::{counters::LinkStats, netns, pid_name, process::indent};
@@ -72,6 +75,10 @@ pub struct Vm {
     started: Instant,
     booted_in: Option<Duration>,
     shell: Mutex<Option<Shell>>,
+    /// Started [`VmSpec::keepable`]: no death signal, files outside the swept temp directory.
+    keepable: bool,
+    /// [`Vm::keep`] was called: dropping it leaves qemu and its files alone.
+    kept: bool,
 }
 
 /// The connection to the guest's command shell.
@@ -101,10 +108,15 @@ impl Vm {
         };
         let cmdline = spec.cmdline()?;
         sweep_stale_dirs();
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{DIR_PREFIX}-{}-", std::process::id()))
-            .tempdir()
-            .context("VM scratch directory")?;
+        let dir = match &spec.keepable {
+            Some(under) => {
+                std::fs::create_dir_all(under).with_context(|| format!("create {}", under.display()))?;
+                tempfile::Builder::new().prefix(&format!("vm-{}-", spec.name)).tempdir_in(under)
+            }
+            None => tempfile::Builder::new().prefix(&format!("{DIR_PREFIX}-{}-", std::process::id())).tempdir(),
+        }
+        .context("VM scratch directory")?;
+        let keepable = spec.keepable.is_some();
         let log = File::create(dir.path().join("qemu.log"))?;
         let mut cmd = match &spec.netns {
             Some(ns) => {
@@ -132,8 +144,8 @@ impl Vm {
         // SAFETY: between fork and exec only prctl, which is async-signal-safe, runs. The death
         // signal survives `ip netns exec`'s exec of qemu (neither is set-user-ID).
         unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            cmd.pre_exec(move || {
+                if !keepable && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -151,6 +163,8 @@ impl Vm {
             started: Instant::now(),
             booted_in: None,
             shell: Mutex::new(None),
+            keepable,
+            kept: false,
         };
         vm.wait_for_taps()?;
         Ok(vm)
@@ -321,6 +335,18 @@ impl Vm {
         self.dir.path().to_owned()
     }
 
+    /// Leaves the VM running when this process ends, with its files (console, shell socket);
+    /// returns qemu's pid. Only a VM started [`VmSpec::keepable`]: any other dies with the thread
+    /// that started it. [`stop_in_netns`] stops it later.
+    pub fn keep(mut self) -> Result<u32> {
+        if !self.keepable {
+            bail!("VM {}: not started keepable, so qemu dies with the thread that started it", self.name);
+        }
+        self.kept = true;
+        self.dir.disable_cleanup(true);
+        Ok(self.pid())
+    }
+
     /// Stops qemu: SIGTERM, SIGKILL after a grace period; waits for it. Its taps go with it.
     pub fn stop(mut self) -> Result<ExitStatus> {
         self.kill()
@@ -363,6 +389,9 @@ impl Vm {
 
 impl Drop for Vm {
     fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
         if let Err(e) = self.kill() {
             eprintln!("warning: VM {}: stopping qemu (pid {}): {e:#}", self.name, self.child.id());
         }

@@ -26,7 +26,7 @@ use sfc_tests::{
     stream::{STREAM_PORT, SeqStream, StreamSpec},
     topology::{DEST_IP, End},
     traffic::{TcpServer, WELCOME, tcp_requests},
-    vm::{Vm, VmSpec},
+    vm::{Vm, VmSpec, stop_in_netns},
 };
 
 const HOST_NS: &str = "sfcvmh";
@@ -73,7 +73,7 @@ fn a_vm_boots_answers_commands_and_its_taps_go_with_it() {
         .nic("vmtap0", VM_MAC, "eth0")
         .addr("eth0", VM_IP.into(), 24)
         .neighbour("eth0", HOST_IP, [0x02, 0x5f, 0xc0, 0x01, 0x00, 0x02])
-        .http(WELCOME);
+        .http(80, WELCOME);
     let vm = Vm::boot(spec).unwrap_or_else(|e| panic!("{e:#}"));
     let booted = vm.booted_in().expect("booted");
     eprintln!("VM {name} booted in {booted:.1?} ({})", vm.accel());
@@ -107,6 +107,34 @@ fn a_vm_boots_answers_commands_and_its_taps_go_with_it() {
     vm.stop().unwrap_or_else(|e| panic!("{e:#}"));
     assert!(!process_exists(pid), "qemu (pid {pid}) outlived its VM");
     assert!(ip_in(&host, &["link", "show", "dev", "vmtap0"]).is_err(), "the tap outlived its VM");
+}
+
+/// `cargo xtask demo --keep`'s VMs: a kept VM outlives its `Vm` (qemu, its tap, its files in the
+/// directory given), and is found again by its namespace and stopped, its tap with it.
+#[test]
+fn a_kept_vm_runs_on_until_stopped_by_its_namespace() {
+    let (_group, host) = host_namespace();
+    let files = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let name = pid_name::unique("sfcvmkeep");
+    let spec = VmSpec::new(&name).in_netns(&host).nic("vmtap0", VM_MAC, "eth0").keepable(files.path());
+    let vm = Vm::boot(spec).unwrap_or_else(|e| panic!("{e:#}"));
+    let dir = vm.dir();
+    assert!(dir.starts_with(files.path()), "{} is not under {}", dir.display(), files.path().display());
+    let pid = vm.keep().unwrap_or_else(|e| panic!("{e:#}"));
+
+    assert_eq!(qemus_named(&name).len(), 1, "the kept VM (pid {pid}) is not running");
+    assert!(ip_in(&host, &["link", "show", "dev", "vmtap0"]).is_ok(), "the kept VM's tap is gone");
+    assert!(dir.join("console.log").is_file(), "the kept VM's console went");
+
+    assert_eq!(stop_in_netns(&host).unwrap_or_else(|e| panic!("{e:#}")), std::slice::from_ref(&name));
+    assert_eq!(qemus_named(&name), Vec::<String>::new(), "qemu left running");
+    assert!(ip_in(&host, &["link", "show", "dev", "vmtap0"]).is_err(), "the tap outlived the VM");
+    assert_eq!(stop_in_netns(&host).unwrap_or_else(|e| panic!("{e:#}")), Vec::<String>::new());
+
+    // Only a keepable VM can be kept: any other dies with the thread that started it.
+    let plain = Vm::boot(VmSpec::new(&pid_name::unique("sfcvm")).in_netns(&host)).unwrap_or_else(|e| panic!("{e:#}"));
+    let err = plain.keep().expect_err("a VM not started keepable cannot be kept");
+    assert!(format!("{err:#}").contains("not started keepable"), "{err:#}");
 }
 
 /// Boots `spec` expecting a failure; checks it names the console's last lines (`console`) and

@@ -1,41 +1,46 @@
 //! `cargo xtask demo`: the networking-sfc blog's "Service Function Chaining demo with devstack",
-//! replayed in network namespaces instead of devstack VMs.
+//! replayed in network namespaces instead of devstack VMs, or with `--vms` with real qemu VMs.
 //!
 //! The blog routes HTTP from `source_vm` to `dest_vm` through port pair groups PG1 {VM1, VM2}
 //! and PG2 {VM3} (port chain PC1, flow classifier `FC_demo`) and checks with tcpdump on the tap
-//! devices that the service VMs see the packets. Here every VM is a namespace, the compute node
-//! is the `hub` namespace, and instead of tcpdump the service functions' own interface counters
-//! are shown next to sfc's counters, which must agree exactly.
+//! devices that the service VMs see the packets. Here the compute node is the `hub` namespace,
+//! every VM is a namespace or (`--vms`, `demo/vms.rs`) a qemu VM on taps in the hub, and instead
+//! of tcpdump the service functions' own interface counters (read inside each VM) are shown
+//! next to sfc's counters, which must agree exactly.
 //!
 //! The walkthrough is a list of [`Step`]s, each a desired chain state plus which service
 //! functions must then see traffic: the blog's initial chain, then its update sequence (remove
 //! the classifier, keep only PG1, PG1 = {PP2}, restore), each applied by editing the chain file
 //! and re-running `sfc apply`, and each verified with the request loop. The steps live in
 //! `sfc_tests::blog`, which the namespace suite checks too (`tests/update_sequence.rs`).
-//! `--keep` leaves everything up (with a web server process in dest) under the fixed id `demo`,
-//! and `--down` finds and removes it.
+//! `--keep` leaves everything up (with a web server process in dest, or the VMs running) under
+//! the fixed id `demo`, and `--down` finds and removes it (`demo/keep.rs`).
+
+mod keep;
+mod vms;
 
 use std::{
     net::{IpAddr, SocketAddr},
-    os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use sfc_tests::{
     Sfc, Topology, TopologyConfig,
     blog::{self, HTTP_PORT, SFS, SfSeen, Step, group_of},
     chain::{ChainFile, line_diff},
     counters::settled,
-    interrupt, netns,
+    interrupt,
     topology::{DEST_IP, End},
-    traffic::{TcpServer, spawn_detached_tcp_server, stop_detached_server, tcp_requests_with},
+    traffic::{TcpOutcome, TcpServer, tcp_requests_with, vm_http_requests},
 };
+
+use self::keep::{keep_running, leftover_exists, tear_down};
 
 /// Fixed, so that `--down` (and the next run) can find a kept demo.
 const DEMO_ID: &str = "demo";
-/// Chain file and the kept web server's pid file live here.
+/// Chain file, the kept web server's pid file and kept VMs' files live here.
 const WORK_DIR: &str = "/tmp/sfc-demo";
 const CHAIN_FILE: &str = "chains.yaml";
 const SERVER_PID_FILE: &str = "dest-web-server.pid";
@@ -47,7 +52,22 @@ const SHOWN_REPLIES: usize = 3;
 /// How long the web server of a kept demo lives.
 const KEPT_SERVER_LIFETIME: Duration = Duration::from_hours(1);
 
-pub fn run(sfc_bin: &Path, keep: bool, down: bool, mode: &str) -> anyhow::Result<()> {
+/// What the blog's VMs are here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guests {
+    /// Network namespaces: dest's web server and source's requests are threads of this process.
+    Namespaces,
+    /// Real qemu VMs: busybox httpd in dest, busybox wget in source, routers as SFs.
+    Vms,
+}
+
+pub fn run(
+    sfc_bin: &Path,
+    keep: bool,
+    down: bool,
+    mode: &str,
+    guests: Guests,
+) -> anyhow::Result<()> {
     if down {
         return tear_down(sfc_bin);
     }
@@ -57,9 +77,11 @@ pub fn run(sfc_bin: &Path, keep: bool, down: bool, mode: &str) -> anyhow::Result
         tear_down(sfc_bin)?;
         println!();
     }
-    let result = walkthrough(sfc_bin, keep, mode);
+    let result = walkthrough(sfc_bin, keep, mode, guests);
     if interrupt::requested() {
         println!("\nInterrupted: the topology and the datapath have been removed.");
+        // Not the error a VM killed by the same Ctrl-C reported on the way out.
+        return Err(anyhow!("interrupted"));
     }
     result
 }
@@ -83,14 +105,21 @@ impl Drop for WorkDir {
     }
 }
 
-fn walkthrough(sfc_bin: &Path, keep: bool, mode: &str) -> Result<()> {
-    println!("sfc demo: the networking-sfc devstack demo, in network namespaces");
+fn walkthrough(sfc_bin: &Path, keep: bool, mode: &str, guests: Guests) -> Result<()> {
+    println!(
+        "sfc demo: the networking-sfc devstack demo, {}",
+        match guests {
+            Guests::Namespaces => "in network namespaces",
+            Guests::Vms => "with real qemu VMs",
+        }
+    );
     println!(
         "(blog: \"Service Function Chaining demo with devstack\"; sfc is {})",
         sfc_bin.display()
     );
 
-    // Declaration order is cleanup order reversed: web server, datapath, namespaces, files.
+    // Declaration order is cleanup order reversed: web server, datapath, VMs and namespaces,
+    // files.
     let mut work = WorkDir {
         path: PathBuf::from(WORK_DIR),
         keep: false,
@@ -99,40 +128,62 @@ fn walkthrough(sfc_bin: &Path, keep: bool, mode: &str) -> Result<()> {
     let chain_path = work.path.join(CHAIN_FILE);
 
     section("Build the topology");
-    let topo = TopologyConfig::new(&SFS).id(DEMO_ID).build()?;
-    print_topology(&topo);
+    let topo = match guests {
+        Guests::Namespaces => {
+            let topo = TopologyConfig::new(&SFS).id(DEMO_ID).build()?;
+            print_topology(&topo);
+            topo
+        }
+        Guests::Vms => vms::build(keep.then_some(work.path.as_path()))?,
+    };
     interrupt::check()?;
 
     let sfc = Sfc::with_bin(sfc_bin, &topo);
-    let dest = SocketAddr::new(IpAddr::V4(DEST_IP), HTTP_PORT);
-    let web = TcpServer::start(&topo.dest(), dest)?;
-    println!(
-        "\ndest runs a small web server on port {HTTP_PORT} answering \"Welcome to dest-vm\"."
-    );
+    let web = match guests {
+        Guests::Namespaces => {
+            let dest = SocketAddr::new(IpAddr::V4(DEST_IP), HTTP_PORT);
+            let web = TcpServer::start(&topo.dest(), dest)?;
+            println!(
+                "\ndest runs a small web server on port {HTTP_PORT} answering \"Welcome to dest-vm\"."
+            );
+            Some(web)
+        }
+        Guests::Vms => {
+            println!(
+                "\ndest's init started busybox httpd on port {HTTP_PORT}, answering \"Welcome to \
+                 dest-vm\"."
+            );
+            None
+        }
+    };
 
     let mut failures = Vec::new();
     let mut previous: Option<ChainFile> = None;
     for (i, step) in steps(&topo).into_iter().enumerate() {
         interrupt::check()?;
         let update = previous.as_ref().map(|p| (p, i == 1));
-        failures.extend(run_step(&topo, &sfc, &chain_path, update, &step, mode)?);
+        failures.extend(run_step(&topo, &sfc, &chain_path, update, &step, mode, guests)?);
         previous = Some(step.chain);
     }
 
     if keep {
         drop(web);
-        keep_running(&topo, &sfc, &chain_path)?;
+        keep_running(&topo, &sfc, &chain_path, guests)?;
         work.keep = true;
         sfc.keep();
-        topo.keep();
+        topo.keep()?;
     } else {
         section("Clean up");
         command(&sfc.command_line(&["down"]));
         print_output(&sfc.try_run(&["down"])?);
         drop(web);
         let namespaces = topo.namespaces().join(" ");
+        let vms: Vec<String> = topo.vms().map(|(_, vm)| vm.name().to_owned()).collect();
         drop(sfc);
         drop(topo);
+        if !vms.is_empty() {
+            println!("stopped the VMs {} (qemu)", vms.join(" "));
+        }
         println!("removed the namespaces {namespaces} and {WORK_DIR}");
         println!("(`cargo xtask demo --keep` leaves everything up to look around)");
     }
@@ -189,6 +240,7 @@ fn run_step(
     update: Option<(&ChainFile, bool)>,
     step: &Step,
     mode: &str,
+    guests: Guests,
 ) -> Result<Vec<String>> {
     section(step.title);
     println!("The blog:");
@@ -235,7 +287,7 @@ fn run_step(
     interrupt::check()?;
 
     let before = (topo.counters()?, sfc.try_stats()?.packets_by_port_pair());
-    request_loop(topo)?;
+    request_loop(topo, guests)?;
     let (after, stats) = settled(Duration::from_secs(3), Duration::from_millis(150), || {
         Ok((topo.counters()?, sfc.try_stats()?))
     })?;
@@ -246,27 +298,45 @@ fn run_step(
     command(&sfc.command_line(&["stats"]));
     print_output(&sfc.try_run(&["stats"])?);
 
-    Ok(sf_table(step, &seen))
+    Ok(sf_table(step, &seen, guests))
 }
 
-/// The blog's `while true; do curl ...; done`, bounded.
-fn request_loop(topo: &Topology) -> Result<()> {
+/// The blog's `while true; do curl ...; done`, bounded: from source's namespace, or with wget
+/// inside the source VM.
+fn request_loop(topo: &Topology, guests: Guests) -> Result<()> {
     println!(
         "\nThe request loop, {REQUESTS} HTTP requests from source to dest, one connection each"
     );
-    command(&format!(
-        "for i in $(seq {REQUESTS}); do ip netns exec {} curl -s http://{DEST_IP}/; done",
-        topo.source()
-    ));
     let dest = SocketAddr::new(IpAddr::V4(DEST_IP), HTTP_PORT);
-    let outcome = tcp_requests_with(&topo.source(), dest, REQUESTS, REQUEST_PACE, |i, reply| {
+    let show = |i: usize, reply: &Result<String, String>| {
         match reply {
             Ok(body) if i < SHOWN_REPLIES => print!("    {body}"),
-            Ok(_) => {}
-            Err(e) => println!("    request {i} failed: {e}"),
+            // A Ctrl-C kills the VMs too: their requests fail for that reason alone.
+            Err(e) if !interrupt::requested() => println!("    request {i} failed: {e}"),
+            Ok(_) | Err(_) => {}
         }
         !interrupt::requested()
-    })?;
+    };
+    let outcome: TcpOutcome = match guests {
+        Guests::Namespaces => {
+            command(&format!(
+                "for i in $(seq {REQUESTS}); do ip netns exec {} curl -s http://{DEST_IP}/; done",
+                topo.source()
+            ));
+            tcp_requests_with(&topo.source(), dest, REQUESTS, REQUEST_PACE, show)?
+        }
+        Guests::Vms => {
+            let vm = topo.vm_for(End::Source).context("source is not a VM")?;
+            println!(
+                "(busybox wget inside {}: one command each on its serial shell)",
+                vm.name()
+            );
+            command(&format!(
+                "for i in $(seq {REQUESTS}); do wget -qO- http://{DEST_IP}/; done"
+            ));
+            vm_http_requests(vm, dest, REQUESTS, REQUEST_PACE, show)?
+        }
+    };
     interrupt::check()?;
     let more = outcome.ok.saturating_sub(SHOWN_REPLIES);
     if more > 0 {
@@ -285,10 +355,14 @@ fn request_loop(topo: &Topology) -> Result<()> {
 
 /// Prints, per SF, its interface counters next to what sfc sent it, and checks them against
 /// the step's expectation; returns the failed checks.
-fn sf_table(step: &Step, seen: &[SfSeen]) -> Vec<String> {
+fn sf_table(step: &Step, seen: &[SfSeen], guests: Guests) -> Vec<String> {
     println!(
         "\nWhat the service functions saw (the blog ran tcpdump on their tap devices; these are \
-         their own\ninterface counters for this request loop, and what sfc counted into each):\n"
+         their own\ninterface counters for this request loop{}, and what sfc counted into each):\n",
+        match guests {
+            Guests::Namespaces => "",
+            Guests::Vms => ", read inside each VM",
+        }
     );
     println!(
         "  {:<4} {:<6} {:>13} {:>14} {:>14}",
@@ -340,134 +414,15 @@ fn sf_table(step: &Step, seen: &[SfSeen]) -> Vec<String> {
     failures
 }
 
-/// `--keep`: a web server process for dest (this process's server thread ends with it) and
-/// directions for looking around.
-fn keep_running(topo: &Topology, sfc: &Sfc<'_>, chain_path: &Path) -> Result<()> {
-    // Only the main thread runs now (the server thread was joined), so forking is sound.
-    let dest = SocketAddr::new(IpAddr::V4(DEST_IP), HTTP_PORT);
-    let pid = spawn_detached_tcp_server(&topo.dest(), dest, KEPT_SERVER_LIFETIME)?;
-    let pid_file = Path::new(WORK_DIR).join(SERVER_PID_FILE);
-    if let Err(e) = std::fs::write(&pid_file, format!("{pid}\n")) {
-        // Without its pid file `--down` could not find it: don't leave it running.
-        stop_detached_server(pid);
-        return Err(e).with_context(|| format!("write {}", pid_file.display()));
-    }
-
-    section("The demo stays up (--keep)");
-    println!(
-        "dest's web server is now process {pid} (it stops by itself after {} minutes).\n",
-        KEPT_SERVER_LIFETIME.as_secs() / 60
-    );
-    println!("Look around:");
-    let sf3 = topo.sf(3);
-    let lines = [
-        (
-            format!("ip netns exec {} curl -s http://{DEST_IP}/", topo.source()),
-            "a request from source",
-        ),
-        (
-            format!("ip netns exec {sf3} tcpdump -ni out port {HTTP_PORT}"),
-            "the blog's tcpdump, on sf3's outgoing interface",
-        ),
-        (
-            format!("ip -n {} -s link show in", topo.sf(1)),
-            "sf1's own counters",
-        ),
-        (sfc.command_line(&["stats"]), "sfc's counters"),
-        (
-            sfc.command_line(&["apply", "-f", &chain_path.to_string_lossy()]),
-            "after editing the chain file",
-        ),
-    ];
-    for (line, what) in lines {
-        println!("    {line}\n        # {what}");
-    }
-    println!("\nRemove it all:\n    cargo xtask demo --down");
-    Ok(())
-}
-
-fn leftover_exists() -> bool {
-    !netns::list(&format!("sfc-{DEMO_ID}-")).is_empty()
-        || Path::new(sfc_tests::sfc::PIN_ROOT)
-            .join(format!("sfc-{DEMO_ID}-hub"))
-            .exists()
-        || Path::new(WORK_DIR).exists()
-}
-
-/// Removes a kept demo: datapath, web server process, namespaces, files.
-fn tear_down(sfc_bin: &Path) -> Result<()> {
-    let hub = format!("sfc-{DEMO_ID}-hub");
-    let sfc = Sfc::for_netns(sfc_bin, &hub);
-    let mut removed = Vec::new();
-    if sfc.pin_dir().exists() {
-        command(&sfc.command_line(&["down"]));
-        if let Err(e) = sfc.try_run(&["down"]) {
-            println!("warning: {e:#}");
-        }
-        if sfc.pin_dir().exists() {
-            std::fs::remove_dir_all(sfc.pin_dir())
-                .with_context(|| format!("remove {}", sfc.pin_dir().display()))?;
-        }
-        removed.push(format!(
-            "the datapath (pins in {})",
-            sfc.pin_dir().display()
-        ));
-    }
-    if let Some(pid) = stop_kept_server()? {
-        removed.push(format!("dest's web server (process {pid})"));
-    }
-    let namespaces = Topology::remove_by_id(DEMO_ID)?;
-    if !namespaces.is_empty() {
-        removed.push(format!("the namespaces {}", namespaces.join(" ")));
-    }
-    if Path::new(WORK_DIR).exists() {
-        std::fs::remove_dir_all(WORK_DIR).with_context(|| format!("remove {WORK_DIR}"))?;
-        removed.push(WORK_DIR.to_owned());
-    }
-    if removed.is_empty() {
-        println!("No kept demo found: nothing to remove.");
-    } else {
-        println!("Removed {}.", removed.join(", "));
-    }
-    Ok(())
-}
-
-/// Stops the web server a kept demo left, if its pid file names a live process that is ours:
-/// the same executable as this one, or a process inside the demo's dest namespace.
-fn stop_kept_server() -> Result<Option<i32>> {
-    let pid_file = Path::new(WORK_DIR).join(SERVER_PID_FILE);
-    let Ok(text) = std::fs::read_to_string(&pid_file) else {
-        return Ok(None);
-    };
-    let pid: i32 = text
-        .trim()
-        .parse()
-        .with_context(|| format!("{}: not a pid: {text:?}", pid_file.display()))?;
-    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-    let same_exe = std::fs::read_link(proc_dir.join("exe")).ok() == std::env::current_exe().ok();
-    let dest_ns = netns::path(&format!("sfc-{DEMO_ID}-dest"));
-    let in_dest = match (
-        std::fs::metadata(&dest_ns),
-        std::fs::metadata(proc_dir.join("ns/net")),
-    ) {
-        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-        _ => false,
-    };
-    if !(same_exe || in_dest) {
-        return Ok(None);
-    }
-    Ok(stop_detached_server(pid).then_some(pid))
-}
-
-fn section(title: &str) {
+pub(super) fn section(title: &str) {
     println!("\n== {title} ==\n");
 }
 
-fn command(line: &str) {
+pub(super) fn command(line: &str) {
     println!("$ {line}");
 }
 
-fn print_output(out: &str) {
+pub(super) fn print_output(out: &str) {
     for line in out.lines() {
         println!("    {line}");
     }

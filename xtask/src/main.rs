@@ -34,6 +34,10 @@ enum Command {
     },
     /// Set up, build, create a namespace topology, apply a chain, send traffic, show counters.
     Demo {
+        /// The blog's VMs as real qemu VMs (source, dest, three service functions) on taps,
+        /// not namespaces.
+        #[arg(long)]
+        vms: bool,
         /// Leave the topology and the datapath in place afterwards.
         #[arg(long)]
         keep: bool,
@@ -70,7 +74,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Test { args } => test::run(&args),
-        Command::Demo { keep, down, mode } => demo::run(&build_cmd::sfc_binary(false)?, keep, down, &mode),
+        Command::Demo { vms, keep, down, mode } => {
+            let guests = if vms { demo::Guests::Vms } else { demo::Guests::Namespaces };
+            demo::run(&build_cmd::sfc_binary(false)?, keep, down, &mode, guests)
+        }
         Command::Bench(opts) => bench::run(&opts),
     }
 }

@@ -15,6 +15,37 @@ pub const PREFIX6_LEN: u8 = 64;
 /// The one IPv6 subnet of a topology.
 pub const SUBNET6: &str = "fd00:5fc::/64";
 
+/// Who holds endpoint interfaces: a namespace of that name, or a VM ([`super::TopologyConfig::vms`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Source,
+    Dest,
+    /// Service function `n`.
+    Sf(u8),
+}
+
+impl Role {
+    /// Its interfaces.
+    pub fn ends(self) -> Vec<End> {
+        match self {
+            Role::Source => vec![End::Source],
+            Role::Dest => vec![End::Dest],
+            Role::Sf(n) => vec![End::SfIn(n), End::SfOut(n)],
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    /// `source`, `dest`, `sf<n>`: what namespace and VM names end with.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Role::Source => f.write_str("source"),
+            Role::Dest => f.write_str("dest"),
+            Role::Sf(n) => write!(f, "sf{n}"),
+        }
+    }
+}
+
 /// One endpoint-side interface and the bridge port facing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum End {
@@ -36,13 +67,18 @@ impl End {
         }
     }
 
+    /// Who holds this interface.
+    pub fn owner(self) -> Role {
+        match self {
+            End::Source => Role::Source,
+            End::Dest => Role::Dest,
+            End::SfIn(n) | End::SfOut(n) => Role::Sf(n),
+        }
+    }
+
     /// Short name of the namespace role: `source`, `dest`, `sf<n>`.
     pub fn role(self) -> String {
-        match self {
-            End::Source => "source".to_owned(),
-            End::Dest => "dest".to_owned(),
-            End::SfIn(n) | End::SfOut(n) => format!("sf{n}"),
-        }
+        self.owner().to_string()
     }
 
     /// The hub-side name after the topology's id: `<id>-<suffix>`.

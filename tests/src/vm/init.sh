@@ -11,7 +11,7 @@
 #   sfcvm.addr=NIC,ADDR/LEN      IPv4 or IPv6
 #   sfcvm.neigh=NIC,IPV4,MAC     permanent neighbour (busybox has `arp -s`, no `ip neigh add`)
 #   sfcvm.route=PREFIX,NIC[,VIA] `ip route replace`
-#   sfcvm.http=TEXT              httpd on port 80 answering TEXT (percent-encoded) at /
+#   sfcvm.http=PORT,TEXT         httpd on PORT answering TEXT (percent-encoded) at /
 
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 fail() {
@@ -83,7 +83,7 @@ for r in $routes; do
     ip route replace "$1" dev "$2" ${3:+via "$3"} || fail "route $r"
 done
 if [ -n "$http" ]; then
-    mkdir -p /www && httpd -d "$http" >/www/index.html && httpd -p 80 -h /www || fail "httpd"
+    mkdir -p /www && httpd -d "${http#*,}" >/www/index.html && httpd -p "${http%%,*}" -h /www || fail "httpd $http"
 fi
 
 # The host's command shell (tests/src/vm.rs, Vm::exec): raw, no echo; commands read through a

@@ -4,6 +4,7 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr},
+    path::{Path, PathBuf},
     time::Duration,
 };
 
@@ -52,8 +53,8 @@ pub struct VmSpec {
     /// Permanent IPv4 neighbours: (NIC, address, MAC).
     pub neighbours: Vec<(String, Ipv4Addr, [u8; 6])>,
     pub routes: Vec<Route>,
-    /// busybox httpd on port 80 answers this at `/`.
-    pub http: Option<String>,
+    /// busybox httpd answers this text at `/` on this port.
+    pub http: Option<(u16, String)>,
     pub memory_mb: u32,
     /// How long until `SFCVM-READY` before the boot counts as failed.
     pub boot_timeout: Duration,
@@ -61,6 +62,9 @@ pub struct VmSpec {
     pub accel: Option<Accel>,
     /// Raw kernel parameters after the VM's own (later ones win), e.g. to break a boot on purpose.
     pub append: Vec<String>,
+    /// `Some(dir)`: [`super::Vm::keep`] may leave the VM running after this process ends (see
+    /// [`VmSpec::keepable`]); its files go into a directory under `dir`.
+    pub keepable: Option<PathBuf>,
 }
 
 impl VmSpec {
@@ -78,6 +82,7 @@ impl VmSpec {
             boot_timeout: TCG_BOOT_TIMEOUT,
             accel: None,
             append: Vec::new(),
+            keepable: None,
         }
     }
 
@@ -119,10 +124,10 @@ impl VmSpec {
         self
     }
 
-    /// busybox httpd on port 80 answering `text` (e.g. the blog's "Welcome to dest-vm").
+    /// busybox httpd on `port` answering `text` (e.g. the blog's "Welcome to dest-vm").
     #[must_use]
-    pub fn http(mut self, text: &str) -> Self {
-        self.http = Some(text.to_owned());
+    pub fn http(mut self, port: u16, text: &str) -> Self {
+        self.http = Some((port, text.to_owned()));
         self
     }
 
@@ -141,6 +146,18 @@ impl VmSpec {
     #[must_use]
     pub fn accel(mut self, accel: Accel) -> Self {
         self.accel = Some(accel);
+        self
+    }
+
+    /// A VM that [`super::Vm::keep`] can leave running after this process ends (`cargo xtask
+    /// demo --keep`): qemu does not get the death signal that otherwise ends it with the thread
+    /// that started it, and its files (console, shell socket) go into a fresh directory under
+    /// `files_under`, not into the temporary directory whose leftovers the next run sweeps.
+    /// Until kept it is stopped when dropped, as any VM; a process killed before that leaves it
+    /// running, to be found by its namespace ([`super::stop_in_netns`]).
+    #[must_use]
+    pub fn keepable(mut self, files_under: &Path) -> Self {
+        self.keepable = Some(files_under.to_owned());
         self
     }
 
@@ -186,8 +203,8 @@ impl VmSpec {
             fields.extend(via.as_deref());
             p.push(param("route", &fields)?);
         }
-        if let Some(text) = &self.http {
-            p.push(format!("sfcvm.http={}", percent_encode(text)));
+        if let Some((port, text)) = &self.http {
+            p.push(format!("sfcvm.http={port},{}", percent_encode(text)));
         }
         Ok(p)
     }
@@ -230,14 +247,14 @@ mod tests {
             .neighbour("out", Ipv4Addr::new(198, 18, 0, 2), [2, 0x5f, 0xc0, 2, 0, 1])
             .route("198.18.0.1/32", "in", None)
             .route("0.0.0.0/0", "out", Some("198.18.0.2".parse().unwrap()))
-            .http("Welcome to dest-vm\n")
+            .http(8080, "Welcome to dest-vm\n")
             .append("quiet");
         assert_eq!(
             spec.cmdline().unwrap(),
             "console=ttyS0 panic=-1 sfcvm.hostname=sf1 sfcvm.nic=02:5f:c0:11:00:01,in \
              sfcvm.sysctl=net.ipv4.ip_forward=1 sfcvm.addr=in,198.18.0.11/32 \
              sfcvm.neigh=out,198.18.0.2,02:5f:c0:02:00:01 sfcvm.route=198.18.0.1/32,in \
-             sfcvm.route=0.0.0.0/0,out,198.18.0.2 sfcvm.http=Welcome%20to%20dest-vm%0A quiet"
+             sfcvm.route=0.0.0.0/0,out,198.18.0.2 sfcvm.http=8080,Welcome%20to%20dest-vm%0A quiet"
         );
     }
 
