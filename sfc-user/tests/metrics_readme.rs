@@ -25,7 +25,8 @@ fn snapshot() -> Snapshot {
     }
 }
 
-/// Series name -> (type, label names), from the exposition.
+/// Series name -> (type, label names), from the exposition (a counter's series is its samples'
+/// name, `_total`; a histogram's is its family's name).
 fn served() -> BTreeMap<String, (String, BTreeSet<String>)> {
     let text = render(&snapshot());
     let mut types = BTreeMap::new();
@@ -39,10 +40,19 @@ fn served() -> BTreeMap<String, (String, BTreeSet<String>)> {
             out.insert(series, (kind.to_owned(), BTreeSet::new()));
         } else if !line.starts_with('#') {
             let (name, rest) = line.split_at(line.find(['{', ' ']).unwrap());
-            let labels = out.get_mut(name).unwrap_or_else(|| panic!("sample of an untyped series: {line}"));
+            // A histogram's samples are `<family>_bucket{...,le}`, `_sum` and `_count`: the
+            // series a README row names is the family, its labels those besides `le`.
+            let series = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix).filter(|f| types.get(*f).is_some_and(|k| k == "histogram")))
+                .unwrap_or(name);
+            let labels = out.get_mut(series).unwrap_or_else(|| panic!("sample of an untyped series: {line}"));
             if let Some(inner) = rest.strip_prefix('{') {
                 for pair in inner.split("\",") {
-                    labels.1.insert(pair.split_once('=').unwrap().0.to_owned());
+                    let label = pair.split_once('=').unwrap().0;
+                    if label != "le" {
+                        labels.1.insert(label.to_owned());
+                    }
                 }
             }
         }
