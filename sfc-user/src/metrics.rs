@@ -3,12 +3,13 @@
 //! this only renders it. The counter values are exactly those of `sfc stats --json` (the
 //! snapshot carries that very `Stats`). Counters are registered without their `_total` suffix,
 //! which the format adds to each sample: `# TYPE sfc_hop_packets counter` heads the samples
-//! `sfc_hop_packets_total{...}`.
+//! `sfc_hop_packets_total{...}`; a family with a unit is registered without it too, the crate
+//! appends it and writes `# UNIT`. README.md's "Metrics" table documents every family.
 
 use prometheus_client::{
     encoding::{EncodeMetric, MetricEncoder, NoLabelSet, text::encode},
     metrics::MetricType,
-    registry::Registry,
+    registry::{Registry, Unit},
 };
 
 use crate::view::stats::{ChainStats, MemberStats, Stats};
@@ -70,6 +71,12 @@ fn gauges(r: &mut Registry, name: &str, help: &str, samples: impl IntoIterator<I
     r.register(name, help.trim_end_matches('.'), Samples { kind: MetricType::Gauge, samples: samples.into_iter().collect() });
 }
 
+/// A counter family of bytes, `name` without `_bytes` (the crate appends the unit to the name and
+/// writes `# UNIT`), nor `_total`.
+fn byte_counters(r: &mut Registry, name: &str, help: &str, samples: impl IntoIterator<Item = (Labels, u64)>) {
+    r.register_with_unit(name, help.trim_end_matches('.'), Unit::Bytes, Samples { kind: MetricType::Counter, samples: samples.into_iter().collect() });
+}
+
 /// An unlabelled counter.
 fn counter(r: &mut Registry, name: &str, help: &str, v: u64) {
     counters(r, name, help, [(Labels::new(), v)]);
@@ -79,62 +86,63 @@ fn gauge(r: &mut Registry, name: &str, help: &str, v: u64) {
     gauges(r, name, help, [(Labels::new(), v)]);
 }
 
-/// One sample per (chain, hop, member) of `chains`; `value` picks the counter.
-fn hop_samples(chains: &[ChainStats], value: impl Fn(&MemberStats) -> u64) -> Vec<(Labels, u64)> {
+/// The `direction` label of a hop sample: the chain's own direction, and the replies of a
+/// symmetric chain.
+const DIRECTIONS: [&str; 2] = ["forward", "reverse"];
+
+/// Two samples per (chain, hop, member) of `chains`, one per [`DIRECTIONS`]; `value` picks the
+/// member's counters in that order.
+fn hop_samples(chains: &[ChainStats], value: impl Fn(&MemberStats) -> [u64; 2]) -> Vec<(Labels, u64)> {
     let mut out = Vec::new();
     for ch in chains {
         let chain_id = ch.chain_id.to_string();
         for (h, hop) in ch.hops.iter().enumerate() {
             let h = h.to_string();
             for m in &hop.members {
-                let l = labels(&[("chain", &ch.name), ("chain_id", &chain_id), ("hop", &h), ("group", &hop.group), ("port_pair", &m.port_pair)]);
-                out.push((l, value(m)));
+                for (direction, v) in DIRECTIONS.into_iter().zip(value(m)) {
+                    let l = labels(&[("chain", &ch.name), ("chain_id", &chain_id), ("hop", &h), ("group", &hop.group), ("port_pair", &m.port_pair), ("direction", direction)]);
+                    out.push((l, v));
+                }
             }
         }
     }
     out
 }
 
-/// Which counter of a member a hop family shows.
-type Pick = fn(&MemberStats) -> u64;
-
 /// The exposition text of `s`.
 pub fn render(s: &Snapshot) -> String {
     let mut r = Registry::default();
     let st = &s.stats;
-    let hop_families: [(&str, &str, Pick); 4] = [
-        ("sfc_hop_packets", "Packets sent into a port pair at a hop of a chain.", |m| m.packets),
-        ("sfc_hop_bytes", "Bytes sent into a port pair at a hop of a chain.", |m| m.bytes),
-        (
-            "sfc_hop_reverse_packets",
-            "Packets of the reverse direction of a symmetric chain sent into a port pair at a hop.",
-            |m| m.reverse_packets,
-        ),
-        (
-            "sfc_hop_reverse_bytes",
-            "Bytes of the reverse direction of a symmetric chain sent into a port pair at a hop.",
-            |m| m.reverse_bytes,
-        ),
-    ];
-    for (name, help, pick) in hop_families {
-        counters(&mut r, name, help, hop_samples(&st.chains, pick));
-    }
+    counters(
+        &mut r,
+        "sfc_hop_packets",
+        "Packets sent into a port pair at a hop of a chain; direction reverse: the replies of a symmetric chain.",
+        hop_samples(&st.chains, |m| [m.packets, m.reverse_packets]),
+    );
+    byte_counters(
+        &mut r,
+        "sfc_hop",
+        "Bytes sent into a port pair at a hop of a chain; direction reverse: the replies of a symmetric chain.",
+        hop_samples(&st.chains, |m| [m.bytes, m.reverse_bytes]),
+    );
     counters(&mut r, "sfc_drops", "Packets the datapath dropped, by reason.", st.drops.iter().map(|(reason, v)| (labels(&[("reason", reason)]), *v)));
+    // The kinds partition what the program saw, so their sum is every packet; recomputed is a
+    // part of from_sf and has a family of its own, or that sum would count it twice.
     let iface = st.interfaces.iter().flat_map(|i| {
-        [
-            ("classified", i.classified),
-            ("unclassified", i.unclassified),
-            ("from_sf", i.from_sf),
-            ("malformed", i.malformed),
-            ("recomputed", i.recomputed),
-        ]
-        .map(|(kind, v)| (labels(&[("interface", &i.name), ("kind", kind)]), v))
+        [("classified", i.classified), ("unclassified", i.unclassified), ("from_sf", i.from_sf), ("malformed", i.malformed)]
+            .map(|(kind, v)| (labels(&[("interface", &i.name), ("kind", kind)]), v))
     });
     counters(
         &mut r,
         "sfc_interface_packets",
-        "Packets the program saw on an interface: classified into a chain, left untouched (unclassified), back from a service function (from_sf), or unparsable (malformed); recomputed counts the packets back from a service function whose path was recomputed because their flow entry was gone (also in from_sf).",
+        "Packets the program saw on an interface: classified into a chain, left untouched (unclassified), back from a service function (from_sf), or unparsable (malformed).",
         iface,
+    );
+    counters(
+        &mut r,
+        "sfc_interface_recomputed_packets",
+        "Packets back from a service function on an interface whose path was recomputed because their flow entry was gone (part of kind from_sf of sfc_interface_packets_total).",
+        st.interfaces.iter().map(|i| (labels(&[("interface", &i.name)]), i.recomputed)),
     );
     let f = &st.flow_table;
     gauge(&mut r, "sfc_flow_table_entries", "Flows in the flow table.", f.entries);
@@ -189,7 +197,7 @@ mod tests {
                 unclassified: 2,
                 from_sf: 0,
                 malformed: 1,
-                recomputed: 0,
+                recomputed: 7,
             }],
             failovers: 2,
             flow_table: FlowTableStats { entries: 2, capacity: 65_536, created: 9, capped: 1, removed: 3, evicted: 4 },
@@ -205,18 +213,20 @@ mod tests {
     fn renders_every_family_with_the_stats_values() {
         let text = render(&snapshot());
         for line in [
-            r#"sfc_hop_packets_total{chain="pc1",chain_id="1",hop="0",group="pg1",port_pair="pp1"} 10"#,
-            r#"sfc_hop_packets_total{chain="pc1",chain_id="1",hop="0",group="pg1",port_pair="pp2"} 4"#,
-            r#"sfc_hop_packets_total{chain="pc1",chain_id="1",hop="1",group="pg2",port_pair="pp3"} 14"#,
-            r#"sfc_hop_bytes_total{chain="pc1",chain_id="1",hop="1",group="pg2",port_pair="pp3"} 1400"#,
-            r#"sfc_hop_reverse_packets_total{chain="pc1",chain_id="1",hop="0",group="pg1",port_pair="pp1"} 5"#,
-            r#"sfc_hop_reverse_bytes_total{chain="pc1",chain_id="1",hop="0",group="pg1",port_pair="pp2"} 200"#,
+            r#"sfc_hop_packets_total{chain="pc1",chain_id="1",hop="0",group="pg1",port_pair="pp1",direction="forward"} 10"#,
+            r#"sfc_hop_packets_total{chain="pc1",chain_id="1",hop="0",group="pg1",port_pair="pp2",direction="forward"} 4"#,
+            r#"sfc_hop_packets_total{chain="pc1",chain_id="1",hop="1",group="pg2",port_pair="pp3",direction="forward"} 14"#,
+            r#"sfc_hop_bytes_total{chain="pc1",chain_id="1",hop="1",group="pg2",port_pair="pp3",direction="forward"} 1400"#,
+            r#"sfc_hop_packets_total{chain="pc1",chain_id="1",hop="0",group="pg1",port_pair="pp1",direction="reverse"} 5"#,
+            r#"sfc_hop_bytes_total{chain="pc1",chain_id="1",hop="0",group="pg1",port_pair="pp2",direction="reverse"} 200"#,
+            "# UNIT sfc_hop_bytes bytes",
             r#"sfc_drops_total{reason="no_member"} 3"#,
             r#"sfc_drops_total{reason="hop_limit"} 0"#,
             r#"sfc_interface_packets_total{interface="src-port",kind="classified"} 14"#,
             r#"sfc_interface_packets_total{interface="src-port",kind="unclassified"} 2"#,
             r#"sfc_interface_packets_total{interface="src-port",kind="from_sf"} 0"#,
             r#"sfc_interface_packets_total{interface="src-port",kind="malformed"} 1"#,
+            r#"sfc_interface_recomputed_packets_total{interface="src-port"} 7"#,
             "sfc_flow_table_entries 2",
             "sfc_flow_table_capacity 65536",
             "sfc_flows_created_total 9",
@@ -230,6 +240,7 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
+        assert!(!text.contains(r#"kind="recomputed""#), "recomputed is not a kind (it is part of from_sf): {text}");
     }
 
     #[test]
@@ -238,7 +249,10 @@ mod tests {
         let mut typed = BTreeMap::new();
         let mut helped = BTreeSet::new();
         for l in text.lines() {
-            if let Some(rest) = l.strip_prefix("# TYPE ") {
+            if let Some(rest) = l.strip_prefix("# UNIT ") {
+                let (name, unit) = rest.split_once(' ').unwrap();
+                assert!(name.ends_with(&format!("_{unit}")), "{name} does not end with its unit {unit}");
+            } else if let Some(rest) = l.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').unwrap();
                 assert!(typed.insert(name.to_owned(), kind.to_owned()).is_none(), "{name} typed twice");
             } else if let Some(rest) = l.strip_prefix("# HELP ") {

@@ -39,7 +39,7 @@ use self::{
     report::{Row, Samples},
     topo::{HOPS, Port},
 };
-use crate::{build_cmd, cmd};
+use crate::{build_cmd, cmd, dirs};
 
 /// Debian packages the bench runs: what each is for.
 const TOOLS: &[(&str, &str)] = &[
@@ -181,7 +181,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let out = opts
         .out
         .clone()
-        .unwrap_or_else(|| build_cmd::workspace_root().join("BENCHMARKS.md"));
+        .unwrap_or_else(|| dirs::workspace_root().join("BENCHMARKS.md"));
     if failures.is_empty() {
         // Each part keeps its own generated block, so a run of one part leaves the others.
         if !(opts.no_macro && opts.no_micro && opts.no_vm) {

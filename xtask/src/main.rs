@@ -3,6 +3,7 @@ mod bench;
 mod build_cmd;
 mod cmd;
 mod demo;
+mod dirs;
 mod setup;
 mod test;
 

@@ -1,13 +1,17 @@
 //! `cargo xtask setup`: install, only where missing, what the build and the tests need on a fresh
 //! Debian 12 machine (run as root). Every step checks first and prints "ok" when nothing is to do.
 use std::{
+    path::PathBuf,
     process::Stdio,
     sync::atomic::{AtomicBool, Ordering},
 };
 
 use anyhow::{Context as _, bail};
 
-use crate::cmd::{self, command};
+use crate::{
+    cmd::{self, command},
+    dirs,
+};
 
 /// Debian packages: what each is for.
 const PACKAGES: &[(&str, &str)] = &[
@@ -31,6 +35,14 @@ const PACKAGES: &[(&str, &str)] = &[
         "busybox-static",
         "the VMs' initramfs is busybox (init, shell, ip, httpd, wget)",
     ),
+    (
+        "prometheus",
+        "the dashboard test scrapes `sfc run` with a real Prometheus and runs the panels' queries",
+    ),
+    (
+        "python3-venv",
+        "grafyaml (from PyPI), which checks the Grafana dashboard, is installed into a venv",
+    ),
 ];
 
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
@@ -52,6 +64,7 @@ pub fn run_with(extra: &[(&str, &str)]) -> anyhow::Result<()> {
     debian_packages(extra)?;
     bpf_linker()?;
     bpffs()?;
+    grafyaml()?;
     DONE.store(true, Ordering::Relaxed);
     Ok(())
 }
@@ -156,6 +169,50 @@ fn bpf_linker() -> anyhow::Result<()> {
     )?;
     cmd::stdout_of(command("bpf-linker").arg("--version"))
         .context("bpf-linker was installed but does not run")?;
+    Ok(())
+}
+
+/// grafyaml's venv: `<target dir>/grafyaml`. Debian's Python refuses `pip install` outside a
+/// venv (PEP 668), and a venv under the target directory leaves the system's Python alone.
+pub fn grafyaml_venv() -> anyhow::Result<PathBuf> {
+    Ok(dirs::target_dir()?.join("grafyaml"))
+}
+
+/// grafyaml (from `PyPI`) validates the Grafana dashboard and makes its JSON (deploy/grafana):
+/// installed into [`grafyaml_venv`] at the versions `deploy/grafana/requirements.txt` pins, again
+/// when that file changes (the venv keeps a copy of the one it was made from).
+fn grafyaml() -> anyhow::Result<()> {
+    let venv = grafyaml_venv()?;
+    let requirements = dirs::workspace_root().join("deploy/grafana/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
+    let made_from = venv.join("sfc-requirements.txt");
+    let works = cmd::probe(command(venv.join("bin/grafana-dashboard")).arg("--version"))
+        .is_ok_and(|out| out.status.success());
+    if works && std::fs::read_to_string(&made_from).is_ok_and(|had| had == wanted) {
+        println!("setup: ok   grafyaml in {}", venv.display());
+        return Ok(());
+    }
+    println!(
+        "setup: installing grafyaml into {} (checks the Grafana dashboard)",
+        venv.display()
+    );
+    // Debian's own Python, whose venv module python3-venv provides (not whatever `python3` a
+    // version manager puts first on PATH).
+    cmd::run(
+        command("/usr/bin/python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv)
+            .stdin(Stdio::null()),
+    )?;
+    cmd::run(
+        command(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements)
+            .stdin(Stdio::null()),
+    )?;
+    std::fs::write(&made_from, wanted)
+        .with_context(|| format!("writing {}", made_from.display()))?;
     Ok(())
 }
 

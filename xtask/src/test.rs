@@ -8,13 +8,13 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{build_cmd, cmd};
+use crate::{build_cmd, cmd, dirs, setup};
 
 /// `args` go to the test harness of both runs (after `--`), e.g. a name filter. Both runs use
 /// `--no-fail-fast`, so one failing test binary does not hide the results of the others.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let sfc = build_cmd::sfc_binary(false)?;
-    let root = build_cmd::workspace_root();
+    let root = dirs::workspace_root();
 
     // sfc-ebpf is a no_std BPF program: it is built for the bpf target by sfc-user, never for the
     // host, so it has no host tests.
@@ -47,7 +47,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         ])
         .args(args)
         .env("RUST_BACKTRACE", "1")
-        .env("SFC_BIN", absolute(&sfc)?);
+        .env("SFC_BIN", absolute(&sfc)?)
+        .env("SFC_GRAFYAML", setup::grafyaml_venv()?);
 
     let mut total = Tally::default();
     let mut failed_runs = Vec::new();

@@ -13,8 +13,9 @@ use sfc_tests::{
 
 use super::{METRICS, chain_files, scrape, sports_on_both_pg1_members, stream};
 
-/// Every (chain, hop, member) counter of `stats` next to its metric; panics on a difference.
-fn assert_metrics_equal_stats(e: &Exposition, stats: &Stats, ctx: &str) {
+/// Every (chain, hop, member, direction) counter of `stats` next to its metric; panics on a
+/// difference.
+fn assert_hops_equal_stats(e: &Exposition, stats: &Stats, ctx: &str) {
     let mut members = 0;
     for chain in stats.json["chains"].as_array().unwrap() {
         let name = chain["name"].as_str().unwrap();
@@ -25,41 +26,44 @@ fn assert_metrics_equal_stats(e: &Exposition, stats: &Stats, ctx: &str) {
             for m in hop["members"].as_array().unwrap() {
                 members += 1;
                 let pp = m["port_pair"].as_str().unwrap();
-                let labels = [
-                    ("chain", name),
-                    ("chain_id", id.as_str()),
-                    ("hop", h.as_str()),
-                    ("group", group),
-                    ("port_pair", pp),
-                ];
-                for (family, field) in [
-                    ("sfc_hop_packets_total", "packets"),
-                    ("sfc_hop_bytes_total", "bytes"),
-                    ("sfc_hop_reverse_packets_total", "reverse_packets"),
-                    ("sfc_hop_reverse_bytes_total", "reverse_bytes"),
+                for (direction, packets, bytes) in [
+                    ("forward", "packets", "bytes"),
+                    ("reverse", "reverse_packets", "reverse_bytes"),
                 ] {
-                    assert_eq!(
-                        e.value(family, &labels),
-                        m[field].as_u64(),
-                        "{family}{labels:?} vs stats {field}: {ctx}"
-                    );
+                    let labels = [
+                        ("chain", name),
+                        ("chain_id", id.as_str()),
+                        ("hop", h.as_str()),
+                        ("group", group),
+                        ("port_pair", pp),
+                        ("direction", direction),
+                    ];
+                    for (family, field) in [
+                        ("sfc_hop_packets_total", packets),
+                        ("sfc_hop_bytes_total", bytes),
+                    ] {
+                        assert_eq!(
+                            e.value(family, &labels),
+                            m[field].as_u64(),
+                            "{family}{labels:?} vs stats {field}: {ctx}"
+                        );
+                    }
                 }
             }
         }
     }
-    for family in [
-        "sfc_hop_packets_total",
-        "sfc_hop_bytes_total",
-        "sfc_hop_reverse_packets_total",
-        "sfc_hop_reverse_bytes_total",
-    ] {
+    for family in ["sfc_hop_packets_total", "sfc_hop_bytes_total"] {
         assert_eq!(
             e.family(family).len(),
-            members,
-            "{family}: one sample per member: {ctx}"
+            members * 2,
+            "{family}: one sample per member and direction: {ctx}"
         );
     }
+}
 
+/// Every counter of `stats` next to its metric; panics on a difference.
+fn assert_metrics_equal_stats(e: &Exposition, stats: &Stats, ctx: &str) {
+    assert_hops_equal_stats(e, stats, ctx);
     let drops = stats.drops();
     assert!(!drops.is_empty(), "stats has no drop reasons: {ctx}");
     for (reason, n) in &drops {
@@ -75,7 +79,7 @@ fn assert_metrics_equal_stats(e: &Exposition, stats: &Stats, ctx: &str) {
     assert!(!interfaces.is_empty(), "stats has no interfaces: {ctx}");
     for i in interfaces {
         let name = i["name"].as_str().unwrap();
-        for kind in ["classified", "unclassified", "from_sf", "malformed", "recomputed"] {
+        for kind in ["classified", "unclassified", "from_sf", "malformed"] {
             assert_eq!(
                 e.value(
                     "sfc_interface_packets_total",
@@ -85,10 +89,23 @@ fn assert_metrics_equal_stats(e: &Exposition, stats: &Stats, ctx: &str) {
                 "sfc_interface_packets_total{{interface={name:?},kind={kind:?}}}: {ctx}"
             );
         }
+        assert_eq!(
+            e.value(
+                "sfc_interface_recomputed_packets_total",
+                &[("interface", name)]
+            ),
+            i["recomputed"].as_u64(),
+            "sfc_interface_recomputed_packets_total{{interface={name:?}}}: {ctx}"
+        );
     }
     assert_eq!(
         e.family("sfc_interface_packets_total").len(),
-        interfaces.len() * 5,
+        interfaces.len() * 4,
+        "{ctx}"
+    );
+    assert_eq!(
+        e.family("sfc_interface_recomputed_packets_total").len(),
+        interfaces.len(),
         "{ctx}"
     );
     for (family, field) in [
@@ -162,10 +179,13 @@ fn metrics_match_stats() {
     let families = [
         ("sfc_hop_packets_total", "counter"),
         ("sfc_hop_bytes_total", "counter"),
-        ("sfc_hop_reverse_packets_total", "counter"),
-        ("sfc_hop_reverse_bytes_total", "counter"),
         ("sfc_drops_total", "counter"),
         ("sfc_interface_packets_total", "counter"),
+        ("sfc_interface_recomputed_packets_total", "counter"),
+        ("sfc_flows_created_total", "counter"),
+        ("sfc_flows_capped_total", "counter"),
+        ("sfc_flows_removed_total", "counter"),
+        ("sfc_flows_evicted_total", "counter"),
         ("sfc_flow_table_entries", "gauge"),
         ("sfc_flow_table_capacity", "gauge"),
         ("sfc_port_pair_up", "gauge"),
@@ -227,7 +247,11 @@ fn metrics_match_stats() {
         "metrics_match_stats: {} samples agree with sfc stats --json ({} members, {} interfaces, \
          {counted} member packets); /nope -> {}",
         first.samples.len(),
-        first.family("sfc_hop_packets_total").len(),
+        first
+            .family("sfc_hop_packets_total")
+            .iter()
+            .filter(|s| s.labels["direction"] == "forward")
+            .count(),
         stats.json["interfaces"].as_array().map_or(0, Vec::len),
         nope.status
     );

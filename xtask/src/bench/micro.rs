@@ -6,14 +6,14 @@ use std::process::Stdio;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{build_cmd, cmd};
+use crate::{cmd, dirs};
 
 const BEGIN: &str = "BENCH-MICRO BEGIN";
 const END: &str = "BENCH-MICRO END";
 
 fn cargo_test(no_run: bool) -> std::process::Command {
     let mut c = cmd::cargo();
-    c.current_dir(build_cmd::workspace_root()).args([
+    c.current_dir(dirs::workspace_root()).args([
         "test",
         "--release",
         "-p",
