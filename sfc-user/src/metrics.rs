@@ -109,6 +109,58 @@ fn hop_samples(chains: &[ChainStats], value: impl Fn(&MemberStats) -> [u64; 2]) 
     out
 }
 
+/// A histogram family: per label set, per-bucket counts (not cumulative) with their upper bounds,
+/// and the sum. Fixed order, like `Samples`.
+#[derive(Debug)]
+struct Histograms {
+    samples: Vec<(Labels, f64, Vec<(f64, u64)>)>,
+}
+
+impl EncodeMetric for Histograms {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        for (l, sum, buckets) in &self.samples {
+            let count = buckets.iter().map(|(_, n)| n).sum();
+            encoder.encode_family(l)?.encode_histogram::<NoLabelSet>(*sum, count, buckets, None)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// The SF latency histograms, one per (member, direction) with samples. The kernel keeps
+/// counts per log2 bucket only, so `_sum` counts each sample at its bucket's middle (an
+/// estimate within a factor of 1.5); the buckets are exact.
+fn latency_samples(chains: &[ChainStats]) -> Vec<(Labels, f64, Vec<(f64, u64)>)> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for m in chains.iter().flat_map(|c| &c.hops).flat_map(|h| &h.members) {
+        if !seen.insert(m.port_pair.clone()) {
+            continue;
+        }
+        for (direction, l) in DIRECTIONS.into_iter().zip([&m.latency, &m.reverse_latency]) {
+            let Some(l) = l else { continue };
+            let mut sum = 0.0;
+            let buckets: Vec<(f64, u64)> = (0u32..)
+                .zip(&l.buckets)
+                .map(|(b, n)| {
+                    let le = sfc_common::trace::latency_bucket_le(b);
+                    let lower = if b == 0 { 0.0 } else { sfc_common::trace::latency_bucket_le(b - 1) };
+                    let mid = if le.is_finite() { (lower + le) / 2.0 } else { lower };
+                    #[expect(clippy::cast_precision_loss, reason = "an estimate of the sum")]
+                    let n_f = *n as f64;
+                    sum += n_f * mid;
+                    (le, *n)
+                })
+                .collect();
+            out.push((labels(&[("port_pair", &m.port_pair), ("direction", direction)]), sum, buckets));
+        }
+    }
+    out
+}
+
 /// The exposition text of `s`.
 pub fn render(s: &Snapshot) -> String {
     let mut r = Registry::default();
@@ -159,6 +211,19 @@ pub fn render(s: &Snapshot) -> String {
     );
     gauge(&mut r, "sfc_chains", "Port chains installed.", st.chains.len() as u64);
     counter(&mut r, "sfc_failovers", "Times a port pair went down and its flows moved to other members.", st.failovers);
+    r.register_with_unit(
+        "sfc_sf_latency",
+        "Time sampled packets spend inside a service function, from being sent into its ingress to coming back out of its egress (1 packet in --sf-latency-every; log2 buckets; _sum estimated from the bucket middles)",
+        Unit::Seconds,
+        Histograms { samples: latency_samples(&st.chains) },
+    );
+    counter(&mut r, "sfc_trace_events", "Events sfc trace received from the datapath.", st.trace.emitted);
+    counters(
+        &mut r,
+        "sfc_trace_events_lost",
+        "Trace events lost: over the per-CPU budget (budget) or to a full ring buffer (ring_full).",
+        [(labels(&[("reason", "budget")]), st.trace.lost_budget), (labels(&[("reason", "ring_full")]), st.trace.lost_ring_full)],
+    );
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &r);
@@ -176,7 +241,10 @@ mod tests {
     };
 
     fn member(name: &str, packets: u64, bytes: u64) -> MemberStats {
-        MemberStats { port_pair: name.into(), packets, bytes, reverse_packets: packets / 2, reverse_bytes: bytes / 2, latency: None, reverse_latency: None }
+        let mut buckets = vec![0u64; 32];
+        buckets[3] = packets;
+        let latency = crate::view::stats::Latency { samples: packets, p50_seconds: 16.0 * 1024e-9, p99_seconds: 16.0 * 1024e-9, buckets };
+        MemberStats { port_pair: name.into(), packets, bytes, reverse_packets: packets / 2, reverse_bytes: bytes / 2, latency: Some(latency), reverse_latency: None }
     }
 
     fn snapshot() -> Snapshot {
@@ -258,14 +326,24 @@ mod tests {
             } else if let Some(rest) = l.strip_prefix("# HELP ") {
                 helped.insert(rest.split_once(' ').unwrap().0.to_owned());
             } else if l != "# EOF" {
-                // A counter family `x` has the samples `x_total` (OpenMetrics).
+                // A counter family `x` has the samples `x_total`, a histogram `x_bucket`,
+                // `x_sum` and `x_count` (OpenMetrics).
                 let name = l.split(['{', ' ']).next().unwrap();
-                let family = name.strip_suffix("_total").filter(|f| typed.get(*f).is_some_and(|k| k == "counter")).unwrap_or(name);
+                let histogram = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix).filter(|f| typed.get(*f).is_some_and(|k| k == "histogram")));
+                let family = histogram
+                    .or_else(|| name.strip_suffix("_total").filter(|f| typed.get(*f).is_some_and(|k| k == "counter")))
+                    .unwrap_or(name);
                 let kind = typed.get(family).unwrap_or_else(|| panic!("sample before its TYPE: {l}"));
                 assert!(helped.contains(family), "no HELP for {family}");
                 assert_eq!(kind == "counter", name.ends_with("_total"), "{name} is a {kind}");
                 let value = l.rsplit(' ').next().unwrap();
-                assert!(value.parse::<u64>().is_ok(), "value of {l}");
+                if name.ends_with("_sum") && histogram.is_some() {
+                    assert!(value.parse::<f64>().is_ok_and(|v| v >= 0.0), "value of {l}");
+                } else {
+                    assert!(value.parse::<u64>().is_ok(), "value of {l}");
+                }
             }
         }
         assert!(text.ends_with("\n# EOF\n"), "{text}");

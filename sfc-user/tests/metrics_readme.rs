@@ -7,12 +7,21 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sfc::{
     metrics::{Snapshot, render},
-    view::stats::{ChainStats, FlowTableStats, HopStats, IfaceStats, MemberStats, Stats},
+    view::stats::{ChainStats, FlowTableStats, HopStats, IfaceStats, Latency, MemberStats, Stats},
 };
 
 /// A snapshot with something in every family, so every label set shows up.
 fn snapshot() -> Snapshot {
-    let member = MemberStats { port_pair: "pp1".into(), packets: 1, bytes: 100, reverse_packets: 1, reverse_bytes: 100 };
+    let latency = Latency { samples: 1, p50_seconds: 2e-6, p99_seconds: 2e-6, buckets: vec![1; 32] };
+    let member = MemberStats {
+        port_pair: "pp1".into(),
+        packets: 1,
+        bytes: 100,
+        reverse_packets: 1,
+        reverse_bytes: 100,
+        latency: Some(latency.clone()),
+        reverse_latency: Some(latency),
+    };
     Snapshot {
         stats: Stats {
             chains: vec![ChainStats { name: "pc1".into(), chain_id: 1, hops: vec![HopStats { group: "pg1".into(), members: vec![member] }] }],
@@ -20,6 +29,7 @@ fn snapshot() -> Snapshot {
             interfaces: vec![IfaceStats { name: "src".into(), ifindex: 2, classified: 1, unclassified: 1, from_sf: 1, malformed: 1, recomputed: 1 }],
             failovers: 1,
             flow_table: FlowTableStats { entries: 1, capacity: 2, created: 1, capped: 1, removed: 1, evicted: 1 },
+            trace: sfc::datapath::trace::TraceStats { emitted: 1, lost_budget: 1, lost_ring_full: 1 },
         },
         port_pairs_up: vec![("pp1".into(), true)],
     }
