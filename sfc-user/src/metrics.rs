@@ -111,9 +111,12 @@ fn hop_samples(chains: &[ChainStats], value: impl Fn(&MemberStats) -> [u64; 2]) 
 
 /// A histogram family: per label set, per-bucket counts (not cumulative) with their upper bounds,
 /// and the sum. Fixed order, like `Samples`.
+/// One histogram: its labels, its sum, and (upper bound, count) per bucket.
+type Histogram = (Labels, f64, Vec<(f64, u64)>);
+
 #[derive(Debug)]
 struct Histograms {
-    samples: Vec<(Labels, f64, Vec<(f64, u64)>)>,
+    samples: Vec<Histogram>,
 }
 
 impl EncodeMetric for Histograms {
@@ -133,7 +136,7 @@ impl EncodeMetric for Histograms {
 /// The SF latency histograms, one per (member, direction) with samples. The kernel keeps
 /// counts per log2 bucket only, so `_sum` counts each sample at its bucket's middle (an
 /// estimate within a factor of 1.5); the buckets are exact.
-fn latency_samples(chains: &[ChainStats]) -> Vec<(Labels, f64, Vec<(f64, u64)>)> {
+fn latency_samples(chains: &[ChainStats]) -> Vec<Histogram> {
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for m in chains.iter().flat_map(|c| &c.hops).flat_map(|h| &h.members) {
@@ -148,7 +151,7 @@ fn latency_samples(chains: &[ChainStats]) -> Vec<(Labels, f64, Vec<(f64, u64)>)>
                 .map(|(b, n)| {
                     let le = sfc_common::trace::latency_bucket_le(b);
                     let lower = if b == 0 { 0.0 } else { sfc_common::trace::latency_bucket_le(b - 1) };
-                    let mid = if le.is_finite() { (lower + le) / 2.0 } else { lower };
+                    let mid = if le.is_finite() { f64::midpoint(lower, le) } else { lower };
                     #[expect(clippy::cast_precision_loss, reason = "an estimate of the sum")]
                     let n_f = *n as f64;
                     sum += n_f * mid;
