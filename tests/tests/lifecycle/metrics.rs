@@ -191,6 +191,9 @@ fn metrics_match_stats() {
         ("sfc_port_pair_up", "gauge"),
         ("sfc_chains", "gauge"),
         ("sfc_failovers_total", "counter"),
+        ("sfc_sf_latency_seconds", "histogram"),
+        ("sfc_trace_events_total", "counter"),
+        ("sfc_trace_events_lost_total", "counter"),
     ];
     for (family, kind) in families {
         assert_eq!(
@@ -204,8 +207,13 @@ fn metrics_match_stats() {
         );
     }
     for s in &first.samples {
+        // A histogram's samples are `<family>_bucket`, `_sum` and `_count`.
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| s.name.strip_suffix(suffix).filter(|f| first.types.get(*f).is_some_and(|k| k == "histogram")))
+            .unwrap_or(&s.name);
         assert!(
-            first.types.contains_key(&s.name),
+            first.types.contains_key(family),
             "sample {} has no TYPE: {ctx}",
             s.name
         );
