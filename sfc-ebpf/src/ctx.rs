@@ -92,6 +92,7 @@ impl PacketCtx for XdpContext {
     #[inline(always)]
     fn src_mac(&self) -> Option<[u8; 6]> {
         let mut mac = [0u8; 6];
+        // SAFETY: the helper writes at most 6 bytes into `mac`, which lives across the call.
         let r = unsafe { bpf_xdp_load_bytes(self.ctx, 6, mac.as_mut_ptr().cast(), 6) };
         (r == 0).then_some(mac)
     }
