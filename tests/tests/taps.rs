@@ -218,42 +218,33 @@ fn an_l3_tun_and_a_missing_neutron_port_are_refused_by_name() {
 /// the new taps and the member serves again; no link pin is left for the dead taps.
 #[test]
 fn a_deleted_vm_fails_over_and_serves_again_when_restarted() {
-    let taps = [End::SfIn(1), End::SfOut(1), End::SfIn(2), End::SfOut(2)];
-    let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]).taps(&taps));
-    let topo = &fx.topo;
-    let sfc = Sfc::for_topology(topo);
-    let file = fx.write("chains.yaml", &failover::chain(topo, false));
-    let log = fx.dir.path().join("daemon.log");
-    let args = ["-f", &file.to_string_lossy(), "--health-interval", "200", "--metrics", "127.0.0.1:9476"];
-    let mut daemon = Daemon::start(&sfc, &args, &log).unwrap_or_else(|e| panic!("{e:#}"));
-    let addr = "127.0.0.1:9476".parse().expect("a socket address");
-    let r = failover::run(topo, &sfc, &mut daemon, addr, Fault::VmDeleted, Duration::from_secs(1))
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", daemon.log()));
-    let ctx = format!("{}\ndaemon log:\n{}", r.report, daemon.log());
-    // Loss only while the VM was gone; the flow went on through the other member.
-    for g in r.report.gaps() {
-        let sent = r.report.sent_at(g.first).expect("a sent datagram");
-        assert!(sent + Duration::from_millis(50) >= r.fault_at && sent < r.cleared_at, "datagrams #{}..=#{} lost outside the fault: {ctx}", g.first, g.last);
-    }
-    assert!(r.via_other > 0, "nothing went through sf{}: {ctx}", r.other);
-    let log = daemon.log();
-    assert!(log.contains(&format!("absent (members out, classifiers off until they appear): {}", topo.hub_dev(End::SfIn(r.failed)))), "{log}");
-    assert!(log.contains("new interfaces under the file's names"), "{log}");
+    failover_of_a_vm_on_taps(Fault::VmDeleted, false, "200", "127.0.0.1:9476", |topo, sfc, daemon, r| {
+        let ctx = format!("{}\ndaemon log:\n{}", r.report, daemon.log());
+        // Loss only while the VM was gone; the flow went on through the other member.
+        for g in r.report.gaps() {
+            let sent = r.report.sent_at(g.first).expect("a sent datagram");
+            assert!(sent + Duration::from_millis(50) >= r.fault_at && sent < r.cleared_at, "datagrams #{}..=#{} lost outside the fault: {ctx}", g.first, g.last);
+        }
+        assert!(r.via_other > 0, "nothing went through sf{}: {ctx}", r.other);
+        let log = daemon.log();
+        assert!(log.contains(&format!("absent (members out, classifiers off until they appear): {}", topo.hub_dev(End::SfIn(r.failed)))), "{log}");
+        assert!(log.contains("new interfaces under the file's names"), "{log}");
 
-    // The restarted VM's taps carry the program; nothing is pinned for the deleted ones.
-    let status = sfc.run(&["status", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&status).unwrap_or_else(|e| panic!("{e}: {status}"));
-    let ifaces = v["interfaces"].as_array().unwrap_or_else(|| panic!("{status}"));
-    for end in [End::SfIn(r.failed), End::SfOut(r.failed)] {
-        let name = topo.hub_dev(end);
-        let now = netns::in_netns(&topo.hub(), || link::ifindex(&name)).and_then(|r| r).unwrap_or_else(|e| panic!("{e:#}"));
-        let entry = ifaces.iter().find(|i| i["name"] == name.as_str()).unwrap_or_else(|| panic!("{name} not in status: {status}"));
-        assert_eq!(entry["ifindex"], now, "{name}: {status}");
-        assert_eq!(entry["oper_up"], true, "{name}: {status}");
-    }
-    for i in ifaces {
-        assert!(i["oper_up"] != serde_json::Value::Null, "an interface that is gone is still known: {i}\n{status}");
-    }
+        // The restarted VM's taps carry the program; nothing is pinned for the deleted ones.
+        let status = sfc.run(&["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&status).unwrap_or_else(|e| panic!("{e}: {status}"));
+        let ifaces = v["interfaces"].as_array().unwrap_or_else(|| panic!("{status}"));
+        for end in [End::SfIn(r.failed), End::SfOut(r.failed)] {
+            let name = topo.hub_dev(end);
+            let now = netns::in_netns(&topo.hub(), || link::ifindex(&name)).and_then(|r| r).unwrap_or_else(|e| panic!("{e:#}"));
+            let entry = ifaces.iter().find(|i| i["name"] == name.as_str()).unwrap_or_else(|| panic!("{name} not in status: {status}"));
+            assert_eq!(entry["ifindex"], now, "{name}: {status}");
+            assert_eq!(entry["oper_up"], true, "{name}: {status}");
+        }
+        for i in ifaces {
+            assert!(i["oper_up"] != serde_json::Value::Null, "an interface that is gone is still known: {i}\n{status}");
+        }
+    });
 }
 
 /// Health probes go through a VM behind taps too (addressed to its MAC, from the file): a VM
@@ -261,20 +252,36 @@ fn a_deleted_vm_fails_over_and_serves_again_when_restarted() {
 /// forwards.
 #[test]
 fn probes_find_a_hung_vm_behind_taps() {
+    // Link polling every 10 s: what happens is the probes' doing.
+    failover_of_a_vm_on_taps(Fault::Hang, true, "10000", "127.0.0.1:9477", |_, _, daemon, r| {
+        assert!(r.via_other > 0, "nothing went through sf{}: {}\n{}", r.other, r.report, daemon.log());
+        assert_eq!(r.metric_while_out, Some(0), "sfc_port_pair_up of the hung VM:\n{}", daemon.log());
+    });
+}
+
+/// SFs 1 and 2 are "VMs" on taps in PG1 (probed when `probed`), SF 3 on veths: `sfc run`
+/// (link polling every `health_ms`, metrics on `metrics`), one failover of the member carrying a
+/// stream with `fault` (`failover::run`), then `check` with what it saw.
+fn failover_of_a_vm_on_taps(
+    fault: Fault,
+    probed: bool,
+    health_ms: &str,
+    metrics: &str,
+    check: impl FnOnce(&sfc_tests::Topology, &Sfc<'_>, &mut Daemon, failover::Failover),
+) {
     let taps = [End::SfIn(1), End::SfOut(1), End::SfIn(2), End::SfOut(2)];
     let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]).taps(&taps));
     let topo = &fx.topo;
     let sfc = Sfc::for_topology(topo);
-    let file = fx.write("chains.yaml", &failover::chain(topo, true));
+    let file = fx.write("chains.yaml", &failover::chain(topo, probed));
     let log = fx.dir.path().join("daemon.log");
-    // Link polling every 10 s: what happens is the probes' doing.
-    let args = ["-f", &file.to_string_lossy(), "--health-interval", "10000", "--metrics", "127.0.0.1:9477"];
+    let args = ["-f", &file.to_string_lossy(), "--health-interval", health_ms, "--metrics", metrics];
     let mut daemon = Daemon::start(&sfc, &args, &log).unwrap_or_else(|e| panic!("{e:#}"));
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(!daemon.log().contains("not forwarding"), "healthy VMs reported down:\n{}", daemon.log());
-    let addr = "127.0.0.1:9477".parse().expect("a socket address");
-    let r = failover::run(topo, &sfc, &mut daemon, addr, Fault::Hang, Duration::from_secs(1))
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", daemon.log()));
-    assert!(r.via_other > 0, "nothing went through sf{}: {}\n{}", r.other, r.report, daemon.log());
-    assert_eq!(r.metric_while_out, Some(0), "sfc_port_pair_up of the hung VM:\n{}", daemon.log());
+    if probed {
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(!daemon.log().contains("not forwarding"), "healthy VMs reported down:\n{}", daemon.log());
+    }
+    let addr = metrics.parse().expect("a socket address");
+    let r = failover::run(topo, &sfc, &mut daemon, addr, fault, Duration::from_secs(1)).unwrap_or_else(|e| panic!("{e:#}\n{}", daemon.log()));
+    check(topo, &sfc, &mut daemon, r);
 }
