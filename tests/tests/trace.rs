@@ -21,7 +21,7 @@ use sfc_tests::{
     scenario::Fixture,
     send::datagrams_from,
     stream::STREAM_PORT,
-    topology::{DEST_IP, End},
+    topology::{DEST_IP, End, SOURCE_IP},
 };
 
 /// Source ports of the traced flows, and datagrams per flow.
@@ -61,7 +61,11 @@ fn finish(mut child: ChildGuard, out: &Path, err: &Path) -> (String, String) {
     (out, err)
 }
 
-sfc_tests::in_both_modes!(every_traced_packet_shows_the_members_it_crossed, service_function_latency_is_measured_per_member);
+sfc_tests::in_both_modes!(
+    every_traced_packet_shows_the_members_it_crossed,
+    service_function_latency_is_measured_per_member,
+    a_probe_reports_the_path_a_packet_takes_and_is_never_sent
+);
 
 /// PG1 = {PP1, PP2}, PG2 = {PP3}: eight flows, five datagrams each. Every packet is one line
 /// naming its member at each hop; a flow keeps its member; the lines per member add up to what
@@ -171,4 +175,90 @@ fn service_function_latency_is_measured_per_member(mode: &str) {
     }
     let text = sfc.run(&["stats"]);
     assert!(text.contains("in SF p50 < "), "{text}");
+}
+
+/// `sfc trace --probe` as JSON, the probe a UDP datagram from `sport` to `dport`.
+fn probe(sfc: &Sfc<'_>, src_dev: &str, sport: u16, dport: u16) -> serde_json::Value {
+    let (src, dst, sport, dport) = (SOURCE_IP.to_string(), DEST_IP.to_string(), sport.to_string(), dport.to_string());
+    let out = sfc.run(&["trace", "--probe", "--in", src_dev, "--proto", "udp", "--src", &src, "--dst", &dst, "--sport", &sport, "--dport", &dport, "--json"]);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// Whether `sfc flows` lists a flow from source port `sport`.
+fn has_flow(sfc: &Sfc<'_>, sport: u16) -> bool {
+    let json = sfc.run(&["flows", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    v["flows"].as_array().unwrap_or_else(|| panic!("{json}")).iter().any(|f| f["sport"] == sport || f["dport"] == sport)
+}
+
+/// The SF latency samples of every member, summed.
+fn latency_samples(sfc: &Sfc<'_>) -> u64 {
+    let json = sfc.run(&["stats", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let hops = v["chains"][0]["hops"].as_array().cloned().unwrap_or_default();
+    hops.iter().flat_map(|h| h["members"].as_array().cloned().unwrap_or_default()).map(|m| m["latency"]["samples"].as_u64().unwrap_or(0)).sum()
+}
+
+/// A probe goes through the live programs hop by hop: it names the member of each group and
+/// the destination port, while no interface of any function or of the destination sees a
+/// packet. A probe of a new 5-tuple leaves no flow entry and no SF latency sample behind; a
+/// probe of a live flow follows that flow's member and leaves its entry alone; a 5-tuple no
+/// classifier matches is reported as untouched; tracing is off again afterwards.
+fn a_probe_reports_the_path_a_packet_takes_and_is_never_sent(mode: &str) {
+    let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]));
+    let topo = &fx.topo;
+    let sfc = Sfc::for_topology(topo).with_mode(mode);
+    let mut file = failover::chain(topo, false);
+    let dest = topo.hub_dev(End::Dest);
+    if let Some(fc) = file.flow_classifiers.first_mut() {
+        fc.logical_destination_port = Some(dest.clone());
+    }
+    let path = fx.write("chains.yaml", &file);
+    sfc.run(&["apply", "--mode", mode, "--sf-latency-every", "1", "-f", &path.to_string_lossy()]);
+    let src = topo.hub_dev(End::Source);
+
+    let (v, w) = fx.window(&sfc, "one probe", || probe(&sfc, &src, 40_001, STREAM_PORT));
+    assert_eq!(v["ended"], "delivered", "{v}");
+    assert_eq!(v["mode"], mode, "{v}");
+    let steps: Vec<&str> = v["path"].as_array().unwrap_or_else(|| panic!("{v}")).iter().filter_map(|s| s.as_str()).collect();
+    assert_eq!(steps.len(), 4, "{v}");
+    assert_eq!((steps[0], steps[2], steps[3]), (src.as_str(), "pp3 (pg2)", dest.as_str()), "{v}");
+    assert!(steps[1] == "pp1 (pg1)" || steps[1] == "pp2 (pg1)", "{v}");
+    let si: Vec<u64> = v["events"].as_array().unwrap_or_else(|| panic!("{v}")).iter().filter_map(|e| e["si"].as_u64()).collect();
+    assert_eq!(si, [255, 254, 253], "SI at each decision: {v}");
+    for end in [End::SfIn(1), End::SfIn(2), End::SfIn(3), End::SfOut(1), End::SfOut(2), End::SfOut(3), End::Dest] {
+        assert_eq!(w.link(end).rx_packets + w.link(end).tx_packets, 0, "{end:?} saw the probe on a wire: {}", w.report());
+    }
+    let member = steps[1].split(' ').next().unwrap_or_default();
+    assert_eq!(w.packets("pc1", 0, member), 1, "the probe is counted like a packet: {}", w.report());
+    assert!(!has_flow(&sfc, 40_001), "the probe's flow entry is removed");
+    assert_eq!(latency_samples(&sfc), 0, "the probe's time in a member is not a latency sample");
+
+    // A live flow: the probe takes that flow's member and leaves its entry.
+    let real = SocketAddr::new(IpAddr::V4(DEST_IP), STREAM_PORT);
+    let ((), w) = fx.window(&sfc, "a real flow", || {
+        datagrams_from(&topo.source(), 40_002, real, &[64; 3], Duration::from_millis(2)).unwrap_or_else(|e| panic!("{e:#}"));
+    });
+    let carrier = if w.packets("pc1", 0, "pp1") == 3 { "pp1 (pg1)" } else { "pp2 (pg1)" };
+    assert_eq!(w.packets("pc1", 0, "pp1") + w.packets("pc1", 0, "pp2"), 3, "{}", w.report());
+    let v = probe(&sfc, &src, 40_002, STREAM_PORT);
+    assert_eq!((v["ended"].as_str(), v["path"][1].as_str()), (Some("delivered"), Some(carrier)), "{v}");
+    assert!(has_flow(&sfc, 40_002), "the live flow keeps its entry");
+
+    // Not chain traffic: untouched.
+    let v = probe(&sfc, &src, 40_003, 9);
+    assert_eq!(v["ended"], "not_steered", "{v}");
+    assert_eq!(v["events"].as_array().map(Vec::len), Some(0), "{v}");
+
+    // Tracing is off again: traffic emits no event.
+    let stats = |s: &str| -> u64 {
+        let json = sfc.run(&["stats", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        v["trace"][s].as_u64().unwrap_or_else(|| panic!("no trace.{s}: {json}"))
+    };
+    let before = stats("emitted");
+    send_flows(topo);
+    assert_eq!(stats("emitted"), before, "tracing stays off after a probe");
+    let text = sfc.run(&["trace", "--probe", "--in", &src, "--proto", "udp", "--src", &SOURCE_IP.to_string(), "--dst", &DEST_IP.to_string(), "--sport", "40001", "--dport", &STREAM_PORT.to_string()]);
+    assert!(text.contains("nothing is sent") && text.contains(&format!("path: {src} -> pp")) && text.contains(&format!("delivered to {dest}")), "{text}");
 }

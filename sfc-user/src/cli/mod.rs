@@ -10,6 +10,7 @@ mod stats;
 mod status;
 mod table;
 mod trace;
+mod trace_probe;
 mod validate;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -93,7 +94,8 @@ pub fn main() -> ExitCode {
         Command::Status(a) => cli.enter_netns().and_then(|()| status::run(&cli.location(), a)),
         Command::Flows(a) => flows::run(&cli.location(), a),
         Command::Map(a) => map::run(&cli.location(), a),
-        Command::Trace(a) => trace::run(&cli.location(), a),
+        // The probe runs the programs on interfaces of the datapath's namespace.
+        Command::Trace(a) => cli.enter_netns().and_then(|()| trace::run(&cli.location(), a)),
         Command::Run(a) => cli.enter_netns().and_then(|()| run::run(&cli.location(), a)),
     };
     match result {

@@ -33,19 +33,29 @@ pub struct Args {
     chain: Option<String>,
     /// Only packets from this address (IPv4 or IPv6).
     #[arg(long, value_name = "ADDR")]
-    src: Option<IpAddr>,
+    pub(super) src: Option<IpAddr>,
     /// Only packets to this address.
     #[arg(long, value_name = "ADDR")]
-    dst: Option<IpAddr>,
+    pub(super) dst: Option<IpAddr>,
     /// Only packets of this protocol (tcp, udp, icmp, icmpv6, sctp or a number).
     #[arg(long, value_name = "PROTO")]
-    proto: Option<String>,
+    pub(super) proto: Option<String>,
     /// Only packets from this transport port.
     #[arg(long, value_name = "N")]
-    sport: Option<u16>,
+    pub(super) sport: Option<u16>,
     /// Only packets to this transport port.
     #[arg(long, value_name = "N")]
-    dport: Option<u16>,
+    pub(super) dport: Option<u16>,
+    /// Instead of watching traffic: run one synthetic packet (--proto, --src, --dst, --sport,
+    /// --dport) through the live datapath as if it arrived on --in, and report each hop it took
+    /// and where it ended. It runs on a private copy (`BPF_PROG_TEST_RUN`): nothing is sent on any
+    /// wire and the destination never receives it.
+    #[arg(long, requires = "in_iface", conflicts_with_all = ["chain", "follow", "count", "duration", "sample", "budget"])]
+    probe: bool,
+    /// With --probe: the interface the probe arrives on (a logical source port, or a member's
+    /// egress to probe from the middle of a chain).
+    #[arg(long = "in", value_name = "IFACE", requires = "probe")]
+    pub(super) in_iface: Option<String>,
     /// Trace one matching packet in N (chosen by bytes that routing does not change, so all
     /// the hops of a traced packet are traced).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -60,9 +70,9 @@ pub struct Args {
     /// Stop after S seconds.
     #[arg(long, value_name = "S")]
     duration: Option<f64>,
-    /// Print each event as a JSON line.
+    /// Print each event as a JSON line (with --probe: the report as one JSON object).
     #[arg(long, conflicts_with = "follow")]
-    json: bool,
+    pub(super) json: bool,
     /// Group by flow: a line when a flow appears or its path changes, and a flow table at the end.
     #[arg(long)]
     follow: bool,
@@ -141,6 +151,9 @@ struct FlowRow {
 }
 
 pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
+    if a.probe {
+        return super::trace_probe::run(loc, a);
+    }
     let state = inspect::load_state(loc)?;
     let _lock = trace::TraceLock::acquire(loc)?;
     let conf = filter(loc, a)?;

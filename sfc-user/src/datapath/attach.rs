@@ -31,7 +31,7 @@ use super::{DatapathError, Location, Result, io_err, netlink, netns};
 use crate::model::AttachMode;
 
 pub(crate) const PROG_PIN: &str = "prog_tc_ingress";
-const PROG_XDP_PIN: &str = "prog_xdp";
+pub(crate) const PROG_XDP_PIN: &str = "prog_xdp";
 const PROG_XDP_PASS_PIN: &str = "prog_xdp_pass";
 
 /// What a pinned link attaches.

@@ -70,7 +70,7 @@ fn remove(loc: &Location, m: &mut HashMap<MapData, FlowKey, FlowEntry>, keys: &[
     for k in keys {
         match m.remove(k) {
             Ok(()) => n += 1,
-            Err(MapError::KeyNotFound) => {}
+            Err(e) if super::maps::is_absent(&e) => {}
             Err(e) => return Err(map_err(MAP_FLOWS, "removing an entry")(e)),
         }
     }
@@ -85,6 +85,27 @@ pub fn flush(loc: &Location) -> Result<u64> {
     let mut m = flows_map(loc)?;
     let keys: Vec<FlowKey> = m.keys().filter_map(std::result::Result::ok).collect();
     remove(loc, &mut m, &keys)
+}
+
+/// Whether each of `keys` has an entry in the flow table.
+pub fn present(loc: &Location, keys: &[FlowKey]) -> Result<Vec<bool>> {
+    let m = flows_map(loc)?;
+    keys.iter()
+        .map(|k| match m.get(k, 0) {
+            Ok(_) => Ok(true),
+            Err(MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(map_err(MAP_FLOWS, "reading an entry")(e)),
+        })
+        .collect()
+}
+
+/// Removes the entries of `keys` (those there are); returns how many it removed.
+pub fn forget(loc: &Location, keys: &[FlowKey]) -> Result<u64> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let mut m = flows_map(loc)?;
+    remove(loc, &mut m, keys)
 }
 
 /// One aging pass over the flow table.

@@ -38,6 +38,15 @@ pub(crate) fn map_err(name: &str, action: &str) -> impl FnOnce(MapError) -> Data
     move |source| DatapathError::Map { what, source }
 }
 
+/// Whether `e` says the key is not there: a lookup says `KeyNotFound`, a delete `ENOENT`.
+pub(crate) fn is_absent(e: &MapError) -> bool {
+    match e {
+        MapError::KeyNotFound => true,
+        MapError::SyscallError(s) => s.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
+    }
+}
+
 /// Opens the pinned map `name` as a typed aya map.
 pub(crate) fn typed<T: TryFrom<Map, Error = MapError>>(loc: &Location, name: &str) -> Result<T> {
     T::try_from(open(loc, name)?).map_err(map_err(name, "unexpected map type"))

@@ -12,6 +12,7 @@ pub mod maps;
 pub mod netlink;
 pub mod netns;
 pub mod trace;
+pub mod traceflow;
 pub mod probe;
 pub mod state;
 

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use sfc_common::trace::{
-    LATENCY_BUCKETS, MAP_LATENCY, MAP_TRACE, MAP_TRACE_CONF, MAP_TRACE_STATS, TS_EMITTED, TS_LOST_BUDGET, TS_LOST_FULL,
-    TraceConf, TraceEvent,
+    InflightKey, LATENCY_BUCKETS, MAP_INFLIGHT, MAP_LATENCY, MAP_TRACE, MAP_TRACE_CONF, MAP_TRACE_STATS, TS_EMITTED,
+    TS_LOST_BUDGET, TS_LOST_FULL, TraceConf, TraceEvent, latency_slot,
 };
 
 use super::{
@@ -90,6 +90,17 @@ pub fn quantile(buckets: &[u64], q: f64) -> Option<f64> {
         }
     }
     None
+}
+
+/// Forgets the SF latency sample a packet with fingerprint `fp` started when it was sent into
+/// member `port_pair` in direction `dir` (a probe's time in a member is no function's).
+pub fn forget_inflight(loc: &Location, fp: u32, port_pair: u32, dir: u8) -> Result<()> {
+    let mut m: HashMap<MapData, InflightKey, u64> = typed(loc, MAP_INFLIGHT)?;
+    match m.remove(&InflightKey { fp, slot: latency_slot(port_pair, dir) }) {
+        Ok(()) => Ok(()),
+        Err(e) if super::maps::is_absent(&e) => Ok(()),
+        Err(e) => Err(map_err(MAP_INFLIGHT, "removing an entry")(e)),
+    }
 }
 
 /// The ring buffer of trace events, for one reader.

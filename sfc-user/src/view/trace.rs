@@ -11,6 +11,10 @@ use sfc_common::{
 };
 
 use super::inspect::{Namer, addr, family_name};
+use crate::{
+    datapath::traceflow::{ProbeEnd, ProbeReport},
+    model::AttachMode,
+};
 
 /// One hop decision, with names.
 #[derive(Debug, Clone, Serialize)]
@@ -185,19 +189,9 @@ fn path(mut events: Vec<Event>, complete: bool) -> PacketPath {
     let mut steps = vec![first.at.clone()];
     let mut members = Vec::new();
     for e in &events {
-        match e.verdict {
-            "member" => {
-                let m = e.member.clone().unwrap_or_default();
-                steps.push(match &e.group {
-                    Some(g) => format!("{m} ({g})"),
-                    None => m.clone(),
-                });
-                members.push(m);
-            }
-            "delivered" => steps.push(e.to.clone().unwrap_or_else(|| "?".to_owned())),
-            "host" => steps.push("host".to_owned()),
-            "dropped" => steps.push(format!("dropped: {}", e.reason.unwrap_or("unknown"))),
-            _ => steps.push("?".to_owned()),
+        steps.push(step(e));
+        if e.verdict == "member" {
+            members.push(e.member.clone().unwrap_or_default());
         }
     }
     PacketPath {
@@ -208,6 +202,126 @@ fn path(mut events: Vec<Event>, complete: bool) -> PacketPath {
         complete,
         members,
         first_ts_ns: first.ts_ns,
+    }
+}
+
+/// What `sfc trace --probe` reports: the probe's hop decisions and where it ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeView {
+    pub flow: Flow,
+    /// The interface it was sent in on, and the attach mode of the program there.
+    #[serde(rename = "in")]
+    pub in_iface: String,
+    pub mode: &'static str,
+    pub events: Vec<Event>,
+    /// Where it entered, each member (with its group), and where it ended (as `sfc trace`).
+    pub path: Vec<String>,
+    /// `delivered`, `host`, `dropped`, `not_steered` (no hop decision where it was: not chain
+    /// traffic there), `unexplained` (a verdict without a hop decision), `into_unknown_member`
+    /// (into a member that drains, whose far side is unknown), `no_program` (the member's far side
+    /// runs no sfc program), `too_many_hops` (a loop).
+    pub ended: &'static str,
+    /// Where it ended, when it was not at a hop decision.
+    pub ended_at: Option<String>,
+    /// Why, in words.
+    pub detail: String,
+}
+
+/// `r` with names: the probe `spec` (its 5-tuple `key`) sent in on `in_iface`.
+pub fn probe_view(n: &Namer<'_>, in_iface: &str, key: &FlowKey, r: &ProbeReport) -> ProbeView {
+    let events: Vec<Event> = r.events.iter().map(|e| name(n, e)).collect();
+    let mut path = vec![in_iface.to_owned()];
+    let last = events.last();
+    for e in &events {
+        path.push(step(e));
+    }
+    let (ended, ended_at, detail) = match r.end {
+        ProbeEnd::Ended => {
+            let e = last.map_or("unknown", |e| e.verdict);
+            let detail = match e {
+                "delivered" => format!("delivered to {}; the probe stops here (it is not sent)", last.and_then(|e| e.to.clone()).unwrap_or_default()),
+                "host" => "the chain is done: handed to the host; the probe stops here".to_owned(),
+                _ => format!("dropped: {}", last.and_then(|e| e.reason).unwrap_or("unknown")),
+            };
+            (e, None, detail)
+        }
+        ProbeEnd::NotSteered { ifindex } => {
+            let at = n.iface(ifindex);
+            let detail = if events.is_empty() {
+                format!("not steered on {at}: no classifier of a chain that enters there matches it (it goes on untouched)")
+            } else {
+                format!("not steered on {at}: the program there does not take it for chain traffic")
+            };
+            path.push("untouched".to_owned());
+            ("not_steered", Some(at), detail)
+        }
+        ProbeEnd::Unexplained { ifindex, verdict } => {
+            let at = n.iface(ifindex);
+            path.push("?".to_owned());
+            ("unexplained", Some(at.clone()), format!("the program on {at} returned verdict {verdict} without a hop decision"))
+        }
+        ProbeEnd::IntoUnknownMember { port_pair } => {
+            let m = n.port_pair(port_pair);
+            ("into_unknown_member", None, format!("sent into {m}, which is no longer in the configuration (it drains): where it comes back is unknown"))
+        }
+        ProbeEnd::NoProgram { ifindex } => {
+            let at = n.iface(ifindex);
+            path.push("?".to_owned());
+            ("no_program", Some(at.clone()), format!("{at}, where the member sends it back, runs no sfc program (re-apply the chains)"))
+        }
+        ProbeEnd::TooManyHops => ("too_many_hops", None, format!("more than {} hop decisions: a loop", r.events.len())),
+    };
+    ProbeView {
+        flow: flow_of(key),
+        in_iface: in_iface.to_owned(),
+        mode: match r.mode {
+            AttachMode::Tc => "tc",
+            AttachMode::Xdp => "xdp",
+        },
+        events,
+        path,
+        ended,
+        ended_at,
+        detail,
+    }
+}
+
+impl fmt::Display for ProbeView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "probe {} in on {} ({} program), run on a private copy: nothing is sent", self.flow, self.in_iface, self.mode)?;
+        for e in &self.events {
+            write!(f, "  {}: ", e.at)?;
+            match e.verdict {
+                "member" => {
+                    let hop = e.hop.map_or_else(String::new, |h| format!(", hop {}", h + 1));
+                    let si = e.si.map_or_else(String::new, |s| format!(", SI {s}"));
+                    let dir = if e.direction == "reverse" { " (reverse)" } else { "" };
+                    writeln!(f, "chain {}{hop}{si}{dir}: into {} through {}", e.chain, step(e), e.to.as_deref().unwrap_or("?"))?;
+                }
+                "delivered" => writeln!(f, "chain {}: delivered to {}", e.chain, e.to.as_deref().unwrap_or("?"))?,
+                "host" => writeln!(f, "chain {}: done, handed to the host", e.chain)?,
+                _ => writeln!(f, "chain {}: dropped ({})", e.chain, e.reason.unwrap_or("unknown"))?,
+            }
+        }
+        writeln!(f, "{}", self.detail)?;
+        write!(f, "path: {}", self.path.join(" -> "))
+    }
+}
+
+/// One event's step in a path: the member (with its group), the destination, `host`, a drop.
+fn step(e: &Event) -> String {
+    match e.verdict {
+        "member" => {
+            let m = e.member.clone().unwrap_or_default();
+            match &e.group {
+                Some(g) => format!("{m} ({g})"),
+                None => m,
+            }
+        }
+        "delivered" => e.to.clone().unwrap_or_else(|| "?".to_owned()),
+        "host" => "host".to_owned(),
+        "dropped" => format!("dropped: {}", e.reason.unwrap_or("unknown")),
+        _ => "?".to_owned(),
     }
 }
 
