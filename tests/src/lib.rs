@@ -22,6 +22,7 @@ pub mod http;
 pub mod interrupt;
 pub mod link;
 pub mod netns;
+pub mod observe;
 pub mod ping;
 pub mod pid_name;
 pub mod process;

@@ -31,6 +31,14 @@ impl ChildGuard {
         self.child.id()
     }
 
+    /// Lets the child outlive this guard (and this process): not killed, not reaped here.
+    /// Returns its pid.
+    pub fn detach(self) -> u32 {
+        let pid = self.child.id();
+        std::mem::forget(self);
+        pid
+    }
+
     /// The exit status, if it exited.
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
         Ok(self.child.try_wait()?)

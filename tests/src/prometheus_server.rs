@@ -27,13 +27,28 @@ pub const SCRAPE_INTERVAL: Duration = Duration::from_secs(1);
 /// The job name of the scraped targets (the `job` label).
 pub const JOB: &str = "sfc";
 
-/// A running Prometheus; killed when dropped.
+/// A running Prometheus; killed when dropped. Its HTTP API through `Deref`.
 #[derive(Debug)]
 pub struct PrometheusServer {
     child: ChildGuard,
-    ns: String,
-    addr: SocketAddr,
+    api: PrometheusApi,
     log: PathBuf,
+}
+
+/// The HTTP API of a Prometheus listening on `addr` in namespace `ns` (one this process started,
+/// or one a kept demo left running).
+#[derive(Debug, Clone)]
+pub struct PrometheusApi {
+    pub ns: String,
+    pub addr: SocketAddr,
+}
+
+impl std::ops::Deref for PrometheusServer {
+    type Target = PrometheusApi;
+
+    fn deref(&self) -> &PrometheusApi {
+        &self.api
+    }
 }
 
 /// One series of a query's result: its labels (`__name__` included when it has one) and value
@@ -61,6 +76,27 @@ impl PrometheusServer {
         targets: &[SocketAddr],
         dir: &Path,
     ) -> Result<PrometheusServer> {
+        Self::spawn(ns, addr, targets, dir, false)
+    }
+
+    /// As [`PrometheusServer::start`], but it outlives this process (its own process group, no
+    /// death signal): the demo's `--observe`. Returns its pid; stop it with SIGTERM.
+    pub fn start_detached(
+        ns: &str,
+        addr: SocketAddr,
+        targets: &[SocketAddr],
+        dir: &Path,
+    ) -> Result<u32> {
+        Ok(Self::spawn(ns, addr, targets, dir, true)?.child.detach())
+    }
+
+    fn spawn(
+        ns: &str,
+        addr: SocketAddr,
+        targets: &[SocketAddr],
+        dir: &Path,
+        detached: bool,
+    ) -> Result<PrometheusServer> {
         let version = Command::new(BIN)
             .arg("--version")
             .stdin(Stdio::null())
@@ -87,20 +123,25 @@ impl PrometheusServer {
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);
-        // SAFETY: between fork and exec only prctl, which is async-signal-safe, runs. The death
-        // signal survives `ip netns exec`'s exec of prometheus (neither is set-user-ID).
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+        if detached {
+            // Not in this process's group: a Ctrl-C of the caller does not reach it.
+            cmd.process_group(0);
+        } else {
+            // SAFETY: between fork and exec only prctl, which is async-signal-safe, runs. The
+            // death signal survives `ip netns exec`'s exec of prometheus (neither is
+            // set-user-ID).
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let mut server = PrometheusServer {
             child: ChildGuard::spawn(cmd)?,
-            ns: ns.to_owned(),
-            addr,
+            api: PrometheusApi { ns: ns.to_owned(), addr },
             log,
         };
         server.wait_ready(Duration::from_secs(20))?;
@@ -111,7 +152,7 @@ impl PrometheusServer {
     fn wait_ready(&mut self, limit: Duration) -> Result<()> {
         let deadline = Instant::now() + limit;
         loop {
-            if http_get_in(&self.ns, self.addr, "/-/ready").is_ok_and(|r| r.status == 200) {
+            if http_get_in(&self.api.ns, self.api.addr, "/-/ready").is_ok_and(|r| r.status == 200) {
                 return Ok(());
             }
             if let Some(status) = self.child.try_wait()? {
@@ -123,8 +164,8 @@ impl PrometheusServer {
             if Instant::now() >= deadline {
                 bail!(
                     "{BIN} not ready on {} in {} within {limit:?}:\n{}",
-                    self.addr,
-                    self.ns,
+                    self.api.addr,
+                    self.api.ns,
                     self.log()
                 );
             }
@@ -137,6 +178,9 @@ impl PrometheusServer {
         std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(no log: {e})"))
     }
 
+}
+
+impl PrometheusApi {
     /// `GET path` of its HTTP API; the `data` member of a successful answer.
     fn api(&self, path: &str) -> Result<serde_json::Value> {
         let reply = http_get_in(&self.ns, self.addr, path)?;

@@ -410,13 +410,68 @@ pub fn udp_exchange(ns: &str, to: SocketAddr, n: usize) -> Result<UdpOutcome> {
 /// Call only while this process has a single thread: the child of a multi-threaded `fork` may
 /// find a lock held by a thread that does not exist there.
 pub fn spawn_detached_tcp_server(ns: &str, addr: SocketAddr, lifetime: Duration) -> Result<i32> {
+    spawn_detached(
+        ns,
+        || {
+            let l = TcpListener::bind(addr)?;
+            l.set_nonblocking(true)?;
+            Ok(l)
+        },
+        |listener| {
+            let end = Instant::now() + lifetime;
+            while Instant::now() < end {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let _ = serve_one(stream);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        },
+    )
+    .with_context(|| format!("the detached web server on {addr} in {ns}"))
+}
+
+/// Forks a detached process that sends one HTTP request to `to` from namespace `ns` every
+/// `every`, `count` times at most (the demo's `--observe`: traffic for the dashboard after this
+/// process is gone). Returns its pid. Single-threaded callers only, as
+/// [`spawn_detached_tcp_server`].
+pub fn spawn_detached_requests(ns: &str, to: SocketAddr, every: Duration, count: usize) -> Result<i32> {
+    spawn_detached(
+        ns,
+        || Ok(()),
+        |()| {
+            let mut ports = Vec::new();
+            for _ in 0..count {
+                let _ = http_get(to, &mut ports);
+                ports.clear();
+                std::thread::sleep(every);
+            }
+        },
+    )
+    .with_context(|| format!("the detached request loop to {to} from {ns}"))
+}
+
+/// Stops a process from [`spawn_detached_tcp_server`] or [`spawn_detached_requests`] (SIGTERM);
+/// false if no such process.
+pub fn stop_detached_server(pid: i32) -> bool {
+    // SAFETY: kill(2) has no memory-safety preconditions; the caller vouches that `pid` is the
+    // process it started.
+    unsafe { libc::kill(pid, libc::SIGTERM) == 0 }
+}
+
+/// Forks a process of its own session (stdio on /dev/null, default SIGINT and SIGTERM) that
+/// enters namespace `ns`, runs `setup` and, when that worked, `job`; returns its pid once
+/// `setup` is done, or `setup`'s failure.
+fn spawn_detached<T>(ns: &str, setup: impl FnOnce() -> std::io::Result<T>, job: impl FnOnce(T)) -> Result<i32> {
     let mut fds = [0i32; 2];
     // SAFETY: pipe writes two fds into the array we own.
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
         bail!("pipe: {}", std::io::Error::last_os_error());
     }
     let [read_fd, write_fd] = fds;
-    // SAFETY: see the doc comment: single-threaded, and the child never returns into our code.
+    // SAFETY: see the callers' doc comments: single-threaded, and the child never returns into
+    // our code.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         bail!("fork: {}", std::io::Error::last_os_error());
@@ -424,7 +479,7 @@ pub fn spawn_detached_tcp_server(ns: &str, addr: SocketAddr, lifetime: Duration)
     if pid == 0 {
         // SAFETY: the child's copy of the read end is not needed.
         unsafe { libc::close(read_fd) };
-        let code = std::panic::catch_unwind(|| detached_server(ns, addr, lifetime, write_fd))
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| detached_child(ns, setup, job, write_fd)))
             .map_or(2, |r| i32::from(r.is_err()));
         // SAFETY: leave without running the parent's destructors or atexit handlers.
         unsafe { libc::_exit(code) };
@@ -438,19 +493,12 @@ pub fn spawn_detached_tcp_server(ns: &str, addr: SocketAddr, lifetime: Duration)
         n == 1 && byte == b'1'
     };
     if !ready {
-        bail!("the detached web server (pid {pid}) could not listen on {addr} in {ns}");
+        bail!("process {pid} could not start");
     }
     Ok(pid)
 }
 
-/// Stops a server from [`spawn_detached_tcp_server`] (SIGTERM); false if no such process.
-pub fn stop_detached_server(pid: i32) -> bool {
-    // SAFETY: kill(2) has no memory-safety preconditions; the caller vouches that `pid` is the
-    // server it started.
-    unsafe { libc::kill(pid, libc::SIGTERM) == 0 }
-}
-
-fn detached_server(ns: &str, addr: SocketAddr, lifetime: Duration, ready_fd: i32) -> Result<()> {
+fn detached_child<T>(ns: &str, setup: impl FnOnce() -> std::io::Result<T>, job: impl FnOnce(T), ready_fd: i32) -> Result<()> {
     // SAFETY: plain syscalls on fds and signal dispositions of this (child) process.
     unsafe {
         libc::setsid();
@@ -463,26 +511,13 @@ fn detached_server(ns: &str, addr: SocketAddr, lifetime: Duration, ready_fd: i32
             }
         }
     }
-    let listener = netns::enter(ns).and_then(|()| {
-        let l = TcpListener::bind(addr)?;
-        l.set_nonblocking(true)?;
-        Ok(l)
-    });
-    let byte: u8 = if listener.is_ok() { b'1' } else { b'0' };
+    let ready = netns::enter(ns).and_then(|()| setup().map_err(anyhow::Error::from));
+    let byte: u8 = if ready.is_ok() { b'1' } else { b'0' };
     // SAFETY: one byte from a local to the pipe's write end.
     unsafe {
         libc::write(ready_fd, (&raw const byte).cast(), 1);
         libc::close(ready_fd);
     }
-    let listener = listener?;
-    let end = Instant::now() + lifetime;
-    while Instant::now() < end {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let _ = serve_one(stream);
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
+    job(ready?);
     Ok(())
 }

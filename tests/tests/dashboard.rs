@@ -19,9 +19,12 @@ use sfc_tests::{
     chain::{FlowClassifier, PortChain, line_diff},
     dashboard::{self, RATE_WINDOW},
     failover::{self, Fault},
+    observe,
     process::{Daemon, indent},
     prometheus_server::{JOB, PrometheusServer, Series},
     scenario::Fixture,
+    send::datagrams_from,
+    stream::STREAM_PORT,
     topology::{DEST_IP, End},
     traffic::{TcpServer, tcp_requests},
 };
@@ -236,4 +239,49 @@ fn every_panel_query_returns_data_from_prometheus() {
         ready.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Stops what `observe::start` left in a directory, also when the test fails half way.
+struct ObserveGuard(std::path::PathBuf);
+
+impl Drop for ObserveGuard {
+    fn drop(&mut self) {
+        let _ = observe::stop(&self.0);
+    }
+}
+
+/// The demo's `--observe`: `sfc run` and Prometheus left running as detached processes scrape
+/// the chain's traffic; `stop` (what `cargo xtask demo --down` calls) finds both by their pid
+/// files and ends them, and the datapath stays installed and forwarding.
+#[test]
+fn a_kept_observer_scrapes_the_chain_and_stops_cleanly() {
+    let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]));
+    let topo = &fx.topo;
+    let sfc = Sfc::for_topology(topo);
+    let path = fx.write("chains.yaml", &failover::chain(topo, false));
+    sfc.apply(&path);
+    let dir = fx.dir.path().join("observe");
+    let _guard = ObserveGuard(dir.clone());
+    let kept = observe::start(&sfc, &path, &dir).unwrap_or_else(|e| panic!("{e:#}"));
+    let dest = SocketAddr::new(IpAddr::V4(DEST_IP), STREAM_PORT);
+    datagrams_from(&topo.source(), 41_100, dest, &[64; 20], Duration::from_millis(5)).unwrap_or_else(|e| panic!("{e:#}"));
+    let series = kept
+        .prometheus
+        .wait_for("sum(sfc_hop_packets_total{chain=\"pc1\",hop=\"1\"})", Duration::from_secs(20), |s| {
+            s.first().and_then(Series::as_f64).is_some_and(|v| v >= 20.0)
+        })
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", std::fs::read_to_string(&kept.log).unwrap_or_default()));
+    assert_eq!(series.len(), 1, "{}", summary(&series));
+
+    let stopped = observe::stop(&dir).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(stopped.len(), 2, "{stopped:?}");
+    for pid in [kept.sfc_run_pid, kept.prometheus_pid] {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "process {pid} still runs");
+    }
+    assert!(observe::stop(&dir).unwrap_or_else(|e| panic!("{e:#}")).is_empty(), "a second stop finds nothing");
+    // `sfc run` ended with SIGTERM: the datapath is left as it was, and forwards.
+    let ((), w) = fx.window(&sfc, "after the observer stopped", || {
+        datagrams_from(&topo.source(), 41_101, dest, &[64; 5], Duration::from_millis(5)).unwrap_or_else(|e| panic!("{e:#}"));
+    });
+    assert_eq!(w.link(End::SfIn(3)).rx_packets, 5, "{}", w.report());
 }

@@ -52,6 +52,18 @@ const SHOWN_REPLIES: usize = 3;
 /// How long the web server of a kept demo lives.
 const KEPT_SERVER_LIFETIME: Duration = Duration::from_hours(1);
 
+/// What stays up after the walkthrough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// Nothing: everything is removed.
+    No,
+    /// `--keep`: the topology, the datapath and dest's web server.
+    Up,
+    /// `--observe`: as `Up`, plus `sfc run` serving metrics, Prometheus scraping it, and a
+    /// request a second from source.
+    Observed,
+}
+
 /// What the blog's VMs are here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Guests {
@@ -63,7 +75,7 @@ pub enum Guests {
 
 pub fn run(
     sfc_bin: &Path,
-    keep: bool,
+    keep: Kept,
     down: bool,
     mode: &str,
     guests: Guests,
@@ -105,7 +117,8 @@ impl Drop for WorkDir {
     }
 }
 
-fn walkthrough(sfc_bin: &Path, keep: bool, mode: &str, guests: Guests) -> Result<()> {
+fn walkthrough(sfc_bin: &Path, kept: Kept, mode: &str, guests: Guests) -> Result<()> {
+    let keep = kept != Kept::No;
     println!(
         "sfc demo: the networking-sfc devstack demo, {}",
         match guests {
@@ -168,7 +181,7 @@ fn walkthrough(sfc_bin: &Path, keep: bool, mode: &str, guests: Guests) -> Result
 
     if keep {
         drop(web);
-        keep_running(&topo, &sfc, &chain_path, guests)?;
+        keep_running(&topo, &sfc, &chain_path, guests, kept == Kept::Observed)?;
         work.keep = true;
         sfc.keep();
         topo.keep()?;

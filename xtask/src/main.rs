@@ -42,7 +42,11 @@ enum Command {
         /// Leave the topology and the datapath in place afterwards.
         #[arg(long)]
         keep: bool,
-        /// Only tear down what an earlier `demo --keep` left.
+        /// Keep the demo (as --keep) under `sfc run` with metrics, a Prometheus scraping it and
+        /// a request a second for an hour, and print how to point Grafana at it.
+        #[arg(long, conflicts_with = "down")]
+        observe: bool,
+        /// Only tear down what an earlier `demo --keep` or `--observe` left.
         #[arg(long)]
         down: bool,
         /// `sfc apply --mode`: tc (the default) or xdp.
@@ -75,9 +79,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Test { args } => test::run(&args),
-        Command::Demo { vms, keep, down, mode } => {
+        Command::Demo { vms, keep, observe, down, mode } => {
             let guests = if vms { demo::Guests::Vms } else { demo::Guests::Namespaces };
-            demo::run(&build_cmd::sfc_binary(false)?, keep, down, &mode, guests)
+            let kept = if observe { demo::Kept::Observed } else if keep { demo::Kept::Up } else { demo::Kept::No };
+            demo::run(&build_cmd::sfc_binary(false)?, kept, down, &mode, guests)
         }
         Command::Bench(opts) => bench::run(&opts),
     }
