@@ -3,12 +3,17 @@
 //! once and kept for the whole run so the measurements can be interleaved. Another path is one
 //! more entry in [`all`] and one more arm in [`Kind::install`].
 
-use std::path::{Path as FsPath, PathBuf};
+use std::{
+    path::{Path as FsPath, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, Result, bail};
 use sfc_tests::{
     chain::{ChainFile, FlowClassifier, PortChain, PortPair, PortPairGroup},
     netns::{self, ip_in},
+    process::ChildGuard,
 };
 
 use super::{
@@ -30,6 +35,29 @@ pub enum Kind {
     Sfc(&'static str),
     /// `sfc apply --mode tc`, the service functions on taps with userspace pumps.
     SfcTaps,
+    /// `sfc apply --mode tc` with an `sfc trace` running the whole time.
+    SfcTraced(Tracing),
+}
+
+/// What the `sfc trace` of a traced path asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracing {
+    /// A filter no packet matches (a destination port nothing sends to): tracing is on, every
+    /// packet is checked against the filter, no event is emitted.
+    NoMatch,
+    /// Every packet, with no budget: each hop decision is an event, which the reader drains
+    /// (`--json` lines into /dev/null).
+    Every,
+}
+
+impl Tracing {
+    /// `sfc trace`'s arguments.
+    const fn args(self) -> &'static [&'static str] {
+        match self {
+            Tracing::NoMatch => &["--dport", "9"],
+            Tracing::Every => &["--budget", "100000000", "--json"],
+        }
+    }
 }
 
 /// One row of the table.
@@ -43,6 +71,9 @@ pub struct Spec {
     pub kind: Kind,
     /// Service functions on the path (for "added latency per hop").
     pub hops: u8,
+    /// TCP throughput is not measured (a variant of another path, measured for packet rate
+    /// and latency only, to keep the run short).
+    pub skip_tcp: bool,
 }
 
 /// Every path, in table order; the first is the baseline for ratios.
@@ -54,6 +85,7 @@ pub fn all() -> Vec<Spec> {
             title: "direct, plain routing through the hub",
             kind: Kind::Direct,
             hops: 0,
+            skip_tcp: false,
         },
         Spec {
             key: "b",
@@ -61,6 +93,7 @@ pub fn all() -> Vec<Spec> {
             title: "3 SFs, Linux policy routing",
             kind: Kind::PolicyRouting,
             hops: HOPS,
+            skip_tcp: false,
         },
         Spec {
             key: "c",
@@ -68,6 +101,7 @@ pub fn all() -> Vec<Spec> {
             title: "3 SFs, OVS userspace (netdev), 1 rule/hop",
             kind: Kind::OvsUserspace,
             hops: HOPS,
+            skip_tcp: false,
         },
         Spec {
             key: "d",
@@ -75,6 +109,7 @@ pub fn all() -> Vec<Spec> {
             title: "3 SFs, sfc tc mode",
             kind: Kind::Sfc("tc"),
             hops: HOPS,
+            skip_tcp: false,
         },
         Spec {
             key: "e",
@@ -82,6 +117,23 @@ pub fn all() -> Vec<Spec> {
             title: "3 SFs, sfc XDP mode",
             kind: Kind::Sfc("xdp"),
             hops: HOPS,
+            skip_tcp: false,
+        },
+        Spec {
+            key: "d1",
+            name: "sfctr0",
+            title: "(d) with `sfc trace` on, a filter no packet matches",
+            kind: Kind::SfcTraced(Tracing::NoMatch),
+            hops: HOPS,
+            skip_tcp: true,
+        },
+        Spec {
+            key: "d2",
+            name: "sfctr1",
+            title: "(d) with `sfc trace` on every packet, drained to /dev/null",
+            kind: Kind::SfcTraced(Tracing::Every),
+            hops: HOPS,
+            skip_tcp: true,
         },
         Spec {
             key: "t",
@@ -89,6 +141,7 @@ pub fn all() -> Vec<Spec> {
             title: "3 SFs on taps (userspace pump per NIC), sfc tc mode",
             kind: Kind::SfcTaps,
             hops: HOPS,
+            skip_tcp: false,
         },
     ]
 }
@@ -150,13 +203,14 @@ impl Kind {
                 &env.work.join(spec.name),
                 env.path_cpu,
             )?),
-            Kind::Sfc(_) | Kind::SfcTaps => {
+            Kind::Sfc(_) | Kind::SfcTaps | Kind::SfcTraced(_) => {
                 let mode = if let Kind::Sfc(m) = self { m } else { "tc" };
                 let file = env.work.join(format!("{}.yaml", spec.name));
                 chain(sf_ports).write(&file)?;
-                let guard = SfcGuard {
+                let mut guard = SfcGuard {
                     bin: env.sfc_bin.to_owned(),
                     netns: net.hub(),
+                    trace: None,
                 };
                 let out = guard.apply(&file, mode)?;
                 if !out.status.success() {
@@ -167,6 +221,9 @@ impl Kind {
                         return Ok(Outcome::Unavailable(spec, reason));
                     }
                     bail!("`sfc apply --mode {mode}` failed: {}", stderr.trim());
+                }
+                if let Kind::SfcTraced(t) = self {
+                    guard.trace(t, &env.work.join(format!("{}.trace.log", spec.name)))?;
                 }
                 Datapath::Sfc(guard)
             }
@@ -242,10 +299,12 @@ fn chain(sf_ports: SfPorts) -> ChainFile {
     }
 }
 
-/// `sfc --netns <hub>`; takes the datapath down (and its pins) when dropped.
+/// `sfc --netns <hub>`; stops its `sfc trace` and takes the datapath down (and its pins) when
+/// dropped.
 struct SfcGuard {
     bin: PathBuf,
     netns: String,
+    trace: Option<ChildGuard>,
 }
 
 impl SfcGuard {
@@ -263,10 +322,35 @@ impl SfcGuard {
     fn pin_dir(&self) -> PathBuf {
         FsPath::new(sfc_tests::sfc::PIN_ROOT).join(&self.netns)
     }
+
+    /// Starts `sfc trace` as `t` asks, its messages in `log`; returns once it traces.
+    fn trace(&mut self, t: Tracing, log: &FsPath) -> Result<()> {
+        let err = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
+        let mut c = cmd::command(&self.bin);
+        c.args(["--netns", &self.netns, "trace"]).args(t.args()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
+        cmd::echo(&c);
+        self.trace = Some(ChildGuard::spawn(c)?);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(log).unwrap_or_default().contains("tracing") {
+            if Instant::now() >= deadline || self.trace.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_some()) {
+                bail!("`sfc trace` did not start: {}", std::fs::read_to_string(log).unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
 }
 
 impl Drop for SfcGuard {
     fn drop(&mut self) {
+        // The trace first: it switches tracing off on the way out, which needs the maps.
+        if let Some(mut t) = self.trace.take() {
+            // SAFETY: kill(2) has no memory-safety preconditions; the pid is our child's.
+            unsafe { libc::kill(i32::try_from(t.pid()).unwrap_or(0), libc::SIGINT) };
+            if t.wait_timeout(Duration::from_secs(5)).ok().flatten().is_none() {
+                let _ = t.kill();
+            }
+        }
         if !self.pin_dir().exists() {
             return;
         }

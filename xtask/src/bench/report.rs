@@ -205,6 +205,29 @@ pub fn tap_note(rows: &[Row]) -> String {
     )
 }
 
+/// What tracing costs the datapath, from paths (d1) and (d2) against (d).
+pub fn trace_note(rows: &[Row]) -> String {
+    let tc = by_key(rows, "d");
+    let r = |key: &str, f: fn(&Medians) -> Option<f64>| ratio(by_key(rows, key).and_then(f), tc.and_then(f));
+    let added = |key: &str| match (by_key(rows, key).and_then(|m| m.p50), tc.and_then(|m| m.p50)) {
+        (Some(a), Some(b)) => format!("{:+.1} us", a - b),
+        _ => "-".to_owned(),
+    };
+    format!(
+        "What tracing costs (`sfc trace` running on (d)'s datapath the whole time; TCP not \
+         measured on these): with a filter no packet matches (d1) vs (d): pps {}, RTT p50 {}; \
+         every packet traced, four events each (one per hop decision: into each of the three \
+         members, then the delivery) read by `sfc trace --json` into /dev/null (d2) vs (d): pps {}, RTT p50 {}. The reader is not pinned: on \
+         this two-core machine it competes with the sender or the path for a core, which is part \
+         of what (d2) measures. The per-packet cost in the program alone is in the micro \
+         benchmark's tracing rows.",
+        times(r("d1", |m| m.pps)),
+        added("d1"),
+        times(r("d2", |m| m.pps)),
+        added("d2"),
+    )
+}
+
 /// The issue's goals for sfc tc mode (path d), against what was measured.
 pub fn goals(rows: &[Row]) -> String {
     let direct = by_key(rows, "a");
