@@ -5,6 +5,7 @@ mod down;
 mod explain;
 mod flows;
 mod map;
+mod neutron;
 mod run;
 mod stats;
 mod status;
@@ -61,6 +62,10 @@ enum Command {
     /// The live path of matching packets through their chains, from the datapath's own hop
     /// decisions; Ctrl-C ends it.
     Trace(trace::Args),
+    /// Read networking-sfc's API objects into a chain file (`sfc import neutron FILE...`).
+    Import(neutron::ImportArgs),
+    /// Write a chain file as networking-sfc's API objects (`sfc export neutron [-f FILE]`).
+    Export(neutron::ExportArgs),
     /// Daemon: apply FILE, re-apply it when it changes, fail members over when their links go
     /// down, serve Prometheus metrics; Ctrl-C or SIGTERM leaves the datapath installed.
     Run(run::Args),
@@ -96,6 +101,8 @@ pub fn main() -> ExitCode {
         Command::Map(a) => map::run(&cli.location(), a),
         // The probe runs the programs on interfaces of the datapath's namespace.
         Command::Trace(a) => cli.enter_netns().and_then(|()| trace::run(&cli.location(), a)),
+        Command::Import(a) => neutron::import(a),
+        Command::Export(a) => neutron::export(&cli.location(), a),
         Command::Run(a) => cli.enter_netns().and_then(|()| run::run(&cli.location(), a)),
     };
     match result {

@@ -8,6 +8,7 @@
 //! naming the resource, the field and the line, while the rest of the file is still read. So one
 //! run of `sfc validate` reports every problem, not just the first one serde trips over.
 
+pub mod neutron;
 mod node;
 mod problem;
 mod read;
@@ -76,6 +77,8 @@ pub struct ConfigFile {
 #[derive(Debug, Default, Deserialize)]
 pub struct PortPairCfg {
     pub name: Option<S<String>>,
+    /// The resource's neutron id (a UUID), kept for `sfc export neutron`; references use names.
+    pub id: Option<S<String>>,
     pub description: Option<S<String>>,
     pub ingress: Option<S<String>>,
     pub egress: Option<S<String>>,
@@ -89,6 +92,8 @@ pub struct PortPairCfg {
 #[derive(Debug, Default, Deserialize)]
 pub struct PortPairGroupCfg {
     pub name: Option<S<String>>,
+    /// The resource's neutron id (a UUID), kept for `sfc export neutron`; references use names.
+    pub id: Option<S<String>>,
     pub description: Option<S<String>>,
     pub port_pairs: Option<S<Vec<S<String>>>>,
     pub lb_fields: Option<S<Vec<S<String>>>>,
@@ -142,6 +147,8 @@ impl<'de> Deserialize<'de> for ProtocolCfg {
 #[derive(Debug, Default, Deserialize)]
 pub struct FlowClassifierCfg {
     pub name: Option<S<String>>,
+    /// The resource's neutron id (a UUID), kept for `sfc export neutron`; references use names.
+    pub id: Option<S<String>>,
     pub description: Option<S<String>>,
     pub ethertype: Option<S<String>>,
     pub protocol: Option<S<ProtocolCfg>>,
@@ -158,6 +165,8 @@ pub struct FlowClassifierCfg {
 #[derive(Debug, Default, Deserialize)]
 pub struct PortChainCfg {
     pub name: Option<S<String>>,
+    /// The resource's neutron id (a UUID), kept for `sfc export neutron`; references use names.
+    pub id: Option<S<String>>,
     pub description: Option<S<String>>,
     pub chain_id: Option<S<i128>>,
     pub port_pair_groups: Option<S<Vec<S<String>>>>,

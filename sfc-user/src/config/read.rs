@@ -481,7 +481,7 @@ fn unknown_field(key: &str, known: &[&str]) -> String {
     let moved = match key {
         "service_function_parameters" => Some("sfc takes `weight` directly on the port pair"),
         "port_pair_group_parameters" => Some("sfc takes `lb_fields` directly on the group"),
-        "id" | "tenant_id" | "project_id" => Some("resources are named, not identified by id"),
+        "tenant_id" | "project_id" => Some("sfc has no projects: a chain file is one datapath's"),
         _ => None,
     };
     if let Some(m) = moved {

@@ -4,6 +4,8 @@
 
 mod checker;
 mod health;
+mod identity;
+pub mod neutron;
 mod overlap;
 mod validate;
 
@@ -11,6 +13,8 @@ pub use health::HealthCheck;
 /// Problems in a chain file are the config layer's type; the model reports its own with it.
 pub use crate::config::{ValidationError, ValidationErrors};
 pub use validate::validate;
+
+pub use crate::config::neutron::{is_uuid, neutron_tap};
 
 use std::{fmt, net::IpAddr};
 
@@ -209,15 +213,6 @@ pub struct PortPair {
     pub egress_mac: Option<[u8; 6]>,
 }
 
-/// A neutron port id (a UUID, `897df85a-26c3-4491-888e-8cc58f19cea1`) -> the name of the tap
-/// nova plugs the port's VM into: `tap` and the id's first 11 characters (`tap897df85a-26`).
-/// `None` for anything that is not a UUID.
-pub fn neutron_tap(s: &str) -> Option<String> {
-    let groups: Vec<&str> = s.split('-').collect();
-    let shape = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]);
-    (shape && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))).then(|| format!("tap{}", &s.to_ascii_lowercase()[..11]))
-}
-
 /// A MAC address as `52:54:00:12:34:56` (or with `-`): a unicast one, not all zeros.
 pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let bad = || format!("'{s}' is not a unicast MAC address like 52:54:00:12:34:56");
@@ -366,7 +361,28 @@ pub struct Model {
     /// Interfaces the file names by a neutron port id: tap name -> port id (for messages).
     #[serde(default)]
     pub port_ids: std::collections::BTreeMap<String, String>,
+    /// The neutron ids and descriptions the file gives its resources (`sfc export neutron`).
+    #[serde(default)]
+    pub identities: Identities,
 }
+
+/// A resource's neutron id and description, as the file gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub id: Option<String>,
+    pub description: Option<String>,
+}
+
+/// [`Identity`] of each resource that has one, by kind and name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identities {
+    pub port_pairs: std::collections::BTreeMap<String, Identity>,
+    pub port_pair_groups: std::collections::BTreeMap<String, Identity>,
+    pub flow_classifiers: std::collections::BTreeMap<String, Identity>,
+    pub port_chains: std::collections::BTreeMap<String, Identity>,
+}
+
+
 
 impl Model {
     /// The attach mode of interface `name` when the default is `default`.

@@ -75,10 +75,11 @@ pub fn validate(cfg: &ConfigFile) -> Result<Model, ValidationErrors> {
     let (chains, refs) = chains(&mut c, &ctx, cfg, &groups, &classifiers);
     overlap::check(&mut c, &classifiers, &chains, &refs, &broken);
     let (interface_modes, interface_macs) = interfaces(&mut c, cfg, &port_pairs, &classifiers);
+    let identities = super::identity::identities(&mut c, &ctx, cfg);
 
     if c.errors.is_empty() {
         let port_ids = std::mem::take(&mut c.port_ids);
-        Ok(Model { port_pairs, port_pair_groups: groups, flow_classifiers: classifiers, port_chains: chains, interface_modes, interface_macs, port_ids })
+        Ok(Model { port_pairs, port_pair_groups: groups, flow_classifiers: classifiers, port_chains: chains, interface_modes, interface_macs, port_ids, identities })
     } else {
         c.errors.sort_by_key(|e| e.line);
         Err(ValidationErrors(c.errors))

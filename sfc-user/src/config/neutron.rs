@@ -1,0 +1,557 @@
+//! `sfc import neutron`: networking-sfc's API objects -> an sfc chain file that keeps every name,
+//! id and description. Pure: JSON texts in, chain file text out.
+//!
+//! What is read: the bodies networking-sfc's API returns (`GET /v2.0/sfc/port_pairs` and the
+//! other lists, `{"port_pairs": [...]}`; one object, `{"port_pair": {...}}`; several lists merged
+//! into one object), and what `openstack sfc ... list --long -f json` and `show -f json` print
+//! (column titles such as "Ingress Logical Port" are read as the API's field names). Any number
+//! of texts; an object given twice (a list and a show of it) is read once.
+//!
+//! What is written: the chain file's own schema (DESIGN.md section 5). Resources keep their
+//! neutron names (a missing or repeated name becomes `<kind>-<first 8 characters of the id>`),
+//! ids and descriptions; references use names. Neutron ports are written as their ids, which
+//! sfc reads as the tap nova plugs the port into (`tap` and 11 characters of the id), named in a
+//! comment. Nothing is dropped silently: a field or value the chain file cannot hold is an error
+//! naming the object, and the import stops.
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use serde_json::{Map, Value};
+
+/// Whether `s` is a UUID as neutron writes its ids (8-4-4-4-12 hex digits).
+pub fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]) && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A neutron port id (a UUID, `897df85a-26c3-4491-888e-8cc58f19cea1`) -> the name of the tap
+/// nova plugs the port's VM into: `tap` and the id's first 11 characters (`tap897df85a-26`).
+/// `None` for anything that is not a UUID.
+pub fn neutron_tap(s: &str) -> Option<String> {
+    is_uuid(s).then(|| format!("tap{}", &s.to_ascii_lowercase()[..11]))
+}
+
+/// The chain file, and what the import changed on the way (said on stderr).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    pub yaml: String,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    PortPair,
+    Group,
+    Classifier,
+    Chain,
+    Graph,
+}
+
+impl Kind {
+    const ALL: [Kind; 5] = [Kind::PortPair, Kind::Group, Kind::Classifier, Kind::Chain, Kind::Graph];
+
+    const fn collection(self) -> &'static str {
+        match self {
+            Kind::PortPair => "port_pairs",
+            Kind::Group => "port_pair_groups",
+            Kind::Classifier => "flow_classifiers",
+            Kind::Chain => "port_chains",
+            Kind::Graph => "service_graphs",
+        }
+    }
+
+    const fn singular(self) -> &'static str {
+        match self {
+            Kind::PortPair => "port_pair",
+            Kind::Group => "port_pair_group",
+            Kind::Classifier => "flow_classifier",
+            Kind::Chain => "port_chain",
+            Kind::Graph => "service_graph",
+        }
+    }
+
+    /// How messages name one.
+    const fn what(self) -> &'static str {
+        match self {
+            Kind::PortPair => "port pair",
+            Kind::Group => "port pair group",
+            Kind::Classifier => "flow classifier",
+            Kind::Chain => "port chain",
+            Kind::Graph => "service graph",
+        }
+    }
+
+    /// The fields networking-sfc's API gives this kind (all of them are read or refused).
+    const fn fields(self) -> &'static [&'static str] {
+        match self {
+            Kind::PortPair => &["id", "name", "description", "tenant_id", "project_id", "ingress", "egress", "service_function_parameters"],
+            Kind::Group => &[
+                "id",
+                "name",
+                "description",
+                "tenant_id",
+                "project_id",
+                "port_pairs",
+                "port_pair_group_parameters",
+                "tap_enabled",
+                "group_id",
+            ],
+            Kind::Classifier => &[
+                "id",
+                "name",
+                "description",
+                "tenant_id",
+                "project_id",
+                "ethertype",
+                "protocol",
+                "source_ip_prefix",
+                "destination_ip_prefix",
+                "source_port_range_min",
+                "source_port_range_max",
+                "destination_port_range_min",
+                "destination_port_range_max",
+                "logical_source_port",
+                "logical_destination_port",
+                "l7_parameters",
+                "summary",
+            ],
+            Kind::Chain => &[
+                "id",
+                "name",
+                "description",
+                "tenant_id",
+                "project_id",
+                "chain_id",
+                "port_pair_groups",
+                "flow_classifiers",
+                "chain_parameters",
+            ],
+            Kind::Graph => &["id", "name", "description", "tenant_id", "project_id", "port_chains"],
+        }
+    }
+}
+
+/// `openstack sfc ... -f json` column titles (lowercased, spaces as `_`) -> API field names.
+const COLUMN_ALIASES: [(&str, &str); 7] = [
+    ("ingress_logical_port", "ingress"),
+    ("egress_logical_port", "egress"),
+    ("port_pair", "port_pairs"),
+    ("source_ip", "source_ip_prefix"),
+    ("destination_ip", "destination_ip_prefix"),
+    ("project", "project_id"),
+    ("branching_points", "port_chains"),
+];
+
+fn normalize(m: &Map<String, Value>) -> Map<String, Value> {
+    m.iter()
+        .map(|(k, v)| {
+            let k = k.trim().to_ascii_lowercase().replace(' ', "_");
+            let k = if k == "is_tap_enabled" { "tap_enabled".to_owned() } else { k };
+            let k = COLUMN_ALIASES.iter().find(|(a, _)| *a == k).map_or(k, |(_, b)| (*b).to_owned());
+            (k, v.clone())
+        })
+        .collect()
+}
+
+/// The kind of an object with normalized keys, from the fields only it has.
+fn infer(m: &Map<String, Value>) -> Option<Kind> {
+    let has = |k: &str| m.contains_key(k);
+    if has("ingress") || has("egress") {
+        Some(Kind::PortPair)
+    } else if has("port_pairs") {
+        Some(Kind::Group)
+    } else if has("port_pair_groups") {
+        Some(Kind::Chain)
+    } else if has("port_chains") {
+        Some(Kind::Graph)
+    } else if Kind::Classifier.fields()[5..].iter().any(|k| has(k)) {
+        Some(Kind::Classifier)
+    } else {
+        None
+    }
+}
+
+/// One object as read: its kind and normalized fields, and where it came from.
+struct Obj {
+    kind: Kind,
+    fields: Map<String, Value>,
+    source: String,
+    /// Its position among all objects read (set once duplicates are gone).
+    index: usize,
+}
+
+impl Obj {
+    fn str(&self, k: &str) -> Option<&str> {
+        self.fields.get(k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    fn id(&self) -> Option<String> {
+        self.str("id").map(str::to_ascii_lowercase)
+    }
+}
+
+/// Every object in one text.
+fn collect(source: &str, v: &Value, out: &mut Vec<Obj>, errors: &mut Vec<String>) {
+    let push = |kind: Option<Kind>, m: &Map<String, Value>, out: &mut Vec<Obj>, errors: &mut Vec<String>| {
+        let fields = normalize(m);
+        if let Some(kind) = kind.or_else(|| infer(&fields)) {
+            out.push(Obj { kind, fields, source: source.to_owned(), index: 0 });
+        } else {
+            let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+            errors.push(format!("{source}: not a networking-sfc object (fields: {})", keys.join(", ")));
+        }
+    };
+    match v {
+        Value::Object(m) => {
+            let mut found = false;
+            for kind in Kind::ALL {
+                if let Some(Value::Array(items)) = m.get(kind.collection())
+                    && items.iter().all(Value::is_object)
+                {
+                    found = true;
+                    for item in items {
+                        if let Value::Object(o) = item {
+                            push(Some(kind), o, out, errors);
+                        }
+                    }
+                }
+                if let Some(Value::Object(o)) = m.get(kind.singular()) {
+                    found = true;
+                    push(Some(kind), o, out, errors);
+                }
+            }
+            if !found {
+                push(None, m, out, errors);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                match item {
+                    Value::Object(o) => push(None, o, out, errors),
+                    other => errors.push(format!("{source}: a list of objects was expected, found {other}")),
+                }
+            }
+        }
+        other => errors.push(format!("{source}: networking-sfc's API answers with JSON objects, found {other}")),
+    }
+}
+
+/// A YAML double-quoted scalar (JSON's string syntax is a subset of YAML's).
+fn q(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
+}
+
+/// What a neutron port id becomes in the file: the id (sfc reads it as its tap), with the tap
+/// named in a comment; anything else as written.
+fn port(v: &str) -> (String, String) {
+    match neutron_tap(v) {
+        Some(tap) => (v.to_ascii_lowercase(), format!("  # {tap}")),
+        None => (q(v), String::new()),
+    }
+}
+
+/// Imports `sources` (label, text). Errors name the source and the object.
+pub fn import(sources: &[(String, String)]) -> Result<Imported, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut objs = Vec::new();
+    for (label, text) in sources {
+        match serde_json::from_str::<Value>(text) {
+            Ok(v) => collect(label, &v, &mut objs, &mut errors),
+            Err(e) => errors.push(format!("{label}: not JSON: {e}")),
+        }
+    }
+    // An object given twice (by id) is read once.
+    let mut seen = std::collections::BTreeSet::new();
+    objs.retain(|o| o.id().is_none_or(|id| seen.insert((o.kind, id))));
+    for (i, o) in objs.iter_mut().enumerate() {
+        o.index = i;
+    }
+    let mut notes = Vec::new();
+    let names = names(&objs, &mut errors, &mut notes);
+    let lookup = lookup(&objs, &names);
+    let mut y = String::from(
+        "# Imported from networking-sfc by `sfc import neutron`: names, ids and descriptions as\n\
+         # neutron has them. Ports are written as their neutron ids; sfc uses the tap nova plugs\n\
+         # each port into (tap + 11 characters of the id), named in the comments.\n",
+    );
+    let mut projects = std::collections::BTreeSet::new();
+    for kind in Kind::ALL {
+        let of_kind: Vec<&Obj> = objs.iter().filter(|o| o.kind == kind).collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        if kind == Kind::Graph {
+            for o in &of_kind {
+                errors.push(format!("{}: service graph {}: service graphs are not supported yet", o.source, names[&key(o)]));
+            }
+            continue;
+        }
+        let _ = writeln!(y, "{}:", kind.collection());
+        for o in of_kind {
+            let at = format!("{}: {} {}", o.source, kind.what(), names[&key(o)]);
+            for k in o.fields.keys() {
+                if !kind.fields().contains(&k.as_str()) {
+                    errors.push(format!("{at}: unknown field '{k}'"));
+                }
+            }
+            if let Some(p) = o.str("project_id").or_else(|| o.str("tenant_id")) {
+                projects.insert(p.to_owned());
+            }
+            let mut w = Writer { y: &mut y, errors: &mut errors, at: &at, first: true };
+            w.line("name", &q(&names[&key(o)]));
+            if let Some(id) = o.id() {
+                w.line("id", &id);
+            }
+            if let Some(d) = o.str("description") {
+                w.line("description", &q(d));
+            }
+            match kind {
+                Kind::PortPair => port_pair(&mut w, o),
+                Kind::Group => group(&mut w, o, &lookup),
+                Kind::Classifier => classifier(&mut w, o),
+                Kind::Chain => chain(&mut w, o, &lookup, &mut notes, &names[&key(o)]),
+                Kind::Graph => {}
+            }
+        }
+    }
+    if !projects.is_empty() {
+        let list: Vec<String> = projects.into_iter().collect();
+        notes.push(format!("project ids are not kept (a chain file is one datapath's): {}", list.join(", ")));
+    }
+    if errors.is_empty() { Ok(Imported { yaml: y, notes }) } else { Err(errors) }
+}
+
+type Key = (Kind, usize);
+
+fn key(o: &Obj) -> Key {
+    (o.kind, o.index)
+}
+
+/// Each object's name in the file: its own, or `<kind>-<id prefix>` when it has none or shares
+/// it with another object of its kind.
+fn names(objs: &[Obj], errors: &mut Vec<String>, notes: &mut Vec<String>) -> BTreeMap<Key, String> {
+    let mut count: BTreeMap<(Kind, &str), usize> = BTreeMap::new();
+    for o in objs {
+        if let Some(n) = o.str("name") {
+            *count.entry((o.kind, n)).or_default() += 1;
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (i, o) in objs.iter().enumerate() {
+        let own = o.str("name").filter(|n| count.get(&(o.kind, *n)).is_some_and(|c| *c == 1));
+        let name = match (own, o.id()) {
+            (Some(n), _) => n.to_owned(),
+            (None, Some(id)) => {
+                let made = format!("{}-{}", o.kind.singular().replace('_', "-"), id.get(..8).unwrap_or(&id));
+                match o.str("name") {
+                    Some(n) => notes.push(format!("{} '{n}' ({id}): the name is not unique, written as '{made}'", o.kind.what())),
+                    None => notes.push(format!("{} {id} has no name: written as '{made}'", o.kind.what())),
+                }
+                made
+            }
+            (None, None) => {
+                errors.push(format!("{}: {} #{i} has neither a unique name nor an id", o.source, o.kind.what()));
+                format!("{}-{i}", o.kind.singular())
+            }
+        };
+        out.insert(key(o), name);
+    }
+    out
+}
+
+/// (kind, id or unique name) -> the name in the file, for references.
+type Lookup = BTreeMap<(Kind, String), String>;
+
+fn lookup(objs: &[Obj], names: &BTreeMap<Key, String>) -> Lookup {
+    let mut out = Lookup::new();
+    for o in objs {
+        let name = &names[&key(o)];
+        if let Some(id) = o.id() {
+            out.insert((o.kind, id), name.clone());
+        }
+        // Its own name, when it kept it (unique among its kind).
+        if o.str("name") == Some(name.as_str()) {
+            out.insert((o.kind, name.clone()), name.clone());
+        }
+    }
+    out
+}
+
+/// Writes one resource's fields as a YAML list entry.
+struct Writer<'a> {
+    y: &'a mut String,
+    errors: &'a mut Vec<String>,
+    at: &'a str,
+    first: bool,
+}
+
+impl Writer<'_> {
+    fn line(&mut self, k: &str, v: &str) {
+        let lead = if self.first { "  - " } else { "    " };
+        self.first = false;
+        let _ = writeln!(self.y, "{lead}{k}: {v}");
+    }
+
+    fn error(&mut self, msg: impl std::fmt::Display) {
+        self.errors.push(format!("{}: {msg}", self.at));
+    }
+
+    fn port(&mut self, k: &str, v: Option<&str>) {
+        if let Some(v) = v {
+            let (value, comment) = port(v);
+            let lead = if self.first { "  - " } else { "    " };
+            self.first = false;
+            let _ = writeln!(self.y, "{lead}{k}: {value}{comment}");
+        }
+    }
+
+    fn int(&mut self, o: &Obj, k: &str) {
+        match o.fields.get(k) {
+            None | Some(Value::Null) => {}
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => self.line(k, &n.to_string()),
+            Some(Value::String(s)) if s.trim().parse::<i64>().is_ok() => self.line(k, s.trim()),
+            Some(other) => self.error(format!("{k} is {other}, not an integer")),
+        }
+    }
+
+    /// A list of references to objects of `kind`, by id or (unique) name.
+    fn refs(&mut self, obj: &Obj, field: &str, kind: Kind, lookup: &Lookup) {
+        let Some(value) = obj.fields.get(field) else { return };
+        let items: Vec<&Value> = match value {
+            Value::Array(a) => a.iter().collect(),
+            Value::Null => Vec::new(),
+            other => vec![other],
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let Some(r) = item.as_str().map(str::trim) else {
+                self.error(format!("{field}: {item} is not an id or a name"));
+                continue;
+            };
+            let r = if is_uuid(r) { r.to_ascii_lowercase() } else { r.to_owned() };
+            match lookup.get(&(kind, r.clone())) {
+                Some(n) => out.push(q(n)),
+                None => self.error(format!("{field}: '{r}' is not among the imported {}s", kind.what())),
+            }
+        }
+        self.line(field, &format!("[{}]", out.join(", ")));
+    }
+}
+
+fn port_pair(out: &mut Writer<'_>, obj: &Obj) {
+    out.port("ingress", obj.str("ingress"));
+    out.port("egress", obj.str("egress"));
+    match obj.fields.get("service_function_parameters") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(params)) => {
+            for (field, value) in params {
+                match (field.as_str(), value) {
+                    ("correlation" | "weight", Value::Null) => {}
+                    ("correlation", value) => out.error(format!(
+                        "service_function_parameters.correlation {value}: SFC-aware service functions (MPLS, NSH) are not supported yet"
+                    )),
+                    ("weight", Value::Number(n)) if n.as_u64() == Some(1) => {}
+                    ("weight", Value::Number(n)) => out.line("weight", &n.to_string()),
+                    (field, value) => out.error(format!("service_function_parameters.{field} {value} has no counterpart in sfc")),
+                }
+            }
+        }
+        Some(other) => out.error(format!("service_function_parameters is {other}, not an object")),
+    }
+}
+
+fn group(out: &mut Writer<'_>, obj: &Obj, lookup: &Lookup) {
+    out.refs(obj, "port_pairs", Kind::PortPair, lookup);
+    match obj.fields.get("port_pair_group_parameters") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(params)) => {
+            for (field, value) in params {
+                match (field.as_str(), value) {
+                    ("lb_fields", Value::Array(a)) if a.is_empty() => {}
+                    ("lb_fields", Value::Array(a)) => {
+                        let fields: Vec<String> = a.iter().map(|f| q(f.as_str().unwrap_or_default())).collect();
+                        out.line("lb_fields", &format!("[{}]", fields.join(", ")));
+                    }
+                    ("ppg_n_tuple_mapping", Value::Object(m))
+                        if m.values().all(|t| t.is_null() || t.as_object().is_some_and(Map::is_empty)) => {}
+                    ("ppg_n_tuple_mapping", value) => {
+                        out.error(format!("port_pair_group_parameters.ppg_n_tuple_mapping {value}: NAT-ing service functions are not supported yet"));
+                    }
+                    (_, Value::Null) => {}
+                    (field, value) => out.error(format!("port_pair_group_parameters.{field} {value} has no counterpart in sfc")),
+                }
+            }
+        }
+        Some(other) => out.error(format!("port_pair_group_parameters is {other}, not an object")),
+    }
+    match obj.fields.get("tap_enabled") {
+        None | Some(Value::Null | Value::Bool(false)) => {}
+        Some(Value::Bool(true)) => out.line("tap_enabled", "true"),
+        Some(other) => out.error(format!("tap_enabled is {other}, not true or false")),
+    }
+}
+
+fn classifier(out: &mut Writer<'_>, obj: &Obj) {
+    if obj.fields.contains_key("summary") && !obj.fields.contains_key("logical_source_port") {
+        out.error("only a summary (`openstack sfc flow classifier list` without --long): import `list --long -f json` or `show -f json`");
+        return;
+    }
+    if let Some(e) = obj.str("ethertype") {
+        out.line("ethertype", &q(e));
+    }
+    if let Some(params) = obj.fields.get("protocol") {
+        match params {
+            Value::Null => {}
+            Value::String(s) => out.line("protocol", &q(&s.trim().to_ascii_lowercase())),
+            Value::Number(n) => out.line("protocol", &n.to_string()),
+            other => out.error(format!("protocol is {other}")),
+        }
+    }
+    for field in ["source_ip_prefix", "destination_ip_prefix"] {
+        if let Some(value) = obj.str(field) {
+            out.line(field, &q(value));
+        }
+    }
+    for field in ["source_port_range_min", "source_port_range_max", "destination_port_range_min", "destination_port_range_max"] {
+        out.int(obj, field);
+    }
+    out.port("logical_source_port", obj.str("logical_source_port"));
+    out.port("logical_destination_port", obj.str("logical_destination_port"));
+    match obj.fields.get("l7_parameters") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) if m.is_empty() => {}
+        Some(value) => out.error(format!("l7_parameters {value}: sfc classifies on L2-L4 fields only (networking-sfc defines no L7 parameter either)")),
+    }
+}
+
+fn chain(out: &mut Writer<'_>, obj: &Obj, lookup: &Lookup, notes: &mut Vec<String>, name: &str) {
+    out.int(obj, "chain_id");
+    out.refs(obj, "port_pair_groups", Kind::Group, lookup);
+    out.refs(obj, "flow_classifiers", Kind::Classifier, lookup);
+    let mut written = Vec::new();
+    match obj.fields.get("chain_parameters") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(params)) => {
+            for (field, value) in params {
+                match (field.as_str(), value) {
+                    ("symmetric", Value::Bool(b)) => written.push(format!("symmetric: {b}")),
+                    ("correlation", Value::String(c)) if ["mpls", "nsh"].contains(&c.trim().to_ascii_lowercase().as_str()) => {
+                        // Every port pair's own correlation was checked: its functions are
+                        // SFC-unaware, and the chain's correlation is only how networking-sfc's
+                        // OVS driver carries it between hosts.
+                        notes.push(format!(
+                            "port chain {name}: correlation '{c}' is networking-sfc's encapsulation between OVS bridges; its service functions are SFC-unaware, which sfc steers without one (correlation: none)"
+                        ));
+                        written.push("correlation: none".to_owned());
+                    }
+                    ("correlation" | "symmetric", Value::Null) => {}
+                    (field, value) => out.error(format!("chain_parameters.{field} {value} has no counterpart in sfc")),
+                }
+            }
+        }
+        Some(other) => out.error(format!("chain_parameters is {other}, not an object")),
+    }
+    if !written.is_empty() {
+        out.line("chain_parameters", &format!("{{{}}}", written.join(", ")));
+    }
+}

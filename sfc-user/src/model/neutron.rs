@@ -1,0 +1,175 @@
+//! `sfc export neutron`: a validated chain file as networking-sfc's API objects, the bodies of
+//! `GET /v2.0/sfc/port_pairs` and the other lists merged into one object. Pure.
+//!
+//! Resources carry their neutron ids when the file gives them (`id:`) and refer to each other
+//! by id where the target has one, else by name (which the openstack client resolves). Ports
+//! the file names by a neutron port id are written as that id, others as the interface name.
+//! What networking-sfc cannot hold (sfc's extensions: health checks, failure policies, MACs,
+//! attach modes, `ip_proto` in `lb_fields`) is listed in the notes, not written.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use sfc_common::maps::{LB_DEFAULT, LB_IP_DST, LB_IP_PROTO, LB_IP_SRC, LB_L4_DST, LB_L4_SRC};
+
+use super::{Ethertype, FailurePolicy, Identity, Model, PortRange, Prefix, protocol_name};
+
+/// The API objects, and what could not be written.
+pub fn export(m: &Model) -> (Value, Vec<String>) {
+    let mut notes = Vec::new();
+    let body = json!({
+        "port_pairs": port_pairs(m, &mut notes),
+        "port_pair_groups": groups(m, &mut notes),
+        "flow_classifiers": classifiers(m),
+        "port_chains": chains(m),
+    });
+    if !m.interface_modes.is_empty() || !m.interface_macs.is_empty() {
+        notes.push("interfaces: attach modes and MACs are sfc's (not exported)".to_owned());
+    }
+    (body, notes)
+}
+
+type Ids = BTreeMap<String, Identity>;
+
+/// A port as neutron knows it: its port id when the file gave one, else the interface name.
+fn port(m: &Model, iface: &str) -> String {
+    m.port_ids.get(iface).cloned().unwrap_or_else(|| iface.to_owned())
+}
+
+/// A reference to `name`: its id when it has one, else the name.
+fn reference(ids: &Ids, name: &str) -> String {
+    ids.get(name).and_then(|i| i.id.clone()).unwrap_or_else(|| name.to_owned())
+}
+
+/// `fields` with the resource's id (when it has one) and description.
+fn with_identity(fields: Value, ids: &Ids, name: &str) -> Value {
+    let Value::Object(mut o) = fields else { return fields };
+    let i = ids.get(name).cloned().unwrap_or_default();
+    if let Some(id) = i.id {
+        o.insert("id".into(), json!(id));
+    }
+    o.insert("description".into(), json!(i.description.unwrap_or_default()));
+    Value::Object(o)
+}
+
+fn port_pairs(m: &Model, notes: &mut Vec<String>) -> Vec<Value> {
+    m.port_pairs
+        .iter()
+        .map(|p| {
+            if p.ingress_mac.is_some() || p.egress_mac.is_some() {
+                notes.push(format!("port pair {}: the MACs behind its interfaces are sfc's (not exported)", p.name));
+            }
+            let fields = json!({
+                "name": p.name,
+                "ingress": port(m, &p.ingress),
+                "egress": port(m, &p.egress),
+                "service_function_parameters": {"correlation": null, "weight": p.weight},
+            });
+            with_identity(fields, &m.identities.port_pairs, &p.name)
+        })
+        .collect()
+}
+
+fn groups(m: &Model, notes: &mut Vec<String>) -> Vec<Value> {
+    m.port_pair_groups
+        .iter()
+        .map(|g| {
+            if g.health_check.is_some() {
+                notes.push(format!("port pair group {}: health_check is sfc's (not exported)", g.name));
+            }
+            if g.failure_policy == FailurePolicy::FailOpen {
+                notes.push(format!("port pair group {}: failure_policy fail_open is sfc's (not exported)", g.name));
+            }
+            let members: Vec<String> = g.port_pairs.iter().map(|&i| reference(&m.identities.port_pairs, &m.port_pairs[i].name)).collect();
+            let fields = json!({
+                "name": g.name,
+                "port_pairs": members,
+                "port_pair_group_parameters": {
+                    "lb_fields": lb_fields(&g.name, g.lb_fields, notes),
+                    "ppg_n_tuple_mapping": {"ingress_n_tuple": {}, "egress_n_tuple": {}},
+                },
+                "tap_enabled": g.tap_enabled,
+            });
+            with_identity(fields, &m.identities.port_pair_groups, &g.name)
+        })
+        .collect()
+}
+
+fn classifiers(m: &Model) -> Vec<Value> {
+    m.flow_classifiers
+        .iter()
+        .map(|f| {
+            let (sp, dp) = (ports(f.source_ports), ports(f.destination_ports));
+            let fields = json!({
+                "name": f.name,
+                "ethertype": match f.ethertype { Ethertype::IPv4 => "IPv4", Ethertype::IPv6 => "IPv6" },
+                "protocol": f.protocol.map(protocol_name),
+                "source_ip_prefix": prefix(&f.source_prefix),
+                "destination_ip_prefix": prefix(&f.destination_prefix),
+                "source_port_range_min": sp.0,
+                "source_port_range_max": sp.1,
+                "destination_port_range_min": dp.0,
+                "destination_port_range_max": dp.1,
+                "logical_source_port": port(m, &f.logical_source_port),
+                "logical_destination_port": f.logical_destination_port.as_deref().map(|p| port(m, p)),
+                "l7_parameters": {},
+            });
+            with_identity(fields, &m.identities.flow_classifiers, &f.name)
+        })
+        .collect()
+}
+
+fn chains(m: &Model) -> Vec<Value> {
+    m.port_chains
+        .iter()
+        .map(|c| {
+            let groups: Vec<String> =
+                c.port_pair_groups.iter().map(|&i| reference(&m.identities.port_pair_groups, &m.port_pair_groups[i].name)).collect();
+            let fcs: Vec<String> =
+                c.flow_classifiers.iter().map(|&i| reference(&m.identities.flow_classifiers, &m.flow_classifiers[i].name)).collect();
+            let fields = json!({
+                "name": c.name,
+                "chain_id": c.chain_id,
+                "port_pair_groups": groups,
+                "flow_classifiers": fcs,
+                // networking-sfc's default: how its OVS driver carries the chain between
+                // hosts; the functions are SFC-unaware either way.
+                "chain_parameters": {"correlation": "mpls", "symmetric": c.symmetric},
+            });
+            with_identity(fields, &m.identities.port_chains, &c.name)
+        })
+        .collect()
+}
+
+/// networking-sfc's names of the hashed fields (`[]`: its default). Its ports are per protocol:
+/// sfc's L4 bits hash the same bytes for TCP and UDP, so both are written.
+fn lb_fields(group: &str, bits: u32, notes: &mut Vec<String>) -> Vec<&'static str> {
+    if bits == LB_DEFAULT {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (bit, names) in [
+        (LB_IP_SRC, &["ip_src"][..]),
+        (LB_IP_DST, &["ip_dst"]),
+        (LB_L4_SRC, &["tcp_src", "udp_src"]),
+        (LB_L4_DST, &["tcp_dst", "udp_dst"]),
+    ] {
+        if bits & bit != 0 {
+            out.extend_from_slice(names);
+        }
+    }
+    if bits & LB_IP_PROTO != 0 {
+        notes.push(format!("port pair group {group}: lb_fields ip_proto has no networking-sfc name (not exported)"));
+    }
+    out
+}
+
+/// A prefix as networking-sfc writes it; `None` for "any".
+fn prefix(p: &Prefix) -> Option<String> {
+    (p.len != 0).then(|| p.to_string())
+}
+
+/// A port range as networking-sfc writes it; `None`s for "any".
+fn ports(r: PortRange) -> (Option<u16>, Option<u16>) {
+    if r == PortRange::ANY { (None, None) } else { (Some(r.min), Some(r.max)) }
+}
