@@ -35,11 +35,17 @@ pub enum DropReason {
     /// known (a VM behind a tap that sfc has not heard from, and no MAC in the file): the frame
     /// would go to a wrong address.
     NoMac = 12,
+    /// A tap group's member (a passive service function) sent a packet back: a tap gets copies
+    /// and never puts anything into the chain, so whatever comes out of it is dropped.
+    TapReturn = 13,
+    /// A copy for a tap group's member could not be made (the clone was refused, or the
+    /// interface runs XDP, which cannot copy a frame): the copy is lost, the packet went on.
+    TapCopyFailed = 14,
 }
 
 impl DropReason {
     /// Every reason, in numeric order, for decoding the counters.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::NoChain,
         DropReason::NoMember,
         DropReason::NoPortPair,
@@ -52,6 +58,8 @@ impl DropReason {
         DropReason::TooBig,
         DropReason::Loop,
         DropReason::NoMac,
+        DropReason::TapReturn,
+        DropReason::TapCopyFailed,
     ];
 
     /// The stable name used by `sfc stats`, JSON output and metrics labels.
@@ -69,6 +77,8 @@ impl DropReason {
             DropReason::TooBig => "too_big",
             DropReason::Loop => "loop",
             DropReason::NoMac => "no_mac",
+            DropReason::TapReturn => "tap_return",
+            DropReason::TapCopyFailed => "tap_copy_failed",
         }
     }
 }

@@ -17,7 +17,9 @@ pub const MAP_CLS: &str = "SFC_CLS";
 pub const MAP_CLS_HASH: &str = "SFC_CLS_HASH";
 pub const MAP_CLS_RES: &str = "SFC_CLS_RES";
 pub const MAP_CHAINS: &str = "SFC_CHAINS";
-pub const MAP_GROUPS: &str = "SFC_GROUPS";
+pub const MAP_GROUPS: &str = "SFC_GROUPS_V2";
+/// Per-CPU packet counters of tap groups (by group id, not banked) for `tap_every`.
+pub const MAP_TAP_COUNT: &str = "SFC_TAP_COUNT";
 pub const MAP_LB: &str = "SFC_LB";
 /// `2`: an array indexed by port pair id (was a hash; ids are small and dense). An all-zero
 /// slot (ingress ifindex 0) is no port pair.
@@ -39,7 +41,7 @@ pub const MAP_FLOW_STATS: &str = "SFC_FLOW_STATS";
 pub const MAP_MACS: &str = "SFC_MACS";
 
 /// Every map the loader pins, in a stable order.
-pub const ALL_MAPS: [&str; 19] = [
+pub const ALL_MAPS: [&str; 20] = [
     MAP_META,
     MAP_IFACES,
     MAP_CLS,
@@ -59,6 +61,7 @@ pub const ALL_MAPS: [&str; 19] = [
     MAP_FLOW_STATS,
     MAP_PROBES,
     MAP_MACS,
+    MAP_TAP_COUNT,
 ];
 
 /// Program names (the function names of the entry points).
@@ -173,6 +176,10 @@ pub const IF_F_MAC: u32 = 1 << 1;
 /// the program learns it from the frames arriving there (`SFC_MACS`). Without `IF_F_MAC` too,
 /// nothing is delivered to the interface (a `no_mac` drop) rather than sent to a wrong address.
 pub const IF_F_LEARN: u32 = 1 << 2;
+/// `IfaceEntry::flags`: an interface of a tap group's member (a passive service function).
+/// Whatever IP packet the function sends back is dropped and counted (`tap_return`): a tap
+/// receives copies and never puts anything into the chain.
+pub const IF_F_TAP: u32 = 1 << 3;
 
 /// `SFC_MACS`: ifindex -> the unicast source MAC of the last frame that arrived on an
 /// `IF_F_LEARN` interface. Written by the datapath, read by the loader at every apply (and
@@ -269,6 +276,13 @@ const _: () = assert!(size_of::<ClsResult>() == 16);
 
 /// `ChainEntry::flags`: install the reverse flow so replies cross the same members backwards.
 pub const CHAIN_F_SYMMETRIC: u32 = 1 << 0;
+/// `ChainEntry::flags` bits `CHAIN_TAPS_SHIFT..32`: bit `h` set when the group at hop `h` is a
+/// tap group (`tap_enabled`): its member gets a copy of each packet (sampled), and the packet
+/// itself goes on to the next hop without entering it.
+pub const CHAIN_TAPS_SHIFT: u32 = 16;
+/// Tap groups in a row (between two inline hops, or at either end) that one hop decision copies
+/// to: a bound for the verifier, validated.
+pub const MAX_TAPS_IN_A_ROW: usize = 4;
 
 /// `SFC_CHAINS`: banked `chain_id` -> ordered groups (group ids are not banked here).
 #[repr(C)]
@@ -310,8 +324,13 @@ pub struct GroupEntry {
     /// chain this group serves: what a packet coming back from a member is classified against
     /// when its flow entry is gone. 0: none (the packet cannot be placed; see steer.rs).
     pub reclass: u32,
+    /// A tap group copies 1 packet in `tap_every` (counted per CPU; 0 or 1: every packet)...
+    pub tap_every: u32,
+    /// ... and of those, a packet when `bpf_get_prandom_u32() <= tap_threshold` (`u32::MAX`:
+    /// always; a probability p is p * 2^32).
+    pub tap_threshold: u32,
 }
-const _: () = assert!(size_of::<GroupEntry>() == 16);
+const _: () = assert!(size_of::<GroupEntry>() == 24);
 
 /// `SFC_LB` key: one bucket of a group's consistent-hash table (`group` banked); the value is a
 /// port pair id.
@@ -335,6 +354,8 @@ pub const PP_F_DOWN: u32 = 1 << 3;
 /// `PortPairEntry::flags`: the MAC behind one of its interfaces is not known yet (a VM behind a
 /// tap that has sent nothing sfc saw): installed with `PP_F_DOWN` too, so no flow gets it.
 pub const PP_F_NO_MAC: u32 = 1 << 4;
+/// `PortPairEntry::flags`: a member of a tap group (it gets copies, sends nothing back).
+pub const PP_F_TAP: u32 = 1 << 5;
 
 /// `SFC_PORT_PAIRS`: port pair id -> where to send packets into the service function. Forward
 /// traffic enters through `ingress` and comes back on `egress`; the reverse direction of a

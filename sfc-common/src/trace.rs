@@ -86,6 +86,9 @@ pub const TV_DELIVER: u8 = 2;
 pub const TV_HOST: u8 = 3;
 /// Dropped, `TraceEvent::reason` says why (a `DropReason`).
 pub const TV_DROP: u8 = 4;
+/// A copy was sent to a tap group's member (`target`, `port_pair`, `hop`); the packet itself
+/// went on (its own event follows).
+pub const TV_TAP: u8 = 5;
 
 /// One hop decision.
 #[repr(C)]

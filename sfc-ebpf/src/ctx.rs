@@ -24,6 +24,12 @@ pub trait PacketCtx {
     /// pointer: a bounds check here would give the verifier a second packet range to carry
     /// through the whole program).
     fn src_mac(&self) -> Option<[u8; 6]>;
+    /// The frame's Ethernet destination address, through a helper (as `src_mac`).
+    fn dst_mac(&self) -> Option<[u8; 6]>;
+    /// Sends a copy of the frame, addressed to `mac`, out of `ifindex` (into what is behind it),
+    /// and leaves the frame addressed to `restore`. `false`: no copy was sent. Invalidates
+    /// packet pointers (the helper may move the data).
+    fn copy_to(&self, ifindex: u32, mac: [u8; 6], restore: [u8; 6]) -> bool;
 }
 
 impl PacketCtx for TcContext {
@@ -51,6 +57,20 @@ impl PacketCtx for TcContext {
     #[inline(always)]
     fn src_mac(&self) -> Option<[u8; 6]> {
         self.load::<[u8; 6]>(6).ok()
+    }
+    #[inline(always)]
+    fn dst_mac(&self) -> Option<[u8; 6]> {
+        self.load::<[u8; 6]>(0).ok()
+    }
+    #[inline(always)]
+    fn copy_to(&self, ifindex: u32, mac: [u8; 6], restore: [u8; 6]) -> bool {
+        if self.store(0, &mac, 0).is_err() {
+            return false;
+        }
+        let sent = self.clone_redirect(ifindex, 0).is_ok();
+        // The frame itself goes on addressed as before, sent or not.
+        let _ = self.store(0, &restore, 0);
+        sent
     }
 }
 
@@ -95,5 +115,15 @@ impl PacketCtx for XdpContext {
         // SAFETY: the helper writes at most 6 bytes into `mac`, which lives across the call.
         let r = unsafe { bpf_xdp_load_bytes(self.ctx, 6, mac.as_mut_ptr().cast(), 6) };
         (r == 0).then_some(mac)
+    }
+    #[inline(always)]
+    fn dst_mac(&self) -> Option<[u8; 6]> {
+        None
+    }
+    /// XDP has no way to copy a frame (the loader refuses tap groups on XDP interfaces; a copy
+    /// asked for anyway is counted as `tap_copy_failed`).
+    #[inline(always)]
+    fn copy_to(&self, _: u32, _: [u8; 6], _: [u8; 6]) -> bool {
+        false
     }
 }

@@ -7,7 +7,7 @@ use sfc_common::{
     DropReason,
     limits::{MAX_HOPS, PORT_PAIR_NONE},
     maps::{
-        CHAIN_F_SYMMETRIC, ClsResult, FLOW_F_CLOSING, FLOW_F_REVERSE, FLOW_STAT_CAPPED, FLOW_STAT_CREATED, FlowEntry,
+        CHAIN_F_SYMMETRIC, CHAIN_TAPS_SHIFT, ClsResult, FLOW_F_CLOSING, FLOW_F_REVERSE, FLOW_STAT_CAPPED, FLOW_STAT_CREATED, FlowEntry,
         FlowKey, Meta, ROLE_SF_EGRESS, ROLE_SF_INGRESS, banked_id,
     },
 };
@@ -15,7 +15,7 @@ use sfc_common::{
 use crate::{
     classify::classify,
     lb::{PICK_OK, pick},
-    maps::{SFC_CHAINS, SFC_FLOW_STATS, SFC_FLOWS_V2, SFC_GROUPS, SFC_LIMITS, SFC_RATE, Scratch, port_pair},
+    maps::{SFC_CHAINS, SFC_FLOW_STATS, SFC_FLOWS_V2, SFC_GROUPS_V2, SFC_LIMITS, SFC_RATE, Scratch, port_pair},
     parse::Parsed,
 };
 
@@ -174,9 +174,9 @@ pub fn recompute(roles: u32, pp_id: u32, bank: u32, p: &Parsed, s: &mut Scratch,
     // previous generation's bank still has it, with its chains and classifiers.
     // SAFETY: map lookups return references into map values that stay valid for this program run
     // (RCU); the values are plain integers (also below).
-    let (group, bank) = match unsafe { SFC_GROUPS.get(&banked_id(bank, pp.group)) } {
+    let (group, bank) = match unsafe { SFC_GROUPS_V2.get(&banked_id(bank, pp.group)) } {
         Some(g) => (g, bank),
-        None => match unsafe { SFC_GROUPS.get(&banked_id(bank ^ 1, pp.group)) } {
+        None => match unsafe { SFC_GROUPS_V2.get(&banked_id(bank ^ 1, pp.group)) } {
             Some(g) => (g, bank ^ 1),
             None => return Ok(None),
         },
@@ -326,9 +326,11 @@ fn store(res: &ClsResult, s: &mut Scratch, bank: u32, opts: u32) -> u32 {
         // class holds only the classifiers of the group's chains).
         return STORE_ERR | DropReason::NoChain as u32;
     }
-    flow.present = presence(&flow.members);
+    // A tap group's member is on the path (it gets copies) but never crossed.
+    let taps = (chain.flags >> CHAIN_TAPS_SHIFT) as u16;
+    flow.present = presence(&flow.members) & !taps;
     if chain.flags & CHAIN_F_SYMMETRIC != 0 {
-        reverse_of(s);
+        reverse_of(s, taps);
         if opts & DRY == 0 && SFC_FLOWS_V2.insert(&s.rkey, &s.rflow, BPF_ANY).is_err() {
             return STORE_ERR | DropReason::FlowTableFull as u32;
         }
@@ -342,7 +344,7 @@ fn store(res: &ClsResult, s: &mut Scratch, bank: u32, opts: u32) -> u32 {
 /// Bit h set when `members[h]` is a port pair. Branch-free: an accumulator that differs per
 /// branch keeps the verifier from pruning.
 #[inline(always)]
-fn presence(members: &[u16; MAX_HOPS]) -> u16 {
+pub fn presence(members: &[u16; MAX_HOPS]) -> u16 {
     let mut bits = 0u32;
     for (h, m) in members.iter().enumerate() {
         let x = u32::from(*m ^ PORT_PAIR_NONE); // 0 only for NONE
@@ -354,7 +356,7 @@ fn presence(members: &[u16; MAX_HOPS]) -> u16 {
 /// Fills `rkey`/`rflow`: the reply direction, through the same members in reverse order, then
 /// back to the logical source port the flow was classified on.
 #[inline(always)]
-fn reverse_of(s: &mut Scratch) {
+fn reverse_of(s: &mut Scratch, taps: u16) {
     s.rkey = swapped(&s.key);
     s.rflow = FlowEntry {
         chain_id: s.flow.chain_id,
@@ -367,11 +369,14 @@ fn reverse_of(s: &mut Scratch) {
         ..FlowEntry::default()
     };
     let n = usize::from(s.flow.n_hops);
+    let mut rtaps = 0u16;
     for h in 0..MAX_HOPS {
         if h >= n {
             break;
         }
-        s.rflow.members[h] = s.flow.members[(n - 1 - h) & (MAX_HOPS - 1)];
+        let from = (n - 1 - h) & (MAX_HOPS - 1);
+        s.rflow.members[h] = s.flow.members[from];
+        rtaps |= ((taps >> from) & 1) << h;
     }
-    s.rflow.present = presence(&s.rflow.members);
+    s.rflow.present = presence(&s.rflow.members) & !rtaps;
 }

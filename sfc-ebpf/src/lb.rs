@@ -7,7 +7,7 @@ use sfc_common::{
     maps::{FlowKey, LbKey, PP_F_DOWN, banked_id},
 };
 
-use crate::maps::{SFC_GROUPS, SFC_LB, port_pair};
+use crate::maps::{SFC_GROUPS_V2, SFC_LB, port_pair};
 
 /// `pick` returns: the slot holds a port pair (or `PORT_PAIR_NONE` for a fail-open skip).
 pub const PICK_OK: u32 = 0;
@@ -32,7 +32,7 @@ pub fn pick(bank: u32, group: u32, key: &FlowKey, old: u32, slot: &mut u16) -> u
                 }
                 return PICK_OK;
             }
-    let Some(g) = (unsafe { SFC_GROUPS.get(&banked_id(bank, group)) }) else {
+    let Some(g) = (unsafe { SFC_GROUPS_V2.get(&banked_id(bank, group)) }) else {
         return PICK_DOWN;
     };
     if g.n_members != 0 {

@@ -59,6 +59,8 @@ pub fn sfc_tc_ingress(ctx: TcContext) -> i32 {
     };
     if let Some(reason) = dropped {
         counters::drop(reason);
+    } else {
+        steer::copy_to_taps(&ctx);
     }
     trace::emit(ctx::PacketCtx::ifindex(&ctx), dropped.map_or(0, |r| r as u32), ctx::PacketCtx::len(&ctx));
     verdict
@@ -79,6 +81,8 @@ pub fn sfc_xdp(ctx: XdpContext) -> u32 {
     };
     if let Some(reason) = dropped {
         counters::drop(reason);
+    } else {
+        steer::copy_to_taps(&ctx);
     }
     trace::emit(ctx::PacketCtx::ifindex(&ctx), dropped.map_or(0, |r| r as u32), ctx::PacketCtx::len(&ctx));
     verdict

@@ -47,9 +47,14 @@ pub static SFC_CLS_RES: HashMap<u32, ClsResult> = HashMap::pinned(MAX_CLS_RESULT
 #[map]
 pub static SFC_CHAINS: HashMap<u32, ChainEntry> = HashMap::pinned(MAX_CHAINS * 2, 0);
 
-/// group id -> member count, hashed fields and failure policy. Written by the loader, read by `lb`.
+/// group id -> member count, hashed fields, failure policy and a tap group's sampling. Written
+/// by the loader, read by `lb` and the tap copies.
 #[map]
-pub static SFC_GROUPS: HashMap<u32, GroupEntry> = HashMap::pinned(MAX_GROUPS * 2, 0);
+pub static SFC_GROUPS_V2: HashMap<u32, GroupEntry> = HashMap::pinned(MAX_GROUPS * 2, 0);
+
+/// Per-CPU packet counter of each tap group (group id, not banked): `GroupEntry::tap_every`.
+#[map]
+pub static SFC_TAP_COUNT: PerCpuArray<u32> = PerCpuArray::pinned(MAX_GROUPS, 0);
 
 /// (group, bucket) -> port pair id: each group's consistent-hash table. Written by the loader
 /// (Maglev tables), read by `lb`.
@@ -108,6 +113,23 @@ pub struct Scratch {
     pub rkey: FlowKey,
     pub rflow: FlowEntry,
     pub frag: FragKey,
+    /// The tap copies this packet's hop decision asks for (`steer::copy_to_taps`).
+    pub taps: Taps,
+}
+
+/// Where steering left a packet's flow, for the tap copies the entry point makes afterwards
+/// (`steer::copy_to_taps`): the flow is `Scratch::key`'s, the copies go to its tap hops from
+/// `from` up to (not including) `next`, on its previous path when `prev`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct Taps {
+    /// The interface of the decision (0: none; a stale record is not this packet's).
+    pub ifindex: u32,
+    pub bank: u32,
+    pub from: u8,
+    pub next: u8,
+    pub prev: u8,
+    pub _pad: u8,
 }
 
 /// A packet's hop decision, noted by steering for the trace (`trace::emit`), which takes it.

@@ -51,14 +51,15 @@
 //! whose record a later packet of the flow overwrote before it came round (caught on a later
 //! lap, or it ends when routing exhausts its TTL).
 
+use aya_ebpf::helpers::generated::bpf_get_prandom_u32;
 use sfc_common::{
     DropReason,
     trace::{TV_DELIVER, TV_HOST, TV_MEMBER},
     limits::{MAX_HOPS, PROBE_PORT},
     maps::{
         DIR_FORWARD, DIR_REVERSE, FAMILY_V6, FLOW_F_REVERSE, FlowEntry, FlowKey, HopStatsKey, IF_F_LEARN, IF_F_MAC,
-        IF_F_PEER, IfaceEntry, MacEntry, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
-        banked_id,
+        IF_F_PEER, IF_F_TAP, IfaceEntry, MAX_TAPS_IN_A_ROW, MacEntry, Meta, PP_F_DOWN, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PP_F_NO_MAC,
+        ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id,
     },
 };
 
@@ -67,7 +68,7 @@ use crate::{
     ctx::PacketCtx,
     flow,
     probe,
-    maps::{Note, SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_IFACES_V3, SFC_MACS, SFC_META, SFC_SCRATCH, Scratch, port_pair},
+    maps::{Note, SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_GROUPS_V2, SFC_IFACES_V3, SFC_MACS, SFC_META, SFC_SCRATCH, SFC_TAP_COUNT, Scratch, Taps, port_pair},
     trace,
     parse::{FRAG_FIRST, FRAG_LATER, IPPROTO_UDP, ParseError, Parsed, parse},
 };
@@ -147,6 +148,10 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
         }
     };
     scratch.key.zone = iface.zone;
+    if iface.flags & IF_F_TAP != 0 {
+        // A passive function sends nothing into the chain (nor anywhere through sfc).
+        return Err(DropReason::TapReturn);
+    }
     if iface.roles & ROLE_SF_EGRESS != 0
         && scratch.key.proto == IPPROTO_UDP
         && scratch.key.dport == PROBE_PORT.to_be_bytes()
@@ -179,13 +184,15 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
         let reverse = unsafe { (*path.flow).flags } & FLOW_F_REVERSE != 0;
         trace::back(p.fp, iface.port_pair, if reverse { DIR_REVERSE } else { DIR_FORWARD });
     }
-    let next = forward(&path, meta.bank)?;
+    let (next, next_hop) = forward(&path, meta.bank)?;
     // SAFETY: as in `lookup_flow`, where the pointer came from.
     note(&mut scratch.note, &next, unsafe { (*path.flow).chain_id }, p.fp);
     if !matches!(next, Next::Member { .. }) {
         // Leaving the chain: what the loop guard recognises if it comes round.
         record_exit(path.flow, &p);
     }
+    // Straight-line stores: the tap copies are worked out by the entry point, after steering.
+    scratch.taps = Taps { ifindex, bank: meta.bank, from: path.from as u8, next: next_hop as u8, prev: u8::from(path.prev), _pad: 0 };
     let action = redirect(ctx, &p, &scratch.key, next)?;
     if let Next::Member { hop, .. } = next {
         trace::sent(p.fp, hop.port_pair, hop.dir);
@@ -421,9 +428,10 @@ enum Next {
     Deliver { ifindex: u32, peer: bool, mac: [u8; 6] },
 }
 
-/// The first member at or after hop `path.from`, or where the packet goes after the last.
+/// The first member at or after hop `path.from`, or where the packet goes after the last; and
+/// that hop's position (`MAX_HOPS` past the last): the tap hops before it get copies.
 #[inline(always)]
-fn forward(path: &Path, bank: u32) -> Result<Next, DropReason> {
+fn forward(path: &Path, bank: u32) -> Result<(Next, usize), DropReason> {
     // SAFETY: as in `lookup_flow`, where the pointer came from.
     let flow = unsafe { &*path.flow };
     let (members, n_hops, present) = if path.prev {
@@ -456,10 +464,10 @@ fn forward(path: &Path, bank: u32) -> Result<Next, DropReason> {
             return Err(DropReason::NoMac);
         }
         let hop = HopStatsKey { chain_id: flow.chain_id, hop: position as u32, port_pair: pp_id, dir };
-        return Ok(Next::Member { ifindex, peer, mac, hop });
+        return Ok((Next::Member { ifindex, peer, mac, hop }, next));
     }
     if flow.dst_ifindex == 0 {
-        return Ok(Next::Host);
+        return Ok((Next::Host, MAX_HOPS));
     }
     let dst = unsafe { SFC_IFACES_V3.get(&banked_id(bank, flow.dst_ifindex)) };
     let peer = dst.is_some_and(|i| i.flags & IF_F_PEER != 0);
@@ -469,7 +477,90 @@ fn forward(path: &Path, bank: u32) -> Result<Next, DropReason> {
         // gateway MAC, which the VM would refuse.
         return Err(DropReason::NoMac);
     }
-    Ok(Next::Deliver { ifindex: flow.dst_ifindex, peer, mac })
+    Ok((Next::Deliver { ifindex: flow.dst_ifindex, peer, mac }, MAX_HOPS))
+}
+
+/// Sends copies of the packet to the members of the tap hops between where steering took the
+/// flow from and the hop it sent the packet to (at most `MAX_TAPS_IN_A_ROW`, validated), each
+/// into its ingress, as its group samples them; the packet itself is left as it was. Called by
+/// the entry points once the packet's own way is decided, and a subprogram: it is verified for
+/// the few states there, not for every path through steering (and its helpers invalidate
+/// packet pointers, which nothing after it reads). A flow whose entry the full table refused
+/// (kept in scratch only) gets no copies.
+#[inline(never)]
+pub fn copy_to_taps<C: PacketCtx>(ctx: &C) {
+    let Some(s) = SFC_SCRATCH.get_ptr_mut(0) else { return };
+    // SAFETY: this CPU's element of a per-CPU array only this program touches.
+    let s = unsafe { &mut *s };
+    let (ifindex, bank, from, next, prev) = (s.taps.ifindex, s.taps.bank, s.taps.from, s.taps.next, s.taps.prev);
+    s.taps.ifindex = 0;
+    if ifindex != ctx.ifindex() {
+        return;
+    }
+    let Some(flow) = SFC_FLOWS_V2.get_ptr(&s.key) else { return };
+    // SAFETY: a pointer from a flow-table lookup, valid for this program run; plain integers.
+    let f = unsafe { &*flow };
+    let (members, n_hops, present) = if prev != 0 { (&f.prev_members, f.prev_n_hops, f.prev_present) } else { (&f.members, f.n_hops, f.present) };
+    // Tap hops hold a member but are not crossed (`present` leaves them out).
+    let taps = hops_from(flow::presence(members) & !present, usize::from(from), n_hops) & ((1u32 << (u32::from(next) & 31)).wrapping_sub(1));
+    if taps == 0 {
+        return;
+    }
+    let Some(restore) = ctx.dst_mac() else {
+        counters::drop(DropReason::TapCopyFailed);
+        return;
+    };
+    let reverse = f.flags & FLOW_F_REVERSE != 0;
+    let chain_id = f.chain_id;
+    let mut left = taps;
+    for _ in 0..MAX_TAPS_IN_A_ROW {
+        if left == 0 {
+            break;
+        }
+        // The lowest set bit's position, without a scan (as in `forward`).
+        let h = ((left & left.wrapping_neg()) - 1).count_ones() as usize;
+        // As in `forward`: a volatile read keeps the mask LLVM would prove redundant.
+        // SAFETY: reading a local.
+        let h = unsafe { core::ptr::read_volatile(&raw const h) } & (MAX_HOPS - 1);
+        left &= left - 1;
+        let pp_id = u32::from(members[h]);
+        let Some(pp) = port_pair(pp_id) else {
+            counters::drop(DropReason::TapCopyFailed);
+            continue;
+        };
+        if !tap_sampled(bank, pp.group) {
+            continue;
+        }
+        if pp.flags & (PP_F_DOWN | PP_F_NO_MAC) != 0 || !ctx.copy_to(pp.ingress_ifindex, pp.ingress_mac, restore) {
+            counters::drop(DropReason::TapCopyFailed);
+            continue;
+        }
+        let (position, dir) = if reverse { (usize::from(n_hops).wrapping_sub(1).wrapping_sub(h), DIR_REVERSE) } else { (h, DIR_FORWARD) };
+        let len = ctx.len();
+        counters::hop(&HopStatsKey { chain_id, hop: position as u32, port_pair: pp_id, dir }, len);
+        trace::tapped(pp.ingress_ifindex, pp_id, (position as u32 & 0xffff) | (dir << 16), len);
+    }
+}
+
+/// Whether tap group `group` copies this packet: 1 in `tap_every` (per CPU), and of those the
+/// share `tap_threshold` says.
+#[inline(always)]
+fn tap_sampled(bank: u32, group: u32) -> bool {
+    // SAFETY: map lookups' references, valid for this program run (RCU); plain integers.
+    let g = unsafe { SFC_GROUPS_V2.get(&banked_id(bank, group)).or_else(|| SFC_GROUPS_V2.get(&banked_id(bank ^ 1, group))) };
+    let Some(g) = g else { return false };
+    if g.tap_every > 1 {
+        let Some(c) = SFC_TAP_COUNT.get_ptr_mut(group) else { return false };
+        // SAFETY: this CPU's slot of a per-CPU array.
+        let seen = unsafe { *c };
+        // SAFETY: as above.
+        unsafe { *c = if seen.wrapping_add(1) >= g.tap_every { 0 } else { seen.wrapping_add(1) } };
+        if seen != 0 {
+            return false;
+        }
+    }
+    // SAFETY: a helper without arguments.
+    g.tap_threshold == u32::MAX || unsafe { bpf_get_prandom_u32() } <= g.tap_threshold
 }
 
 /// Carries out `forward`'s decision. One place for everything a redirect needs, so the

@@ -6,7 +6,7 @@
 use aya_ebpf::helpers::generated::bpf_ktime_get_ns;
 use sfc_common::trace::{
     InflightKey, LATENCY_BUCKETS, TF_CHAIN, TF_DPORT, TF_DST, TF_PROTO, TF_SPORT, TF_SRC, TS_EMITTED, TS_LOST_BUDGET,
-    TS_LOST_FULL, TV_DROP, TraceConf, TraceEvent, latency_bucket, latency_slot,
+    TS_LOST_FULL, TV_DROP, TV_TAP, TraceConf, TraceEvent, latency_bucket, latency_slot,
 };
 
 use crate::maps::{SFC_INFLIGHT, SFC_LATENCY, SFC_SCRATCH, SFC_TRACE, SFC_TRACE_CONF, SFC_TRACE_RATE, SFC_TRACE_STATS};
@@ -104,6 +104,54 @@ pub fn emit(ifindex: u32, dropped: u32, len: u32) {
         reason: dropped as u8,
         dir: note.dir,
         si: note.si,
+        key: s.key,
+        fp: note.fp,
+        _pad: [0; 4],
+    });
+    e.submit(0);
+    stat(TS_EMITTED);
+}
+
+/// A copy of the packet (`len` bytes) was sent to tap member `port_pair` through `target`, at
+/// chain position `hop_dir & 0xffff` in direction `hop_dir >> 16`: one `TV_TAP` event, with the
+/// interface, flow and chain of the note steering left, when tracing is on and the packet passes
+/// the filters. (Four arguments: a BPF call takes five at most.)
+#[inline(never)]
+pub fn tapped(target: u32, port_pair: u32, hop_dir: u32, len: u32) {
+    let (hop, dir) = (hop_dir & 0xffff, hop_dir >> 16);
+    let Some(c) = SFC_TRACE_CONF.get(0) else { return };
+    if c.enabled == 0 {
+        return;
+    }
+    let Some(s) = SFC_SCRATCH.get_ptr_mut(0) else { return };
+    // SAFETY: this CPU's element of a per-CPU array only this program touches.
+    let s = unsafe { &*s };
+    let note = s.note;
+    if !wanted(c, &s.key, note.chain_id, note.fp) {
+        return;
+    }
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if !within_budget(c.budget_per_sec, now) {
+        stat(TS_LOST_BUDGET);
+        return;
+    }
+    let Some(mut e) = SFC_TRACE.reserve::<TraceEvent>(0) else {
+        stat(TS_LOST_FULL);
+        return;
+    };
+    e.write(TraceEvent {
+        ts_ns: now,
+        ifindex: note.ifindex,
+        target,
+        chain_id: note.chain_id,
+        hop,
+        port_pair,
+        len,
+        verdict: TV_TAP,
+        reason: 0,
+        dir: dir as u8,
+        si: 255u32.wrapping_sub(hop) as u8,
         key: s.key,
         fp: note.fp,
         _pad: [0; 4],

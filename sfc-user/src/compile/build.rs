@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use sfc_common::{
     limits::LB_TABLE_SIZE,
     maps::{
-        CHAIN_F_SYMMETRIC, ChainEntry, ClsResult, FAIL_CLOSED, FAIL_OPEN, GroupEntry, IF_F_LEARN, IF_F_MAC, IF_F_PEER, LbKey,
-        PP_F_DOWN, PP_F_DRAINING, PP_F_NO_MAC, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
+        CHAIN_F_SYMMETRIC, CHAIN_TAPS_SHIFT, ChainEntry, ClsResult, FAIL_CLOSED, FAIL_OPEN, GroupEntry, IF_F_LEARN, IF_F_MAC, IF_F_PEER,
+        IF_F_TAP, LbKey, PP_F_DOWN, PP_F_DRAINING, PP_F_NO_MAC, PP_F_TAP, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
 };
 
@@ -165,9 +165,10 @@ impl<'a> Build<'a> {
             if chain.symmetric {
                 self.symmetric_groups.extend(chain.port_pair_groups.iter().copied());
             }
+            let taps = chain.port_pair_groups.iter().enumerate().filter(|(_, g)| model.port_pair_groups[**g].tap_enabled).fold(0u32, |bits, (h, _)| bits | 1 << h);
             let mut entry = ChainEntry {
                 n_hops: small(chain.port_pair_groups.len(), "hops", &mut self.errors),
-                flags: if chain.symmetric { CHAIN_F_SYMMETRIC } else { 0 },
+                flags: if chain.symmetric { CHAIN_F_SYMMETRIC } else { 0 } | taps << CHAIN_TAPS_SHIFT,
                 ..ChainEntry::default()
             };
             for (slot, &g) in entry.groups.iter_mut().zip(&chain.port_pair_groups) {
@@ -187,11 +188,6 @@ impl<'a> Build<'a> {
     fn group(&mut self, g: usize, reclass: &Reclass<'_>) {
         let (model, ids) = (self.model, &self.inputs.ids);
         let group = &model.port_pair_groups[g];
-        if group.tap_enabled {
-            // As an ordinary hop, traffic would go into a passive SF and never come back.
-            self.errors.push(CompileError::TapUnsupported { group: group.name.clone() });
-            return;
-        }
         let gid = ids.group(&group.name);
         let mut members = Vec::new();
         for &p in &group.port_pairs {
@@ -210,11 +206,15 @@ impl<'a> Build<'a> {
         self.out.groups.insert(gid, GroupEntry {
             n_members,
             lb_fields: group.lb_fields,
+            // A tap never stops traffic: with no member up, nothing is copied.
             failure_policy: match group.failure_policy {
+                _ if group.tap_enabled => FAIL_OPEN,
                 FailurePolicy::FailClosed => FAIL_CLOSED,
                 FailurePolicy::FailOpen => FAIL_OPEN,
             },
             reclass: reclass.chains_of_group.get(&g).and_then(|set| reclass.of_chains.get(set)).copied().unwrap_or(0),
+            tap_every: group.tap_sample.every,
+            tap_threshold: group.tap_sample.threshold,
         });
     }
 
@@ -267,13 +267,25 @@ impl<'a> Build<'a> {
             flags |= PP_F_DOWN | PP_F_NO_MAC;
             self.out.no_mac.insert(pp.name.clone(), missing);
         }
+        let tap = model.port_pair_groups[g].tap_enabled;
+        if tap {
+            flags |= PP_F_TAP;
+        }
         let up = flags & PP_F_DOWN == 0;
         let entry = PortPairEntry { ingress_ifindex: ingress.ifindex, egress_ifindex: egress.ifindex, ingress_mac, egress_mac, flags, group: gid };
         self.out.port_pairs.insert(id, entry);
+        let (in_ifindex, out_ifindex) = (ingress.ifindex, egress.ifindex);
         self.role(ingress, &pp.ingress, ROLE_SF_INGRESS, Some(id), in_mac);
         self.role(egress, &pp.egress, ROLE_SF_EGRESS, Some(id), out_mac);
         self.out.attach.insert(egress.ifindex);
         self.out.redirect_targets.insert(ingress.ifindex);
+        if tap {
+            // Whatever a passive function sends back, on either side, is dropped.
+            for i in [in_ifindex, out_ifindex] {
+                self.out.ifaces.entry(i).or_default().flags |= IF_F_TAP;
+                self.out.attach.insert(i);
+            }
+        }
         if symmetric {
             self.out.attach.insert(ingress.ifindex);
             self.out.redirect_targets.insert(egress.ifindex);

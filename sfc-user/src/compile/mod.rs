@@ -80,10 +80,6 @@ pub enum CompileError {
     NotEthernet { resource: String, iface: String, what: String },
     #[error("{resource}: interface '{iface}' has ifindex {ifindex}, above what sfc can key ({max})")]
     IfindexTooLarge { resource: String, iface: String, ifindex: u32, max: u32 },
-    #[error(
-        "port_pair_groups[{group}].tap_enabled: tap groups (a passive copy of the traffic) are accepted by validation but not implemented by the datapath yet; remove tap_enabled or the group from the chain"
-    )]
-    TapUnsupported { group: String },
     /// More of something than a map field holds (validation keeps models far below this).
     #[error("{n} {what}: more than the datapath's 32-bit fields hold")]
     TooMany { what: &'static str, n: usize },

@@ -99,6 +99,10 @@ pub struct PortPairGroupCfg {
     pub lb_fields: Option<S<Vec<S<String>>>>,
     pub failure_policy: Option<S<String>>,
     pub tap_enabled: Option<S<bool>>,
+    /// A tap group copies 1 packet in N (counted per CPU). An sfc extension.
+    pub tap_sample_every: Option<S<i128>>,
+    /// A tap group copies a packet with this probability (0 < p <= 1). An sfc extension.
+    pub tap_sample_probability: Option<S<String>>,
     pub health_check: Option<S<HealthCheckCfg>>,
 }
 

@@ -242,6 +242,9 @@ pub struct PortPairGroup {
     pub lb_fields: u32,
     pub failure_policy: FailurePolicy,
     pub tap_enabled: bool,
+    /// What a tap group copies.
+    #[serde(default)]
+    pub tap_sample: TapSample,
     /// Probes through each member (`health_check:`); `None`: link state only.
     #[serde(default)]
     pub health_check: Option<HealthCheck>,
@@ -364,6 +367,20 @@ pub struct Model {
     /// The neutron ids and descriptions the file gives its resources (`sfc export neutron`).
     #[serde(default)]
     pub identities: Identities,
+}
+
+/// Which packets a tap group copies: 1 in `every` (per CPU), and of those the share
+/// `threshold / 2^32` (`u32::MAX`: all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TapSample {
+    pub every: u32,
+    pub threshold: u32,
+}
+
+impl Default for TapSample {
+    fn default() -> Self {
+        TapSample { every: 1, threshold: u32::MAX }
+    }
 }
 
 /// A resource's neutron id and description, as the file gives them.

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sfc_common::{
     limits::{LB_TABLE_SIZE, MAX_CHAIN_ID, MAX_CHAINS, MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_HOPS, MAX_PORT_PAIRS},
-    maps::{LB_DEFAULT, LB_FIELDS, LB_L4_DST, LB_L4_SRC},
+    maps::{LB_DEFAULT, LB_FIELDS, LB_L4_DST, LB_L4_SRC, MAX_TAPS_IN_A_ROW},
 };
 
 use super::{
@@ -211,6 +211,48 @@ fn parse_lb_field(s: &str) -> Result<u32, String> {
     })
 }
 
+/// Most packets a tap group may skip between two copies.
+const TAP_EVERY_MAX: i128 = 1_000_000;
+
+/// A group's tap sampling (`tap_sample_every`, `tap_sample_probability`), and what a tap group
+/// cannot have: probes (nothing comes back through a tap) and a failure policy (a tap never
+/// stops traffic: with no member up, nothing is copied).
+fn tap_sample(c: &mut Checker, name: &str, g: &crate::config::PortPairGroupCfg, tap: bool) -> super::TapSample {
+    let mut out = super::TapSample::default();
+    if !tap {
+        for (field, l) in [("tap_sample_every", g.tap_sample_every.as_ref().map(line)), ("tap_sample_probability", g.tap_sample_probability.as_ref().map(line))] {
+            if let Some(l) = l {
+                c.err(PG, name, field, l, "only a tap group (tap_enabled: true) samples");
+            }
+        }
+        return out;
+    }
+    if let Some(h) = &g.health_check {
+        c.err(PG, name, "health_check", line(h), "a tap group's members send nothing back: probes cannot go through them");
+    }
+    if let Some(f) = &g.failure_policy {
+        c.err(PG, name, "failure_policy", line(f), "a tap group never stops traffic (with no member up nothing is copied): leave failure_policy out");
+    }
+    if let Some(e) = &g.tap_sample_every {
+        if (1..=TAP_EVERY_MAX).contains(&e.value) {
+            out.every = u32::try_from(e.value).unwrap_or(1);
+        } else {
+            c.err(PG, name, "tap_sample_every", line(e), format!("{} is out of range 1..={TAP_EVERY_MAX} (copy 1 packet in N)", e.value));
+        }
+    }
+    if let Some(p) = &g.tap_sample_probability {
+        match p.value.trim().parse::<f64>() {
+            Ok(x) if x > 0.0 && x <= 1.0 => {
+                #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "0 < x <= 1: the product is within u32")]
+                let t = (x * 4_294_967_296.0).min(4_294_967_295.0) as u32;
+                out.threshold = t;
+            }
+            _ => c.err(PG, name, "tap_sample_probability", line(p), format!("'{}' is not a probability in (0, 1]", p.value.trim())),
+        }
+    }
+    out
+}
+
 fn groups(c: &mut Checker, ctx: &Ctx, cfg: &ConfigFile, port_pairs: &[PortPair]) -> Vec<PortPairGroup> {
     // A port pair belongs to one group at most (as in networking-sfc).
     let mut pp_group: BTreeMap<usize, String> = BTreeMap::new();
@@ -271,11 +313,9 @@ fn groups(c: &mut Checker, ctx: &Ctx, cfg: &ConfigFile, port_pairs: &[PortPair])
             }
         };
         let tap_enabled = g.tap_enabled.as_ref().is_some_and(|t| t.value);
-        if let (true, Some(t)) = (tap_enabled && members.len() > 1, g.tap_enabled.as_ref()) {
-            c.err(PG, &name, "tap_enabled", line(t), format!("a tap group has exactly one port pair (networking-sfc rule), this one has {}", members.len()));
-        }
+        let tap_sample = tap_sample(c, &name, g, tap_enabled);
         let health_check = g.health_check.as_ref().and_then(|h| super::health::validate(c, &name, h));
-        out.push(PortPairGroup { name, port_pairs: members, lb_fields, failure_policy, tap_enabled, health_check });
+        out.push(PortPairGroup { name, port_pairs: members, lb_fields, failure_policy, tap_enabled, tap_sample, health_check });
     }
     out
 }
@@ -457,7 +497,7 @@ fn chains(c: &mut Checker, ctx: &Ctx, cfg: &ConfigFile, groups: &[PortPairGroup]
             if list.value.len() > MAX_HOPS {
                 c.err(PC, &name, "port_pair_groups", line(list), format!("{} groups, at most {MAX_HOPS} hops are supported", list.value.len()));
             }
-            let mut prev_tap: Option<&str> = None;
+            let mut taps_in_a_row = 0;
             for r in &list.value {
                 let rn = r.value.trim();
                 match ctx.pg.1.get(rn) {
@@ -466,11 +506,11 @@ fn chains(c: &mut Checker, ctx: &Ctx, cfg: &ConfigFile, groups: &[PortPairGroup]
                         c.err(PC, &name, "port_pair_groups", line(r), format!("group '{rn}' is listed twice (a port pair is used at most once per chain)"));
                     }
                     Some(&i) => {
-                        let tap = groups.get(i).is_some_and(|g| g.tap_enabled);
-                        if let (true, Some(prev)) = (tap, prev_tap) {
-                            c.err(PC, &name, "port_pair_groups", line(r), format!("tap group '{rn}' follows tap group '{prev}': consecutive tap groups are not supported (networking-sfc rule)"));
+                        // One hop decision copies to the tap groups before the next inline one.
+                        taps_in_a_row = if groups.get(i).is_some_and(|g| g.tap_enabled) { taps_in_a_row + 1 } else { 0 };
+                        if taps_in_a_row == MAX_TAPS_IN_A_ROW + 1 {
+                            c.err(PC, &name, "port_pair_groups", line(r), format!("more than {MAX_TAPS_IN_A_ROW} tap groups in a row"));
                         }
-                        prev_tap = tap.then_some(rn);
                         hops.push(i);
                     }
                 }

@@ -213,6 +213,13 @@ impl Fixture {
         Self { ebpf, mode, loc, model, facts, down: BTreeSet::new(), _pins: pins, netns }
     }
 
+    /// Sets interfaces up (a copy `bpf_clone_redirect` sends out of a down interface is lost).
+    pub fn set_up(&self, ifnames: &[&str]) {
+        for n in ifnames {
+            sfc_tests::link::up(self.netns.name(), n).unwrap_or_else(|e| panic!("{e:#}"));
+        }
+    }
+
     /// Sets an interface's MTU (the XDP program checks frames against their target's).
     pub fn set_mtu(&self, ifname: &str, mtu: u32) {
         link::set_mtu(self.netns.name(), ifname, mtu).unwrap_or_else(|e| panic!("{e:#}"));
