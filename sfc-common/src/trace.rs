@@ -78,6 +78,10 @@ pub struct TraceConf {
 }
 const _: () = assert!(size_of::<TraceConf>() == 64);
 
+/// `skb->mark` of a `sfc trace --probe` packet (a `BPF_PROG_TEST_RUN` copy, never on a wire):
+/// tap copies of it are traced, not sent.
+pub const PROBE_MARK: u32 = 0x5fc0_7ace;
+
 /// `TraceEvent::verdict`: what the program did with the packet.
 pub const TV_MEMBER: u8 = 1;
 /// Delivered to the chain's logical destination port.

@@ -30,6 +30,8 @@ pub trait PacketCtx {
     /// and leaves the frame addressed to `restore`. `false`: no copy was sent. Invalidates
     /// packet pointers (the helper may move the data).
     fn copy_to(&self, ifindex: u32, mac: [u8; 6], restore: [u8; 6]) -> bool;
+    /// A `sfc trace --probe` packet (`PROBE_MARK`): its tap copies are traced, not sent.
+    fn is_probe(&self) -> bool;
 }
 
 impl PacketCtx for TcContext {
@@ -71,6 +73,10 @@ impl PacketCtx for TcContext {
         // The frame itself goes on addressed as before, sent or not.
         let _ = self.store(0, &restore, 0);
         sent
+    }
+    #[inline(always)]
+    fn is_probe(&self) -> bool {
+        unsafe { (*self.skb.skb).mark == sfc_common::trace::PROBE_MARK }
     }
 }
 
@@ -124,6 +130,11 @@ impl PacketCtx for XdpContext {
     /// asked for anyway is counted as `tap_copy_failed`).
     #[inline(always)]
     fn copy_to(&self, _: u32, _: [u8; 6], _: [u8; 6]) -> bool {
+        false
+    }
+    /// An XDP probe has no mark; it makes no copies either.
+    #[inline(always)]
+    fn is_probe(&self) -> bool {
         false
     }
 }

@@ -512,6 +512,7 @@ pub fn copy_to_taps<C: PacketCtx>(ctx: &C) {
     };
     let reverse = f.flags & FLOW_F_REVERSE != 0;
     let chain_id = f.chain_id;
+    let probe = ctx.is_probe();
     let mut left = taps;
     for _ in 0..MAX_TAPS_IN_A_ROW {
         if left == 0 {
@@ -531,13 +532,16 @@ pub fn copy_to_taps<C: PacketCtx>(ctx: &C) {
         if !tap_sampled(bank, pp.group) {
             continue;
         }
-        if pp.flags & (PP_F_DOWN | PP_F_NO_MAC) != 0 || !ctx.copy_to(pp.ingress_ifindex, pp.ingress_mac, restore) {
-            counters::drop(DropReason::TapCopyFailed);
-            continue;
-        }
         let (position, dir) = if reverse { (usize::from(n_hops).wrapping_sub(1).wrapping_sub(h), DIR_REVERSE) } else { (h, DIR_FORWARD) };
         let len = ctx.len();
-        counters::hop(&HopStatsKey { chain_id, hop: position as u32, port_pair: pp_id, dir }, len);
+        // A probe's copy is traced (where it would go), never sent.
+        if !probe {
+            if pp.flags & (PP_F_DOWN | PP_F_NO_MAC) != 0 || !ctx.copy_to(pp.ingress_ifindex, pp.ingress_mac, restore) {
+                counters::drop(DropReason::TapCopyFailed);
+                continue;
+            }
+            counters::hop(&HopStatsKey { chain_id, hop: position as u32, port_pair: pp_id, dir }, len);
+        }
         trace::tapped(pp.ingress_ifindex, pp_id, (position as u32 & 0xffff) | (dir << 16), len);
     }
 }

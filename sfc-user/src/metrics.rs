@@ -91,12 +91,12 @@ fn gauge(r: &mut Registry, name: &str, help: &str, v: u64) {
 const DIRECTIONS: [&str; 2] = ["forward", "reverse"];
 
 /// Two samples per (chain, hop, member) of `chains`, one per [`DIRECTIONS`]; `value` picks the
-/// member's counters in that order.
-fn hop_samples(chains: &[ChainStats], value: impl Fn(&MemberStats) -> [u64; 2]) -> Vec<(Labels, u64)> {
+/// member's counters in that order. Inline hops (`taps` false) or tap groups' copies (true).
+fn hop_samples(chains: &[ChainStats], taps: bool, value: impl Fn(&MemberStats) -> [u64; 2]) -> Vec<(Labels, u64)> {
     let mut out = Vec::new();
     for ch in chains {
         let chain_id = ch.chain_id.to_string();
-        for (h, hop) in ch.hops.iter().enumerate() {
+        for (h, hop) in ch.hops.iter().enumerate().filter(|(_, hop)| hop.tap == taps) {
             let h = h.to_string();
             for m in &hop.members {
                 for (direction, v) in DIRECTIONS.into_iter().zip(value(m)) {
@@ -172,13 +172,25 @@ pub fn render(s: &Snapshot) -> String {
         &mut r,
         "sfc_hop_packets",
         "Packets sent into a port pair at a hop of a chain; direction reverse: the replies of a symmetric chain.",
-        hop_samples(&st.chains, |m| [m.packets, m.reverse_packets]),
+        hop_samples(&st.chains, false, |m| [m.packets, m.reverse_packets]),
     );
     byte_counters(
         &mut r,
         "sfc_hop",
         "Bytes sent into a port pair at a hop of a chain; direction reverse: the replies of a symmetric chain.",
-        hop_samples(&st.chains, |m| [m.bytes, m.reverse_bytes]),
+        hop_samples(&st.chains, false, |m| [m.bytes, m.reverse_bytes]),
+    );
+    counters(
+        &mut r,
+        "sfc_tap_packets",
+        "Copies sent to a tap group's member at its hop of a chain (the packets themselves went on); direction reverse: the replies of a symmetric chain.",
+        hop_samples(&st.chains, true, |m| [m.packets, m.reverse_packets]),
+    );
+    byte_counters(
+        &mut r,
+        "sfc_tap",
+        "Bytes of the copies sent to a tap group's member.",
+        hop_samples(&st.chains, true, |m| [m.bytes, m.reverse_bytes]),
     );
     counters(&mut r, "sfc_drops", "Packets the datapath dropped, by reason.", st.drops.iter().map(|(reason, v)| (labels(&[("reason", reason)]), *v)));
     // The kinds partition what the program saw, so their sum is every packet; recomputed is a
@@ -256,8 +268,9 @@ mod tests {
                 name: "pc1".into(),
                 chain_id: 1,
                 hops: vec![
-                    HopStats { group: "pg1".into(), members: vec![member("pp1", 10, 1000), member("pp2", 4, 400)] },
-                    HopStats { group: "pg2".into(), members: vec![member("pp3", 14, 1400)] },
+                    HopStats { group: "pg1".into(), tap: false, members: vec![member("pp1", 10, 1000), member("pp2", 4, 400)] },
+                    HopStats { group: "pg2".into(), tap: false, members: vec![member("pp3", 14, 1400)] },
+                    HopStats { group: "pgt".into(), tap: true, members: vec![member("pp4", 6, 600)] },
                 ],
             }],
             drops: BTreeMap::from([("no_member", 3), ("hop_limit", 0)]),
@@ -285,6 +298,8 @@ mod tests {
         let text = render(&snapshot());
         for line in [
             r#"sfc_hop_packets_total{chain="pc1",chain_id="1",hop="0",group="pg1",port_pair="pp1",direction="forward"} 10"#,
+            r#"sfc_tap_packets_total{chain="pc1",chain_id="1",hop="2",group="pgt",port_pair="pp4",direction="forward"} 6"#,
+            r#"sfc_tap_bytes_total{chain="pc1",chain_id="1",hop="2",group="pgt",port_pair="pp4",direction="forward"} 600"#,
             r#"sfc_hop_packets_total{chain="pc1",chain_id="1",hop="0",group="pg1",port_pair="pp2",direction="forward"} 4"#,
             r#"sfc_hop_packets_total{chain="pc1",chain_id="1",hop="1",group="pg2",port_pair="pp3",direction="forward"} 14"#,
             r#"sfc_hop_bytes_total{chain="pc1",chain_id="1",hop="1",group="pg2",port_pair="pp3",direction="forward"} 1400"#,

@@ -178,32 +178,42 @@ proptest! {
     }
 }
 
-/// A tap group would be compiled as an ordinary hop and swallow the chain's traffic, so compile
-/// refuses it by name until the datapath implements taps.
+/// A tap group: its hop is marked in the chain entry (copies, not crossed), it never fails
+/// closed, it carries its sampling, its member is flagged, and both of the member's interfaces
+/// drop what the function sends back.
 #[test]
-fn tap_groups_are_refused_by_compile() {
+fn tap_groups_compile_to_marked_hops() {
     let text = "
 port_pairs:
-  - {name: pp1, ingress: a-in, egress: a-in}
+  - {name: pp1, ingress: a-in, egress: a-out}
+  - {name: pp2, ingress: b-in, egress: b-out}
 port_pair_groups:
-  - {name: tapg, port_pairs: [pp1], tap_enabled: true}
+  - {name: pg1, port_pairs: [pp1]}
+  - {name: tapg, port_pairs: [pp2], tap_enabled: true, tap_sample_every: 8, tap_sample_probability: 0.25}
 flow_classifiers:
   - {name: fc, protocol: tcp, logical_source_port: src}
 port_chains:
-  - {name: pc, port_pair_groups: [tapg], flow_classifiers: [fc]}
+  - {name: pc, chain_id: 3, port_pair_groups: [tapg, pg1], flow_classifiers: [fc]}
 ";
     let cfg = sfc::config::parse("tap.yaml", text).expect("parses");
-    let model = sfc::model::validate(&cfg).expect("validation accepts tap groups");
-    let facts: std::collections::BTreeMap<String, sfc::compile::IfaceFacts> = [("a-in", 3), ("src", 2)]
+    let model = sfc::model::validate(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    let facts: BTreeMap<String, sfc::compile::IfaceFacts> = [("a-in", 3), ("a-out", 4), ("b-in", 5), ("b-out", 6), ("src", 2)]
         .into_iter()
         .map(|(n, i)| (n.to_owned(), sfc::compile::IfaceFacts { ifindex: i, peer_mac: Some([2, 0, 0, 0, 0, 1]), peer_in_other_netns: true, ..Default::default() }))
         .collect();
-    let errs = sfc::compile::compile(&model, &facts, None).expect_err("tap groups are not compiled");
-    let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
-    assert!(
-        text.iter().any(|e| e.starts_with("port_pair_groups[tapg].tap_enabled: tap groups")),
-        "{text:?}"
-    );
+    let c = sfc::compile::compile(&model, &facts, None).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(c.chains[&3].flags >> sfc_common::maps::CHAIN_TAPS_SHIFT, 0b01, "hop 0 is the tap");
+    let tap_gid = c.port_pairs[&1].group;
+    let g = c.groups[&tap_gid];
+    assert_eq!((g.failure_policy, g.tap_every), (sfc_common::maps::FAIL_OPEN, 8));
+    assert_eq!(g.tap_threshold, 1 << 30, "a quarter of 2^32");
+    assert_ne!(c.port_pairs[&1].flags & sfc_common::maps::PP_F_TAP, 0);
+    assert_eq!(c.port_pairs[&0].flags & sfc_common::maps::PP_F_TAP, 0);
+    for i in [5, 6] {
+        assert_ne!(c.ifaces[&i].flags & sfc_common::maps::IF_F_TAP, 0, "ifindex {i}");
+        assert!(c.attach.contains(&i), "ifindex {i} runs the program (to drop what comes back)");
+    }
+    assert_eq!(c.ifaces[&4].flags & sfc_common::maps::IF_F_TAP, 0);
 }
 
 /// Zones (`IfaceEntry::zone`): the interfaces one chain touches are one zone, named by its lowest

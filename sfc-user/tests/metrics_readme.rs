@@ -13,18 +13,25 @@ use sfc::{
 /// A snapshot with something in every family, so every label set shows up.
 fn snapshot() -> Snapshot {
     let latency = Latency { samples: 1, p50_seconds: 2e-6, p99_seconds: 2e-6, buckets: vec![1; 32] };
-    let member = MemberStats {
-        port_pair: "pp1".into(),
+    let member = |name: Option<&str>| MemberStats {
+        port_pair: name.unwrap_or("pp1").into(),
         packets: 1,
         bytes: 100,
         reverse_packets: 1,
         reverse_bytes: 100,
         latency: Some(latency.clone()),
-        reverse_latency: Some(latency),
+        reverse_latency: Some(latency.clone()),
     };
     Snapshot {
         stats: Stats {
-            chains: vec![ChainStats { name: "pc1".into(), chain_id: 1, hops: vec![HopStats { group: "pg1".into(), members: vec![member] }] }],
+            chains: vec![ChainStats {
+                name: "pc1".into(),
+                chain_id: 1,
+                hops: vec![
+                    HopStats { group: "pg1".into(), tap: false, members: vec![member(None)] },
+                    HopStats { group: "pgt".into(), tap: true, members: vec![member(Some("pp2"))] },
+                ],
+            }],
             drops: BTreeMap::from([("no_member", 1)]),
             interfaces: vec![IfaceStats { name: "src".into(), ifindex: 2, classified: 1, unclassified: 1, from_sf: 1, malformed: 1, recomputed: 1 }],
             failovers: 1,

@@ -27,6 +27,9 @@ pub struct PortPairGroup {
     pub port_pairs: Vec<String>,
     /// `health_check:` as a YAML flow mapping, e.g. `{destination: 198.18.0.2}`.
     pub health_check: Option<String>,
+    /// A tap group (`tap_enabled: true`), with its sampling fields as YAML (`tap_sample_every:
+    /// 4`), one per line; `None`: an inline group.
+    pub tap: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -84,6 +87,7 @@ impl PortPairGroup {
             name: name.to_owned(),
             port_pairs: port_pairs.iter().map(|&p| p.to_owned()).collect(),
             health_check: None,
+            tap: None,
         }
     }
 }
@@ -160,6 +164,12 @@ impl ChainFile {
             let _ = writeln!(y, "    port_pairs: {}", flow_list(&pg.port_pairs));
             if let Some(h) = &pg.health_check {
                 let _ = writeln!(y, "    health_check: {h}");
+            }
+            if let Some(tap) = &pg.tap {
+                let _ = writeln!(y, "    tap_enabled: true");
+                for line in tap {
+                    let _ = writeln!(y, "    {line}");
+                }
             }
         }
         y.push_str("flow_classifiers:");

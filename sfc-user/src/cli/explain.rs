@@ -10,7 +10,7 @@ use sfc_common::{
     hash::flow_hash,
     limits::LB_TABLE_SIZE,
     maps::{
-        FAIL_OPEN, FAMILY_V4, FAMILY_V6, FlowKey, LB_FIELDS, LbKey,
+        CHAIN_TAPS_SHIFT, FAIL_OPEN, FAMILY_V4, FAMILY_V6, FlowKey, LB_FIELDS, LbKey,
         ROLE_SF_EGRESS, ROLE_SOURCE,
     },
 };
@@ -96,6 +96,8 @@ pub struct Hop {
     pub egress: Option<String>,
     /// A fail-open group with no member: the hop is skipped.
     pub skipped: bool,
+    /// A tap group: its member gets a copy (as the group samples), the packet goes on.
+    pub tap: bool,
 }
 
 /// Made-up interface facts for a pure explain: every interface the model names gets an index
@@ -208,6 +210,7 @@ pub fn explain(model: &Model, compiled: &Compiled, facts: &BTreeMap<String, Ifac
             ingress: pp.map(|pp| ifname(pp.ingress_ifindex)),
             egress: pp.map(|pp| ifname(pp.egress_ifindex)),
             skipped: member.is_none() && g.failure_policy == FAIL_OPEN,
+            tap: entry.flags >> CHAIN_TAPS_SHIFT & (1 << h) != 0,
         });
     }
     out
@@ -233,6 +236,10 @@ fn print(e: &Explanation) {
     for h in &e.hops {
         let how = format!("hash {:#010x} on {} -> bucket {} of {LB_TABLE_SIZE}", h.hash, h.lb_fields.join(","), h.bucket);
         match (&h.port_pair, h.skipped) {
+            (Some(pp), _) if h.tap => {
+                println!("  hop {} tap group {}: a copy to {pp} ({how}), sent into {}; the packet goes on", h.index + 1, h.group, h.ingress.as_deref().unwrap_or("?"));
+            }
+            (None, _) if h.tap => println!("  hop {} tap group {}: no member up: no copy", h.index + 1, h.group),
             (Some(pp), _) => {
                 println!("  hop {} (SI {}) group {}: member {pp} ({how})", h.index + 1, 255 - h.index, h.group);
                 println!(
@@ -250,7 +257,7 @@ fn print(e: &Explanation) {
         None => println!("then: handed back to the host (ordinary switching/routing)"),
     }
     if e.symmetric {
-        let back: Vec<&str> = e.hops.iter().rev().filter_map(|h| h.port_pair.as_deref()).collect();
+        let back: Vec<&str> = e.hops.iter().rev().filter(|h| !h.tap).filter_map(|h| h.port_pair.as_deref()).collect();
         println!(
             "replies (symmetric chain): arrive on {}, cross {} backwards (into each egress, back from its ingress), leave on {}",
             e.deliver_to.as_deref().unwrap_or("?"),

@@ -36,7 +36,11 @@ fn print_table(s: &Stats, prev: Option<&Stats>, secs: f64) {
     for (ci, ch) in s.chains.iter().enumerate() {
         println!("chain {} (chain_id {})", ch.name, ch.chain_id);
         for (h, hop) in ch.hops.iter().enumerate() {
-            println!("  hop {h} (SI {}) group {}", 255 - h, hop.group);
+            if hop.tap {
+                println!("  hop {h} tap group {} (copies; the packets went on)", hop.group);
+            } else {
+                println!("  hop {h} (SI {}) group {}", 255 - h, hop.group);
+            }
             for (mi, mb) in hop.members.iter().enumerate() {
                 let before = prev.and_then(|p| p.chains.get(ci)).and_then(|c| c.hops.get(h)).and_then(|x| x.members.get(mi)).map(|x| x.packets);
                 println!("    {:<16} {:>12} pkts {:>14} bytes{} {}", mb.port_pair, mb.packets, mb.bytes, latency(mb.latency.as_ref()), rate(mb.packets, before));

@@ -281,6 +281,7 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BT
         .map(|i| (*i, model.mode_of(compiled.names.ifaces.get(i).map_or("", String::as_str), opts.mode)))
         .collect();
     let xdp = want.values().any(|m| *m == AttachMode::Xdp);
+    taps_need_tc(model, &compiled, &want)?;
     let mut progs = Programs::open(loc, &mut ebpf, xdp)?;
     report.first_load = progs.first_load;
     drop(ebpf);
@@ -320,6 +321,47 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BT
     }
     .save(&state_dir)?;
     Ok(report)
+}
+
+/// A packet is copied to a chain's tap groups where the chain's hop decisions are made: its
+/// source ports, its inline members' interfaces, its destination ports. XDP cannot copy a
+/// frame, so all of them must run tc.
+fn taps_need_tc(model: &Model, compiled: &compile::Compiled, want: &BTreeMap<u32, AttachMode>) -> Result<()> {
+    let xdp: BTreeSet<&str> = want
+        .iter()
+        .filter(|(_, m)| **m == AttachMode::Xdp)
+        .filter_map(|(i, _)| compiled.names.ifaces.get(i).map(String::as_str))
+        .collect();
+    if xdp.is_empty() {
+        return Ok(());
+    }
+    let mut problems = Vec::new();
+    for chain in &model.port_chains {
+        let groups = chain.port_pair_groups.iter().map(|&g| &model.port_pair_groups[g]);
+        let Some(tap) = groups.clone().find(|g| g.tap_enabled) else { continue };
+        let mut ifaces: BTreeSet<&str> = BTreeSet::new();
+        for &c in &chain.flow_classifiers {
+            let fc = &model.flow_classifiers[c];
+            ifaces.insert(&fc.logical_source_port);
+            ifaces.extend(fc.logical_destination_port.as_deref());
+        }
+        for g in groups.filter(|g| !g.tap_enabled) {
+            for &p in &g.port_pairs {
+                ifaces.insert(&model.port_pairs[p].ingress);
+                ifaces.insert(&model.port_pairs[p].egress);
+            }
+        }
+        let on_xdp: Vec<&str> = ifaces.intersection(&xdp).copied().collect();
+        if !on_xdp.is_empty() {
+            problems.push(format!(
+                "port_chains[{}]: tap group '{}' gets copies made where the chain's packets are steered, and XDP cannot copy a frame: {} run XDP (give them `mode: tc` under interfaces:, or apply with --mode tc)",
+                chain.name,
+                tap.name,
+                on_xdp.join(", ")
+            ));
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(DatapathError::Other(problems.join("\n"))) }
 }
 
 /// The first step of an apply, which changes nothing: the interfaces' facts and health, the

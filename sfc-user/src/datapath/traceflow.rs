@@ -25,7 +25,7 @@ use sfc_common::{
     limits::MAX_HOPS,
     maps::{DIR_REVERSE, FAMILY_V4, FAMILY_V6, FlowKey, IfaceEntry, MAP_IFACES},
     proto::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, carries_ports},
-    trace::{TF_DPORT, TF_DST, TF_PROTO, TF_SPORT, TF_SRC, TV_MEMBER, TraceConf, TraceEvent},
+    trace::{TF_DPORT, TF_DST, TF_PROTO, TF_SPORT, TF_SRC, TV_MEMBER, TV_TAP, TraceConf, TraceEvent},
 };
 
 use super::{
@@ -85,6 +85,7 @@ const XDP_PASS: u32 = 2;
 /// `priority`, `ingress_ifindex`, `ifindex`, `cb`, `tstamp`, `wire_len`, `gso_segs`, `gso_size`,
 /// `hwtstamp`); `len` stays 0, it is taken from the data.
 const SKB_CTX_LEN: usize = 192;
+const SKB_MARK_OFFSET: usize = 8;
 const SKB_IFINDEX_OFFSET: usize = 40;
 /// `struct xdp_md`: `data`, `data_end`, `data_meta`, `ingress_ifindex`, `rx_queue_index`,
 /// `egress_ifindex`. The kernel reads `data` as the metadata length (0) and `data_end` as the
@@ -96,11 +97,17 @@ const XDP_INGRESS_IFINDEX_OFFSET: usize = 12;
 /// The context of one `BPF_PROG_TEST_RUN` of `mode`'s program on a frame of `len` bytes that
 /// arrives on `ifindex` (which the kernel resolves in the caller's network namespace).
 pub fn test_run_context(mode: AttachMode, ifindex: u32, len: usize) -> Vec<u8> {
+    context_with_mark(mode, ifindex, len, 0)
+}
+
+/// As [`test_run_context`], with `skb->mark` set (tc only): `PROBE_MARK` makes a probe.
+fn context_with_mark(mode: AttachMode, ifindex: u32, len: usize, mark: u32) -> Vec<u8> {
     let put = |ctx: &mut Vec<u8>, at: usize, v: u32| ctx[at..at + 4].copy_from_slice(&v.to_ne_bytes());
     match mode {
         AttachMode::Tc => {
             let mut ctx = vec![0u8; SKB_CTX_LEN];
             put(&mut ctx, SKB_IFINDEX_OFFSET, ifindex);
+            put(&mut ctx, SKB_MARK_OFFSET, mark);
             ctx
         }
         AttachMode::Xdp => {
@@ -215,7 +222,8 @@ fn mode_on(pin_dir: &Path, ifindex: u32) -> Option<AttachMode> {
 /// One run of the program attached to `ifindex` on `frame`; returns the verdict as tc would
 /// say it (0: pass) and the frame as the program left it.
 fn run_once(loc: &Location, mode: AttachMode, ifindex: u32, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
-    let ctx = test_run_context(mode, ifindex, frame.len());
+    // Marked: the program traces where its tap copies would go and sends none.
+    let ctx = context_with_mark(mode, ifindex, frame.len(), sfc_common::trace::PROBE_MARK);
     let mut out = vec![0u8; frame.len() + 256];
     let opts = TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), ctx_in: Some(&ctx), repeat: 1, ..TestRunOptions::default() };
     let failed = |source| DatapathError::Program { what: format!("running the probe through the program on ifindex {ifindex}"), source };
@@ -296,21 +304,23 @@ fn walk(loc: &Location, state: &State, first_mode: AttachMode, first_ifindex: u3
         let t0 = monotonic_ns();
         let (verdict, out) = run_once(loc, mode, at, &pkt)?;
         let t1 = monotonic_ns();
-        let mut mine = None;
+        let mut mine = Vec::new();
         while let Some(item) = ring.next() {
             let Some(e) = trace::decode(&item) else { continue };
-            // The filter lets real packets of the same 5-tuple through too: the probe's event
-            // is the one of this run, on this interface, with the probe's fingerprint.
+            // The filter lets real packets of the same 5-tuple through too: the probe's events
+            // are the ones of this run, on this interface, with the probe's fingerprint (tap
+            // copies it would make, then its own hop decision).
             if e.ifindex == at && (t0..=t1).contains(&e.ts_ns) && fp.is_none_or(|f| f == e.fp) {
-                mine = Some(e);
+                mine.push(e);
             }
         }
-        let Some(e) = mine else {
+        let decision = mine.iter().rposition(|e| e.verdict != TV_TAP);
+        events.extend(mine.iter().copied());
+        let Some(e) = decision.map(|i| mine[i]) else {
             let end = if verdict == TC_ACT_OK { ProbeEnd::NotSteered { ifindex: at } } else { ProbeEnd::Unexplained { ifindex: at, verdict } };
             return Ok((events, end));
         };
         fp = Some(e.fp);
-        events.push(e);
         if e.verdict != TV_MEMBER {
             return Ok((events, ProbeEnd::Ended));
         }

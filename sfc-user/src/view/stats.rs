@@ -32,6 +32,8 @@ pub struct ChainStats {
 #[derive(Debug, Serialize)]
 pub struct HopStats {
     pub group: String,
+    /// A tap group: its members' counts are copies (the packets themselves went on).
+    pub tap: bool,
     pub members: Vec<MemberStats>,
 }
 
@@ -108,6 +110,7 @@ pub fn collect(loc: &Location) -> anyhow::Result<Stats> {
                 .enumerate()
                 .map(|(h, &g)| HopStats {
                     group: m.port_pair_groups[g].name.clone(),
+                    tap: m.port_pair_groups[g].tap_enabled,
                     members: m.port_pair_groups[g]
                         .port_pairs
                         .iter()

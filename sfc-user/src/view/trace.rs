@@ -7,7 +7,7 @@ use serde::Serialize;
 use sfc_common::{
     DropReason,
     maps::{DIR_REVERSE, FlowKey},
-    trace::{TV_DELIVER, TV_DROP, TV_HOST, TV_MEMBER, TraceEvent},
+    trace::{TV_DELIVER, TV_DROP, TV_HOST, TV_MEMBER, TV_TAP, TraceEvent},
 };
 
 use super::inspect::{Namer, addr, family_name};
@@ -75,7 +75,7 @@ fn flow_of(k: &FlowKey) -> Flow {
 
 /// `e` with names.
 pub fn name(n: &Namer<'_>, e: &TraceEvent) -> Event {
-    let member = e.verdict == TV_MEMBER;
+    let member = e.verdict == TV_MEMBER || e.verdict == TV_TAP;
     let n_hops = n.state.model.chain_by_id(e.chain_id).map(|c| c.port_pair_groups.len());
     let si = match e.verdict {
         TV_MEMBER => Some(e.si),
@@ -90,6 +90,7 @@ pub fn name(n: &Namer<'_>, e: &TraceEvent) -> Event {
             TV_DELIVER => "delivered",
             TV_HOST => "host",
             TV_DROP => "dropped",
+            TV_TAP => "tap",
             _ => "unknown",
         },
         reason: (e.verdict == TV_DROP).then(|| DropReason::ALL.iter().find(|r| **r as u32 == u32::from(e.reason)).map_or("unknown", |r| r.name())),
@@ -159,7 +160,7 @@ impl Assembler {
     /// Adds an event; returns the packet's path when this event ended it.
     pub fn push(&mut self, raw: &TraceEvent, e: Event) -> Option<PacketPath> {
         let key = packet_key(raw);
-        let ends = e.verdict != "member";
+        let ends = e.verdict != "member" && e.verdict != "tap";
         let events = self.pending.entry(key).or_default();
         events.push(e);
         if !ends {
@@ -298,6 +299,11 @@ impl fmt::Display for ProbeView {
                     let dir = if e.direction == "reverse" { " (reverse)" } else { "" };
                     writeln!(f, "chain {}{hop}{si}{dir}: into {} through {}", e.chain, step(e), e.to.as_deref().unwrap_or("?"))?;
                 }
+                "tap" => {
+                    let hop = e.hop.map_or_else(String::new, |h| format!(", hop {}", h + 1));
+                    let m = format!("{} ({})", e.member.as_deref().unwrap_or("?"), e.group.as_deref().unwrap_or("?"));
+                    writeln!(f, "chain {}{hop}: a copy to tap {m} through {} (a probe's copy is not sent)", e.chain, e.to.as_deref().unwrap_or("?"))?;
+                }
                 "delivered" => writeln!(f, "chain {}: delivered to {}", e.chain, e.to.as_deref().unwrap_or("?"))?,
                 "host" => writeln!(f, "chain {}: done, handed to the host", e.chain)?,
                 _ => writeln!(f, "chain {}: dropped ({})", e.chain, e.reason.unwrap_or("unknown"))?,
@@ -311,12 +317,13 @@ impl fmt::Display for ProbeView {
 /// One event's step in a path: the member (with its group), the destination, `host`, a drop.
 fn step(e: &Event) -> String {
     match e.verdict {
-        "member" => {
+        "member" | "tap" => {
             let m = e.member.clone().unwrap_or_default();
-            match &e.group {
+            let m = match &e.group {
                 Some(g) => format!("{m} ({g})"),
                 None => m,
-            }
+            };
+            if e.verdict == "tap" { format!("[copy to {m}]") } else { m }
         }
         "delivered" => e.to.clone().unwrap_or_else(|| "?".to_owned()),
         "host" => "host".to_owned(),

@@ -84,25 +84,35 @@ fn chain_lists_group_twice() {
     );
 }
 
+/// Consecutive taps are fine (networking-sfc refuses them); five in a row are more than one hop
+/// decision copies to.
 #[test]
-fn consecutive_tap_groups() {
-    only(
-        "
+fn five_tap_groups_in_a_row() {
+    let pps: String = (1..=5).map(|i| format!("  - {{name: pp{i}, ingress: i{i}, egress: e{i}}}\n")).collect();
+    let pgs: String = (1..=5).map(|i| format!("  - {{name: tap{i}, port_pairs: [pp{i}], tap_enabled: true}}\n")).collect();
+    let text = format!("\nport_pairs:\n{pps}port_pair_groups:\n{pgs}port_chains:\n  - {{name: pc1, port_pair_groups: [tap1, tap2, tap3, tap4, tap5]}}\n");
+    only(&text, "port_chains", "pc1", "port_pair_groups", 14, "more than 4 tap groups in a row");
+}
+
+#[test]
+fn tap_groups_in_a_row_first_and_last_are_accepted() {
+    let text = "
 port_pairs:
   - {name: pp1, ingress: a, egress: b}
   - {name: pp2, ingress: c, egress: d}
+  - {name: pp3, ingress: e, egress: f}
 port_pair_groups:
   - {name: tap1, port_pairs: [pp1], tap_enabled: true}
-  - {name: tap2, port_pairs: [pp2], tap_enabled: true}
+  - {name: tap2, port_pairs: [pp2], tap_enabled: true, tap_sample_every: 10}
+  - {name: pg3, port_pairs: [pp3]}
+flow_classifiers:
+  - {name: fc, protocol: tcp, logical_source_port: src}
 port_chains:
-  - {name: pc1, port_pair_groups: [tap1, tap2]}
-",
-        "port_chains",
-        "pc1",
-        "port_pair_groups",
-        8,
-        "tap group 'tap2' follows tap group 'tap1': consecutive tap groups are not supported (networking-sfc rule)",
-    );
+  - {name: pc1, port_pair_groups: [tap1, tap2, pg3], flow_classifiers: [fc]}
+  - {name: pc2, port_pair_groups: [pg3, tap1]}
+";
+    let cfg = sfc::config::parse("t.yaml", text).expect("parses");
+    sfc::model::validate(&cfg).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

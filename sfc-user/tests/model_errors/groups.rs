@@ -146,15 +146,13 @@ fn failure_policy_unknown() {
 }
 
 #[test]
-fn tap_group_with_two_members() {
-    only(
-        "\nport_pairs:\n  - {name: pp1, ingress: a, egress: b}\n  - {name: pp2, ingress: c, egress: d}\nport_pair_groups:\n  - {name: pg1, port_pairs: [pp1, pp2], tap_enabled: true}\n",
-        "port_pair_groups",
-        "pg1",
-        "tap_enabled",
-        5,
-        "a tap group has exactly one port pair (networking-sfc rule), this one has 2",
-    );
+fn tap_sampling_is_checked() {
+    let pp = "\nport_pairs:\n  - {name: pp1, ingress: a, egress: b}\n  - {name: pp2, ingress: c, egress: d}\nport_pair_groups:\n";
+    only(&format!("{pp}  - {{name: pg1, port_pairs: [pp1], tap_sample_every: 2}}\n"), "port_pair_groups", "pg1", "tap_sample_every", 5, "only a tap group (tap_enabled: true) samples");
+    only(&format!("{pp}  - {{name: pg1, port_pairs: [pp1, pp2], tap_enabled: true, tap_sample_every: 0}}\n"), "port_pair_groups", "pg1", "tap_sample_every", 5, "0 is out of range 1..=1000000 (copy 1 packet in N)");
+    only(&format!("{pp}  - {{name: pg1, port_pairs: [pp1], tap_enabled: true, tap_sample_probability: 1.5}}\n"), "port_pair_groups", "pg1", "tap_sample_probability", 5, "'1.5' is not a probability in (0, 1]");
+    only(&format!("{pp}  - {{name: pg1, port_pairs: [pp1], tap_enabled: true, failure_policy: fail-closed}}\n"), "port_pair_groups", "pg1", "failure_policy", 5, "a tap group never stops traffic (with no member up nothing is copied): leave failure_policy out");
+    only(&format!("{pp}  - {{name: pg1, port_pairs: [pp1], tap_enabled: true, health_check: {{destination: 10.0.0.1}}}}\n"), "port_pair_groups", "pg1", "health_check", 5, "a tap group's members send nothing back: probes cannot go through them");
 }
 
 
