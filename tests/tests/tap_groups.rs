@@ -8,14 +8,17 @@
 //! `--test-threads=1`.
 
 use std::{
+    fs::File,
     net::{IpAddr, SocketAddr},
-    time::Duration,
+    process::Stdio,
+    time::{Duration, Instant},
 };
 
 use sfc_tests::{
     Sfc, TopologyConfig,
     chain::{ChainFile, PortPairGroup},
     failover,
+    process::ChildGuard,
     scenario::Fixture,
     send::datagrams_from,
     stream::STREAM_PORT,
@@ -64,6 +67,27 @@ fn a_tap_gets_a_copy_of_every_packet_and_sends_nothing_on() {
     assert!(stats.contains("tap group tap (copies; the packets went on)"), "{stats}");
     let metrics_like: serde_json::Value = serde_json::from_str(&sfc.run(&["stats", "--json"])).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(metrics_like["chains"][0]["hops"][1]["tap"], true);
+
+    // The live trace shows each packet's copy in its path.
+    let (out, err) = (fx.dir.path().join("trace.out"), fx.dir.path().join("trace.err"));
+    let mut cmd = sfc.command(&["trace", "--proto", "udp", "--dport", &STREAM_PORT.to_string(), "--count", "10"]);
+    cmd.stdin(Stdio::null())
+        .stdout(File::create(&out).unwrap_or_else(|e| panic!("{e}")))
+        .stderr(File::create(&err).unwrap_or_else(|e| panic!("{e}")));
+    let mut child = ChildGuard::spawn(cmd).unwrap_or_else(|e| panic!("{e:#}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&err).unwrap_or_default().contains("tracing") {
+        assert!(Instant::now() < deadline, "sfc trace did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    send(topo, 1);
+    assert!(child.wait_timeout(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e:#}")).is_some_and(|s| s.success()));
+    let lines = std::fs::read_to_string(&out).unwrap_or_default();
+    // Five datagrams: five paths with the copy, and five copies the tap (a router) sent back,
+    // each dropped where it came out.
+    let path = lines.lines().filter(|l| l.contains(" -> pp1 (pg1) -> [copy to pp2 (tap)] -> pp3 (pg3) -> ")).count();
+    let back = lines.lines().filter(|l| l.contains(&format!("{} -> dropped: tap_return", topo.hub_dev(End::SfOut(2))))).count();
+    assert_eq!((path, back), (5, 5), "{lines}");
 
     // A probe: the copy is shown, not sent.
     let (src, dst, dport) = (SOURCE_IP.to_string(), DEST_IP.to_string(), STREAM_PORT.to_string());
