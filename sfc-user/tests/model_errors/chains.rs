@@ -88,8 +88,12 @@ fn chain_lists_group_twice() {
 /// decision copies to.
 #[test]
 fn five_tap_groups_in_a_row() {
-    let pps: String = (1..=5).map(|i| format!("  - {{name: pp{i}, ingress: i{i}, egress: e{i}}}\n")).collect();
-    let pgs: String = (1..=5).map(|i| format!("  - {{name: tap{i}, port_pairs: [pp{i}], tap_enabled: true}}\n")).collect();
+    use std::fmt::Write as _;
+    let (mut pps, mut pgs) = (String::new(), String::new());
+    for i in 1..=5 {
+        let _ = writeln!(pps, "  - {{name: pp{i}, ingress: i{i}, egress: e{i}}}");
+        let _ = writeln!(pgs, "  - {{name: tap{i}, port_pairs: [pp{i}], tap_enabled: true}}");
+    }
     let text = format!("\nport_pairs:\n{pps}port_pair_groups:\n{pgs}port_chains:\n  - {{name: pc1, port_pair_groups: [tap1, tap2, tap3, tap4, tap5]}}\n");
     only(&text, "port_chains", "pc1", "port_pair_groups", 14, "more than 4 tap groups in a row");
 }
