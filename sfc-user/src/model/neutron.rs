@@ -77,7 +77,10 @@ fn groups(m: &Model, notes: &mut Vec<String>) -> Vec<Value> {
             if g.health_check.is_some() {
                 notes.push(format!("port pair group {}: health_check is sfc's (not exported)", g.name));
             }
-            if g.failure_policy == FailurePolicy::FailOpen {
+            if g.tap_sample != super::TapSample::default() {
+                notes.push(format!("port pair group {}: tap sampling is sfc's (not exported: networking-sfc copies every packet)", g.name));
+            }
+            if g.failure_policy == FailurePolicy::FailOpen && !g.tap_enabled {
                 notes.push(format!("port pair group {}: failure_policy fail_open is sfc's (not exported)", g.name));
             }
             let members: Vec<String> = g.port_pairs.iter().map(|&i| reference(&m.identities.port_pairs, &m.port_pairs[i].name)).collect();
