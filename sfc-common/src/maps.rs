@@ -406,6 +406,9 @@ pub const FLOW_F_REVERSE: u8 = 1 << 0;
 /// `FlowEntry::flags`: a TCP FIN or RST arrived at the entry port (`last_seen` says when); `sfc
 /// run` removes the entry once the close grace is over. A new SYN clears it (port reuse).
 pub const FLOW_F_CLOSING: u8 = 1 << 1;
+/// `FlowEntry::flags`: the flow's chain has tap groups: the entry point copies its packets to
+/// their members (`steer::copy_to_taps`).
+pub const FLOW_F_TAPS: u8 = 1 << 2;
 
 /// `SFC_FLOWS` value: the path a flow is pinned to.
 ///

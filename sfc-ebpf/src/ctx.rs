@@ -76,6 +76,8 @@ impl PacketCtx for TcContext {
     }
     #[inline(always)]
     fn is_probe(&self) -> bool {
+        // SAFETY: the context pointer the kernel handed the program; reading `mark` is allowed
+        // for tc programs.
         unsafe { (*self.skb.skb).mark == sfc_common::trace::PROBE_MARK }
     }
 }

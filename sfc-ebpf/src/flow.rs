@@ -7,7 +7,7 @@ use sfc_common::{
     DropReason,
     limits::{MAX_HOPS, PORT_PAIR_NONE},
     maps::{
-        CHAIN_F_SYMMETRIC, CHAIN_TAPS_SHIFT, ClsResult, FLOW_F_CLOSING, FLOW_F_REVERSE, FLOW_STAT_CAPPED, FLOW_STAT_CREATED, FlowEntry,
+        CHAIN_F_SYMMETRIC, CHAIN_TAPS_SHIFT, ClsResult, FLOW_F_CLOSING, FLOW_F_TAPS, FLOW_F_REVERSE, FLOW_STAT_CAPPED, FLOW_STAT_CREATED, FlowEntry,
         FlowKey, Meta, ROLE_SF_EGRESS, ROLE_SF_INGRESS, banked_id,
     },
 };
@@ -329,6 +329,9 @@ fn store(res: &ClsResult, s: &mut Scratch, bank: u32, opts: u32) -> u32 {
     // A tap group's member is on the path (it gets copies) but never crossed.
     let taps = (chain.flags >> CHAIN_TAPS_SHIFT) as u16;
     flow.present = presence(&flow.members) & !taps;
+    if taps != 0 {
+        flow.flags |= FLOW_F_TAPS;
+    }
     if chain.flags & CHAIN_F_SYMMETRIC != 0 {
         reverse_of(s, taps);
         if opts & DRY == 0 && SFC_FLOWS_V2.insert(&s.rkey, &s.rflow, BPF_ANY).is_err() {
@@ -363,7 +366,7 @@ fn reverse_of(s: &mut Scratch, taps: u16) {
         dst_ifindex: s.flow.in_ifindex,
         in_ifindex: s.flow.dst_ifindex,
         n_hops: s.flow.n_hops,
-        flags: FLOW_F_REVERSE,
+        flags: FLOW_F_REVERSE | if taps != 0 { FLOW_F_TAPS } else { 0 },
         generation: s.flow.generation,
         last_seen: s.flow.last_seen,
         ..FlowEntry::default()

@@ -117,19 +117,23 @@ pub struct Scratch {
     pub taps: Taps,
 }
 
-/// Where steering left a packet's flow, for the tap copies the entry point makes afterwards
-/// (`steer::copy_to_taps`): the flow is `Scratch::key`'s, the copies go to its tap hops from
-/// `from` up to (not including) `next`, on its previous path when `prev`.
+/// A packet's flow path, for the tap copies the entry point makes once steering decided
+/// (`steer::copy_to_taps`): the tap hops of `members` from `from` up to (not including) `next`
+/// get copies. Filled only for flows whose chain has taps (`FLOW_F_TAPS`).
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct Taps {
-    /// The interface of the decision (0: none; a stale record is not this packet's).
+    /// The interface of the decision (0: no copies; a stale record is not this packet's).
     pub ifindex: u32,
     pub bank: u32,
+    pub chain_id: u32,
     pub from: u8,
     pub next: u8,
-    pub prev: u8,
-    pub _pad: u8,
+    pub n_hops: u8,
+    pub reverse: u8,
+    pub present: u16,
+    pub _pad: u16,
+    pub members: [u16; sfc_common::limits::MAX_HOPS],
 }
 
 /// A packet's hop decision, noted by steering for the trace (`trace::emit`), which takes it.

@@ -58,7 +58,7 @@ use sfc_common::{
     limits::{MAX_HOPS, PROBE_PORT},
     maps::{
         DIR_FORWARD, DIR_REVERSE, FAMILY_V6, FLOW_F_REVERSE, FlowEntry, FlowKey, HopStatsKey, IF_F_LEARN, IF_F_MAC,
-        IF_F_PEER, IF_F_TAP, IfaceEntry, MAX_TAPS_IN_A_ROW, MacEntry, Meta, PP_F_DOWN, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PP_F_NO_MAC,
+        FLOW_F_TAPS, IF_F_PEER, IF_F_TAP, IfaceEntry, MAX_TAPS_IN_A_ROW, MacEntry, Meta, PP_F_DOWN, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PP_F_NO_MAC,
         ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id,
     },
 };
@@ -68,7 +68,7 @@ use crate::{
     ctx::PacketCtx,
     flow,
     probe,
-    maps::{Note, SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_GROUPS_V2, SFC_IFACES_V3, SFC_MACS, SFC_META, SFC_SCRATCH, SFC_TAP_COUNT, Scratch, Taps, port_pair},
+    maps::{Note, SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_GROUPS_V2, SFC_IFACES_V3, SFC_MACS, SFC_META, SFC_SCRATCH, SFC_TAP_COUNT, Scratch, port_pair},
     trace,
     parse::{FRAG_FIRST, FRAG_LATER, IPPROTO_UDP, ParseError, Parsed, parse},
 };
@@ -127,7 +127,8 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
             None => return Ok(Action::PASS),
         },
     };
-    if iface.flags & IF_F_LEARN != 0 {
+    // A probe (`sfc trace --probe`) carries a made-up source MAC: nothing is learnt from it.
+    if iface.flags & IF_F_LEARN != 0 && !ctx.is_probe() {
         learn(ctx, ifindex);
     }
     let scratch = SFC_SCRATCH.get_ptr_mut(0).ok_or(DropReason::NoScratch)?;
@@ -135,6 +136,9 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     let scratch = unsafe { &mut *scratch };
     scratch.note.ifindex = ifindex;
     scratch.note.verdict = 0;
+    // No copies unless this packet's decision asks for them (a dropped packet's record must
+    // not reach the next packet).
+    scratch.taps.ifindex = 0;
     scratch.key = FlowKey::default();
     let p = match parse(ctx.data(), ctx.data_end(), &mut scratch.key) {
         Ok(p) => p,
@@ -191,8 +195,10 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
         // Leaving the chain: what the loop guard recognises if it comes round.
         record_exit(path.flow, &p);
     }
-    // Straight-line stores: the tap copies are worked out by the entry point, after steering.
-    scratch.taps = Taps { ifindex, bank: meta.bank, from: path.from as u8, next: next_hop as u8, prev: u8::from(path.prev), _pad: 0 };
+    // SAFETY: as in `lookup_flow`, where the pointer came from.
+    if unsafe { (*path.flow).flags } & FLOW_F_TAPS != 0 {
+        note_taps(scratch, &path, ifindex, meta.bank, next_hop);
+    }
     let action = redirect(ctx, &p, &scratch.key, next)?;
     if let Next::Member { hop, .. } = next {
         trace::sent(p.fp, hop.port_pair, hop.dir);
@@ -480,38 +486,60 @@ fn forward(path: &Path, bank: u32) -> Result<(Next, usize), DropReason> {
     Ok((Next::Deliver { ifindex: flow.dst_ifindex, peer, mac }, MAX_HOPS))
 }
 
+/// Records the flow's path for `copy_to_taps`: its current or previous members (as the packet
+/// follows), where the packet came from and the hop it goes to. A copy of the entry, so a flow
+/// the full table (or the new-flow cap) kept in scratch only is copied too.
+#[inline(always)]
+fn note_taps(s: &mut Scratch, path: &Path, ifindex: u32, bank: u32, next: usize) {
+    // SAFETY: as in `lookup_flow`, where the pointer came from.
+    let f = unsafe { &*path.flow };
+    s.taps.ifindex = ifindex;
+    s.taps.bank = bank;
+    s.taps.chain_id = f.chain_id;
+    s.taps.from = path.from as u8;
+    s.taps.next = next as u8;
+    s.taps.reverse = u8::from(f.flags & FLOW_F_REVERSE != 0);
+    // Field by field, map value to map value: a tuple would be built on the stack, which the
+    // copies' frames share with this one.
+    if path.prev {
+        s.taps.members = f.prev_members;
+        s.taps.n_hops = f.prev_n_hops;
+        s.taps.present = f.prev_present;
+    } else {
+        s.taps.members = f.members;
+        s.taps.n_hops = f.n_hops;
+        s.taps.present = f.present;
+    }
+}
+
 /// Sends copies of the packet to the members of the tap hops between where steering took the
 /// flow from and the hop it sent the packet to (at most `MAX_TAPS_IN_A_ROW`, validated), each
 /// into its ingress, as its group samples them; the packet itself is left as it was. Called by
 /// the entry points once the packet's own way is decided, and a subprogram: it is verified for
 /// the few states there, not for every path through steering (and its helpers invalidate
-/// packet pointers, which nothing after it reads). A flow whose entry the full table refused
-/// (kept in scratch only) gets no copies.
+/// packet pointers, which nothing after it reads). A copy that cannot be made (the member is
+/// down, the clone refused) is counted as `tap_copy_failed`: a lost copy, not a lost packet.
+/// A probe's copies are traced (to members that are up), never sent, and leave the sampling
+/// as it was.
 #[inline(never)]
 pub fn copy_to_taps<C: PacketCtx>(ctx: &C) {
     let Some(s) = SFC_SCRATCH.get_ptr_mut(0) else { return };
     // SAFETY: this CPU's element of a per-CPU array only this program touches.
     let s = unsafe { &mut *s };
-    let (ifindex, bank, from, next, prev) = (s.taps.ifindex, s.taps.bank, s.taps.from, s.taps.next, s.taps.prev);
-    s.taps.ifindex = 0;
-    if ifindex != ctx.ifindex() {
+    let t = &s.taps;
+    if t.ifindex == 0 || t.ifindex != ctx.ifindex() {
         return;
     }
-    let Some(flow) = SFC_FLOWS_V2.get_ptr(&s.key) else { return };
-    // SAFETY: a pointer from a flow-table lookup, valid for this program run; plain integers.
-    let f = unsafe { &*flow };
-    let (members, n_hops, present) = if prev != 0 { (&f.prev_members, f.prev_n_hops, f.prev_present) } else { (&f.members, f.n_hops, f.present) };
+    let members = &t.members;
     // Tap hops hold a member but are not crossed (`present` leaves them out).
-    let taps = hops_from(flow::presence(members) & !present, usize::from(from), n_hops) & ((1u32 << (u32::from(next) & 31)).wrapping_sub(1));
+    let taps = hops_from(flow::presence(members) & !t.present, usize::from(t.from), t.n_hops)
+        & ((1u32 << (u32::from(t.next) & 31)).wrapping_sub(1));
     if taps == 0 {
         return;
     }
-    let Some(restore) = ctx.dst_mac() else {
-        counters::drop(DropReason::TapCopyFailed);
-        return;
-    };
-    let reverse = f.flags & FLOW_F_REVERSE != 0;
-    let chain_id = f.chain_id;
+    // XDP cannot copy a frame (the loader refuses taps there): nothing to do, nothing lost.
+    let Some(restore) = ctx.dst_mac() else { return };
+    let (bank, chain_id, n_hops, reverse) = (t.bank, t.chain_id, t.n_hops, t.reverse != 0);
     let probe = ctx.is_probe();
     let mut left = taps;
     for _ in 0..MAX_TAPS_IN_A_ROW {
@@ -529,14 +557,17 @@ pub fn copy_to_taps<C: PacketCtx>(ctx: &C) {
             counters::drop(DropReason::TapCopyFailed);
             continue;
         };
-        if !tap_sampled(bank, pp.group) {
+        let usable = pp.flags & (PP_F_DOWN | PP_F_NO_MAC) == 0;
+        if probe && !usable {
+            continue;
+        }
+        if !probe && !tap_sampled(bank, pp.group) {
             continue;
         }
         let (position, dir) = if reverse { (usize::from(n_hops).wrapping_sub(1).wrapping_sub(h), DIR_REVERSE) } else { (h, DIR_FORWARD) };
         let len = ctx.len();
-        // A probe's copy is traced (where it would go), never sent.
         if !probe {
-            if pp.flags & (PP_F_DOWN | PP_F_NO_MAC) != 0 || !ctx.copy_to(pp.ingress_ifindex, pp.ingress_mac, restore) {
+            if !usable || !ctx.copy_to(pp.ingress_ifindex, pp.ingress_mac, restore) {
                 counters::drop(DropReason::TapCopyFailed);
                 continue;
             }

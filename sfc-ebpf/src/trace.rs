@@ -140,22 +140,27 @@ pub fn tapped(target: u32, port_pair: u32, hop_dir: u32, len: u32) {
         stat(TS_LOST_FULL);
         return;
     };
-    e.write(TraceEvent {
-        ts_ns: now,
-        ifindex: note.ifindex,
-        target,
-        chain_id: note.chain_id,
-        hop,
-        port_pair,
-        len,
-        verdict: TV_TAP,
-        reason: 0,
-        dir: dir as u8,
-        si: 255u32.wrapping_sub(hop) as u8,
-        key: s.key,
-        fp: note.fp,
-        _pad: [0; 4],
-    });
+    // Field by field into the ring's memory: a `TraceEvent` built first would sit on the stack,
+    // which this frame shares with the two below it.
+    let ev = e.as_mut_ptr();
+    // SAFETY: `ev` points at the reserved (exclusively ours until submitted) ring entry, sized
+    // for a `TraceEvent`; every field is written before the submit.
+    unsafe {
+        (*ev).ts_ns = now;
+        (*ev).ifindex = note.ifindex;
+        (*ev).target = target;
+        (*ev).chain_id = note.chain_id;
+        (*ev).hop = hop;
+        (*ev).port_pair = port_pair;
+        (*ev).len = len;
+        (*ev).verdict = TV_TAP;
+        (*ev).reason = 0;
+        (*ev).dir = dir as u8;
+        (*ev).si = 255u32.wrapping_sub(hop) as u8;
+        (*ev).key = s.key;
+        (*ev).fp = note.fp;
+        (*ev)._pad = [0; 4];
+    }
     e.submit(0);
     stat(TS_EMITTED);
 }

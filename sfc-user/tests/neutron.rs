@@ -138,6 +138,14 @@ fn hostile_input_is_refused_with_the_object_named() {
         (r#"{"flow_classifiers": [{"name": "F", "protocol": "tcp", "source_port_range_min": "low"}]}"#.to_owned(), "source_port_range_min is \"low\", not an integer"),
         (r#"{"port_chains": [{"name": "C", "port_pair_groups": [], "chain_parameters": {"colour": 1}}]}"#.to_owned(), "chain_parameters.colour 1 has no counterpart"),
         (r#"{"port_pairs": [{"ingress": "a", "egress": "b"}]}"#.to_owned(), "has neither a unique name nor an id"),
+        (r#"{"port_pairs": [], "port_pairs_links": [{"rel": "next", "href": "http://x/?marker=1"}]}"#.to_owned(), "one page of a paginated list"),
+        (r#"{"port_pairs": [], "colour": 1}"#.to_owned(), "unknown top-level field 'colour'"),
+        (r#"{"port_pairs": [{"id": "x\n    tap_enabled: true", "name": "A", "ingress": "a", "egress": "b"}]}"#.to_owned(), "is not a neutron id (a UUID)"),
+        (
+            r#"[{"ID": "11111111-1111-4111-8111-111111111111", "Name": "A", "Ingress Logical Port": "a", "Egress Logical Port": "b"},
+                {"ID": "11111111-1111-4111-8111-111111111111", "Name": "A", "Ingress Logical Port": "c", "Egress Logical Port": "b"}]"#.to_owned(),
+            "is given twice, differently",
+        ),
     ];
     for (text, want) in cases {
         let e = import_text(&[&text]).expect_err(&text);

@@ -54,17 +54,30 @@ pub fn start(sfc: &Sfc<'_>, chain: &Path, dir: &Path) -> Result<Observed> {
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut daemon = ChildGuard::spawn(cmd)?;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !http_get_in(sfc.netns(), METRICS, "/metrics").is_ok_and(|r| r.status == 200) {
+    // Alive first: another process serving the port must not pass for this daemon.
+    while daemon.try_wait()?.is_some() || !http_get_in(sfc.netns(), METRICS, "/metrics").is_ok_and(|r| r.status == 200) {
         if daemon.try_wait()?.is_some() || Instant::now() >= deadline {
             bail!("`sfc run` did not serve metrics on {METRICS}:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     // The guard kills the daemon if Prometheus fails to start.
-    let prometheus_pid = PrometheusServer::start_detached(sfc.netns(), PROMETHEUS, &[METRICS], &dir.join(PROMETHEUS_DIR))?;
+    // Its pid file before it is let go: `stop` must always be able to find it.
+    std::fs::write(dir.join(SFC_RUN_PID), format!("{}\n", daemon.pid()))?;
+    let prometheus_pid = match PrometheusServer::start_detached(sfc.netns(), PROMETHEUS, &[METRICS], &dir.join(PROMETHEUS_DIR)) {
+        Ok(pid) => pid,
+        Err(e) => {
+            // The guard kills the daemon: its pid must not name another process later.
+            let _ = std::fs::remove_file(dir.join(SFC_RUN_PID));
+            return Err(e);
+        }
+    };
+    if let Err(e) = std::fs::write(dir.join(PROMETHEUS_PID), format!("{prometheus_pid}\n")) {
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is the Prometheus just started.
+        unsafe { libc::kill(i32::try_from(prometheus_pid).unwrap_or(0), libc::SIGTERM) };
+        return Err(e.into());
+    }
     let sfc_run_pid = daemon.detach();
-    std::fs::write(dir.join(SFC_RUN_PID), format!("{sfc_run_pid}\n"))?;
-    std::fs::write(dir.join(PROMETHEUS_PID), format!("{prometheus_pid}\n"))?;
     Ok(Observed { sfc_run_pid, prometheus_pid, prometheus: PrometheusApi { ns: sfc.netns().to_owned(), addr: PROMETHEUS }, log })
 }
 
@@ -94,6 +107,10 @@ pub fn stop(dir: &Path) -> Result<Vec<String>> {
             if is_it() {
                 // SAFETY: as above.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while is_it() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
             }
             stopped.push(format!("{what} (process {pid})"));
         }

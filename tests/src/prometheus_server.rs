@@ -27,6 +27,15 @@ pub const SCRAPE_INTERVAL: Duration = Duration::from_secs(1);
 /// The job name of the scraped targets (the `job` label).
 pub const JOB: &str = "sfc";
 
+/// Fails, naming what is missing, unless a working `prometheus` is on PATH.
+pub fn ensure_installed() -> Result<()> {
+    let version = Command::new(BIN).arg("--version").stdin(Stdio::null()).output();
+    if !version.is_ok_and(|o| o.status.success()) {
+        bail!("no working `{BIN}` on PATH: `cargo xtask setup` installs Debian's prometheus package");
+    }
+    Ok(())
+}
+
 /// A running Prometheus; killed when dropped. Its HTTP API through `Deref`.
 #[derive(Debug)]
 pub struct PrometheusServer {
@@ -97,15 +106,7 @@ impl PrometheusServer {
         dir: &Path,
         detached: bool,
     ) -> Result<PrometheusServer> {
-        let version = Command::new(BIN)
-            .arg("--version")
-            .stdin(Stdio::null())
-            .output();
-        if !version.is_ok_and(|o| o.status.success()) {
-            bail!(
-                "no working `{BIN}` on PATH: `cargo xtask setup` installs Debian's prometheus package"
-            );
-        }
+        ensure_installed()?;
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let config = dir.join("prometheus.yml");
         std::fs::write(&config, config_text(targets))

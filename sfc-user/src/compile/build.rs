@@ -245,8 +245,10 @@ impl<'a> Build<'a> {
             missing.push(format!("ingress {}", self.model.describe_iface(&pp.ingress)));
             [0; 6]
         });
+        // Copies go into a tap member's ingress only, in both directions.
+        let tap = model.port_pair_groups[g].tap_enabled;
         let egress_mac = super::sf_mac(out_mac, &egress).unwrap_or_else(|| {
-            if symmetric {
+            if symmetric && !tap {
                 missing.push(format!("egress {}", self.model.describe_iface(&pp.egress)));
             }
             [0; 6]
@@ -267,7 +269,6 @@ impl<'a> Build<'a> {
             flags |= PP_F_DOWN | PP_F_NO_MAC;
             self.out.no_mac.insert(pp.name.clone(), missing);
         }
-        let tap = model.port_pair_groups[g].tap_enabled;
         if tap {
             flags |= PP_F_TAP;
         }

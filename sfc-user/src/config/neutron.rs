@@ -204,6 +204,13 @@ fn collect(source: &str, v: &Value, out: &mut Vec<Obj>, errors: &mut Vec<String>
     match v {
         Value::Object(m) => {
             let mut found = false;
+            // A list body says so when it is one page of several (`<collection>_links`).
+            for (k, links) in m.iter().filter(|(k, _)| k.ends_with("_links")) {
+                let next = links.as_array().is_some_and(|l| l.iter().any(|x| x["rel"] == "next"));
+                if next {
+                    errors.push(format!("{source}: {k} has a next page: this is one page of a paginated list; fetch every page (or use `openstack sfc ... list`, which does)"));
+                }
+            }
             for kind in Kind::ALL {
                 if let Some(Value::Array(items)) = m.get(kind.collection())
                     && items.iter().all(Value::is_object)
@@ -220,7 +227,12 @@ fn collect(source: &str, v: &Value, out: &mut Vec<Obj>, errors: &mut Vec<String>
                     push(Some(kind), o, out, errors);
                 }
             }
-            if !found {
+            if found {
+                let known = |k: &str| Kind::ALL.iter().any(|kind| k == kind.collection() || k == kind.singular()) || k.ends_with("_links");
+                for k in m.keys().filter(|k| !known(k)) {
+                    errors.push(format!("{source}: unknown top-level field '{k}' beside networking-sfc's lists"));
+                }
+            } else {
                 push(None, m, out, errors);
             }
         }
@@ -236,9 +248,13 @@ fn collect(source: &str, v: &Value, out: &mut Vec<Obj>, errors: &mut Vec<String>
     }
 }
 
-/// A YAML double-quoted scalar (JSON's string syntax is a subset of YAML's).
+/// A YAML double-quoted scalar (JSON's string syntax is a subset of YAML's; the characters
+/// YAML does not allow raw and JSON leaves raw, DEL and C1 controls, escaped too).
 fn q(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
+    let json = serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"));
+    json.chars()
+        .map(|c| if c == '\u{7f}' || ('\u{80}'..='\u{9f}').contains(&c) { format!("\\u{:04x}", u32::from(c)) } else { c.to_string() })
+        .collect()
 }
 
 /// What a neutron port id becomes in the file: the id (sfc reads it as its tap), with the tap
@@ -260,9 +276,25 @@ pub fn import(sources: &[(String, String)]) -> Result<Imported, Vec<String>> {
             Err(e) => errors.push(format!("{label}: not JSON: {e}")),
         }
     }
-    // An object given twice (by id) is read once.
-    let mut seen = std::collections::BTreeSet::new();
-    objs.retain(|o| o.id().is_none_or(|id| seen.insert((o.kind, id))));
+    // An object given twice (by id: a list and a show of it) is read once, if both say the same.
+    let mut seen: BTreeMap<(Kind, String), Map<String, Value>> = BTreeMap::new();
+    objs.retain(|o| {
+        let Some(id) = o.id() else { return true };
+        match seen.get(&(o.kind, id.clone())) {
+            None => {
+                seen.insert((o.kind, id), o.fields.clone());
+                true
+            }
+            Some(first) => {
+                // Fields one source has and the other lacks (a short list) are not a difference.
+                let differs = o.fields.iter().any(|(k, v)| first.get(k).is_some_and(|f| f != v));
+                if differs {
+                    errors.push(format!("{}: {} {id} is given twice, differently", o.source, o.kind.what()));
+                }
+                false
+            }
+        }
+    });
     for (i, o) in objs.iter_mut().enumerate() {
         o.index = i;
     }
@@ -299,8 +331,13 @@ pub fn import(sources: &[(String, String)]) -> Result<Imported, Vec<String>> {
             }
             let mut w = Writer { y: &mut y, errors: &mut errors, at: &at, first: true };
             w.line("name", &q(&names[&key(o)]));
-            if let Some(id) = o.id() {
-                w.line("id", &id);
+            match o.id() {
+                Some(id) if is_uuid(&id) => w.line("id", &id),
+                Some(id) => w.error(format!("id {} is not a neutron id (a UUID)", q(&id))),
+                None => {}
+            }
+            if o.fields.get("group_id").is_some_and(|g| !g.is_null()) {
+                notes.push(format!("{at}: group_id (networking-sfc's internal number for the group) is not kept"));
             }
             if let Some(d) = o.str("description") {
                 w.line("description", &q(d));

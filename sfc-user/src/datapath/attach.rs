@@ -142,6 +142,9 @@ impl Programs {
             p.pin(&tc_pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", tc_pin.display()), source })?;
         }
         let tc = SchedClassifier::from_pin(&tc_pin).map_err(program_err(format!("opening {}", tc_pin.display())))?;
+        if !first_load {
+            Self::same_maps(loc, &tc_pin)?;
+        }
         let open_xdp = |ebpf: &mut Ebpf, name: &str, pin: &str| -> Result<Option<Xdp>> {
             let pin = dir.join(pin);
             if !pin.exists() {
@@ -159,7 +162,27 @@ impl Programs {
         Ok(Programs { tc, xdp: xdp_prog, pass, first_load })
     }
 
-    /// Attaches the program of `mode` to `ifindex` (called `name`) and pins the link, unless it
+    /// A program pinned by another sfc version may use maps of other names or layouts (a map renamed
+/// when its value grew): this sfc would write maps it never reads. Refused, with what to do.
+fn same_maps(loc: &Location, prog_pin: &Path) -> Result<()> {
+    use sfc_common::maps::{MAP_FLOWS, MAP_GROUPS, MAP_IFACES, MAP_META};
+    let info = aya::programs::ProgramInfo::from_pin(prog_pin)
+        .map_err(program_err(format!("reading {}", prog_pin.display())))?;
+    let used: Vec<u32> = info.map_ids().ok().flatten().unwrap_or_default();
+    for name in [MAP_META, MAP_IFACES, MAP_GROUPS, MAP_FLOWS] {
+        let id = aya::maps::MapData::from_pin(loc.map_pin(name)).ok().and_then(|m| m.info().ok()).map(|i| i.id());
+        if id.is_none_or(|id| !used.contains(&id)) {
+            return Err(DatapathError::Other(format!(
+                "the datapath in {} was installed by another version of sfc, whose program does not use this version's {name}: \
+                 take it down with `sfc down` and apply again (traffic is not steered in between)",
+                loc.pin_dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Attaches the program of `mode` to `ifindex` (called `name`) and pins the link, unless it
     /// is pinned already. Returns whether it attached.
     pub fn attach(&mut self, loc: &Location, ifindex: u32, name: &str, mode: AttachMode) -> Result<bool> {
         let pin = LinkKind::of(mode).pin(&loc.pin_dir, ifindex);

@@ -64,6 +64,9 @@ pub enum ProbeEnd {
     NoProgram { ifindex: u32 },
     /// More hop decisions than a chain can have: a loop.
     TooManyHops,
+    /// The member sends the packet back on `ifindex`, an XDP interface whose function's MAC is
+    /// not known yet: the probe stops rather than teach the datapath a made-up one.
+    UnknownMac { ifindex: u32 },
 }
 
 /// What the probe did: its hop decisions in order, how it ended, and the attach mode of the
@@ -271,6 +274,14 @@ pub fn probe(loc: &Location, state: &State, spec: &ProbeSpec) -> Result<ProbeRep
         return Err(DatapathError::Other(format!("no sfc program is attached to '{}' (ifindex {})", spec.in_iface, facts.ifindex)));
     };
     let behind = state.model.interface_macs.get(&spec.in_iface).copied().or_else(|| crate::compile::sf_mac(None, facts));
+    // The tc program learns nothing from a probe (it is marked); an XDP program cannot tell it
+    // from a frame of the VM behind a tap, and would learn its made-up MAC.
+    if mode == AttachMode::Xdp && behind.is_none() {
+        return Err(DatapathError::Other(format!(
+            "the MAC behind '{}' is not known yet (a VM that has sent nothing): an XDP probe from there would teach the datapath a made-up one",
+            spec.in_iface
+        )));
+    }
     let own = super::netlink::link_by_index(facts.ifindex, None).ok().and_then(|l| l.mac);
     let first = frame(spec, behind.unwrap_or([0x02, 0, 0, 0x5f, 0xc0, 1]), own.unwrap_or([0x02, 0, 0, 0x5f, 0xc0, 2]))?;
 
@@ -310,7 +321,8 @@ fn walk(loc: &Location, state: &State, first_mode: AttachMode, first_ifindex: u3
             // The filter lets real packets of the same 5-tuple through too: the probe's events
             // are the ones of this run, on this interface, with the probe's fingerprint (tap
             // copies it would make, then its own hop decision).
-            if e.ifindex == at && (t0..=t1).contains(&e.ts_ns) && fp.is_none_or(|f| f == e.fp) {
+            let len = u32::try_from(pkt.len()).unwrap_or(u32::MAX);
+            if e.ifindex == at && (t0..=t1).contains(&e.ts_ns) && fp.is_none_or(|f| f == e.fp) && (fp.is_some() || e.len == len) {
                 mine.push(e);
             }
         }
@@ -332,6 +344,10 @@ fn walk(loc: &Location, state: &State, first_mode: AttachMode, first_ifindex: u3
         let Some(next_mode) = mode_on(&loc.pin_dir, next) else {
             return Ok((events, ProbeEnd::NoProgram { ifindex: next }));
         };
+        if next_mode == AttachMode::Xdp && sf_mac.is_none() {
+            // As at the start: an XDP program would learn the frame's made-up source MAC.
+            return Ok((events, ProbeEnd::UnknownMac { ifindex: next }));
+        }
         // What the member sends back: the frame it received, from its far side's MAC to
         // whoever sent it to the member.
         pkt = out;

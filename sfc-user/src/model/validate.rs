@@ -506,8 +506,13 @@ fn chains(c: &mut Checker, ctx: &Ctx, cfg: &ConfigFile, groups: &[PortPairGroup]
                         c.err(PC, &name, "port_pair_groups", line(r), format!("group '{rn}' is listed twice (a port pair is used at most once per chain)"));
                     }
                     Some(&i) => {
-                        // One hop decision copies to the tap groups before the next inline one.
-                        taps_in_a_row = if groups.get(i).is_some_and(|g| g.tap_enabled) { taps_in_a_row + 1 } else { 0 };
+                        // One hop decision copies to the tap groups before the next inline one; a
+                        // fail-open inline group may be skipped, so only a fail-closed one ends a row.
+                        taps_in_a_row = match groups.get(i) {
+                            Some(g) if g.tap_enabled => taps_in_a_row + 1,
+                            Some(g) if g.failure_policy == FailurePolicy::FailOpen => taps_in_a_row,
+                            _ => 0,
+                        };
                         if taps_in_a_row == MAX_TAPS_IN_A_ROW + 1 {
                             c.err(PC, &name, "port_pair_groups", line(r), format!("more than {MAX_TAPS_IN_A_ROW} tap groups in a row"));
                         }

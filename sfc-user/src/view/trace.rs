@@ -270,7 +270,12 @@ pub fn probe_view(n: &Namer<'_>, in_iface: &str, key: &FlowKey, r: &ProbeReport)
             path.push("?".to_owned());
             ("no_program", Some(at.clone()), format!("{at}, where the member sends it back, runs no sfc program (re-apply the chains)"))
         }
-        ProbeEnd::TooManyHops => ("too_many_hops", None, format!("more than {} hop decisions: a loop", r.events.len())),
+        ProbeEnd::TooManyHops => ("too_many_hops", None, "more hop decisions than a chain can have: a loop".to_owned()),
+        ProbeEnd::UnknownMac { ifindex } => {
+            let at = n.iface(ifindex);
+            path.push("?".to_owned());
+            ("unknown_mac", Some(at.clone()), format!("the MAC of the function behind {at} (XDP) is not known yet: the probe stops there rather than teach the datapath a made-up one"))
+        }
     };
     ProbeView {
         flow: flow_of(key),

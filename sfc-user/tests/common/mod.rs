@@ -220,6 +220,11 @@ impl Fixture {
         }
     }
 
+    /// Sets an interface down (its transmissions fail).
+    pub fn set_down(&self, ifname: &str) {
+        sfc_tests::netns::ip_in(self.netns.name(), &["link", "set", "dev", ifname, "down"]).unwrap_or_else(|e| panic!("{e:#}"));
+    }
+
     /// Sets an interface's MTU (the XDP program checks frames against their target's).
     pub fn set_mtu(&self, ifname: &str, mtu: u32) {
         link::set_mtu(self.netns.name(), ifname, mtu).unwrap_or_else(|e| panic!("{e:#}"));

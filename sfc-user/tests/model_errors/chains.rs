@@ -98,6 +98,21 @@ fn five_tap_groups_in_a_row() {
     only(&text, "port_chains", "pc1", "port_pair_groups", 14, "more than 4 tap groups in a row");
 }
 
+/// A fail-open inline group may be skipped: the taps on both sides of it are one row.
+#[test]
+fn a_fail_open_group_does_not_end_a_row_of_taps() {
+    use std::fmt::Write as _;
+    let (mut pps, mut pgs) = (String::new(), String::new());
+    for i in 1..=5 {
+        let _ = writeln!(pps, "  - {{name: pp{i}, ingress: i{i}, egress: e{i}}}");
+        let _ = writeln!(pgs, "  - {{name: tap{i}, port_pairs: [pp{i}], tap_enabled: true}}");
+    }
+    let text = format!(
+        "\nport_pairs:\n{pps}  - {{name: pp9, ingress: i9, egress: e9}}\nport_pair_groups:\n{pgs}  - {{name: open, port_pairs: [pp9], failure_policy: fail-open}}\nport_chains:\n  - {{name: pc1, port_pair_groups: [tap1, tap2, open, tap3, tap4, tap5]}}\n"
+    );
+    only(&text, "port_chains", "pc1", "port_pair_groups", 16, "more than 4 tap groups in a row");
+}
+
 #[test]
 fn tap_groups_in_a_row_first_and_last_are_accepted() {
     let text = "

@@ -255,3 +255,22 @@ fn second_loader_is_refused() {
         refused.lines().last().unwrap_or("")
     );
 }
+
+/// A datapath whose pinned program does not use this sfc's maps (what another sfc version,
+/// whose maps have other names or layouts, leaves): `sfc apply` refuses, says what to do, and
+/// changes nothing; `sfc down` and an apply bring it back. Simulated by unpinning a map the
+/// program uses: the next apply would create a fresh one the program never reads.
+#[test]
+fn a_datapath_of_another_version_is_refused_not_half_updated() {
+    let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]));
+    let sfc = Sfc::for_topology(&fx.topo);
+    let (a, _) = chain_files(&fx);
+    sfc.apply(&a);
+    std::fs::remove_file(sfc.pin_dir().join("SFC_GROUPS_V2")).unwrap();
+    let e = sfc.try_run(&["apply", "-f", &a.to_string_lossy()]).expect_err("refused");
+    let e = format!("{e:#}");
+    assert!(e.contains("installed by another version of sfc") && e.contains("sfc down"), "{e}");
+    sfc.run(&["down"]);
+    sfc.apply(&a);
+    assert!(sfc.run(&["status"]).contains("pc1"), "applied again after sfc down");
+}

@@ -42,6 +42,7 @@ pub(super) fn keep_running(
         Guests::Namespaces => keep_namespaces_running(topo, sfc, chain_path, observed),
         Guests::Vms => {
             if observed {
+                sfc_tests::prometheus_server::ensure_installed()?;
                 start_vm_requests(topo)?;
                 start_observer(sfc, chain_path)?;
             }
@@ -118,13 +119,21 @@ fn print_observe(sfc: &Sfc<'_>) {
 fn keep_namespaces_running(topo: &Topology, sfc: &Sfc<'_>, chain_path: &Path, observed: bool) -> Result<()> {
     // Only the main thread runs now (the server thread was joined), so forking is sound.
     let dest = SocketAddr::new(IpAddr::V4(DEST_IP), HTTP_PORT);
+    if observed {
+        // Before anything is left running: without Prometheus there is nothing to observe.
+        sfc_tests::prometheus_server::ensure_installed()?;
+    }
     let pid = spawn_detached_tcp_server(&topo.dest(), dest, KEPT_SERVER_LIFETIME)?;
     write_pid_or_stop(SERVER_PID_FILE, pid)?;
     if observed {
         // Still single-threaded: fork before anything starts a thread.
-        let pid = spawn_detached_requests(&topo.source(), dest, OBSERVE_REQUEST_EVERY, observe_requests())?;
-        write_pid_or_stop(REQUESTS_PID_FILE, pid)?;
-        start_observer(sfc, chain_path)?;
+        let requests = spawn_detached_requests(&topo.source(), dest, OBSERVE_REQUEST_EVERY, observe_requests());
+        let started = requests.and_then(|r| write_pid_or_stop(REQUESTS_PID_FILE, r).map(|()| r));
+        if let Err(e) = started.and_then(|r| start_observer(sfc, chain_path).inspect_err(|_| { stop_detached_server(r); })) {
+            // The caller removes everything else; what was detached goes too.
+            stop_detached_server(pid);
+            return Err(e);
+        }
     }
 
     section(if observed { "The demo stays up, observed (--observe)" } else { "The demo stays up (--keep)" });
