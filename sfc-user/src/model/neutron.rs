@@ -77,6 +77,9 @@ fn groups(m: &Model, notes: &mut Vec<String>) -> Vec<Value> {
             if g.health_check.is_some() {
                 notes.push(format!("port pair group {}: health_check is sfc's (not exported)", g.name));
             }
+            if g.tap_enabled && g.port_pairs.len() > 1 {
+                notes.push(format!("port pair group {}: networking-sfc takes a tap group of one port pair only (exported as it is)", g.name));
+            }
             if g.tap_sample != super::TapSample::default() {
                 notes.push(format!("port pair group {}: tap sampling is sfc's (not exported: networking-sfc copies every packet)", g.name));
             }
