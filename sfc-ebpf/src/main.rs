@@ -60,6 +60,9 @@ pub fn sfc_tc_ingress(ctx: TcContext) -> i32 {
     if let Some(reason) = dropped {
         counters::drop(reason);
     } else {
+        // After the redirect helper, where only (verdict, dropped) tell states apart: called
+        // before it (with the target still in registers) the copies are walked for every way
+        // out of steering and the program goes past the verifier's 1M instructions.
         steer::copy_to_taps(&ctx);
     }
     trace::emit(ctx::PacketCtx::ifindex(&ctx), dropped.map_or(0, |r| r as u32), ctx::PacketCtx::len(&ctx));
