@@ -27,6 +27,7 @@ mod maps;
 mod parse;
 mod probe;
 mod steer;
+mod taps;
 mod trace;
 
 use aya_ebpf::{
@@ -63,7 +64,7 @@ pub fn sfc_tc_ingress(ctx: TcContext) -> i32 {
         // After the redirect helper, where only (verdict, dropped) tell states apart: called
         // before it (with the target still in registers) the copies are walked for every way
         // out of steering and the program goes past the verifier's 1M instructions.
-        steer::copy_to_taps(&ctx);
+        taps::copy_to_taps(&ctx);
     }
     trace::emit(ctx::PacketCtx::ifindex(&ctx), dropped.map_or(0, |r| r as u32), ctx::PacketCtx::len(&ctx));
     verdict
@@ -85,7 +86,7 @@ pub fn sfc_xdp(ctx: XdpContext) -> u32 {
     if let Some(reason) = dropped {
         counters::drop(reason);
     } else {
-        steer::copy_to_taps(&ctx);
+        taps::copy_to_taps(&ctx);
     }
     trace::emit(ctx::PacketCtx::ifindex(&ctx), dropped.map_or(0, |r| r as u32), ctx::PacketCtx::len(&ctx));
     verdict

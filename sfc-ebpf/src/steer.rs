@@ -51,14 +51,13 @@
 //! whose record a later packet of the flow overwrote before it came round (caught on a later
 //! lap, or it ends when routing exhausts its TTL).
 
-use aya_ebpf::helpers::generated::bpf_get_prandom_u32;
 use sfc_common::{
     DropReason,
     trace::{TV_DELIVER, TV_HOST, TV_MEMBER},
     limits::{MAX_HOPS, PROBE_PORT},
     maps::{
         DIR_FORWARD, DIR_REVERSE, FAMILY_V6, FLOW_F_REVERSE, FlowEntry, FlowKey, HopStatsKey, IF_F_LEARN, IF_F_MAC,
-        FLOW_F_TAPS, IF_F_PEER, IF_F_TAP, IfaceEntry, MAX_TAPS_IN_A_ROW, MacEntry, Meta, PP_F_DOWN, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PP_F_NO_MAC,
+        FLOW_F_TAPS, IF_F_PEER, IF_F_TAP, IfaceEntry, MacEntry, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER,
         ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id,
     },
 };
@@ -68,7 +67,8 @@ use crate::{
     ctx::PacketCtx,
     flow,
     probe,
-    maps::{Note, SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_GROUPS_V2, SFC_IFACES_V3, SFC_MACS, SFC_META, SFC_SCRATCH, SFC_TAP_COUNT, Scratch, port_pair},
+    maps::{Note, SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_IFACES_V3, SFC_MACS, SFC_META, SFC_SCRATCH, Scratch, port_pair},
+    taps,
     trace,
     parse::{FRAG_FIRST, FRAG_LATER, IPPROTO_UDP, ParseError, Parsed, parse},
 };
@@ -197,7 +197,7 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     }
     // SAFETY: as in `lookup_flow`, where the pointer came from.
     if unsafe { (*path.flow).flags } & FLOW_F_TAPS != 0 {
-        note_taps(scratch, &path, ifindex, meta.bank, next_hop);
+        taps::note(scratch, path.flow, path.prev, path.from, ifindex, meta.bank, next_hop);
     }
     let action = redirect(ctx, &p, &scratch.key, next)?;
     if let Next::Member { hop, .. } = next {
@@ -416,7 +416,7 @@ fn hop_of(members: &[u16; MAX_HOPS], n_hops: u8, pp: u32) -> Option<usize> {
 
 /// Bits `from..n` of a hop bitmap.
 #[inline(always)]
-fn hops_from(present: u16, from: usize, n: u8) -> u32 {
+pub fn hops_from(present: u16, from: usize, n: u8) -> u32 {
     let below_n = (1u32 << (u32::from(n) & 31)).wrapping_sub(1);
     let below_from = (1u32 << (from as u32 & 31)).wrapping_sub(1);
     u32::from(present) & below_n & !below_from
@@ -484,118 +484,6 @@ fn forward(path: &Path, bank: u32) -> Result<(Next, usize), DropReason> {
         return Err(DropReason::NoMac);
     }
     Ok((Next::Deliver { ifindex: flow.dst_ifindex, peer, mac }, MAX_HOPS))
-}
-
-/// Records the flow's path for `copy_to_taps`: its current or previous members (as the packet
-/// follows), where the packet came from and the hop it goes to. A copy of the entry, so a flow
-/// the full table (or the new-flow cap) kept in scratch only is copied too.
-#[inline(always)]
-fn note_taps(s: &mut Scratch, path: &Path, ifindex: u32, bank: u32, next: usize) {
-    // SAFETY: as in `lookup_flow`, where the pointer came from.
-    let f = unsafe { &*path.flow };
-    s.taps.ifindex = ifindex;
-    s.taps.bank = bank;
-    s.taps.chain_id = f.chain_id;
-    s.taps.from = path.from as u8;
-    s.taps.next = next as u8;
-    s.taps.reverse = u8::from(f.flags & FLOW_F_REVERSE != 0);
-    // Field by field, map value to map value: a tuple would be built on the stack, which the
-    // copies' frames share with this one.
-    if path.prev {
-        s.taps.members = f.prev_members;
-        s.taps.n_hops = f.prev_n_hops;
-        s.taps.present = f.prev_present;
-    } else {
-        s.taps.members = f.members;
-        s.taps.n_hops = f.n_hops;
-        s.taps.present = f.present;
-    }
-}
-
-/// Sends copies of the packet to the members of the tap hops between where steering took the
-/// flow from and the hop it sent the packet to (at most `MAX_TAPS_IN_A_ROW`, validated), each
-/// into its ingress, as its group samples them; the packet itself is left as it was. Called by
-/// the entry points once the packet's own way is decided, and a subprogram: it is verified for
-/// the few states there, not for every path through steering (and its helpers invalidate
-/// packet pointers, which nothing after it reads). A copy that cannot be made (the member is
-/// down, the clone refused) is counted as `tap_copy_failed`: a lost copy, not a lost packet.
-/// A probe's copies are traced (to members that are up), never sent, and leave the sampling
-/// as it was.
-#[inline(never)]
-pub fn copy_to_taps<C: PacketCtx>(ctx: &C) {
-    let Some(s) = SFC_SCRATCH.get_ptr_mut(0) else { return };
-    // SAFETY: this CPU's element of a per-CPU array only this program touches.
-    let s = unsafe { &mut *s };
-    let t = &s.taps;
-    if t.ifindex == 0 || t.ifindex != ctx.ifindex() {
-        return;
-    }
-    let members = &t.members;
-    // Tap hops hold a member but are not crossed (`present` leaves them out).
-    let taps = hops_from(flow::presence(members) & !t.present, usize::from(t.from), t.n_hops)
-        & ((1u32 << (u32::from(t.next) & 31)).wrapping_sub(1));
-    if taps == 0 {
-        return;
-    }
-    // XDP cannot copy a frame (the loader refuses taps there): nothing to do, nothing lost.
-    let Some(restore) = ctx.dst_mac() else { return };
-    let (bank, chain_id, n_hops, reverse) = (t.bank, t.chain_id, t.n_hops, t.reverse != 0);
-    let probe = ctx.is_probe();
-    let mut left = taps;
-    for _ in 0..MAX_TAPS_IN_A_ROW {
-        if left == 0 {
-            break;
-        }
-        // The lowest set bit's position, without a scan (as in `forward`).
-        let h = ((left & left.wrapping_neg()) - 1).count_ones() as usize;
-        // As in `forward`: a volatile read keeps the mask LLVM would prove redundant.
-        // SAFETY: reading a local.
-        let h = unsafe { core::ptr::read_volatile(&raw const h) } & (MAX_HOPS - 1);
-        left &= left - 1;
-        let pp_id = u32::from(members[h]);
-        let Some(pp) = port_pair(pp_id) else {
-            counters::drop(DropReason::TapCopyFailed);
-            continue;
-        };
-        let usable = pp.flags & (PP_F_DOWN | PP_F_NO_MAC) == 0;
-        if probe && !usable {
-            continue;
-        }
-        if !probe && !tap_sampled(bank, pp.group) {
-            continue;
-        }
-        let (position, dir) = if reverse { (usize::from(n_hops).wrapping_sub(1).wrapping_sub(h), DIR_REVERSE) } else { (h, DIR_FORWARD) };
-        let len = ctx.len();
-        if !probe {
-            if !usable || !ctx.copy_to(pp.ingress_ifindex, pp.ingress_mac, restore) {
-                counters::drop(DropReason::TapCopyFailed);
-                continue;
-            }
-            counters::hop(&HopStatsKey { chain_id, hop: position as u32, port_pair: pp_id, dir }, len);
-        }
-        trace::tapped(pp.ingress_ifindex, pp_id, (position as u32 & 0xffff) | (dir << 16), len);
-    }
-}
-
-/// Whether tap group `group` copies this packet: 1 in `tap_every` (per CPU), and of those the
-/// share `tap_threshold` says.
-#[inline(always)]
-fn tap_sampled(bank: u32, group: u32) -> bool {
-    // SAFETY: map lookups' references, valid for this program run (RCU); plain integers.
-    let g = unsafe { SFC_GROUPS_V2.get(&banked_id(bank, group)).or_else(|| SFC_GROUPS_V2.get(&banked_id(bank ^ 1, group))) };
-    let Some(g) = g else { return false };
-    if g.tap_every > 1 {
-        let Some(c) = SFC_TAP_COUNT.get_ptr_mut(group) else { return false };
-        // SAFETY: this CPU's slot of a per-CPU array.
-        let seen = unsafe { *c };
-        // SAFETY: as above.
-        unsafe { *c = if seen.wrapping_add(1) >= g.tap_every { 0 } else { seen.wrapping_add(1) } };
-        if seen != 0 {
-            return false;
-        }
-    }
-    // SAFETY: a helper without arguments.
-    g.tap_threshold == u32::MAX || unsafe { bpf_get_prandom_u32() } <= g.tap_threshold
 }
 
 /// Carries out `forward`'s decision. One place for everything a redirect needs, so the
