@@ -307,3 +307,52 @@ fn ids_are_not_reused_while_their_owners_drain() {
     let ids = compile::Ids::assign(&m2, &first, &compile::Reserved::default());
     assert_eq!((ids.port_pair("pp9"), ids.group("pgx")), (0, 0));
 }
+
+/// NAT-ing groups (`ppg_n_tuple_mapping`): what comes back out of the proxy group `nat` has
+/// another destination port and source address, so `nat` and every later group reclassify the
+/// chain's traffic by the translated classifier, each to the chain's own result; groups before
+/// it by the original.
+#[test]
+fn groups_behind_a_nat_reclassify_the_translated_tuple() {
+    let file = "
+port_pairs:
+  - {name: pp1, ingress: sf1-in, egress: sf1-out}
+  - {name: pp2, ingress: sf2-in, egress: sf2-out}
+  - {name: pp3, ingress: sf3-in, egress: sf3-out}
+port_pair_groups:
+  - {name: pg1, port_pairs: [pp1]}
+  - name: nat
+    port_pairs: [pp2]
+    ppg_n_tuple_mapping:
+      egress_n_tuple: {source_ip_prefix: 10.9.9.9/32, destination_port_range_min: 8080, destination_port_range_max: 8080}
+  - {name: pg3, port_pairs: [pp3]}
+flow_classifiers:
+  - {name: web, protocol: tcp, source_ip_prefix: 10.1.1.1/32, destination_ip_prefix: 10.0.0.20/32,
+     destination_port_range_min: 80, destination_port_range_max: 80, logical_source_port: src, logical_destination_port: dst}
+port_chains:
+  - {name: pc1, chain_id: 9, port_pair_groups: [pg1, nat, pg3], flow_classifiers: [web]}
+";
+    let (m, c) = build(file);
+    let key = |src: [u8; 4], dport: u16| {
+        let mut k = sfc_common::maps::FlowKey { proto: 6, family: 4, sport: 999u16.to_be_bytes(), dport: dport.to_be_bytes(), ..Default::default() };
+        k.src[..4].copy_from_slice(&src);
+        k.dst[..4].copy_from_slice(&[10, 0, 0, 20]);
+        k
+    };
+    let (original, translated) = (key([10, 1, 1, 1], 80), key([10, 9, 9, 9], 8080));
+    let reclass = |g: u32, k: &sfc_common::maps::FlowKey| compile::cls::lookup(&c.cls, &c.cls_hash, c.groups[&g].reclass, 0x0800, k).map(|class| c.cls_res[&class]);
+    let pg1 = reclass(0, &original).expect("pg1 sees the original tuple");
+    assert_eq!(reclass(0, &translated), None, "nothing before the NAT has the translated tuple");
+    for g in [1, 2] {
+        let res = reclass(g, &translated).unwrap_or_else(|| panic!("group {g} reclassifies the translated tuple"));
+        assert_eq!((res.chain_id, res.src_ifindex, res.dst_ifindex), (9, 1, 2));
+        assert_eq!(m.flow_classifiers[res.classifier as usize].name, "web", "the result names the classifier itself");
+        assert_eq!(res, pg1);
+        assert_eq!(reclass(g, &key([10, 9, 9, 9], 80)), None, "only the whole translated tuple");
+    }
+    assert_ne!(c.groups[&0].reclass, c.groups[&1].reclass);
+    assert_eq!(c.groups[&1].reclass, c.groups[&2].reclass, "the same view of the chain: one class");
+    // The source port classifies by the original tuple only.
+    assert!(compile::cls::lookup(&c.cls, &c.cls_hash, 1, 0x0800, &original).is_some());
+    assert_eq!(compile::cls::lookup(&c.cls, &c.cls_hash, 1, 0x0800, &translated), None);
+}

@@ -40,6 +40,10 @@ const PACKAGES: &[(&str, &str)] = &[
         "the dashboard test scrapes `sfc run` with a real Prometheus and runs the panels' queries",
     ),
     (
+        "nftables",
+        "the NAT-ing function test's service function SNATs with nft",
+    ),
+    (
         "python3-venv",
         "grafyaml (from PyPI), which checks the Grafana dashboard, is installed into a venv",
     ),

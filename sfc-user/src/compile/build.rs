@@ -33,21 +33,33 @@ fn small(n: usize, what: &'static str, errors: &mut Vec<CompileError>) -> u32 {
 /// port with no reverse entry is classified by its forward 5-tuple against the symmetric
 /// classifiers delivering there (`IfaceEntry::reply_class`), in classes numbered after the
 /// groups'.
+///
+/// Behind a NAT-ing group (`PortPairGroup::egress_n_tuple`) packets no longer carry the tuple
+/// the chain's classifiers name: a group's class holds each chain's classifiers as the group
+/// sees them, translated by every NAT-ing group up to and including it (`Passed`).
 struct Reclass<'m> {
-    chains_of_group: BTreeMap<usize, BTreeSet<u32>>,
-    of_chains: BTreeMap<BTreeSet<u32>, u32>,
+    chains_of_group: BTreeMap<usize, BTreeSet<Passed>>,
+    of_chains: BTreeMap<BTreeSet<Passed>, u32>,
     reply_to: BTreeMap<&'m str, u32>,
 }
 
+/// A chain (by id) as a group sees its packets: the NAT-ing groups they went through first (in
+/// chain order, the group itself included).
+type Passed = (u32, Vec<usize>);
+
 impl<'m> Reclass<'m> {
     fn of(model: &'m Model, errors: &mut Vec<CompileError>) -> Self {
-        let mut chains_of_group: BTreeMap<usize, BTreeSet<u32>> = BTreeMap::new();
+        let mut chains_of_group: BTreeMap<usize, BTreeSet<Passed>> = BTreeMap::new();
         for chain in &model.port_chains {
+            let mut nat = Vec::new();
             for &g in &chain.port_pair_groups {
-                chains_of_group.entry(g).or_default().insert(chain.chain_id);
+                if model.port_pair_groups.get(g).is_some_and(|x| x.egress_n_tuple.is_some()) {
+                    nat.push(g);
+                }
+                chains_of_group.entry(g).or_default().insert((chain.chain_id, nat.clone()));
             }
         }
-        let mut of_chains: BTreeMap<BTreeSet<u32>, u32> = BTreeMap::new();
+        let mut of_chains: BTreeMap<BTreeSet<Passed>, u32> = BTreeMap::new();
         for set in chains_of_group.values() {
             if !of_chains.contains_key(set) {
                 let n = small(of_chains.len() + 1, "reclassification classes", errors);
@@ -301,6 +313,8 @@ impl<'a> Build<'a> {
     /// and each final class's result.
     fn classifiers(&mut self, reclass: &Reclass<'_>) {
         let model = self.model;
+        // Classifiers as NAT-ing groups' output matches them: (the classifier, it translated, class).
+        let mut translated: Vec<(usize, FlowClassifier, u32)> = Vec::new();
         let mut in_use: Vec<(usize, &FlowClassifier, u32)> = Vec::new();
         let mut chain_of = BTreeMap::new();
         for chain in &model.port_chains {
@@ -309,22 +323,38 @@ impl<'a> Build<'a> {
                 let Some(src) = self.classifier_ports(chain, fc, reclass, &mut in_use, i) else { continue };
                 in_use.push((i, fc, src));
                 for (set, class) in &reclass.of_chains {
-                    if set.contains(&chain.chain_id) {
-                        in_use.push((i, fc, *class));
+                    for (_, nat) in set.iter().filter(|(id, _)| *id == chain.chain_id) {
+                        if nat.is_empty() {
+                            in_use.push((i, fc, *class));
+                        } else {
+                            translated.push((i, nat_output(model, nat, fc), *class));
+                        }
                     }
                 }
                 chain_of.insert(i, chain.chain_id);
             }
         }
+        // Translated classifiers are numbered after the model's, and stand for their original.
+        let n = model.flow_classifiers.len();
+        let mut all = model.flow_classifiers.clone();
+        for (k, (i, fc, class)) in translated.iter().enumerate() {
+            in_use.push((n + k, fc, *class));
+            all.push(fc.clone());
+            if let Some(&chain_id) = chain_of.get(i) {
+                chain_of.insert(n + k, chain_id);
+            }
+        }
+        let original = |j: usize| if j < n { j } else { translated[j - n].0 };
         let tables = cls::compile(&in_use);
         self.out.cls = tables.entries;
         self.out.cls_hash = tables.hash;
         let facts = self.inputs.facts;
         let ifindex_of = |port: Option<&String>| port.and_then(|d| facts.get(d)).map_or(0, |f| f.ifindex);
         for (class, set) in &tables.finals {
-            let Some(i) = cls::most_specific(set, &model.flow_classifiers) else { continue };
+            let Some(j) = cls::most_specific(set, &all) else { continue };
+            let Some(&chain_id) = chain_of.get(&j) else { continue };
+            let i = original(j);
             let fc = &model.flow_classifiers[i];
-            let Some(&chain_id) = chain_of.get(&i) else { continue };
             let classifier = small(i, "flow classifiers", &mut self.errors);
             self.out.cls_res.insert(*class, ClsResult {
                 chain_id,
@@ -363,6 +393,13 @@ impl<'a> Build<'a> {
         }
         Some(src.ifindex)
     }
+}
+
+/// Classifier `fc` as packets match it after the NAT-ing groups `nat` (in chain order).
+fn nat_output(model: &Model, nat: &[usize], fc: &FlowClassifier) -> FlowClassifier {
+    nat.iter()
+        .filter_map(|&g| model.port_pair_groups.get(g)?.egress_n_tuple)
+        .fold(fc.clone(), |out, t| t.translate(&out))
 }
 
 /// A draining member: its entry stays (flagged), and its interfaces keep their role and their

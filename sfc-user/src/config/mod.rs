@@ -103,7 +103,28 @@ pub struct PortPairGroupCfg {
     pub tap_sample_every: Option<S<i128>>,
     /// A tap group copies a packet with this probability (0 < p <= 1). An sfc extension.
     pub tap_sample_probability: Option<S<String>>,
+    /// What the members' output looks like when they rewrite addresses or ports (a NAT), as
+    /// networking-sfc's `port_pair_group_parameters.ppg_n_tuple_mapping` says it.
+    pub ppg_n_tuple_mapping: Option<S<NTupleMappingCfg>>,
     pub health_check: Option<S<HealthCheckCfg>>,
+}
+
+/// `ppg_n_tuple_mapping`: the tuple packets have going into the group and coming out of it.
+#[derive(Debug, Default, Deserialize)]
+pub struct NTupleMappingCfg {
+    pub ingress_n_tuple: Option<S<NTupleCfg>>,
+    pub egress_n_tuple: Option<S<NTupleCfg>>,
+}
+
+/// Classifier fields a NAT-ing function rewrites (networking-sfc's `SUPPORTED_PPG_TUPLE_MAPPING`).
+#[derive(Debug, Default, Deserialize)]
+pub struct NTupleCfg {
+    pub source_ip_prefix: Option<S<String>>,
+    pub destination_ip_prefix: Option<S<String>>,
+    pub source_port_range_min: Option<S<i128>>,
+    pub source_port_range_max: Option<S<i128>>,
+    pub destination_port_range_min: Option<S<i128>>,
+    pub destination_port_range_max: Option<S<i128>>,
 }
 
 /// A group's `health_check:` (probes through each member; an sfc extension).

@@ -44,6 +44,8 @@ pub fn field_names() -> BTreeSet<&'static str> {
         fields_of::<PortPairCfg>(),
         fields_of::<PortPairGroupCfg>(),
         fields_of::<HealthCheckCfg>(),
+        fields_of::<super::NTupleMappingCfg>(),
+        fields_of::<super::NTupleCfg>(),
         fields_of::<FlowClassifierCfg>(),
         fields_of::<PortChainCfg>(),
         fields_of::<ChainParametersCfg>(),

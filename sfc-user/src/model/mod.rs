@@ -6,6 +6,7 @@ mod checker;
 mod health;
 mod identity;
 pub mod neutron;
+mod ntuple;
 mod overlap;
 mod validate;
 
@@ -245,6 +246,10 @@ pub struct PortPairGroup {
     /// What a tap group copies.
     #[serde(default)]
     pub tap_sample: TapSample,
+    /// A NAT-ing group: the classifier fields its members' output has instead of the chain's
+    /// (`ppg_n_tuple_mapping.egress_n_tuple`); packets coming back are matched with them.
+    #[serde(default)]
+    pub egress_n_tuple: Option<NTuple>,
     /// Probes through each member (`health_check:`); `None`: link state only.
     #[serde(default)]
     pub health_check: Option<HealthCheck>,
@@ -367,6 +372,29 @@ pub struct Model {
     /// The neutron ids and descriptions the file gives its resources (`sfc export neutron`).
     #[serde(default)]
     pub identities: Identities,
+}
+
+/// Classifier fields a NAT-ing function's output has: each `Some` replaces the chain
+/// classifier's field when packets coming back from it are matched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NTuple {
+    pub source_prefix: Option<Prefix>,
+    pub destination_prefix: Option<Prefix>,
+    pub source_ports: Option<PortRange>,
+    pub destination_ports: Option<PortRange>,
+}
+
+impl NTuple {
+    /// `fc` as the function's output matches it.
+    pub fn translate(&self, fc: &FlowClassifier) -> FlowClassifier {
+        FlowClassifier {
+            source_prefix: self.source_prefix.unwrap_or(fc.source_prefix),
+            destination_prefix: self.destination_prefix.unwrap_or(fc.destination_prefix),
+            source_ports: self.source_ports.unwrap_or(fc.source_ports),
+            destination_ports: self.destination_ports.unwrap_or(fc.destination_ports),
+            ..fc.clone()
+        }
+    }
 }
 
 /// Which packets a tap group copies: 1 in `every` (per CPU), and of those the share

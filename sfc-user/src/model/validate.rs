@@ -74,6 +74,7 @@ pub fn validate(cfg: &ConfigFile) -> Result<Model, ValidationErrors> {
     let broken: Vec<bool> = ctx.fc.0.iter().map(|label| c.errors.iter().any(|e| e.kind == FC && e.resource == *label)).collect();
     let (chains, refs) = chains(&mut c, &ctx, cfg, &groups, &classifiers);
     overlap::check(&mut c, &classifiers, &chains, &refs, &broken);
+    super::ntuple::check_chains(&mut c, cfg, &groups, &chains, &classifiers);
     let (interface_modes, interface_macs) = interfaces(&mut c, cfg, &port_pairs, &classifiers);
     let identities = super::identity::identities(&mut c, &ctx, cfg);
 
@@ -314,8 +315,9 @@ fn groups(c: &mut Checker, ctx: &Ctx, cfg: &ConfigFile, port_pairs: &[PortPair])
         };
         let tap_enabled = g.tap_enabled.as_ref().is_some_and(|t| t.value);
         let tap_sample = tap_sample(c, &name, g, tap_enabled);
+        let egress_n_tuple = super::ntuple::mapping(c, &name, g, tap_enabled);
         let health_check = g.health_check.as_ref().and_then(|h| super::health::validate(c, &name, h));
-        out.push(PortPairGroup { name, port_pairs: members, lb_fields, failure_policy, tap_enabled, tap_sample, health_check });
+        out.push(PortPairGroup { name, port_pairs: members, lb_fields, failure_policy, tap_enabled, tap_sample, egress_n_tuple, health_check });
     }
     out
 }

@@ -181,3 +181,41 @@ fn health_check_values() {
     only(&with_health("every-second"), pg, "pg1", "health_check", 4,
         "expected a mapping (interval_ms, failures, recoveries, source, destination), found a string");
 }
+
+/// `BASE` with `ppg_n_tuple_mapping` `m` on pg1 (line 4).
+fn with_mapping(m: &str) -> String {
+    BASE.replace("{name: pg1, port_pairs: [pp1]}", &format!("{{name: pg1, port_pairs: [pp1], ppg_n_tuple_mapping: {m}}}"))
+}
+
+#[test]
+fn n_tuple_mapping_is_checked() {
+    let g = |field: &str, message: &str| ("port_pair_groups".to_owned(), "pg1".to_owned(), field.to_owned(), 4, message.to_owned());
+    assert_eq!(problems(&with_mapping("{egress_n_tuple: {source_ip_prefix: 10.9.9.9/32}}")), vec![]);
+    assert_eq!(problems(&with_mapping("{egress_n_tuple: {destination_ip_prefix: 10.0.0.0/24, destination_port_range_min: 8080, destination_port_range_max: 8080}}")), vec![]);
+    // networking-sfc's own shape, with an empty ingress tuple, is accepted.
+    assert_eq!(problems(&with_mapping("{ingress_n_tuple: {}, egress_n_tuple: {source_ip_prefix: 10.9.9.9/32}}")), vec![]);
+    let ingress = "sfc remembers each flow by the tuple it entered with: only egress_n_tuple (what the functions send back) is needed; leave ingress_n_tuple out";
+    assert_eq!(problems(&with_mapping("{ingress_n_tuple: {source_ip_prefix: 10.0.0.1/32}, egress_n_tuple: {source_ip_prefix: 10.9.9.9/32}}")), vec![g("ppg_n_tuple_mapping.ingress_n_tuple", ingress)]);
+    let bad = problems(&with_mapping("{egress_n_tuple: {source_ip_prefix: 10.9.9.300/32}}"));
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!((bad[0].2.as_str(), bad[0].3), ("ppg_n_tuple_mapping.egress_n_tuple.source_ip_prefix", 4), "{bad:?}");
+    assert_eq!(
+        problems(&with_mapping("{egress_n_tuple: {source_ip_prefix: \"2001:db8::9/128\"}}")),
+        vec![g("ppg_n_tuple_mapping", "2001:db8::9/128 is IPv6 but classifier 'web' of chain 'pc1' is IPv4")]
+    );
+    assert_eq!(
+        problems(&with_mapping("{egress_n_tuple: {source_port_range_min: 70000}}")),
+        vec![g("ppg_n_tuple_mapping.egress_n_tuple.source_port_range_min", "port 70000 is out of range 0..=65535")]
+    );
+    assert_eq!(
+        problems(&with_mapping("{egress_n_tuple: {destination_port_range_min: 90, destination_port_range_max: 80}}")),
+        vec![g("ppg_n_tuple_mapping.egress_n_tuple.destination_port_range_min", "90 is above 80: the range is empty")]
+    );
+    let no_ports = with_mapping("{egress_n_tuple: {destination_port_range_min: 8080}}").replace("protocol: tcp, destination_port_range_min: 80, destination_port_range_max: 80, ", "");
+    assert_eq!(problems(&no_ports), vec![g("ppg_n_tuple_mapping", "port ranges need a protocol with ports; classifier 'web' of chain 'pc1' has none")]);
+    let tap = with_mapping("{egress_n_tuple: {source_ip_prefix: 10.9.9.9/32}}").replace("port_pairs: [pp1],", "port_pairs: [pp1], tap_enabled: true,");
+    assert_eq!(problems(&tap), vec![g("ppg_n_tuple_mapping", "a tap group's members send nothing back: there is no output to match")]);
+    let unknown = problems(&with_mapping("{egress_n_tuple: {protocol: udp}}"));
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    assert!(unknown[0].4.contains("unknown field"), "{unknown:?}");
+}
