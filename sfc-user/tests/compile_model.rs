@@ -352,6 +352,13 @@ port_chains:
     }
     assert_ne!(c.groups[&0].reclass, c.groups[&1].reclass);
     assert_eq!(c.groups[&1].reclass, c.groups[&2].reclass, "the same view of the chain: one class");
+    assert_eq!(c.ifaces[&2].reply_class, 0, "an asymmetric chain: no reply class");
+    // Symmetric: a reply at the destination is classified by its forward tuple, the translated.
+    let (m, c) = build(&file.replace("flow_classifiers: [web]}", "flow_classifiers: [web], chain_parameters: {symmetric: true}}"));
+    let reply = |k: &sfc_common::maps::FlowKey| compile::cls::lookup(&c.cls, &c.cls_hash, c.ifaces[&2].reply_class, 0x0800, k).map(|class| c.cls_res[&class]);
+    let res = reply(&translated).expect("a reply to the translated tuple");
+    assert_eq!((res.chain_id, m.flow_classifiers[res.classifier as usize].name.as_str()), (9, "web"));
+    assert_eq!(reply(&original).map(|r| r.chain_id), Some(9), "and to the original (a NAT that let it through)");
     // The source port classifies by the original tuple only.
     assert!(compile::cls::lookup(&c.cls, &c.cls_hash, 1, 0x0800, &original).is_some());
     assert_eq!(compile::cls::lookup(&c.cls, &c.cls_hash, 1, 0x0800, &translated), None);

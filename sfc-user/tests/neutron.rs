@@ -129,7 +129,15 @@ fn hostile_input_is_refused_with_the_object_named() {
         (pp(r#", "service_function_parameters": 7"#), "service_function_parameters is 7, not an object"),
         (
             r#"{"port_pair_groups": [{"name": "G", "port_pairs": [], "port_pair_group_parameters": {"ppg_n_tuple_mapping": {"ingress_n_tuple": {"source_ip_address": "10.0.0.1"}}}}]}"#.to_owned(),
-            "NAT-ing service functions are not supported yet",
+            "ingress_n_tuple.source_ip_address is not a field a NAT-ing function rewrites",
+        ),
+        (
+            r#"{"port_pair_groups": [{"name": "G", "port_pairs": [], "port_pair_group_parameters": {"ppg_n_tuple_mapping": {"egress_n_tuple": {"source_port_range_min": "x"}}}}]}"#.to_owned(),
+            "egress_n_tuple.source_port_range_min is \"x\"",
+        ),
+        (
+            r#"{"port_pair_groups": [{"name": "G", "port_pairs": [], "port_pair_group_parameters": {"ppg_n_tuple_mapping": {"both_n_tuple": {}}}}]}"#.to_owned(),
+            "both_n_tuple has no counterpart in sfc",
         ),
         (r#"{"port_pair_groups": [{"name": "G", "port_pairs": [], "tap_enabled": "yes"}]}"#.to_owned(), "tap_enabled is \"yes\""),
         (r#"{"port_pair_groups": [{"name": "G", "port_pairs": ["nope"]}]}"#.to_owned(), "port pair group G: port_pairs: 'nope' is not among the imported port pairs"),
@@ -176,4 +184,28 @@ fn ids_in_a_chain_file_are_checked() {
     let e = model::validate(&cfg).expect_err("bad ids").to_string();
     assert!(e.contains("'not-a-uuid' is not a neutron id"), "{e}");
     assert!(e.contains("id 11111111-1111-4111-8111-111111111111 is also the id of 'b'"), "{e}");
+}
+
+/// A NAT-ing group: its egress tuple is imported, validated, and exported as it came.
+#[test]
+fn a_nat_ing_group_round_trips() {
+    let body = r#"{"port_pairs": [{"name": "nat1", "ingress": "a", "egress": "b"}],
+        "port_pair_groups": [{"name": "nat", "port_pairs": ["nat1"], "port_pair_group_parameters": {"lb_fields": [],
+            "ppg_n_tuple_mapping": {"ingress_n_tuple": {}, "egress_n_tuple": {"source_ip_prefix": "203.0.113.7/32", "source_port_range_min": 1024, "source_port_range_max": 65535, "destination_ip_prefix": null}}}}],
+        "flow_classifiers": [{"name": "fc", "protocol": "tcp", "logical_source_port": "src"}],
+        "port_chains": [{"name": "pc", "port_pair_groups": ["nat"], "flow_classifiers": ["fc"]}]}"#;
+    let got = import_text(&[body]).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(
+        got.yaml.contains("ppg_n_tuple_mapping: {egress_n_tuple: {source_ip_prefix: \"203.0.113.7/32\", source_port_range_min: 1024, source_port_range_max: 65535}}"),
+        "{}",
+        got.yaml
+    );
+    let m = validated(&got.yaml);
+    let (out, _) = model::neutron::export(&m);
+    let mapping = &out["port_pair_groups"][0]["port_pair_group_parameters"]["ppg_n_tuple_mapping"];
+    assert_eq!(mapping["ingress_n_tuple"], serde_json::json!({}));
+    assert_eq!(
+        mapping["egress_n_tuple"],
+        serde_json::json!({"source_ip_prefix": "203.0.113.7/32", "source_port_range_min": 1024, "source_port_range_max": 65535})
+    );
 }

@@ -30,6 +30,8 @@ pub struct PortPairGroup {
     /// A tap group (`tap_enabled: true`), with its sampling fields as YAML (`tap_sample_every:
     /// 4`), one per line; `None`: an inline group.
     pub tap: Option<Vec<String>>,
+    /// `ppg_n_tuple_mapping:` as a YAML flow mapping (a NAT-ing group).
+    pub n_tuple_mapping: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,6 +90,7 @@ impl PortPairGroup {
             port_pairs: port_pairs.iter().map(|&p| p.to_owned()).collect(),
             health_check: None,
             tap: None,
+            n_tuple_mapping: None,
         }
     }
 }
@@ -164,6 +167,9 @@ impl ChainFile {
             let _ = writeln!(y, "    port_pairs: {}", flow_list(&pg.port_pairs));
             if let Some(h) = &pg.health_check {
                 let _ = writeln!(y, "    health_check: {h}");
+            }
+            if let Some(m) = &pg.n_tuple_mapping {
+                let _ = writeln!(y, "    ppg_n_tuple_mapping: {m}");
             }
             if let Some(tap) = &pg.tap {
                 let _ = writeln!(y, "    tap_enabled: true");

@@ -98,6 +98,9 @@ pub struct Hop {
     pub skipped: bool,
     /// A tap group: its member gets a copy (as the group samples), the packet goes on.
     pub tap: bool,
+    /// A NAT-ing group: what its members rewrite (`ppg_n_tuple_mapping`), as `field value` pairs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewrites: Option<String>,
 }
 
 /// Made-up interface facts for a pure explain: every interface the model names gets an index
@@ -200,6 +203,7 @@ pub fn explain(model: &Model, compiled: &Compiled, facts: &BTreeMap<String, Ifac
         let bucket = hash % LB_TABLE_SIZE;
         let member = (g.n_members > 0).then(|| compiled.lb.get(&LbKey { group: gid, bucket }).copied()).flatten();
         let pp = member.and_then(|id| compiled.port_pairs.get(&id));
+        let rewrites = model.port_pair_groups.iter().find(|x| x.name == group).and_then(|x| x.egress_n_tuple).map(|t| rewrites(&t));
         out.hops.push(Hop {
             index: h,
             group,
@@ -211,6 +215,7 @@ pub fn explain(model: &Model, compiled: &Compiled, facts: &BTreeMap<String, Ifac
             egress: pp.map(|pp| ifname(pp.egress_ifindex)),
             skipped: member.is_none() && g.failure_policy == FAIL_OPEN,
             tap: entry.flags >> CHAIN_TAPS_SHIFT & (1 << h) != 0,
+            rewrites,
         });
     }
     out
@@ -248,9 +253,17 @@ fn print(e: &Explanation) {
                     h.egress.as_deref().unwrap_or("?")
                 );
             }
+            (None, true) if h.rewrites.is_some() => println!("  hop {} (SI {}) group {}: no member up, fail-open: hop skipped (nothing rewritten)", h.index + 1, 255 - h.index, h.group),
             (None, true) => println!("  hop {} (SI {}) group {}: no member up, fail-open: hop skipped", h.index + 1, 255 - h.index, h.group),
             (None, false) => println!("  hop {} (SI {}) group {}: no member up, fail-closed: dropped", h.index + 1, 255 - h.index, h.group),
         }
+    }
+    if let Some(nat) = e.hops.iter().find(|h| h.rewrites.is_some() && h.port_pair.is_some()) {
+        println!(
+            "note: group {} rewrites {}: what comes back from it is matched by the rewritten tuple, and later groups pick their member by it (the members above are picked by this packet's tuple)",
+            nat.group,
+            nat.rewrites.as_deref().unwrap_or_default()
+        );
     }
     match &e.deliver_to {
         Some(d) => println!("then: delivered to {d}"),
@@ -265,6 +278,18 @@ fn print(e: &Explanation) {
             p.in_iface
         );
     }
+}
+
+/// What a NAT-ing group's members rewrite: `source 203.0.113.7/32, source ports 1024-65535`.
+fn rewrites(t: &crate::model::NTuple) -> String {
+    let mut out = Vec::new();
+    for (what, p) in [("source", t.source_prefix), ("destination", t.destination_prefix)] {
+        out.extend(p.map(|p| format!("{what} to {p}")));
+    }
+    for (what, r) in [("source", t.source_ports), ("destination", t.destination_ports)] {
+        out.extend(r.map(|r| if r.min == r.max { format!("{what} port to {}", r.min) } else { format!("{what} port to {}-{}", r.min, r.max) }));
+    }
+    out.join(", ")
 }
 
 fn carries_ports_name(proto: &str) -> bool {
@@ -350,7 +375,11 @@ port_chains:
 ";
 
     fn run(p: &Packet) -> Explanation {
-        let model = model::validate(&config::parse("t", FILE).expect("parses")).expect("valid");
+        run_file(FILE, p)
+    }
+
+    fn run_file(file: &str, p: &Packet) -> Explanation {
+        let model = model::validate(&config::parse("t", file).expect("parses")).expect("valid");
         let facts = synthetic_facts(&model);
         let ids = Ids::by_index(&model);
         let compiled = compile::compile(&model, &facts, None).expect("compiles");
@@ -431,6 +460,14 @@ port_chains:
         assert_eq!((k.sport, k.dport), ([0, 0], [0, 0]));
         // icmp to 10.0.0.20 is not web (tcp) but is in 10/8.
         assert_eq!(run(&p).classifier.as_deref(), Some("net"));
+    }
+
+    #[test]
+    fn a_nat_ing_hop_says_what_its_members_rewrite() {
+        let file = FILE.replace("{name: pg2, port_pairs: [pp3], lb_fields: [ip_src]}", "{name: pg2, port_pairs: [pp3], ppg_n_tuple_mapping: {egress_n_tuple: {source_ip_prefix: 10.9.9.9/32}}}");
+        let e = run_file(&file, &tcp("src", [10, 0, 0, 20], 80));
+        let rewrites: Vec<Option<&str>> = e.hops.iter().map(|h| h.rewrites.as_deref()).collect();
+        assert_eq!(rewrites, [None, Some("source to 10.9.9.9/32")]);
     }
 
     #[test]

@@ -322,6 +322,13 @@ impl<'a> Build<'a> {
                 let fc = &model.flow_classifiers[i];
                 let Some(src) = self.classifier_ports(chain, fc, reclass, &mut in_use, i) else { continue };
                 in_use.push((i, fc, src));
+                // A reply's forward tuple at the destination is what the chain's last NAT sent.
+                let nat: Vec<usize> = chain.port_pair_groups.iter().copied().filter(|&g| model.port_pair_groups.get(g).is_some_and(|x| x.egress_n_tuple.is_some())).collect();
+                if let Some(&class) = fc.logical_destination_port.as_ref().and_then(|d| reclass.reply_to.get(d.as_str()))
+                    && !nat.is_empty()
+                {
+                    translated.push((i, nat_output(model, &nat, fc), class));
+                }
                 for (set, class) in &reclass.of_chains {
                     for (_, nat) in set.iter().filter(|(id, _)| *id == chain.chain_id) {
                         if nat.is_empty() {

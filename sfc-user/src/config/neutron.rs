@@ -509,11 +509,12 @@ fn group(out: &mut Writer<'_>, obj: &Obj, lookup: &Lookup) {
                         let fields: Vec<String> = a.iter().map(|f| q(f.as_str().unwrap_or_default())).collect();
                         out.line("lb_fields", &format!("[{}]", fields.join(", ")));
                     }
-                    ("ppg_n_tuple_mapping", Value::Object(m))
-                        if m.values().all(|t| t.is_null() || t.as_object().is_some_and(Map::is_empty)) => {}
-                    ("ppg_n_tuple_mapping", value) => {
-                        out.error(format!("port_pair_group_parameters.ppg_n_tuple_mapping {value}: NAT-ing service functions are not supported yet"));
-                    }
+                    ("ppg_n_tuple_mapping", Value::Object(m)) => match n_tuple_mapping(m) {
+                        Ok(None) => {}
+                        Ok(Some(yaml)) => out.line("ppg_n_tuple_mapping", &yaml),
+                        Err(e) => out.error(format!("port_pair_group_parameters.ppg_n_tuple_mapping: {e}")),
+                    },
+                    ("ppg_n_tuple_mapping", value) => out.error(format!("port_pair_group_parameters.ppg_n_tuple_mapping is {value}, not an object")),
                     (_, Value::Null) => {}
                     (field, value) => out.error(format!("port_pair_group_parameters.{field} {value} has no counterpart in sfc")),
                 }
@@ -526,6 +527,49 @@ fn group(out: &mut Writer<'_>, obj: &Obj, lookup: &Lookup) {
         Some(Value::Bool(true)) => out.line("tap_enabled", "true"),
         Some(other) => out.error(format!("tap_enabled is {other}, not true or false")),
     }
+}
+
+/// The fields a tuple of `ppg_n_tuple_mapping` may have (networking-sfc's
+/// `SUPPORTED_PPG_TUPLE_MAPPING`).
+const TUPLE_FIELDS: [&str; 6] = [
+    "source_ip_prefix",
+    "destination_ip_prefix",
+    "source_port_range_min",
+    "source_port_range_max",
+    "destination_port_range_min",
+    "destination_port_range_max",
+];
+
+/// `ppg_n_tuple_mapping` as a YAML flow mapping, its tuples' null fields left out (what
+/// `sfc validate` says of an ingress tuple is left to it); `None` when every tuple is empty.
+fn n_tuple_mapping(m: &Map<String, Value>) -> Result<Option<String>, String> {
+    let mut parts = Vec::new();
+    if let Some(side) = m.keys().find(|k| !["ingress_n_tuple", "egress_n_tuple"].contains(&k.as_str())) {
+        return Err(format!("{side} has no counterpart in sfc (ingress_n_tuple, egress_n_tuple)"));
+    }
+    for side in ["ingress_n_tuple", "egress_n_tuple"] {
+        let fields = match m.get(side) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Object(t)) => t,
+            Some(other) => return Err(format!("{side} is {other}, not an object")),
+        };
+        if let Some(field) = fields.keys().find(|k| !TUPLE_FIELDS.contains(&k.as_str())) {
+            return Err(format!("{side}.{field} is not a field a NAT-ing function rewrites ({})", TUPLE_FIELDS.join(", ")));
+        }
+        let mut out = Vec::new();
+        for field in TUPLE_FIELDS {
+            match fields.get(field) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(v)) if field.ends_with("_prefix") => out.push(format!("{field}: {}", q(v.trim()))),
+                Some(Value::Number(n)) if (n.is_u64() || n.is_i64()) && !field.ends_with("_prefix") => out.push(format!("{field}: {n}")),
+                Some(other) => return Err(format!("{side}.{field} is {other}")),
+            }
+        }
+        if !out.is_empty() {
+            parts.push(format!("{side}: {{{}}}", out.join(", ")));
+        }
+    }
+    Ok((!parts.is_empty()).then(|| format!("{{{}}}", parts.join(", "))))
 }
 
 fn classifier(out: &mut Writer<'_>, obj: &Obj) {

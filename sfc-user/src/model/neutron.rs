@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use sfc_common::maps::{LB_DEFAULT, LB_IP_DST, LB_IP_PROTO, LB_IP_SRC, LB_L4_DST, LB_L4_SRC};
 
-use super::{Ethertype, FailurePolicy, Identity, Model, PortRange, Prefix, protocol_name};
+use super::{Ethertype, FailurePolicy, Identity, Model, NTuple, PortRange, Prefix, protocol_name};
 
 /// The API objects, and what could not be written.
 pub fn export(m: &Model) -> (Value, Vec<String>) {
@@ -92,7 +92,7 @@ fn groups(m: &Model, notes: &mut Vec<String>) -> Vec<Value> {
                 "port_pairs": members,
                 "port_pair_group_parameters": {
                     "lb_fields": lb_fields(&g.name, g.lb_fields, notes),
-                    "ppg_n_tuple_mapping": {"ingress_n_tuple": {}, "egress_n_tuple": {}},
+                    "ppg_n_tuple_mapping": {"ingress_n_tuple": {}, "egress_n_tuple": g.egress_n_tuple.map_or_else(|| json!({}), |t| n_tuple(&t))},
                 },
                 "tap_enabled": g.tap_enabled,
             });
@@ -168,6 +168,23 @@ fn lb_fields(group: &str, bits: u32, notes: &mut Vec<String>) -> Vec<&'static st
         notes.push(format!("port pair group {group}: lb_fields ip_proto has no networking-sfc name (not exported)"));
     }
     out
+}
+
+/// A NAT-ing group's output tuple: only the fields it rewrites.
+fn n_tuple(t: &NTuple) -> Value {
+    let mut out = serde_json::Map::new();
+    for (field, p) in [("source_ip_prefix", t.source_prefix), ("destination_ip_prefix", t.destination_prefix)] {
+        if let Some(p) = p {
+            out.insert(field.to_owned(), json!(p.to_string()));
+        }
+    }
+    for (dir, r) in [("source", t.source_ports), ("destination", t.destination_ports)] {
+        if let Some(r) = r {
+            out.insert(format!("{dir}_port_range_min"), json!(r.min));
+            out.insert(format!("{dir}_port_range_max"), json!(r.max));
+        }
+    }
+    Value::Object(out)
 }
 
 /// A prefix as networking-sfc writes it; `None` for "any".
