@@ -73,7 +73,9 @@ pub fn complete(ctx: &XdpContext, p: &Parsed, key: &FlowKey) -> Result<(), DropR
     // Fragments are never checksum-offloaded (the stack sums a packet before it fragments it).
     // Headers deeper than MAX_L4_OFF (long IPv6 extension header chains) are not looked into:
     // the verifier only accepts packet offsets it can bound.
-    if p.frag != FRAG_NONE || p.l4_len == 0 || usize::from(p.l4_off) > MAX_L4_OFF {
+    // A transport segment too short to hold its checksum field (the IP length says so, whatever
+    // padding follows) has no checksum to complete: the bytes there are not the packet's.
+    if p.frag != FRAG_NONE || usize::from(p.l4_len) < check + 2 || usize::from(p.l4_off) > MAX_L4_OFF {
         return Ok(());
     }
     let field = ctx.data() + usize::from(p.l4_off) + check;
