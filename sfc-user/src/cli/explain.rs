@@ -111,7 +111,7 @@ pub fn synthetic_facts(model: &Model) -> BTreeMap<String, IfaceFacts> {
         names.extend([p.ingress.as_str(), p.egress.as_str()]);
     }
     for f in &model.flow_classifiers {
-        names.push(&f.logical_source_port);
+        names.extend(Some(f.logical_source_port.as_str()).filter(|p| !p.is_empty()));
         names.extend(f.logical_destination_port.as_deref());
     }
     names.sort_unstable();

@@ -320,6 +320,10 @@ impl<'a> Build<'a> {
         for chain in &model.port_chains {
             for &i in &chain.flow_classifiers {
                 let fc = &model.flow_classifiers[i];
+                // Without a source port it is a graph destination's: matched through its paths only.
+                if fc.logical_source_port.is_empty() {
+                    continue;
+                }
                 let Some(src) = self.classifier_ports(chain, fc, reclass, &mut in_use, i) else { continue };
                 in_use.push((i, fc, src));
                 // A reply's forward tuple at the destination is what the chain's last NAT sent.
@@ -357,8 +361,12 @@ impl<'a> Build<'a> {
         self.out.cls_hash = tables.hash;
         let facts = self.inputs.facts;
         let ifindex_of = |port: Option<&String>| port.and_then(|d| facts.get(d)).map_or(0, |f| f.ifindex);
+        // A path through service graphs may have the very classifier of its first chain (the
+        // branch's is broader): the longer path is the more specific.
+        let depth = |j: usize| chain_of.get(&j).and_then(|id| model.chain_by_id(*id)).map_or(0, |c| c.graph.len());
         for (class, set) in &tables.finals {
             let Some(j) = cls::most_specific(set, &all) else { continue };
+            let j = set.iter().copied().filter(|&k| all[k].contains(&all[j]) && all[j].contains(&all[k])).max_by_key(|&k| (depth(k), std::cmp::Reverse(k))).unwrap_or(j);
             let Some(&chain_id) = chain_of.get(&j) else { continue };
             let i = original(j);
             let fc = &model.flow_classifiers[i];

@@ -23,7 +23,7 @@ pub use read::field_names;
 pub(crate) use read::edit_distance;
 
 /// The sections of a chain file, in the order errors list them.
-pub const SECTIONS: [&str; 5] = ["port_pairs", "port_pair_groups", "flow_classifiers", "port_chains", "interfaces"];
+pub const SECTIONS: [&str; 6] = ["port_pairs", "port_pair_groups", "flow_classifiers", "port_chains", "service_graphs", "interfaces"];
 
 /// A value with the line it was written on (1-based, 0 when unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +68,7 @@ pub struct ConfigFile {
     pub port_pair_groups: Vec<S<PortPairGroupCfg>>,
     pub flow_classifiers: Vec<S<FlowClassifierCfg>>,
     pub port_chains: Vec<S<PortChainCfg>>,
+    pub service_graphs: Vec<S<ServiceGraphCfg>>,
     /// Per-interface datapath settings (not a networking-sfc resource).
     pub interfaces: Vec<S<InterfaceCfg>>,
     /// Shape problems found while reading; `model::validate` reports them with its own.
@@ -198,6 +199,21 @@ pub struct PortChainCfg {
     pub flow_classifiers: Option<S<Vec<S<String>>>>,
     pub chain_parameters: Option<S<ChainParametersCfg>>,
 }
+
+/// A service graph (networking-sfc's `service_graphs`): traffic leaving a source chain's last
+/// hop enters the destination chain whose classifiers it matches.
+#[derive(Debug, Default, Deserialize)]
+pub struct ServiceGraphCfg {
+    pub name: Option<S<String>>,
+    /// The resource's neutron id (a UUID), kept for `sfc export neutron`.
+    pub id: Option<S<String>>,
+    pub description: Option<S<String>>,
+    /// Source chain -> its destination chains, as networking-sfc writes it (`{pc1: [pc2, pc3]}`).
+    pub port_chains: Option<S<Branches>>,
+}
+
+/// A service graph's `port_chains`: each source chain's destination chains.
+pub type Branches = std::collections::BTreeMap<String, S<Vec<S<String>>>>;
 
 /// How sfc attaches to one interface, overriding `sfc apply --mode`, and the MAC behind it.
 #[derive(Debug, Default, Deserialize)]

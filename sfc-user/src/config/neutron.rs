@@ -312,12 +312,6 @@ pub fn import(sources: &[(String, String)]) -> Result<Imported, Vec<String>> {
         if of_kind.is_empty() {
             continue;
         }
-        if kind == Kind::Graph {
-            for o in &of_kind {
-                errors.push(format!("{}: service graph {}: service graphs are not supported yet", o.source, names[&key(o)]));
-            }
-            continue;
-        }
         let _ = writeln!(y, "{}:", kind.collection());
         for o in of_kind {
             let at = format!("{}: {} {}", o.source, kind.what(), names[&key(o)]);
@@ -347,7 +341,7 @@ pub fn import(sources: &[(String, String)]) -> Result<Imported, Vec<String>> {
                 Kind::Group => group(&mut w, o, &lookup),
                 Kind::Classifier => classifier(&mut w, o),
                 Kind::Chain => chain(&mut w, o, &lookup, &mut notes, &names[&key(o)]),
-                Kind::Graph => {}
+                Kind::Graph => graph(&mut w, o, &lookup),
             }
         }
     }
@@ -570,6 +564,44 @@ fn n_tuple_mapping(m: &Map<String, Value>) -> Result<Option<String>, String> {
         }
     }
     Ok((!parts.is_empty()).then(|| format!("{{{}}}", parts.join(", "))))
+}
+
+/// `port_chains: {source: [destinations]}`, chains by id or (unique) name.
+fn graph(out: &mut Writer<'_>, obj: &Obj, lookup: &Lookup) {
+    let m = match obj.fields.get("port_chains") {
+        Some(Value::Object(m)) => m,
+        None | Some(Value::Null) => return out.error("port_chains is missing (source chain: [destination chains])"),
+        Some(other) => return out.error(format!("port_chains is {other}, not an object")),
+    };
+    let mut missing = std::collections::BTreeSet::new();
+    let mut chain = |out: &mut Writer<'_>, r: &str| -> Option<String> {
+        let r = r.trim();
+        let r = if is_uuid(r) { r.to_ascii_lowercase() } else { r.to_owned() };
+        let found = lookup.get(&(Kind::Chain, r.clone())).map(|n| q(n));
+        if found.is_none() && missing.insert(r.clone()) {
+            out.error(format!("port_chains: '{r}' is not among the imported port chains"));
+        }
+        found
+    };
+    let mut parts = Vec::new();
+    for (src, dsts) in m {
+        let src = chain(out, src);
+        let Some(list) = dsts.as_array() else {
+            out.error(format!("port_chains: the destinations of '{}' are {dsts}, not a list", src.unwrap_or_default()));
+            continue;
+        };
+        let mut to = Vec::new();
+        for d in list {
+            match d.as_str() {
+                Some(d) => to.extend(chain(out, d)),
+                None => out.error(format!("port_chains: {d} is not an id or a name")),
+            }
+        }
+        if let Some(src) = src {
+            parts.push(format!("{src}: [{}]", to.join(", ")));
+        }
+    }
+    out.line("port_chains", &format!("{{{}}}", parts.join(", ")));
 }
 
 fn classifier(out: &mut Writer<'_>, obj: &Obj) {

@@ -50,6 +50,7 @@ pub fn field_names() -> BTreeSet<&'static str> {
         fields_of::<PortChainCfg>(),
         fields_of::<ChainParametersCfg>(),
         fields_of::<InterfaceCfg>(),
+        fields_of::<super::ServiceGraphCfg>(),
     ]
     .into_iter()
     .flatten()
@@ -96,6 +97,7 @@ impl Reader<'_> {
                 "port_pair_groups" => cfg.port_pair_groups = self.section(&key, "port pair groups", v),
                 "flow_classifiers" => cfg.flow_classifiers = self.section(&key, "flow classifiers", v),
                 "port_chains" => cfg.port_chains = self.section(&key, "port chains", v),
+                "service_graphs" => cfg.service_graphs = self.section(&key, "service graphs", v),
                 "interfaces" => cfg.interfaces = self.section(&key, "interfaces", v),
                 other => {
                     let msg = unknown_field(other, &SECTIONS).replace("unknown field", "unknown section");
@@ -318,7 +320,7 @@ impl<'de> Deserializer<'de> for De<'_> {
             return Err(self.bad(format!("expected a mapping ({}), found {}", fields.join(", "), self.kind())));
         };
         let prefix = if self.field.is_empty() { String::new() } else { format!("{}.", self.field) };
-        let read = v.visit_map(Fields { of: &self, entries: entries.iter(), known: fields, prefix, seen: Vec::new(), value: None });
+        let read = v.visit_map(Fields { of: &self, entries: entries.iter(), known: fields, prefix, seen: Vec::new(), value: None, any: false });
         read.map_err(|e| self.locate(e))
     }
 
@@ -335,8 +337,18 @@ impl<'de> Deserializer<'de> for De<'_> {
         v.visit_unit()
     }
 
+    /// A mapping whose keys are names (a service graph's source chains): every key is taken.
+    fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Bad> {
+        let Node::Map(entries) = &self.n.value else {
+            return Err(self.bad(format!("expected a mapping, found {}", self.kind())));
+        };
+        let prefix = if self.field.is_empty() { String::new() } else { format!("{}.", self.field) };
+        let read = v.visit_map(Fields { of: &self, entries: entries.iter(), known: &[], prefix, seen: Vec::new(), value: None, any: true });
+        read.map_err(|e| self.locate(e))
+    }
+
     serde::forward_to_deserialize_any! {
-        i8 i16 i32 i64 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf unit unit_struct tuple tuple_struct map enum identifier
+        i8 i16 i32 i64 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf unit unit_struct tuple tuple_struct enum identifier
     }
 }
 
@@ -348,6 +360,8 @@ struct Fields<'a, 'b> {
     prefix: String,
     seen: Vec<(String, u32)>,
     value: Option<(&'a At<Node>, String)>,
+    /// Any key is taken (a mapping of names), not only `known` ones.
+    any: bool,
 }
 
 impl<'de> MapAccess<'de> for Fields<'_, '_> {
@@ -361,7 +375,7 @@ impl<'de> MapAccess<'de> for Fields<'_, '_> {
                 continue;
             };
             let field = format!("{}{key}", self.prefix);
-            if !self.known.contains(&key.as_str()) {
+            if !self.any && !self.known.contains(&key.as_str()) {
                 pass.problem(&field, line(k), offset(k), unknown_field(&key, self.known));
                 continue;
             }

@@ -136,7 +136,9 @@ pub fn gather_facts(loc: &Location, model: &Model) -> Result<(BTreeMap<String, I
         names.insert(pp.egress.clone());
     }
     for fc in &model.flow_classifiers {
-        names.insert(fc.logical_source_port.clone());
+        if !fc.logical_source_port.is_empty() {
+            names.insert(fc.logical_source_port.clone());
+        }
         if let Some(d) = &fc.logical_destination_port {
             names.insert(d.clone());
         }
@@ -342,7 +344,7 @@ fn taps_need_tc(model: &Model, compiled: &compile::Compiled, want: &BTreeMap<u32
         let mut ifaces: BTreeSet<&str> = BTreeSet::new();
         for &c in &chain.flow_classifiers {
             let fc = &model.flow_classifiers[c];
-            ifaces.insert(&fc.logical_source_port);
+            ifaces.extend(Some(fc.logical_source_port.as_str()).filter(|p| !p.is_empty()));
             ifaces.extend(fc.logical_destination_port.as_deref());
         }
         for g in groups.filter(|g| !g.tap_enabled) {

@@ -4,6 +4,7 @@
 
 mod checker;
 mod health;
+mod graph;
 mod identity;
 pub mod neutron;
 mod ntuple;
@@ -317,6 +318,20 @@ pub struct PortChain {
     pub flow_classifiers: Vec<usize>,
     pub symmetric: bool,
     pub correlation: Correlation,
+    /// A path through service graphs (`pc1 -> pc2`), made by sfc from the file's chains: their
+    /// names in order. Empty for the file's own chains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub graph: Vec<String>,
+}
+
+/// A service graph as the file gives it: each branch a source chain and its destination chains
+/// (indexes into `Model::port_chains`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceGraph {
+    pub name: String,
+    pub id: Option<String>,
+    pub description: Option<String>,
+    pub branches: Vec<(usize, Vec<usize>)>,
 }
 
 /// How sfc's program runs on an interface.
@@ -372,6 +387,9 @@ pub struct Model {
     /// The neutron ids and descriptions the file gives its resources (`sfc export neutron`).
     #[serde(default)]
     pub identities: Identities,
+    /// The file's service graphs; their paths are chains (`PortChain::graph`) after the file's.
+    #[serde(default)]
+    pub service_graphs: Vec<ServiceGraph>,
 }
 
 /// Classifier fields a NAT-ing function's output has: each `Some` replaces the chain

@@ -22,6 +22,7 @@ pub fn export(m: &Model) -> (Value, Vec<String>) {
         "port_pair_groups": groups(m, &mut notes),
         "flow_classifiers": classifiers(m),
         "port_chains": chains(m),
+        "service_graphs": graphs(m),
     });
     if !m.interface_modes.is_empty() || !m.interface_macs.is_empty() {
         notes.push("interfaces: attach modes and MACs are sfc's (not exported)".to_owned());
@@ -102,9 +103,13 @@ fn groups(m: &Model, notes: &mut Vec<String>) -> Vec<Value> {
 }
 
 fn classifiers(m: &Model) -> Vec<Value> {
+    // Those sfc made for the paths of service graphs come after the file's own.
+    let made: std::collections::BTreeSet<usize> = m.port_chains.iter().filter(|c| !c.graph.is_empty()).flat_map(|c| c.flow_classifiers.iter().copied()).collect();
     m.flow_classifiers
         .iter()
-        .map(|f| {
+        .enumerate()
+        .filter(|(i, _)| !made.contains(i))
+        .map(|(_, f)| {
             let (sp, dp) = (ports(f.source_ports), ports(f.destination_ports));
             let fields = json!({
                 "name": f.name,
@@ -116,7 +121,7 @@ fn classifiers(m: &Model) -> Vec<Value> {
                 "source_port_range_max": sp.1,
                 "destination_port_range_min": dp.0,
                 "destination_port_range_max": dp.1,
-                "logical_source_port": port(m, &f.logical_source_port),
+                "logical_source_port": Some(f.logical_source_port.as_str()).filter(|p| !p.is_empty()).map(|p| port(m, p)),
                 "logical_destination_port": f.logical_destination_port.as_deref().map(|p| port(m, p)),
                 "l7_parameters": {},
             });
@@ -125,9 +130,32 @@ fn classifiers(m: &Model) -> Vec<Value> {
         .collect()
 }
 
-fn chains(m: &Model) -> Vec<Value> {
-    m.port_chains
+/// The file's service graphs, references by id where the chains have one.
+fn graphs(m: &Model) -> Vec<Value> {
+    m.service_graphs
         .iter()
+        .map(|g| {
+            let chain = |i: usize| reference(&m.identities.port_chains, &m.port_chains[i].name);
+            let map: serde_json::Map<String, Value> = g.branches.iter().map(|(src, to)| (chain(*src), json!(to.iter().map(|&d| chain(d)).collect::<Vec<_>>()))).collect();
+            let mut o = serde_json::Map::new();
+            o.insert("name".into(), json!(g.name));
+            if let Some(id) = &g.id {
+                o.insert("id".into(), json!(id));
+            }
+            o.insert("description".into(), json!(g.description.clone().unwrap_or_default()));
+            o.insert("port_chains".into(), Value::Object(map));
+            Value::Object(o)
+        })
+        .collect()
+}
+
+/// The file's own chains: not the paths sfc makes of its service graphs.
+fn own_chains(m: &Model) -> impl Iterator<Item = &super::PortChain> {
+    m.port_chains.iter().filter(|c| c.graph.is_empty())
+}
+
+fn chains(m: &Model) -> Vec<Value> {
+    own_chains(m)
         .map(|c| {
             let groups: Vec<String> =
                 c.port_pair_groups.iter().map(|&i| reference(&m.identities.port_pair_groups, &m.port_pair_groups[i].name)).collect();

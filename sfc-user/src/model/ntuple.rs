@@ -14,23 +14,23 @@ use crate::config::{ConfigFile, NTupleCfg, PortPairGroupCfg, S, line};
 const FIELD: &str = "ppg_n_tuple_mapping";
 
 /// The mapping of group `name`, or `None`; problems go into `c`.
-pub(super) fn mapping(c: &mut Checker, name: &str, g: &PortPairGroupCfg, tap: bool) -> Option<NTuple> {
-    let m = g.ppg_n_tuple_mapping.as_ref()?;
+pub(super) fn mapping(c: &mut Checker, name: &str, group: &PortPairGroupCfg, tap: bool) -> Option<NTuple> {
+    let mapping = group.ppg_n_tuple_mapping.as_ref()?;
     if tap {
-        c.err(PG, name, FIELD, line(m), "a tap group's members send nothing back: there is no output to match");
+        c.err(PG, name, FIELD, line(mapping), "a tap group's members send nothing back: there is no output to match");
         return None;
     }
-    if let Some(i) = &m.value.ingress_n_tuple
-        && !is_empty(&i.value)
+    if let Some(ingress) = &mapping.value.ingress_n_tuple
+        && !is_empty(&ingress.value)
     {
-        c.err(PG, name, &format!("{FIELD}.ingress_n_tuple"), line(i), "sfc remembers each flow by the tuple it entered with: only egress_n_tuple (what the functions send back) is needed; leave ingress_n_tuple out");
+        c.err(PG, name, &format!("{FIELD}.ingress_n_tuple"), line(ingress), "sfc remembers each flow by the tuple it entered with: only egress_n_tuple (what the functions send back) is needed; leave ingress_n_tuple out");
     }
-    let e = m.value.egress_n_tuple.as_ref()?;
+    let egress = mapping.value.egress_n_tuple.as_ref()?;
     let at = format!("{FIELD}.egress_n_tuple");
-    let t = &e.value;
+    let t = &egress.value;
     let mut prefix = |field: &str, v: &Option<S<String>>| -> Option<Prefix> {
         let v = v.as_ref()?;
-        Prefix::parse(&v.value).map_err(|m| c.err(PG, name, &format!("{at}.{field}"), line(v), m)).ok()
+        Prefix::parse(&v.value).map_err(|msg| c.err(PG, name, &format!("{at}.{field}"), line(v), msg)).ok()
     };
     let out = NTuple {
         source_prefix: prefix("source_ip_prefix", &t.source_ip_prefix),

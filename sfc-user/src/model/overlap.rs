@@ -34,7 +34,9 @@ pub(super) fn check(c: &mut Checker, classifiers: &[FlowClassifier], chains: &[P
             if broken.get(fi).copied().unwrap_or(true) {
                 continue;
             }
-            let Some(f) = classifiers.get(fi) else { continue };
+            // Without a logical source port (a graph's destination chain) it is matched only at a
+            // branch, where `graph` checks it.
+            let Some(f) = classifiers.get(fi).filter(|f| !f.logical_source_port.is_empty()) else { continue };
             buckets.entry((f.logical_source_port.as_str(), f.ethertype)).or_default().push((fi, ci, line));
         }
     }

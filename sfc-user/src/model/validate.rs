@@ -20,7 +20,7 @@ use super::{
     parse_protocol,
 };
 use crate::{
-    config::{ConfigFile, FlowClassifierCfg, PortChainCfg, ProtocolCfg, S, line},
+    config::{ConfigFile, FlowClassifierCfg, PortChainCfg, ProtocolCfg, S, ValidationError, line},
     maglev,
 };
 
@@ -75,12 +75,28 @@ pub fn validate(cfg: &ConfigFile) -> Result<Model, ValidationErrors> {
     let (chains, refs) = chains(&mut c, &ctx, cfg, &groups, &classifiers);
     overlap::check(&mut c, &classifiers, &chains, &refs, &broken);
     super::ntuple::check_chains(&mut c, cfg, &groups, &chains, &classifiers);
+    let service_graphs = super::graph::graphs(&mut c, cfg, &chains, &classifiers);
+    super::graph::check_sources(&mut c, cfg, &service_graphs, &chains, &classifiers);
     let (interface_modes, interface_macs) = interfaces(&mut c, cfg, &port_pairs, &classifiers);
     let identities = super::identity::identities(&mut c, &ctx, cfg);
 
     if c.errors.is_empty() {
         let port_ids = std::mem::take(&mut c.port_ids);
-        Ok(Model { port_pairs, port_pair_groups: groups, flow_classifiers: classifiers, port_chains: chains, interface_modes, interface_macs, port_ids, identities })
+        let mut m = Model {
+            port_pairs,
+            port_pair_groups: groups,
+            flow_classifiers: classifiers,
+            port_chains: chains,
+            interface_modes,
+            interface_macs,
+            port_ids,
+            identities,
+            service_graphs,
+        };
+        match super::graph::expand(&mut m) {
+            Ok(()) => Ok(m),
+            Err(e) => Err(ValidationErrors(vec![ValidationError { kind: "service_graphs".into(), resource: String::new(), field: String::new(), line: 0, message: e }])),
+        }
     } else {
         c.errors.sort_by_key(|e| e.line);
         Err(ValidationErrors(c.errors))
@@ -153,7 +169,7 @@ fn interfaces(c: &mut Checker, cfg: &ConfigFile, port_pairs: &[PortPair], classi
     let used: BTreeSet<&str> = port_pairs
         .iter()
         .flat_map(|p| [p.ingress.as_str(), p.egress.as_str()])
-        .chain(classifiers.iter().flat_map(|f| std::iter::once(f.logical_source_port.as_str()).chain(f.logical_destination_port.as_deref())))
+        .chain(classifiers.iter().flat_map(|f| std::iter::once(f.logical_source_port.as_str()).filter(|p| !p.is_empty()).chain(f.logical_destination_port.as_deref())))
         .collect();
     let (mut out, mut macs) = (BTreeMap::new(), BTreeMap::new());
     for (i, s) in cfg.interfaces.iter().enumerate() {
@@ -393,13 +409,11 @@ fn classifier(c: &mut Checker, ctx: &Ctx, name: &str, res: &S<FlowClassifierCfg>
     let source_ports = port_range(c, name, "source", protocol, fc.source_port_range_min.as_ref(), fc.source_port_range_max.as_ref());
     let destination_ports =
         port_range(c, name, "destination", protocol, fc.destination_port_range_min.as_ref(), fc.destination_port_range_max.as_ref());
-    let logical_source_port = c
-        .required(at, "logical_source_port", line(res), fc.logical_source_port.as_ref(), "the interface the traffic arrives on")
-        .map(|v| c.ifname(at, "logical_source_port", v))
-        .unwrap_or_default();
+    // Left out only by a service graph's destination chains' classifiers (`graph::check_sources`).
+    let logical_source_port = fc.logical_source_port.as_ref().map(|v| c.ifname(at, "logical_source_port", v)).unwrap_or_default();
     let logical_destination_port = fc.logical_destination_port.as_ref().map(|v| c.ifname(at, "logical_destination_port", v));
     for (field, iface, v) in [
-        ("logical_source_port", Some(&logical_source_port), &fc.logical_source_port),
+        ("logical_source_port", Some(&logical_source_port).filter(|p| !p.is_empty()), &fc.logical_source_port),
         ("logical_destination_port", logical_destination_port.as_ref(), &fc.logical_destination_port),
     ] {
         if let (Some(iface), Some(v)) = (iface, v)
@@ -585,6 +599,7 @@ fn chains(c: &mut Checker, ctx: &Ctx, cfg: &ConfigFile, groups: &[PortPairGroup]
             flow_classifiers: fcs,
             symmetric: symmetric.is_some_and(|s| s.value),
             correlation,
+            graph: Vec::new(),
         });
         refs.push(fc_refs);
     }

@@ -148,7 +148,7 @@ flow_classifiers:
 
 #[test]
 fn logical_source_port_missing() {
-    only("\nflow_classifiers:\n  - {name: f}\n", "flow_classifiers", "f", "logical_source_port", 2, "required field is missing (the interface the traffic arrives on)");
+    only("\nflow_classifiers:\n  - {name: f}\n", "flow_classifiers", "f", "logical_source_port", 2, "required field is missing (the interface the traffic arrives on; only the classifiers of a service graph's destination chains may leave it out)");
 }
 
 #[test]

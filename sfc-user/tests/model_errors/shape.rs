@@ -7,18 +7,18 @@ use super::{BASE, only};
 
 #[test]
 fn file_not_a_mapping() {
-    only("\n- a\n- b\n", "", "", "", 1, "a chain file is a mapping of port_pairs, port_pair_groups, flow_classifiers, port_chains, interfaces, found a list");
+    only("\n- a\n- b\n", "", "", "", 1, "a chain file is a mapping of port_pairs, port_pair_groups, flow_classifiers, port_chains, service_graphs, interfaces, found a list");
 }
 
 #[test]
 fn section_name_not_a_string() {
-    only("\n? [a]\n: 1\n", "", "", "", 1, "expected a section name (port_pairs, port_pair_groups, flow_classifiers, port_chains, interfaces), found a list");
+    only("\n? [a]\n: 1\n", "", "", "", 1, "expected a section name (port_pairs, port_pair_groups, flow_classifiers, port_chains, service_graphs, interfaces), found a list");
 }
 
 #[test]
 fn unknown_section() {
     only("\nport_pair: []\n", "port_pair", "", "", 1, "unknown section (did you mean 'port_pairs'?)");
-    only("\nservices: []\n", "services", "", "", 1, "unknown section (expected one of: port_pairs, port_pair_groups, flow_classifiers, port_chains, interfaces)");
+    only("\nservices: []\n", "services", "", "", 1, "unknown section (expected one of: port_pairs, port_pair_groups, flow_classifiers, port_chains, service_graphs, interfaces)");
 }
 
 #[test]

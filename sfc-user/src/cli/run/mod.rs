@@ -291,7 +291,7 @@ impl Watcher {
             .port_pairs
             .iter()
             .flat_map(|p| [p.ingress.clone(), p.egress.clone()])
-            .chain(model.flow_classifiers.iter().flat_map(|f| std::iter::once(f.logical_source_port.clone()).chain(f.logical_destination_port.clone())))
+            .chain(model.flow_classifiers.iter().flat_map(|f| Some(f.logical_source_port.clone()).filter(|p| !p.is_empty()).into_iter().chain(f.logical_destination_port.clone())))
             .collect();
         ifaces.sort();
         ifaces.dedup();
