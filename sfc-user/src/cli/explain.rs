@@ -73,6 +73,15 @@ pub struct Explanation {
     pub symmetric: bool,
     /// Why nothing happens, when nothing does.
     pub untouched_because: Option<String>,
+    /// A path through a service graph: the graph and its chains in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_graph: Option<GraphPath>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphPath {
+    pub graph: String,
+    pub chains: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -169,6 +178,7 @@ pub fn explain(model: &Model, compiled: &Compiled, facts: &BTreeMap<String, Ifac
         deliver_to: None,
         symmetric: false,
         untouched_because: None,
+        service_graph: None,
     };
     let ifname = |i: u32| compiled.names.ifaces.get(&i).cloned().unwrap_or_else(|| format!("ifindex {i}"));
     let entry = facts.get(&p.in_iface).and_then(|f| compiled.ifaces.get(&f.ifindex).map(|e| (f.ifindex, e)));
@@ -193,6 +203,11 @@ pub fn explain(model: &Model, compiled: &Compiled, facts: &BTreeMap<String, Ifac
     let chain = model.chain_by_id(res.chain_id);
     out.chain = Some(ChainRef { name: chain.map_or_else(|| "?".to_owned(), |c| c.name.clone()), chain_id: res.chain_id });
     out.symmetric = chain.is_some_and(|c| c.symmetric);
+    out.service_graph = chain.filter(|c| !c.graph.is_empty()).map(|c| {
+        let first = model.port_chains.iter().position(|x| Some(&x.name) == c.graph.first());
+        let graph = model.service_graphs.iter().find(|g| g.branches.iter().any(|(src, _)| Some(*src) == first));
+        GraphPath { graph: graph.map_or_else(|| "?".to_owned(), |g| g.name.clone()), chains: c.graph.clone() }
+    });
     out.deliver_to = (res.dst_ifindex != 0).then(|| ifname(res.dst_ifindex));
     let Some(entry) = compiled.chains.get(&res.chain_id) else { return out };
     let n_hops = (entry.n_hops as usize).min(entry.groups.len());
@@ -238,6 +253,9 @@ fn print(e: &Explanation) {
     };
     println!("classifier: {fc}");
     println!("chain: {} (chain_id {})", chain.name, chain.chain_id);
+    if let Some(g) = &e.service_graph {
+        println!("  a path through service graph {}: {} in turn (the packet matches a classifier of each)", g.graph, g.chains.join(", then "));
+    }
     for h in &e.hops {
         let how = format!("hash {:#010x} on {} -> bucket {} of {LB_TABLE_SIZE}", h.hash, h.lb_fields.join(","), h.bucket);
         match (&h.port_pair, h.skipped) {
