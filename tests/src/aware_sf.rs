@@ -1,5 +1,5 @@
 //! An SFC-aware service function for the tests: a thread in the function's namespace reads the
-//! frames sfc sends into its `in` interface (AF_PACKET), lowers the SI of their NSH header or
+//! frames sfc sends into its `in` interface (`AF_PACKET`), lowers the SI of their NSH header or
 //! MPLS label as [`AwareSf::set_step`] says (by one, as RFC 8300 asks; by two to skip the next
 //! hop; or to 0), and sends them out of its `out` interface from that interface's MAC. It
 //! records the SI of every frame it got. Frames without a header are left to the kernel.
@@ -50,7 +50,7 @@ fn packet_socket(dev: &str) -> std::io::Result<OwnedFd> {
     }
     // SAFETY: zeroed is a valid sockaddr_ll; the fields are set below.
     let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_family = u16::try_from(libc::AF_PACKET).map_err(|e| std::io::Error::other(e.to_string()))?;
     addr.sll_protocol = ETH_P_ALL.to_be();
     addr.sll_ifindex = i32::try_from(ifindex).map_err(|e| std::io::Error::other(e.to_string()))?;
     // SAFETY: bind with a sockaddr_ll we own and its size.

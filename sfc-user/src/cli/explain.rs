@@ -275,9 +275,10 @@ fn print(e: &Explanation) {
             (None, _) if h.tap => println!("  hop {} tap group {}: no member up: no copy", h.index + 1, h.group),
             (Some(pp), _) => {
                 println!("  hop {} (SI {}) group {}: member {pp} ({how})", h.index + 1, 255 - h.index, h.group);
+                let si = 255u32.saturating_sub(u32::try_from(h.index).unwrap_or(255));
                 let header = match h.encap {
-                    Some("nsh") => format!(" with an NSH header (SPI {}, SI {})", chain.chain_id, 255 - h.index),
-                    Some(_) => format!(" with an MPLS label ({:#x}: chain {} << 8 | SI {})", (chain.chain_id << 8) | (255 - h.index) as u32, chain.chain_id, 255 - h.index),
+                    Some("nsh") => format!(" with an NSH header (SPI {}, SI {si})", chain.chain_id),
+                    Some(_) => format!(" with an MPLS label ({:#x}: chain {} << 8 | SI {si})", (chain.chain_id << 8) | si, chain.chain_id),
                     None => String::new(),
                 };
                 println!(
