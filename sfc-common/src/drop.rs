@@ -41,11 +41,17 @@ pub enum DropReason {
     /// A copy for a tap group's member could not be made (the clone was refused, or the
     /// interface runs XDP, which cannot copy a frame): the copy is lost, the packet went on.
     TapCopyFailed = 14,
+    /// An SFC-aware function sent back a header that does not fit: another chain (SPI or
+    /// label), an SI of 0, an SI it did not lower or that names no hop of the chain, or a header
+    /// where none was expected.
+    EncapMismatch = 15,
+    /// The MPLS or NSH header could not be pushed or removed (no room, a helper refused).
+    EncapFailed = 16,
 }
 
 impl DropReason {
     /// Every reason, in numeric order, for decoding the counters.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::NoChain,
         DropReason::NoMember,
         DropReason::NoPortPair,
@@ -60,6 +66,8 @@ impl DropReason {
         DropReason::NoMac,
         DropReason::TapReturn,
         DropReason::TapCopyFailed,
+        DropReason::EncapMismatch,
+        DropReason::EncapFailed,
     ];
 
     /// The stable name used by `sfc stats`, JSON output and metrics labels.
@@ -79,6 +87,8 @@ impl DropReason {
             DropReason::NoMac => "no_mac",
             DropReason::TapReturn => "tap_return",
             DropReason::TapCopyFailed => "tap_copy_failed",
+            DropReason::EncapMismatch => "encap_mismatch",
+            DropReason::EncapFailed => "encap_failed",
         }
     }
 }

@@ -39,9 +39,11 @@ pub const MAP_PROBES: &str = "SFC_PROBES";
 pub const MAP_FLOW_STATS: &str = "SFC_FLOW_STATS";
 /// MACs the datapath learnt behind interfaces flagged `IF_F_LEARN` (a VM behind a tap).
 pub const MAP_MACS: &str = "SFC_MACS";
+/// SFC-aware members' headers (`EncapEntry`), by port pair id.
+pub const MAP_ENCAP: &str = "SFC_ENCAP";
 
 /// Every map the loader pins, in a stable order.
-pub const ALL_MAPS: [&str; 20] = [
+pub const ALL_MAPS: [&str; 21] = [
     MAP_META,
     MAP_IFACES,
     MAP_CLS,
@@ -62,6 +64,7 @@ pub const ALL_MAPS: [&str; 20] = [
     MAP_PROBES,
     MAP_MACS,
     MAP_TAP_COUNT,
+    MAP_ENCAP,
 ];
 
 /// Program names (the function names of the entry points).
@@ -180,6 +183,11 @@ pub const IF_F_LEARN: u32 = 1 << 2;
 /// Whatever IP packet the function sends back is dropped and counted (`tap_return`): a tap
 /// receives copies and never puts anything into the chain.
 pub const IF_F_TAP: u32 = 1 << 3;
+/// `IfaceEntry::flags`: the egress of an SFC-aware member (`PP_F_ENCAP`): a frame it sends back
+/// with the header sfc pushed (MPLS or NSH) has it read (the SI the function sent) and removed
+/// before it is parsed. Only the XDP program can remove it (tc's `bpf_skb_adjust_room` refuses
+/// an skb whose protocol is not IP): the loader attaches XDP to such an interface.
+pub const IF_F_DECAP: u32 = 1 << 4;
 
 /// `SFC_MACS`: ifindex -> the unicast source MAC of the last frame that arrived on an
 /// `IF_F_LEARN` interface. Written by the datapath, read by the loader at every apply (and
@@ -356,6 +364,31 @@ pub const PP_F_DOWN: u32 = 1 << 3;
 pub const PP_F_NO_MAC: u32 = 1 << 4;
 /// `PortPairEntry::flags`: a member of a tap group (it gets copies, sends nothing back).
 pub const PP_F_TAP: u32 = 1 << 5;
+/// `PortPairEntry::flags`: an SFC-aware member: packets sent into its ingress carry the header
+/// its `SFC_ENCAP` entry describes, with the chain as SPI and the hop's SI.
+pub const PP_F_ENCAP: u32 = 1 << 6;
+
+/// `EncapEntry::kind`: MPLS, one label `(chain_id << 8) | SI` (networking-sfc's encoding).
+pub const ENCAP_MPLS: u8 = 1;
+/// `EncapEntry::kind`: NSH (RFC 8300) over Ethernet, SPI = `chain_id`, SI.
+pub const ENCAP_NSH: u8 = 2;
+/// Ethertypes of the two headers.
+pub const ETH_P_MPLS_UC: u16 = 0x8847;
+pub const ETH_P_NSH: u16 = 0x894f;
+
+/// `SFC_ENCAP`: port pair id -> the header an SFC-aware member gets (`PP_F_ENCAP`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EncapEntry {
+    /// `ENCAP_MPLS` or `ENCAP_NSH`.
+    pub kind: u8,
+    /// NSH MD type: 1 (16 bytes of context, `context`) or 2 (no metadata TLVs).
+    pub md_type: u8,
+    pub _pad: [u8; 2],
+    /// NSH MD type 1's fixed context, as sent (network order).
+    pub context: [u8; 16],
+}
+const _: () = assert!(size_of::<EncapEntry>() == 20);
 
 /// `SFC_PORT_PAIRS`: port pair id -> where to send packets into the service function. Forward
 /// traffic enters through `ingress` and comes back on `egress`; the reverse direction of a
@@ -559,7 +592,7 @@ const _: () = assert!(size_of::<Counter>() == 16);
 #[cfg(feature = "user")]
 mod pod {
     use super::{
-        ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, FragKey, GroupEntry,
+        ChainEntry, ClsKey, ClsResult, Counter, EncapEntry, FlowEntry, FlowKey, FragKey, GroupEntry,
         HopStatsKey, IfStats, IfaceEntry, LbKey, Limits, MacEntry, Meta, PortPairEntry,
     };
     // SAFETY: all of these are #[repr(C)], contain only integers and byte arrays, and have no
@@ -569,6 +602,7 @@ mod pod {
     unsafe impl aya::Pod for ClsKey {}
     unsafe impl aya::Pod for ClsResult {}
     unsafe impl aya::Pod for ChainEntry {}
+    unsafe impl aya::Pod for EncapEntry {}
     unsafe impl aya::Pod for GroupEntry {}
     unsafe impl aya::Pod for LbKey {}
     unsafe impl aya::Pod for PortPairEntry {}

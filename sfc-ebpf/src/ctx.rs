@@ -32,6 +32,14 @@ pub trait PacketCtx {
     fn copy_to(&self, ifindex: u32, mac: [u8; 6], restore: [u8; 6]) -> bool;
     /// A `sfc trace --probe` packet (`PROBE_MARK`): its tap copies are traced, not sent.
     fn is_probe(&self) -> bool;
+    /// Two bytes at `off` (network order), through a helper.
+    fn load_u16(&self, off: u32) -> Option<u16>;
+    /// Puts `h` between the Ethernet header and the packet, under `ethertype` (an SFC-aware
+    /// member's MPLS or NSH header). Invalidates packet pointers.
+    fn push_header(&self, ethertype: u16, h: &[u8]) -> Result<(), DropReason>;
+    /// Reads and removes the MPLS or NSH header of a frame back from an SFC-aware member
+    /// (`IF_F_DECAP`), into `d`. Invalidates packet pointers.
+    fn pop_header(&self, decap: bool, d: &mut crate::encap::Decap) -> Result<(), DropReason>;
 }
 
 impl PacketCtx for TcContext {
@@ -79,6 +87,27 @@ impl PacketCtx for TcContext {
         // SAFETY: the context pointer the kernel handed the program; reading `mark` is allowed
         // for tc programs.
         unsafe { (*self.skb.skb).mark == sfc_common::trace::PROBE_MARK }
+    }
+    #[inline(always)]
+    fn load_u16(&self, off: u32) -> Option<u16> {
+        self.load::<[u8; 2]>(off as usize).ok().map(u16::from_be_bytes)
+    }
+    #[inline(always)]
+    fn push_header(&self, ethertype: u16, h: &[u8]) -> Result<(), DropReason> {
+        crate::encap::push_tc(self, ethertype, h)
+    }
+    /// tc cannot remove a header from a non-IP skb (the loader runs XDP where one comes back):
+    /// such a frame is dropped, never handed on with the header.
+    #[inline(always)]
+    fn pop_header(&self, decap: bool, d: &mut crate::encap::Decap) -> Result<(), DropReason> {
+        d.on = 0;
+        if !decap {
+            return Ok(());
+        }
+        match self.load_u16(12) {
+            Some(sfc_common::maps::ETH_P_MPLS_UC | sfc_common::maps::ETH_P_NSH) => Err(DropReason::EncapFailed),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -138,5 +167,20 @@ impl PacketCtx for XdpContext {
     #[inline(always)]
     fn is_probe(&self) -> bool {
         false
+    }
+    #[inline(always)]
+    fn load_u16(&self, off: u32) -> Option<u16> {
+        let mut b = [0u8; 2];
+        // SAFETY: the helper writes at most 2 bytes into `b`, which lives across the call.
+        let r = unsafe { bpf_xdp_load_bytes(self.ctx, off, b.as_mut_ptr().cast(), 2) };
+        (r == 0).then(|| u16::from_be_bytes(b))
+    }
+    #[inline(always)]
+    fn push_header(&self, ethertype: u16, h: &[u8]) -> Result<(), DropReason> {
+        crate::encap::push_xdp(self, ethertype, h)
+    }
+    #[inline(always)]
+    fn pop_header(&self, decap: bool, d: &mut crate::encap::Decap) -> Result<(), DropReason> {
+        crate::encap::pop(self, decap, d)
     }
 }

@@ -21,6 +21,7 @@ mod classify;
 mod counters;
 mod csum;
 mod ctx;
+mod encap;
 mod flow;
 mod lb;
 mod maps;
@@ -58,13 +59,22 @@ pub fn sfc_tc_ingress(ctx: TcContext) -> i32 {
         }
         Err(reason) => (TC_ACT_SHOT, Some(reason)),
     };
-    if let Some(reason) = dropped {
-        counters::drop(reason);
+    let (verdict, dropped) = if let Some(reason) = dropped {
+        (verdict, Some(reason))
     } else {
         // After the redirect helper, where only (verdict, dropped) tell states apart: called
         // before it (with the target still in registers) the copies are walked for every way
-        // out of steering and the program goes past the verifier's 1M instructions.
+        // out of steering and the program goes past the verifier's 1M instructions. The
+        // redirect itself happens when the program returns, so the header an SFC-aware member
+        // gets is pushed here too (after the copies, which are of the packet itself).
         taps::copy_to_taps(&ctx);
+        match encap::push(&ctx) {
+            Ok(()) => (verdict, None),
+            Err(reason) => (TC_ACT_SHOT, Some(reason)),
+        }
+    };
+    if let Some(reason) = dropped {
+        counters::drop(reason);
     }
     trace::emit(ctx::PacketCtx::ifindex(&ctx), dropped.map_or(0, |r| r as u32), ctx::PacketCtx::len(&ctx));
     verdict
@@ -83,10 +93,17 @@ pub fn sfc_xdp(ctx: XdpContext) -> u32 {
         }
         Err(reason) => (XDP_DROP, Some(reason)),
     };
-    if let Some(reason) = dropped {
-        counters::drop(reason);
+    let (verdict, dropped) = if let Some(reason) = dropped {
+        (verdict, Some(reason))
     } else {
         taps::copy_to_taps(&ctx);
+        match encap::push(&ctx) {
+            Ok(()) => (verdict, None),
+            Err(reason) => (XDP_DROP, Some(reason)),
+        }
+    };
+    if let Some(reason) = dropped {
+        counters::drop(reason);
     }
     trace::emit(ctx::PacketCtx::ifindex(&ctx), dropped.map_or(0, |r| r as u32), ctx::PacketCtx::len(&ctx));
     verdict

@@ -12,7 +12,7 @@ use sfc_common::{
         MAX_DROP_REASONS, MAX_FRAGS, MAX_GROUPS, MAX_HOPS, MAX_IFACES, MAX_PORT_PAIRS,
     },
     maps::{
-        ChainEntry, ClsKey, ClsResult, Counter, FLOW_STATS, FlowEntry, FlowKey, FragKey, GroupEntry,
+        ChainEntry, ClsKey, ClsResult, Counter, EncapEntry, FLOW_STATS, FlowEntry, FlowKey, FragKey, GroupEntry,
         HopStatsKey, IfStats, IfaceEntry, LbKey, Limits, MacEntry, Meta, PortPairEntry,
     },
 };
@@ -68,6 +68,11 @@ pub static SFC_LB: HashMap<LbKey, u32> =
 #[map]
 pub static SFC_PORT_PAIRS2: Array<PortPairEntry> = Array::pinned(MAX_PORT_PAIRS, 0);
 
+/// port pair id -> the header an SFC-aware member gets (`PP_F_ENCAP`). Written by the loader,
+/// read by `encap::push` for packets sent into such a member.
+#[map]
+pub static SFC_ENCAP: Array<EncapEntry> = Array::pinned(MAX_PORT_PAIRS, 0);
+
 /// The port pair `id`, if installed.
 #[inline(always)]
 pub fn port_pair(id: u32) -> Option<&'static PortPairEntry> {
@@ -115,6 +120,8 @@ pub struct Scratch {
     pub frag: FragKey,
     /// The tap copies this packet's hop decision asks for (`steer::copy_to_taps`).
     pub taps: Taps,
+    /// The header an SFC-aware member sent back with this packet (`encap::pop`).
+    pub decap: crate::encap::Decap,
 }
 
 /// A packet's flow path, for the tap copies the entry point makes once steering decided

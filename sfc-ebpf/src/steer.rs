@@ -57,7 +57,7 @@ use sfc_common::{
     limits::{MAX_HOPS, PROBE_PORT},
     maps::{
         DIR_FORWARD, DIR_REVERSE, FAMILY_V6, FLOW_F_REVERSE, FlowEntry, FlowKey, HopStatsKey, IF_F_LEARN, IF_F_MAC,
-        FLOW_F_TAPS, IF_F_PEER, IF_F_TAP, IfaceEntry, MacEntry, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER,
+        FLOW_F_TAPS, IF_F_DECAP, IF_F_PEER, IF_F_TAP, IfaceEntry, MacEntry, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER,
         ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id,
     },
 };
@@ -140,6 +140,9 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     // not reach the next packet).
     scratch.taps.ifindex = 0;
     scratch.key = FlowKey::default();
+    // Called for every packet (the flag is looked at inside): a call on one branch only would
+    // leave the verifier two states to walk through everything after it.
+    ctx.pop_header(iface.flags & IF_F_DECAP != 0, &mut scratch.decap)?;
     let p = match parse(ctx.data(), ctx.data_end(), &mut scratch.key) {
         Ok(p) => p,
         Err(ParseError::NotIp) => {
@@ -175,10 +178,20 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
             }
         }
     }
-    let Some(path) = lookup_flow(ifindex, iface, bank, &p, scratch, meta)? else {
+    let Some(mut path) = lookup_flow(ifindex, iface, bank, &p, scratch, meta)? else {
+        if scratch.decap.on != 0 {
+            // A header for a flow sfc does not know: nothing to go on with.
+            return Err(DropReason::EncapMismatch);
+        }
         counters::iface(ifindex, If::Unclassified);
         return Ok(Action::PASS);
     };
+    // Unconditional, a subprogram, for the same reason as `pop_header`.
+    let from = resteer(path.flow, path.from as u32, path.prev, matches!(path.seen, If::FromSf), &scratch.decap);
+    if from >= RESTEER_ERR {
+        return Err(DropReason::EncapMismatch);
+    }
+    path.from = from as usize & (MAX_HOPS * 2 - 1);
     if p.frag == FRAG_FIRST {
         // Later fragments of this packet will look this up. A full table only costs them steering.
         let _ = SFC_FRAGS_V2.insert(&scratch.frag, &scratch.key, BPF_ANY);
@@ -207,6 +220,33 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     // only, so interface counters and drops add up to the packets seen.
     counters::iface(ifindex, path.seen);
     Ok(action)
+}
+
+/// `resteer`'s answer when the header does not fit.
+const RESTEER_ERR: u32 = 1 << 16;
+
+/// The hop a packet goes on from: `from`, unless an SFC-aware member sent it back with SI
+/// `d.si` (`d.on`): then the hop that SI names (255 - SI; one after the member when the
+/// function lowered it by one, RFC 8300, later when it skips hops). The header must be the
+/// flow's chain, back from a member (`from_sf`, forward), with an SI that is not 0, lower than
+/// the one sent, and within the chain (the hop after the last: delivered); else `RESTEER_ERR`.
+/// A BPF subprogram (see the call).
+#[inline(never)]
+fn resteer(flow: *mut FlowEntry, from: u32, prev: bool, from_sf: bool, d: &crate::encap::Decap) -> u32 {
+    if d.on == 0 {
+        return from;
+    }
+    // SAFETY: a flow-table value or the scratch copy, valid for this program run.
+    let f = unsafe { &*flow };
+    let n = u32::from(if prev { f.prev_n_hops } else { f.n_hops });
+    if !from_sf || d.spi != f.chain_id || d.si == 0 || d.si > 255 || f.flags & FLOW_F_REVERSE != 0 {
+        return RESTEER_ERR;
+    }
+    let to = 255 - d.si;
+    if to < from || to > n {
+        return RESTEER_ERR;
+    }
+    to
 }
 
 /// Notes the hop decision for the trace (`trace::emit`).

@@ -129,7 +129,7 @@ fn hostile_input_is_refused_with_the_object_named() {
         ("42".to_owned(), "JSON objects, found 42"),
         (r#"{"hello": "world"}"#.to_owned(), "not a networking-sfc object (fields: hello)"),
         (pp(r#", "colour": "red""#), "port pair SF1: unknown field 'colour'"),
-        (pp(r#", "service_function_parameters": {"correlation": "nsh"}"#), "SFC-aware service functions (MPLS, NSH) are not supported yet"),
+        (pp(r#", "service_function_parameters": {"correlation": "vxlan"}"#), "service_function_parameters.correlation \"vxlan\": not none, mpls or nsh"),
         (pp(r#", "service_function_parameters": {"weight": "heavy"}"#), "service_function_parameters.weight \"heavy\" has no counterpart"),
         (pp(r#", "service_function_parameters": 7"#), "service_function_parameters is 7, not an object"),
         (

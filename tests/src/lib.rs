@@ -11,6 +11,7 @@
 //! `BPF_PROG_TEST_RUN` tests (a namespace the test thread lives in, a pin directory of its own,
 //! names a later run recognises as left behind) and for the benchmark in `xtask`.
 
+pub mod aware_sf;
 pub mod blog;
 pub mod bpffs;
 pub mod bulk;

@@ -52,7 +52,7 @@ pub(crate) struct ServerThread {
 
 impl ServerThread {
     /// Starts `serve(stop, handled)` in `ns` once `setup` succeeded there.
-    fn start<S: Send + 'static>(
+    pub(crate) fn start<S: Send + 'static>(
         ns: &str,
         what: &str,
         setup: impl FnOnce() -> std::io::Result<S> + Send + 'static,

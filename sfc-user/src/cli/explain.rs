@@ -110,6 +110,9 @@ pub struct Hop {
     /// A NAT-ing group: what its members rewrite (`ppg_n_tuple_mapping`), as `field value` pairs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rewrites: Option<String>,
+    /// An SFC-aware member: the header it gets (`nsh`, `mpls`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encap: Option<&'static str>,
 }
 
 /// Made-up interface facts for a pure explain: every interface the model names gets an index
@@ -219,18 +222,25 @@ pub fn explain(model: &Model, compiled: &Compiled, facts: &BTreeMap<String, Ifac
         let member = (g.n_members > 0).then(|| compiled.lb.get(&LbKey { group: gid, bucket }).copied()).flatten();
         let pp = member.and_then(|id| compiled.port_pairs.get(&id));
         let rewrites = model.port_pair_groups.iter().find(|x| x.name == group).and_then(|x| x.egress_n_tuple).map(|t| rewrites(&t));
+        let member_name = member.map(|id| reverse(&ids.port_pairs, id).unwrap_or_else(|| format!("port pair #{id}")));
+        let encap = member_name.as_ref().and_then(|n| model.port_pairs.iter().find(|p| &p.name == n)).and_then(|p| match p.aware.correlation {
+            crate::model::Correlation::None => None,
+            crate::model::Correlation::Mpls => Some("mpls"),
+            crate::model::Correlation::Nsh => Some("nsh"),
+        });
         out.hops.push(Hop {
             index: h,
             group,
             lb_fields: lb_names(g.lb_fields),
             hash,
             bucket,
-            port_pair: member.map(|id| reverse(&ids.port_pairs, id).unwrap_or_else(|| format!("port pair #{id}"))),
+            port_pair: member_name,
             ingress: pp.map(|pp| ifname(pp.ingress_ifindex)),
             egress: pp.map(|pp| ifname(pp.egress_ifindex)),
             skipped: member.is_none() && g.failure_policy == FAIL_OPEN,
             tap: entry.flags >> CHAIN_TAPS_SHIFT & (1 << h) != 0,
             rewrites,
+            encap,
         });
     }
     out
@@ -265,10 +275,17 @@ fn print(e: &Explanation) {
             (None, _) if h.tap => println!("  hop {} tap group {}: no member up: no copy", h.index + 1, h.group),
             (Some(pp), _) => {
                 println!("  hop {} (SI {}) group {}: member {pp} ({how})", h.index + 1, 255 - h.index, h.group);
+                let si = 255u32.saturating_sub(u32::try_from(h.index).unwrap_or(255));
+                let header = match h.encap {
+                    Some("nsh") => format!(" with an NSH header (SPI {}, SI {si})", chain.chain_id),
+                    Some(_) => format!(" with an MPLS label ({:#x}: chain {} << 8 | SI {si})", (chain.chain_id << 8) | si, chain.chain_id),
+                    None => String::new(),
+                };
                 println!(
-                    "      sent into {}, comes back on {}",
+                    "      sent into {}{header}, comes back on {}{}",
                     h.ingress.as_deref().unwrap_or("?"),
-                    h.egress.as_deref().unwrap_or("?")
+                    h.egress.as_deref().unwrap_or("?"),
+                    if h.encap.is_some() { " with the SI the function chose (one lower: the next hop)" } else { "" }
                 );
             }
             (None, true) if h.rewrites.is_some() => println!("  hop {} (SI {}) group {}: no member up, fail-open: hop skipped (nothing rewritten)", h.index + 1, 255 - h.index, h.group),

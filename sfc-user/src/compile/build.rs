@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use sfc_common::{
     limits::LB_TABLE_SIZE,
     maps::{
-        CHAIN_F_SYMMETRIC, CHAIN_TAPS_SHIFT, ChainEntry, ClsResult, FAIL_CLOSED, FAIL_OPEN, GroupEntry, IF_F_LEARN, IF_F_MAC, IF_F_PEER,
+        CHAIN_F_SYMMETRIC, CHAIN_TAPS_SHIFT, ChainEntry, ClsResult, ENCAP_MPLS, ENCAP_NSH, EncapEntry, FAIL_CLOSED, IF_F_DECAP, PP_F_ENCAP, FAIL_OPEN, GroupEntry, IF_F_LEARN, IF_F_MAC, IF_F_PEER,
         IF_F_TAP, LbKey, PP_F_DOWN, PP_F_DRAINING, PP_F_NO_MAC, PP_F_TAP, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
 };
@@ -283,6 +283,14 @@ impl<'a> Build<'a> {
         }
         if tap {
             flags |= PP_F_TAP;
+        }
+        let aware = pp.aware;
+        if aware.correlation != crate::model::Correlation::None {
+            flags |= PP_F_ENCAP;
+            let kind = if aware.correlation == crate::model::Correlation::Mpls { ENCAP_MPLS } else { ENCAP_NSH };
+            self.out.encap.insert(id, EncapEntry { kind, md_type: aware.md_type, _pad: [0; 2], context: aware.context });
+            // What it sends back carries the header: read and removed there (XDP, `aware`).
+            self.out.ifaces.entry(egress.ifindex).or_default().flags |= IF_F_DECAP;
         }
         let up = flags & PP_F_DOWN == 0;
         let entry = PortPairEntry { ingress_ifindex: ingress.ifindex, egress_ifindex: egress.ifindex, ingress_mac, egress_mac, flags, group: gid };

@@ -104,6 +104,8 @@ pub struct Compiled {
     pub groups: BTreeMap<u32, GroupEntry>,
     pub lb: BTreeMap<LbKey, u32>,
     pub port_pairs: BTreeMap<u32, PortPairEntry>,
+    /// SFC-aware members' headers (`SFC_ENCAP`), by port pair id.
+    pub encap: BTreeMap<u32, sfc_common::maps::EncapEntry>,
     /// Interfaces that need the tc program attached: logical source ports and SF egresses, and
     /// for symmetric chains also SF ingresses and logical destination ports (where their reverse
     /// traffic arrives). Elsewhere nothing needs looking at, so nothing pays for a program.

@@ -88,6 +88,13 @@ pub struct PortPairCfg {
     /// tap), when sfc cannot read it from a veth peer. An sfc extension.
     pub ingress_mac: Option<S<String>>,
     pub egress_mac: Option<S<String>>,
+    /// `none` (SFC-unaware, the default), `mpls` or `nsh`: the header the function gets and
+    /// sends back (networking-sfc's `service_function_parameters.correlation`).
+    pub correlation: Option<S<String>>,
+    /// NSH MD type: 1 (the default; 16 bytes of context) or 2 (no metadata). An sfc extension.
+    pub nsh_md_type: Option<S<i128>>,
+    /// NSH MD type 1's fixed context: four 32-bit words (default zeros). An sfc extension.
+    pub nsh_context: Option<S<Vec<S<i128>>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

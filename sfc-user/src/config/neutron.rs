@@ -478,9 +478,13 @@ fn port_pair(out: &mut Writer<'_>, obj: &Obj) {
             for (field, value) in params {
                 match (field.as_str(), value) {
                     ("correlation" | "weight", Value::Null) => {}
-                    ("correlation", value) => out.error(format!(
-                        "service_function_parameters.correlation {value}: SFC-aware service functions (MPLS, NSH) are not supported yet"
-                    )),
+                    ("correlation", Value::String(c)) if ["mpls", "nsh", "none"].contains(&c.trim().to_ascii_lowercase().as_str()) => {
+                        let c = c.trim().to_ascii_lowercase();
+                        if c != "none" {
+                            out.line("correlation", &c);
+                        }
+                    }
+                    ("correlation", value) => out.error(format!("service_function_parameters.correlation {value}: not none, mpls or nsh")),
                     ("weight", Value::Number(n)) if n.as_u64() == Some(1) => {}
                     ("weight", Value::Number(n)) => out.line("weight", &n.to_string()),
                     (field, value) => out.error(format!("service_function_parameters.{field} {value} has no counterpart in sfc")),

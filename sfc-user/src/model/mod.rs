@@ -4,6 +4,7 @@
 
 mod checker;
 mod health;
+mod aware;
 mod graph;
 mod identity;
 pub mod neutron;
@@ -194,11 +195,22 @@ pub enum FailurePolicy {
     FailOpen,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Correlation {
+    #[default]
     None,
     Mpls,
     Nsh,
+}
+
+/// What an SFC-aware member gets (`correlation` on its port pair; `None` for the SFC-unaware).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aware {
+    pub correlation: Correlation,
+    /// NSH MD type (1 or 2).
+    pub md_type: u8,
+    /// NSH MD type 1's context, as sent.
+    pub context: [u8; 16],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,6 +225,9 @@ pub struct PortPair {
     pub ingress_mac: Option<[u8; 6]>,
     #[serde(default)]
     pub egress_mac: Option<[u8; 6]>,
+    /// An SFC-aware function: the header it gets and sends back.
+    #[serde(default)]
+    pub aware: Aware,
 }
 
 /// A MAC address as `52:54:00:12:34:56` (or with `-`): a unicast one, not all zeros.

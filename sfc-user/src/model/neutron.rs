@@ -60,11 +60,18 @@ fn port_pairs(m: &Model, notes: &mut Vec<String>) -> Vec<Value> {
             if p.ingress_mac.is_some() || p.egress_mac.is_some() {
                 notes.push(format!("port pair {}: the MACs behind its interfaces are sfc's (not exported)", p.name));
             }
+            if p.aware.correlation == super::Correlation::Nsh && (p.aware.md_type != 1 || p.aware.context != [0; 16]) {
+                notes.push(format!("port pair {}: the NSH MD type and context are sfc's (not exported)", p.name));
+            }
             let fields = json!({
                 "name": p.name,
                 "ingress": port(m, &p.ingress),
                 "egress": port(m, &p.egress),
-                "service_function_parameters": {"correlation": null, "weight": p.weight},
+                "service_function_parameters": {"correlation": match p.aware.correlation {
+                    super::Correlation::None => None,
+                    super::Correlation::Mpls => Some("mpls"),
+                    super::Correlation::Nsh => Some("nsh"),
+                }, "weight": p.weight},
             });
             with_identity(fields, &m.identities.port_pairs, &p.name)
         })
@@ -166,13 +173,22 @@ fn chains(m: &Model) -> Vec<Value> {
                 "chain_id": c.chain_id,
                 "port_pair_groups": groups,
                 "flow_classifiers": fcs,
-                // networking-sfc's default: how its OVS driver carries the chain between
-                // hosts; the functions are SFC-unaware either way.
-                "chain_parameters": {"correlation": "mpls", "symmetric": c.symmetric},
+                // The chain's own, else its SFC-aware members' (networking-sfc matches them),
+                // else networking-sfc's default (how its OVS driver carries the chain).
+                "chain_parameters": {"correlation": chain_correlation(m, c), "symmetric": c.symmetric},
             });
             with_identity(fields, &m.identities.port_chains, &c.name)
         })
         .collect()
+}
+
+fn chain_correlation(m: &Model, c: &super::PortChain) -> &'static str {
+    let members = c.port_pair_groups.iter().flat_map(|&g| m.port_pair_groups[g].port_pairs.iter()).map(|&p| m.port_pairs[p].aware.correlation);
+    let kind = if c.correlation == super::Correlation::None { members.into_iter().find(|k| *k != super::Correlation::None) } else { Some(c.correlation) };
+    match kind {
+        Some(super::Correlation::Nsh) => "nsh",
+        _ => "mpls",
+    }
 }
 
 /// networking-sfc's names of the hashed fields (`[]`: its default). Its ports are per protocol:

@@ -77,7 +77,8 @@ pub fn validate(cfg: &ConfigFile) -> Result<Model, ValidationErrors> {
     super::ntuple::check_chains(&mut c, cfg, &groups, &chains, &classifiers);
     let service_graphs = super::graph::graphs(&mut c, cfg, &chains, &classifiers);
     super::graph::check_sources(&mut c, cfg, &service_graphs, &chains, &classifiers);
-    let (interface_modes, interface_macs) = interfaces(&mut c, cfg, &port_pairs, &classifiers);
+    let (mut interface_modes, interface_macs) = interfaces(&mut c, cfg, &port_pairs, &classifiers);
+    super::aware::check(&mut c, cfg, &port_pairs, &groups, &chains, &mut interface_modes);
     let identities = super::identity::identities(&mut c, &ctx, cfg);
 
     if c.errors.is_empty() {
@@ -142,6 +143,7 @@ fn port_pairs(c: &mut Checker, ctx: &mut Ctx, cfg: &ConfigFile) -> Vec<PortPair>
             crate::model::parse_mac(&v.value).map_err(|e| c.err(PP, &name, field, line(v), e)).ok()
         };
         let (ingress_mac, egress_mac) = (mac("ingress_mac", &p.ingress_mac), mac("egress_mac", &p.egress_mac));
+        let aware = super::aware::parameters(c, &name, p);
         out.push(PortPair {
             name,
             ingress: ingress.map(|v| v.0).unwrap_or_default(),
@@ -149,6 +151,7 @@ fn port_pairs(c: &mut Checker, ctx: &mut Ctx, cfg: &ConfigFile) -> Vec<PortPair>
             weight,
             ingress_mac,
             egress_mac,
+            aware,
         });
     }
     out
@@ -570,12 +573,9 @@ fn chains(c: &mut Checker, ctx: &Ctx, cfg: &ConfigFile, groups: &[PortPairGroup]
         let correlation = match params.and_then(|x| x.correlation.as_ref()).map(|x| (x.value.trim().to_ascii_lowercase(), line(x))) {
             None => Correlation::None,
             Some((v, _)) if v == "none" => Correlation::None,
-            Some((v, l)) if v == "mpls" || v == "nsh" => {
-                c.err(PC, &name, "chain_parameters.correlation", l, format!(
-                    "correlation '{v}' (SFC-aware service functions) is not supported yet; use none"
-                ));
-                if v == "mpls" { Correlation::Mpls } else { Correlation::Nsh }
-            }
+            // The chain's encapsulation for its SFC-aware members (`aware::check` matches them).
+            Some((v, _)) if v == "mpls" => Correlation::Mpls,
+            Some((v, _)) if v == "nsh" => Correlation::Nsh,
             Some((v, l)) => {
                 c.err(PC, &name, "chain_parameters.correlation", l, format!("unknown correlation '{v}' (none, mpls or nsh)"));
                 Correlation::None

@@ -36,6 +36,9 @@ pub struct Event {
     pub hop: Option<u32>,
     pub group: Option<String>,
     pub member: Option<String>,
+    /// An SFC-aware member's header (`nsh`, `mpls`): the packet went in with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encap: Option<&'static str>,
     /// `forward`, or `reverse` (replies of a symmetric chain).
     pub direction: &'static str,
     /// Where it was sent (the member's ingress, the destination port).
@@ -100,6 +103,15 @@ pub fn name(n: &Namer<'_>, e: &TraceEvent) -> Event {
         hop: member.then_some(e.hop),
         group: if member { usize::try_from(e.hop).ok().and_then(|h| n.chain_group(e.chain_id, h)) } else { None },
         member: member.then(|| n.port_pair(e.port_pair)),
+        encap: if e.verdict == TV_MEMBER && u32::from(e.dir) != DIR_REVERSE {
+            n.state.model.port_pairs.iter().find(|p| p.name == n.port_pair(e.port_pair)).and_then(|p| match p.aware.correlation {
+                crate::model::Correlation::None => None,
+                crate::model::Correlation::Mpls => Some("mpls"),
+                crate::model::Correlation::Nsh => Some("nsh"),
+            })
+        } else {
+            None
+        },
         direction: if u32::from(e.dir) == DIR_REVERSE { "reverse" } else { "forward" },
         to: (e.target != 0).then(|| n.iface(e.target)),
         len: e.len,
@@ -324,9 +336,10 @@ fn step(e: &Event) -> String {
     match e.verdict {
         "member" | "tap" => {
             let m = e.member.clone().unwrap_or_default();
-            let m = match &e.group {
-                Some(g) => format!("{m} ({g})"),
-                None => m,
+            let m = match (&e.group, e.encap) {
+                (Some(g), Some(h)) => format!("{m} ({g}, {h} SI {})", e.si.unwrap_or_default()),
+                (Some(g), None) => format!("{m} ({g})"),
+                (None, _) => m,
             };
             if e.verdict == "tap" { format!("[copy to {m}]") } else { m }
         }
@@ -354,6 +367,7 @@ mod tests {
             hop: None,
             group: member.map(|_| "pg".to_owned()),
             member: member.map(str::to_owned),
+            encap: None,
             direction: "forward",
             to: (verdict == "delivered").then(|| "dst".to_owned()),
             len: 100,

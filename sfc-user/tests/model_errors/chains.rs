@@ -200,10 +200,33 @@ port_chains:
     only(y, "port_chains", "pc2", "flow_classifiers", 11, "flow classifier 'web' is already used by chain 'pc1' (a classifier belongs to one chain)");
 }
 
+/// SFC-aware members (`correlation` on a port pair): what the chains and the file must give them.
 #[test]
-fn correlation_not_supported_yet() {
-    let y = BASE.replace("flow_classifiers: [web]}", "flow_classifiers: [web], chain_parameters: {correlation: mpls}}");
-    only(&y, "port_chains", "pc1", "chain_parameters.correlation", 8, "correlation 'mpls' (SFC-aware service functions) is not supported yet; use none");
+fn sfc_aware_members_are_checked() {
+    let aware = |pp: &str| BASE.replace("{name: pp1, ingress: sf1-in, egress: sf1-out}", &format!("{{name: pp1, ingress: sf1-in, egress: sf1-out, {pp}}}"));
+    assert_eq!(super::problems(&aware("correlation: nsh")), vec![]);
+    assert_eq!(super::problems(&aware("correlation: mpls")), vec![]);
+    assert_eq!(super::problems(&aware("correlation: nsh, nsh_md_type: 2")), vec![]);
+    assert_eq!(super::problems(&aware("correlation: nsh, nsh_context: [1, 2, 3, 4]")), vec![]);
+    // A chain naming its correlation: accepted, and it must be the members'.
+    let chain = |c: &str| BASE.replace("flow_classifiers: [web]}", &format!("flow_classifiers: [web], chain_parameters: {{correlation: {c}}}}}"));
+    assert_eq!(super::problems(&chain("mpls")), vec![]);
+    let both = chain("mpls").replace("egress: sf1-out}", "egress: sf1-out, correlation: nsh}");
+    only(&both, "port_pairs", "pp1", "correlation", 2, "nsh but chain 'pc1' says mpls");
+    only(&aware("correlation: vxlan"), "port_pairs", "pp1", "correlation", 2, "unknown correlation 'vxlan' (none, mpls or nsh)");
+    only(&aware("nsh_md_type: 2"), "port_pairs", "pp1", "nsh_md_type", 2, "only an NSH function (correlation: nsh) has an MD type");
+    only(&aware("correlation: nsh, nsh_md_type: 3"), "port_pairs", "pp1", "nsh_md_type", 2, "MD type 3 is not 1 (fixed context) or 2 (no metadata)");
+    only(&aware("correlation: nsh, nsh_md_type: 2, nsh_context: [1, 2, 3, 4]"), "port_pairs", "pp1", "nsh_context", 2, "only NSH MD type 1 carries a fixed context");
+    only(&aware("correlation: nsh, nsh_context: [1, 2]"), "port_pairs", "pp1", "nsh_context", 2, "2 words, MD type 1's context is 4 32-bit words");
+    only(&aware("correlation: nsh, nsh_context: [1, 2, 3, 4294967296]"), "port_pairs", "pp1", "nsh_context", 2, "4294967296 is not a 32-bit word (0..=4294967295)");
+    let symmetric = aware("correlation: nsh").replace("flow_classifiers: [web]}", "flow_classifiers: [web], chain_parameters: {symmetric: true}}").replace("logical_source_port: src}", "logical_source_port: src, logical_destination_port: dst}");
+    only(&symmetric, "port_chains", "pc1", "chain_parameters.symmetric", 0, "group 'pg1' has an SFC-aware member ('pp1'): sfc pushes its header on the forward path only; make the chain asymmetric");
+    let big_id = aware("correlation: mpls").replace("{name: pc1,", "{name: pc1, chain_id: 4096,");
+    only(&big_id, "port_chains", "pc1", "chain_id", 0, "chain_id 4096 does not fit an MPLS label (chain_id << 8 | SI in 20 bits: at most 4095) and member 'pp1' is MPLS");
+    let tap = aware("correlation: nsh").replace("{name: pg1, port_pairs: [pp1]}", "{name: pg1, port_pairs: [pp1], tap_enabled: true}");
+    only(&tap, "port_pairs", "pp1", "correlation", 2, "port pair 'pp1' is in tap group 'pg1': a tap sends nothing back, there is no header to read");
+    let tc = format!("{}interfaces:\n  - {{name: sf1-out, mode: tc}}\n", aware("correlation: nsh"));
+    only(&tc, "port_pairs", "pp1", "egress", 2, "'sf1-out' is set to tc in interfaces:, but the header an SFC-aware function sends back can only be removed by XDP");
 }
 
 #[test]

@@ -61,7 +61,7 @@ fn unknown_field_without_suggestion() {
         "pp1",
         "colour",
         2,
-        "unknown field (expected one of: name, id, description, ingress, egress, weight, ingress_mac, egress_mac)",
+        "unknown field (expected one of: name, id, description, ingress, egress, weight, ingress_mac, egress_mac, correlation, nsh_md_type, nsh_context)",
     );
 }
 

@@ -24,7 +24,7 @@ port_chains:
     };
     assert_eq!(got, [
         "port_pairs[pp1].weight: weight 0 is out of range 1..=1000 (line 2)",
-        "port_pairs[pp2].colour: unknown field (expected one of: name, id, description, ingress, egress, weight, ingress_mac, egress_mac) (line 3)",
+        "port_pairs[pp2].colour: unknown field (expected one of: name, id, description, ingress, egress, weight, ingress_mac, egress_mac, correlation, nsh_md_type, nsh_context) (line 3)",
         "port_pairs[pp2].ingress: interface 'sf1-in' is already the ingress of port pair 'pp1' (line 3)",
         "port_pair_groups[pg1].port_pairs: unknown port pair 'pp9' (line 5)",
         "flow_classifiers[web].destination_port_range_min: port ranges need protocol tcp, udp, sctp or udplite; this classifier has protocol icmp (line 7)",
