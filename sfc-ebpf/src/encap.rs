@@ -135,10 +135,10 @@ pub fn pop(ctx: &XdpContext, decap: bool, d: &mut Decap) -> Result<(), DropReaso
             (MPLS_LEN, value >> 8, value & 0xff, h[6] >> 4)
         }
         ETH_P_NSH => {
-            let (ver, words, next) = (h[2] >> 6, h[3] & 0x3f, h[5]);
+            let (ver, words, md, next) = (h[2] >> 6, h[3] & 0x3f, h[4] & 0xf, h[5]);
             let len = usize::from(words) * 4;
-            // What sfc sent comes back: MD type 1 or 2 without TLVs.
-            if ver != 0 || (len != NSH_MD1_LEN && len != NSH_MD2_LEN) {
+            // What sfc sent comes back: MD type 1 (with its context) or 2 without TLVs.
+            if ver != 0 || !((md == 1 && len == NSH_MD1_LEN) || (md == 2 && len == NSH_MD2_LEN)) {
                 return Err(DropReason::EncapMismatch);
             }
             let ip = match next {

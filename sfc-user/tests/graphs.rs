@@ -106,9 +106,9 @@ fn every_path_is_a_chain_and_a_packet_takes_the_longest_it_matches() {
         m.flow_classifiers[ch.flow_classifiers[0]].logical_destination_port.clone()
     };
     assert_eq!((dst("pc1->pc2").as_deref(), dst("pc1->pc3").as_deref()), (Some("dst"), Some("dst6")));
-    // The paths' ids are free ones from the top; the file's chains keep theirs.
+    // The paths get the lowest free ids; the file's chains keep theirs.
     let ids: Vec<u32> = m.port_chains.iter().map(|c| c.chain_id).collect();
-    assert_eq!(ids, [1, 2, 3, 4, 65_535, 65_534, 65_533]);
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7]);
 }
 
 #[test]
@@ -158,6 +158,9 @@ fn graphs_are_validated_as_networking_sfc_does() {
     let got = problems(&long);
     assert!(got.iter().any(|p| p.contains("the path pc1->pc2->pc4 crosses 9 groups, at most 8 hops")), "{got:#?}");
     let twice = FILE.replace("port_pair_groups: [pg4], flow_classifiers: [from-lab]", "port_pair_groups: [pg4, pg1], flow_classifiers: [from-lab]");
+    let nat = FILE.replace("  - {name: pg2, port_pairs: [pp2]}", "  - {name: pg2, port_pairs: [pp2], ppg_n_tuple_mapping: {egress_n_tuple: {source_ip_prefix: 10.9.9.9/32}}}");
+    let got = problems(&nat);
+    assert!(got.iter().any(|p| p.contains("crosses NAT-ing group 'pg2': service graphs take chains without NAT-ing groups")), "{got:#?}");
     let got = problems(&twice);
     assert!(got.iter().any(|p| p.contains("the path pc1->pc2->pc4 crosses group 'pg1' twice")), "{got:#?}");
 }

@@ -499,10 +499,10 @@ port_chains:
 
     #[test]
     fn a_nat_ing_hop_says_what_its_members_rewrite() {
-        let file = FILE.replace("{name: pg2, port_pairs: [pp3], lb_fields: [ip_src]}", "{name: pg2, port_pairs: [pp3], ppg_n_tuple_mapping: {egress_n_tuple: {source_ip_prefix: 10.9.9.9/32}}}");
+        let file = FILE.replace("{name: pg1, port_pairs: [pp1, pp2]}", "{name: pg1, port_pairs: [pp1, pp2], ppg_n_tuple_mapping: {egress_n_tuple: {source_ip_prefix: 10.9.9.9/32}}}");
         let e = run_file(&file, &tcp("src", [10, 0, 0, 20], 80));
         let rewrites: Vec<Option<&str>> = e.hops.iter().map(|h| h.rewrites.as_deref()).collect();
-        assert_eq!(rewrites, [None, Some("source to 10.9.9.9/32")]);
+        assert_eq!(rewrites, [Some("source to 10.9.9.9/32"), None]);
     }
 
     #[test]

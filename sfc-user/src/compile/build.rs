@@ -432,6 +432,10 @@ fn install_draining(out: &mut Compiled, id: u32, d: &plan::Draining) {
     out.port_pairs.entry(id).or_insert(PortPairEntry { flags: e.flags | PP_F_DRAINING, ..e });
     for (ifindex, name) in [(e.ingress_ifindex, &d.ingress), (e.egress_ifindex, &d.egress)] {
         let entry = out.ifaces.entry(ifindex).or_default();
+        // An SFC-aware member's frames still come back with their header while it drains.
+        if e.flags & PP_F_ENCAP != 0 && ifindex == e.egress_ifindex {
+            entry.flags |= IF_F_DECAP;
+        }
         if entry.roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) == 0 {
             entry.roles |= ROLE_SF_EGRESS | ROLE_SF_INGRESS;
             entry.port_pair = id;

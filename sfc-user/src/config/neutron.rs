@@ -653,11 +653,11 @@ fn chain(out: &mut Writer<'_>, obj: &Obj, lookup: &Lookup, notes: &mut Vec<Strin
                 match (field.as_str(), value) {
                     ("symmetric", Value::Bool(b)) => written.push(format!("symmetric: {b}")),
                     ("correlation", Value::String(c)) if ["mpls", "nsh"].contains(&c.trim().to_ascii_lowercase().as_str()) => {
-                        // Every port pair's own correlation was checked: its functions are
-                        // SFC-unaware, and the chain's correlation is only how networking-sfc's
-                        // OVS driver carries it between hosts.
+                        // Each port pair carries its own correlation (SFC-aware members get
+                        // their header); the chain's is how networking-sfc's OVS driver carries
+                        // it between hosts, which sfc does not need.
                         notes.push(format!(
-                            "port chain {name}: correlation '{c}' is networking-sfc's encapsulation between OVS bridges; its service functions are SFC-unaware, which sfc steers without one (correlation: none)"
+                            "port chain {name}: correlation '{c}' is networking-sfc's encapsulation between OVS bridges; sfc steers SFC-unaware members without one and gives SFC-aware members their port pair's (correlation: none)"
                         ));
                         written.push("correlation: none".to_owned());
                     }

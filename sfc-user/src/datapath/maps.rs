@@ -257,6 +257,15 @@ impl<'a> Maps<'a> {
                 "{MAP_DEVMAP}: adding ifindex {ifindex} (XDP redirect target): {e}"
             )))?;
         }
+        // SFC-aware members' headers (a handful: all of them, every apply), before any port pair
+        // entry says to push one, and also when nothing else changed (not banked: a changed
+        // context or MD type takes effect from the next packet).
+        if !c.encap.is_empty() {
+            let mut encap: Array<MapData, sfc_common::maps::EncapEntry> = typed(self.loc, sfc_common::maps::MAP_ENCAP)?;
+            for (id, e) in &c.encap {
+                encap.set(*id, e, 0).map_err(map_err(sfc_common::maps::MAP_ENCAP, "writing"))?;
+            }
+        }
         // A fresh datapath has generation 0 and nothing live: it always gets its first flip.
         if changes.is_empty() && !force && meta.generation != 0 {
             return Ok(WriteReport { changes, generation: meta.generation, flipped: false });
@@ -269,13 +278,7 @@ impl<'a> Maps<'a> {
         for (id, e) in d.port_pairs.added.iter().chain(d.port_pairs.changed.iter().map(|(k, (_, v))| (k, v))) {
             pps.set(*id, e, 0).map_err(map_err(MAP_PORT_PAIRS, "writing"))?;
         }
-        // SFC-aware members' headers, before anything points at them (a handful: all of them).
-        if !c.encap.is_empty() {
-            let mut encap: Array<MapData, sfc_common::maps::EncapEntry> = typed(self.loc, sfc_common::maps::MAP_ENCAP)?;
-            for (id, e) in &c.encap {
-                encap.set(*id, e, 0).map_err(map_err(sfc_common::maps::MAP_ENCAP, "writing"))?;
-            }
-        }
+
         // 2. The inactive bank.
         let bid = |k: u32| sfc_common::maps::banked_id(target, k);
         let bcl = |k: u32| sfc_common::maps::banked_class(target, k);

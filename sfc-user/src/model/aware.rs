@@ -71,10 +71,19 @@ pub(super) fn check(c: &mut Checker, cfg: &ConfigFile, port_pairs: &[PortPair], 
         }
         let l = pp_line(&pp.name);
         let Some((gi, g)) = groups.iter().enumerate().find(|(_, g)| g.port_pairs.contains(&pi)) else { continue };
+        if g.health_check.is_some() {
+            c.err(PP, &pp.name, "correlation", l, format!("group '{}' has a health_check: its probes carry no header, which an SFC-aware function need not answer", g.name));
+        }
         if g.tap_enabled {
             c.err(PP, &pp.name, "correlation", l, format!("port pair '{}' is in tap group '{}': a tap sends nothing back, there is no header to read", pp.name, g.name));
         }
         for chain in chains.iter().filter(|ch| ch.port_pair_groups.contains(&gi)) {
+            if let Some(tap) = chain.port_pair_groups.iter().map(|&i| &groups[i]).find(|x| x.tap_enabled && x.name != g.name) {
+                c.err(PC, &chain.name, "port_pair_groups", 0, format!(
+                    "tap group '{}' needs tc on the chain's members' interfaces, and SFC-aware member '{}' needs XDP on its egress",
+                    tap.name, pp.name
+                ));
+            }
             if chain.symmetric {
                 c.err(PC, &chain.name, "chain_parameters.symmetric", 0, format!(
                     "group '{}' has an SFC-aware member ('{}'): sfc pushes its header on the forward path only; make the chain asymmetric",

@@ -20,7 +20,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sfc_common::limits::{MAX_CHAIN_ID, MAX_HOPS};
+use sfc_common::{
+    limits::{MAX_CHAINS, MAX_CHAIN_ID, MAX_HOPS},
+    maps::MAX_TAPS_IN_A_ROW,
+};
 
 use super::{
     FlowClassifier, Model, PortChain, PortRange, Prefix, ServiceGraph,
@@ -118,24 +121,38 @@ fn disjoint(c: &mut Checker, graph: &str, at: u32, src: &str, to: &[usize], chai
     }
 }
 
-/// No chain may lead back to itself through the graphs.
+/// No chain may lead back to itself through the graphs: a depth-first walk that keeps the
+/// chains on its current path, each chain walked from once (linear in chains and branches).
 fn loops(c: &mut Checker, graphs: &[ServiceGraph], chains: &[PortChain]) {
     let edges = edges(graphs);
-    for g in graphs {
-        for (src, _) in &g.branches {
-            let mut stack = vec![(*src, vec![*src])];
-            while let Some((at, path)) = stack.pop() {
-                for &next in edges.get(&at).into_iter().flatten() {
-                    if next == *src {
-                        let names: Vec<&str> = path.iter().chain([&next]).map(|&i| chains[i].name.as_str()).collect();
-                        c.err(SG, &g.name, "port_chains", 0, format!("a loop: {}", names.join(" -> ")));
-                        return;
-                    }
-                    if !path.contains(&next) && path.len() <= chains.len() {
-                        let mut p = path.clone();
-                        p.push(next);
-                        stack.push((next, p));
-                    }
+    let mut done: BTreeSet<usize> = BTreeSet::new();
+    for &start in edges.keys() {
+        if done.contains(&start) {
+            continue;
+        }
+        // (chain, next branch to follow); `path` is the chains on the stack.
+        let mut stack = vec![(start, 0usize)];
+        let mut path = vec![start];
+        while let Some((at, k)) = stack.last_mut() {
+            let next = edges.get(at).and_then(|to| to.get(*k)).copied();
+            *k += 1;
+            match next {
+                None => {
+                    done.insert(*at);
+                    stack.pop();
+                    path.pop();
+                }
+                Some(n) if path.contains(&n) => {
+                    let from = path.iter().position(|&x| x == n).unwrap_or(0);
+                    let names: Vec<&str> = path[from..].iter().chain([&n]).map(|&i| chains[i].name.as_str()).collect();
+                    let graph = graphs.iter().find(|g| g.branches.iter().any(|(s, _)| *s == n)).map_or("", |g| g.name.as_str());
+                    c.err(SG, graph, "port_chains", 0, format!("a loop: {}", names.join(" -> ")));
+                    return;
+                }
+                Some(n) if done.contains(&n) => {}
+                Some(n) => {
+                    stack.push((n, 0));
+                    path.push(n);
                 }
             }
         }
@@ -209,7 +226,9 @@ pub fn intersect(a: &FlowClassifier, b: &FlowClassifier) -> Option<FlowClassifie
 pub(super) fn expand(m: &mut Model) -> Result<(), String> {
     let edges = edges(&m.service_graphs);
     let mut used: BTreeSet<u32> = m.port_chains.iter().map(|c| c.chain_id).collect();
-    let mut next_id = MAX_CHAIN_ID;
+    // The lowest free ids (networking-sfc's rule for chains without one): small enough for an
+    // MPLS label on a path with an MPLS member whenever the file leaves one free.
+    let mut next_id = 1u32;
     let user_chains = m.port_chains.len();
     let mut paths: Vec<Vec<usize>> = Vec::new();
     for start in 0..user_chains {
@@ -238,6 +257,21 @@ pub(super) fn expand(m: &mut Model) -> Result<(), String> {
         if groups.len() > MAX_HOPS {
             return Err(format!("the path {name} crosses {} groups, at most {MAX_HOPS} hops are supported", groups.len()));
         }
+        // Tap groups in a row across the chains' boundaries (a fail-open group does not end a
+        // row: it may be skipped), as `validate` counts them within a chain.
+        let mut row = 0;
+        for &g in &groups {
+            let g = &m.port_pair_groups[g];
+            row = if g.tap_enabled { row + 1 } else if g.failure_policy == super::FailurePolicy::FailOpen { row } else { 0 };
+            if row > MAX_TAPS_IN_A_ROW {
+                return Err(format!("the path {name} has more than {MAX_TAPS_IN_A_ROW} tap groups in a row"));
+            }
+        }
+        // A NAT-ing group translates the later classifiers; a branch decided on the entry tuple
+        // could not see what it rewrote.
+        if let Some(g) = groups.iter().map(|&g| &m.port_pair_groups[g]).find(|g| g.egress_n_tuple.is_some()) {
+            return Err(format!("the path {name} crosses NAT-ing group '{}': service graphs take chains without NAT-ing groups", g.name));
+        }
         // Classifiers: the first chain's (those with a logical source port), cut by each next.
         let mut fcs: Vec<FlowClassifier> =
             chains[0].flow_classifiers.iter().map(|&i| m.flow_classifiers[i].clone()).filter(|f| !f.logical_source_port.is_empty()).collect();
@@ -248,7 +282,20 @@ pub(super) fn expand(m: &mut Model) -> Result<(), String> {
             continue;
         }
         while used.contains(&next_id) {
-            next_id -= 1;
+            next_id += 1;
+        }
+        if next_id > MAX_CHAIN_ID || m.port_chains.len() >= MAX_CHAINS as usize {
+            return Err(format!("the service graphs' paths and the file's chains are more than {MAX_CHAINS} chains"));
+        }
+        let mpls = groups.iter().flat_map(|&g| m.port_pair_groups[g].port_pairs.iter()).find(|&&p| m.port_pairs[p].aware.correlation == super::Correlation::Mpls);
+        if let Some(&p) = mpls
+            && next_id > super::aware::MAX_MPLS_CHAIN_ID
+        {
+            return Err(format!(
+                "the path {name} has MPLS member '{}' but no chain id below {} is free for it (an MPLS label holds chain_id << 8 | SI in 20 bits)",
+                m.port_pairs[p].name,
+                super::aware::MAX_MPLS_CHAIN_ID + 1
+            ));
         }
         used.insert(next_id);
         let first = m.flow_classifiers.len();

@@ -21,10 +21,13 @@ pub fn export(m: &Model) -> (Value, Vec<String>) {
         "port_pairs": port_pairs(m, &mut notes),
         "port_pair_groups": groups(m, &mut notes),
         "flow_classifiers": classifiers(m),
-        "port_chains": chains(m),
+        "port_chains": chains(m, &mut notes),
         "service_graphs": graphs(m),
     });
-    if !m.interface_modes.is_empty() || !m.interface_macs.is_empty() {
+    // XDP on an SFC-aware member's egress is sfc's own doing, not the file's.
+    let aware_egress: std::collections::BTreeSet<&str> =
+        m.port_pairs.iter().filter(|p| p.aware.correlation != super::Correlation::None).map(|p| p.egress.as_str()).collect();
+    if m.interface_modes.keys().any(|i| !aware_egress.contains(i.as_str())) || !m.interface_macs.is_empty() {
         notes.push("interfaces: attach modes and MACs are sfc's (not exported)".to_owned());
     }
     (body, notes)
@@ -161,7 +164,7 @@ fn own_chains(m: &Model) -> impl Iterator<Item = &super::PortChain> {
     m.port_chains.iter().filter(|c| c.graph.is_empty())
 }
 
-fn chains(m: &Model) -> Vec<Value> {
+fn chains(m: &Model, notes: &mut Vec<String>) -> Vec<Value> {
     own_chains(m)
         .map(|c| {
             let groups: Vec<String> =
@@ -175,14 +178,27 @@ fn chains(m: &Model) -> Vec<Value> {
                 "flow_classifiers": fcs,
                 // The chain's own, else its SFC-aware members' (networking-sfc matches them),
                 // else networking-sfc's default (how its OVS driver carries the chain).
-                "chain_parameters": {"correlation": chain_correlation(m, c), "symmetric": c.symmetric},
+                "chain_parameters": {"correlation": chain_correlation(m, c, notes), "symmetric": c.symmetric},
             });
             with_identity(fields, &m.identities.port_chains, &c.name)
         })
         .collect()
 }
 
-fn chain_correlation(m: &Model, c: &super::PortChain) -> &'static str {
+fn chain_correlation(m: &Model, c: &super::PortChain, notes: &mut Vec<String>) -> &'static str {
+    let kinds: std::collections::BTreeSet<&str> = c
+        .port_pair_groups
+        .iter()
+        .flat_map(|&g| m.port_pair_groups[g].port_pairs.iter())
+        .filter_map(|&p| match m.port_pairs[p].aware.correlation {
+            super::Correlation::None => None,
+            super::Correlation::Mpls => Some("mpls"),
+            super::Correlation::Nsh => Some("nsh"),
+        })
+        .collect();
+    if kinds.len() > 1 {
+        notes.push(format!("port chain {}: its members mix MPLS and NSH, which networking-sfc refuses in one chain", c.name));
+    }
     let members = c.port_pair_groups.iter().flat_map(|&g| m.port_pair_groups[g].port_pairs.iter()).map(|&p| m.port_pairs[p].aware.correlation);
     let kind = if c.correlation == super::Correlation::None { members.into_iter().find(|k| *k != super::Correlation::None) } else { Some(c.correlation) };
     match kind {

@@ -73,12 +73,18 @@ fn ports(c: &mut Checker, name: &str, at: &str, dir: &str, lo: Option<&S<i128>>,
 pub(super) fn check_chains(c: &mut Checker, cfg: &ConfigFile, groups: &[PortPairGroup], chains: &[PortChain], classifiers: &[FlowClassifier]) {
     for g in groups {
         let Some(t) = &g.egress_n_tuple else { continue };
+        let through: Vec<&str> = chains.iter().filter(|ch| ch.port_pair_groups.iter().any(|&i| groups.get(i).is_some_and(|x| x.name == g.name))).map(|ch| ch.name.as_str()).collect();
         let at = cfg
             .port_pair_groups
             .iter()
             .find(|x| x.value.name.as_ref().is_some_and(|n| n.value == g.name))
             .and_then(|x| x.value.ppg_n_tuple_mapping.as_ref())
             .map_or(0, line);
+        if through.len() > 1 {
+            // What comes back translated may no longer tell the chains apart (networking-sfc
+            // gives such a group to one chain too).
+            c.err(PG, &g.name, FIELD, at, format!("a NAT-ing group serves one chain; chains {} all cross it", through.join(", ")));
+        }
         for chain in chains.iter().filter(|ch| ch.port_pair_groups.iter().any(|&i| groups.get(i).is_some_and(|x| x.name == g.name))) {
             for fc in chain.flow_classifiers.iter().filter_map(|&i| classifiers.get(i)) {
                 let family = [t.source_prefix, t.destination_prefix].into_iter().flatten().find(|p| p.ethertype != fc.ethertype);

@@ -225,6 +225,12 @@ fn sfc_aware_members_are_checked() {
     only(&big_id, "port_chains", "pc1", "chain_id", 0, "chain_id 4096 does not fit an MPLS label (chain_id << 8 | SI in 20 bits: at most 4095) and member 'pp1' is MPLS");
     let tap = aware("correlation: nsh").replace("{name: pg1, port_pairs: [pp1]}", "{name: pg1, port_pairs: [pp1], tap_enabled: true}");
     only(&tap, "port_pairs", "pp1", "correlation", 2, "port pair 'pp1' is in tap group 'pg1': a tap sends nothing back, there is no header to read");
+    let probed = aware("correlation: nsh").replace("{name: pg1, port_pairs: [pp1]}", "{name: pg1, port_pairs: [pp1], health_check: {destination: 10.0.0.1}}");
+    only(&probed, "port_pairs", "pp1", "correlation", 2, "group 'pg1' has a health_check: its probes carry no header, which an SFC-aware function need not answer");
+    let with_tap = aware("correlation: nsh")
+        .replace("port_pair_groups:\n", "  - {name: pp9, ingress: t-in, egress: t-out}\nport_pair_groups:\n  - {name: tap, port_pairs: [pp9], tap_enabled: true}\n")
+        .replace("port_pair_groups: [pg1]", "port_pair_groups: [pg1, tap]");
+    only(&with_tap, "port_chains", "pc1", "port_pair_groups", 0, "tap group 'tap' needs tc on the chain's members' interfaces, and SFC-aware member 'pp1' needs XDP on its egress");
     let tc = format!("{}interfaces:\n  - {{name: sf1-out, mode: tc}}\n", aware("correlation: nsh"));
     only(&tc, "port_pairs", "pp1", "egress", 2, "'sf1-out' is set to tc in interfaces:, but the header an SFC-aware function sends back can only be removed by XDP");
 }

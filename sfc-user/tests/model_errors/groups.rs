@@ -215,6 +215,10 @@ fn n_tuple_mapping_is_checked() {
     assert_eq!(problems(&no_ports), vec![g("ppg_n_tuple_mapping", "port ranges need a protocol with ports; classifier 'web' of chain 'pc1' has none")]);
     let tap = with_mapping("{egress_n_tuple: {source_ip_prefix: 10.9.9.9/32}}").replace("port_pairs: [pp1],", "port_pairs: [pp1], tap_enabled: true,");
     assert_eq!(problems(&tap), vec![g("ppg_n_tuple_mapping", "a tap group's members send nothing back: there is no output to match")]);
+    let two = format!("{}  - {{name: pc2, port_pair_groups: [pg1], flow_classifiers: [web2]}}\n", with_mapping("{egress_n_tuple: {source_ip_prefix: 10.9.9.9/32}}"))
+        .replace("flow_classifiers:\n", "flow_classifiers:\n  - {name: web2, protocol: tcp, destination_port_range_min: 81, destination_port_range_max: 81, logical_source_port: src2}\n");
+    let got = problems(&two);
+    assert!(got.iter().any(|p| p.4 == "a NAT-ing group serves one chain; chains pc1, pc2 all cross it"), "{got:?}");
     let unknown = problems(&with_mapping("{egress_n_tuple: {protocol: udp}}"));
     assert_eq!(unknown.len(), 1, "{unknown:?}");
     assert!(unknown[0].4.contains("unknown field"), "{unknown:?}");
