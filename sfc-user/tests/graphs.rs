@@ -54,18 +54,7 @@ fn validated(text: &str) -> model::Model {
 
 /// Every interface the model names, as a veth with an index.
 fn facts(m: &model::Model) -> BTreeMap<String, IfaceFacts> {
-    let mut names: Vec<&str> = m.port_pairs.iter().flat_map(|p| [p.ingress.as_str(), p.egress.as_str()]).collect();
-    for f in &m.flow_classifiers {
-        names.extend(Some(f.logical_source_port.as_str()).filter(|p| !p.is_empty()));
-        names.extend(f.logical_destination_port.as_deref());
-    }
-    names.sort_unstable();
-    names.dedup();
-    names
-        .into_iter()
-        .zip(1u32..)
-        .map(|(n, i)| (n.to_owned(), IfaceFacts { ifindex: i, peer_mac: Some([2, 0, 0, 0, 0, u8::try_from(i).unwrap_or(0)]), peer_in_other_netns: true, ..Default::default() }))
-        .collect()
+    sfc::cli::synthetic_facts(m)
 }
 
 fn key(src: [u8; 4], dport: u16) -> FlowKey {

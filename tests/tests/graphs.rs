@@ -115,10 +115,11 @@ fn a_graph_changes_under_a_stream_without_losing_a_datagram() {
         assert_eq!(d.get(End::SfIn(quiet)).rx_packets, 0, "sf{quiet} after leaving the graph:\n{d}");
         assert!(d.get(End::SfIn(1)).rx_packets > 100, "pc1 keeps its traffic:\n{d}");
         if let Some(n) = busy {
-            // The counters are read one interface after the other while the stream flows: a
-            // datagram between sf1 and sf3 at either reading counts on one side only.
+            // The counters are read one interface after the other, a few milliseconds apart,
+            // while 1,000 datagrams a second flow: sf1's and sf3's readings differ by the
+            // datagrams sent in between (the quiet branch's 0 above is exact).
             let (into_1, into_n) = (d.get(End::SfIn(1)).rx_packets, d.get(End::SfIn(n)).rx_packets);
-            assert!(into_1.abs_diff(into_n) <= 2, "every datagram takes the new branch ({into_1} into sf1, {into_n} into sf{n}):\n{d}");
+            assert!(into_1.abs_diff(into_n) <= 10, "every datagram takes the new branch ({into_1} into sf1, {into_n} into sf{n}):\n{d}");
         }
     }
     let report = stream.finish().unwrap_or_else(|e| panic!("{e:#}"));

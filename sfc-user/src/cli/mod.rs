@@ -3,6 +3,8 @@
 mod apply;
 mod down;
 mod explain;
+/// Made-up interface facts for a model (what `sfc explain -f` compiles against).
+pub use explain::synthetic_facts;
 mod flows;
 mod map;
 mod neutron;

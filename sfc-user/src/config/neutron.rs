@@ -528,15 +528,10 @@ fn group(out: &mut Writer<'_>, obj: &Obj, lookup: &Lookup) {
 }
 
 /// The fields a tuple of `ppg_n_tuple_mapping` may have (networking-sfc's
-/// `SUPPORTED_PPG_TUPLE_MAPPING`).
-const TUPLE_FIELDS: [&str; 6] = [
-    "source_ip_prefix",
-    "destination_ip_prefix",
-    "source_port_range_min",
-    "source_port_range_max",
-    "destination_port_range_min",
-    "destination_port_range_max",
-];
+/// `SUPPORTED_PPG_TUPLE_MAPPING`): the chain file's own, in its order.
+fn tuple_fields() -> &'static [&'static str] {
+    super::read::fields_of::<super::NTupleCfg>()
+}
 
 /// `ppg_n_tuple_mapping` as a YAML flow mapping, its tuples' null fields left out (what
 /// `sfc validate` says of an ingress tuple is left to it); `None` when every tuple is empty.
@@ -551,11 +546,11 @@ fn n_tuple_mapping(m: &Map<String, Value>) -> Result<Option<String>, String> {
             Some(Value::Object(t)) => t,
             Some(other) => return Err(format!("{side} is {other}, not an object")),
         };
-        if let Some(field) = fields.keys().find(|k| !TUPLE_FIELDS.contains(&k.as_str())) {
-            return Err(format!("{side}.{field} is not a field a NAT-ing function rewrites ({})", TUPLE_FIELDS.join(", ")));
+        if let Some(field) = fields.keys().find(|k| !tuple_fields().contains(&k.as_str())) {
+            return Err(format!("{side}.{field} is not a field a NAT-ing function rewrites ({})", tuple_fields().join(", ")));
         }
         let mut out = Vec::new();
-        for field in TUPLE_FIELDS {
+        for &field in tuple_fields() {
             match fields.get(field) {
                 None | Some(Value::Null) => {}
                 Some(Value::String(v)) if field.ends_with("_prefix") => out.push(format!("{field}: {}", q(v.trim()))),
