@@ -6,6 +6,7 @@
 #![no_std]
 
 pub mod drop;
+pub mod encap;
 pub mod hash;
 pub mod limits;
 pub mod maps;

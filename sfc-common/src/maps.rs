@@ -368,27 +368,8 @@ pub const PP_F_TAP: u32 = 1 << 5;
 /// its `SFC_ENCAP` entry describes, with the chain as SPI and the hop's SI.
 pub const PP_F_ENCAP: u32 = 1 << 6;
 
-/// `EncapEntry::kind`: MPLS, one label `(chain_id << 8) | SI` (networking-sfc's encoding).
-pub const ENCAP_MPLS: u8 = 1;
-/// `EncapEntry::kind`: NSH (RFC 8300) over Ethernet, SPI = `chain_id`, SI.
-pub const ENCAP_NSH: u8 = 2;
-/// Ethertypes of the two headers.
-pub const ETH_P_MPLS_UC: u16 = 0x8847;
-pub const ETH_P_NSH: u16 = 0x894f;
-
-/// `SFC_ENCAP`: port pair id -> the header an SFC-aware member gets (`PP_F_ENCAP`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EncapEntry {
-    /// `ENCAP_MPLS` or `ENCAP_NSH`.
-    pub kind: u8,
-    /// NSH MD type: 1 (16 bytes of context, `context`) or 2 (no metadata TLVs).
-    pub md_type: u8,
-    pub _pad: [u8; 2],
-    /// NSH MD type 1's fixed context, as sent (network order).
-    pub context: [u8; 16],
-}
-const _: () = assert!(size_of::<EncapEntry>() == 20);
+// SFC-aware members' headers (`SFC_ENCAP`): their own module, re-exported here with the maps.
+pub use crate::encap::{ENCAP_MPLS, ENCAP_NSH, ETH_P_MPLS_UC, ETH_P_NSH, EncapEntry};
 
 /// `SFC_PORT_PAIRS`: port pair id -> where to send packets into the service function. Forward
 /// traffic enters through `ingress` and comes back on `egress`; the reverse direction of a

@@ -452,7 +452,7 @@ impl<'de, V: Visitor<'de>> fmt::Display for Expecting<'_, V> {
 }
 
 /// The field names a derived struct declares (serde hands them to `deserialize_struct`).
-pub(super) fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+pub(in crate::config) fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
     struct Capture<'c>(&'c Cell<&'static [&'static str]>);
     impl<'de> Deserializer<'de> for Capture<'_> {
         type Error = de::value::Error;

@@ -7,6 +7,7 @@ mod health;
 mod aware;
 mod graph;
 mod identity;
+mod interfaces;
 pub mod neutron;
 mod ntuple;
 mod overlap;
