@@ -32,6 +32,7 @@ pub fn pick(bank: u32, group: u32, key: &FlowKey, old: u32, slot: &mut u16) -> u
                 }
                 return PICK_OK;
             }
+    // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
     let Some(g) = (unsafe { SFC_GROUPS_V2.get(&banked_id(bank, group)) }) else {
         return PICK_DOWN;
     };
