@@ -223,11 +223,7 @@ pub fn explain(model: &Model, compiled: &Compiled, facts: &BTreeMap<String, Ifac
         let pp = member.and_then(|id| compiled.port_pairs.get(&id));
         let rewrites = model.port_pair_groups.iter().find(|x| x.name == group).and_then(|x| x.egress_n_tuple).map(|t| rewrites(&t));
         let member_name = member.map(|id| reverse(&ids.port_pairs, id).unwrap_or_else(|| format!("port pair #{id}")));
-        let encap = member_name.as_ref().and_then(|n| model.port_pairs.iter().find(|p| &p.name == n)).and_then(|p| match p.aware.correlation {
-            crate::model::Correlation::None => None,
-            crate::model::Correlation::Mpls => Some("mpls"),
-            crate::model::Correlation::Nsh => Some("nsh"),
-        });
+        let encap = member_name.as_ref().and_then(|n| model.port_pairs.iter().find(|p| &p.name == n)).and_then(|p| p.aware.correlation.header());
         out.hops.push(Hop {
             index: h,
             group,

@@ -204,6 +204,18 @@ pub enum Correlation {
     Nsh,
 }
 
+impl Correlation {
+    /// The header's name (`mpls`, `nsh`) as the chain file and networking-sfc write it; `None`
+    /// for an SFC-unaware function.
+    pub const fn header(self) -> Option<&'static str> {
+        match self {
+            Correlation::None => None,
+            Correlation::Mpls => Some("mpls"),
+            Correlation::Nsh => Some("nsh"),
+        }
+    }
+}
+
 /// What an SFC-aware member gets (`correlation` on its port pair; `None` for the SFC-unaware).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Aware {

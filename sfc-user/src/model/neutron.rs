@@ -70,11 +70,7 @@ fn port_pairs(m: &Model, notes: &mut Vec<String>) -> Vec<Value> {
                 "name": p.name,
                 "ingress": port(m, &p.ingress),
                 "egress": port(m, &p.egress),
-                "service_function_parameters": {"correlation": match p.aware.correlation {
-                    super::Correlation::None => None,
-                    super::Correlation::Mpls => Some("mpls"),
-                    super::Correlation::Nsh => Some("nsh"),
-                }, "weight": p.weight},
+                "service_function_parameters": {"correlation": p.aware.correlation.header(), "weight": p.weight},
             });
             with_identity(fields, &m.identities.port_pairs, &p.name)
         })
@@ -190,11 +186,7 @@ fn chain_correlation(m: &Model, c: &super::PortChain, notes: &mut Vec<String>) -
         .port_pair_groups
         .iter()
         .flat_map(|&g| m.port_pair_groups[g].port_pairs.iter())
-        .filter_map(|&p| match m.port_pairs[p].aware.correlation {
-            super::Correlation::None => None,
-            super::Correlation::Mpls => Some("mpls"),
-            super::Correlation::Nsh => Some("nsh"),
-        })
+        .filter_map(|&p| m.port_pairs[p].aware.correlation.header())
         .collect();
     if kinds.len() > 1 {
         notes.push(format!("port chain {}: its members mix MPLS and NSH, which networking-sfc refuses in one chain", c.name));

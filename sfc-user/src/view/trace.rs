@@ -104,11 +104,7 @@ pub fn name(n: &Namer<'_>, e: &TraceEvent) -> Event {
         group: if member { usize::try_from(e.hop).ok().and_then(|h| n.chain_group(e.chain_id, h)) } else { None },
         member: member.then(|| n.port_pair(e.port_pair)),
         encap: if e.verdict == TV_MEMBER && u32::from(e.dir) != DIR_REVERSE {
-            n.state.model.port_pairs.iter().find(|p| p.name == n.port_pair(e.port_pair)).and_then(|p| match p.aware.correlation {
-                crate::model::Correlation::None => None,
-                crate::model::Correlation::Mpls => Some("mpls"),
-                crate::model::Correlation::Nsh => Some("nsh"),
-            })
+            n.state.model.port_pairs.iter().find(|p| p.name == n.port_pair(e.port_pair)).and_then(|p| p.aware.correlation.header())
         } else {
             None
         },
