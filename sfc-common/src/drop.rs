@@ -47,11 +47,19 @@ pub enum DropReason {
     EncapMismatch = 15,
     /// The MPLS or NSH header could not be pushed or removed (no room, a helper refused).
     EncapFailed = 16,
+    /// A frame that arrived over the overlay (from another host) is addressed to no local
+    /// port (no SF interface or destination port here has that MAC), or carries no chain in its
+    /// VNI: it is not this host's chain traffic.
+    OverlayUnknown = 17,
+    /// The packet is larger than the overlay device's MTU (the inner packet plus 50 bytes of
+    /// VXLAN over IPv4, 70 over IPv6, must fit the underlay): it would be dropped uncounted
+    /// on the way. Give the underlay room (jumbo frames) or the instances a lower MTU.
+    OverlayTooBig = 18,
 }
 
 impl DropReason {
     /// Every reason, in numeric order, for decoding the counters.
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::NoChain,
         DropReason::NoMember,
         DropReason::NoPortPair,
@@ -68,6 +76,8 @@ impl DropReason {
         DropReason::TapCopyFailed,
         DropReason::EncapMismatch,
         DropReason::EncapFailed,
+        DropReason::OverlayUnknown,
+        DropReason::OverlayTooBig,
     ];
 
     /// The stable name used by `sfc stats`, JSON output and metrics labels.
@@ -89,6 +99,8 @@ impl DropReason {
             DropReason::TapCopyFailed => "tap_copy_failed",
             DropReason::EncapMismatch => "encap_mismatch",
             DropReason::EncapFailed => "encap_failed",
+            DropReason::OverlayUnknown => "overlay_unknown",
+            DropReason::OverlayTooBig => "overlay_too_big",
         }
     }
 }

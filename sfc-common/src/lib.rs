@@ -10,6 +10,7 @@ pub mod encap;
 pub mod hash;
 pub mod limits;
 pub mod maps;
+pub mod overlay;
 pub mod probe;
 pub mod proto;
 pub mod trace;

@@ -28,6 +28,14 @@ pub const MAX_CHAINS: u32 = 4_096;
 pub const MAX_CLS_ENTRIES: u32 = 1 << 20;
 /// Distinct classifier results (one per final class).
 pub const MAX_CLS_RESULTS: u32 = 1 << 18;
+/// Interfaces on other hosts (multi-host: `sfc run --etcd`) get stand-in ifindexes from here
+/// up, below the classifier's reclassification bit: no local interface has one, so the
+/// datapath knows them for what they are (`SFC_REMOTES`: sent over the overlay).
+pub const REMOTE_IFINDEX_BASE: u32 = 1 << 28;
+/// Remote interfaces known at once (`SFC_REMOTES`).
+pub const MAX_REMOTES: u32 = 16_384;
+/// The VXLAN UDP port of the overlay between hosts (IANA's).
+pub const OVERLAY_PORT: u16 = 4789;
 /// Interfaces sfc attaches to.
 pub const MAX_IFACES: u32 = 4_096;
 /// Default flow table size; `sfc apply --flow-table-size` overrides it at load time.

@@ -43,7 +43,7 @@ pub const MAP_MACS: &str = "SFC_MACS";
 pub const MAP_ENCAP: &str = "SFC_ENCAP";
 
 /// Every map the loader pins, in a stable order.
-pub const ALL_MAPS: [&str; 21] = [
+pub const ALL_MAPS: [&str; 23] = [
     MAP_META,
     MAP_IFACES,
     MAP_CLS,
@@ -65,6 +65,8 @@ pub const ALL_MAPS: [&str; 21] = [
     MAP_MACS,
     MAP_TAP_COUNT,
     MAP_ENCAP,
+    crate::overlay::MAP_REMOTES,
+    crate::overlay::MAP_OVL_PORTS,
 ];
 
 /// Program names (the function names of the entry points).

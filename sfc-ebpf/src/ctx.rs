@@ -18,8 +18,10 @@ pub trait PacketCtx {
     fn len(&self) -> u32;
     /// The interface the packet arrived on.
     fn ifindex(&self) -> u32;
-    /// Makes the packet fit to be handed to `ifindex`, or says why it cannot be.
-    fn before_redirect(&self, p: &Parsed, key: &FlowKey, ifindex: u32) -> Result<(), DropReason>;
+    /// Makes the packet fit to be handed to `ifindex`, or says why it cannot be; returns the
+    /// interface to redirect to (the overlay device for an interface on another host, with
+    /// `vni` in the tunnel key).
+    fn before_redirect(&self, p: &Parsed, key: &FlowKey, ifindex: u32, vni: u32) -> Result<u32, DropReason>;
     /// The frame's Ethernet source address, copied out by a helper (not read through the packet
     /// pointer: a bounds check here would give the verifier a second packet range to carry
     /// through the whole program).
@@ -59,10 +61,15 @@ impl PacketCtx for TcContext {
     fn ifindex(&self) -> u32 {
         unsafe { (*self.skb.skb).ifindex }
     }
-    /// The skb travels on with its checksum state and GSO metadata: nothing to do.
+    /// The skb travels on with its checksum state and GSO metadata: nothing to do, unless the
+    /// target is on another host (`overlay::send`).
     #[inline(always)]
-    fn before_redirect(&self, _: &Parsed, _: &FlowKey, _: u32) -> Result<(), DropReason> {
-        Ok(())
+    fn before_redirect(&self, _: &Parsed, _: &FlowKey, ifindex: u32, vni: u32) -> Result<u32, DropReason> {
+        let r = crate::overlay::send(self.skb.skb, ifindex, vni);
+        if r < 0 {
+            return Err(if r == -(DropReason::OverlayTooBig as i64) { DropReason::OverlayTooBig } else { DropReason::RedirectFailed });
+        }
+        Ok(r as u32)
     }
     #[inline(always)]
     fn src_mac(&self) -> Option<[u8; 6]> {
@@ -130,9 +137,11 @@ impl PacketCtx for XdpContext {
     }
     /// An `xdp_frame` carries no checksum note, so an offloaded checksum is completed here; and
     /// a frame the target cannot send would be dropped by the kernel uncounted, so it is
-    /// dropped (and counted) here.
+    /// dropped (and counted) here. An interface on another host (a stand-in ifindex) is no
+    /// interface here: the MTU check fails and the frame is dropped as `redirect_failed` (the
+    /// loader keeps XDP off chains that cross hosts: tunnel keys are tc's).
     #[inline(always)]
-    fn before_redirect(&self, p: &Parsed, key: &FlowKey, ifindex: u32) -> Result<(), DropReason> {
+    fn before_redirect(&self, p: &Parsed, key: &FlowKey, ifindex: u32, _vni: u32) -> Result<u32, DropReason> {
         // The IP packet's length against the target's MTU (VLAN tags do not count, as in the
         // kernel's own forwarding check).
         let mut mtu_len = (self.len()).saturating_sub(u32::from(p.ip_off));
@@ -144,7 +153,8 @@ impl PacketCtx for XdpContext {
             _ => return Err(DropReason::RedirectFailed),
         }
         // Last: a packet that is dropped leaves the program as it came.
-        csum::complete(self, p, key)
+        csum::complete(self, p, key)?;
+        Ok(ifindex)
     }
     #[inline(always)]
     fn src_mac(&self) -> Option<[u8; 6]> {

@@ -25,6 +25,7 @@ mod encap;
 mod flow;
 mod lb;
 mod maps;
+mod overlay;
 mod parse;
 mod probe;
 mod steer;
@@ -78,6 +79,14 @@ pub fn sfc_tc_ingress(ctx: TcContext) -> i32 {
     }
     trace::emit(ctx::PacketCtx::ifindex(&ctx), dropped.map_or(0, |r| r as u32), ctx::PacketCtx::len(&ctx));
     verdict
+}
+
+/// tc ingress on the overlay (VXLAN) device of a multi-host datapath: frames from other hosts
+/// go to the local interface they are addressed to (`overlay::receive`).
+#[classifier]
+#[expect(clippy::needless_pass_by_value, reason = "aya's entry points take the context by value")]
+pub fn sfc_tc_overlay(ctx: TcContext) -> i32 {
+    overlay::receive(&ctx)
 }
 
 /// XDP on every interface sfc manages in XDP mode: the same steering; redirects go through

@@ -9,12 +9,13 @@ use sfc_common::{
     trace::{InflightKey, LATENCY_BUCKETS, MAX_INFLIGHT, TRACE_RING_BYTES, TRACE_STATS, TraceConf},
     limits::{
         CSUM_BUF_LEN, DEFAULT_FLOW_TABLE_SIZE, LB_TABLE_SIZE, MAX_CHAINS, MAX_CLS_ENTRIES, MAX_CLS_RESULTS,
-        MAX_DROP_REASONS, MAX_FRAGS, MAX_GROUPS, MAX_HOPS, MAX_IFACES, MAX_PORT_PAIRS,
+        MAX_DROP_REASONS, MAX_FRAGS, MAX_GROUPS, MAX_HOPS, MAX_IFACES, MAX_PORT_PAIRS, MAX_REMOTES,
     },
     maps::{
         ChainEntry, ClsKey, ClsResult, Counter, EncapEntry, FLOW_STATS, FlowEntry, FlowKey, FragKey, GroupEntry,
         HopStatsKey, IfStats, IfaceEntry, LbKey, Limits, MacEntry, Meta, PortPairEntry,
     },
+    overlay::{OvlMac, OvlPort, RemoteEntry},
 };
 
 /// [0] -> the live configuration bank and generation. Written by the loader (one element: the
@@ -205,6 +206,16 @@ pub static SFC_CSUM_BUF: PerCpuArray<[u8; CSUM_BUF_LEN]> = PerCpuArray::with_max
 /// (a VM's, behind a tap). Written here, read by the loader (see `sfc_common::maps::MacEntry`).
 #[map]
 pub static SFC_MACS: HashMap<u32, MacEntry> = HashMap::pinned(MAX_IFACES, 0);
+
+/// Stand-in ifindex -> the host an interface lives on (`sfc_common::overlay`). Written by the
+/// loader, read by `overlay::send`.
+#[map]
+pub static SFC_REMOTES: HashMap<u32, RemoteEntry> = HashMap::pinned(MAX_REMOTES, 0);
+
+/// MAC -> the local interface a frame from the overlay is handed to. Written by the loader,
+/// read by `sfc_tc_overlay`.
+#[map]
+pub static SFC_OVL_PORTS: HashMap<OvlMac, OvlPort> = HashMap::pinned(MAX_IFACES, 0);
 
 /// Trace events for `sfc trace` (see `sfc_common::trace`).
 #[map]

@@ -62,6 +62,8 @@ use sfc_common::{
     },
 };
 
+use sfc_common::overlay::vni;
+
 use crate::{
     counters::{self, If},
     ctx::PacketCtx,
@@ -212,7 +214,8 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     if unsafe { (*path.flow).flags } & FLOW_F_TAPS != 0 {
         taps::note(scratch, path.flow, path.prev, path.from, ifindex, meta.bank, next_hop);
     }
-    let action = redirect(ctx, &p, &scratch.key, next)?;
+    // SAFETY: as in `lookup_flow`, where the pointer came from.
+    let action = redirect(ctx, &p, &scratch.key, next, unsafe { (*path.flow).chain_id })?;
     if let Next::Member { hop, .. } = next {
         trace::sent(p.fp, hop.port_pair, hop.dir);
     }
@@ -529,13 +532,14 @@ fn forward(path: &Path, bank: u32) -> Result<(Next, usize), DropReason> {
 /// Carries out `forward`'s decision. One place for everything a redirect needs, so the
 /// program-type specific step (`before_redirect`) is verified once, not once per branch.
 #[inline(always)]
-fn redirect<C: PacketCtx>(ctx: &C, p: &Parsed, key: &FlowKey, next: Next) -> Result<Action, DropReason> {
-    let (ifindex, peer, mac, hop) = match next {
+fn redirect<C: PacketCtx>(ctx: &C, p: &Parsed, key: &FlowKey, next: Next, chain_id: u32) -> Result<Action, DropReason> {
+    // The VNI, should the target be on another host: the SI of the hop (0: delivery).
+    let (ifindex, peer, mac, hop, vni) = match next {
         Next::Host => return Ok(Action::PASS),
-        Next::Member { ifindex, peer, mac, hop } => (ifindex, peer, mac, hop),
-        Next::Deliver { ifindex, peer, mac } => (ifindex, peer, mac, HopStatsKey::default()),
+        Next::Member { ifindex, peer, mac, hop } => (ifindex, peer, mac, hop, vni(hop.chain_id, 255u32.wrapping_sub(hop.hop))),
+        Next::Deliver { ifindex, peer, mac } => (ifindex, peer, mac, HopStatsKey::default(), vni(chain_id, 0)),
     };
-    ctx.before_redirect(p, key, ifindex)?;
+    let ifindex = ctx.before_redirect(p, key, ifindex, vni)?;
     if mac != [0; 6] {
         // The Ethernet destination: the frame's first bytes (the parser read them).
         let dst = ctx.data();

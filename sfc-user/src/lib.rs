@@ -8,6 +8,7 @@ pub mod cli;
 pub mod compile;
 pub mod config;
 pub mod datapath;
+pub mod etcd;
 pub mod maglev;
 pub mod metrics;
 pub mod model;

@@ -1,6 +1,7 @@
 //! The `sfc` command line (DESIGN.md section 4). One module per subcommand, dispatched here.
 
 mod apply;
+mod cluster_status;
 mod down;
 mod explain;
 /// Made-up interface facts for a model (what `sfc explain -f` compiles against).
@@ -8,6 +9,7 @@ pub use explain::synthetic_facts;
 mod flows;
 mod map;
 mod neutron;
+mod push;
 mod run;
 mod stats;
 mod status;
@@ -68,6 +70,8 @@ enum Command {
     Import(neutron::ImportArgs),
     /// Write a chain file as networking-sfc's API objects (`sfc export neutron [-f FILE]`).
     Export(neutron::ExportArgs),
+    /// Multi-host: validate a chain file and store it in etcd for every host's `sfc run --etcd`.
+    Push(push::Args),
     /// Daemon: apply FILE, re-apply it when it changes, fail members over when their links go
     /// down, serve Prometheus metrics; Ctrl-C or SIGTERM leaves the datapath installed.
     Run(run::Args),
@@ -104,8 +108,14 @@ pub fn main() -> ExitCode {
         // The probe runs the programs on interfaces of the datapath's namespace.
         Command::Trace(a) => cli.enter_netns().and_then(|()| trace::run(&cli.location(), a)),
         Command::Import(a) => neutron::import(a),
+        Command::Push(a) => push::run(a),
         Command::Export(a) => neutron::export(&cli.location(), a),
-        Command::Run(a) => cli.enter_netns().and_then(|()| run::run(&cli.location(), a)),
+        // The etcd agent's thread starts first: the control plane is reached from the
+        // namespace sfc started in, the datapath set up in --netns.
+        Command::Run(a) => run::etcd::start(&a.etcd).and_then(|agent| {
+            cli.enter_netns()?;
+            run::run(&cli.location(), a, agent)
+        }),
     };
     match result {
         Ok(code) => code,

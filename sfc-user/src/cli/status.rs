@@ -22,6 +22,13 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Multi-host: show every host's agent as etcd at URL[,URL...] has it (the configuration
+    /// revision each runs) instead of this host's datapath.
+    #[arg(long, value_name = "URL")]
+    etcd: Option<String>,
+    /// Key prefix in etcd.
+    #[arg(long, value_name = "PREFIX", default_value = crate::etcd::DEFAULT_PREFIX)]
+    etcd_prefix: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -298,6 +305,9 @@ fn print(s: &Status) {
 }
 
 pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
+    if let Some(urls) = &a.etcd {
+        return super::cluster_status::run(urls, &a.etcd_prefix, a.json);
+    }
     let s = gather(loc)?;
     if a.json {
         println!("{}", serde_json::to_string(&s)?);

@@ -5,6 +5,7 @@ pub mod cls;
 pub mod diff;
 pub mod plan;
 mod build;
+mod overlay;
 
 use std::collections::BTreeMap;
 
@@ -38,6 +39,11 @@ pub struct IfaceFacts {
     pub link_type: u16,
     #[serde(default)]
     pub tun: bool,
+    /// Multi-host: the interface lives on another host, whose VTEP this is. `ifindex` is then
+    /// a stand-in (`REMOTE_IFINDEX_BASE` and up) and `peer_mac` the MAC behind the interface
+    /// as its host published it.
+    #[serde(default)]
+    pub remote: Option<std::net::IpAddr>,
 }
 
 const ARPHRD_ETHER: u16 = 1;
@@ -50,7 +56,7 @@ fn ether() -> u16 {
 impl Default for IfaceFacts {
     /// Ifindex 0, an Ethernet interface with nothing else known.
     fn default() -> Self {
-        IfaceFacts { ifindex: 0, peer_mac: None, peer_in_other_netns: false, learnt_mac: None, link_type: ARPHRD_ETHER, tun: false }
+        IfaceFacts { ifindex: 0, peer_mac: None, peer_in_other_netns: false, learnt_mac: None, link_type: ARPHRD_ETHER, tun: false, remote: None }
     }
 }
 
@@ -67,7 +73,7 @@ impl IfaceFacts {
 
     /// No veth peer tells the MAC behind the interface: the datapath learns it (a tap).
     pub fn learns(&self) -> bool {
-        self.peer_mac.is_none()
+        self.peer_mac.is_none() && self.remote.is_none()
     }
 }
 
@@ -80,6 +86,9 @@ pub enum CompileError {
     NotEthernet { resource: String, iface: String, what: String },
     #[error("{resource}: interface '{iface}' has ifindex {ifindex}, above what sfc can key ({max})")]
     IfindexTooLarge { resource: String, iface: String, ifindex: u32, max: u32 },
+    /// Interfaces on other hosts, and no overlay device to reach them by.
+    #[error("{0}")]
+    Overlay(String),
     /// More of something than a map field holds (validation keeps models far below this).
     #[error("{n} {what}: more than the datapath's 32-bit fields hold")]
     TooMany { what: &'static str, n: usize },
@@ -123,6 +132,11 @@ pub struct Compiled {
     /// (`port_pairs[pp1].ingress`).
     pub absent: BTreeMap<String, Vec<String>>,
     pub names: Names,
+    /// Multi-host (`overlay`): interfaces on other hosts by stand-in ifindex (`SFC_REMOTES`),
+    /// and the local interfaces frames from the overlay are handed to, by the MAC behind them
+    /// (`SFC_OVL_PORTS`).
+    pub remotes: BTreeMap<u32, sfc_common::overlay::RemoteEntry>,
+    pub ovl_ports: BTreeMap<sfc_common::overlay::OvlMac, sfc_common::overlay::OvlPort>,
 }
 
 impl Compiled {
@@ -224,6 +238,9 @@ pub struct Inputs<'a> {
     /// started yet, or deleted): a member with one is down, a classifier on one is off, a
     /// destination port that is absent hands the chain's traffic back to the host.
     pub absent_ok: bool,
+    /// Multi-host: the ifindex of this host's overlay (VXLAN) device. Needed when a fact is
+    /// remote.
+    pub overlay: Option<u32>,
 }
 
 impl<'a> Inputs<'a> {
@@ -236,6 +253,7 @@ impl<'a> Inputs<'a> {
             down_ifaces: std::collections::BTreeSet::new(),
             draining: BTreeMap::new(),
             absent_ok: false,
+            overlay: None,
         }
     }
 }
@@ -255,5 +273,7 @@ pub fn compile(model: &Model, facts: &BTreeMap<String, IfaceFacts>, netns: Optio
 
 /// Compiles `model` with everything an apply decided (`Inputs`).
 pub fn compile_with(model: &Model, inputs: &Inputs<'_>) -> Result<Compiled, Vec<CompileError>> {
-    build::Build::new(model, inputs).run()
+    let mut c = build::Build::new(model, inputs).run()?;
+    overlay::finish(&mut c, inputs).map_err(|e| vec![e])?;
+    Ok(c)
 }

@@ -5,7 +5,8 @@
 //! Pins in the pin directory: `prog_tc_ingress`, `prog_xdp`, `prog_xdp_pass` (programs),
 //! `link_tc_<ifindex>` and `link_xdp_<ifindex>` (the program on a hub-side interface), and
 //! `link_xdppeer_<ifindex>` (`sfc_xdp_pass` on the veth peer of redirect target `<ifindex>`,
-//! usually inside a service function's namespace).
+//! usually inside a service function's namespace); multi-host: `prog_tc_overlay` and
+//! `link_overlay_<ifindex>` (`sfc_tc_overlay` on the overlay device).
 //!
 //! Why the peers: a veth accepts an XDP-redirected frame only while the *receiving* end runs
 //! NAPI, which an XDP program on that end switches on; without one the kernel drops the frame
@@ -25,7 +26,10 @@ use aya::{
     },
 };
 use aya_obj::programs::XdpAttachType;
-use sfc_common::maps::{PROG_TC_INGRESS, PROG_XDP, PROG_XDP_PASS};
+use sfc_common::{
+    maps::{PROG_TC_INGRESS, PROG_XDP, PROG_XDP_PASS},
+    overlay::PROG_TC_OVERLAY,
+};
 
 use super::{DatapathError, Location, Result, io_err, netlink, netns};
 use crate::model::AttachMode;
@@ -33,6 +37,7 @@ use crate::model::AttachMode;
 pub(crate) const PROG_PIN: &str = "prog_tc_ingress";
 pub(crate) const PROG_XDP_PIN: &str = "prog_xdp";
 const PROG_XDP_PASS_PIN: &str = "prog_xdp_pass";
+const PROG_OVERLAY_PIN: &str = "prog_tc_overlay";
 
 /// What a pinned link attaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -44,17 +49,20 @@ pub enum LinkKind {
     Xdp,
     /// `sfc_xdp_pass` on the veth peer of the interface.
     XdpPeer,
+    /// `sfc_tc_overlay` on the overlay device (tcx ingress).
+    Overlay,
 }
 
 impl LinkKind {
     /// Detach order: the steering programs before the peers they redirect into.
-    pub const ALL: [LinkKind; 3] = [LinkKind::Xdp, LinkKind::Tc, LinkKind::XdpPeer];
+    pub const ALL: [LinkKind; 4] = [LinkKind::Xdp, LinkKind::Tc, LinkKind::Overlay, LinkKind::XdpPeer];
 
     const fn prefix(self) -> &'static str {
         match self {
             LinkKind::Tc => "link_tc_",
             LinkKind::Xdp => "link_xdp_",
             LinkKind::XdpPeer => "link_xdppeer_",
+            LinkKind::Overlay => "link_overlay_",
         }
     }
 
@@ -64,6 +72,7 @@ impl LinkKind {
             LinkKind::Tc => "tc",
             LinkKind::Xdp => "xdp",
             LinkKind::XdpPeer => "xdp peer",
+            LinkKind::Overlay => "overlay",
         }
     }
 
@@ -125,6 +134,8 @@ pub struct Programs {
     pub tc: SchedClassifier,
     xdp: Option<Xdp>,
     pass: Option<Xdp>,
+    /// `sfc_tc_overlay`, when this datapath has an overlay device.
+    overlay: Option<SchedClassifier>,
     /// The tc program was loaded by this call (a first install).
     pub first_load: bool,
 }
@@ -132,7 +143,7 @@ pub struct Programs {
 impl Programs {
     /// Opens the pinned programs, loading (and pinning) the tc program when there is none, and
     /// the XDP programs when `xdp` and there are none: they are verified only when first needed.
-    pub fn open(loc: &Location, ebpf: &mut Ebpf, xdp: bool) -> Result<Programs> {
+    pub fn open(loc: &Location, ebpf: &mut Ebpf, xdp: bool, overlay: bool) -> Result<Programs> {
         let dir = &loc.pin_dir;
         let tc_pin = dir.join(PROG_PIN);
         let first_load = !tc_pin.exists();
@@ -159,7 +170,36 @@ impl Programs {
         };
         let xdp_prog = open_xdp(ebpf, PROG_XDP, PROG_XDP_PIN)?;
         let pass = open_xdp(ebpf, PROG_XDP_PASS, PROG_XDP_PASS_PIN)?;
-        Ok(Programs { tc, xdp: xdp_prog, pass, first_load })
+        let pin = dir.join(PROG_OVERLAY_PIN);
+        let overlay = if pin.exists() || overlay {
+            if !pin.exists() {
+                let p: &mut SchedClassifier = program(ebpf, PROG_TC_OVERLAY)?;
+                load_retrying(|| p.load()).map_err(program_err(format!("loading {PROG_TC_OVERLAY} (verifier)")))?;
+                p.pin(&pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", pin.display()), source })?;
+            }
+            Some(SchedClassifier::from_pin(&pin).map_err(program_err(format!("opening {}", pin.display())))?)
+        } else {
+            None
+        };
+        Ok(Programs { tc, xdp: xdp_prog, pass, overlay, first_load })
+    }
+
+    /// Attaches `sfc_tc_overlay` to the overlay device `ifindex` (called `name`), unless it is
+    /// there already. Returns whether it attached.
+    pub fn attach_overlay(&mut self, loc: &Location, ifindex: u32, name: &str) -> Result<bool> {
+        let pin = LinkKind::Overlay.pin(&loc.pin_dir, ifindex);
+        if pin.exists() {
+            return Ok(false);
+        }
+        let prog = self.overlay.as_mut().ok_or_else(|| DatapathError::Other(format!("{PROG_TC_OVERLAY} is not loaded")))?;
+        let id = prog.attach(name, TcAttachType::Ingress).map_err(program_err(format!("attaching to {name} (tc ingress, overlay)")))?;
+        let link: FdLink = prog
+            .take_link(id)
+            .map_err(program_err(format!("link on {name}")))?
+            .try_into()
+            .map_err(|source| DatapathError::Link { what: format!("tcx link on {name}"), source })?;
+        link.pin(&pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", pin.display()), source })?;
+        Ok(true)
     }
 
     /// A program pinned by another sfc version may use maps of other names or layouts (a map renamed

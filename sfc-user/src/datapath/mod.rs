@@ -7,6 +7,7 @@
 //! `/run/sfc/<pin dir>/state.json`, beside a lock.
 
 pub mod attach;
+pub mod cluster;
 pub mod flows;
 pub mod maps;
 pub mod netlink;
@@ -130,19 +131,7 @@ fn private_dir(p: &Path) -> Result<()> {
 /// not operationally up.
 pub fn gather_facts(loc: &Location, model: &Model) -> Result<(BTreeMap<String, IfaceFacts>, BTreeSet<String>)> {
     let learnt = maps::learnt_macs(loc)?;
-    let mut names = BTreeSet::new();
-    for pp in &model.port_pairs {
-        names.insert(pp.ingress.clone());
-        names.insert(pp.egress.clone());
-    }
-    for fc in &model.flow_classifiers {
-        if !fc.logical_source_port.is_empty() {
-            names.insert(fc.logical_source_port.clone());
-        }
-        if let Some(d) = &fc.logical_destination_port {
-            names.insert(d.clone());
-        }
-    }
+    let names = model_ifaces(model);
     let mut facts = BTreeMap::new();
     let mut down = BTreeSet::new();
     for name in names {
@@ -158,6 +147,7 @@ pub fn gather_facts(loc: &Location, model: &Model) -> Result<(BTreeMap<String, I
                     learnt_mac: learnt.get(&link.ifindex).copied().or_else(|| from_fdb(&link, peer.is_some())),
                     link_type: link.link_type,
                     tun: link.kind.as_deref() == Some("tun"),
+                    remote: None,
                 });
             }
             // Missing interfaces are reported by `compile`, with the resource that names them.
@@ -166,6 +156,24 @@ pub fn gather_facts(loc: &Location, model: &Model) -> Result<(BTreeMap<String, I
         }
     }
     Ok((facts, down))
+}
+
+/// Every interface the model names: port pairs' and classifiers' ports.
+pub fn model_ifaces(model: &Model) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for pp in &model.port_pairs {
+        names.insert(pp.ingress.clone());
+        names.insert(pp.egress.clone());
+    }
+    for fc in &model.flow_classifiers {
+        if !fc.logical_source_port.is_empty() {
+            names.insert(fc.logical_source_port.clone());
+        }
+        if let Some(d) = &fc.logical_destination_port {
+            names.insert(d.clone());
+        }
+    }
+    names
 }
 
 /// The MAC behind a bridge port with no veth peer (a VM's tap), from the bridge's forwarding
@@ -245,8 +253,20 @@ pub fn apply(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyRe
 /// `apply`, with port pairs `down` taken out of their groups as if an interface of theirs were
 /// down (health probes found them not forwarding).
 pub fn apply_with_down(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BTreeSet<String>) -> Result<ApplyReport> {
+    apply_cluster(loc, model, opts, probe_down, None)
+}
+
+/// `apply_with_down` on one host of several (`sfc run --etcd`): interfaces the model names that
+/// are not here but in `cluster` are reached over its overlay device.
+pub fn apply_cluster(
+    loc: &Location,
+    model: &Model,
+    opts: LoadOptions,
+    probe_down: &BTreeSet<String>,
+    cluster: Option<&cluster::Cluster>,
+) -> Result<ApplyReport> {
     let fresh = !loc.pin_dir.exists();
-    let r = apply_inner(loc, model, opts, probe_down);
+    let r = apply_inner(loc, model, opts, probe_down, cluster);
     if r.is_err() && fresh && loc.pin_dir.exists() {
         // Best effort: detach and unpin whatever the failed install got to.
         let _ = down(loc);
@@ -256,7 +276,13 @@ pub fn apply_with_down(loc: &Location, model: &Model, opts: LoadOptions, probe_d
 
 /// An apply, step by step: plan and compile (nothing touched yet), load, configure, attach,
 /// write and flip, detach, save.
-fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BTreeSet<String>) -> Result<ApplyReport> {
+fn apply_inner(
+    loc: &Location,
+    model: &Model,
+    opts: LoadOptions,
+    probe_down: &BTreeSet<String>,
+    cluster: Option<&cluster::Cluster>,
+) -> Result<ApplyReport> {
     ensure_bpffs()?;
     private_dir(&loc.pin_dir)?;
     let state_dir = loc.state_dir();
@@ -264,7 +290,8 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BT
     let _lock = Lock::acquire(&state_dir)?;
     let old = State::load(&state_dir)?;
 
-    let (facts, plan, compiled) = plan_and_compile(loc, model, opts, probe_down, old.as_ref())?;
+    let overlay = cluster.map(|c| netlink::link_by_name(&c.overlay).map(|l| (l.ifindex, c.overlay.clone()))).transpose()?;
+    let (facts, plan, compiled) = plan_and_compile(loc, model, opts, probe_down, old.as_ref(), cluster, overlay.as_ref().map(|o| o.0))?;
     let mut report = ApplyReport { draining: plan.started, drained: plan.ended, ..ApplyReport::default() };
     // Loading the object creates (or reuses, when pinned) every map; the programs are loaded
     // into the kernel when first needed (below) and reused from their pins afterwards.
@@ -284,7 +311,12 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BT
         .collect();
     let xdp = want.values().any(|m| *m == AttachMode::Xdp);
     taps_need_tc(model, &compiled, &want)?;
-    let mut progs = Programs::open(loc, &mut ebpf, xdp)?;
+    if xdp && !compiled.remotes.is_empty() {
+        return Err(DatapathError::Other(
+            "chains cross hosts here, and the tunnel key of a hop to another host is set by the tc program: run every interface in tc mode (--mode tc, no `mode: xdp` under interfaces:)".to_owned(),
+        ));
+    }
+    let mut progs = Programs::open(loc, &mut ebpf, xdp, overlay.is_some())?;
     report.first_load = progs.first_load;
     drop(ebpf);
     // Order matters for packets in flight (see the "generations" notes in sfc-common):
@@ -296,11 +328,18 @@ fn apply_inner(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BT
     //    read from the maps (not from the state file, which a killed loader may have left stale).
     let live_before = m.live_ifaces()?;
     attach_all(loc, &mut progs, &compiled, &want, xdp, &mut report)?;
+    if let Some((ifindex, name)) = &overlay
+        && progs.attach_overlay(loc, *ifindex, name)?
+    {
+        report.attached.push(LinkReport { iface: name.clone(), kind: LinkKind::Overlay });
+    }
+    cluster::write_before(loc, &compiled)?;
     let w = m.write(&compiled, !report.drained.is_empty())?;
+    cluster::remove_after(loc, &compiled)?;
     report.map_changes = w.changes;
     report.generation = w.generation;
     report.flipped = w.flipped;
-    detach_unused(loc, &compiled, &want, &live_before, old.as_ref(), &mut report)?;
+    detach_unused(loc, &compiled, &want, &live_before, old.as_ref(), overlay.as_ref().map(|o| o.0), &mut report)?;
 
     let was_down = old.as_ref().map(|o| o.down.clone()).unwrap_or_default();
     report.went_down = compiled.down.difference(&was_down).cloned().collect();
@@ -374,8 +413,15 @@ fn plan_and_compile(
     opts: LoadOptions,
     probe_down: &BTreeSet<String>,
     old: Option<&State>,
+    cluster: Option<&cluster::Cluster>,
+    overlay: Option<u32>,
 ) -> Result<(BTreeMap<String, IfaceFacts>, plan::Plan, compile::Compiled)> {
-    let (facts, mut down_ifaces) = gather_facts(loc, model)?;
+    let (mut facts, mut down_ifaces) = gather_facts(loc, model)?;
+    if let Some(c) = cluster {
+        let (remote, down) = cluster::remote_facts(&model_ifaces(model), &facts, c, old.map(|o| &o.facts));
+        facts.extend(remote);
+        down_ifaces.extend(down);
+    }
     for p in model.port_pairs.iter().filter(|p| probe_down.contains(&p.name)) {
         down_ifaces.insert(p.ingress.clone());
         down_ifaces.insert(p.egress.clone());
@@ -397,6 +443,7 @@ fn plan_and_compile(
         down_ifaces,
         draining: plan.drain_entries.clone(),
         absent_ok: opts.absent_ok,
+        overlay,
     };
     let compiled = compile::compile_with(model, &inputs).map_err(DatapathError::Compile)?;
     Ok((facts, plan, compiled))
@@ -433,11 +480,13 @@ fn detach_unused(
     want: &BTreeMap<u32, AttachMode>,
     live_before: &BTreeSet<u32>,
     old: Option<&State>,
+    overlay: Option<u32>,
     report: &mut ApplyReport,
 ) -> Result<()> {
     // An interface that is gone (a VM's tap, deleted) has nothing left to finish: its link
     // is defunct, and the pin goes now.
     let keep = |kind: LinkKind, ifindex: u32| match want.get(&ifindex) {
+        _ if kind == LinkKind::Overlay => overlay == Some(ifindex),
         Some(mode) => LinkKind::of(*mode) == kind,
         None => live_before.contains(&ifindex) && netlink::link_by_index(ifindex, None).is_ok(),
     };

@@ -12,6 +12,7 @@ const AF_UNSPEC: u8 = 0;
 const ENODEV: i32 = rustix::io::Errno::NODEV.raw_os_error();
 
 const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 1;
@@ -106,13 +107,19 @@ fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 /// Sends one request of type `ty` (`msg`, its header filled in here) and returns the reply: a
 /// message of type `want` at least `min_len` bytes long (headers included), cut to its own
 /// length. The kernel's error reply becomes `Kernel` (`NotFound` for ENODEV), naming `what`.
-fn request(mut msg: Vec<u8>, ty: u16, want: u16, min_len: usize, what: &str) -> Result<Vec<u8>, NetlinkError> {
+fn request(msg: Vec<u8>, ty: u16, want: u16, min_len: usize, what: &str) -> Result<Vec<u8>, NetlinkError> {
+    request_with(msg, ty, NLM_F_REQUEST, want, min_len, what)
+}
+
+/// `request` with header flags `flags`; `want` `NLMSG_ERROR` takes the kernel's
+/// acknowledgement (error code 0) as the answer.
+fn request_with(mut msg: Vec<u8>, ty: u16, flags: u16, want: u16, min_len: usize, what: &str) -> Result<Vec<u8>, NetlinkError> {
     let sock = net::socket_with(net::AddressFamily::NETLINK, net::SocketType::RAW, net::SocketFlags::CLOEXEC, None)
         .map_err(|e| NetlinkError::Socket(e.into()))?;
     let total = u32::try_from(msg.len()).unwrap_or(0);
     msg[0..4].copy_from_slice(&total.to_ne_bytes());
     msg[4..6].copy_from_slice(&ty.to_ne_bytes());
-    msg[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    msg[6..8].copy_from_slice(&flags.to_ne_bytes());
     msg[8..12].copy_from_slice(&1u32.to_ne_bytes());
     // To the kernel: port id 0, no groups.
     net::sendto(&sock, &msg, net::SendFlags::empty(), &SocketAddrNetlink::new(0, 0)).map_err(|e| NetlinkError::Socket(e.into()))?;
@@ -125,6 +132,9 @@ fn request(mut msg: Vec<u8>, ty: u16, want: u16, min_len: usize, what: &str) -> 
     let reply = u16::from_ne_bytes([buf[4], buf[5]]);
     if reply == NLMSG_ERROR {
         let code = if buf.len() >= 20 { i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]) } else { 0 };
+        if code == 0 && want == NLMSG_ERROR {
+            return Ok(buf);
+        }
         if code == -ENODEV {
             return Err(NetlinkError::NotFound(what.to_owned()));
         }
@@ -189,6 +199,51 @@ fn get_link(ifindex: u32, name: Option<&str>, target_nsid: Option<i32>, what: &s
         }
     }
     Ok(link)
+}
+
+const NLM_F_ACK: u16 = 4;
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_CREATE: u16 = 0x400;
+const IFF_UP: u32 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_VXLAN_LEARNING: u16 = 7;
+const IFLA_VXLAN_PORT: u16 = 15;
+const IFLA_VXLAN_COLLECT_METADATA: u16 = 25;
+
+/// Creates a VXLAN device `name` in external (`collect_md`) mode on UDP `port`, without
+/// learning, up (`ip link add NAME [mtu MTU] up type vxlan external dstport PORT nolearning`):
+/// the tunnel key of each packet comes from the program that sends it.
+pub fn create_vxlan(name: &str, port: u16, mtu: Option<u32>) -> Result<(), NetlinkError> {
+    let mut msg = vec![0u8; 32];
+    msg[16] = AF_UNSPEC;
+    msg[24..28].copy_from_slice(&IFF_UP.to_ne_bytes());
+    msg[28..32].copy_from_slice(&IFF_UP.to_ne_bytes());
+    let mut z = name.as_bytes().to_vec();
+    z.push(0);
+    push_attr(&mut msg, IFLA_IFNAME, &z);
+    if let Some(m) = mtu {
+        push_attr(&mut msg, IFLA_MTU, &m.to_ne_bytes());
+    }
+    let mut data = Vec::new();
+    push_attr(&mut data, IFLA_VXLAN_COLLECT_METADATA, &[1]);
+    push_attr(&mut data, IFLA_VXLAN_PORT, &port.to_be_bytes());
+    push_attr(&mut data, IFLA_VXLAN_LEARNING, &[0]);
+    let mut info = Vec::new();
+    push_attr(&mut info, IFLA_INFO_KIND, b"vxlan\0");
+    push_attr(&mut info, IFLA_INFO_DATA, &data);
+    push_attr(&mut msg, IFLA_LINKINFO, &info);
+    let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE;
+    request_with(msg, RTM_NEWLINK, flags, NLMSG_ERROR, 16, &format!("creating VXLAN device '{name}'")).map(|_| ())
+}
+
+/// Deletes the interface called `name` (`ip link del NAME`).
+pub fn delete_link(name: &str) -> Result<(), NetlinkError> {
+    let mut msg = vec![0u8; 32];
+    msg[16] = AF_UNSPEC;
+    let mut z = name.as_bytes().to_vec();
+    z.push(0);
+    push_attr(&mut msg, IFLA_IFNAME, &z);
+    request_with(msg, RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK, NLMSG_ERROR, 16, &format!("deleting '{name}'")).map(|_| ())
 }
 
 /// The interface called `name` in the current network namespace.

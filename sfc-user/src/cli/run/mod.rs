@@ -6,6 +6,7 @@
 //! One current-thread tokio runtime, built here, after `--netns` was entered on the main thread:
 //! its thread and the blocking-pool threads it spawns (map reads, `apply`) inherit the namespace.
 
+pub mod etcd;
 mod health;
 mod http;
 
@@ -42,8 +43,10 @@ use crate::{
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The chain file (YAML or JSON); re-applied whenever its content changes.
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    file: String,
+    #[arg(short = 'f', long = "file", value_name = "FILE", required_unless_present = "etcd")]
+    file: Option<String>,
+    #[command(flatten)]
+    pub etcd: etcd::EtcdArgs,
     /// Serve Prometheus metrics on ADDR (path /metrics).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9469")]
     metrics: SocketAddr,
@@ -84,13 +87,24 @@ pub struct Args {
 }
 
 
-pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
+pub fn run(loc: &Location, a: &Args, agent: Option<etcd::Agent>) -> anyhow::Result<ExitCode> {
     // Bind before changing anything, so a port in use is reported with nothing half done.
     let listener =
         std::net::TcpListener::bind(a.metrics).with_context(|| format!("listening on {} for metrics", a.metrics))?;
     listener.set_nonblocking(true).context("metrics socket")?;
+    let changed = agent.as_ref().map(|g| g.changed.clone());
     let mut watcher = Watcher {
-        file: a.file.clone(),
+        file: agent.as_ref().map_or_else(|| a.file.clone().unwrap_or_default(), |g| format!("etcd {}", g.keys.config())),
+        source: agent.map(|agent| etcd::EtcdSource {
+            agent,
+            overlay: a.etcd.overlay_dev.clone(),
+            mtu: a.etcd.overlay_mtu,
+            cluster: None,
+            revision: None,
+            applied_revision: None,
+            generation: 0,
+            waiting: false,
+        }),
         opts: LoadOptions {
             flow_table_size: a.flow_table_size,
             drain_timeout: Duration::from_secs(a.drain_timeout),
@@ -125,7 +139,7 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         aging: Duration::from_secs(u64::from(aging.idle_s.min(aging.close_grace_s).div_ceil(2).clamp(1, 30))),
         aging_rule: aging,
     };
-    rt.block_on(daemon(Arc::new(loc.clone()), watcher, listener, every))?;
+    rt.block_on(daemon(Arc::new(loc.clone()), watcher, listener, every, changed))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -138,7 +152,13 @@ struct Timing {
     aging_rule: datapath::flows::Aging,
 }
 
-async fn daemon(loc: Arc<Location>, watcher: Watcher, listener: std::net::TcpListener, every: Timing) -> anyhow::Result<()> {
+async fn daemon(
+    loc: Arc<Location>,
+    watcher: Watcher,
+    listener: std::net::TcpListener,
+    every: Timing,
+    etcd_changed: Option<Arc<tokio::sync::Notify>>,
+) -> anyhow::Result<()> {
     let listener = TcpListener::from_std(listener).context("metrics socket")?;
     log::info!("serving metrics on http://{}/metrics", listener.local_addr().context("metrics socket")?);
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -146,7 +166,7 @@ async fn daemon(loc: Arc<Location>, watcher: Watcher, listener: std::net::TcpLis
     let wake = Arc::new(tokio::sync::Notify::new());
     let prober = tokio::spawn(probe_loop(loc.clone(), watcher.probe_down.clone(), wake.clone()));
     let links = tokio::spawn(link_events(wake.clone()));
-    let watch = tokio::spawn(watch_loop(loc.clone(), watcher, every, wake));
+    let watch = tokio::spawn(watch_loop(loc.clone(), watcher, every, wake, etcd_changed));
     loop {
         tokio::select! {
             _ = interrupt.recv() => { log::info!("interrupted"); break; }
@@ -179,7 +199,10 @@ async fn daemon(loc: Arc<Location>, watcher: Watcher, listener: std::net::TcpLis
 
 /// What the daemon knows about the chain file between two looks.
 struct Watcher {
+    /// The chain file, or where in etcd it is (for messages).
     file: String,
+    /// Multi-host: the configuration and the other hosts' ports come from etcd.
+    source: Option<etcd::EtcdSource>,
     opts: LoadOptions,
     interval: u64,
     /// Hash of the content running now.
@@ -298,7 +321,12 @@ impl Watcher {
         // The links as they are before the apply looks at them: what changes during the apply
         // is seen at the next look (and re-applied), never taken as already applied.
         let down_before = links_of(&ifaces, &BTreeMap::new()).0;
-        let r = datapath::apply_with_down(loc, &model, self.opts, &probe_down)?;
+        let cluster = self.source.as_ref().and_then(|s| s.cluster.clone());
+        let r = datapath::apply_cluster(loc, &model, self.opts, &probe_down, cluster.as_ref());
+        if let Some(src) = &mut self.source {
+            src.publish(loc, &model, r.as_ref().map(|r| r.generation).map_err(|e| format!("{e:#}")));
+        }
+        let r = r?;
         self.applied_probe_down = probe_down;
         let state = datapath::State::load(&loc.state_dir()).ok().flatten();
         self.drain_due = state.as_ref().and_then(|s| s.draining.values().map(|d| d.until).min());
@@ -397,8 +425,14 @@ impl Watcher {
         }
     }
 
-    /// The first apply: any error ends the daemon before it serves anything.
+    /// The first apply: any error ends the daemon before it serves anything. From etcd: the
+    /// overlay device is made ready; the configuration is applied when it is read.
     fn initial(&mut self, loc: &Location) -> anyhow::Result<()> {
+        if let Some(src) = &self.source {
+            let (ifindex, created) = datapath::cluster::ensure_overlay(&src.overlay, src.mtu)?;
+            log::info!("overlay device {} (ifindex {ifindex}){}", src.overlay, if created { ", created" } else { "" });
+            return Ok(());
+        }
         let text = std::fs::read(&self.file).with_context(|| format!("reading {}", self.file))?;
         let h = content_hash(&text);
         let r = self.apply(loc, super::model_of(&self.file, &text)?)?;
@@ -410,6 +444,10 @@ impl Watcher {
     /// One look at the file; applies it when its content changed. Never fails: every problem is
     /// logged and the running state kept.
     fn poll(&mut self, loc: &Location) {
+        if self.source.is_some() {
+            self.poll_etcd(loc);
+            return;
+        }
         let text = match std::fs::read(&self.file) {
             Ok(t) => t,
             Err(e) => {
@@ -472,7 +510,14 @@ fn age(loc: &Location, rule: datapath::flows::Aging) {
     }
 }
 
-async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Timing, wake: Arc<tokio::sync::Notify>) {
+async fn watch_loop(
+    loc: Arc<Location>,
+    mut w: Watcher,
+    every: Timing,
+    wake: Arc<tokio::sync::Notify>,
+    etcd_changed: Option<Arc<tokio::sync::Notify>>,
+) {
+    let etcd_changed = etcd_changed.unwrap_or_default();
     let mut tick = tokio::time::interval(every.health);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The first tick is immediate, and the file was just applied.
@@ -482,11 +527,13 @@ async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Timing, wake: Arc
     loop {
         // A link event or a probe verdict wakes the health check at once; the tick is the
         // fallback (and the clock of the file and the drains).
+        let mut from_etcd = false;
         tokio::select! {
             _ = tick.tick() => {}
             () = wake.notified() => {}
+            () = etcd_changed.notified() => from_etcd = true,
         }
-        let look_at_file = last_file_look.elapsed() >= every.file;
+        let look_at_file = from_etcd || last_file_look.elapsed() >= every.file;
         if look_at_file {
             last_file_look = tokio::time::Instant::now();
         }

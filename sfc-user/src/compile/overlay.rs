@@ -1,0 +1,71 @@
+//! Multi-host: what the overlay needs from a compiled state (see `sfc_common::overlay`).
+//! Interfaces on other hosts are compiled like local ones under stand-in ifindexes; here they
+//! are taken out of what needs a program or an XDP redirect, and listed with their hosts'
+//! VTEPs; the local interfaces another host may send to are listed by the MAC behind them.
+
+use std::net::IpAddr;
+
+use sfc_common::{
+    maps::IF_F_MAC,
+    overlay::{OVL_F_PEER, OvlMac, OvlPort, RemoteEntry, VTEP_V4, VTEP_V6},
+};
+
+use super::{CompileError, Compiled, Inputs, sf_mac};
+
+pub(super) fn finish(c: &mut Compiled, inputs: &Inputs<'_>) -> Result<(), CompileError> {
+    let remote: Vec<(&String, u32, IpAddr)> =
+        inputs.facts.iter().filter_map(|(n, f)| f.remote.map(|ip| (n, f.ifindex, ip))).collect();
+    if remote.is_empty() {
+        return Ok(());
+    }
+    let Some(overlay) = inputs.overlay else {
+        let names: Vec<&str> = remote.iter().map(|(n, ..)| n.as_str()).collect();
+        return Err(CompileError::Overlay(format!(
+            "interfaces on other hosts ({}) and no overlay device to reach them by",
+            names.join(", ")
+        )));
+    };
+    for (_, ifindex, ip) in &remote {
+        c.attach.remove(ifindex);
+        c.redirect_targets.remove(ifindex);
+        let mut e = RemoteEntry { overlay_ifindex: overlay, ..RemoteEntry::default() };
+        match ip {
+            IpAddr::V4(a) => {
+                e.family = VTEP_V4;
+                e.vtep[..4].copy_from_slice(&a.octets());
+            }
+            IpAddr::V6(a) => {
+                e.family = VTEP_V6;
+                e.vtep = a.octets();
+            }
+        }
+        c.remotes.insert(*ifindex, e);
+    }
+    // Where a frame from another host may be addressed: the local redirect targets (members'
+    // ingresses, and for symmetric chains their egresses and the source ports; destination
+    // ports), by the MAC behind them, as the compiled entries address them.
+    for (name, f) in inputs.facts.iter().filter(|(_, f)| f.remote.is_none() && c.redirect_targets.contains(&f.ifindex)) {
+        let by_pp = c.port_pairs.values().find_map(|p| {
+            if p.ingress_ifindex == f.ifindex && p.ingress_mac != [0; 6] {
+                Some(p.ingress_mac)
+            } else if p.egress_ifindex == f.ifindex && p.egress_mac != [0; 6] {
+                Some(p.egress_mac)
+            } else {
+                None
+            }
+        });
+        let by_iface = c.ifaces.get(&f.ifindex).filter(|i| i.flags & IF_F_MAC != 0).map(|i| i.peer_mac);
+        let Some(mac) = by_pp.or(by_iface).or_else(|| sf_mac(None, f)) else {
+            log::debug!("{name}: no MAC known behind it: frames from other hosts cannot be addressed to it yet");
+            continue;
+        };
+        let port = OvlPort { ifindex: f.ifindex, flags: if f.peer_in_other_netns { OVL_F_PEER } else { 0 } };
+        if let Some(other) = c.ovl_ports.insert(OvlMac { mac, _pad: [0; 2] }, port).filter(|o| o.ifindex != f.ifindex) {
+            return Err(CompileError::Overlay(format!(
+                "{name} and ifindex {} have the same MAC behind them: frames from other hosts could not tell them apart",
+                other.ifindex
+            )));
+        }
+    }
+    Ok(())
+}

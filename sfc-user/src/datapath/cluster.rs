@@ -1,0 +1,126 @@
+//! Multi-host: the other hosts' interfaces as facts for compile, the overlay maps, and the
+//! overlay device itself (see `sfc_common::overlay`).
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+};
+
+use aya::maps::{HashMap, MapData};
+use serde::{Deserialize, Serialize};
+use sfc_common::{
+    limits::{MAX_REMOTES, REMOTE_IFINDEX_BASE},
+    overlay::{MAP_OVL_PORTS, MAP_REMOTES, OvlMac, OvlPort, RemoteEntry},
+};
+
+use super::{DatapathError, Location, Result, maps::typed, netlink};
+use crate::compile::{Compiled, IfaceFacts};
+
+/// What this host knows of the others for an apply (from etcd: `sfc run --etcd`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cluster {
+    /// This host's overlay device (VXLAN, external).
+    pub overlay: String,
+    /// Interface name -> where it lives, for interfaces on other hosts.
+    pub remote: BTreeMap<String, RemotePort>,
+}
+
+/// An interface another host published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemotePort {
+    pub node: String,
+    pub vtep: IpAddr,
+    /// The MAC behind the interface (the service function's or endpoint's), when its host knows it.
+    pub mac: Option<[u8; 6]>,
+    /// Operationally up on its host.
+    pub up: bool,
+}
+
+/// Facts for the interfaces the model names that are not here but on another host: a stand-in
+/// ifindex each (the one the last apply gave it, else the lowest free: flows and port pairs
+/// keep pointing at the same host across applies), and whether it is down there (or its MAC
+/// unknown: nothing can be addressed to it).
+pub fn remote_facts(
+    names: &BTreeSet<String>,
+    local: &BTreeMap<String, IfaceFacts>,
+    cluster: &Cluster,
+    old: Option<&BTreeMap<String, IfaceFacts>>,
+) -> (BTreeMap<String, IfaceFacts>, BTreeSet<String>) {
+    let previous = |n: &str| old.and_then(|o| o.get(n)).filter(|f| f.remote.is_some()).map(|f| f.ifindex);
+    let wanted: Vec<(&String, &RemotePort)> =
+        names.iter().filter(|n| !local.contains_key(*n)).filter_map(|n| cluster.remote.get(n).map(|r| (n, r))).collect();
+    let mut used: BTreeSet<u32> = wanted.iter().filter_map(|(n, _)| previous(n)).collect();
+    let mut next = REMOTE_IFINDEX_BASE;
+    let (mut facts, mut down) = (BTreeMap::new(), BTreeSet::new());
+    for (name, r) in wanted {
+        let ifindex = previous(name).unwrap_or_else(|| {
+            while used.contains(&next) {
+                next += 1;
+            }
+            used.insert(next);
+            next
+        });
+        if next >= REMOTE_IFINDEX_BASE + MAX_REMOTES {
+            log::warn!("more interfaces on other hosts than {MAX_REMOTES}: {name} left out");
+            continue;
+        }
+        if !r.up || r.mac.is_none() {
+            down.insert(name.clone());
+        }
+        facts.insert(name.clone(), IfaceFacts {
+            ifindex,
+            peer_mac: r.mac,
+            remote: Some(r.vtep),
+            ..IfaceFacts::default()
+        });
+    }
+    (facts, down)
+}
+
+/// Adds and updates the overlay entries `c` has, before the flip that makes them used.
+pub fn write_before(loc: &Location, c: &Compiled) -> Result<()> {
+    let mut remotes: HashMap<MapData, u32, RemoteEntry> = typed(loc, MAP_REMOTES)?;
+    for (k, v) in &c.remotes {
+        remotes.insert(*k, *v, 0).map_err(super::maps::map_err(MAP_REMOTES, "writing"))?;
+    }
+    let mut ports: HashMap<MapData, OvlMac, OvlPort> = typed(loc, MAP_OVL_PORTS)?;
+    for (k, v) in &c.ovl_ports {
+        ports.insert(*k, *v, 0).map_err(super::maps::map_err(MAP_OVL_PORTS, "writing"))?;
+    }
+    Ok(())
+}
+
+/// Removes the overlay entries `c` no longer has, after the flip. A remote entry a flow of the
+/// previous generation still points at is gone with its host anyway (the interface left it).
+pub fn remove_after(loc: &Location, c: &Compiled) -> Result<()> {
+    let mut remotes: HashMap<MapData, u32, RemoteEntry> = typed(loc, MAP_REMOTES)?;
+    let stale: Vec<u32> = remotes.keys().filter_map(std::result::Result::ok).filter(|k| !c.remotes.contains_key(k)).collect();
+    for k in stale {
+        remotes.remove(&k).map_err(super::maps::map_err(MAP_REMOTES, "removing"))?;
+    }
+    let mut ports: HashMap<MapData, OvlMac, OvlPort> = typed(loc, MAP_OVL_PORTS)?;
+    let stale: Vec<OvlMac> = ports.keys().filter_map(std::result::Result::ok).filter(|k| !c.ovl_ports.contains_key(k)).collect();
+    for k in stale {
+        ports.remove(&k).map_err(super::maps::map_err(MAP_OVL_PORTS, "removing"))?;
+    }
+    Ok(())
+}
+
+/// The overlay device called `name`: created (VXLAN in external mode on the IANA port, up,
+/// with `mtu` when given) when there is none; an existing device must be a VXLAN device.
+/// Returns its ifindex and whether it was created.
+pub fn ensure_overlay(name: &str, mtu: Option<u32>) -> Result<(u32, bool)> {
+    match netlink::link_by_name(name) {
+        Ok(l) if l.kind.as_deref() == Some("vxlan") => Ok((l.ifindex, false)),
+        Ok(l) => Err(DatapathError::Other(format!(
+            "overlay device {name} exists and is not a VXLAN device ({}): name another with --overlay-dev",
+            l.kind.as_deref().unwrap_or("no kind")
+        ))),
+        Err(netlink::NetlinkError::NotFound(_)) => {
+            netlink::create_vxlan(name, sfc_common::limits::OVERLAY_PORT, mtu)?;
+            let l = netlink::link_by_name(name)?;
+            Ok((l.ifindex, true))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

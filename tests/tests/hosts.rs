@@ -1,0 +1,93 @@
+//! Chains across hosts with real packets: three "hosts" (hub namespaces joined by a VXLAN
+//! underlay, `sfc_tests::hosts`), etcd in a namespace of its own, one `sfc run --etcd` agent per
+//! host. The chain: source@h1 -> pg1 {sf1@h2, sf3@h3} -> pg2 {sf2@h1} -> dest@h3, symmetric.
+//! The path is proven by the SFs' own interface counters: every request and reply crosses a
+//! pg1 member and sf2, over the overlay between hosts.
+//!
+//! Needs the `sfc` binary (`SFC_BIN`, else `target/debug/sfc`), etcd (Debian's `etcd-server`
+//! and `etcd-client`, installed by `cargo xtask setup`) and root; run with `--test-threads=1`.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    time::Duration,
+};
+
+use sfc_tests::{
+    TopologyConfig,
+    chain::{ChainFile, FlowClassifier, PortChain, PortPairGroup, ScratchDir},
+    hosts::Hosts,
+    sfc::bin_from_env,
+    stream::STREAM_PORT,
+    topology::{DEST_IP, End, SOURCE_IP},
+    traffic::{TcpServer, tcp_requests},
+};
+
+const REQUESTS: usize = 20;
+
+/// Where the ends live: sf1 on h2, sf3 and dest on h3; source and sf2 stay on h1.
+const PLACEMENT: [(End, usize); 5] =
+    [(End::SfIn(1), 2), (End::SfOut(1), 2), (End::SfIn(3), 3), (End::SfOut(3), 3), (End::Dest, 3)];
+
+fn chain(h: &Hosts, extra_port: Option<u16>) -> ChainFile {
+    let topo = h.topo();
+    let classifier = |name: &str, proto: &str, port: u16| {
+        let mut fc = FlowClassifier::to_port(name, proto, port, &topo.hub_dev(End::Source));
+        fc.source_ip_prefix = Some(format!("{SOURCE_IP}/32"));
+        fc.logical_destination_port = Some(topo.hub_dev(End::Dest));
+        fc
+    };
+    let mut classifiers = vec![classifier("web", "tcp", 80), classifier("stream", "udp", STREAM_PORT)];
+    classifiers.extend(extra_port.map(|p| classifier("extra", "udp", p)));
+    let mut pc = PortChain::new("pc1", 1, &["pg1", "pg2"], &classifiers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>());
+    pc.symmetric = true;
+    ChainFile {
+        port_pairs: [1, 2, 3].iter().map(|&n| topo.port_pair(n)).collect(),
+        port_pair_groups: vec![PortPairGroup::new("pg1", &["pp1", "pp3"]), PortPairGroup::new("pg2", &["pp2"])],
+        flow_classifiers: classifiers,
+        port_chains: vec![pc],
+        interfaces: Vec::new(),
+    }
+}
+
+fn hosts(dir: &Path, v6_underlay: bool) -> Hosts {
+    let topo = TopologyConfig::new(&[1, 2, 3]).symmetric_routing().build().unwrap_or_else(|e| panic!("{e:#}"));
+    Hosts::build(topo, 3, &PLACEMENT, v6_underlay, &bin_from_env(), dir).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn up(h: &mut Hosts, dir: &ScratchDir) -> i64 {
+    let file = dir.write("chains.yaml", &chain(h, None)).unwrap_or_else(|e| panic!("{e:#}"));
+    let rev = h.push(&file).unwrap_or_else(|e| panic!("{e:#}"));
+    for n in 1..=3 {
+        h.start_agent(n).unwrap_or_else(|e| panic!("{e:#}"));
+    }
+    h.wait_applied(rev, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e:#}"));
+    rev
+}
+
+/// TCP requests and their replies cross h1 -> h2|h3 -> h1 -> h3 and back, byte for byte.
+fn tcp_across_hosts(v6_underlay: bool) {
+    let dir = ScratchDir::new("hosts").unwrap_or_else(|e| panic!("{e:#}"));
+    let mut h = hosts(dir.path(), v6_underlay);
+    up(&mut h, &dir);
+    let topo = h.topo();
+    let server = TcpServer::start(&topo.dest(), SocketAddr::new(IpAddr::V4(DEST_IP), 80)).unwrap_or_else(|e| panic!("{e:#}"));
+    let before = topo.counters().unwrap_or_else(|e| panic!("{e:#}"));
+    let out = tcp_requests(&topo.source(), server.addr(), REQUESTS).unwrap_or_else(|e| panic!("{e:#}"));
+    let d = topo.counters().unwrap_or_else(|e| panic!("{e:#}")).since(&before);
+    assert_eq!(out.ok, REQUESTS, "requests answered: {out:?}\n{d}\n{}", h.logs());
+    // Each connection is a flow pinned to sf1 or sf3; all of them cross sf2.
+    let pg1 = d.get(End::SfIn(1)).rx_packets + d.get(End::SfIn(3)).rx_packets;
+    let sf2 = d.get(End::SfIn(2)).rx_packets;
+    assert!(sf2 >= 3 * REQUESTS as u64, "sf2 saw every request's packets: {sf2}\n{d}");
+    assert_eq!(pg1, sf2, "every packet that crossed sf2 crossed sf1 or sf3 first:\n{d}");
+    // Replies enter the SFs through `out` (symmetric chain).
+    let replies = d.get(End::SfOut(1)).rx_packets + d.get(End::SfOut(3)).rx_packets;
+    assert_eq!(replies, d.get(End::SfOut(2)).rx_packets, "replies cross sf2 and a pg1 member:\n{d}");
+    assert!(replies >= 2 * REQUESTS as u64, "replies crossed the SFs: {replies}\n{d}");
+}
+
+#[test]
+fn tcp_across_three_hosts_ipv4_underlay() {
+    tcp_across_hosts(false);
+}
