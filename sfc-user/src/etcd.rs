@@ -66,6 +66,13 @@ pub struct NodeRecord {
     /// Why the last configuration could not be applied there, if it could not.
     #[serde(default)]
     pub error: Option<String>,
+    /// Interfaces the configuration names that are on no host this one knows of (their
+    /// members are out, their classifiers off there), and the port pairs installed down there.
+    /// Both empty: the host runs the whole configuration.
+    #[serde(default)]
+    pub absent: Vec<String>,
+    #[serde(default)]
+    pub down: Vec<String>,
 }
 
 /// An interface of the chain file that exists on a host.

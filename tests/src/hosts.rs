@@ -227,8 +227,7 @@ impl Hosts {
 
     /// Runs `sfc args...` from etcd's namespace (no `--netns`): `push`, `status --etcd`.
     pub fn sfc(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", self.etcd.ns()])
+        let out = in_etcd_netns(self.etcd.ns())
             .arg(&self.bin)
             .args(args)
             .output()
@@ -253,10 +252,9 @@ impl Hosts {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
         let vtep = vtep(h, self.v6).to_string();
         let mtu = OVERLAY_MTU.to_string();
-        let mut cmd = Command::new("ip");
+        let mut cmd = in_etcd_netns(self.etcd.ns());
         #[rustfmt::skip]
-        cmd.args(["netns", "exec", self.etcd.ns()])
-            .arg(&self.bin)
+        cmd.arg(&self.bin)
             .args(["--netns", &self.hubs[h - 1], "run",
                 "--etcd", self.etcd.url(), "--node", &format!("h{h}"), "--vtep", &vtep,
                 "--overlay-mtu", &mtu, "--lease-ttl", "4", "--metrics", "127.0.0.1:9469"])
@@ -278,14 +276,19 @@ impl Hosts {
         serde_json::from_str(out.trim()).with_context(|| format!("sfc status --etcd --json: {out}"))
     }
 
-    /// Waits until every one of `n` hosts runs configuration `revision` with every port of the
-    /// others known (no apply pending): `sfc status --etcd` says so and each agent logged it.
+    /// Waits until every host runs configuration `revision` whole: `sfc status --etcd` shows it
+    /// applied there with no interface absent (every other host's ports known) and no member
+    /// down.
     pub fn wait_applied(&self, revision: i64, limit: Duration) -> Result<serde_json::Value> {
         let deadline = Instant::now() + limit;
         loop {
             let s = self.cluster_status()?;
             let nodes = s["nodes"].as_array().cloned().unwrap_or_default();
-            let current = nodes.iter().filter(|n| n["applied_revision"].as_i64() == Some(revision)).count();
+            let empty = |v: &serde_json::Value| v.as_array().is_some_and(Vec::is_empty);
+            let current = nodes
+                .iter()
+                .filter(|n| n["applied_revision"].as_i64() == Some(revision) && empty(&n["absent"]) && empty(&n["down"]))
+                .count();
             if current == self.hubs.len() {
                 return Ok(s);
             }
@@ -310,6 +313,15 @@ impl Hosts {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
+}
+
+/// A command run in network namespace `ns` only. Not `ip netns exec`, which also gives the
+/// command a mount namespace of its own with /sys mounted afresh: sfc would find no bpffs there,
+/// mount one that lives as long as the process, and its datapath would go with it.
+fn in_etcd_netns(ns: &str) -> Command {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={}", crate::netns::path(ns).display())).arg("--");
+    cmd
 }
 
 fn netns_sysctl(ns: &str, key: &str, value: &str) -> Result<()> {

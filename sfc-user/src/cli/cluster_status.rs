@@ -65,10 +65,18 @@ pub fn run(urls: &str, prefix: &str, json: bool) -> anyhow::Result<ExitCode> {
                 if n.current { "yes".to_owned() } else { "no".to_owned() },
                 n.record.generation.to_string(),
                 n.ports.len().to_string(),
-                n.record.error.clone().unwrap_or_default(),
+                [
+                    n.record.error.clone(),
+                    (!n.record.absent.is_empty()).then(|| format!("absent: {}", n.record.absent.join(", "))),
+                    (!n.record.down.is_empty()).then(|| format!("down: {}", n.record.down.join(", "))),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; "),
             ]
         })
         .collect();
-    print_table(&["node", "vtep", "revision", "current", "generation", "ports", "error"], &rows);
+    print_table(&["node", "vtep", "revision", "current", "generation", "ports", "problems"], &rows);
     Ok(ExitCode::SUCCESS)
 }

@@ -209,7 +209,10 @@ impl Session {
             .lock()
             .ok()
             .and_then(|s| s.publish.clone())
-            .unwrap_or_else(|| (NodeRecord { vtep: self.vtep, applied_revision: None, generation: 0, error: None }, BTreeMap::new()));
+            .unwrap_or_else(|| {
+                let node = NodeRecord { vtep: self.vtep, applied_revision: None, generation: 0, error: None, absent: Vec::new(), down: Vec::new() };
+                (node, BTreeMap::new())
+            });
         etcd::put_leased(c, self.keys.node(&self.node), &node, lease).await?;
         for (iface, p) in &ports {
             if published.get(iface) != Some(p) {
@@ -276,6 +279,8 @@ impl EtcdSource {
             applied_revision: self.applied_revision,
             generation: self.generation,
             error: result.err(),
+            absent: state.as_ref().map(|s| s.absent.keys().cloned().collect()).unwrap_or_default(),
+            down: state.as_ref().map(|s| s.down.iter().cloned().collect()).unwrap_or_default(),
         };
         if let Ok(mut s) = self.agent.shared.lock() {
             s.publish = Some((node, ports));
