@@ -20,7 +20,7 @@ use sfc_tests::{
     sfc::bin_from_env,
     stream::{STREAM_PORT, SeqStream, StreamSpec},
     topology::{DEST_IP, End, SOURCE_IP},
-    traffic::{TcpServer, tcp_requests},
+    traffic::{TcpServer, UdpEchoServer, tcp_requests},
 };
 
 const REQUESTS: usize = 20;
@@ -85,6 +85,70 @@ fn tcp_across_hosts(v6_underlay: bool) {
     let replies = d.get(End::SfOut(1)).rx_packets + d.get(End::SfOut(3)).rx_packets;
     assert_eq!(replies, d.get(End::SfOut(2)).rx_packets, "replies cross sf2 and a pg1 member:\n{d}");
     assert!(replies >= 2 * REQUESTS as u64, "replies crossed the SFs: {replies}\n{d}");
+
+    // IP fragments (2000-byte datagrams, 2 fragments each; the echo server echoes up to 2048
+    // bytes), both ways: later fragments follow their first one on every host.
+    let echo = UdpEchoServer::start(&topo.dest(), SocketAddr::new(IpAddr::V4(DEST_IP), STREAM_PORT)).unwrap_or_else(|e| panic!("{e:#}"));
+    let before = topo.counters().unwrap_or_else(|e| panic!("{e:#}"));
+    let back = udp_sized(&topo.source(), echo.addr(), 2000, 5, false);
+    let d = topo.counters().unwrap_or_else(|e| panic!("{e:#}")).since(&before);
+    assert_eq!((echo.received(), back), (5, 5), "fragmented datagrams and their echoes:\n{d}\n{}", h.logs());
+    assert_eq!((d.get(End::SfIn(2)).rx_packets, d.get(End::SfOut(2)).rx_packets), (10, 10), "every fragment crossed sf2, both ways:\n{d}");
+
+    // A packet too big for the overlay is dropped and counted where it would enter it, never
+    // lost silently (h1's overlay device made smaller than the source's MTU).
+    sfc_tests::netns::ip_in(h.hub(1), &["link", "set", "sfc-vxlan", "mtu", "1200"]).unwrap_or_else(|e| panic!("{e:#}"));
+    let drops = |h: &Hosts| -> u64 {
+        let v: serde_json::Value = serde_json::from_str(&h.sfc_on(1, &["stats", "--json"]).unwrap_or_else(|e| panic!("{e:#}"))).unwrap_or_default();
+        v["drops"]["overlay_too_big"].as_u64().unwrap_or_else(|| panic!("no overlay_too_big in {v}"))
+    };
+    let (before, received) = (drops(&h), echo.received());
+    let back = udp_sized(&topo.source(), echo.addr(), 1400, 3, true);
+    assert_eq!((echo.received() - received, back), (0, 0), "a datagram too big for the overlay got through");
+    assert_eq!(drops(&h) - before, 3, "overlay_too_big counts each datagram");
+    sfc_tests::netns::ip_in(h.hub(1), &["link", "set", "sfc-vxlan", "mtu", &sfc_tests::hosts::OVERLAY_MTU.to_string()]).unwrap_or_else(|e| panic!("{e:#}"));
+
+    // `sfc down` removes the overlay device the agent created.
+    h.agent(2).map(|a| a.kill());
+    let out = h.sfc_on(2, &["down"]).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(out.contains("removed the overlay device sfc-vxlan"), "{out}");
+    assert!(sfc_tests::netns::ip_in(h.hub(2), &["link", "show", "sfc-vxlan"]).is_err(), "sfc-vxlan is still in h2");
+}
+
+/// Sends `n` datagrams of `size` bytes from `ns` to `to` (with DF set when `df`: no
+/// fragmentation anywhere) and counts the echoes that come back within a second each.
+fn udp_sized(ns: &str, to: SocketAddr, size: usize, n: usize, df: bool) -> usize {
+    sfc_tests::netns::in_netns(ns, move || {
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap_or_else(|e| panic!("{e}"));
+        if df {
+            let v: libc::c_int = libc::IP_PMTUDISC_DO;
+            // SAFETY: a valid socket and a c_int option value of the right size.
+            let r = unsafe {
+                libc::setsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&sock),
+                    libc::IPPROTO_IP,
+                    libc::IP_MTU_DISCOVER,
+                    (&raw const v).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(r, 0, "IP_MTU_DISCOVER");
+        }
+        sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap_or_else(|e| panic!("{e}"));
+        let mut back = 0;
+        let mut buf = vec![0u8; 65_536];
+        for i in 0..n {
+            let payload = vec![u8::try_from(i % 256).unwrap_or(0); size];
+            sock.send_to(&payload, to).unwrap_or_else(|e| panic!("send: {e}"));
+            if let Ok((got, _)) = sock.recv_from(&mut buf)
+                && buf[..got] == payload[..]
+            {
+                back += 1;
+            }
+        }
+        back
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 #[test]

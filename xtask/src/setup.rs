@@ -44,6 +44,18 @@ const PACKAGES: &[(&str, &str)] = &[
         "the NAT-ing function test's service function SNATs with nft",
     ),
     (
+        "protobuf-compiler",
+        "etcd-client (the Rust crate sfc's multi-host agent speaks etcd with) compiles etcd's protocol files",
+    ),
+    (
+        "etcd-server",
+        "the multi-host tests and demo keep the configuration in a real etcd (in a namespace of their own)",
+    ),
+    (
+        "etcd-client",
+        "etcdctl: the multi-host tests wait for etcd to answer",
+    ),
+    (
         "python3-venv",
         "grafyaml (from PyPI), which checks the Grafana dashboard, is installed into a venv",
     ),

@@ -11,6 +11,9 @@ pub fn run(loc: &Location) -> anyhow::Result<ExitCode> {
                 r.unpinned,
                 loc.pin_dir.display()
             );
+            if let Some(dev) = r.overlay_removed {
+                println!("removed the overlay device {dev} (sfc run --etcd had created it)");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(DatapathError::NotInstalled(p)) => {

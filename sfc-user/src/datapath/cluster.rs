@@ -124,3 +124,23 @@ pub fn ensure_overlay(name: &str, mtu: Option<u32>) -> Result<(u32, bool)> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// The file in the state directory naming the overlay device sfc created (`sfc down` removes
+/// it; a device the operator made stays).
+const CREATED: &str = "overlay-created";
+
+/// Notes that sfc created overlay device `name` for the datapath at `loc`.
+pub fn remember_created(loc: &Location, name: &str) -> Result<()> {
+    let dir = loc.state_dir();
+    std::fs::create_dir_all(&dir).map_err(super::io_err(format!("creating {}", dir.display())))?;
+    std::fs::write(dir.join(CREATED), name).map_err(super::io_err(format!("writing {}", dir.join(CREATED).display())))
+}
+
+/// Deletes the overlay device sfc created for the datapath at `loc`, if any; returns its name.
+pub fn remove_created(loc: &Location) -> Result<Option<String>> {
+    let Ok(name) = std::fs::read_to_string(loc.state_dir().join(CREATED)) else { return Ok(None) };
+    match netlink::delete_link(name.trim()) {
+        Ok(()) | Err(netlink::NetlinkError::NotFound(_)) => Ok(Some(name.trim().to_owned())),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -522,6 +522,8 @@ fn detach_unused(
 pub struct DownReport {
     pub detached: usize,
     pub unpinned: usize,
+    /// The overlay device sfc had created (multi-host), now deleted.
+    pub overlay_removed: Option<String>,
 }
 
 /// Detaches everything and removes every pin and the saved state.
@@ -537,6 +539,7 @@ pub fn down(loc: &Location) -> Result<DownReport> {
         attach::unpin_link(&l.path)?;
         report.detached += 1;
     }
+    report.overlay_removed = cluster::remove_created(loc)?;
     if let Ok(rd) = fs::read_dir(&loc.pin_dir) {
         for e in rd.flatten() {
             fs::remove_file(e.path()).map_err(io_err(format!("removing {}", e.path().display())))?;

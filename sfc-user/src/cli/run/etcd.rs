@@ -248,7 +248,15 @@ impl EtcdSource {
     /// Publishes this host's state after an apply: the revision running, the generation, the
     /// error of a failed apply, and the model's interfaces that exist here with the MAC behind
     /// each (as the apply found it).
-    pub(super) fn publish(&mut self, loc: &crate::datapath::Location, model: &crate::model::Model, result: Result<u32, String>) {
+    /// `probe_down`: port pairs health probes found not forwarding: their interfaces are
+    /// published down, so every host takes the member out, not only this one.
+    pub(super) fn publish(
+        &mut self,
+        loc: &crate::datapath::Location,
+        model: &crate::model::Model,
+        probe_down: &std::collections::BTreeSet<String>,
+        result: Result<u32, String>,
+    ) {
         let state = crate::datapath::State::load(&loc.state_dir()).ok().flatten();
         if let Ok(g) = result {
             self.applied_revision = self.revision;
@@ -260,6 +268,12 @@ impl EtcdSource {
             .flat_map(|p| [(p.ingress.as_str(), p.ingress_mac), (p.egress.as_str(), p.egress_mac)])
             .filter_map(|(n, m)| m.map(|m| (n, m)))
             .collect();
+        let unhealthy: std::collections::BTreeSet<&str> = model
+            .port_pairs
+            .iter()
+            .filter(|p| probe_down.contains(&p.name))
+            .flat_map(|p| [p.ingress.as_str(), p.egress.as_str()])
+            .collect();
         let ports: BTreeMap<String, PortRecord> = state
             .as_ref()
             .map(|s| {
@@ -268,7 +282,8 @@ impl EtcdSource {
                     .filter(|(_, f)| f.remote.is_none())
                     .map(|(name, f)| {
                         let mac = configured.get(name.as_str()).copied().or(f.peer_mac).or(f.learnt_mac);
-                        let up = crate::datapath::netlink::link_by_name(name).is_ok_and(|l| l.oper_up);
+                        let up = !unhealthy.contains(name.as_str())
+                            && crate::datapath::netlink::link_by_name(name).is_ok_and(|l| l.oper_up);
                         (name.clone(), PortRecord { mac: mac.map(|m| crate::view::inspect::mac(&m)), up })
                     })
                     .collect()

@@ -324,7 +324,7 @@ impl Watcher {
         let cluster = self.source.as_ref().and_then(|s| s.cluster.clone());
         let r = datapath::apply_cluster(loc, &model, self.opts, &probe_down, cluster.as_ref());
         if let Some(src) = &mut self.source {
-            src.publish(loc, &model, r.as_ref().map(|r| r.generation).map_err(|e| format!("{e:#}")));
+            src.publish(loc, &model, &probe_down, r.as_ref().map(|r| r.generation).map_err(|e| format!("{e:#}")));
         }
         let r = r?;
         self.applied_probe_down = probe_down;
@@ -430,6 +430,9 @@ impl Watcher {
     fn initial(&mut self, loc: &Location) -> anyhow::Result<()> {
         if let Some(src) = &self.source {
             let (ifindex, created) = datapath::cluster::ensure_overlay(&src.overlay, src.mtu)?;
+            if created {
+                datapath::cluster::remember_created(loc, &src.overlay)?;
+            }
             log::info!("overlay device {} (ifindex {ifindex}){}", src.overlay, if created { ", created" } else { "" });
             return Ok(());
         }
