@@ -8,7 +8,7 @@ use std::{
 };
 
 /// Layers in order; modules in one layer do not import each other.
-const LAYERS: &[&[&str]] = &[&["config", "maglev"], &["model"], &["compile"], &["datapath"], &["view"], &["metrics"], &["cli"]];
+const LAYERS: &[&[&str]] = &[&["config", "maglev"], &["model"], &["compile"], &["datapath"], &["view", "etcd"], &["metrics"], &["cli"]];
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|l| l.contains(&module))

@@ -162,6 +162,8 @@ pub struct Fixture {
     pub facts: BTreeMap<String, IfaceFacts>,
     /// Interfaces marked down (`set_interface_down`).
     down: BTreeSet<String>,
+    /// Multi-host: the overlay device's ifindex (`make_remote`).
+    overlay: Option<u32>,
     _pins: PinDir,
     netns: Inside,
 }
@@ -210,7 +212,7 @@ impl Fixture {
         let compiled = compile::compile(&model, &facts, None).unwrap_or_else(|e| panic!("compile: {e:?}"));
         let loc = Location::new(None, Some(pins.path().to_owned()));
         Maps::open(&loc).and_then(|mut m| m.write(&compiled, true)).unwrap_or_else(|e| panic!("writing the maps: {e}"));
-        Self { ebpf, mode, loc, model, facts, down: BTreeSet::new(), _pins: pins, netns }
+        Self { ebpf, mode, loc, model, facts, down: BTreeSet::new(), overlay: None, _pins: pins, netns }
     }
 
     /// Sets interfaces up (a copy `bpf_clone_redirect` sends out of a down interface is lost).
@@ -360,10 +362,49 @@ impl Fixture {
     }
 
     fn recompile(&mut self) -> compile::Compiled {
-        let inputs = compile::Inputs { down_ifaces: self.down.clone(), ..compile::Inputs::new(&self.model, &self.facts) };
+        let inputs = compile::Inputs { down_ifaces: self.down.clone(), overlay: self.overlay, ..compile::Inputs::new(&self.model, &self.facts) };
         let compiled = compile::compile_with(&self.model, &inputs).unwrap_or_else(|e| panic!("compile: {e:?}"));
+        datapath::cluster::write_before(&self.loc, &compiled).unwrap_or_else(|e| panic!("writing the overlay maps: {e}"));
         self.maps().write(&compiled, true).unwrap_or_else(|e| panic!("writing the maps: {e}"));
+        datapath::cluster::remove_after(&self.loc, &compiled).unwrap_or_else(|e| panic!("writing the overlay maps: {e}"));
         compiled
+    }
+
+    /// Multi-host: `ifnames` live on another host (VTEP `vtep`, the MAC behind each as before)
+    /// and are reached over overlay device `overlay` (a VXLAN device the fixture creates, MTU
+    /// `mtu`), as `sfc run --etcd` compiles them: stand-in ifindexes, `SFC_REMOTES`. Recompiled
+    /// and written as a new generation.
+    pub fn make_remote(&mut self, ifnames: &[&str], vtep: std::net::IpAddr, overlay: &str, mtu: u32) {
+        let ns = self.netns.name().to_owned();
+        sfc_tests::netns::ip_in(&ns, &["link", "add", overlay, "type", "vxlan", "external", "dstport", "4789"]).unwrap_or_else(|e| panic!("{e:#}"));
+        link::set_mtu(&ns, overlay, mtu).unwrap_or_else(|e| panic!("{e:#}"));
+        link::up(&ns, overlay).unwrap_or_else(|e| panic!("{e:#}"));
+        self.overlay = Some(sandbox::ifindex(overlay));
+        for (i, n) in ifnames.iter().enumerate() {
+            let f = self.facts.get_mut(*n).unwrap_or_else(|| panic!("no interface {n} in the fixture"));
+            f.ifindex = sfc_common::limits::REMOTE_IFINDEX_BASE + u32::try_from(i).unwrap_or(0);
+            (f.remote, f.peer_in_other_netns) = (Some(vtep), false);
+        }
+        self.recompile();
+    }
+
+    /// Runs `sfc_tc_overlay` (the overlay device's program) once on `packet` arriving on `ifname`.
+    pub fn run_overlay(&mut self, ifname: &str, packet: &[u8]) -> Outcome {
+        let ifindex = sandbox::ifindex(ifname);
+        let prog: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(sfc_common::overlay::PROG_TC_OVERLAY)
+            .and_then(|p| p.try_into().ok())
+            .expect("the overlay program in the object");
+        if prog.fd().is_err() {
+            datapath::attach::load_retrying(|| prog.load()).unwrap_or_else(|e| panic!("loading the overlay program (verifier): {e:?}"));
+        }
+        let ctx = test_run::context(AttachMode::Tc, ifindex, packet.len());
+        let mut out = vec![0u8; MAX_PACKET];
+        let opts = TestRunOptions { data_in: Some(packet), data_out: Some(&mut out), ctx_in: Some(&ctx), ..TestRunOptions::default() };
+        let r = prog.test_run(opts).unwrap_or_else(|e| panic!("test run of the overlay program: {e:?}"));
+        out.truncate(r.data_size_out as usize);
+        Outcome { verdict: r.return_value, data: out }
     }
 
     /// Marks interface `ifname` as down, as the loader's member health check would find it: the
