@@ -96,16 +96,16 @@ pub fn receive(ctx: &TcContext) -> i32 {
     // A VNI without a chain in it is not sfc's.
     if r != 0 || key.tunnel_id >> 8 == 0 {
         counters::drop(DropReason::OverlayUnknown);
-        return TC_ACT_SHOT as i32;
+        return TC_ACT_SHOT;
     }
     let Ok(mac) = ctx.load::<[u8; 6]>(0) else {
         counters::drop(DropReason::OverlayUnknown);
-        return TC_ACT_SHOT as i32;
+        return TC_ACT_SHOT;
     };
     // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
     let Some(port) = (unsafe { SFC_OVL_PORTS.get(&OvlMac { mac, _pad: [0; 2] }) }).copied() else {
         counters::drop(DropReason::OverlayUnknown);
-        return TC_ACT_SHOT as i32;
+        return TC_ACT_SHOT;
     };
     // SAFETY: helper calls with plain integer arguments.
     let sent = unsafe {
@@ -113,8 +113,8 @@ pub fn receive(ctx: &TcContext) -> i32 {
     };
     if sent != i64::from(TC_ACT_REDIRECT) {
         counters::drop(DropReason::RedirectFailed);
-        return TC_ACT_SHOT as i32;
+        return TC_ACT_SHOT;
     }
     counters::iface(ifindex, If::FromSf);
-    TC_ACT_REDIRECT as i32
+    TC_ACT_REDIRECT
 }

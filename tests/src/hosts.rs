@@ -2,7 +2,7 @@
 //! built with one hub (host 1), then the hub ends of some endpoints are moved into other hubs
 //! (hosts 2, 3, ...), each with a bridge of its own. The hubs are joined by an underlay: a
 //! namespace with a bridge, one veth per hub, addresses 198.18.255.<n>/24 and
-//! fd00:5fc:ff::<n>/64 on the hub sides (MTU 1600, so a full 1500-byte frame fits in VXLAN).
+//! `fd00:5fc:ff::<n>/64` on the hub sides (MTU 1600, so a full 1500-byte frame fits in VXLAN).
 //! etcd runs in a namespace of its own on its loopback ([`Etcd`]); the agents (`sfc run
 //! --etcd`) are started from inside it and configure their hub with `--netns`.
 //!

@@ -109,7 +109,7 @@ fn tcp_across_hosts(v6_underlay: bool) {
     sfc_tests::netns::ip_in(h.hub(1), &["link", "set", "sfc-vxlan", "mtu", &sfc_tests::hosts::OVERLAY_MTU.to_string()]).unwrap_or_else(|e| panic!("{e:#}"));
 
     // `sfc down` removes the overlay device the agent created.
-    h.agent(2).map(|a| a.kill());
+    h.agent(2).map(sfc_tests::hosts::Agent::kill);
     let out = h.sfc_on(2, &["down"]).unwrap_or_else(|e| panic!("{e:#}"));
     assert!(out.contains("removed the overlay device sfc-vxlan"), "{out}");
     assert!(sfc_tests::netns::ip_in(h.hub(2), &["link", "show", "sfc-vxlan"]).is_err(), "sfc-vxlan is still in h2");
@@ -129,7 +129,7 @@ fn udp_sized(ns: &str, to: SocketAddr, size: usize, n: usize, df: bool) -> usize
                     libc::IPPROTO_IP,
                     libc::IP_MTU_DISCOVER,
                     (&raw const v).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                    libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4),
                 )
             };
             assert_eq!(r, 0, "IP_MTU_DISCOVER");
@@ -173,14 +173,14 @@ fn control_plane_disturbed_and_a_host_dies() {
     up(&mut h, &dir);
     let topo = h.topo();
     let (source, dest, sf1) = (topo.source(), topo.dest(), topo.sf(1));
-    let spec = StreamSpec { rate: 200, sports: (42_001..42_009).collect(), limit: Duration::from_secs(60) };
+    let spec = StreamSpec { rate: 200, sports: (42_001..42_009).collect(), limit: Duration::from_mins(1) };
     let stream = SeqStream::start(&source, &dest, spec).unwrap_or_else(|e| panic!("{e:#}"));
     let pause = |ms| std::thread::sleep(Duration::from_millis(ms));
     let step = |h: &Hosts, what: &str, r: anyhow::Result<()>| r.unwrap_or_else(|e| panic!("{what}: {e:#}\n{}", h.logs()));
     pause(1000);
 
     // 1. h2's agent killed, restarted (within its lease).
-    h.agent(2).map(|a| a.kill());
+    h.agent(2).map(sfc_tests::hosts::Agent::kill);
     pause(1500);
     h.start_agent(2).unwrap_or_else(|e| panic!("{e:#}"));
     pause(2000);
@@ -197,7 +197,7 @@ fn control_plane_disturbed_and_a_host_dies() {
     pause(1000);
     // 4. h2 dies: its agent, then its SF.
     let died = Instant::now();
-    h.agent(2).map(|a| a.kill());
+    h.agent(2).map(sfc_tests::hosts::Agent::kill);
     for dev in [End::SfIn(1).dev(), End::SfOut(1).dev()] {
         sfc_tests::netns::ip_in(&sf1, &["link", "set", dev, "down"]).unwrap_or_else(|e| panic!("{e:#}"));
     }
