@@ -12,6 +12,11 @@
 //!   h3 ──────────────── u3 ┘
 //! ```
 //!
+//! With `tenant_l2`, the hubs' bridges are also joined by a plain VXLAN (VNI 100, UDP 4790,
+//! static forwarding entries for every endpoint MAC, no learning, no flooding): the tenant
+//! network OpenStack's br-tun gives instances on several compute nodes, which carries what is
+//! not chain traffic (replies of a chain that is not symmetric, unclassified traffic).
+//!
 //! Dropping it stops the agents, takes every hub's datapath down, stops etcd and deletes the
 //! namespaces (the topology's with it).
 
@@ -162,6 +167,11 @@ impl Hosts {
     /// `n` hosts around `topo` (built, its hub is host 1), `placement` moving endpoint ends to
     /// other hosts; the underlay in IPv6 when `v6`. `dir` holds etcd's data and the logs.
     pub fn build(topo: Topology, n: usize, placement: &[(End, usize)], v6: bool, bin: &Path, dir: &Path) -> Result<Hosts> {
+        Self::build_with(topo, n, placement, v6, false, bin, dir)
+    }
+
+    /// [`Hosts::build`], with the tenant network between the hubs when `tenant_l2`.
+    pub fn build_with(topo: Topology, n: usize, placement: &[(End, usize)], v6: bool, tenant_l2: bool, bin: &Path, dir: &Path) -> Result<Hosts> {
         let id = topo.id().to_owned();
         let mut namespaces = NetNsGroup::default();
         let mut hubs = vec![topo.hub()];
@@ -205,6 +215,9 @@ impl Hosts {
             ip_in(&to, &["link", "set", &dev, "master", BRIDGE])?;
             link::up(&to, &dev)?;
         }
+        if tenant_l2 {
+            tenant_network(&topo, &hubs, placement, v6)?;
+        }
         let etcd_ns = topo.ns("etcd");
         namespaces.create(&etcd_ns)?;
         let etcd = Etcd::start(&etcd_ns, dir)?;
@@ -247,6 +260,11 @@ impl Hosts {
 
     /// Starts host `h`'s agent (replacing one that ran before), logging to `<dir>/agent-h<h>.log`.
     pub fn start_agent(&mut self, h: usize) -> Result<()> {
+        self.start_agent_with(h, &[])
+    }
+
+    /// [`Hosts::start_agent`] with more `sfc run` options.
+    pub fn start_agent_with(&mut self, h: usize, extra: &[&str]) -> Result<()> {
         self.agents.retain(|a| a.host != h);
         let log = self.dir.join(format!("agent-h{h}.log"));
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
@@ -258,6 +276,7 @@ impl Hosts {
             .args(["--netns", &self.hubs[h - 1], "run",
                 "--etcd", self.etcd.url(), "--node", &format!("h{h}"), "--vtep", &vtep,
                 "--overlay-mtu", &mtu, "--lease-ttl", "4", "--metrics", "127.0.0.1:9469"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -313,6 +332,33 @@ impl Hosts {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
+}
+
+/// The tenant network (see the module comment): a VXLAN device `tvx` in every hub's bridge, and
+/// static entries for every endpoint MAC: on its own host to its bridge port, elsewhere to
+/// `tvx` with its host's VTEP.
+fn tenant_network(topo: &Topology, hubs: &[String], placement: &[(End, usize)], v6: bool) -> Result<()> {
+    let host_of = |end: End| placement.iter().find(|(e, _)| *e == end).map_or(1, |(_, h)| *h);
+    for (i, hub) in hubs.iter().enumerate() {
+        let local = vtep(i + 1, v6).to_string();
+        #[rustfmt::skip]
+        ip_in(hub, &["link", "add", "tvx", "type", "vxlan", "id", "100", "local", &local, "dstport", "4790", "nolearning"])?;
+        ip_in(hub, &["link", "set", "tvx", "master", BRIDGE])?;
+        crate::netns::run("bridge", &["-n", hub, "link", "set", "dev", "tvx", "learning", "off", "flood", "off"])?;
+        link::up(hub, "tvx")?;
+        for end in topo.ends() {
+            let mac = link::mac_string(end.mac());
+            let h = host_of(end);
+            if h == i + 1 {
+                crate::netns::run("bridge", &["-n", hub, "fdb", "replace", &mac, "dev", &topo.hub_dev(end), "master", "static"])?;
+            } else {
+                let remote = vtep(h, v6).to_string();
+                crate::netns::run("bridge", &["-n", hub, "fdb", "replace", &mac, "dev", "tvx", "master", "static"])?;
+                crate::netns::run("bridge", &["-n", hub, "fdb", "append", &mac, "dev", "tvx", "dst", &remote, "self", "permanent"])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A command run in network namespace `ns` only. Not `ip netns exec`, which also gives the

@@ -16,6 +16,7 @@
 //! `--keep` leaves everything up (with a web server process in dest, or the VMs running) under
 //! the fixed id `demo`, and `--down` finds and removes it (`demo/keep.rs`).
 
+mod hosts;
 mod keep;
 mod vms;
 
@@ -79,11 +80,20 @@ pub fn run(
     down: bool,
     mode: &str,
     guests: Guests,
+    hosts: Option<usize>,
 ) -> anyhow::Result<()> {
     if down {
         return tear_down(sfc_bin);
     }
     interrupt::install()?;
+    if let Some(n) = hosts {
+        let r = hosts::walkthrough(sfc_bin, n);
+        if interrupt::requested() {
+            println!("\nInterrupted: the hosts, etcd and the datapaths have been removed.");
+            return Err(anyhow!("interrupted"));
+        }
+        return r;
+    }
     if leftover_exists() {
         println!("A demo kept from an earlier run (--keep) is still up; removing it first.");
         tear_down(sfc_bin)?;

@@ -52,6 +52,10 @@ enum Command {
         /// `sfc apply --mode`: tc (the default) or xdp.
         #[arg(long, default_value = "tc", value_parser = ["tc", "xdp"])]
         mode: String,
+        /// The VMs spread over N hosts (3: hub namespaces joined by a VXLAN underlay, etcd,
+        /// one `sfc run --etcd` agent per host, each step an `sfc push`).
+        #[arg(long, value_name = "N", conflicts_with_all = ["vms", "keep", "observe", "down"])]
+        hosts: Option<usize>,
     },
     /// Set up, build, then benchmark: `BPF_PROG_TEST_RUN` per packet, and paths through namespaces
     /// (direct, policy routing, OVS userspace, sfc tc, sfc XDP); writes BENCHMARKS.md.
@@ -79,10 +83,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Test { args } => test::run(&args),
-        Command::Demo { vms, keep, observe, down, mode } => {
+        Command::Demo { vms, keep, observe, down, mode, hosts } => {
             let guests = if vms { demo::Guests::Vms } else { demo::Guests::Namespaces };
             let kept = if observe { demo::Kept::Observed } else if keep { demo::Kept::Up } else { demo::Kept::No };
-            demo::run(&build_cmd::sfc_binary(false)?, kept, down, &mode, guests)
+            demo::run(&build_cmd::sfc_binary(false)?, kept, down, &mode, guests, hosts)
         }
         Command::Bench(opts) => bench::run(&opts),
     }
