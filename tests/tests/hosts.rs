@@ -194,6 +194,10 @@ fn control_plane_disturbed_and_a_host_dies() {
     let file = dir.write("chains2.yaml", &chain(&h, Some(5999))).unwrap_or_else(|e| panic!("{e:#}"));
     let rev = h.push(&file).unwrap_or_else(|e| panic!("{e:#}"));
     h.wait_applied(rev, Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e:#}"));
+    // The same file pushed again: a new revision with nothing to change, still acknowledged.
+    let again = h.push(&file).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(again > rev);
+    h.wait_applied(again, Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e:#}"));
     pause(1000);
     // 4. h2 dies: its agent, then its SF.
     let died = Instant::now();

@@ -17,6 +17,7 @@
 //! inside them; the guards remove namespaces, sfc pins, OVS daemons and scratch files also on
 //! failure and Ctrl-C. The results go to the terminal and into BENCHMARKS.md (`report`).
 
+mod hosts;
 mod micro;
 mod ovs;
 mod paths;
@@ -71,6 +72,9 @@ pub struct Options {
     /// Skip the VM boot time.
     #[arg(long)]
     no_vm: bool,
+    /// Skip the multi-host figures (a hop to another host, push to applied).
+    #[arg(long)]
+    no_hosts: bool,
     /// VM boots measured (one after the other).
     #[arg(long, default_value_t = 3)]
     vm_boots: usize,
@@ -101,6 +105,9 @@ impl Options {
         }
         if self.no_vm {
             c.push_str(" --no-vm");
+        }
+        if self.no_hosts {
+            c.push_str(" --no-hosts");
         }
         c
     }
@@ -143,6 +150,17 @@ pub fn run(opts: &Options) -> Result<()> {
                 md.push('\n');
             }
             Err(e) => failures.push(format!("VM boot: {e:#}")),
+        }
+    }
+    if !opts.no_hosts {
+        section("Multi-host: a hop to another host, push to applied");
+        match hosts::run(&sfc, opts.reps, opts.secs) {
+            Ok(s) => {
+                println!("\n{s}");
+                md.push_str(&s);
+                md.push('\n');
+            }
+            Err(e) => failures.push(format!("multi-host: {e:#}")),
         }
     }
     let measured_macro = started.elapsed();

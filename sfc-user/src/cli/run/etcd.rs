@@ -324,6 +324,15 @@ impl super::Watcher {
         let mut keyed = text.clone();
         keyed.extend_from_slice(format!("{cluster:?}").as_bytes());
         let h = super::content_hash(&keyed);
+        if self.applied == Some(h) && src.applied_revision != Some(revision) {
+            // The same file pushed again: nothing to apply, but this host runs that revision.
+            src.revision = Some(revision);
+            if let Some(model) = self.model.clone() {
+                let generation = src.generation;
+                src.publish(loc, &model, &self.applied_probe_down, Ok(generation));
+            }
+            return;
+        }
         if self.applied == Some(h) || self.rejected == Some(h) {
             return;
         }
