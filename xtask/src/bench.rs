@@ -47,7 +47,7 @@ use crate::{build_cmd, cmd, dirs};
 /// Debian packages the bench runs: what each is for.
 const TOOLS: &[(&str, &str)] = &[
     ("iperf3", "TCP throughput"),
-    ("sockperf", "request/response latency"),
+    ("sockperf", "request/response latency (also of the multi-host part)"),
     ("openvswitch-switch", "the OVS userspace path (c)"),
 ];
 
@@ -119,7 +119,7 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     interrupt::install()?;
     let started = Instant::now();
-    crate::setup::run_with(if opts.no_macro { &[] } else { TOOLS })?;
+    crate::setup::run_with(if opts.no_macro && opts.no_hosts { &[] } else { TOOLS })?;
     let installed = started.elapsed();
     let sfc = build_cmd::build_sfc(true)?;
     if !opts.no_micro {
@@ -152,13 +152,13 @@ pub fn run(opts: &Options) -> Result<()> {
             Err(e) => failures.push(format!("VM boot: {e:#}")),
         }
     }
+    let mut hosts_md = None;
     if !opts.no_hosts {
         section("Multi-host: a hop to another host, push to applied");
         match hosts::run(&sfc, opts.reps, opts.secs) {
             Ok(s) => {
                 println!("\n{s}");
-                md.push_str(&s);
-                md.push('\n');
+                hosts_md = Some(s);
             }
             Err(e) => failures.push(format!("multi-host: {e:#}")),
         }
@@ -206,6 +206,10 @@ pub fn run(opts: &Options) -> Result<()> {
         // Each part keeps its own generated block, so a run of one part leaves the others.
         if !(opts.no_macro && opts.no_micro && opts.no_vm) {
             report::write_benchmarks_md(&out, &report::MAIN, &md)?;
+        }
+        if let Some(h) = hosts_md {
+            let h = format!("Command: `{}` (as root), run on {}.\n\n{h}", opts.command_line(), today());
+            report::write_benchmarks_md(&out, &report::HOSTS, &h)?;
         }
         if let Some(r) = robust_md {
             let r = format!("Command: `{}` (as root), run on {}.\n\n{r}", opts.command_line(), today());

@@ -7,7 +7,7 @@
 //! through sf2, so every packet crosses to h2 and back over the overlay. They are pushed in
 //! turn, every measurement interleaved L, X, L, X, ...; medians reported. The rates are the
 //! tools' own (iperf3 UDP with 18-byte payloads unpaced, received packets per second; iperf3
-//! TCP; sockperf ping-pong), on this 2-core VM, where the agents and etcd share the cores.
+//! TCP; sockperf ping-pong, both ends spinning), on this 2-core VM, where the agents and etcd share the cores.
 
 use std::{
     fmt::Write as _,
@@ -37,6 +37,8 @@ fn chain(h: &Hosts, sf: u8) -> ChainFile {
     fc.protocol = None;
     fc.source_ip_prefix = Some(format!("{SOURCE_IP}/32"));
     fc.destination_ip_prefix = Some(format!("{DEST_IP}/32"));
+    // Delivered by sfc: after sf2 (on h2) the packet is not h2's to bridge (dest is on h1).
+    fc.logical_destination_port = Some(topo.hub_dev(End::Dest));
     ChainFile {
         port_pairs: [1, 2, 3].iter().map(|&n| topo.port_pair(n)).collect(),
         port_pair_groups: vec![PortPairGroup::new("pg", &[&format!("pp{sf}")])],
@@ -104,8 +106,8 @@ fn measure(h: &Hosts, secs: u64) -> Result<(f64, f64, f64)> {
         v["end"]["sum_received"]["bits_per_second"].as_f64().context("iperf3: no throughput")? / 1e9
     };
     let p50 = {
-        let _s = Server::start(&dst, "sockperf", &["server", "-i", &ip, "-p", "11112"])?;
-        let out = in_ns(&src, "sockperf", &["ping-pong", "-i", &ip, "-p", "11112", "-t", &t, "-m", "64", "--full-rtt"], limit)?;
+        let _s = Server::start(&dst, "sockperf", &["server", "-i", &ip, "-p", "11112", "--nonblocked"])?;
+        let out = in_ns(&src, "sockperf", &["ping-pong", "-i", &ip, "-p", "11112", "-t", &t, "-m", "64", "--full-rtt", "--nonblocked"], limit)?;
         out.lines()
             .find_map(|l| l.split_once("percentile 50.000 =").map(|(_, v)| v.trim().to_owned()))
             .context("sockperf: no p50")?
@@ -162,7 +164,7 @@ pub fn run(sfc: &Path, reps: usize, secs: u64) -> Result<String> {
          agent per host; `xtask/src/bench/hosts.rs`). (L) source -> sf1 -> dest, all on h1; (X) source@h1 -> \
          sf2@h2 -> dest@h1: every packet crosses to h2 and back in sfc's overlay. Medians of {reps} \
          interleaved runs of {secs} s each (iperf3 UDP, 18-byte payloads, unpaced: received packets per second; \
-         iperf3 TCP, one stream; sockperf ping-pong, 64 bytes).\n\n\
+         iperf3 TCP, one stream; sockperf ping-pong, 64 bytes, both ends spinning).\n\n\
          | path | UDP pps | TCP Gbit/s | RTT p50 (us) |\n|---|---|---|---|\n\
          | (L) local hop | {lp:.0} | {lt:.2} | {ll:.1} |\n\
          | (X) hop to another host and back | {xp:.0} ({:.2}x) | {xt:.2} ({:.2}x) | {xl:.1} (+{:.1}) |\n\n\

@@ -3,7 +3,7 @@
 //!
 //! BENCHMARKS.md keeps whatever people wrote around the generated parts: a run replaces only the
 //! text between a part's two markers ([`MAIN`]: macro and micro; [`ROBUST`]: failover and
-//! floods), or adds the part at the end.
+//! floods; [`HOSTS`]: multi-host), or adds the part at the end.
 
 use std::{fmt::Write as _, path::Path};
 
@@ -19,6 +19,10 @@ pub struct Part {
 
 pub const MAIN: Part =
     Part { begin: "<!-- cargo xtask bench: generated from here -->", end: "<!-- cargo xtask bench: generated up to here -->" };
+pub const HOSTS: Part = Part {
+    begin: "<!-- cargo xtask bench (multi-host): generated from here -->",
+    end: "<!-- cargo xtask bench (multi-host): generated up to here -->",
+};
 pub const ROBUST: Part = Part {
     begin: "<!-- cargo xtask bench (robustness): generated from here -->",
     end: "<!-- cargo xtask bench (robustness): generated up to here -->",
