@@ -14,7 +14,7 @@
 //!
 //! With `tenant_l2`, the hubs' bridges are also joined by a plain VXLAN (VNI 100, UDP 4790,
 //! static forwarding entries for every endpoint MAC, no learning, no flooding): the tenant
-//! network OpenStack's br-tun gives instances on several compute nodes, which carries what is
+//! network `OpenStack`'s `br-tun` gives instances on several compute nodes, which carries what is
 //! not chain traffic (replies of a chain that is not symmetric, unclassified traffic).
 //!
 //! Dropping it stops the agents, takes every hub's datapath down, stops etcd and deletes the

@@ -152,17 +152,7 @@ pub fn run(opts: &Options) -> Result<()> {
             Err(e) => failures.push(format!("VM boot: {e:#}")),
         }
     }
-    let mut hosts_md = None;
-    if !opts.no_hosts {
-        section("Multi-host: a hop to another host, push to applied");
-        match hosts::run(&sfc, opts.reps, opts.secs) {
-            Ok(s) => {
-                println!("\n{s}");
-                hosts_md = Some(s);
-            }
-            Err(e) => failures.push(format!("multi-host: {e:#}")),
-        }
-    }
+    let hosts_md = if opts.no_hosts { None } else { hosts_part(&sfc, opts, &mut failures) };
     let measured_macro = started.elapsed();
     interrupt::check()?;
     if !opts.no_micro {
@@ -224,6 +214,21 @@ pub fn run(opts: &Options) -> Result<()> {
         bail!("{}", failures.join("\n"));
     }
     Ok(())
+}
+
+/// The multi-host part (`hosts`): its Markdown, or `None` with the failure noted.
+fn hosts_part(sfc: &Path, opts: &Options, failures: &mut Vec<String>) -> Option<String> {
+    section("Multi-host: a hop to another host, push to applied");
+    match hosts::run(sfc, opts.reps, opts.secs) {
+        Ok(s) => {
+            println!("\n{s}");
+            Some(s)
+        }
+        Err(e) => {
+            failures.push(format!("multi-host: {e:#}"));
+            None
+        }
+    }
 }
 
 /// One measurement kind, in the order each repetition runs them.

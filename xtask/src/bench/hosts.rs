@@ -127,7 +127,7 @@ pub fn run(sfc: &Path, reps: usize, secs: u64) -> Result<String> {
     for n in 1..=3 {
         h.start_agent_with(n, &["--drain-timeout", "0"])?;
     }
-    h.wait_applied(rev, Duration::from_secs(60))?;
+    h.wait_applied(rev, Duration::from_mins(1))?;
 
     // Push to running everywhere, alternating the two files.
     let mut applied = Vec::new();

@@ -1,6 +1,6 @@
 //! `cargo xtask demo --hosts 3`: the blog's demo with its VMs spread over three hosts. Each host
 //! is a hub namespace with its own bridge; the hubs are joined by an underlay (and by the
-//! tenant network, a plain VXLAN like OpenStack's br-tun, for what is not chain traffic); etcd
+//! tenant network, a plain VXLAN like `OpenStack`'s `br-tun`, for what is not chain traffic); etcd
 //! runs in a namespace of its own; every host runs `sfc run --etcd --node hN`, and each step of
 //! the blog is one `sfc push`. Chain hops between hosts travel in sfc's overlay (VXLAN, VNI =
 //! chain id and SI). The same checks as the one-host demo: each service function's own counters
@@ -95,7 +95,7 @@ fn print_hosts(h: &Hosts) {
     for n in 1..=3 {
         let mut vms: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for e in topo.ends().into_iter().filter(|e| h.host_of(*e) == n) {
-            vms.entry(e.role().to_string()).or_default().push(topo.hub_dev(e));
+            vms.entry(e.role()).or_default().push(topo.hub_dev(e));
         }
         let vms: Vec<String> = vms.iter().map(|(vm, ports)| format!("{vm} ({})", ports.join(", "))).collect();
         println!("  h{n:<4} {:<22} {:<14} {}", h.hub(n), vtep(n, false).to_string(), vms.join(", "));
@@ -129,7 +129,7 @@ fn run_step(h: &Hosts, dir: &Path, previous: Option<&ChainFile>, step: &Step) ->
     let started = std::time::Instant::now();
     command(&format!("sfc push -f {} --etcd http://127.0.0.1:2379", file.display()));
     let rev = h.push(&file)?;
-    h.wait_applied(rev, Duration::from_secs(60))?;
+    h.wait_applied(rev, Duration::from_mins(1))?;
     println!("    pushed as revision {rev}; every host runs it {} ms later", started.elapsed().as_millis());
     interrupt::check()?;
 
