@@ -6,8 +6,11 @@
 //!   (`paths`): (a) direct, plain routing; the same three service functions chained by (b) Linux
 //!   policy routing, (c) Open vSwitch's userspace datapath, (d) sfc tc mode, (e) sfc XDP mode,
 //!   (d1, d2) sfc tc mode while `sfc trace` runs with a filter nothing matches and on every
-//!   packet (what tracing costs; no TCP for these two), and (t) sfc tc mode with the service
-//!   functions behind taps (a userspace pump per NIC).
+//!   packet (what tracing costs; no TCP for these two), (f) the smallest possible tc steering
+//!   (`minimal`: a constant `bpf_redirect_peer` and MAC per port, no maps: the limit of tc
+//!   steering here), and (t) sfc tc mode with the service functions behind taps (a userspace
+//!   pump per NIC).
+//! - Multi-host (`hosts`): a hop to another host next to a local hop, and push to applied.
 //!   For each: 64-byte UDP packet rate, single-stream TCP throughput and request/response
 //!   latency (`traffic`). All paths are set up first; then every measurement is repeated
 //!   `--reps` times, interleaved across the paths (the order rotating each repetition), and the
@@ -19,6 +22,7 @@
 
 mod hosts;
 mod micro;
+mod minimal;
 mod ovs;
 mod paths;
 mod report;
@@ -84,9 +88,25 @@ pub struct Options {
     /// Where to write the results [default: BENCHMARKS.md in the workspace root].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Only these paths of the macro benchmark, by key (`a,d,f`); the baseline (a) is always in.
+    #[arg(long, value_name = "KEYS", value_delimiter = ',')]
+    paths: Vec<String>,
+    /// A smoke run: one repetition of 1 s per measurement, one VM boot, one run of each
+    /// failover (the numbers are not for comparing).
+    #[arg(long)]
+    quick: bool,
 }
 
 impl Options {
+    /// The options a run uses: `--quick` makes every count 1 and every measurement 1 s.
+    fn effective(&self) -> Options {
+        if self.quick {
+            Options { reps: 1, secs: 1, vm_boots: 1, failover_runs: 1, ..self.clone() }
+        } else {
+            self.clone()
+        }
+    }
+
     /// The command line, as BENCHMARKS.md shows it.
     fn command_line(&self) -> String {
         let mut c = String::from("cargo xtask bench");
@@ -106,6 +126,12 @@ impl Options {
         if self.no_vm {
             c.push_str(" --no-vm");
         }
+        if !self.paths.is_empty() {
+            let _ = write!(c, " --paths {}", self.paths.join(","));
+        }
+        if self.quick {
+            c.push_str(" --quick");
+        }
         if self.no_hosts {
             c.push_str(" --no-hosts");
         }
@@ -114,6 +140,7 @@ impl Options {
 }
 
 pub fn run(opts: &Options) -> Result<()> {
+    let opts = &opts.effective();
     if opts.reps == 0 || opts.secs == 0 {
         bail!("--reps and --secs must be at least 1");
     }
@@ -268,7 +295,11 @@ fn macro_bench(sfc: &Path, opts: &Options) -> Result<(String, Vec<String>)> {
     let mut failures = Vec::new();
     let mut ready: Vec<Ready> = Vec::new();
     let mut rows: Vec<(Spec, Option<String>)> = Vec::new();
-    for spec in paths::all() {
+    let known: Vec<&str> = paths::all().iter().map(|p| p.key).collect();
+    if let Some(bad) = opts.paths.iter().find(|k| !known.contains(&k.as_str())) {
+        bail!("--paths: no path {bad:?} (paths: {})", known.join(", "));
+    }
+    for spec in paths::all().into_iter().filter(|p| p.key == "a" || opts.paths.is_empty() || opts.paths.iter().any(|k| k == p.key)) {
         interrupt::check()?;
         println!("\n-- ({}) {}", spec.key, spec.title);
         match spec.kind.install(spec, &env) {

@@ -37,6 +37,8 @@ pub enum Kind {
     SfcTaps,
     /// `sfc apply --mode tc` with an `sfc trace` running the whole time.
     SfcTraced(Tracing),
+    /// The smallest tc steering there can be (`minimal`): the limit of tc steering here.
+    MinimalTc,
 }
 
 /// What the `sfc trace` of a traced path asks for.
@@ -136,6 +138,14 @@ pub fn all() -> Vec<Spec> {
             skip_tcp: true,
         },
         Spec {
+            key: "f",
+            name: "mintc",
+            title: "3 SFs, minimal tc steering (constant redirect_peer + MAC, no maps)",
+            kind: Kind::MinimalTc,
+            hops: HOPS,
+            skip_tcp: false,
+        },
+        Spec {
             key: "t",
             name: "sfctap",
             title: "3 SFs on taps (userspace pump per NIC), sfc tc mode",
@@ -152,6 +162,7 @@ enum Datapath {
     Kernel,
     Ovs(Ovs),
     Sfc(SfcGuard),
+    Links(Vec<std::os::fd::OwnedFd>),
 }
 
 /// A path that is set up and ready to measure.
@@ -197,6 +208,7 @@ impl Kind {
                 policy_routes(&net.hub())?;
                 Datapath::Kernel
             }
+            Kind::MinimalTc => Datapath::Links(super::minimal::install(&net)?),
             // OVS is part of the path: it runs where the path's kernel work runs.
             Kind::OvsUserspace => Datapath::Ovs(Ovs::start(
                 &net.hub(),

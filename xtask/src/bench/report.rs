@@ -34,6 +34,10 @@ const GOAL_PPS_VS_POLICY: f64 = 2.0;
 const GOAL_PPS_VS_OVS: f64 = 3.0;
 const GOAL_TCP_VS_DIRECT: f64 = 0.80;
 const GOAL_US_PER_HOP: f64 = 1.0;
+/// Against the limit of tc steering here, path (f) (issue 17).
+const GOAL_PPS_VS_LIMIT: f64 = 0.90;
+const GOAL_TCP_VS_LIMIT: f64 = 0.95;
+const GOAL_US_PER_HOP_VS_LIMIT: f64 = 0.2;
 
 /// Every sample of one path.
 #[derive(Debug, Clone, Default)]
@@ -291,6 +295,15 @@ pub fn goals(rows: &[Row]) -> String {
         false,
         " us",
     );
+    // Against the limit of tc steering on this topology, path (f).
+    let limit = by_key(rows, "f");
+    line("sfc tc pps vs minimal tc steering (f)", ratio(get(tc, pps), get(limit, pps)), GOAL_PPS_VS_LIMIT, true, "x");
+    line("sfc tc TCP vs minimal tc steering (f)", ratio(get(tc, |m| m.gbps), get(limit, |m| m.gbps)), GOAL_TCP_VS_LIMIT, true, "x");
+    let over_limit = match (get(tc, |m| m.p50), get(limit, |m| m.p50)) {
+        (Some(with), Some(min)) => Some((with - min) / f64::from(super::topo::HOPS)),
+        _ => None,
+    };
+    line("sfc tc latency per hop above minimal tc steering (f)", over_limit, GOAL_US_PER_HOP_VS_LIMIT, false, " us");
     out
 }
 

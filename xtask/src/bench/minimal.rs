@@ -1,0 +1,138 @@
+//! Path (f): the smallest tc steering there can be between the same routing service functions,
+//! the limit any tc datapath on this topology approaches. One program per hub port, its target
+//! compiled in: rewrite the Ethernet destination to the next endpoint's MAC and
+//! `bpf_redirect_peer` to the next hop's veth. No parsing beyond the Ethernet header, no maps,
+//! no counters, no classification (everything arriving on the port is steered).
+//!
+//! The program is six instructions written here, loaded with `BPF_PROG_LOAD` and attached with
+//! a tcx link (`BPF_LINK_CREATE`); the links live as long as their file descriptors (held by
+//! the path until it is torn down). Hand-written rather than built from `sfc-ebpf`: a constant
+//! per interface needs either a map (which the path must not have) or one object per interface.
+
+use std::os::fd::{FromRawFd as _, OwnedFd};
+
+use anyhow::{Context as _, Result, bail};
+use sfc_tests::{link, netns};
+
+use super::topo::{HOPS, Net, Port};
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+const BPF_TCX_INGRESS: u32 = 46;
+const BPF_FUNC_REDIRECT_PEER: i32 = 155;
+const TC_ACT_OK: i32 = 0;
+/// `struct __sk_buff` offsets of `data` and `data_end`.
+const SKB_DATA: i16 = 76;
+const SKB_DATA_END: i16 = 80;
+
+/// One BPF instruction: opcode, registers (dst low nibble, src high), offset, immediate.
+fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+    let regs = (dst & 0xf) | (src << 4);
+    u64::from(code) | u64::from(regs) << 8 | u64::from(off.cast_unsigned()) << 16 | u64::from(imm.cast_unsigned()) << 32
+}
+
+/// The program: the frame's destination MAC := `mac`; `bpf_redirect_peer(ifindex)`. A frame
+/// shorter than 6 bytes passes (the verifier insists on the bounds check).
+pub fn program(ifindex: u32, mac: [u8; 6]) -> Vec<u64> {
+    let mac_lo = i32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
+    let mac_hi = i32::from(u16::from_le_bytes([mac[4], mac[5]]));
+    vec![
+        insn(0x61, 2, 1, SKB_DATA, 0),                // r2 = skb->data
+        insn(0x61, 3, 1, SKB_DATA_END, 0),            // r3 = skb->data_end
+        insn(0xbf, 4, 2, 0, 0),                       // r4 = r2
+        insn(0x07, 4, 0, 0, 6),                       // r4 += 6
+        insn(0x2d, 4, 3, 6, 0),                       // if r4 > r3 goto pass
+        insn(0x62, 2, 0, 0, mac_lo),                  // *(u32 *)(r2 + 0) = mac[0..4]
+        insn(0x6a, 2, 0, 4, mac_hi),                  // *(u16 *)(r2 + 4) = mac[4..6]
+        insn(0xb7, 1, 0, 0, ifindex.cast_signed()),         // r1 = ifindex
+        insn(0xb7, 2, 0, 0, 0),                       // r2 = 0
+        insn(0x85, 0, 0, 0, BPF_FUNC_REDIRECT_PEER),  // call bpf_redirect_peer
+        insn(0x95, 0, 0, 0, 0),                       // exit
+        insn(0xb7, 0, 0, 0, TC_ACT_OK),               // pass: r0 = TC_ACT_OK
+        insn(0x95, 0, 0, 0, 0),                       // exit
+    ]
+}
+
+fn bpf(cmd: libc::c_long, attr: &mut [u64; 16]) -> Result<OwnedFd> {
+    // SAFETY: `attr` is a zero-padded bpf_attr of 128 bytes that outlives the call; every
+    // pointer in it (instructions, license, log) points at memory that outlives it too.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), std::mem::size_of_val(attr)) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: the kernel returned a new file descriptor this process owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(i32::try_from(fd).context("fd")?) })
+}
+
+/// Loads `insns` as a tc program; the verifier's log in the error when it refuses.
+pub fn load(insns: &[u64]) -> Result<OwnedFd> {
+    let license = b"GPL\0";
+    let mut log = vec![0u8; 64 * 1024];
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(BPF_PROG_TYPE_SCHED_CLS) | (insns.len() as u64) << 32;
+    attr[1] = insns.as_ptr() as u64;
+    attr[2] = license.as_ptr() as u64;
+    attr[3] = 1 | (log.len() as u64) << 32; // log_level, log_size
+    attr[4] = log.as_mut_ptr() as u64;
+    bpf(BPF_PROG_LOAD, &mut attr).map_err(|e| {
+        let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+        anyhow::anyhow!("loading the minimal steering program: {e}\n{}", String::from_utf8_lossy(&log[..end]))
+    })
+}
+
+/// Attaches `prog` to `ifindex`'s tc ingress (tcx) in the calling thread's namespace.
+fn attach(prog: &OwnedFd, ifindex: u32) -> Result<OwnedFd> {
+    use std::os::fd::AsRawFd as _;
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(u32::try_from(prog.as_raw_fd()).context("fd")?) | u64::from(ifindex) << 32;
+    attr[1] = u64::from(BPF_TCX_INGRESS);
+    bpf(BPF_LINK_CREATE, &mut attr).context("attaching the minimal steering program (tcx)")
+}
+
+/// Steers source -> sf1 -> ... -> dest in `net`'s hub; returns the links (dropping them
+/// detaches the programs).
+pub fn install(net: &Net) -> Result<Vec<OwnedFd>> {
+    let hub = net.hub();
+    let mut hops = vec![(Port::Source, Port::SfIn(1))];
+    for n in 1..HOPS {
+        hops.push((Port::SfOut(n), Port::SfIn(n + 1)));
+    }
+    hops.push((Port::SfOut(HOPS), Port::Dest));
+    netns::in_netns(&hub, || -> Result<Vec<OwnedFd>> {
+        let mut links = Vec::new();
+        for (from, to) in hops {
+            let target = link::ifindex(&to.hub_dev())?;
+            let prog = load(&program(target, to.mac()))?;
+            links.push(attach(&prog, link::ifindex(&from.hub_dev())?)?);
+            println!("(f) {} -> {} (ifindex {target}), 13 instructions", from.hub_dev(), to.hub_dev());
+        }
+        if links.is_empty() {
+            bail!("no hops");
+        }
+        Ok(links)
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn imm(i: u64) -> u32 {
+        (i >> 32) as u32
+    }
+
+    #[test]
+    fn the_program_rewrites_the_mac_and_redirects() {
+        let mac = [0x02, 0x5f, 0xc0, 0x01, 0x02, 0x03];
+        let p = program(7, mac);
+        // The bounds check jumps to the pass branch.
+        let off = ((p[4] >> 16) & 0xffff) as usize;
+        assert_eq!((p[4] & 0xff, p[4 + 1 + off] & 0xff, imm(p[4 + 1 + off])), (0x2d, 0xb7, 0));
+        // The MAC as stored (little-endian words), the target, the helper.
+        let mut stored = imm(p[5]).to_le_bytes().to_vec();
+        stored.extend_from_slice(&imm(p[6]).to_le_bytes()[..2]);
+        assert_eq!(stored, mac);
+        assert_eq!((imm(p[7]), imm(p[9]), p[10] & 0xff), (7, 155, 0x95));
+    }
+}
