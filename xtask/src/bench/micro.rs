@@ -10,6 +10,8 @@ use crate::{cmd, dirs};
 
 const BEGIN: &str = "BENCH-MICRO BEGIN";
 const END: &str = "BENCH-MICRO END";
+const GROWTH_BEGIN: &str = "BENCH-GROWTH BEGIN";
+const GROWTH_END: &str = "BENCH-GROWTH END";
 
 fn cargo_test(no_run: bool) -> std::process::Command {
     let mut c = cmd::cargo();
@@ -55,10 +57,14 @@ pub fn run() -> Result<String> {
     if !out.status.success() {
         bail!("the micro benchmark failed ({}):\n{stdout}", out.status);
     }
-    let table = stdout
-        .split_once(BEGIN)
-        .and_then(|(_, rest)| rest.split_once(END))
-        .map(|(table, _)| table.trim().to_owned())
-        .with_context(|| format!("the micro benchmark printed no table:\n{stdout}"))?;
-    Ok(format!("{table}\n"))
+    let block = |begin: &str, end: &str| {
+        stdout
+            .split_once(begin)
+            .and_then(|(_, rest)| rest.split_once(end))
+            .map(|(table, _)| table.trim().to_owned())
+            .with_context(|| format!("the micro benchmark printed no {begin} table:\n{stdout}"))
+    };
+    let table = block(BEGIN, END)?;
+    let growth = block(GROWTH_BEGIN, GROWTH_END)?;
+    Ok(format!("{table}\n\nGrowth (`growth_with_hops_and_flows`):\n\n{growth}\n"))
 }

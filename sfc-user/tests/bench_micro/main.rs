@@ -1,7 +1,8 @@
 //! Micro benchmark: the tc program's cost per packet, measured by the kernel with
 //! `BPF_PROG_TEST_RUN`, for 1 to 100,000 flow classifiers. Not a test (no timing assertions):
 //! `cargo xtask bench` runs it in release mode with
-//! `cargo test --release -p sfc-user --test bench_micro -- --ignored --nocapture`
+//! `cargo test --release -p sfc-user --test bench_micro -- --ignored --nocapture` (this file and
+//! `growth.rs`: hops and flow-table growth, printed between `BENCH-GROWTH BEGIN` / `END`)
 //! and copies the table it prints (between `BENCH-MICRO BEGIN` / `END`) into BENCHMARKS.md.
 //!
 //! Set-up per classifier count N: a fresh load of `EBPF_OBJECT` with its own pin directory, maps
@@ -47,13 +48,15 @@ use sfc::{
 use sfc_common::maps::{PROG_TC_INGRESS, PROG_XDP};
 
 /// The fixtures' namespace and pin directory, and the test-run verdicts and context.
-#[path = "common/sandbox.rs"]
+#[path = "../common/sandbox.rs"]
 mod sandbox;
-#[path = "common/test_run.rs"]
+#[path = "../common/test_run.rs"]
 #[expect(dead_code, reason = "the benchmark checks steered and unclassified packets, not drops")]
 mod test_run;
 use test_run::{PASS, REDIRECT, XDP_REDIRECT};
 use sfc_tests::bpffs::PinDir;
+
+mod growth;
 
 /// Classifier counts to measure (the issue's 1, 100, 10,000 and 100,000).
 const SIZES: &[usize] = &[1, 100, 10_000, 100_000];
@@ -351,7 +354,7 @@ fn measure(n: usize) -> Row {
 #[ignore = "benchmark, run by `cargo xtask bench`"]
 fn classify_and_steer() {
     sandbox::sweep_stale();
-    let _netns = sandbox::namespace(PAIRS);
+    let netns = sandbox::namespace(PAIRS);
     let rows: Vec<Row> = SIZES
         .iter()
         .map(|&n| {
@@ -420,6 +423,19 @@ fn classify_and_steer() {
          At the default 1 packet in 16 the stamp costs a sixteenth of its row's difference."
     );
     println!("BENCH-MICRO END");
+    drop(netns);
+}
+
+#[test]
+#[ignore = "benchmark, run by `cargo xtask bench`"]
+fn growth_with_hops_and_flows() {
+    sandbox::sweep_stale();
+    let growth = growth::growth();
+    println!("BENCH-GROWTH BEGIN");
+    for line in growth {
+        println!("{line}");
+    }
+    println!("BENCH-GROWTH END");
 }
 
 /// `100000` -> `100,000`.

@@ -1,0 +1,191 @@
+//! Growth (issue 17): how the per-packet cost follows the size of what the datapath holds, not
+//! only the number of classifiers (`classify_and_steer`):
+//! - hops: a chain of 1 to 8 service functions; the cost of a packet coming back from the first
+//!   and from the last member (each hop is one program run, which must cost the same wherever
+//!   it is in the chain), and of the first packet of a new flow (which pins a member per hop);
+//! - flows: a flow-table hit with 10 flows in the table and with 1,000,000 (one packet repeated,
+//!   and one run each of packets of 20,000 flows spread over the table), and the table's kernel
+//!   memory (its `memlock`, preallocated: the same with 10 or 1,000,000 flows).
+//!
+//! Printed between `BENCH-GROWTH BEGIN` / `END`.
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use aya::{
+    EbpfLoader,
+    maps::MapData,
+    programs::{SchedClassifier, TestRun as _, TestRunOptions},
+};
+use etherparse::PacketBuilder;
+use sfc::{
+    compile::{self, IfaceFacts},
+    config,
+    datapath::{self, Location, maps::Maps},
+    model::{self, AttachMode},
+};
+use sfc_common::maps::{MAP_FLOWS, PROG_TC_INGRESS};
+
+use super::{median, ns, sandbox, test_run};
+
+const HOPS: usize = 8;
+/// Flow-table size for the flows measurement (the loader's maximum, 4,194,304, would do too).
+const TABLE: u32 = 1 << 21;
+const MANY: usize = 1_000_000;
+const SPREAD: usize = 20_000;
+const REPEAT: u32 = 200_000;
+const SAMPLES: usize = 5;
+const MAC: [u8; 6] = [0x02, 0x5f, 0xc0, 0xbe, 0x01, 0x01];
+
+fn names() -> Vec<(String, String)> {
+    let mut v = vec![("gsrc".to_owned(), "gdst".to_owned())];
+    v.extend((1..=HOPS).map(|i| (format!("g{i}i"), format!("g{i}o"))));
+    v
+}
+
+/// A chain of `hops` SFs (`g1`..), UDP to 10.0.0.0/8 from `gsrc`, delivered to `gdst`.
+fn chain(hops: usize) -> String {
+    let mut s = String::from("port_pairs:\n");
+    for i in 1..=hops {
+        let _ = writeln!(s, "  - {{name: p{i}, ingress: g{i}i, egress: g{i}o}}");
+    }
+    s += "port_pair_groups:\n";
+    for i in 1..=hops {
+        let _ = writeln!(s, "  - {{name: g{i}, port_pairs: [p{i}]}}");
+    }
+    let groups: Vec<String> = (1..=hops).map(|i| format!("g{i}")).collect();
+    s += "flow_classifiers:\n  - {name: all, protocol: udp, destination_ip_prefix: 10.0.0.0/8, logical_source_port: gsrc, logical_destination_port: gdst}\n";
+    let _ = writeln!(s, "port_chains:\n  - {{name: pc1, chain_id: 1, port_pair_groups: [{}], flow_classifiers: [all]}}", groups.join(", "));
+    s
+}
+
+/// The first packet of flow `n`: 50,000 source ports per destination in 10.0.0.0/8.
+fn packet(n: usize) -> Vec<u8> {
+    let n = u32::try_from(n).expect("fewer than 2^32 flows");
+    let [_, hi, mid, lo] = (n / 50_000).to_be_bytes();
+    let sport = u16::try_from(1000 + n % 50_000).expect("fits");
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(MAC, MAC).ipv4([192, 168, 1, 10], [10, hi, mid, lo.max(1)], 64).udp(sport, 5001).write(&mut v, &[0u8; 18]).expect("packet");
+    v
+}
+
+struct Setup {
+    ebpf: aya::Ebpf,
+    _pins: sfc_tests::bpffs::PinDir,
+}
+
+impl Setup {
+    fn new(hops: usize, table: u32) -> Setup {
+        let pins = sandbox::pin_dir();
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(pins.path())
+            .map_max_entries(MAP_FLOWS, table)
+            .load(datapath::EBPF_OBJECT)
+            .unwrap_or_else(|e| panic!("loading the BPF object: {e}"));
+        let prog: &mut SchedClassifier = ebpf.program_mut(PROG_TC_INGRESS).expect("program").try_into().expect("tc");
+        datapath::attach::load_retrying(|| prog.load()).unwrap_or_else(|e| panic!("loading: {e:?}"));
+        let cfg = config::parse("growth.yaml", &chain(hops)).unwrap_or_else(|e| panic!("{e}"));
+        let m = model::validate(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        let facts: BTreeMap<String, IfaceFacts> = names()
+            .into_iter()
+            .flat_map(|(a, b)| [a, b])
+            .map(|n| {
+                let f = IfaceFacts { ifindex: sandbox::ifindex(&n), peer_mac: Some(MAC), peer_in_other_netns: true, ..Default::default() };
+                (n, f)
+            })
+            .collect();
+        let c = compile::compile(&m, &facts, None).unwrap_or_else(|e| panic!("{e:?}"));
+        let loc = Location::new(None, Some(pins.path().to_owned()));
+        Maps::open(&loc).and_then(|mut w| w.write(&c, false)).unwrap_or_else(|e| panic!("{e}"));
+        Setup { ebpf, _pins: pins }
+    }
+
+    fn run(&self, ifname: &str, p: &[u8], repeat: u32) -> (u32, f64) {
+        let ctx = test_run::context(AttachMode::Tc, sandbox::ifindex(ifname), p.len());
+        let prog: &SchedClassifier = self.ebpf.program(PROG_TC_INGRESS).expect("program").try_into().expect("tc");
+        let mut out = [0u8; 256];
+        let o = TestRunOptions { data_in: Some(p), data_out: Some(&mut out), ctx_in: Some(&ctx), repeat, ..TestRunOptions::default() };
+        let r = prog.test_run(o).unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {e:?}"));
+        (r.return_value, ns(r.duration))
+    }
+
+    fn repeated(&self, ifname: &str, p: &[u8]) -> f64 {
+        assert_eq!(self.run(ifname, p, 1).0, test_run::REDIRECT, "{ifname}: not steered");
+        median((0..SAMPLES).map(|_| self.run(ifname, p, REPEAT).1).collect())
+    }
+
+    /// Mean time of one run each of `packets` (each must be steered).
+    fn singles(&self, ifname: &str, packets: impl Iterator<Item = Vec<u8>>) -> f64 {
+        let (mut total, mut n) = (0.0, 0u32);
+        for p in packets {
+            let (v, t) = self.run(ifname, &p, 1);
+            assert_eq!(v, test_run::REDIRECT, "{ifname}: not steered");
+            (total, n) = (total + t, n + 1);
+        }
+        total / f64::from(n.max(1))
+    }
+
+    /// The flow table's kernel memory (`memlock` of its fdinfo).
+    fn flow_table_bytes(&self) -> u64 {
+        let m: &aya::maps::Map = self.ebpf.map(MAP_FLOWS).expect("the flow table");
+        let data: &MapData = match m {
+            aya::maps::Map::LruHashMap(d) | aya::maps::Map::HashMap(d) => d,
+            _ => panic!("the flow table is a hash"),
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(data.fd()));
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
+        info.lines().find_map(|l| l.strip_prefix("memlock:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    }
+}
+
+/// Markdown lines of both growth tables.
+pub fn growth() -> Vec<String> {
+    let pairs = names();
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let _ns = sandbox::namespace(&refs);
+    let mut out = vec![
+        "| hops in the chain | new flow at the entry ns | back from the first member ns | back from the last member ns |".to_owned(),
+        "|---:|---:|---:|---:|".to_owned(),
+    ];
+    for hops in [1, 2, 4, 8] {
+        let s = Setup::new(hops, 65_536);
+        let new_flow = s.singles("gsrc", (0..SPREAD).map(packet));
+        let first = s.repeated("g1o", &packet(0));
+        let last = s.repeated(&format!("g{hops}o"), &packet(0));
+        eprintln!("bench_micro: {hops} hops: new flow {new_flow:.0} ns, first {first:.0} ns, last {last:.0} ns");
+        out.push(format!("| {hops} | {new_flow:.0} | {first:.0} | {last:.0} |"));
+    }
+    out.push(String::new());
+    out.push("| flows in the table | hit, one packet repeated ns | hit, 20,000 flows one run each ns |".to_owned());
+    out.push("|---:|---:|---:|".to_owned());
+    let s = Setup::new(1, TABLE);
+    let mut loaded = 0;
+    let mut rows = Vec::new();
+    for live in [10, MANY] {
+        // Fill the table to `live` flows (each flow's first packet), then time hits on them.
+        let _ = s.singles("gsrc", (loaded..live).map(packet));
+        loaded = live;
+        // 20,000 single runs over the live flows, spread evenly (round and round for 10).
+        let step = (live / SPREAD).max(1);
+        let hit = s.repeated("gsrc", &packet(live / 2));
+        let spread = s.singles("gsrc", (0..SPREAD).map(|k| packet((k * step) % live)));
+        eprintln!("bench_micro: {live} flows: hit {hit:.0} ns, spread {spread:.0} ns");
+        out.push(format!("| {} | {hit:.0} | {spread:.0} |", super::group(live)));
+        rows.push((hit, spread));
+    }
+    let bytes = s.flow_table_bytes();
+    let per_entry = bytes / u64::from(TABLE);
+    let mib = |b: u64| b >> 20;
+    out.push(String::new());
+    out.push(format!(
+        "Hit at {} flows vs 10 (goal: within 1.3x): {:.2}x repeated, {:.2}x spread. The flow table \
+         ({} entries, preallocated LRU hash) holds {} MiB of kernel memory: {per_entry} bytes per entry, so \
+         {} MiB for 1,000,000 flows.",
+        super::group(MANY),
+        rows[1].0 / rows[0].0,
+        rows[1].1 / rows[0].1,
+        super::group(TABLE as usize),
+        mib(bytes),
+        mib(per_entry * MANY as u64),
+    ));
+    out
+}
