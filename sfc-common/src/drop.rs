@@ -48,8 +48,8 @@ pub enum DropReason {
     /// The MPLS or NSH header could not be pushed or removed (no room, a helper refused).
     EncapFailed = 16,
     /// A frame that arrived over the overlay (from another host) is addressed to no local
-    /// port (no SF interface or destination port here has that MAC), or carries no chain in its
-    /// VNI: it is not this host's chain traffic.
+    /// port (no SF interface or destination port here has that MAC), or came without a tunnel
+    /// key: it is not this host's chain traffic.
     OverlayUnknown = 17,
     /// The packet is larger than the overlay device's MTU (the inner packet plus 50 bytes of
     /// VXLAN over IPv4, 70 over IPv6, must fit the underlay): it would be dropped uncounted

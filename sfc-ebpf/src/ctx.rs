@@ -65,11 +65,7 @@ impl PacketCtx for TcContext {
     /// target is on another host (`overlay::send`).
     #[inline(always)]
     fn before_redirect(&self, _: &Parsed, _: &FlowKey, ifindex: u32, vni: u32) -> Result<u32, DropReason> {
-        let r = crate::overlay::send(self.skb.skb, ifindex, vni);
-        if r < 0 {
-            return Err(if r == -(DropReason::OverlayTooBig as i64) { DropReason::OverlayTooBig } else { DropReason::RedirectFailed });
-        }
-        Ok(r as u32)
+        crate::overlay::sent_to(crate::overlay::send(self.skb.skb, ifindex, vni))
     }
     #[inline(always)]
     fn src_mac(&self) -> Option<[u8; 6]> {

@@ -3,8 +3,8 @@
 
 use aya_ebpf::{
     bindings::{
-        BPF_F_TUNINFO_IPV6, TC_ACT_REDIRECT, TC_ACT_SHOT, __sk_buff, bpf_tunnel_key,
-        bpf_check_mtu_ret::BPF_MTU_CHK_RET_SUCCESS,
+        BPF_F_TUNINFO_IPV6, TC_ACT_REDIRECT, TC_ACT_SHOT, __sk_buff, bpf_check_mtu_flags::BPF_MTU_CHK_SEGS,
+        bpf_check_mtu_ret::BPF_MTU_CHK_RET_SUCCESS, bpf_tunnel_key,
     },
     helpers::{
         bpf_redirect, bpf_redirect_peer,
@@ -28,8 +28,9 @@ const OUTER_TTL: u8 = 64;
 
 /// The interface a packet for `ifindex` leaves by: `ifindex` itself when it is local; for a
 /// stand-in of an interface on another host, the overlay device, with the tunnel key set
-/// (the host's VTEP, `vni`). Negative: the drop reason, negated. A BPF subprogram (called for
-/// every redirect, local or not: one state for the verifier after it).
+/// (the host's VTEP, `vni`). Negative: the drop reason, negated (`sent_to` reads it back). A
+/// BPF subprogram (called for every redirect, local or not: one state for the verifier after
+/// it), so it returns a plain integer rather than a `Result`.
 #[inline(never)]
 pub fn send(skb: *mut __sk_buff, ifindex: u32, vni: u32) -> i64 {
     if ifindex < REMOTE_IFINDEX_BASE {
@@ -40,11 +41,11 @@ pub fn send(skb: *mut __sk_buff, ifindex: u32, vni: u32) -> i64 {
         return -(DropReason::RedirectFailed as i64);
     };
     let out = r.overlay_ifindex;
-    // The whole frame against the overlay device's MTU (the kernel checks a GSO packet's
-    // segments): what does not fit would be dropped past the device, uncounted.
+    // The whole frame against the overlay device's MTU, a GSO packet by its segments
+    // (`BPF_MTU_CHK_SEGS`): what does not fit would be dropped past the device, uncounted.
     let mut mtu_len = 0u32;
     // SAFETY: `skb` is the program's context; the helper writes `mtu_len`, which outlives the call.
-    let m = unsafe { bpf_check_mtu(skb.cast(), out, &raw mut mtu_len, 0, 0) };
+    let m = unsafe { bpf_check_mtu(skb.cast(), out, &raw mut mtu_len, 0, u64::from(BPF_MTU_CHK_SEGS)) };
     if m != i64::from(BPF_MTU_CHK_RET_SUCCESS) {
         return -(DropReason::OverlayTooBig as i64);
     }
@@ -79,42 +80,58 @@ pub fn send(skb: *mut __sk_buff, ifindex: u32, vni: u32) -> i64 {
 /// port, delivery). Anything else is dropped and counted: the overlay device is sfc's own.
 #[inline(always)]
 pub fn receive(ctx: &TcContext) -> i32 {
+    match try_receive(ctx) {
+        Ok(verdict) => verdict,
+        Err(reason) => {
+            counters::drop(reason);
+            TC_ACT_SHOT
+        }
+    }
+}
+
+#[inline(always)]
+fn try_receive(ctx: &TcContext) -> Result<i32, DropReason> {
     // SAFETY: the context pointer the kernel handed the program; `ifindex` is readable.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     // SAFETY: all-zero bytes are a valid `bpf_tunnel_key`.
     let mut key: bpf_tunnel_key = unsafe { core::mem::zeroed() };
+    let size = size_of::<bpf_tunnel_key>() as u32;
     // The kernel hands out a key only to a caller asking for its underlay's family (-EPROTO
     // otherwise): IPv4 first, then IPv6.
     // SAFETY: the program's context; the helper writes `key`, which outlives the call.
-    let mut r = unsafe { bpf_skb_get_tunnel_key(ctx.skb.skb, &raw mut key, size_of::<bpf_tunnel_key>() as u32, 0) };
+    let mut r = unsafe { bpf_skb_get_tunnel_key(ctx.skb.skb, &raw mut key, size, 0) };
     if r != 0 {
         // SAFETY: as above.
-        r = unsafe {
-            bpf_skb_get_tunnel_key(ctx.skb.skb, &raw mut key, size_of::<bpf_tunnel_key>() as u32, u64::from(BPF_F_TUNINFO_IPV6))
-        };
+        r = unsafe { bpf_skb_get_tunnel_key(ctx.skb.skb, &raw mut key, size, u64::from(BPF_F_TUNINFO_IPV6)) };
     }
-    // A VNI without a chain in it is not sfc's.
-    if r != 0 || key.tunnel_id >> 8 == 0 {
-        counters::drop(DropReason::OverlayUnknown);
-        return TC_ACT_SHOT;
+    // Without a tunnel key the frame did not come through VXLAN. The VNI names the chain and
+    // SI the sender was at; the MAC alone says where the frame goes (a packet finishing its
+    // path after its flow left the chain comes with chain 0 and must not be dropped).
+    if r != 0 {
+        return Err(DropReason::OverlayUnknown);
     }
-    let Ok(mac) = ctx.load::<[u8; 6]>(0) else {
-        counters::drop(DropReason::OverlayUnknown);
-        return TC_ACT_SHOT;
-    };
+    let mac = ctx.load::<[u8; 6]>(0).map_err(|_| DropReason::OverlayUnknown)?;
     // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
-    let Some(port) = (unsafe { SFC_OVL_PORTS.get(&OvlMac { mac, _pad: [0; 2] }) }).copied() else {
-        counters::drop(DropReason::OverlayUnknown);
-        return TC_ACT_SHOT;
-    };
+    let port = (unsafe { SFC_OVL_PORTS.get(&OvlMac { mac, _pad: [0; 2] }) }).copied().ok_or(DropReason::OverlayUnknown)?;
     // SAFETY: helper calls with plain integer arguments.
     let sent = unsafe {
         if port.flags & OVL_F_PEER != 0 { bpf_redirect_peer(port.ifindex, 0) } else { bpf_redirect(port.ifindex, 0) }
     };
     if sent != i64::from(TC_ACT_REDIRECT) {
-        counters::drop(DropReason::RedirectFailed);
-        return TC_ACT_SHOT;
+        return Err(DropReason::RedirectFailed);
     }
     counters::iface(ifindex, If::FromSf);
-    TC_ACT_REDIRECT
+    Ok(TC_ACT_REDIRECT)
+}
+
+/// `send`'s answer as a `Result`.
+#[inline(always)]
+pub fn sent_to(r: i64) -> Result<u32, DropReason> {
+    if r >= 0 {
+        Ok(r as u32)
+    } else if r == -(DropReason::OverlayTooBig as i64) {
+        Err(DropReason::OverlayTooBig)
+    } else {
+        Err(DropReason::RedirectFailed)
+    }
 }

@@ -66,6 +66,9 @@ struct Interface {
     xdp_peer: bool,
     /// Operationally up, as the kernel says now (`None`: the interface is gone).
     oper_up: Option<bool>,
+    /// Multi-host: the interface is on another host, reached over the overlay at this VTEP
+    /// (`oper_up` is then `None`: its host publishes its state).
+    remote_vtep: Option<String>,
     /// The MAC behind the interface that frames sent into it are addressed to (`None`: not
     /// known, or not needed).
     mac: Option<String>,
@@ -116,6 +119,7 @@ fn interfaces(loc: &Location, namer: &Namer<'_>, state: &State, links: &[LinkSum
                 link_id: link.and_then(|l| l.link_id),
                 xdp_peer: links.iter().any(|l| l.ifindex == ifindex && l.kind == LinkKind::XdpPeer),
                 oper_up: netlink::link_by_index(ifindex, None).ok().map(|l| l.oper_up),
+                remote_vtep: state.facts.get(&namer.iface(ifindex)).and_then(|f| f.remote).map(|v| v.to_string()),
                 mac: (e.flags & IF_F_MAC != 0).then(|| inspect::mac(&e.peer_mac)),
                 mac_source: match (e.flags & IF_F_MAC != 0, e.flags & IF_F_LEARN != 0) {
                     (true, true) => Some("learnt"),
@@ -211,10 +215,11 @@ fn interface_row(i: &Interface) -> Vec<String> {
             (None, _) => "-".to_owned(),
         },
         if i.xdp_peer { "xdp pass" } else { "-" }.to_owned(),
-        match i.oper_up {
-            Some(true) => "up".to_owned(),
-            Some(false) => "down".to_owned(),
-            None => "missing".to_owned(),
+        match (i.oper_up, &i.remote_vtep) {
+            (_, Some(vtep)) => format!("on {vtep}"),
+            (Some(true), None) => "up".to_owned(),
+            (Some(false), None) => "down".to_owned(),
+            (None, None) => "missing".to_owned(),
         },
         match (&i.mac, i.mac_source) {
             (Some(m), Some(src)) => format!("{m} ({src})"),

@@ -87,8 +87,12 @@ pub enum CompileError {
     #[error("{resource}: interface '{iface}' has ifindex {ifindex}, above what sfc can key ({max})")]
     IfindexTooLarge { resource: String, iface: String, ifindex: u32, max: u32 },
     /// Interfaces on other hosts, and no overlay device to reach them by.
-    #[error("{0}")]
-    Overlay(String),
+    #[error("interfaces on other hosts ({ifaces}) and no overlay device to reach them by")]
+    NoOverlay { ifaces: String },
+    /// Two local interfaces frames from the overlay may be sent to have the same MAC behind
+    /// them: the overlay program could not tell which one a frame is for.
+    #[error("{iface} and ifindex {other} have the same MAC behind them ({mac}): frames from other hosts could not tell them apart")]
+    SameMac { iface: String, other: u32, mac: String },
     /// More of something than a map field holds (validation keeps models far below this).
     #[error("{n} {what}: more than the datapath's 32-bit fields hold")]
     TooMany { what: &'static str, n: usize },

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 
 use sfc_common::{
+    limits::REMOTE_IFINDEX_BASE,
     maps::IF_F_MAC,
     overlay::{OVL_F_PEER, OvlMac, OvlPort, RemoteEntry, VTEP_V4, VTEP_V6},
 };
@@ -13,6 +14,10 @@ use sfc_common::{
 use super::{CompileError, Compiled, Inputs, sf_mac};
 
 pub(super) fn finish(c: &mut Compiled, inputs: &Inputs<'_>) -> Result<(), CompileError> {
+    // No program and no XDP redirect for a stand-in, also one a draining member still has
+    // (its interface no longer named, so not in the facts; its `SFC_REMOTES` entry stays).
+    c.attach.retain(|i| *i < REMOTE_IFINDEX_BASE);
+    c.redirect_targets.retain(|i| *i < REMOTE_IFINDEX_BASE);
     let remote: Vec<(&String, u32, IpAddr)> =
         inputs.facts.iter().filter_map(|(n, f)| f.remote.map(|ip| (n, f.ifindex, ip))).collect();
     if remote.is_empty() {
@@ -20,10 +25,7 @@ pub(super) fn finish(c: &mut Compiled, inputs: &Inputs<'_>) -> Result<(), Compil
     }
     let Some(overlay) = inputs.overlay else {
         let names: Vec<&str> = remote.iter().map(|(n, ..)| n.as_str()).collect();
-        return Err(CompileError::Overlay(format!(
-            "interfaces on other hosts ({}) and no overlay device to reach them by",
-            names.join(", ")
-        )));
+        return Err(CompileError::NoOverlay { ifaces: names.join(", ") });
     };
     for (_, ifindex, ip) in &remote {
         c.attach.remove(ifindex);
@@ -61,10 +63,8 @@ pub(super) fn finish(c: &mut Compiled, inputs: &Inputs<'_>) -> Result<(), Compil
         };
         let port = OvlPort { ifindex: f.ifindex, flags: if f.peer_in_other_netns { OVL_F_PEER } else { 0 } };
         if let Some(other) = c.ovl_ports.insert(OvlMac { mac, _pad: [0; 2] }, port).filter(|o| o.ifindex != f.ifindex) {
-            return Err(CompileError::Overlay(format!(
-                "{name} and ifindex {} have the same MAC behind them: frames from other hosts could not tell them apart",
-                other.ifindex
-            )));
+            let mac = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+            return Err(CompileError::SameMac { iface: name.clone(), other: other.ifindex, mac });
         }
     }
     Ok(())

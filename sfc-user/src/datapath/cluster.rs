@@ -37,33 +37,41 @@ pub struct RemotePort {
 }
 
 /// Facts for the interfaces the model names that are not here but on another host: a stand-in
-/// ifindex each (the one the last apply gave it, else the lowest free: flows and port pairs
-/// keep pointing at the same host across applies), and whether it is down there (or its MAC
-/// unknown: nothing can be addressed to it).
+/// ifindex each, and whether it is down there (or its MAC unknown: nothing can be addressed to
+/// it). An interface keeps the stand-in the last apply gave it; a new one gets the next after
+/// every stand-in handed out before (`next`, kept in the state), so a stand-in that a flow of an
+/// older generation may still carry never names another interface (they are reused only after
+/// `MAX_REMOTES` more, wrapping).
 pub fn remote_facts(
     names: &BTreeSet<String>,
     local: &BTreeMap<String, IfaceFacts>,
     cluster: &Cluster,
     old: Option<&BTreeMap<String, IfaceFacts>>,
+    next: u32,
 ) -> (BTreeMap<String, IfaceFacts>, BTreeSet<String>) {
     let previous = |n: &str| old.and_then(|o| o.get(n)).filter(|f| f.remote.is_some()).map(|f| f.ifindex);
     let wanted: Vec<(&String, &RemotePort)> =
         names.iter().filter(|n| !local.contains_key(*n)).filter_map(|n| cluster.remote.get(n).map(|r| (n, r))).collect();
     let mut used: BTreeSet<u32> = wanted.iter().filter_map(|(n, _)| previous(n)).collect();
-    let mut next = REMOTE_IFINDEX_BASE;
+    let end = REMOTE_IFINDEX_BASE + MAX_REMOTES;
+    let mut next = next.clamp(REMOTE_IFINDEX_BASE, end - 1);
     let (mut facts, mut down) = (BTreeMap::new(), BTreeSet::new());
     for (name, r) in wanted {
-        let ifindex = previous(name).unwrap_or_else(|| {
-            while used.contains(&next) {
-                next += 1;
+        let ifindex = if let Some(i) = previous(name) {
+            i
+        } else {
+            let mut tries = 0;
+            while used.contains(&next) && tries < MAX_REMOTES {
+                next = if next + 1 >= end { REMOTE_IFINDEX_BASE } else { next + 1 };
+                tries += 1;
+            }
+            if tries == MAX_REMOTES {
+                log::warn!("more interfaces on other hosts than {MAX_REMOTES}: {name} left out");
+                continue;
             }
             used.insert(next);
             next
-        });
-        if next >= REMOTE_IFINDEX_BASE + MAX_REMOTES {
-            log::warn!("more interfaces on other hosts than {MAX_REMOTES}: {name} left out");
-            continue;
-        }
+        };
         if !r.up || r.mac.is_none() {
             down.insert(name.clone());
         }
@@ -75,6 +83,13 @@ pub fn remote_facts(
         });
     }
     (facts, down)
+}
+
+/// The first stand-in the next apply may hand out: after every one `facts` uses and `before`.
+pub fn next_stand_in(facts: &BTreeMap<String, IfaceFacts>, before: u32) -> u32 {
+    let after = facts.values().filter(|f| f.remote.is_some()).map(|f| f.ifindex + 1).max().unwrap_or(0);
+    let n = before.max(after).max(REMOTE_IFINDEX_BASE);
+    if n >= REMOTE_IFINDEX_BASE + MAX_REMOTES { REMOTE_IFINDEX_BASE } else { n }
 }
 
 /// Adds and updates the overlay entries `c` has, before the flip that makes them used.
@@ -90,11 +105,14 @@ pub fn write_before(loc: &Location, c: &Compiled) -> Result<()> {
     Ok(())
 }
 
-/// Removes the overlay entries `c` no longer has, after the flip. A remote entry a flow of the
-/// previous generation still points at is gone with its host anyway (the interface left it).
+/// Removes the overlay entries `c` no longer has, after the flip; an entry a port pair or an
+/// interface of `c` still points at stays (a draining member on another host).
 pub fn remove_after(loc: &Location, c: &Compiled) -> Result<()> {
     let mut remotes: HashMap<MapData, u32, RemoteEntry> = typed(loc, MAP_REMOTES)?;
-    let stale: Vec<u32> = remotes.keys().filter_map(std::result::Result::ok).filter(|k| !c.remotes.contains_key(k)).collect();
+    let referenced = |k: &u32| {
+        c.remotes.contains_key(k) || c.ifaces.contains_key(k) || c.port_pairs.values().any(|p| p.ingress_ifindex == *k || p.egress_ifindex == *k)
+    };
+    let stale: Vec<u32> = remotes.keys().filter_map(std::result::Result::ok).filter(|k| !referenced(k)).collect();
     for k in stale {
         remotes.remove(&k).map_err(super::maps::map_err(MAP_REMOTES, "removing"))?;
     }
@@ -107,11 +125,18 @@ pub fn remove_after(loc: &Location, c: &Compiled) -> Result<()> {
 }
 
 /// The overlay device called `name`: created (VXLAN in external mode on the IANA port, up,
-/// with `mtu` when given) when there is none; an existing device must be a VXLAN device.
+/// with `mtu` when given) when there is none; an existing device must be one of those.
 /// Returns its ifindex and whether it was created.
 pub fn ensure_overlay(name: &str, mtu: Option<u32>) -> Result<(u32, bool)> {
+    let port = sfc_common::limits::OVERLAY_PORT;
     match netlink::link_by_name(name) {
-        Ok(l) if l.kind.as_deref() == Some("vxlan") => Ok((l.ifindex, false)),
+        Ok(l) if l.kind.as_deref() == Some("vxlan") && l.vxlan_external && l.vxlan_port == Some(port) => Ok((l.ifindex, false)),
+        Ok(l) if l.kind.as_deref() == Some("vxlan") => Err(DatapathError::Other(format!(
+            "overlay device {name} is a VXLAN device, but not in external mode on UDP {port} (external: {}, port {}): \
+             delete it (sfc creates it) or name another with --overlay-dev",
+            l.vxlan_external,
+            l.vxlan_port.map_or_else(|| "unknown".to_owned(), |p| p.to_string())
+        ))),
         Ok(l) => Err(DatapathError::Other(format!(
             "overlay device {name} exists and is not a VXLAN device ({}): name another with --overlay-dev",
             l.kind.as_deref().unwrap_or("no kind")

@@ -348,6 +348,7 @@ fn apply_inner(
     report.absent = compiled.absent.iter().map(|(i, r)| format!("{i} ({})", r.join(", "))).collect();
     report.got_mac = old.as_ref().map(|o| o.no_mac.keys().filter(|p| !compiled.no_mac.contains_key(*p)).cloned().collect()).unwrap_or_default();
     let failovers = old.as_ref().map_or(0, |o| o.failovers) + report.went_down.len() as u64;
+    let next_remote = cluster::next_stand_in(&facts, old.as_ref().map_or(0, |o| o.next_remote));
     State {
         model: model.clone(),
         facts,
@@ -359,6 +360,7 @@ fn apply_inner(
         failovers,
         no_mac: compiled.no_mac.clone(),
         absent: compiled.absent.clone(),
+        next_remote,
     }
     .save(&state_dir)?;
     Ok(report)
@@ -418,7 +420,8 @@ fn plan_and_compile(
 ) -> Result<(BTreeMap<String, IfaceFacts>, plan::Plan, compile::Compiled)> {
     let (mut facts, mut down_ifaces) = gather_facts(loc, model)?;
     if let Some(c) = cluster {
-        let (remote, down) = cluster::remote_facts(&model_ifaces(model), &facts, c, old.map(|o| &o.facts));
+        let next = old.map_or(0, |o| o.next_remote);
+        let (remote, down) = cluster::remote_facts(&model_ifaces(model), &facts, c, old.map(|o| &o.facts), next);
         facts.extend(remote);
         down_ifaces.extend(down);
     }

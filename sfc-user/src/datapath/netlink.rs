@@ -59,6 +59,10 @@ pub struct Link {
     /// The link type (`ARPHRD_*`): `ARPHRD_ETHER` for veths and taps, `ARPHRD_NONE` for an L3
     /// tun device (`IFF_TUN`), which carries bare IP packets.
     pub link_type: u16,
+    /// A VXLAN device's mode: external (`collect_md`: the tunnel key comes with each packet),
+    /// and its UDP port.
+    pub vxlan_external: bool,
+    pub vxlan_port: Option<u16>,
 }
 
 
@@ -192,6 +196,15 @@ fn get_link(ifindex: u32, name: Option<&str>, target_nsid: Option<i32>, what: &s
                 for (it, ip) in attrs(p) {
                     if it == IFLA_INFO_KIND {
                         link.kind = Some(String::from_utf8_lossy(ip.split(|b| *b == 0).next().unwrap_or(&[])).into_owned());
+                    }
+                    if it == IFLA_INFO_DATA {
+                        for (dt, dp) in attrs(ip) {
+                            match dt {
+                                IFLA_VXLAN_COLLECT_METADATA if !dp.is_empty() => link.vxlan_external = dp[0] != 0,
+                                IFLA_VXLAN_PORT if dp.len() == 2 => link.vxlan_port = Some(u16::from_be_bytes([dp[0], dp[1]])),
+                                _ => {}
+                            }
+                        }
                     }
                 }
             }

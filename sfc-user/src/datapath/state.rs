@@ -46,6 +46,10 @@ pub struct State {
     /// Interfaces the model names that did not exist at the last apply (`sfc run`), and where.
     #[serde(default)]
     pub absent: BTreeMap<String, Vec<String>>,
+    /// Multi-host: the first stand-in ifindex a new remote interface may get
+    /// (`cluster::remote_facts`).
+    #[serde(default)]
+    pub next_remote: u32,
 }
 
 /// Not `#[serde(flatten)]`: flattening buffers the map through serde's content type, and

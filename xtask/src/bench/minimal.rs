@@ -4,7 +4,7 @@
 //! `bpf_redirect_peer` to the next hop's veth. No parsing beyond the Ethernet header, no maps,
 //! no counters, no classification (everything arriving on the port is steered).
 //!
-//! The program is six instructions written here, loaded with `BPF_PROG_LOAD` and attached with
+//! The program is 13 instructions written here, loaded with `BPF_PROG_LOAD` and attached with
 //! a tcx link (`BPF_LINK_CREATE`); the links live as long as their file descriptors (held by
 //! the path until it is torn down). Hand-written rather than built from `sfc-ebpf`: a constant
 //! per interface needs either a map (which the path must not have) or one object per interface.

@@ -348,6 +348,9 @@ impl super::Watcher {
         if src.applied_revision != Some(revision) {
             log::info!("configuration revision {revision} from etcd");
         }
+        // What the running model came from, should this apply fail: a health re-apply of the
+        // running model must not report the revision that failed.
+        let before = (src.revision, src.cluster.clone());
         src.revision = Some(revision);
         src.cluster = Some(cluster);
         match self.apply(loc, model) {
@@ -356,6 +359,9 @@ impl super::Watcher {
                 (self.applied, self.rejected, self.failing) = (Some(h), None, None);
             }
             Err(e) => {
+                if let Some(src) = self.source.as_mut() {
+                    (src.revision, src.cluster) = before;
+                }
                 let msg = format!("{e:#}");
                 if self.failing.as_ref() != Some(&msg) {
                     log::error!("applying revision {revision} failed, keeping the running state (retrying): {msg}");

@@ -310,17 +310,17 @@ impl Watcher {
     /// as down), and keeps it as the one running.
     fn apply(&mut self, loc: &Location, model: crate::model::Model) -> anyhow::Result<ApplyReport> {
         let probe_down = self.probe_down.lock().map(|s| s.clone()).unwrap_or_default();
-        let mut ifaces: Vec<String> = model
-            .port_pairs
-            .iter()
-            .flat_map(|p| [p.ingress.clone(), p.egress.clone()])
-            .chain(model.flow_classifiers.iter().flat_map(|f| Some(f.logical_source_port.clone()).filter(|p| !p.is_empty()).into_iter().chain(f.logical_destination_port.clone())))
-            .collect();
-        ifaces.sort();
-        ifaces.dedup();
+        let ifaces: Vec<String> = datapath::model_ifaces(&model).into_iter().collect();
         // The links as they are before the apply looks at them: what changes during the apply
         // is seen at the next look (and re-applied), never taken as already applied.
         let down_before = links_of(&ifaces, &BTreeMap::new()).0;
+        if let Some(src) = &self.source {
+            // Again at every apply: a failed first install takes down what it made, the
+            // overlay device included.
+            if datapath::cluster::ensure_overlay(&src.overlay, src.mtu)?.1 {
+                datapath::cluster::remember_created(loc, &src.overlay)?;
+            }
+        }
         let cluster = self.source.as_ref().and_then(|s| s.cluster.clone());
         let r = datapath::apply_cluster(loc, &model, self.opts, &probe_down, cluster.as_ref());
         if let Some(src) = &mut self.source {
@@ -573,7 +573,10 @@ async fn watch_loop(
 fn snapshot(loc: &Location) -> anyhow::Result<Snapshot> {
     let stats = crate::view::stats::collect(loc)?;
     let applied = inspect::load_state(loc)?;
-    let up = |name: &str| netlink::link_by_name(name).is_ok_and(|l| l.oper_up);
+    // An interface on another host (multi-host) is not here to look at: its host published it
+    // up or down, and a down one is in `applied.down`.
+    let remote = |name: &str| applied.facts.get(name).is_some_and(|f| f.remote.is_some());
+    let up = |name: &str| remote(name) || netlink::link_by_name(name).is_ok_and(|l| l.oper_up);
     // Serving: both links up, and not taken out of its group (a link was down or missing at
     // the last apply, its health probes went unanswered, or a MAC behind it is not known yet).
     let port_pairs_up = applied
