@@ -331,15 +331,7 @@ fn request_loop(topo: &Topology, guests: Guests) -> Result<()> {
         "\nThe request loop, {REQUESTS} HTTP requests from source to dest, one connection each"
     );
     let dest = SocketAddr::new(IpAddr::V4(DEST_IP), HTTP_PORT);
-    let show = |i: usize, reply: &Result<String, String>| {
-        match reply {
-            Ok(body) if i < SHOWN_REPLIES => print!("    {body}"),
-            // A Ctrl-C kills the VMs too: their requests fail for that reason alone.
-            Err(e) if !interrupt::requested() => println!("    request {i} failed: {e}"),
-            Ok(_) | Err(_) => {}
-        }
-        !interrupt::requested()
-    };
+    let show = show_reply;
     let outcome: TcpOutcome = match guests {
         Guests::Namespaces => {
             command(&format!(
@@ -435,6 +427,18 @@ fn sf_table(step: &Step, seen: &[SfSeen], guests: Guests) -> Vec<String> {
         }
     }
     failures
+}
+
+/// Shows request `i`'s reply (the first few) or why it failed; false once Ctrl-C was pressed
+/// (the request loop stops).
+pub(super) fn show_reply(i: usize, reply: &Result<String, String>) -> bool {
+    match reply {
+        Ok(body) if i < SHOWN_REPLIES => print!("    {body}"),
+        // A Ctrl-C kills the VMs too: their requests fail for that reason alone.
+        Err(e) if !interrupt::requested() => println!("    request {i} failed: {e}"),
+        Ok(_) | Err(_) => {}
+    }
+    !interrupt::requested()
 }
 
 pub(super) fn section(title: &str) {

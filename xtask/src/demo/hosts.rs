@@ -26,7 +26,7 @@ use sfc_tests::{
     traffic::{TcpServer, tcp_requests_with},
 };
 
-use super::{REQUESTS, REQUEST_PACE, SHOWN_REPLIES, command, print_output, section, sf_table};
+use super::{REQUESTS, REQUEST_PACE, command, print_output, section, sf_table};
 
 /// Where the blog's VMs live: source and sf1 on h1, sf2 on h2, sf3 and dest on h3.
 const PLACEMENT: [(End, usize); 5] =
@@ -148,15 +148,7 @@ fn run_step(h: &Hosts, dir: &Path, previous: Option<&ChainFile>, step: &Step) ->
     println!("\nThe request loop, {REQUESTS} HTTP requests from source (h1) to dest (h3), one connection each");
     command(&format!("for i in $(seq {REQUESTS}); do ip netns exec {} curl -s http://{DEST_IP}/; done", topo.source()));
     let dest = SocketAddr::new(IpAddr::V4(DEST_IP), HTTP_PORT);
-    let show = |i: usize, reply: &Result<String, String>| {
-        match reply {
-            Ok(body) if i < SHOWN_REPLIES => print!("    {body}"),
-            Err(e) if !interrupt::requested() => println!("    request {i} failed: {e}"),
-            Ok(_) | Err(_) => {}
-        }
-        !interrupt::requested()
-    };
-    let outcome = tcp_requests_with(&topo.source(), dest, REQUESTS, REQUEST_PACE, show)?;
+    let outcome = tcp_requests_with(&topo.source(), dest, REQUESTS, REQUEST_PACE, super::show_reply)?;
     println!("{}/{} requests answered", outcome.ok, outcome.attempted);
     if outcome.ok != REQUESTS {
         bail!("only {}/{REQUESTS} requests were answered: {}", outcome.ok, outcome.errors.join("; "));
