@@ -48,6 +48,10 @@ const PACKAGES: &[(&str, &str)] = &[
         "etcd-client (the Rust crate sfc's multi-host agent speaks etcd with) compiles etcd's protocol files",
     ),
     (
+        "libprotobuf-dev",
+        "protoc's well-known types (google/protobuf/descriptor.proto) that etcd's protocol files import",
+    ),
+    (
         "etcd-server",
         "the multi-host tests and demo keep the configuration in a real etcd (in a namespace of their own)",
     ),
