@@ -1,16 +1,121 @@
-use anyhow::{Context as _, anyhow};
-use aya_build::{Package, Toolchain};
+//! Builds the kernel programs (`sfc-ebpf`) for the BPF target; `src/datapath` includes the object
+//! from `OUT_DIR`. Also records what `sfc --version` reports: the git revision of the tree and
+//! the SHA-256 of the eBPF object.
+//!
+//! Hand-written instead of `aya_build::build_ebpf`, which relays every line the inner cargo
+//! prints (`Compiling ...`) as a `cargo:warning`, so a normal build looked broken. Here only the
+//! compiler's own warnings and errors reach the user; the inner cargo's log is shown only when
+//! that build fails.
 
-/// Builds the kernel programs (`sfc-ebpf`) for the BPF target; `src/datapath` includes the object
-/// from `OUT_DIR`.
+use std::{
+    io::{BufReader, Read as _},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context as _, anyhow, bail};
+use cargo_metadata::{Message, diagnostic::DiagnosticLevel};
+use sha2::{Digest as _, Sha256};
+
+const PACKAGE: &str = "sfc-ebpf";
+const BINARY: &str = "sfc";
+
 fn main() -> anyhow::Result<()> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or_else(|| anyhow!("sfc-user has no parent directory"))?
-        .join("sfc-ebpf");
-    let root = root.to_str().context("non-UTF-8 path to sfc-ebpf")?;
-    aya_build::build_ebpf(
-        [Package { name: "sfc-ebpf", root_dir: root, ..Default::default() }],
-        Toolchain::default(),
-    )
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?);
+    let workspace = manifest.parent().ok_or_else(|| anyhow!("sfc-user has no parent directory"))?;
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").context("OUT_DIR not set")?);
+    let object = build_ebpf(&workspace.join(PACKAGE), &out_dir)?;
+    let digest = Sha256::digest(std::fs::read(&object).with_context(|| format!("reading {}", object.display()))?);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    println!("cargo:rustc-env=SFC_EBPF_SHA256={hex}");
+    println!("cargo:rustc-env=SFC_GIT_REVISION={}", git_revision(workspace));
+    Ok(())
+}
+
+/// `cargo build` of the eBPF package for `bpfel-unknown-none` (nightly, `build-std=core`,
+/// bpf-linker with BTF), as aya-build does it; returns the object copied to `out_dir/sfc`.
+fn build_ebpf(root: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
+    // The build dependency on sfc-ebpf reruns this for its library; its binaries need this.
+    println!("cargo:rerun-if-changed={}", root.display());
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").context("CARGO_CFG_TARGET_ARCH not set")?;
+    let target = match std::env::var("CARGO_CFG_TARGET_ENDIAN").as_deref() {
+        Ok("little") => "bpfel-unknown-none",
+        Ok("big") => "bpfeb-unknown-none",
+        other => bail!("unsupported target endianness {other:?}"),
+    };
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", "nightly", "cargo", "build", "--package", PACKAGE, "-Z", "build-std=core", "--bins"])
+        .args(["--message-format=json", "--release", "--target", target])
+        // Its own target directory: the outer cargo holds the lock on the workspace's.
+        .arg("--target-dir")
+        .arg(out_dir.join(PACKAGE))
+        .current_dir(root)
+        .env("CARGO_ENCODED_RUSTFLAGS", format!("--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf"))
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?} (is rustup installed? `cargo xtask setup`)"))?;
+    let mut stderr = child.stderr.take().context("no stderr pipe")?;
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let stdout = BufReader::new(child.stdout.take().context("no stdout pipe")?);
+    let mut executable = None;
+    for message in Message::parse_stream(stdout) {
+        match message.context("reading the eBPF build's messages")? {
+            Message::CompilerArtifact(a) if a.target.name == BINARY => {
+                executable = a.executable.map(cargo_metadata::camino::Utf8PathBuf::into_std_path_buf);
+            }
+            // Real diagnostics only, and never the "N warnings emitted" summaries.
+            Message::CompilerMessage(m) if matches!(m.message.level, DiagnosticLevel::Warning | DiagnosticLevel::Error) && !m.message.spans.is_empty() => {
+                let rendered = m.message.rendered.unwrap_or(m.message.message);
+                for line in rendered.lines() {
+                    println!("cargo:warning=sfc-ebpf: {line}");
+                }
+            }
+            _ => {}
+        }
+    }
+    let status = child.wait().context("waiting for the eBPF build")?;
+    let log = log.join().unwrap_or_default();
+    if !status.success() {
+        bail!("building the eBPF programs failed ({status}):\n{log}");
+    }
+    let built = executable.ok_or_else(|| anyhow!("the eBPF build produced no `{BINARY}` object:\n{log}"))?;
+    let dst = out_dir.join(BINARY);
+    std::fs::copy(&built, &dst).with_context(|| format!("copying {} to {}", built.display(), dst.display()))?;
+    Ok(dst)
+}
+
+/// `git describe`-like revision of the workspace (`3f2a9c1d0b7e`, `-dirty` when the tree has
+/// changes), or `unknown` outside a git checkout (a source tarball).
+fn git_revision(workspace: &Path) -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(workspace)
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let Some(rev) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        return "unknown".to_owned();
+    };
+    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+        // A new commit or checkout changes HEAD or the ref it names.
+        println!("cargo:rerun-if-changed={dir}/HEAD");
+        if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            println!("cargo:rerun-if-changed={dir}/{r}");
+        }
+        println!("cargo:rerun-if-changed={dir}/index");
+    }
+    // An edit makes the tree dirty before anything is staged.
+    println!("cargo:rerun-if-changed={}", workspace.join("sfc-user/src").display());
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    if dirty { format!("{rev}-dirty") } else { rev }
 }

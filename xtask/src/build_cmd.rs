@@ -1,5 +1,5 @@
 //! `cargo xtask build`: set up, then build the `sfc` binary. `sfc-user/build.rs` builds the eBPF
-//! object (aya-build, nightly, bpf-linker) as part of this, so one cargo call builds both.
+//! object (nightly, bpf-linker) as part of this, so one cargo call builds both.
 use std::path::PathBuf;
 
 use anyhow::bail;

@@ -56,6 +56,12 @@ pub struct Args {
     /// `sfc stats` and the metrics. 0: off.
     #[arg(long, value_name = "N", default_value_t = sfc_common::trace::DEFAULT_LATENCY_EVERY)]
     sf_latency_every: u32,
+    /// Print one JSON object: {"file","netns","pin_dir","first_load","flipped","generation",
+    /// "map_changes":{"added","changed","removed"},"counts":{..},"draining":[..],"went_down":[..],
+    /// "waiting_for_mac":[..],"got_mac":[..],"came_up":[..],"drained":[..],"peers":[..],
+    /// "attached":[..],"detached":[..]}.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
@@ -69,6 +75,10 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         latency_every: a.sf_latency_every,
     };
     let r = datapath::apply(loc, &model, opts)?;
+    if a.json {
+        println!("{}", report_json(loc, &a.file, &model, &r));
+        return Ok(ExitCode::SUCCESS);
+    }
     let c = r.map_changes;
     println!(
         "{} {} to {}: {} port chains, {} port pair groups, {} port pairs, {} flow classifiers",
@@ -124,4 +134,38 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
     }
     println!("  pinned under {}", loc.pin_dir.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sfc apply --json`: what the text report says, one object (fields may be added, not renamed).
+fn shown<T: ToString>(v: &[T]) -> Vec<String> {
+    v.iter().map(ToString::to_string).collect()
+}
+
+fn report_json(loc: &Location, file: &str, model: &crate::model::Model, r: &datapath::ApplyReport) -> serde_json::Value {
+    let strings = |v: &[String]| v.to_vec();
+    serde_json::json!({
+        "file": file,
+        "netns": loc.netns,
+        "pin_dir": loc.pin_dir,
+        "first_load": r.first_load,
+        "flipped": r.flipped,
+        "generation": r.generation,
+        "map_changes": {"added": r.map_changes.added, "changed": r.map_changes.changed, "removed": r.map_changes.removed},
+        "counts": {
+            "port_chains": model.port_chains.len(),
+            "port_pair_groups": model.port_pair_groups.len(),
+            "port_pairs": model.port_pairs.len(),
+            "flow_classifiers": model.flow_classifiers.len(),
+        },
+        "draining": strings(&r.draining),
+        "drained": strings(&r.drained),
+        "went_down": strings(&r.went_down),
+        "came_up": strings(&r.came_up),
+        "waiting_for_mac": strings(&r.waiting_for_mac),
+        "got_mac": strings(&r.got_mac),
+        "absent": strings(&r.absent),
+        "peers": shown(&r.peers),
+        "attached": shown(&r.attached),
+        "detached": shown(&r.detached),
+    })
 }

@@ -329,12 +329,12 @@ fn carries_ports_name(proto: &str) -> bool {
 
 /// Checks the command line and builds the packet.
 fn packet(a: &Args) -> anyhow::Result<(Packet, u8)> {
-    let proto = parse_protocol(&a.proto).map_err(|m| anyhow::anyhow!("--proto: {m}"))?;
+    let proto = parse_protocol(&a.proto).map_err(|m| super::exit::invalid!("--proto: {m}"))?;
     if a.src.is_ipv4() != a.dst.is_ipv4() {
-        anyhow::bail!("--src {} and --dst {} are of different address families", a.src, a.dst);
+        return Err(super::exit::invalid!("--src {} and --dst {} are of different address families", a.src, a.dst));
     }
     if !carries_ports(proto) && (a.sport.is_some() || a.dport.is_some()) {
-        anyhow::bail!("protocol {} has no ports: drop --sport/--dport", protocol_name(proto));
+        return Err(super::exit::invalid!("protocol {} has no ports: drop --sport/--dport", protocol_name(proto)));
     }
     let packet = Packet {
         in_iface: a.in_iface.clone(),

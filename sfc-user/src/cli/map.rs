@@ -55,7 +55,7 @@ fn entries(n: usize) -> String {
 }
 
 fn unknown_map(name: &str) -> anyhow::Error {
-    anyhow::anyhow!("no map called '{name}'; the maps are: {}", ALL_MAPS.join(", "))
+    super::exit::invalid!("no map called '{name}'; the maps are: {}", ALL_MAPS.join(", "))
 }
 
 fn list(loc: &Location, json: bool) -> anyhow::Result<()> {

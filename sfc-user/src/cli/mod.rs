@@ -2,11 +2,14 @@
 
 mod apply;
 mod cluster_status;
+mod completions;
 mod down;
+pub mod exit;
 mod explain;
 /// Made-up interface facts for a model (what `sfc explain -f` compiles against).
 pub use explain::synthetic_facts;
 mod flows;
+mod logging;
 mod map;
 mod neutron;
 mod push;
@@ -18,20 +21,33 @@ mod trace;
 mod trace_probe;
 mod validate;
 
+/// What `sfc --version` prints: the version, the git revision it was built from and the SHA-256
+/// of the eBPF object embedded in the binary.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("SFC_GIT_REVISION"),
+    ", eBPF object sha256 ",
+    env!("SFC_EBPF_SHA256"),
+    ")"
+);
+
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
 use crate::datapath::{Location, netns};
 
-/// The counters `sfc stats --json` reports, for the metrics renderer (`crate::metrics`).
-
 #[derive(Debug, Parser)]
 #[command(
     name = "sfc",
-    version,
+    version = VERSION,
     about = "Service function chaining on eBPF: networking-sfc port chains, steered by tc programs",
-    after_help = "Chain file schema: port_pairs, port_pair_groups, flow_classifiers, port_chains (YAML or JSON)."
+    after_help = concat!(
+        "Chain file schema: port_pairs, port_pair_groups, flow_classifiers, port_chains (YAML or JSON).\n",
+        "Exit codes: 0 done; 1 invalid input (chain file, arguments; nothing changed); 2 runtime failure\n",
+        "(kernel, interfaces, permissions, bpffs, etcd); 3 nothing installed there."
+    )
 )]
 pub struct Cli {
     /// Operate on interfaces inside this network namespace (as named by `ip netns`).
@@ -51,7 +67,7 @@ enum Command {
     /// Install a chain file, or update the running datapath to it.
     Apply(apply::Args),
     /// Detach everything, unpin, and leave the interfaces as they were.
-    Down,
+    Down(down::Args),
     /// Per chain / hop / member packets and bytes, and drops by reason.
     Stats(stats::Args),
     /// Which classifier, chain, members and interfaces a packet takes: from FILE (no kernel
@@ -75,6 +91,18 @@ enum Command {
     /// Daemon: apply FILE, re-apply it when it changes, fail members over when their links go
     /// down, serve Prometheus metrics; Ctrl-C or SIGTERM leaves the datapath installed.
     Run(run::Args),
+    /// Print a shell completion script: `sfc completions bash > /etc/bash_completion.d/sfc`.
+    Completions(completions::Args),
+}
+
+/// The command line's definition: what completions and man pages are generated from.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// `sfc completions SHELL`'s output.
+pub fn completion_script(shell: clap_complete::Shell) -> String {
+    completions::script(shell)
 }
 
 impl Cli {
@@ -92,14 +120,20 @@ impl Cli {
 
 /// Runs the command line; errors are printed as `error: ...`, never as a panic or a Debug dump.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // --help and --version print and exit 0; a usage error is invalid input (exit 1).
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { exit::code(exit::INVALID) } else { ExitCode::SUCCESS };
+        }
+    };
     // The daemon reports what it does (reloads, failovers) at info; one-shot commands stay quiet.
-    let level = if matches!(cli.command, Command::Run(_)) { "info" } else { "warn" };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    logging::init(matches!(cli.command, Command::Run(_)), matches!(&cli.command, Command::Run(a) if a.json));
     let result = match &cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Apply(a) => cli.enter_netns().and_then(|()| apply::run(&cli.location(), a)),
-        Command::Down => cli.enter_netns().and_then(|()| down::run(&cli.location())),
+        Command::Down(a) => cli.enter_netns().and_then(|()| down::run(&cli.location(), a)),
         Command::Stats(a) => stats::run(&cli.location(), a),
         Command::Explain(a) => explain::run(&cli.location(), a),
         Command::Status(a) => cli.enter_netns().and_then(|()| status::run(&cli.location(), a)),
@@ -109,6 +143,7 @@ pub fn main() -> ExitCode {
         Command::Trace(a) => cli.enter_netns().and_then(|()| trace::run(&cli.location(), a)),
         Command::Import(a) => neutron::import(a),
         Command::Push(a) => push::run(a),
+        Command::Completions(a) => completions::run(a),
         Command::Export(a) => neutron::export(&cli.location(), a),
         // The etcd agent's thread starts first: the control plane is reached from the
         // namespace sfc started in, the datapath set up in --netns.
@@ -121,7 +156,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            exit::code(exit::code_of(&e))
         }
     }
 }
@@ -134,13 +169,13 @@ pub(crate) fn load_model(path: &str) -> anyhow::Result<crate::model::Model> {
 /// The model of chain file `path` whose content is `text` (already read: what is hashed is what
 /// is applied).
 pub(crate) fn model_of(path: &str, text: &[u8]) -> anyhow::Result<crate::model::Model> {
-    let text = std::str::from_utf8(text).map_err(|e| anyhow::anyhow!("{path}: not UTF-8 text ({e})"))?;
+    let text = std::str::from_utf8(text).map_err(|e| exit::invalid!("{path}: not UTF-8 text ({e})"))?;
     validated(path, &crate::config::parse(path, text)?)
 }
 
 fn validated(path: &str, cfg: &crate::config::ConfigFile) -> anyhow::Result<crate::model::Model> {
     crate::model::validate(cfg).map_err(|errs| {
         let n = errs.0.len();
-        anyhow::anyhow!("{path}: {n} problem{}:\n{errs}", if n == 1 { "" } else { "s" })
+        exit::invalid!("{path}: {n} problem{}:\n{errs}", if n == 1 { "" } else { "s" })
     })
 }

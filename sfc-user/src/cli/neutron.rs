@@ -3,7 +3,7 @@
 
 use std::{io::Read as _, path::PathBuf, process::ExitCode};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
 use crate::{config, datapath::Location, model, view::inspect};
 
@@ -61,7 +61,7 @@ pub fn import(a: &ImportArgs) -> anyhow::Result<ExitCode> {
     let sources = files.iter().map(|f| read(f)).collect::<anyhow::Result<Vec<_>>>()?;
     let imported = match config::neutron::import(&sources) {
         Ok(i) => i,
-        Err(errors) => bail!("nothing written; the import stopped at:\n  {}", errors.join("\n  ")),
+        Err(errors) => return Err(super::exit::invalid!("nothing written; the import stopped at:\n  {}", errors.join("\n  "))),
     };
     for n in &imported.notes {
         eprintln!("note: {n}");

@@ -25,7 +25,7 @@ pub struct Args {
 }
 
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file))?;
+    let text = std::fs::read(&a.file).map_err(|e| super::exit::invalid!("reading {}: {e}", a.file))?;
     let model = super::model_of(&a.file, &text)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     let keys = Keys::new(&a.etcd_prefix);

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use sfc_common::{
     maps::{FAMILY_V4, FAMILY_V6},
     trace::{TF_CHAIN, TF_DPORT, TF_DST, TF_PROTO, TF_SPORT, TF_SRC, TraceConf},
@@ -86,7 +86,7 @@ fn filter(loc: &Location, a: &Args) -> anyhow::Result<TraceConf> {
         let chain = state.model.port_chains.iter().find(|c| &c.name == name);
         let Some(chain) = chain else {
             let names: Vec<&str> = state.model.port_chains.iter().map(|c| c.name.as_str()).collect();
-            bail!("no port chain '{name}' is installed (chains: {})", names.join(", "));
+            return Err(super::exit::invalid!("no port chain '{name}' is installed (chains: {})", names.join(", ")));
         };
         c.filters |= TF_CHAIN;
         c.chain_id = chain.chain_id;
@@ -105,14 +105,14 @@ fn filter(loc: &Location, a: &Args) -> anyhow::Result<TraceConf> {
             }
         };
         if family.is_some_and(|x| x != f) {
-            bail!("--src and --dst must both be IPv4 or both IPv6");
+            return Err(super::exit::invalid!("--src and --dst must both be IPv4 or both IPv6"));
         }
         family = Some(f);
         c.filters |= bit;
     }
     c.family = family.unwrap_or(0);
     if let Some(p) = &a.proto {
-        c.proto = crate::model::parse_protocol(p).map_err(|e| anyhow::anyhow!("--proto: {e}"))?;
+        c.proto = crate::model::parse_protocol(p).map_err(|e| super::exit::invalid!("--proto: {e}"))?;
         c.filters |= TF_PROTO;
     }
     if let Some(p) = a.sport {

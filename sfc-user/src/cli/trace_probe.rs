@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use sfc_common::proto::carries_ports;
 
 use super::trace::Args;
@@ -18,18 +18,18 @@ use crate::{
 /// The probe `a` asks for; errors name the missing flag.
 fn spec(a: &Args) -> anyhow::Result<traceflow::ProbeSpec> {
     let (Some(in_iface), Some(proto), Some(src), Some(dst)) = (&a.in_iface, &a.proto, a.src, a.dst) else {
-        bail!("--probe needs --in IFACE, --proto, --src and --dst (and --sport and --dport for protocols with ports)");
+        return Err(super::exit::invalid!("--probe needs --in IFACE, --proto, --src and --dst (and --sport and --dport for protocols with ports)"));
     };
-    let proto = crate::model::parse_protocol(proto).map_err(|e| anyhow::anyhow!("--proto: {e}"))?;
+    let proto = crate::model::parse_protocol(proto).map_err(|e| super::exit::invalid!("--proto: {e}"))?;
     if src.is_ipv4() != dst.is_ipv4() {
-        bail!("--src and --dst must both be IPv4 or both IPv6");
+        return Err(super::exit::invalid!("--src and --dst must both be IPv4 or both IPv6"));
     }
     let ports = carries_ports(proto);
     let (sport, dport) = match (a.sport, a.dport) {
         (Some(s), Some(d)) if ports => (s, d),
         (None, None) if !ports => (0, 0),
-        _ if ports => bail!("--probe with {} needs --sport and --dport", crate::model::protocol_name(proto)),
-        _ => bail!("{} has no ports: leave out --sport and --dport", crate::model::protocol_name(proto)),
+        _ if ports => return Err(super::exit::invalid!("--probe with {} needs --sport and --dport", crate::model::protocol_name(proto))),
+        _ => return Err(super::exit::invalid!("{} has no ports: leave out --sport and --dport", crate::model::protocol_name(proto))),
     };
     // A neutron port id names its tap, as in the chain file.
     let in_iface = crate::model::neutron_tap(in_iface).unwrap_or_else(|| in_iface.clone());

@@ -30,7 +30,7 @@ struct Report<'a> {
 
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let problems = match config::load(&a.file) {
-        Err(ConfigError::Read { source, .. }) => anyhow::bail!("{}: {source}", a.file),
+        Err(ConfigError::Read { source, .. }) => return Err(super::exit::invalid!("{}: {source}", a.file)),
         // Not YAML at all: one problem, the parser's, with its line.
         Err(ConfigError::Syntax { line, column, message, .. }) => {
             let message = if column > 0 { format!("YAML syntax error at column {column}: {message}") } else { format!("YAML syntax error: {message}") };

@@ -77,7 +77,7 @@ pub struct Agent {
 pub fn start(a: &EtcdArgs) -> anyhow::Result<Option<Agent>> {
     let (Some(urls), Some(node), Some(vtep)) = (a.etcd.clone(), a.node.clone(), a.vtep) else { return Ok(None) };
     if node.is_empty() || node.contains('/') {
-        bail!("--node {node:?}: a name without '/'");
+        return Err(crate::cli::exit::invalid!("--node {node:?}: a name without '/'"));
     }
     let agent = Agent {
         shared: Arc::new(Mutex::new(Shared::default())),

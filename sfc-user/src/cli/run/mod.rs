@@ -9,20 +9,22 @@
 pub mod etcd;
 mod health;
 mod http;
+mod service;
+mod args;
+
+pub use args::Args;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     collections::hash_map::DefaultHasher,
     fmt::Write as _,
     hash::{Hash as _, Hasher as _},
-    net::SocketAddr,
     process::ExitCode,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use anyhow::Context as _;
-use sfc_common::limits::{DEFAULT_FLOW_TABLE_SIZE, DEFAULT_NEW_FLOW_RATE};
 use tokio::{
     net::TcpListener,
     signal::unix::{SignalKind, signal},
@@ -31,63 +33,16 @@ use tokio::{
 
 use self::{
     health::{link_events, probe_loop},
-    http::serve_connection,
+    http::{scrape, serve_connection},
 };
 use super::table::list;
-use crate::{
-    datapath::{self, ApplyReport, LoadOptions, Location, netlink},
-    view::inspect,
-    metrics::{self, Snapshot},
-};
+use crate::datapath::{self, ApplyReport, LoadOptions, Location};
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The chain file (YAML or JSON); re-applied whenever its content changes.
-    #[arg(short = 'f', long = "file", value_name = "FILE", required_unless_present = "etcd")]
-    file: Option<String>,
-    #[command(flatten)]
-    pub etcd: etcd::EtcdArgs,
-    /// Serve Prometheus metrics on ADDR (path /metrics).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9469")]
-    metrics: SocketAddr,
-    /// Seconds between two looks at FILE.
-    #[arg(long, value_name = "SECS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    interval: u64,
-    /// Milliseconds between two looks at the link state of every port pair's interfaces; a
-    /// member whose interface goes down fails over (its flows move to the other members).
-    #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(20..=60_000))]
-    health_interval: u64,
-    /// Flow table entries (set when the datapath is first loaded; at most 4194304).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_FLOW_TABLE_SIZE,
-          value_parser = clap::value_parser!(u32).range(1024..=4_194_304))]
-    flow_table_size: u32,
-    /// Seconds a port pair removed from its group keeps serving the flows it already has (0:
-    /// move them at once).
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    drain_timeout: u64,
-    /// Attach mode of every interface the file's `interfaces:` section does not set.
-    #[arg(long, value_enum, default_value_t = super::apply::Mode::Tc)]
-    mode: super::apply::Mode,
-    /// New flow entries each CPU may create per second (0: no cap); see `sfc apply --help`.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_NEW_FLOW_RATE)]
-    new_flow_rate: u32,
-    /// Time the service functions with 1 packet in N (chosen by bytes that routing does not
-    /// change, so the same packet is recognised when it comes back): per member histograms in
-    /// `sfc stats` and the metrics. 0: off.
-    #[arg(long, value_name = "N", default_value_t = sfc_common::trace::DEFAULT_LATENCY_EVERY)]
-    sf_latency_every: u32,
-    /// Seconds without a packet after which a flow entry is removed (its next packet, if any,
-    /// starts it again, on the same members unless the configuration changed).
-    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
-    flow_idle_timeout: u32,
-    /// Seconds a closed TCP flow (FIN or RST seen) and a flow no classifier matches any more keep
-    /// their entry after their last packet.
-    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
-    flow_close_grace: u32,
-}
 
 
 pub fn run(loc: &Location, a: &Args, agent: Option<etcd::Agent>) -> anyhow::Result<ExitCode> {
+    // One daemon per datapath: two would fight over it at every apply.
+    let _lock = service::lock(loc)?;
     // Bind before changing anything, so a port in use is reported with nothing half done.
     let listener =
         std::net::TcpListener::bind(a.metrics).with_context(|| format!("listening on {} for metrics", a.metrics))?;
@@ -163,14 +118,21 @@ async fn daemon(
     log::info!("serving metrics on http://{}/metrics", listener.local_addr().context("metrics socket")?);
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let wake = Arc::new(tokio::sync::Notify::new());
+    let reload = Arc::new(tokio::sync::Notify::new());
     let prober = tokio::spawn(probe_loop(loc.clone(), watcher.probe_down.clone(), wake.clone()));
     let links = tokio::spawn(link_events(wake.clone()));
-    let watch = tokio::spawn(watch_loop(loc.clone(), watcher, every, wake, etcd_changed));
+    let watch = tokio::spawn(watch_loop(loc.clone(), watcher, every, Wakers { wake, reload: reload.clone(), etcd: etcd_changed }));
     loop {
         tokio::select! {
             _ = interrupt.recv() => { log::info!("interrupted"); break; }
             _ = terminate.recv() => { log::info!("terminated"); break; }
+            _ = hangup.recv() => {
+                log::info!("SIGHUP: re-applying the configuration");
+                service::reloading();
+                reload.notify_one();
+            }
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let loc = loc.clone();
@@ -184,6 +146,7 @@ async fn daemon(
             },
         }
     }
+    service::stopping();
     // An `apply` already running in the blocking pool finishes before the runtime is dropped.
     watch.abort();
     prober.abort();
@@ -339,6 +302,28 @@ impl Watcher {
         self.down = down_before;
         self.model = Some(model);
         Ok(r)
+    }
+
+    /// What systemd's status line says once something is live: `None` before the first apply
+    /// (from etcd: before the first configuration, or the news that there is none).
+    fn live(&self) -> Option<String> {
+        let waiting = self.source.as_ref().is_some_and(|s| s.waiting);
+        match (self.applied, self.model.as_ref()) {
+            (Some(_), Some(m)) => Some(format!(
+                "{}: {} port chains live{}",
+                self.file,
+                m.port_chains.len(),
+                self.failing.as_ref().map(|e| format!(" (a newer content failed: {e})")).unwrap_or_default()
+            )),
+            _ if waiting => Some(format!("{}: no configuration yet", self.file)),
+            _ => None,
+        }
+    }
+
+    /// SIGHUP: the next look applies the content even if it is the one running (an operator's
+    /// reload re-applies; a file rejected before is validated again).
+    fn forget_applied(&mut self) {
+        (self.applied, self.rejected, self.failing) = (None, None, None);
     }
 
     /// Applies the running model again (a member's health changed, a drain is due).
@@ -513,14 +498,20 @@ fn age(loc: &Location, rule: datapath::flows::Aging) {
     }
 }
 
-async fn watch_loop(
-    loc: Arc<Location>,
-    mut w: Watcher,
-    every: Timing,
+/// What wakes the watch loop before its tick: a link event or a probe verdict (`wake`), SIGHUP
+/// (`reload`: re-apply even an unchanged file), a change in etcd.
+struct Wakers {
     wake: Arc<tokio::sync::Notify>,
-    etcd_changed: Option<Arc<tokio::sync::Notify>>,
-) {
+    reload: Arc<tokio::sync::Notify>,
+    etcd: Option<Arc<tokio::sync::Notify>>,
+}
+
+async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Timing, wakers: Wakers) {
+    let Wakers { wake, reload, etcd: etcd_changed } = wakers;
     let etcd_changed = etcd_changed.unwrap_or_default();
+    // Ready once something runs: the file (applied before the loop), or from etcd the first
+    // configuration (or the news that there is none yet).
+    let mut told_ready = w.live().inspect(|s| service::ready(s)).is_some();
     let mut tick = tokio::time::interval(every.health);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The first tick is immediate, and the file was just applied.
@@ -530,13 +521,14 @@ async fn watch_loop(
     loop {
         // A link event or a probe verdict wakes the health check at once; the tick is the
         // fallback (and the clock of the file and the drains).
-        let mut from_etcd = false;
+        let (mut from_etcd, mut reloading) = (false, false);
         tokio::select! {
             _ = tick.tick() => {}
             () = wake.notified() => {}
             () = etcd_changed.notified() => from_etcd = true,
+            () = reload.notified() => reloading = true,
         }
-        let look_at_file = from_etcd || last_file_look.elapsed() >= every.file;
+        let look_at_file = from_etcd || reloading || last_file_look.elapsed() >= every.file;
         if look_at_file {
             last_file_look = tokio::time::Instant::now();
         }
@@ -548,6 +540,9 @@ async fn watch_loop(
         w = match tokio::task::spawn_blocking(move || {
             w.check_health(&l);
             w.check_drains(&l);
+            if reloading {
+                w.forget_applied();
+            }
             if look_at_file {
                 w.poll(&l);
             }
@@ -564,34 +559,13 @@ async fn watch_loop(
                 return;
             }
         };
-    }
-}
-
-// ---- metrics ---------------------------------------------------------------------------------
-
-/// What one scrape shows, read from the pinned maps.
-fn snapshot(loc: &Location) -> anyhow::Result<Snapshot> {
-    let stats = crate::view::stats::collect(loc)?;
-    let applied = inspect::load_state(loc)?;
-    // An interface on another host (multi-host) is not here to look at: its host published it
-    // up or down, and a down one is in `applied.down`.
-    let remote = |name: &str| applied.facts.get(name).is_some_and(|f| f.remote.is_some());
-    let up = |name: &str| remote(name) || netlink::link_by_name(name).is_ok_and(|l| l.oper_up);
-    // Serving: both links up, and not taken out of its group (a link was down or missing at
-    // the last apply, its health probes went unanswered, or a MAC behind it is not known yet).
-    let port_pairs_up = applied
-        .model
-        .port_pairs
-        .iter()
-        .map(|p| (p.name.clone(), up(&p.ingress) && up(&p.egress) && !applied.down.contains(&p.name) && !applied.no_mac.contains_key(&p.name)))
-        .collect();
-    Ok(Snapshot { stats, port_pairs_up })
-}
-
-async fn scrape(loc: Arc<Location>) -> Result<String, String> {
-    match tokio::task::spawn_blocking(move || snapshot(&loc).map(|s| metrics::render(&s))).await {
-        Ok(Ok(text)) => Ok(text),
-        Ok(Err(e)) => Err(format!("{e:#}")),
-        Err(e) => Err(format!("reading the counters: {e}")),
+        match w.live() {
+            Some(s) if reloading || !told_ready => {
+                service::ready(&s);
+                told_ready = true;
+            }
+            Some(s) if look_at_file => service::status(&s),
+            _ => {}
+        }
     }
 }
