@@ -169,6 +169,6 @@ fn nothing_installed_is_an_error() {
     let mut args = vec!["--pin-dir", pin.to_str().expect("path"), "explain"];
     args.extend_from_slice(WEB);
     let out = sfc(&args);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3), "exit code 3: nothing installed");
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing is installed"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -114,12 +114,18 @@ impl Daemon {
 
     /// Starts the daemon without waiting for anything.
     pub fn spawn(sfc: &Sfc<'_>, args: &[&str], log: &Path) -> Result<Daemon> {
+        Self::spawn_env(sfc, args, log, &[])
+    }
+
+    /// `spawn`, with `env` added to the daemon's environment (`NOTIFY_SOCKET`, say).
+    pub fn spawn_env(sfc: &Sfc<'_>, args: &[&str], log: &Path, env: &[(&str, &Path)]) -> Result<Daemon> {
         let out = File::create(log).with_context(|| format!("create {}", log.display()))?;
         let err = out.try_clone()?;
         let mut all = vec!["run"];
         all.extend_from_slice(args);
         let mut cmd = sfc.command(&all);
         cmd.env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);

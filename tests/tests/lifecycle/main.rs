@@ -15,6 +15,7 @@
 mod failover;
 mod loader;
 mod metrics;
+mod service;
 mod updates;
 
 use std::{

@@ -1,0 +1,105 @@
+//! (f) `sfc run` as systemd runs it (`deploy/systemd/sfc.service`, `Type=notify`): `READY=1` on
+//! `NOTIFY_SOCKET` once the datapath forwards, `RELOADING=1` then `READY=1` around a SIGHUP
+//! (`systemctl reload`), which re-applies the file; `STOPPING=1` on SIGTERM, after which the
+//! datapath keeps forwarding; a second daemon on the same datapath is refused with the pid of
+//! the first; `--json` log lines are JSON objects.
+
+use std::{
+    os::unix::net::UnixDatagram,
+    process::Command,
+    thread::sleep,
+    time::Duration,
+};
+
+use sfc_tests::{
+    Sfc, TopologyConfig,
+    process::{Daemon, indent},
+    scenario::Fixture,
+};
+
+use super::{
+    assert_every_datagram_crossed_sf3_once, chain_files, context, settled_since, sports_on_both_pg1_members,
+    stream,
+};
+
+/// The next notification the daemon sends (at most 15 s).
+fn notification(sock: &UnixDatagram, daemon: &Daemon) -> String {
+    let mut buf = [0u8; 4096];
+    match sock.recv(&mut buf) {
+        Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        Err(e) => panic!("no sd_notify message within 15 s ({e}); daemon log:\n{}", indent(&daemon.log())),
+    }
+}
+
+fn signal(daemon: &Daemon, sig: &str) {
+    let st = Command::new("kill").args([sig, &daemon.pid().to_string()]).status().expect("kill");
+    assert!(st.success(), "kill {sig}");
+}
+
+/// Traffic through the chain while the datapath is up: every datagram crossed sf3 once.
+fn assert_forwarding(fx: &Fixture, sfc: &Sfc<'_>, what: &str) {
+    let sports = sports_on_both_pg1_members(fx, sfc);
+    let before = fx.topo.counters().unwrap_or_else(|e| panic!("{e:#}"));
+    let s = stream(fx, sports);
+    sleep(Duration::from_millis(300));
+    let report = s.finish().unwrap_or_else(|e| panic!("{e:#}"));
+    let (delta, stats) = settled_since(fx, sfc, &before);
+    assert!(report.sent() > 0, "{what}: nothing sent");
+    assert_every_datagram_crossed_sf3_once(&report, &delta, &stats, &context(what, fx, &report, &delta, &stats));
+}
+
+#[test]
+fn runs_as_a_systemd_notify_service() {
+    let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]));
+    let sfc = Sfc::for_topology(&fx.topo);
+    let (a, _) = chain_files(&fx);
+    let sock_path = fx.dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).expect("bind the notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    let log = fx.dir.path().join("daemon.log");
+    let a_s = a.to_string_lossy().into_owned();
+    let mut daemon = Daemon::spawn_env(&sfc, &["--json", "-f", &a_s], &log, &[("NOTIFY_SOCKET", &sock_path)])
+        .unwrap_or_else(|e| panic!("{e:#}"));
+
+    // Ready means live: at that moment the chain forwards.
+    let ready = notification(&sock, &daemon);
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready}");
+    assert!(ready.contains("STATUS=") && ready.contains("1 port chains live"), "{ready}");
+    assert_forwarding(&fx, &sfc, "after READY=1");
+
+    // A second daemon on the same datapath: refused, exit code 2, names the first one's pid.
+    let log2 = fx.dir.path().join("second.log");
+    let mut second = Daemon::spawn(&sfc, &["-f", &a_s, "--metrics", "127.0.0.1:9470"], &log2).unwrap_or_else(|e| panic!("{e:#}"));
+    let st = second.wait_exit(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(st.and_then(|s| s.code()), Some(2), "the second daemon must exit 2:\n{}", second.log());
+    assert!(second.log().contains(&format!("another `sfc run` (pid {}) already manages", daemon.pid())), "{}", second.log());
+
+    // SIGHUP: RELOADING=1, then READY=1 after the file was applied again.
+    signal(&daemon, "-HUP");
+    let reloading = notification(&sock, &daemon);
+    assert!(reloading.lines().any(|l| l == "RELOADING=1") && reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    let again = notification(&sock, &daemon);
+    assert!(again.lines().any(|l| l == "READY=1"), "{again}");
+    daemon.wait_for_log("no change (generation", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_forwarding(&fx, &sfc, "after the reload");
+
+    // SIGTERM: STOPPING=1, exit 0, and the datapath keeps forwarding without the daemon.
+    signal(&daemon, "-TERM");
+    let stopping = notification(&sock, &daemon);
+    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping}");
+    let st = daemon.wait_exit(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(st.is_some_and(|s| s.success()), "{st:?}\n{}", daemon.log());
+    assert_forwarding(&fx, &sfc, "after the daemon stopped");
+
+    // --json: every line is an object with ts, level and msg.
+    let text = daemon.log();
+    let mut levels = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{text}"));
+        assert!(v["ts"].as_f64().is_some_and(|t| t > 1.0e9) && v["msg"].is_string(), "{line}");
+        levels.push(v["level"].as_str().unwrap_or_default().to_owned());
+    }
+    assert!(levels.iter().any(|l| l == "info"), "{text}");
+    assert!(text.contains("SIGHUP: re-applying"), "{text}");
+    println!("runs_as_a_systemd_notify_service: ready {:?}, {} JSON log lines", ready, levels.len());
+}
