@@ -12,6 +12,7 @@ mod flows;
 mod logging;
 mod map;
 mod neutron;
+mod privileges;
 mod push;
 mod run;
 mod stats;
@@ -110,6 +111,23 @@ impl Cli {
         Location::new(self.netns.clone(), self.pin_dir.clone())
     }
 
+    /// The error when this process lacks a capability the command needs (`privileges`).
+    fn missing_privileges(&self) -> Option<String> {
+        let netns = self.netns.is_some();
+        let (name, load, enters) = match &self.command {
+            Command::Apply(_) => ("apply", true, netns),
+            Command::Run(_) => ("run", true, netns),
+            Command::Down(_) => ("down", true, netns),
+            Command::Trace(_) => ("trace", true, netns),
+            Command::Status(a) if a.etcd.is_none() => ("status", false, netns),
+            Command::Stats(_) => ("stats", false, false),
+            Command::Flows(_) => ("flows", false, false),
+            Command::Map(_) => ("map", false, false),
+            _ => return None,
+        };
+        privileges::missing(name, &privileges::needed(load, enters))
+    }
+
     fn enter_netns(&self) -> anyhow::Result<()> {
         if let Some(ns) = &self.netns {
             netns::enter(ns)?;
@@ -130,6 +148,10 @@ pub fn main() -> ExitCode {
     };
     // The daemon reports what it does (reloads, failovers) at info; one-shot commands stay quiet.
     logging::init(matches!(cli.command, Command::Run(_)), matches!(&cli.command, Command::Run(a) if a.json));
+    if let Some(e) = cli.missing_privileges() {
+        eprintln!("error: {e}");
+        return exit::code(exit::RUNTIME);
+    }
     let result = match &cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Apply(a) => cli.enter_netns().and_then(|()| apply::run(&cli.location(), a)),

@@ -25,7 +25,7 @@ pub struct Args {
     /// Multi-host: show every host's agent as etcd at URL[,URL...] has it (the configuration
     /// revision each runs) instead of this host's datapath.
     #[arg(long, value_name = "URL")]
-    etcd: Option<String>,
+    pub(super) etcd: Option<String>,
     /// Key prefix in etcd.
     #[arg(long, value_name = "PREFIX", default_value = crate::etcd::DEFAULT_PREFIX)]
     etcd_prefix: String,

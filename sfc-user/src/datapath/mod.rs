@@ -12,6 +12,8 @@ pub mod flows;
 pub mod maps;
 pub mod netlink;
 pub mod netns;
+mod preflight;
+pub use preflight::ensure_bpffs;
 pub mod trace;
 pub mod traceflow;
 pub mod probe;
@@ -104,21 +106,6 @@ impl Location {
     pub fn is_installed(&self) -> bool {
         self.pin_dir.join(PROG_PIN).exists()
     }
-}
-
-/// Mounts bpffs at /sys/fs/bpf when it is not mounted (a fresh machine has none).
-pub fn ensure_bpffs() -> Result<()> {
-    let mounts = fs::read_to_string("/proc/mounts").map_err(io_err("reading /proc/mounts"))?;
-    if mounts.lines().any(|l| {
-        let mut f = l.split_whitespace();
-        let (_, dir, ty) = (f.next(), f.next(), f.next());
-        dir == Some(BPFFS) && ty == Some("bpf")
-    }) {
-        return Ok(());
-    }
-    fs::create_dir_all(BPFFS).map_err(io_err(format!("creating {BPFFS}")))?;
-    rustix::mount::mount("bpf", BPFFS, "bpf", rustix::mount::MountFlags::empty(), None)
-        .map_err(|e| DatapathError::Io { what: format!("mounting bpffs at {BPFFS}"), source: e.into() })
 }
 
 fn private_dir(p: &Path) -> Result<()> {
@@ -284,6 +271,7 @@ fn apply_inner(
     cluster: Option<&cluster::Cluster>,
 ) -> Result<ApplyReport> {
     ensure_bpffs()?;
+    preflight::require_tcx()?;
     private_dir(&loc.pin_dir)?;
     let state_dir = loc.state_dir();
     private_dir(&state_dir)?;
@@ -448,9 +436,10 @@ fn plan_and_compile(
         absent_ok: opts.absent_ok,
         overlay,
     };
-    let compiled = compile::compile_with(model, &inputs).map_err(DatapathError::Compile)?;
+    let compiled = compile::compile_with(model, &inputs).map_err(|e| DatapathError::Compile(preflight::elsewhere(e)))?;
     Ok((facts, plan, compiled))
 }
+
 
 /// Attaches the program to every interface in `want` (in its mode) that does not have it yet;
 /// in XDP mode the redirect targets' peers are made ready first.

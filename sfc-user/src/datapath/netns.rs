@@ -66,3 +66,30 @@ pub fn run_in<T: Send>(ns: &File, f: impl FnOnce() -> T + Send) -> io::Result<T>
         .map_err(|_| io::Error::other("a thread in another network namespace panicked"))?
     })
 }
+
+/// The other network namespaces where an interface called `name` exists: `ip netns` names, and
+/// `host` for the init process's (the one sfc runs in without --netns). For the commonest
+/// mistake's error: a file applied with the wrong (or no) `--netns`. Looks at most at 64.
+pub fn where_is(name: &str) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let here = std::fs::metadata("/proc/thread-self/ns/net").map(|m| (m.dev(), m.ino())).ok();
+    let named = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut found = Vec::new();
+    for (label, path) in std::iter::once(("host".to_owned(), std::path::PathBuf::from("/proc/1/ns/net"))).chain(named).take(64) {
+        let Ok(f) = File::open(&path) else { continue };
+        let Ok(meta) = f.metadata() else { continue };
+        let key = (meta.dev(), meta.ino());
+        if Some(key) == here || !seen.insert(key) {
+            continue;
+        }
+        if run_in(&f, || super::netlink::link_by_name(name).is_ok()).unwrap_or(false) {
+            found.push(label);
+        }
+    }
+    found
+}

@@ -103,3 +103,73 @@ fn runs_as_a_systemd_notify_service() {
     assert!(text.contains("SIGHUP: re-applying"), "{text}");
     println!("runs_as_a_systemd_notify_service: ready {:?}, {} JSON log lines", ready, levels.len());
 }
+
+/// What `sfc` with `args` printed on stderr and its exit code; `wrap` runs before it (setpriv,
+/// unshare), `netns` adds `--netns`.
+fn sfc_exit(sfc: &Sfc<'_>, wrap: &[&str], netns: bool, args: &[&str]) -> (Option<i32>, String) {
+    let bin = sfc.bin().to_string_lossy().into_owned();
+    let mut argv: Vec<&str> = wrap.to_vec();
+    argv.push(&bin);
+    if netns {
+        argv.extend(["--netns", sfc.netns()]);
+    }
+    argv.extend_from_slice(args);
+    let out = Command::new(argv[0]).args(&argv[1..]).output().expect("run sfc");
+    (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout)))
+}
+
+/// (g) The commonest operator mistakes get an error that names the fix, and the documented exit
+/// code: not root (2), bpffs missing and not mountable (2), the file's interfaces in another
+/// namespace than the one sfc looks in (2), an invalid chain file (1), nothing installed (3),
+/// `sfc down` with nothing installed (0, `--json` says so). Nothing is installed by any of them.
+#[test]
+fn operator_mistakes_name_the_fix() {
+    let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]));
+    let sfc = Sfc::for_topology(&fx.topo);
+    let (a, _) = chain_files(&fx);
+    let a = a.to_string_lossy().into_owned();
+
+    let nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+    let (code, err) = sfc_exit(&sfc, &nobody, true, &["apply", "-f", &a]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("`sfc apply` needs CAP_BPF") && err.contains("run it as root"), "{err}");
+    let (code, err) = sfc_exit(&sfc, &nobody, false, &["stats"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("`sfc stats` needs CAP_BPF"), "{err}");
+
+    // bpffs unmounted in a mount namespace of its own, and no CAP_SYS_ADMIN to mount it. The
+    // namespace is entered by the shell (nsenter), so sfc needs no setns either.
+    let script = format!(
+        "umount /sys/fs/bpf && exec nsenter --net=/run/netns/{} setpriv --bounding-set=-all,+bpf,+net_admin,+perfmon {} apply -f {a}",
+        sfc.netns(),
+        sfc.bin().display()
+    );
+    let (code, err) = sfc_exit_cmd(Command::new("unshare").args(["-m", "sh", "-c", &script]));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("bpffs is not mounted at /sys/fs/bpf and mounting it failed") && err.contains("mount -t bpf bpf /sys/fs/bpf"), "{err}");
+
+    // The hub's interfaces, looked for in the host namespace (no --netns).
+    let (code, err) = sfc_exit(&sfc, &[], false, &["--pin-dir", &sfc.pin_dir().to_string_lossy(), "apply", "-f", &a]);
+    assert_eq!(code, Some(2), "{err}");
+    let hint = format!("(it is in network namespace '{}': use --netns {})", sfc.netns(), sfc.netns());
+    assert!(err.contains("does not exist in the host namespace") && err.contains(&hint), "{err}");
+
+    let broken = fx.dir.path().join("broken.yaml");
+    std::fs::write(&broken, "port_pairs:\n  - {name: pp1, ingress: x}\n").expect("write");
+    let (code, err) = sfc_exit(&sfc, &[], true, &["apply", "-f", &broken.to_string_lossy()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("egress: required field is missing"), "{err}");
+
+    let (code, err) = sfc_exit(&sfc, &[], true, &["stats"]);
+    assert_eq!(code, Some(3), "{err}");
+    let (code, out) = sfc_exit(&sfc, &[], true, &["down", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["installed"], false, "{out}");
+    assert!(!sfc.pin_dir().join("prog_tc_ingress").exists() && !sfc.state_dir().join("state.json").exists(), "a refused command installed something");
+}
+
+fn sfc_exit_cmd(cmd: &mut Command) -> (Option<i32>, String) {
+    let out = cmd.output().expect("run");
+    (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout)))
+}

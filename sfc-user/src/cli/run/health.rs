@@ -56,7 +56,7 @@ pub(super) async fn probe_loop(loc: Arc<Location>, down: Arc<Mutex<BTreeSet<Stri
     let sender = match Sender::new() {
         Ok(s) => s,
         Err(e) => {
-            log::error!("health probes disabled: {e}");
+            log::error!("health probes disabled (members fail over on link state only): {e}; the probes need CAP_NET_RAW");
             return;
         }
     };
