@@ -26,7 +26,11 @@ fn main() -> anyhow::Result<()> {
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").context("OUT_DIR not set")?);
     let object = build_ebpf(&workspace.join(PACKAGE), &out_dir)?;
     let digest = Sha256::digest(std::fs::read(&object).with_context(|| format!("reading {}", object.display()))?);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = digest.iter().fold(String::new(), |mut s, b| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+        s
+    });
     println!("cargo:rustc-env=SFC_EBPF_SHA256={hex}");
     println!("cargo:rustc-env=SFC_GIT_REVISION={}", git_revision(workspace));
     Ok(())

@@ -57,11 +57,11 @@ complete -c sfc -n "__fish_sfc_using_subcommand apply" -l new-flow-rate -d 'New 
 complete -c sfc -n "__fish_sfc_using_subcommand apply" -l sf-latency-every -d 'Time the service functions with 1 packet in N (chosen by bytes that routing does not change, so the same packet is recognised when it comes back): per member histograms in `sfc stats` and the metrics. 0: off' -r
 complete -c sfc -n "__fish_sfc_using_subcommand apply" -l netns -d 'Operate on interfaces inside this network namespace (as named by `ip netns`)' -r
 complete -c sfc -n "__fish_sfc_using_subcommand apply" -l pin-dir -d 'Where the programs, links and maps are pinned [default: /sys/fs/bpf/sfc/<netns or host>]' -r -F
-complete -c sfc -n "__fish_sfc_using_subcommand apply" -l json -d 'Print one JSON object: {"file","netns","pin_dir","first_load","flipped","generation", "map_changes":{"added","changed","removed"},"counts":{..},"draining":[..],"went_down":[..], "waiting_for_mac":[..],"got_mac":[..],"came_up":[..],"drained":[..],"peers":[..], "attached":[..],"detached":[..]}'
+complete -c sfc -n "__fish_sfc_using_subcommand apply" -l json -d 'Print one JSON object instead of text: the generation, the map changes, the resource counts and the lists the text shows (README, "Scripting sfc")'
 complete -c sfc -n "__fish_sfc_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfc -n "__fish_sfc_using_subcommand down" -l netns -d 'Operate on interfaces inside this network namespace (as named by `ip netns`)' -r
 complete -c sfc -n "__fish_sfc_using_subcommand down" -l pin-dir -d 'Where the programs, links and maps are pinned [default: /sys/fs/bpf/sfc/<netns or host>]' -r -F
-complete -c sfc -n "__fish_sfc_using_subcommand down" -l json -d 'Print one JSON object: {"pin_dir","installed","detached","unpinned","overlay_removed"}'
+complete -c sfc -n "__fish_sfc_using_subcommand down" -l json -d 'Print one JSON object instead of text: the pin directory, whether anything was installed, links detached, pins removed, the overlay device removed (README, "Scripting sfc")'
 complete -c sfc -n "__fish_sfc_using_subcommand down" -s h -l help -d 'Print help'
 complete -c sfc -n "__fish_sfc_using_subcommand stats" -l netns -d 'Operate on interfaces inside this network namespace (as named by `ip netns`)' -r
 complete -c sfc -n "__fish_sfc_using_subcommand stats" -l pin-dir -d 'Where the programs, links and maps are pinned [default: /sys/fs/bpf/sfc/<netns or host>]' -r -F

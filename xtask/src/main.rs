@@ -4,6 +4,7 @@ mod build_cmd;
 mod cmd;
 mod demo;
 mod dirs;
+mod package;
 mod setup;
 mod test;
 
@@ -60,6 +61,9 @@ enum Command {
     /// Set up, build, then benchmark: `BPF_PROG_TEST_RUN` per packet, and paths through namespaces
     /// (direct, policy routing, OVS userspace, sfc tc, sfc XDP); writes BENCHMARKS.md.
     Bench(bench::Options),
+    /// Set up, build the release binary and pack the Debian package (binary, sfc.service, an
+    /// example /etc/sfc/chains.yaml, man pages, completions); prints its path.
+    Package,
 }
 
 fn main() -> ExitCode {
@@ -89,5 +93,6 @@ fn run(command: Command) -> anyhow::Result<()> {
             demo::run(&build_cmd::sfc_binary(false)?, kept, down, &mode, guests, hosts)
         }
         Command::Bench(opts) => bench::run(&opts),
+        Command::Package => package::build().map(|_| ()),
     }
 }

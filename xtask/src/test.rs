@@ -14,6 +14,8 @@ use crate::{build_cmd, cmd, dirs, setup};
 /// `--no-fail-fast`, so one failing test binary does not hide the results of the others.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let sfc = build_cmd::sfc_binary(false)?;
+    // The package test installs it (dpkg -i) and runs the unit's daemon under its capabilities.
+    let deb = crate::package::build()?;
     let root = dirs::workspace_root();
 
     // sfc-ebpf is a no_std BPF program: it is built for the bpf target by sfc-user, never for the
@@ -48,6 +50,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .args(args)
         .env("RUST_BACKTRACE", "1")
         .env("SFC_BIN", absolute(&sfc)?)
+        .env("SFC_DEB", absolute(&deb)?)
         .env("SFC_GRAFYAML", setup::grafyaml_venv()?);
 
     let mut total = Tally::default();

@@ -56,10 +56,8 @@ pub struct Args {
     /// `sfc stats` and the metrics. 0: off.
     #[arg(long, value_name = "N", default_value_t = sfc_common::trace::DEFAULT_LATENCY_EVERY)]
     sf_latency_every: u32,
-    /// Print one JSON object: {"file","netns","pin_dir","first_load","flipped","generation",
-    /// "map_changes":{"added","changed","removed"},"counts":{..},"draining":[..],"went_down":[..],
-    /// "waiting_for_mac":[..],"got_mac":[..],"came_up":[..],"drained":[..],"peers":[..],
-    /// "attached":[..],"detached":[..]}.
+    /// Print one JSON object instead of text: the generation, the map changes, the resource
+    /// counts and the lists the text shows (README, "Scripting sfc").
     #[arg(long)]
     json: bool,
 }

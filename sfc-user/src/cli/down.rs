@@ -7,7 +7,8 @@ use crate::datapath::{self, DatapathError, Location};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Print one JSON object: {"pin_dir","installed","detached","unpinned","overlay_removed"}.
+    /// Print one JSON object instead of text: the pin directory, whether anything was installed,
+    /// links detached, pins removed, the overlay device removed (README, "Scripting sfc").
     #[arg(long)]
     json: bool,
 }

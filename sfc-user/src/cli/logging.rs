@@ -5,7 +5,7 @@
 //!   journal records one);
 //! - `sfc run --json`: one JSON object per line on stdout, `{"ts":1764752000.125,"level":"info",
 //!   "msg":"..."}` (`ts`: seconds since the Unix epoch), for scripts;
-//! - else env_logger's own format on stderr, for a terminal.
+//! - else `env_logger`'s own format on stderr, for a terminal.
 //!
 //! The level is `info` for the daemon and `warn` for one-shot commands; `RUST_LOG` overrides it.
 

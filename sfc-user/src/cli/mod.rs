@@ -165,7 +165,7 @@ pub fn main() -> ExitCode {
         Command::Trace(a) => cli.enter_netns().and_then(|()| trace::run(&cli.location(), a)),
         Command::Import(a) => neutron::import(a),
         Command::Push(a) => push::run(a),
-        Command::Completions(a) => completions::run(a),
+        Command::Completions(a) => Ok(completions::run(a)),
         Command::Export(a) => neutron::export(&cli.location(), a),
         // The etcd agent's thread starts first: the control plane is reached from the
         // namespace sfc started in, the datapath set up in --netns.

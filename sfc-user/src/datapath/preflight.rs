@@ -50,8 +50,8 @@ pub(super) fn elsewhere(mut errors: Vec<compile::CompileError>) -> Vec<compile::
             match netns::where_is(name).as_slice() {
                 [] => {}
                 [ns] if ns == "host" => where_.push_str(" (it is in the host namespace: leave out --netns)"),
-                [ns] => where_.push_str(&format!(" (it is in network namespace '{ns}': use --netns {ns})")),
-                many => where_.push_str(&format!(" (it is in network namespaces {}: use --netns with the one meant)", many.join(", "))),
+                [ns] => *where_ = format!("{where_} (it is in network namespace '{ns}': use --netns {ns})"),
+                many => *where_ = format!("{where_} (it is in network namespaces {}: use --netns with the one meant)", many.join(", ")),
             }
         }
     }

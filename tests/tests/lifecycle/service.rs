@@ -108,13 +108,13 @@ fn runs_as_a_systemd_notify_service() {
 /// unshare), `netns` adds `--netns`.
 fn sfc_exit(sfc: &Sfc<'_>, wrap: &[&str], netns: bool, args: &[&str]) -> (Option<i32>, String) {
     let bin = sfc.bin().to_string_lossy().into_owned();
-    let mut argv: Vec<&str> = wrap.to_vec();
-    argv.push(&bin);
+    let mut line: Vec<&str> = wrap.to_vec();
+    line.push(&bin);
     if netns {
-        argv.extend(["--netns", sfc.netns()]);
+        line.extend(["--netns", sfc.netns()]);
     }
-    argv.extend_from_slice(args);
-    let out = Command::new(argv[0]).args(&argv[1..]).output().expect("run sfc");
+    line.extend_from_slice(args);
+    let out = Command::new(line[0]).args(&line[1..]).output().expect("run sfc");
     (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout)))
 }
 

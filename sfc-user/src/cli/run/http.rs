@@ -64,6 +64,33 @@ where
         .map_err(io::Error::other)
 }
 
+/// What one scrape shows, read from the pinned maps.
+fn snapshot(loc: &Location) -> anyhow::Result<Snapshot> {
+    let stats = crate::view::stats::collect(loc)?;
+    let applied = inspect::load_state(loc)?;
+    // An interface on another host (multi-host) is not here to look at: its host published it
+    // up or down, and a down one is in `applied.down`.
+    let remote = |name: &str| applied.facts.get(name).is_some_and(|f| f.remote.is_some());
+    let up = |name: &str| remote(name) || netlink::link_by_name(name).is_ok_and(|l| l.oper_up);
+    // Serving: both links up, and not taken out of its group (a link was down or missing at
+    // the last apply, its health probes went unanswered, or a MAC behind it is not known yet).
+    let port_pairs_up = applied
+        .model
+        .port_pairs
+        .iter()
+        .map(|p| (p.name.clone(), up(&p.ingress) && up(&p.egress) && !applied.down.contains(&p.name) && !applied.no_mac.contains_key(&p.name)))
+        .collect();
+    Ok(Snapshot { stats, port_pairs_up })
+}
+
+pub(super) async fn scrape(loc: Arc<Location>) -> Result<String, String> {
+    match tokio::task::spawn_blocking(move || snapshot(&loc).map(|s| metrics::render(&s))).await {
+        Ok(Ok(text)) => Ok(text),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(e) => Err(format!("reading the counters: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::{
@@ -119,32 +146,5 @@ mod tests {
             assert!(post.starts_with("HTTP/1.1 404 Not Found\r\n"), "{post}");
             assert!(failed.starts_with("HTTP/1.1 503 ") && failed.ends_with("nothing is installed\n"), "{failed}");
         });
-    }
-}
-
-/// What one scrape shows, read from the pinned maps.
-fn snapshot(loc: &Location) -> anyhow::Result<Snapshot> {
-    let stats = crate::view::stats::collect(loc)?;
-    let applied = inspect::load_state(loc)?;
-    // An interface on another host (multi-host) is not here to look at: its host published it
-    // up or down, and a down one is in `applied.down`.
-    let remote = |name: &str| applied.facts.get(name).is_some_and(|f| f.remote.is_some());
-    let up = |name: &str| remote(name) || netlink::link_by_name(name).is_ok_and(|l| l.oper_up);
-    // Serving: both links up, and not taken out of its group (a link was down or missing at
-    // the last apply, its health probes went unanswered, or a MAC behind it is not known yet).
-    let port_pairs_up = applied
-        .model
-        .port_pairs
-        .iter()
-        .map(|p| (p.name.clone(), up(&p.ingress) && up(&p.egress) && !applied.down.contains(&p.name) && !applied.no_mac.contains_key(&p.name)))
-        .collect();
-    Ok(Snapshot { stats, port_pairs_up })
-}
-
-pub(super) async fn scrape(loc: Arc<Location>) -> Result<String, String> {
-    match tokio::task::spawn_blocking(move || snapshot(&loc).map(|s| metrics::render(&s))).await {
-        Ok(Ok(text)) => Ok(text),
-        Ok(Err(e)) => Err(format!("{e:#}")),
-        Err(e) => Err(format!("reading the counters: {e}")),
     }
 }
