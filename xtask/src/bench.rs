@@ -146,9 +146,9 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     interrupt::install()?;
     let started = Instant::now();
-    crate::setup::run_with(if opts.no_macro && opts.no_hosts { &[] } else { TOOLS })?;
+    build_cmd::timed("setup", || crate::setup::run_with(if opts.no_macro && opts.no_hosts { &[] } else { TOOLS }))?;
     let installed = started.elapsed();
-    let sfc = build_cmd::build_sfc(true)?;
+    let sfc = build_cmd::timed("build (release)", || build_cmd::build_sfc(true))?;
     if !opts.no_micro {
         micro::build()?;
     }

@@ -9,8 +9,16 @@ use crate::{cmd, dirs, setup};
 /// Runs setup (once per process), builds `sfc-user` and returns the absolute path of the `sfc`
 /// binary: `<target dir>/{debug,release}/sfc`.
 pub fn sfc_binary(release: bool) -> anyhow::Result<PathBuf> {
-    setup::run()?;
-    build_sfc(release)
+    timed("setup", setup::run)?;
+    timed(if release { "build (release)" } else { "build" }, || build_sfc(release))
+}
+
+/// Runs one step of a task and prints one line with its duration: `xtask: build 41.2 s`.
+pub fn timed<T>(step: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let began = std::time::Instant::now();
+    let r = f();
+    println!("xtask: {step} {:.1} s{}", began.elapsed().as_secs_f64(), if r.is_err() { " (failed)" } else { "" });
+    r
 }
 
 /// Builds `sfc` (setup must have run); returns the binary's path.

@@ -88,6 +88,7 @@ pub fn run(
     interrupt::install()?;
     if let Some(n) = hosts {
         let r = hosts::walkthrough(sfc_bin, n);
+        end_section();
         if interrupt::requested() {
             println!("\nInterrupted: the hosts, etcd and the datapaths have been removed.");
             return Err(anyhow!("interrupted"));
@@ -100,6 +101,7 @@ pub fn run(
         println!();
     }
     let result = walkthrough(sfc_bin, keep, mode, guests);
+    end_section();
     if interrupt::requested() {
         println!("\nInterrupted: the topology and the datapath have been removed.");
         // Not the error a VM killed by the same Ctrl-C reported on the way out.
@@ -441,8 +443,23 @@ pub(super) fn show_reply(i: usize, reply: &Result<String, String>) -> bool {
     !interrupt::requested()
 }
 
+/// The section running now and when it began: each section ends with a line saying how long
+/// it took (`-- Build the topology: 2.4 s`).
+static SECTION: std::sync::Mutex<Option<(String, std::time::Instant)>> = std::sync::Mutex::new(None);
+
 pub(super) fn section(title: &str) {
+    end_section();
+    if let Ok(mut s) = SECTION.lock() {
+        *s = Some((title.to_owned(), std::time::Instant::now()));
+    }
     println!("\n== {title} ==\n");
+}
+
+/// Prints the duration of the section that ran last, if any.
+pub(super) fn end_section() {
+    if let Some((title, began)) = SECTION.lock().ok().and_then(|mut s| s.take()) {
+        println!("\n-- {title}: {:.1} s", began.elapsed().as_secs_f64());
+    }
 }
 
 pub(super) fn command(line: &str) {

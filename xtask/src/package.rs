@@ -88,7 +88,7 @@ pub fn build() -> anyhow::Result<PathBuf> {
     )?;
     drop(control);
     let deb = out.join(format!("sfc_{upstream}_{arch}.deb"));
-    cmd::run(cmd::command("dpkg-deb").args(["--root-owner-group", "-Zxz", "--build"]).arg(&root).arg(&deb))?;
+    build_cmd::timed("package", || cmd::run(cmd::command("dpkg-deb").args(["--root-owner-group", "-Zxz", "--build"]).arg(&root).arg(&deb)))?;
     println!("package: {} ({pages} man pages; `{}`)", deb.display(), version.trim());
     Ok(deb)
 }

@@ -60,7 +60,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         ("integration tests", &mut integration),
     ] {
         println!("\n== {name} ==");
-        let (tally, ok) = run_counting(command)?;
+        let (tally, ok) = build_cmd::timed(name, || run_counting(command))?;
         total.add(tally);
         if !ok {
             failed_runs.push(format!("`{}`", cmd::display(command)));
