@@ -73,8 +73,12 @@ fn build_ebpf(root: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
             Message::CompilerArtifact(a) if a.target.name == BINARY => {
                 executable = a.executable.map(cargo_metadata::camino::Utf8PathBuf::into_std_path_buf);
             }
-            // Real diagnostics only, and never the "N warnings emitted" summaries.
-            Message::CompilerMessage(m) if matches!(m.message.level, DiagnosticLevel::Warning | DiagnosticLevel::Error) && !m.message.spans.is_empty() => {
+            // Real diagnostics only: every error (a linker error has no span), warnings with a
+            // place in the code (not the "N warnings emitted" summaries).
+            Message::CompilerMessage(m)
+                if matches!(m.message.level, DiagnosticLevel::Error | DiagnosticLevel::Ice)
+                    || (m.message.level == DiagnosticLevel::Warning && !m.message.spans.is_empty()) =>
+            {
                 let rendered = m.message.rendered.unwrap_or(m.message.message);
                 for line in rendered.lines() {
                     println!("cargo:warning=sfc-ebpf: {line}");
@@ -94,13 +98,16 @@ fn build_ebpf(root: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(dst)
 }
 
-/// `git describe`-like revision of the workspace (`3f2a9c1d0b7e`, `-dirty` when the tree has
-/// changes), or `unknown` outside a git checkout (a source tarball).
+/// The revision of the workspace (`3f2a9c1d0b7e`; `-dirty` when tracked files differ from it
+/// as of this script's last run, which an edit under `sfc-user/src`, a commit or a checkout
+/// triggers), or `unknown` outside a git checkout (a source tarball).
 fn git_revision(workspace: &Path) -> String {
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)
             .current_dir(workspace)
+            // `git status` must not take index.lock under the user's own git commands.
+            .env("GIT_OPTIONAL_LOCKS", "0")
             .stderr(Stdio::null())
             .output()
             .ok()
@@ -110,13 +117,14 @@ fn git_revision(workspace: &Path) -> String {
     let Some(rev) = git(&["rev-parse", "--short=12", "HEAD"]) else {
         return "unknown".to_owned();
     };
-    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
-        // A new commit or checkout changes HEAD or the ref it names.
-        println!("cargo:rerun-if-changed={dir}/HEAD");
-        if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={dir}/{r}");
+    // A new commit or checkout changes HEAD, the ref it names (loose or packed) or the index.
+    // Only paths that exist: cargo takes a missing one as changed and would rerun every build.
+    let mut watched = vec!["HEAD".to_owned(), "index".to_owned(), "packed-refs".to_owned()];
+    watched.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    for name in watched {
+        if let Some(p) = git(&["rev-parse", "--git-path", &name]).map(|p| workspace.join(p)).filter(|p| p.exists()) {
+            println!("cargo:rerun-if-changed={}", p.display());
         }
-        println!("cargo:rerun-if-changed={dir}/index");
     }
     // An edit makes the tree dirty before anything is staged.
     println!("cargo:rerun-if-changed={}", workspace.join("sfc-user/src").display());

@@ -124,8 +124,9 @@ fn the_package_installs_runs_under_its_unit_and_purges() {
     let unit = std::fs::read_to_string("/lib/systemd/system/sfc.service").expect("read the unit");
     assert_eq!(unit_value(&unit, "Type"), "notify");
     assert_eq!(unit_value(&unit, "ExecReload"), "/bin/kill -HUP $MAINPID");
-    let exec = unit_value(&unit, "ExecStart");
-    assert!(exec.starts_with("/usr/bin/sfc run -f /etc/sfc/chains.yaml"), "{exec}");
+    assert_eq!(unit_value(&unit, "ExecStart"), "/usr/bin/sfc run $SFC_ARGS");
+    let defaults = std::fs::read_to_string("/etc/default/sfc").expect("read /etc/default/sfc");
+    assert!(defaults.lines().any(|l| l == "SFC_ARGS=\"-f /etc/sfc/chains.yaml\""), "{defaults}");
     let verify = sh(&["systemd-analyze", "verify", "/lib/systemd/system/sfc.service"]);
     assert!(verify.status.success() && text(&verify).trim().is_empty(), "systemd-analyze verify:\n{}", text(&verify));
 

@@ -73,12 +73,16 @@ pub fn build() -> anyhow::Result<PathBuf> {
         put(&deploy.join("debian").join(script), &format!("DEBIAN/{script}"), 0o755)?;
     }
     std::fs::write(debian.join("conffiles"), "/etc/sfc/chains.yaml\n/etc/default/sfc\n")?;
+    // Whatever the builder's umask: directories 0755, files as set above or 0644.
+    set_mode(&root, 0o755)?;
+    normalize_modes(&root)?;
     let size_kib = du_kib(&root)?;
+    let glibc = glibc_needed(&root.join("usr/bin/sfc"))?;
     let mut control = std::fs::File::create(debian.join("control"))?;
     write!(
         control,
         "Package: sfc\nVersion: {upstream}\nArchitecture: {arch}\nMaintainer: sfc developers <sfc@localhost>\n\
-         Installed-Size: {size_kib}\nDepends: libc6 (>= 2.34), libgcc-s1\nSection: net\nPriority: optional\n\
+         Installed-Size: {size_kib}\nDepends: libc6 (>= {glibc}), libgcc-s1\nSection: net\nPriority: optional\n\
          Description: service function chaining datapath on eBPF\n \
          sfc steers traffic through chains of service functions (OpenStack networking-sfc's\n \
          port pairs, port pair groups, flow classifiers and port chains) with tc and XDP\n \
@@ -91,6 +95,37 @@ pub fn build() -> anyhow::Result<PathBuf> {
     build_cmd::timed("package", || cmd::run(cmd::command("dpkg-deb").args(["--root-owner-group", "-Zxz", "--build"]).arg(&root).arg(&deb)))?;
     println!("package: {} ({pages} man pages; `{}`)", deb.display(), version.trim());
     Ok(deb)
+}
+
+/// The newest glibc symbol version the binary links against (`2.34`): its `libc6` dependency.
+fn glibc_needed(bin: &Path) -> anyhow::Result<String> {
+    let symbols = cmd::stdout_of(cmd::command("objdump").arg("-T").arg(bin))?;
+    let mut newest: Option<Vec<u32>> = None;
+    for v in symbols.split("GLIBC_").skip(1) {
+        let v: String = v.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+        let parts: Vec<u32> = v.split('.').filter_map(|p| p.parse().ok()).collect();
+        if !parts.is_empty() && newest.as_ref().is_none_or(|n| parts > *n) {
+            newest = Some(parts);
+        }
+    }
+    let newest = newest.context("objdump -T shows no GLIBC_ symbol versions")?;
+    Ok(newest.iter().map(ToString::to_string).collect::<Vec<_>>().join("."))
+}
+
+/// Directories 0755 and files without an execute bit 0644, under `root`.
+fn normalize_modes(root: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    for e in std::fs::read_dir(root)? {
+        let p = e?.path();
+        let mode = std::fs::metadata(&p)?.permissions().mode();
+        if p.is_dir() {
+            set_mode(&p, 0o755)?;
+            normalize_modes(&p)?;
+        } else if mode & 0o111 == 0 {
+            set_mode(&p, 0o644)?;
+        }
+    }
+    Ok(())
 }
 
 fn set_mode(p: &Path, mode: u32) -> anyhow::Result<()> {

@@ -48,6 +48,10 @@ const PACKAGES: &[(&str, &str)] = &[
         "etcd-client (the Rust crate sfc's multi-host agent speaks etcd with) compiles etcd's protocol files",
     ),
     (
+        "binutils",
+        "`cargo xtask package` strips the binary and reads the glibc versions it needs (objdump)",
+    ),
+    (
         "libprotobuf-dev",
         "protoc's well-known types (google/protobuf/descriptor.proto) that etcd's protocol files import",
     ),

@@ -27,7 +27,14 @@ pub fn init(daemon: bool, json: bool) {
             writeln!(f, "{line}")
         });
     } else if under_journal() {
-        b.format(|f, r| writeln!(f, "<{}>{}", priority(r.level()), r.args()));
+        // Every line of a message carries the priority (the journal makes each line an entry).
+        b.format(|f, r| {
+            let p = priority(r.level());
+            for line in r.args().to_string().lines() {
+                writeln!(f, "<{p}>{line}")?;
+            }
+            Ok(())
+        });
     }
     b.init();
 }

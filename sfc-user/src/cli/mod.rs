@@ -113,19 +113,20 @@ impl Cli {
 
     /// The error when this process lacks a capability the command needs (`privileges`).
     fn missing_privileges(&self) -> Option<String> {
+        use privileges::Access::{Load, Read, Remove};
         let netns = self.netns.is_some();
-        let (name, load, enters) = match &self.command {
-            Command::Apply(_) => ("apply", true, netns),
-            Command::Run(_) => ("run", true, netns),
-            Command::Down(_) => ("down", true, netns),
-            Command::Trace(_) => ("trace", true, netns),
-            Command::Status(a) if a.etcd.is_none() => ("status", false, netns),
-            Command::Stats(_) => ("stats", false, false),
-            Command::Flows(_) => ("flows", false, false),
-            Command::Map(_) => ("map", false, false),
+        let (name, access, enters) = match &self.command {
+            Command::Apply(_) => ("apply", Load, netns),
+            Command::Run(_) => ("run", Load, netns),
+            Command::Down(_) => ("down", Remove, netns),
+            Command::Trace(_) => ("trace", Load, netns),
+            Command::Status(a) if a.etcd.is_none() => ("status", Read, netns),
+            Command::Stats(_) => ("stats", Read, false),
+            Command::Flows(_) => ("flows", Read, false),
+            Command::Map(_) => ("map", Read, false),
             _ => return None,
         };
-        privileges::missing(name, &privileges::needed(load, enters))
+        privileges::missing(name, &privileges::needed(access, enters))
     }
 
     fn enter_netns(&self) -> anyhow::Result<()> {
@@ -169,7 +170,10 @@ pub fn main() -> ExitCode {
         Command::Export(a) => neutron::export(&cli.location(), a),
         // The etcd agent's thread starts first: the control plane is reached from the
         // namespace sfc started in, the datapath set up in --netns.
-        Command::Run(a) => run::etcd::start(&a.etcd).and_then(|agent| {
+        // One daemon per datapath (two would fight over it at every apply): the lock is taken
+        // before anything starts, the etcd session included.
+        Command::Run(a) => run::lock(&cli.location()).and_then(|_lock| {
+            let agent = run::etcd::start(&a.etcd)?;
             cli.enter_netns()?;
             run::run(&cli.location(), a, agent)
         }),

@@ -2,8 +2,9 @@
 //! mistake (not root) gets an error that names the fix instead of a verifier log or `EPERM`
 //! halfway through. Measured with `setpriv --bounding-set` on this kernel (6.18):
 //!
-//! - loading and attaching (apply, run, down, trace): `CAP_BPF`, `CAP_NET_ADMIN` (tc/XDP links,
-//!   netlink) and `CAP_PERFMON` (the verifier refuses the programs without it);
+//! - loading and attaching (apply, run, trace): `CAP_BPF`, `CAP_NET_ADMIN` (tc/XDP links,
+//!   netlink) and `CAP_PERFMON` (the verifier refuses the programs without it); `down`:
+//!   `CAP_BPF` and `CAP_NET_ADMIN`;
 //! - reading the pinned maps (status, stats, flows, map, explain/export of the installed state):
 //!   `CAP_BPF`;
 //! - `--netns` (setns) and mounting bpffs when it is missing: `CAP_SYS_ADMIN`;
@@ -36,12 +37,21 @@ fn effective() -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
-/// What `command` needs: loads programs (`load`), reads pins only, and enters `--netns`.
-pub fn needed(load: bool, netns: bool) -> Vec<u32> {
-    let mut caps = vec![CAP_BPF];
-    if load {
-        caps.extend([CAP_NET_ADMIN, CAP_PERFMON]);
-    }
+/// What a command does to the datapath: load programs, detach and unpin, or read pins.
+#[derive(Clone, Copy)]
+pub enum Access {
+    Load,
+    Remove,
+    Read,
+}
+
+/// What a command with `access` needs; `netns`: it enters `--netns`.
+pub fn needed(access: Access, netns: bool) -> Vec<u32> {
+    let mut caps = match access {
+        Access::Load => vec![CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON],
+        Access::Remove => vec![CAP_BPF, CAP_NET_ADMIN],
+        Access::Read => vec![CAP_BPF],
+    };
     if netns {
         caps.push(CAP_SYS_ADMIN);
     }
@@ -72,8 +82,9 @@ mod tests {
 
     #[test]
     fn loading_needs_more_than_reading() {
-        assert_eq!(needed(false, false), [CAP_BPF]);
-        assert_eq!(needed(true, true), [CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN]);
+        assert_eq!(needed(Access::Read, false), [CAP_BPF]);
+        assert_eq!(needed(Access::Remove, false), [CAP_BPF, CAP_NET_ADMIN]);
+        assert_eq!(needed(Access::Load, true), [CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN]);
         assert_eq!(name(CAP_PERFMON), "CAP_PERFMON");
     }
 }

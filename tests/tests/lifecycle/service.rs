@@ -22,13 +22,25 @@ use super::{
     stream,
 };
 
-/// The next notification the daemon sends (at most 15 s).
-fn notification(sock: &UnixDatagram, daemon: &Daemon) -> String {
+/// The first notification with the line `want` (`READY=1`), skipping others (STATUS updates);
+/// at most 15 s.
+fn notification(sock: &UnixDatagram, daemon: &Daemon, want: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut skipped = Vec::new();
     let mut buf = [0u8; 4096];
-    match sock.recv(&mut buf) {
-        Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
-        Err(e) => panic!("no sd_notify message within 15 s ({e}); daemon log:\n{}", indent(&daemon.log())),
+    while std::time::Instant::now() < deadline {
+        match sock.recv(&mut buf) {
+            Ok(n) => {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if m.lines().any(|l| l == want) {
+                    return m;
+                }
+                skipped.push(m);
+            }
+            Err(e) => panic!("no {want} within 15 s ({e}); other messages {skipped:?}; daemon log:\n{}", indent(&daemon.log())),
+        }
     }
+    panic!("no {want} within 15 s; other messages {skipped:?}; daemon log:\n{}", indent(&daemon.log()));
 }
 
 fn signal(daemon: &Daemon, sig: &str) {
@@ -62,8 +74,7 @@ fn runs_as_a_systemd_notify_service() {
         .unwrap_or_else(|e| panic!("{e:#}"));
 
     // Ready means live: at that moment the chain forwards.
-    let ready = notification(&sock, &daemon);
-    assert!(ready.lines().any(|l| l == "READY=1"), "{ready}");
+    let ready = notification(&sock, &daemon, "READY=1");
     assert!(ready.contains("STATUS=") && ready.contains("1 port chains live"), "{ready}");
     assert_forwarding(&fx, &sfc, "after READY=1");
 
@@ -76,17 +87,26 @@ fn runs_as_a_systemd_notify_service() {
 
     // SIGHUP: RELOADING=1, then READY=1 after the file was applied again.
     signal(&daemon, "-HUP");
-    let reloading = notification(&sock, &daemon);
-    assert!(reloading.lines().any(|l| l == "RELOADING=1") && reloading.contains("MONOTONIC_USEC="), "{reloading}");
-    let again = notification(&sock, &daemon);
-    assert!(again.lines().any(|l| l == "READY=1"), "{again}");
+    let reloading = notification(&sock, &daemon, "RELOADING=1");
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    notification(&sock, &daemon, "READY=1");
     daemon.wait_for_log("no change (generation", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e:#}"));
     assert_forwarding(&fx, &sfc, "after the reload");
 
+    // A reload that finds the file broken: still READY=1 (systemd would wait otherwise), the
+    // status says so, the running chain keeps forwarding.
+    let good = std::fs::read(&a).expect("read");
+    std::fs::write(&a, "port_pairs:\n  - {name: pp1, ingress: x}\n").expect("write");
+    signal(&daemon, "-HUP");
+    notification(&sock, &daemon, "RELOADING=1");
+    let broken = notification(&sock, &daemon, "READY=1");
+    assert!(broken.contains("rejected"), "{broken}");
+    assert_forwarding(&fx, &sfc, "after a reload of a broken file");
+    std::fs::write(&a, good).expect("write");
+
     // SIGTERM: STOPPING=1, exit 0, and the datapath keeps forwarding without the daemon.
     signal(&daemon, "-TERM");
-    let stopping = notification(&sock, &daemon);
-    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping}");
+    notification(&sock, &daemon, "STOPPING=1");
     let st = daemon.wait_exit(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e:#}"));
     assert!(st.is_some_and(|s| s.success()), "{st:?}\n{}", daemon.log());
     assert_forwarding(&fx, &sfc, "after the daemon stopped");
@@ -140,9 +160,10 @@ fn operator_mistakes_name_the_fix() {
     // bpffs unmounted in a mount namespace of its own, and no CAP_SYS_ADMIN to mount it. The
     // namespace is entered by the shell (nsenter), so sfc needs no setns either.
     let script = format!(
-        "umount /sys/fs/bpf && exec nsenter --net=/run/netns/{} setpriv --bounding-set=-all,+bpf,+net_admin,+perfmon {} apply -f {a}",
+        "umount /sys/fs/bpf && exec nsenter --net=/run/netns/{} setpriv --bounding-set=-all,+bpf,+net_admin,+perfmon {} --pin-dir {} apply -f {a}",
         sfc.netns(),
-        sfc.bin().display()
+        sfc.bin().display(),
+        sfc.pin_dir().display()
     );
     let (code, err) = sfc_exit_cmd(Command::new("unshare").args(["-m", "sh", "-c", &script]));
     assert_eq!(code, Some(2), "{err}");

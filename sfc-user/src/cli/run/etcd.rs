@@ -324,7 +324,8 @@ impl super::Watcher {
         let mut keyed = text.clone();
         keyed.extend_from_slice(format!("{cluster:?}").as_bytes());
         let h = super::content_hash(&keyed);
-        if self.applied == Some(h) && src.applied_revision != Some(revision) {
+        let forced = std::mem::take(&mut self.force);
+        if !forced && self.applied == Some(h) && src.applied_revision != Some(revision) {
             // The same file pushed again: nothing to apply, but this host runs that revision.
             src.revision = Some(revision);
             if let Some(model) = self.model.clone() {
@@ -333,7 +334,7 @@ impl super::Watcher {
             }
             return;
         }
-        if self.applied == Some(h) || self.rejected == Some(h) {
+        if !forced && (self.applied == Some(h) || self.rejected == Some(h)) {
             return;
         }
         let model = match super::super::model_of(&self.file, &text) {

@@ -13,6 +13,7 @@ mod service;
 mod args;
 
 pub use args::Args;
+pub use service::lock;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -41,8 +42,6 @@ use crate::datapath::{self, ApplyReport, LoadOptions, Location};
 
 
 pub fn run(loc: &Location, a: &Args, agent: Option<etcd::Agent>) -> anyhow::Result<ExitCode> {
-    // One daemon per datapath: two would fight over it at every apply.
-    let _lock = service::lock(loc)?;
     // Bind before changing anything, so a port in use is reported with nothing half done.
     let listener =
         std::net::TcpListener::bind(a.metrics).with_context(|| format!("listening on {} for metrics", a.metrics))?;
@@ -72,6 +71,7 @@ pub fn run(loc: &Location, a: &Args, agent: Option<etcd::Agent>) -> anyhow::Resu
         interval: a.interval,
         applied: None,
         rejected: None,
+        force: false,
         seen: None,
         failing: None,
         unreadable: None,
@@ -172,6 +172,8 @@ struct Watcher {
     applied: Option<u64>,
     /// Hash of a content that failed validation (not looked at again until it changes).
     rejected: Option<u64>,
+    /// SIGHUP: the next look applies the content even if it is the one running or was rejected.
+    force: bool,
     /// Hash of the content seen last (to log a change once).
     seen: Option<u64>,
     /// The error of the last failed `apply` (retried every interval, logged when it changes).
@@ -308,12 +310,15 @@ impl Watcher {
     /// (from etcd: before the first configuration, or the news that there is none).
     fn live(&self) -> Option<String> {
         let waiting = self.source.as_ref().is_some_and(|s| s.waiting);
+        // One line: systemd shows STATUS in `systemctl status`.
+        let first = |e: &str| e.lines().next().unwrap_or_default().to_owned();
         match (self.applied, self.model.as_ref()) {
             (Some(_), Some(m)) => Some(format!(
-                "{}: {} port chains live{}",
+                "{}: {} port chains live{}{}",
                 self.file,
                 m.port_chains.len(),
-                self.failing.as_ref().map(|e| format!(" (a newer content failed: {e})")).unwrap_or_default()
+                if self.rejected.is_some() && self.rejected == self.seen { "; its current content is rejected (see the log)" } else { "" },
+                self.failing.as_ref().map(|e| format!("; applying its current content fails: {}", first(e))).unwrap_or_default()
             )),
             _ if waiting => Some(format!("{}: no configuration yet", self.file)),
             _ => None,
@@ -321,9 +326,10 @@ impl Watcher {
     }
 
     /// SIGHUP: the next look applies the content even if it is the one running (an operator's
-    /// reload re-applies; a file rejected before is validated again).
-    fn forget_applied(&mut self) {
-        (self.applied, self.rejected, self.failing) = (None, None, None);
+    /// reload re-applies; a file rejected before is validated again). What runs stays known:
+    /// health and drains go on whatever the reload finds.
+    fn force_next_look(&mut self) {
+        self.force = true;
     }
 
     /// Applies the running model again (a member's health changed, a drain is due).
@@ -421,7 +427,7 @@ impl Watcher {
             log::info!("overlay device {} (ifindex {ifindex}){}", src.overlay, if created { ", created" } else { "" });
             return Ok(());
         }
-        let text = std::fs::read(&self.file).with_context(|| format!("reading {}", self.file))?;
+        let text = std::fs::read(&self.file).map_err(|e| super::exit::invalid!("reading {}: {e}", self.file))?;
         let h = content_hash(&text);
         let r = self.apply(loc, super::model_of(&self.file, &text)?)?;
         log::info!("{}", summary(&self.file, &r));
@@ -457,7 +463,8 @@ impl Watcher {
                 log::info!("{} changed", self.file);
             }
         }
-        if self.applied == Some(h) || self.rejected == Some(h) {
+        let forced = std::mem::take(&mut self.force);
+        if !forced && (self.applied == Some(h) || self.rejected == Some(h)) {
             self.failing = None;
             return;
         }
@@ -511,7 +518,11 @@ async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Timing, wakers: W
     let etcd_changed = etcd_changed.unwrap_or_default();
     // Ready once something runs: the file (applied before the loop), or from etcd the first
     // configuration (or the news that there is none yet).
-    let mut told_ready = w.live().inspect(|s| service::ready(s)).is_some();
+    let mut last_status = w.live();
+    if let Some(s) = &last_status {
+        service::ready(s);
+    }
+    let mut told_ready = last_status.is_some();
     let mut tick = tokio::time::interval(every.health);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The first tick is immediate, and the file was just applied.
@@ -541,7 +552,7 @@ async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Timing, wakers: W
             w.check_health(&l);
             w.check_drains(&l);
             if reloading {
-                w.forget_applied();
+                w.force_next_look();
             }
             if look_at_file {
                 w.poll(&l);
@@ -559,12 +570,17 @@ async fn watch_loop(loc: Arc<Location>, mut w: Watcher, every: Timing, wakers: W
                 return;
             }
         };
+        // READY=1 after every reload (also one that found the file broken: systemd waits for
+        // it); STATUS only when it says something new.
         match w.live() {
             Some(s) if reloading || !told_ready => {
                 service::ready(&s);
-                told_ready = true;
+                (told_ready, last_status) = (true, Some(s));
             }
-            Some(s) if look_at_file => service::status(&s),
+            Some(s) if last_status.as_ref() != Some(&s) => {
+                service::status(&s);
+                last_status = Some(s);
+            }
             _ => {}
         }
     }

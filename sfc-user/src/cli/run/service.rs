@@ -24,7 +24,9 @@ pub struct DaemonLock {
 }
 
 pub fn lock_path(loc: &Location) -> PathBuf {
-    let mut p = loc.state_dir().into_os_string();
+    // `--pin-dir /x/` and `/x/.` are `/x`: one datapath, one lock, never inside its state dir.
+    let pin_dir: PathBuf = std::path::absolute(&loc.pin_dir).unwrap_or_else(|_| loc.pin_dir.clone()).components().collect();
+    let mut p = Location { netns: None, pin_dir }.state_dir().into_os_string();
     p.push(".daemon.lock");
     PathBuf::from(p)
 }
@@ -82,5 +84,20 @@ fn notify(states: &[NotifyState<'_>]) {
     }
     if let Err(e) = sd_notify::notify(false, states) {
         log::warn!("telling systemd ({states:?}): {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_lock_per_pin_dir_however_spelled_and_never_inside_its_state_dir() {
+        let at = |p: &str| lock_path(&Location::new(None, Some(PathBuf::from(p))));
+        assert_eq!(at("/sys/fs/bpf/x"), PathBuf::from("/run/sfc/sys/fs/bpf/x.daemon.lock"));
+        assert_eq!(at("/sys/fs/bpf/x/"), at("/sys/fs/bpf/x"));
+        assert_eq!(at("/sys/fs/bpf/./x"), at("/sys/fs/bpf/x"));
+        let state = Location::new(None, Some(PathBuf::from("/sys/fs/bpf/x"))).state_dir();
+        assert!(!at("/sys/fs/bpf/x/").starts_with(&state), "{:?} inside {state:?}", at("/sys/fs/bpf/x/"));
     }
 }
