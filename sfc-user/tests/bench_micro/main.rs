@@ -57,6 +57,7 @@ use test_run::{PASS, REDIRECT, XDP_REDIRECT};
 use sfc_tests::bpffs::PinDir;
 
 mod growth;
+mod updates;
 
 /// Classifier counts to measure (the 1, 100, 10,000 and 100,000).
 const SIZES: &[usize] = &[1, 100, 10_000, 100_000];
@@ -430,7 +431,9 @@ fn classify_and_steer() {
 #[ignore = "benchmark, run by `cargo xtask bench`"]
 fn growth_with_hops_and_flows() {
     sandbox::sweep_stale();
-    let growth = growth::growth();
+    let mut growth = growth::growth();
+    growth.push(String::new());
+    growth.extend(updates::updates());
     println!("BENCH-GROWTH BEGIN");
     for line in growth {
         println!("{line}");

@@ -1,0 +1,80 @@
+//! Updates (issue 17): the wall time of a whole `datapath::apply` (facts, plan, compile, reading
+//! both banks back, the diff, the writes, the flip, the state saved) at 100,000 classifiers,
+//! when nothing, 1, 100 or 10,000 classifiers changed (their destination moved), and the peak
+//! memory of this process (the loader runs in it) after them. Real tcx attachments on veths in
+//! a private namespace; no packet is sent. Printed with the growth tables.
+
+use std::time::{Duration, Instant};
+
+use sfc::{
+    datapath::{self, LoadOptions, Location},
+    model::{AttachMode, Model, Prefix},
+};
+
+use super::{PAIRS, dst_of, group, model_with, sandbox};
+
+const N: usize = 100_000;
+const CHANGED: [usize; 3] = [1, 100, 10_000];
+
+/// `base` with classifiers `0..k` sent to destinations no other classifier has (`round`
+/// keeps successive updates distinct).
+fn moved(base: &Model, k: usize, round: usize) -> Model {
+    let mut m = base.clone();
+    for (i, c) in m.flow_classifiers.iter_mut().take(k).enumerate() {
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&dst_of(N * (round + 1) + i));
+        c.destination_prefix = Prefix { addr, ..c.destination_prefix };
+    }
+    m
+}
+
+/// Peak resident memory of this process (`VmHWM`), MiB.
+fn peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0.0);
+    kib / 1024.0
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0}", d.as_secs_f64() * 1000.0)
+}
+
+pub fn updates() -> Vec<String> {
+    let _ns = sandbox::namespace(PAIRS);
+    let pins = sandbox::pin_dir();
+    let loc = Location::new(None, Some(pins.path().to_owned()));
+    let opts = LoadOptions {
+        flow_table_size: 65_536,
+        drain_timeout: Duration::ZERO,
+        mode: AttachMode::Tc,
+        new_flow_rate: 0,
+        absent_ok: false,
+        latency_every: 0,
+    };
+    let base = model_with(N);
+    let apply = |m: &Model, what: &str| {
+        let t = Instant::now();
+        let r = datapath::apply(&loc, m, opts).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let took = t.elapsed();
+        eprintln!("bench_micro: updates, {what}: {took:.1?}, map entries {} added, {} changed, {} removed", r.map_changes.added, r.map_changes.changed, r.map_changes.removed);
+        (took, r.map_changes.added + r.map_changes.changed + r.map_changes.removed)
+    };
+    let (first, entries) = apply(&base, "first install");
+    let (same, _) = apply(&base, "nothing changed");
+    let mut out = vec![
+        format!("| apply at {} classifiers | wall ms | map entries written |", group(N)),
+        "|---|---:|---:|".to_owned(),
+        format!("| first install | {} | {} |", ms(first), group(entries)),
+        format!("| nothing changed | {} | 0 |", ms(same)),
+    ];
+    for (round, k) in CHANGED.into_iter().enumerate() {
+        let (took, written) = apply(&moved(&base, k, round), &format!("{k} changed"));
+        out.push(format!("| {} changed | {} | {} |", group(k), ms(took), group(written)));
+    }
+    out.push(String::new());
+    out.push(format!("Peak memory of the process that applied them (the loader runs in it): {:.0} MiB.", peak_mib()));
+    if let Err(e) = datapath::down(&loc) {
+        eprintln!("bench_micro: updates: sfc down: {e}");
+    }
+    out
+}
