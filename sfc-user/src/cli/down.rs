@@ -19,6 +19,7 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         Err(DatapathError::NotInstalled(_)) => None,
         Err(e) => return Err(e.into()),
     };
+    super::run::remove_stale_lock(loc);
     if a.json {
         println!(
             "{}",

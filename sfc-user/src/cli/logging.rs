@@ -39,6 +39,15 @@ pub fn init(daemon: bool, json: bool) {
     b.init();
 }
 
+/// Prints the error a command ends with: `error: ...` on stderr; under the journal every line
+/// at priority err, so `journalctl -p err` shows why the daemon stopped.
+pub fn error(message: &str) {
+    let prefix = if under_journal() { "<3>" } else { "" };
+    for (i, line) in message.lines().enumerate() {
+        eprintln!("{prefix}{}{line}", if i == 0 { "error: " } else { "" });
+    }
+}
+
 /// sd-daemon(3) priorities: err, warning, info, debug.
 const fn priority(l: Level) -> u8 {
     match l {

@@ -150,7 +150,7 @@ pub fn main() -> ExitCode {
     // The daemon reports what it does (reloads, failovers) at info; one-shot commands stay quiet.
     logging::init(matches!(cli.command, Command::Run(_)), matches!(&cli.command, Command::Run(a) if a.json));
     if let Some(e) = cli.missing_privileges() {
-        eprintln!("error: {e}");
+        logging::error(&e);
         return exit::code(exit::RUNTIME);
     }
     let result = match &cli.command {
@@ -181,7 +181,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            logging::error(&format!("{e:#}"));
             exit::code(exit::code_of(&e))
         }
     }

@@ -121,6 +121,11 @@ fn runs_as_a_systemd_notify_service() {
     }
     assert!(levels.iter().any(|l| l == "info"), "{text}");
     assert!(text.contains("SIGHUP: re-applying"), "{text}");
+    // The daemon's lock file stays while it runs; `sfc down` takes it away with the datapath.
+    let lock = std::path::PathBuf::from(format!("/run/sfc{}.daemon.lock", sfc.pin_dir().display()));
+    assert!(lock.exists(), "{} missing", lock.display());
+    sfc.run(&["down"]);
+    assert!(!lock.exists(), "{} left after sfc down", lock.display());
     println!("runs_as_a_systemd_notify_service: ready {:?}, {} JSON log lines", ready, levels.len());
 }
 

@@ -13,7 +13,7 @@ mod service;
 mod args;
 
 pub use args::Args;
-pub use service::lock;
+pub use service::{lock, remove_stale_lock};
 
 use std::{
     collections::{BTreeMap, BTreeSet},

@@ -58,6 +58,16 @@ pub fn lock(loc: &Location) -> anyhow::Result<DaemonLock> {
     Ok(DaemonLock { _file: file })
 }
 
+/// `sfc down`: removes the daemon lock file of `loc` when no daemon holds it (a daemon that
+/// ran leaves it behind; /run is tmpfs, but a test suite makes thousands).
+pub fn remove_stale_lock(loc: &Location) {
+    let path = lock_path(loc);
+    let Ok(file) = File::open(&path) else { return };
+    if rustix::fs::flock(file.as_fd(), rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
 /// Tells systemd the datapath is live (after the first apply, and after a reload).
 pub fn ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
