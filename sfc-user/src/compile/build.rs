@@ -364,9 +364,11 @@ impl<'a> Build<'a> {
             }
         }
         let original = |j: usize| if j < n { j } else { translated[j - n].0 };
-        let tables = cls::compile(&in_use);
+        let no_ids = cls::ClassIds::new();
+        let tables = cls::compile_stable(&in_use, self.inputs.class_ids.unwrap_or(&no_ids));
         self.out.cls = tables.entries;
         self.out.cls_hash = tables.hash;
+        self.out.class_ids = tables.ids;
         let facts = self.inputs.facts;
         let ifindex_of = |port: Option<&String>| port.and_then(|d| facts.get(d)).map_or(0, |f| f.ifindex);
         // A path through service graphs may have the very classifier of its first chain (the

@@ -24,6 +24,11 @@ use sfc_common::maps::{CLASS_BASE, CLS_ANY_BIT, CLS_CLASS_BITS, CLS_DATA_LEN, CL
 
 use crate::model::{FlowClassifier, PortRange, Prefix};
 
+/// The class each set of classifiers had at the last compile, by [`class_key`]: a compile that
+/// reuses it gives an unchanged set its old number, so an apply that changes one classifier
+/// rewrites that classifier's entries, not every entry numbered after it.
+pub type ClassIds = BTreeMap<u64, u32>;
+
 /// One trie entry: (prefix length in bits, key) -> next class.
 pub type ClsEntries = BTreeMap<(u32, ClsKey), u32>;
 /// Hash entries: (class, whole field) -> next class, and (any-class, zeros) -> next class.
@@ -111,13 +116,47 @@ pub struct ClsTables {
     pub hash: ClsHash,
     /// Final class -> the classifiers (indexes) that match every field.
     pub finals: BTreeMap<u32, BTreeSet<usize>>,
+    /// The class of every set, for the next compile (`compile_stable`).
+    pub ids: ClassIds,
 }
 
-/// Compiles `classifiers` (index, classifier, ifindex of its logical source port).
+/// A class's identity across compiles: its stage and the names of its classifiers (a
+/// translated copy counts again under its original's name). Stable within a build of sfc; a
+/// new hash only renumbers once.
+fn class_key<'a>(stage: usize, names: impl Iterator<Item = &'a str>) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut names: Vec<&str> = names.collect();
+    names.sort_unstable();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (stage, names).hash(&mut h);
+    h.finish()
+}
+
+/// Compiles `classifiers` (index, classifier, ifindex of its logical source port), numbering
+/// classes afresh.
 pub fn compile(classifiers: &[(usize, &FlowClassifier, u32)]) -> ClsTables {
+    compile_stable(classifiers, &ClassIds::new())
+}
+
+/// `compile`, giving every set of classifiers the class it had in `prev` (new sets get numbers
+/// above all of `prev`'s). Should the numbers run out, they are all given afresh once.
+pub fn compile_stable(classifiers: &[(usize, &FlowClassifier, u32)], prev: &ClassIds) -> ClsTables {
+    let out = compile_numbered(classifiers, prev);
+    if out.ids.values().any(|&c| c >= CLASS_LIMIT) && !prev.is_empty() {
+        return compile_numbered(classifiers, &ClassIds::new());
+    }
+    out
+}
+
+/// Classes are `CLASS_BASE + n` with `n` below the any-bit.
+const CLASS_LIMIT: u32 = CLASS_BASE + (1 << CLS_ANY_BIT);
+
+fn compile_numbered(classifiers: &[(usize, &FlowClassifier, u32)], prev: &ClassIds) -> ClsTables {
     let mut out = ClsTables::default();
     let by_idx: BTreeMap<usize, &FlowClassifier> = classifiers.iter().map(|(i, f, _)| (*i, *f)).collect();
-    let mut next_class = CLASS_BASE;
+    let mut next_class = prev.values().max().map_or(CLASS_BASE, |m| m + 1).max(CLASS_BASE);
+    // Numbers given in this compile: a reused one is never given twice (a hash collision).
+    let mut given: BTreeSet<u32> = BTreeSet::new();
     // Every entry, and whether its prefix covers the stage's whole field.
     let mut all: BTreeMap<(u32, ClsKey), (u32, bool)> = BTreeMap::new();
     // Stage 0 classes are the ifindexes of the logical source ports.
@@ -147,8 +186,17 @@ pub fn compile(classifiers: &[(usize, &FlowClassifier, u32)]) -> ClsTables {
                     .copied()
                     .collect();
                 let next = *interned.entry(matching).or_insert_with_key(|set| {
-                    let c = next_class;
-                    next_class += 1;
+                    let key = class_key(stage, set.iter().map(|i| by_idx[i].name.as_str()));
+                    let c = match prev.get(&key) {
+                        Some(&c) if given.insert(c) => c,
+                        _ => {
+                            let c = next_class;
+                            next_class += 1;
+                            given.insert(c);
+                            c
+                        }
+                    };
+                    out.ids.insert(key, c);
                     // Every classifier of the set takes any value of the next field: the next
                     // stage is one hash lookup.
                     let any_next = stage + 1 < CLS_STAGES

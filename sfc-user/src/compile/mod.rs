@@ -141,6 +141,8 @@ pub struct Compiled {
     /// (`SFC_OVL_PORTS`).
     pub remotes: BTreeMap<u32, sfc_common::overlay::RemoteEntry>,
     pub ovl_ports: BTreeMap<sfc_common::overlay::OvlMac, sfc_common::overlay::OvlPort>,
+    /// The classifier classes this compile gave (`cls::ClassIds`), saved for the next one.
+    pub class_ids: cls::ClassIds,
 }
 
 impl Compiled {
@@ -245,6 +247,9 @@ pub struct Inputs<'a> {
     /// Multi-host: the ifindex of this host's overlay (VXLAN) device. Needed when a fact is
     /// remote.
     pub overlay: Option<u32>,
+    /// The classifier classes of the last compile (`State::class_ids`): kept where their sets
+    /// are unchanged.
+    pub class_ids: Option<&'a cls::ClassIds>,
 }
 
 impl<'a> Inputs<'a> {
@@ -258,6 +263,7 @@ impl<'a> Inputs<'a> {
             draining: BTreeMap::new(),
             absent_ok: false,
             overlay: None,
+            class_ids: None,
         }
     }
 }

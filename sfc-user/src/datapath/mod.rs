@@ -349,6 +349,7 @@ fn apply_inner(
         no_mac: compiled.no_mac.clone(),
         absent: compiled.absent.clone(),
         next_remote,
+        class_ids: compiled.class_ids.clone(),
     }
     .save(&state_dir)?;
     Ok(report)
@@ -435,6 +436,7 @@ fn plan_and_compile(
         draining: plan.drain_entries.clone(),
         absent_ok: opts.absent_ok,
         overlay,
+        class_ids: old.map(|o| &o.class_ids),
     };
     let compiled = compile::compile_with(model, &inputs).map_err(|e| DatapathError::Compile(preflight::elsewhere(e)))?;
     Ok((facts, plan, compiled))

@@ -50,6 +50,9 @@ pub struct State {
     /// (`cluster::remote_facts`).
     #[serde(default)]
     pub next_remote: u32,
+    /// The classifier classes of the installed generation (`compile::cls::ClassIds`).
+    #[serde(default)]
+    pub class_ids: crate::compile::cls::ClassIds,
 }
 
 /// Not `#[serde(flatten)]`: flattening buffers the map through serde's content type, and
