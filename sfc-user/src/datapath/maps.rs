@@ -60,6 +60,8 @@ pub struct WriteReport {
     /// The generation now live (unchanged when nothing changed).
     pub generation: u32,
     pub flipped: bool,
+    /// Time spent reading both banks back and diffing (the rest of `write` is the writes).
+    pub read: std::time::Duration,
 }
 
 /// A banked map's content split by bank, with the bank bit removed from the keys.
@@ -243,11 +245,13 @@ impl<'a> Maps<'a> {
     /// after the flip. With nothing to change (and `force` false) nothing is written and the
     /// generation stays.
     pub fn write(&mut self, c: &Compiled, force: bool) -> Result<WriteReport> {
+        let began = std::time::Instant::now();
         let meta = self.meta()?;
         let live = meta.bank & 1;
         let target = live ^ 1;
         let (live_bank, target_bank) = self.read_banks(live)?;
         let changes = diff::diff(&live_bank, c).counts();
+        let read = began.elapsed();
         // Redirect targets are added even when nothing else changed (a datapath pinned by an
         // older sfc has an empty devmap); adding is harmless to whatever is live.
         let mut devmap: DevMapHash<MapData> = typed(self.loc, MAP_DEVMAP)?;
@@ -268,7 +272,7 @@ impl<'a> Maps<'a> {
         }
         // A fresh datapath has generation 0 and nothing live: it always gets its first flip.
         if changes.is_empty() && !force && meta.generation != 0 {
-            return Ok(WriteReport { changes, generation: meta.generation, flipped: false });
+            return Ok(WriteReport { changes, generation: meta.generation, flipped: false, read });
         }
         let d = diff::diff(&target_bank, c);
 
@@ -309,7 +313,7 @@ impl<'a> Maps<'a> {
         for ifindex in dev_have.iter().filter(|i| !c.redirect_targets.contains(i) && !live_bank.ifaces.contains_key(i)) {
             devmap.remove(*ifindex).map_err(map_err(MAP_DEVMAP, "removing"))?;
         }
-        Ok(WriteReport { changes, generation: next.generation, flipped: true })
+        Ok(WriteReport { changes, generation: next.generation, flipped: true, read })
     }
 
     /// Interfaces the live generation gives a role (those that need the program now).

@@ -224,6 +224,27 @@ pub struct ApplyReport {
     /// Interfaces the file names that do not exist (with `LoadOptions::absent_ok`): `tap0
     /// (port_pairs[pp1].ingress)`.
     pub absent: Vec<String>,
+    /// Where the time went, step by step (logged at debug; the benchmark prints it).
+    pub steps: Vec<(&'static str, std::time::Duration)>,
+}
+
+/// The steps of an apply and how long each took.
+struct Steps {
+    last: std::time::Instant,
+    done: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Steps {
+    fn new() -> Self {
+        Self { last: std::time::Instant::now(), done: Vec::new() }
+    }
+
+    /// Ends step `name` now.
+    fn mark(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.done.push((name, now - self.last));
+        self.last = now;
+    }
 }
 
 fn unix_now() -> u64 {
@@ -270,6 +291,7 @@ fn apply_inner(
     probe_down: &BTreeSet<String>,
     cluster: Option<&cluster::Cluster>,
 ) -> Result<ApplyReport> {
+    let mut steps = Steps::new();
     ensure_bpffs()?;
     preflight::require_tcx()?;
     private_dir(&loc.pin_dir)?;
@@ -277,9 +299,11 @@ fn apply_inner(
     private_dir(&state_dir)?;
     let _lock = Lock::acquire(&state_dir)?;
     let old = State::load(&state_dir)?;
+    steps.mark("state load");
 
     let overlay = cluster.map(|c| netlink::link_by_name(&c.overlay).map(|l| (l.ifindex, c.overlay.clone()))).transpose()?;
     let (facts, plan, compiled) = plan_and_compile(loc, model, opts, probe_down, old.as_ref(), cluster, overlay.as_ref().map(|o| o.0))?;
+    steps.mark("facts, plan, compile");
     let mut report = ApplyReport { draining: plan.started, drained: plan.ended, ..ApplyReport::default() };
     // Loading the object creates (or reuses, when pinned) every map; the programs are loaded
     // into the kernel when first needed (below) and reused from their pins afterwards.
@@ -315,15 +339,19 @@ fn apply_inner(
     // 3. detach only where neither the new generation nor the one live until now needs it, as
     //    read from the maps (not from the state file, which a killed loader may have left stale).
     let live_before = m.live_ifaces()?;
+    steps.mark("load");
     attach_all(loc, &mut progs, &compiled, &want, xdp, &mut report)?;
     if let Some((ifindex, name)) = &overlay
         && progs.attach_overlay(loc, *ifindex, name)?
     {
         report.attached.push(LinkReport { iface: name.clone(), kind: LinkKind::Overlay });
     }
+    steps.mark("attach");
     cluster::write_before(loc, &compiled)?;
     let w = m.write(&compiled, !report.drained.is_empty())?;
     cluster::remove_after(loc, &compiled)?;
+    steps.mark("read banks, diff, write, flip");
+    steps.done.push(("  of which read banks and diff", w.read));
     report.map_changes = w.changes;
     report.generation = w.generation;
     report.flipped = w.flipped;
@@ -352,6 +380,12 @@ fn apply_inner(
         class_ids: compiled.class_ids.clone(),
     }
     .save(&state_dir)?;
+    steps.mark("detach, state save");
+    log::debug!(
+        "apply: {}",
+        steps.done.iter().map(|(what, d)| format!("{what} {:.1} ms", d.as_secs_f64() * 1000.0)).collect::<Vec<_>>().join(", ")
+    );
+    report.steps = steps.done;
     Ok(report)
 }
 

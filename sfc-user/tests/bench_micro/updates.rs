@@ -1,8 +1,9 @@
 //! Updates (issue 17): the wall time of a whole `datapath::apply` (facts, plan, compile, reading
 //! both banks back, the diff, the writes, the flip, the state saved) at 100,000 classifiers,
-//! when nothing, 1, 100 or 10,000 classifiers changed (their destination moved), and the peak
-//! memory of this process (the loader runs in it) after them. Real tcx attachments on veths in
-//! a private namespace; no packet is sent. Printed with the growth tables.
+//! when nothing, 1, 100 or 10,000 classifiers changed (their destination moved), where that time
+//! went (`ApplyReport::steps`), and the peak memory of this process (the loader runs in it)
+//! after them. Real tcx attachments on veths in a private namespace; no packet is sent. Printed
+//! with the growth tables.
 
 use std::time::{Duration, Instant};
 
@@ -57,19 +58,27 @@ pub fn updates() -> Vec<String> {
         let r = datapath::apply(&loc, m, opts).unwrap_or_else(|e| panic!("{what}: {e}"));
         let took = t.elapsed();
         eprintln!("bench_micro: updates, {what}: {took:.1?}, map entries {} added, {} changed, {} removed", r.map_changes.added, r.map_changes.changed, r.map_changes.removed);
-        (took, r.map_changes.added + r.map_changes.changed + r.map_changes.removed)
+        let step = |name: &str| r.steps.iter().find(|(s, _)| *s == name).map_or(Duration::ZERO, |(_, d)| *d);
+        let read = step("  of which read banks and diff");
+        // wall, entries, then: state load, facts/plan/compile, banks read back and diffed, the
+        // rest of the write (the second diff, the writes, the flip), detach and state save.
+        let parts = [step("state load"), step("facts, plan, compile"), read, step("read banks, diff, write, flip").saturating_sub(read), step("detach, state save")];
+        (took, r.map_changes.added + r.map_changes.changed + r.map_changes.removed, parts)
     };
-    let (first, entries) = apply(&base, "first install");
-    let (same, _) = apply(&base, "nothing changed");
+    let row = |what: &str, (took, written, parts): (Duration, usize, [Duration; 5])| {
+        format!("| {what} | {} | {} | {} |", ms(took), group(written), parts.map(ms).join(" | "))
+    };
     let mut out = vec![
-        format!("| apply at {} classifiers | wall ms | map entries written |", group(N)),
-        "|---|---:|---:|".to_owned(),
-        format!("| first install | {} | {} |", ms(first), group(entries)),
-        format!("| nothing changed | {} | 0 |", ms(same)),
+        format!(
+            "| apply at {} classifiers | wall ms | map entries written | state load ms | facts, plan, compile ms | banks read back and diffed ms | second diff, writes, flip ms | detach, state save ms |",
+            group(N)
+        ),
+        "|---|---:|---:|---:|---:|---:|---:|---:|".to_owned(),
     ];
+    out.push(row("first install", apply(&base, "first install")));
+    out.push(row("nothing changed", apply(&base, "nothing changed")));
     for (round, k) in CHANGED.into_iter().enumerate() {
-        let (took, written) = apply(&moved(&base, k, round), &format!("{k} changed"));
-        out.push(format!("| {} changed | {} | {} |", group(k), ms(took), group(written)));
+        out.push(row(&format!("{} changed", group(k)), apply(&moved(&base, k, round), &format!("{k} changed"))));
     }
     out.push(String::new());
     out.push(format!("Peak memory of the process that applied them (the loader runs in it): {:.0} MiB.", peak_mib()));
