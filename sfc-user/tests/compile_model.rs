@@ -362,4 +362,8 @@ port_chains:
     // The source port classifies by the original tuple only.
     assert!(compile::cls::lookup(&c.cls, &c.cls_hash, 1, 0x0800, &original).is_some());
     assert_eq!(compile::cls::lookup(&c.cls, &c.cls_hash, 1, 0x0800, &translated), None);
+    // Compiled again with the classes it gave (an apply that changes nothing): the very same
+    // entries, although the translated classifier has its original's name.
+    let again = compile::compile_with(&m, &compile::Inputs { class_ids: Some(&c.class_ids), ..compile::Inputs::new(&m, &facts()) }).expect("compiles");
+    assert!(again == c, "a compile with its own classes changed entries");
 }

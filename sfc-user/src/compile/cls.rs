@@ -120,12 +120,13 @@ pub struct ClsTables {
     pub ids: ClassIds,
 }
 
-/// A class's identity across compiles: its stage and the names of its classifiers (a
-/// translated copy counts again under its original's name). Stable within a build of sfc; a
-/// new hash only renumbers once.
-fn class_key<'a>(stage: usize, names: impl Iterator<Item = &'a str>) -> u64 {
+/// A class's identity across compiles: its stage and its classifiers, each by name and by which
+/// of the entries under that name it is (a NAT-ing group's translated copy keeps its original's
+/// name: the original is 0, its copies 1, 2, ... in input order). Stable within a build of sfc;
+/// a new hash only renumbers once.
+fn class_key<'a>(stage: usize, members: impl Iterator<Item = (&'a str, u32)>) -> u64 {
     use std::hash::{Hash as _, Hasher as _};
-    let mut names: Vec<&str> = names.collect();
+    let mut names: Vec<(&str, u32)> = members.collect();
     names.sort_unstable();
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (stage, names).hash(&mut h);
@@ -139,9 +140,11 @@ pub fn compile(classifiers: &[(usize, &FlowClassifier, u32)]) -> ClsTables {
 }
 
 /// `compile`, giving every set of classifiers the class it had in `prev` (new sets get numbers
-/// above all of `prev`'s). Should the numbers run out, they are all given afresh once.
+/// above all of `prev`'s; a number outside the compiler's range is not reused). Should the
+/// numbers run out, they are all given afresh once.
 pub fn compile_stable(classifiers: &[(usize, &FlowClassifier, u32)], prev: &ClassIds) -> ClsTables {
-    let out = compile_numbered(classifiers, prev);
+    let prev: ClassIds = prev.iter().filter(|(_, c)| (CLASS_BASE..CLASS_LIMIT).contains(*c)).map(|(k, c)| (*k, *c)).collect();
+    let out = compile_numbered(classifiers, &prev);
     if out.ids.values().any(|&c| c >= CLASS_LIMIT) && !prev.is_empty() {
         return compile_numbered(classifiers, &ClassIds::new());
     }
@@ -154,6 +157,16 @@ const CLASS_LIMIT: u32 = CLASS_BASE + (1 << CLS_ANY_BIT);
 fn compile_numbered(classifiers: &[(usize, &FlowClassifier, u32)], prev: &ClassIds) -> ClsTables {
     let mut out = ClsTables::default();
     let by_idx: BTreeMap<usize, &FlowClassifier> = classifiers.iter().map(|(i, f, _)| (*i, *f)).collect();
+    // Which entry under its name each classifier is (see `class_key`).
+    let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
+    let nth: BTreeMap<usize, u32> = by_idx
+        .iter()
+        .map(|(i, f)| {
+            let n = seen.entry(f.name.as_str()).or_insert(0);
+            *n += 1;
+            (*i, *n - 1)
+        })
+        .collect();
     let mut next_class = prev.values().max().map_or(CLASS_BASE, |m| m + 1).max(CLASS_BASE);
     // Numbers given in this compile: a reused one is never given twice (a hash collision).
     let mut given: BTreeSet<u32> = BTreeSet::new();
@@ -186,15 +199,16 @@ fn compile_numbered(classifiers: &[(usize, &FlowClassifier, u32)], prev: &ClassI
                     .copied()
                     .collect();
                 let next = *interned.entry(matching).or_insert_with_key(|set| {
-                    let key = class_key(stage, set.iter().map(|i| by_idx[i].name.as_str()));
+                    let key = class_key(stage, set.iter().map(|i| (by_idx[i].name.as_str(), nth[i])));
                     let c = match prev.get(&key) {
                         Some(&c) if given.insert(c) => c,
-                        _ => {
+                        _ => loop {
                             let c = next_class;
                             next_class += 1;
-                            given.insert(c);
-                            c
-                        }
+                            if given.insert(c) {
+                                break c;
+                            }
+                        },
                     };
                     out.ids.insert(key, c);
                     // Every classifier of the set takes any value of the next field: the next
