@@ -59,6 +59,17 @@ fn hosts_with(dir: &Path, v6_underlay: bool, config: TopologyConfig) -> Hosts {
     Hosts::build(topo, 3, &PLACEMENT, v6_underlay, &bin_from_env(), dir).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
+/// `REQUESTS` TCP requests from source to `server`, every one answered; the endpoint counter
+/// deltas they made.
+fn requests_answered(h: &Hosts, server: &TcpServer) -> sfc_tests::Counters {
+    let topo = h.topo();
+    let before = topo.counters().unwrap_or_else(|e| panic!("{e:#}"));
+    let out = tcp_requests(&topo.source(), server.addr(), REQUESTS).unwrap_or_else(|e| panic!("{e:#}"));
+    let d = topo.counters().unwrap_or_else(|e| panic!("{e:#}")).since(&before);
+    assert_eq!(out.ok, REQUESTS, "requests answered: {out:?}\n{d}\n{}", h.logs());
+    d
+}
+
 fn up(h: &mut Hosts, dir: &ScratchDir) -> i64 {
     let file = dir.write("chains.yaml", &chain(h, None)).unwrap_or_else(|e| panic!("{e:#}"));
     let rev = h.push(&file).unwrap_or_else(|e| panic!("{e:#}"));
@@ -76,10 +87,7 @@ fn tcp_across_hosts(v6_underlay: bool) {
     up(&mut h, &dir);
     let topo = h.topo();
     let server = TcpServer::start(&topo.dest(), SocketAddr::new(IpAddr::V4(DEST_IP), 80)).unwrap_or_else(|e| panic!("{e:#}"));
-    let before = topo.counters().unwrap_or_else(|e| panic!("{e:#}"));
-    let out = tcp_requests(&topo.source(), server.addr(), REQUESTS).unwrap_or_else(|e| panic!("{e:#}"));
-    let d = topo.counters().unwrap_or_else(|e| panic!("{e:#}")).since(&before);
-    assert_eq!(out.ok, REQUESTS, "requests answered: {out:?}\n{d}\n{}", h.logs());
+    let d = requests_answered(&h, &server);
     // Each connection is a flow pinned to sf1 or sf3; all of them cross sf2.
     let pg1 = d.get(End::SfIn(1)).rx_packets + d.get(End::SfIn(3)).rx_packets;
     let sf2 = d.get(End::SfIn(2)).rx_packets;
@@ -282,10 +290,7 @@ fn ipv6_inside_across_hosts() {
     h.wait_applied(rev, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e:#}"));
     let topo = h.topo();
     let server = TcpServer::start(&topo.dest(), SocketAddr::new(IpAddr::V6(DEST_IP6), 80)).unwrap_or_else(|e| panic!("{e:#}"));
-    let before = topo.counters().unwrap_or_else(|e| panic!("{e:#}"));
-    let out = tcp_requests(&topo.source(), server.addr(), REQUESTS).unwrap_or_else(|e| panic!("{e:#}"));
-    let d = topo.counters().unwrap_or_else(|e| panic!("{e:#}")).since(&before);
-    assert_eq!(out.ok, REQUESTS, "requests answered: {out:?}\n{d}\n{}", h.logs());
+    let d = requests_answered(&h, &server);
     // IPv6 endpoints may add a stray neighbour or MLD packet: at least every request's packets.
     let pg1 = d.get(End::SfIn(1)).rx_packets + d.get(End::SfIn(3)).rx_packets;
     assert!(d.get(End::SfIn(2)).rx_packets >= 3 * REQUESTS as u64 && pg1 >= 3 * REQUESTS as u64, "requests crossed pg1 and sf2:\n{d}");
