@@ -36,12 +36,12 @@ pub type ClsHash = BTreeMap<ClsKey, u32>;
 
 /// A field prefix: data bytes and the number of leading bits that count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct FieldPrefix {
-    data: [u8; CLS_DATA_LEN],
-    bits: u32,
+pub(super) struct FieldPrefix {
+    pub(super) data: [u8; CLS_DATA_LEN],
+    pub(super) bits: u32,
 }
 
-fn mask(mut data: [u8; CLS_DATA_LEN], bits: u32) -> [u8; CLS_DATA_LEN] {
+pub(super) fn mask(mut data: [u8; CLS_DATA_LEN], bits: u32) -> [u8; CLS_DATA_LEN] {
     for (i, b) in data.iter_mut().enumerate() {
         let keep = bits.saturating_sub(u32::try_from(i).unwrap_or(u32::MAX).saturating_mul(8)).min(8);
         *b &= if keep == 0 { 0 } else { 0xffu8 << (8 - keep) };
@@ -65,7 +65,7 @@ pub fn port_prefixes(r: PortRange) -> Vec<(u16, u32)> {
 }
 
 /// The prefixes of a classifier's field at `stage`, bits past each length cleared.
-fn stage_prefixes(stage: usize, f: &FlowClassifier) -> Vec<FieldPrefix> {
+pub(super) fn stage_prefixes(stage: usize, f: &FlowClassifier) -> Vec<FieldPrefix> {
     let mut ps = stage_prefixes_raw(stage, f);
     for p in &mut ps {
         p.data = mask(p.data, p.bits);
@@ -124,7 +124,7 @@ pub struct ClsTables {
 /// of the entries under that name it is (a NAT-ing group's translated copy keeps its original's
 /// name: the original is 0, its copies 1, 2, ... in input order). Stable within a build of sfc;
 /// a new hash only renumbers once.
-fn class_key<'a>(stage: usize, members: impl Iterator<Item = (&'a str, u32)>) -> u64 {
+pub(super) fn class_key<'a>(stage: usize, members: impl Iterator<Item = (&'a str, u32)>) -> u64 {
     use std::hash::{Hash as _, Hasher as _};
     let mut names: Vec<(&str, u32)> = members.collect();
     names.sort_unstable();
@@ -152,7 +152,7 @@ pub fn compile_stable(classifiers: &[(usize, &FlowClassifier, u32)], prev: &Clas
 }
 
 /// Classes are `CLASS_BASE + n` with `n` below the any-bit.
-const CLASS_LIMIT: u32 = CLASS_BASE + (1 << CLS_ANY_BIT);
+pub(super) const CLASS_LIMIT: u32 = CLASS_BASE + (1 << CLS_ANY_BIT);
 
 fn compile_numbered(classifiers: &[(usize, &FlowClassifier, u32)], prev: &ClassIds) -> ClsTables {
     let mut out = ClsTables::default();
@@ -307,6 +307,56 @@ fn longest_match(entries: &ClsEntries, class: u32, data: [u8; CLS_DATA_LEN]) -> 
         let key = ClsKey { class: class.to_be_bytes(), data: mask(data, bits - CLS_CLASS_BITS) };
         entries.get(&(bits, key)).copied()
     })
+}
+
+/// Whether two compiles' tables are the same up to how classes are numbered: from every root
+/// class (an ifindex or a reclassification class: below `CLASS_BASE`), the same entries lead to
+/// classes that correspond one to one, with the same any-bit, down to finals with the same
+/// sets. The first difference found, as text.
+pub fn equivalent(a: (&ClsEntries, &ClsHash, &BTreeMap<u32, BTreeSet<usize>>), b: (&ClsEntries, &ClsHash, &BTreeMap<u32, BTreeSet<usize>>)) -> Result<(), String> {
+    type Out = BTreeMap<(bool, u32, [u8; CLS_DATA_LEN]), u32>;
+    fn index(entries: &ClsEntries, hash: &ClsHash) -> BTreeMap<u32, Out> {
+        let mut by: BTreeMap<u32, Out> = BTreeMap::new();
+        for ((bits, k), v) in entries {
+            by.entry(u32::from_be_bytes(k.class)).or_default().insert((false, *bits, k.data), *v);
+        }
+        for (k, v) in hash {
+            by.entry(u32::from_be_bytes(k.class)).or_default().insert((true, 0, k.data), *v);
+        }
+        by
+    }
+    let (ia, ib) = (index(a.0, a.1), index(b.0, b.1));
+    let roots: BTreeSet<u32> = ia.keys().chain(ib.keys()).copied().filter(|c| *c < CLASS_BASE).collect();
+    let mut pair: BTreeMap<u32, u32> = roots.iter().map(|r| (*r, *r)).collect();
+    let mut back: BTreeMap<u32, u32> = pair.clone();
+    let mut todo: Vec<(u32, u32)> = pair.iter().map(|(x, y)| (*x, *y)).collect();
+    let empty = Out::new();
+    while let Some((ca, cb)) = todo.pop() {
+        if (ca >= CLASS_BASE && ca & (1 << CLS_ANY_BIT) != cb & (1 << CLS_ANY_BIT)) || a.2.get(&ca) != b.2.get(&cb) {
+            return Err(format!("class {ca:#x} and {cb:#x} differ in their any-bit or final set ({:?} against {:?})", a.2.get(&ca), b.2.get(&cb)));
+        }
+        let (ea, eb) = (ia.get(&ca).unwrap_or(&empty), ib.get(&cb).unwrap_or(&empty));
+        if ea.len() != eb.len() || ea.keys().zip(eb.keys()).any(|(x, y)| x != y) {
+            return Err(format!("class {ca:#x} and {cb:#x} have different entries ({} against {})", ea.len(), eb.len()));
+        }
+        for (na, nb) in ea.values().zip(eb.values()) {
+            match (pair.get(na), back.get(nb)) {
+                (Some(x), _) if x != nb => return Err(format!("{na:#x} corresponds to {x:#x} and to {nb:#x}")),
+                (_, Some(y)) if y != na => return Err(format!("{nb:#x} corresponds to {y:#x} and to {na:#x}")),
+                (Some(_), _) => {}
+                _ => {
+                    pair.insert(*na, *nb);
+                    back.insert(*nb, *na);
+                    todo.push((*na, *nb));
+                }
+            }
+        }
+    }
+    let unreached = |i: &BTreeMap<u32, Out>, seen: &BTreeMap<u32, u32>, f: &BTreeMap<u32, BTreeSet<usize>>| i.keys().chain(f.keys()).find(|c| !seen.contains_key(c)).copied();
+    if let Some(c) = unreached(&ia, &pair, a.2).or_else(|| unreached(&ib, &back, b.2)) {
+        return Err(format!("class {c:#x} is reached from no root"));
+    }
+    Ok(())
 }
 
 /// Whether every entry's data has the bits past its prefix length cleared (what `lookup`

@@ -2,6 +2,7 @@
 //! here is tested without a kernel.
 
 pub mod cls;
+pub mod incr;
 pub mod diff;
 pub mod plan;
 mod build;

@@ -441,6 +441,16 @@ fn growth_with_hops_and_flows() {
     println!("BENCH-GROWTH END");
 }
 
+/// The updates table alone (`growth_with_hops_and_flows` prints it too): for working on apply.
+#[test]
+#[ignore = "benchmark, run by `cargo xtask bench` (within growth_with_hops_and_flows)"]
+fn updates_alone() {
+    sandbox::sweep_stale();
+    for line in updates::updates() {
+        println!("{line}");
+    }
+}
+
 /// `100000` -> `100,000`.
 fn group(n: usize) -> String {
     let s = n.to_string();

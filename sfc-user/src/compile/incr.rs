@@ -1,0 +1,438 @@
+//! The classifier compiler of `cls`, kept from one apply to the next by a process that applies
+//! more than once (`sfc run`, the benchmark): an apply that changes k classifiers redoes the
+//! work of those k, not of all of them.
+//!
+//! It builds the tables `cls::compile_stable` builds (the same entries up to how new classes are
+//! numbered), as a graph of classes:
+//! - a root is a class a walk starts in (a logical source port's ifindex, a reclassification or
+//!   a reply class), with one stage-0 entry per distinct prefix of its classifiers. A root is
+//!   updated in place: a classifier that comes or goes touches only the entries whose prefix
+//!   lies inside one of its own (one entry for a /32 destination that no other classifier has);
+//! - every other class is a set of classifiers at a level (1 to 5: the stage its entries match,
+//!   5 being a final class), built whole when an entry first leads to it and dropped, entries
+//!   and all, when the last entry leading to it goes. Sets are shared: the same set under two
+//!   roots (a classifier under its source port and under its chain's reclassification class)
+//!   is one class.
+//!
+//! A set that changes is a new class, built whole: one change under a prefix that 100,000
+//! classifiers share rebuilds a class of 100,000.
+//!
+//! Every table write is logged with the value it replaced (`Changes`), so the loader writes the
+//! maps from the log instead of comparing whole tables.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use sfc_common::maps::{CLASS_BASE, CLS_ANY_BIT, CLS_CLASS_BITS, CLS_STAGES, ClsKey};
+
+use super::cls::{CLASS_LIMIT, ClassIds, ClsEntries, ClsHash, FieldPrefix, class_key, field_width, is_any, mask, stage_prefixes};
+use crate::model::{Ethertype, FlowClassifier};
+
+/// A classifier as the compiler knows it: its position in the input and its fields.
+type Cid = u32;
+
+struct Inst {
+    idx: usize,
+    fc: FlowClassifier,
+    /// Which entry under its name it is (`cls::class_key`), as of when it came.
+    nth: u32,
+    /// Roots it is in.
+    roots: u32,
+}
+
+#[derive(Default)]
+struct Root {
+    /// Sorted, no duplicates.
+    members: Vec<Cid>,
+    /// Stage-0 prefix -> the members that have it.
+    having: BTreeMap<FieldPrefix, BTreeSet<Cid>>,
+    /// Stage-0 prefix -> the set its entry leads to.
+    out: BTreeMap<FieldPrefix, Vec<Cid>>,
+}
+
+struct Node {
+    /// With `CLS_ANY_BIT` when it has it.
+    class: u32,
+    key: u64,
+    refs: u32,
+    trie: Vec<(u32, ClsKey)>,
+    hash: Vec<ClsKey>,
+    children: Vec<Vec<Cid>>,
+}
+
+/// Table writes since the last `take_changes`: each key touched, with the value it had before
+/// the first touch (`None`: absent).
+#[derive(Debug, Default, Clone)]
+pub struct Changes {
+    pub trie: BTreeMap<(u32, ClsKey), Option<u32>>,
+    pub hash: BTreeMap<ClsKey, Option<u32>>,
+    /// Final classes built and dropped since.
+    pub finals: BTreeMap<u32, Option<BTreeSet<usize>>>,
+}
+
+/// The compiler and the tables it keeps (see the module's notes).
+pub struct Incremental {
+    insts: Vec<Option<Inst>>,
+    free: Vec<Cid>,
+    /// Input position -> the instance last seen there.
+    by_idx: Vec<Option<Cid>>,
+    roots: BTreeMap<u32, Root>,
+    nodes: HashMap<(u8, Vec<Cid>), Node>,
+    /// Numbers of a previous compile (`State::class_ids`), for sets built the first time.
+    prev: ClassIds,
+    next_class: u32,
+    used: HashSet<u32>,
+    pub entries: ClsEntries,
+    pub hash: ClsHash,
+    pub finals: BTreeMap<u32, BTreeSet<usize>>,
+    /// The class of every live set, by `cls::class_key` (for the next process's compile).
+    pub ids: ClassIds,
+    changes: Changes,
+}
+
+impl Incremental {
+    /// An empty compiler that numbers the sets `prev` knows as `prev` does (see
+    /// `cls::compile_stable`).
+    pub fn new(prev: &ClassIds) -> Self {
+        let prev: ClassIds = prev.iter().filter(|(_, c)| (CLASS_BASE..CLASS_LIMIT).contains(*c)).map(|(k, c)| (*k, *c)).collect();
+        let next_class = prev.values().max().map_or(CLASS_BASE, |m| m + 1);
+        Incremental {
+            insts: Vec::new(),
+            free: Vec::new(),
+            by_idx: Vec::new(),
+            roots: BTreeMap::new(),
+            nodes: HashMap::new(),
+            prev,
+            next_class,
+            used: HashSet::new(),
+            entries: ClsEntries::new(),
+            hash: ClsHash::new(),
+            finals: BTreeMap::new(),
+            ids: ClassIds::new(),
+            changes: Changes::default(),
+        }
+    }
+
+    /// Classes were given up to the compiler's limit: start again with a new compiler (its
+    /// numbers given afresh).
+    pub fn exhausted(&self) -> bool {
+        self.next_class > CLASS_LIMIT
+    }
+
+    /// The writes since the last call.
+    pub fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Brings the tables in line with `classifiers` (index, classifier, root class), as
+    /// `cls::compile_stable` takes them.
+    pub fn update(&mut self, classifiers: &[(usize, &FlowClassifier, u32)]) {
+        let mut fresh = Vec::new();
+        let mut roots: BTreeMap<u32, Vec<Cid>> = BTreeMap::new();
+        for &(idx, fc, root) in classifiers {
+            if self.by_idx.len() <= idx {
+                self.by_idx.resize(idx + 1, None);
+            }
+            let known = self.by_idx[idx].filter(|&c| self.inst(c).fc == *fc);
+            let cid = known.unwrap_or_else(|| {
+                let c = self.add_inst(Inst { idx, fc: fc.clone(), nth: 0, roots: 0 });
+                self.by_idx[idx] = Some(c);
+                fresh.push(c);
+                c
+            });
+            roots.entry(root).or_default().push(cid);
+        }
+        self.number_fresh(classifiers, &fresh);
+        let gone: Vec<u32> = self.roots.keys().filter(|r| !roots.contains_key(r)).copied().collect();
+        let mut left = Vec::new();
+        for r in gone {
+            left.extend(self.update_root(r, Vec::new()));
+        }
+        for (r, mut members) in roots {
+            members.sort_unstable();
+            members.dedup();
+            left.extend(self.update_root(r, members));
+        }
+        // Only now (an instance may have left one root for another): those in no root go.
+        for c in left {
+            if self.insts[c as usize].as_mut().is_some_and(|i| {
+                i.roots -= 1;
+                i.roots == 0
+            }) {
+                self.drop_inst(c);
+            }
+        }
+        self.prev = ClassIds::new();
+    }
+
+    fn inst(&self, c: Cid) -> &Inst {
+        self.insts[c as usize].as_ref().expect("a live instance")
+    }
+
+    fn add_inst(&mut self, i: Inst) -> Cid {
+        if let Some(c) = self.free.pop() {
+            self.insts[c as usize] = Some(i);
+            c
+        } else {
+            self.insts.push(Some(i));
+            Cid::try_from(self.insts.len() - 1).unwrap_or(Cid::MAX)
+        }
+    }
+
+    /// Drops an instance no root has.
+    fn drop_inst(&mut self, c: Cid) {
+        if let Some(i) = self.insts[c as usize].take() {
+            if self.by_idx.get(i.idx).copied().flatten() == Some(c) {
+                self.by_idx[i.idx] = None;
+            }
+            self.free.push(c);
+        }
+    }
+
+    /// Which entry under its name each new instance is, among the input's (see
+    /// `cls::class_key`).
+    fn number_fresh(&mut self, classifiers: &[(usize, &FlowClassifier, u32)], fresh: &[Cid]) {
+        if fresh.is_empty() {
+            return;
+        }
+        let names: HashSet<&str> = fresh.iter().map(|&c| self.inst(c).fc.name.as_str()).collect();
+        let mut under: HashMap<&str, BTreeSet<usize>> = HashMap::new();
+        for (idx, fc, _) in classifiers {
+            if names.contains(fc.name.as_str()) {
+                under.entry(fc.name.as_str()).or_default().insert(*idx);
+            }
+        }
+        let nth: Vec<(Cid, u32)> = fresh
+            .iter()
+            .map(|&c| {
+                let i = self.inst(c);
+                let rank = under.get(i.fc.name.as_str()).map_or(0, |s| s.range(..i.idx).count());
+                (c, u32::try_from(rank).unwrap_or(u32::MAX))
+            })
+            .collect();
+        for (c, n) in nth {
+            if let Some(i) = self.insts[c as usize].as_mut() {
+                i.nth = n;
+            }
+        }
+    }
+
+    /// Brings root `class` to `members`; the members it lost (their instances still counting
+    /// it, for the caller to drop).
+    fn update_root(&mut self, class: u32, members: Vec<Cid>) -> Vec<Cid> {
+        let mut root = self.roots.remove(&class).unwrap_or_default();
+        let (removed, added) = sorted_diff(&root.members, &members);
+        if removed.is_empty() && added.is_empty() {
+            self.roots.insert(class, root);
+            return removed;
+        }
+        let mut touched: BTreeSet<FieldPrefix> = BTreeSet::new();
+        for &c in &removed {
+            for p in stage_prefixes(0, &self.inst(c).fc) {
+                if let Some(s) = root.having.get_mut(&p) {
+                    s.remove(&c);
+                    if s.is_empty() {
+                        root.having.remove(&p);
+                    }
+                }
+                touched.insert(p);
+            }
+        }
+        for &c in &added {
+            for p in stage_prefixes(0, &self.inst(c).fc) {
+                root.having.entry(p).or_default().insert(c);
+                touched.insert(p);
+            }
+        }
+        // Every entry whose prefix lies inside a touched one may lead elsewhere now.
+        let mut affected: BTreeSet<FieldPrefix> = BTreeSet::new();
+        for q in &touched {
+            let lo = FieldPrefix { data: q.data, bits: 0 };
+            let hi = FieldPrefix { data: fill(q.data, q.bits), bits: u32::MAX };
+            affected.extend(root.having.range(lo..=hi).map(|(p, _)| *p).filter(|p| p.bits >= q.bits && mask(p.data, q.bits) == q.data));
+            affected.insert(*q);
+        }
+        let v6 = |p: &FieldPrefix| u16::from_be_bytes([p.data[0], p.data[1]]) == Ethertype::IPv6.value();
+        for p in affected {
+            let now = root.having.contains_key(&p).then(|| matching(&root.having, p));
+            let before = root.out.get(&p);
+            if now.as_ref() == before {
+                continue;
+            }
+            let key = (CLS_CLASS_BITS + p.bits, ClsKey { class: class.to_be_bytes(), data: p.data });
+            let in_hash = p.bits == field_width(0, v6(&p)) || is_any(class);
+            let old = match now {
+                Some(set) => {
+                    let child = self.acquire(1, set.clone());
+                    self.put(key, in_hash, Some(child));
+                    root.out.insert(p, set)
+                }
+                None => {
+                    self.put(key, in_hash, None);
+                    root.out.remove(&p)
+                }
+            };
+            if let Some(old) = old {
+                self.release(1, old);
+            }
+        }
+        for &c in &added {
+            if let Some(i) = self.insts[c as usize].as_mut() {
+                i.roots += 1;
+            }
+        }
+        root.members = members;
+        if !root.members.is_empty() {
+            self.roots.insert(class, root);
+        }
+        removed
+    }
+
+    /// Writes (or with `None` removes) one entry, logging the value it replaces.
+    fn put(&mut self, key: (u32, ClsKey), in_hash: bool, value: Option<u32>) {
+        if in_hash {
+            let old = match value {
+                Some(v) => self.hash.insert(key.1, v),
+                None => self.hash.remove(&key.1),
+            };
+            self.changes.hash.entry(key.1).or_insert(old);
+        } else {
+            let old = match value {
+                Some(v) => self.entries.insert(key, v),
+                None => self.entries.remove(&key),
+            };
+            self.changes.trie.entry(key).or_insert(old);
+        }
+    }
+
+    /// A number for the set known by `key`: its number in `prev` when that is free, else the
+    /// next one never given.
+    fn number(&mut self, key: u64) -> u32 {
+        if let Some(&c) = self.prev.get(&key)
+            && self.used.insert(c)
+        {
+            return c;
+        }
+        loop {
+            let c = self.next_class;
+            self.next_class += 1;
+            if self.used.insert(c) {
+                return c;
+            }
+        }
+    }
+
+    /// The class of `set` at `level`, built (with everything under it) if no entry leads to it
+    /// yet; one more entry leads to it now.
+    fn acquire(&mut self, level: usize, set: Vec<Cid>) -> u32 {
+        let k = (level_u8(level), set);
+        if let Some(n) = self.nodes.get_mut(&k) {
+            n.refs += 1;
+            return n.class;
+        }
+        let set = k.1;
+        let key = class_key(level - 1, set.iter().map(|&c| (self.inst(c).fc.name.as_str(), self.inst(c).nth)));
+        let any = level < CLS_STAGES && set.iter().all(|&c| stage_prefixes(level, &self.inst(c).fc).iter().all(|p| p.bits == 0));
+        let n = self.number(key);
+        self.ids.insert(key, n);
+        let class = if any { n | (1 << CLS_ANY_BIT) } else { n };
+        let mut node = Node { class, key, refs: 1, trie: Vec::new(), hash: Vec::new(), children: Vec::new() };
+        if level == CLS_STAGES {
+            let idxs: BTreeSet<usize> = set.iter().map(|&c| self.inst(c).idx).collect();
+            let old = self.finals.insert(class, idxs);
+            self.changes.finals.entry(class).or_insert(old);
+        } else {
+            let mut having: BTreeMap<FieldPrefix, BTreeSet<Cid>> = BTreeMap::new();
+            for &c in &set {
+                for p in stage_prefixes(level, &self.inst(c).fc) {
+                    having.entry(p).or_default().insert(c);
+                }
+            }
+            let v6 = set.first().is_some_and(|&c| self.inst(c).fc.ethertype == Ethertype::IPv6);
+            for p in having.keys() {
+                let m = matching(&having, *p);
+                let child = self.acquire(level + 1, m.clone());
+                let key = (CLS_CLASS_BITS + p.bits, ClsKey { class: class.to_be_bytes(), data: p.data });
+                let in_hash = p.bits == field_width(level, v6) || is_any(class);
+                self.put(key, in_hash, Some(child));
+                if in_hash {
+                    node.hash.push(key.1);
+                } else {
+                    node.trie.push(key);
+                }
+                node.children.push(m);
+            }
+        }
+        self.nodes.insert((level_u8(level), set), node);
+        class
+    }
+
+    /// One entry less leads to `set` at `level`: with none left it goes, with its entries and
+    /// what only it led to.
+    fn release(&mut self, level: usize, set: Vec<Cid>) {
+        let k = (level_u8(level), set);
+        let Some(n) = self.nodes.get_mut(&k) else { return };
+        n.refs -= 1;
+        if n.refs > 0 {
+            return;
+        }
+        let Some(node) = self.nodes.remove(&k) else { return };
+        for key in node.trie {
+            self.put(key, false, None);
+        }
+        for key in node.hash {
+            self.put((0, key), true, None);
+        }
+        if level == CLS_STAGES {
+            let old = self.finals.remove(&node.class);
+            self.changes.finals.entry(node.class).or_insert(old);
+        }
+        let n = node.class & !(1 << CLS_ANY_BIT);
+        self.used.remove(&n);
+        if self.ids.get(&node.key) == Some(&n) {
+            self.ids.remove(&node.key);
+        }
+        for child in node.children {
+            self.release(level + 1, child);
+        }
+    }
+}
+
+fn level_u8(level: usize) -> u8 {
+    u8::try_from(level).unwrap_or(u8::MAX)
+}
+
+/// The members of `having` whose prefix contains `p` (`p` cut to each length up to its own).
+fn matching(having: &BTreeMap<FieldPrefix, BTreeSet<Cid>>, p: FieldPrefix) -> Vec<Cid> {
+    let mut out: Vec<Cid> = (0..=p.bits).filter_map(|bits| having.get(&FieldPrefix { data: mask(p.data, bits), bits })).flatten().copied().collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// `data` with every bit from `bits` on set: the last value a prefix of that length covers.
+fn fill(mut data: [u8; sfc_common::maps::CLS_DATA_LEN], bits: u32) -> [u8; sfc_common::maps::CLS_DATA_LEN] {
+    for (i, b) in data.iter_mut().enumerate() {
+        let keep = bits.saturating_sub(u32::try_from(i).unwrap_or(u32::MAX).saturating_mul(8)).min(8);
+        *b |= if keep >= 8 { 0 } else { 0xffu8 >> keep };
+    }
+    data
+}
+
+/// What `old` has that `new` has not, and what `new` has that `old` has not (both sorted).
+fn sorted_diff(old: &[Cid], new: &[Cid]) -> (Vec<Cid>, Vec<Cid>) {
+    let (mut gone, mut came) = (Vec::new(), Vec::new());
+    let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
+    loop {
+        match (o.peek(), n.peek()) {
+            (Some(x), Some(y)) if x == y => {
+                o.next();
+                n.next();
+            }
+            (Some(x), Some(y)) if x < y => gone.extend(o.next()),
+            (Some(_) | None, Some(_)) => came.extend(n.next()),
+            (Some(_), None) => gone.extend(o.next()),
+            (None, None) => break,
+        }
+    }
+    (gone, came)
+}
