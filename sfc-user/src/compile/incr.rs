@@ -260,16 +260,13 @@ impl Incremental {
             }
             let key = (CLS_CLASS_BITS + p.bits, ClsKey { class: class.to_be_bytes(), data: p.data });
             let in_hash = p.bits == field_width(0, v6(&p)) || is_any(class);
-            let old = match now {
-                Some(set) => {
-                    let child = self.acquire(1, set.clone());
-                    self.put(key, in_hash, Some(child));
-                    root.out.insert(p, set)
-                }
-                None => {
-                    self.put(key, in_hash, None);
-                    root.out.remove(&p)
-                }
+            let old = if let Some(set) = now {
+                let child = self.acquire(1, set.clone());
+                self.put(key, in_hash, Some(child));
+                root.out.insert(p, set)
+            } else {
+                self.put(key, in_hash, None);
+                root.out.remove(&p)
             };
             if let Some(old) = old {
                 self.release(1, old);
