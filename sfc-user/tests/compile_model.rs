@@ -367,3 +367,101 @@ port_chains:
     let again = compile::compile_with(&m, &compile::Inputs { class_ids: Some(&c.class_ids), ..compile::Inputs::new(&m, &facts()) }).expect("compiles");
     assert!(again == c, "a compile with its own classes changed entries");
 }
+
+type Edit = Box<dyn Fn(&mut model::Model, &mut BTreeMap<String, IfaceFacts>)>;
+
+/// A compile that updates the previous one's classifier tables (`compile_kept`, what a process
+/// that applies again does) gives what a fresh compile gives, edit after edit: the same entries
+/// in every other map, classifier tables that are the same up to numbering, the same result for
+/// every final class, and a log that says exactly which entries changed.
+#[test]
+fn kept_compiles_are_fresh_compiles() {
+    let file = "
+port_pairs:
+  - {name: pp1, ingress: sf1-in, egress: sf1-out}
+  - {name: pp2, ingress: sf2-in, egress: sf2-out}
+port_pair_groups:
+  - {name: pg1, port_pairs: [pp1]}
+  - name: nat
+    port_pairs: [pp2]
+    ppg_n_tuple_mapping:
+      egress_n_tuple: {source_ip_prefix: 10.9.9.9/32}
+flow_classifiers:
+  - {name: web, protocol: tcp, destination_ip_prefix: 10.0.0.20/32, logical_source_port: src, logical_destination_port: dst}
+port_chains:
+  - {name: pc1, chain_id: 9, port_pair_groups: [pg1, nat], flow_classifiers: [web], chain_parameters: {symmetric: true}}
+";
+    let (mut m, _) = build(file);
+    let template = m.flow_classifiers[0].clone();
+    let with_dst = move |name: String, dst: &str| model::FlowClassifier { name, destination_prefix: model::Prefix::parse(dst).expect("prefix"), ..template.clone() };
+    m.flow_classifiers = (0..40).map(|i| with_dst(format!("c{i}"), &format!("10.0.{}.{}/32", i % 3, i))).collect();
+    let renumber = |m: &mut model::Model| m.port_chains[0].flow_classifiers = (0..m.flow_classifiers.len()).collect();
+    renumber(&mut m);
+    let edits: Vec<(&str, Edit)> = vec![
+        ("nothing", Box::new(|_, _| {})),
+        ("one moved", Box::new(move |m, _| m.flow_classifiers[3].destination_prefix = model::Prefix::parse("10.7.7.7/32").expect("prefix"))),
+        ("one removed", Box::new(move |m, _| {
+            m.flow_classifiers.remove(5);
+            renumber(m);
+        })),
+        ("a /16 over others", Box::new({
+            let with_dst = with_dst.clone();
+            move |m, _| {
+                m.flow_classifiers.push(with_dst("wide".to_owned(), "10.0.0.0/16"));
+                renumber(m);
+            }
+        })),
+        ("the first removed (every index after it moves)", Box::new(move |m, _| {
+            m.flow_classifiers.remove(0);
+            renumber(m);
+        })),
+        ("the destination port's ifindex", Box::new(|_, f| f.get_mut("dst").expect("dst").ifindex = 42)),
+        ("not symmetric", Box::new(|m, _| m.port_chains[0].symmetric = false)),
+        ("the /16 gone", Box::new(move |m, _| {
+            m.flow_classifiers.pop();
+            renumber(m);
+        })),
+    ];
+    let mut f = facts();
+    let mut kept = compile::incr::Kept::new(&compile::cls::ClassIds::new());
+    let mut before: Option<Compiled> = None;
+    for (what, edit) in edits {
+        edit(&mut m, &mut f);
+        let inputs = compile::Inputs::new(&m, &f);
+        let mut c = compile::compile_kept(&m, &inputs, &mut kept).unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        let fresh = compile::compile_with(&m, &inputs).expect("compiles");
+        let pair = compile::cls::equivalent((&c.cls, &c.cls_hash, &finals(&c)), (&fresh.cls, &fresh.cls_hash, &finals(&fresh)))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        for (a, b) in &pair {
+            assert_eq!(c.cls_res.get(a), fresh.cls_res.get(b), "{what}: the result of final class {a:#x}");
+        }
+        let strip = |x: &Compiled| Compiled { cls: BTreeMap::new(), cls_hash: BTreeMap::new(), cls_res: BTreeMap::new(), class_ids: BTreeMap::new(), ..x.clone() };
+        assert!(strip(&c) == strip(&fresh), "{what}: the other maps differ");
+        if let Some(b) = &before {
+            let log = &kept.log;
+            assert!(!log.whole);
+            for (k, old) in &log.trie {
+                assert_eq!(b.cls.get(k), old.as_ref(), "{what}");
+            }
+            assert!(b.cls.iter().all(|(k, v)| log.trie.contains_key(k) || c.cls.get(k) == Some(v)), "{what}: a trie entry changed unlogged");
+            assert!(c.cls.keys().all(|k| log.trie.contains_key(k) || b.cls.contains_key(k)), "{what}: a trie entry came unlogged");
+            for (k, old) in &log.res {
+                assert_eq!(b.cls_res.get(k), old.as_ref(), "{what}");
+            }
+            assert!(b.cls_res.iter().all(|(k, v)| log.res.contains_key(k) || c.cls_res.get(k) == Some(v)), "{what}: a result changed unlogged");
+            assert!(c.cls_res.keys().all(|k| log.res.contains_key(k) || b.cls_res.contains_key(k)), "{what}: a result came unlogged");
+            for (k, old) in &log.hash {
+                assert_eq!(b.cls_hash.get(k), old.as_ref(), "{what}");
+            }
+            assert!(b.cls_hash.iter().all(|(k, v)| log.hash.contains_key(k) || c.cls_hash.get(k) == Some(v)), "{what}: a hash entry changed unlogged");
+        }
+        before = Some(c.clone());
+        kept.restore(&mut c);
+    }
+}
+
+/// Final classes as the equivalence check takes them (a compiled state keeps their results, not
+/// their sets; the results are compared on their own).
+fn finals(c: &Compiled) -> BTreeMap<u32, BTreeSet<usize>> {
+    c.cls_res.keys().map(|k| (*k, BTreeSet::new())).collect()
+}

@@ -12,7 +12,7 @@ use sfc_common::{
     },
 };
 
-use super::{CompileError, Compiled, IfaceFacts, Inputs, MAX_IFINDEX, RECLASS, cls, plan};
+use super::{CompileError, Compiled, IfaceFacts, Inputs, MAX_IFINDEX, RECLASS, cls, incr, plan};
 use crate::{
     maglev,
     model::{FailurePolicy, FlowClassifier, Model, PortChain},
@@ -88,11 +88,20 @@ pub(super) struct Build<'a> {
     zones: Zones,
     /// Groups in a symmetric chain (their members are entered from both sides).
     symmetric_groups: BTreeSet<usize>,
+    /// The previous compile's classifier tables, updated rather than built anew.
+    kept: Option<&'a mut incr::Kept>,
 }
 
 impl<'a> Build<'a> {
     pub(super) fn new(model: &'a Model, inputs: &'a Inputs<'a>) -> Self {
-        Build { model, inputs, out: Compiled::default(), errors: Vec::new(), zones: Zones::default(), symmetric_groups: BTreeSet::new() }
+        Build { model, inputs, out: Compiled::default(), errors: Vec::new(), zones: Zones::default(), symmetric_groups: BTreeSet::new(), kept: None }
+    }
+
+    /// Updates `kept`'s classifier tables instead of building them (they are lent to the
+    /// output: `Kept::restore` takes them back).
+    pub(super) fn kept(mut self, kept: &'a mut incr::Kept) -> Self {
+        self.kept = Some(kept);
+        self
     }
 
     pub(super) fn run(mut self) -> Result<Compiled, Vec<CompileError>> {
@@ -364,29 +373,62 @@ impl<'a> Build<'a> {
             }
         }
         let original = |j: usize| if j < n { j } else { translated[j - n].0 };
-        let no_ids = cls::ClassIds::new();
-        let tables = cls::compile_stable(&in_use, self.inputs.class_ids.unwrap_or(&no_ids));
-        self.out.cls = tables.entries;
-        self.out.cls_hash = tables.hash;
-        self.out.class_ids = tables.ids;
         let facts = self.inputs.facts;
         let ifindex_of = |port: Option<&String>| port.and_then(|d| facts.get(d)).map_or(0, |f| f.ifindex);
         // A path through service graphs may have the very classifier of its first chain (the
         // branch's is broader): the longer path is the more specific.
         let depth = |j: usize| chain_of.get(&j).and_then(|id| model.chain_by_id(*id)).map_or(0, |c| c.graph.len());
-        for (class, set) in &tables.finals {
-            let Some(j) = cls::most_specific(set, &all) else { continue };
+        let result = |set: &BTreeSet<usize>, errors: &mut Vec<CompileError>| {
+            let j = cls::most_specific(set, &all)?;
             let j = set.iter().copied().filter(|&k| all[k].contains(&all[j]) && all[j].contains(&all[k])).max_by_key(|&k| (depth(k), std::cmp::Reverse(k))).unwrap_or(j);
-            let Some(&chain_id) = chain_of.get(&j) else { continue };
+            let &chain_id = chain_of.get(&j)?;
             let i = original(j);
             let fc = &model.flow_classifiers[i];
-            let classifier = small(i, "flow classifiers", &mut self.errors);
-            self.out.cls_res.insert(*class, ClsResult {
+            Some(ClsResult {
                 chain_id,
-                classifier,
+                classifier: small(i, "flow classifiers", errors),
                 dst_ifindex: ifindex_of(fc.logical_destination_port.as_ref()),
                 src_ifindex: ifindex_of(Some(&fc.logical_source_port)),
-            });
+            })
+        };
+        if let Some(k) = self.kept.as_deref_mut() {
+            k.cls.update(&in_use);
+            let mut whole = false;
+            if k.cls.exhausted() {
+                k.cls = incr::Incremental::new(&cls::ClassIds::new());
+                k.cls.update(&in_use);
+                whole = true;
+            }
+            let changes = k.cls.take_changes();
+            k.log = incr::Log { trie: changes.trie, hash: changes.hash, res: BTreeMap::new(), whole };
+            let from = incr::ResFrom { chains: model.port_chains.clone(), groups: model.port_pair_groups.clone(), facts: facts.clone(), n };
+            // Results of the finals built or dropped; of all of them when what they are computed
+            // from changed.
+            let redo: Vec<u32> = if k.res_from.as_ref() == Some(&from) {
+                changes.finals.keys().copied().collect()
+            } else {
+                k.res.keys().chain(k.cls.finals.keys()).copied().collect::<BTreeSet<u32>>().into_iter().collect()
+            };
+            let new: Vec<(u32, Option<ClsResult>)> = redo.into_iter().map(|c| (c, k.cls.finals.get(&c).and_then(|set| result(set, &mut self.errors)))).collect();
+            for (c, r) in new {
+                k.set_res(c, r);
+            }
+            k.res_from = Some(from);
+            self.out.cls = std::mem::take(&mut k.cls.entries);
+            self.out.cls_hash = std::mem::take(&mut k.cls.hash);
+            self.out.cls_res = std::mem::take(&mut k.res);
+            self.out.class_ids = std::mem::take(&mut k.cls.ids);
+            return;
+        }
+        let no_ids = cls::ClassIds::new();
+        let tables = cls::compile_stable(&in_use, self.inputs.class_ids.unwrap_or(&no_ids));
+        self.out.cls = tables.entries;
+        self.out.cls_hash = tables.hash;
+        self.out.class_ids = tables.ids;
+        for (class, set) in &tables.finals {
+            if let Some(r) = result(set, &mut self.errors) {
+                self.out.cls_res.insert(*class, r);
+            }
         }
     }
 

@@ -312,8 +312,8 @@ fn longest_match(entries: &ClsEntries, class: u32, data: [u8; CLS_DATA_LEN]) -> 
 /// Whether two compiles' tables are the same up to how classes are numbered: from every root
 /// class (an ifindex or a reclassification class: below `CLASS_BASE`), the same entries lead to
 /// classes that correspond one to one, with the same any-bit, down to finals with the same
-/// sets. The first difference found, as text.
-pub fn equivalent(a: (&ClsEntries, &ClsHash, &BTreeMap<u32, BTreeSet<usize>>), b: (&ClsEntries, &ClsHash, &BTreeMap<u32, BTreeSet<usize>>)) -> Result<(), String> {
+/// sets: which class of `b` each class of `a` is, or the first difference found, as text.
+pub fn equivalent(a: (&ClsEntries, &ClsHash, &BTreeMap<u32, BTreeSet<usize>>), b: (&ClsEntries, &ClsHash, &BTreeMap<u32, BTreeSet<usize>>)) -> Result<BTreeMap<u32, u32>, String> {
     type Out = BTreeMap<(bool, u32, [u8; CLS_DATA_LEN]), u32>;
     fn index(entries: &ClsEntries, hash: &ClsHash) -> BTreeMap<u32, Out> {
         let mut by: BTreeMap<u32, Out> = BTreeMap::new();
@@ -356,7 +356,7 @@ pub fn equivalent(a: (&ClsEntries, &ClsHash, &BTreeMap<u32, BTreeSet<usize>>), b
     if let Some(c) = unreached(&ia, &pair, a.2).or_else(|| unreached(&ib, &back, b.2)) {
         return Err(format!("class {c:#x} is reached from no root"));
     }
-    Ok(())
+    Ok(pair)
 }
 
 /// Whether every entry's data has the bits past its prefix length cleared (what `lookup`

@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use sfc_common::maps::{CLASS_BASE, CLS_ANY_BIT, CLS_CLASS_BITS, CLS_STAGES, ClsKey};
+use sfc_common::maps::{CLASS_BASE, CLS_ANY_BIT, CLS_CLASS_BITS, CLS_STAGES, ClsKey, ClsResult};
 
 use super::cls::{CLASS_LIMIT, ClassIds, ClsEntries, ClsHash, FieldPrefix, class_key, field_width, is_any, mask, stage_prefixes};
 use crate::model::{Ethertype, FlowClassifier};
@@ -432,4 +432,62 @@ fn sorted_diff(old: &[Cid], new: &[Cid]) -> (Vec<Cid>, Vec<Cid>) {
         }
     }
     (gone, came)
+}
+
+/// What a compile keeps for the next one in the same process (`compile::compile_kept`): the
+/// classifier compiler, the final classes' results and what they were computed from, and the
+/// writes of the last compile.
+pub struct Kept {
+    pub(super) cls: Incremental,
+    pub(super) res: BTreeMap<u32, ClsResult>,
+    pub(super) res_from: Option<ResFrom>,
+    /// The writes of the last compile.
+    pub log: Log,
+}
+
+/// Everything a final class's result depends on besides its set: the chains (which chain a
+/// classifier is in, its graph), the groups (NAT), the interfaces, the number of classifiers
+/// (translated copies are numbered after them).
+#[derive(PartialEq)]
+pub(super) struct ResFrom {
+    pub(super) chains: Vec<crate::model::PortChain>,
+    pub(super) groups: Vec<crate::model::PortPairGroup>,
+    pub(super) facts: BTreeMap<String, super::IfaceFacts>,
+    pub(super) n: usize,
+}
+
+/// Keys written by a compile, with the value each had before (`None`: absent).
+#[derive(Debug, Default, Clone)]
+pub struct Log {
+    pub trie: BTreeMap<(u32, ClsKey), Option<u32>>,
+    pub hash: BTreeMap<ClsKey, Option<u32>>,
+    pub res: BTreeMap<u32, Option<ClsResult>>,
+    /// The tables were built anew (their classes ran out): the log does not say what changed,
+    /// compare them whole.
+    pub whole: bool,
+}
+
+impl Kept {
+    /// Nothing compiled yet; sets `prev` knows get its numbers.
+    pub fn new(prev: &ClassIds) -> Self {
+        Kept { cls: Incremental::new(prev), res: BTreeMap::new(), res_from: None, log: Log::default() }
+    }
+
+    /// Takes back the tables a compile lent `c` (`Compiled::cls`, `cls_hash`, `cls_res`,
+    /// `class_ids`), for the next compile to update.
+    pub fn restore(&mut self, c: &mut super::Compiled) {
+        self.cls.entries = std::mem::take(&mut c.cls);
+        self.cls.hash = std::mem::take(&mut c.cls_hash);
+        self.res = std::mem::take(&mut c.cls_res);
+        self.cls.ids = std::mem::take(&mut c.class_ids);
+    }
+
+    /// Sets (`Some`) or removes the result of final class `class`, logging the old one.
+    pub(super) fn set_res(&mut self, class: u32, r: Option<ClsResult>) {
+        let old = match r {
+            Some(r) => self.res.insert(class, r),
+            None => self.res.remove(&class),
+        };
+        self.log.res.entry(class).or_insert(old);
+    }
 }

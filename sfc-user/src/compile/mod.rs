@@ -282,6 +282,16 @@ pub fn compile(model: &Model, facts: &BTreeMap<String, IfaceFacts>, netns: Optio
     compile_with(model, &Inputs { netns, ..Inputs::new(model, facts) })
 }
 
+/// `compile_with`, updating the classifier tables `kept` holds from the previous compile in
+/// this process (a fresh `Kept` for the first) instead of building them: the output borrows
+/// them (`Kept::restore` gives them back for the next compile), and `kept.log` says which
+/// entries this compile wrote. After an error `kept` is of no further use.
+pub fn compile_kept(model: &Model, inputs: &Inputs<'_>, kept: &mut incr::Kept) -> Result<Compiled, Vec<CompileError>> {
+    let mut c = build::Build::new(model, inputs).kept(kept).run()?;
+    overlay::finish(&mut c, inputs).map_err(|e| vec![e])?;
+    Ok(c)
+}
+
 /// Compiles `model` with everything an apply decided (`Inputs`).
 pub fn compile_with(model: &Model, inputs: &Inputs<'_>) -> Result<Compiled, Vec<CompileError>> {
     let mut c = build::Build::new(model, inputs).run()?;
