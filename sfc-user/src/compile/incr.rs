@@ -79,6 +79,8 @@ pub struct Incremental {
     nodes: HashMap<(u8, Vec<Cid>), Node>,
     /// Numbers of a previous compile (`State::class_ids`), for sets built the first time.
     prev: ClassIds,
+    /// Numbers of the sets dropped by this update, for a set built again under the same key.
+    freed: HashMap<u64, u32>,
     next_class: u32,
     used: HashSet<u32>,
     pub entries: ClsEntries,
@@ -102,6 +104,7 @@ impl Incremental {
             roots: BTreeMap::new(),
             nodes: HashMap::new(),
             prev,
+            freed: HashMap::new(),
             next_class,
             used: HashSet::new(),
             entries: ClsEntries::new(),
@@ -142,16 +145,25 @@ impl Incremental {
             roots.entry(root).or_default().push(cid);
         }
         self.number_fresh(classifiers, &fresh);
+        // Every root lets go of the sets it no longer leads to before any leads to a new one, so
+        // that a set rebuilt under the same name and place (`cls::class_key`: a classifier that
+        // moved) gets back the number it had, and its entries are written only where they differ.
         let gone: Vec<u32> = self.roots.keys().filter(|r| !roots.contains_key(r)).copied().collect();
         let mut left = Vec::new();
+        let mut pending = Vec::new();
         for r in gone {
-            left.extend(self.update_root(r, Vec::new()));
+            left.extend(self.let_go(r, Vec::new(), &mut pending));
         }
         for (r, mut members) in roots {
             members.sort_unstable();
             members.dedup();
-            left.extend(self.update_root(r, members));
+            left.extend(self.let_go(r, members, &mut pending));
         }
+        for (key, in_hash, set) in pending {
+            let child = self.acquire(1, set);
+            self.put(key, in_hash, Some(child));
+        }
+        self.freed.clear();
         // Only now (an instance may have left one root for another): those in no root go.
         for c in left {
             if self.insts[c as usize].as_mut().is_some_and(|i| {
@@ -216,9 +228,10 @@ impl Incremental {
         }
     }
 
-    /// Brings root `class` to `members`; the members it lost (their instances still counting
-    /// it, for the caller to drop).
-    fn update_root(&mut self, class: u32, members: Vec<Cid>) -> Vec<Cid> {
+    /// Brings root `class` to `members`, but for the new sets its entries lead to: those are
+    /// left in `pending` (entry key, whether it is a hash entry, set) for the caller to build.
+    /// The members it lost (their instances still counting it, for the caller to drop).
+    fn let_go(&mut self, class: u32, members: Vec<Cid>, pending: &mut Vec<((u32, ClsKey), bool, Vec<Cid>)>) -> Vec<Cid> {
         let mut root = self.roots.remove(&class).unwrap_or_default();
         let (removed, added) = sorted_diff(&root.members, &members);
         if removed.is_empty() && added.is_empty() {
@@ -261,8 +274,7 @@ impl Incremental {
             let key = (CLS_CLASS_BITS + p.bits, ClsKey { class: class.to_be_bytes(), data: p.data });
             let in_hash = p.bits == field_width(0, v6(&p)) || is_any(class);
             let old = if let Some(set) = now {
-                let child = self.acquire(1, set.clone());
-                self.put(key, in_hash, Some(child));
+                pending.push((key, in_hash, set.clone()));
                 root.out.insert(p, set)
             } else {
                 self.put(key, in_hash, None);
@@ -301,10 +313,10 @@ impl Incremental {
         }
     }
 
-    /// A number for the set known by `key`: its number in `prev` when that is free, else the
-    /// next one never given.
+    /// A number for the set known by `key`: its number in `prev`, or the one it had when it was
+    /// dropped by this update, when that is free; else the next one never given.
     fn number(&mut self, key: u64) -> u32 {
-        if let Some(&c) = self.prev.get(&key)
+        if let Some(c) = self.prev.get(&key).copied().or_else(|| self.freed.remove(&key))
             && self.used.insert(c)
         {
             return c;
@@ -387,6 +399,7 @@ impl Incremental {
         self.used.remove(&n);
         if self.ids.get(&node.key) == Some(&n) {
             self.ids.remove(&node.key);
+            self.freed.insert(node.key, n);
         }
         for child in node.children {
             self.release(level + 1, child);
@@ -471,6 +484,11 @@ impl Kept {
     /// Nothing compiled yet; sets `prev` knows get its numbers.
     pub fn new(prev: &ClassIds) -> Self {
         Kept { cls: Incremental::new(prev), res: BTreeMap::new(), res_from: None, log: Log::default() }
+    }
+
+    /// The tables as the last compile left them (between compiles: not while lent).
+    pub fn tables(&self) -> (&ClsEntries, &ClsHash, &BTreeMap<u32, ClsResult>) {
+        (&self.cls.entries, &self.cls.hash, &self.res)
     }
 
     /// Takes back the tables a compile lent `c` (`Compiled::cls`, `cls_hash`, `cls_res`,

@@ -53,7 +53,7 @@ pub(crate) fn typed<T: TryFrom<Map, Error = MapError>>(loc: &Location, name: &st
 }
 
 /// What a write did.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 pub struct WriteReport {
     /// Entries added, changed and removed against the configuration live until now.
     pub changes: Counts,
@@ -62,6 +62,11 @@ pub struct WriteReport {
     pub flipped: bool,
     /// Time spent reading both banks back and diffing (the rest of `write` is the writes).
     pub read: std::time::Duration,
+    /// What the inactive bank holds now, when the write read the banks back.
+    pub inactive: Option<Compiled>,
+    /// Entries written (added, changed, removed) into the bank that went live: the changes,
+    /// and what that bank still lacked of the generation live until now.
+    pub written: usize,
 }
 
 /// A banked map's content split by bank, with the bank bit removed from the keys.
@@ -191,7 +196,7 @@ impl<'a> Maps<'a> {
 
     /// The configuration maps as they are: the live bank and the inactive one, each in
     /// `Compiled`'s shape (bank bits removed), and the port pairs (not banked) in both.
-    fn read_banks(&self, live: u32) -> Result<(Compiled, Compiled)> {
+    pub(super) fn read_banks(&self, live: u32) -> Result<(Compiled, Compiled)> {
         let ifaces: HashMap<MapData, u32, IfaceEntry> = typed(self.loc, MAP_IFACES)?;
         let chains: HashMap<MapData, u32, ChainEntry> = typed(self.loc, MAP_CHAINS)?;
         let groups: HashMap<MapData, u32, GroupEntry> = typed(self.loc, MAP_GROUPS)?;
@@ -247,11 +252,30 @@ impl<'a> Maps<'a> {
     pub fn write(&mut self, c: &Compiled, force: bool) -> Result<WriteReport> {
         let began = std::time::Instant::now();
         let meta = self.meta()?;
-        let live = meta.bank & 1;
-        let target = live ^ 1;
-        let (live_bank, target_bank) = self.read_banks(live)?;
+        let (live_bank, target_bank) = self.read_banks(meta.bank & 1)?;
         let changes = diff::diff(&live_bank, c).counts();
         let read = began.elapsed();
+        let live_ifaces: BTreeSet<u32> = live_bank.ifaces.keys().copied().collect();
+        let mut r = self.write_diff(meta, c, force, changes, || diff::diff(&target_bank, c), &live_ifaces)?;
+        r.read = read;
+        r.inactive = Some(if r.flipped { live_bank } else { target_bank });
+        Ok(r)
+    }
+
+    /// `write`, with what both banks hold known (`known`, from the last apply in this process)
+    /// and the classifier entries the compile wrote (`log`): nothing is read back.
+    pub(super) fn write_known(&mut self, c: &Compiled, force: bool, known: &super::warm::Known, log: &crate::compile::incr::Log) -> Result<WriteReport> {
+        let meta = self.meta()?;
+        let (to_inactive, from_live) = known.diffs(c, log);
+        let live_ifaces = known.live_ifaces();
+        self.write_diff(meta, c, force, from_live.counts(), || to_inactive, &live_ifaces)
+    }
+
+    /// The writes of `write`: `changes` counts what changes against the live bank,
+    /// `to_inactive` gives what to write into the other one, `live_ifaces` are the interfaces
+    /// the live bank knows.
+    fn write_diff(&mut self, meta: Meta, c: &Compiled, force: bool, changes: Counts, to_inactive: impl FnOnce() -> diff::Diff, live_ifaces: &BTreeSet<u32>) -> Result<WriteReport> {
+        let target = (meta.bank & 1) ^ 1;
         // Redirect targets are added even when nothing else changed (a datapath pinned by an
         // older sfc has an empty devmap); adding is harmless to whatever is live.
         let mut devmap: DevMapHash<MapData> = typed(self.loc, MAP_DEVMAP)?;
@@ -272,9 +296,10 @@ impl<'a> Maps<'a> {
         }
         // A fresh datapath has generation 0 and nothing live: it always gets its first flip.
         if changes.is_empty() && !force && meta.generation != 0 {
-            return Ok(WriteReport { changes, generation: meta.generation, flipped: false, read });
+            return Ok(WriteReport { changes, generation: meta.generation, ..WriteReport::default() });
         }
-        let d = diff::diff(&target_bank, c);
+        let d = to_inactive();
+        let written = d.counts();
 
         // 1. Port pairs first (redirect targets are in already): whatever the new bank points at
         //    must exist when it goes live.
@@ -310,10 +335,15 @@ impl<'a> Maps<'a> {
         for id in d.port_pairs.removed.keys() {
             pps.set(*id, PortPairEntry::default(), 0).map_err(map_err(MAP_PORT_PAIRS, "removing"))?;
         }
-        for ifindex in dev_have.iter().filter(|i| !c.redirect_targets.contains(i) && !live_bank.ifaces.contains_key(i)) {
+        for ifindex in dev_have.iter().filter(|i| !c.redirect_targets.contains(i) && !live_ifaces.contains(i)) {
             devmap.remove(*ifindex).map_err(map_err(MAP_DEVMAP, "removing"))?;
         }
-        Ok(WriteReport { changes, generation: next.generation, flipped: true, read })
+        Ok(WriteReport { changes, generation: next.generation, flipped: true, written: written.added + written.changed + written.removed, ..WriteReport::default() })
+    }
+
+    /// The configuration maps' live bank, in `Compiled`'s shape.
+    pub fn live_bank(&self) -> Result<Compiled> {
+        Ok(self.read_banks(self.meta()?.bank & 1)?.0)
     }
 
     /// Interfaces the live generation gives a role (those that need the program now).

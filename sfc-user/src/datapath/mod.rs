@@ -18,6 +18,7 @@ pub mod trace;
 pub mod traceflow;
 pub mod probe;
 pub mod state;
+mod warm;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -39,6 +40,7 @@ use attach::Programs;
 pub(crate) use attach::{PROG_PIN, link_pins};
 pub use compile::plan::Drain;
 pub use state::{Lock, State};
+pub use warm::check as check_kept;
 
 /// The kernel programs, built by `build.rs` from `sfc-ebpf`.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sfc"));
@@ -208,6 +210,10 @@ pub struct ApplyReport {
     pub peers: Vec<PeerReport>,
     pub detached: Vec<LinkReport>,
     pub map_changes: compile::diff::Counts,
+    /// Entries written: `map_changes`, and what the bank that went live still lacked of the
+    /// generation before (written at the next apply, not at the flip: packets may still be on
+    /// their way through the old bank).
+    pub written: usize,
     /// The generation now live, and whether this apply made a new one.
     pub generation: u32,
     pub flipped: bool,
@@ -228,6 +234,9 @@ pub struct ApplyReport {
     /// the write step, the part that read both banks back and diffed them.
     pub steps: Vec<(&'static str, std::time::Duration)>,
     pub read_banks: std::time::Duration,
+    /// The apply started from what the last one in this process kept (`warm`), not from the
+    /// state file and the maps read back.
+    pub from_kept: bool,
 }
 
 /// The steps of an apply and how long each took.
@@ -300,13 +309,16 @@ fn apply_inner(
     let state_dir = loc.state_dir();
     private_dir(&state_dir)?;
     let _lock = Lock::acquire(&state_dir)?;
-    let old = State::load(&state_dir)?;
+    let state_file = State::file(&state_dir);
+    let mut start = Start::new(loc, &state_dir)?;
+    let from_kept = start.known.is_some();
     steps.mark("checks, lock, state load");
 
     let overlay = cluster.map(|c| netlink::link_by_name(&c.overlay).map(|l| (l.ifindex, c.overlay.clone()))).transpose()?;
-    let (facts, plan, compiled) = plan_and_compile(loc, model, opts, probe_down, old.as_ref(), cluster, overlay.as_ref().map(|o| o.0))?;
+    let (facts, plan, mut compiled) = plan_and_compile(loc, model, opts, probe_down, &mut start, cluster, overlay.as_ref().map(|o| o.0))?;
+    let Start { old, mut kept, known } = start;
     steps.mark("facts, plan, compile");
-    let mut report = ApplyReport { draining: plan.started, drained: plan.ended, ..ApplyReport::default() };
+    let mut report = ApplyReport { draining: plan.started, drained: plan.ended, from_kept, ..ApplyReport::default() };
     // Loading the object creates (or reuses, when pinned) every map; the programs are loaded
     // into the kernel when first needed (below) and reused from their pins afterwards.
     let mut ebpf = EbpfLoader::new()
@@ -350,11 +362,12 @@ fn apply_inner(
     }
     steps.mark("attach");
     cluster::write_before(loc, &compiled)?;
-    let w = m.write(&compiled, !report.drained.is_empty())?;
+    let (w, banks) = write_banks(&mut m, &compiled, !report.drained.is_empty(), known, &kept.log)?;
     cluster::remove_after(loc, &compiled)?;
     steps.mark("read banks, diff, write, flip");
     report.read_banks = w.read;
     report.map_changes = w.changes;
+    report.written = w.written;
     report.generation = w.generation;
     report.flipped = w.flipped;
     detach_unused(loc, &compiled, &want, &live_before, old.as_ref(), overlay.as_ref().map(|o| o.0), &mut report)?;
@@ -367,7 +380,7 @@ fn apply_inner(
     report.got_mac = old.as_ref().map(|o| o.no_mac.keys().filter(|p| !compiled.no_mac.contains_key(*p)).cloned().collect()).unwrap_or_default();
     let failovers = old.as_ref().map_or(0, |o| o.failovers) + report.went_down.len() as u64;
     let next_remote = cluster::next_stand_in(&facts, old.as_ref().map_or(0, |o| o.next_remote));
-    State {
+    let mut state = State {
         model: model.clone(),
         facts,
         flow_table_size: opts.flow_table_size,
@@ -379,9 +392,15 @@ fn apply_inner(
         no_mac: compiled.no_mac.clone(),
         absent: compiled.absent.clone(),
         next_remote,
-        class_ids: compiled.class_ids.clone(),
+        class_ids: std::mem::take(&mut compiled.class_ids),
+    };
+    state.save(&state_dir)?;
+    // The classes stay with the compiler (the kept state does not need them).
+    compiled.class_ids = std::mem::take(&mut state.class_ids);
+    kept.restore(&mut compiled);
+    if let Some(banks) = banks {
+        warm::keep(loc, &state_file, state, kept, banks);
     }
-    .save(&state_dir)?;
     steps.mark("detach, state save");
     log::debug!(
         "apply: {} (reading the banks back and diffing: {:.1} ms)",
@@ -390,6 +409,41 @@ fn apply_inner(
     );
     report.steps = steps.done;
     Ok(report)
+}
+
+/// Writes `c` (forcing a new generation with `force`): from what is `known` of the banks and
+/// the compile's `log` when possible, else reading the banks back. What the banks hold after.
+fn write_banks(m: &mut maps::Maps<'_>, c: &compile::Compiled, force: bool, known: Option<warm::Known>, log: &compile::incr::Log) -> Result<(maps::WriteReport, Option<warm::Known>)> {
+    let w = match &known {
+        Some(k) if !log.whole => m.write_known(c, force, k, log)?,
+        _ => m.write(c, force)?,
+    };
+    let banks = match (&w.inactive, known) {
+        (Some(inactive), _) => Some(warm::Known::read(c, inactive)),
+        (None, Some(k)) => Some(k.advance(c, log, w.flipped)),
+        (None, None) => None,
+    };
+    Ok((w, banks))
+}
+
+/// Where an apply starts from: what the last apply in this process kept, while the datapath is
+/// as it left it (`warm`); else the saved state, and a compile from scratch that numbers classes
+/// as the state says.
+struct Start {
+    old: Option<State>,
+    kept: compile::incr::Kept,
+    known: Option<warm::Known>,
+}
+
+impl Start {
+    fn new(loc: &Location, state_dir: &Path) -> Result<Self> {
+        if let Some(w) = warm::take(loc, &State::file(state_dir)) {
+            return Ok(Start { old: Some(w.state), kept: w.kept, known: Some(w.banks) });
+        }
+        let old = State::load(state_dir)?;
+        let kept = compile::incr::Kept::new(old.as_ref().map_or(&compile::cls::ClassIds::new(), |o| &o.class_ids));
+        Ok(Start { old, kept, known: None })
+    }
 }
 
 /// A packet is copied to a chain's tap groups where the chain's hop decisions are made: its
@@ -440,10 +494,11 @@ fn plan_and_compile(
     model: &Model,
     opts: LoadOptions,
     probe_down: &BTreeSet<String>,
-    old: Option<&State>,
+    start: &mut Start,
     cluster: Option<&cluster::Cluster>,
     overlay: Option<u32>,
 ) -> Result<(BTreeMap<String, IfaceFacts>, plan::Plan, compile::Compiled)> {
+    let old = start.old.as_ref();
     let (mut facts, mut down_ifaces) = gather_facts(loc, model)?;
     if let Some(c) = cluster {
         let next = old.map_or(0, |o| o.next_remote);
@@ -475,7 +530,7 @@ fn plan_and_compile(
         overlay,
         class_ids: old.map(|o| &o.class_ids),
     };
-    let compiled = compile::compile_with(model, &inputs).map_err(|e| DatapathError::Compile(preflight::elsewhere(e)))?;
+    let compiled = compile::compile_kept(model, &inputs, &mut start.kept).map_err(|e| DatapathError::Compile(preflight::elsewhere(e)))?;
     Ok((facts, plan, compiled))
 }
 
@@ -565,6 +620,7 @@ pub fn down(loc: &Location) -> Result<DownReport> {
     }
     private_dir(&state_dir)?;
     let lock = Lock::acquire(&state_dir)?;
+    warm::forget(loc);
     let mut report = DownReport::default();
     for l in link_pins(&loc.pin_dir)? {
         attach::unpin_link(&l.path)?;

@@ -63,6 +63,13 @@ struct OnDisk {
     state: State,
 }
 
+/// `OnDisk` to write, without a copy of the state.
+#[derive(Serialize)]
+struct OnDiskRef<'a> {
+    version: u32,
+    state: &'a State,
+}
+
 impl State {
     pub fn load(dir: &Path) -> Result<Option<State>> {
         let path = dir.join(STATE_FILE);
@@ -84,11 +91,16 @@ impl State {
         Ok(Some(disk.state))
     }
 
+    /// The state file in state directory `dir`.
+    pub fn file(dir: &Path) -> std::path::PathBuf {
+        dir.join(STATE_FILE)
+    }
+
     /// Written to a temporary file and renamed, so a crash never leaves half a state.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let path = dir.join(STATE_FILE);
         let tmp = dir.join(format!("{STATE_FILE}.tmp"));
-        let text = serde_json::to_string_pretty(&OnDisk { version: STATE_VERSION, state: self.clone() })
+        let text = serde_json::to_string(&OnDiskRef { version: STATE_VERSION, state: self })
             .map_err(|e| DatapathError::Other(format!("encoding state: {e}")))?;
         // Root only, like the pins (it names every interface and port pair).
         let mut f = OpenOptions::new()
