@@ -3,8 +3,9 @@
 //! nothing read back. Edit after edit (classifiers moved, removed, added, a chain made symmetric
 //! and back, a NAT group's mapping changed), both banks as read back from the kernel must hold
 //! exactly what was kept, and what was kept must be a fresh compile of the model (up to class
-//! numbers). Now and then another "process" touches the state file: the next apply must start
-//! over (read everything) and go on from there. Needs root (bpf, a network namespace).
+//! numbers). The state is written behind each apply (as `sfc run` has it). Now and then another
+//! "process" applies (rewrites the maps and flips): the next apply must start over (read
+//! everything) and go on from there. Needs root (bpf, a network namespace).
 
 #[path = "common/sandbox.rs"]
 #[expect(dead_code, reason = "no ifindex lookups here")]
@@ -119,18 +120,21 @@ fn kept_applies_write_what_a_fresh_apply_would() {
     let loc = Location::new(None, Some(pins.path().to_owned()));
     let opts = LoadOptions { flow_table_size: 4096, drain_timeout: Duration::ZERO, mode: AttachMode::Tc, new_flow_rate: 0, absent_ok: false, latency_every: 0 };
     let mut m = base();
+    datapath::write_behind(true);
     let (mut rng, seed) = Rng::from_env_or_clock();
     eprintln!("apply_kept: seed {seed} (SFC_TEST_SEED={seed} replays it)");
     let (mut kept_runs, mut cold_runs) = (0, 0);
     for round in 0..40 {
         let what = if round == 0 { "first install".to_owned() } else { edit(&mut m, &mut rng, round) };
-        // Another process's apply, as far as this one can tell: the state file is a new file.
+        // Another process's apply, as far as this one can tell: the live bank written again
+        // (read back, written whole into the other bank) and flipped.
         let cold = round > 0 && round % 9 == 0;
         if cold {
-            let state = loc.state_dir().join("state.json");
-            let copy = loc.state_dir().join("state.json.copy");
-            std::fs::copy(&state, &copy).expect("copying the state");
-            std::fs::rename(&copy, &state).expect("replacing the state");
+            datapath::settle(&loc).expect("the state written");
+            let mut maps = Maps::open(&loc).expect("maps");
+            let live = maps.live_bank().expect("live bank");
+            let w = maps.write(&live, true).expect("another apply");
+            assert!(w.flipped);
         }
         let r = datapath::apply(&loc, &m, opts).unwrap_or_else(|e| panic!("seed {seed}, round {round} ({what}): {e}"));
         assert_eq!(r.from_kept, round > 0 && !cold, "round {round} ({what}): started from what was kept");
@@ -140,6 +144,7 @@ fn kept_applies_write_what_a_fresh_apply_would() {
             cold_runs += 1;
         }
         datapath::check_kept(&loc).unwrap_or_else(|e| panic!("seed {seed}, round {round} ({what}): {e}"));
+        datapath::settle(&loc).unwrap_or_else(|e| panic!("seed {seed}, round {round} ({what}): {e}"));
         // The live bank against a fresh compile of the model.
         let maps = Maps::open(&loc).expect("maps");
         let facts = datapath::gather_facts(&loc, &m).expect("facts").0;
@@ -154,6 +159,10 @@ fn kept_applies_write_what_a_fresh_apply_would() {
             assert_eq!(live.2.get(a), fresh.cls_res.get(b), "round {round} ({what}): result of class {a:#x}");
         }
         assert_eq!(state.class_ids.len(), fresh.class_ids.len(), "round {round} ({what}): the classes saved for the next process");
+        // What the process reads of the state after an apply is the saved one.
+        let kept = datapath::with_state(&loc, |s| (s.model.flow_classifiers.len(), s.ids.clone(), s.facts.clone())).expect("state").expect("installed");
+        assert_eq!(kept, (state.model.flow_classifiers.len(), state.ids.clone(), state.facts.clone()), "round {round} ({what})");
+        assert!(state.model == m, "round {round} ({what}): the saved model");
     }
     assert!(kept_runs >= 30 && cold_runs >= 5, "{kept_runs} kept, {cold_runs} from scratch");
     datapath::down(&loc).expect("down");

@@ -90,11 +90,13 @@ pub(super) struct Build<'a> {
     symmetric_groups: BTreeSet<usize>,
     /// The previous compile's classifier tables, updated rather than built anew.
     kept: Option<&'a mut incr::Kept>,
+    /// Interfaces found absent so far (`Inputs::absent_ok`), counted once per resource naming one.
+    absent_named: usize,
 }
 
 impl<'a> Build<'a> {
     pub(super) fn new(model: &'a Model, inputs: &'a Inputs<'a>) -> Self {
-        Build { model, inputs, out: Compiled::default(), errors: Vec::new(), zones: Zones::default(), symmetric_groups: BTreeSet::new(), kept: None }
+        Build { model, inputs, out: Compiled::default(), errors: Vec::new(), zones: Zones::default(), symmetric_groups: BTreeSet::new(), kept: None, absent_named: 0 }
     }
 
     /// Updates `kept`'s classifier tables instead of building them (they are lent to the
@@ -124,23 +126,24 @@ impl<'a> Build<'a> {
 
     /// What the loader found about `iface`, which `resource` names; an error when it is not
     /// there, is not an Ethernet interface, or its ifindex is too large to be a classifier class.
-    fn fact(&mut self, resource: String, iface: &str) -> Option<IfaceFacts> {
+    fn fact(&mut self, resource: impl FnOnce() -> String, iface: &str) -> Option<IfaceFacts> {
         let f = self.inputs.facts.get(iface).copied();
         match f {
             None if self.inputs.absent_ok => {
-                self.out.absent.entry(iface.to_owned()).or_default().push(resource);
+                self.out.absent.entry(iface.to_owned()).or_default().push(resource());
+                self.absent_named += 1;
             }
             None => {
                 let where_ = self.inputs.netns.map_or_else(|| " in the host namespace".to_owned(), |n| format!(" in network namespace '{n}'"));
-                self.errors.push(CompileError::NoInterface { resource, iface: self.model.describe_iface(iface), where_ });
+                self.errors.push(CompileError::NoInterface { resource: resource(), iface: self.model.describe_iface(iface), where_ });
             }
             Some(f) if let Some(what) = f.not_ethernet() => {
-                self.errors.push(CompileError::NotEthernet { resource, iface: self.model.describe_iface(iface), what });
+                self.errors.push(CompileError::NotEthernet { resource: resource(), iface: self.model.describe_iface(iface), what });
                 return None;
             }
             // Stage-1 classifier classes are ifindexes below the reclassification bit.
             Some(f) if f.ifindex >= MAX_IFINDEX => {
-                self.errors.push(CompileError::IfindexTooLarge { resource, iface: iface.to_owned(), ifindex: f.ifindex, max: MAX_IFINDEX - 1 });
+                self.errors.push(CompileError::IfindexTooLarge { resource: resource(), iface: iface.to_owned(), ifindex: f.ifindex, max: MAX_IFINDEX - 1 });
                 return None;
             }
             Some(_) => {}
@@ -247,8 +250,8 @@ impl<'a> Build<'a> {
         let pp = &model.port_pairs[p];
         let id = inputs.ids.port_pair(&pp.name);
         let res = format!("port_pairs[{}]", pp.name);
-        let ingress = self.fact(format!("{res}.ingress"), &pp.ingress);
-        let egress = self.fact(format!("{res}.egress"), &pp.egress);
+        let ingress = self.fact(|| format!("{res}.ingress"), &pp.ingress);
+        let egress = self.fact(|| format!("{res}.egress"), &pp.egress);
         let (Some(ingress), Some(egress)) = (ingress, egress) else {
             if inputs.absent_ok {
                 // Not installed at all: flows pinned to it find no entry and move on.
@@ -333,55 +336,68 @@ impl<'a> Build<'a> {
         // Classifiers as NAT-ing groups' output matches them: (the classifier, it translated, class).
         let mut translated: Vec<(usize, FlowClassifier, u32)> = Vec::new();
         let mut in_use: Vec<(usize, &FlowClassifier, u32)> = Vec::new();
-        let mut chain_of = BTreeMap::new();
+        let n = model.flow_classifiers.len();
+        let mut chain_of: Vec<Option<u32>> = vec![None; n];
         for chain in &model.port_chains {
+            // A reply's forward tuple at the destination is what the chain's last NAT sent.
+            let nat: Vec<usize> = chain.port_pair_groups.iter().copied().filter(|&g| model.port_pair_groups.get(g).is_some_and(|x| x.egress_n_tuple.is_some())).collect();
+            let reclasses: Vec<(u32, &Vec<usize>)> =
+                reclass.of_chains.iter().flat_map(|(set, class)| set.iter().filter(|(id, _)| *id == chain.chain_id).map(move |(_, nat)| (*class, nat))).collect();
+            // The ports' work is the same for every classifier with the same ports (and found
+            // nothing wrong the first time): done once.
+            let mut ports_done: std::collections::HashMap<Ports<'_>, (u32, Option<u32>)> = std::collections::HashMap::new();
             for &i in &chain.flow_classifiers {
                 let fc = &model.flow_classifiers[i];
                 // Without a source port it is a graph destination's: matched through its paths only.
                 if fc.logical_source_port.is_empty() {
                     continue;
                 }
-                let Some(src) = self.classifier_ports(chain, fc, reclass, &mut in_use, i) else { continue };
+                let key = (fc.logical_source_port.as_str(), fc.logical_destination_port.as_deref());
+                let (src, reply) = if let Some(done) = ports_done.get(&key) {
+                    *done
+                } else {
+                    let problems = (self.errors.len(), self.absent_named);
+                    let Some(done) = self.classifier_ports(chain, fc, reclass) else { continue };
+                    if problems == (self.errors.len(), self.absent_named) {
+                        ports_done.insert(key, done);
+                    }
+                    done
+                };
+                if let Some(class) = reply {
+                    in_use.push((i, fc, class));
+                }
                 in_use.push((i, fc, src));
-                // A reply's forward tuple at the destination is what the chain's last NAT sent.
-                let nat: Vec<usize> = chain.port_pair_groups.iter().copied().filter(|&g| model.port_pair_groups.get(g).is_some_and(|x| x.egress_n_tuple.is_some())).collect();
                 if let Some(&class) = fc.logical_destination_port.as_ref().and_then(|d| reclass.reply_to.get(d.as_str()))
                     && !nat.is_empty()
                 {
                     translated.push((i, nat_output(model, &nat, fc), class));
                 }
-                for (set, class) in &reclass.of_chains {
-                    for (_, nat) in set.iter().filter(|(id, _)| *id == chain.chain_id) {
-                        if nat.is_empty() {
-                            in_use.push((i, fc, *class));
-                        } else {
-                            translated.push((i, nat_output(model, nat, fc), *class));
-                        }
+                for (class, nat) in &reclasses {
+                    if nat.is_empty() {
+                        in_use.push((i, fc, *class));
+                    } else {
+                        translated.push((i, nat_output(model, nat, fc), *class));
                     }
                 }
-                chain_of.insert(i, chain.chain_id);
+                chain_of[i] = Some(chain.chain_id);
             }
         }
         // Translated classifiers are numbered after the model's, and stand for their original.
-        let n = model.flow_classifiers.len();
-        let mut all = model.flow_classifiers.clone();
-        for (k, (i, fc, class)) in translated.iter().enumerate() {
+        for (k, (_, fc, class)) in translated.iter().enumerate() {
             in_use.push((n + k, fc, *class));
-            all.push(fc.clone());
-            if let Some(&chain_id) = chain_of.get(i) {
-                chain_of.insert(n + k, chain_id);
-            }
         }
+        let fc_at = |j: usize| if j < n { &model.flow_classifiers[j] } else { &translated[j - n].1 };
+        let chain_of = |j: usize| if j < n { chain_of[j] } else { chain_of[translated[j - n].0] };
         let original = |j: usize| if j < n { j } else { translated[j - n].0 };
         let facts = self.inputs.facts;
         let ifindex_of = |port: Option<&String>| port.and_then(|d| facts.get(d)).map_or(0, |f| f.ifindex);
         // A path through service graphs may have the very classifier of its first chain (the
         // branch's is broader): the longer path is the more specific.
-        let depth = |j: usize| chain_of.get(&j).and_then(|id| model.chain_by_id(*id)).map_or(0, |c| c.graph.len());
+        let depth = |j: usize| chain_of(j).and_then(|id| model.chain_by_id(id)).map_or(0, |c| c.graph.len());
         let result = |set: &BTreeSet<usize>, errors: &mut Vec<CompileError>| {
-            let j = cls::most_specific(set, &all)?;
-            let j = set.iter().copied().filter(|&k| all[k].contains(&all[j]) && all[j].contains(&all[k])).max_by_key(|&k| (depth(k), std::cmp::Reverse(k))).unwrap_or(j);
-            let &chain_id = chain_of.get(&j)?;
+            let j = cls::most_specific_by(set, fc_at)?;
+            let j = set.iter().copied().filter(|&k| fc_at(k).contains(fc_at(j)) && fc_at(j).contains(fc_at(k))).max_by_key(|&k| (depth(k), std::cmp::Reverse(k))).unwrap_or(j);
+            let chain_id = chain_of(j)?;
             let i = original(j);
             let fc = &model.flow_classifiers[i];
             Some(ClsResult {
@@ -392,32 +408,10 @@ impl<'a> Build<'a> {
             })
         };
         if let Some(k) = self.kept.as_deref_mut() {
-            k.cls.update(&in_use);
-            let mut whole = false;
-            if k.cls.exhausted() {
-                k.cls = incr::Incremental::new(&cls::ClassIds::new());
-                k.cls.update(&in_use);
-                whole = true;
-            }
-            let changes = k.cls.take_changes();
-            k.log = incr::Log { trie: changes.trie, hash: changes.hash, res: BTreeMap::new(), whole };
             let from = incr::ResFrom { chains: model.port_chains.clone(), groups: model.port_pair_groups.clone(), facts: facts.clone(), n };
-            // Results of the finals built or dropped; of all of them when what they are computed
-            // from changed.
-            let redo: Vec<u32> = if k.res_from.as_ref() == Some(&from) {
-                changes.finals.keys().copied().collect()
-            } else {
-                k.res.keys().chain(k.cls.finals.keys()).copied().collect::<BTreeSet<u32>>().into_iter().collect()
-            };
-            let new: Vec<(u32, Option<ClsResult>)> = redo.into_iter().map(|c| (c, k.cls.finals.get(&c).and_then(|set| result(set, &mut self.errors)))).collect();
-            for (c, r) in new {
-                k.set_res(c, r);
-            }
-            k.res_from = Some(from);
-            self.out.cls = std::mem::take(&mut k.cls.entries);
-            self.out.cls_hash = std::mem::take(&mut k.cls.hash);
-            self.out.cls_res = std::mem::take(&mut k.res);
-            self.out.class_ids = std::mem::take(&mut k.cls.ids);
+            let errors = &mut self.errors;
+            k.update(&in_use, from, |set| result(set, errors));
+            k.lend(&mut self.out);
             return;
         }
         let no_ids = cls::ClassIds::new();
@@ -432,23 +426,25 @@ impl<'a> Build<'a> {
         }
     }
 
-    /// Classifier `fc` (position `i`) of `chain`: roles, programs and redirect targets of its
-    /// logical ports, and its reply class. The source port's ifindex; `None` when it is missing.
-    fn classifier_ports<'m>(&mut self, chain: &PortChain, fc: &'m FlowClassifier, reclass: &Reclass<'_>, in_use: &mut Vec<(usize, &'m FlowClassifier, u32)>, i: usize) -> Option<u32> {
-        let res = format!("flow_classifiers[{}]", fc.name);
-        let src = self.fact(format!("{res}.logical_source_port"), &fc.logical_source_port)?;
+    /// The logical ports of classifier `fc` of `chain`: their roles, programs and redirect
+    /// targets. The source port's ifindex and the destination port's reply class; `None` when
+    /// the source port is missing.
+    fn classifier_ports(&mut self, chain: &PortChain, fc: &FlowClassifier, reclass: &Reclass<'_>) -> Option<(u32, Option<u32>)> {
+        let res = |what: &str| format!("flow_classifiers[{}].{what}", fc.name);
+        let src = self.fact(|| res("logical_source_port"), &fc.logical_source_port)?;
         let model = self.model;
         let mac_of = |port: &str| model.interface_macs.get(port).copied();
         self.role(src, &fc.logical_source_port, ROLE_SOURCE, None, mac_of(&fc.logical_source_port));
         self.zones.chain_port(chain, src.ifindex);
         self.out.attach.insert(src.ifindex);
+        let mut reply = None;
         if let Some(d) = &fc.logical_destination_port
-            && let Some(df) = self.fact(format!("{res}.logical_destination_port"), d)
+            && let Some(df) = self.fact(|| res("logical_destination_port"), d)
         {
             self.role(df, d, ROLE_DEST, None, mac_of(d));
             if let Some(class) = reclass.reply_to.get(d.as_str()) {
                 self.out.ifaces.entry(df.ifindex).or_default().reply_class = *class;
-                in_use.push((i, fc, *class));
+                reply = Some(*class);
             }
             self.zones.chain_port(chain, df.ifindex);
             self.out.redirect_targets.insert(df.ifindex);
@@ -458,9 +454,12 @@ impl<'a> Build<'a> {
                 self.out.redirect_targets.insert(src.ifindex);
             }
         }
-        Some(src.ifindex)
+        Some((src.ifindex, reply))
     }
 }
+
+/// A classifier's logical source and destination ports.
+type Ports<'m> = (&'m str, Option<&'m str>);
 
 /// Classifier `fc` as packets match it after the NAT-ing groups `nat` (in chain order).
 fn nat_output(model: &Model, nat: &[usize], fc: &FlowClassifier) -> FlowClassifier {

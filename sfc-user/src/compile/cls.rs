@@ -265,7 +265,12 @@ pub fn field_width(stage: usize, v6: bool) -> u32 {
 /// elements (no other classifier of the set is strictly inside them) all lead to the same place;
 /// the lowest index among them is taken. `None` for an empty set.
 pub fn most_specific(set: &BTreeSet<usize>, all: &[FlowClassifier]) -> Option<usize> {
-    let strictly_inside = |j: usize, i: usize| all[i].contains(&all[j]) && !all[j].contains(&all[i]);
+    most_specific_by(set, |i| &all[i])
+}
+
+/// `most_specific`, with classifier `i` given by `at(i)`.
+pub fn most_specific_by<'a>(set: &BTreeSet<usize>, at: impl Fn(usize) -> &'a FlowClassifier) -> Option<usize> {
+    let strictly_inside = |j: usize, i: usize| at(i).contains(at(j)) && !at(j).contains(at(i));
     set.iter().copied().find(|&i| !set.iter().any(|&j| strictly_inside(j, i)))
 }
 

@@ -491,6 +491,11 @@ impl Kept {
         (&self.cls.entries, &self.cls.hash, &self.res)
     }
 
+    /// Gives back the classes `restore` left with the caller (the state's writer had them).
+    pub fn give_ids(&mut self, ids: ClassIds) {
+        self.cls.ids = ids;
+    }
+
     /// Takes back the tables a compile lent `c` (`Compiled::cls`, `cls_hash`, `cls_res`,
     /// `class_ids`), for the next compile to update.
     pub fn restore(&mut self, c: &mut super::Compiled) {
@@ -500,8 +505,47 @@ impl Kept {
         self.cls.ids = std::mem::take(&mut c.class_ids);
     }
 
+    /// The classes of the live sets (`cls::class_key` -> class), taken out: the caller gives
+    /// them back with `give_ids` before the next compile.
+    pub fn take_ids(&mut self) -> ClassIds {
+        std::mem::take(&mut self.cls.ids)
+    }
+
+    /// Updates the tables to `in_use` (as `cls::compile_stable` takes them) and the results of
+    /// the final classes built or dropped, or of all of them when what they are computed from
+    /// changed (`from`); `result` computes one. Logs what it wrote (`log`).
+    pub(super) fn update(&mut self, in_use: &[(usize, &FlowClassifier, u32)], from: ResFrom, mut result: impl FnMut(&BTreeSet<usize>) -> Option<ClsResult>) {
+        self.cls.update(in_use);
+        let mut whole = false;
+        if self.cls.exhausted() {
+            self.cls = Incremental::new(&ClassIds::new());
+            self.cls.update(in_use);
+            whole = true;
+        }
+        let changes = self.cls.take_changes();
+        self.log = Log { trie: changes.trie, hash: changes.hash, res: BTreeMap::new(), whole };
+        let redo: Vec<u32> = if self.res_from.as_ref() == Some(&from) {
+            changes.finals.keys().copied().collect()
+        } else {
+            self.res.keys().chain(self.cls.finals.keys()).copied().collect::<BTreeSet<u32>>().into_iter().collect()
+        };
+        let new: Vec<(u32, Option<ClsResult>)> = redo.into_iter().map(|c| (c, self.cls.finals.get(&c).and_then(&mut result))).collect();
+        for (c, r) in new {
+            self.set_res(c, r);
+        }
+        self.res_from = Some(from);
+    }
+
+    /// Lends the tables to `c` (`restore` takes them back).
+    pub(super) fn lend(&mut self, c: &mut super::Compiled) {
+        c.cls = std::mem::take(&mut self.cls.entries);
+        c.cls_hash = std::mem::take(&mut self.cls.hash);
+        c.cls_res = std::mem::take(&mut self.res);
+        c.class_ids = std::mem::take(&mut self.cls.ids);
+    }
+
     /// Sets (`Some`) or removes the result of final class `class`, logging the old one.
-    pub(super) fn set_res(&mut self, class: u32, r: Option<ClsResult>) {
+    fn set_res(&mut self, class: u32, r: Option<ClsResult>) {
         let old = match r {
             Some(r) => self.res.insert(class, r),
             None => self.res.remove(&class),

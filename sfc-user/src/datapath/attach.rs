@@ -129,6 +129,27 @@ fn program_err(what: String) -> impl FnOnce(aya::programs::ProgramError) -> Data
     move |source| DatapathError::Program { what, source }
 }
 
+/// The BPF object, loaded when first needed: loading it creates every map (or reuses it from its
+/// pin) and readies the programs to be loaded into the kernel.
+pub struct Object<'l> {
+    ebpf: Option<Ebpf>,
+    load: Box<dyn Fn() -> Result<Ebpf> + 'l>,
+}
+
+impl<'l> Object<'l> {
+    pub fn new(load: impl Fn() -> Result<Ebpf> + 'l) -> Self {
+        Object { ebpf: None, load: Box::new(load) }
+    }
+
+    /// The object, loaded now if it was not.
+    pub fn get(&mut self) -> Result<&mut Ebpf> {
+        if self.ebpf.is_none() {
+            self.ebpf = Some((self.load)()?);
+        }
+        self.ebpf.as_mut().ok_or_else(|| DatapathError::Other("the BPF object did not load".to_owned()))
+    }
+}
+
 /// The programs of one datapath, loaded into the kernel once and reused from their pins.
 pub struct Programs {
     pub tc: SchedClassifier,
@@ -143,12 +164,12 @@ pub struct Programs {
 impl Programs {
     /// Opens the pinned programs, loading (and pinning) the tc program when there is none, and
     /// the XDP programs when `xdp` and there are none: they are verified only when first needed.
-    pub fn open(loc: &Location, ebpf: &mut Ebpf, xdp: bool, overlay: bool) -> Result<Programs> {
+    pub fn open(loc: &Location, ebpf: &mut Object<'_>, xdp: bool, overlay: bool) -> Result<Programs> {
         let dir = &loc.pin_dir;
         let tc_pin = dir.join(PROG_PIN);
         let first_load = !tc_pin.exists();
         if first_load {
-            let p: &mut SchedClassifier = program(ebpf, PROG_TC_INGRESS)?;
+            let p: &mut SchedClassifier = program(ebpf.get()?, PROG_TC_INGRESS)?;
             load_retrying(|| p.load()).map_err(program_err(format!("loading {PROG_TC_INGRESS} (verifier)")))?;
             p.pin(&tc_pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", tc_pin.display()), source })?;
         }
@@ -156,13 +177,13 @@ impl Programs {
         if !first_load {
             Self::same_maps(loc, &tc_pin)?;
         }
-        let open_xdp = |ebpf: &mut Ebpf, name: &str, pin: &str| -> Result<Option<Xdp>> {
+        let open_xdp = |ebpf: &mut Object<'_>, name: &str, pin: &str| -> Result<Option<Xdp>> {
             let pin = dir.join(pin);
             if !pin.exists() {
                 if !xdp {
                     return Ok(None);
                 }
-                let p: &mut Xdp = program(ebpf, name)?;
+                let p: &mut Xdp = program(ebpf.get()?, name)?;
                 load_retrying(|| p.load()).map_err(program_err(format!("loading {name} (verifier)")))?;
                 p.pin(&pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", pin.display()), source })?;
             }
@@ -173,7 +194,7 @@ impl Programs {
         let pin = dir.join(PROG_OVERLAY_PIN);
         let overlay = if pin.exists() || overlay {
             if !pin.exists() {
-                let p: &mut SchedClassifier = program(ebpf, PROG_TC_OVERLAY)?;
+                let p: &mut SchedClassifier = program(ebpf.get()?, PROG_TC_OVERLAY)?;
                 load_retrying(|| p.load()).map_err(program_err(format!("loading {PROG_TC_OVERLAY} (verifier)")))?;
                 p.pin(&pin).map_err(|source| DatapathError::Pin { what: format!("pinning {}", pin.display()), source })?;
             }

@@ -26,6 +26,7 @@ use std::{
     io,
     os::unix::fs::{DirBuilderExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use aya::EbpfLoader;
@@ -40,7 +41,7 @@ use attach::Programs;
 pub(crate) use attach::{PROG_PIN, link_pins};
 pub use compile::plan::Drain;
 pub use state::{Lock, State};
-pub use warm::check as check_kept;
+pub use warm::{check as check_kept, settle, settle_all, with_state, write_behind};
 
 /// The kernel programs, built by `build.rs` from `sfc-ebpf`.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sfc"));
@@ -284,6 +285,8 @@ pub fn apply_cluster(
     probe_down: &BTreeSet<String>,
     cluster: Option<&cluster::Cluster>,
 ) -> Result<ApplyReport> {
+    // The last apply's state, if it is being written behind it, first (it holds the lock).
+    warm::settle(loc)?;
     let fresh = !loc.pin_dir.exists();
     let r = apply_inner(loc, model, opts, probe_down, cluster);
     if r.is_err() && fresh && loc.pin_dir.exists() {
@@ -308,8 +311,7 @@ fn apply_inner(
     private_dir(&loc.pin_dir)?;
     let state_dir = loc.state_dir();
     private_dir(&state_dir)?;
-    let _lock = Lock::acquire(&state_dir)?;
-    let state_file = State::file(&state_dir);
+    let lock = Lock::acquire(&state_dir)?;
     let mut start = Start::new(loc, &state_dir)?;
     let from_kept = start.known.is_some();
     steps.mark("checks, lock, state load");
@@ -320,11 +322,13 @@ fn apply_inner(
     steps.mark("facts, plan, compile");
     let mut report = ApplyReport { draining: plan.started, drained: plan.ended, from_kept, ..ApplyReport::default() };
     // Loading the object creates (or reuses, when pinned) every map; the programs are loaded
-    // into the kernel when first needed (below) and reused from their pins afterwards.
-    let mut ebpf = EbpfLoader::new()
-        .default_map_pin_directory(&loc.pin_dir)
-        .map_max_entries(MAP_FLOWS, opts.flow_table_size)
-        .load(EBPF_OBJECT)?;
+    // into the kernel when first needed (below) and reused from their pins afterwards. After an
+    // apply in this process, every map is there: the object is loaded only if a program that
+    // is not pinned yet is needed.
+    let mut ebpf = attach::Object::new(|| Ok(EbpfLoader::new().default_map_pin_directory(&loc.pin_dir).map_max_entries(MAP_FLOWS, opts.flow_table_size).load(EBPF_OBJECT)?));
+    if !from_kept {
+        ebpf.get()?;
+    }
     // Configuration first (so an attached program never sees half of it), then attach.
     flows::set_new_flow_rate(loc, opts.new_flow_rate)?;
     trace::set_latency_every(loc, opts.latency_every)?;
@@ -372,16 +376,20 @@ fn apply_inner(
     report.flipped = w.flipped;
     detach_unused(loc, &compiled, &want, &live_before, old.as_ref(), overlay.as_ref().map(|o| o.0), &mut report)?;
 
-    let was_down = old.as_ref().map(|o| o.down.clone()).unwrap_or_default();
-    report.went_down = compiled.down.difference(&was_down).cloned().collect();
-    report.came_up = was_down.difference(&compiled.down).cloned().collect();
-    report.waiting_for_mac = compiled.no_mac.iter().map(|(pp, what)| format!("{pp}: {}", what.join(", "))).collect();
-    report.absent = compiled.absent.iter().map(|(i, r)| format!("{i} ({})", r.join(", "))).collect();
-    report.got_mac = old.as_ref().map(|o| o.no_mac.keys().filter(|p| !compiled.no_mac.contains_key(*p)).cloned().collect()).unwrap_or_default();
+    health_changes(&mut report, old.as_ref(), &compiled);
     let failovers = old.as_ref().map_or(0, |o| o.failovers) + report.went_down.len() as u64;
     let next_remote = cluster::next_stand_in(&facts, old.as_ref().map_or(0, |o| o.next_remote));
-    let mut state = State {
-        model: model.clone(),
+    // The kept state's model is brought in line rather than copied whole.
+    let kept_model = match old {
+        Some(o) => {
+            let mut m = o.model;
+            m.assign_from(model);
+            m
+        }
+        None => model.clone(),
+    };
+    let state = Arc::new(State {
+        model: kept_model,
         facts,
         flow_table_size: opts.flow_table_size,
         netns: loc.netns.clone(),
@@ -392,14 +400,16 @@ fn apply_inner(
         no_mac: compiled.no_mac.clone(),
         absent: compiled.absent.clone(),
         next_remote,
-        class_ids: std::mem::take(&mut compiled.class_ids),
-    };
-    state.save(&state_dir)?;
-    // The classes stay with the compiler (the kept state does not need them).
-    compiled.class_ids = std::mem::take(&mut state.class_ids);
+        class_ids: compile::cls::ClassIds::new(),
+    });
+    // The classes go with the state to be saved, and come back to the compiler.
     kept.restore(&mut compiled);
+    let class_ids = kept.take_ids();
+    if let Some(ids) = warm::save(loc, &state_dir, &state, class_ids, lock)? {
+        kept.give_ids(ids);
+    }
     if let Some(banks) = banks {
-        warm::keep(loc, &state_file, state, kept, banks);
+        warm::keep(loc, state, kept, banks);
     }
     steps.mark("detach, state save");
     log::debug!(
@@ -409,6 +419,17 @@ fn apply_inner(
     );
     report.steps = steps.done;
     Ok(report)
+}
+
+/// The port pairs that went down or came up, wait for a MAC or got one, and the interfaces
+/// absent, since the state `old`.
+fn health_changes(report: &mut ApplyReport, old: Option<&State>, compiled: &compile::Compiled) {
+    let was_down = old.map(|o| o.down.clone()).unwrap_or_default();
+    report.went_down = compiled.down.difference(&was_down).cloned().collect();
+    report.came_up = was_down.difference(&compiled.down).cloned().collect();
+    report.waiting_for_mac = compiled.no_mac.iter().map(|(pp, what)| format!("{pp}: {}", what.join(", "))).collect();
+    report.absent = compiled.absent.iter().map(|(i, r)| format!("{i} ({})", r.join(", "))).collect();
+    report.got_mac = old.map(|o| o.no_mac.keys().filter(|p| !compiled.no_mac.contains_key(*p)).cloned().collect()).unwrap_or_default();
 }
 
 /// Writes `c` (forcing a new generation with `force`): from what is `known` of the banks and
@@ -437,8 +458,10 @@ struct Start {
 
 impl Start {
     fn new(loc: &Location, state_dir: &Path) -> Result<Self> {
-        if let Some(w) = warm::take(loc, &State::file(state_dir)) {
-            return Ok(Start { old: Some(w.state), kept: w.kept, known: Some(w.banks) });
+        if let Some(w) = warm::take(loc) {
+            // Nobody else holds it between applies (`with_state` only while it reads).
+            let state = Arc::try_unwrap(w.state).unwrap_or_else(|shared| (*shared).clone());
+            return Ok(Start { old: Some(state), kept: w.kept, known: Some(w.banks) });
         }
         let old = State::load(state_dir)?;
         let kept = compile::incr::Kept::new(old.as_ref().map_or(&compile::cls::ClassIds::new(), |o| &o.class_ids));
@@ -615,6 +638,11 @@ pub struct DownReport {
 /// Detaches everything and removes every pin and the saved state.
 pub fn down(loc: &Location) -> Result<DownReport> {
     let state_dir = loc.state_dir();
+    // A state being written behind the last apply holds the lock: let it finish (whether it
+    // could be written does not matter any more).
+    if let Err(e) = warm::settle(loc) {
+        log::debug!("{e}");
+    }
     if !loc.pin_dir.exists() && !state_dir.exists() {
         return Err(DatapathError::NotInstalled(loc.pin_dir.clone()));
     }

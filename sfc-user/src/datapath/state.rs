@@ -63,11 +63,29 @@ struct OnDisk {
     state: State,
 }
 
-/// `OnDisk` to write, without a copy of the state.
+/// `OnDisk` to write: the state's fields by reference, its classes given apart (the writer
+/// behind an apply has them while the state itself stays readable, `warm`). The same JSON as
+/// `OnDisk`.
 #[derive(Serialize)]
-struct OnDiskRef<'a> {
+struct Saving<'a> {
     version: u32,
-    state: &'a State,
+    state: SavingState<'a>,
+}
+
+#[derive(Serialize)]
+struct SavingState<'a> {
+    model: &'a Model,
+    facts: &'a BTreeMap<String, IfaceFacts>,
+    flow_table_size: u32,
+    netns: &'a Option<String>,
+    ids: &'a Ids,
+    draining: &'a BTreeMap<u32, Drain>,
+    down: &'a std::collections::BTreeSet<String>,
+    failovers: u64,
+    no_mac: &'a BTreeMap<String, Vec<String>>,
+    absent: &'a BTreeMap<String, Vec<String>>,
+    next_remote: u32,
+    class_ids: &'a crate::compile::cls::ClassIds,
 }
 
 impl State {
@@ -91,17 +109,52 @@ impl State {
         Ok(Some(disk.state))
     }
 
-    /// The state file in state directory `dir`.
-    pub fn file(dir: &Path) -> std::path::PathBuf {
-        dir.join(STATE_FILE)
-    }
-
     /// Written to a temporary file and renamed, so a crash never leaves half a state.
     pub fn save(&self, dir: &Path) -> Result<()> {
+        self.save_with(dir, &self.class_ids)
+    }
+
+    /// The state without its model and classes (the parts that grow with the configuration),
+    /// for readers of the rest.
+    #[must_use]
+    pub fn without_model(&self) -> State {
+        let State { model: _, facts, flow_table_size, netns, ids, draining, down, failovers, no_mac, absent, next_remote, class_ids: _ } = self;
+        State {
+            model: Model::default(),
+            facts: facts.clone(),
+            flow_table_size: *flow_table_size,
+            netns: netns.clone(),
+            ids: ids.clone(),
+            draining: draining.clone(),
+            down: down.clone(),
+            failovers: *failovers,
+            no_mac: no_mac.clone(),
+            absent: absent.clone(),
+            next_remote: *next_remote,
+            class_ids: crate::compile::cls::ClassIds::new(),
+        }
+    }
+
+    /// `save`, with `class_ids` in place of the state's own.
+    pub(super) fn save_with(&self, dir: &Path, class_ids: &crate::compile::cls::ClassIds) -> Result<()> {
         let path = dir.join(STATE_FILE);
         let tmp = dir.join(format!("{STATE_FILE}.tmp"));
-        let text = serde_json::to_string(&OnDiskRef { version: STATE_VERSION, state: self })
-            .map_err(|e| DatapathError::Other(format!("encoding state: {e}")))?;
+        let State { model, facts, flow_table_size, netns, ids, draining, down, failovers, no_mac, absent, next_remote, class_ids: _ } = self;
+        let state = SavingState {
+            model,
+            facts,
+            flow_table_size: *flow_table_size,
+            netns,
+            ids,
+            draining,
+            down,
+            failovers: *failovers,
+            no_mac,
+            absent,
+            next_remote: *next_remote,
+            class_ids,
+        };
+        let text = serde_json::to_string(&Saving { version: STATE_VERSION, state }).map_err(|e| DatapathError::Other(format!("encoding state: {e}")))?;
         // Root only, like the pins (it names every interface and port pair).
         let mut f = OpenOptions::new()
             .create(true)

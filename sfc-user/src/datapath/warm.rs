@@ -5,59 +5,76 @@
 //! maps from the compiler's log instead of comparing whole tables: its cost follows the change,
 //! not the configuration.
 //!
-//! What is kept holds only while nothing else touched the datapath: it is taken with the live
-//! bank and generation and the state file's identity as they were when it was kept, and an apply
-//! that finds either changed (another process applied, or `sfc down` ran) starts over from the
-//! state file and the maps.
+//! What is kept holds only while nothing else touched the datapath: it is kept with the
+//! configuration maps' identity (the kernel's id of `SFC_META`) and the live bank and
+//! generation, and an apply that finds any of them changed (another process applied and
+//! flipped, or `sfc down` ran and something was installed again) starts over from the state
+//! file and the maps. An apply by another process that changed nothing wrote nothing either.
+//!
+//! A daemon can have the state written behind its applies (`write_behind`): the apply is done
+//! once the new generation is live and the state file is written by a thread that holds the
+//! datapath's lock until it is; the next apply in the process waits for it first (`settle`).
 
 use std::{
     collections::BTreeMap,
-    os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
 };
+
+use sfc_common::maps::MAP_META;
 
 use crate::compile::{
     Compiled,
+    cls::ClassIds,
     diff::{Diff, MapDiff},
     incr::{Kept, Log},
 };
 
-use super::{Location, State, maps::Maps};
+use super::{DatapathError, Location, Lock, Result, State, maps::Maps};
 
 /// What an apply left for the next one (see the module's notes).
 pub(super) struct Warm {
     token: Token,
-    pub state: State,
+    /// Without its classes (the compiler has them, or the writer behind the apply).
+    pub state: Arc<State>,
     pub kept: Kept,
     pub banks: Known,
 }
 
-/// The datapath as the last apply left it: its live bank and generation, and the state file.
+/// The datapath as the last apply left it: the configuration maps (by the kernel's id of one of
+/// them), the live bank and the generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Token {
+    maps: u32,
     bank: u32,
     generation: u32,
-    file: (u64, u64, i64, i64, u64),
 }
 
 static KEPT: Mutex<BTreeMap<PathBuf, Warm>> = Mutex::new(BTreeMap::new());
+/// States being written behind their apply, by pin directory: the thread gives back the classes.
+static WRITING: Mutex<BTreeMap<PathBuf, JoinHandle<Result<ClassIds>>>> = Mutex::new(BTreeMap::new());
+static BEHIND: AtomicBool = AtomicBool::new(false);
 
-fn token(loc: &Location, state_file: &Path) -> Option<Token> {
+fn token(loc: &Location) -> Option<Token> {
+    let maps = aya::maps::MapInfo::from_pin(loc.map_pin(MAP_META)).ok()?.id();
     let meta = Maps::open(loc).ok()?.meta().ok()?;
-    let m = std::fs::metadata(state_file).ok()?;
-    Some(Token { bank: meta.bank, generation: meta.generation, file: (m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.size()) })
+    Some(Token { maps, bank: meta.bank, generation: meta.generation })
 }
 
-/// What the last apply at `loc` in this process kept, if the datapath is still as it left it.
-pub(super) fn take(loc: &Location, state_file: &Path) -> Option<Warm> {
+/// What the last apply at `loc` in this process kept, if the datapath is still as it left it
+/// (after `settle`).
+pub(super) fn take(loc: &Location) -> Option<Warm> {
     let w = KEPT.lock().ok()?.remove(&loc.pin_dir)?;
-    (token(loc, state_file) == Some(w.token)).then_some(w)
+    (token(loc) == Some(w.token)).then_some(w)
 }
 
-/// Keeps what an apply at `loc` leaves (after its state is saved).
-pub(super) fn keep(loc: &Location, state_file: &Path, state: State, kept: Kept, banks: Known) {
-    let Some(token) = token(loc, state_file) else { return };
+/// Keeps what an apply at `loc` leaves.
+pub(super) fn keep(loc: &Location, state: Arc<State>, kept: Kept, banks: Known) {
+    let Some(token) = token(loc) else { return };
     if let Ok(mut all) = KEPT.lock() {
         all.insert(loc.pin_dir.clone(), Warm { token, state, kept, banks });
     }
@@ -68,6 +85,82 @@ pub(super) fn forget(loc: &Location) {
     if let Ok(mut all) = KEPT.lock() {
         all.remove(&loc.pin_dir);
     }
+}
+
+/// Whether applies in this process leave their state to be written behind them (`sfc run`).
+/// The process must `settle_all` before it exits, or the last state may not be written.
+pub fn write_behind(on: bool) {
+    BEHIND.store(on, Ordering::Relaxed);
+}
+
+/// Saves `state` (with `class_ids`) in `state_dir`, now or, with `write_behind`, by a thread
+/// that holds `lock` until it is done; the classes come back from `settle`, or now.
+pub(super) fn save(loc: &Location, state_dir: &Path, state: &Arc<State>, class_ids: ClassIds, lock: Lock) -> Result<Option<ClassIds>> {
+    if !BEHIND.load(Ordering::Relaxed) {
+        state.save_with(state_dir, &class_ids)?;
+        drop(lock);
+        return Ok(Some(class_ids));
+    }
+    let (state, dir) = (Arc::clone(state), state_dir.to_owned());
+    let h = std::thread::Builder::new()
+        .name("sfc-state".to_owned())
+        .spawn(move || {
+            let r = state.save_with(&dir, &class_ids);
+            drop(lock);
+            r.map(|()| class_ids)
+        })
+        .map_err(|e| DatapathError::Other(format!("starting the thread that writes the state: {e}")))?;
+    WRITING.lock().map_err(|_| DatapathError::Other("the state writers' list is poisoned".to_owned()))?.insert(loc.pin_dir.clone(), h);
+    Ok(None)
+}
+
+/// Waits until the state of the last apply at `loc` is written (when it is written behind), and
+/// gives its classes back to what was kept. An error when it could not be written (then
+/// nothing is kept: the next apply starts over).
+pub fn settle(loc: &Location) -> Result<()> {
+    let h = WRITING.lock().map_err(|_| DatapathError::Other("the state writers' list is poisoned".to_owned()))?.remove(&loc.pin_dir);
+    let Some(h) = h else { return Ok(()) };
+    let r = h.join().unwrap_or_else(|_| Err(DatapathError::Other("the thread writing the state panicked".to_owned())));
+    match r {
+        Ok(ids) => {
+            if let Ok(mut all) = KEPT.lock()
+                && let Some(w) = all.get_mut(&loc.pin_dir)
+            {
+                w.kept.give_ids(ids);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            forget(loc);
+            Err(DatapathError::Other(format!("writing the state of the last apply: {e}")))
+        }
+    }
+}
+
+/// `settle` for every datapath this process applied to: before it exits.
+pub fn settle_all() -> Result<()> {
+    let dirs: Vec<PathBuf> = WRITING.lock().map(|w| w.keys().cloned().collect()).unwrap_or_default();
+    let mut first = Ok(());
+    for pin_dir in dirs {
+        let r = settle(&Location { netns: None, pin_dir });
+        if first.is_ok() {
+            first = r;
+        }
+    }
+    first
+}
+
+/// `f` of the state last applied at `loc`: the one kept in this process when it is still what is
+/// installed (no file read), else the saved one. `None` when nothing is installed. The state's
+/// `class_ids` may be empty.
+pub fn with_state<R>(loc: &Location, f: impl FnOnce(&State) -> R) -> Result<Option<R>> {
+    let kept = KEPT.lock().ok().and_then(|all| all.get(&loc.pin_dir).map(|w| (w.token, Arc::clone(&w.state))));
+    if let Some((t, state)) = kept
+        && token(loc) == Some(t)
+    {
+        return Ok(Some(f(&state)));
+    }
+    Ok(State::load(&loc.state_dir())?.map(|s| f(&s)))
 }
 
 /// What both banks hold: the small maps whole, and for the classifier maps (hundreds of

@@ -1,5 +1,6 @@
-//! Updates (issue 17): the wall time of a whole `datapath::apply` (facts, plan, compile, reading
-//! both banks back, the diff, the writes, the flip, the state saved) at 100,000 classifiers,
+//! Updates (issue 17): the wall time of a whole `datapath::apply` (facts, plan, compile, the
+//! writes, the flip; the state written behind it, timed apart, as `sfc run` has it) at 100,000
+//! classifiers,
 //! when nothing, 1, 100 or 10,000 classifiers changed (their destination moved), where that time
 //! went (`ApplyReport::steps`), and the peak memory of this process (the loader runs in it)
 //! after them. Real tcx attachments on veths in a private namespace; no packet is sent. Printed
@@ -53,12 +54,17 @@ pub fn updates() -> Vec<String> {
         latency_every: 0,
     };
     let base = model_with(N);
+    // As `sfc run` does: the state file is written behind each apply, and the next waits for it.
+    datapath::write_behind(true);
     let apply = |m: &Model, what: &str| {
         let t = Instant::now();
         let r = datapath::apply(&loc, m, opts).unwrap_or_else(|e| panic!("{what}: {e}"));
         let took = t.elapsed();
+        let t = Instant::now();
+        datapath::settle(&loc).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let saved = t.elapsed();
         eprintln!("bench_micro: updates, {what}: {took:.1?}, map entries {} added, {} changed, {} removed, {} written", r.map_changes.added, r.map_changes.changed, r.map_changes.removed, r.written);
-        (took, r.map_changes.added + r.map_changes.changed + r.map_changes.removed, r.written, r.steps, r.read_banks)
+        (took, r.map_changes.added + r.map_changes.changed + r.map_changes.removed, r.written, r.steps, r.read_banks, saved)
     };
     // Columns: wall, entries written, then every step the apply reports (its own labels), and
     // the part of the write step that read the banks back.
@@ -72,12 +78,16 @@ pub fn updates() -> Vec<String> {
     }
     let labels: Vec<&str> = rows[0].1 .3.iter().map(|(s, _)| *s).collect();
     let mut out = vec![
-        format!("| apply at {} classifiers | wall ms | map entries changed | entries written | {} ms | of which banks read back and diffed ms |", group(N), labels.join(" ms | ")),
-        format!("|---|---:|---:|---:|{}---:|", "---:|".repeat(labels.len())),
+        format!(
+            "| apply at {} classifiers | wall ms | map entries changed | entries written | {} ms | of which banks read back and diffed ms | then the state written behind ms |",
+            group(N),
+            labels.join(" ms | ")
+        ),
+        format!("|---|---:|---:|---:|{}---:|---:|", "---:|".repeat(labels.len())),
     ];
-    for (what, (took, changed, written, steps, read)) in &rows {
+    for (what, (took, changed, written, steps, read, saved)) in &rows {
         let parts: Vec<String> = steps.iter().map(|(_, d)| ms(*d)).collect();
-        out.push(format!("| {what} | {} | {} | {} | {} | {} |", ms(*took), group(*changed), group(*written), parts.join(" | "), ms(*read)));
+        out.push(format!("| {what} | {} | {} | {} | {} | {} | {} |", ms(*took), group(*changed), group(*written), parts.join(" | "), ms(*read), ms(*saved)));
     }
     out.push(String::new());
     out.push(format!("Peak memory of the process that applied them (the loader runs in it): {:.0} MiB.", peak_mib()));

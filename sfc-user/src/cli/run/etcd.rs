@@ -257,7 +257,7 @@ impl EtcdSource {
         probe_down: &std::collections::BTreeSet<String>,
         result: Result<u32, String>,
     ) {
-        let state = crate::datapath::State::load(&loc.state_dir()).ok().flatten();
+        let state = crate::datapath::with_state(loc, crate::datapath::State::without_model).ok().flatten();
         if let Ok(g) = result {
             self.applied_revision = self.revision;
             self.generation = g;

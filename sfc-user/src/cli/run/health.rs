@@ -74,7 +74,7 @@ pub(super) async fn probe_loop(loc: Arc<Location>, down: Arc<Mutex<BTreeSet<Stri
             generation = now_gen;
             let l = loc.clone();
             let fresh = tokio::task::spawn_blocking(move || {
-                datapath::State::load(&l.state_dir()).ok().flatten().map(|s| datapath::probe::targets(&s)).unwrap_or_default()
+                datapath::with_state(&l, datapath::probe::targets).ok().flatten().unwrap_or_default()
             })
             .await
             .unwrap_or_default();

@@ -47,7 +47,7 @@ pub fn run(loc: &Location, a: &Args, agent: Option<etcd::Agent>) -> anyhow::Resu
         std::net::TcpListener::bind(a.metrics).with_context(|| format!("listening on {} for metrics", a.metrics))?;
     listener.set_nonblocking(true).context("metrics socket")?;
     let changed = agent.as_ref().map(|g| g.changed.clone());
-    let mut watcher = Watcher {
+    let watcher = Watcher {
         file: agent.as_ref().map_or_else(|| a.file.clone().unwrap_or_default(), |g| format!("etcd {}", g.keys.config())),
         source: agent.map(|agent| etcd::EtcdSource {
             agent,
@@ -84,6 +84,18 @@ pub fn run(loc: &Location, a: &Args, agent: Option<etcd::Agent>) -> anyhow::Resu
         learning: BTreeMap::new(),
         ifindexes: BTreeMap::new(),
     };
+    // Applies leave their state file to be written behind them (the datapath is changed when the
+    // new generation is live); the last one is waited for on the way out.
+    datapath::write_behind(true);
+    let r = serve(loc, a, watcher, listener, changed);
+    if let Err(e) = datapath::settle_all() {
+        log::error!("{e}");
+    }
+    r
+}
+
+/// `run` once the metrics port is bound.
+fn serve(loc: &Location, a: &Args, mut watcher: Watcher, listener: std::net::TcpListener, changed: Option<Arc<tokio::sync::Notify>>) -> anyhow::Result<ExitCode> {
     watcher.initial(loc)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     let aging = datapath::flows::Aging { idle_s: a.flow_idle_timeout, close_grace_s: a.flow_close_grace };
@@ -293,7 +305,7 @@ impl Watcher {
         }
         let r = r?;
         self.applied_probe_down = probe_down;
-        let state = datapath::State::load(&loc.state_dir()).ok().flatten();
+        let state = datapath::with_state(loc, datapath::State::without_model).ok().flatten();
         self.drain_due = state.as_ref().and_then(|s| s.draining.values().map(|d| d.until).min());
         // What the apply used: an interface absent then (`None`) that exists now is new.
         self.ifindexes = ifaces.iter().map(|n| (n.clone(), state.as_ref().and_then(|s| s.facts.get(n)).map(|f| f.ifindex))).collect();
