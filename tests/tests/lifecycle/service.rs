@@ -24,7 +24,7 @@ use super::{
 
 /// The first notification with the line `want` (`READY=1`), skipping others (STATUS updates);
 /// at most 15 s.
-fn notification(sock: &UnixDatagram, daemon: &Daemon, want: &str) -> String {
+pub(super) fn notification(sock: &UnixDatagram, daemon: &Daemon, want: &str) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let mut skipped = Vec::new();
     let mut buf = [0u8; 4096];
@@ -43,7 +43,7 @@ fn notification(sock: &UnixDatagram, daemon: &Daemon, want: &str) -> String {
     panic!("no {want} within 15 s; other messages {skipped:?}; daemon log:\n{}", indent(&daemon.log()));
 }
 
-fn signal(daemon: &Daemon, sig: &str) {
+pub(super) fn signal(daemon: &Daemon, sig: &str) {
     let st = Command::new("kill").args([sig, &daemon.pid().to_string()]).status().expect("kill");
     assert!(st.success(), "kill {sig}");
 }

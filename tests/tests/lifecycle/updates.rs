@@ -1,5 +1,6 @@
-//! (a) Updates under a stream: 50 applies in a row, and links that come and go with the chain
-//! version, lose nothing and never send a packet through half a chain.
+//! (a) Updates under a stream: 50 applies in a row (by `sfc apply`, and by the daemon, whose
+//! applies after its first are incremental), and links that come and go with the chain version,
+//! lose nothing and never send a packet through half a chain.
 
 use std::{
     fmt::Write as _,
@@ -10,7 +11,7 @@ use std::{
 
 use sfc_tests::{
     Counters, Sfc, TopologyConfig,
-    process::indent,
+    process::{Daemon, indent},
     scenario::Fixture,
     stream::SeqStream,
     topology::End,
@@ -164,4 +165,59 @@ fn reattaching_links_keeps_every_packet_in_the_chain() {
         report.sent()
     );
     assert_every_datagram_crossed_sf3_once(&report, &delta, &stats, &ctx);
+}
+
+/// (a) The same 50 alternations under `sfc run`, each the daemon's file rewritten and a SIGHUP
+/// (`systemctl reload`): every reload after the first apply starts from what the last apply
+/// kept in the daemon (the classifier tables updated, the maps written from the log, nothing
+/// read back, the state file written behind), makes a new generation, and the stream loses
+/// nothing and crosses sf3 once per datagram.
+#[test]
+fn the_daemon_reapplies_50_times_and_loses_nothing() {
+    const APPLIES: usize = 50;
+    const PAUSE: Duration = Duration::from_millis(30);
+    let fx = Fixture::new(TopologyConfig::new(&[1, 2, 3]));
+    let sfc = Sfc::for_topology(&fx.topo);
+    let (a, b) = chain_files(&fx);
+    let running = fx.dir.path().join("running.yaml");
+    std::fs::copy(&a, &running).expect("copying chain A");
+    let sock_path = fx.dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).expect("bind the notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    let log = fx.dir.path().join("daemon.log");
+    let file = running.to_string_lossy().into_owned();
+    let mut daemon = Daemon::spawn_env(&sfc, &["-f", &file], &log, &[("NOTIFY_SOCKET", &sock_path)]).unwrap_or_else(|e| panic!("{e:#}"));
+    super::service::notification(&sock, &daemon, "READY=1");
+    let sports = sports_on_both_pg1_members(&fx, &sfc);
+    let before = fx.topo.counters().unwrap_or_else(|e| panic!("{e:#}"));
+    let stream = stream(&fx, sports);
+    sleep(Duration::from_millis(200));
+    for k in 0..APPLIES {
+        std::fs::copy(if k % 2 == 0 { &b } else { &a }, &running).expect("rewriting the daemon's file");
+        super::service::signal(&daemon, "-HUP");
+        super::service::notification(&sock, &daemon, "RELOADING=1");
+        super::service::notification(&sock, &daemon, "READY=1");
+        sleep(PAUSE);
+    }
+    sleep(Duration::from_millis(200));
+    let report = stream.finish().unwrap_or_else(|e| panic!("{e:#}"));
+    let (delta, stats) = settled_since(&fx, &sfc, &before);
+    let text = daemon.log();
+    let ctx = format!("{}\ndaemon log:\n{}", context(&format!("{APPLIES} reloads alternating B and A"), &fx, &report, &delta, &stats), indent(&text));
+    // "applied <file>: generation N live, ...; took 1.2 ms (incremental: ...)"
+    let applies: Vec<&str> = text.lines().filter(|l| l.contains(&format!("applied {file}: generation "))).collect();
+    let generations: Vec<u32> = applies.iter().filter_map(|l| l.split("generation ").nth(1)?.split_once(" live")?.0.parse().ok()).collect();
+    assert_eq!(generations.len(), APPLIES, "one new generation per reload: {ctx}");
+    assert!(generations.windows(2).all(|w| w[1] > w[0]), "generations {generations:?}: {ctx}");
+    assert!(applies.iter().all(|l| l.contains("(incremental")), "every reload is incremental: {ctx}");
+    assert_every_datagram_crossed_sf3_once(&report, &delta, &stats, &ctx);
+    let (sf1, sf2) = (delta.get(End::SfIn(1)).rx_packets, delta.get(End::SfIn(2)).rx_packets);
+    assert!(sf1 > 0 && sf2 > 0 && sf1 + sf2 < report.sent(), "both chains took turns (sf1 {sf1}, sf2 {sf2}): {ctx}");
+    super::service::signal(&daemon, "-TERM");
+    let st = daemon.wait_exit(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(st.is_some_and(|s| s.success()), "{st:?}: {ctx}");
+    // The state the daemon wrote behind its last apply is there, and names chain A's groups.
+    let state = sfc.run(&["stats"]);
+    assert!(state.contains("pp1"), "after the daemon: {state}");
+    println!("the_daemon_reapplies_50_times_and_loses_nothing: {report}; through PG1: sf1 {sf1}, sf2 {sf2}");
 }

@@ -279,6 +279,13 @@ fn summary(file: &str, r: &ApplyReport) -> String {
             let _ = write!(s, "; {what}: {items}");
         }
     }
+    let took: std::time::Duration = r.steps.iter().map(|(_, d)| *d).sum();
+    let _ = write!(
+        s,
+        "; took {:.1} ms{}",
+        took.as_secs_f64() * 1000.0,
+        if r.from_kept { " (incremental: from what the last apply kept)" } else { "" }
+    );
     s
 }
 
