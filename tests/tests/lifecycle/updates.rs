@@ -217,7 +217,7 @@ fn the_daemon_reapplies_50_times_and_loses_nothing() {
     let st = daemon.wait_exit(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e:#}"));
     assert!(st.is_some_and(|s| s.success()), "{st:?}: {ctx}");
     // The state the daemon wrote behind its last apply is there, and names chain A's groups.
-    let state = sfc.run(&["stats"]);
-    assert!(state.contains("pp1"), "after the daemon: {state}");
+    let stats_after = sfc.run(&["stats"]);
+    assert!(stats_after.contains("pp1"), "after the daemon: {stats_after}");
     println!("the_daemon_reapplies_50_times_and_loses_nothing: {report}; through PG1: sf1 {sf1}, sf2 {sf2}");
 }
