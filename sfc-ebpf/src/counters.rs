@@ -13,16 +13,19 @@ const BPF_NOEXIST: u64 = 1;
 /// Not inlined: called from several places, and each inlined copy would get its own stack slots.
 #[inline(never)]
 pub fn hop(key: &HopStatsKey, bytes: u32) {
-    if SFC_HOP_STATS.get_ptr_mut(key).is_none() {
-        // First packet of this member anywhere: create the slot (zero on every CPU). Losing the
-        // race to another CPU is fine, the entry then exists.
+    // One lookup per packet: the slot is created (zero on every CPU) only by a member's first
+    // packet anywhere. Losing that race to another CPU is fine, the entry then exists.
+    let c = if let Some(c) = SFC_HOP_STATS.get_ptr_mut(key) {
+        c
+    } else {
         let _ = SFC_HOP_STATS.insert(key, &Counter::default(), BPF_NOEXIST);
-    }
-    if let Some(c) = SFC_HOP_STATS.get_ptr_mut(key) {
-        unsafe {
-            (*c).packets += 1;
-            (*c).bytes += u64::from(bytes);
-        }
+        let Some(c) = SFC_HOP_STATS.get_ptr_mut(key) else { return };
+        c
+    };
+    // SAFETY: this CPU's value of a per-CPU map; only this CPU writes it.
+    unsafe {
+        (*c).packets += 1;
+        (*c).bytes += u64::from(bytes);
     }
 }
 
@@ -38,12 +41,16 @@ pub enum If {
 
 #[inline(never)]
 pub fn iface(ifindex: u32, what: If) {
-    if SFC_IF_STATS_V2.get_ptr_mut(&ifindex).is_none() {
+    // As `hop`: one lookup, the slot created by the interface's first packet.
+    let s = if let Some(s) = SFC_IF_STATS_V2.get_ptr_mut(&ifindex) {
+        s
+    } else {
         let _ = SFC_IF_STATS_V2.insert(&ifindex, &IfStats::default(), BPF_NOEXIST);
-    }
-    if let Some(s) = SFC_IF_STATS_V2.get_ptr_mut(&ifindex) {
-        bump(unsafe { &mut *s }, what);
-    }
+        let Some(s) = SFC_IF_STATS_V2.get_ptr_mut(&ifindex) else { return };
+        s
+    };
+    // SAFETY: this CPU's value of a per-CPU map; only this CPU writes it.
+    bump(unsafe { &mut *s }, what);
 }
 
 #[inline(always)]
