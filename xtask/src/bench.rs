@@ -61,8 +61,8 @@ pub struct Options {
     /// Repetitions of every measurement, interleaved across the paths; medians are reported.
     #[arg(long, default_value_t = 3)]
     reps: usize,
-    /// Seconds per measurement.
-    #[arg(long, default_value_t = 3)]
+    /// Seconds per measurement (2 keeps a whole run under 10 minutes on a 2-core machine).
+    #[arg(long, default_value_t = 2)]
     secs: u64,
     /// Skip the micro benchmark (`BPF_PROG_TEST_RUN`).
     #[arg(long)]
@@ -110,7 +110,7 @@ impl Options {
     /// The command line, as BENCHMARKS.md shows it.
     fn command_line(&self) -> String {
         let mut c = String::from("cargo xtask bench");
-        let defaults = (3, 3);
+        let defaults = (3, 2);
         if (self.reps, self.secs) != defaults {
             let _ = write!(c, " --reps {} --secs {}", self.reps, self.secs);
         }

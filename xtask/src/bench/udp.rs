@@ -41,7 +41,7 @@ const SPIN: Duration = Duration::from_micros(150);
 /// The sender's socket buffer, bytes (see `RawSocket`).
 const SNDBUF: libc::c_int = 64 << 20;
 /// Traffic runs this long before anything is counted (flow set-up, OVS upcalls, caches).
-const WARMUP: Duration = Duration::from_millis(500);
+const WARMUP: Duration = Duration::from_millis(300);
 /// After a rate change, before counting.
 const SETTLE: Duration = Duration::from_millis(100);
 /// Loss a rate may have and still count as carried.
