@@ -4,8 +4,9 @@
 //! and back, a NAT group's mapping changed), both banks as read back from the kernel must hold
 //! exactly what was kept, and what was kept must be a fresh compile of the model (up to class
 //! numbers). The state is written behind each apply (as `sfc run` has it). Now and then another
-//! "process" applies (rewrites the maps and flips): the next apply must start over (read
-//! everything) and go on from there. Needs root (bpf, a network namespace).
+//! "process" applies (rewrites the maps and flips, or fails before its flip having left its
+//! mark): the next apply must start over (read everything) and go on from there. Needs root
+//! (bpf, a network namespace).
 
 #[path = "common/sandbox.rs"]
 #[expect(dead_code, reason = "no ifindex lookups here")]
@@ -129,7 +130,12 @@ fn kept_applies_write_what_a_fresh_apply_would() {
         // Another process's apply, as far as this one can tell: the live bank written again
         // (read back, written whole into the other bank) and flipped.
         let cold = round > 0 && round % 9 == 0;
-        if cold {
+        if cold && round % 18 == 0 {
+            // One that failed before its flip: it left its mark, and may have left half-written
+            // entries in the inactive bank.
+            datapath::settle(&loc).expect("the state written");
+            std::fs::write(loc.state_dir().join("apply.mark"), "another process\n").expect("marking");
+        } else if cold {
             datapath::settle(&loc).expect("the state written");
             let mut maps = Maps::open(&loc).expect("maps");
             let live = maps.live_bank().expect("live bank");

@@ -148,10 +148,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let started = Instant::now();
     build_cmd::timed("setup", || crate::setup::run_with(if opts.no_macro && opts.no_hosts { &[] } else { TOOLS }))?;
     let installed = started.elapsed();
-    let sfc = build_cmd::timed("build (release)", || build_cmd::build_sfc(true))?;
-    if !opts.no_micro {
-        micro::build()?;
-    }
+    let sfc = build_cmd::timed("build (release)", || if opts.no_micro { build_cmd::build_sfc(true) } else { micro::build_with_sfc() })?;
     let built = started.elapsed();
 
     let mut md = String::new();

@@ -524,7 +524,7 @@ impl Kept {
         }
         let changes = self.cls.take_changes();
         self.log = Log { trie: changes.trie, hash: changes.hash, res: BTreeMap::new(), whole };
-        let redo: Vec<u32> = if self.res_from.as_ref() == Some(&from) {
+        let redo: Vec<u32> = if self.res_from.as_ref() == Some(&from) && !whole {
             changes.finals.keys().copied().collect()
         } else {
             self.res.keys().chain(self.cls.finals.keys()).copied().collect::<BTreeSet<u32>>().into_iter().collect()

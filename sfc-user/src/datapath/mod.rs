@@ -285,8 +285,11 @@ pub fn apply_cluster(
     probe_down: &BTreeSet<String>,
     cluster: Option<&cluster::Cluster>,
 ) -> Result<ApplyReport> {
-    // The last apply's state, if it is being written behind it, first (it holds the lock).
-    warm::settle(loc)?;
+    // The last apply's state, if it is being written behind it, first (it holds the lock). If it
+    // could not be written, this apply starts from the state file and the maps (and says so).
+    if let Err(e) = warm::settle(loc) {
+        log::warn!("{e}; this apply starts from the saved state and the maps");
+    }
     let fresh = !loc.pin_dir.exists();
     let r = apply_inner(loc, model, opts, probe_down, cluster);
     if r.is_err() && fresh && loc.pin_dir.exists() {
@@ -313,6 +316,8 @@ fn apply_inner(
     private_dir(&state_dir)?;
     let lock = Lock::acquire(&state_dir)?;
     let mut start = Start::new(loc, &state_dir)?;
+    // Before any map is touched: another process that keeps what it applied sees this apply.
+    warm::mark(loc)?;
     let from_kept = start.known.is_some();
     steps.mark("checks, lock, state load");
 
@@ -367,6 +372,8 @@ fn apply_inner(
     steps.mark("attach");
     cluster::write_before(loc, &compiled)?;
     let (w, banks) = write_banks(&mut m, &compiled, !report.drained.is_empty(), known, &kept.log)?;
+    // What the next apply must find to start from what this one keeps: taken under the lock.
+    let token = warm::token(loc);
     cluster::remove_after(loc, &compiled)?;
     steps.mark("read banks, diff, write, flip");
     report.read_banks = w.read;
@@ -408,8 +415,8 @@ fn apply_inner(
     if let Some(ids) = warm::save(loc, &state_dir, &state, class_ids, lock)? {
         kept.give_ids(ids);
     }
-    if let Some(banks) = banks {
-        warm::keep(loc, state, kept, banks);
+    if let (Some(banks), Some(token)) = (banks, token) {
+        warm::keep(loc, token, state, kept, banks);
     }
     steps.mark("detach, state save");
     log::debug!(

@@ -46,12 +46,13 @@ pub(super) struct Warm {
 }
 
 /// The datapath as the last apply left it: the configuration maps (by the kernel's id of one of
-/// them), the live bank and the generation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Token {
+/// them), the live bank and generation, and the mark the apply left (`mark`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Token {
     maps: u32,
     bank: u32,
     generation: u32,
+    mark: String,
 }
 
 static KEPT: Mutex<BTreeMap<PathBuf, Warm>> = Mutex::new(BTreeMap::new());
@@ -59,22 +60,35 @@ static KEPT: Mutex<BTreeMap<PathBuf, Warm>> = Mutex::new(BTreeMap::new());
 static WRITING: Mutex<BTreeMap<PathBuf, JoinHandle<Result<ClassIds>>>> = Mutex::new(BTreeMap::new());
 static BEHIND: AtomicBool = AtomicBool::new(false);
 
-fn token(loc: &Location) -> Option<Token> {
+/// The file every apply rewrites, under the lock, before it touches a map: an apply by another
+/// process is seen by its mark even when it failed before its flip (and left half-written
+/// entries in the inactive bank, or port pairs, which are not banked).
+const MARK_FILE: &str = "apply.mark";
+
+/// Leaves this apply's mark (the caller holds the datapath's lock).
+pub(super) fn mark(loc: &Location) -> Result<()> {
+    let path = loc.state_dir().join(MARK_FILE);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    std::fs::write(&path, format!("{} {now}\n", std::process::id())).map_err(super::io_err(format!("writing {}", path.display())))
+}
+
+/// The datapath as it is now (`None`: nothing installed, or unreadable).
+pub(super) fn token(loc: &Location) -> Option<Token> {
     let maps = aya::maps::MapInfo::from_pin(loc.map_pin(MAP_META)).ok()?.id();
     let meta = Maps::open(loc).ok()?.meta().ok()?;
-    Some(Token { maps, bank: meta.bank, generation: meta.generation })
+    let mark = std::fs::read_to_string(loc.state_dir().join(MARK_FILE)).ok()?;
+    Some(Token { maps, bank: meta.bank, generation: meta.generation, mark })
 }
 
 /// What the last apply at `loc` in this process kept, if the datapath is still as it left it
 /// (after `settle`).
 pub(super) fn take(loc: &Location) -> Option<Warm> {
     let w = KEPT.lock().ok()?.remove(&loc.pin_dir)?;
-    (token(loc) == Some(w.token)).then_some(w)
+    (token(loc).as_ref() == Some(&w.token)).then_some(w)
 }
 
-/// Keeps what an apply at `loc` leaves.
-pub(super) fn keep(loc: &Location, state: Arc<State>, kept: Kept, banks: Known) {
-    let Some(token) = token(loc) else { return };
+/// Keeps what an apply at `loc` leaves, with the `token` it took while it still held the lock.
+pub(super) fn keep(loc: &Location, token: Token, state: Arc<State>, kept: Kept, banks: Known) {
     if let Ok(mut all) = KEPT.lock() {
         all.insert(loc.pin_dir.clone(), Warm { token, state, kept, banks });
     }
@@ -154,7 +168,7 @@ pub fn settle_all() -> Result<()> {
 /// installed (no file read), else the saved one. `None` when nothing is installed. The state's
 /// `class_ids` may be empty.
 pub fn with_state<R>(loc: &Location, f: impl FnOnce(&State) -> R) -> Result<Option<R>> {
-    let kept = KEPT.lock().ok().and_then(|all| all.get(&loc.pin_dir).map(|w| (w.token, Arc::clone(&w.state))));
+    let kept = KEPT.lock().ok().and_then(|all| all.get(&loc.pin_dir).map(|w| (w.token.clone(), Arc::clone(&w.state))));
     if let Some((t, state)) = kept
         && token(loc) == Some(t)
     {

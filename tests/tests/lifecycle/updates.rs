@@ -193,7 +193,10 @@ fn the_daemon_reapplies_50_times_and_loses_nothing() {
     let stream = stream(&fx, sports);
     sleep(Duration::from_millis(200));
     for k in 0..APPLIES {
-        std::fs::copy(if k % 2 == 0 { &b } else { &a }, &running).expect("rewriting the daemon's file");
+        // Whole or not at all: the daemon also looks at the file on its own.
+        let next = fx.dir.path().join("running.yaml.new");
+        std::fs::copy(if k % 2 == 0 { &b } else { &a }, &next).expect("writing the daemon's next file");
+        std::fs::rename(&next, &running).expect("replacing the daemon's file");
         super::service::signal(&daemon, "-HUP");
         super::service::notification(&sock, &daemon, "RELOADING=1");
         super::service::notification(&sock, &daemon, "READY=1");

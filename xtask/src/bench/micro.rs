@@ -31,9 +31,17 @@ fn cargo_test(no_run: bool) -> std::process::Command {
     c
 }
 
-/// Builds the benchmark (so that compiling does not overlap with any measurement).
-pub fn build() -> Result<()> {
-    cmd::run(&mut cargo_test(true))
+/// Builds the benchmark (so that compiling does not overlap with any measurement), and with it
+/// the `sfc` binary (integration tests get the package's binaries): one build of `sfc-user`
+/// instead of two (a plain `cargo build` compiles it again without the dev-dependencies'
+/// features). The binary's path.
+pub fn build_with_sfc() -> Result<std::path::PathBuf> {
+    cmd::run(&mut cargo_test(true))?;
+    let sfc = dirs::target_dir()?.join("release").join("sfc");
+    if !sfc.is_file() {
+        bail!("the benchmark's build did not leave {}", sfc.display());
+    }
+    Ok(sfc)
 }
 
 /// The command line that runs it, for BENCHMARKS.md.

@@ -84,9 +84,6 @@ pub fn run(loc: &Location, a: &Args, agent: Option<etcd::Agent>) -> anyhow::Resu
         learning: BTreeMap::new(),
         ifindexes: BTreeMap::new(),
     };
-    // Applies leave their state file to be written behind them (the datapath is changed when the
-    // new generation is live); the last one is waited for on the way out.
-    datapath::write_behind(true);
     let r = serve(loc, a, watcher, listener, changed);
     if let Err(e) = datapath::settle_all() {
         log::error!("{e}");
@@ -97,6 +94,10 @@ pub fn run(loc: &Location, a: &Args, agent: Option<etcd::Agent>) -> anyhow::Resu
 /// `run` once the metrics port is bound.
 fn serve(loc: &Location, a: &Args, mut watcher: Watcher, listener: std::net::TcpListener, changed: Option<Arc<tokio::sync::Notify>>) -> anyhow::Result<ExitCode> {
     watcher.initial(loc)?;
+    // After the first apply (its state is on disk when READY=1 says the datapath is live), applies
+    // leave their state file to be written behind them: the datapath changed when the new
+    // generation went live. The last one is waited for on the way out (`run`).
+    datapath::write_behind(true);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     let aging = datapath::flows::Aging { idle_s: a.flow_idle_timeout, close_grace_s: a.flow_close_grace };
     let every = Timing {
