@@ -266,9 +266,10 @@ impl<'a> Maps<'a> {
     /// and the classifier entries the compile wrote (`log`): nothing is read back.
     pub(super) fn write_known(&mut self, c: &Compiled, force: bool, known: &super::warm::Known, log: &crate::compile::incr::Log) -> Result<WriteReport> {
         let meta = self.meta()?;
-        let (to_inactive, from_live) = known.diffs(c, log);
+        // What the inactive bank lacks is walked only when something is written.
+        let changes = known.against_live(c, log).counts();
         let live_ifaces = known.live_ifaces();
-        self.write_diff(meta, c, force, from_live.counts(), || to_inactive, &live_ifaces)
+        self.write_diff(meta, c, force, changes, || known.to_inactive(c, log), &live_ifaces)
     }
 
     /// The writes of `write`: `changes` counts what changes against the live bank,

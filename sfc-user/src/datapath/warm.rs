@@ -218,32 +218,33 @@ fn differing<K: Ord + Clone, V: PartialEq + Clone>(a: &BTreeMap<K, V>, b: &BTree
     d.added.into_iter().map(|(k, v)| (k, Some(v))).chain(d.changed.into_iter().map(|(k, (_, v))| (k, Some(v)))).chain(d.removed.into_keys().map(|k| (k, None))).collect()
 }
 
-/// One classifier map's changes from the compile's log: (inactive bank -> `now`, live bank ->
-/// `now`). Only keys the log or `behind` names can differ.
-fn logged<K: Ord + Clone, V: PartialEq + Clone>(behind: &BTreeMap<K, Option<V>>, log: &BTreeMap<K, Option<V>>, now: &BTreeMap<K, V>) -> (MapDiff<K, V>, MapDiff<K, V>) {
-    fn push<K: Ord + Clone, V: PartialEq + Clone>(d: &mut MapDiff<K, V>, k: &K, have: Option<&V>, want: Option<&V>) {
-        match (have, want) {
+/// One classifier map's changes from the compile's log, from `have` (the value a key has in the
+/// bank written to, given its value in the live bank) to `now`, over `keys` (only keys the log
+/// or `behind` names can differ).
+fn logged<'k, K: Ord + Clone + 'k, V: PartialEq + Clone>(
+    keys: impl Iterator<Item = &'k K>,
+    log: &BTreeMap<K, Option<V>>,
+    now: &BTreeMap<K, V>,
+    have: impl Fn(&K, Option<&V>) -> Option<V>,
+) -> MapDiff<K, V> {
+    let mut d = MapDiff::default();
+    for k in keys {
+        let want = now.get(k);
+        let live = log.get(k).map_or(want, Option::as_ref);
+        match (have(k, live), want) {
             (None, Some(w)) => {
                 d.added.insert(k.clone(), w.clone());
             }
-            (Some(h), Some(w)) if h != w => {
-                d.changed.insert(k.clone(), (h.clone(), w.clone()));
+            (Some(h), Some(w)) if h != *w => {
+                d.changed.insert(k.clone(), (h, w.clone()));
             }
             (Some(h), None) => {
-                d.removed.insert(k.clone(), h.clone());
+                d.removed.insert(k.clone(), h);
             }
             _ => {}
         }
     }
-    let (mut to_inactive, mut from_live) = (MapDiff::default(), MapDiff::default());
-    for k in behind.keys().chain(log.keys()) {
-        let want = now.get(k);
-        let live = log.get(k).map_or(want, Option::as_ref);
-        let inactive = behind.get(k).map_or(live, Option::as_ref);
-        push(&mut to_inactive, k, inactive, want);
-        push(&mut from_live, k, live, want);
-    }
-    (to_inactive, from_live)
+    d
 }
 
 impl Known {
@@ -267,17 +268,31 @@ impl Known {
         self.live.ifaces.keys().copied().collect()
     }
 
-    /// What to write for `c` (the inactive bank to `c`), and what changes against the live
-    /// bank (for the report), from what is known and the compile's `log`.
-    pub fn diffs(&self, c: &Compiled, log: &Log) -> (Diff, Diff) {
-        let (mut to_inactive, mut from_live) = (small_diff(&self.inactive, c), small_diff(&self.live, c));
-        (to_inactive.cls, from_live.cls) = logged(&self.behind.trie, &log.trie, &c.cls);
-        (to_inactive.cls_hash, from_live.cls_hash) = logged(&self.behind.hash, &log.hash, &c.cls_hash);
-        (to_inactive.cls_res, from_live.cls_res) = logged(&self.behind.res, &log.res, &c.cls_res);
-        (to_inactive, from_live)
+    /// What changes against the live bank with `c` (for the report and whether to flip), from
+    /// what is known and the compile's `log`.
+    pub fn against_live(&self, c: &Compiled, log: &Log) -> Diff {
+        let mut d = small_diff(&self.live, c);
+        d.cls = logged(log.trie.keys(), &log.trie, &c.cls, |_, live| live.copied());
+        d.cls_hash = logged(log.hash.keys(), &log.hash, &c.cls_hash, |_, live| live.copied());
+        d.cls_res = logged(log.res.keys(), &log.res, &c.cls_res, |_, live| live.copied());
+        d
     }
 
-    /// After a write from `diffs`: with a flip `c` is live and the bank live until now is the
+    /// What to write for `c` into the inactive bank: what it lacks of the live one (`behind`)
+    /// and the compile's `log`.
+    pub fn to_inactive(&self, c: &Compiled, log: &Log) -> Diff {
+        fn inactive<K: Ord, V: Clone>(behind: &BTreeMap<K, Option<V>>, k: &K, live: Option<&V>) -> Option<V> {
+            behind.get(k).map_or_else(|| live.cloned(), Clone::clone)
+        }
+        let b = &self.behind;
+        let mut d = small_diff(&self.inactive, c);
+        d.cls = logged(b.trie.keys().chain(log.trie.keys()), &log.trie, &c.cls, |k, live| inactive(&b.trie, k, live));
+        d.cls_hash = logged(b.hash.keys().chain(log.hash.keys()), &log.hash, &c.cls_hash, |k, live| inactive(&b.hash, k, live));
+        d.cls_res = logged(b.res.keys().chain(log.res.keys()), &log.res, &c.cls_res, |k, live| inactive(&b.res, k, live));
+        d
+    }
+
+    /// After a write from `to_inactive`: with a flip `c` is live and the bank live until now is the
     /// inactive one; without one nothing was written.
     pub fn advance(self, c: &Compiled, log: &Log, flipped: bool) -> Self {
         if !flipped {
