@@ -14,6 +14,7 @@
 //! (it runs NAPI already).
 
 use std::{
+    collections::{BTreeMap, BTreeSet},
     fs, io,
     path::{Path, PathBuf},
 };
@@ -31,8 +32,11 @@ use sfc_common::{
     overlay::PROG_TC_OVERLAY,
 };
 
-use super::{DatapathError, Location, Result, io_err, netlink, netns};
-use crate::model::AttachMode;
+use super::{ApplyReport, DatapathError, Location, PEER_GRACE, Result, State, io_err, netlink, netns};
+use crate::{
+    compile,
+    model::{AttachMode, Model},
+};
 
 pub(crate) const PROG_PIN: &str = "prog_tc_ingress";
 pub(crate) const PROG_XDP_PIN: &str = "prog_xdp";
@@ -380,4 +384,113 @@ fn xdp_attach_error(name: &str, e: aya::programs::ProgramError) -> DatapathError
         Some(h) => DatapathError::Other(format!("attaching XDP to {name}: {h} ({e})")),
         None => DatapathError::Program { what: format!("attaching XDP to {name}"), source: e },
     }
+}
+
+/// A packet is copied to a chain's tap groups where the chain's hop decisions are made: its
+/// source ports, its inline members' interfaces, its destination ports. XDP cannot copy a
+/// frame, so all of them must run tc.
+pub(super) fn taps_need_tc(model: &Model, compiled: &compile::Compiled, want: &BTreeMap<u32, AttachMode>) -> Result<()> {
+    let xdp: BTreeSet<&str> = want
+        .iter()
+        .filter(|(_, m)| **m == AttachMode::Xdp)
+        .filter_map(|(i, _)| compiled.names.ifaces.get(i).map(String::as_str))
+        .collect();
+    if xdp.is_empty() {
+        return Ok(());
+    }
+    let mut problems = Vec::new();
+    for chain in &model.port_chains {
+        let groups = chain.port_pair_groups.iter().map(|&g| &model.port_pair_groups[g]);
+        let Some(tap) = groups.clone().find(|g| g.tap_enabled) else { continue };
+        let mut ifaces: BTreeSet<&str> = BTreeSet::new();
+        for &c in &chain.flow_classifiers {
+            let fc = &model.flow_classifiers[c];
+            ifaces.extend(Some(fc.logical_source_port.as_str()).filter(|p| !p.is_empty()));
+            ifaces.extend(fc.logical_destination_port.as_deref());
+        }
+        for g in groups.filter(|g| !g.tap_enabled) {
+            for &p in &g.port_pairs {
+                ifaces.insert(&model.port_pairs[p].ingress);
+                ifaces.insert(&model.port_pairs[p].egress);
+            }
+        }
+        let on_xdp: Vec<&str> = ifaces.intersection(&xdp).copied().collect();
+        if !on_xdp.is_empty() {
+            problems.push(format!(
+                "port_chains[{}]: tap group '{}' gets copies made where the chain's packets are steered, and XDP cannot copy a frame: {} run XDP (give them `mode: tc` under interfaces:, or apply with --mode tc)",
+                chain.name,
+                tap.name,
+                on_xdp.join(", ")
+            ));
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(DatapathError::Other(problems.join("\n"))) }
+}
+
+/// Attaches the program to every interface in `want` (in its mode) that does not have it yet;
+/// in XDP mode the redirect targets' peers are made ready first.
+pub(super) fn attach_all(loc: &Location, progs: &mut Programs, compiled: &compile::Compiled, want: &BTreeMap<u32, AttachMode>, xdp: bool, report: &mut ApplyReport) -> Result<()> {
+    let name_of = |ifindex: u32| compiled.names.ifaces.get(&ifindex).cloned().unwrap_or_default();
+    // XDP redirects need receiving peers that take them: ready before any XDP program can send.
+    if xdp {
+        for &t in &compiled.redirect_targets {
+            if let Some(what) = progs.prepare_peer(loc, t, &name_of(t))? {
+                report.peers.push(what);
+            }
+        }
+    }
+    for (&ifindex, &mode) in want {
+        let name = name_of(ifindex);
+        if progs.attach(loc, ifindex, &name, mode)? {
+            report.attached.push(LinkReport { iface: name, kind: LinkKind::of(mode) });
+        }
+    }
+    Ok(())
+}
+
+/// Detaches what neither the new generation (`want`) nor the one live until now
+/// (`live_before`) uses. An interface keeps the link of the mode it now has; one the new
+/// generation does not use keeps whatever it had while the old generation still uses it. Peers
+/// stay while an XDP program that may redirect into them does.
+pub(super) fn detach_unused(
+    loc: &Location,
+    compiled: &compile::Compiled,
+    want: &BTreeMap<u32, AttachMode>,
+    live_before: &BTreeSet<u32>,
+    old: Option<&State>,
+    overlay: Option<u32>,
+    report: &mut ApplyReport,
+) -> Result<()> {
+    // An interface that is gone (a VM's tap, deleted) has nothing left to finish: its link
+    // is defunct, and the pin goes now.
+    let keep = |kind: LinkKind, ifindex: u32| match want.get(&ifindex) {
+        _ if kind == LinkKind::Overlay => overlay == Some(ifindex),
+        Some(mode) => LinkKind::of(*mode) == kind,
+        None => live_before.contains(&ifindex) && netlink::link_by_index(ifindex, None).is_ok(),
+    };
+    let pins = link_pins(&loc.pin_dir)?;
+    let mut xdp_kept = false;
+    for l in pins.iter().filter(|l| l.kind != LinkKind::XdpPeer) {
+        if keep(l.kind, l.ifindex) {
+            xdp_kept |= l.kind == LinkKind::Xdp;
+            continue;
+        }
+        unpin_link(&l.path)?;
+        let name = old.and_then(|o| o.ifname(l.ifindex)).unwrap_or_else(|| format!("ifindex {}", l.ifindex));
+        report.detached.push(LinkReport { iface: name, kind: l.kind });
+    }
+    let stale_peers: Vec<&LinkPin> = pins
+        .iter()
+        .filter(|l| l.kind == LinkKind::XdpPeer)
+        .filter(|l| !(xdp_kept && (compiled.redirect_targets.contains(&l.ifindex) || live_before.contains(&l.ifindex))))
+        .collect();
+    if !stale_peers.is_empty() {
+        // Frames an XDP program redirected a moment ago may still wait in the peer's ring; taking
+        // its program away frees them. A NAPI poll drains the ring in microseconds.
+        std::thread::sleep(PEER_GRACE);
+    }
+    for l in stale_peers {
+        unpin_link(&l.path)?;
+    }
+    Ok(())
 }

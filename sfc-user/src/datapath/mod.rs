@@ -315,7 +315,7 @@ fn apply_inner(
     let state_dir = loc.state_dir();
     private_dir(&state_dir)?;
     let lock = Lock::acquire(&state_dir)?;
-    let mut start = Start::new(loc, &state_dir)?;
+    let mut start = warm::Start::new(loc, &state_dir)?;
     // Before any map is touched: another process that keeps what it applied sees this apply.
     warm::mark(loc)?;
     let from_kept = start.known.is_some();
@@ -323,7 +323,7 @@ fn apply_inner(
 
     let overlay = cluster.map(|c| netlink::link_by_name(&c.overlay).map(|l| (l.ifindex, c.overlay.clone()))).transpose()?;
     let (facts, plan, mut compiled) = plan_and_compile(loc, model, opts, probe_down, &mut start, cluster, overlay.as_ref().map(|o| o.0))?;
-    let Start { old, mut kept, known } = start;
+    let warm::Start { old, mut kept, known } = start;
     steps.mark("facts, plan, compile");
     let mut report = ApplyReport { draining: plan.started, drained: plan.ended, from_kept, ..ApplyReport::default() };
     // Loading the object creates (or reuses, when pinned) every map; the programs are loaded
@@ -345,7 +345,7 @@ fn apply_inner(
         .map(|i| (*i, model.mode_of(compiled.names.ifaces.get(i).map_or("", String::as_str), opts.mode)))
         .collect();
     let xdp = want.values().any(|m| *m == AttachMode::Xdp);
-    taps_need_tc(model, &compiled, &want)?;
+    attach::taps_need_tc(model, &compiled, &want)?;
     if xdp && !compiled.remotes.is_empty() {
         return Err(DatapathError::Other(
             "chains cross hosts here, and the tunnel key of a hop to another host is set by the tc program: run every interface in tc mode (--mode tc, no `mode: xdp` under interfaces:)".to_owned(),
@@ -363,7 +363,7 @@ fn apply_inner(
     //    read from the maps (not from the state file, which a killed loader may have left stale).
     let live_before = m.live_ifaces()?;
     steps.mark("load, live interfaces");
-    attach_all(loc, &mut progs, &compiled, &want, xdp, &mut report)?;
+    attach::attach_all(loc, &mut progs, &compiled, &want, xdp, &mut report)?;
     if let Some((ifindex, name)) = &overlay
         && progs.attach_overlay(loc, *ifindex, name)?
     {
@@ -371,7 +371,7 @@ fn apply_inner(
     }
     steps.mark("attach");
     cluster::write_before(loc, &compiled)?;
-    let (w, banks) = write_banks(&mut m, &compiled, !report.drained.is_empty(), known, &kept.log)?;
+    let (w, banks) = warm::write_banks(&mut m, &compiled, !report.drained.is_empty(), known, &kept.log)?;
     // What the next apply must find to start from what this one keeps: taken under the lock.
     let token = warm::token(loc);
     cluster::remove_after(loc, &compiled)?;
@@ -381,7 +381,7 @@ fn apply_inner(
     report.written = w.written;
     report.generation = w.generation;
     report.flipped = w.flipped;
-    detach_unused(loc, &compiled, &want, &live_before, old.as_ref(), overlay.as_ref().map(|o| o.0), &mut report)?;
+    attach::detach_unused(loc, &compiled, &want, &live_before, old.as_ref(), overlay.as_ref().map(|o| o.0), &mut report)?;
 
     health_changes(&mut report, old.as_ref(), &compiled);
     let failovers = old.as_ref().map_or(0, |o| o.failovers) + report.went_down.len() as u64;
@@ -439,83 +439,9 @@ fn health_changes(report: &mut ApplyReport, old: Option<&State>, compiled: &comp
     report.got_mac = old.map(|o| o.no_mac.keys().filter(|p| !compiled.no_mac.contains_key(*p)).cloned().collect()).unwrap_or_default();
 }
 
-/// Writes `c` (forcing a new generation with `force`): from what is `known` of the banks and
-/// the compile's `log` when possible, else reading the banks back. What the banks hold after.
-fn write_banks(m: &mut maps::Maps<'_>, c: &compile::Compiled, force: bool, known: Option<warm::Known>, log: &compile::incr::Log) -> Result<(maps::WriteReport, Option<warm::Known>)> {
-    let w = match &known {
-        Some(k) if !log.whole => m.write_known(c, force, k, log)?,
-        _ => m.write(c, force)?,
-    };
-    let banks = match (&w.inactive, known) {
-        (Some(inactive), _) => Some(warm::Known::read(c, inactive)),
-        (None, Some(k)) => Some(k.advance(c, log, w.flipped)),
-        (None, None) => None,
-    };
-    Ok((w, banks))
-}
 
-/// Where an apply starts from: what the last apply in this process kept, while the datapath is
-/// as it left it (`warm`); else the saved state, and a compile from scratch that numbers classes
-/// as the state says.
-struct Start {
-    old: Option<State>,
-    kept: compile::incr::Kept,
-    known: Option<warm::Known>,
-}
 
-impl Start {
-    fn new(loc: &Location, state_dir: &Path) -> Result<Self> {
-        if let Some(w) = warm::take(loc) {
-            // Nobody else holds it between applies (`with_state` only while it reads).
-            let state = Arc::try_unwrap(w.state).unwrap_or_else(|shared| (*shared).clone());
-            return Ok(Start { old: Some(state), kept: w.kept, known: Some(w.banks) });
-        }
-        let old = State::load(state_dir)?;
-        let kept = compile::incr::Kept::new(old.as_ref().map_or(&compile::cls::ClassIds::new(), |o| &o.class_ids));
-        Ok(Start { old, kept, known: None })
-    }
-}
 
-/// A packet is copied to a chain's tap groups where the chain's hop decisions are made: its
-/// source ports, its inline members' interfaces, its destination ports. XDP cannot copy a
-/// frame, so all of them must run tc.
-fn taps_need_tc(model: &Model, compiled: &compile::Compiled, want: &BTreeMap<u32, AttachMode>) -> Result<()> {
-    let xdp: BTreeSet<&str> = want
-        .iter()
-        .filter(|(_, m)| **m == AttachMode::Xdp)
-        .filter_map(|(i, _)| compiled.names.ifaces.get(i).map(String::as_str))
-        .collect();
-    if xdp.is_empty() {
-        return Ok(());
-    }
-    let mut problems = Vec::new();
-    for chain in &model.port_chains {
-        let groups = chain.port_pair_groups.iter().map(|&g| &model.port_pair_groups[g]);
-        let Some(tap) = groups.clone().find(|g| g.tap_enabled) else { continue };
-        let mut ifaces: BTreeSet<&str> = BTreeSet::new();
-        for &c in &chain.flow_classifiers {
-            let fc = &model.flow_classifiers[c];
-            ifaces.extend(Some(fc.logical_source_port.as_str()).filter(|p| !p.is_empty()));
-            ifaces.extend(fc.logical_destination_port.as_deref());
-        }
-        for g in groups.filter(|g| !g.tap_enabled) {
-            for &p in &g.port_pairs {
-                ifaces.insert(&model.port_pairs[p].ingress);
-                ifaces.insert(&model.port_pairs[p].egress);
-            }
-        }
-        let on_xdp: Vec<&str> = ifaces.intersection(&xdp).copied().collect();
-        if !on_xdp.is_empty() {
-            problems.push(format!(
-                "port_chains[{}]: tap group '{}' gets copies made where the chain's packets are steered, and XDP cannot copy a frame: {} run XDP (give them `mode: tc` under interfaces:, or apply with --mode tc)",
-                chain.name,
-                tap.name,
-                on_xdp.join(", ")
-            ));
-        }
-    }
-    if problems.is_empty() { Ok(()) } else { Err(DatapathError::Other(problems.join("\n"))) }
-}
 
 /// The first step of an apply, which changes nothing: the interfaces' facts and health, the
 /// plan (ids, drains) from what is installed, and the compiled state.
@@ -524,7 +450,7 @@ fn plan_and_compile(
     model: &Model,
     opts: LoadOptions,
     probe_down: &BTreeSet<String>,
-    start: &mut Start,
+    start: &mut warm::Start,
     cluster: Option<&cluster::Cluster>,
     overlay: Option<u32>,
 ) -> Result<(BTreeMap<String, IfaceFacts>, plan::Plan, compile::Compiled)> {
@@ -565,73 +491,7 @@ fn plan_and_compile(
 }
 
 
-/// Attaches the program to every interface in `want` (in its mode) that does not have it yet;
-/// in XDP mode the redirect targets' peers are made ready first.
-fn attach_all(loc: &Location, progs: &mut Programs, compiled: &compile::Compiled, want: &BTreeMap<u32, AttachMode>, xdp: bool, report: &mut ApplyReport) -> Result<()> {
-    let name_of = |ifindex: u32| compiled.names.ifaces.get(&ifindex).cloned().unwrap_or_default();
-    // XDP redirects need receiving peers that take them: ready before any XDP program can send.
-    if xdp {
-        for &t in &compiled.redirect_targets {
-            if let Some(what) = progs.prepare_peer(loc, t, &name_of(t))? {
-                report.peers.push(what);
-            }
-        }
-    }
-    for (&ifindex, &mode) in want {
-        let name = name_of(ifindex);
-        if progs.attach(loc, ifindex, &name, mode)? {
-            report.attached.push(LinkReport { iface: name, kind: LinkKind::of(mode) });
-        }
-    }
-    Ok(())
-}
 
-/// Detaches what neither the new generation (`want`) nor the one live until now
-/// (`live_before`) uses. An interface keeps the link of the mode it now has; one the new
-/// generation does not use keeps whatever it had while the old generation still uses it. Peers
-/// stay while an XDP program that may redirect into them does.
-fn detach_unused(
-    loc: &Location,
-    compiled: &compile::Compiled,
-    want: &BTreeMap<u32, AttachMode>,
-    live_before: &BTreeSet<u32>,
-    old: Option<&State>,
-    overlay: Option<u32>,
-    report: &mut ApplyReport,
-) -> Result<()> {
-    // An interface that is gone (a VM's tap, deleted) has nothing left to finish: its link
-    // is defunct, and the pin goes now.
-    let keep = |kind: LinkKind, ifindex: u32| match want.get(&ifindex) {
-        _ if kind == LinkKind::Overlay => overlay == Some(ifindex),
-        Some(mode) => LinkKind::of(*mode) == kind,
-        None => live_before.contains(&ifindex) && netlink::link_by_index(ifindex, None).is_ok(),
-    };
-    let pins = link_pins(&loc.pin_dir)?;
-    let mut xdp_kept = false;
-    for l in pins.iter().filter(|l| l.kind != LinkKind::XdpPeer) {
-        if keep(l.kind, l.ifindex) {
-            xdp_kept |= l.kind == LinkKind::Xdp;
-            continue;
-        }
-        attach::unpin_link(&l.path)?;
-        let name = old.and_then(|o| o.ifname(l.ifindex)).unwrap_or_else(|| format!("ifindex {}", l.ifindex));
-        report.detached.push(LinkReport { iface: name, kind: l.kind });
-    }
-    let stale_peers: Vec<&attach::LinkPin> = pins
-        .iter()
-        .filter(|l| l.kind == LinkKind::XdpPeer)
-        .filter(|l| !(xdp_kept && (compiled.redirect_targets.contains(&l.ifindex) || live_before.contains(&l.ifindex))))
-        .collect();
-    if !stale_peers.is_empty() {
-        // Frames an XDP program redirected a moment ago may still wait in the peer's ring; taking
-        // its program away frees them. A NAPI poll drains the ring in microseconds.
-        std::thread::sleep(PEER_GRACE);
-    }
-    for l in stale_peers {
-        attach::unpin_link(&l.path)?;
-    }
-    Ok(())
-}
 
 /// What `down` removed.
 #[derive(Debug, Default)]

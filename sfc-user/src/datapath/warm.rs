@@ -177,6 +177,43 @@ pub fn with_state<R>(loc: &Location, f: impl FnOnce(&State) -> R) -> Result<Opti
     Ok(State::load(&loc.state_dir())?.map(|s| f(&s)))
 }
 
+/// Writes `c` (forcing a new generation with `force`): from what is `known` of the banks and
+/// the compile's `log` when possible, else reading the banks back. What the banks hold after.
+pub(super) fn write_banks(m: &mut Maps<'_>, c: &Compiled, force: bool, known: Option<Known>, log: &Log) -> Result<(super::maps::WriteReport, Option<Known>)> {
+    let w = match &known {
+        Some(k) if !log.whole => m.write_known(c, force, k, log)?,
+        _ => m.write(c, force)?,
+    };
+    let banks = match (&w.inactive, known) {
+        (Some(inactive), _) => Some(Known::read(c, inactive)),
+        (None, Some(k)) => Some(k.advance(c, log, w.flipped)),
+        (None, None) => None,
+    };
+    Ok((w, banks))
+}
+
+/// Where an apply starts from: what the last apply in this process kept, while the datapath is
+/// as it left it (`warm`); else the saved state, and a compile from scratch that numbers classes
+/// as the state says.
+pub(super) struct Start {
+    pub old: Option<State>,
+    pub kept: Kept,
+    pub known: Option<Known>,
+}
+
+impl Start {
+    pub fn new(loc: &Location, state_dir: &Path) -> Result<Self> {
+        if let Some(w) = take(loc) {
+            // Nobody else holds it between applies (`with_state` only while it reads).
+            let state = Arc::try_unwrap(w.state).unwrap_or_else(|shared| (*shared).clone());
+            return Ok(Start { old: Some(state), kept: w.kept, known: Some(w.banks) });
+        }
+        let old = State::load(state_dir)?;
+        let kept = Kept::new(old.as_ref().map_or(&ClassIds::new(), |o| &o.class_ids));
+        Ok(Start { old, kept, known: None })
+    }
+}
+
 /// What both banks hold: the small maps whole, and for the classifier maps (hundreds of
 /// thousands of entries) only where the inactive bank differs from the live one, which holds
 /// the compiler's tables as they were before the next compile (`Kept`).

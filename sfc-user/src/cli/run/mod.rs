@@ -10,6 +10,7 @@ pub mod etcd;
 mod health;
 mod http;
 mod service;
+mod summary;
 mod args;
 
 pub use args::Args;
@@ -18,7 +19,6 @@ pub use service::{lock, remove_stale_lock};
 use std::{
     collections::{BTreeMap, BTreeSet},
     collections::hash_map::DefaultHasher,
-    fmt::Write as _,
     hash::{Hash as _, Hasher as _},
     process::ExitCode,
     sync::{Arc, Mutex},
@@ -32,11 +32,11 @@ use tokio::{
     time::MissedTickBehavior,
 };
 
+use self::summary::summary;
 use self::{
     health::{link_events, probe_loop},
     http::{scrape, serve_connection},
 };
-use super::table::list;
 use crate::datapath::{self, ApplyReport, LoadOptions, Location};
 
 
@@ -250,45 +250,6 @@ fn content_hash(b: &[u8]) -> u64 {
     h.finish()
 }
 
-fn summary(file: &str, r: &ApplyReport) -> String {
-    let c = &r.map_changes;
-    let mut s = if r.flipped {
-        format!(
-            "{} {file}: generation {} live, map entries {} added, {} changed, {} removed",
-            if r.first_load { "installed" } else { "applied" },
-            r.generation,
-            c.added,
-            c.changed,
-            c.removed
-        )
-    } else {
-        format!("applied {file}: no change (generation {} stays live)", r.generation)
-    };
-    for (what, items) in [
-        ("down, failing over", list(&r.went_down)),
-        ("back up", list(&r.came_up)),
-        ("waiting for a MAC", list(&r.waiting_for_mac)),
-        ("absent (members out, classifiers off until they appear)", list(&r.absent)),
-        ("MAC learnt, serving", list(&r.got_mac)),
-        ("draining", list(&r.draining)),
-        ("drained and removed", list(&r.drained)),
-        ("attached", list(&r.attached)),
-        ("XDP peers", list(&r.peers)),
-        ("detached", list(&r.detached)),
-    ] {
-        if !items.is_empty() {
-            let _ = write!(s, "; {what}: {items}");
-        }
-    }
-    let took: std::time::Duration = r.steps.iter().map(|(_, d)| *d).sum();
-    let _ = write!(
-        s,
-        "; took {:.1} ms{}",
-        took.as_secs_f64() * 1000.0,
-        if r.from_kept { " (incremental: from what the last apply kept)" } else { "" }
-    );
-    s
-}
 
 impl Watcher {
     /// Applies `model`, as `sfc apply` does (which also installs members with a down interface
