@@ -6,10 +6,10 @@
 //! not the configuration.
 //!
 //! What is kept holds only while nothing else touched the datapath: it is kept with the
-//! configuration maps' identity (the kernel's id of `SFC_META`) and the live bank and
-//! generation, and an apply that finds any of them changed (another process applied and
-//! flipped, or `sfc down` ran and something was installed again) starts over from the state
-//! file and the maps. An apply by another process that changed nothing wrote nothing either.
+//! configuration maps' identity (the kernel's id of `SFC_META`), the live bank and generation,
+//! and the mark every apply leaves under the lock before it touches a map. An apply that finds
+//! any of them changed (another process applied, even one that failed before its flip; or `sfc
+//! down` ran and something was installed again) starts over from the state file and the maps.
 //!
 //! A daemon can have the state written behind its applies (`write_behind`): the apply is done
 //! once the new generation is live and the state file is written by a thread that holds the
