@@ -119,6 +119,9 @@ fn kept_applies_write_what_a_fresh_apply_would() {
     let _ns = sandbox::namespace(PAIRS);
     let pins = sandbox::pin_dir();
     let loc = Location::new(None, Some(pins.path().to_owned()));
+    // Before the pins go (dropped first): detach, unpin, and remove the state under /run/sfc,
+    // also when an assertion fails.
+    let _down = Down(&loc);
     let opts = LoadOptions { flow_table_size: 4096, drain_timeout: Duration::ZERO, mode: AttachMode::Tc, new_flow_rate: 0, absent_ok: false, latency_every: 0 };
     let mut m = base();
     datapath::write_behind(true);
@@ -171,7 +174,17 @@ fn kept_applies_write_what_a_fresh_apply_would() {
         assert!(state.model == m, "round {round} ({what}): the saved model");
     }
     assert!(kept_runs >= 30 && cold_runs >= 5, "{kept_runs} kept, {cold_runs} from scratch");
-    datapath::down(&loc).expect("down");
+}
+
+/// `sfc down` of a location on drop.
+struct Down<'a>(&'a Location);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = datapath::down(self.0) {
+            eprintln!("apply_kept: sfc down: {e}");
+        }
+    }
 }
 
 /// The live bank's classifier trie, hash and results.

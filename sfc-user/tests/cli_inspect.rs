@@ -54,6 +54,9 @@ fn nothing_installed_is_a_clear_error() {
 fn run_refuses_a_bad_file_before_changing_anything() {
     let d = temp_dir("run-bad-file");
     let pins = d.path().join("pins");
+    // The daemon's lock lives under /run/sfc, beside where the datapath's state would: removed
+    // with the test, also when it fails.
+    let _run = RunDir(sfc::datapath::Location::new(None, Some(pins.clone())).state_dir().parent().map(Path::to_owned));
     let missing = d.path().join("missing.yaml");
     let o = sfc(&pins, &["run", "-f", missing.to_str().unwrap_or_default(), "--metrics", "127.0.0.1:0"]);
     assert!(!o.status.success());
@@ -65,6 +68,17 @@ fn run_refuses_a_bad_file_before_changing_anything() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("bad.yaml"), "{}", stderr(&o));
     assert!(!pins.exists(), "run created {} for a file it rejected", pins.display());
+}
+
+/// Removes a directory under /run/sfc on drop.
+struct RunDir(Option<std::path::PathBuf>);
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.as_ref().filter(|d| d.starts_with("/run/sfc/") && d.exists()) {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
 }
 
 #[test]
