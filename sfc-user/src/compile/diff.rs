@@ -151,16 +151,26 @@ impl Diff {
 /// Compares two compiled states. `diff(a, a)` is empty; applying `diff(a, b)` to `a` gives `b`.
 pub fn diff(old: &Compiled, new: &Compiled) -> Diff {
     Diff {
-        ifaces: MapDiff::between(&old.ifaces, &new.ifaces),
         cls: MapDiff::between(&old.cls, &new.cls),
         cls_hash: MapDiff::between(&old.cls_hash, &new.cls_hash),
         cls_res: MapDiff::between(&old.cls_res, &new.cls_res),
+        attach: new.attach.difference(&old.attach).copied().collect(),
+        detach: old.attach.difference(&new.attach).copied().collect(),
+        ..small_diff(old, new)
+    }
+}
+
+/// `diff` of the maps that hold a few entries per chain, group, member or interface (not the
+/// classifier tables, which may hold hundreds of thousands): `warm` compares these whole and
+/// takes the classifier tables' changes from the compiler's log.
+pub fn small_diff(old: &Compiled, new: &Compiled) -> Diff {
+    Diff {
+        ifaces: MapDiff::between(&old.ifaces, &new.ifaces),
         chains: MapDiff::between(&old.chains, &new.chains),
         groups: MapDiff::between(&old.groups, &new.groups),
         lb: MapDiff::between(&old.lb, &new.lb),
         port_pairs: MapDiff::between(&old.port_pairs, &new.port_pairs),
-        attach: new.attach.difference(&old.attach).copied().collect(),
-        detach: old.attach.difference(&new.attach).copied().collect(),
+        ..Diff::default()
     }
 }
 

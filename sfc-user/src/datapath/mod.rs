@@ -484,7 +484,8 @@ fn plan_and_compile(
         draining: plan.drain_entries.clone(),
         absent_ok: opts.absent_ok,
         overlay,
-        class_ids: old.map(|o| &o.class_ids),
+        // The kept compiler numbers the classes (`Kept::new` took the saved ones).
+        class_ids: None,
     };
     let compiled = compile::compile_kept(model, &inputs, &mut start.kept).map_err(|e| DatapathError::Compile(preflight::elsewhere(e)))?;
     Ok((facts, plan, compiled))

@@ -30,7 +30,7 @@ use sfc_common::maps::MAP_META;
 use crate::compile::{
     Compiled,
     cls::ClassIds,
-    diff::{Diff, MapDiff},
+    diff::{Diff, MapDiff, small_diff},
     incr::{Kept, Log},
 };
 
@@ -234,18 +234,6 @@ fn small(bank: &Compiled, c: &Compiled) -> Compiled {
         lb: bank.lb.clone(),
         port_pairs: c.port_pairs.clone(),
         ..Compiled::default()
-    }
-}
-
-/// The changes from `old` to `new` of the small maps.
-fn small_diff(old: &Compiled, new: &Compiled) -> Diff {
-    Diff {
-        ifaces: MapDiff::between(&old.ifaces, &new.ifaces),
-        chains: MapDiff::between(&old.chains, &new.chains),
-        groups: MapDiff::between(&old.groups, &new.groups),
-        lb: MapDiff::between(&old.lb, &new.lb),
-        port_pairs: MapDiff::between(&old.port_pairs, &new.port_pairs),
-        ..Diff::default()
     }
 }
 
