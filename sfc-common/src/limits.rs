@@ -38,6 +38,10 @@ pub const MAX_REMOTES: u32 = 16_384;
 pub const OVERLAY_PORT: u16 = 4789;
 /// Interfaces sfc attaches to.
 pub const MAX_IFACES: u32 = 4_096;
+/// Slots of `SFC_IF_STATS_V3`: one for every interface in either bank (`SFC_IFACES_V3` holds
+/// `MAX_IFACES` per bank), and slot 0, no interface's. `IfaceEntry::stats_slot` is a `u16`.
+pub const IF_STATS_SLOTS: u32 = MAX_IFACES * 2 + 1;
+const _: () = assert!(IF_STATS_SLOTS <= u16::MAX as u32 + 1);
 /// Default flow table size; `sfc apply --flow-table-size` overrides it at load time.
 pub const DEFAULT_FLOW_TABLE_SIZE: u32 = 65_536;
 /// UDP port (source and destination) of health probes (`sfc_common::probe`).
@@ -58,3 +62,30 @@ pub const CSUM_CHUNK: usize = 512;
 pub const MAX_CSUM_CHUNKS: usize = 8;
 /// The scratch buffer for one chunk, with room for zero padding to whole 32-bit words.
 pub const CSUM_BUF_LEN: usize = CSUM_CHUNK + 8;
+
+// ---- the flow table's limits and counters ----------------------------------------------------
+
+/// `SFC_LIMITS[0]`: limits the loader sets for the datapath.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// New flow entries each CPU may create per second (0: no cap). Past it, a new flow is still
+    /// steered (its path computed as for an entry, statelessly) but not stored, so a flood of
+    /// new 5-tuples cannot evict established flows' stickiness (Katran's new-connection rate
+    /// limit, per CPU as there). Counted as `FLOW_STAT_CAPPED`.
+    pub new_flows_per_sec: u32,
+    #[expect(clippy::pub_underscore_fields, reason = "explicit repr(C) padding, see STYLE.md")]
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<Limits>() == 8);
+
+/// `SFC_FLOW_STATS` (per-CPU array of u64) slots.
+/// Flow entries created for a new key (not a re-resolution of an existing one).
+pub const FLOW_STAT_CREATED: u32 = 0;
+/// New flows steered without an entry: over `Limits::new_flows_per_sec`.
+pub const FLOW_STAT_CAPPED: u32 = 1;
+/// Entries the loader removed (expired, closed or flushed); kept in CPU 0's slot. With the two
+/// above and the table's fill, what the LRU evicted: created - removed - entries.
+pub const FLOW_STAT_REMOVED: u32 = 2;
+/// Slots of `SFC_FLOW_STATS`.
+pub const FLOW_STATS: u32 = 4;

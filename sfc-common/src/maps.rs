@@ -27,8 +27,12 @@ pub const MAP_PORT_PAIRS: &str = "SFC_PORT_PAIRS2";
 /// `_V2`: `FlowKey` grew the zone, `FlowEntry` the loop guard's exit record.
 pub const MAP_FLOWS: &str = "SFC_FLOWS_V2";
 pub const MAP_HOP_STATS: &str = "SFC_HOP_STATS";
-/// `_V2`: `IfStats` grew `recomputed`.
+/// `_V2`: `IfStats` grew `recomputed`. Since `_V3`: the counters of interfaces in XDP mode and
+/// of the overlay device, by ifindex.
 pub const MAP_IF_STATS: &str = "SFC_IF_STATS_V2";
+/// `IfStats` by `IfaceEntry::stats_slot` (per-CPU array): an array slot instead of a hash
+/// lookup per packet. `IF_STATS_SLOTS` slots; slot 0 is no interface's.
+pub const MAP_IF_SLOTS: &str = "SFC_IF_STATS_V3";
 pub const MAP_DROPS: &str = "SFC_DROPS";
 /// `_V2`: `FragKey` and its value (`FlowKey`) grew the zone.
 pub const MAP_FRAGS: &str = "SFC_FRAGS_V2";
@@ -43,7 +47,7 @@ pub const MAP_MACS: &str = "SFC_MACS";
 pub const MAP_ENCAP: &str = "SFC_ENCAP";
 
 /// Every map the loader pins, in a stable order.
-pub const ALL_MAPS: [&str; 23] = [
+pub const ALL_MAPS: [&str; 24] = [
     MAP_META,
     MAP_IFACES,
     MAP_CLS,
@@ -56,6 +60,7 @@ pub const ALL_MAPS: [&str; 23] = [
     MAP_FLOWS,
     MAP_HOP_STATS,
     MAP_IF_STATS,
+    MAP_IF_SLOTS,
     MAP_DROPS,
     MAP_FRAGS,
     MAP_DEVMAP,
@@ -156,7 +161,9 @@ pub struct IfaceEntry {
     /// after routing SFs its destination MAC is the last SF's gateway, which the receiver would
     /// refuse as another host's once the frame is rebuilt there (XDP, or a plain redirect).
     pub peer_mac: [u8; 6],
-    pub _pad: [u8; 2],
+    /// Where the interface's counters are in `SFC_IF_STATS_V3`: given by the loader, kept
+    /// while the interface is in either bank (`compile::slots`). 0: none given.
+    pub stats_slot: u16,
     /// The zone of the interface: flows are keyed by it (`FlowKey::zone`), so tenants that reuse
     /// addresses on separate interfaces never share a flow entry. The compiler puts every
     /// interface that one chain touches (its classifiers' ports, its members' ingresses and
@@ -202,7 +209,8 @@ pub struct MacEntry {
 }
 const _: () = assert!(size_of::<MacEntry>() == 8);
 
-/// `SFC_IF_STATS_V2` (per-CPU): ifindex -> what the program saw there.
+/// `SFC_IF_STATS_V3` (per-CPU) slot, and `SFC_IF_STATS_V2` entry: what the program saw on an
+/// interface.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IfStats {
@@ -538,31 +546,8 @@ pub struct FragKey {
 }
 const _: () = assert!(size_of::<FragKey>() == 44);
 
-// ---- flow table limits and counters -------------------------------------------------------
-
-/// `SFC_LIMITS[0]`: limits the loader sets for the datapath.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Limits {
-    /// New flow entries each CPU may create per second (0: no cap). Past it, a new flow is still
-    /// steered (its path computed as for an entry, statelessly) but not stored, so a flood of
-    /// new 5-tuples cannot evict established flows' stickiness (Katran's new-connection rate
-    /// limit, per CPU as there). Counted as `FLOW_STAT_CAPPED`.
-    pub new_flows_per_sec: u32,
-    pub _pad: u32,
-}
-const _: () = assert!(size_of::<Limits>() == 8);
-
-/// `SFC_FLOW_STATS` (per-CPU array of u64) slots.
-/// Flow entries created for a new key (not a re-resolution of an existing one).
-pub const FLOW_STAT_CREATED: u32 = 0;
-/// New flows steered without an entry: over `Limits::new_flows_per_sec`.
-pub const FLOW_STAT_CAPPED: u32 = 1;
-/// Entries the loader removed (expired, closed or flushed); kept in CPU 0's slot. With the two
-/// above and the table's fill, what the LRU evicted: created - removed - entries.
-pub const FLOW_STAT_REMOVED: u32 = 2;
-/// Slots of `SFC_FLOW_STATS`.
-pub const FLOW_STATS: u32 = 4;
+// The flow table's limits and counters (`Limits`, `FLOW_STAT_*`) are in `limits`.
+pub use crate::limits::{FLOW_STAT_CAPPED, FLOW_STAT_CREATED, FLOW_STAT_REMOVED, FLOW_STATS, Limits};
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use sfc_common::{
     maps::{Counter, HopStatsKey, IfStats},
 };
 
-use crate::maps::{SFC_DROPS, SFC_HOP_STATS, SFC_IF_STATS_V2};
+use crate::maps::{SFC_DROPS, SFC_HOP_STATS, SFC_IF_STATS_V2, SFC_IF_STATS_V3};
 
 const BPF_NOEXIST: u64 = 1;
 
@@ -39,9 +39,20 @@ pub enum If {
     Recomputed,
 }
 
+/// The counters of the interface whose `IfaceEntry::stats_slot` is `slot` (tc).
 #[inline(never)]
-pub fn iface(ifindex: u32, what: If) {
-    // As `hop`: one lookup, the slot created by the interface's first packet.
+pub fn iface(slot: u32, what: If) {
+    if let Some(s) = SFC_IF_STATS_V3.get_ptr_mut(slot) {
+        // SAFETY: this CPU's value of a per-CPU map; only this CPU writes it.
+        bump(unsafe { &mut *s }, what);
+    }
+}
+
+/// The counters of interface `ifindex`, in the hash: XDP's (`PacketCtx::SLOT_COUNTERS`), and
+/// the overlay device's, which has no `IfaceEntry` and so no slot.
+#[inline(never)]
+pub fn by_ifindex(ifindex: u32, what: If) {
+    // As `hop`: one lookup, the slot created by the device's first packet.
     let s = if let Some(s) = SFC_IF_STATS_V2.get_ptr_mut(&ifindex) {
         s
     } else {

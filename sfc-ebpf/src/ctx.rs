@@ -12,6 +12,10 @@ use sfc_common::{DropReason, maps::FlowKey};
 use crate::{csum, parse::Parsed};
 
 pub trait PacketCtx {
+    /// Interface counters in `IfaceEntry::stats_slot`'s array slot (tc), or by ifindex in a hash
+    /// (XDP: the slot, a value read from a map, costs its verifier 120,000 more instructions of
+    /// the 1,000,000 it may use, with less than 180,000 left).
+    const SLOT_COUNTERS: bool;
     fn data(&self) -> usize;
     fn data_end(&self) -> usize;
     /// Packet length in bytes (for counters).
@@ -45,6 +49,8 @@ pub trait PacketCtx {
 }
 
 impl PacketCtx for TcContext {
+    const SLOT_COUNTERS: bool = true;
+
     #[inline(always)]
     fn data(&self) -> usize {
         TcContext::data(self)
@@ -115,6 +121,8 @@ impl PacketCtx for TcContext {
 }
 
 impl PacketCtx for XdpContext {
+    const SLOT_COUNTERS: bool = false;
+
     #[inline(always)]
     fn data(&self) -> usize {
         XdpContext::data(self)

@@ -9,7 +9,7 @@ use sfc_common::{
     trace::{InflightKey, LATENCY_BUCKETS, MAX_INFLIGHT, TRACE_RING_BYTES, TRACE_STATS, TraceConf},
     limits::{
         CSUM_BUF_LEN, DEFAULT_FLOW_TABLE_SIZE, LB_TABLE_SIZE, MAX_CHAINS, MAX_CLS_ENTRIES, MAX_CLS_RESULTS,
-        MAX_DROP_REASONS, MAX_FRAGS, MAX_GROUPS, MAX_HOPS, MAX_IFACES, MAX_PORT_PAIRS, MAX_REMOTES,
+        IF_STATS_SLOTS, MAX_DROP_REASONS, MAX_FRAGS, MAX_GROUPS, MAX_HOPS, MAX_IFACES, MAX_PORT_PAIRS, MAX_REMOTES,
     },
     maps::{
         ChainEntry, ClsKey, ClsResult, Counter, EncapEntry, FLOW_STATS, FlowEntry, FlowKey, FragKey, GroupEntry,
@@ -97,10 +97,16 @@ pub static SFC_HOP_STATS: PerCpuHashMap<HopStatsKey, Counter> =
 #[map]
 pub static SFC_FRAGS_V2: LruHashMap<FragKey, FlowKey> = LruHashMap::pinned(MAX_FRAGS, 0);
 
-/// ifindex -> classified/unclassified/from-SF/malformed packets (per CPU). Written by the
-/// datapath, read by `sfc stats`.
+/// ifindex -> classified/unclassified/from-SF/malformed packets (per CPU) of interfaces in XDP
+/// mode (`PacketCtx::SLOT_COUNTERS`) and of the overlay device, which has no `IfaceEntry`.
+/// Read by `sfc stats`, which adds `SFC_IF_STATS_V3`'s slots.
 #[map]
 pub static SFC_IF_STATS_V2: PerCpuHashMap<u32, IfStats> = PerCpuHashMap::pinned(MAX_IFACES, 0);
+
+/// `IfaceEntry::stats_slot` -> what the tc program saw on the interface (per CPU): an array
+/// slot, whose lookup the verifier inlines, instead of a hash lookup per packet.
+#[map]
+pub static SFC_IF_STATS_V3: PerCpuArray<IfStats> = PerCpuArray::pinned(IF_STATS_SLOTS, 0);
 
 /// drop reason -> packets (per CPU). Written by the datapath, read by `sfc stats`.
 #[map]

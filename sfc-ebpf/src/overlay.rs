@@ -120,7 +120,7 @@ fn try_receive(ctx: &TcContext) -> Result<i32, DropReason> {
     if sent != i64::from(TC_ACT_REDIRECT) {
         return Err(DropReason::RedirectFailed);
     }
-    counters::iface(ifindex, If::FromSf);
+    counters::by_ifindex(ifindex, If::FromSf);
     Ok(TC_ACT_REDIRECT)
 }
 

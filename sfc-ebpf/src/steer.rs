@@ -148,11 +148,11 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     let p = match parse(ctx.data(), ctx.data_end(), &mut scratch.key) {
         Ok(p) => p,
         Err(ParseError::NotIp) => {
-            counters::iface(ifindex, If::Unclassified);
+            count::<C>(iface, ifindex, If::Unclassified);
             return Ok(Action::PASS);
         }
         Err(ParseError::Malformed) => {
-            counters::iface(ifindex, If::Malformed);
+            count::<C>(iface, ifindex, If::Malformed);
             return Ok(Action::PASS);
         }
     };
@@ -175,17 +175,17 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
             // Steer it as its first fragment was; unknown first fragment: not ours.
             // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
             if let Some(k) = unsafe { SFC_FRAGS_V2.get(&scratch.frag) } { scratch.key = *k } else {
-                counters::iface(ifindex, If::Unclassified);
+                count::<C>(iface, ifindex, If::Unclassified);
                 return Ok(Action::PASS);
             }
         }
     }
-    let Some(mut path) = lookup_flow(ifindex, iface, bank, &p, scratch, meta)? else {
+    let Some(mut path) = lookup_flow::<C>(ifindex, iface, bank, &p, scratch, meta)? else {
         if scratch.decap.on != 0 {
             // A header for a flow sfc does not know: nothing to go on with.
             return Err(DropReason::EncapMismatch);
         }
-        counters::iface(ifindex, If::Unclassified);
+        count::<C>(iface, ifindex, If::Unclassified);
         return Ok(Action::PASS);
     };
     // Unconditional, a subprogram, for the same reason as `pop_header`.
@@ -221,8 +221,18 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     }
     // Counted once the packet is on its way: a packet dropped on the way is counted as a drop
     // only, so interface counters and drops add up to the packets seen.
-    counters::iface(ifindex, path.seen);
+    count::<C>(iface, ifindex, path.seen);
     Ok(action)
+}
+
+/// Bumps the counter `what` of the interface the packet arrived on (`PacketCtx::SLOT_COUNTERS`).
+#[inline(always)]
+fn count<C: PacketCtx>(iface: &IfaceEntry, ifindex: u32, what: If) {
+    if C::SLOT_COUNTERS {
+        counters::iface(u32::from(iface.stats_slot), what);
+    } else {
+        counters::by_ifindex(ifindex, what);
+    }
 }
 
 /// `resteer`'s answer when the header does not fit.
@@ -334,7 +344,7 @@ fn record_exit(flow: *mut FlowEntry, p: &Parsed) {
 /// or recomputing) the flow when a classifier matches. `None`: not sfc's packet. `bank` is the
 /// bank the interface's role was found in.
 #[inline(always)]
-fn lookup_flow(
+fn lookup_flow<C: PacketCtx>(
     ifindex: u32,
     iface: &IfaceEntry,
     bank: u32,
@@ -380,7 +390,7 @@ fn lookup_flow(
         // down or been removed): recompute both directions from the forward 5-tuple.
         if let Some(flow) = flow::resolve_reply(ifindex, iface.reply_class, p, scratch, meta, entry.is_some())? {
             if entry.is_none() {
-                counters::iface(ifindex, If::Recomputed);
+                count::<C>(iface, ifindex, If::Recomputed);
             }
             flow::touch(flow, p);
             return Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }));
@@ -389,7 +399,7 @@ fn lookup_flow(
     if sf {
         // Back from an SF and not on any path the table knows: recompute it.
         if let Some((flow, from)) = flow::recompute(roles, port_pair, bank, p, scratch, meta)? {
-            counters::iface(ifindex, If::Recomputed);
+            count::<C>(iface, ifindex, If::Recomputed);
             return Ok(Some(Path { flow, from, prev: false, seen: If::FromSf }));
         }
     }

@@ -150,6 +150,13 @@ fn an_interface_override_runs_xdp_on_one_port_and_tc_on_the_rest() {
         assert_eq!(w.link(End::SfIn(n)).rx_packets, 20, "{}", w.report());
         assert_eq!(w.packets("pc1", hop, &format!("pp{n}")), 20, "{}", w.report());
     }
+    // Interface counters of both kinds: the XDP port's by ifindex, the tc ports' in their
+    // slots (`PacketCtx::SLOT_COUNTERS`).
+    let delta = |dev: String, kind: &str| w.after.interface(&dev, kind).unwrap_or(0) - w.before.interface(&dev, kind).unwrap_or(0);
+    assert_eq!(delta(topo.hub_dev(End::Source), "classified"), 20, "{}", w.report());
+    for n in [1, 2] {
+        assert_eq!(delta(topo.hub_dev(End::SfOut(n)), "from_sf"), 20, "sf{n} out: {}", w.report());
+    }
     w.assert_no_drops();
 }
 

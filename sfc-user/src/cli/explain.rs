@@ -369,7 +369,7 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
     };
     // Installed state: what was absent at the last apply (`sfc run`) is absent here too.
     let absent_ok = a.file.is_none();
-    let inputs = compile::Inputs { facts: &facts, netns: netns.as_deref(), ids: ids.clone(), down_ifaces: down, draining: std::collections::BTreeMap::new(), absent_ok, overlay: None, class_ids: None };
+    let inputs = compile::Inputs { facts: &facts, netns: netns.as_deref(), ids: ids.clone(), down_ifaces: down, draining: std::collections::BTreeMap::new(), absent_ok, overlay: None, class_ids: None, stats_slots: compile::slots::Slots::new() };
     let compiled = compile::compile_with(&model, &inputs)
         .map_err(|errs| anyhow::anyhow!("{}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     let e = explain(&model, &compiled, &facts, &ids, &packet, proto);

@@ -7,6 +7,7 @@ pub mod diff;
 pub mod plan;
 mod build;
 mod overlay;
+pub mod slots;
 
 use std::collections::BTreeMap;
 
@@ -251,6 +252,8 @@ pub struct Inputs<'a> {
     /// The classifier classes of the last compile (`State::class_ids`): kept where their sets
     /// are unchanged.
     pub class_ids: Option<&'a cls::ClassIds>,
+    /// The interfaces' counter slots as installed (`slots::assign`); empty: a first install.
+    pub stats_slots: slots::Slots,
 }
 
 impl<'a> Inputs<'a> {
@@ -265,6 +268,7 @@ impl<'a> Inputs<'a> {
             absent_ok: false,
             overlay: None,
             class_ids: None,
+            stats_slots: slots::Slots::new(),
         }
     }
 }
@@ -288,13 +292,20 @@ pub fn compile(model: &Model, facts: &BTreeMap<String, IfaceFacts>, netns: Optio
 /// entries this compile wrote. After an error `kept` is of no further use.
 pub fn compile_kept(model: &Model, inputs: &Inputs<'_>, kept: &mut incr::Kept) -> Result<Compiled, Vec<CompileError>> {
     let mut c = build::Build::new(model, inputs).kept(kept).run()?;
-    overlay::finish(&mut c, inputs).map_err(|e| vec![e])?;
+    finish(&mut c, inputs)?;
     Ok(c)
 }
 
 /// Compiles `model` with everything an apply decided (`Inputs`).
 pub fn compile_with(model: &Model, inputs: &Inputs<'_>) -> Result<Compiled, Vec<CompileError>> {
     let mut c = build::Build::new(model, inputs).run()?;
-    overlay::finish(&mut c, inputs).map_err(|e| vec![e])?;
+    finish(&mut c, inputs)?;
     Ok(c)
+}
+
+/// What both compiles do last: the overlay's entries, and every interface's counter slot.
+fn finish(c: &mut Compiled, inputs: &Inputs<'_>) -> Result<(), Vec<CompileError>> {
+    overlay::finish(c, inputs).map_err(|e| vec![e])?;
+    slots::assign(&mut c.ifaces, &inputs.stats_slots);
+    Ok(())
 }

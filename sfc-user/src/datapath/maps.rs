@@ -12,7 +12,7 @@ use sfc_common::{
     maps::{
         ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, GroupEntry, HopStatsKey,
         IfStats, IfaceEntry, LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS,
-        MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_MACS, MAP_META, MAP_PORT_PAIRS,
+        MAP_GROUPS, MAP_HOP_STATS, MAP_IF_SLOTS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_MACS, MAP_META, MAP_PORT_PAIRS,
         MacEntry, Meta, PortPairEntry, unbanked_class, unbanked_id,
     },
 };
@@ -21,6 +21,7 @@ use super::{DatapathError, Location, Result};
 use crate::compile::{
     Compiled,
     diff::{self, Counts, MapDiff},
+    slots::Slots,
 };
 
 /// Opens the pinned map `name` of the datapath at `loc`.
@@ -145,6 +146,21 @@ pub(crate) fn read_port_pairs(m: &Array<MapData, PortPairEntry>) -> Result<BTree
 /// The port pairs installed at `loc`, none when nothing is.
 pub(crate) fn installed_port_pairs(loc: &Location) -> Result<BTreeMap<u32, PortPairEntry>> {
     if loc.map_pin(MAP_PORT_PAIRS).exists() { read_port_pairs(&typed(loc, MAP_PORT_PAIRS)?) } else { Ok(BTreeMap::new()) }
+}
+
+/// The interfaces' counter slots as installed (`compile::slots`): both banks', the live bank's
+/// where they differ; none when nothing is installed.
+pub(crate) fn installed_slots(loc: &Location) -> Result<Slots> {
+    if !loc.map_pin(MAP_IFACES).exists() || !loc.map_pin(MAP_META).exists() {
+        return Ok(Slots::new());
+    }
+    let live = Maps { loc }.meta()?.bank & 1;
+    let entries = hash_entries::<u32, IfaceEntry>(loc, MAP_IFACES)?;
+    let mut out = Slots::new();
+    for want in [live ^ 1, live] {
+        out.extend(entries.iter().filter(|(k, _)| id_bank(**k) == want).map(|(k, e)| (unbanked_id(*k).1, e.stats_slot)));
+    }
+    Ok(out)
 }
 
 /// The MACs the datapath learnt behind interfaces (`SFC_MACS`), by ifindex; none when nothing
@@ -372,16 +388,49 @@ impl<'a> Maps<'a> {
         })
     }
 
-    /// Per-interface counters, summed over CPUs.
+    /// Per-interface counters, summed over CPUs, by ifindex: the live bank's interfaces' slots
+    /// (an interface only in the other bank, removed by the last apply, is no longer shown), and
+    /// the overlay device's (by ifindex: it has no slot).
     pub fn if_stats(&self) -> Result<BTreeMap<u32, IfStats>> {
-        let m: PerCpuHashMap<MapData, u32, IfStats> = typed(self.loc, MAP_IF_STATS)?;
-        sum_per_cpu(&m, MAP_IF_STATS, |sum, s| {
+        let add = |sum: &mut IfStats, s: &IfStats| {
             sum.classified += s.classified;
             sum.unclassified += s.unclassified;
             sum.from_sf += s.from_sf;
             sum.malformed += s.malformed;
             sum.recomputed += s.recomputed;
-        })
+        };
+        let m: PerCpuHashMap<MapData, u32, IfStats> = typed(self.loc, MAP_IF_STATS)?;
+        let mut out = sum_per_cpu(&m, MAP_IF_STATS, add)?;
+        if !self.loc.map_pin(MAP_IF_SLOTS).exists() {
+            // Installed by a loader from before the slots: everything is in the hash.
+            return Ok(out);
+        }
+        let live = self.meta()?.bank & 1;
+        let slots: PerCpuArray<MapData, IfStats> = typed(self.loc, MAP_IF_SLOTS)?;
+        let ifaces: HashMap<MapData, u32, IfaceEntry> = typed(self.loc, MAP_IFACES)?;
+        for (k, e) in read_hash(&ifaces, MAP_IFACES)?.into_iter().filter(|(k, e)| id_bank(*k) == live && e.stats_slot != 0) {
+            let per_cpu = slots.get(&u32::from(e.stats_slot), 0).map_err(map_err(MAP_IF_SLOTS, "reading"))?;
+            let sum = out.entry(unbanked_id(k).1).or_default();
+            for v in &*per_cpu {
+                add(sum, v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Zeroes the counter slots `slots` on every CPU: done before an entry naming one anew is
+    /// written (a slot given up by an interface in neither bank still holds its counts).
+    pub fn zero_if_slots(&mut self, slots: &BTreeSet<u16>) -> Result<()> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let mut m: PerCpuArray<MapData, IfStats> = typed(self.loc, MAP_IF_SLOTS)?;
+        let cpus = aya::util::nr_cpus().map_err(|(what, e)| DatapathError::Other(format!("{what}: {e}")))?;
+        for s in slots {
+            let zeros = aya::maps::PerCpuValues::try_from(vec![IfStats::default(); cpus]).map_err(super::io_err(format!("{MAP_IF_SLOTS}: zeroing")))?;
+            m.set(u32::from(*s), zeros, 0).map_err(map_err(MAP_IF_SLOTS, "zeroing"))?;
+        }
+        Ok(())
     }
 
     /// Drops by reason (every known reason, zeros included), summed over CPUs.

@@ -323,7 +323,7 @@ fn apply_inner(
 
     let overlay = cluster.map(|c| netlink::link_by_name(&c.overlay).map(|l| (l.ifindex, c.overlay.clone()))).transpose()?;
     let (facts, plan, mut compiled) = plan_and_compile(loc, model, opts, probe_down, &mut start, cluster, overlay.as_ref().map(|o| o.0))?;
-    let warm::Start { old, mut kept, known } = start;
+    let warm::Start { old, mut kept, known, slots } = start;
     steps.mark("facts, plan, compile");
     let mut report = ApplyReport { draining: plan.started, drained: plan.ended, from_kept, ..ApplyReport::default() };
     // Loading the object creates (or reuses, when pinned) every map; the programs are loaded
@@ -371,6 +371,8 @@ fn apply_inner(
     }
     steps.mark("attach");
     cluster::write_before(loc, &compiled)?;
+    // Counter slots given anew start from zero, before an entry names them.
+    m.zero_if_slots(&fresh_slots(&slots, &compiled))?;
     let (w, banks) = warm::write_banks(&mut m, &compiled, !report.drained.is_empty(), known, &kept.log)?;
     // What the next apply must find to start from what this one keeps: taken under the lock.
     let token = warm::token(loc);
@@ -426,6 +428,11 @@ fn apply_inner(
     );
     report.steps = steps.done;
     Ok(report)
+}
+
+/// The counter slots `compiled` gives interfaces that `installed` does not give them.
+fn fresh_slots(installed: &compile::slots::Slots, compiled: &compile::Compiled) -> BTreeSet<u16> {
+    compiled.ifaces.iter().filter(|(i, e)| installed.get(*i) != Some(&e.stats_slot)).map(|(_, e)| e.stats_slot).collect()
 }
 
 /// The port pairs that went down or came up, wait for a MAC or got one, and the interfaces
@@ -486,6 +493,7 @@ fn plan_and_compile(
         overlay,
         // The kept compiler numbers the classes (`Kept::new` took the saved ones).
         class_ids: None,
+        stats_slots: start.slots.clone(),
     };
     let compiled = compile::compile_kept(model, &inputs, &mut start.kept).map_err(|e| DatapathError::Compile(preflight::elsewhere(e)))?;
     Ok((facts, plan, compiled))

@@ -32,9 +32,13 @@ use crate::compile::{
     cls::ClassIds,
     diff::{Diff, MapDiff, small_diff},
     incr::{Kept, Log},
+    slots::Slots,
 };
 
-use super::{DatapathError, Location, Lock, Result, State, maps::Maps};
+use super::{
+    DatapathError, Location, Lock, Result, State,
+    maps::{self, Maps},
+};
 
 /// What an apply left for the next one (see the module's notes).
 pub(super) struct Warm {
@@ -199,6 +203,9 @@ pub(super) struct Start {
     pub old: Option<State>,
     pub kept: Kept,
     pub known: Option<Known>,
+    /// The interfaces' counter slots as installed (read from the maps either way: a few
+    /// entries).
+    pub slots: Slots,
 }
 
 impl Start {
@@ -206,11 +213,11 @@ impl Start {
         if let Some(w) = take(loc) {
             // Nobody else holds it between applies (`with_state` only while it reads).
             let state = Arc::try_unwrap(w.state).unwrap_or_else(|shared| (*shared).clone());
-            return Ok(Start { old: Some(state), kept: w.kept, known: Some(w.banks) });
+            return Ok(Start { old: Some(state), kept: w.kept, known: Some(w.banks), slots: maps::installed_slots(loc)? });
         }
         let old = State::load(state_dir)?;
         let kept = Kept::new(old.as_ref().map_or(&ClassIds::new(), |o| &o.class_ids));
-        Ok(Start { old, kept, known: None })
+        Ok(Start { old, kept, known: None, slots: maps::installed_slots(loc)? })
     }
 }
 

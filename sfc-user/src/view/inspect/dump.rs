@@ -14,7 +14,7 @@ use sfc_common::{
         CHAIN_F_SYMMETRIC, ChainEntry, ClsResult,
         DIR_REVERSE, FAIL_OPEN, FlowKey, FragKey, GroupEntry, IF_F_LEARN, IF_F_MAC, IF_F_PEER, IfaceEntry,
         LB_FIELDS, LbKey, MAP_CHAINS, MAP_CLS,
-        MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_HOP_STATS, MAP_IF_STATS,
+        MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_HOP_STATS, MAP_IF_SLOTS, MAP_IF_STATS,
         MAP_FLOW_STATS, MAP_IFACES, MAP_LB, MAP_LIMITS, MAP_MACS, MAP_META, MAP_PORT_PAIRS, MacEntry, Meta, PP_F_DOWN, PP_F_DRAINING, PP_F_NO_MAC,
         PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_SF_EGRESS, ROLE_SF_INGRESS,
     },
@@ -64,6 +64,8 @@ struct IfaceRow {
     port_pair: Option<String>,
     flags: Vec<&'static str>,
     zone: u32,
+    /// Where its counters are (`SFC_IF_STATS_V3`).
+    stats_slot: u16,
 }
 
 #[derive(Serialize)]
@@ -184,7 +186,7 @@ row!(ClsRow: bank, table, stage, class, prefix_len, field, next_class, result);
 row!(MetaRow: bank, generation);
 row!(DevmapRow: interface, ifindex, target_ifindex);
 row!(MacRow: interface, ifindex, learnt_mac);
-row!(IfaceRow: bank, ifindex, interface, roles, port_pair, flags, zone);
+row!(IfaceRow: bank, ifindex, interface, roles, port_pair, flags, zone, stats_slot);
 row!(ClsResRow: bank, class, chain, chain_id, classifier, source, destination);
 row!(ChainRow: bank, chain_id, chain, groups, flags);
 row!(GroupRow: bank, group_id, group, members, lb_fields, failure_policy, reclass);
@@ -303,6 +305,7 @@ fn ifaces(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<IfaceRow>> {
             port_pair: (e.roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) != 0).then(|| n.port_pair(e.port_pair)),
             flags: bit_names(e.flags, &[(IF_F_PEER, "peer"), (IF_F_MAC, "mac"), (IF_F_LEARN, "learn")]),
             zone: e.zone,
+            stats_slot: e.stats_slot,
         })
         .collect())
 }
@@ -444,7 +447,8 @@ pub fn dump(loc: &Location, n: &Namer<'_>, name: &'static str) -> Result<Dump> {
         MAP_FLOWS => rows(flows(loc, n)?),
         MAP_FRAGS => rows(frags(loc)?),
         MAP_HOP_STATS => rows(hop_stats(loc, n)?),
-        MAP_IF_STATS => rows(if_stats(loc, n)?),
+        // One table of interface counters: the slots' (tc) and the hash's (XDP, the overlay).
+        MAP_IF_STATS | MAP_IF_SLOTS => rows(if_stats(loc, n)?),
         MAP_DROPS => rows(drops(loc)?),
         MAP_DEVMAP => rows(devmap(loc, n)?),
         MAP_MACS => rows(
