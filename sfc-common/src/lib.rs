@@ -5,6 +5,7 @@
 //! reinterpretation of pinned state.
 #![no_std]
 
+pub mod counters;
 pub mod drop;
 pub mod encap;
 pub mod hash;

@@ -42,6 +42,11 @@ pub const MAX_IFACES: u32 = 4_096;
 /// `MAX_IFACES` per bank), and slot 0, no interface's. `IfaceEntry::stats_slot` is a `u16`.
 pub const IF_STATS_SLOTS: u32 = MAX_IFACES * 2 + 1;
 const _: () = assert!(IF_STATS_SLOTS <= u16::MAX as u32 + 1);
+/// Hop counter slots (`SFC_HOP_SLOTS` holds two per slot, forward and reverse): one per port pair
+/// home, and as many for hops whose port pair's home moved while the model still has them;
+/// slot 0 is none. A home finding none left uses `SFC_HOP_STATS`.
+pub const HOP_SLOTS: u32 = MAX_PORT_PAIRS * 2 + 1;
+const _: () = assert!(HOP_SLOTS <= u16::MAX as u32 + 1);
 /// Default flow table size; `sfc apply --flow-table-size` overrides it at load time.
 pub const DEFAULT_FLOW_TABLE_SIZE: u32 = 65_536;
 /// UDP port (source and destination) of health probes (`sfc_common::probe`).

@@ -26,7 +26,13 @@ pub const MAP_LB: &str = "SFC_LB";
 pub const MAP_PORT_PAIRS: &str = "SFC_PORT_PAIRS2";
 /// `_V2`: `FlowKey` grew the zone, `FlowEntry` the loop guard's exit record.
 pub const MAP_FLOWS: &str = "SFC_FLOWS_V2";
+/// Hop counters not in an array slot (`HopHome`): XDP's, tap copies', a port pair's other hops.
 pub const MAP_HOP_STATS: &str = "SFC_HOP_STATS";
+/// `HopHome` by port pair id; the per-CPU `Counter` array they point into (slot * 2 + dir); and
+/// what each slot counts (slot -> `HopStatsKey`, `dir` 0), written by the loader for `sfc stats`.
+pub const MAP_HOP_HOMES: &str = "SFC_HOP_HOMES";
+pub const MAP_HOP_SLOTS: &str = "SFC_HOP_SLOTS";
+pub const MAP_HOP_SLOT_KEYS: &str = "SFC_HOP_SLOT_KEYS";
 /// `_V2`: `IfStats` grew `recomputed`. Since `_V3`: the counters of interfaces in XDP mode and
 /// of the overlay device, by ifindex.
 pub const MAP_IF_STATS: &str = "SFC_IF_STATS_V2";
@@ -47,7 +53,7 @@ pub const MAP_MACS: &str = "SFC_MACS";
 pub const MAP_ENCAP: &str = "SFC_ENCAP";
 
 /// Every map the loader pins, in a stable order.
-pub const ALL_MAPS: [&str; 24] = [
+pub const ALL_MAPS: [&str; 27] = [
     MAP_META,
     MAP_IFACES,
     MAP_CLS,
@@ -59,6 +65,9 @@ pub const ALL_MAPS: [&str; 24] = [
     MAP_PORT_PAIRS,
     MAP_FLOWS,
     MAP_HOP_STATS,
+    MAP_HOP_HOMES,
+    MAP_HOP_SLOTS,
+    MAP_HOP_SLOT_KEYS,
     MAP_IF_STATS,
     MAP_IF_SLOTS,
     MAP_DROPS,
@@ -209,24 +218,6 @@ pub struct MacEntry {
 }
 const _: () = assert!(size_of::<MacEntry>() == 8);
 
-/// `SFC_IF_STATS_V3` (per-CPU) slot, and `SFC_IF_STATS_V2` entry: what the program saw on an
-/// interface.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct IfStats {
-    /// New flows classified into a chain at this logical source port, and their later packets.
-    pub classified: u64,
-    /// Packets left untouched (no classifier matched, not IP, not a chain flow).
-    pub unclassified: u64,
-    /// Packets that came back from a service function and were steered on.
-    pub from_sf: u64,
-    /// Packets the parser could not read (truncated, bogus lengths); passed untouched.
-    pub malformed: u64,
-    /// Packets back from a service function whose flow entry was gone (evicted) or belonged to
-    /// another path: their path was recomputed from the configuration (also in `from_sf`).
-    pub recomputed: u64,
-}
-const _: () = assert!(size_of::<IfStats>() == 40);
 
 // ---- classification -------------------------------------------------------------------------
 //
@@ -508,24 +499,9 @@ impl Default for FlowEntry {
     }
 }
 
-// ---- counters ---------------------------------------------------------------------------------
-
-/// `HopStatsKey::dir`.
-pub const DIR_FORWARD: u32 = 0;
-pub const DIR_REVERSE: u32 = 1;
-
-/// `SFC_HOP_STATS` key (per-CPU): packets sent into a member at a hop of a chain.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HopStatsKey {
-    pub chain_id: u32,
-    /// 0-based position of the group in the chain (SI = 255 - hop), in both directions.
-    pub hop: u32,
-    pub port_pair: u32,
-    /// `DIR_FORWARD`, or `DIR_REVERSE` for the reverse path of a symmetric chain.
-    pub dir: u32,
-}
-const _: () = assert!(size_of::<HopStatsKey>() == 16);
+// The counters' keys and values (`IfStats`, `HopStatsKey`, `HopHome`, `Counter`) are in
+// `counters`.
+pub use crate::counters::{Counter, DIR_FORWARD, DIR_REVERSE, HopHome, HopStatsKey, IfStats};
 
 /// `SFC_FRAGS_V2` key: one fragmented IP packet in a zone: addresses, protocol and id for IPv4 (RFC 791);
 /// addresses and id for IPv6 (RFC 8200: `proto` is 0, since extension headers after the fragment
@@ -549,19 +525,12 @@ const _: () = assert!(size_of::<FragKey>() == 44);
 // The flow table's limits and counters (`Limits`, `FLOW_STAT_*`) are in `limits`.
 pub use crate::limits::{FLOW_STAT_CAPPED, FLOW_STAT_CREATED, FLOW_STAT_REMOVED, FLOW_STATS, Limits};
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counter {
-    pub packets: u64,
-    pub bytes: u64,
-}
-const _: () = assert!(size_of::<Counter>() == 16);
 
 #[cfg(feature = "user")]
 mod pod {
     use super::{
         ChainEntry, ClsKey, ClsResult, Counter, EncapEntry, FlowEntry, FlowKey, FragKey, GroupEntry,
-        HopStatsKey, IfStats, IfaceEntry, LbKey, Limits, MacEntry, Meta, PortPairEntry,
+        HopHome, HopStatsKey, IfStats, IfaceEntry, LbKey, Limits, MacEntry, Meta, PortPairEntry,
     };
     // SAFETY: all of these are #[repr(C)], contain only integers and byte arrays, and have no
     // implicit padding (explicit `_pad` fields and size assertions above).
@@ -577,6 +546,7 @@ mod pod {
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for FlowEntry {}
     unsafe impl aya::Pod for HopStatsKey {}
+    unsafe impl aya::Pod for HopHome {}
     unsafe impl aya::Pod for Counter {}
     unsafe impl aya::Pod for FragKey {}
     unsafe impl aya::Pod for Meta {}

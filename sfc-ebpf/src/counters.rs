@@ -6,7 +6,7 @@ use sfc_common::{
     maps::{Counter, HopStatsKey, IfStats},
 };
 
-use crate::maps::{SFC_DROPS, SFC_HOP_STATS, SFC_IF_STATS_V2, SFC_IF_STATS_V3};
+use crate::maps::{SFC_DROPS, SFC_HOP_HOMES, SFC_HOP_SLOTS, SFC_HOP_STATS, SFC_IF_STATS_V2, SFC_IF_STATS_V3};
 
 const BPF_NOEXIST: u64 = 1;
 
@@ -27,6 +27,27 @@ pub fn hop(key: &HopStatsKey, bytes: u32) {
         (*c).packets += 1;
         (*c).bytes += u64::from(bytes);
     }
+}
+
+/// `hop` for the tc program: in the port pair's array slot when this is its home hop
+/// (`HopHome`), else in the hash.
+#[inline(never)]
+pub fn hop_slot(key: &HopStatsKey, bytes: u32) {
+    if let Some(h) = SFC_HOP_HOMES.get(key.port_pair)
+        && h.slot != 0
+        && h.chain_id == key.chain_id
+        && u32::from(h.hop) == key.hop
+    {
+        if let Some(c) = SFC_HOP_SLOTS.get_ptr_mut(u32::from(h.slot) * 2 + (key.dir & 1)) {
+            // SAFETY: this CPU's value of a per-CPU map; only this CPU writes it.
+            unsafe {
+                (*c).packets += 1;
+                (*c).bytes += u64::from(bytes);
+            }
+        }
+        return;
+    }
+    hop(key, bytes);
 }
 
 /// Which per-interface counter to bump.

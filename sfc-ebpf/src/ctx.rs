@@ -12,9 +12,10 @@ use sfc_common::{DropReason, maps::FlowKey};
 use crate::{csum, parse::Parsed};
 
 pub trait PacketCtx {
-    /// Interface counters in `IfaceEntry::stats_slot`'s array slot (tc), or by ifindex in a hash
-    /// (XDP: the slot, a value read from a map, costs its verifier 120,000 more instructions of
-    /// the 1,000,000 it may use, with less than 180,000 left).
+    /// Interface counters in `IfaceEntry::stats_slot`'s array slot and hop counters in their
+    /// `HopHome` slot (tc), or by key in a hash (XDP: the interface slot, a value read from a
+    /// map, costs its verifier 120,000 more instructions of the 1,000,000 it may use, with less
+    /// than 180,000 left).
     const SLOT_COUNTERS: bool;
     fn data(&self) -> usize;
     fn data_end(&self) -> usize;

@@ -9,11 +9,11 @@ use sfc_common::{
     trace::{InflightKey, LATENCY_BUCKETS, MAX_INFLIGHT, TRACE_RING_BYTES, TRACE_STATS, TraceConf},
     limits::{
         CSUM_BUF_LEN, DEFAULT_FLOW_TABLE_SIZE, LB_TABLE_SIZE, MAX_CHAINS, MAX_CLS_ENTRIES, MAX_CLS_RESULTS,
-        IF_STATS_SLOTS, MAX_DROP_REASONS, MAX_FRAGS, MAX_GROUPS, MAX_HOPS, MAX_IFACES, MAX_PORT_PAIRS, MAX_REMOTES,
+        HOP_SLOTS, IF_STATS_SLOTS, MAX_DROP_REASONS, MAX_FRAGS, MAX_GROUPS, MAX_HOPS, MAX_IFACES, MAX_PORT_PAIRS, MAX_REMOTES,
     },
     maps::{
         ChainEntry, ClsKey, ClsResult, Counter, EncapEntry, FLOW_STATS, FlowEntry, FlowKey, FragKey, GroupEntry,
-        HopStatsKey, IfStats, IfaceEntry, LbKey, Limits, MacEntry, Meta, PortPairEntry,
+        HopHome, HopStatsKey, IfStats, IfaceEntry, LbKey, Limits, MacEntry, Meta, PortPairEntry,
     },
     overlay::{OvlMac, OvlPort, RemoteEntry},
 };
@@ -91,6 +91,20 @@ pub static SFC_FLOWS_V2: LruHashMap<FlowKey, FlowEntry> =
 #[map]
 pub static SFC_HOP_STATS: PerCpuHashMap<HopStatsKey, Counter> =
     PerCpuHashMap::pinned(MAX_CHAINS * MAX_HOPS as u32 * 2, 0);
+
+/// Port pair id -> the hop whose counters the tc program keeps in `SFC_HOP_SLOTS` (`HopHome`).
+/// Written by the loader.
+#[map]
+pub static SFC_HOP_HOMES: Array<HopHome> = Array::pinned(MAX_PORT_PAIRS, 0);
+
+/// `HopHome::slot * 2 + dir` -> packets/bytes sent into that member at its home hop (per CPU).
+#[map]
+pub static SFC_HOP_SLOTS: PerCpuArray<Counter> = PerCpuArray::pinned(HOP_SLOTS * 2, 0);
+
+/// Slot -> the hop it counts (`dir` 0). Written by the loader, read by `sfc stats`; the program
+/// never reads it.
+#[map]
+pub static SFC_HOP_SLOT_KEYS: HashMap<u32, HopStatsKey> = HashMap::pinned(HOP_SLOTS, 0);
 
 /// Fragmented packet -> the flow key its first fragment was steered with. Written by the
 /// datapath on a first fragment, read for later fragments (which carry no ports); LRU-pruned.

@@ -560,7 +560,11 @@ fn redirect<C: PacketCtx>(ctx: &C, p: &Parsed, key: &FlowKey, next: Next, chain_
     }
     // Chain 0 is no chain: a delivery, not a hop.
     if hop.chain_id != 0 {
-        counters::hop(&hop, ctx.len());
+        if C::SLOT_COUNTERS {
+            counters::hop_slot(&hop, ctx.len());
+        } else {
+            counters::hop(&hop, ctx.len());
+        }
     }
     Ok(Action { ifindex, peer })
 }

@@ -379,13 +379,20 @@ impl<'a> Maps<'a> {
         read_port_pairs(&typed(self.loc, MAP_PORT_PAIRS)?)
     }
 
-    /// Per-(chain, hop, port pair) counters, summed over CPUs.
+    /// Per-(chain, hop, port pair) counters, summed over CPUs: the hash's and the home hops' slots.
     pub fn hop_stats(&self) -> Result<BTreeMap<HopStatsKey, Counter>> {
         let m: PerCpuHashMap<MapData, HopStatsKey, Counter> = typed(self.loc, MAP_HOP_STATS)?;
-        sum_per_cpu(&m, MAP_HOP_STATS, |sum, c| {
+        let mut out = sum_per_cpu(&m, MAP_HOP_STATS, |sum, c| {
             sum.packets += c.packets;
             sum.bytes += c.bytes;
-        })
+        })?;
+        // The home hops' counts, in array slots (`super::hop_slots`).
+        for (k, c) in super::hop_slots::counts(self.loc)? {
+            let sum = out.entry(k).or_default();
+            sum.packets += c.packets;
+            sum.bytes += c.bytes;
+        }
+        Ok(out)
     }
 
     /// Per-interface counters, summed over CPUs, by ifindex: the live bank's interfaces' slots

@@ -9,6 +9,7 @@
 pub mod attach;
 pub mod cluster;
 pub mod flows;
+pub mod hop_slots;
 pub mod maps;
 pub mod netlink;
 pub mod netns;
@@ -371,8 +372,7 @@ fn apply_inner(
     }
     steps.mark("attach");
     cluster::write_before(loc, &compiled)?;
-    // Counter slots given anew start from zero, before an entry names them.
-    m.zero_if_slots(&fresh_slots(&slots, &compiled))?;
+    counter_slots(loc, &mut m, &slots, &compiled, model, &plan.ids)?;
     let (w, banks) = warm::write_banks(&mut m, &compiled, !report.drained.is_empty(), known, &kept.log)?;
     // What the next apply must find to start from what this one keeps: taken under the lock.
     let token = warm::token(loc);
@@ -430,9 +430,14 @@ fn apply_inner(
     Ok(report)
 }
 
-/// The counter slots `compiled` gives interfaces that `installed` does not give them.
-fn fresh_slots(installed: &compile::slots::Slots, compiled: &compile::Compiled) -> BTreeSet<u16> {
-    compiled.ifaces.iter().filter(|(i, e)| installed.get(*i) != Some(&e.stats_slot)).map(|(_, e)| e.stats_slot).collect()
+/// The counters' array slots, before the flip: the interfaces' slots given anew (`compiled`
+/// against `installed`) start from zero before an entry names them; the port pairs' home hops
+/// are installed (`hop_slots`).
+fn counter_slots(loc: &Location, m: &mut maps::Maps<'_>, installed: &compile::slots::Slots, compiled: &compile::Compiled, model: &Model, ids: &compile::Ids) -> Result<()> {
+    let fresh: BTreeSet<u16> = compiled.ifaces.iter().filter(|(i, e)| installed.get(*i) != Some(&e.stats_slot)).map(|(_, e)| e.stats_slot).collect();
+    m.zero_if_slots(&fresh)?;
+    hop_slots::install(loc, model, ids)?;
+    Ok(())
 }
 
 /// The port pairs that went down or came up, wait for a MAC or got one, and the interfaces

@@ -96,6 +96,8 @@ impl Setup {
         let c = compile::compile(&m, &facts, None).unwrap_or_else(|e| panic!("{e:?}"));
         let loc = Location::new(None, Some(pins.path().to_owned()));
         Maps::open(&loc).and_then(|mut w| w.write(&c, false)).unwrap_or_else(|e| panic!("{e}"));
+        // The hop counters' array slots, as an apply installs them.
+        datapath::hop_slots::install(&loc, &m, &compile::Ids::by_index(&m)).unwrap_or_else(|e| panic!("{e}"));
         Setup { ebpf, _pins: pins }
     }
 

@@ -176,6 +176,8 @@ impl Bench {
         Maps::open(&loc)
             .and_then(|mut m| m.write(&compiled, false))
             .unwrap_or_else(|e| panic!("writing the maps: {e}"));
+        // The hop counters' array slots, as an apply installs them.
+        datapath::hop_slots::install(&loc, &model, &compile::Ids::by_index(&model)).unwrap_or_else(|e| panic!("{e}"));
         Self { ebpf, loc, _pins: pins, compile, write: started.elapsed() }
     }
 

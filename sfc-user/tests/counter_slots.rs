@@ -1,8 +1,10 @@
-//! Interface counters in array slots (`IfaceEntry::stats_slot`, `SFC_IF_STATS_V3`) across real
-//! applies: a slot stays with its interface while either bank has it, so counts carry on; an
-//! interface given a slot anew starts from zero, whatever the slot held; a slot is given to
-//! another interface only once it is in neither bank. Packets are run through the installed
-//! tc program with `BPF_PROG_TEST_RUN`. Needs root (bpf, a network namespace).
+//! Counters in array slots across real applies. Interfaces (`IfaceEntry::stats_slot`,
+//! `SFC_IF_STATS_V3`): a slot stays with its interface while either bank has it, so counts carry
+//! on; an interface given a slot anew starts from zero, whatever the slot held; a slot is given
+//! to another interface only once it is in neither bank. Hops (`HopHome`, `SFC_HOP_SLOTS`): a
+//! port pair's home hop counts in its slot, not in the hash, and keeps it while the model has
+//! the hop; a hop given a slot anew starts from zero. Packets are run through the installed tc
+//! program with `BPF_PROG_TEST_RUN`. Needs root (bpf, a network namespace).
 
 #[path = "common/sandbox.rs"]
 mod sandbox;
@@ -13,7 +15,7 @@ mod test_run;
 use std::{collections::BTreeMap, time::Duration};
 
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray, PerCpuValues},
+    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
     programs::{SchedClassifier, TestRun as _, TestRunOptions},
 };
 use etherparse::PacketBuilder;
@@ -23,11 +25,23 @@ use sfc::{
     model::{self, AttachMode, Model},
 };
 use sfc_common::{
-    limits::IF_STATS_SLOTS,
-    maps::{IfStats, IfaceEntry, MAP_IF_SLOTS, MAP_IFACES, MAP_META, Meta},
+    limits::{HOP_SLOTS, IF_STATS_SLOTS},
+    maps::{Counter, DIR_FORWARD, HopHome, HopStatsKey, IfStats, IfaceEntry, MAP_HOP_HOMES, MAP_HOP_SLOTS, MAP_HOP_STATS, MAP_IF_SLOTS, MAP_IFACES, MAP_META, Meta},
 };
 
 const PAIRS: &[(&str, &str)] = &[("qsrc", "qdst"), ("qs1i", "qs1o"), ("qs2i", "qs2o"), ("qs3i", "qs3o")];
+
+/// The namespace with its links up and no IPv6 on them: the kernel's own packets (neighbour
+/// discovery, MLD) arriving on a port would bump its counters while the test reads them.
+fn namespace_up() -> sfc_tests::netns::Inside {
+    let ns = sandbox::namespace(PAIRS);
+    let off = [("net.ipv6.conf.all.disable_ipv6", "1"), ("net.ipv6.conf.default.disable_ipv6", "1")];
+    sfc_tests::netns::sysctls(ns.name(), &off).unwrap_or_else(|e| panic!("{e:#}"));
+    for dev in PAIRS.iter().flat_map(|(a, b)| [a, b]) {
+        sfc_tests::link::up(ns.name(), dev).unwrap_or_else(|e| panic!("{e:#}"));
+    }
+    ns
+}
 
 /// One chain from `qsrc` to `qdst` through the port pairs `pps` (of qs1, qs2, qs3).
 fn model_with(pps: &[u8]) -> Model {
@@ -78,10 +92,15 @@ fn litter(loc: &Location) {
 
 /// Runs `n` packets of the chain's flow through the installed tc program as arriving on `qsrc`.
 fn send(loc: &Location, n: u32) {
+    send_on(loc, "qsrc", n);
+}
+
+/// As `send`, arriving on `dev` (an SF's egress: the packet back from it).
+fn send_on(loc: &Location, dev: &str, n: u32) {
     let prog = SchedClassifier::from_pin(loc.pin_dir.join("prog_tc_ingress")).expect("the pinned tc program");
     let mut frame = Vec::new();
     PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]).ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).udp(4000, 5000).write(&mut frame, &[0; 18]).expect("frame");
-    let ctx = test_run::context(AttachMode::Tc, sandbox::ifindex("qsrc"), frame.len());
+    let ctx = test_run::context(AttachMode::Tc, sandbox::ifindex(dev), frame.len());
     for _ in 0..n {
         let mut out = vec![0u8; frame.len() + 64];
         let r = prog.test_run(TestRunOptions { data_in: Some(&frame), data_out: Some(&mut out), ctx_in: Some(&ctx), repeat: 1, ..TestRunOptions::default() }).expect("test run");
@@ -103,10 +122,7 @@ fn all_zero(loc: &Location, name: &str) -> bool {
 #[test]
 fn interface_counters_keep_their_slots_across_applies() {
     sandbox::sweep_stale();
-    let ns = sandbox::namespace(PAIRS);
-    for dev in PAIRS.iter().flat_map(|(a, b)| [a, b]) {
-        sfc_tests::link::up(ns.name(), dev).unwrap_or_else(|e| panic!("{e:#}"));
-    }
+    let _ns = namespace_up();
     let pins = sandbox::pin_dir();
     let loc = Location::new(None, Some(pins.path().to_owned()));
     let _down = Down(&loc);
@@ -156,9 +172,74 @@ fn interface_counters_keep_their_slots_across_applies() {
     let back: Vec<u16> = ["qs1i", "qs1o"].iter().map(|n| sixth[&sandbox::ifindex(n)]).collect();
     assert_eq!(back, pp1, "pp1 back in its old slots, free since neither bank had it");
     for name in ["qs1i", "qs1o"] {
-        assert!(all_zero(&loc, name), "{name} starts from zero");
+        let stats = Maps::open(&loc).expect("maps").if_stats().expect("interface counters");
+        assert!(all_zero(&loc, name), "{name} starts from zero: {:?}", stats.get(&sandbox::ifindex(name)));
     }
     assert_eq!(classified(&loc, "qsrc"), 5, "qsrc kept its count through five applies");
+}
+
+/// Port pair `name`'s id, as the last apply saved it.
+fn pp_id(loc: &Location, name: &str) -> u32 {
+    datapath::State::load(&loc.state_dir()).expect("state").expect("saved").ids.port_pair(name)
+}
+
+/// Forward packets counted for port pair `pp` at hop `hop` of chain 1: both maps together
+/// (`sfc stats`), and the hash alone.
+fn hop_packets(loc: &Location, pp: &str, hop: u32) -> (u64, u64) {
+    let key = HopStatsKey { chain_id: 1, hop, port_pair: pp_id(loc, pp), dir: DIR_FORWARD };
+    let all = Maps::open(loc).expect("maps").hop_stats().expect("hop counters");
+    let hash: PerCpuHashMap<MapData, HopStatsKey, Counter> =
+        PerCpuHashMap::try_from(aya::maps::Map::PerCpuHashMap(MapData::from_pin(loc.map_pin(MAP_HOP_STATS)).expect("hop stats"))).expect("per-CPU hash");
+    let in_hash = hash.get(&key, 0).map_or(0, |v| v.iter().map(|c| c.packets).sum());
+    (all.get(&key).map_or(0, |c| c.packets), in_hash)
+}
+
+/// Fills every hop slot no installed home points to with counts.
+fn litter_hops(loc: &Location) {
+    let homes: aya::maps::Array<MapData, HopHome> = aya::maps::Array::try_from(aya::maps::Map::Array(MapData::from_pin(loc.map_pin(MAP_HOP_HOMES)).expect("homes"))).expect("array");
+    let pointed: Vec<u16> = homes.iter().map(|h| h.expect("home").slot).collect();
+    let mut m: PerCpuArray<MapData, Counter> = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(MapData::from_pin(loc.map_pin(MAP_HOP_SLOTS)).expect("slots"))).expect("per-CPU array");
+    let cpus = aya::util::nr_cpus().expect("CPUs");
+    for s in (1..HOP_SLOTS).filter(|s| !pointed.contains(&u16::try_from(*s).expect("u16"))) {
+        for dir in 0..2 {
+            m.set(s * 2 + dir, PerCpuValues::try_from(vec![Counter { packets: 9, bytes: 9 }; cpus]).expect("values"), 0).expect("littering");
+        }
+    }
+}
+
+#[test]
+fn hop_counters_count_in_their_home_slots_across_applies() {
+    sandbox::sweep_stale();
+    let _ns = namespace_up();
+    let pins = sandbox::pin_dir();
+    let loc = Location::new(None, Some(pins.path().to_owned()));
+    let _down = Down(&loc);
+    let opts = LoadOptions { flow_table_size: 1024, drain_timeout: Duration::ZERO, mode: AttachMode::Tc, new_flow_rate: 0, absent_ok: false, latency_every: 0 };
+    let apply = |pps: &[u8]| datapath::apply(&loc, &model_with(pps), opts).unwrap_or_else(|e| panic!("apply {pps:?}: {e}"));
+
+    apply(&[1, 2]);
+    send(&loc, 3);
+    send_on(&loc, "qs1o", 2);
+    assert_eq!(hop_packets(&loc, "pp1", 0), (3, 0), "pp1 at hop 0: counted in its slot, not the hash");
+    assert_eq!(hop_packets(&loc, "pp2", 1), (2, 0), "pp2 at hop 1");
+    // pp3 joins: its hop gets a slot that held counts and must read zero; the others carry on.
+    litter_hops(&loc);
+    apply(&[1, 2, 3]);
+    assert_eq!(hop_packets(&loc, "pp3", 2), (0, 0), "pp3's new slot starts from zero");
+    assert_eq!(hop_packets(&loc, "pp1", 0).0, 3, "pp1's count carried over the apply");
+    // The flow takes the new path from its next packet at the source on.
+    send(&loc, 1);
+    send_on(&loc, "qs2o", 4);
+    assert_eq!(hop_packets(&loc, "pp3", 2), (4, 0));
+    assert_eq!(hop_packets(&loc, "pp1", 0), (4, 0));
+    // pp1 leaves: pp2 now sits at hop 0, a new home hop with a new slot, from zero; packets from
+    // the source go to it there.
+    litter_hops(&loc);
+    apply(&[2, 3]);
+    assert_eq!(hop_packets(&loc, "pp2", 0), (0, 0), "pp2's new home starts from zero");
+    send(&loc, 5);
+    assert_eq!(hop_packets(&loc, "pp2", 0), (5, 0));
+    assert_eq!(hop_packets(&loc, "pp3", 1).0, 0, "pp3 at its new hop");
 }
 
 /// `sfc down` of a location on drop.
@@ -167,7 +248,7 @@ struct Down<'a>(&'a Location);
 impl Drop for Down<'_> {
     fn drop(&mut self) {
         if let Err(e) = datapath::down(self.0) {
-            eprintln!("if_slots: sfc down: {e}");
+            eprintln!("counter_slots: sfc down: {e}");
         }
     }
 }
