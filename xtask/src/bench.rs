@@ -338,14 +338,14 @@ fn macro_bench(sfc: &Path, opts: &Options) -> Result<(String, Vec<String>)> {
                     s.errors.join("; ")
                 ));
             }
-            Row::Measured(spec, s.medians())
+            Row::Measured(spec, s.medians(), Box::new(s.clone()))
         })
         .collect();
     drop(ready);
 
     let (table, goals, flat_out, taps, tracing) = (
         report::table(&rows),
-        report::goals(&rows),
+        format!("{}\n{}", report::goals(&rows), report::paired_note(&rows)),
         report::flat_out_note(&rows),
         report::tap_note(&rows),
         report::trace_note(&rows),

@@ -91,25 +91,64 @@ impl Samples {
     }
 }
 
-/// A path's row: measured, or not available with a reason.
+/// A path's row: measured (its medians and every sample), or not available with a reason.
 pub enum Row {
-    Measured(Spec, Medians),
+    Measured(Spec, Medians, Box<Samples>),
     Unavailable(Spec, String),
 }
 
 impl Row {
     fn spec(&self) -> &Spec {
         match self {
-            Row::Measured(s, _) | Row::Unavailable(s, _) => s,
+            Row::Measured(s, ..) | Row::Unavailable(s, _) => s,
         }
     }
 
     fn medians(&self) -> Option<&Medians> {
         match self {
-            Row::Measured(_, m) => Some(m),
+            Row::Measured(_, m, _) => Some(m),
             Row::Unavailable(..) => None,
         }
     }
+}
+
+fn samples_of<'a>(rows: &'a [Row], key: &str) -> Option<&'a Samples> {
+    rows.iter().find_map(|r| match r {
+        Row::Measured(spec, _, s) if spec.key == key => Some(&**s),
+        _ => None,
+    })
+}
+
+/// (d) against (f) repetition by repetition: both ran within the same repetition (the paths
+/// interleaved), so a ratio of one repetition is less at the mercy of the machine's load
+/// drifting over the run than the ratio of the medians. Empty without both paths, and a metric
+/// is left out when a repetition of it failed on either.
+pub fn paired_note(rows: &[Row]) -> String {
+    let (Some(d), Some(f)) = (samples_of(rows, "d"), samples_of(rows, "f")) else { return String::new() };
+    let pair = |a: &[f64], b: &[f64], cmp: fn(f64, f64) -> f64, fmt: fn(f64) -> String| -> Option<String> {
+        if a.len() != b.len() || a.is_empty() {
+            return None;
+        }
+        let v: Vec<f64> = a.iter().zip(b).map(|(a, b)| cmp(*a, *b)).collect();
+        let each = v.iter().map(|x| fmt(*x)).collect::<Vec<_>>().join(", ");
+        Some(format!("{each} (median {})", fmt(median(&v)?)))
+    };
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    let per_hop = |a: f64, b: f64| (a - b) / f64::from(super::topo::HOPS);
+    let x = |v: f64| format!("{v:.2}x");
+    let us = |v: f64| format!("{v:+.2} us");
+    let parts: Vec<String> = [
+        ("pps", pair(&d.pps, &f.pps, ratio, x)),
+        ("TCP", pair(&d.gbps, &f.gbps, ratio, x)),
+        ("latency per hop above (f)", pair(&d.p50, &f.p50, per_hop, us)),
+    ]
+    .into_iter()
+    .filter_map(|(what, v)| Some(format!("{what} {}", v?)))
+    .collect();
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!("(d) against (f) repetition by repetition (both measured within each): {}.", parts.join("; "))
 }
 
 fn by_key<'a>(rows: &'a [Row], key: &str) -> Option<&'a Medians> {
@@ -152,7 +191,7 @@ pub fn table(rows: &[Row]) -> String {
             Row::Unavailable(_, why) => {
                 let _ = writeln!(out, "| {label} | n/a: {why} | | | | | | |");
             }
-            Row::Measured(_, m) => {
+            Row::Measured(_, m, _) => {
                 let per_hop = match (m.p50, base.p50) {
                     (Some(p), Some(b)) if spec.hops > 0 => Some((p - b) / f64::from(spec.hops)),
                     _ => None,
@@ -401,6 +440,25 @@ mod tests {
         assert_eq!(median(&[]), None);
         assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn d_and_f_are_compared_repetition_by_repetition() {
+        let spec = |key: &str| super::super::paths::all().into_iter().find(|s| s.key == key).expect("a path");
+        let row = |key: &str, pps: &[f64], p50: &[f64], gbps: &[f64]| {
+            let s = Samples { pps: pps.to_vec(), p50: p50.to_vec(), gbps: gbps.to_vec(), ..Samples::default() };
+            Row::Measured(spec(key), s.medians(), Box::new(s))
+        };
+        let rows = [row("d", &[90.0, 50.0, 80.0], &[16.0, 17.0, 18.0], &[1.0]), row("f", &[100.0, 100.0, 80.0], &[15.0, 15.0, 15.0], &[])];
+        let note = paired_note(&rows);
+        // Medians of each would say 0.80x; pairs say 0.90, 0.50, 1.00.
+        assert!(note.contains("pps 0.90x, 0.50x, 1.00x (median 0.90x)"), "{note}");
+        let hops = f64::from(super::super::topo::HOPS);
+        let us = |v: f64| format!("{:+.2} us", v / hops);
+        assert!(note.contains(&format!("latency per hop above (f) {}, {}, {} (median {})", us(1.0), us(2.0), us(3.0), us(2.0))), "{note}");
+        // TCP failed in every repetition of (f): left out rather than paired wrongly.
+        assert!(!note.contains("TCP"), "{note}");
+        assert_eq!(paired_note(&rows[..1]), "");
     }
 
     #[test]
