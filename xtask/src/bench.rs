@@ -319,6 +319,7 @@ fn macro_bench(sfc: &Path, opts: &Options) -> Result<(String, Vec<String>)> {
     interrupt::check()?;
 
     let samples = measure_all(&ready, opts, cpus)?;
+    let ready_keys_once: Vec<&str> = ready.iter().filter(|r| r.spec.once && opts.reps > 1).map(|r| r.spec.key).collect();
     let mut measured = samples.iter();
     let rows: Vec<Row> = rows
         .into_iter()
@@ -355,13 +356,23 @@ fn macro_bench(sfc: &Path, opts: &Options) -> Result<(String, Vec<String>)> {
     let _ = writeln!(
         md,
         "### Macro: source to dest through the hub namespace\n\n\
-         Medians of {} repetitions of {} s each, interleaved across the paths.\n\n{table}\n\
+         Medians of {} repetitions of {} s each, interleaved across the paths{}.\n\n{table}\n\
          {flat_out}\n\n{tracing}\n\n{taps}\n\nGoals for sfc tc mode (d):\n\n{goals}\n{}",
         opts.reps,
         opts.secs,
+        once_note(&ready_keys_once),
         method(cpus)
     );
     Ok((md, failures))
+}
+
+/// ", except ..., measured in the first repetition only" for the `once` paths; empty without.
+fn once_note(keys: &[&str]) -> String {
+    if keys.is_empty() {
+        return String::new();
+    }
+    let keys: Vec<String> = keys.iter().map(|k| format!("({k})")).collect();
+    format!(" ({}: the first repetition only, variants of (d) for their own notes)", keys.join(", "))
 }
 
 /// Every measurement `opts.reps` times, interleaved: per repetition each metric on every path
@@ -380,7 +391,7 @@ fn measure_all(ready: &[Ready], opts: &Options, cpus: usize) -> Result<Vec<Sampl
             for i in 0..ready.len() {
                 interrupt::check()?;
                 let k = (i + rep) % ready.len();
-                if matches!(metric, Metric::Tcp) && ready[k].spec.skip_tcp {
+                if (matches!(metric, Metric::Tcp) && ready[k].spec.skip_tcp) || (rep > 0 && ready[k].spec.once) {
                     continue;
                 }
                 let line = measure(&ready[k], metric, secs, cpus, &mut samples[k]);
