@@ -28,11 +28,15 @@ pub const MAP_PORT_PAIRS: &str = "SFC_PORT_PAIRS2";
 pub const MAP_FLOWS: &str = "SFC_FLOWS_V2";
 /// Hop counters not in an array slot (`HopHome`): XDP's, tap copies', a port pair's other hops.
 pub const MAP_HOP_STATS: &str = "SFC_HOP_STATS";
-/// `HopHome` by port pair id; the per-CPU `Counter` array they point into (slot * 2 + dir); and
-/// what each slot counts (slot -> `HopStatsKey`, `dir` 0), written by the loader for `sfc stats`.
+/// Port pair id -> `HopHome`: where the tc program counts the port pair's home hop. Written by
+/// the loader (`datapath::hop_slots`), read by the tc program.
 pub const MAP_HOP_HOMES: &str = "SFC_HOP_HOMES";
+/// `HopHome::slot * 2 + dir` -> `Counter` (per CPU). Written by the tc program, read by `sfc
+/// stats` (zeroed by the loader before a slot counts another hop).
 pub const MAP_HOP_SLOTS: &str = "SFC_HOP_SLOTS";
-pub const MAP_HOP_SLOT_KEYS: &str = "SFC_HOP_SLOT_KEYS";
+/// Slot -> the `HopStatsKey` (`dir` 0) it counts. Written by the loader, read by `sfc stats`;
+/// the program never reads it.
+pub const MAP_HOP_KEYS: &str = "SFC_HOP_KEYS";
 /// `_V2`: `IfStats` grew `recomputed`. Since `_V3`: the counters of interfaces in XDP mode and
 /// of the overlay device, by ifindex.
 pub const MAP_IF_STATS: &str = "SFC_IF_STATS_V2";
@@ -67,7 +71,7 @@ pub const ALL_MAPS: [&str; 27] = [
     MAP_HOP_STATS,
     MAP_HOP_HOMES,
     MAP_HOP_SLOTS,
-    MAP_HOP_SLOT_KEYS,
+    MAP_HOP_KEYS,
     MAP_IF_STATS,
     MAP_IF_SLOTS,
     MAP_DROPS,

@@ -98,13 +98,15 @@ pub static SFC_HOP_STATS: PerCpuHashMap<HopStatsKey, Counter> =
 pub static SFC_HOP_HOMES: Array<HopHome> = Array::pinned(MAX_PORT_PAIRS, 0);
 
 /// `HopHome::slot * 2 + dir` -> packets/bytes sent into that member at its home hop (per CPU).
+/// Written by the tc program, read by `sfc stats` (zeroed by the loader before a slot counts
+/// another hop).
 #[map]
 pub static SFC_HOP_SLOTS: PerCpuArray<Counter> = PerCpuArray::pinned(HOP_SLOTS * 2, 0);
 
 /// Slot -> the hop it counts (`dir` 0). Written by the loader, read by `sfc stats`; the program
 /// never reads it.
 #[map]
-pub static SFC_HOP_SLOT_KEYS: HashMap<u32, HopStatsKey> = HashMap::pinned(HOP_SLOTS, 0);
+pub static SFC_HOP_KEYS: HashMap<u32, HopStatsKey> = HashMap::pinned(HOP_SLOTS, 0);
 
 /// Fragmented packet -> the flow key its first fragment was steered with. Written by the
 /// datapath on a first fragment, read for later fragments (which carry no ports); LRU-pruned.
@@ -118,7 +120,8 @@ pub static SFC_FRAGS_V2: LruHashMap<FragKey, FlowKey> = LruHashMap::pinned(MAX_F
 pub static SFC_IF_STATS_V2: PerCpuHashMap<u32, IfStats> = PerCpuHashMap::pinned(MAX_IFACES, 0);
 
 /// `IfaceEntry::stats_slot` -> what the tc program saw on the interface (per CPU): an array
-/// slot, whose lookup the verifier inlines, instead of a hash lookup per packet.
+/// slot, whose lookup the verifier inlines, instead of a hash lookup per packet. Written by the
+/// tc program, read by `sfc stats` (zeroed by the loader before a slot counts another interface).
 #[map]
 pub static SFC_IF_STATS_V3: PerCpuArray<IfStats> = PerCpuArray::pinned(IF_STATS_SLOTS, 0);
 

@@ -415,6 +415,7 @@ fn measure(path: &Ready, metric: Metric, secs: Duration, cpus: usize, s: &mut Sa
         Metric::Udp => udp::udp_rate(net, secs, cpus, path.spec.kind == paths::Kind::Sfc("xdp")).and_then(|r| {
             check_route(path, &r)?;
             s.pps.push(r.sustained);
+            s.by_rep.pps.push(Some(r.sustained));
             s.sender_limited |= r.sender_limited;
             s.flat_out_offered.push(r.flat_out_offered);
             s.flat_out_delivered.push(r.flat_out_delivered);
@@ -432,15 +433,23 @@ fn measure(path: &Ready, metric: Metric, secs: Duration, cpus: usize, s: &mut Sa
         }),
         Metric::Tcp => traffic::tcp_gbps(net, secs).map(|g| {
             s.gbps.push(g);
+            s.by_rep.gbps.push(Some(g));
             format!("{g:.2} Gbit/s")
         }),
         Metric::Latency => traffic::latency(net, secs).map(|l| {
             s.p50.push(l.p50);
+            s.by_rep.p50.push(Some(l.p50));
             s.p99.push(l.p99);
             format!("RTT p50 {:.1} us, p99 {:.1} us", l.p50, l.p99)
         }),
     };
     result.unwrap_or_else(|e| {
+        // The repetition has no value of this metric (and keeps its place for pairing).
+        match metric {
+            Metric::Udp => s.by_rep.pps.push(None),
+            Metric::Tcp => s.by_rep.gbps.push(None),
+            Metric::Latency => s.by_rep.p50.push(None),
+        }
         let e = format!("{metric:?}: {e:#}");
         s.errors.push(e.clone());
         format!("FAILED: {e}")

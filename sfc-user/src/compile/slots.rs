@@ -52,16 +52,18 @@ pub fn assign(ifaces: &mut BTreeMap<u32, IfaceEntry>, installed: &Slots) {
 pub type HopKey = (u32, u32, u32);
 
 /// Every hop of the model's chains (each member of each group at its position), and each port
-/// pair's home: its first hop, chains in the model's order.
+/// pair's home: its first hop, chains in the model's order (none for a tap group's members).
 pub fn hops(model: &Model, ids: &Ids) -> (BTreeSet<HopKey>, BTreeMap<u32, HopKey>) {
     let (mut all, mut homes) = (BTreeSet::new(), BTreeMap::new());
     for chain in &model.port_chains {
         for (hop, &g) in (0u32..).zip(&chain.port_pair_groups) {
-            for &p in &model.port_pair_groups[g].port_pairs {
+            let group = &model.port_pair_groups[g];
+            for &p in &group.port_pairs {
                 let key = (chain.chain_id, hop, ids.port_pair(&model.port_pairs[p].name));
                 all.insert(key);
-                // An id the homes array has no room for keeps its counters in the hash.
-                if key.2 < MAX_PORT_PAIRS {
+                // Tap copies count in the hash (`taps.rs`), and an id the homes array has no
+                // room for too: no home for either.
+                if !group.tap_enabled && key.2 < MAX_PORT_PAIRS {
                     homes.entry(key.2).or_insert(key);
                 }
             }
@@ -190,6 +192,22 @@ mod tests {
         let (out, fresh) = assign_hops(&homes, &all, &inst);
         assert_eq!(fresh, BTreeMap::from([(2, (2, 0, 8))]));
         assert_eq!(out[&8].slot, 2);
+    }
+
+    #[test]
+    fn a_frozen_slot_is_kept_while_the_model_has_its_hop() {
+        // pp 8's home moved from chain 1 to chain 2 an apply ago: no home points at slot 1 any
+        // more, but the model still has chain 1's hop, whose counts slot 1 holds.
+        let inst = installed(&BTreeMap::from([(8, HopHome { chain_id: 2, hop: 0, slot: 2 })]), &[(1, (1, 0, 8)), (2, (2, 0, 8))]);
+        let homes = BTreeMap::from([(8, (2, 0, 8)), (9, (3, 0, 9))]);
+        let all = BTreeSet::from([(1, 0, 8), (2, 0, 8), (3, 0, 9)]);
+        let (out, fresh) = assign_hops(&homes, &all, &inst);
+        assert_eq!(fresh, BTreeMap::from([(3, (3, 0, 9))]), "slot 1 is not given while the model has (1, 0, 8)");
+        assert_eq!(out[&8].slot, 2);
+        // Once chain 1 is gone, slot 1 is free.
+        let all = BTreeSet::from([(2, 0, 8), (3, 0, 9)]);
+        let (_, fresh) = assign_hops(&homes, &all, &inst);
+        assert_eq!(fresh, BTreeMap::from([(1, (3, 0, 9))]));
     }
 
     #[test]

@@ -10,7 +10,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues};
-use sfc_common::maps::{Counter, HopHome, HopStatsKey, MAP_HOP_HOMES, MAP_HOP_SLOT_KEYS, MAP_HOP_SLOTS};
+use sfc_common::{
+    limits::HOP_SLOTS,
+    maps::{Counter, HopHome, HopStatsKey, MAP_HOP_HOMES, MAP_HOP_KEYS, MAP_HOP_SLOTS},
+};
 
 use super::{
     Location, Result, io_err,
@@ -26,10 +29,10 @@ use crate::{
 
 /// The slots as installed: what each counts, and the homes that point to them.
 fn installed(loc: &Location) -> Result<InstalledHops> {
-    let keys: HashMap<MapData, u32, HopStatsKey> = typed(loc, MAP_HOP_SLOT_KEYS)?;
+    let keys: HashMap<MapData, u32, HopStatsKey> = typed(loc, MAP_HOP_KEYS)?;
     let homes: Array<MapData, HopHome> = typed(loc, MAP_HOP_HOMES)?;
     let mut out = InstalledHops::default();
-    for (slot, k) in read_hash(&keys, MAP_HOP_SLOT_KEYS)? {
+    for (slot, k) in read_hash(&keys, MAP_HOP_KEYS)? {
         let Ok(slot) = u16::try_from(slot) else { continue };
         out.keys.insert(slot, (k.chain_id, k.hop, k.port_pair));
     }
@@ -52,7 +55,7 @@ pub fn install(loc: &Location, model: &Model, ids: &Ids) -> Result<usize> {
     let (all, homes) = slots::hops(model, ids);
     let (homes, fresh) = slots::assign_hops(&homes, &all, &before);
     let mut counters: PerCpuArray<MapData, Counter> = typed(loc, MAP_HOP_SLOTS)?;
-    let mut keys: HashMap<MapData, u32, HopStatsKey> = typed(loc, MAP_HOP_SLOT_KEYS)?;
+    let mut keys: HashMap<MapData, u32, HopStatsKey> = typed(loc, MAP_HOP_KEYS)?;
     let cpus = aya::util::nr_cpus().map_err(|(what, e)| io_err(what)(e))?;
     for (slot, key) in &fresh {
         for dir in 0..2 {
@@ -60,7 +63,7 @@ pub fn install(loc: &Location, model: &Model, ids: &Ids) -> Result<usize> {
             counters.set(u32::from(*slot) * 2 + dir, zeros, 0).map_err(map_err(MAP_HOP_SLOTS, "zeroing"))?;
         }
         let k = HopStatsKey { chain_id: key.0, hop: key.1, port_pair: key.2, dir: 0 };
-        keys.insert(u32::from(*slot), k, 0).map_err(map_err(MAP_HOP_SLOT_KEYS, "writing"))?;
+        keys.insert(u32::from(*slot), k, 0).map_err(map_err(MAP_HOP_KEYS, "writing"))?;
     }
     let mut array: Array<MapData, HopHome> = typed(loc, MAP_HOP_HOMES)?;
     for (pp, home) in homes.iter().filter(|(pp, h)| before.homes.get(*pp).copied().unwrap_or_default() != **h) {
@@ -73,12 +76,13 @@ pub fn install(loc: &Location, model: &Model, ids: &Ids) -> Result<usize> {
 /// installed by a loader from before the slots.
 pub fn counts(loc: &Location) -> Result<BTreeMap<HopStatsKey, Counter>> {
     let mut out = BTreeMap::new();
-    if !loc.map_pin(MAP_HOP_SLOT_KEYS).exists() || !loc.map_pin(MAP_HOP_SLOTS).exists() {
+    if !loc.map_pin(MAP_HOP_KEYS).exists() || !loc.map_pin(MAP_HOP_SLOTS).exists() {
         return Ok(out);
     }
-    let keys: HashMap<MapData, u32, HopStatsKey> = typed(loc, MAP_HOP_SLOT_KEYS)?;
+    let keys: HashMap<MapData, u32, HopStatsKey> = typed(loc, MAP_HOP_KEYS)?;
     let counters: PerCpuArray<MapData, Counter> = typed(loc, MAP_HOP_SLOTS)?;
-    for (slot, key) in read_hash(&keys, MAP_HOP_SLOT_KEYS)? {
+    // A slot past the array (a corrupt key) is skipped, not an error for every reader.
+    for (slot, key) in read_hash(&keys, MAP_HOP_KEYS)?.into_iter().filter(|(slot, _)| (1..HOP_SLOTS).contains(slot)) {
         for dir in 0..2u32 {
             let per_cpu = counters.get(&(slot * 2 + dir), 0).map_err(map_err(MAP_HOP_SLOTS, "reading"))?;
             let sum: &mut Counter = out.entry(HopStatsKey { dir, ..key }).or_default();

@@ -15,6 +15,7 @@ use sfc_common::{
         MAP_GROUPS, MAP_HOP_STATS, MAP_IF_SLOTS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_MACS, MAP_META, MAP_PORT_PAIRS,
         MacEntry, Meta, PortPairEntry, unbanked_class, unbanked_id,
     },
+    limits::IF_STATS_SLOTS,
 };
 
 use super::{DatapathError, Location, Result};
@@ -395,9 +396,10 @@ impl<'a> Maps<'a> {
         Ok(out)
     }
 
-    /// Per-interface counters, summed over CPUs, by ifindex: the live bank's interfaces' slots
-    /// (an interface only in the other bank, removed by the last apply, is no longer shown), and
-    /// the overlay device's (by ifindex: it has no slot).
+    /// Per-interface counters, summed over CPUs, by ifindex: the tc program's, in the slots of
+    /// the live bank's interfaces (an interface the last apply removed is no longer counted in
+    /// a slot), plus the hash's, by ifindex: interfaces in XDP mode, the overlay device, and
+    /// whatever a loader from before the slots counted there (kept as long as the map).
     pub fn if_stats(&self) -> Result<BTreeMap<u32, IfStats>> {
         let add = |sum: &mut IfStats, s: &IfStats| {
             sum.classified += s.classified;
@@ -415,7 +417,9 @@ impl<'a> Maps<'a> {
         let live = self.meta()?.bank & 1;
         let slots: PerCpuArray<MapData, IfStats> = typed(self.loc, MAP_IF_SLOTS)?;
         let ifaces: HashMap<MapData, u32, IfaceEntry> = typed(self.loc, MAP_IFACES)?;
-        for (k, e) in read_hash(&ifaces, MAP_IFACES)?.into_iter().filter(|(k, e)| id_bank(*k) == live && e.stats_slot != 0) {
+        // A slot past the array (a corrupt entry) is skipped, not an error for every reader.
+        let in_range = |e: &IfaceEntry| e.stats_slot != 0 && u32::from(e.stats_slot) < IF_STATS_SLOTS;
+        for (k, e) in read_hash(&ifaces, MAP_IFACES)?.into_iter().filter(|(k, e)| id_bank(*k) == live && in_range(e)) {
             let per_cpu = slots.get(&u32::from(e.stats_slot), 0).map_err(map_err(MAP_IF_SLOTS, "reading"))?;
             let sum = out.entry(unbanked_id(k).1).or_default();
             for v in &*per_cpu {

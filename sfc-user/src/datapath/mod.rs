@@ -435,6 +435,11 @@ fn apply_inner(
 /// are installed (`hop_slots`).
 fn counter_slots(loc: &Location, m: &mut maps::Maps<'_>, installed: &compile::slots::Slots, compiled: &compile::Compiled, model: &Model, ids: &compile::Ids) -> Result<()> {
     let fresh: BTreeSet<u16> = compiled.ifaces.iter().filter(|(i, e)| installed.get(*i) != Some(&e.stats_slot)).map(|(_, e)| e.stats_slot).collect();
+    if fresh.contains(&0) {
+        // More interfaces in the banks and the new entries than slots: not reachable within
+        // the maps' sizes, but said rather than silent.
+        log::warn!("interface counter slots exhausted: some interfaces' tc counters go uncounted");
+    }
     m.zero_if_slots(&fresh)?;
     hop_slots::install(loc, model, ids)?;
     Ok(())

@@ -3,7 +3,8 @@
 //! compiler (`compile::incr::Kept`) and what both banks of the configuration maps hold. The next
 //! apply then neither reads the state file nor reads the banks back, and writes the classifier
 //! maps from the compiler's log instead of comparing whole tables: its cost follows the change,
-//! not the configuration.
+//! not the configuration. (The port pairs' hop counter homes are read each time: a few entries
+//! per port pair, `hop_slots`.)
 //!
 //! What is kept holds only while nothing else touched the datapath: it is kept with the
 //! configuration maps' identity (the kernel's id of `SFC_META`), the live bank and generation,
@@ -203,8 +204,7 @@ pub(super) struct Start {
     pub old: Option<State>,
     pub kept: Kept,
     pub known: Option<Known>,
-    /// The interfaces' counter slots as installed (read from the maps either way: a few
-    /// entries).
+    /// The interfaces' counter slots as installed: from the kept banks, else read from the maps.
     pub slots: Slots,
 }
 
@@ -213,7 +213,10 @@ impl Start {
         if let Some(w) = take(loc) {
             // Nobody else holds it between applies (`with_state` only while it reads).
             let state = Arc::try_unwrap(w.state).unwrap_or_else(|shared| (*shared).clone());
-            return Ok(Start { old: Some(state), kept: w.kept, known: Some(w.banks), slots: maps::installed_slots(loc)? });
+            // The interfaces' counter slots as installed, from what is kept: the same values the
+            // maps hold (`installed_slots`), without reading them.
+            let slots = w.banks.inactive.ifaces.iter().chain(&w.banks.live.ifaces).map(|(i, e)| (*i, e.stats_slot)).collect();
+            return Ok(Start { old: Some(state), kept: w.kept, known: Some(w.banks), slots });
         }
         let old = State::load(state_dir)?;
         let kept = Kept::new(old.as_ref().map_or(&ClassIds::new(), |o| &o.class_ids));

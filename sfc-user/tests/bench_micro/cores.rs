@@ -17,11 +17,11 @@ use sfc_common::maps::PROG_TC_INGRESS;
 
 use super::{Bench, REDIRECT, SF_OUT, SRC, dst_of, median, ns, sandbox, test_run, udp64};
 
-const REPEAT: u32 = 200_000;
-const SAMPLES: usize = 5;
+pub const REPEAT: u32 = 200_000;
+pub const SAMPLES: usize = 5;
 /// New flows per core and sample: 4 runs (each core alone, both together) of `SAMPLES` stay
 /// within the source ports and the flow table (65,536).
-const NEW_FLOWS: usize = 2_000;
+pub const NEW_FLOWS: usize = 2_000;
 const NEW_FLOWS_F: f64 = 2_000.0;
 
 /// What one core runs: the same known packet repeated, or one run each of new flows.
@@ -50,11 +50,9 @@ fn run_on(pin: &std::path::Path, netns: &str, (core, run): (usize, usize), load:
     set.set(core);
     sched_setaffinity(None, &set).unwrap_or_else(|e| panic!("pinning to CPU {core}: {e}"));
     let prog = SchedClassifier::from_pin(pin).unwrap_or_else(|e| panic!("the pinned program: {e}"));
-    let ifindex = sandbox::ifindex(match load {
-        Load::Repeat { sf_hop: true } => SF_OUT,
-        _ => SRC,
-    });
-    let once = |packet: &[u8], repeat: u32| {
+    let (src, sf_out) = (sandbox::ifindex(SRC), sandbox::ifindex(SF_OUT));
+    let ifindex = if matches!(load, Load::Repeat { sf_hop: true }) { sf_out } else { src };
+    let once = |ifindex: u32, packet: &[u8], repeat: u32| {
         let ctx = test_run::context(sfc::model::AttachMode::Tc, ifindex, packet.len());
         let mut out = [0u8; 256];
         let opts = TestRunOptions { data_in: Some(packet), data_out: Some(&mut out), ctx_in: Some(&ctx), repeat, ..TestRunOptions::default() };
@@ -63,16 +61,16 @@ fn run_on(pin: &std::path::Path, netns: &str, (core, run): (usize, usize), load:
         r.duration
     };
     if let Load::Repeat { .. } = load {
-        // The flow is known before timing starts (from the source port: the SF hop needs it).
-        once(&packets(load, run, 0)[0], 1);
+        // The flow is known before timing starts: its first packet at the source port.
+        once(src, &packets(load, run, 0)[0], 1);
     }
     let mut samples = Vec::new();
     for sample in 0..SAMPLES {
         let p = packets(load, run, sample);
         start.wait();
         samples.push(match load {
-            Load::Repeat { .. } => ns(once(&p[0], REPEAT)),
-            Load::NewFlows => p.iter().map(|p| ns(once(p, 1))).sum::<f64>() / NEW_FLOWS_F,
+            Load::Repeat { .. } => ns(once(ifindex, &p[0], REPEAT)),
+            Load::NewFlows => p.iter().map(|p| ns(once(ifindex, p, 1))).sum::<f64>() / NEW_FLOWS_F,
         });
     }
     median(samples)

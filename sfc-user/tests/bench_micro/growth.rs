@@ -3,8 +3,9 @@
 //! - hops: a chain of 1 to 8 service functions; the cost of a packet coming back from the first
 //!   and from the last member (each hop is one program run, which must cost the same wherever
 //!   it is in the chain), and of the first packet of a new flow (which pins a member per hop);
-//! - flows: a flow-table hit with 10, 10,000, 100,000 and 1,000,000 flows in the table (one packet
-//!   repeated, and one run each of packets of 20,000 flows spread over the table), and the table's kernel
+//! - flows: a flow-table hit with 10 to 50,000 flows in the default table (65,536 entries) and
+//!   10 to 1,000,000 in one of 2,097,152 (one packet repeated, and one run each of packets of
+//!   20,000 flows spread over the table), and the big table's kernel
 //!   memory (its `memlock`, preallocated: the same with 10 or 1,000,000 flows).
 //!
 //! Printed between `BENCH-GROWTH BEGIN` / `END`.

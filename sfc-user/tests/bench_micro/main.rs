@@ -425,9 +425,12 @@ fn classify_and_steer() {
     println!(
         "Two cores: the program on CPU 0 alone, on CPU 1 alone, then on both at once, each core with flows of \
          its own (as RSS or RPS spreads a NIC's flows), threads pinned, no sender on either core; median \
-         of 5 samples (known flows: runs of 200000 repeats; new flows: 2000 runs of one packet each, \
+         of {} samples (known flows: runs of {} repeats; new flows: {} runs of one packet each, \
          inserting into the shared LRU flow table). Scaling: the sum over both cores of its time alone over its time together (2.00x: no \
-         contention)."
+         contention).",
+        cores::SAMPLES,
+        cores::REPEAT,
+        cores::NEW_FLOWS
     );
     println!();
     println!(

@@ -211,8 +211,9 @@ impl Fixture {
             .collect();
         let compiled = compile::compile(&model, &facts, None).unwrap_or_else(|e| panic!("compile: {e:?}"));
         let loc = Location::new(None, Some(pins.path().to_owned()));
-        Maps::open(&loc).and_then(|mut m| m.write(&compiled, true)).unwrap_or_else(|e| panic!("writing the maps: {e}"));
-        Self { ebpf, mode, loc, model, facts, down: BTreeSet::new(), overlay: None, _pins: pins, netns }
+        let f = Self { ebpf, mode, loc, model, facts, down: BTreeSet::new(), overlay: None, _pins: pins, netns };
+        f.write(&compiled);
+        f
     }
 
     /// Sets interfaces up (a copy `bpf_clone_redirect` sends out of a down interface is lost).
@@ -269,6 +270,13 @@ impl Fixture {
 
     pub fn run(&self, ifname: &str, packet: &[u8]) -> Outcome {
         self.try_run(ifname, packet).unwrap_or_else(|e| panic!("test run on {ifname}: {e:?}"))
+    }
+
+    /// Writes `compiled` as a new generation and the port pairs' hop counter homes, as an apply
+    /// does (ids are positional here).
+    fn write(&self, compiled: &compile::Compiled) {
+        self.maps().write(compiled, true).unwrap_or_else(|e| panic!("writing the maps: {e}"));
+        datapath::hop_slots::install(&self.loc, &self.model, &compile::Ids::by_index(&self.model)).unwrap_or_else(|e| panic!("installing hop homes: {e}"));
     }
 
     fn maps(&self) -> Maps<'_> {
@@ -332,7 +340,7 @@ impl Fixture {
         self.model = model::validate(&cfg).unwrap_or_else(|e| panic!("fixture config invalid:\n{e}"));
         let inputs = compile::Inputs { down_ifaces: self.down.clone(), ..compile::Inputs::new(&self.model, &self.facts) };
         let compiled = compile::compile_with(&self.model, &inputs).unwrap_or_else(|e| panic!("compile: {e:?}"));
-        self.maps().write(&compiled, true).unwrap_or_else(|e| panic!("writing the maps: {e}"));
+        self.write(&compiled);
     }
 
     /// Makes `ifname` a tap: no veth peer tells the MAC behind it, so the datapath learns it
@@ -365,7 +373,7 @@ impl Fixture {
         let inputs = compile::Inputs { down_ifaces: self.down.clone(), overlay: self.overlay, ..compile::Inputs::new(&self.model, &self.facts) };
         let compiled = compile::compile_with(&self.model, &inputs).unwrap_or_else(|e| panic!("compile: {e:?}"));
         datapath::cluster::write_before(&self.loc, &compiled).unwrap_or_else(|e| panic!("writing the overlay maps: {e}"));
-        self.maps().write(&compiled, true).unwrap_or_else(|e| panic!("writing the maps: {e}"));
+        self.write(&compiled);
         datapath::cluster::remove_after(&self.loc, &compiled).unwrap_or_else(|e| panic!("writing the overlay maps: {e}"));
         compiled
     }
@@ -415,6 +423,6 @@ impl Fixture {
         self.down.insert(ifname.to_owned());
         let inputs = compile::Inputs { down_ifaces: self.down.clone(), ..compile::Inputs::new(&self.model, &self.facts) };
         let compiled = compile::compile_with(&self.model, &inputs).unwrap_or_else(|e| panic!("compile: {e:?}"));
-        self.maps().write(&compiled, true).unwrap_or_else(|e| panic!("writing the maps: {e}"));
+        self.write(&compiled);
     }
 }

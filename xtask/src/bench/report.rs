@@ -53,6 +53,17 @@ pub struct Samples {
     pub p99: Vec<f64>,
     /// Measurements that failed, with why.
     pub errors: Vec<String>,
+    /// pps, TCP and RTT p50 by repetition (`None`: that repetition's measurement failed), for
+    /// comparing two paths repetition by repetition.
+    pub by_rep: ByRep,
+}
+
+/// One path's pps, TCP and RTT p50 in each repetition it was measured in, in order.
+#[derive(Debug, Clone, Default)]
+pub struct ByRep {
+    pub pps: Vec<Option<f64>>,
+    pub gbps: Vec<Option<f64>>,
+    pub p50: Vec<Option<f64>>,
 }
 
 /// One path's medians; `None` where no sample succeeded.
@@ -121,15 +132,13 @@ fn samples_of<'a>(rows: &'a [Row], key: &str) -> Option<&'a Samples> {
 
 /// (d) against (f) repetition by repetition: both ran within the same repetition (the paths
 /// interleaved), so a ratio of one repetition is less at the mercy of the machine's load
-/// drifting over the run than the ratio of the medians. Empty without both paths, and a metric
-/// is left out when a repetition of it failed on either.
+/// drifting over the run than the ratio of the medians. Empty without both paths; a repetition
+/// of a metric that failed on either is left out.
 pub fn paired_note(rows: &[Row]) -> String {
     let (Some(d), Some(f)) = (samples_of(rows, "d"), samples_of(rows, "f")) else { return String::new() };
-    let pair = |a: &[f64], b: &[f64], cmp: fn(f64, f64) -> f64, fmt: fn(f64) -> String| -> Option<String> {
-        if a.len() != b.len() || a.is_empty() {
-            return None;
-        }
-        let v: Vec<f64> = a.iter().zip(b).map(|(a, b)| cmp(*a, *b)).collect();
+    let pair = |a: &[Option<f64>], b: &[Option<f64>], cmp: fn(f64, f64) -> f64, fmt: fn(f64) -> String| -> Option<String> {
+        // Repetition by repetition; one where either failed is left out.
+        let v: Vec<f64> = a.iter().zip(b).filter_map(|(a, b)| Some(cmp((*a)?, (*b)?))).collect();
         let each = v.iter().map(|x| fmt(*x)).collect::<Vec<_>>().join(", ");
         Some(format!("{each} (median {})", fmt(median(&v)?)))
     };
@@ -138,9 +147,9 @@ pub fn paired_note(rows: &[Row]) -> String {
     let x = |v: f64| format!("{v:.2}x");
     let us = |v: f64| format!("{v:+.2} us");
     let parts: Vec<String> = [
-        ("pps", pair(&d.pps, &f.pps, ratio, x)),
-        ("TCP", pair(&d.gbps, &f.gbps, ratio, x)),
-        ("latency per hop above (f)", pair(&d.p50, &f.p50, per_hop, us)),
+        ("pps", pair(&d.by_rep.pps, &f.by_rep.pps, ratio, x)),
+        ("TCP", pair(&d.by_rep.gbps, &f.by_rep.gbps, ratio, x)),
+        ("latency per hop above (f)", pair(&d.by_rep.p50, &f.by_rep.p50, per_hop, us)),
     ]
     .into_iter()
     .filter_map(|(what, v)| Some(format!("{what} {}", v?)))
@@ -237,40 +246,58 @@ pub fn flat_out_note(rows: &[Row]) -> String {
 
 /// What the tap path (t) measures, with its figures against (d).
 pub fn tap_note(rows: &[Row]) -> String {
-    let (tc, tap) = (by_key(rows, "d"), by_key(rows, "t"));
-    let r = |f: fn(&Medians) -> Option<f64>| ratio(tap.and_then(f), tc.and_then(f));
+    let r = |m: Metric| against_d(rows, "t", m);
     format!(
         "Path (t) is (d) with the service functions behind taps, each NIC's frames copied by a \
          userspace thread (`sfc_tests::tap::TapPump`: one read and one write per frame, as \
          qemu's userspace virtio-net backend does; vhost-net does it in the kernel, faster). Its \
          figures are that pump's limit, not sfc's: sfc does the same work per hop on a tap as \
-         on a veth, with `bpf_redirect` into the tap instead of `bpf_redirect_peer`. (t) vs (d): \
-         pps {}, TCP {}, RTT p50 {}.",
-        times(r(|m| m.pps)),
-        times(r(|m| m.gbps)),
-        times(r(|m| m.p50)),
+         on a veth, with `bpf_redirect` into the tap instead of `bpf_redirect_peer`. (t) vs (d) \
+         (in the repetitions both were measured in): pps {}, TCP {}, RTT p50 {}.",
+        times(r(Metric::Pps).map(|(v, d)| v / d)),
+        times(r(Metric::Gbps).map(|(v, d)| v / d)),
+        times(r(Metric::P50).map(|(v, d)| v / d)),
     )
+}
+
+/// Which of `ByRep`'s metrics.
+#[derive(Clone, Copy)]
+enum Metric {
+    Pps,
+    Gbps,
+    P50,
+}
+
+/// The median of variant `key`'s `m` and the median of (d)'s in the same repetitions (a variant
+/// measured in the first repetition only is compared with (d)'s first, not its median).
+fn against_d(rows: &[Row], key: &str, m: Metric) -> Option<(f64, f64)> {
+    let pick = |s: &Samples| match m {
+        Metric::Pps => s.by_rep.pps.clone(),
+        Metric::Gbps => s.by_rep.gbps.clone(),
+        Metric::P50 => s.by_rep.p50.clone(),
+    };
+    let (v, d) = (pick(samples_of(rows, key)?), pick(samples_of(rows, "d")?));
+    let both: Vec<(f64, f64)> = v.iter().zip(&d).filter_map(|(v, d)| Some(((*v)?, (*d)?))).collect();
+    let (v, d): (Vec<f64>, Vec<f64>) = both.into_iter().unzip();
+    Some((median(&v)?, median(&d)?))
 }
 
 /// What tracing costs the datapath, from paths (d1) and (d2) against (d).
 pub fn trace_note(rows: &[Row]) -> String {
-    let tc = by_key(rows, "d");
-    let r = |key: &str, f: fn(&Medians) -> Option<f64>| ratio(by_key(rows, key).and_then(f), tc.and_then(f));
-    let added = |key: &str| match (by_key(rows, key).and_then(|m| m.p50), tc.and_then(|m| m.p50)) {
-        (Some(a), Some(b)) => format!("{:+.1} us", a - b),
-        _ => "-".to_owned(),
-    };
+    let r = |key: &str| times(against_d(rows, key, Metric::Pps).map(|(v, d)| v / d));
+    let added = |key: &str| against_d(rows, key, Metric::P50).map_or_else(|| "-".to_owned(), |(v, d)| format!("{:+.1} us", v - d));
     format!(
         "What tracing costs (`sfc trace` running on (d)'s datapath the whole time; TCP not \
-         measured on these): with a filter no packet matches (d1) vs (d): pps {}, RTT p50 {}; \
+         measured on these; against (d) in the repetitions both were measured in): with a filter \
+         no packet matches (d1) vs (d): pps {}, RTT p50 {}; \
          every packet traced, four events each (one per hop decision: into each of the three \
          members, then the delivery) read by `sfc trace --json` into /dev/null (d2) vs (d): pps {}, RTT p50 {}. The reader is not pinned: on \
          this two-core machine it competes with the sender or the path for a core, which is part \
          of what (d2) measures. The per-packet cost in the program alone is in the micro \
          benchmark's tracing rows.",
-        times(r("d1", |m| m.pps)),
+        r("d1"),
         added("d1"),
-        times(r("d2", |m| m.pps)),
+        r("d2"),
         added("d2"),
     )
 }
@@ -445,19 +472,29 @@ mod tests {
     #[test]
     fn d_and_f_are_compared_repetition_by_repetition() {
         let spec = |key: &str| super::super::paths::all().into_iter().find(|s| s.key == key).expect("a path");
+        let some = |v: &[f64]| v.iter().map(|x| (!x.is_nan()).then_some(*x)).collect::<Vec<_>>();
         let row = |key: &str, pps: &[f64], p50: &[f64], gbps: &[f64]| {
-            let s = Samples { pps: pps.to_vec(), p50: p50.to_vec(), gbps: gbps.to_vec(), ..Samples::default() };
+            let by_rep = ByRep { pps: some(pps), gbps: some(gbps), p50: some(p50) };
+            let flat = |v: &[f64]| v.iter().copied().filter(|x| !x.is_nan()).collect::<Vec<_>>();
+            let s = Samples { pps: flat(pps), p50: flat(p50), gbps: flat(gbps), by_rep, ..Samples::default() };
             Row::Measured(spec(key), s.medians(), Box::new(s))
         };
-        let rows = [row("d", &[90.0, 50.0, 80.0], &[16.0, 17.0, 18.0], &[1.0]), row("f", &[100.0, 100.0, 80.0], &[15.0, 15.0, 15.0], &[])];
+        let nan = f64::NAN;
+        // TCP: (d) failed in repetition 1 and (f) in 3: same number of samples, nothing to pair
+        // but repetition 2.
+        let rows = [
+            row("d", &[90.0, 50.0, 80.0], &[16.0, 17.0, 18.0], &[nan, 2.0, 1.0]),
+            row("f", &[100.0, 100.0, 80.0], &[15.0, 15.0, 15.0], &[1.0, 4.0, nan]),
+        ];
         let note = paired_note(&rows);
         // Medians of each would say 0.80x; pairs say 0.90, 0.50, 1.00.
         assert!(note.contains("pps 0.90x, 0.50x, 1.00x (median 0.90x)"), "{note}");
         let hops = f64::from(super::super::topo::HOPS);
         let us = |v: f64| format!("{:+.2} us", v / hops);
         assert!(note.contains(&format!("latency per hop above (f) {}, {}, {} (median {})", us(1.0), us(2.0), us(3.0), us(2.0))), "{note}");
-        // TCP failed in every repetition of (f): left out rather than paired wrongly.
-        assert!(!note.contains("TCP"), "{note}");
+        assert!(note.contains("TCP 0.50x (median 0.50x)"), "{note}");
+        // A variant against (d) in the repetitions both have: here all three, medians 100 and 80.
+        assert_eq!(against_d(&rows, "f", Metric::Pps), Some((100.0, 80.0)));
         assert_eq!(paired_note(&rows[..1]), "");
     }
 

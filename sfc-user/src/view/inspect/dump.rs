@@ -14,7 +14,7 @@ use sfc_common::{
         CHAIN_F_SYMMETRIC, ChainEntry, ClsResult,
         DIR_REVERSE, FAIL_OPEN, FlowKey, FragKey, GroupEntry, IF_F_LEARN, IF_F_MAC, IF_F_PEER, IfaceEntry,
         LB_FIELDS, LbKey, MAP_CHAINS, MAP_CLS,
-        MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_HOP_HOMES, MAP_HOP_SLOT_KEYS, MAP_HOP_SLOTS, MAP_HOP_STATS, MAP_IF_SLOTS, MAP_IF_STATS,
+        MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_HOP_HOMES, MAP_HOP_KEYS, MAP_HOP_SLOTS, MAP_HOP_STATS, MAP_IF_SLOTS, MAP_IF_STATS,
         MAP_FLOW_STATS, MAP_IFACES, MAP_LB, MAP_LIMITS, MAP_MACS, MAP_META, MAP_PORT_PAIRS, MacEntry, Meta, PP_F_DOWN, PP_F_DRAINING, PP_F_NO_MAC,
         PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_SF_EGRESS, ROLE_SF_INGRESS,
     },
@@ -447,7 +447,7 @@ pub fn dump(loc: &Location, n: &Namer<'_>, name: &'static str) -> Result<Dump> {
         MAP_FLOWS => rows(flows(loc, n)?),
         MAP_FRAGS => rows(frags(loc)?),
         // One table of hop counters: the hash's and the home hops' slots.
-        MAP_HOP_STATS | MAP_HOP_HOMES | MAP_HOP_SLOTS | MAP_HOP_SLOT_KEYS => rows(hop_stats(loc, n)?),
+        MAP_HOP_STATS | MAP_HOP_HOMES | MAP_HOP_SLOTS | MAP_HOP_KEYS => rows(hop_stats(loc, n)?),
         // One table of interface counters: the slots' (tc) and the hash's (XDP, the overlay).
         MAP_IF_STATS | MAP_IF_SLOTS => rows(if_stats(loc, n)?),
         MAP_DROPS => rows(drops(loc)?),
