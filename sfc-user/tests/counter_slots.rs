@@ -121,15 +121,11 @@ fn all_zero(loc: &Location, name: &str) -> bool {
 
 #[test]
 fn interface_counters_keep_their_slots_across_applies() {
-    sandbox::sweep_stale();
-    let _ns = namespace_up();
-    let pins = sandbox::pin_dir();
-    let loc = Location::new(None, Some(pins.path().to_owned()));
-    let _down = Down(&loc);
-    let opts = LoadOptions { flow_table_size: 1024, drain_timeout: Duration::ZERO, mode: AttachMode::Tc, new_flow_rate: 0, absent_ok: false, latency_every: 0 };
+    let bed = Bed::new();
+    let loc = &bed.loc;
     let apply = |pps: &[u8]| {
-        datapath::apply(&loc, &model_with(pps), opts).unwrap_or_else(|e| panic!("apply {pps:?}: {e}"));
-        let (live, _) = slots(&loc);
+        bed.apply(pps);
+        let (live, _) = slots(loc);
         let mut seen: Vec<u16> = live.values().copied().collect();
         seen.sort_unstable();
         seen.dedup();
@@ -139,26 +135,26 @@ fn interface_counters_keep_their_slots_across_applies() {
     };
 
     let first = apply(&[1]);
-    send(&loc, 3);
-    assert_eq!(classified(&loc, "qsrc"), 3);
+    send(loc, 3);
+    assert_eq!(classified(loc, "qsrc"), 3);
     // pp2 comes: its interfaces get slots that held counts, and must read zero; qsrc keeps its
     // slot and its count.
-    litter(&loc);
+    litter(loc);
     let second = apply(&[1, 2]);
     for name in ["qsrc", "qdst", "qs1i", "qs1o"] {
         let i = sandbox::ifindex(name);
         assert_eq!(first.get(&i), second.get(&i), "{name} keeps its slot");
     }
-    assert_eq!(classified(&loc, "qsrc"), 3, "counts carry on across the apply");
+    assert_eq!(classified(loc, "qsrc"), 3, "counts carry on across the apply");
     for name in ["qs2i", "qs2o"] {
-        assert!(all_zero(&loc, name), "{name} starts from zero in a slot that held counts");
+        assert!(all_zero(loc, name), "{name} starts from zero in a slot that held counts");
     }
-    send(&loc, 2);
-    assert_eq!(classified(&loc, "qsrc"), 5);
+    send(loc, 2);
+    assert_eq!(classified(loc, "qsrc"), 5);
     // pp1 goes: its slots stay out of use while the other bank still has its interfaces ...
     let third = apply(&[2]);
     let pp1: Vec<u16> = ["qs1i", "qs1o"].iter().map(|n| second[&sandbox::ifindex(n)]).collect();
-    let (_, other) = slots(&loc);
+    let (_, other) = slots(loc);
     assert!(pp1.iter().all(|s| other.values().any(|o| o == s)), "pp1 still in the other bank: {other:?}");
     let fourth = apply(&[2, 3]);
     let pp3: Vec<u16> = ["qs3i", "qs3o"].iter().map(|n| fourth[&sandbox::ifindex(n)]).collect();
@@ -167,15 +163,15 @@ fn interface_counters_keep_their_slots_across_applies() {
     // ... and are free once neither bank has them: pp1 back then gets them (the lowest free),
     // from zero.
     apply(&[3]);
-    litter(&loc);
+    litter(loc);
     let sixth = apply(&[3, 1]);
     let back: Vec<u16> = ["qs1i", "qs1o"].iter().map(|n| sixth[&sandbox::ifindex(n)]).collect();
     assert_eq!(back, pp1, "pp1 back in its old slots, free since neither bank had it");
     for name in ["qs1i", "qs1o"] {
-        let stats = Maps::open(&loc).expect("maps").if_stats().expect("interface counters");
-        assert!(all_zero(&loc, name), "{name} starts from zero: {:?}", stats.get(&sandbox::ifindex(name)));
+        let stats = Maps::open(loc).expect("maps").if_stats().expect("interface counters");
+        assert!(all_zero(loc, name), "{name} starts from zero: {:?}", stats.get(&sandbox::ifindex(name)));
     }
-    assert_eq!(classified(&loc, "qsrc"), 5, "qsrc kept its count through five applies");
+    assert_eq!(classified(loc, "qsrc"), 5, "qsrc kept its count through five applies");
 }
 
 /// Port pair `name`'s id, as the last apply saved it.
@@ -209,45 +205,61 @@ fn litter_hops(loc: &Location) {
 
 #[test]
 fn hop_counters_count_in_their_home_slots_across_applies() {
-    sandbox::sweep_stale();
-    let _ns = namespace_up();
-    let pins = sandbox::pin_dir();
-    let loc = Location::new(None, Some(pins.path().to_owned()));
-    let _down = Down(&loc);
-    let opts = LoadOptions { flow_table_size: 1024, drain_timeout: Duration::ZERO, mode: AttachMode::Tc, new_flow_rate: 0, absent_ok: false, latency_every: 0 };
-    let apply = |pps: &[u8]| datapath::apply(&loc, &model_with(pps), opts).unwrap_or_else(|e| panic!("apply {pps:?}: {e}"));
+    let bed = Bed::new();
+    let loc = &bed.loc;
+    let apply = |pps: &[u8]| bed.apply(pps);
 
     apply(&[1, 2]);
-    send(&loc, 3);
-    send_on(&loc, "qs1o", 2);
-    assert_eq!(hop_packets(&loc, "pp1", 0), (3, 0), "pp1 at hop 0: counted in its slot, not the hash");
-    assert_eq!(hop_packets(&loc, "pp2", 1), (2, 0), "pp2 at hop 1");
+    send(loc, 3);
+    send_on(loc, "qs1o", 2);
+    assert_eq!(hop_packets(loc, "pp1", 0), (3, 0), "pp1 at hop 0: counted in its slot, not the hash");
+    assert_eq!(hop_packets(loc, "pp2", 1), (2, 0), "pp2 at hop 1");
     // pp3 joins: its hop gets a slot that held counts and must read zero; the others carry on.
-    litter_hops(&loc);
+    litter_hops(loc);
     apply(&[1, 2, 3]);
-    assert_eq!(hop_packets(&loc, "pp3", 2), (0, 0), "pp3's new slot starts from zero");
-    assert_eq!(hop_packets(&loc, "pp1", 0).0, 3, "pp1's count carried over the apply");
+    assert_eq!(hop_packets(loc, "pp3", 2), (0, 0), "pp3's new slot starts from zero");
+    assert_eq!(hop_packets(loc, "pp1", 0).0, 3, "pp1's count carried over the apply");
     // The flow takes the new path from its next packet at the source on.
-    send(&loc, 1);
-    send_on(&loc, "qs2o", 4);
-    assert_eq!(hop_packets(&loc, "pp3", 2), (4, 0));
-    assert_eq!(hop_packets(&loc, "pp1", 0), (4, 0));
+    send(loc, 1);
+    send_on(loc, "qs2o", 4);
+    assert_eq!(hop_packets(loc, "pp3", 2), (4, 0));
+    assert_eq!(hop_packets(loc, "pp1", 0), (4, 0));
     // pp1 leaves: pp2 now sits at hop 0, a new home hop with a new slot, from zero; packets from
     // the source go to it there.
-    litter_hops(&loc);
+    litter_hops(loc);
     apply(&[2, 3]);
-    assert_eq!(hop_packets(&loc, "pp2", 0), (0, 0), "pp2's new home starts from zero");
-    send(&loc, 5);
-    assert_eq!(hop_packets(&loc, "pp2", 0), (5, 0));
-    assert_eq!(hop_packets(&loc, "pp3", 1).0, 0, "pp3 at its new hop");
+    assert_eq!(hop_packets(loc, "pp2", 0), (0, 0), "pp2's new home starts from zero");
+    send(loc, 5);
+    assert_eq!(hop_packets(loc, "pp2", 0), (5, 0));
+    assert_eq!(hop_packets(loc, "pp3", 1).0, 0, "pp3 at its new hop");
 }
 
-/// `sfc down` of a location on drop.
-struct Down<'a>(&'a Location);
+/// One test's namespace (links up, no IPv6), pin directory and datapath location; `sfc down`
+/// on drop, before the pins and the namespace go (also when an assertion fails).
+struct Bed {
+    loc: Location,
+    _pins: sfc_tests::bpffs::PinDir,
+    _ns: sfc_tests::netns::Inside,
+}
 
-impl Drop for Down<'_> {
+impl Bed {
+    fn new() -> Self {
+        sandbox::sweep_stale();
+        let ns = namespace_up();
+        let pins = sandbox::pin_dir();
+        Bed { loc: Location::new(None, Some(pins.path().to_owned())), _pins: pins, _ns: ns }
+    }
+
+    /// `sfc apply` of the chain through port pairs `pps`, in this process.
+    fn apply(&self, pps: &[u8]) {
+        let opts = LoadOptions { flow_table_size: 1024, drain_timeout: Duration::ZERO, mode: AttachMode::Tc, new_flow_rate: 0, absent_ok: false, latency_every: 0 };
+        datapath::apply(&self.loc, &model_with(pps), opts).unwrap_or_else(|e| panic!("apply {pps:?}: {e}"));
+    }
+}
+
+impl Drop for Bed {
     fn drop(&mut self) {
-        if let Err(e) = datapath::down(self.0) {
+        if let Err(e) = datapath::down(&self.loc) {
             eprintln!("counter_slots: sfc down: {e}");
         }
     }
