@@ -58,3 +58,14 @@ pub struct Counter {
     pub bytes: u64,
 }
 const _: () = assert!(size_of::<Counter>() == 16);
+
+impl Counter {
+    /// `packets` and `bytes` more: one packet in the datapath, another CPU's or map's counts in
+    /// the readers.
+    #[expect(clippy::inline_always, reason = "used per packet in the BPF program")]
+    #[inline(always)]
+    pub fn add(&mut self, packets: u64, bytes: u64) {
+        self.packets += packets;
+        self.bytes += bytes;
+    }
+}

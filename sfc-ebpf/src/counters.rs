@@ -23,10 +23,7 @@ pub fn hop(key: &HopStatsKey, bytes: u32) {
         c
     };
     // SAFETY: this CPU's value of a per-CPU map; only this CPU writes it.
-    unsafe {
-        (*c).packets += 1;
-        (*c).bytes += u64::from(bytes);
-    }
+    unsafe { (*c).add(1, u64::from(bytes)) };
 }
 
 /// `hop` for the tc program: in the port pair's array slot when this is its home hop
@@ -40,10 +37,7 @@ pub fn hop_slot(key: &HopStatsKey, bytes: u32) {
     {
         if let Some(c) = SFC_HOP_SLOTS.get_ptr_mut(u32::from(h.slot) * 2 + (key.dir & 1)) {
             // SAFETY: this CPU's value of a per-CPU map; only this CPU writes it.
-            unsafe {
-                (*c).packets += 1;
-                (*c).bytes += u64::from(bytes);
-            }
+            unsafe { (*c).add(1, u64::from(bytes)) };
         }
         return;
     }

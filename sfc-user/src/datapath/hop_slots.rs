@@ -87,8 +87,7 @@ pub fn counts(loc: &Location) -> Result<BTreeMap<HopStatsKey, Counter>> {
             let per_cpu = counters.get(&(slot * 2 + dir), 0).map_err(map_err(MAP_HOP_SLOTS, "reading"))?;
             let sum: &mut Counter = out.entry(HopStatsKey { dir, ..key }).or_default();
             for c in &*per_cpu {
-                sum.packets += c.packets;
-                sum.bytes += c.bytes;
+                sum.add(c.packets, c.bytes);
             }
         }
     }

@@ -384,14 +384,12 @@ impl<'a> Maps<'a> {
     pub fn hop_stats(&self) -> Result<BTreeMap<HopStatsKey, Counter>> {
         let m: PerCpuHashMap<MapData, HopStatsKey, Counter> = typed(self.loc, MAP_HOP_STATS)?;
         let mut out = sum_per_cpu(&m, MAP_HOP_STATS, |sum, c| {
-            sum.packets += c.packets;
-            sum.bytes += c.bytes;
+            sum.add(c.packets, c.bytes);
         })?;
         // The home hops' counts, in array slots (`super::hop_slots`).
         for (k, c) in super::hop_slots::counts(self.loc)? {
             let sum = out.entry(k).or_default();
-            sum.packets += c.packets;
-            sum.bytes += c.bytes;
+            sum.add(c.packets, c.bytes);
         }
         Ok(out)
     }
