@@ -275,7 +275,8 @@ const _: () = assert!(size_of::<ClsKey>() == 24);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClsResult {
     pub chain_id: u32,
-    /// Index of the flow classifier in the compiled state (for counters and `explain`).
+    /// Index of the flow classifier in the compiled state (for `explain` and the map dumps;
+    /// the datapath does not read it), or `CLS_CLASSIFIER_SHARED`.
     pub classifier: u32,
     /// `logical_destination_port` ifindex, 0 = hand back to the host after the last hop.
     pub dst_ifindex: u32,
@@ -284,6 +285,10 @@ pub struct ClsResult {
     pub src_ifindex: u32,
 }
 const _: () = assert!(size_of::<ClsResult>() == 16);
+/// `ClsResult::classifier` of a final class that several classifiers lead to: classifiers with
+/// the same chain and ports share their classes, down to the result (`compile::incr`), so the
+/// result cannot name one; `sfc explain` finds it in the model.
+pub const CLS_CLASSIFIER_SHARED: u32 = u32::MAX;
 
 // ---- chains, groups, port pairs -------------------------------------------------------------
 

@@ -14,7 +14,7 @@ use sfc::{
     config,
     model::{self, Ethertype, FlowClassifier, PortRange, Prefix},
 };
-use sfc_common::maps::{FAMILY_V4, FAMILY_V6, FlowKey};
+use sfc_common::maps::{CLS_CLASSIFIER_SHARED, FAMILY_V4, FAMILY_V6, FlowKey};
 
 const V4_PREFIXES: [&str; 6] = ["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32", "192.168.0.0/16"];
 const V6_PREFIXES: [&str; 4] = ["::/0", "2001:db8::/32", "2001:db8:1::/48", "2001:db8:1::5/128"];
@@ -240,8 +240,15 @@ proptest! {
                 Some(best) => {
                     let got = got.expect("a result");
                     prop_assert_eq!(Some(got.chain_id), chain_of(best));
-                    // No matching classifier of another chain is strictly more specific.
-                    let chosen = &m.flow_classifiers[got.classifier as usize];
+                    // No matching classifier of another chain is strictly more specific. A
+                    // result shared by several classifiers (same chain and ports) names none:
+                    // it is then the most specific matching one of its chain.
+                    let chosen = if got.classifier == CLS_CLASSIFIER_SHARED {
+                        let mine: BTreeSet<usize> = matching.iter().copied().filter(|&j| chain_of(j) == Some(got.chain_id)).collect();
+                        &m.flow_classifiers[cls::most_specific(&mine, &m.flow_classifiers).expect("one of its chain matches")]
+                    } else {
+                        &m.flow_classifiers[got.classifier as usize]
+                    };
                     for &j in &matching {
                         let other = &m.flow_classifiers[j];
                         if chain_of(j) != Some(got.chain_id) {
@@ -345,63 +352,108 @@ fn rooted(fcs: &[FlowClassifier]) -> Vec<(usize, &FlowClassifier, u32)> {
     out
 }
 
+/// Where classifier `i` leads in the incremental tests: a place of its own (`None`), or one of
+/// `k` shared ones.
+fn place_of(shared: Option<u32>) -> impl Fn(usize) -> cls::Place {
+    move |i| {
+        let i = u32::try_from(i).expect("small");
+        Some([shared.map_or(i, |k| i % k), 0, 0])
+    }
+}
+
+/// The incremental compiler, step after step of edits (a classifier changed, added,
+/// removed): its tables are those of a fresh compile of the same input with the classes that
+/// behave the same merged (`cls::merged`, up to numbering), packets find their matching
+/// classifiers, and its log of writes, replayed over the tables before the step, gives the
+/// tables after it.
+fn incremental_steps(first: Vec<Spec>, steps: Vec<Vec<(usize, Option<Spec>)>>, packets: &[Pkt], shared: Option<u32>) -> Result<(), TestCaseError> {
+    let place = place_of(shared);
+    let mut specs: Vec<Spec> = first;
+    let mut inc = cls_incr::Incremental::new(&cls::ClassIds::new());
+    for (n, edits) in std::iter::once(Vec::new()).chain(steps).enumerate() {
+        for (at, s) in edits {
+            match s {
+                Some(s) if at < specs.len() => specs[at] = s,
+                Some(s) => specs.push(s),
+                None if at < specs.len() => { specs.remove(at); }
+                None => {}
+            }
+        }
+        let fcs: Vec<FlowClassifier> = specs.iter().enumerate().map(|(i, s)| classifier(i, s)).collect();
+        let input = rooted(&fcs);
+        let (entries, hash) = (inc.entries.clone(), inc.hash.clone());
+        inc.update(&input, &place);
+        let log = inc.take_changes();
+        let fresh = cls::merged(&cls::compile(&input), &place);
+        let pair = match cls::equivalent((&inc.entries, &inc.hash, &inc.finals), (&fresh.entries, &fresh.hash, &fresh.finals)) {
+            Ok(pair) => pair,
+            Err(e) => return Err(TestCaseError::fail(format!("step {n}: {e}"))),
+        };
+        for (a, b) in &pair {
+            prop_assert_eq!(inc.places.get(a), fresh.places.get(b), "step {}: the place of final class {:#x}", n, a);
+        }
+        prop_assert!(cls::canonical(&inc.entries));
+        // The log: every key it names had the logged value before, every other key is as it was.
+        let mut replay = entries.clone();
+        for (k, old) in &log.trie {
+            prop_assert_eq!(entries.get(k), old.as_ref());
+            match inc.entries.get(k) { Some(v) => { replay.insert(*k, *v); } None => { replay.remove(k); } }
+        }
+        prop_assert_eq!(&replay, &inc.entries);
+        let mut replay = hash.clone();
+        for (k, old) in &log.hash {
+            prop_assert_eq!(hash.get(k), old.as_ref());
+            match inc.hash.get(k) { Some(v) => { replay.insert(*k, *v); } None => { replay.remove(k); } }
+        }
+        prop_assert_eq!(&replay, &inc.hash);
+        for p in packets {
+            let want: BTreeSet<usize> = fcs
+                .iter()
+                .enumerate()
+                .filter(|(i, f)| (ifindex_of(&f.logical_source_port) == p.ifindex || (p.ifindex == 3 && i % 2 == 0)) && f.matches(&p.key))
+                .map(|(i, _)| i)
+                .collect();
+            let got = cls::lookup(&inc.entries, &inc.hash, p.ifindex, ethertype(&p.key), &p.key);
+            let Some(c) = got else {
+                prop_assert!(want.is_empty(), "step {}: {:?} matches {:?} but finds no class", n, p, want);
+                continue;
+            };
+            // Matching classifiers of one place end in that place's class (which all of them
+            // reach); of several, in the class of exactly them.
+            let places: BTreeSet<cls::Place> = want.iter().map(|&i| place(i)).collect();
+            if places.len() == 1 {
+                prop_assert_eq!(inc.places.get(&c), places.first(), "step {}: {:?}", n, p);
+                prop_assert!(want.is_subset(&inc.finals[&c]), "step {}: {:?}", n, p);
+            } else {
+                prop_assert_eq!(&inc.finals[&c], &want, "step {}: {:?}", n, p);
+                prop_assert!(!inc.places.contains_key(&c));
+            }
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
 
-    /// The incremental compiler, step after step of edits (a classifier changed, added,
-    /// removed): its tables are those of a fresh compile of the same input (up to numbering),
-    /// packets find exactly their matching classifiers, and its log of writes, replayed over the
-    /// tables before the step, gives the tables after it.
+    /// Every classifier to a place of its own: no two sets behave the same, nothing merges.
     #[test]
     fn the_incremental_compile_is_a_fresh_compile(
         first in prop::collection::vec(spec(), 0..10),
         steps in prop::collection::vec(prop::collection::vec((0..12usize, prop::option::weighted(0.8, spec())), 1..4), 1..6),
         packets in prop::collection::vec(packet(), 24),
     ) {
-        let mut specs: Vec<Spec> = first;
-        let mut inc = cls_incr::Incremental::new(&cls::ClassIds::new());
-        for (n, edits) in std::iter::once(Vec::new()).chain(steps).enumerate() {
-            for (at, s) in edits {
-                match s {
-                    Some(s) if at < specs.len() => specs[at] = s,
-                    Some(s) => specs.push(s),
-                    None if at < specs.len() => { specs.remove(at); }
-                    None => {}
-                }
-            }
-            let fcs: Vec<FlowClassifier> = specs.iter().enumerate().map(|(i, s)| classifier(i, s)).collect();
-            let input = rooted(&fcs);
-            let (entries, hash) = (inc.entries.clone(), inc.hash.clone());
-            inc.update(&input);
-            let log = inc.take_changes();
-            let fresh = cls::compile(&input);
-            if let Err(e) = cls::equivalent((&inc.entries, &inc.hash, &inc.finals), (&fresh.entries, &fresh.hash, &fresh.finals)) {
-                prop_assert!(false, "step {}: {}", n, e);
-            }
-            prop_assert!(cls::canonical(&inc.entries));
-            // The log: every key it names had the logged value before, every other key is as it was.
-            let mut replay = entries.clone();
-            for (k, old) in &log.trie {
-                prop_assert_eq!(entries.get(k), old.as_ref());
-                match inc.entries.get(k) { Some(v) => { replay.insert(*k, *v); } None => { replay.remove(k); } }
-            }
-            prop_assert_eq!(&replay, &inc.entries);
-            let mut replay = hash.clone();
-            for (k, old) in &log.hash {
-                prop_assert_eq!(hash.get(k), old.as_ref());
-                match inc.hash.get(k) { Some(v) => { replay.insert(*k, *v); } None => { replay.remove(k); } }
-            }
-            prop_assert_eq!(&replay, &inc.hash);
-            for p in &packets {
-                let want: BTreeSet<usize> = fcs
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, f)| (ifindex_of(&f.logical_source_port) == p.ifindex || (p.ifindex == 3 && i % 2 == 0)) && f.matches(&p.key))
-                    .map(|(i, _)| i)
-                    .collect();
-                let got = cls::lookup(&inc.entries, &inc.hash, p.ifindex, ethertype(&p.key), &p.key).map(|c| inc.finals[&c].clone());
-                prop_assert_eq!(got, (!want.is_empty()).then_some(want), "step {}: {:?}", n, p);
-            }
-        }
+        incremental_steps(first, steps, &packets, None)?;
+    }
+
+    /// Classifiers sharing two places: the sets that behave the same share classes, as a
+    /// fresh compile merged.
+    #[test]
+    fn the_incremental_compile_merges_as_a_fresh_compile(
+        first in prop::collection::vec(spec(), 0..10),
+        steps in prop::collection::vec(prop::collection::vec((0..12usize, prop::option::weighted(0.8, spec())), 1..4), 1..6),
+        packets in prop::collection::vec(packet(), 24),
+    ) {
+        incremental_steps(first, steps, &packets, Some(2))?;
     }
 }

@@ -202,7 +202,11 @@ pub fn explain(model: &Model, compiled: &Compiled, facts: &BTreeMap<String, Ifac
         out.untouched_because = Some("no flow classifier matches".to_owned());
         return out;
     };
-    out.classifier = usize::try_from(res.classifier).ok().and_then(|i| model.flow_classifiers.get(i)).map(|f| f.name.clone());
+    out.classifier = usize::try_from(res.classifier)
+        .ok()
+        .and_then(|i| model.flow_classifiers.get(i))
+        .or_else(|| shared_classifier(model, &p.in_iface, res.chain_id, &key))
+        .map(|f| f.name.clone());
     let chain = model.chain_by_id(res.chain_id);
     out.chain = Some(ChainRef { name: chain.map_or_else(|| "?".to_owned(), |c| c.name.clone()), chain_id: res.chain_id });
     out.symmetric = chain.is_some_and(|c| c.symmetric);
@@ -240,6 +244,20 @@ pub fn explain(model: &Model, compiled: &Compiled, facts: &BTreeMap<String, Ifac
         });
     }
     out
+}
+
+/// The classifier a packet matched when its result is shared by several
+/// (`CLS_CLASSIFIER_SHARED`: they lead to the same chain and ports): the most specific of the
+/// chain's classifiers on the port that match it.
+fn shared_classifier<'a>(model: &'a Model, port: &str, chain_id: u32, key: &FlowKey) -> Option<&'a crate::model::FlowClassifier> {
+    let chain = model.chain_by_id(chain_id)?;
+    let set: std::collections::BTreeSet<usize> = chain
+        .flow_classifiers
+        .iter()
+        .copied()
+        .filter(|&i| model.flow_classifiers.get(i).is_some_and(|f| f.logical_source_port == port && f.matches(key)))
+        .collect();
+    cls::most_specific(&set, &model.flow_classifiers).map(|i| &model.flow_classifiers[i])
 }
 
 fn print(e: &Explanation) {
@@ -471,6 +489,28 @@ port_chains:
         assert_eq!(e.chain.as_ref().map(|c| c.chain_id), Some(7));
         assert_eq!(e.deliver_to, None);
         assert!(!e.symmetric);
+    }
+
+    /// Two classifiers into one chain with the same ports share their classes down to the
+    /// result, which then names neither: explain finds the one the packet matched.
+    #[test]
+    fn a_shared_result_names_the_classifier_the_packet_matched() {
+        let file = FILE.replace(
+            "flow_classifiers: [net]}",
+            "flow_classifiers: [net, lan]}",
+        )
+        .replace(
+            "  - {name: net, destination_ip_prefix: 10.0.0.0/8, logical_source_port: src}",
+            "  - {name: net, destination_ip_prefix: 10.0.0.0/8, logical_source_port: src}\n  - {name: lan, destination_ip_prefix: 192.168.0.0/16, logical_source_port: src}",
+        );
+        let model = model::validate(&config::parse("t", &file).expect("parses")).expect("valid");
+        let compiled = compile::compile(&model, &synthetic_facts(&model), None).expect("compiles");
+        assert!(compiled.cls_res.values().any(|r| r.chain_id == 7 && r.classifier == sfc_common::maps::CLS_CLASSIFIER_SHARED), "the two share a result");
+        for (dst, want) in [([10, 9, 9, 9], "net"), ([192, 168, 3, 4], "lan")] {
+            let e = run_file(&file, &tcp("src", dst, 22));
+            assert_eq!((e.classifier.as_deref(), e.chain.as_ref().map(|c| c.chain_id)), (Some(want), Some(7)));
+        }
+        assert_eq!(run_file(&file, &tcp("src", [10, 0, 0, 20], 80)).classifier.as_deref(), Some("web"));
     }
 
     #[test]

@@ -407,23 +407,23 @@ impl<'a> Build<'a> {
                 src_ifindex: ifindex_of(Some(&fc.logical_source_port)),
             })
         };
-        if let Some(k) = self.kept.as_deref_mut() {
-            let from = incr::ResFrom { chains: model.port_chains.clone(), groups: model.port_pair_groups.clone(), facts: facts.clone(), n };
-            let errors = &mut self.errors;
-            k.update(&in_use, from, |set| result(set, errors));
-            k.lend(&mut self.out);
-            return;
-        }
-        let no_ids = cls::ClassIds::new();
-        let tables = cls::compile_stable(&in_use, self.inputs.class_ids.unwrap_or(&no_ids));
-        self.out.cls = tables.entries;
-        self.out.cls_hash = tables.hash;
-        self.out.class_ids = tables.ids;
-        for (class, set) in &tables.finals {
-            if let Some(r) = result(set, &mut self.errors) {
-                self.out.cls_res.insert(*class, r);
-            }
-        }
+        // Where a classifier leads: what its result says but its own index (classifiers with
+        // the same place share classes).
+        let place = |j: usize| -> cls::Place {
+            let fc = &model.flow_classifiers[original(j)];
+            Some([chain_of(j)?, ifindex_of(fc.logical_destination_port.as_ref()), ifindex_of(Some(&fc.logical_source_port))])
+        };
+        let from = incr::ResFrom { chains: model.port_chains.clone(), groups: model.port_pair_groups.clone(), facts: facts.clone(), n };
+        let errors = &mut self.errors;
+        // A compile without a kept compiler runs a new one: the same code, so that a cold apply
+        // numbers classes as a warm one does.
+        let mut fresh = None;
+        let k = match self.kept.as_deref_mut() {
+            Some(k) => k,
+            None => fresh.insert(incr::Kept::new(self.inputs.class_ids.unwrap_or(&cls::ClassIds::new()))),
+        };
+        k.update(&in_use, from, &place, &original, |set| result(set, errors));
+        k.lend(&mut self.out);
     }
 
     /// The logical ports of classifier `fc` of `chain`: their roles, programs and redirect

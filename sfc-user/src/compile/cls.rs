@@ -29,6 +29,33 @@ use crate::model::{FlowClassifier, PortRange, Prefix};
 /// rewrites that classifier's entries, not every entry numbered after it.
 pub type ClassIds = BTreeMap<u64, u32>;
 
+/// Where a classifier leads: its chain and the ifindexes of its logical destination and source
+/// ports (`ClsResult` but the classifier), `None` for a classifier in no chain. Final classes
+/// whose classifiers all have the same place are one class (`incr`'s notes).
+pub type Place = Option<[u32; 3]>;
+
+/// What a class does, as a hash: two classes with the same content behave the same (see
+/// `incr`). 128 bits, so that no two contents among millions collide.
+pub type Content = u128;
+
+/// The content of `x`: two `SipHash`es (fixed keys, so the same in every process of one build).
+pub fn content_of(x: &impl std::hash::Hash) -> Content {
+    use std::hash::Hasher as _;
+    let half = |salt: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&(salt, x), &mut h);
+        h.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
+}
+
+/// A content's numbering key (`ClassIds`): its low half. Two contents with one key only lose
+/// the wish to keep their numbers.
+#[expect(clippy::cast_possible_truncation, reason = "the low half, on purpose")]
+pub fn key_of(c: Content) -> u64 {
+    c as u64
+}
+
 /// One trie entry: (prefix length in bits, key) -> next class.
 pub type ClsEntries = BTreeMap<(u32, ClsKey), u32>;
 /// Hash entries: (class, whole field) -> next class, and (any-class, zeros) -> next class.
@@ -116,6 +143,8 @@ pub struct ClsTables {
     pub hash: ClsHash,
     /// Final class -> the classifiers (indexes) that match every field.
     pub finals: BTreeMap<u32, BTreeSet<usize>>,
+    /// `merged` only: the final classes of one place, with it.
+    pub places: BTreeMap<u32, Place>,
     /// The class of every set, for the next compile (`compile_stable`).
     pub ids: ClassIds,
 }
@@ -362,6 +391,71 @@ pub fn equivalent(a: (&ClsEntries, &ClsHash, &BTreeMap<u32, BTreeSet<usize>>), b
         return Err(format!("class {c:#x} is reached from no root"));
     }
     Ok(pair)
+}
+
+/// `t` (a `compile`) with the classes that behave the same merged, bottom up: final classes
+/// whose classifiers all have one place (`place`), and classes whose entries lead to the same
+/// classes. What `incr` builds (as the whole tables, for tests to compare with): `finals` of a
+/// merged final class are the classifiers of all its sets, `places` its place.
+pub fn merged(t: &ClsTables, place: impl Fn(usize) -> Place) -> ClsTables {
+    /// (in the hash, prefix length (0 in the hash: the key is the whole match), data, class).
+    type Edge = (bool, u32, [u8; CLS_DATA_LEN], u32);
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    enum Sig {
+        Place(Place),
+        Set(BTreeSet<usize>),
+        Entries(bool, Vec<Edge>),
+    }
+    let mut edges: BTreeMap<u32, Vec<Edge>> = BTreeMap::new();
+    for ((bits, k), v) in &t.entries {
+        edges.entry(u32::from_be_bytes(k.class)).or_default().push((false, *bits, k.data, *v));
+    }
+    for (k, v) in &t.hash {
+        edges.entry(u32::from_be_bytes(k.class)).or_default().push((true, 0, k.data, *v));
+    }
+    // Each class's level, from the roots.
+    let mut levels: Vec<Vec<u32>> = vec![edges.keys().copied().filter(|c| *c < CLASS_BASE).collect()];
+    let mut seen: BTreeSet<u32> = levels[0].iter().copied().collect();
+    while let Some(last) = levels.last().filter(|l| !l.is_empty()) {
+        let next: Vec<u32> = last.iter().flat_map(|c| edges.get(c).into_iter().flatten().map(|e| e.3)).filter(|c| seen.insert(*c)).collect();
+        levels.push(next);
+    }
+    let mut rep: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut out = ClsTables { ids: t.ids.clone(), ..ClsTables::default() };
+    for level in levels.iter().skip(1).rev() {
+        let mut by_sig: BTreeMap<Sig, u32> = BTreeMap::new();
+        let mut sorted = level.clone();
+        sorted.sort_unstable();
+        for c in sorted {
+            let sig = match t.finals.get(&c) {
+                Some(set) => {
+                    let first = set.first().map(|&i| place(i));
+                    match first.filter(|p| set.iter().all(|&i| place(i) == *p)) {
+                        Some(p) => Sig::Place(p),
+                        None => Sig::Set(set.clone()),
+                    }
+                }
+                None => Sig::Entries(is_any(c), edges.get(&c).into_iter().flatten().map(|e| (e.0, e.1, e.2, rep[&e.3])).collect()),
+            };
+            let r = *by_sig.entry(sig).or_insert(c);
+            rep.insert(c, r);
+            if let Some(set) = t.finals.get(&c) {
+                out.finals.entry(r).or_default().extend(set.iter().copied());
+            }
+        }
+        for (sig, r) in by_sig {
+            if let Sig::Place(p) = sig {
+                out.places.insert(r, p);
+            }
+        }
+    }
+    let kept = |k: &ClsKey| {
+        let c = u32::from_be_bytes(k.class);
+        c < CLASS_BASE || rep.get(&c) == Some(&c)
+    };
+    out.entries = t.entries.iter().filter(|((_, k), _)| kept(k)).map(|(k, v)| (*k, rep[v])).collect();
+    out.hash = t.hash.iter().filter(|(k, _)| kept(k)).map(|(k, v)| (*k, rep[v])).collect();
+    out
 }
 
 /// Whether every entry's data has the bits past its prefix length cleared (what `lookup`

@@ -285,7 +285,7 @@ pub struct PortPairGroup {
 }
 
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FlowClassifier {
     pub name: String,
     pub ethertype: Ethertype,

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sfc_common::maps::{ClsKey, ClsResult};
+use sfc_common::maps::{CLS_CLASSIFIER_SHARED, ClsKey, ClsResult};
 
 use super::Incremental;
-use crate::compile::cls::{ClassIds, ClsEntries, ClsHash};
+use crate::compile::cls::{ClassIds, ClsEntries, ClsHash, Place};
 use crate::model::FlowClassifier;
 
 /// What a compile keeps for the next one in the same process (`compile::compile_kept`): the
@@ -75,27 +75,50 @@ impl Kept {
 
     /// Updates the tables to `in_use` (as `cls::compile_stable` takes them) and the results of
     /// the final classes built or dropped, or of all of them when what they are computed from
-    /// changed (`from`); `result` computes one. Logs what it wrote (`log`).
-    pub(in crate::compile) fn update(&mut self, in_use: &[(usize, &FlowClassifier, u32)], from: ResFrom, mut result: impl FnMut(&BTreeSet<usize>) -> Option<ClsResult>) {
-        self.cls.update(in_use);
+    /// changed (`from`); `place` says where a classifier leads, `original` which model
+    /// classifier it is (a NAT-ing group's translated copy is its original's), `result` computes
+    /// the result of a set of classifiers. Logs what it wrote (`log`).
+    pub(in crate::compile) fn update(
+        &mut self,
+        in_use: &[(usize, &FlowClassifier, u32)],
+        from: ResFrom,
+        place: &dyn Fn(usize) -> Place,
+        original: &dyn Fn(usize) -> usize,
+        mut result: impl FnMut(&BTreeSet<usize>) -> Option<ClsResult>,
+    ) {
+        self.cls.update(in_use, place);
         let mut whole = false;
         if self.cls.exhausted() {
             self.cls = Incremental::new(&ClassIds::new());
-            self.cls.update(in_use);
+            self.cls.update(in_use, place);
             whole = true;
         }
         let changes = self.cls.take_changes();
         self.log = Log { trie: changes.trie, hash: changes.hash, res: BTreeMap::new(), whole };
         let redo: Vec<u32> = if self.res_from.as_ref() == Some(&from) && !whole {
-            changes.finals.keys().copied().collect()
+            changes.finals.into_iter().collect()
         } else {
             self.res.keys().chain(self.cls.finals.keys()).copied().collect::<BTreeSet<u32>>().into_iter().collect()
         };
-        let new: Vec<(u32, Option<ClsResult>)> = redo.into_iter().map(|c| (c, self.cls.finals.get(&c).and_then(&mut result))).collect();
+        let new: Vec<(u32, Option<ClsResult>)> = redo.into_iter().map(|c| (c, self.final_result(c, original, &mut result))).collect();
         for (c, r) in new {
             self.set_res(c, r);
         }
         self.res_from = Some(from);
+    }
+
+    /// The result of final class `c`: its set's; for a class of one place that more than one
+    /// model classifier leads to, that place with no classifier named (`CLS_CLASSIFIER_SHARED`).
+    fn final_result(&self, c: u32, original: &dyn Fn(usize) -> usize, result: &mut impl FnMut(&BTreeSet<usize>) -> Option<ClsResult>) -> Option<ClsResult> {
+        let set = self.cls.finals.get(&c)?;
+        let several = || set.iter().any(|&i| set.first().is_some_and(|&f| original(i) != original(f)));
+        match self.cls.places.get(&c) {
+            Some(None) => None,
+            Some(Some([chain_id, dst_ifindex, src_ifindex])) if several() => {
+                Some(ClsResult { chain_id: *chain_id, classifier: CLS_CLASSIFIER_SHARED, dst_ifindex: *dst_ifindex, src_ifindex: *src_ifindex })
+            }
+            _ => result(set),
+        }
     }
 
     /// Lends the tables to `c` (`restore` takes them back).

@@ -17,6 +17,15 @@
 //! A set that changes is a new class, built whole: one change under a prefix that 100,000
 //! classifiers share rebuilds a class of 100,000.
 //!
+//! Sets that behave the same share one class (`Shared`): a class is known by its content (its
+//! entries, each by the content of the class it leads to; a final class by its place, the
+//! chain and ports its classifiers lead to, when they all lead to the same). So 100,000 host
+//! classifiers into one chain are 100,000 stage-1 entries into one class per later stage,
+//! not 100,000 classes per stage: fewer entries to write, and a new flow's walk reads one
+//! cold entry, not five (see `ClsResult::classifier` for what a shared final class says).
+//! The sets are still the compiler's nodes (what an edit finds and releases); a shared class
+//! keeps its entries while any of its sets lives.
+//!
 //! Every table write is logged with the value it replaced (`Changes`), so the loader writes the
 //! maps from the log instead of comparing whole tables.
 
@@ -24,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use sfc_common::maps::{CLASS_BASE, CLS_ANY_BIT, CLS_CLASS_BITS, CLS_STAGES, ClsKey};
 
-use super::cls::{CLASS_LIMIT, ClassIds, ClsEntries, ClsHash, FieldPrefix, class_key, field_width, is_any, mask, stage_prefixes};
+use super::cls::{CLASS_LIMIT, ClassIds, ClsEntries, ClsHash, Content, FieldPrefix, Place, class_key, content_of, field_width, key_of, is_any, mask, stage_prefixes};
 use crate::model::{Ethertype, FlowClassifier};
 
 /// A classifier as the compiler knows it: its position in the input and its fields.
@@ -37,6 +46,8 @@ struct Inst {
     nth: u32,
     /// Roots it is in.
     roots: u32,
+    /// Where it leads (`cls::Place`): classifiers with the same place share final classes.
+    place: Place,
 }
 
 #[derive(Default)]
@@ -49,14 +60,29 @@ struct Root {
     out: BTreeMap<FieldPrefix, Vec<Cid>>,
 }
 
+/// A set of classifiers at a level.
 struct Node {
-    /// With `CLS_ANY_BIT` when it has it.
+    /// Its class (the shared one), with `CLS_ANY_BIT` when it has it.
     class: u32,
-    key: u64,
+    content: Content,
     refs: u32,
+    children: Vec<Vec<Cid>>,
+    /// A final set's classifiers (their input positions).
+    idxs: Vec<usize>,
+}
+
+/// A class and the entries it owns, shared by every set with its content.
+struct Shared {
+    class: u32,
+    /// Its numbering key (`ClassIds`).
+    key: u64,
+    /// Sets with this content.
+    sets: u32,
     trie: Vec<(u32, ClsKey)>,
     hash: Vec<ClsKey>,
-    children: Vec<Vec<Cid>>,
+    /// A final class of one place: its classifiers over all its sets (input position -> sets
+    /// having it), for `finals`.
+    union: Option<BTreeMap<usize, u32>>,
 }
 
 /// Table writes since the last `take_changes`: each key touched, with the value it had before
@@ -65,8 +91,8 @@ struct Node {
 pub struct Changes {
     pub trie: BTreeMap<(u32, ClsKey), Option<u32>>,
     pub hash: BTreeMap<ClsKey, Option<u32>>,
-    /// Final classes built and dropped since.
-    pub finals: BTreeMap<u32, Option<BTreeSet<usize>>>,
+    /// Final classes built, dropped, or whose classifiers changed since.
+    pub finals: BTreeSet<u32>,
 }
 
 /// The compiler and the tables it keeps (see the module's notes).
@@ -77,6 +103,7 @@ pub struct Incremental {
     by_idx: Vec<Option<Cid>>,
     roots: BTreeMap<u32, Root>,
     nodes: HashMap<(u8, Vec<Cid>), Node>,
+    shared: HashMap<Content, Shared>,
     /// Numbers of a previous compile (`State::class_ids`), for sets built the first time.
     prev: ClassIds,
     /// Numbers of the sets dropped by this update, for a set built again under the same key.
@@ -85,8 +112,12 @@ pub struct Incremental {
     used: HashSet<u32>,
     pub entries: ClsEntries,
     pub hash: ClsHash,
+    /// Final class -> its classifiers: those of its set, or for a final class of one place
+    /// (`places`) those of all its sets.
     pub finals: BTreeMap<u32, BTreeSet<usize>>,
-    /// The class of every live set, by `cls::class_key` (for the next process's compile).
+    /// The final classes of one place, with it.
+    pub places: BTreeMap<u32, Place>,
+    /// The class of every live set, by its numbering key (for the next process's compile).
     pub ids: ClassIds,
     changes: Changes,
 }
@@ -103,6 +134,7 @@ impl Incremental {
             by_idx: Vec::new(),
             roots: BTreeMap::new(),
             nodes: HashMap::new(),
+            shared: HashMap::new(),
             prev,
             freed: HashMap::new(),
             next_class,
@@ -110,6 +142,7 @@ impl Incremental {
             entries: ClsEntries::new(),
             hash: ClsHash::new(),
             finals: BTreeMap::new(),
+            places: BTreeMap::new(),
             ids: ClassIds::new(),
             changes: Changes::default(),
         }
@@ -127,17 +160,18 @@ impl Incremental {
     }
 
     /// Brings the tables in line with `classifiers` (index, classifier, root class), as
-    /// `cls::compile_stable` takes them.
-    pub fn update(&mut self, classifiers: &[(usize, &FlowClassifier, u32)]) {
+    /// `cls::compile_stable` takes them; `place` says where classifier `index` leads.
+    pub fn update(&mut self, classifiers: &[(usize, &FlowClassifier, u32)], place: &dyn Fn(usize) -> Place) {
         let mut fresh = Vec::new();
         let mut roots: BTreeMap<u32, Vec<Cid>> = BTreeMap::new();
         for &(idx, fc, root) in classifiers {
             if self.by_idx.len() <= idx {
                 self.by_idx.resize(idx + 1, None);
             }
-            let known = self.by_idx[idx].filter(|&c| self.inst(c).fc == *fc);
+            let place = place(idx);
+            let known = self.by_idx[idx].filter(|&c| self.inst(c).fc == *fc && self.inst(c).place == place);
             let cid = known.unwrap_or_else(|| {
-                let c = self.add_inst(Inst { idx, fc: fc.clone(), nth: 0, roots: 0 });
+                let c = self.add_inst(Inst { idx, fc: fc.clone(), nth: 0, roots: 0, place });
                 self.by_idx[idx] = Some(c);
                 fresh.push(c);
                 c
@@ -160,7 +194,7 @@ impl Incremental {
             left.extend(self.let_go(r, members, &mut pending));
         }
         for (key, in_hash, set) in pending {
-            let child = self.acquire(1, set);
+            let (child, _) = self.acquire(1, set);
             self.put(key, in_hash, Some(child));
         }
         self.freed.clear();
@@ -331,25 +365,35 @@ impl Incremental {
     }
 
     /// The class of `set` at `level`, built (with everything under it) if no entry leads to it
-    /// yet; one more entry leads to it now.
-    fn acquire(&mut self, level: usize, set: Vec<Cid>) -> u32 {
+    /// yet, shared with the sets of the same content; one more entry leads to it now. Returns
+    /// the class and its content.
+    fn acquire(&mut self, level: usize, set: Vec<Cid>) -> (u32, Content) {
         let k = (level_u8(level), set);
         if let Some(n) = self.nodes.get_mut(&k) {
             n.refs += 1;
-            return n.class;
+            return (n.class, n.content);
         }
         let set = k.1;
-        let key = class_key(level - 1, set.iter().map(|&c| (self.inst(c).fc.name.as_str(), self.inst(c).nth)));
-        let any = level < CLS_STAGES && set.iter().all(|&c| stage_prefixes(level, &self.inst(c).fc).iter().all(|p| p.bits == 0));
-        let n = self.number(key);
-        self.ids.insert(key, n);
-        let class = if any { n | (1 << CLS_ANY_BIT) } else { n };
-        let mut node = Node { class, key, refs: 1, trie: Vec::new(), hash: Vec::new(), children: Vec::new() };
-        if level == CLS_STAGES {
-            let idxs: BTreeSet<usize> = set.iter().map(|&c| self.inst(c).idx).collect();
-            let old = self.finals.insert(class, idxs);
-            self.changes.finals.entry(class).or_insert(old);
+        let mut node = Node { class: 0, content: 0, refs: 1, children: Vec::new(), idxs: Vec::new() };
+        // Its entries (prefix length, data, whether in the hash, class led to); its content and
+        // numbering key; a final class's place when all its classifiers have the same.
+        let mut edges: Vec<(u32, [u8; sfc_common::maps::CLS_DATA_LEN], bool, u32)> = Vec::new();
+        let (any, content, key, place) = if level == CLS_STAGES {
+            node.idxs = set.iter().map(|&c| self.inst(c).idx).collect();
+            let first = set.first().map(|&c| self.inst(c).place);
+            if let Some(p) = first.filter(|p| set.iter().all(|&c| self.inst(c).place == *p)) {
+                let content = content_of(&("place", p));
+                (false, content, key_of(content), Some(p))
+            } else {
+                // Its result depends on which of its classifiers is the most specific: it is its
+                // classifiers, each whole.
+                let mut who: Vec<(usize, &FlowClassifier, Place)> = set.iter().map(|&c| (self.inst(c).idx, &self.inst(c).fc, self.inst(c).place)).collect();
+                who.sort_unstable_by_key(|w| w.0);
+                let key = class_key(level - 1, set.iter().map(|&c| (self.inst(c).fc.name.as_str(), self.inst(c).nth)));
+                (false, content_of(&("set", who)), key, None)
+            }
         } else {
+            let any = level < CLS_STAGES && set.iter().all(|&c| stage_prefixes(level, &self.inst(c).fc).iter().all(|p| p.bits == 0));
             let mut having: BTreeMap<FieldPrefix, BTreeSet<Cid>> = BTreeMap::new();
             for &c in &set {
                 for p in stage_prefixes(level, &self.inst(c).fc) {
@@ -357,26 +401,78 @@ impl Incremental {
                 }
             }
             let v6 = set.first().is_some_and(|&c| self.inst(c).fc.ethertype == Ethertype::IPv6);
+            let mut sig: Vec<(u32, [u8; sfc_common::maps::CLS_DATA_LEN], bool, Content)> = Vec::new();
             for p in having.keys() {
                 let m = matching(&having, *p);
-                let child = self.acquire(level + 1, m.clone());
-                let key = (CLS_CLASS_BITS + p.bits, ClsKey { class: class.to_be_bytes(), data: p.data });
-                let in_hash = p.bits == field_width(level, v6) || is_any(class);
-                self.put(key, in_hash, Some(child));
-                if in_hash {
-                    node.hash.push(key.1);
-                } else {
-                    node.trie.push(key);
-                }
+                let (child, child_content) = self.acquire(level + 1, m.clone());
+                let in_hash = p.bits == field_width(level, v6) || any;
+                edges.push((p.bits, p.data, in_hash, child));
+                // A hash entry is its whole key: its length says nothing more.
+                sig.push((if in_hash { 0 } else { p.bits }, p.data, in_hash, child_content));
                 node.children.push(m);
             }
+            let content = content_of(&(level, any, sig));
+            (any, content, key_of(content), None)
+        };
+        node.content = content;
+        if let Some(sh) = self.shared.get_mut(&content) {
+            sh.sets += 1;
+            node.class = sh.class;
+            if let Some(u) = sh.union.as_mut() {
+                let fin = self.finals.entry(sh.class).or_default();
+                for &i in &node.idxs {
+                    let n = u.entry(i).or_default();
+                    *n += 1;
+                    if *n == 1 {
+                        fin.insert(i);
+                        self.changes.finals.insert(sh.class);
+                    }
+                }
+            }
+        } else {
+            let n = self.number(key);
+            self.ids.insert(key, n);
+            let class = if any { n | (1 << CLS_ANY_BIT) } else { n };
+            let mut sh = Shared { class, key, sets: 1, trie: Vec::new(), hash: Vec::new(), union: None };
+            for (bits, data, in_hash, child) in edges {
+                let key = (CLS_CLASS_BITS + bits, ClsKey { class: class.to_be_bytes(), data });
+                self.put(key, in_hash, Some(child));
+                if in_hash {
+                    sh.hash.push(key.1);
+                } else {
+                    sh.trie.push(key);
+                }
+            }
+            if level == CLS_STAGES {
+                self.set_final(class, Some(node.idxs.iter().copied().collect()));
+                if let Some(p) = place {
+                    self.places.insert(class, p);
+                    let mut u = BTreeMap::new();
+                    for &i in &node.idxs {
+                        *u.entry(i).or_default() += 1;
+                    }
+                    sh.union = Some(u);
+                }
+            }
+            node.class = class;
+            self.shared.insert(content, sh);
         }
+        let class = node.class;
         self.nodes.insert((level_u8(level), set), node);
-        class
+        (class, content)
     }
 
-    /// One entry less leads to `set` at `level`: with none left it goes, with its entries and
-    /// what only it led to.
+    /// Sets (`Some`) or removes final class `class`'s classifiers, logging it.
+    fn set_final(&mut self, class: u32, now: Option<BTreeSet<usize>>) {
+        match now {
+            Some(s) => self.finals.insert(class, s),
+            None => self.finals.remove(&class),
+        };
+        self.changes.finals.insert(class);
+    }
+
+    /// One entry less leads to `set` at `level`: with none left it goes, and what only it led
+    /// to; its class goes, entries and all, with the last set sharing it.
     fn release(&mut self, level: usize, set: Vec<Cid>) {
         let k = (level_u8(level), set);
         let Some(n) = self.nodes.get_mut(&k) else { return };
@@ -385,21 +481,46 @@ impl Incremental {
             return;
         }
         let Some(node) = self.nodes.remove(&k) else { return };
-        for key in node.trie {
-            self.put(key, false, None);
-        }
-        for key in node.hash {
-            self.put((0, key), true, None);
-        }
-        if level == CLS_STAGES {
-            let old = self.finals.remove(&node.class);
-            self.changes.finals.entry(node.class).or_insert(old);
-        }
-        let n = node.class & !(1 << CLS_ANY_BIT);
-        self.used.remove(&n);
-        if self.ids.get(&node.key) == Some(&n) {
-            self.ids.remove(&node.key);
-            self.freed.insert(node.key, n);
+        let last = match self.shared.get_mut(&node.content) {
+            Some(sh) => {
+                sh.sets -= 1;
+                if let Some(u) = sh.union.as_mut() {
+                    for i in &node.idxs {
+                        if let Some(c) = u.get_mut(i) {
+                            *c -= 1;
+                            if *c == 0 {
+                                u.remove(i);
+                                if let Some(fin) = self.finals.get_mut(&sh.class) {
+                                    fin.remove(i);
+                                }
+                                self.changes.finals.insert(sh.class);
+                            }
+                        }
+                    }
+                }
+                sh.sets == 0
+            }
+            None => false,
+        };
+        if last {
+            if let Some(sh) = self.shared.remove(&node.content) {
+                for key in sh.trie {
+                    self.put(key, false, None);
+                }
+                for key in sh.hash {
+                    self.put((0, key), true, None);
+                }
+                if level == CLS_STAGES {
+                    self.set_final(sh.class, None);
+                    self.places.remove(&sh.class);
+                }
+                let n = sh.class & !(1 << CLS_ANY_BIT);
+                self.used.remove(&n);
+                if self.ids.get(&sh.key) == Some(&n) {
+                    self.ids.remove(&sh.key);
+                    self.freed.insert(sh.key, n);
+                }
+            }
         }
         for child in node.children {
             self.release(level + 1, child);

@@ -82,6 +82,9 @@ impl Namer<'_> {
     }
 
     pub fn classifier(&self, index: u32) -> String {
+        if index == sfc_common::maps::CLS_CLASSIFIER_SHARED {
+            return "shared by several".to_owned();
+        }
         usize::try_from(index)
             .ok()
             .and_then(|i| self.state.model.flow_classifiers.get(i))
