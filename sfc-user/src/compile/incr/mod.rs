@@ -502,24 +502,22 @@ impl Incremental {
             }
             None => false,
         };
-        if last {
-            if let Some(sh) = self.shared.remove(&node.content) {
-                for key in sh.trie {
-                    self.put(key, false, None);
-                }
-                for key in sh.hash {
-                    self.put((0, key), true, None);
-                }
-                if level == CLS_STAGES {
-                    self.set_final(sh.class, None);
-                    self.places.remove(&sh.class);
-                }
-                let n = sh.class & !(1 << CLS_ANY_BIT);
-                self.used.remove(&n);
-                if self.ids.get(&sh.key) == Some(&n) {
-                    self.ids.remove(&sh.key);
-                    self.freed.insert(sh.key, n);
-                }
+        if last && let Some(sh) = self.shared.remove(&node.content) {
+            for key in sh.trie {
+                self.put(key, false, None);
+            }
+            for key in sh.hash {
+                self.put((0, key), true, None);
+            }
+            if level == CLS_STAGES {
+                self.set_final(sh.class, None);
+                self.places.remove(&sh.class);
+            }
+            let n = sh.class & !(1 << CLS_ANY_BIT);
+            self.used.remove(&n);
+            if self.ids.get(&sh.key) == Some(&n) {
+                self.ids.remove(&sh.key);
+                self.freed.insert(sh.key, n);
             }
         }
         for child in node.children {
