@@ -25,6 +25,7 @@ mod micro;
 mod minimal;
 mod ovs;
 mod paths;
+mod progs;
 mod report;
 mod robust;
 mod topo;
@@ -347,7 +348,7 @@ fn macro_bench(sfc: &Path, opts: &Options) -> Result<(String, Vec<String>)> {
     let (table, goals, flat_out, taps, tracing) = (
         report::table(&rows),
         format!("{}\n{}", report::goals(&rows), report::paired_note(&rows)),
-        report::flat_out_note(&rows),
+        format!("{}\n\n{}", report::flat_out_note(&rows), report::bpf_note(&rows)),
         report::tap_note(&rows),
         report::trace_note(&rows),
     );
@@ -419,8 +420,16 @@ fn measure(path: &Ready, metric: Metric, secs: Duration, cpus: usize, s: &mut Sa
             s.sender_limited |= r.sender_limited;
             s.flat_out_offered.push(r.flat_out_offered);
             s.flat_out_delivered.push(r.flat_out_delivered);
+            let bpf = match &r.bpf {
+                Ok(p) => {
+                    s.bpf.push(p.clone());
+                    let names: Vec<String> = p.by_name.iter().map(|(n, (runs, ns))| format!("{n} {runs} runs {ns} ns")).collect();
+                    format!("; BPF {:.0} ns per packet ({:.1} runs of {:.0} ns: {})", p.ns_per_packet, p.runs_per_packet, p.ns_per_run, names.join(", "))
+                }
+                Err(e) => format!("; BPF statistics: {e}"),
+            };
             Ok(format!(
-                "{:.0} kpps carried{}; flat out {:.0} kpps offered, {:.0} kpps arrived",
+                "{:.0} kpps carried{}; flat out {:.0} kpps offered, {:.0} kpps arrived{bpf}",
                 r.sustained / 1e3,
                 if r.sender_limited {
                     " (sender-limited)"

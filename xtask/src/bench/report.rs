@@ -53,6 +53,8 @@ pub struct Samples {
     pub p99: Vec<f64>,
     /// Measurements that failed, with why.
     pub errors: Vec<String>,
+    /// The path's BPF programs at the carried rate, per UDP measurement that had them.
+    pub bpf: Vec<super::progs::Profile>,
     /// pps, TCP and RTT p50 by repetition (`None`: that repetition's measurement failed), for
     /// comparing two paths repetition by repetition.
     pub by_rep: ByRep,
@@ -240,6 +242,32 @@ pub fn flat_out_note(rows: &[Row]) -> String {
     format!(
         "UDP sent flat out, kpps offered / arrived: {}. \">= \" marks a path that lost nothing \
          even flat out (the sender, not the path, was the limit).",
+        parts.join(", ")
+    )
+}
+
+/// Time in BPF programs per delivered packet, per path that runs any (medians over the UDP
+/// measurements), against the time the path's core has per packet at the carried rate.
+pub fn bpf_note(rows: &[Row]) -> String {
+    let parts: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let Row::Measured(spec, m, s) = r else { return None };
+            let per_packet = median(&s.bpf.iter().map(|p| p.ns_per_packet).collect::<Vec<_>>()).filter(|ns| *ns > 0.0)?;
+            let runs = median(&s.bpf.iter().map(|p| p.runs_per_packet).collect::<Vec<_>>()).unwrap_or(0.0);
+            let per_run = median(&s.bpf.iter().map(|p| p.ns_per_run).collect::<Vec<_>>()).unwrap_or(0.0);
+            let budget = m.pps.filter(|p| *p > 0.0).map_or_else(String::new, |p| format!(" of the {:.0} ns the path's core has per packet", 1e9 / p));
+            Some(format!("({}) {per_packet:.0} ns ({runs:.1} runs of {per_run:.0} ns){budget}", spec.key))
+        })
+        .collect();
+    if parts.is_empty() {
+        return "Time in BPF programs: no path had kernel BPF statistics.".to_owned();
+    }
+    format!(
+        "Time in BPF programs per packet delivered, at the carried rate (the kernel's BPF statistics, \
+         run count and run time per program, in a probe of its own after each UDP measurement; \
+         medians): {}. The rest of the path's time per packet is the kernel's: veth transmit and \
+         receive, the backlog, routing in the service functions, the redirects.",
         parts.join(", ")
     )
 }
@@ -496,6 +524,22 @@ mod tests {
         // A variant against (d) in the repetitions both have: here all three, medians 100 and 80.
         assert_eq!(against_d(&rows, "f", Metric::Pps), Some((100.0, 80.0)));
         assert_eq!(paired_note(&rows[..1]), "");
+    }
+
+    #[test]
+    fn bpf_time_is_reported_for_the_paths_that_run_programs() {
+        let spec = |key: &str| super::super::paths::all().into_iter().find(|s| s.key == key).expect("a path");
+        let prof = |ns: f64| super::super::progs::Profile { runs_per_packet: 4.0, ns_per_run: ns / 4.0, ns_per_packet: ns, ..Default::default() };
+        let row = |key: &str, pps: f64, bpf: Vec<super::super::progs::Profile>| {
+            let s = Samples { pps: vec![pps], bpf, ..Samples::default() };
+            Row::Measured(spec(key), s.medians(), Box::new(s))
+        };
+        let rows = [row("a", 500_000.0, vec![prof(0.0)]), row("d", 250_000.0, vec![prof(800.0), prof(600.0), prof(700.0)]), row("f", 400_000.0, vec![prof(160.0)])];
+        let note = bpf_note(&rows);
+        assert!(note.contains("(d) 700 ns (4.0 runs of 175 ns) of the 4000 ns"), "{note}");
+        assert!(note.contains("(f) 160 ns (4.0 runs of 40 ns) of the 2500 ns"), "{note}");
+        assert!(!note.contains("(a)"), "a path without programs: {note}");
+        assert!(bpf_note(&rows[..1]).contains("no path had"));
     }
 
     #[test]

@@ -26,7 +26,10 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use sfc_tests::{link, netns};
 
-use super::topo::{DEST_IP, HOPS, Net, Port, SOURCE_IP, set_rps};
+use super::{
+    progs,
+    topo::{DEST_IP, HOPS, Net, Port, SOURCE_IP, set_rps},
+};
 
 pub const SENDER_CPU: usize = 0;
 pub const PATH_CPU: usize = 1;
@@ -63,6 +66,8 @@ pub struct Rate {
     /// received on `in` meanwhile (sf1 first): the route check.
     pub delivered_packets: u64,
     pub sf_packets: Vec<u64>,
+    /// The path's BPF programs at the carried rate (`progs`, a probe of its own), or why not.
+    pub bpf: std::result::Result<progs::Profile, String>,
 }
 
 /// Measures the packet rate of the path, in about `5 + 1.5 * secs` seconds. `xdp`: the hub
@@ -151,6 +156,7 @@ fn search(net: &Net, secs: Duration) -> Result<Rate> {
         flat_out_delivered: flat.delivered,
         delivered_packets: flat.delivered_packets,
         sf_packets: flat.sf_packets,
+        bpf: Err("not measured".to_owned()),
     };
     if !rate.sender_limited {
         // Known: 0 pps passes, the sender's top rate fails. First guess: what arrived flat out.
@@ -178,8 +184,22 @@ fn search(net: &Net, secs: Duration) -> Result<Rate> {
         std::thread::sleep(SETTLE);
         rate.sustained = probe(net, secs)?.delivered;
     }
+    rate.bpf = profiled(net, probe_time);
     sender.stop()?;
     Ok(rate)
+}
+
+/// The path's BPF programs at the rate the sender sends now, in a probe of its own (the
+/// statistics cost each run two clock reads).
+fn profiled(net: &Net, time: Duration) -> std::result::Result<progs::Profile, String> {
+    let run = || -> Result<progs::Profile> {
+        let _on = progs::enable()?;
+        let before = progs::snapshot()?;
+        let p = probe(net, time)?;
+        let after = progs::snapshot()?;
+        Ok(progs::profile(&before, &after, p.delivered_packets))
+    };
+    run().map_err(|e| format!("{e:#}"))
 }
 
 /// Counts for `time`: dest's received and source's sent packets, each SF's received packets.
