@@ -251,8 +251,8 @@ pub const CLS_RECLASS_BIT: u32 = 29;
 pub const CLS_STAGES: usize = 5;
 /// Bits of `ClsKey::class` (always matched in full).
 pub const CLS_CLASS_BITS: u32 = 32;
-/// Set in a class id (never a stage-1 class, an ifindex): every classifier of the class takes
-/// any value of the next field, so the class has one entry, in `SFC_CLS_HASH` under
+/// Set in a class id (never a stage-1 class, an ifindex): every classifier the class stands for
+/// takes any value of the next field, so the class has one entry, in `SFC_CLS_HASH` under
 /// (class, zeros), and the stage is that one lookup. Allocated class ids count up from
 /// `CLASS_BASE` below this bit (2^28 per bank).
 pub const CLS_ANY_BIT: u32 = 28;

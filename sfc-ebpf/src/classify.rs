@@ -14,6 +14,11 @@
 //! the entries that need no walk: whole-field prefixes (host addresses, a protocol, one port)
 //! and classes that match anything. Host classifiers by the hundred thousand then cost a few
 //! hash lookups, not five walks through a trie of half a million entries.
+//!
+//! The loader gives the classes that behave the same one class (`compile::incr`): classifiers
+//! that lead to the same chain and ports share every class after the fields that tell them
+//! apart, so a new flow among 100,000 host classifiers into one chain reads one entry that is
+//! likely out of the cache (its own), and the shared ones after it.
 
 use aya_ebpf::maps::lpm_trie::Key;
 use sfc_common::maps::{CLS_ANY_BIT, CLS_CLASS_BITS, CLS_DATA_LEN, ClsKey, ClsResult, FlowKey, banked_class};

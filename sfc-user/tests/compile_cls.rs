@@ -343,6 +343,54 @@ fn one_changed_classifier_changes_a_handful_of_entries() {
     assert_eq!(moved, Some(BTreeSet::from([7])));
 }
 
+/// 2,000 classifiers into one chain, one destination prefix, each its own source host: the
+/// stage-1 class holds all of them. Editing one (its destination port) changes that class's
+/// content, and the class rebuilt keeps its number by its classifiers' names: the update
+/// rewrites a handful of entries, not one per classifier. A new process given the classes the
+/// state saved builds the very same tables.
+#[test]
+fn an_edit_under_a_shared_class_rewrites_a_handful_of_entries() {
+    const N: u32 = 2_000;
+    let template = classifier(0, &Spec { v6: false, src: 4, dst: 1, proto: 2, sports: 0, dports: 0, port: 0 });
+    let with = |edited: bool| -> Vec<FlowClassifier> {
+        (0..N)
+            .map(|i| {
+                let mut f = template.clone();
+                f.name = format!("c{i}");
+                f.source_prefix = Prefix::parse(&format!("192.168.{}.{}/32", i >> 8, i & 255)).expect("prefix");
+                if edited && i == 7 {
+                    f.destination_ports = PortRange { min: 80, max: 80 };
+                }
+                f
+            })
+            .collect()
+    };
+    let place = |_: usize| Some([1, 0, 0]);
+    let (first, second) = (with(false), with(true));
+    let first_in: Vec<(usize, &FlowClassifier, u32)> = first.iter().enumerate().map(|(i, f)| (i, f, 1)).collect();
+    let second_in: Vec<(usize, &FlowClassifier, u32)> = second.iter().enumerate().map(|(i, f)| (i, f, 1)).collect();
+    let mut inc = cls_incr::Incremental::new(&cls::ClassIds::new());
+    inc.update(&first_in, &place);
+    let _ = inc.take_changes();
+    // One root entry (the /8), then a class of 2,000 source entries; the rest is shared.
+    assert!(inc.hash.len() + inc.entries.len() < usize::try_from(N).unwrap() + 10, "{} entries", inc.hash.len() + inc.entries.len());
+    inc.update(&second_in, &place);
+    let log = inc.take_changes();
+    let rewritten = log.trie.iter().filter(|(k, old)| inc.entries.get(k) != old.as_ref()).count()
+        + log.hash.iter().filter(|(k, old)| inc.hash.get(k) != old.as_ref()).count();
+    assert!(rewritten <= 12, "{rewritten} entries rewritten for one edited classifier");
+    let mut key = FlowKey { family: FAMILY_V4, proto: 17, dport: 80u16.to_be_bytes(), ..FlowKey::default() };
+    key.src[..4].copy_from_slice(&[192, 168, 0, 7]);
+    key.dst[..4].copy_from_slice(&[10, 9, 9, 9]);
+    let class = cls::lookup(&inc.entries, &inc.hash, 1, 0x0800, &key).expect("c7 matches");
+    assert_eq!(inc.places.get(&class), Some(&Some([1, 0, 0])));
+    key.dport = 81u16.to_be_bytes();
+    assert_eq!(cls::lookup(&inc.entries, &inc.hash, 1, 0x0800, &key), None, "c7 is port 80 only now");
+    let mut cold = cls_incr::Incremental::new(&inc.ids);
+    cold.update(&second_in, &place);
+    assert!(cold.entries == inc.entries && cold.hash == inc.hash && cold.finals == inc.finals, "a new process numbered the classes otherwise");
+}
+
 /// Roots of the incremental test: each classifier under its source port, and the even ones
 /// also under one reclassification-like class (as a chain's classifiers are), so sets are
 /// shared between roots.

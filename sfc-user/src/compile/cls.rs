@@ -9,6 +9,10 @@
 //! stage (a class id means one thing in one stage), so the tables grow with the number of
 //! distinct (set, prefix) pairs, not with their product.
 //!
+//! The loader compiles with `incr` (the same tables, built and updated incrementally), which
+//! also gives the classes that behave the same one class: `merged` says which. This compile
+//! (`compile`, `compile_stable`) is the reference its tests compare with.
+//!
 //! Two kinds of entry need no trie, and go to a hash map (`ClsTables::hash`) the datapath asks
 //! first: an entry whose prefix covers the whole field (a /32 destination, a protocol, one port)
 //! is the longest match whenever it matches at all, so an exact lookup finds it; and a class
@@ -24,7 +28,8 @@ use sfc_common::maps::{CLASS_BASE, CLS_ANY_BIT, CLS_CLASS_BITS, CLS_DATA_LEN, CL
 
 use crate::model::{FlowClassifier, PortRange, Prefix};
 
-/// The class each set of classifiers had at the last compile, by [`class_key`]: a compile that
+/// The class each set of classifiers had at the last compile, by its numbering key ([`class_key`]
+/// of its classifiers; for a final class of one place in `incr`, its place): a compile that
 /// reuses it gives an unchanged set its old number, so an apply that changes one classifier
 /// rewrites that classifier's entries, not every entry numbered after it.
 pub type ClassIds = BTreeMap<u64, u32>;

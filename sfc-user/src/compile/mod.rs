@@ -250,7 +250,7 @@ pub struct Inputs<'a> {
     /// remote.
     pub overlay: Option<u32>,
     /// The classifier classes of the last compile (`State::class_ids`): kept where their sets
-    /// are unchanged.
+    /// are unchanged (by their classifiers' names, `cls::ClassIds`).
     pub class_ids: Option<&'a cls::ClassIds>,
     /// The interfaces' counter slots as installed (`slots::assign`); empty: a first install.
     pub stats_slots: slots::Slots,

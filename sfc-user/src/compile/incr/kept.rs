@@ -67,15 +67,15 @@ impl Kept {
         self.cls.ids = std::mem::take(&mut c.class_ids);
     }
 
-    /// The classes of the live sets (`cls::class_key` -> class), taken out: the caller gives
-    /// them back with `give_ids` before the next compile.
+    /// The classes of the live sets (numbering key -> class, `cls::ClassIds`), taken out: the
+    /// caller gives them back with `give_ids` before the next compile.
     pub fn take_ids(&mut self) -> ClassIds {
         std::mem::take(&mut self.cls.ids)
     }
 
     /// Updates the tables to `in_use` (as `cls::compile_stable` takes them) and the results of
-    /// the final classes built or dropped, or of all of them when what they are computed from
-    /// changed (`from`); `place` says where a classifier leads, `original` which model
+    /// the final classes built, dropped or whose classifiers changed, or of all of them when
+    /// what they are computed from changed (`from`); `place` says where a classifier leads, `original` which model
     /// classifier it is (a NAT-ing group's translated copy is its original's), `result` computes
     /// the result of a set of classifiers. Logs what it wrote (`log`).
     pub(in crate::compile) fn update(

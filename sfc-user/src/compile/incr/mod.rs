@@ -2,29 +2,28 @@
 //! more than once (`sfc run`, the benchmark): an apply that changes k classifiers redoes the
 //! work of those k, not of all of them.
 //!
-//! It builds the tables `cls::compile_stable` builds (the same entries up to how new classes are
-//! numbered), as a graph of classes:
+//! It builds the tables of `cls::merged(cls::compile(..))` (the same entries up to how classes
+//! are numbered), as a graph of sets of classifiers (the nodes) and the classes they have:
 //! - a root is a class a walk starts in (a logical source port's ifindex, a reclassification or
 //!   a reply class), with one stage-0 entry per distinct prefix of its classifiers. A root is
 //!   updated in place: a classifier that comes or goes touches only the entries whose prefix
 //!   lies inside one of its own (one entry for a /32 destination that no other classifier has);
-//! - every other class is a set of classifiers at a level (1 to 5: the stage its entries match,
-//!   5 being a final class), built whole when an entry first leads to it and dropped, entries
-//!   and all, when the last entry leading to it goes. Sets are shared: the same set under two
-//!   roots (a classifier under its source port and under its chain's reclassification class)
-//!   is one class.
+//! - every other node is a set of classifiers at a level (1 to 5: the stage its entries match,
+//!   5 being a final set), built whole when an entry first leads to it and dropped when the
+//!   last entry leading to it goes. The same set under two roots (a classifier under its source
+//!   port and under its chain's reclassification class) is one node.
 //!
-//! A set that changes is a new class, built whole: one change under a prefix that 100,000
-//! classifiers share rebuilds a class of 100,000.
+//! A set that changes is a new node, built whole: one change under a prefix that 100,000
+//! classifiers share rebuilds a set of 100,000 (it keeps its class number by its classifiers'
+//! names, so only the entries that differ are written).
 //!
-//! Sets that behave the same share one class (`Shared`): a class is known by its content (its
-//! entries, each by the content of the class it leads to; a final class by its place, the
-//! chain and ports its classifiers lead to, when they all lead to the same). So 100,000 host
-//! classifiers into one chain are 100,000 stage-1 entries into one class per later stage,
-//! not 100,000 classes per stage: fewer entries to write, and a new flow's walk reads one
-//! cold entry, not five (see `ClsResult::classifier` for what a shared final class says).
-//! The sets are still the compiler's nodes (what an edit finds and releases); a shared class
-//! keeps its entries while any of its sets lives.
+//! Sets that behave the same have one class (`Shared`, which owns the entries): a class is
+//! known by its content (its entries, each by the content of the class it leads to; a final
+//! class by its place, the chain and ports its classifiers lead to, when they all lead to the
+//! same). So 100,000 host classifiers into one chain are 100,000 stage-1 entries into one class
+//! per later stage, not 100,000 classes per stage: fewer entries to write, and a new flow's walk
+//! reads one cold entry, not five (see `ClsResult::classifier` for what a shared final class
+//! says). A class lives, entries and all, while any set with its content does.
 //!
 //! Every table write is logged with the value it replaced (`Changes`), so the loader writes the
 //! maps from the log instead of comparing whole tables.
@@ -65,6 +64,11 @@ struct Node {
     /// Its class (the shared one), with `CLS_ANY_BIT` when it has it.
     class: u32,
     content: Content,
+    /// Its numbering key (`ClassIds`): its classifiers' names (`cls::class_key`), or a final
+    /// class's place. Not the content: an edit under a class of 100,000 classifiers changes its
+    /// content, and the class rebuilt keeps its number by its names (so its entries are
+    /// rewritten only where they differ).
+    key: u64,
     refs: u32,
     children: Vec<Vec<Cid>>,
     /// A final set's classifiers (their input positions).
@@ -74,8 +78,6 @@ struct Node {
 /// A class and the entries it owns, shared by every set with its content.
 struct Shared {
     class: u32,
-    /// Its numbering key (`ClassIds`).
-    key: u64,
     /// Sets with this content.
     sets: u32,
     trie: Vec<(u32, ClsKey)>,
@@ -104,9 +106,11 @@ pub struct Incremental {
     roots: BTreeMap<u32, Root>,
     nodes: HashMap<(u8, Vec<Cid>), Node>,
     shared: HashMap<Content, Shared>,
-    /// Numbers of a previous compile (`State::class_ids`), for sets built the first time.
+    /// Numbers of a previous compile (`State::class_ids`), for sets built the first time (a
+    /// set's number is its class's).
     prev: ClassIds,
-    /// Numbers of the sets dropped by this update, for a set built again under the same key.
+    /// Numbers of the sets dropped by this update, for a set built again under the same key
+    /// (`Node::key`).
     freed: HashMap<u64, u32>,
     next_class: u32,
     used: HashSet<u32>,
@@ -123,8 +127,7 @@ pub struct Incremental {
 }
 
 impl Incremental {
-    /// An empty compiler that numbers the sets `prev` knows as `prev` does (see
-    /// `cls::compile_stable`).
+    /// An empty compiler that numbers the classes of the sets `prev` knows as `prev` does.
     pub fn new(prev: &ClassIds) -> Self {
         let prev: ClassIds = prev.iter().filter(|(_, c)| (CLASS_BASE..CLASS_LIMIT).contains(*c)).map(|(k, c)| (*k, *c)).collect();
         let next_class = prev.values().max().map_or(CLASS_BASE, |m| m + 1);
@@ -374,7 +377,8 @@ impl Incremental {
             return (n.class, n.content);
         }
         let set = k.1;
-        let mut node = Node { class: 0, content: 0, refs: 1, children: Vec::new(), idxs: Vec::new() };
+        let names = class_key(level - 1, set.iter().map(|&c| (self.inst(c).fc.name.as_str(), self.inst(c).nth)));
+        let mut node = Node { class: 0, content: 0, key: 0, refs: 1, children: Vec::new(), idxs: Vec::new() };
         // Its entries (prefix length, data, whether in the hash, class led to); its content and
         // numbering key; a final class's place when all its classifiers have the same.
         let mut edges: Vec<(u32, [u8; sfc_common::maps::CLS_DATA_LEN], bool, u32)> = Vec::new();
@@ -389,8 +393,7 @@ impl Incremental {
                 // classifiers, each whole.
                 let mut who: Vec<(usize, &FlowClassifier, Place)> = set.iter().map(|&c| (self.inst(c).idx, &self.inst(c).fc, self.inst(c).place)).collect();
                 who.sort_unstable_by_key(|w| w.0);
-                let key = class_key(level - 1, set.iter().map(|&c| (self.inst(c).fc.name.as_str(), self.inst(c).nth)));
-                (false, content_of(&("set", who)), key, None)
+                (false, content_of(&("set", who)), names, None)
             }
         } else {
             let any = level < CLS_STAGES && set.iter().all(|&c| stage_prefixes(level, &self.inst(c).fc).iter().all(|p| p.bits == 0));
@@ -411,13 +414,14 @@ impl Incremental {
                 sig.push((if in_hash { 0 } else { p.bits }, p.data, in_hash, child_content));
                 node.children.push(m);
             }
-            let content = content_of(&(level, any, sig));
-            (any, content, key_of(content), None)
+            (any, content_of(&(level, any, sig)), names, None)
         };
         node.content = content;
+        node.key = key;
         if let Some(sh) = self.shared.get_mut(&content) {
             sh.sets += 1;
             node.class = sh.class;
+            self.ids.insert(key, sh.class & !(1 << CLS_ANY_BIT));
             if let Some(u) = sh.union.as_mut() {
                 let fin = self.finals.entry(sh.class).or_default();
                 for &i in &node.idxs {
@@ -433,7 +437,7 @@ impl Incremental {
             let n = self.number(key);
             self.ids.insert(key, n);
             let class = if any { n | (1 << CLS_ANY_BIT) } else { n };
-            let mut sh = Shared { class, key, sets: 1, trie: Vec::new(), hash: Vec::new(), union: None };
+            let mut sh = Shared { class, sets: 1, trie: Vec::new(), hash: Vec::new(), union: None };
             for (bits, data, in_hash, child) in edges {
                 let key = (CLS_CLASS_BITS + bits, ClsKey { class: class.to_be_bytes(), data });
                 self.put(key, in_hash, Some(child));
@@ -513,13 +517,15 @@ impl Incremental {
                 self.set_final(sh.class, None);
                 self.places.remove(&sh.class);
             }
-            let n = sh.class & !(1 << CLS_ANY_BIT);
-            self.used.remove(&n);
-            if self.ids.get(&sh.key) == Some(&n) {
-                self.ids.remove(&sh.key);
-                self.freed.insert(sh.key, n);
-            }
+            self.used.remove(&(sh.class & !(1 << CLS_ANY_BIT)));
         }
+        // The set's number, for a set built again under its key in this update (while another
+        // set still has the class, `number` passes it over: it is in use).
+        let n = node.class & !(1 << CLS_ANY_BIT);
+        if self.ids.get(&node.key) == Some(&n) {
+            self.ids.remove(&node.key);
+        }
+        self.freed.insert(node.key, n);
         for child in node.children {
             self.release(level + 1, child);
         }
