@@ -39,26 +39,13 @@ pub type ClassIds = BTreeMap<u64, u32>;
 /// whose classifiers all have the same place are one class (`incr`'s notes).
 pub type Place = Option<[u32; 3]>;
 
-/// What a class does, as a hash: two classes with the same content behave the same (see
-/// `incr`). 128 bits, so that no two contents among millions collide.
-pub type Content = u128;
-
-/// The content of `x`: two `SipHash`es (fixed keys, so the same in every process of one build).
-pub fn content_of(x: &impl std::hash::Hash) -> Content {
-    use std::hash::Hasher as _;
-    let half = |salt: u8| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        std::hash::Hash::hash(&(salt, x), &mut h);
-        h.finish()
-    };
-    (u128::from(half(0)) << 64) | u128::from(half(1))
-}
-
-/// A content's numbering key (`ClassIds`): its low half. Two contents with one key only lose
-/// the wish to keep their numbers.
-#[expect(clippy::cast_possible_truncation, reason = "the low half, on purpose")]
-pub fn key_of(c: Content) -> u64 {
-    c as u64
+/// The numbering key (`ClassIds`) of a final class of one place: the place's (`SipHash` with
+/// fixed keys: the same in every process of one build).
+pub fn place_key(p: Place) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ("place", p).hash(&mut h);
+    h.finish()
 }
 
 /// One trie entry: (prefix length in bits, key) -> next class.

@@ -30,9 +30,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use sfc_common::maps::{CLASS_BASE, CLS_ANY_BIT, CLS_CLASS_BITS, CLS_STAGES, ClsKey};
+use sfc_common::maps::{CLASS_BASE, CLS_ANY_BIT, CLS_CLASS_BITS, CLS_DATA_LEN, CLS_STAGES, ClsKey};
 
-use super::cls::{CLASS_LIMIT, ClassIds, ClsEntries, ClsHash, Content, FieldPrefix, Place, class_key, content_of, field_width, key_of, is_any, mask, stage_prefixes};
+use super::cls::{CLASS_LIMIT, ClassIds, ClsEntries, ClsHash, FieldPrefix, Place, class_key, field_width, is_any, mask, place_key, stage_prefixes};
 use crate::model::{Ethertype, FlowClassifier};
 
 /// A classifier as the compiler knows it: its position in the input and its fields.
@@ -75,8 +75,27 @@ struct Node {
     idxs: Vec<usize>,
 }
 
+/// What a class does, exactly (interned: `Incremental::contents`): two sets with one content
+/// behave the same, and share a class.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Sig {
+    /// A final set whose classifiers all have this place.
+    Place(Place),
+    /// A final set of several places: its result depends on which of them is the most
+    /// specific, so it is its classifiers.
+    Set(Vec<Cid>),
+    /// A set's entries: (prefix length, 0 for a hash entry, whose key is the whole match; data;
+    /// in the hash; the content of the class it leads to), in prefix order.
+    Entries { level: u8, any: bool, edges: Vec<(u32, [u8; CLS_DATA_LEN], bool, Content)> },
+}
+
+/// An interned `Sig`.
+type Content = u64;
+
 /// A class and the entries it owns, shared by every set with its content.
 struct Shared {
+    /// Its content, to forget it with the class.
+    sig: Sig,
     class: u32,
     /// Sets with this content.
     sets: u32,
@@ -106,6 +125,9 @@ pub struct Incremental {
     roots: BTreeMap<u32, Root>,
     nodes: HashMap<(u8, Vec<Cid>), Node>,
     shared: HashMap<Content, Shared>,
+    /// The content of every live class.
+    contents: HashMap<Sig, Content>,
+    next_content: Content,
     /// Numbers of a previous compile (`State::class_ids`), for sets built the first time (a
     /// set's number is its class's).
     prev: ClassIds,
@@ -138,6 +160,8 @@ impl Incremental {
             roots: BTreeMap::new(),
             nodes: HashMap::new(),
             shared: HashMap::new(),
+            contents: HashMap::new(),
+            next_content: 0,
             prev,
             freed: HashMap::new(),
             next_class,
@@ -381,19 +405,14 @@ impl Incremental {
         let mut node = Node { class: 0, content: 0, key: 0, refs: 1, children: Vec::new(), idxs: Vec::new() };
         // Its entries (prefix length, data, whether in the hash, class led to); its content and
         // numbering key; a final class's place when all its classifiers have the same.
-        let mut edges: Vec<(u32, [u8; sfc_common::maps::CLS_DATA_LEN], bool, u32)> = Vec::new();
-        let (any, content, key, place) = if level == CLS_STAGES {
+        let mut edges: Vec<(u32, [u8; CLS_DATA_LEN], bool, u32)> = Vec::new();
+        let (any, sig, key, place) = if level == CLS_STAGES {
             node.idxs = set.iter().map(|&c| self.inst(c).idx).collect();
             let first = set.first().map(|&c| self.inst(c).place);
             if let Some(p) = first.filter(|p| set.iter().all(|&c| self.inst(c).place == *p)) {
-                let content = content_of(&("place", p));
-                (false, content, key_of(content), Some(p))
+                (false, Sig::Place(p), place_key(p), Some(p))
             } else {
-                // Its result depends on which of its classifiers is the most specific: it is its
-                // classifiers, each whole.
-                let mut who: Vec<(usize, &FlowClassifier, Place)> = set.iter().map(|&c| (self.inst(c).idx, &self.inst(c).fc, self.inst(c).place)).collect();
-                who.sort_unstable_by_key(|w| w.0);
-                (false, content_of(&("set", who)), names, None)
+                (false, Sig::Set(set.clone()), names, None)
             }
         } else {
             let any = level < CLS_STAGES && set.iter().all(|&c| stage_prefixes(level, &self.inst(c).fc).iter().all(|p| p.bits == 0));
@@ -404,7 +423,7 @@ impl Incremental {
                 }
             }
             let v6 = set.first().is_some_and(|&c| self.inst(c).fc.ethertype == Ethertype::IPv6);
-            let mut sig: Vec<(u32, [u8; sfc_common::maps::CLS_DATA_LEN], bool, Content)> = Vec::new();
+            let mut sig: Vec<(u32, [u8; CLS_DATA_LEN], bool, Content)> = Vec::new();
             for p in having.keys() {
                 let m = matching(&having, *p);
                 let (child, child_content) = self.acquire(level + 1, m.clone());
@@ -414,7 +433,13 @@ impl Incremental {
                 sig.push((if in_hash { 0 } else { p.bits }, p.data, in_hash, child_content));
                 node.children.push(m);
             }
-            (any, content_of(&(level, any, sig)), names, None)
+            (any, Sig::Entries { level: level_u8(level), any, edges: sig }, names, None)
+        };
+        let content = if let Some(&c) = self.contents.get(&sig) {
+            c
+        } else {
+            self.next_content += 1;
+            self.next_content
         };
         node.content = content;
         node.key = key;
@@ -437,7 +462,8 @@ impl Incremental {
             let n = self.number(key);
             self.ids.insert(key, n);
             let class = if any { n | (1 << CLS_ANY_BIT) } else { n };
-            let mut sh = Shared { class, sets: 1, trie: Vec::new(), hash: Vec::new(), union: None };
+            self.contents.insert(sig.clone(), content);
+            let mut sh = Shared { sig, class, sets: 1, trie: Vec::new(), hash: Vec::new(), union: None };
             for (bits, data, in_hash, child) in edges {
                 let key = (CLS_CLASS_BITS + bits, ClsKey { class: class.to_be_bytes(), data });
                 self.put(key, in_hash, Some(child));
@@ -507,6 +533,7 @@ impl Incremental {
             None => false,
         };
         if last && let Some(sh) = self.shared.remove(&node.content) {
+            self.contents.remove(&sh.sig);
             for key in sh.trie {
                 self.put(key, false, None);
             }
