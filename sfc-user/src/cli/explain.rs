@@ -249,14 +249,12 @@ pub fn explain(model: &Model, compiled: &Compiled, facts: &BTreeMap<String, Ifac
 /// The classifier a packet matched when its result is shared by several
 /// (`CLS_CLASSIFIER_SHARED`: they lead to the same chain and ports): the most specific of the
 /// chain's classifiers on the port that match it.
+/// (Any matching classifier on the port should the chain have none: the packet is steered, so
+/// the answer must name one.)
 fn shared_classifier<'a>(model: &'a Model, port: &str, chain_id: u32, key: &FlowKey) -> Option<&'a crate::model::FlowClassifier> {
-    let chain = model.chain_by_id(chain_id)?;
-    let set: std::collections::BTreeSet<usize> = chain
-        .flow_classifiers
-        .iter()
-        .copied()
-        .filter(|&i| model.flow_classifiers.get(i).is_some_and(|f| f.logical_source_port == port && f.matches(key)))
-        .collect();
+    let matching = |i: &usize| model.flow_classifiers.get(*i).is_some_and(|f| f.logical_source_port == port && f.matches(key));
+    let mine: std::collections::BTreeSet<usize> = model.chain_by_id(chain_id).into_iter().flat_map(|c| c.flow_classifiers.iter().copied()).filter(matching).collect();
+    let set = if mine.is_empty() { (0..model.flow_classifiers.len()).filter(matching).collect() } else { mine };
     cls::most_specific(&set, &model.flow_classifiers).map(|i| &model.flow_classifiers[i])
 }
 
