@@ -149,6 +149,7 @@ pub fn decode_cls(
                 field: if stage == 0 { "(unreachable)".to_owned() } else { cls_field(stage, v6, k, bits) },
                 next_class: format!("{next:#x}"),
                 result: (stage == CLS_STAGES).then(|| match results.get(next) {
+                    Some(r) if r.classifier == sfc_common::maps::CLS_CLASSIFIER_SHARED => format!("chain {} (several classifiers)", n.chain(r.chain_id)),
                     Some(r) => format!("chain {} (classifier {})", n.chain(r.chain_id), n.classifier(r.classifier)),
                     None => "no chain".to_owned(),
                 }),

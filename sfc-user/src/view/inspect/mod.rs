@@ -83,7 +83,7 @@ impl Namer<'_> {
 
     pub fn classifier(&self, index: u32) -> String {
         if index == sfc_common::maps::CLS_CLASSIFIER_SHARED {
-            return "shared by several".to_owned();
+            return "(several)".to_owned();
         }
         usize::try_from(index)
             .ok()

@@ -125,6 +125,10 @@ fn classifier_trie_decodes_every_stage() {
     assert!(rows[2].class.starts_with("0x8"), "{}", rows[2].class);
     assert_eq!(rows[4].result.as_deref(), Some("chain pc1 (classifier web)"));
     assert!(rows[..4].iter().all(|r| r.result.is_none()));
+    // A result shared by several classifiers names none (`CLS_CLASSIFIER_SHARED`).
+    let shared: BTreeMap<u32, ClsResult> = results.iter().map(|(c, r)| (*c, ClsResult { classifier: sfc_common::maps::CLS_CLASSIFIER_SHARED, ..*r })).collect();
+    assert_eq!(decode_cls(&n, "live", &entries, &shared)[4].result.as_deref(), Some("chain pc1 (several classifiers)"));
+    assert_eq!(n.classifier(sfc_common::maps::CLS_CLASSIFIER_SHARED), "(several)");
     assert!(u32::from_str_radix(rows[0].next_class.trim_start_matches("0x"), 16).unwrap() >= CLASS_BASE);
 }
 
