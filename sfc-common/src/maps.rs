@@ -13,6 +13,10 @@ use crate::limits::MAX_HOPS;
 /// `_V2`: `IfaceEntry` grew the MAC behind the interface (delivery rewrites to it). `_V3`: and
 /// the zone that scopes its flows.
 pub const MAP_IFACES: &str = "SFC_IFACES_V3";
+/// The same entries as `MAP_IFACES`, in array slots by ifindex (`IfaceDirect`): the program
+/// finds an interface's role without hashing, and asks the hash only when the slot holds another
+/// interface (`iface_direct_slot`).
+pub const MAP_IFACES_DIRECT: &str = "SFC_IFACES_DIR";
 pub const MAP_CLS: &str = "SFC_CLS";
 pub const MAP_CLS_HASH: &str = "SFC_CLS_HASH";
 pub const MAP_CLS_RES: &str = "SFC_CLS_RES";
@@ -57,9 +61,10 @@ pub const MAP_MACS: &str = "SFC_MACS";
 pub const MAP_ENCAP: &str = "SFC_ENCAP";
 
 /// Every map the loader pins, in a stable order.
-pub const ALL_MAPS: [&str; 27] = [
+pub const ALL_MAPS: [&str; 28] = [
     MAP_META,
     MAP_IFACES,
+    MAP_IFACES_DIRECT,
     MAP_CLS,
     MAP_CLS_HASH,
     MAP_CLS_RES,
@@ -191,6 +196,22 @@ pub struct IfaceEntry {
     pub reply_class: u32,
 }
 const _: () = assert!(size_of::<IfaceEntry>() == 28);
+
+/// A slot of `MAP_IFACES_DIRECT`: the interface `ifindex` (0: none) and its entry, a copy of
+/// its `MAP_IFACES` entry in the same bank. Of the interfaces of one bank that share a slot the
+/// lowest ifindex has it; the others are found in the hash.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfaceDirect {
+    pub ifindex: u32,
+    pub entry: IfaceEntry,
+}
+const _: () = assert!(size_of::<IfaceDirect>() == 32);
+
+/// The slot of `MAP_IFACES_DIRECT` that may hold interface `ifindex` of `bank`.
+pub const fn iface_direct_slot(bank: u32, ifindex: u32) -> u32 {
+    (bank & 1) * crate::limits::IFACE_DIRECT_SLOTS + (ifindex & (crate::limits::IFACE_DIRECT_SLOTS - 1))
+}
 
 /// `IfaceEntry::flags`: a veth whose peer is in another namespace; packets for it are handed to
 /// the peer's ingress with `bpf_redirect_peer` instead of being transmitted.
@@ -539,11 +560,12 @@ pub use crate::limits::{FLOW_STAT_CAPPED, FLOW_STAT_CREATED, FLOW_STAT_REMOVED, 
 mod pod {
     use super::{
         ChainEntry, ClsKey, ClsResult, Counter, EncapEntry, FlowEntry, FlowKey, FragKey, GroupEntry,
-        HopHome, HopStatsKey, IfStats, IfaceEntry, LbKey, Limits, MacEntry, Meta, PortPairEntry,
+        HopHome, HopStatsKey, IfStats, IfaceDirect, IfaceEntry, LbKey, Limits, MacEntry, Meta, PortPairEntry,
     };
     // SAFETY: all of these are #[repr(C)], contain only integers and byte arrays, and have no
     // implicit padding (explicit `_pad` fields and size assertions above).
     unsafe impl aya::Pod for IfaceEntry {}
+    unsafe impl aya::Pod for IfaceDirect {}
     unsafe impl aya::Pod for IfStats {}
     unsafe impl aya::Pod for ClsKey {}
     unsafe impl aya::Pod for ClsResult {}

@@ -23,6 +23,8 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use sfc_common::maps::{CLS_ANY_BIT, CLS_CLASS_BITS, CLS_DATA_LEN, ClsKey, ClsResult, FlowKey, banked_class};
 
+use core::mem::MaybeUninit;
+
 use crate::maps::{SFC_CLS, SFC_CLS_HASH, SFC_CLS_RES};
 
 /// Every lookup asks for the longest match over the whole key.
@@ -41,7 +43,8 @@ fn stage(key: &mut Key<ClsKey>, any: &mut ClsKey) -> Option<()> {
             None => *SFC_CLS.get(&*key)?,
         }
     };
-    key.data = ClsKey { class: next.to_be_bytes(), data: [0; CLS_DATA_LEN] };
+    key.data.class = next.to_be_bytes();
+    crate::mem::zero(&raw mut key.data.data);
     Some(())
 }
 
@@ -57,23 +60,29 @@ pub fn classify(bank: u32, ifindex: u32, ethertype: u16, flow: &FlowKey) -> Opti
 /// trie itself.
 #[inline(never)]
 fn final_class(first: u32, ethertype: u16, flow: &FlowKey) -> Option<u32> {
-    let mut data = [0u8; CLS_DATA_LEN];
+    // Zeroed by `mem::zero`: an initializer would be a call to `memset` (see `mem`).
+    let mut key = MaybeUninit::<Key<ClsKey>>::uninit();
+    crate::mem::zero(key.as_mut_ptr());
+    let mut any = MaybeUninit::<ClsKey>::uninit();
+    crate::mem::zero(any.as_mut_ptr());
+    // SAFETY: both were zeroed above, and zeros are a valid key (bytes and a u32).
+    let (key, any) = unsafe { (&mut *key.as_mut_ptr(), &mut *any.as_mut_ptr()) };
+    key.prefix_len = LOOKUP_BITS;
+    key.data.class = first.to_be_bytes();
     let et = ethertype.to_be_bytes();
-    data[0] = et[0];
-    data[1] = et[1];
-    data[2..18].copy_from_slice(&flow.dst);
-    let mut key = Key::new(LOOKUP_BITS, ClsKey { class: first.to_be_bytes(), data });
-    let mut any = ClsKey::default();
-    stage(&mut key, &mut any)?;
+    key.data.data[0] = et[0];
+    key.data.data[1] = et[1];
+    key.data.data[2..18].copy_from_slice(&flow.dst);
+    stage(key, any)?;
     key.data.data[..16].copy_from_slice(&flow.src);
-    stage(&mut key, &mut any)?;
+    stage(key, any)?;
     key.data.data[0] = flow.proto;
-    stage(&mut key, &mut any)?;
+    stage(key, any)?;
     key.data.data[0] = flow.dport[0];
     key.data.data[1] = flow.dport[1];
-    stage(&mut key, &mut any)?;
+    stage(key, any)?;
     key.data.data[0] = flow.sport[0];
     key.data.data[1] = flow.sport[1];
-    stage(&mut key, &mut any)?;
+    stage(key, any)?;
     Some(u32::from_be_bytes(key.data.class))
 }

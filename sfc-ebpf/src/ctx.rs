@@ -17,6 +17,9 @@ pub trait PacketCtx {
     /// map, costs its verifier 120,000 more instructions of the 1,000,000 it may use, with less
     /// than 180,000 left).
     const SLOT_COUNTERS: bool;
+    /// The ingress interface's entry from its array slot (`iface::find`, tc), or from the
+    /// hash (XDP: with the slot its verifier goes past 1,000,000 instructions; without, 568,000).
+    const IFACE_SLOTS: bool;
     fn data(&self) -> usize;
     fn data_end(&self) -> usize;
     /// Packet length in bytes (for counters).
@@ -51,6 +54,7 @@ pub trait PacketCtx {
 
 impl PacketCtx for TcContext {
     const SLOT_COUNTERS: bool = true;
+    const IFACE_SLOTS: bool = true;
 
     #[inline(always)]
     fn data(&self) -> usize {
@@ -123,6 +127,7 @@ impl PacketCtx for TcContext {
 
 impl PacketCtx for XdpContext {
     const SLOT_COUNTERS: bool = false;
+    const IFACE_SLOTS: bool = false;
 
     #[inline(always)]
     fn data(&self) -> usize {

@@ -115,12 +115,12 @@ fn store_err(r: u32) -> DropReason {
 /// entry of an older generation). `None`: no classifier matches a new flow.
 #[inline(always)]
 pub fn resolve(ifindex: u32, p: &Parsed, s: &mut Scratch, meta: Meta, old: Option<&FlowEntry>) -> Result<Option<Entry>, DropReason> {
-    s.flow = FlowEntry::default();
+    blank(&raw mut s.flow);
     s.flow.generation = meta.generation;
     s.flow.ttl = p.ttl;
     s.flow.in_ifindex = ifindex;
     if let Some(old) = old {
-        s.flow.prev_members = old.members;
+        crate::mem::copy(&raw mut s.flow.prev_members, &raw const old.members);
         s.flow.prev_n_hops = old.n_hops;
         s.flow.prev_present = old.present;
         s.flow.dst_ifindex = old.dst_ifindex;
@@ -248,7 +248,7 @@ pub fn resolve_reply(ifindex: u32, class: u32, p: &Parsed, s: &mut Scratch, meta
     // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
     let old = unsafe { SFC_FLOWS_V2.get(&s.key) }.filter(|f| f.in_ifindex == res.src_ifindex && f.flags & FLOW_F_REVERSE == 0);
     if let Some(old) = old {
-        s.flow.prev_members = old.members;
+        crate::mem::copy(&raw mut s.flow.prev_members, &raw const old.members);
         s.flow.prev_n_hops = old.n_hops;
         s.flow.prev_present = old.present;
         s.flow.ttl = old.ttl;
@@ -269,11 +269,22 @@ pub fn resolve_reply(ifindex: u32, class: u32, p: &Parsed, s: &mut Scratch, meta
     Ok(Some(flow))
 }
 
+/// `*p = FlowEntry::default()` in word stores (an assignment would be a call to `memset`, see
+/// `mem`): zeros, and no member at any hop.
+#[inline(always)]
+fn blank(p: *mut FlowEntry) {
+    crate::mem::zero(p);
+    // SAFETY: `p` is valid for writes of a `FlowEntry` (the caller's scratch slot).
+    let (cur, prev) = unsafe { (&raw mut (*p).members, &raw mut (*p).prev_members) };
+    crate::mem::fill(cur, PORT_PAIR_NONE);
+    crate::mem::fill(prev, PORT_PAIR_NONE);
+}
+
 /// `scratch.flow` for a path recomputed from classifier result `res`: it entered on the
 /// classifier's logical source port; its entry TTL is unknown.
 #[inline(always)]
 fn init_recomputed(s: &mut Scratch, res: &ClsResult, generation: u32) {
-    s.flow = FlowEntry::default();
+    blank(&raw mut s.flow);
     s.flow.generation = generation;
     s.flow.in_ifindex = res.src_ifindex;
 }
@@ -361,16 +372,16 @@ pub fn presence(members: &[u16; MAX_HOPS]) -> u16 {
 #[inline(always)]
 fn reverse_of(s: &mut Scratch, taps: u16) {
     s.rkey = swapped(&s.key);
-    s.rflow = FlowEntry {
-        chain_id: s.flow.chain_id,
-        dst_ifindex: s.flow.in_ifindex,
-        in_ifindex: s.flow.dst_ifindex,
-        n_hops: s.flow.n_hops,
-        flags: FLOW_F_REVERSE | if taps != 0 { FLOW_F_TAPS } else { 0 },
-        generation: s.flow.generation,
-        last_seen: s.flow.last_seen,
-        ..FlowEntry::default()
-    };
+    // Field by field on a blank entry: a struct expression would be a call to `memset` (see
+    // `mem`).
+    blank(&raw mut s.rflow);
+    s.rflow.chain_id = s.flow.chain_id;
+    s.rflow.dst_ifindex = s.flow.in_ifindex;
+    s.rflow.in_ifindex = s.flow.dst_ifindex;
+    s.rflow.n_hops = s.flow.n_hops;
+    s.rflow.flags = FLOW_F_REVERSE | if taps != 0 { FLOW_F_TAPS } else { 0 };
+    s.rflow.generation = s.flow.generation;
+    s.rflow.last_seen = s.flow.last_seen;
     let n = usize::from(s.flow.n_hops);
     let mut rtaps = 0u16;
     for h in 0..MAX_HOPS {

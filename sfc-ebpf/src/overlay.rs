@@ -49,8 +49,12 @@ pub fn send(skb: *mut __sk_buff, ifindex: u32, vni: u32) -> i64 {
     if m != i64::from(BPF_MTU_CHK_RET_SUCCESS) {
         return -(DropReason::OverlayTooBig as i64);
     }
-    // SAFETY: all-zero bytes are a valid `bpf_tunnel_key` (integers and unions of integers).
-    let mut key: bpf_tunnel_key = unsafe { core::mem::zeroed() };
+    // Zeroed by `mem::zero`: `mem::zeroed` would be a call to `memset` (see `mem`).
+    let mut key = core::mem::MaybeUninit::<bpf_tunnel_key>::uninit();
+    crate::mem::zero(key.as_mut_ptr());
+    // SAFETY: zeroed above; all-zero bytes are a valid `bpf_tunnel_key` (integers and unions
+    // of integers).
+    let key = unsafe { &mut *key.as_mut_ptr() };
     key.tunnel_id = vni;
     key.tunnel_ttl = OUTER_TTL;
     let flags = if r.family == VTEP_V6 {
@@ -68,7 +72,7 @@ pub fn send(skb: *mut __sk_buff, ifindex: u32, vni: u32) -> i64 {
         0
     };
     // SAFETY: `skb` is the program's context; the helper reads `key`, which outlives the call.
-    let s = unsafe { bpf_skb_set_tunnel_key(skb, &raw mut key, size_of::<bpf_tunnel_key>() as u32, flags) };
+    let s = unsafe { bpf_skb_set_tunnel_key(skb, &raw mut *key, size_of::<bpf_tunnel_key>() as u32, flags) };
     if s != 0 {
         return -(DropReason::RedirectFailed as i64);
     }
@@ -93,16 +97,19 @@ pub fn receive(ctx: &TcContext) -> i32 {
 fn try_receive(ctx: &TcContext) -> Result<i32, DropReason> {
     // SAFETY: the context pointer the kernel handed the program; `ifindex` is readable.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    // SAFETY: all-zero bytes are a valid `bpf_tunnel_key`.
-    let mut key: bpf_tunnel_key = unsafe { core::mem::zeroed() };
+    // As in `send`.
+    let mut key = core::mem::MaybeUninit::<bpf_tunnel_key>::uninit();
+    crate::mem::zero(key.as_mut_ptr());
+    // SAFETY: zeroed above; all-zero bytes are a valid `bpf_tunnel_key`.
+    let key = unsafe { &mut *key.as_mut_ptr() };
     let size = size_of::<bpf_tunnel_key>() as u32;
     // The kernel hands out a key only to a caller asking for its underlay's family (-EPROTO
     // otherwise): IPv4 first, then IPv6.
     // SAFETY: the program's context; the helper writes `key`, which outlives the call.
-    let mut r = unsafe { bpf_skb_get_tunnel_key(ctx.skb.skb, &raw mut key, size, 0) };
+    let mut r = unsafe { bpf_skb_get_tunnel_key(ctx.skb.skb, &raw mut *key, size, 0) };
     if r != 0 {
         // SAFETY: as above.
-        r = unsafe { bpf_skb_get_tunnel_key(ctx.skb.skb, &raw mut key, size, u64::from(BPF_F_TUNINFO_IPV6)) };
+        r = unsafe { bpf_skb_get_tunnel_key(ctx.skb.skb, &raw mut *key, size, u64::from(BPF_F_TUNINFO_IPV6)) };
     }
     // Without a tunnel key the frame did not come through VXLAN. The VNI names the chain and
     // SI the sender was at; the MAC alone says where the frame goes (a packet finishing its

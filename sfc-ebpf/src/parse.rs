@@ -287,8 +287,8 @@ fn parse_ipv6(c: &mut Cursor, key: &mut FlowKey) -> Result<L4, ParseError> {
     {
         return Err(ParseError::Malformed);
     }
-    key.src = ip.src_addr;
-    key.dst = ip.dst_addr;
+    crate::mem::copy(&raw mut key.src, &raw const ip.src_addr);
+    crate::mem::copy(&raw mut key.dst, &raw const ip.dst_addr);
     // Extension headers are part of the payload length, not of the transport's.
     let ext = c.offset(start);
     let l4_len = u16::from_be_bytes(ip.payload_len).saturating_sub(ext);

@@ -153,6 +153,11 @@ fn kept_applies_write_what_a_fresh_apply_would() {
             cold_runs += 1;
         }
         datapath::check_kept(&loc).unwrap_or_else(|e| panic!("seed {seed}, round {round} ({what}): {e}"));
+        // The interfaces' array slots, in both banks, copy the hash (written whole from scratch,
+        // only the changed interfaces' from what was kept).
+        datapath::direct::check(&loc)
+            .expect("reading the slots")
+            .unwrap_or_else(|e| panic!("seed {seed}, round {round} ({what}): {e}"));
         datapath::settle(&loc).unwrap_or_else(|e| panic!("seed {seed}, round {round} ({what}): {e}"));
         // The live bank against a fresh compile of the model.
         let maps = Maps::open(&loc).expect("maps");

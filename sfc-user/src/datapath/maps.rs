@@ -273,7 +273,7 @@ impl<'a> Maps<'a> {
         let changes = diff::diff(&live_bank, c).counts();
         let read = began.elapsed();
         let live_ifaces: BTreeSet<u32> = live_bank.ifaces.keys().copied().collect();
-        let mut r = self.write_diff(meta, c, force, changes, || diff::diff(&target_bank, c), &live_ifaces)?;
+        let mut r = self.write_diff(meta, c, force, changes, || diff::diff(&target_bank, c), &live_ifaces, false)?;
         r.read = read;
         r.inactive = Some(if r.flipped { live_bank } else { target_bank });
         Ok(r)
@@ -286,13 +286,24 @@ impl<'a> Maps<'a> {
         // What the inactive bank lacks is walked only when something is written.
         let changes = known.against_live(c, log).counts();
         let live_ifaces = known.live_ifaces();
-        self.write_diff(meta, c, force, changes, || known.to_inactive(c, log), &live_ifaces)
+        self.write_diff(meta, c, force, changes, || known.to_inactive(c, log), &live_ifaces, true)
     }
 
     /// The writes of `write`: `changes` counts what changes against the live bank,
     /// `to_inactive` gives what to write into the other one, `live_ifaces` are the interfaces
-    /// the live bank knows.
-    fn write_diff(&mut self, meta: Meta, c: &Compiled, force: bool, changes: Counts, to_inactive: impl FnOnce() -> diff::Diff, live_ifaces: &BTreeSet<u32>) -> Result<WriteReport> {
+    /// the live bank knows; `known`: what the inactive bank's interface slots hold is known
+    /// (`super::direct`), so only those of the interfaces that change are written.
+    #[expect(clippy::too_many_arguments, reason = "the two ways in (read back, known) differ in these")]
+    fn write_diff(
+        &mut self,
+        meta: Meta,
+        c: &Compiled,
+        force: bool,
+        changes: Counts,
+        to_inactive: impl FnOnce() -> diff::Diff,
+        live_ifaces: &BTreeSet<u32>,
+        known: bool,
+    ) -> Result<WriteReport> {
         let target = (meta.bank & 1) ^ 1;
         // Redirect targets are added even when nothing else changed (a datapath pinned by an
         // older sfc has an empty devmap); adding is harmless to whatever is live.
@@ -330,6 +341,8 @@ impl<'a> Maps<'a> {
         let bid = |k: u32| sfc_common::maps::banked_id(target, k);
         let bcl = |k: u32| sfc_common::maps::banked_class(target, k);
         write_hash(&mut typed(self.loc, MAP_IFACES)?, MAP_IFACES, &d.ifaces, bid, std::convert::identity)?;
+        let touched: BTreeSet<u32> = d.ifaces.added.keys().chain(d.ifaces.changed.keys()).chain(d.ifaces.removed.keys()).copied().collect();
+        super::direct::write(self.loc, target, &c.ifaces, known.then_some(&touched))?;
         write_hash(&mut typed(self.loc, MAP_CHAINS)?, MAP_CHAINS, &d.chains, bid, std::convert::identity)?;
         write_hash(&mut typed(self.loc, MAP_GROUPS)?, MAP_GROUPS, &d.groups, bid, std::convert::identity)?;
         write_hash(&mut typed(self.loc, MAP_LB)?, MAP_LB, &d.lb, |k: LbKey| LbKey { group: bid(k.group), ..k }, std::convert::identity)?;

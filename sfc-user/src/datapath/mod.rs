@@ -8,6 +8,7 @@
 
 pub mod attach;
 pub mod cluster;
+pub mod direct;
 pub mod flows;
 pub mod hop_slots;
 pub mod maps;

@@ -15,7 +15,7 @@ use sfc_common::{
         DIR_REVERSE, FAIL_OPEN, FlowKey, FragKey, GroupEntry, IF_F_LEARN, IF_F_MAC, IF_F_PEER, IfaceEntry,
         LB_FIELDS, LbKey, MAP_CHAINS, MAP_CLS,
         MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_HOP_HOMES, MAP_HOP_KEYS, MAP_HOP_SLOTS, MAP_HOP_STATS, MAP_IF_SLOTS, MAP_IF_STATS,
-        MAP_FLOW_STATS, MAP_IFACES, MAP_LB, MAP_LIMITS, MAP_MACS, MAP_META, MAP_PORT_PAIRS, MacEntry, Meta, PP_F_DOWN, PP_F_DRAINING, PP_F_NO_MAC,
+        MAP_FLOW_STATS, MAP_IFACES, MAP_IFACES_DIRECT, MAP_LB, MAP_LIMITS, MAP_MACS, MAP_META, MAP_PORT_PAIRS, MacEntry, Meta, PP_F_DOWN, PP_F_DRAINING, PP_F_NO_MAC,
         PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_SF_EGRESS, ROLE_SF_INGRESS,
     },
 };
@@ -66,6 +66,21 @@ struct IfaceRow {
     zone: u32,
     /// Where its counters are (`SFC_IF_STATS_V3`).
     stats_slot: u16,
+}
+
+/// An interface's entry as the program finds it: in its array slot, or in the hash.
+#[derive(Serialize)]
+struct DirectRow {
+    bank: &'static str,
+    ifindex: u32,
+    interface: String,
+    /// Its slot of `SFC_IFACES_DIR` in the bank.
+    slot: u32,
+    /// "slot" (no hashing), "hash: slot held by ifindex N", "hash: slot empty", or, for a slot
+    /// holding an interface the bank's hash does not have, "stale slot".
+    found_by: String,
+    /// The slot's copy equals the hash entry (always, unless something wrote one without the other).
+    agrees: bool,
 }
 
 #[derive(Serialize)]
@@ -187,6 +202,7 @@ row!(MetaRow: bank, generation);
 row!(DevmapRow: interface, ifindex, target_ifindex);
 row!(MacRow: interface, ifindex, learnt_mac);
 row!(IfaceRow: bank, ifindex, interface, roles, port_pair, flags, zone, stats_slot);
+row!(DirectRow: bank, ifindex, interface, slot, found_by, agrees);
 row!(ClsResRow: bank, class, chain, chain_id, classifier, source, destination);
 row!(ChainRow: bank, chain_id, chain, groups, flags);
 row!(GroupRow: bank, group_id, group, members, lb_fields, failure_policy, reclass);
@@ -422,6 +438,31 @@ fn devmap(loc: &Location, n: &Namer<'_>) -> Result<Vec<DevmapRow>> {
         .collect()
 }
 
+/// Every interface of either bank's hash with what its slot holds, and slots holding an
+/// interface the bank's hash does not have.
+fn direct(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<DirectRow>> {
+    use crate::datapath::direct;
+    let hashed = banked::<IfaceEntry>(loc, MAP_IFACES, live)?;
+    let mut out = Vec::new();
+    for (b, name) in [(live, "live"), (live ^ 1, "standby")] {
+        let slots: BTreeMap<u32, sfc_common::maps::IfaceDirect> = direct::read(loc, b)?.into_iter().collect();
+        let mine: BTreeMap<u32, IfaceEntry> = hashed.iter().filter(|(bank, _, _)| *bank == name).map(|(_, i, e)| (*i, *e)).collect();
+        for (ifindex, e) in &mine {
+            let slot = direct::slot_of(*ifindex);
+            let (found_by, agrees) = match slots.get(&slot) {
+                Some(d) if d.ifindex == *ifindex => ("slot".to_owned(), d.entry == *e),
+                Some(d) => (format!("hash: slot held by ifindex {}", d.ifindex), true),
+                None => ("hash: slot empty".to_owned(), true),
+            };
+            out.push(DirectRow { bank: name, ifindex: *ifindex, interface: n.iface(*ifindex), slot, found_by, agrees });
+        }
+        for (slot, d) in slots.iter().filter(|(_, d)| !mine.contains_key(&d.ifindex)) {
+            out.push(DirectRow { bank: name, ifindex: d.ifindex, interface: n.iface(d.ifindex), slot: *slot, found_by: "stale slot".to_owned(), agrees: false });
+        }
+    }
+    Ok(out)
+}
+
 fn metas(loc: &Location) -> Result<Vec<MetaRow>> {
     let m: Array<MapData, Meta> = typed(loc, MAP_META)?;
     m.iter()
@@ -435,6 +476,7 @@ pub fn dump(loc: &Location, n: &Namer<'_>, name: &'static str) -> Result<Dump> {
     match name {
         MAP_META => rows(metas(loc)?),
         MAP_IFACES => rows(ifaces(loc, n, live)?),
+        MAP_IFACES_DIRECT => rows(direct(loc, n, live)?),
         // The hash is half of the classifier tables: shown with the trie.
         MAP_CLS | MAP_CLS_HASH => rows(cls_banks(loc, n, live)?),
         MAP_CLS_RES => rows(cls_results(loc, n, live)?),

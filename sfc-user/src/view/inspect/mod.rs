@@ -30,7 +30,7 @@ use sfc_common::{
         ALL_MAPS, ChainEntry, ClsKey, ClsResult, Counter, FAMILY_V6,
         FLOW_F_REVERSE, FlowEntry, FlowKey, FragKey, GroupEntry, HopStatsKey, IfStats, IfaceEntry,
         LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOW_STATS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_LIMITS,
-        MAP_HOP_HOMES, MAP_HOP_KEYS, MAP_HOP_SLOTS, MAP_HOP_STATS, MAP_IF_SLOTS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_META, MAP_PORT_PAIRS, Meta,
+        MAP_HOP_HOMES, MAP_HOP_KEYS, MAP_HOP_SLOTS, MAP_HOP_STATS, MAP_IF_SLOTS, MAP_IF_STATS, MAP_IFACES, MAP_IFACES_DIRECT, MAP_LB, MAP_META, MAP_PORT_PAIRS, Meta,
         ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
 };
@@ -351,7 +351,7 @@ fn count_entries(loc: &Location, name: &str, max: u32) -> Result<Option<u64>> {
         }
         // An array has every slot, always.
         MAP_HOP_KEYS => count_hash::<u32, HopStatsKey>(loc, name, max)?,
-        MAP_DROPS | MAP_META | MAP_LIMITS | MAP_FLOW_STATS | MAP_IF_SLOTS | MAP_HOP_HOMES | MAP_HOP_SLOTS => u64::from(max),
+        MAP_DROPS | MAP_META | MAP_LIMITS | MAP_FLOW_STATS | MAP_IF_SLOTS | MAP_HOP_HOMES | MAP_HOP_SLOTS | MAP_IFACES_DIRECT => u64::from(max),
         _ => return Ok(None),
     }))
 }
