@@ -391,6 +391,38 @@ fn an_edit_under_a_shared_class_rewrites_a_handful_of_entries() {
     assert!(cold.entries == inc.entries && cold.hash == inc.hash && cold.finals == inc.finals, "a new process numbered the classes otherwise");
 }
 
+/// The numbers saved for the next process (`ids`) as classifiers go, one after the other: every
+/// class still in use keeps its key, the one-place final classes that the remaining
+/// classifiers share included (such a class's key is its place's, not a classifier's).
+#[test]
+fn removed_classifiers_leave_the_classes_of_the_others_numbered() {
+    let template = classifier(0, &Spec { v6: false, src: 4, dst: 1, proto: 2, sports: 0, dports: 0, port: 0 });
+    let fcs: Vec<FlowClassifier> = (0..12)
+        .map(|i| {
+            let mut f = template.clone();
+            f.name = format!("c{i}");
+            f.source_prefix = Prefix::parse(&format!("192.168.0.{}/32", i % 4)).expect("prefix");
+            f.destination_prefix = Prefix::parse(&format!("10.0.0.{}/32", i / 4)).expect("prefix");
+            f
+        })
+        .collect();
+    let place = place_of(Some(3));
+    let mut live: Vec<usize> = (0..fcs.len()).collect();
+    let mut inc = cls_incr::Incremental::new(&cls::ClassIds::new());
+    let keys = |ids: &cls::ClassIds| ids.keys().copied().collect::<Vec<_>>();
+    for gone in [5, 0, 7, 11, 2, 9] {
+        live.retain(|i| *i != gone);
+        let input: Vec<(usize, &FlowClassifier, u32)> = live.iter().map(|&i| (i, &fcs[i], 1)).collect();
+        inc.update(&input, &place);
+        let mut fresh = cls_incr::Incremental::new(&cls::ClassIds::new());
+        fresh.update(&input, &place);
+        assert_eq!(keys(&inc.ids), keys(&fresh.ids), "the classes saved after c{gone} went");
+        let mut cold = cls_incr::Incremental::new(&inc.ids);
+        cold.update(&input, &place);
+        assert!(cold.entries == inc.entries && cold.hash == inc.hash && cold.finals == inc.finals, "a new process numbered the classes otherwise (c{gone} gone)");
+    }
+}
+
 /// Roots of the incremental test: each classifier under its source port, and the even ones
 /// also under one reclassification-like class (as a chain's classifiers are), so sets are
 /// shared between roots.

@@ -199,9 +199,11 @@ impl Incremental {
             self.used.remove(&(sh.class & !(1 << CLS_ANY_BIT)));
         }
         // The set's number, for a set built again under its key in this update (while another
-        // set still has the class, `number` passes it over: it is in use).
+        // set still has the class, `number` passes it over: it is in use). A one-place final
+        // class's key is its place's, which the other sets of that place still have.
         let n = node.class & !(1 << CLS_ANY_BIT);
-        if self.ids.get(&node.key) == Some(&n) {
+        let key_in_use = !last && level == CLS_STAGES && self.places.contains_key(&node.class);
+        if !key_in_use && self.ids.get(&node.key) == Some(&n) {
             self.ids.remove(&node.key);
         }
         self.freed.insert(node.key, n);
