@@ -38,11 +38,13 @@ pub const MAX_REMOTES: u32 = 16_384;
 pub const OVERLAY_PORT: u16 = 4789;
 /// Interfaces sfc attaches to.
 pub const MAX_IFACES: u32 = 4_096;
-/// Slots per bank of `SFC_IFACES_DIR` (a power of two, twice `MAX_IFACES`, so that interfaces
-/// rarely share one: ifindexes are numbered one after the other in a namespace).
+/// Slots per bank of `SFC_IFACES_DIR` (a power of two, twice `MAX_IFACES`): interfaces share a
+/// slot when their ifindexes are a multiple of it apart, which happens on a host that has made
+/// many thousands of interfaces since it started (ifindexes keep growing); those are found in
+/// the hash.
 pub const IFACE_DIRECT_SLOTS: u32 = MAX_IFACES * 2;
 const _: () = assert!(IFACE_DIRECT_SLOTS.is_power_of_two());
-/// Slots of `SFC_IF_STATS_V3`: one for every interface in either bank (`SFC_IFACES_V3` holds
+/// Slots of `SFC_IF_STATS_V3`: one for every interface in either bank (`SFC_IFACES_V4` holds
 /// `MAX_IFACES` per bank), and slot 0, no interface's. `IfaceEntry::stats_slot` is a `u16`.
 pub const IF_STATS_SLOTS: u32 = MAX_IFACES * 2 + 1;
 const _: () = assert!(IF_STATS_SLOTS <= u16::MAX as u32 + 1);

@@ -11,11 +11,13 @@ use crate::limits::MAX_HOPS;
 // ---- names (BPF object names: at most 15 bytes) -------------------------------------------
 
 /// `_V2`: `IfaceEntry` grew the MAC behind the interface (delivery rewrites to it). `_V3`: and
-/// the zone that scopes its flows.
-pub const MAP_IFACES: &str = "SFC_IFACES_V3";
-/// The same entries as `MAP_IFACES`, in array slots by ifindex (`IfaceDirect`): the program
-/// finds an interface's role without hashing, and asks the hash only when the slot holds another
-/// interface (`iface_direct_slot`).
+/// the zone that scopes its flows. `_V4`: the same entries, now also in `MAP_IFACES_DIRECT`,
+/// whose slots the tc program takes over the hash: a loader that wrote the hash alone would
+/// leave them stale, and an older one does not find this name (it refuses the datapath).
+pub const MAP_IFACES: &str = "SFC_IFACES_V4";
+/// The same entries as `MAP_IFACES`, in array slots by ifindex (`IfaceDirect`): the tc program
+/// finds an interface's role without hashing, and asks the hash when the slot holds another
+/// interface or none (`iface_direct_slot`).
 pub const MAP_IFACES_DIRECT: &str = "SFC_IFACES_DIR";
 pub const MAP_CLS: &str = "SFC_CLS";
 pub const MAP_CLS_HASH: &str = "SFC_CLS_HASH";
@@ -101,9 +103,9 @@ pub const PROG_XDP_PASS: &str = "sfc_xdp_pass";
 
 // ---- generations ------------------------------------------------------------------------------
 //
-// Configuration maps are double-banked: every key of SFC_IFACES_V3, SFC_CLS, SFC_CLS_RES,
-// SFC_CHAINS, SFC_GROUPS and SFC_LB carries a bank bit. The loader writes the inactive bank in
-// full, then flips `Meta` (one 8-byte array element) so the next packet sees the whole new
+// Configuration maps are double-banked: every key of SFC_IFACES_V4, SFC_CLS, SFC_CLS_RES,
+// SFC_CHAINS, SFC_GROUPS and SFC_LB carries a bank bit (SFC_IFACES_DIR has a half of the array
+// per bank, `iface_direct_slot`). The loader writes the inactive bank in full, then flips `Meta` (one 8-byte array element) so the next packet sees the whole new
 // configuration and no packet ever sees half of it. Port pairs are not banked: their ids are
 // stable by name, and a removed one stays (draining) until its flows are done.
 
@@ -164,7 +166,7 @@ pub const ROLE_SF_INGRESS: u32 = 1 << 2;
 /// chains starts here.
 pub const ROLE_DEST: u32 = 1 << 3;
 
-/// `SFC_IFACES_V3`: banked ifindex -> what the interface is to sfc.
+/// `SFC_IFACES_V4`: banked ifindex -> what the interface is to sfc.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IfaceEntry {
@@ -208,7 +210,8 @@ pub struct IfaceDirect {
 }
 const _: () = assert!(size_of::<IfaceDirect>() == 32);
 
-/// The slot of `MAP_IFACES_DIRECT` that may hold interface `ifindex` of `bank`.
+/// The slot of `MAP_IFACES_DIRECT` that may hold interface `ifindex` of `bank`: the bank's
+/// half of the array (its banks are halves, not a key bit), then the ifindex's low bits.
 pub const fn iface_direct_slot(bank: u32, ifindex: u32) -> u32 {
     (bank & 1) * crate::limits::IFACE_DIRECT_SLOTS + (ifindex & (crate::limits::IFACE_DIRECT_SLOTS - 1))
 }

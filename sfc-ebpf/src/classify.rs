@@ -44,7 +44,8 @@ fn stage(key: &mut Key<ClsKey>, any: &mut ClsKey) -> Option<()> {
         }
     };
     key.data.class = next.to_be_bytes();
-    crate::mem::zero(&raw mut key.data.data);
+    // SAFETY: the key's own byte array.
+    unsafe { crate::mem::zero(&raw mut key.data.data) };
     Some(())
 }
 
@@ -61,12 +62,14 @@ pub fn classify(bank: u32, ifindex: u32, ethertype: u16, flow: &FlowKey) -> Opti
 #[inline(never)]
 fn final_class(first: u32, ethertype: u16, flow: &FlowKey) -> Option<u32> {
     // Zeroed by `mem::zero`: an initializer would be a call to `memset` (see `mem`).
-    let mut key = MaybeUninit::<Key<ClsKey>>::uninit();
-    crate::mem::zero(key.as_mut_ptr());
-    let mut any = MaybeUninit::<ClsKey>::uninit();
-    crate::mem::zero(any.as_mut_ptr());
-    // SAFETY: both were zeroed above, and zeros are a valid key (bytes and a u32).
-    let (key, any) = unsafe { (&mut *key.as_mut_ptr(), &mut *any.as_mut_ptr()) };
+    let (mut key, mut any) = (MaybeUninit::<Key<ClsKey>>::uninit(), MaybeUninit::<ClsKey>::uninit());
+    // SAFETY: locals' own pointers; zeros are a valid key (bytes and a u32), and each is one
+    // once zeroed.
+    let (key, any) = unsafe {
+        crate::mem::zero(key.as_mut_ptr());
+        crate::mem::zero(any.as_mut_ptr());
+        (&mut *key.as_mut_ptr(), &mut *any.as_mut_ptr())
+    };
     key.prefix_len = LOOKUP_BITS;
     key.data.class = first.to_be_bytes();
     let et = ethertype.to_be_bytes();

@@ -115,12 +115,14 @@ fn store_err(r: u32) -> DropReason {
 /// entry of an older generation). `None`: no classifier matches a new flow.
 #[inline(always)]
 pub fn resolve(ifindex: u32, p: &Parsed, s: &mut Scratch, meta: Meta, old: Option<&FlowEntry>) -> Result<Option<Entry>, DropReason> {
-    blank(&raw mut s.flow);
+    blank(&mut s.flow);
     s.flow.generation = meta.generation;
     s.flow.ttl = p.ttl;
     s.flow.in_ifindex = ifindex;
     if let Some(old) = old {
-        crate::mem::copy(&raw mut s.flow.prev_members, &raw const old.members);
+        // SAFETY: the scratch's entry and a flow-table value: both valid `[u16; MAX_HOPS]`s, and
+        // not the same memory.
+        unsafe { crate::mem::copy(&raw mut s.flow.prev_members, &raw const old.members) };
         s.flow.prev_n_hops = old.n_hops;
         s.flow.prev_present = old.present;
         s.flow.dst_ifindex = old.dst_ifindex;
@@ -248,7 +250,9 @@ pub fn resolve_reply(ifindex: u32, class: u32, p: &Parsed, s: &mut Scratch, meta
     // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
     let old = unsafe { SFC_FLOWS_V2.get(&s.key) }.filter(|f| f.in_ifindex == res.src_ifindex && f.flags & FLOW_F_REVERSE == 0);
     if let Some(old) = old {
-        crate::mem::copy(&raw mut s.flow.prev_members, &raw const old.members);
+        // SAFETY: the scratch's entry and a flow-table value: both valid `[u16; MAX_HOPS]`s, and
+        // not the same memory.
+        unsafe { crate::mem::copy(&raw mut s.flow.prev_members, &raw const old.members) };
         s.flow.prev_n_hops = old.n_hops;
         s.flow.prev_present = old.present;
         s.flow.ttl = old.ttl;
@@ -272,19 +276,21 @@ pub fn resolve_reply(ifindex: u32, class: u32, p: &Parsed, s: &mut Scratch, meta
 /// `*p = FlowEntry::default()` in word stores (an assignment would be a call to `memset`, see
 /// `mem`): zeros, and no member at any hop.
 #[inline(always)]
-fn blank(p: *mut FlowEntry) {
-    crate::mem::zero(p);
-    // SAFETY: `p` is valid for writes of a `FlowEntry` (the caller's scratch slot).
-    let (cur, prev) = unsafe { (&raw mut (*p).members, &raw mut (*p).prev_members) };
-    crate::mem::fill(cur, PORT_PAIR_NONE);
-    crate::mem::fill(prev, PORT_PAIR_NONE);
+fn blank(p: &mut FlowEntry) {
+    // SAFETY: `p` is a valid entry; zeros are a valid one (integers and their arrays), and its
+    // member arrays are its own fields.
+    unsafe {
+        crate::mem::zero(&raw mut *p);
+        crate::mem::fill(&raw mut p.members, PORT_PAIR_NONE);
+        crate::mem::fill(&raw mut p.prev_members, PORT_PAIR_NONE);
+    }
 }
 
 /// `scratch.flow` for a path recomputed from classifier result `res`: it entered on the
 /// classifier's logical source port; its entry TTL is unknown.
 #[inline(always)]
 fn init_recomputed(s: &mut Scratch, res: &ClsResult, generation: u32) {
-    blank(&raw mut s.flow);
+    blank(&mut s.flow);
     s.flow.generation = generation;
     s.flow.in_ifindex = res.src_ifindex;
 }
@@ -374,7 +380,7 @@ fn reverse_of(s: &mut Scratch, taps: u16) {
     s.rkey = swapped(&s.key);
     // Field by field on a blank entry: a struct expression would be a call to `memset` (see
     // `mem`).
-    blank(&raw mut s.rflow);
+    blank(&mut s.rflow);
     s.rflow.chain_id = s.flow.chain_id;
     s.rflow.dst_ifindex = s.flow.in_ifindex;
     s.rflow.in_ifindex = s.flow.dst_ifindex;

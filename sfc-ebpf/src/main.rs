@@ -79,7 +79,9 @@ pub fn sfc_tc_ingress(ctx: TcContext) -> i32 {
     if let Some(reason) = dropped {
         counters::drop(reason);
     }
-    trace::emit(ctx::PacketCtx::ifindex(&ctx), dropped.map_or(0, |r| r as u32), ctx::PacketCtx::len(&ctx));
+    if trace::enabled() {
+        trace::emit(ctx::PacketCtx::ifindex(&ctx), dropped.map_or(0, |r| r as u32), ctx::PacketCtx::len(&ctx));
+    }
     verdict
 }
 
@@ -116,7 +118,9 @@ pub fn sfc_xdp(ctx: XdpContext) -> u32 {
     if let Some(reason) = dropped {
         counters::drop(reason);
     }
-    trace::emit(ctx::PacketCtx::ifindex(&ctx), dropped.map_or(0, |r| r as u32), ctx::PacketCtx::len(&ctx));
+    if trace::enabled() {
+        trace::emit(ctx::PacketCtx::ifindex(&ctx), dropped.map_or(0, |r| r as u32), ctx::PacketCtx::len(&ctx));
+    }
     verdict
 }
 

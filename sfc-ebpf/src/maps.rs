@@ -26,9 +26,9 @@ pub static SFC_META: Array<Meta> = Array::pinned(1, 0);
 /// banked ifindex -> role of the interface (source port, SF egress, ...). Written by the loader, read per
 /// packet to decide what to do.
 #[map]
-pub static SFC_IFACES_V3: HashMap<u32, IfaceEntry> = HashMap::pinned(MAX_IFACES * 2, 0);
+pub static SFC_IFACES_V4: HashMap<u32, IfaceEntry> = HashMap::pinned(MAX_IFACES * 2, 0);
 
-/// `iface_direct_slot(bank, ifindex)` -> the interface and its entry: `SFC_IFACES_V3` in array
+/// `iface_direct_slot(bank, ifindex)` -> the interface and its entry: `SFC_IFACES_V4` in array
 /// slots, whose lookup the verifier inlines (the hash lookup of every packet cost it about 16 ns
 /// of 120). Written by the loader with the hash; `iface::find` asks the hash when the slot
 /// holds another interface or none.

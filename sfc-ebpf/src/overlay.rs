@@ -51,10 +51,12 @@ pub fn send(skb: *mut __sk_buff, ifindex: u32, vni: u32) -> i64 {
     }
     // Zeroed by `mem::zero`: `mem::zeroed` would be a call to `memset` (see `mem`).
     let mut key = core::mem::MaybeUninit::<bpf_tunnel_key>::uninit();
-    crate::mem::zero(key.as_mut_ptr());
-    // SAFETY: zeroed above; all-zero bytes are a valid `bpf_tunnel_key` (integers and unions
-    // of integers).
-    let key = unsafe { &mut *key.as_mut_ptr() };
+    // SAFETY: a local's own pointer; all-zero bytes are a valid `bpf_tunnel_key` (integers and
+    // unions of integers), and it is one once zeroed.
+    let key = unsafe {
+        crate::mem::zero(key.as_mut_ptr());
+        &mut *key.as_mut_ptr()
+    };
     key.tunnel_id = vni;
     key.tunnel_ttl = OUTER_TTL;
     let flags = if r.family == VTEP_V6 {
@@ -99,9 +101,11 @@ fn try_receive(ctx: &TcContext) -> Result<i32, DropReason> {
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     // As in `send`.
     let mut key = core::mem::MaybeUninit::<bpf_tunnel_key>::uninit();
-    crate::mem::zero(key.as_mut_ptr());
-    // SAFETY: zeroed above; all-zero bytes are a valid `bpf_tunnel_key`.
-    let key = unsafe { &mut *key.as_mut_ptr() };
+    // SAFETY: as in `send`.
+    let key = unsafe {
+        crate::mem::zero(key.as_mut_ptr());
+        &mut *key.as_mut_ptr()
+    };
     let size = size_of::<bpf_tunnel_key>() as u32;
     // The kernel hands out a key only to a caller asking for its underlay's family (-EPROTO
     // otherwise): IPv4 first, then IPv6.

@@ -287,8 +287,12 @@ fn parse_ipv6(c: &mut Cursor, key: &mut FlowKey) -> Result<L4, ParseError> {
     {
         return Err(ParseError::Malformed);
     }
-    crate::mem::copy(&raw mut key.src, &raw const ip.src_addr);
-    crate::mem::copy(&raw mut key.dst, &raw const ip.dst_addr);
+    // SAFETY: the key's arrays, and the header's inside the packet (its bounds were checked
+    // with the header's); byte arrays, so any alignment, and the packet is not the key.
+    unsafe {
+        crate::mem::copy(&raw mut key.src, &raw const ip.src_addr);
+        crate::mem::copy(&raw mut key.dst, &raw const ip.dst_addr);
+    }
     // Extension headers are part of the payload length, not of the transport's.
     let ext = c.offset(start);
     let l4_len = u16::from_be_bytes(ip.payload_len).saturating_sub(ext);

@@ -69,7 +69,7 @@ use crate::{
     ctx::PacketCtx,
     flow, iface,
     probe,
-    maps::{Note, SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_IFACE_BUF, SFC_IFACES_V3, SFC_MACS, SFC_META, SFC_SCRATCH, Scratch, port_pair},
+    maps::{Note, SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_IFACE_BUF, SFC_IFACES_V4, SFC_MACS, SFC_META, SFC_SCRATCH, Scratch, port_pair},
     taps,
     trace,
     parse::{FRAG_FIRST, FRAG_LATER, IPPROTO_UDP, ParseError, Parsed, parse},
@@ -122,38 +122,23 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     let scratch = SFC_SCRATCH.get_ptr_mut(0).ok_or(DropReason::NoScratch)?;
     // SAFETY: this CPU's element of a per-CPU array only this program touches.
     let scratch = unsafe { &mut *scratch };
+    // Before anything can return: the trace and the header push read this packet's note only.
+    scratch.note.ifindex = ifindex;
+    scratch.note.verdict = 0;
     // An interface the live generation does not use may still have packets of the previous one
     // coming back from its SF: they finish their path under the previous generation's role.
-    let (iface, bank) = if C::IFACE_SLOTS {
-        let buf = SFC_IFACE_BUF.get_ptr_mut(0).ok_or(DropReason::NoScratch)?;
-        let bank = iface::find(ifindex, meta.bank, buf);
-        if bank == iface::NONE {
-            return Ok(Action::PASS);
-        }
-        // SAFETY: this CPU's element of a per-CPU array only this program touches, which
-        // `iface::find` just filled; nothing writes it again during this run.
-        (unsafe { &*buf }, bank)
-    } else {
-        // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
-        match unsafe { SFC_IFACES_V3.get(&banked_id(meta.bank, ifindex)) } {
-            Some(i) => (i, meta.bank),
-            // SAFETY: as above.
-            None => match unsafe { SFC_IFACES_V3.get(&banked_id(meta.bank ^ 1, ifindex)) } {
-                Some(i) => (i, meta.bank ^ 1),
-                None => return Ok(Action::PASS),
-            },
-        }
+    let Some((iface, bank)) = ingress::<C>(ifindex, meta)? else {
+        return Ok(Action::PASS);
     };
     // A probe (`sfc trace --probe`) carries a made-up source MAC: nothing is learnt from it.
     if iface.flags & IF_F_LEARN != 0 && !ctx.is_probe() {
         learn(ctx, ifindex);
     }
-    scratch.note.ifindex = ifindex;
-    scratch.note.verdict = 0;
     // No copies unless this packet's decision asks for them (a dropped packet's record must
     // not reach the next packet).
     scratch.taps.ifindex = 0;
-    crate::mem::zero(&raw mut scratch.key);
+    // SAFETY: a field of the scratch (valid, aligned); a `FlowKey` is integers and byte arrays.
+    unsafe { crate::mem::zero(&raw mut scratch.key) };
     // Called for every packet (the flag is looked at inside): a call on one branch only would
     // leave the verifier two states to walk through everything after it.
     ctx.pop_header(iface.flags & IF_F_DECAP != 0, &mut scratch.decap)?;
@@ -186,7 +171,10 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
         if p.frag == FRAG_LATER {
             // Steer it as its first fragment was; unknown first fragment: not ours.
             // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
-            if let Some(k) = unsafe { SFC_FRAGS_V2.get(&scratch.frag) } { crate::mem::copy(&raw mut scratch.key, k) } else {
+            if let Some(k) = unsafe { SFC_FRAGS_V2.get(&scratch.frag) } {
+                // SAFETY: a scratch field and a map value of another map, both `FlowKey`s.
+                unsafe { crate::mem::copy(&raw mut scratch.key, k) };
+            } else {
                 count::<C>(iface, ifindex, If::Unclassified);
                 return Ok(Action::PASS);
             }
@@ -235,6 +223,29 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     // only, so interface counters and drops add up to the packets seen.
     count::<C>(iface, ifindex, path.seen);
     Ok(action)
+}
+
+/// The entry of the interface a packet arrived on (`PacketCtx::IFACE_SLOTS`) and the bank it
+/// was found in. `None`: sfc's in neither bank.
+#[inline(always)]
+fn ingress<C: PacketCtx>(ifindex: u32, meta: Meta) -> Result<Option<(&'static IfaceEntry, u32)>, DropReason> {
+    if C::IFACE_SLOTS {
+        let buf = SFC_IFACE_BUF.get_ptr_mut(0).ok_or(DropReason::NoScratch)?;
+        // SAFETY: `buf` is this CPU's element of a per-CPU array, valid for this run.
+        let bank = unsafe { iface::find(ifindex, meta.bank, buf) };
+        if bank == iface::NONE {
+            return Ok(None);
+        }
+        // SAFETY: this CPU's element of a per-CPU array only this program touches, which
+        // `iface::find` just filled; nothing writes it again during this run.
+        return Ok(Some((unsafe { &*buf }, bank)));
+    }
+    // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
+    Ok(match unsafe { SFC_IFACES_V4.get(&banked_id(meta.bank, ifindex)) } {
+        Some(i) => Some((i, meta.bank)),
+        // SAFETY: as above.
+        None => unsafe { SFC_IFACES_V4.get(&banked_id(meta.bank ^ 1, ifindex)) }.map(|i| (i, meta.bank ^ 1)),
+    })
 }
 
 /// Bumps the counter `what` of the interface the packet arrived on (`PacketCtx::SLOT_COUNTERS`).
@@ -543,7 +554,7 @@ fn forward(path: &Path, bank: u32) -> Result<(Next, usize), DropReason> {
     // The hash, not `iface::find`: once per packet at most (its last hop), and the subprogram's
     // two ways out here cost the verifier more than the tc program has left.
     // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
-    let dst = unsafe { SFC_IFACES_V3.get(&banked_id(bank, flow.dst_ifindex)) };
+    let dst = unsafe { SFC_IFACES_V4.get(&banked_id(bank, flow.dst_ifindex)) };
     let peer = dst.is_some_and(|i| i.flags & IF_F_PEER != 0);
     let mac = dst.filter(|i| i.flags & IF_F_MAC != 0).map_or([0; 6], |i| i.peer_mac);
     if mac == [0; 6] && dst.is_some_and(|i| i.flags & IF_F_LEARN != 0) {

@@ -61,6 +61,12 @@ fn within_budget(budget: u32, now_ns: u64) -> bool {
     true
 }
 
+/// Whether `sfc trace` is on: the entry points call `emit` only then.
+#[inline(always)]
+pub fn enabled() -> bool {
+    SFC_TRACE_CONF.get(0).is_some_and(|c| c.enabled != 0)
+}
+
 /// The end of a packet's run on `ifindex` (`len` bytes): one event for its hop decision when
 /// tracing is on and it passes the filters. `dropped`: the `DropReason` when the packet was
 /// dropped, else 0. Takes the note steering left (a packet that is no chain packet has none).

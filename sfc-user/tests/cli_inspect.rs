@@ -32,7 +32,7 @@ fn unknown_map_name_lists_the_valid_ones() {
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("no map called 'SFC_NOPE'"), "{e}");
-    for name in ["SFC_FLOWS", "SFC_CLS", "SFC_IFACES_V3", "SFC_DROPS"] {
+    for name in ["SFC_FLOWS", "SFC_CLS", "SFC_IFACES_V4", "SFC_DROPS"] {
         assert!(e.contains(name), "{name} missing from: {e}");
     }
 }

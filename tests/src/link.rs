@@ -20,16 +20,23 @@ pub struct Veth<'a> {
     pub ns: &'a str,
     pub dev: &'a str,
     pub mac: Option<[u8; 6]>,
+    /// The ifindex to give it (the kernel's next free one when `None`).
+    pub index: Option<u32>,
 }
 
 impl<'a> Veth<'a> {
     pub fn new(ns: &'a str, dev: &'a str) -> Self {
-        Veth { ns, dev, mac: None }
+        Veth { ns, dev, mac: None, index: None }
     }
 
     #[must_use]
     pub fn mac(self, mac: [u8; 6]) -> Self {
         Veth { mac: Some(mac), ..self }
+    }
+
+    #[must_use]
+    pub fn index(self, index: u32) -> Self {
+        Veth { index: Some(index), ..self }
     }
 }
 
@@ -37,13 +44,20 @@ impl<'a> Veth<'a> {
 /// stay down.
 pub fn veth(a: Veth<'_>, b: Veth<'_>) -> Result<()> {
     let (a_mac, b_mac) = (a.mac.map(mac_string), b.mac.map(mac_string));
+    let (a_index, b_index) = (a.index.map(|i| i.to_string()), b.index.map(|i| i.to_string()));
     let mut args = vec!["link", "add", a.dev];
     if let Some(mac) = &a_mac {
         args.extend(["address", mac]);
     }
+    if let Some(i) = &a_index {
+        args.extend(["index", i]);
+    }
     args.extend(["type", "veth", "peer", "name", b.dev]);
     if let Some(mac) = &b_mac {
         args.extend(["address", mac]);
+    }
+    if let Some(i) = &b_index {
+        args.extend(["index", i]);
     }
     if b.ns != a.ns {
         args.extend(["netns", b.ns]);

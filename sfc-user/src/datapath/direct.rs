@@ -1,4 +1,4 @@
-//! `SFC_IFACES_DIR`: the interfaces' entries of `SFC_IFACES_V3` again, in array slots by
+//! `SFC_IFACES_DIR`: the interfaces' entries of `SFC_IFACES_V4` again, in array slots by
 //! ifindex (`sfc_common::maps::IfaceDirect`), so that the program finds an interface's role
 //! without hashing. The hash stays the record: an apply writes a bank's slots with the bank's
 //! hash entries, before the flip; a slot that holds another interface (two of one bank share

@@ -166,7 +166,8 @@ fn installed(sfc: &Sfc<'_>) -> String {
     let _ = writeln!(out, "\npins: {pins:?}");
     for map in [
         "SFC_META",
-        "SFC_IFACES_V3",
+        "SFC_IFACES_V4",
+        "SFC_IFACES_DIR",
         "SFC_CLS",
         "SFC_CLS_RES",
         "SFC_CHAINS",

@@ -154,7 +154,7 @@ pub fn meta(loc: &Location) -> Result<Meta> {
     Maps::open(loc)?.meta()
 }
 
-/// `SFC_IFACES_V3`, live bank: ifindex -> roles.
+/// `SFC_IFACES_V4`, live bank: ifindex -> roles.
 pub fn ifaces(loc: &Location) -> Result<BTreeMap<u32, IfaceEntry>> {
     let live = meta(loc)?.bank & 1;
     Ok(crate::datapath::maps::hash_entries::<u32, IfaceEntry>(loc, MAP_IFACES)?
@@ -269,7 +269,7 @@ fn type_name(t: &Result<MapType>) -> String {
 /// Map names as `sfc map` accepts them: `SFC_FLOWS`, `sfc_flows` or `flows`.
 pub fn resolve_map_name(name: &str) -> Option<&'static str> {
     let upper = name.to_ascii_uppercase();
-    // Versioned names (`SFC_IFACES_V3`, `SFC_PORT_PAIRS2`) answer to their unversioned name too.
+    // Versioned names (`SFC_IFACES_V4`, `SFC_PORT_PAIRS2`) answer to their unversioned name too.
     let unversioned = |m: &str| {
         m.rsplit_once("_V")
             .filter(|(_, v)| v.parse::<u32>().is_ok())
