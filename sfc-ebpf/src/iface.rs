@@ -8,10 +8,11 @@ use crate::maps::{SFC_IFACES_DIR, SFC_IFACES_V4};
 /// Copies the entry of interface `ifindex` in `bank` into `out` and returns `bank`; an
 /// interface `bank` does not have is looked for in the other bank (an interface the live
 /// generation does not use may still have packets of the previous one), and that bank
-/// returned. `NONE`: in neither. The array slot (`SFC_IFACES_DIR`) first, the hash when
-/// the slot holds another interface of the bank, or none (the interface has no slot, or the
-/// program was loaded before the slots were written). A subprogram that copies, so that steering goes on with one kind of pointer (an
-/// entry of either map would give the verifier two states to walk for everything after it).
+/// returned. `NONE`: in neither. In `bank`, the array slot (`SFC_IFACES_DIR`) first, and the
+/// hash when the slot holds another interface of the bank or none (the interface has no slot,
+/// or the program was loaded before the slots were written); in the other bank, the hash.
+/// A subprogram that copies, so that steering goes on with one kind of pointer (an entry of
+/// either map would give the verifier two states to walk for everything after it).
 ///
 /// # Safety
 /// `out` is valid for a write of an `IfaceEntry` and aligned for it (a per-CPU map value).
@@ -23,7 +24,11 @@ pub unsafe fn find(ifindex: u32, bank: u32, out: *mut IfaceEntry) -> u32 {
     }
     for i in 0..2u32 {
         let b = (bank ^ i) & 1;
-        if let Some(d) = SFC_IFACES_DIR.get(iface_direct_slot(b, ifindex))
+        // The live bank's slots only: the loader rewrites the other bank's in place (an array
+        // value is copied over, not swapped like a hash entry), and a packet reading one then
+        // could see half of the old entry and half of the new.
+        if i == 0
+            && let Some(d) = SFC_IFACES_DIR.get(iface_direct_slot(b, ifindex))
             && d.ifindex == ifindex
         {
             // SAFETY: `out` is the caller's; `d` is a map value (RCU, valid for this run), not

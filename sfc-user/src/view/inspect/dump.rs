@@ -77,7 +77,9 @@ struct DirectRow {
     /// Its slot of `SFC_IFACES_DIR` in the bank.
     slot: u32,
     /// "slot" (no hashing), "hash: slot held by ifindex N", "hash: slot empty", or, for a slot
-    /// holding an interface the bank's hash does not have, "stale slot".
+    /// holding an interface the bank's hash does not have, "stale slot". The standby bank's
+    /// rows say how it will be once live: until then the program asks its hash (its slots are
+    /// rewritten in place by the next apply).
     found_by: String,
     /// The slot's copy equals the hash entry (always, unless something wrote one without the other).
     agrees: bool,
