@@ -10,7 +10,11 @@
 //!   the heaviest member leaves and every other member's turn cadence changes). N = 2 moves
 //!   nothing else, N = 3 at most 1.2 %. Asserted: worst 15 %, mean 4.5 % over the sweep.
 //! - adding one member: besides the buckets the new member takes, 2.5 % of the table moves
-//!   between the old members on average (worst 7.2 %). Asserted: worst 10 %.
+//!   between the old members on average (worst 7.2 % in the sweep). A random search finds more
+//!   in small weighted groups, where the newcomer changes every member's turn cadence, as a
+//!   removal does: 11.95 % for weights [1, 6, 1, 2] plus 1, 12.93 % for [2, 8, 1, 3] plus 1;
+//!   none above 15 % in 1,000,000 cases. Asserted: worst 15 %, as for a removal (10 % failed
+//!   about one run in ten of 200 cases).
 //!
 //! Maglev trades this small extra movement for its balance; a flow pinned in the flow table
 //! keeps its member anyway, so only new flows see the new table.
@@ -87,7 +91,7 @@ proptest! {
         let id = u32::try_from(ws.len()).unwrap();
         new.push(Member { id, name: NAMES[16], weight: w });
         let pct = moved_pct(&table(&old, LB_TABLE_SIZE), &table(&new, LB_TABLE_SIZE), None, Some(id));
-        prop_assert!(pct <= 10.0, "{:.2} % of the table moved between old members", pct);
+        prop_assert!(pct <= 15.0, "{:.2} % of the table moved between old members", pct);
     }
 
     #[test]
