@@ -16,8 +16,9 @@ use crate::limits::MAX_HOPS;
 /// leave them stale, and an older one does not find this name (it refuses the datapath).
 pub const MAP_IFACES: &str = "SFC_IFACES_V4";
 /// The same entries as `MAP_IFACES`, in array slots by ifindex (`IfaceDirect`): the tc program
-/// finds an interface's role without hashing, and asks the hash when the slot holds another
-/// interface or none (`iface_direct_slot`).
+/// finds an interface's role without hashing (the live bank's slots only: the loader rewrites
+/// the other's in place), and asks the hash when the slot holds another interface or none
+/// (`iface_direct_slot`).
 pub const MAP_IFACES_DIRECT: &str = "SFC_IFACES_DIR";
 pub const MAP_CLS: &str = "SFC_CLS";
 pub const MAP_CLS_HASH: &str = "SFC_CLS_HASH";
@@ -105,9 +106,10 @@ pub const PROG_XDP_PASS: &str = "sfc_xdp_pass";
 //
 // Configuration maps are double-banked: every key of SFC_IFACES_V4, SFC_CLS, SFC_CLS_RES,
 // SFC_CHAINS, SFC_GROUPS and SFC_LB carries a bank bit (SFC_IFACES_DIR has a half of the array
-// per bank, `iface_direct_slot`). The loader writes the inactive bank in full, then flips `Meta` (one 8-byte array element) so the next packet sees the whole new
-// configuration and no packet ever sees half of it. Port pairs are not banked: their ids are
-// stable by name, and a removed one stays (draining) until its flows are done.
+// per bank, `iface_direct_slot`). The loader writes the inactive bank in full, then flips
+// `Meta` (one 8-byte array element) so the next packet sees the whole new configuration and
+// no packet ever sees half of it. Port pairs are not banked: their ids are stable by name, and
+// a removed one stays (draining) until its flows are done.
 
 /// `SFC_META[0]`: which bank is live, and a generation bumped at every flip.
 #[repr(C)]

@@ -19,7 +19,7 @@ use super::{
 
 /// The slot (within a bank) that interface `ifindex` may have.
 pub fn slot_of(ifindex: u32) -> u32 {
-    ifindex & (IFACE_DIRECT_SLOTS - 1)
+    iface_direct_slot(0, ifindex)
 }
 
 /// What one bank's slots hold for `ifaces`, by slot (slots not listed are empty).
@@ -66,8 +66,8 @@ pub fn read(loc: &Location, bank: u32) -> Result<Vec<(u32, IfaceDirect)>> {
     Ok(out)
 }
 
-/// Whether both banks' slots hold exactly what `slots` gives for the bank's hash entries: the
-/// tests' check after applies, and what `sfc map dump SFC_IFACES_DIR` shows row by row.
+/// Whether both banks' slots hold exactly what `slots` gives for the bank's hash entries (the
+/// tests' check after applies; `sfc map dump SFC_IFACES_DIR` compares them slot by slot).
 pub fn check(loc: &Location) -> Result<std::result::Result<(), String>> {
     let hashed = super::maps::hash_entries::<u32, IfaceEntry>(loc, sfc_common::maps::MAP_IFACES)?;
     for bank in 0..2 {

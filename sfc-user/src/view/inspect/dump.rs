@@ -81,7 +81,8 @@ struct DirectRow {
     /// rows say how it will be once live: until then the program asks its hash (its slots are
     /// rewritten in place by the next apply).
     found_by: String,
-    /// The slot's copy equals the hash entry (always, unless something wrote one without the other).
+    /// The slot holds what the loader's rule gives for the bank's hash entries (the lowest
+    /// ifindex of the slot, with its entry): always, unless something wrote one without the other.
     agrees: bool,
 }
 
@@ -449,12 +450,15 @@ fn direct(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<DirectRow>> {
     for (b, name) in [(live, "live"), (live ^ 1, "standby")] {
         let slots: BTreeMap<u32, sfc_common::maps::IfaceDirect> = direct::read(loc, b)?.into_iter().collect();
         let mine: BTreeMap<u32, IfaceEntry> = hashed.iter().filter(|(bank, _, _)| *bank == name).map(|(_, i, e)| (*i, *e)).collect();
-        for (ifindex, e) in &mine {
+        // What the slots must hold (`direct::slots`, the loader's rule) against what they hold.
+        let want = direct::slots(&mine);
+        for ifindex in mine.keys() {
             let slot = direct::slot_of(*ifindex);
-            let (found_by, agrees) = match slots.get(&slot) {
-                Some(d) if d.ifindex == *ifindex => ("slot".to_owned(), d.entry == *e),
-                Some(d) => (format!("hash: slot held by ifindex {}", d.ifindex), true),
-                None => ("hash: slot empty".to_owned(), true),
+            let agrees = slots.get(&slot) == want.get(&slot);
+            let found_by = match slots.get(&slot) {
+                Some(d) if d.ifindex == *ifindex => "slot".to_owned(),
+                Some(d) => format!("hash: slot held by ifindex {}", d.ifindex),
+                None => "hash: slot empty".to_owned(),
             };
             out.push(DirectRow { bank: name, ifindex: *ifindex, interface: n.iface(*ifindex), slot, found_by, agrees });
         }
