@@ -8,6 +8,8 @@
 //! mark): the next apply must start over (read everything) and go on from there. Needs root
 //! (bpf, a network namespace).
 
+#[path = "common/down.rs"]
+mod down;
 #[path = "common/sandbox.rs"]
 #[expect(dead_code, reason = "no ifindex lookups here")]
 mod sandbox;
@@ -121,7 +123,7 @@ fn kept_applies_write_what_a_fresh_apply_would() {
     let loc = Location::new(None, Some(pins.path().to_owned()));
     // Before the pins go (dropped first): detach, unpin, and remove the state under /run/sfc,
     // also when an assertion fails.
-    let _down = Down(&loc);
+    let _down = down::Down(&loc);
     let opts = LoadOptions { flow_table_size: 4096, drain_timeout: Duration::ZERO, mode: AttachMode::Tc, new_flow_rate: 0, absent_ok: false, latency_every: 0 };
     let mut m = base();
     datapath::write_behind(true);
@@ -181,16 +183,6 @@ fn kept_applies_write_what_a_fresh_apply_would() {
     assert!(kept_runs >= 30 && cold_runs >= 5, "{kept_runs} kept, {cold_runs} from scratch");
 }
 
-/// `sfc down` of a location on drop.
-struct Down<'a>(&'a Location);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        if let Err(e) = datapath::down(self.0) {
-            eprintln!("apply_kept: sfc down: {e}");
-        }
-    }
-}
 
 /// The live bank's classifier trie, hash and results.
 fn live_bank(maps: &Maps<'_>) -> (cls::ClsEntries, cls::ClsHash, BTreeMap<u32, sfc_common::maps::ClsResult>) {

@@ -5,6 +5,8 @@
 //! run through the installed tc program with `BPF_PROG_TEST_RUN`. Needs root (bpf, a network
 //! namespace).
 
+#[path = "common/down.rs"]
+mod down;
 #[path = "common/sandbox.rs"]
 mod sandbox;
 #[path = "common/test_run.rs"]
@@ -96,7 +98,7 @@ fn interfaces_that_share_a_slot_are_found_in_the_hash() {
     }
     let pins = sandbox::pin_dir();
     let loc = Location::new(None, Some(pins.path().to_owned()));
-    let _down = Down(&loc);
+    let _down = down::Down(&loc);
     let opts = LoadOptions { flow_table_size: 1024, drain_timeout: Duration::ZERO, mode: AttachMode::Tc, new_flow_rate: 0, absent_ok: false, latency_every: 0 };
     let apply = |pps: &[u8]| {
         datapath::apply(&loc, &model_with(pps), opts).unwrap_or_else(|e| panic!("apply {pps:?}: {e}"));
@@ -133,15 +135,4 @@ fn interfaces_that_share_a_slot_are_found_in_the_hash() {
     send_on(&loc, "zs1o");
     assert_eq!(counts(&loc, "zs1o"), (0, 4, 0));
     assert_eq!(counts(&loc, "zsrc").2 + counts(&loc, "zs1o").2 + counts(&loc, "zs2o").2, 0, "nothing recomputed");
-}
-
-/// `sfc down` of a location on drop.
-struct Down<'a>(&'a Location);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        if let Err(e) = datapath::down(self.0) {
-            eprintln!("iface_slots: sfc down: {e}");
-        }
-    }
 }
