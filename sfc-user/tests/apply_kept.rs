@@ -183,7 +183,6 @@ fn kept_applies_write_what_a_fresh_apply_would() {
     assert!(kept_runs >= 30 && cold_runs >= 5, "{kept_runs} kept, {cold_runs} from scratch");
 }
 
-
 /// The live bank's classifier trie, hash and results.
 fn live_bank(maps: &Maps<'_>) -> (cls::ClsEntries, cls::ClsHash, BTreeMap<u32, sfc_common::maps::ClsResult>) {
     let c = maps.live_bank().expect("reading the live bank");

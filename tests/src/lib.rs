@@ -30,6 +30,7 @@ pub mod pid_name;
 pub mod process;
 pub mod prometheus;
 pub mod prometheus_server;
+pub mod rawbpf;
 pub mod rng;
 pub mod scenario;
 pub mod send;

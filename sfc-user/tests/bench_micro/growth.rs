@@ -8,7 +8,7 @@
 //!   20,000 flows spread over the table), and the big table's kernel
 //!   memory (its `memlock`, preallocated: the same with 10 or 1,000,000 flows); next to each
 //!   spread row its floor (`floor.rs`): the same lookups alone, in a bare program and a table of
-//!   the same kind holding the same flows.
+//!   the same kind and size holding the same flows.
 //!
 //! Printed between `BENCH-GROWTH BEGIN` / `END`.
 
@@ -191,7 +191,9 @@ pub fn growth() -> Vec<String> {
             let step = (live / SPREAD).max(1);
             let hit = s.repeated("gsrc", &packet(live / 2));
             let spread_packets: Vec<Vec<u8>> = (0..SPREAD).map(|k| packet((k * step) % live)).collect();
+            super::floor::evict_caches();
             let spread = s.singles("gsrc", spread_packets.iter().cloned());
+            super::floor::evict_caches();
             let bare = floor.singles(spread_packets.iter().map(Vec::as_slice));
             eprintln!("bench_micro: table {table}, {live} flows: hit {hit:.0} ns, spread {spread:.0} ns, floor {bare:.0} ns");
             out.push(format!("| {} | {} | {hit:.0} | {spread:.0} | {bare:.0} |", super::group(table as usize), super::group(live)));
@@ -222,25 +224,24 @@ pub fn growth() -> Vec<String> {
     let (few, many) = (rows[0], rows[rows.len() - 1]);
     out.push(String::new());
     out.push(format!(
-        "Floor: the flow lookup alone (the packet's 5-tuple bytes in a key of the flow key's size, in \
-         an LRU hash of the same size holding the same flows, looked up by a bare program, one run \
-         each) grows by {:.0} ns from 10 flows to {}; sfc's spread hit by {:.0} ns. With the floor's \
-         growth, a ratio of 1.3x needs a spread hit to cost at least {:.0} ns at 10 flows; sfc's costs {:.0} ns.",
+        "Floor: the flow lookup alone (the packet's addresses and ports in a key of the flow key's size, \
+         in an LRU hash of the flow table's size holding the same flows, looked up by a bare program, one \
+         run each) grows by {:.0} ns from 10 flows to {}; sfc's spread hit by {:.0} ns. With the floor's \
+         growth, a ratio of 1.3x needs a spread hit to cost {} at 10 flows; sfc's costs {:.0} ns.",
         many.2 - few.2,
         super::group(MANY),
         many.1 - few.1,
-        (many.2 - few.2) / 0.3,
+        super::floor::needs(many.2 - few.2, 1.3),
         few.1,
     ));
     out
 }
 
-/// The floor under the spread hits (`floor`): a map like the flow table (LRU hash, `table`
-/// entries, sfc's key and entry sizes) keyed by the frame's addresses and ports (bytes 26..38).
+/// The floor under the spread hits (`floor`): a map of the flow table's kind and size (LRU
+/// hash, `table` entries, sfc's key and entry sizes) keyed by the frame's addresses and ports.
 fn flow_floor(table: u32) -> super::floor::Floor {
-    use sfc_common::maps::{FlowEntry, FlowKey};
-    let (key, value) = (size_of::<FlowKey>(), size_of::<FlowEntry>());
-    let (key, value) = (u32::try_from(key).expect("small"), u32::try_from(value).expect("small"));
-    let spec = super::floor::MapSpec { map_type: super::floor::BPF_MAP_TYPE_LRU_HASH, key_size: key, value_size: value, max_entries: table, flags: 0 };
-    super::floor::Floor::new(spec, 26, 3, None)
+    use super::floor;
+    let (key_size, value_size) = floor::flow_sizes();
+    let spec = sfc_tests::rawbpf::MapSpec { map_type: floor::BPF_MAP_TYPE_LRU_HASH, key_size, value_size, max_entries: table, flags: 0 };
+    floor::Floor::new(spec, floor::FLOW_FROM, floor::FLOW_WORDS, None)
 }

@@ -9,7 +9,7 @@ pub struct Down<'a>(pub &'a Location);
 impl Drop for Down<'_> {
     fn drop(&mut self) {
         if let Err(e) = datapath::down(self.0) {
-            eprintln!("sfc down: {e}");
+            eprintln!("sfc down of {}: {e}", self.0.pin_dir.display());
         }
     }
 }

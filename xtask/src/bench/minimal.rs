@@ -9,28 +9,19 @@
 //! the path until it is torn down). Hand-written rather than built from `sfc-ebpf`: a constant
 //! per interface needs either a map (which the path must not have) or one object per interface.
 
-use std::os::fd::{FromRawFd as _, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use anyhow::{Context as _, Result, bail};
-use sfc_tests::{link, netns};
+use sfc_tests::{
+    link, netns,
+    rawbpf::{SKB_DATA, SKB_DATA_END, insn, load_sched_cls, tcx_link},
+};
 
 use super::topo::{HOPS, Net, Port};
 
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_LINK_CREATE: libc::c_long = 28;
-const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 const BPF_TCX_INGRESS: u32 = 46;
 const BPF_FUNC_REDIRECT_PEER: i32 = 155;
 const TC_ACT_OK: i32 = 0;
-/// `struct __sk_buff` offsets of `data` and `data_end`.
-const SKB_DATA: i16 = 76;
-const SKB_DATA_END: i16 = 80;
-
-/// One BPF instruction: opcode, registers (dst low nibble, src high), offset, immediate.
-fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
-    let regs = (dst & 0xf) | (src << 4);
-    u64::from(code) | u64::from(regs) << 8 | u64::from(off.cast_unsigned()) << 16 | u64::from(imm.cast_unsigned()) << 32
-}
 
 /// The program: the frame's destination MAC := `mac`; `bpf_redirect_peer(ifindex)`. A frame
 /// shorter than 6 bytes passes (the verifier insists on the bounds check).
@@ -54,42 +45,6 @@ pub fn program(ifindex: u32, mac: [u8; 6]) -> Vec<u64> {
     ]
 }
 
-fn bpf(cmd: libc::c_long, attr: &mut [u64; 16]) -> Result<OwnedFd> {
-    // SAFETY: `attr` is a zero-padded bpf_attr of 128 bytes that outlives the call; every
-    // pointer in it (instructions, license, log) points at memory that outlives it too.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), std::mem::size_of_val(attr)) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    // SAFETY: the kernel returned a new file descriptor this process owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(i32::try_from(fd).context("fd")?) })
-}
-
-/// Loads `insns` as a tc program; the verifier's log in the error when it refuses.
-pub fn load(insns: &[u64]) -> Result<OwnedFd> {
-    let license = b"GPL\0";
-    let mut log = vec![0u8; 64 * 1024];
-    let mut attr = [0u64; 16];
-    attr[0] = u64::from(BPF_PROG_TYPE_SCHED_CLS) | (insns.len() as u64) << 32;
-    attr[1] = insns.as_ptr() as u64;
-    attr[2] = license.as_ptr() as u64;
-    attr[3] = 1 | (log.len() as u64) << 32; // log_level, log_size
-    attr[4] = log.as_mut_ptr() as u64;
-    bpf(BPF_PROG_LOAD, &mut attr).map_err(|e| {
-        let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
-        anyhow::anyhow!("loading the minimal steering program: {e}\n{}", String::from_utf8_lossy(&log[..end]))
-    })
-}
-
-/// Attaches `prog` to `ifindex`'s tc ingress (tcx) in the calling thread's namespace.
-fn attach(prog: &OwnedFd, ifindex: u32) -> Result<OwnedFd> {
-    use std::os::fd::AsRawFd as _;
-    let mut attr = [0u64; 16];
-    attr[0] = u64::from(u32::try_from(prog.as_raw_fd()).context("fd")?) | u64::from(ifindex) << 32;
-    attr[1] = u64::from(BPF_TCX_INGRESS);
-    bpf(BPF_LINK_CREATE, &mut attr).context("attaching the minimal steering program (tcx)")
-}
-
 /// Steers source -> sf1 -> ... -> dest in `net`'s hub; returns the links (dropping them
 /// detaches the programs).
 pub fn install(net: &Net) -> Result<Vec<OwnedFd>> {
@@ -103,8 +58,8 @@ pub fn install(net: &Net) -> Result<Vec<OwnedFd>> {
         let mut links = Vec::new();
         for (from, to) in hops {
             let target = link::ifindex(&to.hub_dev())?;
-            let prog = load(&program(target, to.mac()))?;
-            links.push(attach(&prog, link::ifindex(&from.hub_dev())?)?);
+            let prog = load_sched_cls(&program(target, to.mac())).context("the minimal steering program")?;
+            links.push(tcx_link(&prog, link::ifindex(&from.hub_dev())?, BPF_TCX_INGRESS)?);
             println!("(f) {} -> {} (ifindex {target}), 13 instructions", from.hub_dev(), to.hub_dev());
         }
         if links.is_empty() {

@@ -1,0 +1,127 @@
+//! Hand-written BPF programs, loaded with the `bpf()` system call itself: the benchmark's
+//! reference programs (`xtask`'s path (f), the micro benchmark's floor), which must not be
+//! sfc's object and have their targets or maps compiled in as constants.
+
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+
+use anyhow::{Context as _, Result};
+
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+/// `struct __sk_buff` offsets of `data` and `data_end`.
+pub const SKB_DATA: i16 = 76;
+pub const SKB_DATA_END: i16 = 80;
+/// `src_reg` of a `ld_imm64` whose immediate is a map's file descriptor.
+pub const PSEUDO_MAP_FD: u8 = 1;
+
+/// One BPF instruction: opcode, registers (dst low nibble, src high), offset, immediate.
+pub fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+    let regs = (dst & 0xf) | (src << 4);
+    u64::from(code) | u64::from(regs) << 8 | u64::from(off.cast_unsigned()) << 16 | u64::from(imm.cast_unsigned()) << 32
+}
+
+/// `r1 = map` (the two slots of a `ld_imm64` of the map's file descriptor).
+pub fn load_map(map: &OwnedFd) -> [u64; 2] {
+    [insn(0x18, 1, PSEUDO_MAP_FD, 0, map.as_raw_fd()), 0]
+}
+
+/// The `bpf()` system call.
+///
+/// # Safety
+/// `attr` must be a valid `bpf_attr` for `cmd`: every pointer in it points at memory of the
+/// size the command reads or writes, which outlives the call.
+unsafe fn bpf(cmd: libc::c_long, attr: &mut [u64; 16]) -> std::io::Result<libc::c_long> {
+    // SAFETY: the caller's promise; `attr` is 128 zero-padded bytes that outlive the call.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), std::mem::size_of_val(attr)) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(r) }
+}
+
+/// `bpf()` for a command that returns a new file descriptor, which the result owns.
+///
+/// # Safety
+/// As for `bpf`, and `cmd` must be one that returns a new file descriptor on success.
+unsafe fn bpf_fd(cmd: libc::c_long, attr: &mut [u64; 16]) -> std::io::Result<OwnedFd> {
+    // SAFETY: the caller's promise.
+    let fd = unsafe { bpf(cmd, attr) }?;
+    let fd = i32::try_from(fd).map_err(|_| std::io::Error::other("a file descriptor out of range"))?;
+    // SAFETY: the command returned a new file descriptor, which nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// What `BPF_MAP_CREATE` is asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct MapSpec {
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+}
+
+/// A new map.
+pub fn create_map(s: MapSpec) -> Result<OwnedFd> {
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(s.map_type) | u64::from(s.key_size) << 32;
+    attr[1] = u64::from(s.value_size) | u64::from(s.max_entries) << 32;
+    attr[2] = u64::from(s.flags);
+    // SAFETY: a map_create attribute with no pointers; the command returns a map's fd.
+    unsafe { bpf_fd(BPF_MAP_CREATE, &mut attr) }.with_context(|| format!("creating a map {s:?}"))
+}
+
+/// `map[key] = value` (any flags: create or replace).
+pub fn update(map: &OwnedFd, key: &[u8], value: &[u8]) -> Result<()> {
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(map.as_raw_fd().cast_unsigned());
+    attr[1] = key.as_ptr() as u64;
+    attr[2] = value.as_ptr() as u64;
+    // SAFETY: key and value outlive the call. The kernel reads the map's key and value sizes
+    // from them: the callers pass buffers of those sizes, as `MapSpec` made the map.
+    unsafe { bpf(BPF_MAP_UPDATE_ELEM, &mut attr) }.context("updating a map")?;
+    Ok(())
+}
+
+/// Loads `insns` as a tc program; the verifier's log in the error when it refuses.
+pub fn load_sched_cls(insns: &[u64]) -> Result<OwnedFd> {
+    let license = b"GPL\0";
+    let mut log = vec![0u8; 64 * 1024];
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(BPF_PROG_TYPE_SCHED_CLS) | (insns.len() as u64) << 32;
+    attr[1] = insns.as_ptr() as u64;
+    attr[2] = license.as_ptr() as u64;
+    attr[3] = 1 | (log.len() as u64) << 32; // log_level, log_size
+    attr[4] = log.as_mut_ptr() as u64;
+    // SAFETY: instructions, license and log outlive the call, the log's size as given; the
+    // command returns a program's fd.
+    unsafe { bpf_fd(BPF_PROG_LOAD, &mut attr) }.map_err(|e| {
+        let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+        anyhow::anyhow!("loading a hand-written program: {e}\n{}", String::from_utf8_lossy(&log[..end]))
+    })
+}
+
+/// One `BPF_PROG_TEST_RUN` of `prog` on `packet` (nothing copied out): its verdict and the
+/// kernel's time in ns.
+pub fn test_run_once(prog: &OwnedFd, packet: &[u8]) -> Result<(u32, u32)> {
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(prog.as_raw_fd().cast_unsigned());
+    attr[1] = packet.len() as u64; // data_size_in; data_size_out 0: nothing copied out
+    attr[2] = packet.as_ptr() as u64; // data_in
+    attr[4] = 1; // repeat
+    // SAFETY: the packet outlives the call, its size as given; no output buffers.
+    unsafe { bpf(BPF_PROG_TEST_RUN, &mut attr) }.context("BPF_PROG_TEST_RUN")?;
+    // retval is the high half of the first word, duration the high half of the fifth.
+    Ok(((attr[0] >> 32) as u32, (attr[4] >> 32) as u32))
+}
+
+/// Attaches `prog` to `ifindex`'s tc ingress with a tcx link (`attach_type`: the kernel's
+/// `BPF_TCX_INGRESS`), in the calling thread's namespace; the link lives as long as the fd.
+pub fn tcx_link(prog: &OwnedFd, ifindex: u32, attach_type: u32) -> Result<OwnedFd> {
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(prog.as_raw_fd().cast_unsigned()) | u64::from(ifindex) << 32;
+    attr[1] = u64::from(attach_type);
+    // SAFETY: a link_create attribute with no pointers; the command returns a link's fd.
+    unsafe { bpf_fd(BPF_LINK_CREATE, &mut attr) }.context("attaching a hand-written program (tcx)")
+}
