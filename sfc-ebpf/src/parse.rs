@@ -184,11 +184,8 @@ fn fingerprint(l4: usize, end: usize, proto: &L4) -> u32 {
         _ => {}
     }
     let w3 = word_at(l4 + 12, end);
-    let h = sfc_common::hash::mix(0x100f_5fc0, proto.id_word);
-    let h = sfc_common::hash::mix(h, u32::from(proto.l4_len));
-    let h = sfc_common::hash::mix(h, w1);
-    let h = sfc_common::hash::mix(h, w2);
-    sfc_common::hash::fmix(sfc_common::hash::mix(h, w3))
+    // The id and the length are 16 bits each: one word.
+    sfc_common::hash::fingerprint([proto.id_word | u32::from(proto.l4_len) << 16, w1, w2, w3])
 }
 
 #[expect(clippy::struct_field_names, reason = "`l4_len` is named as the `Parsed` field it fills")]
