@@ -512,7 +512,9 @@ fn method(cpus: usize) -> String {
          sockperf answers) go from dest straight back to source on every path. From the last \
          service function to dest, policy routing and OVS take one more hub lookup; sfc \
          redirects straight into dest (the chain's `logical_destination_port`).\n\
-         - UDP: 64-byte frames (18-byte payload), counted on source's and dest's interfaces. \
+         - UDP: 64-byte frames (18-byte payload) of one flow, their IPv4 ids counting up as a \
+         host's stack numbers packets (so sfc's SF timing samples its default 1 in 16), counted \
+         on source's and dest's interfaces. \
          {cores} Sent flat out, the sender overloads every chain path and the per-CPU backlog \
          drops packets half-way, wasting the work done on them (see the flat-out figures), so \
          the table shows the highest rate that arrives with at most {loss:.0}% lost: a \

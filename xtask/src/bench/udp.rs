@@ -38,6 +38,10 @@ const PAYLOAD: usize = 18;
 const UDP_PORT: u16 = 9;
 /// Datagrams per `sendmmsg` flat out, and when paced (smaller bursts).
 const BATCH: usize = 64;
+/// Frames sent in turn, each with its own IPv4 identification: a host's stack numbers its
+/// packets, and sfc's SF timing samples packets by a fingerprint that includes the number
+/// (1 in 16 by default). One frame sent over and over would be sampled always or never.
+const IDS: usize = 1024;
 const PACED_BATCH: usize = 16;
 /// A paced sender spins (rather than sleeps) for the last this much before a batch.
 const SPIN: Duration = Duration::from_micros(150);
@@ -305,27 +309,26 @@ impl Drop for Sender {
 /// per second (sleeping, then spinning, between batches). Runs on a thread inside source's
 /// namespace, pinned to [`SENDER_CPU`].
 ///
-/// A raw packet socket that bypasses the qdisc, not a UDP socket: the frame is built once, and
+/// A raw packet socket that bypasses the qdisc, not a UDP socket: the frames are built once, and
 /// the sender's core does not spend its time in its own UDP/IP stack, so it outruns every path
 /// (a UDP socket does not outrun the direct one). Source's stack is not on any path measured.
 fn send(stop: &AtomicBool, rate: &AtomicU64) -> Result<()> {
     pin_thread(SENDER_CPU)?;
     let sock = RawSocket::bound_to(Port::Source.dev())?;
-    let frame = frame();
-    let mut iov = libc::iovec {
-        iov_base: frame.as_ptr().cast_mut().cast(),
-        iov_len: frame.len(),
-    };
+    let frames: Vec<Vec<u8>> = (0..IDS).map(frame).collect();
+    let mut iovs: Vec<libc::iovec> =
+        frames.iter().map(|f| libc::iovec { iov_base: f.as_ptr().cast_mut().cast(), iov_len: f.len() }).collect();
     // SAFETY: an all-zero mmsghdr is valid (no name: the socket is bound; no control data).
     let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
-    for m in &mut msgs {
-        m.msg_hdr.msg_iov = &raw mut iov;
-        m.msg_hdr.msg_iovlen = 1;
-    }
-    let (mut paced_at, mut next) = (0, Instant::now());
+    let (mut paced_at, mut next, mut sent_so_far) = (0, Instant::now(), 0usize);
     while !stop.load(Ordering::Relaxed) {
         let pps = rate.load(Ordering::Relaxed);
         let batch = if pps == 0 { BATCH } else { PACED_BATCH };
+        // The next frames in turn (IPv4 ids counting up, as a host's stack numbers its packets).
+        for (i, m) in msgs.iter_mut().take(batch).enumerate() {
+            m.msg_hdr.msg_iov = &raw mut iovs[(sent_so_far + i) % IDS];
+            m.msg_hdr.msg_iovlen = 1;
+        }
         if pps != 0 {
             let now = Instant::now();
             // A new rate, or far behind: start the schedule afresh.
@@ -344,8 +347,8 @@ fn send(stop: &AtomicBool, rate: &AtomicU64) -> Result<()> {
             let gap = Duration::from_secs_f64(batch as f64 / pps as f64);
             next += gap;
         }
-        // SAFETY: `msgs` holds BATCH valid headers, each pointing at `iov`, which points at
-        // `frame`; all outlive the call, and the kernel only reads them.
+        // SAFETY: the first `batch` of `msgs` are valid headers, each pointing at one of `iovs`,
+        // which point at `frames`; all outlive the call, and the kernel only reads them.
         let sent = unsafe {
             libc::sendmmsg(
                 sock.0,
@@ -357,15 +360,17 @@ fn send(stop: &AtomicBool, rate: &AtomicU64) -> Result<()> {
         if sent < 0 {
             // ENOBUFS and the like: the path is full; keep offering.
             std::thread::yield_now();
+        } else {
+            sent_so_far = (sent_so_far + usize::try_from(sent).unwrap_or(0)) % IDS;
         }
     }
     Ok(())
 }
 
 /// The 64-byte frame on the wire (60 bytes without the FCS): Ethernet from source to the hub,
-/// IPv4 from [`SOURCE_IP`] to [`DEST_IP`], UDP port [`UDP_PORT`] to [`UDP_PORT`] (checksum 0:
-/// none, allowed for IPv4), [`PAYLOAD`] zero bytes.
-fn frame() -> Vec<u8> {
+/// IPv4 from [`SOURCE_IP`] to [`DEST_IP`] with identification `id`, UDP port [`UDP_PORT`] to
+/// [`UDP_PORT`] (checksum 0: none, allowed for IPv4), [`PAYLOAD`] zero bytes.
+fn frame(id: usize) -> Vec<u8> {
     let mut f = Vec::with_capacity(60);
     f.extend(Port::Source.hub_mac());
     f.extend(Port::Source.mac());
@@ -373,6 +378,7 @@ fn frame() -> Vec<u8> {
     let ip_len = u16::try_from(20 + 8 + PAYLOAD).unwrap_or(u16::MAX);
     let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
     ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+    ip[4..6].copy_from_slice(&u16::try_from(id % 65_536).unwrap_or(0).to_be_bytes());
     ip.extend(SOURCE_IP.octets());
     ip.extend(DEST_IP.octets());
     let sum = ip
@@ -466,8 +472,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frame_is_64_bytes_on_the_wire_with_a_valid_ip_checksum() {
-        let f = frame();
+    fn frames_are_64_bytes_on_the_wire_with_a_valid_ip_checksum() {
+        for id in [0, 1, 1000, IDS - 1] {
+            let f = frame(id);
+            assert_eq!(&f[18..20], &u16::try_from(id).unwrap().to_be_bytes());
+            one_frame(&f);
+        }
+        // One flow: the frames differ in the IPv4 id and its checksum only.
+        let (a, b) = (frame(1), frame(2));
+        assert!(a.iter().zip(&b).enumerate().all(|(i, (x, y))| x == y || matches!(i, 18 | 19 | 24 | 25)));
+    }
+
+    fn one_frame(f: &[u8]) {
         assert_eq!(f.len(), 60);
         assert_eq!(&f[12..14], &[0x08, 0x00]);
         let sum: u32 = f[14..34]
