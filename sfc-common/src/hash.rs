@@ -1,5 +1,6 @@
-//! The flow hash that picks a group member. Kernel and userspace (`sfc explain`) must compute the
-//! same value for the same packet, so it lives here, in plain integer code both can run.
+//! The flow hash that picks a group member, and the packet fingerprint. Kernel and userspace
+//! (`sfc explain`) must compute the same flow hash for the same packet, so it lives here, in
+//! plain integer code both can run; the fingerprint lives with it and is tested here.
 
 // These run inside the BPF program too, where every call must be inlined (helper-free code
 // is cheapest there, and the verifier sees one straight line).
@@ -62,13 +63,19 @@ pub fn flow_hash(key: &FlowKey, fields: u32) -> u32 {
 
 /// The fingerprint of a packet (the loop guard's and the SF timing's: the same packet, the same
 /// value at every hop) from four words of it. Each word goes through its own multiply by an odd
-/// constant (a bijection), so packets that differ in one word always differ; the four products
-/// are independent and `fmix` then spreads every bit over the low ones that sampling reads
-/// (`fp % every`). murmur's `mix` chained over the words (the first version) gave the same
-/// guarantees with a chain of dependent steps several times as long, on every packet.
+/// constant (a bijection), so packets that differ in one word always differ. A multiply passes
+/// a change of the top bit on unmixed (`(x ^ 1 << 31) * k == x * k ^ 1 << 31`), so each product
+/// is rotated by its own amount before the xor: top-bit changes in two words land on different
+/// bits and cannot cancel. `fmix` then spreads every bit over the low ones that sampling reads
+/// (`fp % every`). murmur's `mix` chained over the words (the first version) had a chain of
+/// dependent steps several times as long, on every packet.
 #[inline(always)]
 pub fn fingerprint([a, b, c, d]: [u32; 4]) -> u32 {
-    fmix(a.wrapping_mul(0x9e37_79b1) ^ b.wrapping_mul(0x85eb_ca77) ^ c.wrapping_mul(0xc2b2_ae3d) ^ d.wrapping_mul(0x27d4_eb2f))
+    let lanes = a.wrapping_mul(0x9e37_79b1)
+        ^ b.wrapping_mul(0x85eb_ca77).rotate_left(8)
+        ^ c.wrapping_mul(0xc2b2_ae3d).rotate_left(16)
+        ^ d.wrapping_mul(0x27d4_eb2f).rotate_left(24);
+    fmix(lanes)
 }
 
 #[cfg(test)]
@@ -89,16 +96,36 @@ mod tests {
     }
 
     #[test]
-    fn sampling_by_fingerprint_takes_about_one_packet_in_sixteen() {
-        // Packets of one flow differ in the IPv4 id (the high half of the first word here, as
-        // the program packs it) and in a sequence number (TCP bytes 4..8).
-        let (mut by_id, mut by_seq) = ([0u32; 16], [0u32; 16]);
-        for i in 0..16_000u32 {
-            by_id[(fingerprint([i & 0xffff | 60 << 16, 0x0026_0000, 0, 0]) % 16) as usize] += 1;
-            by_seq[(fingerprint([7 | 60 << 16, i.wrapping_mul(1448), 0x5010_01f5, 0]) % 16) as usize] += 1;
+    fn changes_of_the_top_bit_in_two_words_do_not_cancel() {
+        let base = [0x1234_0042, 0x001a_0000, 7, 0xdead_beef];
+        let fp = fingerprint(base);
+        for i in 0..4 {
+            for j in i + 1..4 {
+                let mut w = base;
+                w[i] ^= 1 << 31;
+                w[j] ^= 1 << 31;
+                assert_ne!(fingerprint(w), fp, "words {i} and {j}");
+            }
         }
-        for (what, counts) in [("id", by_id), ("seq", by_seq)] {
+    }
+
+    #[test]
+    fn sampling_by_fingerprint_takes_about_one_packet_in_sixteen() {
+        // The words as the program reads them: the IPv4 id in the low half of the first, the
+        // transport length in its high half. UDP (64-byte frames, length 26: bytes 4..8 are
+        // the UDP length and the masked checksum, the payload after) with ids counting up; TCP
+        // (a 1,448-byte segment, length 1,480) with its sequence number going up by 1,448 in
+        // bytes 4..8, the acknowledgement after, and id 0 (a stack that sets DF may).
+        let (mut udp, mut tcp) = ([0u32; 16], [0u32; 16]);
+        for i in 0..16_000u32 {
+            udp[(fingerprint([i & 0xffff | 26 << 16, 26 << 16, 0, 0]) % 16) as usize] += 1;
+            tcp[(fingerprint([1480 << 16, i.wrapping_mul(1448), 0x0000_0001, 0x5010_01f5]) % 16) as usize] += 1;
+        }
+        for (what, counts) in [("udp", udp), ("tcp", tcp)] {
             assert!(counts.iter().all(|c| (800..1200).contains(c)), "{what}: {counts:?}");
         }
+        // The bench's sender (`xtask/src/bench/udp.rs`): those UDP frames, ids 0..1024 in turn.
+        let sampled = (0..1024u32).filter(|i| fingerprint([i | 26 << 16, 26 << 16, 0, 0]).is_multiple_of(16)).count();
+        assert!((40..90).contains(&sampled), "{sampled} of the bench's 1,024 frames sampled");
     }
 }
