@@ -122,42 +122,59 @@ fn context_with_mark(mode: AttachMode, ifindex: u32, len: usize, mark: u32) -> V
     }
 }
 
-/// The probe's payload: recognisable in a capture, and a nonce so that its fingerprint is its
-/// own (two probes of one 5-tuple are two packets).
-fn payload() -> Vec<u8> {
-    let mut p = b"sfc trace probe ".to_vec();
-    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    p.extend_from_slice(&nonce.to_be_bytes()[8..]);
+/// A number of this probe's own: its fingerprint (IPv4 id and transport bytes 4..16) must be
+/// its own, so that two probes of one 5-tuple are two packets.
+fn nonce() -> u64 {
+    let ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    u64::try_from(ns & u128::from(u64::MAX)).unwrap_or(0)
+}
+
+/// The probe's payload: the nonce first (transport bytes 8..16 of UDP and ICMP, 4..16 of a
+/// protocol without a header sfc knows, all of which the fingerprint reads), then text that a
+/// capture recognises. TCP and SCTP carry it in their headers (`frame`).
+fn payload(nonce: u64) -> Vec<u8> {
+    let mut p = nonce.to_be_bytes().to_vec();
+    p.extend_from_slice(b"sfc trace probe ");
     p
 }
 
 /// The Ethernet frame of `spec`, from `src_mac` to `dst_mac`.
 pub fn frame(spec: &ProbeSpec, src_mac: [u8; 6], dst_mac: [u8; 6]) -> Result<Vec<u8>> {
+    frame_with(spec, src_mac, dst_mac, nonce())
+}
+
+/// [`frame`] with the nonce given.
+fn frame_with(spec: &ProbeSpec, src_mac: [u8; 6], dst_mac: [u8; 6], nonce: u64) -> Result<Vec<u8>> {
     let eth = PacketBuilder::ethernet2(src_mac, dst_mac);
     let ip = match (spec.src, spec.dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
         (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), 64),
         _ => return Err(DatapathError::Other("the probe's source and destination must both be IPv4 or both IPv6".into())),
     };
-    let payload = payload();
+    let payload = payload(nonce);
     let mut out = Vec::new();
     let bad = |e: String| DatapathError::Other(format!("building the probe: {e}"));
     match spec.proto {
         IPPROTO_UDP => ip.udp(spec.sport, spec.dport).write(&mut out, &payload).map_err(|e| bad(e.to_string()))?,
         // An acknowledgement in the middle of a connection: no SYN, FIN or RST, which would
         // change the flow's state (a FIN marks it closing).
-        IPPROTO_TCP => ip.tcp(spec.sport, spec.dport, 0x5fc0_0001, 64_240).ack(1).write(&mut out, &payload).map_err(|e| bad(e.to_string()))?,
+        // The sequence number carries the nonce: TCP's bytes 4..16 are the header's.
+        IPPROTO_TCP => {
+            let seq = u32::try_from(nonce & u64::from(u32::MAX)).unwrap_or(0);
+            ip.tcp(spec.sport, spec.dport, seq, 64_240).ack(1).write(&mut out, &payload).map_err(|e| bad(e.to_string()))?;
+        }
         IPPROTO_ICMP if spec.src.is_ipv4() => ip.icmpv4_echo_request(0x5fc0, 1).write(&mut out, &payload).map_err(|e| bad(e.to_string()))?,
         IPPROTO_ICMPV6 if spec.src.is_ipv6() => ip.icmpv6_echo_request(0x5fc0, 1).write(&mut out, &payload).map_err(|e| bad(e.to_string()))?,
         IPPROTO_ICMP | IPPROTO_ICMPV6 => return Err(DatapathError::Other("icmp goes with IPv4 addresses, icmpv6 with IPv6".into())),
         proto => {
-            // SCTP's common header (ports, verification tag, checksum) then the payload; any
-            // other protocol: the payload alone.
+            // SCTP's common header (ports, verification tag: the nonce's low half, checksum)
+            // then the payload; any other protocol: the payload alone.
             let mut body = Vec::new();
             if proto == IPPROTO_SCTP || carries_ports(proto) {
                 body.extend_from_slice(&spec.sport.to_be_bytes());
                 body.extend_from_slice(&spec.dport.to_be_bytes());
-                body.extend_from_slice(&[0; 8]);
+                body.extend_from_slice(&nonce.to_be_bytes()[4..]);
+                body.extend_from_slice(&[0; 4]);
             }
             body.extend_from_slice(&payload);
             ip.write(&mut out, IpNumber(proto), &body).map_err(|e| bad(e.to_string()))?;
@@ -404,6 +421,30 @@ mod tests {
         }
         assert!(frame(&spec(IPPROTO_UDP, "10.0.0.1", "fd00::2"), [2; 6], [2; 6]).is_err());
         assert!(frame(&spec(IPPROTO_ICMPV6, "10.0.0.1", "10.0.0.2"), [2; 6], [2; 6]).is_err());
+    }
+
+    #[test]
+    fn two_probes_of_one_5_tuple_differ_where_the_fingerprint_reads() {
+        for (proto, src, dst) in [
+            (IPPROTO_UDP, "10.0.0.1", "10.0.0.2"),
+            (IPPROTO_TCP, "10.0.0.1", "10.0.0.2"),
+            (IPPROTO_ICMP, "10.0.0.1", "10.0.0.2"),
+            (IPPROTO_ICMPV6, "fd00::1", "fd00::2"),
+            (IPPROTO_SCTP, "10.0.0.1", "10.0.0.2"),
+            (47, "10.0.0.1", "10.0.0.2"),
+        ] {
+            let s = spec(proto, src, dst);
+            // Nonces a few nanoseconds apart: only the low half differs.
+            let f = |n: u64| frame_with(&s, [2; 6], [2; 6], n).unwrap_or_else(|e| panic!("{proto}: {e}"));
+            let (a, b) = (f(0x1234_5678_0000_0001), f(0x1234_5678_0000_0002));
+            // The transport header starts after Ethernet and the fixed IPv4 or IPv6 header.
+            let l4 = 14 + if s.src.is_ipv4() { 20 } else { 40 };
+            // What the fingerprint reads: transport bytes 4..16, checksums left out (UDP's
+            // bytes 6..8, SCTP's 8..12; ICMP's checksum, bytes 2..4, is outside them).
+            let checksum = |i: &usize| (proto == IPPROTO_UDP && (6..8).contains(i)) || (proto == IPPROTO_SCTP && (8..12).contains(i));
+            let read = |f: &[u8]| -> Vec<u8> { (4..16).filter(|i| !checksum(i)).map(|i| f[l4 + i]).collect() };
+            assert_ne!(read(&a), read(&b), "protocol {proto}");
+        }
     }
 
     #[test]
