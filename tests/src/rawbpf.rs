@@ -4,7 +4,7 @@
 
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
@@ -12,6 +12,14 @@ const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+const BPF_TCX_INGRESS: u32 = 46;
+pub const BPF_MAP_TYPE_HASH: u32 = 1;
+pub const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
+pub const BPF_F_NO_PREALLOC: u32 = 1;
+/// Helper ids (`enum bpf_func_id`).
+pub const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
+pub const BPF_FUNC_MAP_UPDATE_ELEM: i32 = 2;
+pub const BPF_FUNC_REDIRECT_PEER: i32 = 155;
 /// `struct __sk_buff` offsets of `data` and `data_end`.
 pub const SKB_DATA: i16 = 76;
 pub const SKB_DATA_END: i16 = 80;
@@ -25,8 +33,8 @@ pub fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
 }
 
 /// `r1 = map` (the two slots of a `ld_imm64` of the map's file descriptor).
-pub fn load_map(map: &OwnedFd) -> [u64; 2] {
-    [insn(0x18, 1, PSEUDO_MAP_FD, 0, map.as_raw_fd()), 0]
+pub fn load_map(map: &Map) -> [u64; 2] {
+    [insn(0x18, 1, PSEUDO_MAP_FD, 0, map.fd.as_raw_fd()), 0]
 }
 
 /// The `bpf()` system call.
@@ -62,26 +70,40 @@ pub struct MapSpec {
     pub flags: u32,
 }
 
-/// A new map.
-pub fn create_map(s: MapSpec) -> Result<OwnedFd> {
-    let mut attr = [0u64; 16];
-    attr[0] = u64::from(s.map_type) | u64::from(s.key_size) << 32;
-    attr[1] = u64::from(s.value_size) | u64::from(s.max_entries) << 32;
-    attr[2] = u64::from(s.flags);
-    // SAFETY: a map_create attribute with no pointers; the command returns a map's fd.
-    unsafe { bpf_fd(BPF_MAP_CREATE, &mut attr) }.with_context(|| format!("creating a map {s:?}"))
+/// A map this process created, with what it was created as.
+pub struct Map {
+    fd: OwnedFd,
+    spec: MapSpec,
 }
 
-/// `map[key] = value` (any flags: create or replace).
-pub fn update(map: &OwnedFd, key: &[u8], value: &[u8]) -> Result<()> {
+/// A new map.
+pub fn create_map(spec: MapSpec) -> Result<Map> {
     let mut attr = [0u64; 16];
-    attr[0] = u64::from(map.as_raw_fd().cast_unsigned());
-    attr[1] = key.as_ptr() as u64;
-    attr[2] = value.as_ptr() as u64;
-    // SAFETY: key and value outlive the call. The kernel reads the map's key and value sizes
-    // from them: the callers pass buffers of those sizes, as `MapSpec` made the map.
-    unsafe { bpf(BPF_MAP_UPDATE_ELEM, &mut attr) }.context("updating a map")?;
-    Ok(())
+    attr[0] = u64::from(spec.map_type) | u64::from(spec.key_size) << 32;
+    attr[1] = u64::from(spec.value_size) | u64::from(spec.max_entries) << 32;
+    attr[2] = u64::from(spec.flags);
+    // SAFETY: a map_create attribute with no pointers; the command returns a map's fd.
+    let fd = unsafe { bpf_fd(BPF_MAP_CREATE, &mut attr) }.with_context(|| format!("creating a map {spec:?}"))?;
+    Ok(Map { fd, spec })
+}
+
+impl Map {
+    /// `self[key] = value` (any flags: create or replace); `key` and `value` must have the
+    /// map's sizes.
+    pub fn update(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let size = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        if key.len() != size(self.spec.key_size) || value.len() != size(self.spec.value_size) {
+            bail!("a {}-byte key and {}-byte value for a map of {:?}", key.len(), value.len(), self.spec);
+        }
+        let mut attr = [0u64; 16];
+        attr[0] = u64::from(self.fd.as_raw_fd().cast_unsigned());
+        attr[1] = key.as_ptr() as u64;
+        attr[2] = value.as_ptr() as u64;
+        // SAFETY: key and value outlive the call and have the map's key and value sizes
+        // (checked above), which is what the kernel reads from them.
+        unsafe { bpf(BPF_MAP_UPDATE_ELEM, &mut attr) }.context("updating a map")?;
+        Ok(())
+    }
 }
 
 /// Loads `insns` as a tc program; the verifier's log in the error when it refuses.
@@ -116,12 +138,12 @@ pub fn test_run_once(prog: &OwnedFd, packet: &[u8]) -> Result<(u32, u32)> {
     Ok(((attr[0] >> 32) as u32, (attr[4] >> 32) as u32))
 }
 
-/// Attaches `prog` to `ifindex`'s tc ingress with a tcx link (`attach_type`: the kernel's
-/// `BPF_TCX_INGRESS`), in the calling thread's namespace; the link lives as long as the fd.
-pub fn tcx_link(prog: &OwnedFd, ifindex: u32, attach_type: u32) -> Result<OwnedFd> {
+/// Attaches `prog` to `ifindex`'s tc ingress with a tcx link, in the calling thread's
+/// namespace; the link lives as long as the fd.
+pub fn tcx_ingress_link(prog: &OwnedFd, ifindex: u32) -> Result<OwnedFd> {
     let mut attr = [0u64; 16];
     attr[0] = u64::from(prog.as_raw_fd().cast_unsigned()) | u64::from(ifindex) << 32;
-    attr[1] = u64::from(attach_type);
+    attr[1] = u64::from(BPF_TCX_INGRESS);
     // SAFETY: a link_create attribute with no pointers; the command returns a link's fd.
     unsafe { bpf_fd(BPF_LINK_CREATE, &mut attr) }.context("attaching a hand-written program (tcx)")
 }

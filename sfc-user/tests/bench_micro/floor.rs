@@ -18,13 +18,10 @@
 use std::os::fd::OwnedFd;
 
 use sfc_common::maps::{FlowEntry, FlowKey};
-use sfc_tests::rawbpf::{self, MapSpec, SKB_DATA, SKB_DATA_END, insn, load_map};
-
-pub const BPF_MAP_TYPE_HASH: u32 = 1;
-pub const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
-pub const BPF_F_NO_PREALLOC: u32 = 1;
-const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
-const BPF_FUNC_MAP_UPDATE_ELEM: i32 = 2;
+use sfc_tests::rawbpf::{
+    self, BPF_FUNC_MAP_LOOKUP_ELEM, BPF_FUNC_MAP_UPDATE_ELEM, BPF_MAP_TYPE_LRU_HASH, Map, MapSpec, SKB_DATA, SKB_DATA_END, insn,
+    load_map,
+};
 /// The key's room on the stack: the largest key (sfc's flow key, 44 bytes) rounded up to 8.
 const KEY_ROOM: i16 = 48;
 /// The flow record's key room below the key's, and its value's below that (sfc's flow entry,
@@ -51,7 +48,7 @@ pub fn flow_sizes() -> (u32, u32) {
 /// insert its addresses and ports (`FLOW_FROM`) with a zero entry into that flow table.
 /// Verdict 1 when `map` has the key, 0 when not, 2 for a packet too short, 3 when the insert
 /// failed.
-fn program(map: &OwnedFd, from: i16, words: i16, record: Option<&OwnedFd>) -> Vec<u64> {
+fn program(map: &Map, from: i16, words: i16, record: Option<&Map>) -> Vec<u64> {
     let small = |n: usize| i16::try_from(n).expect("a small offset");
     let (flow_from, flow_words) = (small(FLOW_FROM), small(FLOW_WORDS));
     let end = (from + 4 * words).max(flow_from + 4 * flow_words);
@@ -113,7 +110,7 @@ fn program(map: &OwnedFd, from: i16, words: i16, record: Option<&OwnedFd>) -> Ve
 
 /// A map of sfc's type and size and the bare program that looks keys up in it.
 pub struct Floor {
-    map: OwnedFd,
+    map: Map,
     prog: OwnedFd,
     key_size: usize,
     value: Vec<u8>,
@@ -157,7 +154,7 @@ impl Floor {
     /// free entries left are fewer than about 128 per CPU: the tables here keep more spare.)
     pub fn fill<'p>(&self, packets: impl Iterator<Item = &'p [u8]>) {
         for p in packets {
-            rawbpf::update(&self.map, &self.key(p), &self.value).unwrap_or_else(|e| panic!("filling the floor's map: {e:#}"));
+            self.map.update(&self.key(p), &self.value).unwrap_or_else(|e| panic!("filling the floor's map: {e:#}"));
         }
     }
 

@@ -61,13 +61,14 @@ fn chain(hops: usize) -> String {
     s
 }
 
-/// The first packet of flow `n`: 50,000 source ports per destination in 10.0.0.0/8.
+/// The first packet of flow `n`: 50,000 source ports per destination in 10.0.0.0/8, from
+/// 10.0.0.1 on (every `n` its own flow).
 fn packet(n: usize) -> Vec<u8> {
     let n = u32::try_from(n).expect("fewer than 2^32 flows");
-    let [_, hi, mid, lo] = (n / 50_000).to_be_bytes();
+    let [_, hi, mid, lo] = (n / 50_000 + 1).to_be_bytes();
     let sport = u16::try_from(1000 + n % 50_000).expect("fits");
     let mut v = Vec::new();
-    PacketBuilder::ethernet2(MAC, MAC).ipv4([192, 168, 1, 10], [10, hi, mid, lo.max(1)], 64).udp(sport, 5001).write(&mut v, &[0u8; 18]).expect("packet");
+    PacketBuilder::ethernet2(MAC, MAC).ipv4([192, 168, 1, 10], [10, hi, mid, lo], 64).udp(sport, 5001).write(&mut v, &[0u8; 18]).expect("packet");
     v
 }
 
@@ -242,6 +243,6 @@ pub fn growth() -> Vec<String> {
 fn flow_floor(table: u32) -> super::floor::Floor {
     use super::floor;
     let (key_size, value_size) = floor::flow_sizes();
-    let spec = sfc_tests::rawbpf::MapSpec { map_type: floor::BPF_MAP_TYPE_LRU_HASH, key_size, value_size, max_entries: table, flags: 0 };
+    let spec = sfc_tests::rawbpf::MapSpec { map_type: sfc_tests::rawbpf::BPF_MAP_TYPE_LRU_HASH, key_size, value_size, max_entries: table, flags: 0 };
     floor::Floor::new(spec, floor::FLOW_FROM, floor::FLOW_WORDS, None)
 }

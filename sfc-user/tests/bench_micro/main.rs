@@ -402,11 +402,11 @@ fn cls_floor(n: usize, packets: &[Vec<u8>]) -> (f64, f64) {
     let key_size = u32::try_from(size_of::<ClsKey>()).expect("small");
     let dsts: Vec<Vec<u8>> = (0..n).map(|i| udp64(dst_of(i), 0)).collect();
     let spec = sfc_tests::rawbpf::MapSpec {
-        map_type: floor::BPF_MAP_TYPE_HASH,
+        map_type: sfc_tests::rawbpf::BPF_MAP_TYPE_HASH,
         key_size,
         value_size: 4,
         max_entries: MAX_CLS_ENTRIES * 2,
-        flags: floor::BPF_F_NO_PREALLOC,
+        flags: sfc_tests::rawbpf::BPF_F_NO_PREALLOC,
     };
     let timed = |record| {
         let f = floor::Floor::new(spec, floor::DST_FROM, 1, record);

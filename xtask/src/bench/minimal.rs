@@ -14,13 +14,11 @@ use std::os::fd::OwnedFd;
 use anyhow::{Context as _, Result, bail};
 use sfc_tests::{
     link, netns,
-    rawbpf::{SKB_DATA, SKB_DATA_END, insn, load_sched_cls, tcx_link},
+    rawbpf::{BPF_FUNC_REDIRECT_PEER, SKB_DATA, SKB_DATA_END, insn, load_sched_cls, tcx_ingress_link},
 };
 
 use super::topo::{HOPS, Net, Port};
 
-const BPF_TCX_INGRESS: u32 = 46;
-const BPF_FUNC_REDIRECT_PEER: i32 = 155;
 const TC_ACT_OK: i32 = 0;
 
 /// The program: the frame's destination MAC := `mac`; `bpf_redirect_peer(ifindex)`. A frame
@@ -59,7 +57,7 @@ pub fn install(net: &Net) -> Result<Vec<OwnedFd>> {
         for (from, to) in hops {
             let target = link::ifindex(&to.hub_dev())?;
             let prog = load_sched_cls(&program(target, to.mac())).context("the minimal steering program")?;
-            links.push(tcx_link(&prog, link::ifindex(&from.hub_dev())?, BPF_TCX_INGRESS)?);
+            links.push(tcx_ingress_link(&prog, link::ifindex(&from.hub_dev())?)?);
             println!("(f) {} -> {} (ifindex {target}), 13 instructions", from.hub_dev(), to.hub_dev());
         }
         if links.is_empty() {
