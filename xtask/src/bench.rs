@@ -25,6 +25,7 @@ mod micro;
 mod minimal;
 mod ovs;
 mod paths;
+mod perf;
 mod progs;
 mod report;
 mod robust;
@@ -96,6 +97,11 @@ pub struct Options {
     /// failover (the numbers are not for comparing).
     #[arg(long)]
     quick: bool,
+    /// Also profile the path's core (perf, by cpu-clock) while each path carries UDP in the
+    /// first repetition: the largest symbols per path, and the share of its BPF programs and
+    /// of the kernel's hash-map code. Installs perf (Debian: linux-perf) when missing.
+    #[arg(long)]
+    profile: bool,
 }
 
 impl Options {
@@ -106,6 +112,15 @@ impl Options {
         } else {
             self.clone()
         }
+    }
+
+    /// The Debian packages this run needs.
+    fn tools(&self) -> Vec<(&'static str, &'static str)> {
+        let mut tools = if self.no_macro && self.no_hosts { Vec::new() } else { TOOLS.to_vec() };
+        if self.profile && !self.no_macro {
+            tools.push(("linux-perf", "the path core's profile (`--profile`)"));
+        }
+        tools
     }
 
     /// The command line, as BENCHMARKS.md shows it.
@@ -133,6 +148,9 @@ impl Options {
         if self.quick {
             c.push_str(" --quick");
         }
+        if self.profile {
+            c.push_str(" --profile");
+        }
         if self.no_hosts {
             c.push_str(" --no-hosts");
         }
@@ -147,7 +165,10 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     interrupt::install()?;
     let started = Instant::now();
-    build_cmd::timed("setup", || crate::setup::run_with(if opts.no_macro && opts.no_hosts { &[] } else { TOOLS }))?;
+    build_cmd::timed("setup", || crate::setup::run_with(&opts.tools()))?;
+    if opts.profile && !opts.no_macro {
+        perf::check()?;
+    }
     let installed = started.elapsed();
     let sfc = build_cmd::timed("build (release)", || if opts.no_micro { build_cmd::build_sfc(true) } else { micro::build_with_sfc() })?;
     let built = started.elapsed();
@@ -319,7 +340,7 @@ fn macro_bench(sfc: &Path, opts: &Options) -> Result<(String, Vec<String>)> {
     }
     interrupt::check()?;
 
-    let samples = measure_all(&ready, opts, cpus)?;
+    let samples = measure_all(&ready, opts, cpus, &work.0)?;
     let ready_keys_once: Vec<&str> = ready.iter().filter(|r| r.spec.once && opts.reps > 1).map(|r| r.spec.key).collect();
     let mut measured = samples.iter();
     let rows: Vec<Row> = rows
@@ -345,10 +366,11 @@ fn macro_bench(sfc: &Path, opts: &Options) -> Result<(String, Vec<String>)> {
         .collect();
     drop(ready);
 
+    let profile = report::perf_note(&rows).map_or_else(String::new, |p| format!("\n\n{p}"));
     let (table, goals, flat_out, taps, tracing) = (
         report::table(&rows),
         format!("{}\n{}", report::goals(&rows), report::paired_note(&rows)),
-        format!("{}\n\n{}", report::flat_out_note(&rows), report::bpf_note(&rows)),
+        format!("{}\n\n{}{profile}", report::flat_out_note(&rows), report::bpf_note(&rows)),
         report::tap_note(&rows),
         report::trace_note(&rows),
     );
@@ -378,7 +400,7 @@ fn once_note(keys: &[&str]) -> String {
 
 /// Every measurement `opts.reps` times, interleaved: per repetition each metric on every path
 /// in turn, starting one path later each repetition. Samples in `ready`'s order.
-fn measure_all(ready: &[Ready], opts: &Options, cpus: usize) -> Result<Vec<Samples>> {
+fn measure_all(ready: &[Ready], opts: &Options, cpus: usize, work: &Path) -> Result<Vec<Samples>> {
     let secs = Duration::from_secs(opts.secs);
     let mut samples: Vec<Samples> = vec![Samples::default(); ready.len()];
     println!(
@@ -395,7 +417,9 @@ fn measure_all(ready: &[Ready], opts: &Options, cpus: usize) -> Result<Vec<Sampl
                 if (matches!(metric, Metric::Tcp) && ready[k].spec.skip_tcp) || (rep > 0 && ready[k].spec.once) {
                     continue;
                 }
-                let line = measure(&ready[k], metric, secs, cpus, &mut samples[k]);
+                // The profile: in the first repetition, into the scratch directory.
+                let profile = (opts.profile && rep == 0).then(|| work.join(format!("perf-{}.data", ready[k].spec.key)));
+                let line = measure(&ready[k], metric, (secs, cpus), profile.as_deref(), &mut samples[k]);
                 interrupt::check()?;
                 println!(
                     "rep {}/{} {metric:?} ({}): {line}",
@@ -409,11 +433,12 @@ fn measure_all(ready: &[Ready], opts: &Options, cpus: usize) -> Result<Vec<Sampl
     Ok(samples)
 }
 
-/// Runs one measurement of `metric` on `path`, records it in `s`; returns a line for the log.
-fn measure(path: &Ready, metric: Metric, secs: Duration, cpus: usize, s: &mut Samples) -> String {
+/// Runs one measurement of `metric` on `path` (with a profile of the path's core into
+/// `profile`, for UDP), records it in `s`; returns a line for the log.
+fn measure(path: &Ready, metric: Metric, (secs, cpus): (Duration, usize), profile: Option<&Path>, s: &mut Samples) -> String {
     let net = &path.net;
     let result = match metric {
-        Metric::Udp => udp::udp_rate(net, secs, cpus, path.spec.kind == paths::Kind::Sfc("xdp")).and_then(|r| {
+        Metric::Udp => udp::udp_rate(net, secs, cpus, path.spec.kind == paths::Kind::Sfc("xdp"), profile).and_then(|r| {
             check_route(path, &r)?;
             s.pps.push(r.sustained);
             s.by_rep.pps.push(Some(r.sustained));
@@ -427,6 +452,14 @@ fn measure(path: &Ready, metric: Metric, secs: Duration, cpus: usize, s: &mut Sa
                     format!("; BPF {:.0} ns per packet ({:.1} runs of {:.0} ns: {})", p.ns_per_packet, p.runs_per_packet, p.ns_per_run, names.join(", "))
                 }
                 Err(e) => format!("; BPF statistics: {e}"),
+            };
+            let bpf = match &r.perf {
+                Some(Ok(p)) => {
+                    s.perf = Some(p.clone());
+                    format!("{bpf}; profile: BPF programs {:.1} %, hash-map code {:.1} % of the core", p.programs(), p.map_code())
+                }
+                Some(Err(e)) => format!("{bpf}; profile: {e}"),
+                None => bpf,
             };
             Ok(format!(
                 "{:.0} kpps carried{}; flat out {:.0} kpps offered, {:.0} kpps arrived{bpf}",

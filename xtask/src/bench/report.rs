@@ -55,6 +55,8 @@ pub struct Samples {
     pub errors: Vec<String>,
     /// The path's BPF programs at the carried rate, per UDP measurement that had them.
     pub bpf: Vec<super::progs::Profile>,
+    /// The path's core by symbol while it carried UDP (`--profile`, first repetition).
+    pub perf: Option<super::perf::Symbols>,
     /// pps, TCP and RTT p50 by repetition (`None`: that repetition's measurement failed), for
     /// comparing two paths repetition by repetition.
     pub by_rep: ByRep,
@@ -270,6 +272,32 @@ pub fn bpf_note(rows: &[Row]) -> String {
          receive, the backlog, routing in the service functions, the redirects.",
         parts.join(", ")
     )
+}
+
+/// The profile of each path's core (`--profile`); `None` when no path was profiled.
+pub fn perf_note(rows: &[Row]) -> Option<String> {
+    let parts: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let Row::Measured(spec, _, s) = r else { return None };
+            let p = s.perf.as_ref()?;
+            Some(format!(
+                "- ({}): BPF programs {:.1} %, the kernel's hash-map code {:.1} %; largest: {}",
+                spec.key,
+                p.programs(),
+                p.map_code(),
+                p.top(8).join(", ")
+            ))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "Profile of the path's core while each path carried UDP at its rate (`--profile`: perf by \
+             cpu-clock, a probe of its own after the first repetition's measurement; shares of all \
+             the core's samples):\n\n{}",
+            parts.join("\n")
+        )
+    })
 }
 
 /// What the tap path (t) measures, with its figures against (d).

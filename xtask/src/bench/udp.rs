@@ -72,11 +72,13 @@ pub struct Rate {
     pub sf_packets: Vec<u64>,
     /// The path's BPF programs at the carried rate (`progs`, a probe of its own), or why not.
     pub bpf: std::result::Result<progs::Profile, String>,
+    /// The path's core by symbol at the carried rate (`--profile`, a probe of its own).
+    pub perf: Option<std::result::Result<super::perf::Symbols, String>>,
 }
 
 /// Measures the packet rate of the path, in about `5 + 1.5 * secs` seconds. `xdp`: the hub
-/// runs XDP on its port facing source.
-pub fn udp_rate(net: &Net, secs: Duration, cpus: usize, xdp: bool) -> Result<Rate> {
+/// runs XDP on its port facing source. `profile`: also sample the path's core into that file.
+pub fn udp_rate(net: &Net, secs: Duration, cpus: usize, xdp: bool, profile: Option<&std::path::Path>) -> Result<Rate> {
     let split = cpus > 1;
     let hub_port = Port::Source.hub_dev();
     if split {
@@ -86,7 +88,8 @@ pub fn udp_rate(net: &Net, secs: Duration, cpus: usize, xdp: bool) -> Result<Rat
             set_rps(&net.hub(), &hub_port, &format!("{:x}", 1u64 << PATH_CPU))?;
         }
     }
-    let result = search(net, secs);
+    let core = PATH_CPU.min(cpus.saturating_sub(1));
+    let result = search(net, secs, profile.map(|p| (core, p)));
     if split {
         if xdp {
             threaded_napi(&net.hub(), &hub_port, false)?;
@@ -138,7 +141,7 @@ impl Probe {
     }
 }
 
-fn search(net: &Net, secs: Duration) -> Result<Rate> {
+fn search(net: &Net, secs: Duration, profile: Option<(usize, &std::path::Path)>) -> Result<Rate> {
     // A socket that is never read: the packets are delivered (up to its buffer) and dropped
     // there, with no ICMP port-unreachable going back.
     let dest = SocketAddr::from((DEST_IP, UDP_PORT));
@@ -161,6 +164,7 @@ fn search(net: &Net, secs: Duration) -> Result<Rate> {
         delivered_packets: flat.delivered_packets,
         sf_packets: flat.sf_packets,
         bpf: Err("not measured".to_owned()),
+        perf: None,
     };
     if !rate.sender_limited {
         // Known: 0 pps passes, the sender's top rate fails. First guess: what arrived flat out.
@@ -189,6 +193,7 @@ fn search(net: &Net, secs: Duration) -> Result<Rate> {
         rate.sustained = probe(net, secs)?.delivered;
     }
     rate.bpf = profiled(net, probe_time);
+    rate.perf = profile.map(|(core, data)| super::perf::record(core, secs, data).map_err(|e| format!("{e:#}")));
     sender.stop()?;
     Ok(rate)
 }
@@ -316,8 +321,10 @@ fn send(stop: &AtomicBool, rate: &AtomicU64) -> Result<()> {
     pin_thread(SENDER_CPU)?;
     let sock = RawSocket::bound_to(Port::Source.dev())?;
     let frames: Vec<Vec<u8>> = (0..IDS).map(frame).collect();
-    let mut iovs: Vec<libc::iovec> =
+    let iovs: Vec<libc::iovec> =
         frames.iter().map(|f| libc::iovec { iov_base: f.as_ptr().cast_mut().cast(), iov_len: f.len() }).collect();
+    // Raw pointers into `iovs` from one base: indexing for each would reborrow the whole Vec.
+    let iov_base = iovs.as_ptr();
     // SAFETY: an all-zero mmsghdr is valid (no name: the socket is bound; no control data).
     let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
     let (mut paced_at, mut next, mut sent_so_far) = (0, Instant::now(), 0usize);
@@ -326,7 +333,8 @@ fn send(stop: &AtomicBool, rate: &AtomicU64) -> Result<()> {
         let batch = if pps == 0 { BATCH } else { PACED_BATCH };
         // The next frames in turn (IPv4 ids counting up, as a host's stack numbers its packets).
         for (i, m) in msgs.iter_mut().take(batch).enumerate() {
-            m.msg_hdr.msg_iov = &raw mut iovs[(sent_so_far + i) % IDS];
+            // SAFETY: the index is below IDS, the length of `iovs`; the kernel only reads it.
+            m.msg_hdr.msg_iov = unsafe { iov_base.add((sent_so_far + i) % IDS) }.cast_mut();
             m.msg_hdr.msg_iovlen = 1;
         }
         if pps != 0 {
