@@ -385,20 +385,23 @@ mod tests {
 
     use super::*;
 
+    /// A probe of every kind `frame` builds: protocol, source, destination.
+    const PROBES: [(u8, &str, &str); 6] = [
+        (IPPROTO_UDP, "10.0.0.1", "10.0.0.2"),
+        (IPPROTO_TCP, "fd00::1", "fd00::2"),
+        (IPPROTO_ICMP, "10.0.0.1", "10.0.0.2"),
+        (IPPROTO_ICMPV6, "fd00::1", "fd00::2"),
+        (IPPROTO_SCTP, "10.0.0.1", "10.0.0.2"),
+        (47, "10.0.0.1", "10.0.0.2"),
+    ];
+
     fn spec(proto: u8, src: &str, dst: &str) -> ProbeSpec {
         ProbeSpec { in_iface: "src".into(), proto, src: src.parse().unwrap_or_else(|e| panic!("{e}")), dst: dst.parse().unwrap_or_else(|e| panic!("{e}")), sport: 40_000, dport: 80 }
     }
 
     #[test]
     fn probes_are_well_formed_packets_of_their_5_tuple() {
-        for (proto, src, dst) in [
-            (IPPROTO_UDP, "10.0.0.1", "10.0.0.2"),
-            (IPPROTO_TCP, "fd00::1", "fd00::2"),
-            (IPPROTO_ICMP, "10.0.0.1", "10.0.0.2"),
-            (IPPROTO_ICMPV6, "fd00::1", "fd00::2"),
-            (IPPROTO_SCTP, "10.0.0.1", "10.0.0.2"),
-            (47, "10.0.0.1", "10.0.0.2"),
-        ] {
+        for (proto, src, dst) in PROBES {
             let s = spec(proto, src, dst);
             let f = frame(&s, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]).unwrap_or_else(|e| panic!("{proto}: {e}"));
             let p = SlicedPacket::from_ethernet(&f).unwrap_or_else(|e| panic!("{proto}: {e}"));
@@ -425,14 +428,7 @@ mod tests {
 
     #[test]
     fn two_probes_of_one_5_tuple_differ_where_the_fingerprint_reads() {
-        for (proto, src, dst) in [
-            (IPPROTO_UDP, "10.0.0.1", "10.0.0.2"),
-            (IPPROTO_TCP, "10.0.0.1", "10.0.0.2"),
-            (IPPROTO_ICMP, "10.0.0.1", "10.0.0.2"),
-            (IPPROTO_ICMPV6, "fd00::1", "fd00::2"),
-            (IPPROTO_SCTP, "10.0.0.1", "10.0.0.2"),
-            (47, "10.0.0.1", "10.0.0.2"),
-        ] {
+        for (proto, src, dst) in PROBES {
             let s = spec(proto, src, dst);
             // Nonces a few nanoseconds apart: only the low half differs.
             let f = |n: u64| frame_with(&s, [2; 6], [2; 6], n).unwrap_or_else(|e| panic!("{proto}: {e}"));
