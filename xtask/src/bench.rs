@@ -23,6 +23,7 @@
 mod hosts;
 mod micro;
 mod minimal;
+mod options;
 mod ovs;
 mod paths;
 mod perf;
@@ -36,7 +37,7 @@ mod vm;
 
 use std::{
     fmt::Write as _,
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -50,113 +51,7 @@ use self::{
 };
 use crate::{build_cmd, cmd, dirs};
 
-/// Debian packages the bench runs: what each is for.
-const TOOLS: &[(&str, &str)] = &[
-    ("iperf3", "TCP throughput"),
-    ("sockperf", "request/response latency (also of the multi-host part)"),
-    ("openvswitch-switch", "the OVS userspace path (c)"),
-];
-
-#[derive(clap::Args, Debug, Clone)]
-#[expect(clippy::struct_excessive_bools, reason = "clap switches: each bool is one flag of the command line")]
-pub struct Options {
-    /// Repetitions of every measurement, interleaved across the paths; medians are reported.
-    #[arg(long, default_value_t = 3)]
-    reps: usize,
-    /// Seconds per measurement (2 keeps a whole run under 10 minutes on a 2-core machine).
-    #[arg(long, default_value_t = 2)]
-    secs: u64,
-    /// Skip the micro benchmark (`BPF_PROG_TEST_RUN`).
-    #[arg(long)]
-    no_micro: bool,
-    /// Skip the namespace benchmark (paths a-e).
-    #[arg(long)]
-    no_macro: bool,
-    /// Skip the robustness figures (failover after a hung function or a link down, floods).
-    #[arg(long)]
-    no_robust: bool,
-    /// Skip the VM boot time.
-    #[arg(long)]
-    no_vm: bool,
-    /// Skip the multi-host figures (a hop to another host, push to applied).
-    #[arg(long)]
-    no_hosts: bool,
-    /// VM boots measured (one after the other).
-    #[arg(long, default_value_t = 3)]
-    vm_boots: usize,
-    /// Runs of each failover measurement.
-    #[arg(long, default_value_t = 3)]
-    failover_runs: usize,
-    /// Where to write the results [default: BENCHMARKS.md in the workspace root].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Only these paths of the macro benchmark, by key (`a,d,f`); the baseline (a) is always in.
-    #[arg(long, value_name = "KEYS", value_delimiter = ',')]
-    paths: Vec<String>,
-    /// A smoke run: one repetition of 1 s per measurement, one VM boot, one run of each
-    /// failover (the numbers are not for comparing).
-    #[arg(long)]
-    quick: bool,
-    /// Also profile the path's core (perf, by cpu-clock) while each path carries UDP in the
-    /// first repetition: the largest symbols per path, and the share of its BPF programs and
-    /// of the kernel's hash-map code. Installs perf (Debian: linux-perf) when missing.
-    #[arg(long)]
-    profile: bool,
-}
-
-impl Options {
-    /// The options a run uses: `--quick` makes every count 1 and every measurement 1 s.
-    fn effective(&self) -> Options {
-        if self.quick {
-            Options { reps: 1, secs: 1, vm_boots: 1, failover_runs: 1, ..self.clone() }
-        } else {
-            self.clone()
-        }
-    }
-
-    /// The Debian packages this run needs.
-    fn tools(&self) -> Vec<(&'static str, &'static str)> {
-        let mut tools = if self.no_macro && self.no_hosts { Vec::new() } else { TOOLS.to_vec() };
-        if self.profile && !self.no_macro {
-            tools.push(("linux-perf", "the path core's profile (`--profile`)"));
-        }
-        tools
-    }
-
-    /// The command line, as BENCHMARKS.md shows it.
-    fn command_line(&self) -> String {
-        let mut c = String::from("cargo xtask bench");
-        let defaults = (3, 2);
-        if (self.reps, self.secs) != defaults {
-            let _ = write!(c, " --reps {} --secs {}", self.reps, self.secs);
-        }
-        if self.no_micro {
-            c.push_str(" --no-micro");
-        }
-        if self.no_macro {
-            c.push_str(" --no-macro");
-        }
-        if self.no_robust {
-            c.push_str(" --no-robust");
-        }
-        if self.no_vm {
-            c.push_str(" --no-vm");
-        }
-        if !self.paths.is_empty() {
-            let _ = write!(c, " --paths {}", self.paths.join(","));
-        }
-        if self.quick {
-            c.push_str(" --quick");
-        }
-        if self.profile {
-            c.push_str(" --profile");
-        }
-        if self.no_hosts {
-            c.push_str(" --no-hosts");
-        }
-        c
-    }
-}
+pub use options::Options;
 
 pub fn run(opts: &Options) -> Result<()> {
     let opts = &opts.effective();
@@ -569,7 +464,6 @@ fn method(cpus: usize) -> String {
     )
 }
 
-/// Installs the Debian packages the bench runs, where missing.
 /// Four base-36 characters from the pid and the clock: namespaces of parallel runs differ.
 fn fresh_id() -> String {
     let nanos = SystemTime::now()
