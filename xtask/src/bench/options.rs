@@ -82,30 +82,35 @@ impl Options {
         if (self.reps, self.secs) != defaults {
             let _ = write!(c, " --reps {} --secs {}", self.reps, self.secs);
         }
-        if self.no_micro {
-            c.push_str(" --no-micro");
-        }
-        if self.no_macro {
-            c.push_str(" --no-macro");
-        }
-        if self.no_robust {
-            c.push_str(" --no-robust");
-        }
-        if self.no_vm {
-            c.push_str(" --no-vm");
-        }
+        let switches = |c: &mut String, on: &[(bool, &str)]| on.iter().filter(|(set, _)| *set).for_each(|(_, flag)| c.push_str(flag));
+        switches(&mut c, &[(self.no_micro, " --no-micro"), (self.no_macro, " --no-macro"), (self.no_robust, " --no-robust"), (self.no_vm, " --no-vm")]);
         if !self.paths.is_empty() {
             let _ = write!(c, " --paths {}", self.paths.join(","));
         }
-        if self.quick {
-            c.push_str(" --quick");
-        }
-        if self.profile {
-            c.push_str(" --profile");
-        }
-        if self.no_hosts {
-            c.push_str(" --no-hosts");
-        }
+        switches(&mut c, &[(self.quick, " --quick"), (self.profile, " --profile"), (self.no_hosts, " --no-hosts")]);
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        opts: Options,
+    }
+
+    #[test]
+    fn the_command_line_names_what_differs_from_the_defaults_in_order() {
+        let line = |args: &[&str]| Cli::parse_from(std::iter::once("bench").chain(args.iter().copied())).opts.command_line();
+        assert_eq!(line(&[]), "cargo xtask bench");
+        assert_eq!(
+            line(&["--no-hosts", "--profile", "--paths", "d,f", "--no-vm", "--no-micro", "--secs", "1"]),
+            "cargo xtask bench --reps 3 --secs 1 --no-micro --no-vm --paths d,f --profile --no-hosts"
+        );
     }
 }
