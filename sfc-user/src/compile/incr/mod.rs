@@ -54,7 +54,7 @@ struct Root {
     /// Sorted, no duplicates.
     members: Vec<Cid>,
     /// Stage-0 prefix -> the members that have it.
-    having: BTreeMap<FieldPrefix, BTreeSet<Cid>>,
+    having: Having,
     /// Stage-0 prefix -> the set its entry leads to.
     out: BTreeMap<FieldPrefix, Vec<Cid>>,
 }
@@ -271,18 +271,13 @@ impl Incremental {
         let mut touched: BTreeSet<FieldPrefix> = BTreeSet::new();
         for &c in &removed {
             for p in stage_prefixes(0, &self.inst(c).fc) {
-                if let Some(s) = root.having.get_mut(&p) {
-                    s.remove(&c);
-                    if s.is_empty() {
-                        root.having.remove(&p);
-                    }
-                }
+                root.having.remove(&p, c);
                 touched.insert(p);
             }
         }
         for &c in &added {
             for p in stage_prefixes(0, &self.inst(c).fc) {
-                root.having.entry(p).or_default().insert(c);
+                root.having.insert(p, c);
                 touched.insert(p);
             }
         }
@@ -291,12 +286,12 @@ impl Incremental {
         for q in &touched {
             let lo = FieldPrefix { data: q.data, bits: 0 };
             let hi = FieldPrefix { data: fill(q.data, q.bits), bits: u32::MAX };
-            affected.extend(root.having.range(lo..=hi).map(|(p, _)| *p).filter(|p| p.bits >= q.bits && mask(p.data, q.bits) == q.data));
+            affected.extend(root.having.range(lo, hi).copied().filter(|p| p.bits >= q.bits && mask(p.data, q.bits) == q.data));
             affected.insert(*q);
         }
         let v6 = |p: &FieldPrefix| u16::from_be_bytes([p.data[0], p.data[1]]) == Ethertype::IPv6.value();
         for p in affected {
-            let now = root.having.contains_key(&p).then(|| matching(&root.having, p));
+            let now = root.having.contains(&p).then(|| root.having.matching(p));
             let before = root.out.get(&p);
             if now.as_ref() == before {
                 continue;
@@ -366,14 +361,6 @@ fn level_u8(level: usize) -> u8 {
     u8::try_from(level).unwrap_or(u8::MAX)
 }
 
-/// The members of `having` whose prefix contains `p` (`p` cut to each length up to its own).
-fn matching(having: &BTreeMap<FieldPrefix, BTreeSet<Cid>>, p: FieldPrefix) -> Vec<Cid> {
-    let mut out: Vec<Cid> = (0..=p.bits).filter_map(|bits| having.get(&FieldPrefix { data: mask(p.data, bits), bits })).flatten().copied().collect();
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
 /// `data` with every bit from `bits` on set: the last value a prefix of that length covers.
 fn fill(mut data: [u8; sfc_common::maps::CLS_DATA_LEN], bits: u32) -> [u8; sfc_common::maps::CLS_DATA_LEN] {
     for (i, b) in data.iter_mut().enumerate() {
@@ -402,8 +389,10 @@ fn sorted_diff(old: &[Cid], new: &[Cid]) -> (Vec<Cid>, Vec<Cid>) {
     (gone, came)
 }
 
+mod having;
 mod kept;
 mod shared;
+use having::Having;
 pub use kept::{Kept, Log};
 use shared::{Content, Shared, Sig};
 pub(in crate::compile) use kept::ResFrom;

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sfc_common::maps::{CLS_ANY_BIT, CLS_CLASS_BITS, CLS_DATA_LEN, CLS_STAGES, ClsKey};
 
-use super::{Cid, Incremental, Node, level_u8, matching};
+use super::{Cid, Having, Incremental, Node, level_u8};
 use crate::{
-    compile::cls::{FieldPrefix, Place, class_key, field_width, place_key, stage_prefixes},
+    compile::cls::{Place, class_key, field_width, place_key, stage_prefixes},
     model::Ethertype,
 };
 
@@ -68,16 +68,16 @@ impl Incremental {
             }
         } else {
             let any = level < CLS_STAGES && set.iter().all(|&c| stage_prefixes(level, &self.inst(c).fc).iter().all(|p| p.bits == 0));
-            let mut having: BTreeMap<FieldPrefix, BTreeSet<Cid>> = BTreeMap::new();
+            let mut having = Having::default();
             for &c in &set {
                 for p in stage_prefixes(level, &self.inst(c).fc) {
-                    having.entry(p).or_default().insert(c);
+                    having.insert(p, c);
                 }
             }
             let v6 = set.first().is_some_and(|&c| self.inst(c).fc.ethertype == Ethertype::IPv6);
             let mut sig: Vec<(u32, [u8; CLS_DATA_LEN], bool, Content)> = Vec::new();
-            for p in having.keys() {
-                let m = matching(&having, *p);
+            for p in having.prefixes() {
+                let m = having.matching(*p);
                 let (child, child_content) = self.acquire(level + 1, m.clone());
                 let in_hash = p.bits == field_width(level, v6) || any;
                 edges.push((p.bits, p.data, in_hash, child));
