@@ -170,6 +170,12 @@ impl<'t> Sfc<'t> {
         self.run(&as_strs(&self.apply_args(file, &["--drain-timeout", "0"])))
     }
 
+    /// `sfc apply -f FILE --json`, parsed.
+    pub fn apply_json(&self, file: &Path) -> serde_json::Value {
+        let out = self.run(&as_strs(&self.apply_args(file, &["--json"])));
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("sfc apply --json printed no JSON object ({e}):\n{out}"))
+    }
+
     fn apply_args(&self, file: &Path, extra: &[&str]) -> Vec<String> {
         let mut args = vec!["apply".to_owned(), "-f".to_owned(), file.to_string_lossy().into_owned()];
         if let Some(m) = &self.mode {

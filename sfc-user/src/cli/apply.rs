@@ -1,4 +1,8 @@
-use std::process::ExitCode;
+use std::{
+    fmt::Write as _,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use clap::ValueEnum;
 use sfc_common::limits::{DEFAULT_FLOW_TABLE_SIZE, DEFAULT_NEW_FLOW_RATE};
@@ -63,7 +67,9 @@ pub struct Args {
 }
 
 pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
     let model = super::load_model(&a.file)?;
+    let read = started.elapsed();
     let opts = LoadOptions {
         flow_table_size: a.flow_table_size,
         drain_timeout: std::time::Duration::from_secs(a.drain_timeout),
@@ -73,8 +79,9 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         latency_every: a.sf_latency_every,
     };
     let r = datapath::apply(loc, &model, opts)?;
+    let took = Took { read, apply: started.elapsed().saturating_sub(read) };
     if a.json {
-        println!("{}", report_json(loc, &a.file, &model, &r));
+        println!("{}", report_json(loc, &a.file, &model, &r, &took));
         return Ok(ExitCode::SUCCESS);
     }
     let c = r.map_changes;
@@ -131,7 +138,44 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
         println!("  detached: {}", super::table::list(&r.detached));
     }
     println!("  pinned under {}", loc.pin_dir.display());
+    println!("  {}", took.line(&r));
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long `sfc apply` took: reading and checking the file, then the apply (whose steps the
+/// report has).
+struct Took {
+    read: Duration,
+    apply: Duration,
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0}", d.as_secs_f64() * 1000.0)
+}
+
+impl Took {
+    /// `took 3391 ms: the file read and checked 1268, then compile 1281, ...`: the steps that
+    /// took 1 ms or more, longest first.
+    fn line(&self, r: &datapath::ApplyReport) -> String {
+        let mut steps: Vec<&(&str, Duration)> = r.steps.iter().filter(|(_, d)| *d >= Duration::from_millis(1)).collect();
+        steps.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+        let mut s = format!("took {} ms: the file read and checked {} ms, the apply {} ms", ms(self.read + self.apply), ms(self.read), ms(self.apply));
+        if !steps.is_empty() {
+            let parts: Vec<String> = steps.iter().map(|(what, d)| format!("{what} {}", ms(*d))).collect();
+            let _ = write!(s, " ({})", parts.join(", "));
+        }
+        s
+    }
+
+    fn json(&self, r: &datapath::ApplyReport) -> serde_json::Value {
+        let steps: serde_json::Map<String, serde_json::Value> = r.steps.iter().map(|(what, d)| ((*what).to_owned(), serde_json::json!(d.as_secs_f64() * 1000.0))).collect();
+        serde_json::json!({
+            "total": (self.read + self.apply).as_secs_f64() * 1000.0,
+            "file": self.read.as_secs_f64() * 1000.0,
+            "apply": self.apply.as_secs_f64() * 1000.0,
+            "apply_steps": steps,
+        })
+    }
 }
 
 /// `sfc apply --json`: what the text report says, one object (fields may be added, not renamed).
@@ -139,7 +183,7 @@ fn shown<T: ToString>(v: &[T]) -> Vec<String> {
     v.iter().map(ToString::to_string).collect()
 }
 
-fn report_json(loc: &Location, file: &str, model: &crate::model::Model, r: &datapath::ApplyReport) -> serde_json::Value {
+fn report_json(loc: &Location, file: &str, model: &crate::model::Model, r: &datapath::ApplyReport, took: &Took) -> serde_json::Value {
     let strings = |v: &[String]| v.to_vec();
     serde_json::json!({
         "file": file,
@@ -165,5 +209,6 @@ fn report_json(loc: &Location, file: &str, model: &crate::model::Model, r: &data
         "peers": shown(&r.peers),
         "attached": shown(&r.attached),
         "detached": shown(&r.detached),
+        "took_ms": took.json(r),
     })
 }

@@ -53,6 +53,7 @@ fn reapply_50_times_loses_nothing() {
         let t = Instant::now();
         let out = sfc.apply_now(file);
         applies.push(t.elapsed());
+        assert!(out.lines().any(|l| l.trim_start().starts_with("took ") && l.contains(" ms: the file read and checked ")), "apply #{k} says how long it took:\n{out}");
         let g = generation(&out).unwrap_or_else(|| {
             panic!(
                 "apply #{k} of {} made no new generation:\n{out}",
@@ -93,6 +94,15 @@ fn reapply_50_times_loses_nothing() {
         sf1 + sf2 < report.sent(),
         "chain B's periods must bypass PG1: {ctx}"
     );
+
+    // A live again: nothing changes, and `--json` says how long that took, step by step.
+    let again = sfc.apply_json(&a);
+    assert_eq!(again["flipped"], false, "re-applying the live file changes nothing: {again}");
+    let took = &again["took_ms"];
+    let at = |k: &str| took[k].as_f64().unwrap_or_else(|| panic!("took_ms.{k} is a number: {again}"));
+    let steps: f64 = took["apply_steps"].as_object().unwrap_or_else(|| panic!("took_ms.apply_steps: {again}")).values().filter_map(serde_json::Value::as_f64).sum();
+    assert!(took["apply_steps"].get("facts, plan, compile").is_some(), "the steps by name: {again}");
+    assert!(at("file") > 0.0 && steps > 0.0 && steps <= at("apply") && (at("total") - at("file") - at("apply")).abs() < 0.01, "the parts add up: {again}");
 
     let mean = applies.iter().sum::<Duration>() / u32::try_from(APPLIES).unwrap();
     let max = applies.iter().max().copied().unwrap_or_default();
