@@ -28,7 +28,9 @@
 //! Every table write is logged with the value it replaced (`Changes`), so the loader writes the
 //! maps from the log instead of comparing whole tables.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 
 use sfc_common::maps::{CLASS_BASE, CLS_CLASS_BITS, ClsKey};
 
