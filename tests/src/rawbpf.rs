@@ -88,6 +88,12 @@ pub fn create_map(spec: MapSpec) -> Result<Map> {
 }
 
 impl Map {
+    /// The map's descriptor (to hand it to aya, for one).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd as _;
+        self.fd.as_fd()
+    }
+
     /// `self[key] = value` (any flags: create or replace); `key` and `value` must have the
     /// map's sizes.
     pub fn update(&self, key: &[u8], value: &[u8]) -> Result<()> {

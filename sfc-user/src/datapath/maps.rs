@@ -173,9 +173,13 @@ pub fn learnt_macs(loc: &Location) -> Result<BTreeMap<u32, [u8; 6]>> {
     Ok(hash_entries::<u32, MacEntry>(loc, MAP_MACS)?.into_iter().map(|(i, m)| (i, m.mac)).collect())
 }
 
-/// Every entry of a hash map. A key removed between two steps of the walk (an LRU eviction, a
-/// flow aged out) is gone either way and skipped; any other error is one.
+/// Every entry of a hash map: in batches where the kernel has them (`batch`), else entry by
+/// entry. A key removed between two steps of the walk (an LRU eviction, a flow aged out) is
+/// gone either way and skipped; any other error is one.
 pub(crate) fn read_hash<K: Pod, V: Pod>(m: &HashMap<MapData, K, V>, name: &str) -> Result<Vec<(K, V)>> {
+    if let Some(all) = super::batch::read_all(m).map_err(map_err(name, "reading"))? {
+        return Ok(all);
+    }
     let mut out = Vec::new();
     for r in m {
         match r {

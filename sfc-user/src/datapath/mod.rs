@@ -7,6 +7,7 @@
 //! `/run/sfc/<pin dir>/state.json`, beside a lock.
 
 pub mod attach;
+mod batch;
 pub mod cluster;
 pub mod direct;
 pub mod flows;
