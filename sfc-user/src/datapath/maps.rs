@@ -78,15 +78,10 @@ struct Banked<K, V> {
 }
 
 fn split<K: Ord + Copy, V>(all: Vec<(K, V)>, bank_of: impl Fn(&K) -> u32, unbank: impl Fn(K) -> K, live: u32) -> Banked<K, V> {
-    let mut b = Banked { live: BTreeMap::new(), target: BTreeMap::new() };
-    for (k, v) in all {
-        if bank_of(&k) == live {
-            b.live.insert(unbank(k), v);
-        } else {
-            b.target.insert(unbank(k), v);
-        }
-    }
-    b
+    // Collected whole, not inserted one by one: `BTreeMap`'s `FromIterator` sorts and builds
+    // the tree in one pass (200,000 entries in hash order, at 100,000 classifiers).
+    let (live_bank, target): (Vec<_>, Vec<_>) = all.into_iter().partition(|(k, _)| bank_of(k) == live);
+    Banked { live: live_bank.into_iter().map(|(k, v)| (unbank(k), v)).collect(), target: target.into_iter().map(|(k, v)| (unbank(k), v)).collect() }
 }
 
 fn id_bank(id: u32) -> u32 {
