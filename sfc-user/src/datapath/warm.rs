@@ -99,8 +99,9 @@ pub(super) fn keep(loc: &Location, token: Token, state: Arc<State>, kept: Kept, 
     }
 }
 
-/// Forgets what was kept for `loc` (`sfc down`).
-pub(super) fn forget(loc: &Location) {
+/// Forgets what this process kept for `loc`: its next apply there starts as a new process's
+/// does, from the state file and the maps (`sfc down`; the benchmark's one-shot row).
+pub fn forget(loc: &Location) {
     if let Ok(mut all) = KEPT.lock() {
         all.remove(&loc.pin_dir);
     }

@@ -30,6 +30,51 @@ fn moved(base: &Model, k: usize, round: usize) -> Model {
     m
 }
 
+/// What comes before every apply of a chain file, `sfc run`'s as `sfc apply`'s: reading and
+/// checking the whole file (the rows above start from a model built in code).
+fn reading(base: &Model) -> String {
+    let text = chain_text(base);
+    let t = Instant::now();
+    let cfg = sfc::config::parse("bench.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let parsed = t.elapsed();
+    let t = Instant::now();
+    let model = sfc::model::validate(&cfg).unwrap_or_else(|e| panic!("the bench's chain file is invalid:\n{e}"));
+    let checked = t.elapsed();
+    assert_eq!(model.flow_classifiers.len(), base.flow_classifiers.len(), "the chain file has every classifier");
+    format!(
+        "Before any of these applies, reading the chain file (YAML, {} classifiers, {:.1} MB): parsing {} ms, checking {} ms. `sfc apply` and `sfc run` read the whole file for every apply.",
+        group(base.flow_classifiers.len()),
+        f64::from(u32::try_from(text.len()).unwrap_or(u32::MAX)) / 1e6,
+        ms(parsed),
+        ms(checked)
+    )
+}
+
+/// `model`'s chain file as an operator writes it: `chain_file()`'s resources with every
+/// classifier, one line each.
+fn chain_text(model: &Model) -> String {
+    use std::fmt::Write as _;
+    let template = super::chain_file();
+    let (head, _) = template.split_once("flow_classifiers:").unwrap_or_else(|| panic!("chain_file() has classifiers"));
+    let mut out = format!("{head}flow_classifiers:\n");
+    for c in &model.flow_classifiers {
+        let [a, b, cc, d, ..] = c.destination_prefix.addr;
+        let _ = writeln!(
+            out,
+            "  - {{name: {}, protocol: udp, destination_ip_prefix: {a}.{b}.{cc}.{d}/{}, logical_source_port: {}, logical_destination_port: {}}}",
+            c.name, c.destination_prefix.len, super::SRC, super::DST
+        );
+    }
+    out.push_str("port_chains:\n");
+    for pc in &model.port_chains {
+        let _ = writeln!(out, "  - name: {}\n    chain_id: {}\n    port_pair_groups: [pg1]\n    flow_classifiers:", pc.name, pc.chain_id);
+        for &i in &pc.flow_classifiers {
+            let _ = writeln!(out, "      - {}", model.flow_classifiers[i].name);
+        }
+    }
+    out
+}
+
 /// Peak resident memory of this process (`VmHWM`), MiB.
 fn peak_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -76,6 +121,16 @@ pub fn updates() -> Vec<String> {
     for (round, k) in CHANGED.into_iter().enumerate() {
         rows.push((format!("{} changed", group(k)), apply(&moved(&base, k, round + 1), &format!("{k} changed"))));
     }
+    // What `sfc apply` does, one process per apply: nothing kept, so the state file is read,
+    // the classifiers compiled from scratch and the banks read back. One classifier more moved
+    // from the last row's model.
+    datapath::forget_kept(&loc);
+    let k = CHANGED[CHANGED.len() - 1];
+    let mut last = moved(&base, k, CHANGED.len());
+    let mut addr = [0u8; 16];
+    addr[..4].copy_from_slice(&dst_of(N * (CHANGED.len() + 2) + k));
+    last.flow_classifiers[k].destination_prefix.addr = addr;
+    rows.push(("1 changed, nothing kept (a new process: `sfc apply`)".to_owned(), apply(&last, "1 changed, nothing kept")));
     let labels: Vec<&str> = rows[0].1 .3.iter().map(|(s, _)| *s).collect();
     let mut out = vec![
         format!(
@@ -91,6 +146,8 @@ pub fn updates() -> Vec<String> {
     }
     out.push(String::new());
     out.push(format!("Peak memory of the process that applied them (the loader runs in it): {:.0} MiB.", peak_mib()));
+    out.push(String::new());
+    out.push(reading(&base));
     if let Err(e) = datapath::down(&loc) {
         eprintln!("bench_micro: updates: sfc down: {e}");
     }
