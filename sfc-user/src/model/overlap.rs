@@ -50,9 +50,12 @@ pub(super) fn check(c: &mut Checker, classifiers: &[FlowClassifier], chains: &[P
             let p = dst(pos);
             by_prefix.entry((p.len, p.addr)).or_default().push(pos);
         }
+        // Only the lengths some destination has can hold one (one length, not 33, for host
+        // routes).
+        let lengths: std::collections::BTreeSet<u8> = by_prefix.keys().map(|(len, _)| *len).collect();
         for pos in 0..users.len() {
             let p = dst(pos);
-            for len in 0..=p.len {
+            for &len in lengths.range(..=p.len) {
                 let cut = Prefix { len, ..p }.masked();
                 for &other in by_prefix.get(&(len, cut.addr)).into_iter().flatten() {
                     // Shorter prefixes are met from the longer side only, equal ones once.
