@@ -11,6 +11,7 @@ mod interfaces;
 pub mod neutron;
 mod ntuple;
 mod overlap;
+mod prefix_serde;
 mod validate;
 
 pub use health::HealthCheck;
@@ -79,7 +80,8 @@ impl Ethertype {
 }
 
 /// An address prefix, stored as the 16 bytes the datapath uses (IPv4 in the first four).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Serialized as its text, `10.0.0.0/24` (`prefix_serde`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Prefix {
     pub ethertype: Ethertype,
     pub addr: [u8; 16],
