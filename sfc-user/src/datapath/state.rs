@@ -20,7 +20,10 @@ use crate::{
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "lock";
 /// Bumped when the file's meaning changes; an unknown version is refused, not guessed at.
-const STATE_VERSION: u32 = 2;
+const STATE_VERSION: u32 = 3;
+/// Versions this one reads: 2 wrote prefixes as their 16 bytes (`model::prefix_serde` reads
+/// both forms).
+const READS: [u32; 2] = [2, 3];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
@@ -88,6 +91,14 @@ struct SavingState<'a> {
     class_ids: &'a crate::compile::cls::ClassIds,
 }
 
+/// The version of a state file as `save` writes it (`{"version":N,...`), without reading the
+/// rest.
+fn leading_version(text: &str) -> Option<u32> {
+    let rest = text.strip_prefix("{\"version\":")?;
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..end].parse().ok()
+}
+
 impl State {
     pub fn load(dir: &Path) -> Result<Option<State>> {
         let path = dir.join(STATE_FILE);
@@ -96,16 +107,26 @@ impl State {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(DatapathError::Io { what: format!("reading {}", path.display()), source: e }),
         };
+        // The version first (it leads the file), so that a file of another version is refused
+        // as such rather than as unreadable.
+        let version = |v: u32| {
+            // (version 1 had the state flattened into the top level; nothing can read it now)
+            if READS.contains(&v) {
+                Ok(())
+            } else {
+                Err(DatapathError::Other(format!(
+                    "{}: state version {v} is not one this sfc reads ({}; written by another sfc version); `sfc down` resets it",
+                    path.display(),
+                    READS.map(|r| r.to_string()).join(" or ")
+                )))
+            }
+        };
+        if let Some(v) = leading_version(&text) {
+            version(v)?;
+        }
         let disk: OnDisk = serde_json::from_str(&text)
             .map_err(|e| DatapathError::Other(format!("{}: unreadable state ({e}); `sfc down` resets it", path.display())))?;
-        if disk.version != STATE_VERSION {
-            // (version 1 had the state flattened into the top level; nothing can read it now)
-            return Err(DatapathError::Other(format!(
-                "{}: state version {} is not {STATE_VERSION} (written by another sfc version); `sfc down` resets it",
-                path.display(),
-                disk.version
-            )));
-        }
+        version(disk.version)?;
         Ok(Some(disk.state))
     }
 
@@ -207,5 +228,67 @@ impl Lock {
             )));
         }
         Ok(Lock { _file: f })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "
+port_pairs:
+  - {name: pp1, ingress: a1, egress: a2}
+port_pair_groups:
+  - {name: pg1, port_pairs: [pp1]}
+flow_classifiers:
+  - {name: c1, protocol: udp, destination_ip_prefix: 10.1.0.0/16, logical_source_port: s, logical_destination_port: d}
+port_chains:
+  - {name: pc1, chain_id: 1, port_pair_groups: [pg1], flow_classifiers: [c1]}
+";
+
+    fn state() -> State {
+        let cfg = crate::config::parse("state.yaml", FILE).unwrap_or_else(|e| panic!("{e}"));
+        let model = crate::model::validate(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        State {
+            model,
+            facts: BTreeMap::new(),
+            flow_table_size: 4096,
+            netns: None,
+            ids: Ids::default(),
+            draining: BTreeMap::new(),
+            down: std::collections::BTreeSet::new(),
+            failovers: 0,
+            no_mac: BTreeMap::new(),
+            absent: BTreeMap::new(),
+            next_remote: 0,
+            class_ids: crate::compile::cls::ClassIds::new(),
+        }
+    }
+
+    /// This version writes 3 (prefixes as text) and reads it back; a file of version 2 (the
+    /// byte form) still reads; a file of a version it does not know is refused as such, before
+    /// its content is read.
+    #[test]
+    fn versions_read_and_refused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let s = state();
+        s.save(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join(STATE_FILE);
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(leading_version(&text), Some(3), "{}", &text[..40]);
+        assert!(text.contains(r#""destination_prefix":"10.1.0.0/16""#), "prefixes as text");
+        let back = State::load(dir.path()).unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("saved"));
+        assert!(back.model == s.model, "the model reads back");
+
+        let bytes = r#""destination_prefix":{"ethertype":"IPv4","addr":[10,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"len":16}"#;
+        let v2 = text.replacen(r#"{"version":3"#, r#"{"version":2"#, 1).replace(r#""destination_prefix":"10.1.0.0/16""#, bytes);
+        fs::write(&path, v2).unwrap_or_else(|e| panic!("{e}"));
+        let old = State::load(dir.path()).unwrap_or_else(|e| panic!("version 2: {e}")).unwrap_or_else(|| panic!("saved"));
+        assert!(old.model == s.model, "a version 2 file reads as it was");
+
+        // Of a version to come: refused by its version, though its content would not parse.
+        fs::write(&path, r#"{"version":9,"state":{"model":"something else"}}"#).unwrap_or_else(|e| panic!("{e}"));
+        let e = State::load(dir.path()).map(|_| ()).expect_err("version 9 is refused").to_string();
+        assert!(e.contains("state version 9 is not one this sfc reads (2 or 3"), "{e}");
     }
 }
