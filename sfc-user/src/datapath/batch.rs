@@ -4,8 +4,10 @@
 //! back, 200,000 entries: about 0.4 s entry by entry.
 //!
 //! Hand-written against the kernel's `union bpf_attr` (its `batch` member) because neither aya
-//! nor rustix has the call. Kernels without it for a map type answer EINVAL or ENOTSUPP, and
-//! the caller then walks the map as before (`None`).
+//! nor rustix has the call. Kernels without it for a map type answer EINVAL or ENOTSUPP; the
+//! batch call also takes the buckets' locks, which the walk does not, and may fail on them
+//! (EBUSY). On any of those the caller walks the map as before (`None`), and reports what the
+//! walk finds.
 
 use std::{
     io,
@@ -14,14 +16,11 @@ use std::{
 
 use aya::{
     Pod,
-    maps::{IterableMap as _, MapData, MapError, HashMap},
-    sys::SyscallError,
+    maps::{HashMap, IterableMap as _, MapData},
 };
 
 /// `BPF_MAP_LOOKUP_BATCH` (`enum bpf_cmd`).
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-/// ENOTSUPP (524): the kernel's "operation not supported" that is not in libc.
-const ENOTSUPP: i32 = 524;
 /// Entries asked for per call, to start with (doubled when a bucket holds more: ENOSPC).
 const FIRST_COUNT: u32 = 4096;
 const MAX_COUNT: u32 = 1 << 20;
@@ -42,11 +41,11 @@ struct BatchAttr {
 }
 const _: () = assert!(size_of::<BatchAttr>() == 56);
 
-/// Every entry of `m`, in as many calls as it takes; `None` when this kernel has no batch
-/// lookup for the map's type.
-pub(super) fn read_all<K: Pod, V: Pod>(map: &HashMap<MapData, K, V>) -> Result<Option<Vec<(K, V)>>, MapError> {
+/// Every entry of `map`, in as many calls as it takes; `None` when the batch calls do not
+/// serve (this kernel has none for the map's type, or one failed): walk the map instead.
+pub(super) fn read_all<K: Pod, V: Pod>(map: &HashMap<MapData, K, V>) -> Option<Vec<(K, V)>> {
     let fd = map.map().fd().as_fd().as_raw_fd();
-    let map_fd = u32::try_from(fd).map_err(|_| syscall_err(io::Error::from_raw_os_error(libc::EBADF)))?;
+    let map_fd = u32::try_from(fd).ok()?;
     let mut out = Vec::new();
     let mut count = FIRST_COUNT;
     // The position the kernel hands back (a bucket number for hash maps; 8 bytes is room for
@@ -74,14 +73,15 @@ pub(super) fn read_all<K: Pod, V: Pod>(map: &HashMap<MapData, K, V>) -> Result<O
         let r = unsafe { libc::syscall(libc::SYS_bpf, BPF_MAP_LOOKUP_BATCH, std::ptr::from_mut(&mut attr), size_of::<BatchAttr>()) };
         let err = (r < 0).then(io::Error::last_os_error);
         match err.as_ref().and_then(io::Error::raw_os_error) {
-            Some(libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP) if first && out.is_empty() => return Ok(None),
             // A bucket holds more entries than asked for: ask for more.
             Some(libc::ENOSPC) if count < MAX_COUNT => {
                 count *= 2;
                 continue;
             }
             None | Some(libc::ENOENT) => {}
-            Some(_) => return Err(syscall_err(err.unwrap_or_else(io::Error::last_os_error))),
+            // No batch calls for this map, or one failed: what it read is dropped and the map
+            // walked (whose errors are the caller's to report).
+            Some(_) => return None,
         }
         let got = (attr.count as usize).min(len);
         for i in 0..got {
@@ -97,26 +97,19 @@ pub(super) fn read_all<K: Pod, V: Pod>(map: &HashMap<MapData, K, V>) -> Result<O
         }
         // ENOENT: the walk reached the end (with the last entries, if any, in this call).
         if err.is_some() {
-            return Ok(Some(out));
+            return Some(out);
         }
         at = next;
         first = false;
     }
 }
 
-fn syscall_err(io_error: io::Error) -> MapError {
-    MapError::SyscallError(SyscallError { call: "bpf_map_lookup_batch", io_error })
-}
-
 #[cfg(test)]
 mod tests {
     use aya::maps::Map;
-    use sfc_tests::rawbpf::{MapSpec, create_map};
+    use sfc_tests::rawbpf::{BPF_MAP_TYPE_HASH as HASH, BPF_MAP_TYPE_LRU_HASH as LRU_HASH, MapSpec, create_map};
 
     use super::*;
-
-    const HASH: u32 = 1;
-    const LRU_HASH: u32 = 9;
 
     /// A hash map of `n` entries (`i` -> `i * 3`), created here, typed by aya.
     fn filled(map_type: u32, n: u64) -> HashMap<MapData, u64, u64> {
@@ -137,7 +130,7 @@ mod tests {
     fn batches_read_what_the_walk_reads() {
         for (map_type, n) in [(HASH, 10_000), (LRU_HASH, 5_000), (HASH, 0)] {
             let m = filled(map_type, n);
-            let mut batched = read_all(&m).unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("this kernel has batch lookups for map type {map_type}"));
+            let mut batched = read_all(&m).unwrap_or_else(|| panic!("this kernel has batch lookups for map type {map_type}"));
             let mut walked: Vec<(u64, u64)> = m.iter().map(|r| r.unwrap_or_else(|e| panic!("{e}"))).collect();
             batched.sort_unstable();
             walked.sort_unstable();

@@ -172,7 +172,7 @@ pub fn learnt_macs(loc: &Location) -> Result<BTreeMap<u32, [u8; 6]>> {
 /// entry. A key removed between two steps of the walk (an LRU eviction, a flow aged out) is
 /// gone either way and skipped; any other error is one.
 pub(crate) fn read_hash<K: Pod, V: Pod>(m: &HashMap<MapData, K, V>, name: &str) -> Result<Vec<(K, V)>> {
-    if let Some(all) = super::batch::read_all(m).map_err(map_err(name, "reading"))? {
+    if let Some(all) = super::batch::read_all(m) {
         return Ok(all);
     }
     let mut out = Vec::new();

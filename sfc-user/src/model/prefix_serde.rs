@@ -25,9 +25,9 @@ struct Bytes {
 
 impl Serialize for Prefix {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // An IPv4 prefix with bytes past its fourth (none that sfc builds) would not survive
-        // its text: it keeps the byte form.
-        if self.ethertype == Ethertype::IPv4 && self.addr[4..].iter().any(|b| *b != 0) {
+        // An IPv4 prefix with bytes past its fourth, or a length past its address's (none
+        // that sfc builds), would not survive its text: it keeps the byte form.
+        if (self.ethertype == Ethertype::IPv4 && self.addr[4..].iter().any(|b| *b != 0)) || self.len > self.ethertype.addr_bits() {
             return Bytes { ethertype: self.ethertype, addr: self.addr, len: self.len }.serialize(s);
         }
         s.collect_str(self)
@@ -102,10 +102,11 @@ mod tests {
             assert_eq!(json, text);
             assert_eq!(serde_json::from_str::<Prefix>(&json).unwrap_or_else(|e| panic!("{json}: {e}")), p, "{json}");
         }
-        let odd = prefix(Ethertype::IPv4, &[10, 0, 0, 6, 9], 32);
-        let json = serde_json::to_string(&odd).unwrap_or_else(|e| panic!("{e}"));
-        assert!(json.starts_with('{'), "{json}");
-        assert_eq!(serde_json::from_str::<Prefix>(&json).unwrap_or_else(|e| panic!("{e}")), odd);
+        for odd in [prefix(Ethertype::IPv4, &[10, 0, 0, 6, 9], 32), prefix(Ethertype::IPv4, &[10], 40)] {
+            let json = serde_json::to_string(&odd).unwrap_or_else(|e| panic!("{e}"));
+            assert!(json.starts_with('{'), "{json}");
+            assert_eq!(serde_json::from_str::<Prefix>(&json).unwrap_or_else(|e| panic!("{e}")), odd);
+        }
         let old = r#"{"ethertype":"IPv4","addr":[10,0,0,6,0,0,0,0,0,0,0,0,0,0,0,0],"len":32}"#;
         assert_eq!(serde_json::from_str::<Prefix>(old).unwrap_or_else(|e| panic!("{e}")), prefix(Ethertype::IPv4, &[10, 0, 0, 6], 32));
         for bad in ["\"10.0.0.6\"", "\"10.0.0.6/33\"", "\"::/129\"", "\"x/8\"", "17"] {
