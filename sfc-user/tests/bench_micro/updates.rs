@@ -122,9 +122,10 @@ pub fn updates() -> Vec<String> {
         rows.push((format!("{} changed", group(k)), apply(&moved(&base, k, round + 1), &format!("{k} changed"))));
     }
     // What `sfc apply` does, one process per apply: nothing kept, so the state file is read,
-    // the classifiers compiled from scratch and the banks read back. One classifier more moved
-    // from the last row's model.
+    // the classifiers compiled from scratch and the banks read back, and the state is written
+    // before the apply returns. One classifier more moved from the last row's model.
     datapath::forget_kept(&loc);
+    datapath::write_behind(false);
     let k = CHANGED[CHANGED.len() - 1];
     let mut last = moved(&base, k, CHANGED.len());
     let mut addr = [0u8; 16];

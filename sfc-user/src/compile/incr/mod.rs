@@ -177,9 +177,10 @@ impl Incremental {
             roots.entry(root).or_default().push(cid);
         }
         self.number_fresh(classifiers, &fresh);
-        // A new classifier brings at most one set per level (before sharing): room for them
-        // at once, not by doubling (rehashing every set's key each time: a tenth of a
-        // from-scratch compile of 100,000).
+        // A new host classifier brings one set per level (before sharing; a classifier over
+        // others' prefixes brings more, and the map grows as before): room for them at once,
+        // not by doubling (rehashing every set's key each time, about 50 ms of a from-scratch
+        // compile of 100,000).
         self.nodes.reserve(fresh.len().saturating_mul(CLS_STAGES));
         // Every root lets go of the sets it no longer leads to before any leads to a new one, so
         // that a set rebuilt under the same name and place (`cls::class_key`: a classifier that
