@@ -94,6 +94,18 @@ impl Prefix {
         Self { ethertype, addr: [0; 16], len: 0 }
     }
 
+    /// An address's family and its 16 bytes as a prefix stores them (IPv4 in the first four).
+    fn bytes_of(ip: IpAddr) -> (Ethertype, [u8; 16]) {
+        match ip {
+            IpAddr::V4(v4) => {
+                let mut b = [0u8; 16];
+                b[..4].copy_from_slice(&v4.octets());
+                (Ethertype::IPv4, b)
+            }
+            IpAddr::V6(v6) => (Ethertype::IPv6, v6.octets()),
+        }
+    }
+
     /// Parses `10.0.0.0/24`, `2001:db8::/32` or a bare address (a host prefix). Host bits must be
     /// clear: `10.0.0.1/24` is refused with the prefix that was probably meant.
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -102,14 +114,7 @@ impl Prefix {
             None => (s, None),
         };
         let ip: IpAddr = a.trim().parse().map_err(|_| format!("'{s}' is not an IP prefix"))?;
-        let (ethertype, bytes) = match ip {
-            IpAddr::V4(v4) => {
-                let mut b = [0u8; 16];
-                b[..4].copy_from_slice(&v4.octets());
-                (Ethertype::IPv4, b)
-            }
-            IpAddr::V6(v6) => (Ethertype::IPv6, v6.octets()),
-        };
+        let (ethertype, bytes) = Self::bytes_of(ip);
         let max = ethertype.addr_bits();
         let len = match l {
             None => max,

@@ -38,14 +38,7 @@ impl Serialize for Prefix {
 fn from_text(text: &str) -> Result<Prefix, String> {
     let (a, l) = text.split_once('/').ok_or_else(|| format!("'{text}' is not a prefix (ADDRESS/LENGTH)"))?;
     let ip: IpAddr = a.parse().map_err(|_| format!("'{text}': '{a}' is not an IP address"))?;
-    let (ethertype, addr) = match ip {
-        IpAddr::V4(v4) => {
-            let mut b = [0u8; 16];
-            b[..4].copy_from_slice(&v4.octets());
-            (Ethertype::IPv4, b)
-        }
-        IpAddr::V6(v6) => (Ethertype::IPv6, v6.octets()),
-    };
+    let (ethertype, addr) = Prefix::bytes_of(ip);
     let len = l.parse::<u8>().ok().filter(|len| *len <= ethertype.addr_bits()).ok_or_else(|| format!("'{text}': the length must be 0..={}", ethertype.addr_bits()))?;
     Ok(Prefix { ethertype, addr, len })
 }
