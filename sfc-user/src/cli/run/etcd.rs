@@ -337,6 +337,7 @@ impl super::Watcher {
         if !forced && (self.applied == Some(h) || self.rejected == Some(h)) {
             return;
         }
+        let t = std::time::Instant::now();
         let model = match super::super::model_of(&self.file, &text) {
             Ok(m) => m,
             Err(e) => {
@@ -346,6 +347,7 @@ impl super::Watcher {
                 return;
             }
         };
+        let read = t.elapsed();
         if src.applied_revision != Some(revision) {
             log::info!("configuration revision {revision} from etcd");
         }
@@ -356,7 +358,7 @@ impl super::Watcher {
         src.cluster = Some(cluster);
         match self.apply(loc, model) {
             Ok(r) => {
-                log::info!("{} (revision {revision})", super::summary(&self.file, &r));
+                log::info!("{} (revision {revision})", super::summary(&self.file, &r, Some(read)));
                 (self.applied, self.rejected, self.failing) = (Some(h), None, None);
             }
             Err(e) => {

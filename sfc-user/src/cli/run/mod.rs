@@ -376,7 +376,7 @@ impl Watcher {
             );
         }
         match self.reapply(loc) {
-            Ok(r) => log::warn!("{}", summary(&self.file, &r)),
+            Ok(r) => log::warn!("{}", summary(&self.file, &r, None)),
             Err(e) => log::error!("re-applying after a link change failed, keeping the running state: {e:#}"),
         }
     }
@@ -388,7 +388,7 @@ impl Watcher {
             return;
         }
         match self.reapply(loc) {
-            Ok(r) => log::info!("{}", summary(&self.file, &r)),
+            Ok(r) => log::info!("{}", summary(&self.file, &r, None)),
             Err(e) => {
                 // Retried at the next tick (at most every second).
                 self.drain_due = Some(unix_now() + 1);
@@ -410,8 +410,11 @@ impl Watcher {
         }
         let text = std::fs::read(&self.file).map_err(|e| super::exit::invalid!("reading {}: {e}", self.file))?;
         let h = content_hash(&text);
-        let r = self.apply(loc, super::model_of(&self.file, &text)?)?;
-        log::info!("{}", summary(&self.file, &r));
+        let t = std::time::Instant::now();
+        let model = super::model_of(&self.file, &text)?;
+        let read = t.elapsed();
+        let r = self.apply(loc, model)?;
+        log::info!("{}", summary(&self.file, &r, Some(read)));
         (self.applied, self.seen) = (Some(h), Some(h));
         Ok(())
     }
@@ -449,6 +452,7 @@ impl Watcher {
             self.failing = None;
             return;
         }
+        let t = std::time::Instant::now();
         let model = match super::model_of(&self.file, &text) {
             Ok(m) => m,
             Err(e) => {
@@ -457,9 +461,10 @@ impl Watcher {
                 return;
             }
         };
+        let read = t.elapsed();
         match self.apply(loc, model) {
             Ok(r) => {
-                log::info!("{}", summary(&self.file, &r));
+                log::info!("{}", summary(&self.file, &r, Some(read)));
                 (self.applied, self.rejected, self.failing) = (Some(h), None, None);
             }
             Err(e) => {

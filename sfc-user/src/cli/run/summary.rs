@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use crate::{cli::table::list, datapath::ApplyReport};
 
-pub(super) fn summary(file: &str, r: &ApplyReport) -> String {
+/// `read`: how long reading and checking the configuration (the file, or etcd's value) took
+/// before the apply (none for a re-apply of the running model).
+pub(super) fn summary(file: &str, r: &ApplyReport, read: Option<std::time::Duration>) -> String {
     let c = &r.map_changes;
     let mut s = if r.flipped {
         format!(
@@ -41,5 +43,8 @@ pub(super) fn summary(file: &str, r: &ApplyReport) -> String {
         took.as_secs_f64() * 1000.0,
         if r.from_kept { " (incremental: from what the last apply kept)" } else { "" }
     );
+    if let Some(read) = read {
+        let _ = write!(s, ", after reading and checking the configuration in {:.1} ms", read.as_secs_f64() * 1000.0);
+    }
     s
 }
