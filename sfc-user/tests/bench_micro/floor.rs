@@ -7,8 +7,9 @@
 //! program that does nothing but that read: the packet's bytes `from..from + 4 * words` copied
 //! into an otherwise zero key of the map's key size, one `bpf_map_lookup_elem` in a map of the
 //! same type, size and flags as sfc's, filled with the same keys; verdict 1 when found. For a
-//! new flow it then also inserts the flow into a flow table (`Floor::new`'s `record`), as a
-//! datapath that keeps flows must. The floor's growth (spread over many entries minus one) is
+//! new flow it also does what a datapath that keeps flows must (`Floor::new`'s `record`): it
+//! looks the flow up in a flow table first (the miss that tells it the flow is new), and
+//! inserts it after the read. The floor's growth (spread over many entries minus one) is
 //! the part of sfc's growth that its maps' kind and size cost by themselves, whatever the
 //! program around the lookups.
 //!
@@ -44,8 +45,9 @@ pub fn flow_sizes() -> (u32, u32) {
 }
 
 /// The program: key := zeros, then `words` 4-byte words of the packet from byte `from`; one
-/// lookup in `map`. With `record`, then also what a new flow must do once it is classified:
-/// insert its addresses and ports (`FLOW_FROM`) with a zero entry into that flow table.
+/// lookup in `map`. With `record`, also what a new flow must do around its classification: look
+/// its addresses and ports (`FLOW_FROM`) up in that flow table before (a miss), and insert them
+/// with a zero entry after.
 /// Verdict 1 when `map` has the key, 0 when not, 2 for a packet too short, 3 when the insert
 /// failed.
 fn program(map: &Map, from: i16, words: i16, record: Option<&Map>) -> Vec<u64> {
@@ -73,6 +75,16 @@ fn program(map: &Map, from: i16, words: i16, record: Option<&Map>) -> Vec<u64> {
         for w in 0..flow_words {
             copy(&mut p, flow_from + 4 * w, -RECORD_KEY + 4 * w);
         }
+    }
+    if let Some(flows) = record {
+        // A datapath that keeps flows learns that a flow is new from its flow table: the
+        // lookup that misses comes first (its bucket is the one the insert then writes).
+        p.extend(load_map(flows));
+        p.extend([
+            insn(0xbf, 2, 10, 0, 0),                       // r2 = r10
+            insn(0x07, 2, 0, 0, i32::from(-RECORD_KEY)),   // r2 -= RECORD_KEY
+            insn(0x85, 0, 0, 0, BPF_FUNC_MAP_LOOKUP_ELEM), // call bpf_map_lookup_elem (a miss)
+        ]);
     }
     p.extend(load_map(map));
     p.extend([
@@ -120,9 +132,9 @@ pub struct Floor {
 
 impl Floor {
     /// A map as `spec` says, keyed by `words` words of the packet from byte `from`; with
-    /// `record`, each run then also records the packet's flow as a new flow does: an insert of
-    /// its addresses and ports into an LRU hash of `record` entries with sfc's flow key and
-    /// entry sizes. (The program holds its maps; the fds are only needed to load it.)
+    /// `record`, each run also looks the packet's flow up and records it as a new flow does: a
+    /// lookup (a miss) before the read and an insert after it, of its addresses and ports, in an
+    /// LRU hash of `record` entries with sfc's flow key and entry sizes. (The program holds its maps; the fds are only needed to load it.)
     pub fn new(spec: MapSpec, from: usize, words: usize, record: Option<u32>) -> Self {
         assert!(
             4 * words <= spec.key_size as usize && spec.key_size <= KEY_ROOM.cast_unsigned().into(),

@@ -28,8 +28,9 @@
 //! - XDP hit, XDP SF hop: the hit and SF hop packets through `sfc_xdp` instead (same maps, the
 //!   redirect through the devmap, the MTU check and the offloaded-checksum test).
 //! - floor, spread: what the spread misses cannot do without, in a bare program (`floor.rs`):
-//!   the lookup of each one's destination in a hash of `SFC_CLS_HASH`'s kind and size holding
-//!   the N destinations, then the flow's insert into a flow table. Its growth from 1 to N is the
+//!   its lookup in a flow table (a miss), the lookup of its destination in a hash of
+//!   `SFC_CLS_HASH`'s kind and size holding the N destinations, then the flow's insert into the
+//!   flow table. Its growth from 1 to N is the
 //!   part of "miss, spread"'s growth that those maps cost by themselves on this machine.
 //! - compile s, write s: `compile::compile` and `Maps::write` of the N classifiers.
 
@@ -265,7 +266,7 @@ struct Row {
     xdp_sf_hop: f64,
     /// The spread misses' classifier lookup alone, in a bare program (`floor`).
     lookup_floor: f64,
-    /// That lookup and the flow's insert, in a bare program.
+    /// The flow's lookup (a miss), that lookup and the flow's insert, in a bare program.
     floor: f64,
 }
 
@@ -393,8 +394,8 @@ fn measure(n: usize, chains: usize) -> Row {
 
 /// The floors under "miss, spread" (`floor`): the classifier hash's lookup of each packet's
 /// destination, in a map like `SFC_CLS_HASH` (hash, no preallocation, both banks' size) holding
-/// the `n` destinations; alone, and followed by the flow's insert into a flow table of the
-/// default size, the least a new flow does.
+/// the `n` destinations; alone, and between the flow's lookup (a miss) and its insert in a flow
+/// table of the default size, the least a new flow does.
 fn cls_floor(n: usize, packets: &[Vec<u8>]) -> (f64, f64) {
     use sfc_common::{
         limits::{DEFAULT_FLOW_TABLE_SIZE, MAX_CLS_ENTRIES},
@@ -467,9 +468,9 @@ fn print_rows(rows: &[Row]) {
     let (grew, floor_grew, lookup_grew) = (last.miss - first.miss, last.floor - first.floor, last.lookup_floor - first.lookup_floor);
     println!(
         "Floor: what a new flow cannot do without, in a bare program (one run each, the median of \
-         three fresh floors): the lookup of \
+         three fresh floors): its lookup in a flow table of the default size (a miss), the lookup of \
          its destination in a hash of SFC_CLS_HASH's kind and size holding the {} destinations, then \
-         its insert into a flow table of the default size. It takes {:.0} ns at 1 classifier and {:.0} ns \
+         its insert into the flow table. It takes {:.0} ns at 1 classifier and {:.0} ns \
          at {}: it grows by {floor_grew:.0} ns ({lookup_grew:.0} ns for the lookup alone), sfc's miss \
          spread by {grew:.0} ns. With the floor's growth, a ratio of 1.5x needs a new flow to cost {} at \
          one classifier; sfc's costs {:.0} ns.",
