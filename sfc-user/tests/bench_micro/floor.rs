@@ -71,12 +71,10 @@ fn program(map: &Map, from: i16, words: i16, record: Option<&Map>) -> Vec<u64> {
     for w in 0..words {
         copy(&mut p, from + 4 * w, -KEY_ROOM + 4 * w);
     }
-    if record.is_some() {
+    if let Some(flows) = record {
         for w in 0..flow_words {
             copy(&mut p, flow_from + 4 * w, -RECORD_KEY + 4 * w);
         }
-    }
-    if let Some(flows) = record {
         // A datapath that keeps flows learns that a flow is new from its flow table: the
         // lookup that misses comes first (its bucket is the one the insert then writes).
         p.extend(load_map(flows));
@@ -134,7 +132,8 @@ impl Floor {
     /// A map as `spec` says, keyed by `words` words of the packet from byte `from`; with
     /// `record`, each run also looks the packet's flow up and records it as a new flow does: a
     /// lookup (a miss) before the read and an insert after it, of its addresses and ports, in an
-    /// LRU hash of `record` entries with sfc's flow key and entry sizes. (The program holds its maps; the fds are only needed to load it.)
+    /// LRU hash of `record` entries with sfc's flow key and entry sizes. (The program holds its
+    /// maps; the fds are only needed to load it.)
     pub fn new(spec: MapSpec, from: usize, words: usize, record: Option<u32>) -> Self {
         assert!(
             4 * words <= spec.key_size as usize && spec.key_size <= KEY_ROOM.cast_unsigned().into(),

@@ -30,8 +30,8 @@
 //! - floor, spread: what the spread misses cannot do without, in a bare program (`floor.rs`):
 //!   its lookup in a flow table (a miss), the lookup of its destination in a hash of
 //!   `SFC_CLS_HASH`'s kind and size holding the N destinations, then the flow's insert into the
-//!   flow table. Its growth from 1 to N is the
-//!   part of "miss, spread"'s growth that those maps cost by themselves on this machine.
+//!   flow table. Its growth from 1 to N is the part of "miss, spread"'s growth that those maps
+//!   cost by themselves on this machine.
 //! - compile s, write s: `compile::compile` and `Maps::write` of the N classifiers.
 
 use std::{
