@@ -27,7 +27,9 @@ pub const MAP_CHAINS: &str = "SFC_CHAINS";
 pub const MAP_GROUPS: &str = "SFC_GROUPS_V2";
 /// Per-CPU packet counters of tap groups (by group id, not banked) for `tap_every`.
 pub const MAP_TAP_COUNT: &str = "SFC_TAP_COUNT";
-pub const MAP_LB: &str = "SFC_LB";
+/// `_V2`: one entry per group, its whole table (`LbTable`), where `SFC_LB` had one per bucket:
+/// a new flow read that hash's 32 MiB bucket array at a random place at every hop.
+pub const MAP_LB: &str = "SFC_LB_V2";
 /// `2`: an array indexed by port pair id (was a hash; ids are small and dense). An all-zero
 /// slot (ingress ifindex 0) is no port pair.
 pub const MAP_PORT_PAIRS: &str = "SFC_PORT_PAIRS2";
@@ -105,7 +107,7 @@ pub const PROG_XDP_PASS: &str = "sfc_xdp_pass";
 // ---- generations ------------------------------------------------------------------------------
 //
 // Configuration maps are double-banked: every key of SFC_IFACES_V4, SFC_CLS, SFC_CLS_RES,
-// SFC_CHAINS, SFC_GROUPS and SFC_LB carries a bank bit (SFC_IFACES_DIR has a half of the array
+// SFC_CHAINS, SFC_GROUPS and SFC_LB_V2 carries a bank bit (SFC_IFACES_DIR has a half of the array
 // per bank, `iface_direct_slot`). The loader writes the inactive bank in full, then flips
 // `Meta` (one 8-byte array element) so the next packet sees the whole new configuration and
 // no packet ever sees half of it. Port pairs are not banked: their ids are stable by name, and
@@ -376,8 +378,8 @@ pub struct GroupEntry {
 }
 const _: () = assert!(size_of::<GroupEntry>() == 24);
 
-/// `SFC_LB` key: one bucket of a group's consistent-hash table (`group` banked); the value is a
-/// port pair id.
+/// One bucket of a group's consistent-hash table (`group` banked in the map, not in a compile):
+/// how the loader compiles, diffs and shows the tables; the map holds them whole (`LbTable`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LbKey {
@@ -385,6 +387,22 @@ pub struct LbKey {
     pub bucket: u32,
 }
 const _: () = assert!(size_of::<LbKey>() == 8);
+
+/// `SFC_LB_V2` value (key: the banked group id): the group's consistent-hash table, bucket ->
+/// port pair id, `PORT_PAIR_NONE` for a bucket with no member. A new flow reads one cache line
+/// of it per hop, found with one lookup in a hash of at most `2 * MAX_GROUPS` entries.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LbTable {
+    pub members: [u16; crate::limits::LB_TABLE_SIZE as usize],
+}
+const _: () = assert!(size_of::<LbTable>() == 2 * crate::limits::LB_TABLE_SIZE as usize);
+
+impl Default for LbTable {
+    fn default() -> Self {
+        LbTable { members: [crate::limits::PORT_PAIR_NONE; crate::limits::LB_TABLE_SIZE as usize] }
+    }
+}
 
 /// `PortPairEntry::flags`: the ingress is a veth whose peer is in another namespace, so the
 /// packet can be handed straight to the peer's ingress with `bpf_redirect_peer`.
@@ -565,7 +583,7 @@ pub use crate::limits::{FLOW_STAT_CAPPED, FLOW_STAT_CREATED, FLOW_STAT_REMOVED, 
 mod pod {
     use super::{
         ChainEntry, ClsKey, ClsResult, Counter, EncapEntry, FlowEntry, FlowKey, FragKey, GroupEntry,
-        HopHome, HopStatsKey, IfStats, IfaceDirect, IfaceEntry, LbKey, Limits, MacEntry, Meta, PortPairEntry,
+        HopHome, HopStatsKey, IfStats, IfaceDirect, IfaceEntry, LbKey, LbTable, Limits, MacEntry, Meta, PortPairEntry,
     };
     // SAFETY: all of these are #[repr(C)], contain only integers and byte arrays, and have no
     // implicit padding (explicit `_pad` fields and size assertions above).
@@ -578,6 +596,7 @@ mod pod {
     unsafe impl aya::Pod for EncapEntry {}
     unsafe impl aya::Pod for GroupEntry {}
     unsafe impl aya::Pod for LbKey {}
+    unsafe impl aya::Pod for LbTable {}
     unsafe impl aya::Pod for PortPairEntry {}
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for FlowEntry {}

@@ -4,10 +4,10 @@
 use sfc_common::{
     hash::flow_hash,
     limits::{LB_TABLE_SIZE, PORT_PAIR_NONE},
-    maps::{FlowKey, LbKey, PP_F_DOWN, banked_id},
+    maps::{FlowKey, PP_F_DOWN, banked_id},
 };
 
-use crate::maps::{SFC_GROUPS_V2, SFC_LB, port_pair};
+use crate::maps::{SFC_GROUPS_V2, SFC_LB_V2, port_pair};
 
 /// `pick` returns: the slot holds a port pair (or `PORT_PAIR_NONE` for a fail-open skip).
 pub const PICK_OK: u32 = 0;
@@ -38,12 +38,16 @@ pub fn pick(bank: u32, group: u32, key: &FlowKey, old: u32, slot: &mut u16) -> u
     };
     if g.n_members != 0 {
         let bucket = flow_hash(key, g.lb_fields) % LB_TABLE_SIZE;
-        if let Some(pp) = unsafe { SFC_LB.get(&LbKey { group: banked_id(bank, group), bucket }) } {
-            // Port pair ids are < MAX_PORT_PAIRS (validated), so this never truncates.
-            #[allow(clippy::cast_possible_truncation)]
-            {
-                *slot = *pp as u16;
-            }
+        // Through memory: LLVM knows a remainder is below the table's length and drops the
+        // bounds check below, which the verifier needs to see the table index bounded.
+        // SAFETY: a local's own address.
+        let bucket = unsafe { core::ptr::read_volatile(&raw const bucket) } as usize;
+        // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
+        if let Some(table) = unsafe { SFC_LB_V2.get(&banked_id(bank, group)) }
+            && let Some(&pp) = table.members.get(bucket)
+            && pp != PORT_PAIR_NONE
+        {
+            *slot = pp;
             return PICK_OK;
         }
     }

@@ -8,12 +8,12 @@ use aya_ebpf::{
 use sfc_common::{
     trace::{InflightKey, LATENCY_BUCKETS, MAX_INFLIGHT, TRACE_RING_BYTES, TRACE_STATS, TraceConf},
     limits::{
-        CSUM_BUF_LEN, DEFAULT_FLOW_TABLE_SIZE, IFACE_DIRECT_SLOTS, LB_TABLE_SIZE, MAX_CHAINS, MAX_CLS_ENTRIES, MAX_CLS_RESULTS,
+        CSUM_BUF_LEN, DEFAULT_FLOW_TABLE_SIZE, IFACE_DIRECT_SLOTS, MAX_CHAINS, MAX_CLS_ENTRIES, MAX_CLS_RESULTS,
         HOP_SLOTS, IF_STATS_SLOTS, MAX_DROP_REASONS, MAX_FRAGS, MAX_GROUPS, MAX_HOPS, MAX_IFACES, MAX_PORT_PAIRS, MAX_REMOTES,
     },
     maps::{
         ChainEntry, ClsKey, ClsResult, Counter, EncapEntry, FLOW_STATS, FlowEntry, FlowKey, FragKey, GroupEntry,
-        HopHome, HopStatsKey, IfStats, IfaceDirect, IfaceEntry, LbKey, Limits, MacEntry, Meta, PortPairEntry,
+        HopHome, HopStatsKey, IfStats, IfaceDirect, IfaceEntry, LbTable, Limits, MacEntry, Meta, PortPairEntry,
     },
     overlay::{OvlMac, OvlPort, RemoteEntry},
 };
@@ -64,11 +64,11 @@ pub static SFC_GROUPS_V2: HashMap<u32, GroupEntry> = HashMap::pinned(MAX_GROUPS 
 #[map]
 pub static SFC_TAP_COUNT: PerCpuArray<u32> = PerCpuArray::pinned(MAX_GROUPS, 0);
 
-/// (group, bucket) -> port pair id: each group's consistent-hash table. Written by the loader
-/// (Maglev tables), read by `lb`.
+/// Banked group id -> the group's consistent-hash table, whole (`LbTable`). Written by the loader
+/// (Maglev tables), read by `lb`. Allocated on demand: the kernel's direct map holds the tables
+/// (no page walk into a big vmalloc area, as a preallocated map's would need).
 #[map]
-pub static SFC_LB: HashMap<LbKey, u32> =
-    HashMap::pinned(MAX_GROUPS * LB_TABLE_SIZE * 2, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
+pub static SFC_LB_V2: HashMap<u32, LbTable> = HashMap::pinned(MAX_GROUPS * 2, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
 
 /// port pair id -> ingress interface and the SF's MAC behind it (ingress ifindex 0: no port
 /// pair). Written by the loader, read by `steer` at every hop: an array, so the verifier inlines

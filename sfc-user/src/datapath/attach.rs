@@ -230,11 +230,11 @@ impl Programs {
     /// A program pinned by another sfc version may use maps of other names or layouts (a map renamed
 /// when its value grew): this sfc would write maps it never reads. Refused, with what to do.
 fn same_maps(loc: &Location, prog_pin: &Path) -> Result<()> {
-    use sfc_common::maps::{MAP_FLOWS, MAP_GROUPS, MAP_IFACES, MAP_META};
+    use sfc_common::maps::{MAP_FLOWS, MAP_GROUPS, MAP_IFACES, MAP_LB, MAP_META};
     let info = aya::programs::ProgramInfo::from_pin(prog_pin)
         .map_err(program_err(format!("reading {}", prog_pin.display())))?;
     let used: Vec<u32> = info.map_ids().ok().flatten().unwrap_or_default();
-    for name in [MAP_META, MAP_IFACES, MAP_GROUPS, MAP_FLOWS] {
+    for name in [MAP_META, MAP_IFACES, MAP_GROUPS, MAP_LB, MAP_FLOWS] {
         let id = aya::maps::MapData::from_pin(loc.map_pin(name)).ok().and_then(|m| m.info().ok()).map(|i| i.id());
         if id.is_none_or(|id| !used.contains(&id)) {
             return Err(DatapathError::Other(format!(

@@ -11,11 +11,11 @@ use sfc_common::{
     DropReason,
     maps::{
         ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, GroupEntry, HopStatsKey,
-        IfStats, IfaceEntry, LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS,
+        IfStats, IfaceEntry, LbKey, LbTable, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS,
         MAP_GROUPS, MAP_HOP_STATS, MAP_IF_SLOTS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_MACS, MAP_META, MAP_PORT_PAIRS,
         MacEntry, Meta, PortPairEntry, unbanked_class, unbanked_id,
     },
-    limits::IF_STATS_SLOTS,
+    limits::{IF_STATS_SLOTS, PORT_PAIR_NONE},
 };
 
 use super::{DatapathError, Location, Result};
@@ -107,6 +107,51 @@ fn write_hash<K: Pod + Ord, V: Pod + PartialEq>(
         m.remove(&bank(*k)).map_err(map_err(name, "removing"))?;
     }
     Ok(())
+}
+
+/// Writes the tables of the groups `d` touches into the bank `bank` puts group ids in: each
+/// table whole, from the compile's buckets `lb` (a group with none there is removed). The map
+/// holds a table per group (`LbTable`); a compile and its diff have a bucket per entry.
+fn write_lb(m: &mut HashMap<MapData, u32, LbTable>, d: &MapDiff<LbKey, u32>, lb: &BTreeMap<LbKey, u32>, bank: impl Fn(u32) -> u32) -> Result<()> {
+    let groups: BTreeSet<u32> = d.added.keys().chain(d.changed.keys()).chain(d.removed.keys()).map(|k| k.group).collect();
+    for group in groups {
+        let mut table = LbTable::default();
+        let mut buckets = 0;
+        for (k, pp) in lb.range(LbKey { group, bucket: 0 }..=LbKey { group, bucket: u32::MAX }) {
+            let slot = usize::try_from(k.bucket).ok().and_then(|b| table.members.get_mut(b));
+            let (Some(slot), Ok(pp)) = (slot, u16::try_from(*pp)) else {
+                return Err(DatapathError::Other(format!("{MAP_LB}: group {group}: bucket {} -> port pair {pp} does not fit the table", k.bucket)));
+            };
+            *slot = pp;
+            buckets += 1;
+        }
+        if buckets > 0 {
+            m.insert(bank(group), table, 0).map_err(map_err(MAP_LB, "writing"))?;
+        } else {
+            match m.remove(&bank(group)) {
+                Ok(()) => {}
+                Err(e) if is_absent(&e) => {}
+                Err(e) => return Err(map_err(MAP_LB, "removing")(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The buckets of `SFC_LB_V2`'s tables (`(group as keyed, table)`), as a compile has them.
+fn lb_buckets(tables: Vec<(u32, LbTable)>) -> Vec<(LbKey, u32)> {
+    tables
+        .into_iter()
+        .flat_map(|(group, t)| {
+            (0u32..).zip(t.members).filter(|(_, pp)| *pp != PORT_PAIR_NONE).map(move |(bucket, pp)| (LbKey { group, bucket }, u32::from(pp)))
+        })
+        .collect()
+}
+
+/// Every bucket of every group's table in the pinned `SFC_LB_V2`, group ids banked.
+pub(crate) fn lb_entries(loc: &Location) -> Result<Vec<(LbKey, u32)>> {
+    let m: HashMap<MapData, u32, LbTable> = typed(loc, MAP_LB)?;
+    Ok(lb_buckets(read_hash(&m, MAP_LB)?))
 }
 
 /// Every entry of a per-CPU hash map, its values summed over CPUs with `add`.
@@ -216,7 +261,7 @@ impl<'a> Maps<'a> {
         let ifaces: HashMap<MapData, u32, IfaceEntry> = typed(self.loc, MAP_IFACES)?;
         let chains: HashMap<MapData, u32, ChainEntry> = typed(self.loc, MAP_CHAINS)?;
         let groups: HashMap<MapData, u32, GroupEntry> = typed(self.loc, MAP_GROUPS)?;
-        let lb: HashMap<MapData, LbKey, u32> = typed(self.loc, MAP_LB)?;
+        let lb: HashMap<MapData, u32, LbTable> = typed(self.loc, MAP_LB)?;
         let res: HashMap<MapData, u32, ClsResult> = typed(self.loc, MAP_CLS_RES)?;
         let trie: LpmTrie<MapData, ClsKey, u32> = typed(self.loc, MAP_CLS)?;
         let cls_hash: HashMap<MapData, ClsKey, u32> = typed(self.loc, MAP_CLS_HASH)?;
@@ -225,7 +270,7 @@ impl<'a> Maps<'a> {
         let b_ifaces = split(read_hash(&ifaces, MAP_IFACES)?, |k| id_bank(*k), unid, live);
         let b_chains = split(read_hash(&chains, MAP_CHAINS)?, |k| id_bank(*k), unid, live);
         let b_groups = split(read_hash(&groups, MAP_GROUPS)?, |k| id_bank(*k), unid, live);
-        let b_lb = split(read_hash(&lb, MAP_LB)?, |k| id_bank(k.group), |k| LbKey { group: unid(k.group), ..k }, live);
+        let b_lb = split(lb_buckets(read_hash(&lb, MAP_LB)?), |k| id_bank(k.group), |k| LbKey { group: unid(k.group), ..k }, live);
         // Result values are not banked; trie keys and values are.
         let b_res = split(read_hash(&res, MAP_CLS_RES)?, |k| class_bank(*k), uncl, live);
         let trie_all: Vec<((u32, ClsKey), u32)> = trie
@@ -344,7 +389,7 @@ impl<'a> Maps<'a> {
         super::direct::write(self.loc, target, &c.ifaces, known.then_some(&touched))?;
         write_hash(&mut typed(self.loc, MAP_CHAINS)?, MAP_CHAINS, &d.chains, bid, std::convert::identity)?;
         write_hash(&mut typed(self.loc, MAP_GROUPS)?, MAP_GROUPS, &d.groups, bid, std::convert::identity)?;
-        write_hash(&mut typed(self.loc, MAP_LB)?, MAP_LB, &d.lb, |k: LbKey| LbKey { group: bid(k.group), ..k }, std::convert::identity)?;
+        write_lb(&mut typed(self.loc, MAP_LB)?, &d.lb, &c.lb, bid)?;
         write_hash(&mut typed(self.loc, MAP_CLS_RES)?, MAP_CLS_RES, &d.cls_res, bcl, std::convert::identity)?;
         let key_bank = |k: ClsKey| ClsKey { class: bcl(u32::from_be_bytes(k.class)).to_be_bytes(), ..k };
         write_hash(&mut typed(self.loc, MAP_CLS_HASH)?, MAP_CLS_HASH, &d.cls_hash, key_bank, bcl)?;

@@ -13,7 +13,7 @@ use sfc_common::{
     maps::{
         CHAIN_F_SYMMETRIC, ChainEntry, ClsResult,
         DIR_REVERSE, FAIL_OPEN, FlowKey, FragKey, GroupEntry, IF_F_LEARN, IF_F_MAC, IF_F_PEER, IfaceEntry,
-        LB_FIELDS, LbKey, MAP_CHAINS, MAP_CLS,
+        LB_FIELDS, MAP_CHAINS, MAP_CLS,
         MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_HOP_HOMES, MAP_HOP_KEYS, MAP_HOP_SLOTS, MAP_HOP_STATS, MAP_IF_SLOTS, MAP_IF_STATS,
         MAP_FLOW_STATS, MAP_IFACES, MAP_IFACES_DIRECT, MAP_LB, MAP_LIMITS, MAP_MACS, MAP_META, MAP_PORT_PAIRS, MacEntry, Meta, PP_F_DOWN, PP_F_DRAINING, PP_F_NO_MAC,
         PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_SF_EGRESS, ROLE_SF_INGRESS,
@@ -380,7 +380,7 @@ fn groups(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<GroupRow>> {
 }
 
 fn lb(loc: &Location, n: &Namer<'_>, live: u32) -> Result<Vec<LbRow>> {
-    let mut v: Vec<(u32, u32, u32, u32)> = hash_entries::<LbKey, u32>(loc, MAP_LB)?
+    let mut v: Vec<(u32, u32, u32, u32)> = crate::datapath::maps::lb_entries(loc)?
         .into_iter()
         .map(|(k, pp)| {
             let (bank, group) = unbank_id(k.group);
@@ -524,11 +524,11 @@ pub fn dump(loc: &Location, n: &Namer<'_>, name: &'static str) -> Result<Dump> {
     }
 }
 
-/// `SFC_LB`, live bank, at a glance: buckets per member of each group.
+/// `SFC_LB_V2`, live bank, at a glance: buckets per member of each group.
 pub fn lb_shares(loc: &Location, n: &Namer<'_>) -> Result<BTreeMap<String, BTreeMap<String, u32>>> {
     let live = meta(loc)?.bank & 1;
     let mut out: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
-    for (k, pp) in hash_entries::<LbKey, u32>(loc, MAP_LB)? {
+    for (k, pp) in crate::datapath::maps::lb_entries(loc)? {
         let (bank, group) = unbank_id(k.group);
         if bank == live {
             *out.entry(n.group(group)).or_default().entry(n.port_pair(pp)).or_default() += 1;

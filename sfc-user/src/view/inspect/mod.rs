@@ -29,7 +29,7 @@ use sfc_common::{
     maps::{
         ALL_MAPS, ChainEntry, ClsKey, ClsResult, Counter, FAMILY_V6,
         FLOW_F_REVERSE, FlowEntry, FlowKey, FragKey, GroupEntry, HopStatsKey, IfStats, IfaceEntry,
-        LbKey, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOW_STATS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_LIMITS,
+        LbTable, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOW_STATS, MAP_FLOWS, MAP_FRAGS, MAP_GROUPS, MAP_LIMITS,
         MAP_HOP_HOMES, MAP_HOP_KEYS, MAP_HOP_SLOTS, MAP_HOP_STATS, MAP_IF_SLOTS, MAP_IF_STATS, MAP_IFACES, MAP_IFACES_DIRECT, MAP_LB, MAP_META, MAP_PORT_PAIRS, Meta,
         ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
@@ -339,7 +339,8 @@ fn count_entries(loc: &Location, name: &str, max: u32) -> Result<Option<u64>> {
         MAP_CLS_HASH => count_hash::<ClsKey, u32>(loc, name, max)?,
         MAP_CHAINS => count_hash::<u32, ChainEntry>(loc, name, max)?,
         MAP_GROUPS => count_hash::<u32, GroupEntry>(loc, name, max)?,
-        MAP_LB => count_hash::<LbKey, u32>(loc, name, max)?,
+        // A table per group: the fill level is groups of `2 * MAX_GROUPS`.
+        MAP_LB => count_hash::<u32, LbTable>(loc, name, max)?,
         MAP_PORT_PAIRS => crate::datapath::maps::read_port_pairs(&typed(loc, name)?)?.len() as u64,
         MAP_FLOWS => count_hash::<FlowKey, FlowEntry>(loc, name, max)?,
         MAP_FRAGS => count_hash::<FragKey, FlowKey>(loc, name, max)?,
