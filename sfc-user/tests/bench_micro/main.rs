@@ -468,8 +468,9 @@ fn print_rows(rows: &[Row]) {
     let (grew, floor_grew, lookup_grew) = (last.miss - first.miss, last.floor - first.floor, last.lookup_floor - first.lookup_floor);
     println!(
         "Floor: what a new flow cannot do without, in a bare program (one run each, the median of \
-         three fresh floors): its lookup in a flow table of the default size (a miss), the lookup of \
-         its destination in a hash of SFC_CLS_HASH's kind and size holding the {} destinations, then \
+         three fresh floors): its lookup in a flow table of the default size (a miss), \
+         the lookup of its destination in a hash of SFC_CLS_HASH's kind and size holding the {} \
+         destinations, then \
          its insert into the flow table. It takes {:.0} ns at 1 classifier and {:.0} ns \
          at {}: it grows by {floor_grew:.0} ns ({lookup_grew:.0} ns for the lookup alone), sfc's miss \
          spread by {grew:.0} ns. With the floor's growth, a ratio of 1.5x needs a new flow to cost {} at \
