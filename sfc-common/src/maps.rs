@@ -378,16 +378,6 @@ pub struct GroupEntry {
 }
 const _: () = assert!(size_of::<GroupEntry>() == 24);
 
-/// One bucket of a group's consistent-hash table (`group` banked in the map, not in a compile):
-/// how the loader compiles, diffs and shows the tables; the map holds them whole (`LbTable`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LbKey {
-    pub group: u32,
-    pub bucket: u32,
-}
-const _: () = assert!(size_of::<LbKey>() == 8);
-
 /// `SFC_LB_V2` value (key: the banked group id): the group's consistent-hash table, bucket ->
 /// port pair id, `PORT_PAIR_NONE` for a bucket with no member. A new flow reads one cache line
 /// of it per hop, found with one lookup in a hash of at most `2 * MAX_GROUPS` entries.
@@ -397,12 +387,6 @@ pub struct LbTable {
     pub members: [u16; crate::limits::LB_TABLE_SIZE as usize],
 }
 const _: () = assert!(size_of::<LbTable>() == 2 * crate::limits::LB_TABLE_SIZE as usize);
-
-impl Default for LbTable {
-    fn default() -> Self {
-        LbTable { members: [crate::limits::PORT_PAIR_NONE; crate::limits::LB_TABLE_SIZE as usize] }
-    }
-}
 
 /// `PortPairEntry::flags`: the ingress is a veth whose peer is in another namespace, so the
 /// packet can be handed straight to the peer's ingress with `bpf_redirect_peer`.
@@ -583,7 +567,7 @@ pub use crate::limits::{FLOW_STAT_CAPPED, FLOW_STAT_CREATED, FLOW_STAT_REMOVED, 
 mod pod {
     use super::{
         ChainEntry, ClsKey, ClsResult, Counter, EncapEntry, FlowEntry, FlowKey, FragKey, GroupEntry,
-        HopHome, HopStatsKey, IfStats, IfaceDirect, IfaceEntry, LbKey, LbTable, Limits, MacEntry, Meta, PortPairEntry,
+        HopHome, HopStatsKey, IfStats, IfaceDirect, IfaceEntry, LbTable, Limits, MacEntry, Meta, PortPairEntry,
     };
     // SAFETY: all of these are #[repr(C)], contain only integers and byte arrays, and have no
     // implicit padding (explicit `_pad` fields and size assertions above).
@@ -595,7 +579,6 @@ mod pod {
     unsafe impl aya::Pod for ChainEntry {}
     unsafe impl aya::Pod for EncapEntry {}
     unsafe impl aya::Pod for GroupEntry {}
-    unsafe impl aya::Pod for LbKey {}
     unsafe impl aya::Pod for LbTable {}
     unsafe impl aya::Pod for PortPairEntry {}
     unsafe impl aya::Pod for FlowKey {}

@@ -4,13 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use sfc::{
-    compile::{self, Compiled, IfaceFacts, diff},
+    compile::{self, Compiled, IfaceFacts, LbKey, diff},
     config, model,
 };
 use sfc_common::{
     limits::LB_TABLE_SIZE,
     maps::{
-        CHAIN_F_SYMMETRIC, FAIL_OPEN, LB_IP_DST, LB_IP_SRC, LbKey, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
+        CHAIN_F_SYMMETRIC, FAIL_OPEN, LB_IP_DST, LB_IP_SRC, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
 };
 

@@ -10,13 +10,13 @@ use sfc_common::{
     hash::flow_hash,
     limits::LB_TABLE_SIZE,
     maps::{
-        CHAIN_TAPS_SHIFT, FAIL_OPEN, FAMILY_V4, FAMILY_V6, FlowKey, LB_FIELDS, LbKey,
+        CHAIN_TAPS_SHIFT, FAIL_OPEN, FAMILY_V4, FAMILY_V6, FlowKey, LB_FIELDS,
         ROLE_SF_EGRESS, ROLE_SOURCE,
     },
 };
 
 use crate::{
-    compile::{self, Compiled, IfaceFacts, Ids, cls},
+    compile::{self, Compiled, IfaceFacts, Ids, LbKey, cls},
     datapath::Location,
     model::{Ethertype, Model, carries_ports, parse_protocol, protocol_name},
 };

@@ -8,11 +8,11 @@ use sfc_common::{
     limits::LB_TABLE_SIZE,
     maps::{
         CHAIN_F_SYMMETRIC, CHAIN_TAPS_SHIFT, ChainEntry, ClsResult, ENCAP_MPLS, ENCAP_NSH, EncapEntry, FAIL_CLOSED, IF_F_DECAP, PP_F_ENCAP, FAIL_OPEN, GroupEntry, IF_F_LEARN, IF_F_MAC, IF_F_PEER,
-        IF_F_TAP, LbKey, PP_F_DOWN, PP_F_DRAINING, PP_F_NO_MAC, PP_F_TAP, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
+        IF_F_TAP, PP_F_DOWN, PP_F_DRAINING, PP_F_NO_MAC, PP_F_TAP, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER, PortPairEntry, ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE,
     },
 };
 
-use super::{CompileError, Compiled, IfaceFacts, Inputs, MAX_IFINDEX, RECLASS, cls, incr, plan};
+use super::{CompileError, Compiled, IfaceFacts, Inputs, LbKey, MAX_IFINDEX, RECLASS, cls, incr, plan};
 use crate::{
     maglev,
     model::{FailurePolicy, FlowClassifier, Model, PortChain},

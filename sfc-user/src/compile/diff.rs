@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sfc_common::maps::{ChainEntry, ClsKey, ClsResult, GroupEntry, IfaceEntry, LbKey, PortPairEntry};
+use sfc_common::maps::{ChainEntry, ClsKey, ClsResult, GroupEntry, IfaceEntry, PortPairEntry};
+
+use super::LbKey;
 
 use super::Compiled;
 

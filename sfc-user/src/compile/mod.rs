@@ -12,7 +12,7 @@ pub mod slots;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sfc_common::maps::{CLS_RECLASS_BIT, ChainEntry, ClsKey, ClsResult, GroupEntry, IfaceEntry, LbKey, PortPairEntry};
+use sfc_common::maps::{CLS_RECLASS_BIT, ChainEntry, ClsKey, ClsResult, GroupEntry, IfaceEntry, PortPairEntry};
 
 use crate::model::Model;
 
@@ -162,6 +162,14 @@ pub fn port_pair_id(index: usize) -> u32 {
 /// The id of the group at `index` when ids are positional (`Ids::by_index`).
 pub fn group_id(index: usize) -> u32 {
     u32::try_from(index).unwrap_or(u32::MAX)
+}
+
+/// One bucket of a group's consistent-hash table: how the loader compiles, diffs and shows the
+/// tables. The map (`SFC_LB_V2`) holds each group's whole, `sfc_common::maps::LbTable`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LbKey {
+    pub group: u32,
+    pub bucket: u32,
 }
 
 /// Ids `Ids::assign` must not give to a new name.

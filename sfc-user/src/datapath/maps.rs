@@ -11,7 +11,7 @@ use sfc_common::{
     DropReason,
     maps::{
         ChainEntry, ClsKey, ClsResult, Counter, FlowEntry, FlowKey, GroupEntry, HopStatsKey,
-        IfStats, IfaceEntry, LbKey, LbTable, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS,
+        IfStats, IfaceEntry, LbTable, MAP_CHAINS, MAP_CLS, MAP_CLS_HASH, MAP_CLS_RES, MAP_DEVMAP, MAP_DROPS, MAP_FLOWS,
         MAP_GROUPS, MAP_HOP_STATS, MAP_IF_SLOTS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_MACS, MAP_META, MAP_PORT_PAIRS,
         MacEntry, Meta, PortPairEntry, unbanked_class, unbanked_id,
     },
@@ -20,7 +20,7 @@ use sfc_common::{
 
 use super::{DatapathError, Location, Result};
 use crate::compile::{
-    Compiled,
+    Compiled, LbKey,
     diff::{self, Counts, MapDiff},
     slots::Slots,
 };
@@ -115,7 +115,7 @@ fn write_hash<K: Pod + Ord, V: Pod + PartialEq>(
 fn write_lb(m: &mut HashMap<MapData, u32, LbTable>, d: &MapDiff<LbKey, u32>, lb: &BTreeMap<LbKey, u32>, bank: impl Fn(u32) -> u32) -> Result<()> {
     let groups: BTreeSet<u32> = d.added.keys().chain(d.changed.keys()).chain(d.removed.keys()).map(|k| k.group).collect();
     for group in groups {
-        let mut table = LbTable::default();
+        let mut table = LbTable { members: [PORT_PAIR_NONE; sfc_common::limits::LB_TABLE_SIZE as usize] };
         let mut buckets = 0;
         for (k, pp) in lb.range(LbKey { group, bucket: 0 }..=LbKey { group, bucket: u32::MAX }) {
             let slot = usize::try_from(k.bucket).ok().and_then(|b| table.members.get_mut(b));
