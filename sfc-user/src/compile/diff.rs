@@ -7,9 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sfc_common::maps::{ChainEntry, ClsKey, ClsResult, GroupEntry, IfaceEntry, PortPairEntry};
 
-use super::LbKey;
-
-use super::Compiled;
+use super::{Compiled, LbKey};
 
 /// The changes to one map.
 #[derive(Debug, Clone, PartialEq, Eq)]

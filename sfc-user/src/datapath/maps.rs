@@ -15,7 +15,7 @@ use sfc_common::{
         MAP_GROUPS, MAP_HOP_STATS, MAP_IF_SLOTS, MAP_IF_STATS, MAP_IFACES, MAP_LB, MAP_MACS, MAP_META, MAP_PORT_PAIRS,
         MacEntry, Meta, PortPairEntry, unbanked_class, unbanked_id,
     },
-    limits::{IF_STATS_SLOTS, PORT_PAIR_NONE},
+    limits::{IF_STATS_SLOTS, LB_TABLE_SIZE, PORT_PAIR_NONE},
 };
 
 use super::{DatapathError, Location, Result};
@@ -115,17 +115,17 @@ fn write_hash<K: Pod + Ord, V: Pod + PartialEq>(
 fn write_lb(m: &mut HashMap<MapData, u32, LbTable>, d: &MapDiff<LbKey, u32>, lb: &BTreeMap<LbKey, u32>, bank: impl Fn(u32) -> u32) -> Result<()> {
     let groups: BTreeSet<u32> = d.added.keys().chain(d.changed.keys()).chain(d.removed.keys()).map(|k| k.group).collect();
     for group in groups {
-        let mut table = LbTable { members: [PORT_PAIR_NONE; sfc_common::limits::LB_TABLE_SIZE as usize] };
-        let mut buckets = 0;
+        let mut table = LbTable { members: [PORT_PAIR_NONE; LB_TABLE_SIZE as usize] };
+        let mut any = false;
         for (k, pp) in lb.range(LbKey { group, bucket: 0 }..=LbKey { group, bucket: u32::MAX }) {
             let slot = usize::try_from(k.bucket).ok().and_then(|b| table.members.get_mut(b));
             let (Some(slot), Ok(pp)) = (slot, u16::try_from(*pp)) else {
                 return Err(DatapathError::Other(format!("{MAP_LB}: group {group}: bucket {} -> port pair {pp} does not fit the table", k.bucket)));
             };
             *slot = pp;
-            buckets += 1;
+            any = true;
         }
-        if buckets > 0 {
+        if any {
             m.insert(bank(group), table, 0).map_err(map_err(MAP_LB, "writing"))?;
         } else {
             match m.remove(&bank(group)) {
