@@ -14,6 +14,7 @@ const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 const BPF_TCX_INGRESS: u32 = 46;
 pub const BPF_MAP_TYPE_HASH: u32 = 1;
+pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
 pub const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
 pub const BPF_F_NO_PREALLOC: u32 = 1;
 /// Helper ids (`enum bpf_func_id`).

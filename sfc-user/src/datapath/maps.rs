@@ -174,6 +174,9 @@ fn sum_per_cpu<K: Pod + Ord, V: Pod + Default>(
 
 /// The installed port pairs: the array's slots that hold one.
 pub(crate) fn read_port_pairs(m: &Array<MapData, PortPairEntry>) -> Result<BTreeMap<u32, PortPairEntry>> {
+    if let Some(all) = super::batch::read_all(m) {
+        return Ok(all.into_iter().filter(|(_, e)| e.ingress_ifindex != 0).collect());
+    }
     let mut out = BTreeMap::new();
     for (id, e) in (0u32..).zip(m.iter()) {
         let e = e.map_err(map_err(MAP_PORT_PAIRS, "reading"))?;
