@@ -151,22 +151,35 @@ pub fn gather_facts(loc: &Location, model: &Model) -> Result<(BTreeMap<String, I
     Ok((facts, down))
 }
 
-/// Every interface the model names: port pairs' and classifiers' ports.
+/// Every interface the model names: port pairs' and classifiers' ports. Collected borrowed and
+/// copied once each: 100,000 classifiers name a few ports 200,000 times (copying every name
+/// took a fifth of an apply that changes one of them).
 pub fn model_ifaces(model: &Model) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
+    let mut names: BTreeSet<&str> = BTreeSet::new();
     for pp in &model.port_pairs {
-        names.insert(pp.ingress.clone());
-        names.insert(pp.egress.clone());
+        names.insert(&pp.ingress);
+        names.insert(&pp.egress);
     }
+    // Neighbours mostly name the same ports: a name is looked for in the set when it is not
+    // the one before.
+    let (mut src, mut dst) = (None, None);
     for fc in &model.flow_classifiers {
-        if !fc.logical_source_port.is_empty() {
-            names.insert(fc.logical_source_port.clone());
+        let s = Some(fc.logical_source_port.as_str()).filter(|s| !s.is_empty());
+        if let Some(name) = s
+            && s != src
+        {
+            names.insert(name);
+            src = s;
         }
-        if let Some(d) = &fc.logical_destination_port {
-            names.insert(d.clone());
+        let d = fc.logical_destination_port.as_deref();
+        if let Some(name) = d
+            && d != dst
+        {
+            names.insert(name);
+            dst = d;
         }
     }
-    names
+    names.into_iter().map(str::to_owned).collect()
 }
 
 /// The MAC behind a bridge port with no veth peer (a VM's tap), from the bridge's forwarding
