@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use foldhash::{HashMap, HashMapExt as _};
 use sfc_common::{
     limits::LB_TABLE_SIZE,
     maps::{
@@ -338,14 +339,21 @@ impl<'a> Build<'a> {
         let mut in_use: Vec<(usize, &FlowClassifier, u32)> = Vec::new();
         let n = model.flow_classifiers.len();
         let mut chain_of: Vec<Option<u32>> = vec![None; n];
+        // Where each classifier leads (`cls::Place`), found with its ports: the compiler asks
+        // for every classifier at every apply.
+        let mut places: Vec<cls::Place> = vec![None; n];
+        let facts = self.inputs.facts;
+        let ifindex_of = |port: Option<&String>| port.and_then(|d| facts.get(d)).map_or(0, |f| f.ifindex);
         for chain in &model.port_chains {
             // A reply's forward tuple at the destination is what the chain's last NAT sent.
             let nat: Vec<usize> = chain.port_pair_groups.iter().copied().filter(|&g| model.port_pair_groups.get(g).is_some_and(|x| x.egress_n_tuple.is_some())).collect();
             let reclasses: Vec<(u32, &Vec<usize>)> =
                 reclass.of_chains.iter().flat_map(|(set, class)| set.iter().filter(|(id, _)| *id == chain.chain_id).map(move |(_, nat)| (*class, nat))).collect();
             // The ports' work is the same for every classifier with the same ports (and found
-            // nothing wrong the first time): done once.
-            let mut ports_done: std::collections::HashMap<Ports<'_>, (u32, Option<u32>)> = std::collections::HashMap::new();
+            // nothing wrong the first time): done once. A chain's classifiers mostly share their
+            // ports, so the last pair is tried before the map.
+            let mut ports_done: HashMap<Ports<'_>, PortsDone> = HashMap::new();
+            let mut last: Option<(Ports<'_>, PortsDone)> = None;
             for &i in &chain.flow_classifiers {
                 let fc = &model.flow_classifiers[i];
                 // Without a source port it is a graph destination's: matched through its paths only.
@@ -353,16 +361,22 @@ impl<'a> Build<'a> {
                     continue;
                 }
                 let key = (fc.logical_source_port.as_str(), fc.logical_destination_port.as_deref());
-                let (src, reply) = if let Some(done) = ports_done.get(&key) {
+                let (src, reply, dst) = if let Some((_, done)) = last.filter(|(k, _)| *k == key) {
+                    done
+                } else if let Some(done) = ports_done.get(&key) {
+                    last = Some((key, *done));
                     *done
                 } else {
                     let problems = (self.errors.len(), self.absent_named);
-                    let Some(done) = self.classifier_ports(chain, fc, reclass) else { continue };
+                    let Some((src, reply)) = self.classifier_ports(chain, fc, reclass) else { continue };
+                    let done = (src, reply, ifindex_of(fc.logical_destination_port.as_ref()));
                     if problems == (self.errors.len(), self.absent_named) {
                         ports_done.insert(key, done);
+                        last = Some((key, done));
                     }
                     done
                 };
+                places[i] = Some([chain.chain_id, dst, src]);
                 if let Some(class) = reply {
                     in_use.push((i, fc, class));
                 }
@@ -389,8 +403,6 @@ impl<'a> Build<'a> {
         let fc_at = |j: usize| if j < n { &model.flow_classifiers[j] } else { &translated[j - n].1 };
         let chain_of = |j: usize| if j < n { chain_of[j] } else { chain_of[translated[j - n].0] };
         let original = |j: usize| if j < n { j } else { translated[j - n].0 };
-        let facts = self.inputs.facts;
-        let ifindex_of = |port: Option<&String>| port.and_then(|d| facts.get(d)).map_or(0, |f| f.ifindex);
         // A path through service graphs may have the very classifier of its first chain (the
         // branch's is broader): the longer path is the more specific.
         let depth = |j: usize| chain_of(j).and_then(|id| model.chain_by_id(id)).map_or(0, |c| c.graph.len());
@@ -408,11 +420,8 @@ impl<'a> Build<'a> {
             })
         };
         // Where a classifier leads: what its result says but its own index (classifiers with
-        // the same place share classes).
-        let place = |j: usize| -> cls::Place {
-            let fc = &model.flow_classifiers[original(j)];
-            Some([chain_of(j)?, ifindex_of(fc.logical_destination_port.as_ref()), ifindex_of(Some(&fc.logical_source_port))])
-        };
+        // the same place share classes); a translated copy leads where its original does.
+        let place = |j: usize| -> cls::Place { places.get(original(j)).copied().flatten() };
         let from = incr::ResFrom { chains: model.port_chains.clone(), groups: model.port_pair_groups.clone(), facts: facts.clone(), n };
         let errors = &mut self.errors;
         // A compile without a kept compiler runs a new one: the same code, so that a cold apply
@@ -460,6 +469,10 @@ impl<'a> Build<'a> {
 
 /// A classifier's logical source and destination ports.
 type Ports<'m> = (&'m str, Option<&'m str>);
+
+/// What a classifier's ports give (`Build::classifier_ports`): the source port's ifindex, the
+/// destination port's reply class, and its ifindex (0 when it has none or is not here).
+type PortsDone = (u32, Option<u32>, u32);
 
 /// Classifier `fc` as packets match it after the NAT-ing groups `nat` (in chain order).
 fn nat_output(model: &Model, nat: &[usize], fc: &FlowClassifier) -> FlowClassifier {

@@ -40,6 +40,9 @@ use crate::model::{Ethertype, FlowClassifier};
 /// A classifier as the compiler knows it: its position in the input and its fields.
 type Cid = u32;
 
+/// Up to this many new classifiers' names, `number_fresh` compares names rather than hashing.
+const FEW_NAMES: usize = 8;
+
 struct Inst {
     idx: usize,
     fc: FlowClassifier,
@@ -244,9 +247,13 @@ impl Incremental {
             return;
         }
         let names: HashSet<&str> = fresh.iter().map(|&c| self.inst(c).fc.name.as_str()).collect();
+        // Every classifier is asked about, at every update: a few names (the usual edit) are
+        // compared one by one, which is cheaper than hashing each classifier's name.
+        let few: Vec<&str> = if names.len() <= FEW_NAMES { names.iter().copied().collect() } else { Vec::new() };
+        let is_fresh = |name: &str| if few.is_empty() { names.contains(name) } else { few.contains(&name) };
         let mut under: HashMap<&str, BTreeSet<usize>> = HashMap::new();
         for (idx, fc, _) in classifiers {
-            if names.contains(fc.name.as_str()) {
+            if is_fresh(fc.name.as_str()) {
                 under.entry(fc.name.as_str()).or_default().insert(*idx);
             }
         }
