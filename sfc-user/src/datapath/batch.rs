@@ -17,8 +17,10 @@ use std::{
 
 use aya::{Pod, maps::IterableMap};
 
-/// `BPF_MAP_LOOKUP_BATCH` (`enum bpf_cmd`).
+/// `BPF_MAP_LOOKUP_BATCH`, `BPF_MAP_UPDATE_BATCH`, `BPF_MAP_DELETE_BATCH` (`enum bpf_cmd`).
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
 /// Entries asked for per call, to start with (doubled when a bucket holds more: ENOSPC).
 const FIRST_COUNT: u32 = 4096;
 const MAX_COUNT: u32 = 1 << 20;
@@ -103,6 +105,31 @@ pub(super) fn read_all<K: Pod, V: Pod>(map: &impl IterableMap<K, V>) -> Option<V
     }
 }
 
+/// Writes `keys[i]` -> `values[i]` into `map` in one call. `false` when the call failed or the
+/// kernel has none for the map's type: some, all or none of them may be written, and the caller
+/// writes them all again one by one (a write is idempotent), which reports what went wrong.
+pub(super) fn update_all<K: Pod, V: Pod>(map: &mut impl IterableMap<K, V>, keys: &[K], values: &[V]) -> bool {
+    keys.len() == values.len() && (keys.is_empty() || write_batch(map.map(), BPF_MAP_UPDATE_BATCH, keys.as_ptr().cast(), values.as_ptr().cast(), keys.len()))
+}
+
+/// Removes `keys` from `map` in one call. `false` as for `update_all`: the caller removes them
+/// one by one, where a key the failed call already removed is absent.
+pub(super) fn delete_all<K: Pod, V: Pod>(map: &mut impl IterableMap<K, V>, keys: &[K]) -> bool {
+    keys.is_empty() || write_batch(map.map(), BPF_MAP_DELETE_BATCH, keys.as_ptr().cast(), std::ptr::null(), keys.len())
+}
+
+/// One update or delete batch of `count` keys (and values) at `keys` (`values`); whether it
+/// succeeded whole.
+fn write_batch(map: &aya::maps::MapData, cmd: libc::c_long, keys: *const u8, values: *const u8, count: usize) -> bool {
+    let (Ok(map_fd), Ok(count)) = (u32::try_from(map.fd().as_fd().as_raw_fd()), u32::try_from(count)) else { return false };
+    let mut attr = BatchAttr { keys: keys as u64, values: values as u64, count, map_fd, ..BatchAttr::default() };
+    // SAFETY: `attr` is the kernel's batch layout; `keys` (and `values`, for an update) point to
+    // `count` keys and values of the map's sizes (the callers' slices of the types aya typed the
+    // map with), which the kernel only reads, and outlive the call.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_mut(&mut attr), size_of::<BatchAttr>()) };
+    r == 0 && attr.count == count
+}
+
 #[cfg(test)]
 mod tests {
     use aya::maps::{Array, HashMap, Map, MapData};
@@ -160,5 +187,28 @@ mod tests {
         assert!(batched.iter().enumerate().all(|(i, (k, _))| usize::try_from(*k).is_ok_and(|k| k == i)), "slots in order, keyed by index");
         assert!(batched.iter().map(|(_, v)| *v).eq(walked.iter().copied()), "the walk's values");
         assert_eq!(batched.iter().filter(|(_, v)| v[2] == 1).count(), 586, "the slots set");
+    }
+
+    /// Batched writes and removals leave what writes one by one leave; a batch that cannot
+    /// be written whole (the map is full) says so, for the caller to write entry by entry.
+    #[test]
+    fn batches_write_and_remove() {
+        let mut m = filled(HASH, 0);
+        let keys: Vec<u64> = (0..10_000).collect();
+        let values: Vec<u64> = keys.iter().map(|k| k * 5).collect();
+        assert!(update_all(&mut m, &keys, &values), "10,000 written in one call");
+        let mut all: Vec<(u64, u64)> = m.iter().map(|r| r.unwrap_or_else(|e| panic!("{e}"))).collect();
+        all.sort_unstable();
+        assert!(all.iter().map(|(k, _)| *k).eq(keys.iter().copied()), "every key");
+        assert!(all.iter().all(|(k, v)| *v == k * 5), "with its value");
+        assert!(delete_all(&mut m, &keys[..4_000]), "4,000 removed in one call");
+        assert_eq!(m.keys().count(), 6_000, "the others stay");
+        assert!(m.get(&3_999, 0).is_err() && m.get(&4_000, 0).is_ok_and(|v| v == 20_000), "the first 4,000 gone");
+        assert!(!delete_all(&mut m, &keys[..10]), "removing keys that are gone is not a success");
+        // The map holds 20,000: 6,000 + 15,000 do not fit.
+        let more: Vec<u64> = (100_000..115_000).collect();
+        assert!(!update_all(&mut m, &more, &more), "a batch over the map's size is not a success");
+        assert!(update_all(&mut m, &[], &[]) && delete_all(&mut m, &[]), "nothing to do is done");
+        assert!(!update_all(&mut m, &keys[..2], &values[..1]), "keys and values of different counts are refused");
     }
 }
