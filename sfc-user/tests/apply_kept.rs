@@ -163,7 +163,7 @@ fn kept_applies_write_what_a_fresh_apply_would() {
         datapath::settle(&loc).unwrap_or_else(|e| panic!("seed {seed}, round {round} ({what}): {e}"));
         // The live bank against a fresh compile of the model.
         let maps = Maps::open(&loc).expect("maps");
-        let facts = datapath::gather_facts(&loc, &m).expect("facts").0;
+        let facts = datapath::gather_facts(&loc, &datapath::model_ifaces(&m)).expect("facts").0;
         let state = datapath::State::load(&loc.state_dir()).expect("state").expect("saved");
         let inputs = compile::Inputs { ids: state.ids.clone(), ..compile::Inputs::new(&m, &facts) };
         let fresh = compile::compile_with(&m, &inputs).expect("compiles");

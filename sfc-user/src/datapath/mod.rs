@@ -119,15 +119,14 @@ fn private_dir(p: &Path) -> Result<()> {
     fs::set_permissions(p, fs::Permissions::from_mode(0o700)).map_err(io_err(format!("chmod 700 {}", p.display())))
 }
 
-/// Looks up every interface the model names (in the current network namespace), with the MACs
-/// the datapath at `loc` learnt behind them. The second result names those that exist but are
-/// not operationally up.
-pub fn gather_facts(loc: &Location, model: &Model) -> Result<(BTreeMap<String, IfaceFacts>, BTreeSet<String>)> {
+/// Looks up the interfaces `names` (the model's, `model_ifaces`; in the current network
+/// namespace), with the MACs the datapath at `loc` learnt behind them. The second result names
+/// those that exist but are not operationally up.
+pub fn gather_facts(loc: &Location, names: &BTreeSet<String>) -> Result<(BTreeMap<String, IfaceFacts>, BTreeSet<String>)> {
     let learnt = maps::learnt_macs(loc)?;
-    let names = model_ifaces(model);
     let mut facts = BTreeMap::new();
     let mut down = BTreeSet::new();
-    for name in names {
+    for name in names.iter().cloned() {
         match netlink::link_and_peer(&name) {
             Ok((link, peer)) => {
                 if !link.oper_up {
@@ -487,10 +486,13 @@ fn plan_and_compile(
     overlay: Option<u32>,
 ) -> Result<(BTreeMap<String, IfaceFacts>, plan::Plan, compile::Compiled)> {
     let old = start.old.as_ref();
-    let (mut facts, mut down_ifaces) = gather_facts(loc, model)?;
+    // One pass over the model's classifiers for the names, for both the local and the remote
+    // facts.
+    let names = model_ifaces(model);
+    let (mut facts, mut down_ifaces) = gather_facts(loc, &names)?;
     if let Some(c) = cluster {
         let next = old.map_or(0, |o| o.next_remote);
-        let (remote, down) = cluster::remote_facts(&model_ifaces(model), &facts, c, old.map(|o| &o.facts), next);
+        let (remote, down) = cluster::remote_facts(&names, &facts, c, old.map(|o| &o.facts), next);
         facts.extend(remote);
         down_ifaces.extend(down);
     }
