@@ -3,11 +3,14 @@
 //! files get line numbers too.
 //!
 //! Reading is two steps. The parser turns the text into a tree of spanned nodes; only a YAML
-//! syntax error stops there. The tree is then read resource by resource against the schema, and
+//! syntax error stops there. The tree is built from the parser's events (`events`) for the
+//! documents chain files are, and by serde-saphyr for anything those leave (anchors, tags, merge
+//! keys, errors): the same tree either way, serde-saphyr's rules deciding what a scalar is. The tree is then read resource by resource against the schema, and
 //! every shape problem (unknown or repeated field, wrong type) becomes a [`ValidationError`]
 //! naming the resource, the field and the line, while the rest of the file is still read. So one
 //! run of `sfc validate` reports every problem, not just the first one serde trips over.
 
+mod events;
 pub mod neutron;
 mod node;
 mod problem;
@@ -262,19 +265,26 @@ const MAX_NODES: usize = 25_000_000;
 /// Parses chain-file text (YAML or JSON). Only a syntax error is an `Err`; everything else is
 /// in `ConfigFile::problems`.
 pub fn parse(path: &str, text: &str) -> Result<ConfigFile, ConfigError> {
+    let root = match events::tree(text, MAX_NODES, |v| serde_saphyr::from_str_with_options(v, saphyr_options()).ok()) {
+        Some(root) => root,
+        None => serde_saphyr::from_str_with_options(text, saphyr_options()).map_err(|e| syntax(path, &e))?,
+    };
+    Ok(read::file(text, &root))
+}
+
+/// How serde-saphyr reads a chain file (and `events` follows).
+fn saphyr_options() -> serde_saphyr::Options {
     // The parser's default node budget (250,000) stops near 20,000 classifiers; the classifier
     // tables are built for 100,000 and more. Depth and alias limits stay at their defaults.
     let mut budget = serde_saphyr::Budget::default();
     budget.max_nodes = MAX_NODES;
     budget.max_events = 4 * MAX_NODES;
-    let opts = serde_saphyr::options! {
+    serde_saphyr::options! {
         // Repeated keys are reported per resource, with both lines, by `Reader`.
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
         with_snippet: false,
         budget: Some(budget),
-    };
-    let root: node::At<node::Node> = serde_saphyr::from_str_with_options(text, opts).map_err(|e| syntax(path, &e))?;
-    Ok(read::file(text, &root))
+    }
 }
 
 /// Reads and parses a chain file.

@@ -6,8 +6,33 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-/// A node with where it was written (line, byte span).
-pub(super) type At<T> = Spanned<T>;
+/// A node with where it was written. Built straight from the parser's events (`events`), or,
+/// for a document that path leaves to serde-saphyr, from its `Spanned` nodes, which carry the
+/// same positions.
+#[derive(Debug)]
+pub(super) struct At<T> {
+    pub(super) value: T,
+    /// 1-based line where the node is used (for a node reached through an alias, the alias's);
+    /// 0 when unknown.
+    pub(super) line: u32,
+    /// Byte offset where the node is used, as `line`.
+    pub(super) offset: Option<u64>,
+    /// Byte offset and length of the node's text where it is defined.
+    pub(super) span: Option<(u64, u64)>,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for At<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Spanned::<T>::deserialize(d)?;
+        let defined = s.defined.span();
+        Ok(At {
+            line: u32::try_from(s.referenced.line()).unwrap_or(0),
+            offset: s.referenced.span().byte_offset(),
+            span: defined.byte_offset().zip(defined.byte_len()),
+            value: s.value,
+        })
+    }
+}
 
 /// Any YAML value, every child with its location.
 #[derive(Debug)]
@@ -101,5 +126,5 @@ impl<'de> Visitor<'de> for NodeVisitor {
 
 /// 1-based line of a node, 0 when unknown.
 pub(super) fn line<T>(n: &At<T>) -> u32 {
-    u32::try_from(n.referenced.line()).unwrap_or(0)
+    n.line
 }

@@ -34,7 +34,7 @@ pub(super) fn file(text: &str, root: &At<Node>) -> ConfigFile {
 
 /// Where a node starts in the text (bytes), to order problems found on one line.
 fn offset(n: &At<Node>) -> usize {
-    n.referenced.span().byte_offset().and_then(|o| usize::try_from(o).ok()).unwrap_or(usize::MAX)
+    n.offset.and_then(|o| usize::try_from(o).ok()).unwrap_or(usize::MAX)
 }
 
 /// Every field name the schema knows (all resources, nested ones included), from the serde
@@ -475,8 +475,8 @@ pub(in crate::config) fn fields_of<T: DeserializeOwned>() -> &'static [&'static 
 
 /// The text of a scalar as written, so a string field keeps `010` and `on` as they were.
 fn raw(text: &str, n: &At<Node>) -> Option<String> {
-    let span = n.defined.span();
-    let (start, len) = (usize::try_from(span.byte_offset()?).ok()?, usize::try_from(span.byte_len()?).ok()?);
+    let (start, len) = n.span?;
+    let (start, len) = (usize::try_from(start).ok()?, usize::try_from(len).ok()?);
     let s = text.get(start..start.checked_add(len)?)?.trim();
     (!s.is_empty()).then(|| s.to_owned())
 }
