@@ -178,7 +178,7 @@ fn kept_applies_write_what_a_fresh_apply_would() {
         // What the process reads of the state after an apply is the saved one.
         let kept = datapath::with_state(&loc, |s| (s.model.flow_classifiers.len(), s.ids.clone(), s.facts.clone())).expect("state").expect("installed");
         assert_eq!(kept, (state.model.flow_classifiers.len(), state.ids.clone(), state.facts.clone()), "round {round} ({what})");
-        assert!(state.model == m, "round {round} ({what}): the saved model");
+        assert!(*state.model == m, "round {round} ({what}): the saved model");
     }
     assert!(kept_runs >= 30 && cold_runs >= 5, "{kept_runs} kept, {cold_runs} from scratch");
 }

@@ -381,7 +381,7 @@ pub fn run(loc: &Location, a: &Args) -> anyhow::Result<ExitCode> {
             .filter(|p| state.down.contains(&p.name))
             .flat_map(|p| [p.ingress.clone(), p.egress.clone()])
             .collect();
-        (state.model, state.facts, ids, state.netns, down)
+        (std::sync::Arc::unwrap_or_clone(state.model), state.facts, ids, state.netns, down)
     };
     // Installed state: what was absent at the last apply (`sfc run`) is absent here too.
     let absent_ok = a.file.is_none();

@@ -84,7 +84,7 @@ pub fn export(loc: &Location, a: &ExportArgs) -> anyhow::Result<ExitCode> {
     let ExportTo::Neutron { file } = &a.to;
     let m = match file {
         Some(f) => super::load_model(f)?,
-        None => inspect::load_state(loc)?.model,
+        None => std::sync::Arc::unwrap_or_clone(inspect::load_state(loc)?.model),
     };
     let (body, notes) = model::neutron::export(&m);
     println!("{}", serde_json::to_string_pretty(&body).context("encoding")?);

@@ -288,17 +288,26 @@ pub fn apply(loc: &Location, model: &Model, opts: LoadOptions) -> Result<ApplyRe
 /// `apply`, with port pairs `down` taken out of their groups as if an interface of theirs were
 /// down (health probes found them not forwarding).
 pub fn apply_with_down(loc: &Location, model: &Model, opts: LoadOptions, probe_down: &BTreeSet<String>) -> Result<ApplyReport> {
-    apply_cluster(loc, model, opts, probe_down, None)
+    apply_cluster(loc, &Arc::new(model.clone()), opts, probe_down, None, None)
+}
+
+/// `apply` of a model its caller keeps in an `Arc` (`sfc run`): the state kept for the next
+/// apply shares it rather than holding a copy of its own (which `apply` makes).
+pub fn apply_shared(loc: &Location, model: &Arc<Model>, opts: LoadOptions) -> Result<ApplyReport> {
+    apply_cluster(loc, model, opts, &BTreeSet::new(), None, None)
 }
 
 /// `apply_with_down` on one host of several (`sfc run --etcd`): interfaces the model names that
-/// are not here but in `cluster` are reached over its overlay device.
+/// are not here but in `cluster` are reached over its overlay device. `ifaces`: the model's
+/// interface names (`model_ifaces`), when the caller has them already (`sfc run` looks at their
+/// links first): a pass over every classifier less.
 pub fn apply_cluster(
     loc: &Location,
-    model: &Model,
+    model: &Arc<Model>,
     opts: LoadOptions,
     probe_down: &BTreeSet<String>,
     cluster: Option<&cluster::Cluster>,
+    ifaces: Option<&BTreeSet<String>>,
 ) -> Result<ApplyReport> {
     // The last apply's state, if it is being written behind it, first (it holds the lock). If it
     // could not be written, this apply starts from the state file and the maps (and says so).
@@ -306,7 +315,7 @@ pub fn apply_cluster(
         log::warn!("{e}; this apply starts from the saved state and the maps");
     }
     let fresh = !loc.pin_dir.exists();
-    let r = apply_inner(loc, model, opts, probe_down, cluster);
+    let r = apply_inner(loc, model, opts, probe_down, cluster, ifaces);
     if r.is_err() && fresh && loc.pin_dir.exists() {
         // Best effort: detach and unpin whatever the failed install got to.
         let _ = down(loc);
@@ -318,10 +327,11 @@ pub fn apply_cluster(
 /// write and flip, detach, save.
 fn apply_inner(
     loc: &Location,
-    model: &Model,
+    model: &Arc<Model>,
     opts: LoadOptions,
     probe_down: &BTreeSet<String>,
     cluster: Option<&cluster::Cluster>,
+    ifaces: Option<&BTreeSet<String>>,
 ) -> Result<ApplyReport> {
     let mut steps = Steps::new();
     ensure_bpffs()?;
@@ -337,7 +347,7 @@ fn apply_inner(
     steps.mark("checks, lock, state load");
 
     let overlay = cluster.map(|c| netlink::link_by_name(&c.overlay).map(|l| (l.ifindex, c.overlay.clone()))).transpose()?;
-    let (facts, plan, mut compiled) = plan_and_compile(loc, model, opts, probe_down, &mut start, cluster, overlay.as_ref().map(|o| o.0))?;
+    let (facts, plan, mut compiled) = plan_and_compile(loc, model, opts, probe_down, &mut start, cluster.zip(overlay.as_ref().map(|o| o.0)), ifaces)?;
     let warm::Start { old, mut kept, known, slots } = start;
     steps.mark("facts, plan, compile");
     let mut report = ApplyReport { draining: plan.started, drained: plan.ended, from_kept, ..ApplyReport::default() };
@@ -402,17 +412,9 @@ fn apply_inner(
     health_changes(&mut report, old.as_ref(), &compiled);
     let failovers = old.as_ref().map_or(0, |o| o.failovers) + report.went_down.len() as u64;
     let next_remote = cluster::next_stand_in(&facts, old.as_ref().map_or(0, |o| o.next_remote));
-    // The kept state's model is brought in line rather than copied whole.
-    let kept_model = match old {
-        Some(o) => {
-            let mut m = o.model;
-            m.assign_from(model);
-            m
-        }
-        None => model.clone(),
-    };
     let state = Arc::new(State {
-        model: kept_model,
+        // Shared with the caller: the model applied is the one kept.
+        model: Arc::clone(model),
         facts,
         flow_table_size: opts.flow_table_size,
         netns: loc.netns.clone(),
@@ -428,7 +430,9 @@ fn apply_inner(
     // The classes go with the state to be saved, and come back to the compiler.
     kept.restore(&mut compiled);
     let class_ids = kept.take_ids();
-    if let Some(ids) = warm::save(loc, &state_dir, &state, class_ids, lock)? {
+    // The last state goes with the writer: its model may be the last reference to the
+    // configuration applied before (100,000 classifiers to free), work for after the apply.
+    if let Some(ids) = warm::save(loc, &state_dir, &state, class_ids, lock, old)? {
         kept.give_ids(ids);
     }
     if let (Some(banks), Some(token)) = (banks, token) {
@@ -482,17 +486,23 @@ fn plan_and_compile(
     opts: LoadOptions,
     probe_down: &BTreeSet<String>,
     start: &mut warm::Start,
-    cluster: Option<&cluster::Cluster>,
-    overlay: Option<u32>,
+    cluster: Option<(&cluster::Cluster, u32)>,
+    ifaces: Option<&BTreeSet<String>>,
 ) -> Result<(BTreeMap<String, IfaceFacts>, plan::Plan, compile::Compiled)> {
     let old = start.old.as_ref();
-    // One pass over the model's classifiers for the names, for both the local and the remote
-    // facts.
-    let names = model_ifaces(model);
-    let (mut facts, mut down_ifaces) = gather_facts(loc, &names)?;
-    if let Some(c) = cluster {
+    // One pass over the model's classifiers for the names (none when the caller has them), for
+    // both the local and the remote facts.
+    let found;
+    let names = if let Some(n) = ifaces {
+        n
+    } else {
+        found = model_ifaces(model);
+        &found
+    };
+    let (mut facts, mut down_ifaces) = gather_facts(loc, names)?;
+    if let Some((c, _)) = cluster {
         let next = old.map_or(0, |o| o.next_remote);
-        let (remote, down) = cluster::remote_facts(&names, &facts, c, old.map(|o| &o.facts), next);
+        let (remote, down) = cluster::remote_facts(names, &facts, c, old.map(|o| &o.facts), next);
         facts.extend(remote);
         down_ifaces.extend(down);
     }
@@ -517,7 +527,7 @@ fn plan_and_compile(
         down_ifaces,
         draining: plan.drain_entries.clone(),
         absent_ok: opts.absent_ok,
-        overlay,
+        overlay: cluster.map(|(_, i)| i),
         // The kept compiler numbers the classes (`Kept::new` took the saved ones).
         class_ids: None,
         stats_slots: start.slots.clone(),

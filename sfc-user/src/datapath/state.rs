@@ -7,6 +7,7 @@ use std::{
     io,
     os::unix::fs::OpenOptionsExt as _,
     path::Path,
+    sync::Arc,
 };
 
 use serde::{Deserialize, Serialize};
@@ -27,7 +28,8 @@ const READS: [u32; 2] = [2, 3];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
-    pub model: Model,
+    /// Shared with the apply's caller when it keeps the model in an `Arc` (`sfc run`).
+    pub model: Arc<Model>,
     pub facts: BTreeMap<String, IfaceFacts>,
     pub flow_table_size: u32,
     pub netns: Option<String>,
@@ -141,7 +143,7 @@ impl State {
     pub fn without_model(&self) -> State {
         let State { model: _, facts, flow_table_size, netns, ids, draining, down, failovers, no_mac, absent, next_remote, class_ids: _ } = self;
         State {
-            model: Model::default(),
+            model: Arc::default(),
             facts: facts.clone(),
             flow_table_size: *flow_table_size,
             netns: netns.clone(),
@@ -250,7 +252,7 @@ port_chains:
         let cfg = crate::config::parse("state.yaml", FILE).unwrap_or_else(|e| panic!("{e}"));
         let model = crate::model::validate(&cfg).unwrap_or_else(|e| panic!("{e}"));
         State {
-            model,
+            model: Arc::new(model),
             facts: BTreeMap::new(),
             flow_table_size: 4096,
             netns: None,

@@ -114,9 +114,11 @@ pub fn write_behind(on: bool) {
 }
 
 /// Saves `state` (with `class_ids`) in `state_dir`, now or, with `write_behind`, by a thread
-/// that holds `lock` until it is done; the classes come back from `settle`, or now.
-pub(super) fn save(loc: &Location, state_dir: &Path, state: &Arc<State>, class_ids: ClassIds, lock: Lock) -> Result<Option<ClassIds>> {
+/// that holds `lock` until it is done; the classes come back from `settle`, or now. `done`
+/// (the state this apply replaced) is dropped after the save, by that thread when there is one.
+pub(super) fn save(loc: &Location, state_dir: &Path, state: &Arc<State>, class_ids: ClassIds, lock: Lock, done: Option<State>) -> Result<Option<ClassIds>> {
     if !BEHIND.load(Ordering::Relaxed) {
+        drop(done);
         state.save_with(state_dir, &class_ids)?;
         drop(lock);
         return Ok(Some(class_ids));
@@ -127,6 +129,7 @@ pub(super) fn save(loc: &Location, state_dir: &Path, state: &Arc<State>, class_i
         .spawn(move || {
             let r = state.save_with(&dir, &class_ids);
             drop(lock);
+            drop(done);
             r.map(|()| class_ids)
         })
         .map_err(|e| DatapathError::Other(format!("starting the thread that writes the state: {e}")))?;

@@ -483,28 +483,6 @@ pub struct Identities {
 
 
 impl Model {
-    /// Makes `self` equal to `other`, copying only the flow classifiers that differ (a
-    /// configuration of 100,000 classifiers is copied at every apply that keeps it).
-    pub fn assign_from(&mut self, other: &Model) {
-        let Model { port_pairs, port_pair_groups, flow_classifiers, port_chains, interface_modes, interface_macs, port_ids, identities, service_graphs } = other;
-        self.flow_classifiers.truncate(flow_classifiers.len());
-        for (mine, theirs) in self.flow_classifiers.iter_mut().zip(flow_classifiers) {
-            if mine != theirs {
-                mine.clone_from(theirs);
-            }
-        }
-        let have = self.flow_classifiers.len();
-        self.flow_classifiers.extend_from_slice(&flow_classifiers[have..]);
-        self.port_pairs.clone_from(port_pairs);
-        self.port_pair_groups.clone_from(port_pair_groups);
-        self.port_chains.clone_from(port_chains);
-        self.interface_modes.clone_from(interface_modes);
-        self.interface_macs.clone_from(interface_macs);
-        self.port_ids.clone_from(port_ids);
-        self.identities.clone_from(identities);
-        self.service_graphs.clone_from(service_graphs);
-    }
-
     /// The attach mode of interface `name` when the default is `default`.
     pub fn mode_of(&self, name: &str, default: AttachMode) -> AttachMode {
         self.interface_modes.get(name).copied().unwrap_or(default)

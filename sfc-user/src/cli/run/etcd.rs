@@ -356,7 +356,7 @@ impl super::Watcher {
         let before = (src.revision, src.cluster.clone());
         src.revision = Some(revision);
         src.cluster = Some(cluster);
-        match self.apply(loc, model) {
+        match self.apply(loc, Arc::new(model)) {
             Ok(r) => {
                 log::info!("{} (revision {revision})", super::summary(&self.file, &r, Some(read)));
                 (self.applied, self.rejected, self.failing) = (Some(h), None, None);

@@ -199,7 +199,7 @@ struct Watcher {
     down: BTreeSet<String>,
     /// The model running now (of the content `applied` hashes): what health changes and drains
     /// re-apply, whatever the file holds meanwhile.
-    model: Option<crate::model::Model>,
+    model: Option<Arc<crate::model::Model>>,
     /// When the first drain ends (seconds since the Unix epoch): the file is re-applied then, so
     /// a drain ends on time, not at the next change.
     drain_due: Option<u64>,
@@ -254,9 +254,10 @@ fn content_hash(b: &[u8]) -> u64 {
 impl Watcher {
     /// Applies `model`, as `sfc apply` does (which also installs members with a down interface
     /// as down), and keeps it as the one running.
-    fn apply(&mut self, loc: &Location, model: crate::model::Model) -> anyhow::Result<ApplyReport> {
+    fn apply(&mut self, loc: &Location, model: Arc<crate::model::Model>) -> anyhow::Result<ApplyReport> {
         let probe_down = self.probe_down.lock().map(|s| s.clone()).unwrap_or_default();
-        let ifaces: Vec<String> = datapath::model_ifaces(&model).into_iter().collect();
+        let names = datapath::model_ifaces(&model);
+        let ifaces: Vec<String> = names.iter().cloned().collect();
         // The links as they are before the apply looks at them: what changes during the apply
         // is seen at the next look (and re-applied), never taken as already applied.
         let down_before = links_of(&ifaces, &BTreeMap::new()).0;
@@ -268,7 +269,7 @@ impl Watcher {
             }
         }
         let cluster = self.source.as_ref().and_then(|s| s.cluster.clone());
-        let r = datapath::apply_cluster(loc, &model, self.opts, &probe_down, cluster.as_ref());
+        let r = datapath::apply_cluster(loc, &model, self.opts, &probe_down, cluster.as_ref(), Some(&names));
         if let Some(src) = &mut self.source {
             src.publish(loc, &model, &probe_down, r.as_ref().map(|r| r.generation).map_err(|e| format!("{e:#}")));
         }
@@ -315,6 +316,7 @@ impl Watcher {
 
     /// Applies the running model again (a member's health changed, a drain is due).
     fn reapply(&mut self, loc: &Location) -> anyhow::Result<ApplyReport> {
+        // The same model again: the Arc, not a copy of 100,000 classifiers.
         let model = self.model.clone().context("nothing applied yet")?;
         self.apply(loc, model)
     }
@@ -413,7 +415,7 @@ impl Watcher {
         let t = std::time::Instant::now();
         let model = super::model_of(&self.file, &text)?;
         let read = t.elapsed();
-        let r = self.apply(loc, model)?;
+        let r = self.apply(loc, Arc::new(model))?;
         log::info!("{}", summary(&self.file, &r, Some(read)));
         (self.applied, self.seen) = (Some(h), Some(h));
         Ok(())
@@ -462,7 +464,7 @@ impl Watcher {
             }
         };
         let read = t.elapsed();
-        match self.apply(loc, model) {
+        match self.apply(loc, Arc::new(model)) {
             Ok(r) => {
                 log::info!("{}", summary(&self.file, &r, Some(read)));
                 (self.applied, self.rejected, self.failing) = (Some(h), None, None);
