@@ -276,6 +276,15 @@ mod tests {
             "  a: 1\n  b: 2\n",
             "- a\n- - b\n  - c\n",
             "a: 1 # trailing\n# only a comment\n",
+            "{a, b: , c: ~}\n",
+            "[a: b, c]\n",
+            "? a\n? b\n: c\n",
+            "~: v\nnull: w\n",
+            "k: ''\nl: \"\"\nm: 'null'\nn: \"5\"\no: \"yes\"\np: '1.5'\n",
+            "k: |\n  5\nl: >-\n  true\n",
+            "k: [a,\n  # inside\n  b]\n",
+            "just a scalar\n",
+            "- 1\n- -2\n- 3.0\n",
         ];
         for d in docs {
             same(d);
