@@ -1,8 +1,9 @@
 //! The node tree straight from the YAML parser's events, for the documents chain files are.
 //!
 //! serde-saphyr parses with granit-parser and then deserializes every node through its
-//! `Spanned` wrapper; for a file of 100,000 classifiers that took three quarters of reading it
-//! (BENCHMARKS.md, "Reading a chain file"). This builds the same tree from the same parser's
+//! `Spanned` wrapper; for a file of 100,000 classifiers that took most of reading it, the
+//! parser's own scanning about a quarter (BENCHMARKS.md, "Reading the file from the parser's
+//! events"). This builds the same tree from the same parser's
 //! events: the same parser options, the same positions (each node's event span, as serde-saphyr
 //! turns it into a location), and plain scalars resolved by serde-saphyr's rules for an untyped
 //! value: null (`~`, `null`, empty), a YAML 1.1 boolean (`yes`, `on`, ...), an integer, a float,

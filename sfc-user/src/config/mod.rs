@@ -4,11 +4,12 @@
 //!
 //! Reading is two steps. The parser turns the text into a tree of spanned nodes; only a YAML
 //! syntax error stops there. The tree is built from the parser's events (`events`) for the
-//! documents chain files are, and by serde-saphyr for anything those leave (anchors, tags, merge
-//! keys, errors): the same tree either way, serde-saphyr's rules deciding what a scalar is. The tree is then read resource by resource against the schema, and
-//! every shape problem (unknown or repeated field, wrong type) becomes a [`ValidationError`]
-//! naming the resource, the field and the line, while the rest of the file is still read. So one
-//! run of `sfc validate` reports every problem, not just the first one serde trips over.
+//! documents chain files are, and by serde-saphyr for anything those leave (anchors, tags,
+//! merge keys, errors): the same tree either way, serde-saphyr's rules deciding what a scalar
+//! is. The tree is then read resource by resource against the schema, and every shape problem
+//! (unknown or repeated field, wrong type) becomes a [`ValidationError`] naming the resource,
+//! the field and the line, while the rest of the file is still read. So one run of `sfc
+//! validate` reports every problem, not just the first one serde trips over.
 
 mod events;
 pub mod neutron;

@@ -115,7 +115,8 @@ pub fn write_behind(on: bool) {
 
 /// Saves `state` (with `class_ids`) in `state_dir`, now or, with `write_behind`, by a thread
 /// that holds `lock` until it is done; the classes come back from `settle`, or now. `done`
-/// (the state this apply replaced) is dropped after the save, by that thread when there is one.
+/// (the state this apply replaced, maybe the last owner of the model before) is freed by that
+/// thread after the save, off the apply's way; without one, first.
 pub(super) fn save(loc: &Location, state_dir: &Path, state: &Arc<State>, class_ids: ClassIds, lock: Lock, done: Option<State>) -> Result<Option<ClassIds>> {
     if !BEHIND.load(Ordering::Relaxed) {
         drop(done);
