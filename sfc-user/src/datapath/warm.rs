@@ -131,11 +131,27 @@ pub(super) fn save(loc: &Location, state_dir: &Path, state: &Arc<State>, class_i
             let r = state.save_with(&dir, &class_ids);
             drop(lock);
             drop(done);
+            give_back_freed();
             r.map(|()| class_ids)
         })
         .map_err(|e| DatapathError::Other(format!("starting the thread that writes the state: {e}")))?;
     WRITING.lock().map_err(|_| DatapathError::Other("the state writers' list is poisoned".to_owned()))?.insert(loc.pin_dir.clone(), h);
     Ok(None)
+}
+
+/// Hands the heap's free memory back to the system, in every allocator arena: what reading the
+/// file (its tree, then the model) and the replaced state left free. A daemon reads its file
+/// on other threads than it applies on, and glibc keeps what a thread freed in that thread's
+/// arena for the next allocation there: measured with 100,000 classifiers, `sfc run` grew
+/// from 376 MiB after its first apply to 1.1 GiB after four changes and stayed there, with
+/// about 540 MiB of heap in use at most. Called after every apply written behind (the daemon's).
+fn give_back_freed() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: glibc's malloc_trim takes no pointer and is safe to call from any thread at any
+    // time; it returns whether memory was released, which does not matter here.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Waits until the state of the last apply at `loc` is written (when it is written behind), and
