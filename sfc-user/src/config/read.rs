@@ -118,7 +118,7 @@ impl Reader<'_> {
                 return Vec::new();
             }
         };
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let mut label = format!("#{i}");
             if let Node::Map(entries) = &item.value {
