@@ -1,10 +1,9 @@
 //! Updates (issue 17): the wall time of a whole `datapath::apply` (facts, plan, compile, the
 //! writes, the flip; the state written behind it, timed apart, as `sfc run` has it) at 100,000
-//! classifiers,
-//! when nothing, 1, 100 or 10,000 classifiers changed (their destination moved), where that time
-//! went (`ApplyReport::steps`), and the peak memory of this process (the loader runs in it)
-//! after them. Real tcx attachments on veths in a private namespace; no packet is sent. Printed
-//! with the growth tables.
+//! classifiers, when nothing, 1, 100 or 10,000 classifiers changed (their destination moved),
+//! where that time went (`ApplyReport::steps`), and the memory of this process (the loader runs
+//! in it) for them: its peak, and what it holds between two applies. Real tcx attachments on
+//! veths in a private namespace; no packet is sent. Printed with the growth tables.
 
 use std::{
     sync::Arc,
@@ -78,11 +77,27 @@ fn chain_text(model: &Model) -> String {
     out
 }
 
-/// Peak resident memory of this process (`VmHWM`), MiB.
-fn peak_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0.0);
+/// A figure of this process's `/proc/self/status` (`VmHWM`: peak resident, `VmRSS`: resident
+/// now), MiB.
+fn status_mib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_else(|e| panic!("/proc/self/status: {e}"));
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
     kib / 1024.0
+}
+
+/// Starts the peak over: what the benchmarks before this one freed is handed back to the
+/// system (as `sfc run` does after every apply), then the kernel's peak is set to what is
+/// resident now (`clear_refs` 5), so that the peak reported is this part's.
+fn peak_from_here() {
+    // SAFETY: glibc's malloc_trim takes no pointer; callable from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    std::fs::write("/proc/self/clear_refs", "5").unwrap_or_else(|e| panic!("resetting the peak resident memory: {e}"));
 }
 
 fn ms(d: Duration) -> String {
@@ -101,6 +116,7 @@ pub fn updates() -> Vec<String> {
         absent_ok: false,
         latency_every: 0,
     };
+    peak_from_here();
     let base = model_with(N);
     // As `sfc run` does: the state file is written behind each apply, and the next waits for it.
     datapath::write_behind(true);
@@ -140,6 +156,9 @@ pub fn updates() -> Vec<String> {
     let mut addr = [0u8; 16];
     addr[..4].copy_from_slice(&dst_of(N * (CHANGED.len() + 2) + k));
     last.flow_classifiers[k].destination_prefix.addr = addr;
+    // Between two applies of `sfc run`: what the last one kept (the compiler, the state, the
+    // banks' contents) and the models of this benchmark, the freed heap handed back.
+    let between = status_mib("VmRSS");
     rows.push(("1 changed, nothing kept (a new process: `sfc apply`)".to_owned(), timed("1 changed, nothing kept", &|| datapath::apply(&loc, &last, opts))));
     let labels: Vec<&str> = rows[0].1 .3.iter().map(|(s, _)| *s).collect();
     let mut out = vec![
@@ -155,9 +174,14 @@ pub fn updates() -> Vec<String> {
         out.push(format!("| {what} | {} | {} | {} | {} | {} | {} |", ms(*took), group(*changed), group(*written), parts.join(" | "), ms(*read), ms(*saved)));
     }
     out.push(String::new());
-    out.push(format!("Peak memory of the process that applied them (the loader runs in it): {:.0} MiB.", peak_mib()));
+    // The file read last, as `sfc run` reads it on a change: beside what the applies kept.
+    let read = reading(&base);
+    out.push(format!(
+        "Memory of the process that applied them (the loader runs in it; these applies and the file's reading only, the benchmarks before them left out): peak {:.0} MiB; resident between two applies, with what the last one kept, this benchmark's own copy of the model and the freed heap handed back as `sfc run` does, {between:.0} MiB.",
+        status_mib("VmHWM")
+    ));
     out.push(String::new());
-    out.push(reading(&base));
+    out.push(read);
     if let Err(e) = datapath::down(&loc) {
         eprintln!("bench_micro: updates: sfc down: {e}");
     }
