@@ -349,7 +349,7 @@ mod tests {
         let tree = fast(&t).expect("left to serde-saphyr");
         same(&t);
         // Each list and mapping takes the room it needs, not the room it grew into (a
-        // classifier's 4-6 entries in room for 8, the 2,000 classifiers in room for 2,048).
+        // classifier's 5 entries in room for 8, the 2,000 classifiers in room for 2,048).
         exact(&tree, "");
     }
 

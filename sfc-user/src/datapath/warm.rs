@@ -141,8 +141,8 @@ pub(super) fn save(loc: &Location, state_dir: &Path, state: &Arc<State>, class_i
 
 /// Hands the heap's free memory back to the system, in every allocator arena: what reading the
 /// file (its tree, then the model) and the replaced state left free. A daemon reads its file
-/// on other threads than it applies on, and glibc keeps what a thread freed in that thread's
-/// arena for the next allocation there: measured with 100,000 classifiers, `sfc run` grew
+/// on tokio's blocking threads, which come and go, and glibc keeps what a thread freed in that
+/// thread's arena for the next allocation there: measured with 100,000 classifiers, `sfc run` grew
 /// from 367 MiB after its first apply to 1.0 GiB after three changes and stayed there, with
 /// about 540 MB of heap in use at most (BENCHMARKS.md, "Memory at 100,000 classifiers").
 /// Called after every apply written behind (the daemon's).
