@@ -188,3 +188,65 @@ fn live_bank(maps: &Maps<'_>) -> (cls::ClsEntries, cls::ClsHash, BTreeMap<u32, s
     let c = maps.live_bank().expect("reading the live bank");
     (c.cls, c.cls_hash, c.cls_res)
 }
+
+/// Three members, one behind interfaces that do not exist.
+const LINKS: &str = "
+port_pairs:
+  - {name: pp1, ingress: ks1i, egress: ks1o}
+  - {name: pp2, ingress: ks2i, egress: ks2o}
+  - {name: pp3, ingress: ks3i, egress: ks3o}
+port_pair_groups:
+  - {name: pg1, port_pairs: [pp1, pp2, pp3]}
+flow_classifiers:
+  - {name: a, protocol: udp, destination_ip_prefix: 10.1.0.1/32, logical_source_port: ksrc, logical_destination_port: kdst}
+port_chains:
+  - {name: pc1, chain_id: 1, port_pair_groups: [pg1], flow_classifiers: [a]}
+";
+
+/// What an apply found of the links (`ApplyReport::links_down`), which `sfc run` compares its
+/// next look with: a link set down (and its veth peer, without carrier), interfaces missing;
+/// and once the link is up again, the member reported back up. A daemon that compared with a
+/// look of its own taken before the apply kept a member down when its link went down and up
+/// while the apply looked (a replugged tap): its next look found the links as it had seen them.
+#[test]
+fn an_apply_reports_the_links_it_found_down_or_missing() {
+    sandbox::sweep_stale();
+    let ns = sandbox::namespace(PAIRS);
+    let pins = sandbox::pin_dir();
+    let loc = Location::new(None, Some(pins.path().to_owned()));
+    let _down = down::Down(&loc);
+    let opts = LoadOptions { flow_table_size: 4096, drain_timeout: Duration::ZERO, mode: AttachMode::Tc, new_flow_rate: 0, absent_ok: true, latency_every: 0 };
+    let cfg = config::parse("links.yaml", LINKS).unwrap_or_else(|e| panic!("{e}"));
+    let m = model::validate(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    let set = |dev: &str, state: &str| {
+        sfc_tests::netns::ip_in(ns.name(), &["link", "set", "dev", dev, state]).unwrap_or_else(|e| panic!("{e:#}"));
+    };
+    let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<std::collections::BTreeSet<String>>();
+    // A link's operational state follows its peer's through the kernel's link watch, which
+    // may take a moment: waits until the links that exist and are down are `down`.
+    let settle_links = |down: &[&str]| {
+        let all: std::collections::BTreeSet<String> = PAIRS.iter().flat_map(|(a, b)| [(*a).to_owned(), (*b).to_owned()]).collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while datapath::gather_facts(&loc, &all).expect("facts").1 != names(down) {
+            assert!(std::time::Instant::now() < deadline, "the links' states did not settle to {down:?} down in 5 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    for (a, b) in PAIRS {
+        set(a, "up");
+        set(b, "up");
+    }
+    set("ks2o", "down");
+    settle_links(&["ks2i", "ks2o"]);
+    let r = datapath::apply(&loc, &m, opts).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.links_down, names(&["ks2i", "ks2o", "ks3i", "ks3o"]), "ks2o down, ks2i without carrier, pp3's missing");
+    assert_eq!(r.went_down, vec!["pp2".to_owned(), "pp3".to_owned()]);
+    datapath::settle(&loc).expect("the state written");
+
+    set("ks2o", "up");
+    settle_links(&[]);
+    let r = datapath::apply(&loc, &m, opts).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.links_down, names(&["ks3i", "ks3o"]));
+    assert_eq!(r.came_up, vec!["pp2".to_owned()]);
+    datapath::settle(&loc).expect("the state written");
+}

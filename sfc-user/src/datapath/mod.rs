@@ -253,6 +253,10 @@ pub struct ApplyReport {
     /// The apply started from what the last one in this process kept (`warm`), not from the
     /// state file and the maps read back.
     pub from_kept: bool,
+    /// The model's interfaces that the apply found missing on this host or not operationally
+    /// up: what it installed their port pairs by. `sfc run` compares its next look at the links
+    /// with this, so that a link that changed while the apply looked at it is applied again.
+    pub links_down: BTreeSet<String>,
 }
 
 /// The steps of an apply and how long each took.
@@ -347,10 +351,10 @@ fn apply_inner(
     steps.mark("checks, lock, state load");
 
     let overlay = cluster.map(|c| netlink::link_by_name(&c.overlay).map(|l| (l.ifindex, c.overlay.clone()))).transpose()?;
-    let (facts, plan, mut compiled) = plan_and_compile(loc, model, opts, probe_down, &mut start, cluster.zip(overlay.as_ref().map(|o| o.0)), ifaces)?;
+    let (facts, plan, mut compiled, links_down) = plan_and_compile(loc, model, opts, probe_down, &mut start, cluster.zip(overlay.as_ref().map(|o| o.0)), ifaces)?;
     let warm::Start { old, mut kept, known, slots } = start;
     steps.mark("facts, plan, compile");
-    let mut report = ApplyReport { draining: plan.started, drained: plan.ended, from_kept, ..ApplyReport::default() };
+    let mut report = ApplyReport { draining: plan.started, drained: plan.ended, from_kept, links_down, ..ApplyReport::default() };
     // Loading the object creates (or reuses, when pinned) every map; the programs are loaded
     // into the kernel when first needed (below) and reused from their pins afterwards. After an
     // apply in this process, every map is there: the object is loaded only if a program that
@@ -478,6 +482,10 @@ fn health_changes(report: &mut ApplyReport, old: Option<&State>, compiled: &comp
 
 
 
+/// What `plan_and_compile` found and made: the interfaces' facts, the plan, the compile, and
+/// the model's interfaces it found missing or down on this host (`ApplyReport::links_down`).
+type Planned = (BTreeMap<String, IfaceFacts>, plan::Plan, compile::Compiled, BTreeSet<String>);
+
 /// The first step of an apply, which changes nothing: the interfaces' facts and health, the
 /// plan (ids, drains) from what is installed, and the compiled state.
 fn plan_and_compile(
@@ -488,7 +496,7 @@ fn plan_and_compile(
     start: &mut warm::Start,
     cluster: Option<(&cluster::Cluster, u32)>,
     ifaces: Option<&BTreeSet<String>>,
-) -> Result<(BTreeMap<String, IfaceFacts>, plan::Plan, compile::Compiled)> {
+) -> Result<Planned> {
     let old = start.old.as_ref();
     // One pass over the model's classifiers for the names (none when the caller has them), for
     // both the local and the remote facts.
@@ -500,6 +508,8 @@ fn plan_and_compile(
         &found
     };
     let (mut facts, mut down_ifaces) = gather_facts(loc, names)?;
+    // This host's links as the apply sees them (before other hosts' interfaces join the facts).
+    let links_down = names.iter().filter(|n| !facts.contains_key(*n) || down_ifaces.contains(*n)).cloned().collect();
     if let Some((c, _)) = cluster {
         let next = old.map_or(0, |o| o.next_remote);
         let (remote, down) = cluster::remote_facts(names, &facts, c, old.map(|o| &o.facts), next);
@@ -533,7 +543,7 @@ fn plan_and_compile(
         stats_slots: start.slots.clone(),
     };
     let compiled = compile::compile_kept(model, &inputs, &mut start.kept).map_err(|e| DatapathError::Compile(preflight::elsewhere(e)))?;
-    Ok((facts, plan, compiled))
+    Ok((facts, plan, compiled, links_down))
 }
 
 

@@ -258,9 +258,6 @@ impl Watcher {
         let probe_down = self.probe_down.lock().map(|s| s.clone()).unwrap_or_default();
         let names = datapath::model_ifaces(&model);
         let ifaces: Vec<String> = names.iter().cloned().collect();
-        // The links as they are before the apply looks at them: what changes during the apply
-        // is seen at the next look (and re-applied), never taken as already applied.
-        let down_before = links_of(&ifaces, &BTreeMap::new()).0;
         if let Some(src) = &self.source {
             // Again at every apply: a failed first install takes down what it made, the
             // overlay device included.
@@ -283,7 +280,10 @@ impl Watcher {
             .map(|s| s.facts.into_iter().filter(|(_, f)| f.learns()).map(|(name, f)| (f.ifindex, (name, f.learnt_mac))).collect())
             .unwrap_or_default();
         self.ifaces = ifaces;
-        self.down = down_before;
+        // The links as the apply saw them, not as a look before or after it saw them: a link
+        // that went down and up again while the apply looked (a tap replugged) left its member
+        // down, and a look before the apply would have taken the member as up.
+        self.down.clone_from(&r.links_down);
         self.model = Some(model);
         Ok(r)
     }
