@@ -115,6 +115,11 @@ fn edit(m: &mut Model, rng: &mut Rng, round: usize) -> String {
     }
 }
 
+/// The applies' options here: a small flow table, no drains, tc; `absent_ok` as `sfc run` has it.
+fn opts(absent_ok: bool) -> LoadOptions {
+    LoadOptions { flow_table_size: 4096, drain_timeout: Duration::ZERO, mode: AttachMode::Tc, new_flow_rate: 0, absent_ok, latency_every: 0 }
+}
+
 #[test]
 fn kept_applies_write_what_a_fresh_apply_would() {
     sandbox::sweep_stale();
@@ -124,7 +129,7 @@ fn kept_applies_write_what_a_fresh_apply_would() {
     // Before the pins go (dropped first): detach, unpin, and remove the state under /run/sfc,
     // also when an assertion fails.
     let _down = down::Down(&loc);
-    let opts = LoadOptions { flow_table_size: 4096, drain_timeout: Duration::ZERO, mode: AttachMode::Tc, new_flow_rate: 0, absent_ok: false, latency_every: 0 };
+    let opts = opts(false);
     let mut m = base();
     datapath::write_behind(true);
     let (mut rng, seed) = Rng::from_env_or_clock();
@@ -215,7 +220,7 @@ fn an_apply_reports_the_links_it_found_down_or_missing() {
     let pins = sandbox::pin_dir();
     let loc = Location::new(None, Some(pins.path().to_owned()));
     let _down = down::Down(&loc);
-    let opts = LoadOptions { flow_table_size: 4096, drain_timeout: Duration::ZERO, mode: AttachMode::Tc, new_flow_rate: 0, absent_ok: true, latency_every: 0 };
+    let opts = opts(true);
     let cfg = config::parse("links.yaml", LINKS).unwrap_or_else(|e| panic!("{e}"));
     let m = model::validate(&cfg).unwrap_or_else(|e| panic!("{e}"));
     let set = |dev: &str, state: &str| {
