@@ -216,10 +216,26 @@ impl Fixture {
         f
     }
 
-    /// Sets interfaces up (a copy `bpf_clone_redirect` sends out of a down interface is lost).
+    /// Sets interfaces up (a copy `bpf_clone_redirect` sends out of a down interface is lost),
+    /// and waits until each is operationally up (give both ends of a veth). The kernel's link
+    /// watch makes a veth operational from a work queue after its peer comes up; until it has
+    /// run, the transmit queue still holds the noop qdisc (`dev_activate` waits for the
+    /// carrier), which drops what is sent: a copy counted `tap_copy_failed` (seen once in CI).
+    /// The link watch sets the operational state and activates the queue in one step.
     pub fn set_up(&self, ifnames: &[&str]) {
         for n in ifnames {
             sfc_tests::link::up(self.netns.name(), n).unwrap_or_else(|e| panic!("{e:#}"));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        for n in ifnames {
+            loop {
+                let out = sfc_tests::netns::ip_in(self.netns.name(), &["-o", "link", "show", "dev", n]).unwrap_or_else(|e| panic!("{e:#}"));
+                if out.contains(" state UP ") {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "{n} not operational 5 s after it was set up: {out}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
         }
     }
 
