@@ -44,7 +44,7 @@ use attach::Programs;
 pub(crate) use attach::{PROG_PIN, link_pins};
 pub use compile::plan::Drain;
 pub use state::{Lock, State};
-pub use warm::{check as check_kept, forget as forget_kept, settle, settle_all, with_state, write_behind};
+pub use warm::{check as check_kept, forget as forget_kept, give_back_freed, settle, settle_all, with_state, write_behind};
 
 /// The kernel programs, built by `build.rs` from `sfc-ebpf`.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sfc"));

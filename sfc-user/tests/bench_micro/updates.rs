@@ -93,10 +93,7 @@ fn status_mib(field: &str) -> f64 {
 /// system (as `sfc run` does after every apply), then the kernel's peak is set to what is
 /// resident now (`clear_refs` 5), so that the peak reported is this part's.
 fn peak_from_here() {
-    // SAFETY: glibc's malloc_trim takes no pointer; callable from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    datapath::give_back_freed();
     std::fs::write("/proc/self/clear_refs", "5").unwrap_or_else(|e| panic!("resetting the peak resident memory: {e}"));
 }
 
