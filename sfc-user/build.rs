@@ -39,8 +39,16 @@ fn main() -> anyhow::Result<()> {
 /// `cargo build` of the eBPF package for `bpfel-unknown-none` (nightly, `build-std=core`,
 /// bpf-linker with BTF), as aya-build does it; returns the object copied to `out_dir/sfc`.
 fn build_ebpf(root: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
-    // The build dependency on sfc-ebpf reruns this for its library; its binaries need this.
-    println!("cargo:rerun-if-changed={}", root.display());
+    // What the object is built from: the eBPF crate, the map contract it shares with the
+    // loader, the workspace's manifest (its profile for sfc-ebpf) and lock file, and the linker
+    // (its mtime is the cache key, as in the aya template; sfc-ebpf's own build script says the
+    // same to the inner build).
+    let workspace = root.parent().ok_or_else(|| anyhow!("{} has no parent directory", root.display()))?;
+    for watched in [root.to_path_buf(), workspace.join("sfc-common"), workspace.join("Cargo.toml"), workspace.join("Cargo.lock")] {
+        println!("cargo:rerun-if-changed={}", watched.display());
+    }
+    let linker = which::which("bpf-linker").context("bpf-linker not found: run `cargo xtask setup`")?;
+    println!("cargo:rerun-if-changed={}", linker.display());
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").context("CARGO_CFG_TARGET_ARCH not set")?;
     let target = match std::env::var("CARGO_CFG_TARGET_ENDIAN").as_deref() {
         Ok("little") => "bpfel-unknown-none",
@@ -50,9 +58,9 @@ fn build_ebpf(root: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
     let mut cmd = Command::new("rustup");
     cmd.args(["run", "nightly", "cargo", "build", "--package", PACKAGE, "-Z", "build-std=core", "--bins"])
         .args(["--message-format=json", "--release", "--target", target])
-        // Its own target directory: the outer cargo holds the lock on the workspace's.
+        // A target directory of its own: the outer cargo holds the lock of its profile's.
         .arg("--target-dir")
-        .arg(out_dir.join(PACKAGE))
+        .arg(ebpf_target_dir(out_dir))
         .current_dir(root)
         .env("CARGO_ENCODED_RUSTFLAGS", format!("--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf"))
         .env_remove("RUSTC")
@@ -101,6 +109,20 @@ fn build_ebpf(root: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
 /// The revision of the workspace (`3f2a9c1d0b7e`; `-dirty` when tracked files differ from it
 /// as of this script's last run, which an edit under `sfc-user/src`, a commit or a checkout
 /// triggers), or `unknown` outside a git checkout (a source tarball).
+/// The inner build's target directory: `sfc-ebpf` beside the profile directories of the outer
+/// build's (`target/sfc-ebpf`), so the debug and the release build of sfc-user (CI makes both)
+/// share one build of the object, which is always built in release mode with the same flags.
+/// The inner cargo's lock keeps two outer builds from writing it at once. `out_dir` itself when
+/// it is not under a `build` directory as cargo lays it out.
+fn ebpf_target_dir(out_dir: &Path) -> PathBuf {
+    // OUT_DIR is <target>[/<triple>]/<profile>/build/sfc-user-<hash>/out.
+    out_dir
+        .ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "build"))
+        .and_then(|build| build.parent()?.parent())
+        .map_or_else(|| out_dir.join(PACKAGE), |target| target.join(PACKAGE))
+}
+
 fn git_revision(workspace: &Path) -> String {
     let git = |args: &[&str]| {
         Command::new("git")
