@@ -27,6 +27,7 @@ mod options;
 mod ovs;
 mod paths;
 mod perf;
+mod pingpong;
 mod progs;
 mod report;
 mod robust;
@@ -437,7 +438,7 @@ fn method(cpus: usize) -> String {
         "How it was measured:\n\n\
          - Topology: one copy per path of hub, source, dest and sf1-sf3 namespaces joined by veth \
          pairs; the hub routes; the service functions are plain IPv4 routers. Replies (TCP ACKs, \
-         sockperf answers) go from dest straight back to source on every path. From the last \
+         ping-pong answers) go from dest straight back to source on every path. From the last \
          service function to dest, policy routing and OVS take one more hub lookup; sfc \
          redirects straight into dest (the chain's `logical_destination_port`).\n\
          - UDP: 64-byte frames (18-byte payload) of one flow, their IPv4 ids counting up as a \
@@ -450,8 +451,10 @@ fn method(cpus: usize) -> String {
          measurement time (RFC 2544 throughput, shortened). Each UDP measurement also checks the \
          route: every service function's own counters must show the packets (none on (a)).\n\
          - TCP: iperf3, one stream, client on CPU {tx}, server on CPU {path}, no RPS.\n\
-         - Latency: sockperf ping-pong over UDP, 64-byte messages, non-blocking sockets on both \
-         ends (busy polling), client on CPU {tx}, server on CPU {path}; round-trip times. \
+         - Latency: UDP ping-pong, one 64-byte message at a time, between two threads of the \
+         bench spinning on non-blocking sockets (`xtask/src/bench/pingpong.rs`: what `sockperf \
+         ping-pong --nonblocked --full-rtt` measures, without its fixed two-second wait), client \
+         on CPU {tx}, server on CPU {path}; round-trip times, the first 250 ms left out. \
          \"Added p50 per hop\" is (p50 - p50 of (a)) / 3.\n\
          - sfc XDP mode (e): `sfc apply --mode xdp` puts `sfc_xdp` on the hub's ports and a \
          pass program on the far end of every interface it redirects into; the kernel turns GSO \

@@ -7,7 +7,7 @@
 //! through sf2, so every packet crosses to h2 and back over the overlay. They are pushed in
 //! turn, every measurement interleaved L, X, L, X, ...; medians reported. The rates are the
 //! tools' own (iperf3 UDP with 18-byte payloads unpaced, received packets per second; iperf3
-//! TCP; sockperf ping-pong, both ends spinning), on this 2-core VM, where the agents and etcd share the cores.
+//! TCP; UDP ping-pong of 64-byte messages, both ends spinning: `pingpong`), on this 2-core VM, where the agents and etcd share the cores.
 
 use std::{
     fmt::Write as _,
@@ -105,14 +105,8 @@ fn measure(h: &Hosts, secs: u64) -> Result<(f64, f64, f64)> {
         let v: serde_json::Value = serde_json::from_str(&json).context("iperf3 JSON")?;
         v["end"]["sum_received"]["bits_per_second"].as_f64().context("iperf3: no throughput")? / 1e9
     };
-    let p50 = {
-        let _s = Server::start(&dst, "sockperf", &["server", "-i", &ip, "-p", "11112", "--nonblocked"])?;
-        let out = in_ns(&src, "sockperf", &["ping-pong", "-i", &ip, "-p", "11112", "-t", &t, "-m", "64", "--full-rtt", "--nonblocked"], limit)?;
-        out.lines()
-            .find_map(|l| l.split_once("percentile 50.000 =").map(|(_, v)| v.trim().to_owned()))
-            .context("sockperf: no p50")?
-            .parse::<f64>()?
-    };
+    let ends = super::pingpong::Ends { client_ns: &src, server_ns: &dst, cpus: None };
+    let p50 = super::pingpong::round_trips(&ends, std::net::SocketAddr::from((DEST_IP, 11112)), Duration::from_secs(secs))?.p50;
     Ok((pps, gbps, p50))
 }
 
@@ -164,7 +158,7 @@ pub fn run(sfc: &Path, reps: usize, secs: u64) -> Result<String> {
          agent per host; `xtask/src/bench/hosts.rs`). (L) source -> sf1 -> dest, all on h1; (X) source@h1 -> \
          sf2@h2 -> dest@h1: every packet crosses to h2 and back in sfc's overlay. Medians of {reps} \
          interleaved runs of {secs} s each (iperf3 UDP, 18-byte payloads, unpaced: received packets per second; \
-         iperf3 TCP, one stream; sockperf ping-pong, 64 bytes, both ends spinning).\n\n\
+         iperf3 TCP, one stream; UDP ping-pong, 64 bytes, one message at a time, both ends spinning).\n\n\
          | path | UDP pps | TCP Gbit/s | RTT p50 (us) |\n|---|---|---|---|\n\
          | (L) local hop | {lp:.0} | {lt:.2} | {ll:.1} |\n\
          | (X) hop to another host and back | {xp:.0} ({:.2}x) | {xt:.2} ({:.2}x) | {xl:.1} (+{:.1}) |\n\n\

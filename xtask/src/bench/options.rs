@@ -5,7 +5,6 @@ use std::{fmt::Write as _, path::PathBuf};
 /// Debian packages the bench runs: what each is for.
 const TOOLS: &[(&str, &str)] = &[
     ("iperf3", "TCP throughput"),
-    ("sockperf", "request/response latency (also of the multi-host part)"),
     ("openvswitch-switch", "the OVS userspace path (c)"),
 ];
 

@@ -491,7 +491,6 @@ fn tool_versions() -> Vec<String> {
     };
     vec![
         first_line("iperf3", "--version"),
-        first_line("sockperf", "--version"),
         first_line("ovs-vswitchd", "--version"),
     ]
 }

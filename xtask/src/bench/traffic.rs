@@ -1,25 +1,26 @@
-//! TCP throughput (iperf3, one stream) and request/response latency (sockperf ping-pong, both
-//! ends busy-polling), each bounded in time and run inside the path's namespaces. The client runs
+//! TCP throughput (iperf3, one stream) and request/response latency (UDP ping-pong, both ends
+//! busy-polling: `pingpong`), each bounded in time and run inside the path's namespaces. The client runs
 //! on [`SENDER_CPU`], the server on [`PATH_CPU`]; there is no RPS, as veth traffic normally runs:
 //! each send carries its packet through the path on the sending core.
 
 use std::{
+    net::SocketAddr,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
 
+pub use super::pingpong::Latency;
 use super::{
+    pingpong,
     topo::{DEST_IP, Net},
     udp::{PATH_CPU, SENDER_CPU},
 };
 use crate::cmd;
 
 const TCP_PORT: u16 = 5201;
-const SOCKPERF_PORT: u16 = 11111;
-/// Message size of the latency test (UDP payload).
-const SOCKPERF_MSG: &str = "64";
+const LATENCY_PORT: u16 = 11111;
 /// Servers get this long to start listening.
 const SERVER_START: Duration = Duration::from_millis(400);
 /// A client that takes this much longer than asked is killed.
@@ -139,69 +140,17 @@ fn parse_iperf3(json: &str) -> Result<f64> {
     Ok(bps / 1e9)
 }
 
-/// Round-trip time percentiles in microseconds.
-#[derive(Debug, Clone, Copy)]
-pub struct Latency {
-    pub p50: f64,
-    pub p99: f64,
-}
 
-/// UDP request/response from source to dest for `secs`: sockperf ping-pong, client and server
-/// on non-blocking sockets (they spin instead of sleeping), full round trips.
+/// UDP request/response from source to dest for `secs`: one message at a time, client and server
+/// on non-blocking sockets (they spin instead of sleeping), full round trips (`pingpong`).
 pub fn latency(net: &Net, secs: Duration) -> Result<Latency> {
-    let (ip, port) = (DEST_IP.to_string(), SOCKPERF_PORT.to_string());
-    let _server = Proc::spawn(
-        "sockperf server",
-        &mut in_ns(
-            &net.dest(),
-            PATH_CPU,
-            "sockperf",
-            &["server", "-i", &ip, "-p", &port, "--nonblocked"],
-        ),
-    )?;
-    std::thread::sleep(SERVER_START);
-    let t = secs.as_secs().max(1).to_string();
-    #[rustfmt::skip]
-    let client = Proc::spawn(
-        "sockperf client",
-        &mut in_ns(&net.source(), SENDER_CPU, "sockperf", &[
-            "ping-pong", "-i", &ip, "-p", &port, "-t", &t, "-m", SOCKPERF_MSG, "--full-rtt",
-            "--nonblocked",
-        ]),
-    )?;
-    let out = client.finish(secs + GRACE)?;
-    parse_sockperf(&out)
-}
-
-/// sockperf prints `sockperf: ---> percentile 50.000 =    9.263` (microseconds).
-fn parse_sockperf(out: &str) -> Result<Latency> {
-    let percentile = |p: &str| -> Result<f64> {
-        let tag = format!("percentile {p} =");
-        out.lines()
-            .find_map(|l| l.split_once(&tag).map(|(_, v)| v.trim().to_owned()))
-            .with_context(|| format!("sockperf printed no {p} percentile: {out}"))?
-            .parse::<f64>()
-            .with_context(|| format!("sockperf's {p} percentile is not a number"))
-    };
-    Ok(Latency {
-        p50: percentile("50.000")?,
-        p99: percentile("99.000")?,
-    })
+    let ends = pingpong::Ends { client_ns: &net.source(), server_ns: &net.dest(), cpus: Some((SENDER_CPU, PATH_CPU)) };
+    pingpong::round_trips(&ends, SocketAddr::from((DEST_IP, LATENCY_PORT)), secs)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sockperf_percentiles() {
-        let out = "sockperf: ---> percentile 99.000 =   12.648\n\
-                   sockperf: ---> percentile 90.000 =   10.001\n\
-                   sockperf: ---> percentile 50.000 =    9.263\n";
-        let l = parse_sockperf(out).unwrap();
-        assert!((l.p50 - 9.263).abs() < 1e-9 && (l.p99 - 12.648).abs() < 1e-9);
-        assert!(parse_sockperf("nothing").is_err());
-    }
 
     #[test]
     fn iperf3_receiver_rate() {

@@ -461,7 +461,7 @@ impl Drop for RawSocket {
 }
 
 /// Pins the calling thread to `cpu`.
-fn pin_thread(cpu: usize) -> Result<()> {
+pub(super) fn pin_thread(cpu: usize) -> Result<()> {
     // SAFETY: a zeroed cpu_set_t is empty; CPU_SET writes within it; sched_setaffinity(0, ..)
     // applies to the calling thread only.
     let rc = unsafe {
