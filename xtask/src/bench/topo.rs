@@ -133,6 +133,9 @@ pub enum SfPorts {
 /// One path's namespaces: `<prefix>-hub`, `-source`, `-dest`, `-sf1`..; deleted on drop.
 #[derive(Debug)]
 pub struct Net {
+    /// Each namespace's `/proc/net/dev`, opened at its first read. Before `namespaces`: fields
+    /// drop in order, and an open file keeps its namespace (and its interfaces) alive.
+    netdevs: std::sync::Mutex<std::collections::BTreeMap<String, sfc_tests::NetDev>>,
     prefix: String,
     /// The SFs' tap pumps, stopped (their taps gone) before the namespaces are deleted.
     pumps: Vec<sfc_tests::tap::TapPump>,
@@ -144,6 +147,7 @@ impl Net {
     /// Builds the topology under namespace names `<prefix>-<role>`.
     pub fn build(prefix: &str, hub: Hub, sf_ports: SfPorts) -> Result<Net> {
         let mut net = Net {
+            netdevs: std::sync::Mutex::default(),
             prefix: prefix.to_owned(),
             pumps: Vec::new(),
             namespaces: NetNsGroup::default(),
@@ -230,7 +234,12 @@ impl Net {
 
     /// Interface counters of the endpoint side of `port`.
     pub fn link(&self, port: Port) -> Result<sfc_tests::LinkStats> {
-        sfc_tests::LinkStats::read(&self.ns(&port.role()), port.dev())
+        let ns = self.ns(&port.role());
+        let mut open = self.netdevs.lock().map_err(|_| anyhow::anyhow!("the counter files' lock is poisoned"))?;
+        if !open.contains_key(&ns) {
+            open.insert(ns.clone(), sfc_tests::NetDev::open(&ns)?);
+        }
+        open[&ns].read(port.dev())
     }
 }
 

@@ -151,7 +151,8 @@ fn search(net: &Net, secs: Duration, profile: Option<(usize, &std::path::Path)>)
     let probe_time = (secs / 5).max(Duration::from_millis(400));
 
     std::thread::sleep(WARMUP);
-    let flat = probe(net, (secs / 2).max(probe_time))?;
+    // A rate, for the report and as the search's first bounds: a probe's length is enough.
+    let flat = probe(net, probe_time)?;
     if flat.offered == 0.0 {
         sender.stop()?;
         bail!("the UDP sender sent nothing");
