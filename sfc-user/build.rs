@@ -106,14 +106,11 @@ fn build_ebpf(root: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(dst)
 }
 
-/// The revision of the workspace (`3f2a9c1d0b7e`; `-dirty` when tracked files differ from it
-/// as of this script's last run, which an edit under `sfc-user/src`, a commit or a checkout
-/// triggers), or `unknown` outside a git checkout (a source tarball).
 /// The inner build's target directory: `sfc-ebpf` beside the profile directories of the outer
 /// build's (`target/sfc-ebpf`), so the debug and the release build of sfc-user (CI makes both)
 /// share one build of the object, which is always built in release mode with the same flags.
-/// The inner cargo's lock keeps two outer builds from writing it at once. `out_dir` itself when
-/// it is not under a `build` directory as cargo lays it out.
+/// The inner cargo's lock keeps two outer builds from writing it at once. Under `out_dir` when
+/// that is not under a `build` directory as cargo lays it out.
 fn ebpf_target_dir(out_dir: &Path) -> PathBuf {
     // OUT_DIR is <target>[/<triple>]/<profile>/build/sfc-user-<hash>/out.
     out_dir
@@ -123,6 +120,9 @@ fn ebpf_target_dir(out_dir: &Path) -> PathBuf {
         .map_or_else(|| out_dir.join(PACKAGE), |target| target.join(PACKAGE))
 }
 
+/// The revision of the workspace (`3f2a9c1d0b7e`; `-dirty` when tracked files differ from it
+/// as of this script's last run, which an edit under `sfc-user/src`, a commit or a checkout
+/// triggers), or `unknown` outside a git checkout (a source tarball).
 fn git_revision(workspace: &Path) -> String {
     let git = |args: &[&str]| {
         Command::new("git")

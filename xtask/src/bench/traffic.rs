@@ -140,7 +140,6 @@ fn parse_iperf3(json: &str) -> Result<f64> {
     Ok(bps / 1e9)
 }
 
-
 /// UDP request/response from source to dest for `secs`: one message at a time, client and server
 /// on non-blocking sockets (they spin instead of sleeping), full round trips (`pingpong`).
 pub fn latency(net: &Net, secs: Duration) -> Result<Latency> {
