@@ -84,13 +84,31 @@ pub fn run_with(extra: &[(&str, &str)]) -> anyhow::Result<()> {
     if DONE.load(Ordering::Relaxed) {
         return Ok(());
     }
-    rust_src()?;
-    debian_packages(extra)?;
-    bpf_linker()?;
+    // On a fresh machine most of this is downloading: nightly (rustup) comes beside the Debian
+    // packages (apt), grafyaml (pip) beside bpf-linker's build, which needs LLVM from apt. Where
+    // everything is there, each step only checks.
+    let nightly_and_rest = std::thread::scope(|s| {
+        let nightly = s.spawn(rust_src);
+        let rest = debian_packages(extra).and_then(|()| {
+            let linker = s.spawn(bpf_linker);
+            let venv = grafyaml();
+            joined(linker, "bpf-linker").and(venv)
+        });
+        (joined(nightly, "nightly"), rest)
+    });
+    match nightly_and_rest {
+        (Ok(()), Ok(())) => {}
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => return Err(e),
+        (Err(nightly), Err(rest)) => return Err(rest.context(format!("and the nightly toolchain: {nightly:#}"))),
+    }
     bpffs()?;
-    grafyaml()?;
     DONE.store(true, Ordering::Relaxed);
     Ok(())
+}
+
+/// A setup step's thread's result (a panic is an error of that step).
+fn joined(step: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>, what: &str) -> anyhow::Result<()> {
+    step.join().unwrap_or_else(|_| Err(anyhow::anyhow!("installing {what} panicked")))
 }
 
 /// The eBPF crate is built with nightly's `-Z build-std=core`, which needs nightly's `rust-src`.
