@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `cargo build` of the eBPF package for `bpfel-unknown-none` (nightly, `build-std=core`,
+/// `cargo build` of the eBPF package for `bpfel-unknown-none` (a dated nightly, `build-std=core`,
 /// bpf-linker with BTF), as aya-build does it; returns the object copied to `out_dir/sfc`.
 fn build_ebpf(root: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
     // What the object is built from: the eBPF crate, the map contract it shares with the
@@ -55,8 +55,15 @@ fn build_ebpf(root: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
         Ok("big") => "bpfeb-unknown-none",
         other => bail!("unsupported target endianness {other:?}"),
     };
+    // The dated nightly of sfc-ebpf/rust-toolchain.toml (it says why), explicitly: the outer
+    // cargo's environment may name its own toolchain.
+    let file = root.join("rust-toolchain.toml");
+    let toolchain = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| channel_of(&t).map(str::to_owned))
+        .with_context(|| format!("{} names no channel", file.display()))?;
     let mut cmd = Command::new("rustup");
-    cmd.args(["run", "nightly", "cargo", "build", "--package", PACKAGE, "-Z", "build-std=core", "--bins"])
+    cmd.args(["run", &toolchain, "cargo", "build", "--package", PACKAGE, "-Z", "build-std=core", "--bins"])
         .args(["--message-format=json", "--release", "--target", target])
         // A target directory of its own: the outer cargo holds the lock of its profile's.
         .arg("--target-dir")
@@ -67,7 +74,7 @@ fn build_ebpf(root: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?} (is rustup installed? `cargo xtask setup`)"))?;
+    let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?} (is rustup installed? `cargo xtask setup` installs {toolchain})"))?;
     let mut stderr = child.stderr.take().context("no stderr pipe")?;
     let log = std::thread::spawn(move || {
         let mut s = String::new();
@@ -104,6 +111,15 @@ fn build_ebpf(root: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
     let dst = out_dir.join(BINARY);
     std::fs::copy(&built, &dst).with_context(|| format!("copying {} to {}", built.display(), dst.display()))?;
     Ok(dst)
+}
+
+/// The `channel = "..."` of a rust-toolchain.toml (as `cargo xtask setup` reads it).
+fn channel_of(toml: &str) -> Option<&str> {
+    toml.lines()
+        .filter_map(|l| l.trim().strip_prefix("channel"))
+        .find_map(|rest| rest.trim_start().strip_prefix('='))
+        .map(|v| v.trim().trim_matches('"'))
+        .filter(|v| !v.is_empty())
 }
 
 /// The inner build's target directory: `sfc-ebpf` beside the profile directories of the outer

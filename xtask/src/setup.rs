@@ -111,35 +111,30 @@ fn joined(step: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>, what: &st
     step.join().unwrap_or_else(|_| Err(anyhow::anyhow!("installing {what} panicked")))
 }
 
-/// The eBPF crate is built with nightly's `-Z build-std=core`, which needs nightly's `rust-src`.
+/// The eBPF crate is built with a dated nightly (`sfc-ebpf/rust-toolchain.toml` says which and
+/// why) and its `-Z build-std=core`, which needs that toolchain's `rust-src`.
 fn rust_src() -> anyhow::Result<()> {
     cmd::stdout_of(command("rustup").arg("--version"))
         .context("rustup is needed to manage the nightly toolchain; install Rust with rustup")?;
-    let listed = cmd::probe(command("rustup").args([
-        "component",
-        "list",
-        "--toolchain",
-        "nightly",
-        "--installed",
-    ]))?;
-    if !listed.status.success() {
-        println!("setup: installing the nightly toolchain (the eBPF programs build with nightly)");
-        cmd::run(command("rustup").args([
-            "toolchain",
-            "install",
-            "nightly",
-            "--profile",
-            "minimal",
-        ]))?;
-    } else if String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .any(is_rust_src)
-    {
-        println!("setup: ok   nightly rust-src");
+    let file = dirs::workspace_root().join("sfc-ebpf/rust-toolchain.toml");
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let toolchain = channel_of(&text).with_context(|| format!("{} names no channel", file.display()))?;
+    let listed = cmd::probe(command("rustup").args(["component", "list", "--toolchain", toolchain, "--installed"]))?;
+    if listed.status.success() && String::from_utf8_lossy(&listed.stdout).lines().any(is_rust_src) {
+        println!("setup: ok   {toolchain} with rust-src");
         return Ok(());
     }
-    println!("setup: installing nightly rust-src (the eBPF programs build `core` from source)");
-    cmd::run(command("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+    println!("setup: installing {toolchain} with rust-src (the eBPF programs build with it, `core` from source)");
+    cmd::run(command("rustup").args(["toolchain", "install", toolchain, "--profile", "minimal", "--component", "rust-src"]))
+}
+
+/// The `channel = "..."` of a rust-toolchain.toml.
+fn channel_of(toml: &str) -> Option<&str> {
+    toml.lines()
+        .filter_map(|l| l.trim().strip_prefix("channel"))
+        .find_map(|rest| rest.trim_start().strip_prefix('='))
+        .map(|v| v.trim().trim_matches('"'))
+        .filter(|v| !v.is_empty())
 }
 
 /// `rustup component list` names it `rust-src`, or with a target triple on older rustups.
@@ -296,6 +291,15 @@ mod tests {
         assert!(is_bpffs_at("none /sys/fs/bpf bpf rw 0 0", BPFFS));
         assert!(!is_bpffs_at("sysfs /sys sysfs rw,relatime 0 0", BPFFS));
         assert!(!is_bpffs_at("tmpfs /sys/fs/bpf tmpfs rw 0 0", BPFFS));
+    }
+
+    #[test]
+    fn the_ebpf_toolchain_file_names_a_dated_nightly() {
+        assert_eq!(channel_of("# x\n[toolchain]\nchannel = \"nightly-2026-05-20\"\n"), Some("nightly-2026-05-20"));
+        assert_eq!(channel_of("[toolchain]\ncomponents = [\"rust-src\"]\n"), None);
+        let file = std::fs::read_to_string(dirs::workspace_root().join("sfc-ebpf/rust-toolchain.toml")).unwrap();
+        let channel = channel_of(&file).unwrap();
+        assert!(channel.starts_with("nightly-20"), "{channel}: a dated nightly (the file says why)");
     }
 
     #[test]
