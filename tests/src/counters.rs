@@ -52,37 +52,52 @@ impl LinkStats {
     }
 }
 
-/// `/proc/net/dev` of one namespace: opened by a thread inside it (the file keeps the namespace
-/// it was opened in) and read again and again. A read takes microseconds; `LinkStats::read`
-/// starts an `ip` process, 1.7 ms on an idle machine and about 16 ms while a core carries
-/// traffic flat out, which is where the bench reads counters, ten times per probe.
+/// A file of one namespace's `/proc/net` (`dev`, `tcp`, ...): opened by a thread inside it (the
+/// file keeps the namespace it was opened in) and read again and again, each read a fresh
+/// listing from the kernel. A read takes microseconds, where `ip` is a process: 1.7 ms on an
+/// idle machine, about 16 ms while a core carries traffic flat out, which is when the bench
+/// reads counters, ten times per probe.
 #[derive(Debug)]
-pub struct NetDev {
-    ns: String,
+pub struct ProcNet {
+    what: String,
     file: std::fs::File,
 }
 
-impl NetDev {
-    pub fn open(ns: &str) -> Result<NetDev> {
-        let file = netns::in_netns(ns, || std::fs::File::open("/proc/thread-self/net/dev"))?
-            .with_context(|| format!("open /proc/net/dev in {ns}"))?;
-        Ok(NetDev { ns: ns.to_owned(), file })
+impl ProcNet {
+    pub fn open(ns: &str, name: &str) -> Result<ProcNet> {
+        let path = format!("/proc/thread-self/net/{name}");
+        let file = netns::in_netns(ns, || std::fs::File::open(&path))?.with_context(|| format!("open /proc/net/{name} in {ns}"))?;
+        Ok(ProcNet { what: format!("/proc/net/{name} of {ns}"), file })
     }
 
-    /// Counters of interface `dev` now (the same `dev_get_stats` that `ip -s link` shows).
-    pub fn read(&self, dev: &str) -> Result<LinkStats> {
+    pub fn read(&self) -> Result<String> {
         use std::os::unix::fs::FileExt as _;
         let mut text = Vec::with_capacity(4096);
         let mut buf = [0u8; 4096];
         // A read from the start runs the kernel's listing again.
         loop {
-            let n = self.file.read_at(&mut buf, text.len() as u64).with_context(|| format!("read /proc/net/dev of {}", self.ns))?;
+            let n = self.file.read_at(&mut buf, text.len() as u64).with_context(|| format!("read {}", self.what))?;
             if n == 0 {
                 break;
             }
             text.extend_from_slice(&buf[..n]);
         }
-        parse_net_dev(&String::from_utf8_lossy(&text), dev).with_context(|| format!("{dev} in /proc/net/dev of {}", self.ns))
+        Ok(String::from_utf8_lossy(&text).into_owned())
+    }
+}
+
+/// A namespace's interface counters from its `/proc/net/dev` (`ProcNet`).
+#[derive(Debug)]
+pub struct NetDev(ProcNet);
+
+impl NetDev {
+    pub fn open(ns: &str) -> Result<NetDev> {
+        ProcNet::open(ns, "dev").map(NetDev)
+    }
+
+    /// Counters of interface `dev` now (the same `dev_get_stats` that `ip -s link` shows).
+    pub fn read(&self, dev: &str) -> Result<LinkStats> {
+        parse_net_dev(&self.0.read()?, dev).with_context(|| format!("{dev} in {}", self.0.what))
     }
 }
 

@@ -57,6 +57,6 @@ macro_rules! in_both_modes {
         }
     };
 }
-pub use counters::{Counters, LinkStats, NetDev};
+pub use counters::{Counters, LinkStats, NetDev, ProcNet};
 pub use sfc::{Sfc, Stats};
 pub use topology::{Topology, TopologyConfig};

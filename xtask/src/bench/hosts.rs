@@ -66,7 +66,8 @@ fn in_ns(ns: &str, program: &str, args: &[&str], limit: Duration) -> Result<Stri
 struct Server(std::process::Child);
 
 impl Server {
-    fn start(ns: &str, program: &str, args: &[&str]) -> Result<Server> {
+    /// Starts `program` in `ns` and waits until it listens on TCP `port`.
+    fn start(ns: &str, port: u16, program: &str, args: &[&str]) -> Result<Server> {
         let child = Command::new("ip")
             .args(["netns", "exec", ns, program])
             .args(args)
@@ -74,8 +75,10 @@ impl Server {
             .stderr(std::process::Stdio::null())
             .spawn()
             .with_context(|| format!("starting {program}"))?;
-        std::thread::sleep(Duration::from_millis(400));
-        Ok(Server(child))
+        // Owned first: a server that never listens is killed on the way out.
+        let server = Server(child);
+        super::traffic::wait_listening(ns, port, Duration::from_secs(5))?;
+        Ok(server)
     }
 }
 
@@ -92,7 +95,7 @@ fn measure(h: &Hosts, secs: u64) -> Result<(f64, f64, f64)> {
     let (src, dst, ip, t) = (topo.source(), topo.dest(), DEST_IP.to_string(), secs.to_string());
     let limit = Duration::from_secs(secs + 20);
     let pps = {
-        let _s = Server::start(&dst, "iperf3", &["-s", "-1", "-B", &ip, "-p", "5301"])?;
+        let _s = Server::start(&dst, 5301, "iperf3", &["-s", "-1", "-B", &ip, "-p", "5301"])?;
         let json = in_ns(&src, "iperf3", &["-c", &ip, "-p", "5301", "-u", "-b", "0", "-l", "18", "-t", &t, "-J"], limit)?;
         let v: serde_json::Value = serde_json::from_str(&json).context("iperf3 JSON")?;
         let s = &v["end"]["sum"];
@@ -100,7 +103,7 @@ fn measure(h: &Hosts, secs: u64) -> Result<(f64, f64, f64)> {
         got / s["seconds"].as_f64().filter(|x| *x > 0.0).context("iperf3: no duration")?
     };
     let gbps = {
-        let _s = Server::start(&dst, "iperf3", &["-s", "-1", "-B", &ip, "-p", "5302"])?;
+        let _s = Server::start(&dst, 5302, "iperf3", &["-s", "-1", "-B", &ip, "-p", "5302"])?;
         let json = in_ns(&src, "iperf3", &["-c", &ip, "-p", "5302", "-t", &t, "-J"], limit)?;
         let v: serde_json::Value = serde_json::from_str(&json).context("iperf3 JSON")?;
         v["end"]["sum_received"]["bits_per_second"].as_f64().context("iperf3: no throughput")? / 1e9

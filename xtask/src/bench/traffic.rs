@@ -21,8 +21,8 @@ use crate::cmd;
 
 const TCP_PORT: u16 = 5201;
 const LATENCY_PORT: u16 = 11111;
-/// Servers get this long to start listening.
-const SERVER_START: Duration = Duration::from_millis(400);
+/// A server that does not listen after this long has failed to start.
+const SERVER_START: Duration = Duration::from_secs(5);
 /// A client that takes this much longer than asked is killed.
 const GRACE: Duration = Duration::from_secs(15);
 
@@ -113,7 +113,7 @@ pub fn tcp_gbps(net: &Net, secs: Duration) -> Result<f64> {
             &["-s", "-1", "-B", &ip, "-p", &port],
         ),
     )?;
-    std::thread::sleep(SERVER_START);
+    wait_listening(&net.dest(), TCP_PORT, SERVER_START)?;
     let t = secs.as_secs().max(1).to_string();
     let client = Proc::spawn(
         "iperf3 client",
@@ -126,6 +126,36 @@ pub fn tcp_gbps(net: &Net, secs: Duration) -> Result<f64> {
     )?;
     let json = client.finish(secs + GRACE)?;
     parse_iperf3(&json)
+}
+
+/// Waits until a TCP socket in namespace `ns` listens on `port` (an iperf3 server is ready), at
+/// most `limit`, looking in the namespace's `/proc/net/tcp` and `tcp6`. A fixed wait (400 ms)
+/// was mostly idle (iperf3 listens within milliseconds) and on a busy machine could be short.
+pub fn wait_listening(ns: &str, port: u16, limit: Duration) -> Result<()> {
+    let tables = [sfc_tests::ProcNet::open(ns, "tcp")?, sfc_tests::ProcNet::open(ns, "tcp6")?];
+    let deadline = Instant::now() + limit;
+    loop {
+        for t in &tables {
+            if listens(&t.read()?, port) {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("nothing listens on TCP port {port} in {ns} after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether a `/proc/net/tcp` table has a socket listening on `port`: its lines are `sl
+/// local_address rem_address st ...`, the address `HEXIP:HEXPORT`, state `0A` LISTEN.
+fn listens(table: &str, port: u16) -> bool {
+    table.lines().skip(1).any(|line| {
+        let mut fields = line.split_whitespace();
+        let local = fields.nth(1);
+        let state = fields.nth(1);
+        state == Some("0A") && local.and_then(|a| a.rsplit_once(':')).is_some_and(|(_, p)| u16::from_str_radix(p, 16) == Ok(port))
+    })
 }
 
 fn parse_iperf3(json: &str) -> Result<f64> {
@@ -150,6 +180,17 @@ pub fn latency(net: &Net, secs: Duration) -> Result<Latency> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listening_socket_is_found_by_its_port() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   \
+                     0: 0202A8C6:1451 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n   \
+                     1: 0202A8C6:2B67 0102A8C6:1451 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1\n";
+        assert!(listens(table, 5201));
+        // 11111 (0x2B67) is there, but as an established connection's local end.
+        assert!(!listens(table, 11111));
+        assert!(!listens(table, 5202));
+    }
 
     #[test]
     fn iperf3_receiver_rate() {
