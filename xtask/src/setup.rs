@@ -112,29 +112,25 @@ fn joined(step: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>, what: &st
 }
 
 /// The eBPF crate is built with a dated nightly (`sfc-ebpf/rust-toolchain.toml` says which and
-/// why) and its `-Z build-std=core`, which needs that toolchain's `rust-src`.
+/// why) and its `-Z build-std=core`, which needs that toolchain's `rust-src`. rustup reads the
+/// file itself, in that directory, once the variable naming the toolchain `cargo` runs us with
+/// is gone.
 fn rust_src() -> anyhow::Result<()> {
     cmd::stdout_of(command("rustup").arg("--version"))
         .context("rustup is needed to manage the nightly toolchain; install Rust with rustup")?;
-    let file = dirs::workspace_root().join("sfc-ebpf/rust-toolchain.toml");
-    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-    let toolchain = channel_of(&text).with_context(|| format!("{} names no channel", file.display()))?;
-    let listed = cmd::probe(command("rustup").args(["component", "list", "--toolchain", toolchain, "--installed"]))?;
+    let in_ebpf = |args: &[&str]| {
+        let mut c = command("rustup");
+        c.args(args).current_dir(dirs::workspace_root().join("sfc-ebpf")).env_remove("RUSTUP_TOOLCHAIN");
+        c
+    };
+    let listed = cmd::probe(&mut in_ebpf(&["component", "list", "--installed"]))?;
     if listed.status.success() && String::from_utf8_lossy(&listed.stdout).lines().any(is_rust_src) {
-        println!("setup: ok   {toolchain} with rust-src");
+        println!("setup: ok   the eBPF toolchain (sfc-ebpf/rust-toolchain.toml) with rust-src");
         return Ok(());
     }
-    println!("setup: installing {toolchain} with rust-src (the eBPF programs build with it, `core` from source)");
-    cmd::run(command("rustup").args(["toolchain", "install", toolchain, "--profile", "minimal", "--component", "rust-src"]))
-}
-
-/// The `channel = "..."` of a rust-toolchain.toml.
-fn channel_of(toml: &str) -> Option<&str> {
-    toml.lines()
-        .filter_map(|l| l.trim().strip_prefix("channel"))
-        .find_map(|rest| rest.trim_start().strip_prefix('='))
-        .map(|v| v.trim().trim_matches('"'))
-        .filter(|v| !v.is_empty())
+    println!("setup: installing the eBPF toolchain of sfc-ebpf/rust-toolchain.toml with rust-src (`core` is built from source)");
+    // Not rustup itself: a machine that does not update rustup on its own is not updated here.
+    cmd::run(&mut in_ebpf(&["toolchain", "install", "--no-self-update"]))
 }
 
 /// `rustup component list` names it `rust-src`, or with a target triple on older rustups.
@@ -294,12 +290,10 @@ mod tests {
     }
 
     #[test]
-    fn the_ebpf_toolchain_file_names_a_dated_nightly() {
-        assert_eq!(channel_of("# x\n[toolchain]\nchannel = \"nightly-2026-05-20\"\n"), Some("nightly-2026-05-20"));
-        assert_eq!(channel_of("[toolchain]\ncomponents = [\"rust-src\"]\n"), None);
+    fn the_ebpf_toolchain_file_names_a_dated_nightly_with_rust_src() {
         let file = std::fs::read_to_string(dirs::workspace_root().join("sfc-ebpf/rust-toolchain.toml")).unwrap();
-        let channel = channel_of(&file).unwrap();
-        assert!(channel.starts_with("nightly-20"), "{channel}: a dated nightly (the file says why)");
+        assert!(file.lines().any(|l| l.starts_with("channel = \"nightly-20")), "a dated nightly (the file says why):\n{file}");
+        assert!(file.lines().any(|l| l.starts_with("components = [\"rust-src\"")), "{file}");
     }
 
     #[test]
