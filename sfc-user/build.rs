@@ -113,7 +113,8 @@ fn build_ebpf(root: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(dst)
 }
 
-/// The `channel = "..."` of a rust-toolchain.toml (as `cargo xtask setup` reads it).
+/// The `channel = "..."` of a rust-toolchain.toml: `rustup run` needs the name (setup lets
+/// rustup read the file itself).
 fn channel_of(toml: &str) -> Option<&str> {
     toml.lines()
         .filter_map(|l| l.trim().strip_prefix("channel"))
