@@ -82,7 +82,7 @@ fn build_ebpf(root: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
         s
     });
     let stdout = BufReader::new(child.stdout.take().context("no stdout pipe")?);
-    let mut executable = None;
+    let (mut executable, mut unreadable_bitcode) = (None, false);
     for message in Message::parse_stream(stdout) {
         match message.context("reading the eBPF build's messages")? {
             Message::CompilerArtifact(a) if a.target.name == BINARY => {
@@ -95,6 +95,8 @@ fn build_ebpf(root: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
                     || (m.message.level == DiagnosticLevel::Warning && !m.message.spans.is_empty()) =>
             {
                 let rendered = m.message.rendered.unwrap_or(m.message.message);
+                // What LLVM says when bpf-linker's LLVM is older than the compiler's.
+                unreadable_bitcode |= rendered.contains("Invalid record");
                 for line in rendered.lines() {
                     println!("cargo:warning=sfc-ebpf: {line}");
                 }
@@ -105,7 +107,16 @@ fn build_ebpf(root: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
     let status = child.wait().context("waiting for the eBPF build")?;
     let log = log.join().unwrap_or_default();
     if !status.success() {
-        bail!("building the eBPF programs failed ({status}):\n{log}");
+        let hint = if unreadable_bitcode {
+            format!(
+                "\nbpf-linker could not read the compiler's LLVM bitcode: its LLVM is older than {toolchain}'s. \
+                 The toolchain ({}) and bpf-linker's LLVM (`cargo xtask setup`) move together.",
+                file.display()
+            )
+        } else {
+            String::new()
+        };
+        bail!("building the eBPF programs failed ({status}):\n{log}{hint}");
     }
     let built = executable.ok_or_else(|| anyhow!("the eBPF build produced no `{BINARY}` object:\n{log}"))?;
     let dst = out_dir.join(BINARY);
