@@ -55,7 +55,8 @@ pub fn round_trips(ends: &Ends, server: SocketAddr, time: Duration) -> Result<La
         let stop = Arc::clone(&stop);
         netns::spawn_in_netns(ends.server_ns, move || serve(server, server_cpu, &stop, &ready_tx))
     };
-    // The server stops when this returns, on every way out.
+    // Nothing below returns early before the explicit stop; this stops the server when a panic
+    // of the client's thread (resumed by `in_netns`) unwinds through here instead.
     let _stop = StopOnDrop(Arc::clone(&stop));
     let bound = ready_rx.recv_timeout(Duration::from_secs(5));
     let client_cpu = ends.cpus.map(|(c, _)| c);
