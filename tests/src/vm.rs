@@ -44,6 +44,8 @@ pub use self::{
 use crate::{counters::LinkStats, netns, pid_name, process::indent};
 
 pub const QEMU: &str = "qemu-system-x86_64";
+/// The kernel's first console line begins `[    0.000000] Linux version`.
+const KERNEL_FIRST: &str = "Linux version";
 /// What the guest's init prints on the console once configured.
 pub const READY: &str = "SFCVM-READY";
 /// What it prints before giving up.
@@ -68,6 +70,7 @@ pub struct Vm {
     taps: Vec<String>,
     accel: Accel,
     boot_timeout: Duration,
+    kernel_timeout: Option<Duration>,
     child: Child,
     /// `console.log`, `qemu.log`, `shell.sock`; removed with the VM (or, after a killed run, by
     /// the next one).
@@ -158,6 +161,7 @@ impl Vm {
             taps: spec.nics.into_iter().map(|n| n.tap).collect(),
             accel,
             boot_timeout: spec.boot_timeout,
+            kernel_timeout: spec.kernel_timeout,
             child,
             dir,
             started: Instant::now(),
@@ -214,6 +218,13 @@ impl Vm {
             if Instant::now() > deadline {
                 let _ = self.kill();
                 return Err(self.failure(&format!("no {READY} within {:?}", self.boot_timeout)));
+            }
+            if let Some(limit) = self.kernel_timeout
+                && self.started.elapsed() > limit
+                && !console.contains(KERNEL_FIRST)
+            {
+                let _ = self.kill();
+                return Err(self.failure(&format!("the kernel printed nothing within {limit:?}")));
             }
             std::thread::sleep(POLL);
         }

@@ -12,6 +12,12 @@ use super::{Vm, VmSpec, image};
 pub const ACCEL_ENV: &str = "SFC_VM_ACCEL";
 /// A KVM guest boots in a second or two; one that has not in this long never will.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Where KVM hangs (nested virtualisation on our VMs) the firmware prints its lines and the
+/// kernel never does, while qemu spins a core. A guest that runs prints the kernel's first
+/// line early: after about 3 s under TCG here, which emulates the CPU, so sooner with KVM.
+/// Waiting out the whole `PROBE_TIMEOUT` instead cost a fresh machine's first VM test (and the
+/// bench) 9 s more.
+const PROBE_KERNEL: Duration = Duration::from_secs(6);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accel {
@@ -36,8 +42,9 @@ impl Accel {
         }
     }
 
-    /// `$SFC_VM_ACCEL` if set; else the answer a probe gave on this host kernel (probing once,
-    /// up to 15 s, when there is none): KVM if a VM booted with it, TCG otherwise.
+    /// `$SFC_VM_ACCEL` if set; else the answer a probe gave on this host kernel (probing once
+    /// when there is none: 6 s where KVM hangs, 15 s at most): KVM if a VM booted with it, TCG
+    /// otherwise.
     pub fn detect() -> Result<Accel> {
         static KNOWN: Mutex<Option<Accel>> = Mutex::new(None);
         let mut known = KNOWN.lock().map_err(|_| anyhow::anyhow!("accelerator lock poisoned"))?;
@@ -80,7 +87,7 @@ fn cached_probe() -> Result<Accel> {
     if let Some(a) = known() {
         return Ok(a);
     }
-    let accel = match Vm::boot(VmSpec::new("kvm-probe").accel(Accel::Kvm).boot_timeout(PROBE_TIMEOUT)) {
+    let accel = match Vm::boot(VmSpec::new("kvm-probe").accel(Accel::Kvm).boot_timeout(PROBE_TIMEOUT).kernel_timeout(PROBE_KERNEL)) {
         Ok(_) => Accel::Kvm,
         Err(e) => {
             let first = format!("{e:#}");

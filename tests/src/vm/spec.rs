@@ -58,6 +58,10 @@ pub struct VmSpec {
     pub memory_mb: u32,
     /// How long until `SFCVM-READY` before the boot counts as failed.
     pub boot_timeout: Duration,
+    /// `Some(limit)`: a guest whose kernel has not printed its first line (`Linux version`) on
+    /// the console after this long has failed to boot too, before `boot_timeout` (the KVM
+    /// probe: where KVM hangs, the firmware prints and the kernel never does).
+    pub kernel_timeout: Option<Duration>,
     /// `None`: KVM where it works, else TCG ([`Accel::detect`]).
     pub accel: Option<Accel>,
     /// Raw kernel parameters after the VM's own (later ones win), e.g. to break a boot on purpose.
@@ -80,6 +84,7 @@ impl VmSpec {
             http: None,
             memory_mb: DEFAULT_MEMORY_MB,
             boot_timeout: TCG_BOOT_TIMEOUT,
+            kernel_timeout: None,
             accel: None,
             append: Vec::new(),
             keepable: None,
@@ -140,6 +145,13 @@ impl VmSpec {
     #[must_use]
     pub fn boot_timeout(mut self, limit: Duration) -> Self {
         self.boot_timeout = limit;
+        self
+    }
+
+    /// Gives up on a guest whose kernel has printed nothing after `limit`.
+    #[must_use]
+    pub fn kernel_timeout(mut self, limit: Duration) -> Self {
+        self.kernel_timeout = Some(limit);
         self
     }
 
