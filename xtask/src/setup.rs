@@ -198,6 +198,9 @@ fn bpf_linker() -> anyhow::Result<()> {
             ])
             .env("LLVM_PREFIX", LLVM_PREFIX)
             .env("LLVM_SYS_221_PREFIX", LLVM_PREFIX)
+            // Its manifest builds releases with full debug info: 37 s and a 42 MB binary here,
+            // without 30 s and 2.8 MB (the time is on a fresh machine's way to its first build).
+            .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
             .stdin(Stdio::null()),
     )?;
     cmd::stdout_of(command("bpf-linker").arg("--version"))
