@@ -13,8 +13,8 @@ use crate::{
     dirs,
 };
 
-/// Debian packages: what each is for.
-const PACKAGES: &[(&str, &str)] = &[
+/// Debian packages the build needs (bpf-linker's and sfc's): what each is for.
+const BUILD_PACKAGES: &[(&str, &str)] = &[
     ("llvm-22-dev", "bpf-linker links against LLVM 22"),
     (
         "libpolly-22-dev",
@@ -22,6 +22,18 @@ const PACKAGES: &[(&str, &str)] = &[
     ),
     ("zlib1g-dev", "libLLVM needs zlib (bpf-linker build)"),
     ("libzstd-dev", "libLLVM needs zstd (bpf-linker build)"),
+    (
+        "protobuf-compiler",
+        "etcd-client (the Rust crate sfc's multi-host agent speaks etcd with) compiles etcd's protocol files",
+    ),
+    (
+        "libprotobuf-dev",
+        "protoc's well-known types (google/protobuf/descriptor.proto) that etcd's protocol files import",
+    ),
+];
+
+/// Debian packages the tests, the demo and packaging need: what each is for.
+const PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "the tests and the demo use ip and bridge"),
     (
         "ethtool",
@@ -44,16 +56,8 @@ const PACKAGES: &[(&str, &str)] = &[
         "the NAT-ing function test's service function SNATs with nft",
     ),
     (
-        "protobuf-compiler",
-        "etcd-client (the Rust crate sfc's multi-host agent speaks etcd with) compiles etcd's protocol files",
-    ),
-    (
         "binutils",
         "`cargo xtask package` strips the binary and reads the glibc versions it needs (objdump)",
-    ),
-    (
-        "libprotobuf-dev",
-        "protoc's well-known types (google/protobuf/descriptor.proto) that etcd's protocol files import",
     ),
     (
         "etcd-server",
@@ -77,22 +81,23 @@ pub fn run() -> anyhow::Result<()> {
     run_with(&[])
 }
 
-/// `run`, also installing `extra` Debian packages (name, why) in the same apt transaction: one
-/// `apt-get update` and one install, not two (the bench's tools).
+/// `run`, also installing `extra` Debian packages (name, why) with the tests' packages: one apt
+/// transaction, not two (the bench's tools).
 pub fn run_with(extra: &[(&str, &str)]) -> anyhow::Result<()> {
     static DONE: AtomicBool = AtomicBool::new(false);
     if DONE.load(Ordering::Relaxed) {
         return Ok(());
     }
-    // On a fresh machine most of this is downloading: nightly (rustup) comes beside the Debian
-    // packages (apt), grafyaml (pip) beside bpf-linker's build, which needs LLVM from apt. Where
+    // On a fresh machine most of this is downloading and unpacking: the nightly (rustup) comes
+    // beside the Debian packages (apt); bpf-linker's build, which needs LLVM from apt and takes
+    // the cores, beside the other packages' unpacking (the disk) and grafyaml (pip). Where
     // everything is there, each step only checks.
     let nightly_and_rest = std::thread::scope(|s| {
         let nightly = s.spawn(rust_src);
-        let rest = debian_packages(extra).and_then(|()| {
+        let rest = debian_packages(BUILD_PACKAGES).and_then(|()| {
             let linker = s.spawn(bpf_linker);
-            let venv = grafyaml();
-            joined(linker, "bpf-linker").and(venv)
+            let others = debian_packages(&[PACKAGES, extra].concat()).and_then(|()| grafyaml());
+            joined(linker, "bpf-linker").and(others)
         });
         (joined(nightly, "nightly"), rest)
     });
@@ -139,9 +144,11 @@ fn is_rust_src(line: &str) -> bool {
     name == "rust-src" || name.starts_with("rust-src-")
 }
 
-fn debian_packages(extra: &[(&str, &str)]) -> anyhow::Result<()> {
+/// Installs those of `packages` that are missing, after one `apt-get update` per process.
+fn debian_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
+    static UPDATED: AtomicBool = AtomicBool::new(false);
     let mut missing = Vec::new();
-    for &(name, why) in PACKAGES.iter().chain(extra) {
+    for &(name, why) in packages {
         if is_installed(name)? {
             println!("setup: ok   {name}");
         } else {
@@ -156,7 +163,10 @@ fn debian_packages(extra: &[(&str, &str)]) -> anyhow::Result<()> {
         "setup: installing {} (this takes a few minutes)",
         missing.join(" ")
     );
-    cmd::run(command("apt-get").arg("update").stdin(Stdio::null()))?;
+    if !UPDATED.load(Ordering::Relaxed) {
+        cmd::run(command("apt-get").arg("update").stdin(Stdio::null()))?;
+        UPDATED.store(true, Ordering::Relaxed);
+    }
     cmd::run(
         command("apt-get")
             .args(["install", "-y", "--no-install-recommends"])
