@@ -44,8 +44,9 @@ pub use self::{
 use crate::{counters::LinkStats, netns, pid_name, process::indent};
 
 pub const QEMU: &str = "qemu-system-x86_64";
-/// The kernel's first console line begins `[    0.000000] Linux version`.
-const KERNEL_FIRST: &str = "Linux version";
+/// The kernel's first console line begins `[    0.000000] Linux version` (the firmware's come
+/// before it).
+pub const KERNEL_FIRST: &str = "Linux version";
 /// What the guest's init prints on the console once configured.
 pub const READY: &str = "SFCVM-READY";
 /// What it prints before giving up.
@@ -224,7 +225,7 @@ impl Vm {
                 && !console.contains(KERNEL_FIRST)
             {
                 let _ = self.kill();
-                return Err(self.failure(&format!("the kernel printed nothing within {limit:?}")));
+                return Err(self.failure(&format!("no kernel line ({KERNEL_FIRST}) on the console within {limit:?}")));
             }
             std::thread::sleep(POLL);
         }

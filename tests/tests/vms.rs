@@ -1,7 +1,7 @@
 //! Service functions as real qemu VMs on tap devices (issue 13), like the networking-sfc blog's
 //! (`CirrOS` there): a VM on its own (booting, its command shell, its web server and `wget`, its
 //! taps gone with it), VMs that never boot (an error naming the console's last lines, nothing
-//! left behind), and chains steered through a service VM (one way, and symmetric: replies back
+//! left behind; a kernel that prints nothing ends early when asked, as the KVM probe asks), and chains steered through a service VM (one way, and symmetric: replies back
 //! through it), proven by the VM's own interface counters (read inside it) agreeing with sfc's.
 //!
 //! Needs qemu-system-x86 and busybox-static (`cargo xtask setup`), and builds the VM image on
@@ -26,7 +26,7 @@ use sfc_tests::{
     stream::{STREAM_PORT, SeqStream, StreamSpec},
     topology::{DEST_IP, End},
     traffic::{TcpServer, WELCOME, tcp_requests},
-    vm::{Vm, VmSpec, stop_in_netns},
+    vm::{KERNEL_FIRST, Vm, VmSpec, stop_in_netns},
 };
 
 const HOST_NS: &str = "sfcvmh";
@@ -77,6 +77,8 @@ fn a_vm_boots_answers_commands_and_its_taps_go_with_it() {
     let vm = Vm::boot(spec).unwrap_or_else(|e| panic!("{e:#}"));
     let booted = vm.booted_in().expect("booted");
     eprintln!("VM {name} booted in {booted:.1?} ({})", vm.accel());
+    // What the KVM probe waits for (`VmSpec::kernel_timeout`) is on a guest's console.
+    assert!(vm.console().contains(KERNEL_FIRST), "no {KERNEL_FIRST:?} on the console:\n{}", vm.console_tail(20));
 
     // The tap is qemu's, in the host namespace only.
     assert!(ip_in(&host, &["link", "show", "dev", "vmtap0"]).is_ok(), "no vmtap0 in {host}");
@@ -162,6 +164,11 @@ fn a_vm_that_never_boots_is_an_error_naming_its_console_and_leaves_nothing() {
     // The same, but the panic waits forever (panic=0): the boot timeout ends it.
     let hangs = spec("hang").append("rdinit=/nonexistent").append("panic=0").boot_timeout(Duration::from_secs(20));
     assert_fails_to_boot(&host, hangs, "no SFCVM-READY within 20s", "Kernel panic");
+    // A kernel that prints nothing (`quiet` leaves its first line out, and an init that only
+    // reads the console says nothing either), as where KVM hangs: the probe's early end, long
+    // before the boot timeout; the firmware's lines are there.
+    let silent = spec("quiet").append("quiet").append("rdinit=/bin/cat").kernel_timeout(Duration::from_secs(3));
+    assert_fails_to_boot(&host, silent, "no kernel line (Linux version) on the console within 3s", "Booting from ROM");
     // Our init refuses what it does not know.
     assert_fails_to_boot(&host, spec("fail").append("sfcvm.bogus=1"), "init gave up", "SFCVM-FAIL: unknown parameter sfcvm.bogus=1");
 }
