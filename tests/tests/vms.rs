@@ -1,8 +1,9 @@
 //! Service functions as real qemu VMs on tap devices (issue 13), like the networking-sfc blog's
 //! (`CirrOS` there): a VM on its own (booting, its command shell, its web server and `wget`, its
 //! taps gone with it), VMs that never boot (an error naming the console's last lines, nothing
-//! left behind; a kernel that prints nothing ends early when asked, as the KVM probe asks), and chains steered through a service VM (one way, and symmetric: replies back
-//! through it), proven by the VM's own interface counters (read inside it) agreeing with sfc's.
+//! left behind; a kernel that prints nothing ends early when asked, as the KVM probe asks), and
+//! chains steered through a service VM (one way, and symmetric: replies back through it), proven
+//! by the VM's own interface counters (read inside it) agreeing with sfc's.
 //!
 //! Needs qemu-system-x86 and busybox-static (`cargo xtask setup`), and builds the VM image on
 //! first use (`sfc_tests::vm::VmImage`). A VM that cannot be made fails the test: it never
