@@ -7,7 +7,8 @@
 //! through sf2, so every packet crosses to h2 and back over the overlay. They are pushed in
 //! turn, every measurement interleaved L, X, L, X, ...; medians reported. The rates are the
 //! tools' own (iperf3 UDP with 18-byte payloads unpaced, received packets per second; iperf3
-//! TCP; UDP ping-pong of 64-byte messages, both ends spinning: `pingpong`), on this 2-core VM, where the agents and etcd share the cores.
+//! TCP; UDP ping-pong of 64-byte messages, both ends spinning: `pingpong`), on this 2-core VM,
+//! where the agents and etcd share the cores.
 
 use std::{
     fmt::Write as _,

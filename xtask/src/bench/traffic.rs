@@ -1,7 +1,7 @@
 //! TCP throughput (iperf3, one stream) and request/response latency (UDP ping-pong, both ends
-//! busy-polling: `pingpong`), each bounded in time and run inside the path's namespaces. The client runs
-//! on [`SENDER_CPU`], the server on [`PATH_CPU`]; there is no RPS, as veth traffic normally runs:
-//! each send carries its packet through the path on the sending core.
+//! busy-polling: `pingpong`), each bounded in time and run inside the path's namespaces. The
+//! client runs on [`SENDER_CPU`], the server on [`PATH_CPU`]; there is no RPS, as veth traffic
+//! normally runs: each send carries its packet through the path on the sending core.
 
 use std::{
     net::SocketAddr,
