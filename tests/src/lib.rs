@@ -19,6 +19,7 @@ pub mod chain;
 pub mod counters;
 pub mod dashboard;
 pub mod failover;
+pub mod hopfloor;
 pub mod hosts;
 pub mod http;
 pub mod interrupt;

@@ -134,12 +134,34 @@ pub fn load_sched_cls(insns: &[u64]) -> Result<OwnedFd> {
 /// One `BPF_PROG_TEST_RUN` of `prog` on `packet` (nothing copied out): its verdict and the
 /// kernel's time in ns.
 pub fn test_run_once(prog: &OwnedFd, packet: &[u8]) -> Result<(u32, u32)> {
+    test_run(prog, packet, TestRun::default())
+}
+
+/// What a `test_run` is given besides the program and the packet.
+#[derive(Default)]
+pub struct TestRun<'a> {
+    /// The `struct __sk_buff` the run starts with (its `ifindex`, say); none: the kernel's.
+    pub ctx: Option<&'a [u8]>,
+    /// Runs (0 and 1: one); the time is the kernel's mean per run.
+    pub repeat: u32,
+    /// Where the frame as the program left it is copied (at least the packet's size).
+    pub out: Option<&'a mut [u8]>,
+}
+
+/// `BPF_PROG_TEST_RUN` of `prog` on `packet` as `t` says: its verdict and the kernel's mean
+/// time per run in ns.
+pub fn test_run(prog: &OwnedFd, packet: &[u8], t: TestRun<'_>) -> Result<(u32, u32)> {
     let mut attr = [0u64; 16];
+    let out_len = t.out.as_ref().map_or(0, |o| o.len());
+    let ctx_len = t.ctx.map_or(0, <[u8]>::len);
     attr[0] = u64::from(prog.as_raw_fd().cast_unsigned());
-    attr[1] = packet.len() as u64; // data_size_in; data_size_out 0: nothing copied out
+    attr[1] = packet.len() as u64 | (out_len as u64) << 32; // data_size_in, data_size_out
     attr[2] = packet.as_ptr() as u64; // data_in
-    attr[4] = 1; // repeat
-    // SAFETY: the packet outlives the call, its size as given; no output buffers.
+    attr[3] = t.out.map_or(0, |o| o.as_mut_ptr() as u64); // data_out
+    attr[4] = u64::from(t.repeat); // repeat
+    attr[5] = ctx_len as u64; // ctx_size_in
+    attr[6] = t.ctx.map_or(0, |c| c.as_ptr() as u64); // ctx_in
+    // SAFETY: the packet, context and output buffer outlive the call, their sizes as given.
     unsafe { bpf(BPF_PROG_TEST_RUN, &mut attr) }.context("BPF_PROG_TEST_RUN")?;
     // retval is the high half of the first word, duration the high half of the fifth.
     Ok(((attr[0] >> 32) as u32, (attr[4] >> 32) as u32))

@@ -237,7 +237,7 @@ fn macro_bench(sfc: &Path, opts: &Options) -> Result<(String, Vec<String>)> {
     interrupt::check()?;
 
     let samples = measure_all(&ready, opts, cpus, &work.0)?;
-    let ready_keys_once: Vec<&str> = ready.iter().filter(|r| r.spec.once && opts.reps > 1).map(|r| r.spec.key).collect();
+    let ready_keys_once: Vec<&str> = ready.iter().filter(|r| once_only(&r.spec, opts)).map(|r| r.spec.key).collect();
     let mut measured = samples.iter();
     let rows: Vec<Row> = rows
         .into_iter()
@@ -285,13 +285,19 @@ fn macro_bench(sfc: &Path, opts: &Options) -> Result<(String, Vec<String>)> {
     Ok((md, failures))
 }
 
+/// Whether `spec` is measured in the first of several repetitions only: a `once` path in a
+/// run of every path (named in `--paths`, it is measured in each).
+fn once_only(spec: &Spec, opts: &Options) -> bool {
+    spec.once && opts.reps > 1 && opts.paths.is_empty()
+}
+
 /// ", except ..., measured in the first repetition only" for the `once` paths; empty without.
 fn once_note(keys: &[&str]) -> String {
     if keys.is_empty() {
         return String::new();
     }
     let keys: Vec<String> = keys.iter().map(|k| format!("({k})")).collect();
-    format!(" ({}: the first repetition only, variants of (d) for their own notes)", keys.join(", "))
+    format!(" ({}: the first repetition only, variants of (d) and (f) for their own notes)", keys.join(", "))
 }
 
 /// Every measurement `opts.reps` times, interleaved: per repetition each metric on every path
@@ -310,7 +316,7 @@ fn measure_all(ready: &[Ready], opts: &Options, cpus: usize, work: &Path) -> Res
             for i in 0..ready.len() {
                 interrupt::check()?;
                 let k = (i + rep) % ready.len();
-                if (matches!(metric, Metric::Tcp) && ready[k].spec.skip_tcp) || (rep > 0 && ready[k].spec.once) {
+                if (matches!(metric, Metric::Tcp) && ready[k].spec.skip_tcp) || (rep > 0 && once_only(&ready[k].spec, opts)) {
                     continue;
                 }
                 // The profile: in the first repetition, into the scratch directory.

@@ -13,6 +13,7 @@ use std::os::fd::OwnedFd;
 
 use anyhow::{Context as _, Result, bail};
 use sfc_tests::{
+    hopfloor::HopFloor,
     link, netns,
     rawbpf::{BPF_FUNC_REDIRECT_PEER, SKB_DATA, SKB_DATA_END, insn, load_sched_cls, tcx_ingress_link},
 };
@@ -43,18 +44,22 @@ pub fn program(ifindex: u32, mac: [u8; 6]) -> Vec<u64> {
     ]
 }
 
-/// Steers source -> sf1 -> ... -> dest in `net`'s hub; returns the links (dropping them
-/// detaches the programs).
-pub fn install(net: &Net) -> Result<Vec<OwnedFd>> {
-    let hub = net.hub();
+/// The hub's steered ports, each with the port its packets go to: source -> sf1 -> ... -> dest.
+fn hops() -> Vec<(Port, Port)> {
     let mut hops = vec![(Port::Source, Port::SfIn(1))];
     for n in 1..HOPS {
         hops.push((Port::SfOut(n), Port::SfIn(n + 1)));
     }
     hops.push((Port::SfOut(HOPS), Port::Dest));
-    netns::in_netns(&hub, || -> Result<Vec<OwnedFd>> {
+    hops
+}
+
+/// Steers source -> sf1 -> ... -> dest in `net`'s hub; returns the links (dropping them
+/// detaches the programs).
+pub fn install(net: &Net) -> Result<Vec<OwnedFd>> {
+    netns::in_netns(&net.hub(), || -> Result<Vec<OwnedFd>> {
         let mut links = Vec::new();
-        for (from, to) in hops {
+        for (from, to) in hops() {
             let target = link::ifindex(&to.hub_dev())?;
             let prog = load_sched_cls(&program(target, to.mac())).context("the minimal steering program")?;
             links.push(tcx_ingress_link(&prog, link::ifindex(&from.hub_dev())?)?);
@@ -62,6 +67,23 @@ pub fn install(net: &Net) -> Result<Vec<OwnedFd>> {
         }
         if links.is_empty() {
             bail!("no hops");
+        }
+        Ok(links)
+    })?
+}
+
+/// Path (g): the same steering by the flow-keeping floor (`sfc_tests::hopfloor`): one program
+/// on every steered port, each port's next hop in its array slot, each flow's in its flow
+/// table. Returns the links (the program holds its maps; dropping the links detaches it).
+pub fn install_floor(net: &Net) -> Result<Vec<OwnedFd>> {
+    netns::in_netns(&net.hub(), || -> Result<Vec<OwnedFd>> {
+        let floor = HopFloor::new()?;
+        let mut links = Vec::new();
+        for (from, to) in hops() {
+            let (source, target) = (link::ifindex(&from.hub_dev())?, link::ifindex(&to.hub_dev())?);
+            floor.steer(source, target, to.mac())?;
+            links.push(tcx_ingress_link(floor.prog(), source)?);
+            println!("(g) {} -> {} (ifindex {target}), {} instructions", from.hub_dev(), to.hub_dev(), floor.insns());
         }
         Ok(links)
     })?

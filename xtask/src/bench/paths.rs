@@ -39,6 +39,8 @@ pub enum Kind {
     SfcTraced(Tracing),
     /// The smallest tc steering there can be (`minimal`): the limit of tc steering here.
     MinimalTc,
+    /// The least a tc datapath that keeps flows can do per hop (`sfc_tests::hopfloor`).
+    FlowFloor,
 }
 
 /// What the `sfc trace` of a traced path asks for.
@@ -76,8 +78,9 @@ pub struct Spec {
     /// TCP throughput is not measured (a variant of another path, measured for packet rate
     /// and latency only, to keep the run short).
     pub skip_tcp: bool,
-    /// Measured in the first repetition only: a variant of another path for a note of its own,
-    /// not one of the goals' paths (keeps a run under 10 minutes).
+    /// Measured in the first repetition only in a run of every path: a variant of another path
+    /// for a note of its own, not one of the goals' paths (keeps a run under 10 minutes). Named
+    /// in `--paths`, it is measured in every repetition.
     pub once: bool,
 }
 
@@ -157,6 +160,15 @@ pub fn all() -> Vec<Spec> {
             once: false,
         },
         Spec {
+            key: "g",
+            name: "flowtc",
+            title: "3 SFs, flow-keeping floor (per hop: array slot, 44-byte flow lookup, MAC + redirect_peer)",
+            kind: Kind::FlowFloor,
+            hops: HOPS,
+            skip_tcp: true,
+            once: true,
+        },
+        Spec {
             key: "t",
             name: "sfctap",
             title: "3 SFs on taps (userspace pump per NIC), sfc tc mode",
@@ -221,6 +233,7 @@ impl Kind {
                 Datapath::Kernel
             }
             Kind::MinimalTc => Datapath::Links(super::minimal::install(&net)?),
+            Kind::FlowFloor => Datapath::Links(super::minimal::install_floor(&net)?),
             // OVS is part of the path: it runs where the path's kernel work runs.
             Kind::OvsUserspace => Datapath::Ovs(Ovs::start(
                 &net.hub(),

@@ -137,11 +137,27 @@ fn samples_of<'a>(rows: &'a [Row], key: &str) -> Option<&'a Samples> {
 /// (d) against (f) repetition by repetition: both ran within the same repetition (the paths
 /// interleaved), so a ratio of one repetition is less at the mercy of the machine's load
 /// drifting over the run than the ratio of the medians. Empty without both paths; a repetition
-/// of a metric that failed on either is left out.
+/// of a metric that failed on either is left out. With the flow-keeping floor (g), also (g)
+/// against (f) and (d) against (g), in the repetitions (g) was measured in.
 pub fn paired_note(rows: &[Row]) -> String {
-    let (Some(d), Some(f)) = (samples_of(rows, "d"), samples_of(rows, "f")) else { return String::new() };
+    let mut lines = Vec::new();
+    if let Some(parts) = paired(rows, "d", "f") {
+        lines.push(format!("(d) against (f) repetition by repetition (both measured within each): {parts}."));
+    }
+    for (a, b) in [("g", "f"), ("d", "g")] {
+        if let Some(parts) = paired(rows, a, b) {
+            lines.push(format!("({a}) against ({b}), the same way: {parts}."));
+        }
+    }
+    lines.join("\n")
+}
+
+/// Path `a`'s measurements against `b`'s, repetition by repetition: pps and TCP as ratios, the
+/// latency as the difference per hop. `None` without both paths or any pair.
+fn paired(rows: &[Row], a: &str, b: &str) -> Option<String> {
+    let (x_a, x_b) = (samples_of(rows, a)?, samples_of(rows, b)?);
     let pair = |a: &[Option<f64>], b: &[Option<f64>], cmp: fn(f64, f64) -> f64, fmt: fn(f64) -> String| -> Option<String> {
-        // Repetition by repetition; one where either failed is left out.
+        // Repetition by repetition; one where either failed (or was not measured) is left out.
         let v: Vec<f64> = a.iter().zip(b).filter_map(|(a, b)| Some(cmp((*a)?, (*b)?))).collect();
         let each = v.iter().map(|x| fmt(*x)).collect::<Vec<_>>().join(", ");
         Some(format!("{each} (median {})", fmt(median(&v)?)))
@@ -150,18 +166,16 @@ pub fn paired_note(rows: &[Row]) -> String {
     let per_hop = |a: f64, b: f64| (a - b) / f64::from(super::topo::HOPS);
     let x = |v: f64| format!("{v:.2}x");
     let us = |v: f64| format!("{v:+.2} us");
+    let above = format!("latency per hop above ({b})");
     let parts: Vec<String> = [
-        ("pps", pair(&d.by_rep.pps, &f.by_rep.pps, ratio, x)),
-        ("TCP", pair(&d.by_rep.gbps, &f.by_rep.gbps, ratio, x)),
-        ("latency per hop above (f)", pair(&d.by_rep.p50, &f.by_rep.p50, per_hop, us)),
+        ("pps", pair(&x_a.by_rep.pps, &x_b.by_rep.pps, ratio, x)),
+        ("TCP", pair(&x_a.by_rep.gbps, &x_b.by_rep.gbps, ratio, x)),
+        (above.as_str(), pair(&x_a.by_rep.p50, &x_b.by_rep.p50, per_hop, us)),
     ]
     .into_iter()
     .filter_map(|(what, v)| Some(format!("{what} {}", v?)))
     .collect();
-    if parts.is_empty() {
-        return String::new();
-    }
-    format!("(d) against (f) repetition by repetition (both measured within each): {}.", parts.join("; "))
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 fn by_key<'a>(rows: &'a [Row], key: &str) -> Option<&'a Medians> {
@@ -551,6 +565,13 @@ mod tests {
         // A variant against (d) in the repetitions both have: here all three, medians 100 and 80.
         assert_eq!(against_d(&rows, "f", Metric::Pps), Some((100.0, 80.0)));
         assert_eq!(paired_note(&rows[..1]), "");
+        // The floor (g), measured in the first repetition only and without TCP: one pair each.
+        let mut rows = Vec::from(rows);
+        rows.push(row("g", &[90.0], &[15.5], &[]));
+        let note = paired_note(&rows);
+        assert!(note.contains(&format!("(g) against (f), the same way: pps 0.90x (median 0.90x); latency per hop above (f) {}", us(0.5))), "{note}");
+        assert!(note.contains("(d) against (g), the same way: pps 1.00x (median 1.00x)"), "{note}");
+        assert!(!note.contains("(g) against (f), the same way: pps 0.90x (median 0.90x); TCP"), "no TCP pair without TCP: {note}");
     }
 
     #[test]
