@@ -1,6 +1,7 @@
 //! The floor of a datapath that keeps flows (issue 17): per hop, the least a tc program that
 //! steers by a flow table can do. The benchmark's path (g) runs it on the hub's ports, and the
-//! micro benchmark times it next to path (f)'s program and sfc's own hop.
+//! micro benchmark times it next to path (f)'s program (`limit_program`, here too) and sfc's
+//! own hop.
 //!
 //! Path (f) redirects everything arriving on a port to a target compiled in: the limit of tc
 //! steering on that topology. A real datapath cannot compile its targets in; it learns where a
@@ -52,6 +53,30 @@ const PARSED: i32 = 38;
 const TC_ACT_OK: i32 = 0;
 /// `FlowKey::family` of IPv4 (`sfc_common::maps::FAMILY_V4`).
 const FAMILY_V4: i32 = 4;
+
+/// Path (f)'s program, the limit of tc steering: the frame's destination MAC := `mac`;
+/// `bpf_redirect_peer(ifindex)`. No parsing beyond the Ethernet header, no maps, no counters;
+/// 13 instructions. A frame shorter than 6 bytes passes (the verifier insists on the bounds
+/// check).
+pub fn limit_program(ifindex: u32, mac: [u8; 6]) -> Vec<u64> {
+    let mac_lo = i32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
+    let mac_hi = i32::from(u16::from_le_bytes([mac[4], mac[5]]));
+    vec![
+        insn(0x61, 2, 1, SKB_DATA, 0),               // r2 = skb->data
+        insn(0x61, 3, 1, SKB_DATA_END, 0),           // r3 = skb->data_end
+        insn(0xbf, 4, 2, 0, 0),                      // r4 = r2
+        insn(0x07, 4, 0, 0, 6),                      // r4 += 6
+        insn(0x2d, 4, 3, 6, 0),                      // if r4 > r3 goto pass
+        insn(0x62, 2, 0, 0, mac_lo),                 // *(u32 *)(r2 + 0) = mac[0..4]
+        insn(0x6a, 2, 0, 4, mac_hi),                 // *(u16 *)(r2 + 4) = mac[4..6]
+        insn(0xb7, 1, 0, 0, ifindex.cast_signed()),  // r1 = ifindex
+        insn(0xb7, 2, 0, 0, 0),                      // r2 = 0
+        insn(0x85, 0, 0, 0, BPF_FUNC_REDIRECT_PEER), // call bpf_redirect_peer
+        insn(0x95, 0, 0, 0, 0),                      // exit
+        insn(0xb7, 0, 0, 0, TC_ACT_OK),              // pass: r0 = TC_ACT_OK
+        insn(0x95, 0, 0, 0, 0),                      // exit
+    ]
+}
 
 /// The program, holding `ifaces` and `flows` (see the module comment). Jumps are written with
 /// labels and patched once the code is laid out.
@@ -249,6 +274,24 @@ mod tests {
         let t = TestRun { ctx: Some(&ctx), repeat: 1, out: Some(&mut out) };
         let (verdict, _) = rawbpf::test_run(f.prog(), packet, t).unwrap_or_else(|e| panic!("{e:#}"));
         (verdict, out[..6].try_into().expect("six bytes"))
+    }
+
+    fn imm(i: u64) -> u32 {
+        (i >> 32) as u32
+    }
+
+    #[test]
+    fn the_limit_program_rewrites_the_mac_and_redirects() {
+        let mac = [0x02, 0x5f, 0xc0, 0x01, 0x02, 0x03];
+        let p = limit_program(7, mac);
+        // The bounds check jumps to the pass branch.
+        let off = ((p[4] >> 16) & 0xffff) as usize;
+        assert_eq!((p[4] & 0xff, p[4 + 1 + off] & 0xff, imm(p[4 + 1 + off])), (0x2d, 0xb7, 0));
+        // The MAC as stored (little-endian words), the target, the helper.
+        let mut stored = imm(p[5]).to_le_bytes().to_vec();
+        stored.extend_from_slice(&imm(p[6]).to_le_bytes()[..2]);
+        assert_eq!(stored, mac);
+        assert_eq!((imm(p[7]), imm(p[9]), p[10] & 0xff), (7, 155, 0x95));
     }
 
     #[test]

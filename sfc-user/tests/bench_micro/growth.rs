@@ -10,6 +10,9 @@
 //!   spread row its floor (`floor.rs`): the same lookups alone, in a bare program and a table of
 //!   the same kind and size holding the same flows.
 //!
+//! - one hop against its references: sfc's SF hop (a packet of a known flow), the flow-keeping
+//!   floor of path (g) and the program of path (f) (`sfc_tests::hopfloor`), in turn.
+//!
 //! Printed between `BENCH-GROWTH BEGIN` / `END`.
 
 use std::{collections::BTreeMap, fmt::Write as _};
@@ -85,7 +88,7 @@ impl Setup {
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pins.path())
             .map_max_entries(MAP_FLOWS, table)
-            .load(datapath::EBPF_OBJECT)
+            .load(&object())
             .unwrap_or_else(|e| panic!("loading the BPF object: {e}"));
         let prog: &mut SchedClassifier = ebpf.program_mut(PROG_TC_INGRESS).expect("program").try_into().expect("tc");
         datapath::attach::load_retrying(|| prog.load()).unwrap_or_else(|e| panic!("loading: {e:?}"));
@@ -155,8 +158,12 @@ pub fn growth() -> Vec<String> {
         "|---:|---:|---:|---:|".to_owned(),
     ];
     let mut new_flows = Vec::new();
+    let mut one_hop = Vec::new();
     for hops in [1, 2, 4, 8] {
         let s = Setup::new(hops, 65_536);
+        if hops == 1 {
+            one_hop = against_references(&s);
+        }
         let new_flow = s.singles("gsrc", (0..SPREAD).map(packet));
         let first = s.repeated("g1o", &packet(0));
         let last = s.repeated(&format!("g{hops}o"), &packet(0));
@@ -174,6 +181,8 @@ pub fn growth() -> Vec<String> {
         rates.join(", "),
         sfc_common::limits::DEFAULT_NEW_FLOW_RATE
     ));
+    out.push(String::new());
+    out.extend(one_hop);
     out.push(String::new());
     out.push("| flow table entries | flows in the table | hit, one packet repeated ns | hit, 20,000 flows one run each ns (median of 3 passes) | floor, the same lookups alone ns (the same) |".to_owned());
     out.push("|---:|---:|---:|---:|---:|".to_owned());
@@ -243,6 +252,76 @@ pub fn growth() -> Vec<String> {
         few.1,
     ));
     out
+}
+
+/// The datapath's object: the loader's, or the file `SFC_BENCH_EBPF_OBJECT` names (another
+/// build of sfc-ebpf, to compare two builds in the same harness; the maps must be the same).
+fn object() -> std::borrow::Cow<'static, [u8]> {
+    match std::env::var_os("SFC_BENCH_EBPF_OBJECT") {
+        Some(path) => {
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("SFC_BENCH_EBPF_OBJECT {}: {e}", path.to_string_lossy()));
+            eprintln!("bench_micro: the datapath from {}", path.to_string_lossy());
+            bytes.into()
+        }
+        None => datapath::EBPF_OBJECT.into(),
+    }
+}
+
+/// `against_references` alone, in a namespace of its own.
+pub fn one_hop() -> Vec<String> {
+    let pairs = names();
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let _ns = sandbox::namespace(&refs);
+    against_references(&Setup::new(1, 65_536))
+}
+
+/// sfc's SF hop (`g1o` of a 1-hop chain, a known flow) against the program of path (g), the
+/// flow-keeping floor, and of path (f), the limit: each `REPEAT` runs of the same packet, the
+/// three in turn `SAMPLES` times, medians. Markdown lines.
+fn against_references(s: &Setup) -> Vec<String> {
+    use sfc_tests::{
+        hopfloor::{HopFloor, limit_program},
+        rawbpf::{self, TestRun},
+    };
+    let (from, to) = (sandbox::ifindex("g1o"), sandbox::ifindex("gdst"));
+    let p = packet(0);
+    let floor = HopFloor::new().unwrap_or_else(|e| panic!("{e:#}"));
+    floor.steer(from, to, MAC).unwrap_or_else(|e| panic!("{e:#}"));
+    let limit = rawbpf::load_sched_cls(&limit_program(to, MAC)).unwrap_or_else(|e| panic!("{e:#}"));
+    let ctx = test_run::context(AttachMode::Tc, from, p.len());
+    let raw = |prog: &std::os::fd::OwnedFd, repeat: u32| -> (u32, f64) {
+        let (v, t) = rawbpf::test_run(prog, &p, TestRun { ctx: Some(&ctx), repeat, out: None }).unwrap_or_else(|e| panic!("{e:#}"));
+        (v, f64::from(t))
+    };
+    // The first runs: each steers (the floor's records the flow, the next runs are hits).
+    assert_eq!(raw(floor.prog(), 1).0, test_run::REDIRECT, "the floor did not steer");
+    assert_eq!(raw(&limit, 1).0, test_run::REDIRECT, "(f)'s program did not steer");
+    assert_eq!(s.run("g1o", &p, 1).0, test_run::REDIRECT, "sfc did not steer");
+    let (mut sfc, mut g, mut f) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..SAMPLES {
+        sfc.push(s.run("g1o", &p, REPEAT).1);
+        g.push(raw(floor.prog(), REPEAT).1);
+        f.push(raw(&limit, REPEAT).1);
+    }
+    let (sfc, g, f) = (median(sfc), median(g), median(f));
+    eprintln!("bench_micro: one hop: sfc {sfc:.0} ns, floor (g) {g:.0} ns, limit (f) {f:.0} ns");
+    vec![
+        "| one hop, a packet of a known flow | ns per run |".to_owned(),
+        "|---|---:|".to_owned(),
+        format!("| (f)'s program: constant MAC and `bpf_redirect_peer`, 13 instructions | {f:.0} |"),
+        format!(
+            "| (g)'s program, the flow-keeping floor: array slot, parse, 44-byte flow lookup, MAC, redirect; {} instructions | {g:.0} |",
+            floor.insns()
+        ),
+        format!("| sfc's SF hop (the path (d) runs) | {sfc:.0} |"),
+        String::new(),
+        format!(
+            "sfc's hop costs {:.0} ns above the floor, the floor {:.0} ns above (f): sfc's features per hop (counters, loop guard, SF \
+             timing, members and generations, IPv6, VLANs, fragments, taps, SFC-aware headers) against keeping a flow at all.",
+            sfc - g,
+            g - f
+        ),
+    ]
 }
 
 /// The floor under the spread hits (`floor`): a map of the flow table's kind and size (LRU

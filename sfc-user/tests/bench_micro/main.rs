@@ -567,6 +567,18 @@ fn growth_with_hops_and_flows() {
     println!("BENCH-GROWTH END");
 }
 
+/// One hop against path (f)'s and (g)'s programs alone (`growth_with_hops_and_flows` prints it
+/// too): for working on the per-hop cost. `SFC_BENCH_EBPF_OBJECT` (see `growth::object`) times
+/// another build of the datapath in the same harness.
+#[test]
+#[ignore = "benchmark, run by `cargo xtask bench` (within growth_with_hops_and_flows)"]
+fn one_hop_alone() {
+    sandbox::sweep_stale();
+    for line in growth::one_hop() {
+        println!("{line}");
+    }
+}
+
 /// The updates table alone (`growth_with_hops_and_flows` prints it too): for working on apply.
 #[test]
 #[ignore = "benchmark, run by `cargo xtask bench` (within growth_with_hops_and_flows)"]
