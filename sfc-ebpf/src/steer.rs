@@ -58,7 +58,7 @@ use sfc_common::{
     maps::{
         DIR_FORWARD, DIR_REVERSE, FAMILY_V6, FLOW_F_REVERSE, FlowEntry, FlowKey, HopStatsKey, IF_F_LEARN, IF_F_MAC,
         FLOW_F_TAPS, IF_F_DECAP, IF_F_PEER, IF_F_TAP, IfaceEntry, MacEntry, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER,
-        ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id,
+        ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id, iface_direct_slot,
     },
 };
 
@@ -69,7 +69,7 @@ use crate::{
     ctx::PacketCtx,
     flow, iface,
     probe,
-    maps::{Note, SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_IFACE_BUF, SFC_IFACES_V4, SFC_MACS, SFC_META, SFC_SCRATCH, Scratch, port_pair},
+    maps::{Note, SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_IFACE_BUF, SFC_IFACES_DIR, SFC_IFACES_V4, SFC_MACS, SFC_META, SFC_SCRATCH, Scratch, port_pair},
     taps,
     trace,
     parse::{FRAG_FIRST, FRAG_LATER, IPPROTO_UDP, ParseError, Parsed, parse},
@@ -382,7 +382,8 @@ fn lookup_flow<C: PacketCtx>(
             // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
             let f = unsafe { &*flow };
             let cur = hop_of(&f.members, f.n_hops, port_pair);
-            let prev = hop_of(&f.prev_members, f.prev_n_hops, port_pair);
+            // No previous path (a flow never re-resolved, the common case): no second scan.
+            let prev = if f.prev_n_hops == 0 { None } else { hop_of(&f.prev_members, f.prev_n_hops, port_pair) };
             let path = match (cur, prev) {
                 (Some(c), Some(q)) if came_by_prev(f, p.ttl, c, q) => Some(Path { flow, from: q + 1, prev: true, seen: If::FromSf }),
                 (Some(c), _) => Some(Path { flow, from: c + 1, prev: false, seen: If::FromSf }),
@@ -551,13 +552,18 @@ fn forward(path: &Path, bank: u32) -> Result<(Next, usize), DropReason> {
     if flow.dst_ifindex == 0 {
         return Ok((Next::Host, MAX_HOPS));
     }
-    // The hash, not `iface::find`: once per packet at most (its last hop), and the subprogram's
-    // two ways out here cost the verifier more than the tc program has left.
-    // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
-    let dst = unsafe { SFC_IFACES_V4.get(&banked_id(bank, flow.dst_ifindex)) };
-    let peer = dst.is_some_and(|i| i.flags & IF_F_PEER != 0);
-    let mac = dst.filter(|i| i.flags & IF_F_MAC != 0).map_or([0; 6], |i| i.peer_mac);
-    if mac == [0; 6] && dst.is_some_and(|i| i.flags & IF_F_LEARN != 0) {
+    // The live bank's array slot (the lookup the verifier inlines), else the hash (another
+    // interface of the bank has the slot). Not `iface::find`: its copy's two ways out cost the
+    // verifier more than the tc program has left; the two fields read here are scalars once
+    // read, so both ways join in one state.
+    let (flags, peer_mac) = match SFC_IFACES_DIR.get(iface_direct_slot(bank, flow.dst_ifindex)) {
+        Some(d) if d.ifindex == flow.dst_ifindex => (d.entry.flags, d.entry.peer_mac),
+        // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
+        _ => unsafe { SFC_IFACES_V4.get(&banked_id(bank, flow.dst_ifindex)) }.map_or((0, [0; 6]), |i| (i.flags, i.peer_mac)),
+    };
+    let peer = flags & IF_F_PEER != 0;
+    let mac = if flags & IF_F_MAC != 0 { peer_mac } else { [0; 6] };
+    if mac == [0; 6] && flags & IF_F_LEARN != 0 {
         // Behind a tap whose VM sfc has not heard from: the frame still carries the last SF's
         // gateway MAC, which the VM would refuse.
         return Err(DropReason::NoMac);
