@@ -57,7 +57,7 @@ use sfc_common::{
     limits::{MAX_HOPS, PROBE_PORT},
     maps::{
         DIR_FORWARD, DIR_REVERSE, FAMILY_V6, FLOW_F_REVERSE, FlowEntry, FlowKey, HopStatsKey, IF_F_LEARN, IF_F_MAC,
-        FLOW_F_TAPS, IF_F_DECAP, IF_F_PEER, IF_F_TAP, IfaceEntry, MacEntry, Meta, PP_F_EGRESS_PEER, PP_F_INGRESS_PEER,
+        FLOW_F_TAPS, IF_F_DECAP, IF_F_PEER, IF_F_TAP, IfaceEntry, MacEntry, Meta, PP_F_EGRESS_PEER, PP_F_ENCAP, PP_F_INGRESS_PEER,
         ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id, iface_direct_slot,
     },
 };
@@ -86,12 +86,16 @@ pub struct Action {
     /// 0: pass to the host.
     pub ifindex: u32,
     pub peer: bool,
+    /// The packet has copies to send to tap members or a header to get (an SFC-aware member):
+    /// the tc entry point calls `taps::copy_to_taps` and `encap::push` only then (two calls
+    /// fewer for every other packet; XDP's calls them for every packet, see there).
+    pub tail: bool,
 }
 
 impl Action {
-    pub const PASS: Action = Action { ifindex: 0, peer: false };
+    pub const PASS: Action = Action { ifindex: 0, peer: false, tail: false };
     /// Taken out of the traffic, not dropped: a health probe back from a service function.
-    pub const CONSUME: Action = Action { ifindex: u32::MAX, peer: false };
+    pub const CONSUME: Action = Action { ifindex: u32::MAX, peer: false, tail: false };
 
     pub const fn is_pass(self) -> bool {
         self.ifindex == 0
@@ -206,23 +210,24 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     let (next, next_hop) = forward(&path, meta.bank)?;
     // SAFETY: as in `lookup_flow`, where the pointer came from.
     note(&mut scratch.note, &next, unsafe { (*path.flow).chain_id }, p.fp);
-    if !matches!(next, Next::Member { .. }) {
+    if next.kind != Next::MEMBER {
         // Leaving the chain: what the loop guard recognises if it comes round.
         record_exit(path.flow, &p);
     }
     // SAFETY: as in `lookup_flow`, where the pointer came from.
-    if unsafe { (*path.flow).flags } & FLOW_F_TAPS != 0 {
+    let tapped = unsafe { (*path.flow).flags } & FLOW_F_TAPS != 0;
+    if tapped {
         taps::note(scratch, path.flow, path.prev, path.from, ifindex, meta.bank, next_hop);
     }
     // SAFETY: as in `lookup_flow`, where the pointer came from.
     let action = redirect(ctx, &p, &scratch.key, next, unsafe { (*path.flow).chain_id })?;
-    if let Next::Member { hop, .. } = next {
-        trace::sent(p.fp, hop.port_pair, hop.dir);
+    if next.kind == Next::MEMBER {
+        trace::sent(p.fp, next.hop.port_pair, next.hop.dir);
     }
     // Counted once the packet is on its way: a packet dropped on the way is counted as a drop
     // only, so interface counters and drops add up to the packets seen.
     count::<C>(iface, ifindex, path.seen);
-    Ok(action)
+    Ok(Action { tail: tapped || next.encap, ..action })
 }
 
 /// The entry of the interface a packet arrived on (`PacketCtx::IFACE_SLOTS`) and the bank it
@@ -290,20 +295,20 @@ fn resteer(flow: *mut FlowEntry, from: u32, prev: bool, from_sf: bool, d: &crate
 fn note(n: &mut Note, next: &Next, chain_id: u32, fp: u32) {
     n.fp = fp;
     n.chain_id = chain_id;
-    match *next {
-        Next::Member { ifindex, hop, .. } => {
+    match next.kind {
+        Next::MEMBER => {
             n.verdict = TV_MEMBER;
-            n.target = ifindex;
-            n.hop = hop.hop;
-            n.port_pair = hop.port_pair;
-            n.dir = hop.dir as u8;
-            n.si = 255u32.wrapping_sub(hop.hop) as u8;
+            n.target = next.ifindex;
+            n.hop = next.hop.hop;
+            n.port_pair = next.hop.port_pair;
+            n.dir = next.hop.dir as u8;
+            n.si = 255u32.wrapping_sub(next.hop.hop) as u8;
         }
-        Next::Deliver { ifindex, .. } => {
+        Next::DELIVER => {
             n.verdict = TV_DELIVER;
-            n.target = ifindex;
+            n.target = next.ifindex;
         }
-        Next::Host => n.verdict = TV_HOST,
+        _ => n.verdict = TV_HOST,
     }
 }
 
@@ -499,16 +504,31 @@ pub fn hops_from(present: u16, from: usize, n: u8) -> u32 {
     u32::from(present) & below_n & !below_from
 }
 
-/// Where `forward` sends a packet.
+/// Where `forward` sends a packet: back to the host (`HOST`: the chain is done and has no
+/// logical destination port), into a service function (`MEMBER`: `mac` is its address, `hop`
+/// its counter), or to the logical destination port (`DELIVER`), addressed to `mac` (whatever
+/// is behind it) unless that is unknown (all zero).
+///
+/// A struct whose every field is set on every way out, not an enum with payloads: a variant
+/// without the others' fields leaves their registers undefined, and LLVM (with 32-bit ALU
+/// instructions, BPF v3) spills such a register, which the verifier refuses (see `Action`).
 #[derive(Clone, Copy)]
-enum Next {
-    /// Back to the host (the chain is done and has no logical destination port).
-    Host,
-    /// Into a service function: `mac` is its address, `hop` its counter.
-    Member { ifindex: u32, peer: bool, mac: [u8; 6], hop: HopStatsKey },
-    /// To the logical destination port, addressed to `mac` (whatever is behind it) unless that
-    /// is unknown (all zero). No `Option`s here: see `Action` on undefined bits.
-    Deliver { ifindex: u32, peer: bool, mac: [u8; 6] },
+struct Next {
+    kind: u8,
+    ifindex: u32,
+    peer: bool,
+    mac: [u8; 6],
+    hop: HopStatsKey,
+    /// A member that gets a header (`PP_F_ENCAP`, forward direction: `encap::push`).
+    encap: bool,
+}
+
+impl Next {
+    const HOST: u8 = 0;
+    const MEMBER: u8 = 1;
+    const DELIVER: u8 = 2;
+    const TO_HOST: Next =
+        Next { kind: Next::HOST, ifindex: 0, peer: false, mac: [0; 6], hop: HopStatsKey { chain_id: 0, hop: 0, port_pair: 0, dir: 0 }, encap: false };
 }
 
 /// The first member at or after hop `path.from`, or where the packet goes after the last; and
@@ -547,10 +567,11 @@ fn forward(path: &Path, bank: u32) -> Result<(Next, usize), DropReason> {
             return Err(DropReason::NoMac);
         }
         let hop = HopStatsKey { chain_id: flow.chain_id, hop: position as u32, port_pair: pp_id, dir };
-        return Ok((Next::Member { ifindex, peer, mac, hop }, next));
+        let encap = !reverse && pp.flags & PP_F_ENCAP != 0;
+        return Ok((Next { kind: Next::MEMBER, ifindex, peer, mac, hop, encap }, next));
     }
     if flow.dst_ifindex == 0 {
-        return Ok((Next::Host, MAX_HOPS));
+        return Ok((Next::TO_HOST, MAX_HOPS));
     }
     // The live bank's array slot (the lookup the verifier inlines), else the hash (another
     // interface of the bank has the slot). Not `iface::find`: its copy's two ways out cost the
@@ -568,7 +589,7 @@ fn forward(path: &Path, bank: u32) -> Result<(Next, usize), DropReason> {
         // gateway MAC, which the VM would refuse.
         return Err(DropReason::NoMac);
     }
-    Ok((Next::Deliver { ifindex: flow.dst_ifindex, peer, mac }, MAX_HOPS))
+    Ok((Next { kind: Next::DELIVER, ifindex: flow.dst_ifindex, peer, mac, ..Next::TO_HOST }, MAX_HOPS))
 }
 
 /// Carries out `forward`'s decision. One place for everything a redirect needs, so the
@@ -576,10 +597,10 @@ fn forward(path: &Path, bank: u32) -> Result<(Next, usize), DropReason> {
 #[inline(always)]
 fn redirect<C: PacketCtx>(ctx: &C, p: &Parsed, key: &FlowKey, next: Next, chain_id: u32) -> Result<Action, DropReason> {
     // The VNI, should the target be on another host: the SI of the hop (0: delivery).
-    let (ifindex, peer, mac, hop, vni) = match next {
-        Next::Host => return Ok(Action::PASS),
-        Next::Member { ifindex, peer, mac, hop } => (ifindex, peer, mac, hop, vni(hop.chain_id, 255u32.wrapping_sub(hop.hop))),
-        Next::Deliver { ifindex, peer, mac } => (ifindex, peer, mac, HopStatsKey::default(), vni(chain_id, 0)),
+    let (ifindex, peer, mac, hop, vni) = match next.kind {
+        Next::HOST => return Ok(Action::PASS),
+        Next::MEMBER => (next.ifindex, next.peer, next.mac, next.hop, vni(next.hop.chain_id, 255u32.wrapping_sub(next.hop.hop))),
+        _ => (next.ifindex, next.peer, next.mac, next.hop, vni(chain_id, 0)),
     };
     let ifindex = ctx.before_redirect(p, key, ifindex, vni)?;
     if mac != [0; 6] {
@@ -598,5 +619,5 @@ fn redirect<C: PacketCtx>(ctx: &C, p: &Parsed, key: &FlowKey, next: Next, chain_
             counters::hop(&hop, ctx.len());
         }
     }
-    Ok(Action { ifindex, peer })
+    Ok(Action { ifindex, peer, tail: false })
 }
