@@ -214,7 +214,10 @@ fn macro_bench(sfc: &Path, opts: &Options) -> Result<(String, Vec<String>)> {
     if let Some(bad) = opts.paths.iter().find(|k| !known.contains(&k.as_str())) {
         bail!("--paths: no path {bad:?} (paths: {})", known.join(", "));
     }
-    for spec in paths::all().into_iter().filter(|p| p.key == "a" || opts.paths.is_empty() || opts.paths.iter().any(|k| k == p.key)) {
+    let wanted = |p: &Spec| {
+        p.key == "a" || (opts.paths.is_empty() && !paths::ON_REQUEST.contains(&p.key)) || opts.paths.iter().any(|k| k == p.key)
+    };
+    for spec in paths::all().into_iter().filter(wanted) {
         interrupt::check()?;
         println!("\n-- ({}) {}", spec.key, spec.title);
         match spec.kind.install(spec, &env) {

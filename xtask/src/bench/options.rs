@@ -20,7 +20,7 @@ pub struct Options {
     /// Skip the micro benchmark (`BPF_PROG_TEST_RUN`).
     #[arg(long)]
     pub(super) no_micro: bool,
-    /// Skip the namespace benchmark (paths a-e).
+    /// Skip the namespace benchmark (the paths through the hub).
     #[arg(long)]
     pub(super) no_macro: bool,
     /// Skip the robustness figures (failover after a hung function or a link down, floods).
@@ -42,6 +42,7 @@ pub struct Options {
     #[arg(long)]
     pub(super) out: Option<PathBuf>,
     /// Only these paths of the macro benchmark, by key (`a,d,f`); the baseline (a) is always in.
+    /// The flow-keeping floor (g) is measured only when named here (`--paths d,f,g`).
     #[arg(long, value_name = "KEYS", value_delimiter = ',')]
     pub(super) paths: Vec<String>,
     /// A smoke run: one repetition of 1 s per measurement, one VM boot, one run of each
