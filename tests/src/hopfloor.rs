@@ -40,7 +40,8 @@ pub const IFACE_SLOTS: u32 = 4096;
 const IFACE_VALUE: u32 = 16;
 /// The flow table's size: sfc's default (`MAP_FLOWS`' 65,536 entries).
 pub const FLOWS: u32 = 65_536;
-/// sfc's flow key and entry sizes (`sfc_common::maps::FlowKey`, `FlowEntry`), checked there.
+/// sfc's flow key and entry sizes (`sfc_common::maps::FlowKey`, `FlowEntry`; this crate does
+/// not see those types: the micro benchmark checks the two against them).
 pub const FLOW_KEY: u32 = 44;
 pub const FLOW_VALUE: u32 = 68;
 /// Stack rooms: the flow key's (48 bytes from `KEY`), the interface key's (4), a new entry's

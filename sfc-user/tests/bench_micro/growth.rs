@@ -285,6 +285,11 @@ fn against_references(s: &Setup) -> Vec<String> {
         hopfloor::{HopFloor, limit_program},
         rawbpf::{self, TestRun},
     };
+    assert_eq!(
+        (sfc_tests::hopfloor::FLOW_KEY, sfc_tests::hopfloor::FLOW_VALUE),
+        super::floor::flow_sizes(),
+        "the floor's flow table has sfc's key and entry sizes"
+    );
     let (from, to) = (sandbox::ifindex("g1o"), sandbox::ifindex("gdst"));
     let p = packet(0);
     let floor = HopFloor::new().unwrap_or_else(|e| panic!("{e:#}"));
