@@ -176,3 +176,158 @@ pub fn tcx_ingress_link(prog: &OwnedFd, ifindex: u32) -> Result<OwnedFd> {
     // SAFETY: a link_create attribute with no pointers; the command returns a link's fd.
     unsafe { bpf_fd(BPF_LINK_CREATE, &mut attr) }.context("attaching a hand-written program (tcx)")
 }
+
+const BPF_PROG_GET_NEXT_ID: libc::c_long = 11;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_BTF_GET_FD_BY_ID: libc::c_long = 19;
+/// `struct bpf_prog_info` as this crate reads it (its fields up to `jited_line_info_rec_size`
+/// and a little more; the kernel fills what it has and ignores the rest).
+const PROG_INFO_LEN: usize = 232;
+
+/// One line-info record of a loaded program: where its JIT code starts, and the source line
+/// (file name without directories, line number, the line's text as the object's BTF holds it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JitLine {
+    pub addr: u64,
+    pub file: String,
+    pub line: u32,
+    pub text: String,
+}
+
+/// A loaded program's JIT code: its functions' (start, length) and its line records sorted by
+/// address.
+#[derive(Debug, Clone, Default)]
+pub struct JitLines {
+    pub funcs: Vec<(u64, u64)>,
+    pub lines: Vec<JitLine>,
+}
+
+impl JitLines {
+    /// The line record whose code holds `ip`, if `ip` is in one of the program's functions.
+    pub fn at(&self, ip: u64) -> Option<&JitLine> {
+        if !self.funcs.iter().any(|&(start, len)| ip >= start && ip < start + len) {
+            return None;
+        }
+        let i = self.lines.partition_point(|l| l.addr <= ip);
+        self.lines.get(i.checked_sub(1)?)
+    }
+}
+
+/// The file descriptor of a program or BTF object by id (`cmd`), or `None` when it is gone.
+fn fd_by_id(cmd: libc::c_long, id: u32) -> Option<OwnedFd> {
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(id);
+    // SAFETY: a get_fd_by_id attribute with no pointers; the command returns a new fd.
+    unsafe { bpf_fd(cmd, &mut attr) }.ok()
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` into `info` (whose pointers, set by the caller, the kernel fills).
+fn obj_info(fd: &OwnedFd, info: &mut [u8]) -> Result<()> {
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(fd.as_raw_fd().cast_unsigned()) | (info.len() as u64) << 32;
+    attr[1] = info.as_mut_ptr() as u64;
+    // SAFETY: `info` outlives the call and is as long as said; every pointer in it points at a
+    // buffer of the count and record size set next to it (the callers' contract).
+    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }.context("BPF_OBJ_GET_INFO_BY_FD")?;
+    Ok(())
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(b[at..at + 4].try_into().expect("four bytes"))
+}
+
+fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+}
+
+fn put_ptr<T>(b: &mut [u8], at: usize, p: *mut T) {
+    b[at..at + 8].copy_from_slice(&(p as u64).to_ne_bytes());
+}
+
+/// The JIT line maps of every loaded program named one of `names` (the kernel keeps the first
+/// 15 bytes of a name). By name, not by the tag in perf's `bpf_prog_<tag>_<name>` symbols: for a
+/// program with subprograms that symbol is its first function's, whose tag is not the
+/// program's. Several programs of a name (several datapaths loaded) give several maps; an
+/// address is in at most one. Needs root.
+pub fn jit_lines(names: &[&str]) -> Result<Vec<JitLines>> {
+    let (mut id, mut maps) = (0u32, Vec::new());
+    loop {
+        let mut attr = [0u64; 16];
+        attr[0] = u64::from(id);
+        // SAFETY: a get_next_id attribute with no pointers; the kernel writes next_id.
+        if unsafe { bpf(BPF_PROG_GET_NEXT_ID, &mut attr) }.is_err() {
+            return Ok(maps);
+        }
+        id = (attr[0] >> 32) as u32;
+        // Gone since (unloaded between the two calls): not one of ours to map.
+        let Some(fd) = fd_by_id(BPF_PROG_GET_FD_BY_ID, id) else { continue };
+        let mut info = vec![0u8; PROG_INFO_LEN];
+        obj_info(&fd, &mut info)?;
+        let name = &info[64..80];
+        let name = String::from_utf8_lossy(&name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())]).into_owned();
+        if names.iter().any(|n| n.get(..15).unwrap_or(n) == name) {
+            maps.push(lines_of(&fd, &info)?);
+        }
+    }
+}
+
+/// `jit_lines` of the program `fd`, whose first info (counts only) is `first`.
+fn lines_of(fd: &OwnedFd, first: &[u8]) -> Result<JitLines> {
+    let btf_id = u32_at(first, 128);
+    let (n_ksyms, n_lens) = (u32_at(first, 104), u32_at(first, 108));
+    let (n_lines, n_jited) = (u32_at(first, 148), u32_at(first, 168));
+    if n_lines == 0 || n_lines != n_jited || n_ksyms != n_lens {
+        bail!("the program has no line info the JIT code maps ({n_lines} records, {n_jited} jited)");
+    }
+    let (mut ksyms, mut lens) = (vec![0u64; n_ksyms as usize], vec![0u32; n_lens as usize]);
+    let (mut records, mut addrs) = (vec![[0u32; 4]; n_lines as usize], vec![0u64; n_jited as usize]);
+    let mut info = vec![0u8; PROG_INFO_LEN];
+    put_u32(&mut info, 104, n_ksyms);
+    put_u32(&mut info, 108, n_lens);
+    put_ptr(&mut info, 112, ksyms.as_mut_ptr());
+    put_ptr(&mut info, 120, lens.as_mut_ptr());
+    put_u32(&mut info, 148, n_lines);
+    put_ptr(&mut info, 152, records.as_mut_ptr());
+    put_ptr(&mut info, 160, addrs.as_mut_ptr());
+    put_u32(&mut info, 168, n_jited);
+    put_u32(&mut info, 172, 16); // sizeof(struct bpf_line_info)
+    put_u32(&mut info, 176, 8); // a jited line record: its address
+    obj_info(fd, &mut info)?;
+    let strings = btf_strings(btf_id)?;
+    let string = |off: u32| -> String {
+        let rest = strings.get(off as usize..).unwrap_or_default();
+        let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+        String::from_utf8_lossy(&rest[..end]).into_owned()
+    };
+    let mut lines: Vec<JitLine> = records
+        .iter()
+        .zip(&addrs)
+        .map(|(r, &addr)| {
+            let file = string(r[1]);
+            let file = file.rsplit('/').next().unwrap_or_default().to_owned();
+            JitLine { addr, file, line: r[3] >> 10, text: string(r[2]).trim().to_owned() }
+        })
+        .collect();
+    lines.sort_by_key(|l| l.addr);
+    Ok(JitLines { funcs: ksyms.into_iter().zip(lens).map(|(s, l)| (s, u64::from(l))).collect(), lines })
+}
+
+/// The string section of BTF object `id`.
+fn btf_strings(id: u32) -> Result<Vec<u8>> {
+    let fd = fd_by_id(BPF_BTF_GET_FD_BY_ID, id).with_context(|| format!("BTF {id} is gone"))?;
+    let mut info = vec![0u8; 32];
+    obj_info(&fd, &mut info)?;
+    let size = u32_at(&info, 8);
+    let mut raw = vec![0u8; size as usize];
+    let mut info = vec![0u8; 32];
+    put_ptr(&mut info, 0, raw.as_mut_ptr());
+    put_u32(&mut info, 8, size);
+    obj_info(&fd, &mut info)?;
+    // struct btf_header: magic, version, flags, hdr_len, type_off, type_len, str_off, str_len.
+    if raw.len() < 24 {
+        bail!("BTF {id}: {} bytes, no header", raw.len());
+    }
+    let (hdr_len, str_off, str_len) = (u32_at(&raw, 4) as usize, u32_at(&raw, 16) as usize, u32_at(&raw, 20) as usize);
+    raw.get(hdr_len + str_off..hdr_len + str_off + str_len).map(<[u8]>::to_vec).with_context(|| format!("BTF {id}: strings out of range"))
+}

@@ -50,8 +50,9 @@ pub struct Options {
     #[arg(long)]
     pub(super) quick: bool,
     /// Also profile the path's core (perf, by cpu-clock) while each path carries UDP in the
-    /// first repetition: the largest symbols per path, and the share of its BPF programs and
-    /// of the kernel's hash-map code. Installs perf (Debian: linux-perf) when missing.
+    /// first repetition: the largest symbols per path, the share of its BPF programs and of
+    /// the kernel's hash-map code, and sfc's hottest source lines (through its programs' JIT
+    /// line info). Installs perf (Debian: linux-perf) when missing.
     #[arg(long)]
     pub(super) profile: bool,
 }

@@ -295,8 +295,13 @@ pub fn perf_note(rows: &[Row]) -> Option<String> {
         .filter_map(|r| {
             let Row::Measured(spec, _, s) = r else { return None };
             let p = s.perf.as_ref()?;
+            let lines = if p.1.shares.is_empty() {
+                String::new()
+            } else {
+                format!("\n  sfc's hottest source lines ({} samples in its programs): {}", p.1.samples, p.top_lines(8).join(", "))
+            };
             Some(format!(
-                "- ({}): BPF programs {:.1} %, the kernel's hash-map code {:.1} %; largest: {}",
+                "- ({}): BPF programs {:.1} %, the kernel's hash-map code {:.1} %; largest: {}{lines}",
                 spec.key,
                 p.programs(),
                 p.map_code(),
