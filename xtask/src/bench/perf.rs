@@ -29,7 +29,7 @@ const MAP_CODE: &[&str] = &[
 ];
 
 /// One probe: symbols with their share (percent of the core's samples), largest first; and
-/// where in sfc's source its programs' samples fell (`lines`).
+/// where in sfc's source its programs' samples fell (`Lines`).
 #[derive(Debug, Clone, Default)]
 pub struct Symbols(pub Vec<(f64, String)>, pub Lines);
 
