@@ -23,6 +23,7 @@ mod csum;
 mod ctx;
 mod encap;
 mod flow;
+mod hops;
 mod iface;
 mod lb;
 mod maps;

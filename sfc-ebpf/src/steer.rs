@@ -67,8 +67,9 @@ use sfc_common::overlay::vni;
 use crate::{
     counters::{self, If},
     ctx::PacketCtx,
-    flow, iface,
-    probe,
+    flow,
+    hops::{came_by_prev, hop_of, hops_from},
+    iface, probe,
     maps::{Note, SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_IFACE_BUF, SFC_IFACES_DIR, SFC_IFACES_V4, SFC_MACS, SFC_META, SFC_SCRATCH, Scratch, port_pair},
     taps,
     trace,
@@ -459,49 +460,6 @@ fn lookup_flow<C: PacketCtx>(
     }
     flow::touch(flow, p);
     Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }))
-}
-
-/// Whether a packet coming back from the SF at hop `c` of the current path and hop `q` of the
-/// previous one entered the chain before the flow was re-resolved. Packets carry no chain
-/// metadata through SFC-unaware SFs, but routing SFs decrement the TTL: the packet has crossed
-/// `flow.ttl - ttl` of them, which tells the two paths apart when their prefixes differ in length.
-/// Otherwise the current path wins (with equal prefixes both lead to a whole path anyway).
-#[inline(always)]
-fn came_by_prev(flow: &FlowEntry, ttl: u8, c: usize, q: usize) -> bool {
-    if flow.ttl == 0 || ttl > flow.ttl {
-        return false;
-    }
-    let crossed = u32::from(flow.ttl - ttl);
-    let upto = |h: usize| -> u16 { ((2u32 << (h & (MAX_HOPS - 1))) - 1) as u16 };
-    let via_cur = (flow.present & upto(c)).count_ones();
-    let via_prev = (flow.prev_present & upto(q)).count_ones();
-    crossed == via_prev && crossed != via_cur
-}
-
-/// The hop of `members` at which the flow was sent into port pair `pp`.
-///
-/// Branch-free (a port pair is on a path at most once, validated): a scan that returns at the
-/// first match would hand the verifier one path per position, and two such scans in a row,
-/// then `forward`'s, multiply into more states than it accepts.
-#[inline(always)]
-fn hop_of(members: &[u16; MAX_HOPS], n_hops: u8, pp: u32) -> Option<usize> {
-    let (mut found, mut pos) = (0u32, 0u32);
-    for (h, m) in members.iter().enumerate() {
-        let x = u32::from(*m) ^ pp; // 0 only on a match
-        let hit = ((x | x.wrapping_neg()) >> 31) ^ 1;
-        found |= hit;
-        pos += hit * h as u32;
-    }
-    let pos = (pos as usize) & (MAX_HOPS - 1);
-    (found != 0 && pos < usize::from(n_hops)).then_some(pos)
-}
-
-/// Bits `from..n` of a hop bitmap.
-#[inline(always)]
-pub fn hops_from(present: u16, from: usize, n: u8) -> u32 {
-    let below_n = (1u32 << (u32::from(n) & 31)).wrapping_sub(1);
-    let below_from = (1u32 << (from as u32 & 31)).wrapping_sub(1);
-    u32::from(present) & below_n & !below_from
 }
 
 /// Where `forward` sends a packet: back to the host (`HOST`: the chain is done and has no

@@ -14,9 +14,9 @@ use sfc_common::{
 use crate::{
     counters,
     ctx::PacketCtx,
-    flow,
+    flow, hops,
     maps::{SFC_GROUPS_V2, SFC_SCRATCH, SFC_TAP_COUNT, Scratch, port_pair},
-    steer, trace,
+    trace,
 };
 
 /// Records the flow's path for `copy_to_taps`: its current or previous members (as the packet
@@ -66,7 +66,7 @@ pub fn copy_to_taps<C: PacketCtx>(ctx: &C) {
     }
     let members = &t.members;
     // Tap hops hold a member but are not crossed (`present` leaves them out).
-    let taps = steer::hops_from(flow::presence(members) & !t.present, usize::from(t.from), t.n_hops)
+    let taps = hops::hops_from(flow::presence(members) & !t.present, usize::from(t.from), t.n_hops)
         & ((1u32 << (u32::from(t.next) & 31)).wrapping_sub(1));
     if taps == 0 {
         return;
