@@ -18,8 +18,9 @@
 //!
 //! Everything runs in namespaces this creates (`sfcb-<id>-<path>-<role>`), with addresses only
 //! inside them; the guards remove namespaces, sfc pins, OVS daemons and scratch files also on
-//! failure and Ctrl-C. The results go to the terminal and into BENCHMARKS.md (`report`).
+//! failure and Ctrl-C. The results go to the terminal and into BENCHMARKS.md (`report`, `document`).
 
+mod document;
 mod hosts;
 mod micro;
 mod minimal;
@@ -76,7 +77,7 @@ pub fn run(opts: &Options) -> Result<()> {
         opts.command_line(),
         today()
     );
-    let _ = writeln!(md, "### Machine\n\n{}", report::machine());
+    let _ = writeln!(md, "### Machine\n\n{}", document::machine());
     let mut failures = Vec::new();
     if !opts.no_macro {
         let (section, failed) = macro_bench(&sfc, opts)?;
@@ -137,15 +138,15 @@ pub fn run(opts: &Options) -> Result<()> {
     if failures.is_empty() {
         // Each part keeps its own generated block, so a run of one part leaves the others.
         if !(opts.no_macro && opts.no_micro && opts.no_vm) {
-            report::write_benchmarks_md(&out, &report::MAIN, &md)?;
+            document::write_benchmarks_md(&out, &document::MAIN, &md)?;
         }
         if let Some(h) = hosts_md {
             let h = format!("Command: `{}` (as root), run on {}.\n\n{h}", opts.command_line(), today());
-            report::write_benchmarks_md(&out, &report::HOSTS, &h)?;
+            document::write_benchmarks_md(&out, &document::HOSTS, &h)?;
         }
         if let Some(r) = robust_md {
             let r = format!("Command: `{}` (as root), run on {}.\n\n{r}", opts.command_line(), today());
-            report::write_benchmarks_md(&out, &report::ROBUST, &r)?;
+            document::write_benchmarks_md(&out, &document::ROBUST, &r)?;
         }
         println!("\nResults written to {}.", out.display());
     } else {
