@@ -18,7 +18,8 @@
 //!
 //! Everything runs in namespaces this creates (`sfcb-<id>-<path>-<role>`), with addresses only
 //! inside them; the guards remove namespaces, sfc pins, OVS daemons and scratch files also on
-//! failure and Ctrl-C. The results go to the terminal and into BENCHMARKS.md (`report`, `document`).
+//! failure and Ctrl-C. The results go to the terminal and into BENCHMARKS.md (`report`,
+//! `document`).
 
 mod document;
 mod hosts;
