@@ -11,7 +11,10 @@ use sfc_tests::{bpffs::PinDir, rawbpf::jit_lines};
 #[test]
 fn a_loaded_programs_jit_code_maps_to_its_source_lines() {
     let pins = PinDir::create("sfc-jitlines").unwrap_or_else(|e| panic!("{e:#}"));
-    let mut ebpf = EbpfLoader::new().default_map_pin_directory(pins.path()).load(datapath::EBPF_OBJECT).unwrap_or_else(|e| panic!("loading the object: {e}"));
+    let mut ebpf = EbpfLoader::new()
+        .default_map_pin_directory(pins.path())
+        .load(datapath::EBPF_OBJECT)
+        .unwrap_or_else(|e| panic!("loading the object: {e}"));
     let prog: &mut SchedClassifier = ebpf.program_mut(PROG_TC_INGRESS).expect("the tc program").try_into().expect("a tc program");
     load_retrying(|| prog.load()).unwrap_or_else(|e| panic!("loading: {e:?}"));
     let maps = jit_lines(&[PROG_TC_INGRESS]).unwrap_or_else(|e| panic!("{e:#}"));
