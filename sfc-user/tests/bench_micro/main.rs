@@ -64,6 +64,7 @@ use sfc_tests::bpffs::PinDir;
 mod cores;
 mod floor;
 mod growth;
+mod tracing;
 mod updates;
 
 /// Classifier counts to measure (the issue's 1, 100, 10,000 and 100,000).
@@ -297,65 +298,6 @@ impl Bench {
     }
 }
 
-/// Runs of one packet per sample when every run emits a trace event: the ring (1 MiB, 88-byte
-/// events) holds them, and is drained between samples, so no event is lost to a full ring.
-const TRACED_REPEAT: u32 = 5_000;
-const TRACED_SAMPLES: usize = 21;
-
-impl Bench {
-    /// The median time per packet of `TRACED_SAMPLES` runs of `TRACED_REPEAT` with the trace
-    /// configuration `conf`, the ring drained between runs; and the events received.
-    fn traced(&self, ifindex: u32, packet: &[u8], conf: sfc_common::trace::TraceConf) -> (f64, u64) {
-        datapath::trace::set_conf(&self.loc, conf).unwrap_or_else(|e| panic!("{e}"));
-        let mut ring = datapath::trace::ring(&self.loc).unwrap_or_else(|e| panic!("{e}"));
-        let mut events = 0;
-        let mut drain = |ring: &mut aya::maps::RingBuf<aya::maps::MapData>| {
-            while ring.next().is_some() {
-                events += 1;
-            }
-        };
-        let mut samples = Vec::new();
-        for _ in 0..TRACED_SAMPLES {
-            samples.push(ns(self.run(ifindex, packet, TRACED_REPEAT).1));
-            drain(&mut ring);
-        }
-        datapath::trace::set_conf(&self.loc, sfc_common::trace::TraceConf::default()).unwrap_or_else(|e| panic!("{e}"));
-        (median(samples), events)
-    }
-}
-
-/// What tracing and SF timing cost a packet (one classifier; the known flow at its entry port,
-/// and the same packet back from the SF): off, on with a filter nothing matches, on for every
-/// packet (the ring drained between runs); and SF timing for every packet (both halves: the
-/// stamp on the way in, the histogram on the way out). Markdown lines.
-fn tracing_cost() -> Vec<String> {
-    use sfc_common::trace::{TF_DPORT, TraceConf};
-    let b = Bench::new(1);
-    let (src, sf_out) = (sandbox::ifindex(SRC), sandbox::ifindex(SF_OUT));
-    let p = udp64(dst_of(0), 1000);
-    assert_eq!(b.run(src, &p, 1).0, REDIRECT, "the flow is steered");
-    let on = TraceConf { enabled: 1, ..TraceConf::default() };
-    let rows = [
-        ("tracing off", TraceConf::default()),
-        ("tracing on, a filter nothing matches (dport 9)", TraceConf { filters: TF_DPORT, dport: 9u16.to_be_bytes(), ..on }),
-        ("tracing on, every packet", on),
-        ("SF timing of every packet (--sf-latency-every 1), tracing off", TraceConf { latency_every: 1, ..TraceConf::default() }),
-    ];
-    let mut out = vec![
-        "| tc program, 1 classifier | entry port ns | SF hop ns | events per run |".to_owned(),
-        "|---|---:|---:|---:|".to_owned(),
-    ];
-    for (what, conf) in rows {
-        let (entry, e1) = b.traced(src, &p, conf);
-        let (hop, e2) = b.traced(sf_out, &p, conf);
-        let runs = 2 * TRACED_REPEAT * u32::try_from(TRACED_SAMPLES).expect("few samples");
-        let per_run = u32::try_from(e1 + e2).map_or(f64::NAN, f64::from) / f64::from(runs);
-        eprintln!("bench_micro: {what}: entry {entry:.0} ns, SF hop {hop:.0} ns");
-        out.push(format!("| {what} | {entry:.0} | {hop:.0} | {per_run:.2} |"));
-    }
-    out
-}
-
 /// `count` packets of distinct flows (source ports `first_sport`..), to the destination of
 /// classifier `dst(i)` for the i-th.
 fn flows(count: usize, first_sport: u16, dst: impl Fn(usize) -> usize) -> Vec<Vec<u8>> {
@@ -522,7 +464,7 @@ fn classify_and_steer() {
          XDP hit, XDP SF hop: the same packets through sfc_xdp (devmap redirect, MTU check, checksum test)."
     );
     println!();
-    for line in tracing_cost() {
+    for line in tracing::tracing_cost() {
         println!("{line}");
     }
     println!();
@@ -542,12 +484,14 @@ fn classify_and_steer() {
     );
     println!();
     println!(
-        "Tracing and SF timing: median of {TRACED_SAMPLES} runs of {TRACED_REPEAT} repeats of one packet, \
+        "Tracing and SF timing: median of {} runs of {} repeats of one packet, \
          the trace ring drained between runs; \"events per run\": trace events received per packet run \
          (1 when every packet is traced). SF timing: on the entry port, the stamp of the sampled \
          packet in the in-flight table (an LRU hash insert); on the SF hop, the lookup of that stamp \
          (here never found: the same packet repeated, so the histogram update is not in the figure). \
-         At the default 1 packet in 16 the stamp costs a sixteenth of its row's difference."
+         At the default 1 packet in 16 the stamp costs a sixteenth of its row's difference.",
+        tracing::TRACED_SAMPLES,
+        tracing::TRACED_REPEAT
     );
     println!("BENCH-MICRO END");
     drop(netns);
