@@ -2,7 +2,8 @@
 //! only the number of classifiers (`classify_and_steer`):
 //! - hops: a chain of 1 to 8 service functions; the cost of a packet coming back from the first
 //!   and from the last member (each hop is one program run, which must cost the same wherever
-//!   it is in the chain), and of the first packet of a new flow (which pins a member per hop);
+//!   it is in the chain), and of the first packet of a new flow (which pins a member per hop),
+//!   in a table with room and in a full one (each new entry evicting the least recently used);
 //! - flows: a flow-table hit with 10 to 50,000 flows in the default table (65,536 entries) and
 //!   10 to 1,000,000 in one of 2,097,152 (one packet repeated, and one run each of packets of
 //!   20,000 flows spread over the table, the median of three passes), and the big table's kernel
@@ -29,7 +30,10 @@ use sfc::{
     datapath::{self, Location, maps::Maps},
     model::{self, AttachMode},
 };
-use sfc_common::maps::{MAP_FLOWS, PROG_TC_INGRESS};
+use sfc_common::{
+    limits::DEFAULT_FLOW_TABLE_SIZE,
+    maps::{MAP_FLOWS, PROG_TC_INGRESS},
+};
 
 use super::{median, ns, sandbox, test_run};
 
@@ -37,6 +41,8 @@ const HOPS: usize = 8;
 /// Flow-table size for the flows measurement (the loader's maximum, 4,194,304, would do too).
 const TABLE: u32 = 1 << 21;
 const MANY: usize = 1_000_000;
+/// Flows that fill the hops measurement's table (the default size, 65,536 entries).
+const FULL: usize = DEFAULT_FLOW_TABLE_SIZE as usize;
 const SPREAD: usize = 20_000;
 /// Passes over the spread flows, sfc's and the floor's in turn (single runs are noisy here).
 const PASSES: usize = 3;
@@ -154,29 +160,38 @@ pub fn growth() -> Vec<String> {
     let refs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let _ns = sandbox::namespace(&refs);
     let mut out = vec![
-        "| hops in the chain | new flow at the entry ns | back from the first member ns | back from the last member ns |".to_owned(),
-        "|---:|---:|---:|---:|".to_owned(),
+        "| hops in the chain | new flow at the entry ns | new flow, the table full ns | back from the first member ns | back from the last member ns |".to_owned(),
+        "|---:|---:|---:|---:|---:|".to_owned(),
     ];
     let mut new_flows = Vec::new();
     let mut one_hop = Vec::new();
     for hops in [1, 2, 4, 8] {
-        let s = Setup::new(hops, 65_536);
+        let s = Setup::new(hops, DEFAULT_FLOW_TABLE_SIZE);
         if hops == 2 {
             one_hop = against_references(&s);
         }
         let new_flow = s.singles("gsrc", (0..SPREAD).map(packet));
+        // Then the table filled (one entry per flow: the chain is not symmetric), so that every
+        // new entry takes the place of the least recently used one: the flow table's steady
+        // state under churn or a flood.
+        let _ = s.singles("gsrc", (SPREAD..FULL).map(packet));
+        let full = s.singles("gsrc", (FULL..FULL + SPREAD).map(packet));
         let first = s.repeated("g1o", &packet(0));
         let last = s.repeated(&format!("g{hops}o"), &packet(0));
-        eprintln!("bench_micro: {hops} hops: new flow {new_flow:.0} ns, first {first:.0} ns, last {last:.0} ns");
-        out.push(format!("| {hops} | {new_flow:.0} | {first:.0} | {last:.0} |"));
-        new_flows.push((hops, new_flow));
+        eprintln!("bench_micro: {hops} hops: new flow {new_flow:.0} ns (table full: {full:.0} ns), first {first:.0} ns, last {last:.0} ns");
+        out.push(format!("| {hops} | {new_flow:.0} | {full:.0} | {first:.0} | {last:.0} |"));
+        new_flows.push((hops, new_flow, full));
     }
     out.push(String::new());
     // The kernel's time of the program alone (no skb, no driver, no SF): an upper bound on what
     // one core sets up, next to the flood guard Katran documents (125,000 new connections/s/core).
-    let rates: Vec<String> = new_flows.iter().map(|(h, ns)| format!("{:.0}k ({h} hop{})", 1e6 / ns, if *h == 1 { "" } else { "s" })).collect();
+    let rates: Vec<String> = new_flows
+        .iter()
+        .map(|(h, room, full)| format!("{:.0}k ({h} hop{}; {:.0}k with the table full)", 1e6 / room, if *h == 1 { "" } else { "s" }, 1e6 / full))
+        .collect();
     out.push(format!(
-        "New-flow setup rate per core, program time only (flows/s, from the new-flow column): {}; Katran's flood guard is 125k new connections/s/core. \
+        "New-flow setup rate per core, program time only (flows/s, from the new-flow columns): {}; Katran's flood guard is 125k new connections/s/core. \
+         The table full: each new entry evicts the least recently used (the kernel's LRU takes free entries back from its lists in batches). \
          `--new-flow-rate` caps entry creation per CPU at that figure by default ({}/s).",
         rates.join(", "),
         sfc_common::limits::DEFAULT_NEW_FLOW_RATE
