@@ -26,6 +26,7 @@ pub mod interrupt;
 pub mod link;
 pub mod netns;
 pub mod observe;
+pub mod perf;
 pub mod ping;
 pub mod pid_name;
 pub mod process;

@@ -50,7 +50,7 @@ const REPEAT: u32 = 200_000;
 const SAMPLES: usize = 5;
 const MAC: [u8; 6] = [0x02, 0x5f, 0xc0, 0xbe, 0x01, 0x01];
 
-fn names() -> Vec<(String, String)> {
+pub(super) fn names() -> Vec<(String, String)> {
     let mut v = vec![("gsrc".to_owned(), "gdst".to_owned())];
     v.extend((1..=HOPS).map(|i| (format!("g{i}i"), format!("g{i}o"))));
     v
@@ -74,7 +74,7 @@ fn chain(hops: usize) -> String {
 
 /// The first packet of flow `n`: 50,000 source ports per destination in 10.0.0.0/8, from
 /// 10.0.0.1 on (every `n` its own flow).
-fn packet(n: usize) -> Vec<u8> {
+pub(super) fn packet(n: usize) -> Vec<u8> {
     let n = u32::try_from(n).expect("fewer than 2^32 flows");
     let [_, hi, mid, lo] = (n / 50_000 + 1).to_be_bytes();
     let sport = u16::try_from(1000 + n % 50_000).expect("fits");
@@ -83,13 +83,13 @@ fn packet(n: usize) -> Vec<u8> {
     v
 }
 
-struct Setup {
+pub(super) struct Setup {
     ebpf: aya::Ebpf,
     _pins: sfc_tests::bpffs::PinDir,
 }
 
 impl Setup {
-    fn new(hops: usize, table: u32) -> Setup {
+    pub(super) fn new(hops: usize, table: u32) -> Setup {
         let pins = sandbox::pin_dir();
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pins.path())
@@ -116,7 +116,7 @@ impl Setup {
         Setup { ebpf, _pins: pins }
     }
 
-    fn run(&self, ifname: &str, p: &[u8], repeat: u32) -> (u32, f64) {
+    pub(super) fn run(&self, ifname: &str, p: &[u8], repeat: u32) -> (u32, f64) {
         let ctx = test_run::context(AttachMode::Tc, sandbox::ifindex(ifname), p.len());
         let prog: &SchedClassifier = self.ebpf.program(PROG_TC_INGRESS).expect("program").try_into().expect("tc");
         let mut out = [0u8; 256];

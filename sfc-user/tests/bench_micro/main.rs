@@ -64,6 +64,7 @@ use sfc_tests::bpffs::PinDir;
 mod cores;
 mod floor;
 mod growth;
+mod profile;
 mod tracing;
 mod updates;
 
@@ -519,6 +520,17 @@ fn growth_with_hops_and_flows() {
 fn one_hop_alone() {
     sandbox::sweep_stale();
     for line in growth::one_hop() {
+        println!("{line}");
+    }
+}
+
+/// perf over `one_hop_alone`'s kinds of run, by source line (`profile`): where an entry, an SF
+/// hop and a delivery spend their time. Needs perf (`cargo xtask bench --profile` installs it).
+#[test]
+#[ignore = "profile, run by hand"]
+fn one_hop_profile() {
+    sandbox::sweep_stale();
+    for line in profile::one_hop_lines() {
         println!("{line}");
     }
 }
