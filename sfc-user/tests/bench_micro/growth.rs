@@ -50,7 +50,7 @@ const REPEAT: u32 = 200_000;
 const SAMPLES: usize = 5;
 const MAC: [u8; 6] = [0x02, 0x5f, 0xc0, 0xbe, 0x01, 0x01];
 
-pub(super) fn names() -> Vec<(String, String)> {
+fn names() -> Vec<(String, String)> {
     let mut v = vec![("gsrc".to_owned(), "gdst".to_owned())];
     v.extend((1..=HOPS).map(|i| (format!("g{i}i"), format!("g{i}o"))));
     v
@@ -89,7 +89,7 @@ pub(super) struct Setup {
 }
 
 impl Setup {
-    pub(super) fn new(hops: usize, table: u32) -> Setup {
+    fn new(hops: usize, table: u32) -> Setup {
         let pins = sandbox::pin_dir();
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pins.path())
@@ -284,10 +284,20 @@ fn object() -> std::borrow::Cow<'static, [u8]> {
 
 /// `against_references` alone, in a namespace of its own.
 pub fn one_hop() -> Vec<String> {
+    let (_ns, s) = two_hops();
+    against_references(&s)
+}
+
+/// The ports of path (d)'s kinds of run on a 2-hop chain: the entry, the first SF's egress (on
+/// to the second SF), the last SF's (delivering).
+pub(super) const ONE_HOP_PORTS: [&str; 3] = ["gsrc", "g1o", "g2o"];
+
+/// A 2-hop chain (and the table of the default size) in a namespace of its own.
+pub(super) fn two_hops() -> (sfc_tests::netns::Inside, Setup) {
     let pairs = names();
     let refs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    let _ns = sandbox::namespace(&refs);
-    against_references(&Setup::new(2, 65_536))
+    let ns = sandbox::namespace(&refs);
+    (ns, Setup::new(2, DEFAULT_FLOW_TABLE_SIZE))
 }
 
 /// sfc's hops on a 2-hop chain (`s`), a packet of a known flow, against the program of path
@@ -321,7 +331,7 @@ fn against_references(s: &Setup) -> Vec<String> {
     // are hits).
     assert_eq!(raw(floor.prog(), 1).0, test_run::REDIRECT, "the floor did not steer");
     assert_eq!(raw(&limit, 1).0, test_run::REDIRECT, "(f)'s program did not steer");
-    let ports = ["gsrc", "g1o", "g2o"];
+    let ports = ONE_HOP_PORTS;
     for port in ports {
         assert_eq!(s.run(port, &p, 1).0, test_run::REDIRECT, "sfc did not steer on {port}");
     }

@@ -9,8 +9,8 @@
 use sfc_tests::perf;
 
 use super::{
-    growth::{Setup, names, packet},
-    sandbox, test_run,
+    growth::{ONE_HOP_PORTS, packet, two_hops},
+    test_run,
 };
 
 /// Runs of the same packet per `BPF_PROG_TEST_RUN` call, and calls per kind: about 2 s each.
@@ -22,25 +22,21 @@ const FREQ: u32 = 25_000;
 const TOP_LINES: usize = 20;
 const TOP_SYMBOLS: usize = 6;
 
-/// The three kinds of run: the port the packet arrives on, and what the run does.
-const KINDS: [(&str, &str); 3] =
-    [("gsrc", "entry port (a known flow)"), ("g1o", "back from the first SF, on to the second"), ("g2o", "back from the last SF, delivered")];
+/// What each of `growth::ONE_HOP_PORTS`' runs does.
+const KINDS: [&str; 3] = ["entry port (a known flow)", "back from the first SF, on to the second", "back from the last SF, delivered"];
 
 /// Markdown lines: per kind, the time per run under perf, the kernel's part by symbol and sfc's
 /// hottest source lines.
 pub fn one_hop_lines() -> Vec<String> {
-    let pairs = names();
-    let refs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    let _ns = sandbox::namespace(&refs);
-    let s = Setup::new(2, sfc_common::limits::DEFAULT_FLOW_TABLE_SIZE);
+    let (_ns, s) = two_hops();
     let p = packet(0);
     // The first runs create the flow (the entry) and steer it on: the runs timed are hits.
-    for (port, _) in KINDS {
+    for port in ONE_HOP_PORTS {
         assert_eq!(s.run(port, &p, 1).0, test_run::REDIRECT, "sfc did not steer on {port}");
     }
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("a directory for perf's data: {e}"));
     let mut out = Vec::new();
-    for (port, what) in KINDS {
+    for (port, what) in ONE_HOP_PORTS.into_iter().zip(KINDS) {
         let data = dir.path().join(format!("{port}.data"));
         let ns = perf::record_process(std::process::id(), FREQ, &data, || (0..CALLS).map(|_| s.run(port, &p, REPEAT).1).sum::<f64>() / f64::from(CALLS))
             .unwrap_or_else(|e| panic!("{e:#}"));
