@@ -27,8 +27,8 @@ pub fn hop(key: &HopStatsKey, bytes: u32) {
 }
 
 /// `hop` for the tc program: in the port pair's array slot when this is its home hop
-/// (`HopHome`), else in the hash.
-#[inline(never)]
+/// (`HopHome`), else in the hash. Inlined: every hop's (see `steer::resteer`).
+#[inline(always)]
 pub fn hop_slot(key: &HopStatsKey, bytes: u32) {
     if let Some(h) = SFC_HOP_HOMES.get(key.port_pair)
         && h.slot != 0
@@ -54,8 +54,9 @@ pub enum If {
     Recomputed,
 }
 
-/// The counters of the interface whose `IfaceEntry::stats_slot` is `slot` (tc).
-#[inline(never)]
+/// The counters of the interface whose `IfaceEntry::stats_slot` is `slot` (tc). Inlined: every
+/// packet's (see `steer::resteer`).
+#[inline(always)]
 pub fn iface(slot: u32, what: If) {
     if let Some(s) = SFC_IF_STATS_V3.get_ptr_mut(slot) {
         // SAFETY: this CPU's value of a per-CPU map; only this CPU writes it.

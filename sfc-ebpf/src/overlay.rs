@@ -28,10 +28,10 @@ const OUTER_TTL: u8 = 64;
 
 /// The interface a packet for `ifindex` leaves by: `ifindex` itself when it is local; for a
 /// stand-in of an interface on another host, the overlay device, with the tunnel key set
-/// (the host's VTEP, `vni`). Negative: the drop reason, negated (`sent_to` reads it back). A
-/// BPF subprogram (called for every redirect, local or not: one state for the verifier after
-/// it), so it returns a plain integer rather than a `Result`.
-#[inline(never)]
+/// (the host's VTEP, `vni`). Negative: the drop reason, negated (`sent_to` reads it back): a
+/// plain integer rather than a `Result` (it was a BPF subprogram; inlined, as every hop's calls
+/// are, see sfc-ebpf `steer::resteer`).
+#[inline(always)]
 pub fn send(skb: *mut __sk_buff, ifindex: u32, vni: u32) -> i64 {
     if ifindex < REMOTE_IFINDEX_BASE {
         return i64::from(ifindex);

@@ -193,7 +193,7 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
         count::<C>(iface, ifindex, If::Unclassified);
         return Ok(Action::PASS);
     };
-    // Unconditional, a subprogram, for the same reason as `pop_header`.
+    // Unconditional, for the same reason as `pop_header`.
     let from = resteer(path.flow, path.from as u32, path.prev, matches!(path.seen, If::FromSf), &scratch.decap);
     if from >= RESTEER_ERR {
         return Err(DropReason::EncapMismatch);
@@ -272,8 +272,10 @@ const RESTEER_ERR: u32 = 1 << 16;
 /// function lowered it by one, RFC 8300, later when it skips hops). The header must be the
 /// flow's chain, back from a member (`from_sf`, forward), with an SI that is not 0, lower than
 /// the one sent, and within the chain (the hop after the last: delivered); else `RESTEER_ERR`.
-/// A BPF subprogram (see the call).
-#[inline(never)]
+/// Inlined, as are the other calls of every packet's hop (`trace::sent` and `back`, the
+/// counters, `overlay::send`): as BPF subprograms (each a call and a return through this CPU's
+/// mitigation thunks) they cost a hop 4 ns (75-76 -> 71-72 ns per run in `one_hop_alone`), and
+/// inlined the tc program verifies in 503k instructions instead of 663k.
 fn resteer(flow: *mut FlowEntry, from: u32, prev: bool, from_sf: bool, d: &crate::encap::Decap) -> u32 {
     if d.on == 0 {
         return from;

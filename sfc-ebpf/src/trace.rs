@@ -1,7 +1,8 @@
-//! Path tracing and SF latency (see `sfc_common::trace`). Both are subprograms of their own (not
-//! inlined), called once per packet at most: the verifier checks each body once per call site
-//! instead of once per path through steering, and a program with tracing off pays one array
-//! lookup and a branch.
+//! Path tracing and SF latency (see `sfc_common::trace`). The trace's events (`emit`, `tapped`)
+//! are subprograms of their own (not inlined), called once per packet at most: the verifier
+//! checks each body once per call site instead of once per path through steering, and a program
+//! with tracing off pays one array lookup and a branch. SF latency's `sent` and `back` are
+//! inlined: every hop calls them, and most packets only check the sampling.
 
 use aya_ebpf::helpers::generated::bpf_ktime_get_ns;
 use sfc_common::trace::{
@@ -180,8 +181,9 @@ fn sampled(fp: u32) -> bool {
     every != 0 && fp.is_multiple_of(every)
 }
 
-/// A packet with fingerprint `fp` is sent into member `port_pair` in direction `dir`.
-#[inline(never)]
+/// A packet with fingerprint `fp` is sent into member `port_pair` in direction `dir`. Inlined:
+/// every hop's (see `steer::resteer`); most packets only check the sampling.
+#[inline(always)]
 pub fn sent(fp: u32, port_pair: u32, dir: u32) {
     if !sampled(fp) {
         return;
@@ -194,8 +196,8 @@ pub fn sent(fp: u32, port_pair: u32, dir: u32) {
 }
 
 /// A packet with fingerprint `fp` came back out of member `port_pair` in direction `dir`: the
-/// time since it was sent in goes into the member's histogram.
-#[inline(never)]
+/// time since it was sent in goes into the member's histogram. Inlined, as `sent`.
+#[inline(always)]
 pub fn back(fp: u32, port_pair: u32, dir: u32) {
     if !sampled(fp) {
         return;
