@@ -276,6 +276,7 @@ const RESTEER_ERR: u32 = 1 << 16;
 /// counters, `overlay::send`): as BPF subprograms (each a call and a return through this CPU's
 /// mitigation thunks) they cost a hop 4 ns (75-76 -> 71-72 ns per run in `one_hop_alone`), and
 /// inlined the tc program verifies in 503k instructions instead of 663k.
+#[inline(always)]
 fn resteer(flow: *mut FlowEntry, from: u32, prev: bool, from_sf: bool, d: &crate::encap::Decap) -> u32 {
     if d.on == 0 {
         return from;
