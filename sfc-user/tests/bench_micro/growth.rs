@@ -271,7 +271,7 @@ pub fn growth() -> Vec<String> {
 
 /// The datapath's object: the loader's, or the file `SFC_BENCH_EBPF_OBJECT` names (another
 /// build of sfc-ebpf, to compare two builds in the same harness; the maps must be the same).
-fn object() -> std::borrow::Cow<'static, [u8]> {
+pub fn object() -> std::borrow::Cow<'static, [u8]> {
     match std::env::var_os("SFC_BENCH_EBPF_OBJECT") {
         Some(path) => {
             let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("SFC_BENCH_EBPF_OBJECT {}: {e}", path.to_string_lossy()));

@@ -182,7 +182,7 @@ impl Bench {
         let pins = sandbox::pin_dir();
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pins.path())
-            .load(datapath::EBPF_OBJECT)
+            .load(&growth::object())
             .unwrap_or_else(|e| panic!("loading the BPF object: {e}"));
         let prog: &mut SchedClassifier =
             ebpf.program_mut(PROG_TC_INGRESS).expect("program in the object").try_into().expect("a tc program");
