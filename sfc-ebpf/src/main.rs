@@ -2,6 +2,7 @@
 //! into exactly one verdict; every drop is counted by reason. tc and XDP share all of steering
 //! (`ctx::PacketCtx` is what differs).
 #![no_std]
+#![feature(asm_experimental_arch)]
 #![no_main]
 #![expect(
     clippy::inline_always,
