@@ -145,7 +145,8 @@ pub fn parse(start: usize, end: usize, key: &mut FlowKey) -> Result<Parsed, Pars
     // Masked so the verifier can bound the reads after it (a variable packet offset must stay
     // below 64 KiB with the constant added); a transport header that deep does not exist.
     let l4 = start + usize::from(l4_off & 0x3fff);
-    let fp = fingerprint(l4, end, &proto);
+    // The id and the length are 16 bits each: one word.
+    let fp = fingerprint(l4, end, proto.proto, proto.frag == FRAG_LATER, proto.id_word | u32::from(proto.l4_len) << 16);
     // Byte 13 of a TCP header: the flags.
     let tcp_flags = if proto.proto == IPPROTO_TCP && proto.frag != FRAG_LATER { (word_at(l4 + 12, end) >> 16) as u8 } else { 0 };
     Ok(Parsed {
@@ -192,21 +193,83 @@ pub unsafe fn load_u32(at: usize) -> u32 {
     v as u32
 }
 
-/// `Parsed::fp` of the packet whose transport header starts at `l4`.
+/// `Parsed::fp` of the packet whose transport header starts at `l4`: protocol `proto`, `later`
+/// a later fragment (no transport header), `id_len` the IP identification (0 for IPv6) in the
+/// low half and the transport length in the high half.
 #[inline(always)]
-fn fingerprint(l4: usize, end: usize, proto: &L4) -> u32 {
+fn fingerprint(l4: usize, end: usize, proto: u8, later: bool, id_len: u32) -> u32 {
     let mut w1 = word_at(l4 + 4, end);
     let mut w2 = word_at(l4 + 8, end);
-    match proto.proto {
+    match proto {
         // UDP's checksum is the low half of bytes 4..8; SCTP's CRC32c is bytes 8..12.
-        IPPROTO_UDP | IPPROTO_UDPLITE if proto.frag != FRAG_LATER => w1 &= 0xffff_0000,
-        IPPROTO_SCTP if proto.frag != FRAG_LATER => w2 = 0,
+        IPPROTO_UDP | IPPROTO_UDPLITE if !later => w1 &= 0xffff_0000,
+        IPPROTO_SCTP if !later => w2 = 0,
         _ => {}
     }
     let w3 = word_at(l4 + 12, end);
-    // The id and the length are 16 bits each: one word.
-    sfc_common::hash::fingerprint([proto.id_word | u32::from(proto.l4_len) << 16, w1, w2, w3])
+    sfc_common::hash::fingerprint([id_len, w1, w2, w3])
 }
+
+/// `parse` of the frames most packets are, for the hit path (`fast::hop`): untagged IPv4
+/// without options, not a fragment, with four bytes after the IP header (a transport with
+/// ports has them there; ICMP's header is longer). The key is written whole, a word at a time,
+/// zone included, so it needs no zeroing first; every field equals what `parse` (on a zeroed
+/// key) and steering's `key.zone` give. `None`: any other frame, for `parse`.
+#[inline(always)]
+pub fn plain_ipv4(start: usize, end: usize, key: &mut FlowKey, zone: u32) -> Option<Parsed> {
+    let mut c = Cursor::new(start, end);
+    let eth = c.take::<EthHdr>().ok()?;
+    // SAFETY: `take` checked that the header is inside the packet (also below).
+    if u16::from_be(unsafe { (*eth).ether_type }) != ETH_P_IP {
+        return None;
+    }
+    let ip = c.take::<Ipv4Hdr>().ok()?;
+    // SAFETY: as above.
+    let ip = unsafe { &*ip };
+    // Version 4, 20 bytes: no options. Fragment offset 0 and no more fragments.
+    if ip.vihl != 0x45 || ip.frags[0] & 0x3f != 0 || ip.frags[1] != 0 {
+        return None;
+    }
+    let l4 = c.take::<[u8; 4]>().ok()?;
+    let ip_at = &raw const *ip as usize;
+    // SAFETY: the addresses' and the ports' words are inside the headers `take` checked.
+    let (src, dst, ports) = unsafe { (load_u32(ip_at + 12), load_u32(ip_at + 16), load_u32(l4 as usize)) };
+    let words = [
+        src,
+        0,
+        0,
+        0,
+        dst,
+        0,
+        0,
+        0,
+        if carries_ports(ip.proto) { ports } else { 0 },
+        u32::from_ne_bytes([ip.proto, FAMILY_V4, 0, 0]),
+        zone,
+    ];
+    let k = (&raw mut *key).cast::<u32>();
+    for (i, w) in words.iter().enumerate() {
+        // SAFETY: word `i` of the key (44 bytes, 4-aligned: asserted below); a `FlowKey` is
+        // integers and byte arrays, so any bytes are one. Volatile: LLVM would merge the zero words into
+        // a call to `memset` (see `mem`).
+        unsafe { k.add(i).write_volatile(*w) };
+    }
+    let l4_off = (Ipv4Hdr::LEN + EthHdr::LEN) as u16;
+    let l4_len = u16::from_be_bytes(ip.tot_len).saturating_sub(Ipv4Hdr::LEN as u16);
+    let id = u32::from(u16::from_be_bytes(ip.id));
+    let l4 = l4 as usize;
+    let fp = fingerprint(l4, end, ip.proto, false, id | u32::from(l4_len) << 16);
+    let tcp_flags = if ip.proto == IPPROTO_TCP { (word_at(l4 + 12, end) >> 16) as u8 } else { 0 };
+    Some(Parsed { ethertype: ETH_P_IP, frag: FRAG_NONE, frag_id: id, ttl: ip.ttl, ip_off: EthHdr::LEN as u16, l4_off, l4_len, fp, tcp_flags })
+}
+
+/// `plain_ipv4` writes a `FlowKey` as 11 words in its field order.
+const _: () = {
+    assert!(size_of::<FlowKey>() == 11 * 4 && align_of::<FlowKey>() >= 4);
+    assert!(core::mem::offset_of!(FlowKey, dst) == 16 && core::mem::offset_of!(FlowKey, sport) == 32);
+    assert!(core::mem::offset_of!(FlowKey, dport) == 34 && core::mem::offset_of!(FlowKey, proto) == 36);
+    assert!(core::mem::offset_of!(FlowKey, family) == 37 && core::mem::offset_of!(FlowKey, zone) == 40);
+};
 
 #[expect(clippy::struct_field_names, reason = "`l4_len` is named as the `Parsed` field it fills")]
 struct L4 {

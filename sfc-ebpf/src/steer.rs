@@ -5,6 +5,8 @@
 //! function's port the flow's next hop is looked up; on a logical destination port the reverse
 //! flow of a symmetric chain starts. Everything else passes untouched, as if sfc were not there.
 //! Later IP fragments carry no ports: they follow the flow their first fragment was steered with.
+//! In the tc program a packet of a known flow in a plain frame takes the hit path (`fast`) to the
+//! same decision, and `try_steer` is left the rest; both carry it out through `next::finish`.
 //!
 //! Updates (see `sfc_common::maps` "generations"): a flow picked under an older generation is
 //! re-resolved at its entry port against the live bank, keeping every member that is still in
@@ -53,27 +55,24 @@
 
 use sfc_common::{
     DropReason,
-    trace::{TV_DELIVER, TV_HOST, TV_MEMBER},
     limits::{MAX_HOPS, PROBE_PORT},
     maps::{
-        DIR_FORWARD, DIR_REVERSE, FAMILY_V6, FLOW_F_REVERSE, FlowEntry, FlowKey, HopStatsKey, IF_F_LEARN, IF_F_MAC,
-        FLOW_F_TAPS, IF_F_DECAP, IF_F_PEER, IF_F_TAP, IfaceEntry, MacEntry, Meta, PP_F_EGRESS_PEER, PP_F_ENCAP, PP_F_INGRESS_PEER,
-        ROLE_DEST, ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id, iface_direct_slot,
+        FAMILY_V6, FLOW_F_REVERSE, FlowEntry, FlowKey, IF_F_DECAP, IF_F_LEARN, IF_F_TAP, IfaceEntry, MacEntry, Meta, ROLE_DEST,
+        ROLE_SF_EGRESS, ROLE_SF_INGRESS, ROLE_SOURCE, banked_id,
     },
 };
-
-use sfc_common::overlay::vni;
 
 use crate::{
     counters::{self, If},
     ctx::PacketCtx,
+    fast::Hop,
     flow,
-    hops::{came_by_prev, hop_of, hops_from},
-    iface, probe,
-    maps::{Note, SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_IFACE_BUF, SFC_IFACES_DIR, SFC_IFACES_V4, SFC_MACS, SFC_META, SFC_SCRATCH, Scratch, port_pair},
-    taps,
-    trace,
+    hops::{came_by_prev, hop_of},
+    iface,
+    maps::{SFC_FLOWS_V2, SFC_FRAGS_V2, SFC_IFACE_BUF, SFC_IFACES_V4, SFC_MACS, SFC_META, SFC_SCRATCH, Scratch},
+    next::finish,
     parse::{FRAG_FIRST, FRAG_LATER, IPPROTO_UDP, ParseError, Parsed, parse},
+    probe,
 };
 
 /// What to do with a packet that is not dropped: leave it to the host (bridge, routing)
@@ -110,14 +109,14 @@ impl Action {
 const BPF_ANY: u64 = 0;
 
 /// Where a packet goes next: the flow, the first hop to consider, and which of its two paths.
-struct Path {
+pub(crate) struct Path {
     /// Into the flow table: the loop guard writes the exit record through it.
-    flow: *mut FlowEntry,
-    from: usize,
+    pub flow: *mut FlowEntry,
+    pub from: usize,
     /// Follow `prev_members` (the packet entered the chain before the flow was re-resolved).
-    prev: bool,
+    pub prev: bool,
     /// The interface counter the packet bumps once it is sent on.
-    seen: If,
+    pub seen: If,
 }
 
 #[inline(always)]
@@ -130,6 +129,11 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     // Before anything can return: the trace and the header push read this packet's note only.
     scratch.note.ifindex = ifindex;
     scratch.note.verdict = 0;
+    // A packet of a known flow: the hit path. What it learnt of any other is not learnt again.
+    let ahead = match crate::fast::hop(ctx, ifindex, meta, scratch)? {
+        Hop::Steered(a) => return Ok(a),
+        Hop::Ahead(a) => a,
+    };
     // An interface the live generation does not use may still have packets of the previous one
     // coming back from its SF: they finish their path under the previous generation's role.
     let Some((iface, bank)) = ingress::<C>(ifindex, meta)? else {
@@ -142,19 +146,25 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
     // No copies unless this packet's decision asks for them (a dropped packet's record must
     // not reach the next packet).
     scratch.taps.ifindex = 0;
-    // SAFETY: a field of the scratch (valid, aligned); a `FlowKey` is integers and byte arrays.
-    unsafe { crate::mem::zero(&raw mut scratch.key) };
+    if ahead.parsed.is_none() {
+        // SAFETY: a field of the scratch (valid, aligned); a `FlowKey` is integers and byte arrays.
+        unsafe { crate::mem::zero(&raw mut scratch.key) };
+    }
     // Called for every packet (the flag is looked at inside): a call on one branch only would
     // leave the verifier two states to walk through everything after it.
     ctx.pop_header(iface.flags & IF_F_DECAP != 0, &mut scratch.decap)?;
-    let p = match parse(ctx.data(), ctx.data_end(), &mut scratch.key) {
+    let parsed = match ahead.parsed {
+        Some(p) => Ok(p),
+        None => parse(ctx.data(), ctx.data_end(), &mut scratch.key),
+    };
+    let p = match parsed {
         Ok(p) => p,
         Err(ParseError::NotIp) => {
-            count::<C>(iface, ifindex, If::Unclassified);
+            count::<C>(iface.stats_slot, ifindex, If::Unclassified);
             return Ok(Action::PASS);
         }
         Err(ParseError::Malformed) => {
-            count::<C>(iface, ifindex, If::Malformed);
+            count::<C>(iface.stats_slot, ifindex, If::Malformed);
             return Ok(Action::PASS);
         }
     };
@@ -180,17 +190,17 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
                 // SAFETY: a scratch field and a map value of another map, both `FlowKey`s.
                 unsafe { crate::mem::copy(&raw mut scratch.key, k) };
             } else {
-                count::<C>(iface, ifindex, If::Unclassified);
+                count::<C>(iface.stats_slot, ifindex, If::Unclassified);
                 return Ok(Action::PASS);
             }
         }
     }
-    let Some(mut path) = lookup_flow::<C>(ifindex, iface, bank, &p, scratch, meta)? else {
+    let Some(mut path) = lookup_flow::<C>(ifindex, iface, bank, &p, scratch, meta, ahead.miss)? else {
         if scratch.decap.on != 0 {
             // A header for a flow sfc does not know: nothing to go on with.
             return Err(DropReason::EncapMismatch);
         }
-        count::<C>(iface, ifindex, If::Unclassified);
+        count::<C>(iface.stats_slot, ifindex, If::Unclassified);
         return Ok(Action::PASS);
     };
     // Unconditional, for the same reason as `pop_header`.
@@ -203,32 +213,7 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
         // Later fragments of this packet will look this up. A full table only costs them steering.
         let _ = SFC_FRAGS_V2.insert(&scratch.frag, &scratch.key, BPF_ANY);
     }
-    if matches!(path.seen, If::FromSf) {
-        // SAFETY: as in `lookup_flow`, where the pointer came from.
-        let reverse = unsafe { (*path.flow).flags } & FLOW_F_REVERSE != 0;
-        trace::back(p.fp, iface.port_pair, if reverse { DIR_REVERSE } else { DIR_FORWARD });
-    }
-    let (next, next_hop) = forward(&path, meta.bank)?;
-    // SAFETY: as in `lookup_flow`, where the pointer came from.
-    note(&mut scratch.note, &next, unsafe { (*path.flow).chain_id }, p.fp);
-    if next.kind != Next::MEMBER {
-        // Leaving the chain: what the loop guard recognises if it comes round.
-        record_exit(path.flow, &p);
-    }
-    // SAFETY: as in `lookup_flow`, where the pointer came from.
-    let tapped = unsafe { (*path.flow).flags } & FLOW_F_TAPS != 0;
-    if tapped {
-        taps::note(scratch, path.flow, path.prev, path.from, ifindex, meta.bank, next_hop);
-    }
-    // SAFETY: as in `lookup_flow`, where the pointer came from.
-    let action = redirect(ctx, &p, &scratch.key, next, unsafe { (*path.flow).chain_id })?;
-    if next.kind == Next::MEMBER {
-        trace::sent(p.fp, next.hop.port_pair, next.hop.dir);
-    }
-    // Counted once the packet is on its way: a packet dropped on the way is counted as a drop
-    // only, so interface counters and drops add up to the packets seen.
-    count::<C>(iface, ifindex, path.seen);
-    Ok(Action { tail: tapped || next.encap, ..action })
+    finish(ctx, ifindex, iface.port_pair, iface.stats_slot, &p, &path, scratch, meta)
 }
 
 /// The entry of the interface a packet arrived on (`PacketCtx::IFACE_SLOTS`) and the bank it
@@ -256,9 +241,9 @@ fn ingress<C: PacketCtx>(ifindex: u32, meta: Meta) -> Result<Option<(&'static If
 
 /// Bumps the counter `what` of the interface the packet arrived on (`PacketCtx::SLOT_COUNTERS`).
 #[inline(always)]
-fn count<C: PacketCtx>(iface: &IfaceEntry, ifindex: u32, what: If) {
+pub(crate) fn count<C: PacketCtx>(stats_slot: u16, ifindex: u32, what: If) {
     if C::SLOT_COUNTERS {
-        counters::iface(u32::from(iface.stats_slot), what);
+        counters::iface(u32::from(stats_slot), what);
     } else {
         counters::by_ifindex(ifindex, what);
     }
@@ -292,28 +277,6 @@ fn resteer(flow: *mut FlowEntry, from: u32, prev: bool, from_sf: bool, d: &crate
         return RESTEER_ERR;
     }
     to
-}
-
-/// Notes the hop decision for the trace (`trace::emit`).
-#[inline(always)]
-fn note(n: &mut Note, next: &Next, chain_id: u32, fp: u32) {
-    n.fp = fp;
-    n.chain_id = chain_id;
-    match next.kind {
-        Next::MEMBER => {
-            n.verdict = TV_MEMBER;
-            n.target = next.ifindex;
-            n.hop = next.hop.hop;
-            n.port_pair = next.hop.port_pair;
-            n.dir = next.hop.dir as u8;
-            n.si = 255u32.wrapping_sub(next.hop.hop) as u8;
-        }
-        Next::DELIVER => {
-            n.verdict = TV_DELIVER;
-            n.target = next.ifindex;
-        }
-        _ => n.verdict = TV_HOST,
-    }
 }
 
 /// Remembers the source MAC of a frame that arrived on `ifindex` (an `IF_F_LEARN` interface: a
@@ -352,7 +315,7 @@ const LOOP_WINDOW_MS: u16 = 100;
 /// The loop guard (see the module comment): whether `p`, arriving at `flow`'s entry port, is the
 /// packet that last left the chain on `flow`, come round.
 #[inline(always)]
-fn looped(flow: *const FlowEntry, p: &Parsed) -> bool {
+pub(crate) fn looped(flow: *const FlowEntry, p: &Parsed) -> bool {
     // SAFETY: `flow` points at a flow-table value (or the per-CPU scratch copy), plain integers;
     // another CPU writing it concurrently can only leave another valid value.
     let f = unsafe { &*flow };
@@ -364,12 +327,30 @@ fn looped(flow: *const FlowEntry, p: &Parsed) -> bool {
 
 /// Records the packet leaving the chain on `flow`, for `looped`.
 #[inline(always)]
-fn record_exit(flow: *mut FlowEntry, p: &Parsed) {
+pub(crate) fn record_exit(flow: *mut FlowEntry, p: &Parsed) {
     // SAFETY: as in `looped`.
     let f = unsafe { &mut *flow };
     f.exit_fp = p.fp;
     f.exit_ttl = p.ttl;
     f.exit_ms = flow::now_ms16();
+}
+
+/// The path of a packet of `flow` back from port pair `port_pair` (TTL `ttl`): on from the hop
+/// after the port pair's, on the current path or (`came_by_prev`) the previous one. `None`: the
+/// port pair is on neither.
+#[inline(always)]
+pub(crate) fn from_sf(flow: *mut FlowEntry, ttl: u8, port_pair: u32) -> Option<Path> {
+    // SAFETY: a pointer from a flow-table lookup, valid for this program run (RCU); plain integers.
+    let f = unsafe { &*flow };
+    let cur = hop_of(&f.members, f.n_hops, port_pair);
+    // No previous path (a flow never re-resolved, the common case): no second scan.
+    let prev = if f.prev_n_hops == 0 { None } else { hop_of(&f.prev_members, f.prev_n_hops, port_pair) };
+    match (cur, prev) {
+        (Some(c), Some(q)) if came_by_prev(f, ttl, c, q) => Some(Path { flow, from: q + 1, prev: true, seen: If::FromSf }),
+        (Some(c), _) => Some(Path { flow, from: c + 1, prev: false, seen: If::FromSf }),
+        (None, Some(q)) => Some(Path { flow, from: q + 1, prev: true, seen: If::FromSf }),
+        (None, None) => None,
+    }
 }
 
 /// The flow this packet belongs to and the hop to send it to next, creating (or re-resolving,
@@ -383,30 +364,21 @@ fn lookup_flow<C: PacketCtx>(
     p: &Parsed,
     scratch: &mut Scratch,
     meta: Meta,
+    miss: bool,
 ) -> Result<Option<Path>, DropReason> {
     let (roles, port_pair) = (iface.roles, iface.port_pair);
     let sf = roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) != 0;
+    // The key's entry; `miss`: the hit path looked and found none (nothing inserted since).
+    let lookup = |key: &FlowKey| if miss { None } else { SFC_FLOWS_V2.get_ptr_mut(key) };
     if sf
-        && let Some(flow) = SFC_FLOWS_V2.get_ptr_mut(&scratch.key) {
-            // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
-            let f = unsafe { &*flow };
-            let cur = hop_of(&f.members, f.n_hops, port_pair);
-            // No previous path (a flow never re-resolved, the common case): no second scan.
-            let prev = if f.prev_n_hops == 0 { None } else { hop_of(&f.prev_members, f.prev_n_hops, port_pair) };
-            let path = match (cur, prev) {
-                (Some(c), Some(q)) if came_by_prev(f, p.ttl, c, q) => Some(Path { flow, from: q + 1, prev: true, seen: If::FromSf }),
-                (Some(c), _) => Some(Path { flow, from: c + 1, prev: false, seen: If::FromSf }),
-                (None, Some(q)) => Some(Path { flow, from: q + 1, prev: true, seen: If::FromSf }),
-                (None, None) => None,
-            };
-            if path.is_some() {
-                return Ok(path);
-            }
-        }
+        && let Some(flow) = lookup(&scratch.key)
+        && let Some(path) = from_sf(flow, p.ttl, port_pair)
+    {
+        return Ok(Some(path));
+    }
     if roles & ROLE_DEST != 0 {
         // The reverse direction of a symmetric chain starts where the forward one is delivered.
-        let entry = SFC_FLOWS_V2
-            .get_ptr_mut(&scratch.key)
+        let entry = lookup(&scratch.key)
             // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
             .filter(|f| unsafe { (**f).flags & FLOW_F_REVERSE != 0 && (**f).in_ifindex == ifindex });
         if let Some(flow) = entry {
@@ -423,7 +395,7 @@ fn lookup_flow<C: PacketCtx>(
         // down or been removed): recompute both directions from the forward 5-tuple.
         if let Some(flow) = flow::resolve_reply(ifindex, iface.reply_class, p, scratch, meta, entry.is_some())? {
             if entry.is_none() {
-                count::<C>(iface, ifindex, If::Recomputed);
+                count::<C>(iface.stats_slot, ifindex, If::Recomputed);
             }
             flow::touch(flow, p);
             return Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }));
@@ -432,7 +404,7 @@ fn lookup_flow<C: PacketCtx>(
     if sf {
         // Back from an SF and not on any path the table knows: recompute it.
         if let Some((flow, from)) = flow::recompute(roles, port_pair, bank, p, scratch, meta)? {
-            count::<C>(iface, ifindex, If::Recomputed);
+            count::<C>(iface.stats_slot, ifindex, If::Recomputed);
             return Ok(Some(Path { flow, from, prev: false, seen: If::FromSf }));
         }
     }
@@ -442,7 +414,7 @@ fn lookup_flow<C: PacketCtx>(
     // A flow that entered on another port is not this port's: classify afresh (a match then
     // takes the 5-tuple over; no match leaves the packet alone).
     // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
-    let old = SFC_FLOWS_V2.get_ptr_mut(&scratch.key).filter(|f| unsafe { (**f).in_ifindex } == ifindex);
+    let old = lookup(&scratch.key).filter(|f| unsafe { (**f).in_ifindex } == ifindex);
     let flow = match old {
         // The hit path: one lookup.
         // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
@@ -463,130 +435,4 @@ fn lookup_flow<C: PacketCtx>(
     }
     flow::touch(flow, p);
     Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }))
-}
-
-/// Where `forward` sends a packet: back to the host (`HOST`: the chain is done and has no
-/// logical destination port), into a service function (`MEMBER`: `mac` is its address, `hop`
-/// its counter), or to the logical destination port (`DELIVER`), addressed to `mac` (whatever
-/// is behind it) unless that is unknown (all zero).
-///
-/// A struct whose every field is set on every way out, not an enum with payloads: a variant
-/// without the others' fields leaves their registers undefined, and LLVM (with 32-bit ALU
-/// instructions, BPF v3) spills such a register, which the verifier refuses (see `Action`).
-#[derive(Clone, Copy)]
-struct Next {
-    kind: u8,
-    ifindex: u32,
-    peer: bool,
-    mac: [u8; 6],
-    hop: HopStatsKey,
-    /// A member that gets a header (`PP_F_ENCAP`, forward direction: `encap::push`).
-    encap: bool,
-}
-
-impl Next {
-    const HOST: u8 = 0;
-    const MEMBER: u8 = 1;
-    const DELIVER: u8 = 2;
-    const TO_HOST: Next =
-        Next { kind: Next::HOST, ifindex: 0, peer: false, mac: [0; 6], hop: HopStatsKey { chain_id: 0, hop: 0, port_pair: 0, dir: 0 }, encap: false };
-}
-
-/// The first member at or after hop `path.from`, or where the packet goes after the last; and
-/// that hop's position (`MAX_HOPS` past the last): the tap hops before it get copies.
-#[inline(always)]
-fn forward(path: &Path, bank: u32) -> Result<(Next, usize), DropReason> {
-    // SAFETY: as in `lookup_flow`, where the pointer came from.
-    let flow = unsafe { &*path.flow };
-    let (members, n_hops, present) = if path.prev {
-        (&flow.prev_members, flow.prev_n_hops, flow.prev_present)
-    } else {
-        (&flow.members, flow.n_hops, flow.present)
-    };
-    // The next hop with a member (fail-open groups leave holes): the lowest set bit from `from`
-    // on, computed without a scan for the same reason as in `hop_of`.
-    let bits = hops_from(present, path.from, n_hops);
-    let next = if (bits >> (path.from & 31)) & 1 != 0 {
-        // The hop right after: every hop but a fail-open group's hole. BPF has no popcount
-        // instruction (LLVM's is 15 of them): 2 ns a run.
-        path.from
-    } else if bits == 0 {
-        MAX_HOPS
-    } else {
-        ((bits & bits.wrapping_neg()) - 1).count_ones() as usize
-    };
-    // LLVM knows `next` < 16 and would drop the bound check below; the verifier does not know
-    // it (the count becomes a byte table lookup). A volatile read keeps the check (as the
-    // kernel's barrier_var() does).
-    let next = unsafe { core::ptr::read_volatile(&raw const next) };
-    if next < MAX_HOPS {
-        let pp_id = u32::from(members[next & (MAX_HOPS - 1)]);
-        let pp = port_pair(pp_id).ok_or(DropReason::NoPortPair)?;
-        let reverse = flow.flags & FLOW_F_REVERSE != 0;
-        // Counters are kept by the group's position in the chain, in both directions.
-        let (ifindex, mac, peer, dir, position) = if reverse {
-            let pos = usize::from(n_hops).wrapping_sub(1).wrapping_sub(next);
-            (pp.egress_ifindex, pp.egress_mac, pp.flags & PP_F_EGRESS_PEER != 0, DIR_REVERSE, pos)
-        } else {
-            (pp.ingress_ifindex, pp.ingress_mac, pp.flags & PP_F_INGRESS_PEER != 0, DIR_FORWARD, next)
-        };
-        if mac == [0; 6] {
-            // A member waiting for its MAC is out of its group's table (`PP_F_NO_MAC`); a flow
-            // pinned to it before is not sent to a wrong address.
-            return Err(DropReason::NoMac);
-        }
-        let hop = HopStatsKey { chain_id: flow.chain_id, hop: position as u32, port_pair: pp_id, dir };
-        let encap = !reverse && pp.flags & PP_F_ENCAP != 0;
-        return Ok((Next { kind: Next::MEMBER, ifindex, peer, mac, hop, encap }, next));
-    }
-    if flow.dst_ifindex == 0 {
-        return Ok((Next::TO_HOST, MAX_HOPS));
-    }
-    // The live bank's array slot (the lookup the verifier inlines), else the hash (another
-    // interface of the bank has the slot). Not `iface::find`: its copy's two ways out cost the
-    // verifier more than the tc program has left; the two fields read here are scalars once
-    // read, so both ways join in one state.
-    let (flags, peer_mac) = match SFC_IFACES_DIR.get(iface_direct_slot(bank, flow.dst_ifindex)) {
-        Some(d) if d.ifindex == flow.dst_ifindex => (d.entry.flags, d.entry.peer_mac),
-        // SAFETY: a map lookup's reference, valid for this program run (RCU); plain integers.
-        _ => unsafe { SFC_IFACES_V4.get(&banked_id(bank, flow.dst_ifindex)) }.map_or((0, [0; 6]), |i| (i.flags, i.peer_mac)),
-    };
-    let peer = flags & IF_F_PEER != 0;
-    let mac = if flags & IF_F_MAC != 0 { peer_mac } else { [0; 6] };
-    if mac == [0; 6] && flags & IF_F_LEARN != 0 {
-        // Behind a tap whose VM sfc has not heard from: the frame still carries the last SF's
-        // gateway MAC, which the VM would refuse.
-        return Err(DropReason::NoMac);
-    }
-    Ok((Next { kind: Next::DELIVER, ifindex: flow.dst_ifindex, peer, mac, ..Next::TO_HOST }, MAX_HOPS))
-}
-
-/// Carries out `forward`'s decision. One place for everything a redirect needs, so the
-/// program-type specific step (`before_redirect`) is verified once, not once per branch.
-#[inline(always)]
-fn redirect<C: PacketCtx>(ctx: &C, p: &Parsed, key: &FlowKey, next: Next, chain_id: u32) -> Result<Action, DropReason> {
-    // The VNI, should the target be on another host: the SI of the hop (0: delivery).
-    let (ifindex, peer, mac, hop, vni) = match next.kind {
-        Next::HOST => return Ok(Action::PASS),
-        Next::MEMBER => (next.ifindex, next.peer, next.mac, next.hop, vni(next.hop.chain_id, 255u32.wrapping_sub(next.hop.hop))),
-        _ => (next.ifindex, next.peer, next.mac, next.hop, vni(chain_id, 0)),
-    };
-    let ifindex = ctx.before_redirect(p, key, ifindex, vni)?;
-    if mac != [0; 6] {
-        // The Ethernet destination: the frame's first bytes (the parser read them).
-        let dst = ctx.data();
-        if dst + 6 > ctx.data_end() {
-            return Err(DropReason::RewriteFailed);
-        }
-        unsafe { *(dst as *mut [u8; 6]) = mac };
-    }
-    // Chain 0 is no chain: a delivery, not a hop.
-    if hop.chain_id != 0 {
-        if C::SLOT_COUNTERS {
-            counters::hop_slot(&hop, ctx.len());
-        } else {
-            counters::hop(&hop, ctx.len());
-        }
-    }
-    Ok(Action { ifindex, peer, tail: false })
 }
