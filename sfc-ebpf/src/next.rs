@@ -39,23 +39,23 @@ pub(crate) fn finish<C: PacketCtx>(
     meta: Meta,
 ) -> Result<Action, DropReason> {
     if matches!(path.seen, If::FromSf) {
-        // SAFETY: as in `lookup_flow`, where the pointer came from.
+        // SAFETY: `Path::flow`, a flow-table value or the scratch copy, valid for this program run.
         let reverse = unsafe { (*path.flow).flags } & FLOW_F_REVERSE != 0;
         trace::back(p.fp, port_pair, if reverse { DIR_REVERSE } else { DIR_FORWARD });
     }
     let (next, next_hop) = forward(path, meta.bank)?;
-    // SAFETY: as in `lookup_flow`, where the pointer came from.
+    // SAFETY: `Path::flow`, a flow-table value or the scratch copy, valid for this program run.
     note(&mut scratch.note, &next, unsafe { (*path.flow).chain_id }, p.fp);
     if next.kind != Next::MEMBER {
         // Leaving the chain: what the loop guard recognises if it comes round.
         record_exit(path.flow, p);
     }
-    // SAFETY: as in `lookup_flow`, where the pointer came from.
+    // SAFETY: `Path::flow`, a flow-table value or the scratch copy, valid for this program run.
     let tapped = unsafe { (*path.flow).flags } & FLOW_F_TAPS != 0;
     if tapped {
         taps::note(scratch, path.flow, path.prev, path.from, ifindex, meta.bank, next_hop);
     }
-    // SAFETY: as in `lookup_flow`, where the pointer came from.
+    // SAFETY: `Path::flow`, a flow-table value or the scratch copy, valid for this program run.
     let action = redirect(ctx, p, &scratch.key, next, unsafe { (*path.flow).chain_id })?;
     if next.kind == Next::MEMBER {
         trace::sent(p.fp, next.hop.port_pair, next.hop.dir);
@@ -119,7 +119,7 @@ impl Next {
 /// that hop's position (`MAX_HOPS` past the last): the tap hops before it get copies.
 #[inline(always)]
 pub(crate) fn forward(path: &Path, bank: u32) -> Result<(Next, usize), DropReason> {
-    // SAFETY: as in `lookup_flow`, where the pointer came from.
+    // SAFETY: `Path::flow`, a flow-table value or the scratch copy, valid for this program run.
     let flow = unsafe { &*path.flow };
     let (members, n_hops, present) = if path.prev {
         (&flow.prev_members, flow.prev_n_hops, flow.prev_present)

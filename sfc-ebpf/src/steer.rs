@@ -110,7 +110,8 @@ const BPF_ANY: u64 = 0;
 
 /// Where a packet goes next: the flow, the first hop to consider, and which of its two paths.
 pub(crate) struct Path {
-    /// Into the flow table: the loop guard writes the exit record through it.
+    /// Into the flow table (or the scratch copy of a flow over the new-flow cap), valid for the
+    /// program run: the loop guard writes the exit record through it.
     pub flow: *mut FlowEntry,
     pub from: usize,
     /// Follow `prev_members` (the packet entered the chain before the flow was re-resolved).
