@@ -23,7 +23,7 @@ use crate::{
     ctx::PacketCtx,
     flow,
     maps::{SFC_FLOWS_V2, SFC_IFACES_DIR, Scratch},
-    parse::{IPPROTO_UDP, Parsed, plain_ipv4},
+    parse::{IPPROTO_UDP, Parsed, plain},
     next::finish,
     steer::{Action, Path, from_sf, looped},
 };
@@ -66,7 +66,7 @@ pub fn hop<C: PacketCtx>(ctx: &C, ifindex: u32, meta: Meta, s: &mut Scratch) -> 
     if !sf && roles & (ROLE_SOURCE | ROLE_DEST) == 0 {
         return Ok(UNKNOWN);
     }
-    let Some(p) = plain_ipv4(ctx.data(), ctx.data_end(), &mut s.key, zone) else { return Ok(UNKNOWN) };
+    let Some(p) = plain(ctx.data(), ctx.data_end(), &mut s.key, zone) else { return Ok(UNKNOWN) };
     // A health probe back from its SF (`probe::returned`) is taken out by `try_steer`.
     if roles & ROLE_SF_EGRESS != 0 && s.key.proto == IPPROTO_UDP && s.key.dport == PROBE_PORT.to_be_bytes() {
         return Ok(Hop::Ahead(Ahead { parsed: Some(p), miss: false }));

@@ -210,60 +210,79 @@ fn fingerprint(l4: usize, end: usize, proto: u8, later: bool, id_len: u32) -> u3
     sfc_common::hash::fingerprint([id_len, w1, w2, w3])
 }
 
-/// `parse` of the frames most packets are, for the hit path (`fast::hop`): untagged IPv4
-/// without options, not a fragment, with four bytes after the IP header (a transport with
-/// ports has them there; ICMP's header is longer). The key is written whole, a word at a time,
-/// zone included, so it needs no zeroing first; every field equals what `parse` (on a zeroed
-/// key) and steering's `key.zone` give. `None`: any other frame, for `parse`.
+/// `parse` of the frames most packets are, for the hit path (`fast::hop`): untagged IPv4 without
+/// options and not a fragment, or untagged IPv6 without extension headers, with four bytes after
+/// the IP header (a transport with ports has them there; ICMP's header is longer). The key is
+/// written whole, a word at a time, zone included, so it needs no zeroing first; every field
+/// equals what `parse` (on a zeroed key) and steering's `key.zone` give. `None`: any other frame,
+/// for `parse`.
 #[inline(always)]
-pub fn plain_ipv4(start: usize, end: usize, key: &mut FlowKey, zone: u32) -> Option<Parsed> {
+pub fn plain(start: usize, end: usize, key: &mut FlowKey, zone: u32) -> Option<Parsed> {
     let mut c = Cursor::new(start, end);
     let eth = c.take::<EthHdr>().ok()?;
     // SAFETY: `take` checked that the header is inside the packet (also below).
-    if u16::from_be(unsafe { (*eth).ether_type }) != ETH_P_IP {
-        return None;
-    }
-    let ip = c.take::<Ipv4Hdr>().ok()?;
-    // SAFETY: as above.
-    let ip = unsafe { &*ip };
-    // Version 4, 20 bytes: no options. Fragment offset 0 and no more fragments.
-    if ip.vihl != 0x45 || ip.frags[0] & 0x3f != 0 || ip.frags[1] != 0 {
-        return None;
-    }
-    let l4 = c.take::<[u8; 4]>().ok()?;
-    let ip_at = &raw const *ip as usize;
-    // SAFETY: the addresses' and the ports' words are inside the headers `take` checked.
-    let (src, dst, ports) = unsafe { (load_u32(ip_at + 12), load_u32(ip_at + 16), load_u32(l4 as usize)) };
-    let words = [
-        src,
-        0,
-        0,
-        0,
-        dst,
-        0,
-        0,
-        0,
-        if carries_ports(ip.proto) { ports } else { 0 },
-        u32::from_ne_bytes([ip.proto, FAMILY_V4, 0, 0]),
-        zone,
-    ];
+    let ethertype = u16::from_be(unsafe { (*eth).ether_type });
     let k = (&raw mut *key).cast::<u32>();
-    for (i, w) in words.iter().enumerate() {
-        // SAFETY: word `i` of the key (44 bytes, 4-aligned: asserted below); a `FlowKey` is
-        // integers and byte arrays, so any bytes are one. Volatile: LLVM would merge the zero words into
-        // a call to `memset` (see `mem`).
-        unsafe { k.add(i).write_volatile(*w) };
-    }
-    let l4_off = (Ipv4Hdr::LEN + EthHdr::LEN) as u16;
-    let l4_len = u16::from_be_bytes(ip.tot_len).saturating_sub(Ipv4Hdr::LEN as u16);
-    let id = u32::from(u16::from_be_bytes(ip.id));
+    let put = |i: usize, word: u32| {
+        // SAFETY: word `i` (< 11) of the key (44 bytes, 4-aligned: asserted below); a `FlowKey`
+        // is integers and byte arrays, so any bytes are one. Volatile: LLVM would merge the zero
+        // words into a call to `memset` (see `mem`).
+        unsafe { k.add(i).write_volatile(word) };
+    };
+    // The transport's first word, its length as the IP header counts it, the IPv4 id, the
+    // protocol and the TTL; the key's words but the ports' and the zone's written.
+    let (l4, l4_len, id, proto, ttl) = match ethertype {
+        ETH_P_IP => {
+            let ip = c.take::<Ipv4Hdr>().ok()?;
+            // SAFETY: as above.
+            let ip = unsafe { &*ip };
+            // Version 4, 20 bytes: no options. Fragment offset 0 and no more fragments.
+            if ip.vihl != 0x45 || ip.frags[0] & 0x3f != 0 || ip.frags[1] != 0 {
+                return None;
+            }
+            let l4 = c.take::<[u8; 4]>().ok()?;
+            let at = &raw const *ip as usize;
+            // SAFETY: the addresses are inside the header `take` checked.
+            let (src, dst) = unsafe { (load_u32(at + 12), load_u32(at + 16)) };
+            for (i, word) in [src, 0, 0, 0, dst, 0, 0, 0].into_iter().enumerate() {
+                put(i, word);
+            }
+            put(9, u32::from_ne_bytes([ip.proto, FAMILY_V4, 0, 0]));
+            let l4_len = u16::from_be_bytes(ip.tot_len).saturating_sub(Ipv4Hdr::LEN as u16);
+            (l4, l4_len, u32::from(u16::from_be_bytes(ip.id)), ip.proto, ip.ttl)
+        }
+        ETH_P_IPV6 => {
+            let ip = c.take::<Ipv6Hdr>().ok()?;
+            // SAFETY: as above.
+            let ip = unsafe { &*ip };
+            if ip.vcf[0] >> 4 != 6
+                || matches!(ip.next_hdr, IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS | IPV6_AH | IPV6_FRAGMENT)
+            {
+                return None;
+            }
+            let l4 = c.take::<[u8; 4]>().ok()?;
+            let at = &raw const *ip as usize;
+            for i in 0..8 {
+                // SAFETY: the addresses (bytes 8..40) are inside the header `take` checked.
+                put(i, unsafe { load_u32(at + 8 + 4 * i) });
+            }
+            put(9, u32::from_ne_bytes([ip.next_hdr, FAMILY_V6, 0, 0]));
+            (l4, u16::from_be_bytes(ip.payload_len), 0, ip.next_hdr, ip.hop_limit)
+        }
+        _ => return None,
+    };
+    // SAFETY: `take` checked the four bytes.
+    put(8, if carries_ports(proto) { unsafe { load_u32(l4 as usize) } } else { 0 });
+    put(10, zone);
+    let l4_off = c.offset(start) - 4;
     let l4 = l4 as usize;
-    let fp = fingerprint(l4, end, ip.proto, false, id | u32::from(l4_len) << 16);
-    let tcp_flags = if ip.proto == IPPROTO_TCP { (word_at(l4 + 12, end) >> 16) as u8 } else { 0 };
-    Some(Parsed { ethertype: ETH_P_IP, frag: FRAG_NONE, frag_id: id, ttl: ip.ttl, ip_off: EthHdr::LEN as u16, l4_off, l4_len, fp, tcp_flags })
+    // The id and the length are 16 bits each: one word.
+    let fp = fingerprint(l4, end, proto, false, id | u32::from(l4_len) << 16);
+    let tcp_flags = if proto == IPPROTO_TCP { (word_at(l4 + 12, end) >> 16) as u8 } else { 0 };
+    Some(Parsed { ethertype, frag: FRAG_NONE, frag_id: id, ttl, ip_off: EthHdr::LEN as u16, l4_off, l4_len, fp, tcp_flags })
 }
 
-/// `plain_ipv4` writes a `FlowKey` as 11 words in its field order.
+/// `plain` writes a `FlowKey` as 11 words in its field order.
 const _: () = {
     assert!(size_of::<FlowKey>() == 11 * 4 && align_of::<FlowKey>() >= 4);
     assert!(core::mem::offset_of!(FlowKey, dst) == 16 && core::mem::offset_of!(FlowKey, sport) == 32);
