@@ -19,13 +19,11 @@ use sfc_common::{
 };
 
 use crate::{
-    counters::If,
     ctx::PacketCtx,
-    flow,
     maps::{SFC_FLOWS_V2, SFC_IFACES_DIR, Scratch},
     parse::{IPPROTO_UDP, Parsed, plain},
     next::finish,
-    steer::{Action, Path, from_sf, looped},
+    steer::{Action, entered, from_sf, reply},
 };
 
 /// `hop`'s answer.
@@ -77,33 +75,19 @@ pub fn hop<C: PacketCtx>(ctx: &C, ifindex: u32, meta: Meta, s: &mut Scratch) -> 
     // SAFETY: a pointer from a flow-table lookup, valid for this program run (RCU); plain
     // integers, which another CPU writing concurrently can only leave as another valid value.
     let f = unsafe { &*flow };
-    let current = f.generation == meta.generation;
     let path = if sf {
         // Not on a path through this port pair: recomputed by `try_steer`.
         from_sf(flow, p.ttl, port_pair)
     } else if roles & ROLE_DEST != 0 {
-        // The reply of a symmetric chain, on its reverse path from its first hop; another entry,
-        // or one of an older generation, is `try_steer`'s (a reply recomputed, or a flow of a
-        // source port that is also a destination).
-        if f.flags & FLOW_F_REVERSE == 0 || f.in_ifindex != ifindex {
-            None
-        } else if looped(flow, &p) {
-            return Err(DropReason::Loop);
-        } else if current {
-            flow::touch(flow, &p);
-            Some(Path { flow, from: 0, prev: false, seen: If::Classified })
-        } else {
-            None
-        }
-    } else if f.in_ifindex != ifindex || !current || f.chain_id == 0 {
-        // Another port's flow, one of an older generation (re-resolved by `try_steer`) or of no
-        // chain any more.
-        None
-    } else if looped(flow, &p) {
-        return Err(DropReason::Loop);
+        // The reply of a symmetric chain on its reverse entry. Another entry is `try_steer`'s (a
+        // reply recomputed, or a flow of a source port that is also a destination), as is one
+        // of an older generation.
+        if f.flags & FLOW_F_REVERSE != 0 && f.in_ifindex == ifindex { reply(flow, &p, meta)? } else { None }
+    } else if f.generation == meta.generation {
+        entered(flow, ifindex, &p)?
     } else {
-        flow::touch(flow, &p);
-        Some(Path { flow, from: 0, prev: false, seen: If::Classified })
+        // Re-resolved by `try_steer`.
+        None
     };
     let Some(path) = path else { return Ok(Hop::Ahead(Ahead { parsed: Some(p), miss: false })) };
     s.taps.ifindex = 0;

@@ -141,6 +141,7 @@ pub(crate) fn forward(path: &Path, bank: u32) -> Result<(Next, usize), DropReaso
     // LLVM knows `next` < 16 and would drop the bound check below; the verifier does not know
     // it (the count becomes a byte table lookup). A volatile read keeps the check (as the
     // kernel's barrier_var() does).
+    // SAFETY: a local's own address, aligned and initialised: the read gives back its value.
     let next = unsafe { core::ptr::read_volatile(&raw const next) };
     if next < MAX_HOPS {
         let pp_id = u32::from(members[next & (MAX_HOPS - 1)]);
@@ -201,6 +202,8 @@ pub(crate) fn redirect<C: PacketCtx>(ctx: &C, p: &Parsed, key: &FlowKey, next: N
         if dst + 6 > ctx.data_end() {
             return Err(DropReason::RewriteFailed);
         }
+        // SAFETY: `dst..dst + 6` is inside the packet (checked above); a byte array has no
+        // alignment to keep.
         unsafe { *(dst as *mut [u8; 6]) = mac };
     }
     // Chain 0 is no chain: a delivery, not a hop.

@@ -354,6 +354,38 @@ pub(crate) fn from_sf(flow: *mut FlowEntry, ttl: u8, port_pair: u32) -> Option<P
     }
 }
 
+/// A reply at its symmetric chain's destination port, on `flow`, its reverse entry there: the
+/// loop guard's, then the reverse path from its first hop. `None`: an entry of an older
+/// generation (`lookup_flow` re-resolves it).
+#[inline(always)]
+pub(crate) fn reply(flow: *mut FlowEntry, p: &Parsed, meta: Meta) -> Result<Option<Path>, DropReason> {
+    if looped(flow, p) {
+        return Err(DropReason::Loop);
+    }
+    // SAFETY: a pointer from a flow-table lookup, valid for this program run (RCU); plain integers.
+    if unsafe { (*flow).generation } != meta.generation {
+        return Ok(None);
+    }
+    flow::touch(flow, p);
+    Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }))
+}
+
+/// A packet at its flow's entry port `ifindex`, on `flow` (of the live generation): the loop
+/// guard's, then the path from the first hop. `None`: another port's flow, or one of no chain.
+#[inline(always)]
+pub(crate) fn entered(flow: *mut FlowEntry, ifindex: u32, p: &Parsed) -> Result<Option<Path>, DropReason> {
+    // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
+    let f = unsafe { &*flow };
+    if f.chain_id == 0 || f.in_ifindex != ifindex {
+        return Ok(None);
+    }
+    if looped(flow, p) {
+        return Err(DropReason::Loop);
+    }
+    flow::touch(flow, p);
+    Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }))
+}
+
 /// The flow this packet belongs to and the hop to send it to next, creating (or re-resolving,
 /// or recomputing) the flow when a classifier matches. `None`: not sfc's packet. `bank` is the
 /// bank the interface's role was found in.
@@ -382,15 +414,10 @@ fn lookup_flow<C: PacketCtx>(
         let entry = lookup(&scratch.key)
             // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
             .filter(|f| unsafe { (**f).flags & FLOW_F_REVERSE != 0 && (**f).in_ifindex == ifindex });
-        if let Some(flow) = entry {
-            if looped(flow, p) {
-                return Err(DropReason::Loop);
-            }
-            // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
-            if unsafe { (*flow).generation } == meta.generation {
-                flow::touch(flow, p);
-                return Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }));
-            }
+        if let Some(flow) = entry
+            && let Some(path) = reply(flow, p, meta)?
+        {
+            return Ok(Some(path));
         }
         // No reverse entry (evicted), or one of an older generation (a member may have gone
         // down or been removed): recompute both directions from the forward 5-tuple.
@@ -417,7 +444,7 @@ fn lookup_flow<C: PacketCtx>(
     // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
     let old = lookup(&scratch.key).filter(|f| unsafe { (**f).in_ifindex } == ifindex);
     let flow = match old {
-        // The hit path: one lookup.
+        // A known flow of the live generation: one lookup.
         // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
         Some(flow) if unsafe { (*flow).generation } == meta.generation => flow,
         // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
@@ -426,14 +453,5 @@ fn lookup_flow<C: PacketCtx>(
             None => return Ok(None),
         },
     };
-    // SAFETY: a pointer from a flow-table lookup (or the scratch copy), valid for this program run.
-    let f = unsafe { &*flow };
-    if f.chain_id == 0 || f.in_ifindex != ifindex {
-        return Ok(None);
-    }
-    if looped(flow, p) {
-        return Err(DropReason::Loop);
-    }
-    flow::touch(flow, p);
-    Ok(Some(Path { flow, from: 0, prev: false, seen: If::Classified }))
+    entered(flow, ifindex, p)
 }
