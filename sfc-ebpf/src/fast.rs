@@ -1,5 +1,6 @@
 //! The hit path: a packet of a flow the table knows, at its entry port or back from one of its
-//! service functions, steered without walking `steer::try_steer`'s other cases.
+//! service functions (veths and VMs' taps alike), steered without walking `steer::try_steer`'s
+//! other cases.
 //!
 //! `try_steer` handles every kind of packet (new flows, re-resolution, recomputation, replies,
 //! fragments, SFC-aware headers, probes, taps) and pays for that generality on every packet: the
@@ -23,7 +24,7 @@ use crate::{
     maps::{SFC_FLOWS_V2, SFC_IFACES_DIR, Scratch},
     parse::{IPPROTO_UDP, Parsed, plain},
     next::finish,
-    steer::{Action, entered, from_sf, reply},
+    steer::{Action, entered, from_sf, learn, reply},
 };
 
 /// `hop`'s answer.
@@ -41,9 +42,11 @@ pub struct Ahead {
     pub parsed: Option<Parsed>,
     /// The key was looked up and is not in the flow table.
     pub miss: bool,
+    /// The frame's source MAC was learnt (`steer::learn`, a learning interface's).
+    pub learnt: bool,
 }
 
-const UNKNOWN: Hop = Hop::Ahead(Ahead { parsed: None, miss: false });
+const UNKNOWN: Hop = Hop::Ahead(Ahead { parsed: None, miss: false, learnt: false });
 
 /// The hit path for a packet that arrived on `ifindex`; errors are the ones `try_steer` returns
 /// for the same packet (from `finish`, or the loop guard).
@@ -56,20 +59,27 @@ pub fn hop<C: PacketCtx>(ctx: &C, ifindex: u32, meta: Meta, s: &mut Scratch) -> 
     }
     let Some(e) = live_iface(ifindex, meta.bank) else { return Ok(UNKNOWN) };
     let (roles, flags, port_pair, zone, stats_slot) = (e.roles, e.flags, e.port_pair, e.zone, e.stats_slot);
-    // Learning (a tap's VM), headers to remove, a passive function's return: `try_steer`'s.
-    if flags & (IF_F_LEARN | IF_F_DECAP | IF_F_TAP) != 0 {
+    // Headers to remove, a passive function's return: `try_steer`'s.
+    if flags & (IF_F_DECAP | IF_F_TAP) != 0 {
         return Ok(UNKNOWN);
     }
     let sf = roles & (ROLE_SF_EGRESS | ROLE_SF_INGRESS) != 0;
     if !sf && roles & (ROLE_SOURCE | ROLE_DEST) == 0 {
         return Ok(UNKNOWN);
     }
-    let Some(p) = plain(ctx.data(), ctx.data_end(), &mut s.key, zone) else { return Ok(UNKNOWN) };
+    // A tap (a VM's NIC): its frames teach the MAC behind it, as in `try_steer` (a probe's
+    // made-up source MAC teaches nothing).
+    let learnt = flags & IF_F_LEARN != 0 && !ctx.is_probe();
+    if learnt {
+        learn(ctx, ifindex);
+    }
+    let ahead = |parsed, miss| Ok(Hop::Ahead(Ahead { parsed, miss, learnt }));
+    let Some(p) = plain(ctx.data(), ctx.data_end(), &mut s.key, zone) else { return ahead(None, false) };
     // A health probe back from its SF (`probe::returned`) is taken out by `try_steer`.
     if roles & ROLE_SF_EGRESS != 0 && s.key.proto == IPPROTO_UDP && s.key.dport == PROBE_PORT.to_be_bytes() {
-        return Ok(Hop::Ahead(Ahead { parsed: Some(p), miss: false }));
+        return ahead(Some(p), false);
     }
-    let Some(flow) = SFC_FLOWS_V2.get_ptr_mut(&s.key) else { return Ok(Hop::Ahead(Ahead { parsed: Some(p), miss: true })) };
+    let Some(flow) = SFC_FLOWS_V2.get_ptr_mut(&s.key) else { return ahead(Some(p), true) };
     // The cases of `lookup_flow` in its order, each taken only as far as it goes without making
     // or re-resolving a flow.
     // SAFETY: a pointer from a flow-table lookup, valid for this program run (RCU); plain
@@ -89,7 +99,7 @@ pub fn hop<C: PacketCtx>(ctx: &C, ifindex: u32, meta: Meta, s: &mut Scratch) -> 
         // Re-resolved by `try_steer`.
         None
     };
-    let Some(path) = path else { return Ok(Hop::Ahead(Ahead { parsed: Some(p), miss: false })) };
+    let Some(path) = path else { return ahead(Some(p), false) };
     s.taps.ifindex = 0;
     s.decap.on = 0;
     finish(ctx, ifindex, port_pair, stats_slot, &p, &path, s, meta).map(Hop::Steered)

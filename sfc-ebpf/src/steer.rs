@@ -141,7 +141,7 @@ pub fn try_steer<C: PacketCtx>(ctx: &C) -> Result<Action, DropReason> {
         return Ok(Action::PASS);
     };
     // A probe (`sfc trace --probe`) carries a made-up source MAC: nothing is learnt from it.
-    if iface.flags & IF_F_LEARN != 0 && !ctx.is_probe() {
+    if iface.flags & IF_F_LEARN != 0 && !ahead.learnt && !ctx.is_probe() {
         learn(ctx, ifindex);
     }
     // No copies unless this packet's decision asks for them (a dropped packet's record must
@@ -286,7 +286,7 @@ fn resteer(flow: *mut FlowEntry, from: u32, prev: bool, from_sf: bool, d: &crate
 /// A subprogram of its own (not inlined): its few branches are verified once per program type
 /// instead of multiplying the states of everything after it.
 #[inline(never)]
-fn learn<C: PacketCtx>(ctx: &C, ifindex: u32) {
+pub(crate) fn learn<C: PacketCtx>(ctx: &C, ifindex: u32) {
     let Some(src) = ctx.src_mac() else { return };
     if src[0] & 1 != 0 || src == [0; 6] {
         return;
