@@ -70,8 +70,12 @@ pub struct Rate {
     /// Flat out: what the sender offered, and what arrived of it.
     pub flat_out_offered: f64,
     pub flat_out_delivered: f64,
-    /// Packets that arrived at dest during the flat-out probe, and what each service function
-    /// received on `in` meanwhile (sf1 first): the route check.
+    /// Packets that arrived at dest while the sender ran (counted from before it started until
+    /// the path drained after it stopped), and what each service function received on `in` over
+    /// the same time (sf1 first): the route check. Over the whole run, not one probe: a packet
+    /// counted at dest has then been counted at every SF before it, however long it queued on
+    /// the way (a probe's window of an overloaded path with deep queues, OVS (c) flat out,
+    /// counts at dest packets that passed sf1 before the window opened).
     pub delivered_packets: u64,
     pub sf_packets: Vec<u64>,
     /// The path's BPF programs at the carried rate (`progs`, a probe of its own), or why not.
@@ -127,12 +131,39 @@ fn threaded_napi(ns: &str, dev: &str, on: bool) -> Result<()> {
     Ok(())
 }
 
+/// After the sender stops, the path has drained when dest's count holds still this long.
+const DRAIN_QUIET: Duration = Duration::from_millis(100);
+/// ... or at the latest after this.
+const DRAIN_MAX: Duration = Duration::from_secs(3);
+
+/// Packets dest received and each service function received on `in` (sf1 first), so far.
+fn route_counts(net: &Net) -> Result<(u64, Vec<u64>)> {
+    let sf = (1..=HOPS).map(|n| Ok(net.link(Port::SfIn(n))?.rx_packets)).collect::<Result<_>>()?;
+    Ok((net.link(Port::Dest)?.rx_packets, sf))
+}
+
+/// `route_counts` since `start`, once the path has drained: dest's count unchanged for
+/// [`DRAIN_QUIET`] (or [`DRAIN_MAX`] passed).
+fn drained_since(net: &Net, start: &(u64, Vec<u64>)) -> Result<(u64, Vec<u64>)> {
+    let deadline = Instant::now() + DRAIN_MAX;
+    let mut last = net.link(Port::Dest)?.rx_packets;
+    loop {
+        std::thread::sleep(DRAIN_QUIET);
+        let now = net.link(Port::Dest)?.rx_packets;
+        if now == last || Instant::now() > deadline {
+            break;
+        }
+        last = now;
+    }
+    let (dest, sf) = route_counts(net)?;
+    let sf = sf.iter().zip(&start.1).map(|(b, a)| b.saturating_sub(*a)).collect();
+    Ok((dest.saturating_sub(start.0), sf))
+}
+
 /// What one probe counted.
 struct Probe {
     delivered: f64,
     offered: f64,
-    delivered_packets: u64,
-    sf_packets: Vec<u64>,
 }
 
 impl Probe {
@@ -151,6 +182,7 @@ fn search(net: &Net, secs: Duration, profile: Option<(usize, &std::path::Path)>)
     let dest = SocketAddr::from((DEST_IP, UDP_PORT));
     let _sink = netns::in_netns(&net.dest(), || UdpSocket::bind(dest))?
         .with_context(|| format!("bind the UDP sink {dest} in {}", net.dest()))?;
+    let start = route_counts(net)?;
     let sender = Sender::start(&net.source());
     let probe_time = (secs / 5).max(Duration::from_millis(400));
 
@@ -166,8 +198,8 @@ fn search(net: &Net, secs: Duration, profile: Option<(usize, &std::path::Path)>)
         sender_limited: flat.loss() <= MAX_LOSS,
         flat_out_offered: flat.offered,
         flat_out_delivered: flat.delivered,
-        delivered_packets: flat.delivered_packets,
-        sf_packets: flat.sf_packets,
+        delivered_packets: 0,
+        sf_packets: Vec::new(),
         bpf: Err("not measured".to_owned()),
         perf: None,
     };
@@ -200,6 +232,7 @@ fn search(net: &Net, secs: Duration, profile: Option<(usize, &std::path::Path)>)
     rate.bpf = profiled(net, STATS_PROBE);
     rate.perf = profile.map(|(core, data)| super::perf::record(core, secs, data).map_err(|e| format!("{e:#}")));
     sender.stop()?;
+    (rate.delivered_packets, rate.sf_packets) = drained_since(net, &start)?;
     Ok(rate)
 }
 
@@ -227,14 +260,8 @@ fn profiled(net: &Net, time: Duration) -> std::result::Result<progs::Profile, St
     run().map_err(|e| format!("{e:#}"))
 }
 
-/// Counts for `time`: dest's received and source's sent packets, each SF's received packets.
+/// Counts for `time`: dest's received and source's sent packets.
 fn probe(net: &Net, time: Duration) -> Result<Probe> {
-    let sf_rx = || -> Result<Vec<u64>> {
-        (1..=HOPS)
-            .map(|n| Ok(net.link(Port::SfIn(n))?.rx_packets))
-            .collect()
-    };
-    let sf0 = sf_rx()?;
     let (rx0, tx0, t0) = (
         net.link(Port::Dest)?,
         net.link(Port::Source)?,
@@ -246,22 +273,14 @@ fn probe(net: &Net, time: Duration) -> Result<Probe> {
         net.link(Port::Source)?,
         Instant::now(),
     );
-    let sf1 = sf_rx()?;
     let elapsed = (t1 - t0).as_secs_f64();
-    let delivered_packets = rx1.since(&rx0).rx_packets;
     #[expect(
         clippy::cast_precision_loss,
         reason = "packet counts and nanoseconds below 2^52"
     )]
     Ok(Probe {
-        delivered: delivered_packets as f64 / elapsed,
+        delivered: rx1.since(&rx0).rx_packets as f64 / elapsed,
         offered: tx1.since(&tx0).tx_packets as f64 / elapsed,
-        delivered_packets,
-        sf_packets: sf1
-            .iter()
-            .zip(&sf0)
-            .map(|(b, a)| b.saturating_sub(*a))
-            .collect(),
     })
 }
 
