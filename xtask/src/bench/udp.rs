@@ -57,6 +57,8 @@ const SETTLE: Duration = Duration::from_millis(100);
 const STATS_PROBE: Duration = Duration::from_millis(250);
 /// Loss a rate may have and still count as carried.
 pub const MAX_LOSS: f64 = 0.01;
+/// The search starts at the flat-out rate only if a probe at that rate sends this many packets.
+const MIN_GUESS_PACKETS: f64 = 1000.0;
 /// Paced probes of the binary search: the last is within 1/128 of the sender's top rate.
 pub const SEARCH_STEPS: usize = 7;
 
@@ -204,9 +206,16 @@ fn search(net: &Net, secs: Duration, profile: Option<(usize, &std::path::Path)>)
         perf: None,
     };
     if !rate.sender_limited {
-        // Known: 0 pps passes, the sender's top rate fails. First guess: what arrived flat out.
+        // Known: 0 pps passes, the sender's top rate fails. First guess: what arrived flat out,
+        // unless next to nothing did (OVS (c) flat out often carries nothing at all): then the
+        // middle, as a probe at a few packets per second sends too little to pass, and every
+        // step after a failed guess of 0 pps would try 0 again.
         let (mut pass, mut fail) = (0.0, flat.offered);
-        let mut target = flat.delivered;
+        let mut target = if flat.delivered * probe_time.as_secs_f64() >= MIN_GUESS_PACKETS {
+            flat.delivered
+        } else {
+            f64::midpoint(pass, fail)
+        };
         for _ in 0..SEARCH_STEPS {
             sender.pace(target);
             std::thread::sleep(SETTLE);
