@@ -206,16 +206,9 @@ fn search(net: &Net, secs: Duration, profile: Option<(usize, &std::path::Path)>)
         perf: None,
     };
     if !rate.sender_limited {
-        // Known: 0 pps passes, the sender's top rate fails. First guess: what arrived flat out,
-        // unless next to nothing did (OVS (c) flat out often carries nothing at all): then the
-        // middle, as a probe at a few packets per second sends too little to pass, and every
-        // step after a failed guess of 0 pps would try 0 again.
+        // Known: 0 pps passes, the sender's top rate fails.
         let (mut pass, mut fail) = (0.0, flat.offered);
-        let mut target = if flat.delivered * probe_time.as_secs_f64() >= MIN_GUESS_PACKETS {
-            flat.delivered
-        } else {
-            f64::midpoint(pass, fail)
-        };
+        let mut target = first_guess(&flat, probe_time);
         for _ in 0..SEARCH_STEPS {
             sender.pace(target);
             std::thread::sleep(SETTLE);
@@ -243,6 +236,18 @@ fn search(net: &Net, secs: Duration, profile: Option<(usize, &std::path::Path)>)
     sender.stop()?;
     (rate.delivered_packets, rate.sf_packets) = drained_since(net, &start)?;
     Ok(rate)
+}
+
+/// The search's first rate: what arrived flat out, unless next to nothing did (OVS (c) flat out
+/// often carries nothing at all): then half the offered rate. A guess of a few packets per
+/// second makes a probe that sends too little to pass, and after a failed guess of 0 pps every
+/// later guess would be 0 too.
+fn first_guess(flat: &Probe, probe_time: Duration) -> f64 {
+    if flat.delivered * probe_time.as_secs_f64() >= MIN_GUESS_PACKETS {
+        flat.delivered
+    } else {
+        flat.offered / 2.0
+    }
 }
 
 /// The path's BPF programs at the rate the sender sends now, in a probe of its own (the
@@ -522,6 +527,19 @@ mod tests {
         // One flow: the frames differ in the IPv4 id and its checksum only.
         let (a, b) = (frame(1), frame(2));
         assert!(a.iter().zip(&b).enumerate().all(|(i, (x, y))| x == y || matches!(i, 18 | 19 | 24 | 25)));
+    }
+
+    #[test]
+    #[expect(clippy::float_cmp, reason = "the guess is one of its inputs or half of one, exactly")]
+    fn the_search_starts_at_the_flat_out_rate_unless_next_to_nothing_arrived() {
+        let probe = Duration::from_millis(400);
+        let flat = |delivered| Probe { delivered, offered: 1_400_000.0 };
+        assert_eq!(first_guess(&flat(143_000.0), probe), 143_000.0);
+        // OVS (c) flat out: nothing, or a few hundred packets a second.
+        assert_eq!(first_guess(&flat(0.0), probe), 700_000.0);
+        assert_eq!(first_guess(&flat(390.0), probe), 700_000.0);
+        // A probe at the guess carries enough packets to judge it.
+        assert_eq!(first_guess(&flat(2_500.0), probe), 2_500.0);
     }
 
     fn one_frame(f: &[u8]) {
