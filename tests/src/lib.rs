@@ -22,6 +22,7 @@ pub mod failover;
 pub mod hopfloor;
 pub mod hosts;
 pub mod http;
+pub mod bpfstack;
 pub mod interrupt;
 pub mod link;
 pub mod netns;

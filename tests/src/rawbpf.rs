@@ -2,7 +2,7 @@
 //! reference programs (`xtask`'s path (f), the micro benchmark's floor), which must not be
 //! sfc's object and have their targets or maps compiled in as constants.
 
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd as _, OwnedFd};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -183,7 +183,7 @@ const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_BTF_GET_FD_BY_ID: libc::c_long = 19;
 /// `struct bpf_prog_info` as this crate reads it (its fields up to `jited_line_info_rec_size`
 /// and a little more; the kernel fills what it has and ignores the rest).
-const PROG_INFO_LEN: usize = 232;
+pub(crate) const PROG_INFO_LEN: usize = 232;
 
 /// One line-info record of a loaded program: where its JIT code starts, and the source line
 /// (file name without directories, line number, the line's text as the object's BTF holds it).
@@ -223,7 +223,7 @@ fn fd_by_id(cmd: libc::c_long, id: u32) -> Option<OwnedFd> {
 }
 
 /// `BPF_OBJ_GET_INFO_BY_FD` into `info` (whose pointers, set by the caller, the kernel fills).
-fn obj_info(fd: &OwnedFd, info: &mut [u8]) -> Result<()> {
+pub(crate) fn obj_info(fd: &impl AsRawFd, info: &mut [u8]) -> Result<()> {
     let mut attr = [0u64; 16];
     attr[0] = u64::from(fd.as_raw_fd().cast_unsigned()) | (info.len() as u64) << 32;
     attr[1] = info.as_mut_ptr() as u64;
@@ -233,15 +233,15 @@ fn obj_info(fd: &OwnedFd, info: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes(b[at..at + 4].try_into().expect("four bytes"))
 }
 
-fn put_u32(b: &mut [u8], at: usize, v: u32) {
+pub(crate) fn put_u32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_ne_bytes());
 }
 
-fn put_ptr<T>(b: &mut [u8], at: usize, p: *mut T) {
+pub(crate) fn put_ptr<T>(b: &mut [u8], at: usize, p: *mut T) {
     b[at..at + 8].copy_from_slice(&(p as u64).to_ne_bytes());
 }
 
