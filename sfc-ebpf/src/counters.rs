@@ -18,7 +18,16 @@ pub fn hop(key: &HopStatsKey, bytes: u32) {
     let c = if let Some(c) = SFC_HOP_STATS.get_ptr_mut(key) {
         c
     } else {
-        let _ = SFC_HOP_STATS.insert(key, &Counter::default(), BPF_NOEXIST);
+        // Zeroed by `mem::zero`: `Counter::default()` is a call to `memset`, a function whose
+        // frame counts against the stack on kernels before 6.9 (see `sfc_tc_ingress`).
+        let mut zero = core::mem::MaybeUninit::<Counter>::uninit();
+        // SAFETY: a local's own pointer; zeros are a valid `Counter` (two integers), which it
+        // is once zeroed. Borrowed in place: a move out would be a `memset` again.
+        let zero = unsafe {
+            crate::mem::zero(zero.as_mut_ptr());
+            &*zero.as_ptr()
+        };
+        let _ = SFC_HOP_STATS.insert(key, zero, BPF_NOEXIST);
         let Some(c) = SFC_HOP_STATS.get_ptr_mut(key) else { return };
         c
     };

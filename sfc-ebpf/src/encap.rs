@@ -27,6 +27,7 @@ use sfc_common::{
 use crate::{
     ctx::PacketCtx,
     maps::{SFC_ENCAP, SFC_SCRATCH, Scratch, port_pair},
+    parse::{load_u32, store_u32},
 };
 
 /// Header lengths: an MPLS label, NSH with MD type 1 (base, service path, 16 bytes of context),
@@ -230,12 +231,19 @@ pub fn push_xdp(ctx: &XdpContext, ethertype: u16, h: &[u8]) -> Result<(), DropRe
     }
     // SAFETY: bytes 0..14 + 24 are inside the frame (checked above); `len` <= 24.
     unsafe {
-        let macs = match len {
-            MPLS_LEN => *((data + MPLS_LEN) as *const [u8; 12]),
-            NSH_MD2_LEN => *((data + NSH_MD2_LEN) as *const [u8; 12]),
-            _ => *((data + NSH_MD1_LEN) as *const [u8; 12]),
+        let from = match len {
+            MPLS_LEN => data + MPLS_LEN,
+            NSH_MD2_LEN => data + NSH_MD2_LEN,
+            _ => data + NSH_MD1_LEN,
         };
-        *(data as *mut [u8; 12]) = macs;
+        // The addresses move `len` bytes forward: all three words read before any is written.
+        // Word loads and stores, not an array's copy, which is a call to `memmove`: a function
+        // whose frame counts against the stack on kernels before 6.9 (see `sfc_tc_ingress`), at
+        // the end of the XDP program's deepest chain of calls.
+        let macs = [load_u32(from), load_u32(from + 4), load_u32(from + 8)];
+        for (i, w) in macs.into_iter().enumerate() {
+            store_u32(data + 4 * i, w);
+        }
         *((data + 12) as *mut [u8; 2]) = ethertype.to_be_bytes();
         let out = (data + ETH_HLEN) as *mut u8;
         for (i, b) in h.iter().enumerate().take(NSH_MD1_LEN) {

@@ -193,6 +193,20 @@ pub unsafe fn load_u32(at: usize) -> u32 {
     v as u32
 }
 
+/// `load_u32`'s store: the four bytes of `v` (in memory order) at packet address `at`, as one
+/// store.
+///
+/// # Safety
+/// `at..at + 4` is inside the packet and writable, as checked against `data_end` where the
+/// verifier sees it.
+#[inline(always)]
+pub unsafe fn store_u32(at: usize, v: u32) {
+    // SAFETY: the caller's bounds; the instruction only writes those four bytes.
+    unsafe {
+        core::arch::asm!("*(u32 *)({0} + 0) = {1}", in(reg) at, in(reg) u64::from(v), options(nostack, preserves_flags));
+    }
+}
+
 /// `Parsed::fp` of the packet whose transport header starts at `l4`: protocol `proto`, `later`
 /// a later fragment (no transport header), `id_len` the IP identification (0 for IPv6) in the
 /// low half and the transport length in the high half.

@@ -153,7 +153,8 @@ pub fn tapped(target: u32, port_pair: u32, hop_dir: u32, len: u32) {
     // which this frame shares with the two below it.
     let ev = e.as_mut_ptr();
     // SAFETY: `ev` points at the reserved (exclusively ours until submitted) ring entry, sized
-    // for a `TraceEvent`; every field is written before the submit.
+    // for a `TraceEvent`; every field is written before the submit. The key's copy: from the
+    // scratch, another map's memory, both aligned (a `TraceEvent` field and a `Scratch` one).
     unsafe {
         (*ev).ts_ns = now;
         (*ev).ifindex = note.ifindex;
@@ -166,7 +167,10 @@ pub fn tapped(target: u32, port_pair: u32, hop_dir: u32, len: u32) {
         (*ev).reason = 0;
         (*ev).dir = dir as u8;
         (*ev).si = 255u32.wrapping_sub(hop) as u8;
-        (*ev).key = s.key;
+        // Word by word: an assignment is a call to `memmove`, a function whose frame counts
+        // against the stack on kernels before 6.9 (see `sfc_tc_ingress`), at the end of the
+        // tc program's deepest chain of calls.
+        crate::mem::copy(&raw mut (*ev).key, &raw const s.key);
         (*ev).fp = note.fp;
         (*ev)._pad = [0; 4];
     }
