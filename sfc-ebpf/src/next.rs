@@ -144,7 +144,13 @@ pub(crate) fn forward(path: &Path, bank: u32) -> Result<(Next, usize), DropReaso
     // SAFETY: a local's own address, aligned and initialised: the read gives back its value.
     let next = unsafe { core::ptr::read_volatile(&raw const next) };
     if next < MAX_HOPS {
-        let pp_id = u32::from(members[next & (MAX_HOPS - 1)]);
+        // The index masked after another volatile read, which LLVM cannot see through (it drops
+        // a mask of a value it knows is below `MAX_HOPS`): a verifier that loses the check's
+        // bound when the value is spilled to the stack and read back (6.1's; 6.18's keeps it)
+        // still has the mask's.
+        // SAFETY: as above.
+        let i = unsafe { core::ptr::read_volatile(&raw const next) } & (MAX_HOPS - 1);
+        let pp_id = u32::from(members[i]);
         let pp = port_pair(pp_id).ok_or(DropReason::NoPortPair)?;
         let reverse = flow.flags & FLOW_F_REVERSE != 0;
         // Counters are kept by the group's position in the chain, in both directions.
