@@ -4,7 +4,7 @@
 //!
 //! The rounding depends on the kernel: since 6.9 a JIT-compiled program's frames are rounded up
 //! to 16 bytes; before (and for the interpreter) every frame to 32, and a frame of 0 bytes
-//! counts as 32 (the change: "bpf: Fix test verif_scale_strobemeta_subprogs failure due to
+//! counts as 32 (the change: "bpf: Fix test `verif_scale_strobemeta_subprogs` failure due to
 //! llvm19", February 2024). sfc runs on kernels from 6.6 (tcx), so a program has to fit with 32.
 //!
 //! The kernel gives the depths back only in the verifier's log, which a loader that succeeds
@@ -17,7 +17,7 @@ use std::os::fd::AsRawFd;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::rawbpf::{PROG_INFO_LEN, obj_info, put_ptr, put_u32, u32_at};
+use crate::rawbpf::{PROG_INFO_LEN, ask_functions, info, obj_info, put_ptr, put_u32, u32_at};
 
 /// The verifier's limit on a chain of frames (`MAX_BPF_STACK`).
 pub const MAX_STACK: u32 = 512;
@@ -60,8 +60,9 @@ impl Frames {
         }
         let mut first = vec![0u8; PROG_INFO_LEN];
         obj_info(fd, &mut first)?;
-        let (jited_len, xlated_len) = (u32_at(&first, 16), u32_at(&first, 20));
-        let (n_ksyms, n_lens, n_funcs) = (u32_at(&first, 104), u32_at(&first, 108), u32_at(&first, 144));
+        let (jited_len, xlated_len) = (u32_at(&first, info::JITED_PROG_LEN), u32_at(&first, info::XLATED_PROG_LEN));
+        let (n_ksyms, n_lens) = (u32_at(&first, info::NR_JITED_KSYMS), u32_at(&first, info::NR_JITED_FUNC_LENS));
+        let n_funcs = u32_at(&first, info::NR_FUNC_INFO);
         if jited_len == 0 {
             bail!("the program is not JIT-compiled (net.core.bpf_jit_enable?)");
         }
@@ -72,19 +73,16 @@ impl Frames {
         let mut jited = vec![0u8; jited_len as usize];
         let mut xlated = vec![0u64; xlated_len as usize / 8];
         let (mut ksyms, mut lens, mut funcs) = (vec![0u64; n], vec![0u32; n], vec![[0u32; 2]; n]);
-        let mut info = vec![0u8; PROG_INFO_LEN];
-        put_u32(&mut info, 16, jited_len);
-        put_u32(&mut info, 20, xlated_len);
-        put_ptr(&mut info, 24, jited.as_mut_ptr());
-        put_ptr(&mut info, 32, xlated.as_mut_ptr());
-        put_u32(&mut info, 104, n_funcs);
-        put_u32(&mut info, 108, n_funcs);
-        put_ptr(&mut info, 112, ksyms.as_mut_ptr());
-        put_ptr(&mut info, 120, lens.as_mut_ptr());
-        put_u32(&mut info, 132, 8); // sizeof(struct bpf_func_info)
-        put_ptr(&mut info, 136, funcs.as_mut_ptr());
-        put_u32(&mut info, 144, n_funcs);
-        obj_info(fd, &mut info)?;
+        let mut wanted = vec![0u8; PROG_INFO_LEN];
+        put_u32(&mut wanted, info::JITED_PROG_LEN, jited_len);
+        put_u32(&mut wanted, info::XLATED_PROG_LEN, xlated_len);
+        put_ptr(&mut wanted, info::JITED_PROG_INSNS, jited.as_mut_ptr());
+        put_ptr(&mut wanted, info::XLATED_PROG_INSNS, xlated.as_mut_ptr());
+        ask_functions(&mut wanted, &mut ksyms, &mut lens);
+        put_u32(&mut wanted, info::FUNC_INFO_REC_SIZE, 8); // sizeof(struct bpf_func_info)
+        put_ptr(&mut wanted, info::FUNC_INFO, funcs.as_mut_ptr());
+        put_u32(&mut wanted, info::NR_FUNC_INFO, n_funcs);
+        obj_info(fd, &mut wanted)?;
         // The functions' code, one after the other.
         let mut frames = Vec::with_capacity(n);
         let mut at = 0usize;

@@ -185,6 +185,39 @@ const BPF_BTF_GET_FD_BY_ID: libc::c_long = 19;
 /// and a little more; the kernel fills what it has and ignores the rest).
 pub(crate) const PROG_INFO_LEN: usize = 232;
 
+/// Offsets of the `struct bpf_prog_info` fields read here.
+pub(crate) mod info {
+    pub const JITED_PROG_LEN: usize = 16;
+    pub const XLATED_PROG_LEN: usize = 20;
+    pub const JITED_PROG_INSNS: usize = 24;
+    pub const XLATED_PROG_INSNS: usize = 32;
+    pub const NAME: usize = 64;
+    pub const NR_JITED_KSYMS: usize = 104;
+    pub const NR_JITED_FUNC_LENS: usize = 108;
+    pub const JITED_KSYMS: usize = 112;
+    pub const JITED_FUNC_LENS: usize = 120;
+    pub const BTF_ID: usize = 128;
+    pub const FUNC_INFO_REC_SIZE: usize = 132;
+    pub const FUNC_INFO: usize = 136;
+    pub const NR_FUNC_INFO: usize = 144;
+    pub const NR_LINE_INFO: usize = 148;
+    pub const LINE_INFO: usize = 152;
+    pub const JITED_LINE_INFO: usize = 160;
+    pub const NR_JITED_LINE_INFO: usize = 168;
+    pub const LINE_INFO_REC_SIZE: usize = 172;
+    pub const JITED_LINE_INFO_REC_SIZE: usize = 176;
+}
+
+/// Asks `info` for the program's functions: their JIT addresses into `ksyms` and code lengths
+/// into `lens` (as many as each holds).
+pub(crate) fn ask_functions(info: &mut [u8], ksyms: &mut [u64], lens: &mut [u32]) {
+    let count = |n: usize| u32::try_from(n).expect("fewer than 2^32 functions");
+    put_u32(info, info::NR_JITED_KSYMS, count(ksyms.len()));
+    put_u32(info, info::NR_JITED_FUNC_LENS, count(lens.len()));
+    put_ptr(info, info::JITED_KSYMS, ksyms.as_mut_ptr());
+    put_ptr(info, info::JITED_FUNC_LENS, lens.as_mut_ptr());
+}
+
 /// One line-info record of a loaded program: where its JIT code starts, and the source line
 /// (file name without directories, line number, the line's text as the object's BTF holds it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,38 +295,35 @@ pub fn jit_lines(names: &[&str]) -> Result<Vec<JitLines>> {
         id = (attr[0] >> 32) as u32;
         // Gone since (unloaded between the two calls): not one of ours to map.
         let Some(fd) = fd_by_id(BPF_PROG_GET_FD_BY_ID, id) else { continue };
-        let mut info = vec![0u8; PROG_INFO_LEN];
-        obj_info(&fd, &mut info)?;
-        let name = &info[64..80];
+        let mut got = vec![0u8; PROG_INFO_LEN];
+        obj_info(&fd, &mut got)?;
+        let name = &got[info::NAME..info::NAME + 16];
         let name = String::from_utf8_lossy(&name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())]).into_owned();
         if names.iter().any(|n| n.get(..15).unwrap_or(n) == name) {
-            maps.push(lines_of(&fd, &info)?);
+            maps.push(lines_of(&fd, &got)?);
         }
     }
 }
 
 /// `jit_lines` of the program `fd`, whose first info (counts only) is `first`.
 fn lines_of(fd: &OwnedFd, first: &[u8]) -> Result<JitLines> {
-    let btf_id = u32_at(first, 128);
-    let (n_ksyms, n_lens) = (u32_at(first, 104), u32_at(first, 108));
-    let (n_lines, n_jited) = (u32_at(first, 148), u32_at(first, 168));
+    let btf_id = u32_at(first, info::BTF_ID);
+    let (n_ksyms, n_lens) = (u32_at(first, info::NR_JITED_KSYMS), u32_at(first, info::NR_JITED_FUNC_LENS));
+    let (n_lines, n_jited) = (u32_at(first, info::NR_LINE_INFO), u32_at(first, info::NR_JITED_LINE_INFO));
     if n_lines == 0 || n_lines != n_jited || n_ksyms != n_lens {
         bail!("the program has no line info the JIT code maps ({n_lines} records, {n_jited} jited)");
     }
     let (mut ksyms, mut lens) = (vec![0u64; n_ksyms as usize], vec![0u32; n_lens as usize]);
     let (mut records, mut addrs) = (vec![[0u32; 4]; n_lines as usize], vec![0u64; n_jited as usize]);
-    let mut info = vec![0u8; PROG_INFO_LEN];
-    put_u32(&mut info, 104, n_ksyms);
-    put_u32(&mut info, 108, n_lens);
-    put_ptr(&mut info, 112, ksyms.as_mut_ptr());
-    put_ptr(&mut info, 120, lens.as_mut_ptr());
-    put_u32(&mut info, 148, n_lines);
-    put_ptr(&mut info, 152, records.as_mut_ptr());
-    put_ptr(&mut info, 160, addrs.as_mut_ptr());
-    put_u32(&mut info, 168, n_jited);
-    put_u32(&mut info, 172, 16); // sizeof(struct bpf_line_info)
-    put_u32(&mut info, 176, 8); // a jited line record: its address
-    obj_info(fd, &mut info)?;
+    let mut wanted = vec![0u8; PROG_INFO_LEN];
+    ask_functions(&mut wanted, &mut ksyms, &mut lens);
+    put_u32(&mut wanted, info::NR_LINE_INFO, n_lines);
+    put_ptr(&mut wanted, info::LINE_INFO, records.as_mut_ptr());
+    put_ptr(&mut wanted, info::JITED_LINE_INFO, addrs.as_mut_ptr());
+    put_u32(&mut wanted, info::NR_JITED_LINE_INFO, n_jited);
+    put_u32(&mut wanted, info::LINE_INFO_REC_SIZE, 16); // sizeof(struct bpf_line_info)
+    put_u32(&mut wanted, info::JITED_LINE_INFO_REC_SIZE, 8); // a jited line record: its address
+    obj_info(fd, &mut wanted)?;
     let strings = btf_strings(btf_id)?;
     let string = |off: u32| -> String {
         let rest = strings.get(off as usize..).unwrap_or_default();
