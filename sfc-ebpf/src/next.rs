@@ -148,7 +148,7 @@ pub(crate) fn forward(path: &Path, bank: u32) -> Result<(Next, usize), DropReaso
         // a mask of a value it knows is below `MAX_HOPS`): a verifier that loses the check's
         // bound when the value is spilled to the stack and read back (6.1's; 6.18's keeps it)
         // still has the mask's.
-        // SAFETY: as above.
+        // SAFETY: a local's own address, aligned and initialised: the read gives back its value.
         let i = unsafe { core::ptr::read_volatile(&raw const next) } & (MAX_HOPS - 1);
         let pp_id = u32::from(members[i]);
         let pp = port_pair(pp_id).ok_or(DropReason::NoPortPair)?;
