@@ -135,7 +135,7 @@ pub fn tapped(target: u32, port_pair: u32, hop_dir: u32, len: u32) {
     let Some(s) = SFC_SCRATCH.get_ptr_mut(0) else { return };
     // SAFETY: this CPU's element of a per-CPU array only this program touches.
     let s = unsafe { &*s };
-    let note = s.note;
+    let note = &s.note;
     if !wanted(c, &s.key, note.chain_id, note.fp) {
         return;
     }
