@@ -246,8 +246,10 @@ pub fn push_xdp(ctx: &XdpContext, ethertype: u16, h: &[u8]) -> Result<(), DropRe
         }
         *((data + 12) as *mut [u8; 2]) = ethertype.to_be_bytes();
         let out = (data + ETH_HLEN) as *mut u8;
-        for (i, b) in h.iter().enumerate().take(NSH_MD1_LEN) {
-            *out.add(i) = *b;
+        // Volatile reads, after the helper: LLVM would otherwise keep the header's bytes in
+        // registers across `bpf_xdp_adjust_head`, spilled to the stack one slot each.
+        for i in 0..len.min(NSH_MD1_LEN) {
+            *out.add(i) = h.as_ptr().add(i).read_volatile();
         }
     }
     Ok(())
