@@ -206,7 +206,7 @@ impl Vm {
         let deadline = self.started + self.boot_timeout;
         loop {
             let console = self.console();
-            if console.lines().any(|l| l.trim_end() == READY) {
+            if says_ready(&console) {
                 break;
             }
             if let Some(line) = console.lines().find(|l| l.starts_with(FAIL)) {
@@ -424,6 +424,13 @@ fn sweep_stale_dirs() {
     });
 }
 
+/// Whether init's `SFCVM-READY` is on the console: at the start of a line, which the kernel's
+/// own messages may continue before init's newline comes (both write to ttyS0), as a CI run saw:
+/// `SFCVM-READY[    2.028463] clocksource: Switched to clocksource tsc`.
+fn says_ready(console: &str) -> bool {
+    console.lines().any(|l| l.starts_with(READY))
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
@@ -448,6 +455,17 @@ fn parse_link_stats(text: &str) -> Result<BTreeMap<String, LinkStats>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ready_marker_is_found_with_a_kernel_message_after_it_on_its_line() {
+        let console = "[    1.667103] Run /init as init process\n\
+                       SFCVM-READY[    2.028463] clocksource: Switched to clocksource tsc\n\n";
+        assert!(says_ready(console));
+        assert!(says_ready("SFCVM-READY\r\n"));
+        // The kernel's command line and init's failures are not the marker.
+        assert!(!says_ready("[    0.000000] Command line: console=ttyS0 sfcvm.hostname=a\n"));
+        assert!(!says_ready("SFCVM-FAIL: insmod virtio_net\n"));
+    }
 
     #[test]
     fn parses_guest_counters() {
